@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cwpp_alert: the alert model shared by every service.
+ *
+ * ingest turns upstream JSON into a cwpp_alert_t with cwpp_alert_from_json(): it detects
+ * the shape (the CWPP contract of docs/alert-format.md, a Falco alert, a Wazuh alert),
+ * maps Falco and Wazuh onto the contract, validates every field (required, type, RFC 3339
+ * time, enumerations, IP addresses, hashes, ATT&CK ids, lengths), extracts entities and
+ * computes the "same alert" key and the stable alert id derived from it. Every failure
+ * comes back as a reason code plus one sentence naming the field, for the dead-letter
+ * topic. Later services read the Avro form with cwpp_alert_from_avro().
+ *
+ * Strings in a cwpp_alert_t are owned by it (malloc'd); cwpp_alert_clear frees them.
+ */
+#ifndef CWPP_ALERT_H
+#define CWPP_ALERT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cwpp_avro.h"
+
+typedef enum { CWPP_SEV_CRITICAL = 0, CWPP_SEV_HIGH, CWPP_SEV_MEDIUM, CWPP_SEV_LOW } cwpp_severity_t;
+typedef enum { CWPP_DEF_NONE = 0, CWPP_DEF_BLOCKED, CWPP_DEF_FAILED, CWPP_DEF_PRECISION } cwpp_defense_t;
+typedef enum { CWPP_FMT_CWPP = 0, CWPP_FMT_FALCO, CWPP_FMT_WAZUH } cwpp_format_t;
+typedef enum {
+    CWPP_ENT_HOST = 0, CWPP_ENT_FILE, CWPP_ENT_PROCESS, CWPP_ENT_IP, CWPP_ENT_HOST_ACCOUNT
+} cwpp_entity_type_t;
+typedef enum {
+    CWPP_ST_UNHANDLED = 0, CWPP_ST_HANDLING, CWPP_ST_HANDLED, CWPP_ST_MANUALLY_WHITELISTED,
+    CWPP_ST_AUTOMATICALLY_WHITELISTED
+} cwpp_alert_status_t;
+
+/* Symbol names as in schemas/alert.avsc; *_parse return 0 or -1 for unknown names. */
+const char *cwpp_severity_name(cwpp_severity_t s);
+const char *cwpp_defense_name(cwpp_defense_t d);
+const char *cwpp_format_name(cwpp_format_t f);
+const char *cwpp_entity_type_name(cwpp_entity_type_t t);
+const char *cwpp_status_name(cwpp_alert_status_t s);
+int cwpp_severity_parse(const char *s, cwpp_severity_t *out);
+int cwpp_status_parse(const char *s, cwpp_alert_status_t *out);
+
+typedef struct cwpp_entity {
+    cwpp_entity_type_t type;
+    char              *value;    /* host: asset id; file: path (or md5); process: path or
+                                    cmdline; ip: address; host_account: user name */
+    char              *asset_id; /* the asset it lives on; NULL for IPs */
+} cwpp_entity_t;
+
+#define CWPP_ALERT_ID_LEN 35 /* "al-" + 32 hex digits */
+
+typedef struct cwpp_alert {
+    char            alert_id[CWPP_ALERT_ID_LEN + 1];
+    char           *dedup_key;        /* compact JSON array of the key's parts */
+    char           *source_alert_id;  /* producer's alert_id, or NULL */
+    cwpp_format_t   format;
+    char           *name;
+    char           *type;
+    cwpp_severity_t severity;
+    int64_t         occurred_at_ms;
+    char           *source;
+    char           *account_id;
+    struct {
+        char *id, *name, *ip, *public_ip, *role;
+    } asset;
+    char           *tactic;           /* "TA0002" or NULL */
+    char           *technique;        /* "T1059" / "T1059.004" or NULL */
+    cwpp_defense_t  defense;
+    struct {
+        char *path, *md5, *sha256;    /* hashes lower-case hex */
+    } file;
+    struct {
+        int64_t pid;
+        int     has_pid;
+        char   *path, *cmdline, *user;
+    } process;
+    char           *remote_ip;
+    struct {
+        char *ip, *user;
+    } logon;
+    json_t         *details;          /* object, owned (one reference) */
+    cwpp_entity_t  *entities;
+    size_t          n_entities;
+    cwpp_alert_status_t status;
+    int64_t         first_seen_ms, last_seen_ms, occurrences, ingested_at_ms;
+} cwpp_alert_t;
+
+typedef struct cwpp_alert_opts {
+    const char *adapter_account_id; /* account for Falco/Wazuh alerts that carry none; NULL or
+                                       "" = such alerts are rejected */
+    int64_t     now_ms;             /* reference time for the future-time check */
+    int64_t     max_future_ms;      /* occurred_at beyond now + this is rejected */
+} cwpp_alert_opts_t;
+
+/*
+ * Parses, maps, validates and normalizes one upstream record. On success fills out
+ * (clear it with cwpp_alert_clear) with status unhandled (handled for precision
+ * defence), first_seen = last_seen = occurred_at, occurrences 1, ingested_at = now.
+ * On failure returns CWPP_EINVAL, sets *code to a stable reason code (invalid_json,
+ * invalid_utf8, unknown_shape, missing_field, wrong_type, invalid_value, too_long) and
+ * writes one sentence into errstr; out is left cleared. CWPP_ENOMEM on allocation failure.
+ */
+int cwpp_alert_from_json(const void *buf, size_t len, const cwpp_alert_opts_t *opts,
+                         cwpp_alert_t *out, const char **code, char *errstr,
+                         size_t errstr_size);
+
+/* Frees what a holds and zeroes it. Accepts NULL and a zeroed alert. */
+void cwpp_alert_clear(cwpp_alert_t *a);
+
+/* Entities as a JSON array [{"type":..,"value":..,"asset_id":..}] (new reference). */
+json_t *cwpp_alert_entities_json(const cwpp_alert_t *a);
+/* Sub-objects as JSON objects (new references) or NULL when absent. */
+json_t *cwpp_alert_asset_json(const cwpp_alert_t *a);
+json_t *cwpp_alert_file_json(const cwpp_alert_t *a);
+json_t *cwpp_alert_process_json(const cwpp_alert_t *a);
+json_t *cwpp_alert_logon_json(const cwpp_alert_t *a);
+
+/* Appends the single-object Avro encoding of a (schema "alert") to out. v is a scratch
+ * value of that type, reused across calls. Returns 0, CWPP_EINVAL or CWPP_ENOMEM. */
+int cwpp_alert_to_avro(const cwpp_alert_t *a, const cwpp_avro_type_t *t, avro_value_t *v,
+                       cwpp_buf_t *out, char *errstr, size_t errstr_size);
+
+/* Decodes an Avro Alert message into out (cleared first). Returns 0 or CWPP_EINVAL with
+ * the reason (bad Avro, or values that break the model). */
+int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
+                         avro_value_t *v, cwpp_alert_t *out, char *errstr,
+                         size_t errstr_size);
+
+/* Computes dedup_key and alert_id from the alert's fields (cwpp_alert_from_json does
+ * this). Returns 0 or CWPP_ENOMEM. */
+int cwpp_alert_compute_identity(cwpp_alert_t *a);
+
+#endif /* CWPP_ALERT_H */

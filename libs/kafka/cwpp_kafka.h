@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cwpp_kafka: the topics, client set-up and the one consume -> effect -> produce ->
+ * commit loop that all five services share.
+ *
+ * The loop's contract, which gives "no lost record":
+ *   1. poll up to batch.max.messages records or batch.max.ms after the first one;
+ *   2. call the service's batch function, which makes the effect durable (a database
+ *      transaction) and queues output records in an outbox;
+ *   3. produce the outbox with an idempotent producer (acks=all) and wait until every
+ *      record is acknowledged, re-producing any that failed;
+ *   4. only then commit the batch's offsets (synchronously).
+ * A crash anywhere before 4 redelivers the batch; services make their effects idempotent
+ * (keyed by stable ids and the consumer_offsets table), so redelivery is harmless and
+ * output topics are at-least-once with stable keys. If the batch function reports a
+ * transient failure (database down) the same batch is retried with backoff, never
+ * skipped; on SIGTERM an unfinished batch is left uncommitted for the next start.
+ *
+ * Threads: cwpp_loop_run runs on the caller's thread. cwpp_loop_stop is async-signal
+ * safe. cwpp_loop_ready may be called from the HTTP thread.
+ */
+#ifndef CWPP_KAFKA_H
+#define CWPP_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cwpp_config.h"
+#include "cwpp_http.h"
+#include "cwpp_util.h"
+
+typedef enum {
+    CWPP_TOPIC_ALERTS_RAW = 0,
+    CWPP_TOPIC_ALERTS_REJECTED,
+    CWPP_TOPIC_ALERTS_NORMALIZED,
+    CWPP_TOPIC_ALERTS_SUPPRESSED,
+    CWPP_TOPIC_ALERTS_ACCEPTED,
+    CWPP_TOPIC_EVENTS,
+    CWPP_TOPIC_EVENTS_HANDLED,
+    CWPP_TOPIC_EVENTS_HANDLED_OCSF,
+    CWPP_TOPIC_COMMANDS,
+    CWPP_TOPIC_COMMAND_RESULTS,
+    CWPP_TOPIC_ACTIONS,
+    CWPP_TOPIC_ACTION_RESULTS,
+    CWPP_TOPIC_NOTIFICATIONS,
+    CWPP_TOPIC__COUNT
+} cwpp_topic_id_t;
+
+typedef struct cwpp_topic_def {
+    const char *suffix;    /* name after the prefix: "alerts.raw" */
+    int         compacted; /* cleanup.policy=compact */
+    const char *desc;
+} cwpp_topic_def_t;
+
+/* The definition of topic id (cannot fail for a valid id). */
+const cwpp_topic_def_t *cwpp_topic_def(cwpp_topic_id_t id);
+/* prefix + suffix into buf. */
+void cwpp_topic_name(const char *prefix, cwpp_topic_id_t id, char *buf, size_t size);
+
+/*
+ * A librdkafka configuration with bootstrap.servers = brokers, the pass-through
+ * properties applied, and logs routed to cwpp_log. Returns NULL with errstr naming the
+ * property librdkafka refused. The caller owns the result until it hands it to
+ * rd_kafka_new (then sets its pointer to NULL).
+ */
+rd_kafka_conf_t *cwpp_kafka_conf(const char *brokers, const cwpp_kvlist_t *props,
+                                 char *errstr, size_t errstr_size);
+
+/*
+ * Creates every topic of the table under prefix (idempotent: existing topics are left as
+ * they are). Returns 0, or CWPP_ETRANSIENT / CWPP_EIO with the broker's reason.
+ */
+int cwpp_kafka_create_topics(const char *brokers, const cwpp_kvlist_t *props,
+                             const char *prefix, int partitions, int replication,
+                             int timeout_ms, char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------------------ outbox */
+
+typedef struct cwpp_outbox cwpp_outbox_t;
+
+/* Queues one output record; key and value are copied. Returns 0 or CWPP_ENOMEM. */
+int cwpp_outbox_add(cwpp_outbox_t *ob, cwpp_topic_id_t topic, const void *key, size_t klen,
+                    const void *value, size_t vlen);
+/* Number of queued records. */
+size_t cwpp_outbox_count(const cwpp_outbox_t *ob);
+
+/* ------------------------------------------------------------------- loop */
+
+/*
+ * The service's batch function. msgs are the batch in poll order (never error
+ * messages); they stay owned by the loop. Return 0 when the effect is durable and the
+ * outbox filled; CWPP_ETRANSIENT to have the same batch retried later (the outbox is
+ * emptied before each attempt). Any other code is treated as transient too, after
+ * logging: a batch is never dropped.
+ */
+typedef int (*cwpp_batch_fn)(void *opaque, rd_kafka_message_t **msgs, size_t n,
+                             cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+
+typedef struct cwpp_loop_conf {
+    const char            *service;        /* metric names: cwpp_<service>_... */
+    const char            *brokers;
+    const cwpp_kvlist_t   *props;          /* librdkafka pass-through, may be NULL */
+    const char            *group_id;
+    const char            *prefix;         /* topic prefix */
+    const cwpp_topic_id_t *inputs;         /* topics to consume */
+    size_t                 ninputs;
+    int                    batch_max_messages;
+    int                    batch_max_ms;
+    int                    retry_max_ms;   /* longest backoff between retries */
+    cwpp_metrics_t        *metrics;        /* may be NULL */
+} cwpp_loop_conf_t;
+
+typedef struct cwpp_loop cwpp_loop_t;
+
+/* Creates the consumer (subscribed) and the producer. NULL with errstr on failure. */
+cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t errstr_size);
+/* Runs until cwpp_loop_stop; returns 0 after a clean stop (last batch committed or left
+ * for redelivery), CWPP_EIO on a fatal client error. */
+int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque);
+/* Asks the loop to finish its current batch and return. Async-signal safe. */
+void cwpp_loop_stop(cwpp_loop_t *l);
+/* 1 when brokers answer and batches are not failing; else 0 with a reason. */
+int cwpp_loop_ready(cwpp_loop_t *l, char *reason, size_t reason_size);
+/* Full name of a topic under this loop's prefix. */
+const char *cwpp_loop_topic(const cwpp_loop_t *l, cwpp_topic_id_t id);
+/* Leaves the group, flushes the producer, frees. Accepts NULL. */
+void cwpp_loop_destroy(cwpp_loop_t *l);
+
+#endif /* CWPP_KAFKA_H */

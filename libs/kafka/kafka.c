@@ -1,0 +1,680 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kafka.c: topic table, client configuration, topic creation, the outbox and the loop.
+ *
+ * The outbox owns its records' bytes until the producer has acknowledged them, so a
+ * failed record can be produced again without copying; librdkafka is given the bytes
+ * without RD_KAFKA_MSG_F_FREE/F_COPY and a pointer to the entry as the message opaque,
+ * and the delivery report writes the entry's result.
+ */
+#include "cwpp_kafka.h"
+#include "cwpp_log.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const cwpp_topic_def_t topic_defs[CWPP_TOPIC__COUNT] = {
+    [CWPP_TOPIC_ALERTS_RAW]        = {"alerts.raw", 0, "upstream alerts, JSON"},
+    [CWPP_TOPIC_ALERTS_REJECTED]   = {"alerts.rejected", 0, "dead letter: rejected records with reasons"},
+    [CWPP_TOPIC_ALERTS_NORMALIZED] = {"alerts.normalized", 0, "normalized alerts (Avro Alert)"},
+    [CWPP_TOPIC_ALERTS_SUPPRESSED] = {"alerts.suppressed", 0, "whitelisted alerts"},
+    [CWPP_TOPIC_ALERTS_ACCEPTED]   = {"alerts.accepted", 0, "alerts that passed the whitelist"},
+    [CWPP_TOPIC_EVENTS]            = {"events", 1, "security event snapshots, keyed by event id"},
+    [CWPP_TOPIC_EVENTS_HANDLED]    = {"events.handled", 0, "handled events for downstream consumers"},
+    [CWPP_TOPIC_EVENTS_HANDLED_OCSF] = {"events.handled.ocsf", 0, "handled events as OCSF JSON"},
+    [CWPP_TOPIC_COMMANDS]          = {"commands", 0, "analyst commands"},
+    [CWPP_TOPIC_COMMAND_RESULTS]   = {"command-results", 0, "answers to commands"},
+    [CWPP_TOPIC_ACTIONS]           = {"actions", 0, "response actions for enforcement agents"},
+    [CWPP_TOPIC_ACTION_RESULTS]    = {"action-results", 0, "results of response actions"},
+    [CWPP_TOPIC_NOTIFICATIONS]     = {"notifications", 0, "event notifications"},
+};
+
+const cwpp_topic_def_t *cwpp_topic_def(cwpp_topic_id_t id)
+{
+    return (unsigned)id < CWPP_TOPIC__COUNT ? &topic_defs[id] : NULL;
+}
+
+void cwpp_topic_name(const char *prefix, cwpp_topic_id_t id, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%s", prefix != NULL ? prefix : "", topic_defs[id].suffix);
+}
+
+/* librdkafka log lines (syslog levels) into our JSON log. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    cwpp_log_level_t lvl = level <= 3 ? CWPP_LOG_ERROR : level <= 4 ? CWPP_LOG_WARN
+                         : level <= 6 ? CWPP_LOG_INFO : CWPP_LOG_DEBUG;
+
+    cwpp_logj(lvl, "rdkafka", json_pack("{s:s,s:s}", "client", rd_kafka_name(rk), "facility", fac),
+              "%s", buf);
+}
+
+rd_kafka_conf_t *cwpp_kafka_conf(const char *brokers, const cwpp_kvlist_t *props,
+                                 char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char             rderr[512];
+    size_t           i;
+
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, rderr, sizeof(rderr)) !=
+        RD_KAFKA_CONF_OK) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka.brokers: %s", rderr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set(conf, "log.connection.close", "false", NULL, 0);
+    for (i = 0; props != NULL && i < props->n; i++) {
+        if (rd_kafka_conf_set(conf, props->items[i].key, props->items[i].value, rderr,
+                              sizeof(rderr)) != RD_KAFKA_CONF_OK) {
+            cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka.%s: %s", props->items[i].key,
+                        rderr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    return conf;
+}
+
+int cwpp_kafka_create_topics(const char *brokers, const cwpp_kvlist_t *props,
+                             const char *prefix, int partitions, int replication,
+                             int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t           *conf;
+    rd_kafka_t                *rk = NULL;
+    rd_kafka_NewTopic_t       *nt[CWPP_TOPIC__COUNT] = {0};
+    rd_kafka_AdminOptions_t   *opts = NULL;
+    rd_kafka_queue_t          *q = NULL;
+    rd_kafka_event_t          *ev = NULL;
+    const rd_kafka_topic_result_t **res;
+    size_t                     i, nres;
+    char                       name[256], rderr[512];
+    int                        rc = CWPP_OK;
+
+    conf = cwpp_kafka_conf(brokers, props, errstr, errstr_size);
+    if (conf == NULL)
+        return CWPP_ECONFIG;
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka client: %s", rderr);
+    }
+    conf = NULL; /* owned by rk */
+    for (i = 0; i < CWPP_TOPIC__COUNT; i++) {
+        cwpp_topic_name(prefix, (cwpp_topic_id_t)i, name, sizeof(name));
+        nt[i] = rd_kafka_NewTopic_new(name, partitions, replication, rderr, sizeof(rderr));
+        if (nt[i] == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "topic %s: %s", name, rderr);
+            goto out;
+        }
+        if (topic_defs[i].compacted)
+            rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "compact");
+    }
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, rderr, sizeof(rderr));
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, rderr, sizeof(rderr));
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nt, CWPP_TOPIC__COUNT, opts, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    if (ev == NULL) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT,
+                         "no answer from the brokers at %s within %d ms", brokers, timeout_ms);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "creating topics: %s",
+                         rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &nres);
+    for (i = 0; i < nres; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            cwpp_info("topic_created", "created topic %s", rd_kafka_topic_result_name(res[i]));
+        } else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "topic %s: %s",
+                             rd_kafka_topic_result_name(res[i]),
+                             rd_kafka_topic_result_error_string(res[i]));
+            goto out;
+        }
+    }
+out:
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
+    if (opts != NULL)
+        rd_kafka_AdminOptions_destroy(opts);
+    for (i = 0; i < CWPP_TOPIC__COUNT; i++)
+        if (nt[i] != NULL)
+            rd_kafka_NewTopic_destroy(nt[i]);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* ----------------------------------------------------------------------- outbox */
+
+typedef struct ob_entry {
+    cwpp_topic_id_t     topic;
+    unsigned char      *key;   /* owned; NULL when klen == 0 */
+    size_t              klen;
+    unsigned char      *value; /* owned */
+    size_t              vlen;
+    rd_kafka_resp_err_t err;   /* delivery result */
+    int                 done;  /* delivery report received */
+} ob_entry_t;
+
+struct cwpp_outbox {
+    ob_entry_t *e;
+    size_t      n, cap;
+};
+
+int cwpp_outbox_add(cwpp_outbox_t *ob, cwpp_topic_id_t topic, const void *key, size_t klen,
+                    const void *value, size_t vlen)
+{
+    ob_entry_t *x;
+
+    if (ob->n == ob->cap) {
+        size_t      ncap = ob->cap ? ob->cap * 2 : 256;
+        ob_entry_t *ne = realloc(ob->e, ncap * sizeof(*ne));
+        if (ne == NULL)
+            return CWPP_ENOMEM;
+        ob->e = ne;
+        ob->cap = ncap;
+    }
+    x = &ob->e[ob->n];
+    memset(x, 0, sizeof(*x));
+    x->topic = topic;
+    if (klen > 0) {
+        x->key = malloc(klen);
+        if (x->key == NULL)
+            return CWPP_ENOMEM;
+        memcpy(x->key, key, klen);
+        x->klen = klen;
+    }
+    x->value = malloc(vlen ? vlen : 1);
+    if (x->value == NULL) {
+        free(x->key);
+        return CWPP_ENOMEM;
+    }
+    if (vlen > 0)
+        memcpy(x->value, value, vlen);
+    x->vlen = vlen;
+    ob->n++;
+    return CWPP_OK;
+}
+
+size_t cwpp_outbox_count(const cwpp_outbox_t *ob)
+{
+    return ob->n;
+}
+
+static void outbox_clear(cwpp_outbox_t *ob)
+{
+    size_t i;
+
+    for (i = 0; i < ob->n; i++) {
+        free(ob->e[i].key);
+        free(ob->e[i].value);
+    }
+    ob->n = 0;
+}
+
+/* ------------------------------------------------------------------------- loop */
+
+struct cwpp_loop {
+    cwpp_loop_conf_t     conf;
+    char                *topics[CWPP_TOPIC__COUNT]; /* full names */
+    rd_kafka_t          *consumer;
+    rd_kafka_t          *producer;
+    cwpp_outbox_t        outbox;
+    rd_kafka_message_t **msgs;
+    volatile sig_atomic_t stop;
+    atomic_int           failing;      /* the batch function is failing right now */
+    atomic_int           fatal;        /* a fatal client error was raised */
+    char                 group[256];
+    /* metrics */
+    cwpp_metric_t       *m_consumed, *m_produced, *m_batches, *m_retries, *m_commit_err,
+                        *m_delivery_err, *m_batch_size, *m_batch_seconds, *m_lag;
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    ob_entry_t *e = m->_private;
+
+    (void)rk;
+    (void)opaque;
+    if (e != NULL) {
+        e->err = m->err;
+        e->done = 1;
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    cwpp_loop_t *l = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        cwpp_error("kafka_fatal", "%s: fatal error: %s", rd_kafka_name(rk), fatal);
+        atomic_store(&l->fatal, 1);
+        l->stop = 1;
+        return;
+    }
+    cwpp_warn("kafka_error", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        cwpp_info("partitions_assigned", "assigned %d partition(s)", parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        cwpp_info("partitions_revoked", "revoked %d partition(s)", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int set_or_fail(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
+                       size_t errstr_size)
+{
+    char rderr[256];
+
+    if (rd_kafka_conf_set(conf, k, v, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "%s: %s", k, rderr);
+    return CWPP_OK;
+}
+
+static const double batch_size_bounds[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000};
+static const double batch_sec_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                          2.5, 5, 10};
+
+static void loop_metrics(cwpp_loop_t *l)
+{
+    char n[256];
+    const char *s = l->conf.service;
+    cwpp_metrics_t *m = l->conf.metrics;
+
+#define MNAME(suffix) (snprintf(n, sizeof(n), "cwpp_%s_%s", s, suffix), n)
+    l->m_consumed = cwpp_counter(m, MNAME("consumed_total"), "Records consumed from input topics.");
+    l->m_produced = cwpp_counter(m, MNAME("produced_total"), "Records produced and acknowledged.");
+    l->m_batches = cwpp_counter(m, MNAME("batches_total"), "Batches committed.");
+    l->m_retries = cwpp_counter(m, MNAME("batch_retries_total"),
+                                "Batch attempts that failed transiently and were retried.");
+    l->m_commit_err = cwpp_counter(m, MNAME("commit_errors_total"),
+                                   "Offset commits that failed (the batch is redelivered).");
+    l->m_delivery_err = cwpp_counter(m, MNAME("delivery_errors_total"),
+                                     "Produced records that failed delivery and were re-sent.");
+    l->m_batch_size = cwpp_histogram(m, MNAME("batch_size"), "Records per consumed batch.",
+                                     batch_size_bounds,
+                                     sizeof(batch_size_bounds) / sizeof(batch_size_bounds[0]));
+    l->m_batch_seconds = cwpp_histogram(m, MNAME("batch_seconds"),
+                                        "Time from a batch's first record to its commit.",
+                                        batch_sec_bounds,
+                                        sizeof(batch_sec_bounds) / sizeof(batch_sec_bounds[0]));
+    l->m_lag = cwpp_gauge(m, MNAME("consumer_lag"),
+                          "Records behind the high watermark on the partitions of the last batch.");
+#undef MNAME
+}
+
+cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t errstr_size)
+{
+    cwpp_loop_t                     *l;
+    rd_kafka_conf_t                 *cc = NULL, *pc = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    char                             rderr[512], name[256];
+    size_t                           i;
+    rd_kafka_resp_err_t              err;
+
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    l->conf = *conf;
+    cwpp_strlcpy(l->group, conf->group_id, sizeof(l->group));
+    l->conf.group_id = l->group;
+    for (i = 0; i < CWPP_TOPIC__COUNT; i++) {
+        cwpp_topic_name(conf->prefix, (cwpp_topic_id_t)i, name, sizeof(name));
+        if ((l->topics[i] = strdup(name)) == NULL)
+            goto oom;
+    }
+    l->msgs = calloc((size_t)conf->batch_max_messages, sizeof(*l->msgs));
+    if (l->msgs == NULL)
+        goto oom;
+    loop_metrics(l);
+
+    /* consumer */
+    cc = cwpp_kafka_conf(conf->brokers, NULL, errstr, errstr_size);
+    if (cc == NULL)
+        goto fail;
+    if (set_or_fail(cc, "group.id", conf->group_id, errstr, errstr_size) ||
+        set_or_fail(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
+        set_or_fail(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+        set_or_fail(cc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+        set_or_fail(cc, "enable.partition.eof", "false", errstr, errstr_size))
+        goto fail;
+    snprintf(name, sizeof(name), "cwpp-%s-consumer", conf->service);
+    set_or_fail(cc, "client.id", name, NULL, 0);
+    /* Pass-through properties last, so operators can tune anything above. */
+    for (i = 0; conf->props != NULL && i < conf->props->n; i++) {
+        if (strncmp(conf->props->items[i].key, "producer.", 9) == 0)
+            continue;
+        if (set_or_fail(cc, strncmp(conf->props->items[i].key, "consumer.", 9) == 0
+                                ? conf->props->items[i].key + 9 : conf->props->items[i].key,
+                        conf->props->items[i].value, errstr, errstr_size))
+            goto fail;
+    }
+    rd_kafka_conf_set_opaque(cc, l);
+    rd_kafka_conf_set_error_cb(cc, error_cb);
+    rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+    l->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, rderr, sizeof(rderr));
+    if (l->consumer == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka consumer: %s", rderr);
+        goto fail;
+    }
+    cc = NULL; /* owned by the consumer now */
+    rd_kafka_poll_set_consumer(l->consumer);
+
+    /* producer */
+    pc = cwpp_kafka_conf(conf->brokers, NULL, errstr, errstr_size);
+    if (pc == NULL)
+        goto fail;
+    if (set_or_fail(pc, "enable.idempotence", "true", errstr, errstr_size) ||
+        set_or_fail(pc, "acks", "all", errstr, errstr_size) ||
+        set_or_fail(pc, "linger.ms", "5", errstr, errstr_size) ||
+        set_or_fail(pc, "compression.type", "lz4", errstr, errstr_size))
+        goto fail;
+    snprintf(name, sizeof(name), "cwpp-%s-producer", conf->service);
+    set_or_fail(pc, "client.id", name, NULL, 0);
+    for (i = 0; conf->props != NULL && i < conf->props->n; i++) {
+        const char *k = conf->props->items[i].key;
+        if (strncmp(k, "consumer.", 9) == 0)
+            continue;
+        if (strncmp(k, "producer.", 9) == 0)
+            k += 9;
+        /* Consumer-only properties are ignored by the producer with a warning from
+         * librdkafka; apply leniently so one pass-through list serves both clients. */
+        rd_kafka_conf_set(pc, k, conf->props->items[i].value, rderr, sizeof(rderr));
+    }
+    rd_kafka_conf_set_opaque(pc, l);
+    rd_kafka_conf_set_error_cb(pc, error_cb);
+    rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    l->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, rderr, sizeof(rderr));
+    if (l->producer == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka producer: %s", rderr);
+        goto fail;
+    }
+    pc = NULL;
+
+    subs = rd_kafka_topic_partition_list_new((int)conf->ninputs);
+    for (i = 0; i < conf->ninputs; i++)
+        rd_kafka_topic_partition_list_add(subs, l->topics[conf->inputs[i]],
+                                          RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(l->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "subscribe: %s", rd_kafka_err2str(err));
+        goto fail;
+    }
+    return l;
+oom:
+    cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+fail:
+    if (cc != NULL)
+        rd_kafka_conf_destroy(cc);
+    if (pc != NULL)
+        rd_kafka_conf_destroy(pc);
+    cwpp_loop_destroy(l);
+    return NULL;
+}
+
+const char *cwpp_loop_topic(const cwpp_loop_t *l, cwpp_topic_id_t id)
+{
+    return l->topics[id];
+}
+
+void cwpp_loop_stop(cwpp_loop_t *l)
+{
+    if (l != NULL)
+        l->stop = 1;
+}
+
+int cwpp_loop_ready(cwpp_loop_t *l, char *reason, size_t reason_size)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t             err;
+
+    if (atomic_load(&l->failing)) {
+        cwpp_seterr(reason, reason_size, 0, "batches are failing (database or broker down)");
+        return 0;
+    }
+    err = rd_kafka_metadata(l->producer, 0, NULL, &md, 1000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cwpp_seterr(reason, reason_size, 0, "kafka brokers do not answer: %s",
+                    rd_kafka_err2str(err));
+        return 0;
+    }
+    rd_kafka_metadata_destroy(md);
+    return 1;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Produces every entry not yet delivered and waits for all reports. Returns 0 when all
+ * are acknowledged, CWPP_ETRANSIENT if some failed (they are retried by the caller). */
+static int produce_pending(cwpp_loop_t *l)
+{
+    size_t i;
+    int    failed = 0, waited_on_stop = 0;
+
+    for (i = 0; i < l->outbox.n; i++) {
+        ob_entry_t         *e = &l->outbox.e[i];
+        rd_kafka_resp_err_t err;
+
+        if (e->done && e->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        e->done = 0;
+        e->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (;;) {
+            err = rd_kafka_producev(l->producer, RD_KAFKA_V_TOPIC(l->topics[e->topic]),
+                                    RD_KAFKA_V_KEY(e->key, e->klen),
+                                    RD_KAFKA_V_VALUE(e->value, e->vlen),
+                                    RD_KAFKA_V_OPAQUE(e), RD_KAFKA_V_END);
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                break;
+            rd_kafka_poll(l->producer, 50);
+        }
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            e->done = 1;
+            e->err = err;
+        }
+    }
+    while (rd_kafka_outq_len(l->producer) > 0) {
+        rd_kafka_flush(l->producer, 500);
+        if (l->stop && ++waited_on_stop >= 20) {
+            /* Stopping with brokers that do not acknowledge: give up on this batch
+             * (it stays uncommitted) and take our buffers back from librdkafka. */
+            rd_kafka_purge(l->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(l->producer, 1000);
+            while (rd_kafka_outq_len(l->producer) > 0)
+                rd_kafka_poll(l->producer, 100);
+            return CWPP_ETRANSIENT;
+        }
+    }
+    for (i = 0; i < l->outbox.n; i++) {
+        if (!l->outbox.e[i].done || l->outbox.e[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (failed == 0)
+                cwpp_warn("delivery_failed", "record to %s not delivered: %s",
+                          l->topics[l->outbox.e[i].topic], rd_kafka_err2str(l->outbox.e[i].err));
+            failed++;
+        }
+    }
+    cwpp_metric_add(l->m_delivery_err, failed);
+    return failed ? CWPP_ETRANSIENT : CWPP_OK;
+}
+
+static void commit_batch(cwpp_loop_t *l, size_t n)
+{
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
+    rd_kafka_resp_err_t              err;
+    size_t                           i;
+    int64_t                          lag = 0;
+
+    for (i = 0; i < n; i++) {
+        rd_kafka_message_t             *m = l->msgs[i];
+        const char                     *t = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t     *p = rd_kafka_topic_partition_list_find(offs, t, m->partition);
+
+        if (p == NULL)
+            p = rd_kafka_topic_partition_list_add(offs, t, m->partition);
+        if (m->offset + 1 > p->offset)
+            p->offset = m->offset + 1;
+    }
+    err = rd_kafka_commit(l->consumer, offs, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cwpp_metric_add(l->m_commit_err, 1);
+        cwpp_warn("commit_failed", "offset commit failed (%s); the batch will be redelivered "
+                  "and skipped as already applied", rd_kafka_err2str(err));
+    }
+    for (i = 0; i < (size_t)offs->cnt; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(l->consumer, offs->elems[i].topic,
+                                           offs->elems[i].partition, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR && hi >= offs->elems[i].offset)
+            lag += hi - offs->elems[i].offset;
+    }
+    cwpp_metric_set(l->m_lag, lag);
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+/* Runs the batch to completion: effect, produce, commit. Returns 0 when committed (or
+ * commit attempted), CWPP_ETRANSIENT when stopped before the batch finished. */
+static int run_batch(cwpp_loop_t *l, size_t n, int64_t started, cwpp_batch_fn fn, void *opaque)
+{
+    char errstr[512];
+    int  backoff = 100, rc;
+
+    cwpp_metric_add(l->m_consumed, (int64_t)n);
+    cwpp_metric_observe(l->m_batch_size, (double)n);
+    /* 1-2: the effect */
+    for (;;) {
+        outbox_clear(&l->outbox);
+        errstr[0] = '\0';
+        rc = fn(opaque, l->msgs, n, &l->outbox, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            break;
+        atomic_store(&l->failing, 1);
+        cwpp_metric_add(l->m_retries, 1);
+        cwpp_warn("batch_retry", "batch of %zu not applied (%s: %s); retrying in %d ms", n,
+                  cwpp_strerror(rc), errstr, backoff);
+        if (l->stop)
+            return CWPP_ETRANSIENT;
+        sleep_ms(backoff);
+        if (l->stop)
+            return CWPP_ETRANSIENT;
+        backoff = backoff * 2 > l->conf.retry_max_ms ? l->conf.retry_max_ms : backoff * 2;
+    }
+    /* 3: outputs acknowledged */
+    backoff = 100;
+    while ((rc = produce_pending(l)) != CWPP_OK) {
+        atomic_store(&l->failing, 1);
+        if (l->stop)
+            return CWPP_ETRANSIENT;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > l->conf.retry_max_ms ? l->conf.retry_max_ms : backoff * 2;
+    }
+    atomic_store(&l->failing, 0);
+    cwpp_metric_add(l->m_produced, (int64_t)l->outbox.n);
+    outbox_clear(&l->outbox);
+    /* 4: commit */
+    commit_batch(l, n);
+    cwpp_metric_add(l->m_batches, 1);
+    cwpp_metric_observe(l->m_batch_seconds, (double)(cwpp_mono_ms() - started) / 1000.0);
+    return CWPP_OK;
+}
+
+int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
+{
+    size_t i, n;
+    int    rc = CWPP_OK;
+
+    cwpp_info("loop_start", "consuming as group %s", l->conf.group_id);
+    while (!l->stop) {
+        int64_t started = 0, deadline = 0;
+
+        n = 0;
+        while (n < (size_t)l->conf.batch_max_messages && !l->stop) {
+            int                 timeout;
+            rd_kafka_message_t *m;
+
+            if (n == 0) {
+                timeout = 200;
+            } else {
+                int64_t left = deadline - cwpp_mono_ms();
+                if (left <= 0)
+                    break;
+                timeout = (int)left;
+            }
+            m = rd_kafka_consumer_poll(l->consumer, timeout);
+            if (m == NULL)
+                continue;
+            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    cwpp_warn("consume_error", "%s", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (n == 0) {
+                started = cwpp_mono_ms();
+                deadline = started + l->conf.batch_max_ms;
+            }
+            l->msgs[n++] = m;
+        }
+        if (n > 0)
+            rc = run_batch(l, n, started, fn, opaque);
+        for (i = 0; i < n; i++)
+            rd_kafka_message_destroy(l->msgs[i]);
+        if (rc != CWPP_OK)
+            break;
+    }
+    if (atomic_load(&l->fatal))
+        return CWPP_EIO;
+    cwpp_info("loop_stop", "stopped%s", rc == CWPP_OK ? " after committing the last batch"
+                                                      : "; the unfinished batch will be redelivered");
+    return CWPP_OK;
+}
+
+void cwpp_loop_destroy(cwpp_loop_t *l)
+{
+    size_t i;
+
+    if (l == NULL)
+        return;
+    if (l->consumer != NULL) {
+        rd_kafka_consumer_close(l->consumer);
+        rd_kafka_destroy(l->consumer);
+    }
+    if (l->producer != NULL) {
+        rd_kafka_flush(l->producer, 5000);
+        rd_kafka_destroy(l->producer);
+    }
+    outbox_clear(&l->outbox);
+    free(l->outbox.e);
+    free(l->msgs);
+    for (i = 0; i < CWPP_TOPIC__COUNT; i++)
+        free(l->topics[i]);
+    free(l);
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cwpp_pg: one libpq connection per service thread, reconnected on demand, and the
+ * classification of errors into "retry the batch" (connection lost, serialization,
+ * server shutting down, out of resources) versus "this record's data is refused"
+ * (classes 22 data exception and 23 integrity violation), which the caller isolates
+ * and dead-letters.
+ *
+ * Every statement is parameterised: callers use PQexecParams / PQsendQueryParams with
+ * the SQL text fixed at compile time. Not thread-safe: one cwpp_pg_t per thread.
+ */
+#ifndef CWPP_PG_H
+#define CWPP_PG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "cwpp_util.h"
+
+/* Returned for a statement the server refused because of the data (SQLSTATE 22xxx or
+ * 23xxx): retrying the same data cannot succeed. */
+#define CWPP_EDATA 100
+
+typedef struct cwpp_pg cwpp_pg_t;
+
+/* Stores the connection string; does not connect. NULL on allocation failure. */
+cwpp_pg_t *cwpp_pg_new(const char *dsn, const char *application_name);
+/* Closes and frees. Accepts NULL. */
+void cwpp_pg_destroy(cwpp_pg_t *pg);
+/* Connects if not connected (or the connection went bad). Returns 0 or CWPP_ETRANSIENT
+ * with libpq's reason; CWPP_ECONFIG when the DSN itself is malformed. */
+int cwpp_pg_ensure(cwpp_pg_t *pg, char *errstr, size_t errstr_size);
+/* The live connection (NULL before cwpp_pg_ensure succeeded). */
+PGconn *cwpp_pg_conn(cwpp_pg_t *pg);
+/* Drops the connection so the next cwpp_pg_ensure reconnects (after an error). */
+void cwpp_pg_reset(cwpp_pg_t *pg);
+
+/* Checks a result: 0 if its status is expect, else CWPP_EDATA / CWPP_ETRANSIENT with
+ * the server's message. Does not clear r. */
+int cwpp_pg_check(cwpp_pg_t *pg, const PGresult *r, ExecStatusType expect, const char *what,
+                  char *errstr, size_t errstr_size);
+/* Runs a parameterless command (BEGIN, COMMIT, ROLLBACK) and checks it. */
+int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_size);
+
+#endif /* CWPP_PG_H */

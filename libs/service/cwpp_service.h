@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cwpp_service: the skeleton every service's main() hands its typed config table to
+ * (Postfix's "single_server" idea). It parses the command line
+ *
+ *   cwpp-<svc> [--config FILE] [--help] [--print-config] [--print-env] [--config-doc]
+ *
+ * loads the configuration (defaults, file, environment), starts JSON logging, installs
+ * SIGTERM/SIGINT handlers, starts the /healthz /readyz /metrics listener and calls the
+ * service's run function. Exit codes: 0 clean stop, 1 bad configuration or arguments,
+ * 2 a fatal runtime error.
+ *
+ * The properties every service shares are declared once by CWPP_COMMON_PROPS.
+ */
+#ifndef CWPP_SERVICE_H
+#define CWPP_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cwpp_config.h"
+#include "cwpp_http.h"
+#include "cwpp_kafka.h"
+
+typedef struct cwpp_common_conf {
+    char   *kafka_brokers;      /* bootstrap servers */
+    char   *kafka_properties;   /* "k=v;k=v" librdkafka pass-through from the environment */
+    char   *topic_prefix;       /* "cwpp." */
+    char   *group_id;           /* consumer group */
+    char   *pg_dsn;             /* libpq conninfo of the service's role */
+    char   *http_address;       /* health/metrics listener address */
+    int64_t http_port;          /* and port; -1 disables */
+    char   *log_level;          /* debug, info, warn, error */
+    int64_t batch_max_messages; /* records per batch at most */
+    int64_t batch_max_ms;       /* wait for a batch to fill at most */
+    int64_t retry_max_ms;       /* longest backoff between retries of a failing batch */
+} cwpp_common_conf_t;
+
+/* Table entries for the common properties; T is the service's config struct, M the name
+ * of its cwpp_common_conf_t member, SVC the service name as a string literal, PORT its
+ * default http port as a string literal. */
+#define CWPP_COMMON_PROPS(T, M, SVC, PORT)                                                     \
+    {"kafka.brokers", CWPP_CONF_STR, offsetof(T, M.kafka_brokers), "127.0.0.1:9092", 0, 0, 0, \
+     "Kafka bootstrap servers, host:port[,host:port]."},                                      \
+    {"kafka.properties", CWPP_CONF_STR, offsetof(T, M.kafka_properties), "", 0, 0,            \
+     CWPP_CONF_SECRET,                                                                         \
+     "Extra librdkafka properties \"name=value;name=value\" (prefix consumer. or producer. "  \
+     "to address one client)."},                                                               \
+    {"topic.prefix", CWPP_CONF_STR, offsetof(T, M.topic_prefix), "cwpp.", 0, 0, 0,            \
+     "Prefix of every topic name (cwpp. gives cwpp.alerts.raw)."},                            \
+    {"group.id", CWPP_CONF_STR, offsetof(T, M.group_id), "cwpp-" SVC, 0, 0, 0,               \
+     "Kafka consumer group; run more members to scale out."},                                 \
+    {"pg.dsn", CWPP_CONF_STR, offsetof(T, M.pg_dsn),                                          \
+     "host=127.0.0.1 port=54329 dbname=cwpp user=cwpp_" SVC, 0, 0, CWPP_CONF_SECRET,          \
+     "libpq connection string (or URI) of this service's own database role."},                \
+    {"http.address", CWPP_CONF_STR, offsetof(T, M.http_address), "127.0.0.1", 0, 0, 0,       \
+     "Address of the /healthz, /readyz and /metrics listener (0.0.0.0 in containers)."},      \
+    {"http.port", CWPP_CONF_INT, offsetof(T, M.http_port), PORT, -1, 65535, 0,                \
+     "Port of that listener; -1 disables it, 0 picks a free port."},                          \
+    {"log.level", CWPP_CONF_STR, offsetof(T, M.log_level), "info", 0, 0, 0,                  \
+     "Lowest level logged: debug, info, warn or error."},                                     \
+    {"batch.max.messages", CWPP_CONF_INT, offsetof(T, M.batch_max_messages), "1000", 1,      \
+     100000, 0, "Most records consumed into one batch (one transaction, one commit)."},       \
+    {"batch.max.ms", CWPP_CONF_INT, offsetof(T, M.batch_max_ms), "50", 1, 60000, 0,          \
+     "Longest wait for a batch to fill after its first record."},                             \
+    {"retry.max.ms", CWPP_CONF_INT, offsetof(T, M.retry_max_ms), "5000", 10, 600000, 0,      \
+     "Longest backoff between retries of a batch whose effect failed (database down)."}
+
+typedef struct cwpp_service_env {
+    cwpp_metrics_t      *metrics;      /* registry served on /metrics */
+    const cwpp_kvlist_t *kafka_props;  /* file kafka.* keys + kafka.properties */
+} cwpp_service_env_t;
+
+typedef struct cwpp_service_def {
+    const char             *name;          /* "ingest" */
+    const char             *summary;       /* one line for --help */
+    const cwpp_conf_prop_t *props;
+    size_t                  nprops;
+    size_t                  conf_size;     /* sizeof the service's config struct */
+    size_t                  common_offset; /* offsetof(struct, common member) */
+    /* Validates the loaded configuration beyond bounds; 0 or CWPP_ECONFIG + errstr. */
+    int (*check)(const void *conf, char *errstr, size_t errstr_size);
+    /* Runs the service until stopped. Returns 0 after a clean stop. */
+    int (*run)(const void *conf, const cwpp_service_env_t *env);
+} cwpp_service_def_t;
+
+/* Parses argv, loads config and runs def->run. Returns the process exit code. */
+int cwpp_service_main(const cwpp_service_def_t *def, int argc, char **argv);
+
+/* Called by run(): the loop SIGTERM should stop (NULL to clear). */
+void cwpp_service_set_loop(cwpp_loop_t *loop);
+/* Called by run(): the readiness check /readyz uses (NULL = "starting"). */
+void cwpp_service_set_ready(cwpp_ready_fn fn, void *opaque);
+/* 1 once SIGTERM/SIGINT arrived (for waits before the loop exists). */
+int cwpp_service_stopping(void);
+
+#endif /* CWPP_SERVICE_H */

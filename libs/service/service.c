@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * service.c: argument parsing, configuration, signals and the health listener shared by
+ * every service. Signal handlers only set flags (the loop's stop flag is a
+ * sig_atomic_t), so a signal at any moment is safe.
+ */
+#include "cwpp_service.h"
+#include "cwpp_log.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cwpp_loop_t *volatile g_loop;
+static volatile sig_atomic_t g_stopping;
+static cwpp_ready_fn         g_ready_fn;
+static void                 *g_ready_opaque;
+static pthread_mutex_t       g_ready_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void cwpp_service_set_loop(cwpp_loop_t *loop)
+{
+    g_loop = loop;
+    if (loop != NULL && g_stopping)
+        cwpp_loop_stop(loop);
+}
+
+void cwpp_service_set_ready(cwpp_ready_fn fn, void *opaque)
+{
+    pthread_mutex_lock(&g_ready_lock);
+    g_ready_fn = fn;
+    g_ready_opaque = opaque;
+    pthread_mutex_unlock(&g_ready_lock);
+}
+
+int cwpp_service_stopping(void)
+{
+    return g_stopping != 0;
+}
+
+static void on_signal(int sig)
+{
+    cwpp_loop_t *l = g_loop;
+
+    (void)sig;
+    g_stopping = 1;
+    if (l != NULL)
+        cwpp_loop_stop(l);
+}
+
+static int ready(void *opaque, char *reason, size_t reason_size)
+{
+    int ok;
+
+    (void)opaque;
+    if (g_stopping) {
+        cwpp_seterr(reason, reason_size, 0, "shutting down");
+        return 0;
+    }
+    pthread_mutex_lock(&g_ready_lock);
+    if (g_ready_fn == NULL) {
+        cwpp_seterr(reason, reason_size, 0, "starting");
+        ok = 0;
+    } else {
+        ok = g_ready_fn(g_ready_opaque, reason, reason_size);
+    }
+    pthread_mutex_unlock(&g_ready_lock);
+    return ok;
+}
+
+static void usage(const cwpp_service_def_t *def, FILE *fp)
+{
+    fprintf(fp, "usage: cwpp-%s [--config FILE] [--help] [--print-config] [--print-env] "
+                "[--config-doc]\n\n%s\n\nConfiguration (file keys; environment overrides the "
+                "file):\n", def->name, def->summary);
+    cwpp_conf_print_help(fp, def->props, def->nprops);
+}
+
+int cwpp_service_main(const cwpp_service_def_t *def, int argc, char **argv)
+{
+    const char         *config_path = getenv("CWPP_CONFIG");
+    int                 print_config = 0, i, rc = 1;
+    void               *conf;
+    cwpp_common_conf_t *common;
+    cwpp_kvlist_t       kprops = {0};
+    cwpp_metrics_t     *metrics = NULL;
+    cwpp_http_t        *http = NULL;
+    cwpp_log_level_t    lvl;
+    char                errstr[512];
+    struct sigaction    sa;
+    cwpp_service_env_t  env;
+
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(def, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--print-env")) {
+            cwpp_conf_print_env(stdout, def->props, def->nprops);
+            return 0;
+        } else if (!strcmp(argv[i], "--config-doc")) {
+            cwpp_conf_print_doc(stdout, def->name, def->props, def->nprops);
+            return 0;
+        } else if (!strcmp(argv[i], "--print-config")) {
+            print_config = 1;
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config_path = argv[++i];
+        } else {
+            fprintf(stderr, "cwpp-%s: unknown argument \"%s\"\n", def->name, argv[i]);
+            usage(def, stderr);
+            return 1;
+        }
+    }
+
+    conf = calloc(1, def->conf_size);
+    if (conf == NULL)
+        return 2;
+    common = (cwpp_common_conf_t *)(void *)((char *)conf + def->common_offset);
+    if (cwpp_conf_load(def->props, def->nprops, conf, config_path, &kprops, errstr,
+                       sizeof(errstr)) != CWPP_OK ||
+        cwpp_kvlist_parse(&kprops, common->kafka_properties, errstr, sizeof(errstr)) != CWPP_OK ||
+        (def->check != NULL && def->check(conf, errstr, sizeof(errstr)) != CWPP_OK)) {
+        fprintf(stderr, "cwpp-%s: configuration error: %s\n", def->name, errstr);
+        goto out;
+    }
+    if (cwpp_log_level_parse(common->log_level, &lvl) != 0) {
+        fprintf(stderr, "cwpp-%s: configuration error: log.level \"%s\" is not debug, info, "
+                        "warn or error\n", def->name, common->log_level);
+        goto out;
+    }
+    if (print_config) {
+        cwpp_conf_dump(stdout, def->props, def->nprops, conf);
+        rc = 0;
+        goto out;
+    }
+    cwpp_log_init(def->name, lvl);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    metrics = cwpp_metrics_new();
+    if (metrics == NULL) {
+        rc = 2;
+        goto out;
+    }
+    http = cwpp_http_start(common->http_address, (int)common->http_port, metrics, ready, NULL,
+                           errstr, sizeof(errstr));
+    if (http == NULL) {
+        cwpp_error("config_error", "%s", errstr);
+        fprintf(stderr, "cwpp-%s: configuration error: %s\n", def->name, errstr);
+        goto out;
+    }
+    cwpp_logj(CWPP_LOG_INFO, "start",
+              json_pack("{s:s,s:s,s:s,s:i}", "brokers", common->kafka_brokers, "topic_prefix",
+                        common->topic_prefix, "group", common->group_id, "http_port",
+                        cwpp_http_port(http)),
+              "cwpp-%s starting", def->name);
+    env.metrics = metrics;
+    env.kafka_props = &kprops;
+    rc = def->run(conf, &env);
+    cwpp_info("exit", "cwpp-%s exiting with status %d", def->name, rc);
+out:
+    cwpp_service_set_ready(NULL, NULL);
+    cwpp_http_stop(http);
+    cwpp_metrics_destroy(metrics);
+    cwpp_kvlist_free(&kprops);
+    cwpp_conf_free(def->props, def->nprops, conf);
+    free(conf);
+    return rc;
+}
