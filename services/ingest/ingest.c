@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ingest.c: the ingest service's batch.
+ *
+ * Workload: a steady stream of small JSON alerts (hundreds of bytes to a few KiB), in
+ * bursts, with many recurrences of the same alert. One consumed batch becomes:
+ *
+ *   1. parse + validate + normalize every record (libs/alert); a bad record becomes a
+ *      RejectedRecord with its original bytes and reason;
+ *   2. one PostgreSQL transaction, sent in pipelined chunks (one round trip per chunk,
+ *      not per alert): lock this group's consumer_offsets rows for the batch's
+ *      partitions, upsert each alert not yet applied (offset >= next_offset), advance
+ *      next_offset, commit. The upsert is keyed by the stable alert id, so a recurrence
+ *      moves last_seen and adds one occurrence; the offsets rows make a redelivered
+ *      record (after a crash before the Kafka commit) a no-op, so occurrences are
+ *      counted exactly once;
+ *   3. an Alert record per good record (carrying the row's status, first/last seen and
+ *      occurrence count) to alerts.normalized keyed by account id, and the rejects to
+ *      alerts.rejected. The loop then waits for acknowledgement and commits offsets.
+ *
+ * If the server refuses one record's data (it should not: validation comes first) the
+ * batch is applied again one record at a time under savepoints and that record is
+ * dead-lettered, so one poison record never stalls the partition.
+ */
+#include "ingest.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cwpp_alert.h"
+#include "cwpp_avro.h"
+#include "cwpp_log.h"
+#include "cwpp_pg.h"
+
+const cwpp_conf_prop_t ingest_props[] = {
+    CWPP_COMMON_PROPS(ingest_conf_t, common, "ingest", "8081"),
+    {"ingest.max.message.bytes", CWPP_CONF_INT, offsetof(ingest_conf_t, max_message_bytes),
+     "1048576", 1024, 16777216, 0, "Records larger than this are rejected as oversized."},
+    {"ingest.adapter.account.id", CWPP_CONF_STR, offsetof(ingest_conf_t, adapter_account_id),
+     "", 0, 0, 0,
+     "Account for Falco/Wazuh alerts that carry none (empty: such alerts are rejected)."},
+    {"ingest.max.future.s", CWPP_CONF_INT, offsetof(ingest_conf_t, max_future_s), "3600", 0,
+     31536000, 0, "occurred_at later than now plus this many seconds is rejected."},
+    {"ingest.pipeline.chunk", CWPP_CONF_INT, offsetof(ingest_conf_t, pipeline_chunk), "250", 1,
+     10000, 0, "Database statements sent per round trip within a batch's transaction."},
+};
+const size_t ingest_nprops = sizeof(ingest_props) / sizeof(ingest_props[0]);
+
+/* One consumed record and what became of it. */
+typedef struct item {
+    rd_kafka_message_t *m;
+    int                 ok;          /* parsed and valid */
+    int                 apply;       /* its effect is not in the database yet */
+    int                 have_state;  /* status/seen/occurrences read back from the row */
+    cwpp_alert_t        alert;
+    const char         *code;        /* reject reason code */
+    char                reason[400]; /* reject sentence */
+} item_t;
+
+/* One (topic, partition) of the batch. */
+typedef struct part {
+    const char *topic;
+    int32_t     partition;
+    int64_t     next_offset; /* from the database, before this batch */
+    int64_t     max_offset;  /* highest offset in this batch */
+} part_t;
+
+struct ingest {
+    const ingest_conf_t *conf;
+    cwpp_pg_t           *pg;
+    PGconn              *prepared_on; /* connection the statements are prepared on */
+    cwpp_avro_type_t    *t_alert, *t_rejected;
+    avro_value_t         v_alert, v_rejected;
+    int                  have_values;
+    cwpp_buf_t           buf;
+    item_t              *items;
+    size_t               items_cap;
+    part_t               parts[256];
+    size_t               nparts;
+    atomic_int           db_ok;
+    cwpp_metrics_t      *metrics;
+    cwpp_metric_t       *m_new, *m_recur, *m_redelivered, *m_db_seconds, *m_db_errors;
+};
+
+static const char SQL_OFFSET_ROW[] =
+    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
+    "VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING";
+static const char SQL_OFFSET_LOCK[] =
+    "SELECT next_offset FROM consumer_offsets "
+    "WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE";
+static const char SQL_OFFSET_SET[] =
+    "UPDATE consumer_offsets SET next_offset = $4, updated_at = now() "
+    "WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND next_offset < $4";
+static const char SQL_UPSERT[] =
+    "INSERT INTO alerts (alert_id, dedup_key, account_id, name, type, severity, source, "
+    "input_format, source_alert_id, asset_id, asset, attack_tactic, attack_technique, defense, "
+    "file, process, remote_ip, logon, details, entities, status, first_seen, last_seen, "
+    "occurrences, ingested_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15::jsonb, "
+    "$16::jsonb, $17, $18::jsonb, $19::jsonb, $20::jsonb, $21, "
+    "to_timestamp($22::bigint / 1000.0), to_timestamp($22::bigint / 1000.0), 1, "
+    "to_timestamp($23::bigint / 1000.0), now()) "
+    "ON CONFLICT (alert_id) DO UPDATE SET "
+    "first_seen = LEAST(alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(alerts.last_seen, EXCLUDED.last_seen), "
+    "occurrences = alerts.occurrences + 1, updated_at = now() "
+    "RETURNING status, (extract(epoch FROM first_seen) * 1000)::bigint, "
+    "(extract(epoch FROM last_seen) * 1000)::bigint, occurrences";
+static const char SQL_STATE[] =
+    "SELECT status, (extract(epoch FROM first_seen) * 1000)::bigint, "
+    "(extract(epoch FROM last_seen) * 1000)::bigint, occurrences "
+    "FROM alerts WHERE alert_id = $1";
+
+ingest_t *ingest_new(const ingest_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
+                     size_t errstr_size)
+{
+    ingest_t *in = calloc(1, sizeof(*in));
+
+    if (in == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    in->conf = conf;
+    in->metrics = metrics;
+    in->t_alert = cwpp_avro_type_builtin("alert", errstr, errstr_size);
+    if (in->t_alert == NULL)
+        goto fail;
+    in->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size);
+    if (in->t_rejected == NULL)
+        goto fail;
+    if (cwpp_avro_value_new(in->t_alert, &in->v_alert) != CWPP_OK)
+        goto oom;
+    if (cwpp_avro_value_new(in->t_rejected, &in->v_rejected) != CWPP_OK) {
+        avro_value_decref(&in->v_alert);
+        goto oom;
+    }
+    in->have_values = 1;
+    in->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-ingest");
+    if (in->pg == NULL)
+        goto oom;
+    in->m_new = cwpp_counter(metrics, "cwpp_ingest_alerts_total{result=\"new\"}",
+                             "Valid alerts by effect: a new alert or a recurrence of one.");
+    in->m_recur = cwpp_counter(metrics, "cwpp_ingest_alerts_total{result=\"recurrence\"}",
+                               "Valid alerts by effect: a new alert or a recurrence of one.");
+    in->m_redelivered = cwpp_counter(metrics, "cwpp_ingest_redelivered_total",
+                                     "Records redelivered after a restart whose effect was "
+                                     "already stored (not applied twice).");
+    in->m_db_errors = cwpp_counter(metrics, "cwpp_ingest_db_errors_total",
+                                   "Batch transactions that failed and were retried.");
+    {
+        static const double b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+        in->m_db_seconds = cwpp_histogram(metrics, "cwpp_ingest_db_seconds",
+                                          "Time of one batch's database transaction.", b,
+                                          sizeof(b) / sizeof(b[0]));
+    }
+    return in;
+oom:
+    cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+fail:
+    ingest_destroy(in);
+    return NULL;
+}
+
+void ingest_destroy(ingest_t *in)
+{
+    size_t i;
+
+    if (in == NULL)
+        return;
+    for (i = 0; i < in->items_cap; i++)
+        cwpp_alert_clear(&in->items[i].alert);
+    free(in->items);
+    if (in->have_values) {
+        avro_value_decref(&in->v_alert);
+        avro_value_decref(&in->v_rejected);
+    }
+    cwpp_avro_type_destroy(in->t_alert);
+    cwpp_avro_type_destroy(in->t_rejected);
+    cwpp_pg_destroy(in->pg);
+    cwpp_buf_free(&in->buf);
+    free(in);
+}
+
+/* ------------------------------------------------------------------ rejection */
+
+static void reject(ingest_t *in, item_t *it, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reject(ingest_t *in, item_t *it, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    char    name[160];
+
+    it->ok = 0;
+    it->apply = 0;
+    it->code = code;
+    va_start(ap, fmt);
+    vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
+    va_end(ap);
+    snprintf(name, sizeof(name), "cwpp_ingest_rejected_total{reason=\"%s\"}", code);
+    cwpp_metric_add(cwpp_counter(in->metrics, name, "Records rejected to the dead-letter topic, "
+                                 "by reason."), 1);
+}
+
+/* ------------------------------------------------------------------- database */
+
+static int prepare(ingest_t *in, char *errstr, size_t errstr_size)
+{
+    PGconn   *c = cwpp_pg_conn(in->pg);
+    static const struct { const char *name, *sql; int n; } stmts[] = {
+        {"offset_row", SQL_OFFSET_ROW, 3}, {"offset_lock", SQL_OFFSET_LOCK, 3},
+        {"offset_set", SQL_OFFSET_SET, 4}, {"upsert", SQL_UPSERT, 23}, {"state", SQL_STATE, 1},
+    };
+    size_t    i;
+
+    if (in->prepared_on == c)
+        return CWPP_OK;
+    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
+        int       rc = cwpp_pg_check(in->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
+                                     errstr_size);
+        PQclear(r);
+        if (rc != CWPP_OK)
+            return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
+    }
+    in->prepared_on = c;
+    return CWPP_OK;
+}
+
+/* Text parameters of the upsert for one alert; json texts are malloc'd into js[]. */
+typedef struct upsert_params {
+    const char *v[23];
+    char       *js[6];
+    char        t1[24], t2[24];
+} upsert_params_t;
+
+static int upsert_params(const cwpp_alert_t *a, upsert_params_t *p)
+{
+    json_t *j[6];
+    int     i, rc = CWPP_OK;
+
+    memset(p, 0, sizeof(*p));
+    j[0] = cwpp_alert_asset_json(a);
+    j[1] = cwpp_alert_file_json(a);
+    j[2] = cwpp_alert_process_json(a);
+    j[3] = cwpp_alert_logon_json(a);
+    j[4] = json_incref(a->details);
+    j[5] = cwpp_alert_entities_json(a);
+    for (i = 0; i < 6; i++) {
+        if (j[i] != NULL) {
+            p->js[i] = json_dumps(j[i], JSON_COMPACT);
+            if (p->js[i] == NULL)
+                rc = CWPP_ENOMEM;
+            json_decref(j[i]);
+        }
+    }
+    snprintf(p->t1, sizeof(p->t1), "%" PRId64, a->occurred_at_ms);
+    snprintf(p->t2, sizeof(p->t2), "%" PRId64, a->ingested_at_ms);
+    p->v[0] = a->alert_id;
+    p->v[1] = a->dedup_key;
+    p->v[2] = a->account_id;
+    p->v[3] = a->name;
+    p->v[4] = a->type;
+    p->v[5] = cwpp_severity_name(a->severity);
+    p->v[6] = a->source;
+    p->v[7] = cwpp_format_name(a->format);
+    p->v[8] = a->source_alert_id;
+    p->v[9] = a->asset.id;
+    p->v[10] = p->js[0];
+    p->v[11] = a->tactic;
+    p->v[12] = a->technique;
+    p->v[13] = cwpp_defense_name(a->defense);
+    p->v[14] = p->js[1];
+    p->v[15] = p->js[2];
+    p->v[16] = a->remote_ip;
+    p->v[17] = p->js[3];
+    p->v[18] = p->js[4] != NULL ? p->js[4] : "{}";
+    p->v[19] = p->js[5] != NULL ? p->js[5] : "[]";
+    p->v[20] = cwpp_status_name(a->status);
+    p->v[21] = p->t1;
+    p->v[22] = p->t2;
+    return rc;
+}
+
+static void upsert_params_free(upsert_params_t *p)
+{
+    int i;
+
+    for (i = 0; i < 6; i++)
+        free(p->js[i]);
+}
+
+/* Reads the row state (status, first, last, occurrences) of a RETURNING/SELECT result. */
+static void read_state(const PGresult *r, cwpp_alert_t *a)
+{
+    cwpp_alert_status_t st;
+
+    if (PQntuples(r) < 1)
+        return;
+    if (cwpp_status_parse(PQgetvalue(r, 0, 0), &st) == 0)
+        a->status = st;
+    a->first_seen_ms = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    a->last_seen_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    a->occurrences = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+}
+
+/* A pipelined statement whose result the reader must route. */
+typedef enum { Q_CMD, Q_LOCK, Q_UPSERT } qkind_t;
+typedef struct qref {
+    qkind_t kind;
+    size_t  idx; /* part index (Q_LOCK) or item index (Q_UPSERT) */
+} qref_t;
+
+/* Sends the queued statements' sync and reads every result in order. */
+static int pipeline_read(ingest_t *in, const qref_t *q, size_t nq, char *errstr,
+                         size_t errstr_size)
+{
+    PGconn   *c = cwpp_pg_conn(in->pg);
+    PGresult *r;
+    size_t    i;
+    int       rc = CWPP_OK;
+
+    if (PQpipelineSync(c) != 1)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline sync: %s",
+                           PQerrorMessage(c));
+    for (i = 0; i < nq; i++) {
+        ExecStatusType want = q[i].kind == Q_CMD ? PGRES_COMMAND_OK : PGRES_TUPLES_OK;
+        int            qrc;
+
+        r = PQgetResult(c);
+        if (r == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline ended early: %s",
+                               PQerrorMessage(c));
+        qrc = PQresultStatus(r) == PGRES_PIPELINE_ABORTED ? CWPP_ETRANSIENT
+              : cwpp_pg_check(in->pg, r, want, q[i].kind == Q_UPSERT ? "upsert alert"
+                                                : q[i].kind == Q_LOCK ? "lock offsets"
+                                                                      : "statement",
+                              rc == CWPP_OK ? errstr : NULL, errstr_size);
+        if (qrc == CWPP_OK && q[i].kind == Q_LOCK && PQntuples(r) == 1)
+            in->parts[q[i].idx].next_offset = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        else if (qrc == CWPP_OK && q[i].kind == Q_UPSERT) {
+            read_state(r, &in->items[q[i].idx].alert);
+            in->items[q[i].idx].have_state = 1;
+        }
+        if (qrc != CWPP_OK && (rc == CWPP_OK || qrc == CWPP_EDATA))
+            rc = qrc; /* a data error outranks the aborts it causes */
+        PQclear(r);
+        while ((r = PQgetResult(c)) != NULL) /* the NULL that ends each query */
+            PQclear(r);
+    }
+    r = PQgetResult(c); /* PGRES_PIPELINE_SYNC */
+    if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        return rc != CWPP_OK ? rc : cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT,
+                                                "pipeline lost its sync");
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int send_params(PGconn *c, const char *stmt, int n, const char *const *v)
+{
+    return PQsendQueryPrepared(c, stmt, n, v, NULL, NULL, 0);
+}
+
+/* Applies the batch in one transaction. isolate = one record at a time under savepoints,
+ * dead-lettering records the server refuses. */
+static int apply_batch(ingest_t *in, size_t n, int isolate, char *errstr, size_t errstr_size)
+{
+    PGconn   *c = cwpp_pg_conn(in->pg);
+    qref_t   *q = NULL;
+    size_t    nq = 0, i, chunk = (size_t)in->conf->pipeline_chunk;
+    int       rc;
+    char      part_s[16], off_s[24];
+    const char *group = in->conf->common.group_id;
+
+    q = malloc(sizeof(*q) * (chunk + in->nparts * 2 + 4));
+    if (q == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if (PQenterPipelineMode(c) != 1) {
+        free(q);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
+    }
+    /* Round trip 1: BEGIN, make sure offset rows exist, lock them and read next_offset. */
+    PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    q[nq++] = (qref_t){Q_CMD, 0};
+    for (i = 0; i < in->nparts; i++) {
+        const char *v[3] = {group, in->parts[i].topic, part_s};
+        snprintf(part_s, sizeof(part_s), "%d", in->parts[i].partition);
+        send_params(c, "offset_row", 3, v);
+        q[nq++] = (qref_t){Q_CMD, i};
+        send_params(c, "offset_lock", 3, v);
+        q[nq++] = (qref_t){Q_LOCK, i};
+    }
+    rc = pipeline_read(in, q, nq, errstr, errstr_size);
+    nq = 0;
+    if (rc != CWPP_OK)
+        goto out;
+
+    /* Decide what to apply: records below next_offset are already in the database. */
+    for (i = 0; i < n; i++) {
+        item_t *it = &in->items[i];
+        size_t  p;
+
+        it->apply = 0;
+        it->have_state = 0;
+        if (!it->ok)
+            continue;
+        for (p = 0; p < in->nparts; p++)
+            if (in->parts[p].partition == it->m->partition &&
+                strcmp(in->parts[p].topic, rd_kafka_topic_name(it->m->rkt)) == 0)
+                break;
+        it->apply = it->m->offset >= in->parts[p].next_offset;
+    }
+
+    /* Round trips 2..k: the upserts, in chunks. */
+    for (i = 0; i < n; i++) {
+        item_t         *it = &in->items[i];
+        upsert_params_t up;
+
+        if (!it->apply)
+            continue;
+        if (upsert_params(&it->alert, &up) != CWPP_OK) {
+            upsert_params_free(&up);
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (isolate) {
+            PQsendQueryParams(c, "SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
+            q[nq++] = (qref_t){Q_CMD, i};
+        }
+        send_params(c, "upsert", 23, up.v);
+        q[nq++] = (qref_t){Q_UPSERT, i};
+        upsert_params_free(&up);
+        if (isolate) {
+            rc = pipeline_read(in, q, nq, errstr, errstr_size);
+            nq = 0;
+            if (rc == CWPP_EDATA) {
+                reject(in, it, "db_refused", "the database refused the alert: %s", errstr);
+                PQsendQueryParams(c, "ROLLBACK TO SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
+                q[nq++] = (qref_t){Q_CMD, 0};
+                rc = pipeline_read(in, q, nq, errstr, errstr_size);
+                nq = 0;
+            }
+            if (rc != CWPP_OK)
+                goto out;
+        } else if (nq >= chunk) {
+            rc = pipeline_read(in, q, nq, errstr, errstr_size);
+            nq = 0;
+            if (rc != CWPP_OK)
+                goto out;
+        }
+    }
+
+    /* Last round trip: advance the offsets, commit. */
+    for (i = 0; i < in->nparts; i++) {
+        const char *v[4] = {group, in->parts[i].topic, part_s, off_s};
+        snprintf(part_s, sizeof(part_s), "%d", in->parts[i].partition);
+        snprintf(off_s, sizeof(off_s), "%" PRId64, in->parts[i].max_offset + 1);
+        send_params(c, "offset_set", 4, v);
+        q[nq++] = (qref_t){Q_CMD, i};
+    }
+    PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    q[nq++] = (qref_t){Q_CMD, 0};
+    rc = pipeline_read(in, q, nq, errstr, errstr_size);
+    nq = 0;
+out:
+    if (rc != CWPP_OK && PQstatus(c) == CONNECTION_OK) {
+        /* Leave the connection clean: roll back whatever is open. */
+        PQsendQueryParams(c, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
+        q[0] = (qref_t){Q_CMD, 0};
+        pipeline_read(in, q, 1, NULL, 0);
+    }
+    PQexitPipelineMode(c);
+    free(q);
+    return rc;
+}
+
+/* Reads the stored state of alerts whose record was a redelivery (not applied now). */
+static int read_skipped_states(ingest_t *in, size_t n, char *errstr, size_t errstr_size)
+{
+    PGconn *c = cwpp_pg_conn(in->pg);
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        item_t     *it = &in->items[i];
+        const char *v[1];
+        PGresult   *r;
+        int         rc;
+
+        if (!it->ok || it->apply)
+            continue;
+        cwpp_metric_add(in->m_redelivered, 1);
+        v[0] = it->alert.alert_id;
+        r = PQexecPrepared(c, "state", 1, v, NULL, NULL, 0);
+        rc = cwpp_pg_check(in->pg, r, PGRES_TUPLES_OK, "read alert", errstr, errstr_size);
+        if (rc == CWPP_OK)
+            read_state(r, &it->alert);
+        PQclear(r);
+        if (rc != CWPP_OK)
+            return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
+    }
+    return CWPP_OK;
+}
+
+/* ---------------------------------------------------------------------- batch */
+
+static int ensure_items(ingest_t *in, size_t n)
+{
+    item_t *ni;
+
+    if (n <= in->items_cap)
+        return CWPP_OK;
+    ni = realloc(in->items, n * sizeof(*ni));
+    if (ni == NULL)
+        return CWPP_ENOMEM;
+    memset(ni + in->items_cap, 0, (n - in->items_cap) * sizeof(*ni));
+    in->items = ni;
+    in->items_cap = n;
+    return CWPP_OK;
+}
+
+static int collect_parts(ingest_t *in, rd_kafka_message_t **msgs, size_t n)
+{
+    size_t i, p;
+
+    in->nparts = 0;
+    for (i = 0; i < n; i++) {
+        const char *t = rd_kafka_topic_name(msgs[i]->rkt);
+
+        for (p = 0; p < in->nparts; p++)
+            if (in->parts[p].partition == msgs[i]->partition && strcmp(in->parts[p].topic, t) == 0)
+                break;
+        if (p == in->nparts) {
+            if (in->nparts == sizeof(in->parts) / sizeof(in->parts[0]))
+                return CWPP_EINVAL;
+            in->parts[p].topic = t;
+            in->parts[p].partition = msgs[i]->partition;
+            in->parts[p].next_offset = 0;
+            in->parts[p].max_offset = msgs[i]->offset;
+            in->nparts++;
+        }
+        if (msgs[i]->offset > in->parts[p].max_offset)
+            in->parts[p].max_offset = msgs[i]->offset;
+    }
+    return CWPP_OK;
+}
+
+static int emit(ingest_t *in, size_t n, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    size_t i;
+    int    rc;
+
+    for (i = 0; i < n; i++) {
+        item_t *it = &in->items[i];
+
+        cwpp_buf_reset(&in->buf);
+        if (it->ok) {
+            rc = cwpp_alert_to_avro(&it->alert, in->t_alert, &in->v_alert, &in->buf, errstr,
+                                    errstr_size);
+            if (rc != CWPP_OK)
+                return rc == CWPP_EINVAL ? CWPP_ETRANSIENT : rc;
+            rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_NORMALIZED, it->alert.account_id,
+                                 strlen(it->alert.account_id), in->buf.data, in->buf.len);
+        } else {
+            avro_value_t *v = &in->v_rejected;
+            rd_kafka_message_t *m = it->m;
+            rd_kafka_timestamp_type_t tt;
+            int64_t ts = rd_kafka_message_timestamp(m, &tt);
+
+            avro_value_reset(v);
+            rc = cwpp_avro_set_str(v, "service", "ingest");
+            rc |= cwpp_avro_set_str(v, "reason_code", it->code != NULL ? it->code : "invalid");
+            rc |= cwpp_avro_set_str(v, "reason", it->reason);
+            rc |= cwpp_avro_set_str(v, "source_topic", rd_kafka_topic_name(m->rkt));
+            rc |= cwpp_avro_set_int(v, "source_partition", m->partition);
+            rc |= cwpp_avro_set_long(v, "source_offset", m->offset);
+            rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms", ts >= 0 ? &ts : NULL);
+            rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, m->key_len);
+            rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", m->len);
+            rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
+            if (rc != CWPP_OK)
+                return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT,
+                                   "cannot build RejectedRecord");
+            rc = cwpp_avro_encode(in->t_rejected, v, &in->buf, errstr, errstr_size);
+            if (rc != CWPP_OK)
+                return rc;
+            rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, m->key, m->key_len,
+                                 in->buf.data, in->buf.len);
+        }
+        if (rc != CWPP_OK)
+            return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    }
+    return CWPP_OK;
+}
+
+int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                 char *errstr, size_t errstr_size)
+{
+    ingest_t         *in = opaque;
+    cwpp_alert_opts_t opts;
+    size_t            i;
+    int               rc;
+    int64_t           t0;
+    char              reason[400];
+
+    if (ensure_items(in, n) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    opts.adapter_account_id = in->conf->adapter_account_id;
+    opts.now_ms = cwpp_now_ms();
+    opts.max_future_ms = in->conf->max_future_s * 1000;
+
+    /* 1. validate and normalize */
+    for (i = 0; i < n; i++) {
+        item_t *it = &in->items[i];
+
+        cwpp_alert_clear(&it->alert);
+        it->m = msgs[i];
+        it->ok = 0;
+        it->code = NULL;
+        it->reason[0] = '\0';
+        if (msgs[i]->len > (size_t)in->conf->max_message_bytes) {
+            reject(in, it, "oversized", "record is %zu bytes, larger than "
+                   "ingest.max.message.bytes (%lld)", msgs[i]->len,
+                   (long long)in->conf->max_message_bytes);
+            continue;
+        }
+        if (msgs[i]->len == 0 || msgs[i]->payload == NULL) {
+            reject(in, it, "invalid_json", "record is empty");
+            continue;
+        }
+        rc = cwpp_alert_from_json(msgs[i]->payload, msgs[i]->len, &opts, &it->alert, &it->code,
+                                  reason, sizeof(reason));
+        if (rc == CWPP_ENOMEM)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        if (rc != CWPP_OK) {
+            reject(in, it, it->code != NULL ? it->code : "invalid", "%s", reason);
+            continue;
+        }
+        it->ok = 1;
+    }
+    if (collect_parts(in, msgs, n) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "too many partitions in one batch");
+
+    /* 2. one transaction */
+    t0 = cwpp_mono_ms();
+    if ((rc = cwpp_pg_ensure(in->pg, errstr, errstr_size)) != CWPP_OK ||
+        (rc = prepare(in, errstr, errstr_size)) != CWPP_OK)
+        goto db_fail;
+    rc = apply_batch(in, n, 0, errstr, errstr_size);
+    if (rc == CWPP_EDATA) {
+        cwpp_warn("db_data_error", "the database refused a record (%s); applying the batch "
+                  "record by record to dead-letter it", errstr);
+        rc = apply_batch(in, n, 1, errstr, errstr_size);
+    }
+    if (rc == CWPP_OK)
+        rc = read_skipped_states(in, n, errstr, errstr_size);
+    if (rc != CWPP_OK)
+        goto db_fail;
+    atomic_store(&in->db_ok, 1);
+    cwpp_metric_observe(in->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
+    for (i = 0; i < n; i++) {
+        if (in->items[i].ok && in->items[i].apply)
+            cwpp_metric_add(in->items[i].alert.occurrences > 1 ? in->m_recur : in->m_new, 1);
+    }
+
+    /* 3. outputs */
+    return emit(in, n, out, errstr, errstr_size);
+db_fail:
+    atomic_store(&in->db_ok, 0);
+    cwpp_metric_add(in->m_db_errors, 1);
+    if (PQstatus(cwpp_pg_conn(in->pg)) != CONNECTION_OK || rc == CWPP_ETRANSIENT)
+        cwpp_pg_reset(in->pg);
+    in->prepared_on = NULL;
+    return rc == CWPP_ECONFIG ? CWPP_ETRANSIENT : rc;
+}
+
+/* ---------------------------------------------------------------------- run */
+
+typedef struct run_ctx {
+    ingest_t    *in;
+    cwpp_loop_t *loop;
+} run_ctx_t;
+
+static int ready(void *opaque, char *reason, size_t reason_size)
+{
+    run_ctx_t *r = opaque;
+
+    if (!atomic_load(&r->in->db_ok)) {
+        cwpp_seterr(reason, reason_size, 0, "PostgreSQL is not reachable");
+        return 0;
+    }
+    return cwpp_loop_ready(r->loop, reason, reason_size);
+}
+
+int ingest_run(const void *confp, const cwpp_service_env_t *env)
+{
+    const ingest_conf_t  *conf = confp;
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
+    cwpp_loop_conf_t      lc;
+    run_ctx_t             r = {0};
+    char                  errstr[512];
+    int                   rc, backoff = 200;
+
+    r.in = ingest_new(conf, env->metrics, errstr, sizeof(errstr));
+    if (r.in == NULL) {
+        cwpp_error("start_failed", "%s", errstr);
+        return 2;
+    }
+    /* Wait for the database before consuming anything (a bad DSN stops start-up). */
+    while (!cwpp_service_stopping()) {
+        rc = cwpp_pg_ensure(r.in->pg, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            rc = prepare(r.in, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            break;
+        if (rc == CWPP_ECONFIG) {
+            cwpp_error("config_error", "%s", errstr);
+            ingest_destroy(r.in);
+            return 1;
+        }
+        cwpp_warn("db_wait", "%s; retrying in %d ms", errstr, backoff);
+        {
+            struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    atomic_store(&r.in->db_ok, 1);
+
+    memset(&lc, 0, sizeof(lc));
+    lc.service = "ingest";
+    lc.brokers = conf->common.kafka_brokers;
+    lc.props = env->kafka_props;
+    lc.group_id = conf->common.group_id;
+    lc.prefix = conf->common.topic_prefix;
+    lc.inputs = inputs;
+    lc.ninputs = 1;
+    lc.batch_max_messages = (int)conf->common.batch_max_messages;
+    lc.batch_max_ms = (int)conf->common.batch_max_ms;
+    lc.retry_max_ms = (int)conf->common.retry_max_ms;
+    lc.metrics = env->metrics;
+    r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));
+    if (r.loop == NULL) {
+        cwpp_error("config_error", "%s", errstr);
+        ingest_destroy(r.in);
+        return 1;
+    }
+    cwpp_service_set_loop(r.loop);
+    cwpp_service_set_ready(ready, &r);
+    rc = cwpp_loop_run(r.loop, ingest_batch, r.in);
+    cwpp_service_set_ready(NULL, NULL);
+    cwpp_service_set_loop(NULL);
+    cwpp_loop_destroy(r.loop);
+    ingest_destroy(r.in);
+    return rc == CWPP_OK ? 0 : 2;
+}
