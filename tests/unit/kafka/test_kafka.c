@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_kafka: the shared loop's guarantees (STYLE.md convention 8, DESIGN.md "No lost
+ * alert"), under fault injection with librdkafka's mock cluster (the real broker runs in
+ * the integration tests):
+ *  - a batch whose effect fails transiently is retried with the same records, never
+ *    skipped, and its offsets are not committed before it succeeds;
+ *  - produce errors from the broker are retried until every output is acknowledged;
+ *  - offsets are committed for every consumed record after the outputs are delivered;
+ *  - a stop finishes and commits the current batch.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cwpp_kafka.h"
+#include <librdkafka/rdkafka_mock.h>
+#include "cwpp_log.h"
+
+#define N_RECORDS 200
+
+typedef struct harness {
+    rd_kafka_t              *mock_rk; /* owns the mock cluster */
+    rd_kafka_mock_cluster_t *mc;
+    char                     brokers[256];
+} harness_t;
+
+static void harness_start(harness_t *h)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char             err[256];
+
+    assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof(err)), 0);
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+    h->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(h->mock_rk);
+    h->mc = rd_kafka_handle_mock_cluster(h->mock_rk);
+    assert_non_null(h->mc);
+    snprintf(h->brokers, sizeof(h->brokers), "%s", rd_kafka_mock_cluster_bootstraps(h->mc));
+    assert_int_equal(rd_kafka_mock_topic_create(h->mc, "t.alerts.raw", 2, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(h->mc, "t.alerts.normalized", 2, 1), 0);
+}
+
+static void harness_produce_inputs(harness_t *h, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "rec-%d", i);
+        assert_int_equal(rd_kafka_producev(h->mock_rk, RD_KAFKA_V_TOPIC("t.alerts.raw"),
+                                           RD_KAFKA_V_KEY(v, strlen(v)),
+                                           RD_KAFKA_V_VALUE(v, strlen(v)),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END), 0);
+    }
+    assert_int_equal(rd_kafka_flush(h->mock_rk, 10000), 0);
+}
+
+typedef struct svc {
+    cwpp_loop_t *loop;
+    int          seen;          /* records applied (successful attempts) */
+    int          attempts;      /* batch function calls */
+    int          fail_first;    /* fail this many attempts first */
+    int          retried_same;  /* a retried attempt saw the same first record */
+    char         last_failed_first[32];
+    int          target;
+} svc_t;
+
+static int batch_fn(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                    char *errstr, size_t errstr_size)
+{
+    svc_t *s = opaque;
+    size_t i;
+    char   first[32];
+
+    s->attempts++;
+    snprintf(first, sizeof(first), "%.*s", (int)msgs[0]->len, (const char *)msgs[0]->payload);
+    if (s->last_failed_first[0] != '\0') {
+        if (strcmp(first, s->last_failed_first) == 0)
+            s->retried_same++;
+        s->last_failed_first[0] = '\0';
+    }
+    if (s->fail_first > 0) {
+        s->fail_first--;
+        snprintf(s->last_failed_first, sizeof(s->last_failed_first), "%s", first);
+        snprintf(errstr, errstr_size, "database is down (injected)");
+        return CWPP_ETRANSIENT;
+    }
+    for (i = 0; i < n; i++)
+        assert_int_equal(cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_NORMALIZED, msgs[i]->key,
+                                         msgs[i]->key_len, msgs[i]->payload, msgs[i]->len), 0);
+    s->seen += (int)n;
+    if (s->seen >= s->target)
+        cwpp_loop_stop(s->loop);
+    return CWPP_OK;
+}
+
+static int64_t committed_total(harness_t *h, const char *group)
+{
+    rd_kafka_conf_t                 *conf;
+    rd_kafka_t                      *c;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    char                             err[256];
+    int64_t                          total = 0;
+    int                              i;
+
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", h->brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_add(l, "t.alerts.raw", 0);
+    rd_kafka_topic_partition_list_add(l, "t.alerts.raw", 1);
+    assert_int_equal(rd_kafka_committed(c, l, 10000), 0);
+    for (i = 0; i < l->cnt; i++)
+        if (l->elems[i].offset > 0)
+            total += l->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return total;
+}
+
+static int64_t topic_total(harness_t *h, const char *topic)
+{
+    int64_t lo, hi, total = 0;
+    int     p;
+
+    for (p = 0; p < 2; p++) {
+        assert_int_equal(rd_kafka_query_watermark_offsets(h->mock_rk, topic, p, &lo, &hi, 5000), 0);
+        total += hi - lo;
+    }
+    return total;
+}
+
+static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m)
+{
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
+    cwpp_loop_conf_t lc;
+    char             err[256];
+    cwpp_loop_t     *l;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.service = "test";
+    lc.brokers = h->brokers;
+    lc.group_id = group;
+    lc.prefix = "t.";
+    lc.inputs = inputs;
+    lc.ninputs = 1;
+    lc.batch_max_messages = 50;
+    lc.batch_max_ms = 20;
+    lc.retry_max_ms = 50;
+    lc.metrics = m;
+    l = cwpp_loop_new(&lc, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("%s", err);
+    return l;
+}
+
+/* Effects failing transiently: the same batch is retried, nothing skipped, offsets and
+ * outputs complete afterwards. */
+static void test_retry_without_loss(void **state)
+{
+    harness_t       h;
+    svc_t           s;
+    cwpp_metrics_t *m = cwpp_metrics_new();
+
+    (void)state;
+    harness_start(&h);
+    harness_produce_inputs(&h, N_RECORDS);
+    memset(&s, 0, sizeof(s));
+    s.fail_first = 3;
+    s.target = N_RECORDS;
+    s.loop = make_loop(&h, "g-retry", m);
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(s.seen, N_RECORDS);
+    assert_int_equal(s.retried_same, 3);
+    assert_int_equal(cwpp_metric_value(cwpp_counter(m, "cwpp_test_batch_retries_total", "")), 3);
+    assert_int_equal(committed_total(&h, "g-retry"), N_RECORDS);
+    assert_int_equal(topic_total(&h, "t.alerts.normalized"), N_RECORDS);
+    cwpp_metrics_destroy(m);
+    rd_kafka_destroy(h.mock_rk);
+}
+
+/* Produce errors (leader not available, then a retriable timeout) do not lose outputs:
+ * every record reaches the output topic and offsets are committed only after. */
+static void test_produce_errors_are_retried(void **state)
+{
+    harness_t       h;
+    svc_t           s;
+    cwpp_metrics_t *m = cwpp_metrics_new();
+
+    (void)state;
+    harness_start(&h);
+    harness_produce_inputs(&h, N_RECORDS);
+    rd_kafka_mock_push_request_errors(h.mc, 0 /* Produce */, 4,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    memset(&s, 0, sizeof(s));
+    s.target = N_RECORDS;
+    s.loop = make_loop(&h, "g-produce", m);
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(s.seen, N_RECORDS);
+    assert_int_equal(committed_total(&h, "g-produce"), N_RECORDS);
+    /* idempotent producer: retries add no duplicates */
+    assert_int_equal(topic_total(&h, "t.alerts.normalized"), N_RECORDS);
+    assert_int_equal(cwpp_metric_value(cwpp_counter(m, "cwpp_test_produced_total", "")), N_RECORDS);
+    cwpp_metrics_destroy(m);
+    rd_kafka_destroy(h.mock_rk);
+}
+
+/* A stop while the effect keeps failing leaves the batch uncommitted: nothing is
+ * acknowledged that was not applied, and a restarted loop applies it. */
+static void test_stop_during_failure_commits_nothing(void **state)
+{
+    harness_t       h;
+    svc_t           s;
+    cwpp_metrics_t *m = cwpp_metrics_new();
+
+    (void)state;
+    harness_start(&h);
+    harness_produce_inputs(&h, 10);
+    memset(&s, 0, sizeof(s));
+    s.fail_first = 1000000;
+    s.target = 10;
+    s.loop = make_loop(&h, "g-stop", m);
+    /* batch_fn keeps failing; stop the loop from "outside" after a few attempts */
+    cwpp_loop_stop(s.loop);
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(committed_total(&h, "g-stop"), 0);
+    assert_int_equal(topic_total(&h, "t.alerts.normalized"), 0);
+
+    memset(&s, 0, sizeof(s));
+    s.target = 10;
+    s.loop = make_loop(&h, "g-stop", m);
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(s.seen, 10);
+    assert_int_equal(committed_total(&h, "g-stop"), 10);
+    cwpp_metrics_destroy(m);
+    rd_kafka_destroy(h.mock_rk);
+}
+
+static void test_topic_table(void **state)
+{
+    char buf[128];
+
+    (void)state;
+    cwpp_topic_name("cwpp.", CWPP_TOPIC_ALERTS_RAW, buf, sizeof(buf));
+    assert_string_equal(buf, "cwpp.alerts.raw");
+    cwpp_topic_name("cwpp.", CWPP_TOPIC_COMMAND_RESULTS, buf, sizeof(buf));
+    assert_string_equal(buf, "cwpp.command-results");
+    assert_true(cwpp_topic_def(CWPP_TOPIC_EVENTS)->compacted);
+    assert_false(cwpp_topic_def(CWPP_TOPIC_ALERTS_RAW)->compacted);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topic_table),
+        cmocka_unit_test(test_retry_without_loss),
+        cmocka_unit_test(test_produce_errors_are_retried),
+        cmocka_unit_test(test_stop_during_failure_commits_nothing),
+    };
+    cwpp_log_init("test", CWPP_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_util: RFC 3339 parsing (the contract's occurred_at), UTF-8 validation (invalid
+ * UTF-8 is rejected, DESIGN.md quality bar), the byte buffer and fault points.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cwpp_util.h"
+
+static const struct {
+    const char *s;
+    int         lenient;
+    int         ok;
+    int64_t     ms;
+} times[] = {
+    {"1970-01-01T00:00:00Z", 0, 1, 0},
+    {"2026-11-28T07:55:38Z", 0, 1, 1795852538000LL},
+    {"2026-11-28T07:55:38.123Z", 0, 1, 1795852538123LL},
+    {"2026-11-28t07:55:38.1z", 0, 1, 1795852538100LL},
+    {"2026-11-28T15:55:38.123456789+08:00", 0, 1, 1795852538123LL},
+    {"2026-11-28T02:55:38-05:00", 0, 1, 1795852538000LL},
+    {"2024-02-29T00:00:00Z", 0, 1, 1709164800000LL},
+    {"2016-12-31T23:59:60Z", 0, 1, 1483228799000LL},
+    {"2026-11-28T07:55:38.123+0000", 1, 1, 1795852538123LL},
+    {"2026-11-28T07:55:38.123+0000", 0, 0, 0},
+    {"2023-02-29T00:00:00Z", 0, 0, 0},
+    {"2026-13-01T00:00:00Z", 0, 0, 0},
+    {"2026-11-28T24:00:00Z", 0, 0, 0},
+    {"2026-11-28 07:55:38Z", 0, 0, 0},
+    {"2026-11-28T07:55:38", 0, 0, 0},
+    {"2026-11-28T07:55:38.Z", 0, 0, 0},
+    {"2026-11-28T07:55:38.1234567890Z", 0, 0, 0},
+    {"2026-11-28T07:55:38Zjunk", 0, 0, 0},
+    {"yesterday", 0, 0, 0},
+    {"", 0, 0, 0},
+};
+
+static void test_rfc3339(void **state)
+{
+    size_t  i;
+    int64_t ms;
+
+    (void)state;
+    for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        int rc = cwpp_parse_time_ms(times[i].s, times[i].lenient, &ms);
+        if (times[i].ok) {
+            assert_int_equal(rc, CWPP_OK);
+            assert_int_equal(ms, times[i].ms);
+        } else {
+            assert_int_equal(rc, CWPP_EINVAL);
+        }
+    }
+}
+
+static void test_format_time(void **state)
+{
+    char buf[32];
+
+    (void)state;
+    assert_string_equal(cwpp_format_time_ms(1795852538123LL, buf, sizeof(buf)),
+                        "2026-11-28T07:55:38.123Z");
+}
+
+static const struct {
+    const char *s;
+    size_t      len;
+    int         ok;
+} utf8[] = {
+    {"plain ascii", 11, 1},
+    {"caf\xc3\xa9", 5, 1},
+    {"\xe6\x97\xa5\xe6\x9c\xac", 6, 1},
+    {"\xf0\x9f\x98\x80", 4, 1},
+    {"\xc3\x28", 2, 0},             /* bad continuation */
+    {"\xc0\xaf", 2, 0},             /* overlong '/' */
+    {"\xed\xa0\x80", 3, 0},         /* surrogate */
+    {"\xf4\x90\x80\x80", 4, 0},     /* above U+10FFFF */
+    {"\xe6\x97", 2, 0},             /* truncated */
+    {"a\x00" "b", 3, 0},            /* NUL */
+    {"\xff", 1, 0},
+};
+
+static void test_utf8(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
+        assert_int_equal(cwpp_utf8_valid(utf8[i].s, utf8[i].len), utf8[i].ok);
+}
+
+static void test_buf_and_faults(void **state)
+{
+    cwpp_buf_t     b = {0};
+    unsigned char *p;
+    size_t         len;
+    int            i;
+
+    (void)state;
+    for (i = 0; i < 1000; i++)
+        assert_int_equal(cwpp_buf_append(&b, "abc", 3), CWPP_OK);
+    assert_int_equal(b.len, 3000);
+    /* the armed fault fails exactly the Nth growth, then appends work again */
+    cwpp_buf_reset(&b);
+    cwpp_buf_free(&b);
+    cwpp_fault_arm("buf_alloc", 1);
+    assert_int_equal(cwpp_buf_append(&b, "x", 1), CWPP_ENOMEM);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(cwpp_buf_append(&b, "x", 1), CWPP_OK);
+    p = cwpp_buf_detach(&b, &len);
+    assert_int_equal(len, 1);
+    assert_null(b.data);
+    free(p);
+    cwpp_fault_arm("nth", 3);
+    assert_false(cwpp_fault_hit("nth"));
+    assert_false(cwpp_fault_hit("nth"));
+    assert_true(cwpp_fault_hit("nth"));
+    assert_false(cwpp_fault_hit("nth"));
+    cwpp_fault_disarm_all();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_format_time),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_buf_and_faults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
