@@ -538,9 +538,10 @@ int cwpp_alert_from_json(const void *buf, size_t len, const cwpp_alert_opts_t *o
         return cwpp_alert__bad(&c, "invalid_json", "record is not valid JSON: %s (line %d, "
                                "column %d)", jerr.text, jerr.line, jerr.column);
     if (!json_is_object(root)) {
+        rc = cwpp_alert__bad(&c, "wrong_type", "record must be a JSON object, not %s",
+                             json_type_name(root));
         json_decref(root);
-        return cwpp_alert__bad(&c, "wrong_type", "record must be a JSON object, not %s",
-                               json_type_name(root));
+        return rc;
     }
     rc = cwpp_alert__dispatch(&c, root, opts, out);
     json_decref(root);
