@@ -1,0 +1,265 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Helpers for the integration tests: run our services as real processes against the
+local Kafka broker and PostgreSQL server, read topics with a third-party client
+(confluent-kafka) and decode Avro with a third-party library (python3-avro) from the
+schema files alone."""
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import avro.io
+import avro.schema
+import psycopg2
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("CWPP_BIN_DIR", REPO / "build" / "bin"))
+BROKERS = os.environ.get("CWPP_KAFKA_BROKERS", "127.0.0.1:9092")
+ADMIN_DSN = os.environ.get("CWPP_PG_ADMIN_DSN", "")
+INGEST_DSN = os.environ.get("CWPP_PG_DSN", "")
+
+
+# ----------------------------------------------------------------- Avro (third party)
+
+_EMPTY = 0xC15D213AA4D7A795
+_TABLE = []
+for _i in range(256):
+    _fp = _i
+    for _ in range(8):
+        _fp = (_fp >> 1) ^ (_EMPTY & -(_fp & 1))
+    _TABLE.append(_fp)
+
+
+def crc64_avro(data: bytes) -> int:
+    """CRC-64-AVRO as the Avro specification defines it."""
+    fp = _EMPTY
+    for b in data:
+        fp = (fp >> 8) ^ _TABLE[(fp ^ b) & 0xFF]
+    return fp
+
+
+class AvroType:
+    """A schema from schemas/NAME.avsc, parsed by python3-avro."""
+
+    def __init__(self, name):
+        self.schema = avro.schema.parse((REPO / "schemas" / f"{name}.avsc").read_text())
+        self.fingerprint = crc64_avro(self.schema.canonical_form.encode())
+        self.reader = avro.io.DatumReader(self.schema)
+
+    def decode(self, msg: bytes) -> dict:
+        """Decodes Avro single-object encoding: C3 01, 8-byte LE fingerprint, datum."""
+        assert msg[:2] == b"\xc3\x01", "no single-object marker"
+        (fp,) = struct.unpack("<Q", msg[2:10])
+        assert fp == self.fingerprint, f"fingerprint {fp:016x} != {self.fingerprint:016x}"
+        buf = io.BytesIO(msg[10:])
+        datum = self.reader.read(avro.io.BinaryDecoder(buf))
+        assert buf.tell() == len(msg) - 10, "trailing bytes after the datum"
+        return datum
+
+
+# ----------------------------------------------------------------------- Kafka
+
+def new_prefix() -> str:
+    return f"it{uuid.uuid4().hex[:10]}."
+
+
+def create_topics(prefix: str, partitions: int = 3):
+    subprocess.run([str(BIN / "cwpp-admin"), "topics", "create", "--brokers", BROKERS,
+                    "--prefix", prefix, "--partitions", str(partitions)],
+                   check=True, capture_output=True, timeout=60)
+
+
+def produce(topic: str, values, keys=None):
+    p = Producer({"bootstrap.servers": BROKERS, "linger.ms": 5, "enable.idempotence": True})
+    for i, v in enumerate(values):
+        k = keys[i] if keys else None
+        while True:
+            try:
+                p.produce(topic, value=v, key=k)
+                break
+            except BufferError:
+                p.poll(0.1)
+    assert p.flush(30) == 0
+
+
+def consume(topic: str, expect: int, timeout: float = 60.0, settle: float = 1.0):
+    """All records of topic (from the start) once at least expect arrived, then settle s
+    more to catch extras. Returns confluent_kafka Message objects."""
+    c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-reader-" + uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out = []
+    deadline = time.time() + timeout
+    reached = None
+    try:
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                out.append(m)
+            if len(out) >= expect and reached is None:
+                reached = time.time()
+            if reached is not None and time.time() - reached >= settle:
+                break
+    finally:
+        c.close()
+    return out
+
+
+def committed(group: str, topic: str, partitions: int):
+    c = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+def high_watermarks(topic: str, partitions: int):
+    c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-wm-" + uuid.uuid4().hex})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------------- services
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Service:
+    """One of our services as a real process, with its JSON log captured to a file."""
+
+    def __init__(self, name, prefix, tmp_path, extra_env=None, group=None):
+        self.name = name
+        self.port = free_port()
+        self.log_path = Path(tmp_path) / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.env = dict(os.environ)
+        self.env.update({
+            "CWPP_KAFKA_BROKERS": BROKERS,
+            "CWPP_TOPIC_PREFIX": prefix,
+            "CWPP_GROUP_ID": group or f"{prefix}{name}",
+            "CWPP_HTTP_PORT": str(self.port),
+            "CWPP_HTTP_ADDRESS": "127.0.0.1",
+            "CWPP_BATCH_MAX_MS": "20",
+            "CWPP_RETRY_MAX_MS": "500",
+            "CWPP_KAFKA_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
+        })
+        if extra_env:
+            self.env.update(extra_env)
+        self.proc = None
+        self.restarts = 0
+
+    def start(self):
+        self._logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(BIN / f"cwpp-{self.name}")], env=self.env,
+                                     stdout=self._logf, stderr=subprocess.STDOUT)
+        return self
+
+    def http(self, path, timeout=2.0):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except (urllib.error.URLError, OSError) as e:
+            return 0, str(e)  # not listening (yet)
+
+    def wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                     + self.log_text()[-3000:])
+            try:
+                if self.http("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{self.name} not ready in {timeout}s:\n" + self.log_text()[-3000:])
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._logf.close()
+
+    def stop(self, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(10)
+            raise AssertionError(f"{self.name} ignored SIGTERM for {timeout}s")
+        finally:
+            self._logf.close()
+        return rc
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_events(self):
+        out = []
+        for line in self.log_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"unparsed": line})
+        return out
+
+
+# ---------------------------------------------------------------------- database
+
+def db(dsn=None):
+    conn = psycopg2.connect(dsn or ADMIN_DSN)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SET search_path = cwpp")
+    return conn
+
+
+def query(sql, args=(), dsn=None):
+    conn = db(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def wait_for(fn, timeout=60, interval=0.3, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def md5hex(s: str) -> str:
+    return hashlib.md5(s.encode()).hexdigest()
