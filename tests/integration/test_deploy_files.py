@@ -1,0 +1,647 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Static checks of the deployment files: docker-compose.yml, deploy/docker/Dockerfile,
+.dockerignore and deploy/k8s/. They need no Docker engine, cluster, broker or database;
+they pin down that the files parse, reference only things that exist (paths, binaries,
+environment variables, ports) and agree with each other.
+
+Run: /usr/bin/python3 -m pytest tests/integration/test_deploy_files.py
+Checks that need build/bin/cwpp-* (or $CWPP_BIN_DIR), apt-cache, dpkg, readelf or the
+docker compose plugin skip with a reason when those are missing."""
+import fnmatch
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("CWPP_BIN_DIR", REPO / "build" / "bin"))
+COMPOSE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+K8S = REPO / "deploy" / "k8s"
+MIGRATE = REPO / "deploy" / "migrate"
+ADMIN_SRC = REPO / "tools" / "cwpp-admin" / "main.c"
+
+IMAGE_REPO = "cwpp/cwpp"            # our image, in compose (default) and in deploy/k8s
+BIN_DIR_IN_IMAGE = "/usr/local/bin"
+# Commands the scripts may use besides our binaries, and the Debian package that must be
+# installed in the runtime stage for each (None: part of debian:bookworm-slim).
+SYSTEM_COMMANDS = {"bash": "bash", "sh": None, "curl": "curl", "psql": "postgresql-client",
+                   "sha256sum": "coreutils", "true": None, "sleep": None}
+SHELL_BUILTINS = {"exec", "set", "echo", "test", "[", "export", "cd", ":"}
+
+
+# ------------------------------------------------------------------------ loading
+
+def compose():
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def k8s_files():
+    return sorted(p for p in K8S.iterdir() if p.suffix in (".yaml", ".yml"))
+
+
+def k8s_objects():
+    """Every document of every manifest except kustomization.yaml, as (file, object)."""
+    out = []
+    for p in k8s_files():
+        if p.name == "kustomization.yaml":
+            continue
+        out.extend((p.name, d) for d in yaml.safe_load_all(p.read_text()) if d is not None)
+    return out
+
+
+def k8s_object(kind, name=None):
+    found = [o for _, o in k8s_objects()
+             if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''} in deploy/k8s, found {len(found)}"
+    return found[0]
+
+
+def env_map(env):
+    """A compose `environment` (mapping or list of K=V) as a dict."""
+    if env is None:
+        return {}
+    if isinstance(env, dict):
+        return {k: "" if v is None else str(v) for k, v in env.items()}
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+
+
+def dockerfile_stages():
+    """[(stage name, [(INSTRUCTION, argument text)])], continuation lines joined."""
+    stages, logical, cur = [], [], ""
+    for line in DOCKERFILE.read_text().splitlines():
+        s = line.strip()
+        if not cur and (not s or s.startswith("#")):
+            continue
+        if cur and s.startswith("#"):
+            continue
+        if s.endswith("\\"):
+            cur += s[:-1] + " "
+            continue
+        logical.append(cur + s)
+        cur = ""
+    for ins in logical:
+        op, _, arg = ins.partition(" ")
+        op = op.upper()
+        if op == "FROM":
+            m = re.search(r"\bAS\s+(\S+)", arg, re.I)
+            stages.append((m.group(1) if m else str(len(stages)), []))
+        if stages:
+            stages[-1][1].append((op, arg.strip()))
+    return stages
+
+
+def copy_instructions(stage):
+    """[(flags dict, sources, destination)] of the COPY/ADD lines of one stage."""
+    out = []
+    for op, arg in stage[1]:
+        if op not in ("COPY", "ADD"):
+            continue
+        words = shlex.split(arg)
+        flags = {}
+        while words and words[0].startswith("--"):
+            k, _, v = words.pop(0)[2:].partition("=")
+            flags[k] = v
+        out.append((flags, words[:-1], words[-1]))
+    return out
+
+
+def apt_packages(stage):
+    """Packages named by the `apt-get install` commands of one stage."""
+    pkgs = []
+    for op, arg in stage[1]:
+        if op != "RUN":
+            continue
+        for part in re.split(r"&&|;|\|\|", arg):
+            words = part.split()
+            if "apt-get" in words and "install" in words:
+                pkgs += [w for w in words[words.index("install") + 1:]
+                         if not w.startswith("-") and "=" not in w]
+    return pkgs
+
+
+def runtime_stage():
+    return dockerfile_stages()[-1]
+
+
+def build_stage_copies():
+    """Repository paths the build stage copies into its source tree."""
+    return [s.rstrip("/") or "." for f, srcs, _ in copy_instructions(dockerfile_stages()[0])
+            if "from" not in f for s in srcs]
+
+
+def cmake_executables(in_image=False):
+    """Executable targets of every CMakeLists.txt in the repository (OUTPUT_NAME too);
+    with in_image, only of those the Dockerfile's build stage copies (so builds)."""
+    names = set()
+    copied = build_stage_copies() if in_image else ["."]
+    for p in REPO.rglob("CMakeLists.txt"):
+        rel = p.relative_to(REPO).parts
+        if rel[0].startswith("build") or rel[0].startswith("."):
+            continue
+        relp = "/".join(rel)
+        if "." not in copied and not any(relp == c or relp.startswith(c + "/") for c in copied):
+            continue
+        text = p.read_text()
+        names |= set(re.findall(r"add_executable\(\s*([\w.+-]+)", text))
+        names |= set(re.findall(r"OUTPUT_NAME\s+\"?([\w.+-]+)", text))
+    return names
+
+
+def image_binaries():
+    """Names the runtime stage installs into /usr/local/bin (our binaries and scripts)."""
+    names, targets = set(), cmake_executables(in_image=True)
+    for flags, srcs, dest in copy_instructions(runtime_stage()):
+        d = dest.rstrip("/")
+        if os.path.dirname(d) == BIN_DIR_IN_IMAGE:      # COPY src /usr/local/bin/NAME
+            names.add(os.path.basename(d))
+        elif d == BIN_DIR_IN_IMAGE:                     # COPY srcs... /usr/local/bin/
+            for src in srcs:
+                if "from" in flags:
+                    # build output: .../build/bin/<glob> gives the CMake executables matching it
+                    names |= {t for t in targets if fnmatch.fnmatch(t, os.path.basename(src))}
+                else:
+                    names.add(os.path.basename(src.rstrip("/")))
+    return names
+
+
+def simple_commands(argv):
+    """The simple commands an argv runs: itself, or each command of a `bash -c` script."""
+    if not argv:
+        return []
+    if isinstance(argv, str):
+        argv = shlex.split(argv)
+    if os.path.basename(argv[0]) in ("bash", "sh") and "-c" in argv:
+        script = argv[argv.index("-c") + 1]
+        cmds = [[os.path.basename(argv[0])]]
+        for part in re.split(r"&&|\|\||;|\||\n", script):
+            words = shlex.split(part)
+            while words and (words[0] in ("exec", "env") or re.match(r"^\w+=", words[0])):
+                words.pop(0)
+            if words:
+                cmds.append(words)
+        return cmds
+    return [argv]
+
+
+def our_compose_services():
+    """Compose services that run our image."""
+    return {n: s for n, s in compose()["services"].items()
+            if "build" in s or IMAGE_REPO in str(s.get("image", ""))}
+
+
+def our_k8s_containers():
+    """(object name, pod spec, container) for every container running our image."""
+    out = []
+    for _, o in k8s_objects():
+        spec = o.get("spec", {}).get("template", {}).get("spec")
+        if spec is None:
+            continue
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            if c["image"].split(":")[0] == IMAGE_REPO:
+                out.append((o["metadata"]["name"], spec, c))
+    return out
+
+
+def k8s_env_names(container):
+    """Environment variable names a container gets: env plus every envFrom source's keys."""
+    names = {e["name"] for e in container.get("env", [])}
+    for src in container.get("envFrom", []):
+        if "configMapRef" in src:
+            names |= set(k8s_object("ConfigMap", src["configMapRef"]["name"])["data"])
+        if "secretRef" in src:
+            s = k8s_object("Secret", src["secretRef"]["name"])
+            names |= set(s.get("stringData", {})) | set(s.get("data", {}))
+    return names
+
+
+def k8s_env_values(container):
+    vals = {}
+    for src in container.get("envFrom", []):
+        if "configMapRef" in src:
+            vals.update(k8s_object("ConfigMap", src["configMapRef"]["name"])["data"])
+        if "secretRef" in src:
+            s = k8s_object("Secret", src["secretRef"]["name"])
+            vals.update(s.get("stringData", {}))
+    vals.update({e["name"]: e.get("value") for e in container.get("env", [])})
+    return vals
+
+
+def ingest_known_env():
+    exe = BIN / "cwpp-ingest"
+    if not os.access(exe, os.X_OK):
+        pytest.skip(f"{exe} not built: cannot read the service's env names (--print-env)")
+    out = subprocess.run([str(exe), "--print-env"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, f"cwpp-ingest --print-env failed: {out.stderr}"
+    names = set(out.stdout.split())
+    assert "CWPP_PG_DSN" in names, "--print-env output does not look like env names"
+    return names
+
+
+def dsn(conninfo):
+    """libpq key=value conninfo (values without spaces, as ours are) as a dict."""
+    return dict(kv.split("=", 1) for kv in conninfo.split())
+
+
+def service_roles():
+    """Roles created by the SQL migrations (cwpp_<name>)."""
+    text = "".join(p.read_text() for p in sorted((REPO / "schemas" / "sql").glob("*.sql")))
+    return set(re.findall(r"'(cwpp_\w+)'", text))
+
+
+def setup_env_known(name):
+    """For the migrate/topics step: True if cwpp-admin or deploy/migrate reads `name`,
+    False if not, None if deploy/migrate is missing and only it could read it."""
+    if name in set(re.findall(r'"(CWPP_\w+)"', ADMIN_SRC.read_text())):
+        return True
+    if not MIGRATE.exists():
+        return None
+    text = MIGRATE.read_text()
+    m = re.match(r"CWPP_PG_PASSWORD_(\w+)$", name)
+    if m:
+        return "CWPP_PG_PASSWORD_" in text and f"cwpp_{m.group(1).lower()}" in service_roles()
+    return name in text
+
+
+# --------------------------------------------------------------------- the tests
+
+# Pins down: docker-compose.yml is valid YAML with the four services of this stage.
+def test_compose_parses():
+    c = compose()
+    assert {"kafka", "postgres", "init", "ingest"} <= set(c["services"])
+
+
+# Pins down: every k8s manifest parses as YAML and each document is a typed object.
+def test_k8s_manifests_parse():
+    files = k8s_files()
+    assert files, "deploy/k8s has no manifests"
+    for p in files:
+        docs = [d for d in yaml.safe_load_all(p.read_text()) if d is not None]
+        assert docs, f"{p.name} is empty"
+        for d in docs:
+            assert d.get("apiVersion") and d.get("kind"), f"{p.name}: object without kind"
+
+
+# Pins down: the kustomization lists every manifest in deploy/k8s and nothing else.
+def test_kustomization_lists_every_manifest():
+    kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(kust["resources"])
+    present = {p.name for p in k8s_files()} - {"kustomization.yaml"}
+    assert listed == present, (f"not listed: {sorted(present - listed)}; "
+                               f"listed but missing: {sorted(listed - present)}")
+    ns = k8s_object("Namespace")
+    assert kust["namespace"] == ns["metadata"]["name"] == "cwpp"
+
+
+# Pins down: every compose build context and Dockerfile exists.
+def test_compose_build_contexts_exist():
+    built = [(n, s["build"]) for n, s in compose()["services"].items() if "build" in s]
+    assert built, "no service builds our image"
+    for name, b in built:
+        b = {"context": b} if isinstance(b, str) else b
+        ctx = (REPO / b.get("context", ".")).resolve()
+        assert ctx.is_dir(), f"{name}: build context {ctx} missing"
+        df = ctx / b.get("dockerfile", "Dockerfile")
+        assert df.is_file(), f"{name}: dockerfile {df} missing"
+
+
+# Pins down: the Dockerfile's COPY sources exist and .dockerignore does not hide them.
+def test_dockerfile_copy_sources_exist():
+    ignored = [l.strip() for l in DOCKERIGNORE.read_text().splitlines()
+               if l.strip() and not l.startswith("#")]
+    assert {".git", "build"} <= set(ignored), ".dockerignore must keep .git and build/ out"
+    n = 0
+    for stage in dockerfile_stages():
+        for flags, srcs, _ in copy_instructions(stage):
+            if "from" in flags:
+                continue
+            for src in srcs:
+                n += 1
+                rel = src.rstrip("/") or "."
+                assert list(REPO.glob(rel)) or rel == ".", f"COPY source {src} missing in repo"
+                for pat in ignored:
+                    assert not fnmatch.fnmatch(rel, pat.rstrip("/")) and \
+                        not rel.startswith(pat.rstrip("/") + "/"), \
+                        f"COPY source {src} is excluded by .dockerignore ({pat})"
+    assert n > 0
+
+
+# Pins down: the build stage copies every repo path the top-level CMakeLists.txt compiles.
+def test_dockerfile_build_stage_has_all_cmake_sources():
+    copied = build_stage_copies()
+    if "." in copied:
+        return
+    text = re.sub(r"#.*", "", (REPO / "CMakeLists.txt").read_text())
+    optional = set(re.findall(r"add_subdirectory\(\s*([\w./-]+)", text))
+    paths = set(re.findall(r"(?:\$\{CMAKE_SOURCE_DIR\}/)?\b([A-Za-z_][\w.-]*/[\w./-]+)", text))
+    needed = {p for p in paths if (REPO / p).exists()
+              and not any(p == o or p.startswith(o + "/") for o in optional)}
+    assert needed, "found no source paths in CMakeLists.txt"
+    for p in sorted(needed):
+        assert any(p == c or p.startswith(c + "/") for c in copied), \
+            f"CMakeLists.txt needs {p}, which the build stage does not COPY"
+    assert "CMakeLists.txt" in copied
+
+
+# Pins down: every command/entrypoint/CMD/healthcheck runs an installed CMake binary or tool.
+def test_commands_reference_installed_binaries():
+    targets, installed = cmake_executables(), image_binaries()
+    runtime_pkgs = set(apt_packages(runtime_stage()))
+    argvs = []
+    for name, s in our_compose_services().items():
+        for key in ("command", "entrypoint"):
+            if s.get(key):
+                argvs.append((f"compose {name}.{key}", s[key]))
+        hc = s.get("healthcheck", {}).get("test")
+        if hc and hc[0] in ("CMD", "CMD-SHELL"):
+            argvs.append((f"compose {name}.healthcheck",
+                          hc[1:] if hc[0] == "CMD" else ["sh", "-c", hc[1]]))
+    for obj, _, c in our_k8s_containers():
+        argv = (c.get("command") or []) + (c.get("args") or [])
+        if argv:
+            argvs.append((f"k8s {obj}/{c['name']}", argv))
+    for op, arg in runtime_stage()[1]:
+        if op in ("CMD", "ENTRYPOINT"):
+            argvs.append((f"Dockerfile {op}", yaml.safe_load(arg) if arg.startswith("[")
+                           else shlex.split(arg)))
+    assert argvs
+    seen_ours = set()
+    for where, argv in argvs:
+        for words in simple_commands(argv):
+            cmd = words[0]
+            if cmd.startswith("cwpp-"):
+                seen_ours.add(cmd)
+                assert cmd in installed, f"{where}: {cmd} is not installed by the Dockerfile"
+            elif cmd in SYSTEM_COMMANDS:
+                pkg = SYSTEM_COMMANDS[cmd]
+                assert pkg is None or pkg in runtime_pkgs, \
+                    f"{where}: {cmd} needs package {pkg} in the runtime stage"
+            else:
+                assert cmd in SHELL_BUILTINS, f"{where}: unknown command {cmd}"
+    # our binaries come from CMake unless the Dockerfile copies them from the repo
+    from_repo = {os.path.basename(d.rstrip("/")) for f, _, d in copy_instructions(runtime_stage())
+                 if "from" not in f}
+    for cmd in seen_ours - from_repo:
+        assert cmd in targets, f"{cmd} is neither a CMake executable nor copied from the repo"
+    assert {"cwpp-ingest", "cwpp-admin", "cwpp-migrate"} <= seen_ours
+
+
+# Pins down: every env var set for ingest (compose, k8s ConfigMap/Secret) is in --print-env.
+def test_ingest_env_vars_are_known():
+    known = ingest_known_env()
+    comp = set(env_map(compose()["services"]["ingest"].get("environment")))
+    assert comp - known == set(), f"compose ingest sets unknown {sorted(comp - known)}"
+    containers = [c for obj, _, c in our_k8s_containers() if obj == "cwpp-ingest"]
+    assert containers, "no cwpp-ingest container in deploy/k8s"
+    for c in containers:
+        names = k8s_env_names(c)
+        assert names - known == set(), f"k8s ingest gets unknown {sorted(names - known)}"
+
+
+# Pins down: every Dockerfile ENV name is read by the service, cwpp-admin or deploy/migrate.
+def test_image_env_vars_are_known():
+    known = ingest_known_env()
+    image_env = set()
+    for op, arg in runtime_stage()[1]:
+        if op == "ENV":
+            image_env |= set(re.findall(r"(?:^|\s)(\w+)=", arg))
+    verdict = {n: setup_env_known(n) for n in sorted(image_env - known)}
+    unknown = [n for n, v in verdict.items() if v is False]
+    assert not unknown, f"image ENV sets names nobody reads: {unknown}"
+    unverified = [n for n, v in verdict.items() if v is None]
+    if unverified:
+        pytest.skip(f"deploy/migrate missing: cannot verify {unverified}")
+
+
+# Pins down: every env var of the migrate/topics step is read by cwpp-admin or deploy/migrate.
+def test_setup_env_vars_are_known():
+    names = set(env_map(compose()["services"]["init"].get("environment")))
+    for obj, _, c in our_k8s_containers():
+        if obj == "cwpp-migrate":
+            names |= {e["name"] for e in c.get("env", [])}
+            for src in c.get("envFrom", []):
+                if "secretRef" in src:
+                    s = k8s_object("Secret", src["secretRef"]["name"])
+                    names |= set(s.get("stringData", {})) | set(s.get("data", {}))
+    verdict = {n: setup_env_known(n) for n in sorted(names)}
+    unknown = [n for n, v in verdict.items() if v is False]
+    assert not unknown, f"set for migrate/topics but read by nobody: {unknown}"
+    unverified = [n for n, v in verdict.items() if v is None]
+    if unverified:
+        pytest.skip(f"deploy/migrate missing: cannot verify {unverified}")
+
+
+# Pins down: ingest's DSN (role, password, db, host) matches what the migration sets up.
+def test_db_credentials_agree():
+    svcs = compose()["services"]
+    ing = dsn(env_map(svcs["ingest"]["environment"])["CWPP_PG_DSN"])
+    init = env_map(svcs["init"]["environment"])
+    assert ing["user"] == "cwpp_ingest" and ing["user"] in service_roles()
+    assert ing["password"] == init["CWPP_PG_PASSWORD_INGEST"]
+    assert ing["host"] in svcs
+    assert ing["dbname"] == env_map(svcs["postgres"]["environment"])["POSTGRES_DB"]
+    assert dsn(init["CWPP_PG_ADMIN_DSN"])["host"] == ing["host"]
+    sec_ing = k8s_object("Secret", "cwpp-db-ingest")["stringData"]
+    sec_adm = k8s_object("Secret", "cwpp-db-admin")["stringData"]
+    k_ing = dsn(sec_ing["CWPP_PG_DSN"])
+    assert k_ing["user"] == "cwpp_ingest"
+    assert k_ing["password"] == sec_adm["CWPP_PG_PASSWORD_INGEST"]
+    assert "REPLACE" in k_ing["password"] and \
+        "REPLACE" in dsn(sec_adm["CWPP_PG_ADMIN_DSN"])["password"], \
+        "k8s secrets must hold obvious placeholders, not real-looking passwords"
+
+
+# Pins down: Kafka 3.9.x, advertising ingest's brokers, no auto-create; init makes ingest's topics.
+def test_compose_kafka_and_topics_agree():
+    svcs = compose()["services"]
+    image = svcs["kafka"]["image"]
+    assert re.fullmatch(r"apache/kafka:3\.9(\.\d+)?", image), image
+    kenv = env_map(svcs["kafka"]["environment"])
+    ienv = env_map(svcs["ingest"]["environment"])
+    assert kenv["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert kenv["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://" + ienv["CWPP_KAFKA_BROKERS"]
+    for k in ("KAFKA_NODE_ID", "KAFKA_PROCESS_ROLES", "KAFKA_LISTENERS",
+              "KAFKA_CONTROLLER_LISTENER_NAMES", "KAFKA_CONTROLLER_QUORUM_VOTERS",
+              "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"):
+        assert kenv.get(k), f"kafka: {k} missing"
+    for k in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+              "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+              "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+        assert kenv.get(k) == "1", f"kafka: {k} must be 1 on one node"
+    admin = [w for w in simple_commands(svcs["init"]["command"]) if w[0] == "cwpp-admin"]
+    assert len(admin) == 1 and admin[0][1:3] == ["topics", "create"]
+    args = admin[0]
+    assert args[args.index("--brokers") + 1] == ienv["CWPP_KAFKA_BROKERS"]
+    assert args[args.index("--prefix") + 1] == ienv["CWPP_TOPIC_PREFIX"]
+    assert int(args[args.index("--partitions") + 1]) >= 1
+
+
+# Pins down: start order (init after healthy deps, services after init) and the shared env.
+def test_compose_ordering_and_shared_env():
+    c = compose()
+    svcs = c["services"]
+    for dep in ("kafka", "postgres"):
+        assert svcs["init"]["depends_on"][dep]["condition"] == "service_healthy"
+        assert svcs[dep]["healthcheck"]["test"], f"{dep} has no healthcheck"
+    assert svcs["init"]["restart"] == "no"
+    assert "pg_isready" in " ".join(svcs["postgres"]["healthcheck"]["test"])
+    assert "/opt/kafka/bin/kafka-broker-api-versions.sh" in svcs["kafka"]["healthcheck"]["test"]
+    shared = env_map(c["x-cwpp-service"]["environment"])
+    assert shared
+    for name, s in our_compose_services().items():
+        env = env_map(s.get("environment"))
+        assert all(env.get(k) == v for k, v in shared.items()), f"{name} lost the shared env"
+        if name != "init":
+            assert s["depends_on"]["init"]["condition"] == "service_completed_successfully"
+
+
+# Pins down: compose healthcheck probes /healthz on ingest's CWPP_HTTP_PORT, listening on 0.0.0.0.
+def test_compose_ingest_healthcheck_port():
+    s = compose()["services"]["ingest"]
+    env = env_map(s["environment"])
+    urls = [w for w in s["healthcheck"]["test"] if w.startswith("http")]
+    assert len(urls) == 1, s["healthcheck"]["test"]
+    u = urlparse(urls[0])
+    assert u.path == "/healthz" and u.port == int(env["CWPP_HTTP_PORT"])
+    assert env["CWPP_HTTP_ADDRESS"] == "0.0.0.0"
+    assert any((p.get("target") if isinstance(p, dict) else int(str(p).split(":")[-1]))
+               == int(env["CWPP_HTTP_PORT"]) for p in s.get("ports", []))
+
+
+# Pins down: k8s liveness /healthz, readiness /readyz, Service, scrape port: all on ingest's port.
+def test_k8s_probes_and_ports():
+    cm = k8s_object("ConfigMap", "cwpp-config")["data"]
+    port = int(cm["CWPP_HTTP_PORT"])
+    assert cm["CWPP_HTTP_ADDRESS"] == "0.0.0.0", "kubelet probes the pod IP"
+    dep = k8s_object("Deployment", "cwpp-ingest")
+    tmpl = dep["spec"]["template"]
+    c = next(c for c in tmpl["spec"]["containers"] if c["name"] == "ingest")
+    ports = {p.get("name"): p["containerPort"] for p in c["ports"]}
+
+    def resolve(p):
+        return ports[p] if isinstance(p, str) else p
+
+    assert port in ports.values()
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert resolve(c["livenessProbe"]["httpGet"]["port"]) == port
+    assert resolve(c["readinessProbe"]["httpGet"]["port"]) == port
+    ann = tmpl["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/path"] == "/metrics"
+    assert int(ann["prometheus.io/port"]) == port
+    svc = k8s_object("Service", "cwpp-ingest")
+    assert svc["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert svc["spec"]["selector"].items() <= tmpl["metadata"]["labels"].items()
+    assert dep["spec"]["selector"]["matchLabels"].items() <= tmpl["metadata"]["labels"].items()
+    assert any(resolve(p["targetPort"]) == port for p in svc["spec"]["ports"])
+    assert dep["spec"]["replicas"] >= 2
+
+
+# Pins down: numeric non-root USER matching runAsUser; every container locked down with limits.
+def test_non_root_and_security_context():
+    users = [arg for op, arg in runtime_stage()[1] if op == "USER"]
+    assert users, "runtime stage has no USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, f"USER {users[-1]} must be a numeric non-root uid"
+    containers = our_k8s_containers()
+    assert {o for o, _, _ in containers} >= {"cwpp-ingest", "cwpp-migrate"}
+    for obj, spec, c in containers:
+        psc, csc = spec.get("securityContext", {}), c.get("securityContext", {})
+        assert psc.get("runAsNonRoot") or csc.get("runAsNonRoot"), obj
+        assert str(csc.get("runAsUser", psc.get("runAsUser", uid))) == uid, obj
+        assert csc.get("readOnlyRootFilesystem") is True, obj
+        assert csc.get("allowPrivilegeEscalation") is False, obj
+        assert csc.get("capabilities", {}).get("drop") == ["ALL"], obj
+        assert c["resources"]["limits"]["memory"] and c["resources"]["requests"]["memory"], obj
+    job = k8s_object("Job", "cwpp-migrate")
+    assert job["spec"]["backoffLimit"] >= 1 and job["spec"]["ttlSecondsAfterFinished"] > 0
+
+
+# Pins down: the Job migrates, then creates topics on the ConfigMap's brokers and prefix.
+def test_k8s_job_runs_migrate_then_topics():
+    job = k8s_object("Job", "cwpp-migrate")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    cmds = simple_commands((c.get("command") or []) + (c.get("args") or []))
+    firsts = [w[0] for w in cmds]
+    assert firsts.index("cwpp-migrate") < firsts.index("cwpp-admin")
+    admin = cmds[firsts.index("cwpp-admin")]
+    vals = k8s_env_values(c)
+    for flag, env in (("--brokers", "CWPP_KAFKA_BROKERS"), ("--prefix", "CWPP_TOPIC_PREFIX")):
+        v = admin[admin.index(flag) + 1]
+        assert v in (f"${env}", f"${{{env}}}", f"$({env})", vals.get(env)), f"{flag} {v}"
+        assert vals.get(env), f"{env} not provided to the Job"
+
+
+# Pins down: every shared library our binaries load comes from a runtime-stage package.
+def test_runtime_stage_has_needed_libraries():
+    cmd = [arg for op, arg in runtime_stage()[1] if op == "CMD"]
+    assert cmd and "cwpp-ingest" in cmd[-1]
+    targets = cmake_executables(in_image=True)
+    bins = sorted(b for b in BIN.glob("cwpp-*") if b.name in image_binaries() & targets)
+    if not bins:
+        pytest.skip(f"no binaries of the image in {BIN}: build first")
+    for tool in ("readelf", "dpkg", "ldconfig"):
+        if shutil.which(tool) is None and not Path("/sbin/" + tool).exists():
+            pytest.skip(f"{tool} not available")
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    cache = {}
+    ldcache = subprocess.run([ldconfig, "-p"], capture_output=True, text=True).stdout
+    for line in ldcache.splitlines():
+        m = re.match(r"\s*(\S+) \(([^)]*)\) => (\S+)", line)
+        if m:
+            cache.setdefault(m.group(1), m.group(3))
+    pkgs = set(apt_packages(runtime_stage())) | {"libc6"}
+    for b in bins:
+        out = subprocess.run(["readelf", "-d", str(b)], capture_output=True, text=True).stdout
+        for lib in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out):
+            path = cache.get(lib)
+            assert path, f"{b.name}: {lib} not found by ldconfig"
+            # merged /usr: dpkg may know the file under /lib or /usr/lib
+            for cand in (os.path.realpath(path), path, re.sub(r"^/usr/lib/", "/lib/", path),
+                         re.sub(r"^/lib/", "/usr/lib/", path)):
+                owner = subprocess.run(["dpkg", "-S", cand], capture_output=True, text=True)
+                if owner.returncode == 0:
+                    break
+            assert owner.returncode == 0, f"{b.name}: no package owns {path}"
+            pkg = owner.stdout.split(":")[0]
+            assert pkg in pkgs, f"{b.name} needs {lib} from {pkg}, not in the runtime stage"
+
+
+# Pins down: every package the Dockerfile installs exists under that name in Debian 12.
+def test_dockerfile_packages_exist_in_bookworm():
+    if shutil.which("apt-cache") is None:
+        pytest.skip("apt-cache not available")
+    osr = Path("/etc/os-release").read_text() if Path("/etc/os-release").exists() else ""
+    if "VERSION_CODENAME=bookworm" not in osr:
+        pytest.skip("not a Debian 12 host: package lists would be another release's")
+    froms = [arg for op, arg in sum((s[1] for s in dockerfile_stages()), []) if op == "FROM"]
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", DOCKERFILE.read_text(), re.M))
+    for f in froms:
+        image = f.split()[0]
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), image)
+        assert image == "debian:bookworm-slim", f"stage FROM {image}"
+    pkgs = sorted({p for s in dockerfile_stages() for p in apt_packages(s)})
+    assert pkgs
+    out = subprocess.run(["apt-cache", "show", "--no-all-versions"] + pkgs,
+                         capture_output=True, text=True).stdout
+    found = set(re.findall(r"^Package: (\S+)", out, re.M))
+    missing = [p for p in pkgs if p not in found]
+    assert not missing, f"not in Debian 12: {missing}"
+
+
+# Pins down: `docker compose config` accepts the file (where the compose plugin exists).
+def test_docker_compose_config():
+    if shutil.which("docker") is None:
+        pytest.skip("docker not installed")
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("docker compose plugin not installed")
+    r = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
