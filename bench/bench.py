@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 import cwpp_testlib as t  # noqa: E402
 
 from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 BIN = t.BIN
 RELAY = Path(os.environ.get("CWPP_BENCH_RELAY", t.REPO / "build" / "bin" / "cwpp-bench-relay"))
@@ -51,6 +52,13 @@ def records(n, run, start_seq=0):
             "remote_ip": "198.51.100.%d" % (key % 250),
             "details": {"scan_engine": "cwpp-av 3.2", "file_size": 40000 + key % 9000, "seq": i}}).encode())
     return out
+
+
+def create_relay_topic(name):
+    """The relay's output topic is not one of ours: create it like cwpp-admin would."""
+    admin = AdminClient({"bootstrap.servers": t.BROKERS})
+    for f in admin.create_topics([NewTopic(name, 6, 1)]).values():
+        f.result(30)  # keep admin referenced until the answer arrives
 
 
 def vmhwm_kib(pid):
@@ -96,6 +104,7 @@ def start_ingest(prefix, group, tmp):
 def phase_throughput(n, tmp, run):
     prefix = f"bench{run}t."
     t.create_topics(prefix, partitions=6)
+    create_relay_topic(prefix + "relay.out")
     raw = records(n, run)
     t.produce(prefix + "alerts.raw", raw)
     bad = sum(1 for r in raw if not r.endswith(b"}"))
@@ -129,6 +138,7 @@ def phase_throughput(n, tmp, run):
 def phase_latency(rate, seconds, tmp, run):
     prefix = f"bench{run}l."
     t.create_topics(prefix, partitions=6)
+    create_relay_topic(prefix + "relay.out")
     n = rate * seconds
     relay = subprocess.Popen([str(RELAY), t.BROKERS, prefix + "relay", prefix + "alerts.raw",
                               prefix + "relay.out", str(n)], stdout=subprocess.DEVNULL)
@@ -140,8 +150,9 @@ def phase_latency(rate, seconds, tmp, run):
     t0 = time.time()
     for i, v in enumerate(raw):
         target = t0 + i / rate
-        while time.time() < target:
-            time.sleep(min(0.001, target - time.time()) if target > time.time() else 0)
+        delay = target - time.time()
+        if delay > 0:
+            time.sleep(delay)
         p.produce(prefix + "alerts.raw", v)
         p.poll(0)
     p.flush(30)
@@ -182,8 +193,9 @@ def main():
     run = uuid.uuid4().hex[:6]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"cwpp-bench-{run}"
     tmp.mkdir(parents=True, exist_ok=True)
-    res = {"throughput": phase_throughput(a.records, tmp, run),
-           "latency": phase_latency(a.rate, a.seconds, tmp, run)}
+    res = {"throughput": phase_throughput(a.records, tmp, run)}
+    print("throughput phase:", json.dumps(res["throughput"]), flush=True)
+    res["latency"] = phase_latency(a.rate, a.seconds, tmp, run)
     tp, lat = res["throughput"], res["latency"]
     print(f"\n== cwpp-ingest vs raw librdkafka relay ({a.records} alerts, 6 partitions, local broker)")
     print(f"throughput  relay {tp['relay_alerts_per_s']:>8} alerts/s   ingest {tp['ingest_alerts_per_s']:>8} alerts/s"

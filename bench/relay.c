@@ -23,6 +23,16 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static long long failed;
+
+static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (m->err)
+        failed++;
+}
+
 static rd_kafka_t *mk(rd_kafka_type_t type, const char *brokers, const char *group)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -38,6 +48,7 @@ static rd_kafka_t *mk(rd_kafka_type_t type, const char *brokers, const char *gro
         rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err));
         rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err));
         rd_kafka_conf_set(c, "compression.type", "lz4", err, sizeof(err));
+        rd_kafka_conf_set_dr_msg_cb(c, dr);
     }
     rk = rd_kafka_new(type, c, err, sizeof(err));
     if (rk == NULL) {
@@ -99,6 +110,10 @@ int main(int argc, char **argv)
         }
         while (rd_kafka_outq_len(p) > 0)
             rd_kafka_flush(p, 1000);
+        if (failed > 0) {
+            fprintf(stderr, "relay: %lld records not delivered\n", failed);
+            return 2;
+        }
         rd_kafka_commit(c, NULL, 0); /* positions = end of this batch */
         for (i = 0; i < n; i++)
             rd_kafka_message_destroy(batch[i]);

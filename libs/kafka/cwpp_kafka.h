@@ -61,7 +61,8 @@ void cwpp_topic_name(const char *prefix, cwpp_topic_id_t id, char *buf, size_t s
 /*
  * A librdkafka configuration with bootstrap.servers = brokers, the pass-through
  * properties applied, and logs routed to cwpp_log. Returns NULL with errstr naming the
- * property librdkafka refused. The caller owns the result until it hands it to
+ * property librdkafka refused. "consumer.X" properties are skipped and "producer.X" ones
+ * applied as X (this is a producer or admin client). The caller owns the result until it hands it to
  * rd_kafka_new (then sets its pointer to NULL).
  */
 rd_kafka_conf_t *cwpp_kafka_conf(const char *brokers, const cwpp_kvlist_t *props,

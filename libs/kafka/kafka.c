@@ -68,7 +68,15 @@ rd_kafka_conf_t *cwpp_kafka_conf(const char *brokers, const cwpp_kvlist_t *props
     }
     rd_kafka_conf_set(conf, "log.connection.close", "false", NULL, 0);
     for (i = 0; props != NULL && i < props->n; i++) {
-        if (rd_kafka_conf_set(conf, props->items[i].key, props->items[i].value, rderr,
+        const char *k = props->items[i].key;
+
+        /* "consumer.X" addresses the services' consumers only; this client (a producer
+         * or admin handle) takes plain and "producer.X" properties. */
+        if (strncmp(k, "consumer.", 9) == 0)
+            continue;
+        if (strncmp(k, "producer.", 9) == 0)
+            k += 9;
+        if (rd_kafka_conf_set(conf, k, props->items[i].value, rderr,
                               sizeof(rderr)) != RD_KAFKA_CONF_OK) {
             cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka.%s: %s", props->items[i].key,
                         rderr);
@@ -158,7 +166,10 @@ out:
 
 /* ----------------------------------------------------------------------- outbox */
 
+struct inflight;
+
 typedef struct ob_entry {
+    struct inflight    *batch; /* the in-flight batch it belongs to (set when produced) */
     cwpp_topic_id_t     topic;
     unsigned char      *key;   /* owned; NULL when klen == 0 */
     size_t              klen;
@@ -226,12 +237,27 @@ static void outbox_clear(cwpp_outbox_t *ob)
 
 /* ------------------------------------------------------------------------- loop */
 
+/* A batch whose effect is durable and whose outputs are on their way. Its offsets are
+ * committed when every output is acknowledged; batches complete in FIFO order. */
+typedef struct inflight {
+    cwpp_outbox_t                    ob;       /* outputs, owned until acknowledged */
+    rd_kafka_topic_partition_list_t *offsets;  /* to commit when done */
+    size_t                           pending;  /* delivery reports outstanding */
+    size_t                           nfailed;  /* outputs that failed delivery */
+    int64_t                          started;  /* monotonic ms of the first record */
+    size_t                           records;  /* input records */
+} inflight_t;
+
+#define CWPP_MAX_INFLIGHT 4
+
 struct cwpp_loop {
     cwpp_loop_conf_t     conf;
     char                *topics[CWPP_TOPIC__COUNT]; /* full names */
     rd_kafka_t          *consumer;
     rd_kafka_t          *producer;
     cwpp_outbox_t        outbox;
+    inflight_t           ring[CWPP_MAX_INFLIGHT]; /* FIFO of in-flight batches */
+    size_t               head, count;
     rd_kafka_message_t **msgs;
     volatile sig_atomic_t stop;
     atomic_int           failing;      /* the batch function is failing right now */
@@ -251,6 +277,25 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (e != NULL) {
         e->err = m->err;
         e->done = 1;
+        if (e->batch != NULL) {
+            e->batch->pending--;
+            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+                e->batch->nfailed++;
+        }
+    }
+}
+
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    cwpp_loop_t *l = opaque;
+
+    (void)rk;
+    (void)offsets;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        cwpp_metric_add(l->m_commit_err, 1);
+        cwpp_warn("commit_failed", "offset commit failed (%s); those records will be "
+                  "redelivered and recognised as already applied", rd_kafka_err2str(err));
     }
 }
 
@@ -359,7 +404,10 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
         set_or_fail(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
         set_or_fail(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         set_or_fail(cc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
-        set_or_fail(cc, "enable.partition.eof", "false", errstr, errstr_size))
+        set_or_fail(cc, "enable.partition.eof", "false", errstr, errstr_size) ||
+        /* Bound the prefetch queue (librdkafka's default is 64 MiB): a service's memory
+         * should not scale with the backlog. Operators may raise it. */
+        set_or_fail(cc, "queued.max.messages.kbytes", "8192", errstr, errstr_size))
         goto fail;
     snprintf(name, sizeof(name), "cwpp-%s-consumer", conf->service);
     set_or_fail(cc, "client.id", name, NULL, 0);
@@ -374,6 +422,7 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
     }
     rd_kafka_conf_set_opaque(cc, l);
     rd_kafka_conf_set_error_cb(cc, error_cb);
+    rd_kafka_conf_set_offset_commit_cb(cc, commit_cb);
     rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
     l->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, rderr, sizeof(rderr));
     if (l->consumer == NULL) {
@@ -466,28 +515,22 @@ int cwpp_loop_ready(cwpp_loop_t *l, char *reason, size_t reason_size)
     return 1;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
-    nanosleep(&ts, NULL);
-}
-
-/* Produces every entry not yet delivered and waits for all reports. Returns 0 when all
- * are acknowledged, CWPP_ETRANSIENT if some failed (they are retried by the caller). */
-static int produce_pending(cwpp_loop_t *l)
+/* Produces the entries of b that are not delivered yet (all of them the first time). */
+static void produce_entries(cwpp_loop_t *l, inflight_t *b)
 {
     size_t i;
-    int    failed = 0, waited_on_stop = 0;
 
-    for (i = 0; i < l->outbox.n; i++) {
-        ob_entry_t         *e = &l->outbox.e[i];
+    for (i = 0; i < b->ob.n; i++) {
+        ob_entry_t         *e = &b->ob.e[i];
         rd_kafka_resp_err_t err;
 
         if (e->done && e->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             continue;
+        e->batch = b;
         e->done = 0;
         e->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        b->pending++;
         for (;;) {
             err = rd_kafka_producev(l->producer, RD_KAFKA_V_TOPIC(l->topics[e->topic]),
                                     RD_KAFKA_V_KEY(e->key, e->klen),
@@ -497,79 +540,136 @@ static int produce_pending(cwpp_loop_t *l)
                 break;
             rd_kafka_poll(l->producer, 50);
         }
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) { /* not queued: counts as a failed delivery */
             e->done = 1;
             e->err = err;
+            b->pending--;
+            b->nfailed++;
         }
     }
-    while (rd_kafka_outq_len(l->producer) > 0) {
-        rd_kafka_flush(l->producer, 500);
-        if (l->stop && ++waited_on_stop >= 20) {
-            /* Stopping with brokers that do not acknowledge: give up on this batch
-             * (it stays uncommitted) and take our buffers back from librdkafka. */
-            rd_kafka_purge(l->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-            rd_kafka_flush(l->producer, 1000);
-            while (rd_kafka_outq_len(l->producer) > 0)
-                rd_kafka_poll(l->producer, 100);
-            return CWPP_ETRANSIENT;
-        }
-    }
-    for (i = 0; i < l->outbox.n; i++) {
-        if (!l->outbox.e[i].done || l->outbox.e[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (failed == 0)
-                cwpp_warn("delivery_failed", "record to %s not delivered: %s",
-                          l->topics[l->outbox.e[i].topic], rd_kafka_err2str(l->outbox.e[i].err));
-            failed++;
-        }
-    }
-    cwpp_metric_add(l->m_delivery_err, failed);
-    return failed ? CWPP_ETRANSIENT : CWPP_OK;
 }
 
-static void commit_batch(cwpp_loop_t *l, size_t n)
+static void inflight_free(inflight_t *b)
+{
+    outbox_clear(&b->ob);
+    if (b->offsets != NULL)
+        rd_kafka_topic_partition_list_destroy(b->offsets);
+    b->offsets = NULL;
+    b->pending = b->nfailed = b->records = 0;
+}
+
+/*
+ * Serves delivery reports (waiting up to wait_ms for the first) and completes finished
+ * batches in FIFO order: failed outputs are produced again; a batch with all outputs
+ * acknowledged has its offsets committed (asynchronously: a lost commit only means a
+ * redelivery, which the services recognise) and is released.
+ */
+static void drain(cwpp_loop_t *l, int wait_ms)
+{
+    rd_kafka_poll(l->producer, wait_ms);
+    while (l->count > 0) {
+        inflight_t *b = &l->ring[l->head];
+        size_t      i;
+        int64_t     lag = 0;
+
+        if (b->pending > 0)
+            break;
+        if (b->nfailed > 0) {
+            size_t failed = b->nfailed;
+
+            for (i = 0; i < b->ob.n; i++)
+                if (b->ob.e[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    cwpp_warn("delivery_failed", "record to %s not delivered (%s); sending it "
+                              "again", l->topics[b->ob.e[i].topic],
+                              rd_kafka_err2str(b->ob.e[i].err));
+                    break;
+                }
+            cwpp_metric_add(l->m_delivery_err, (int64_t)failed);
+            atomic_store(&l->failing, 1);
+            b->nfailed = 0;
+            produce_entries(l, b);
+            break;
+        }
+        /* Asynchronous while running; synchronous once stopping, so the last commits
+         * land before the consumer leaves the group. Never commit positions: only the
+         * offsets of batches whose effect and outputs are done. */
+        rd_kafka_commit(l->consumer, b->offsets, l->stop ? 0 : 1);
+        for (i = 0; i < (size_t)b->offsets->cnt; i++) {
+            int64_t lo, hi;
+            if (rd_kafka_get_watermark_offsets(l->consumer, b->offsets->elems[i].topic,
+                                               b->offsets->elems[i].partition, &lo, &hi) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR && hi >= b->offsets->elems[i].offset)
+                lag += hi - b->offsets->elems[i].offset;
+        }
+        cwpp_metric_set(l->m_lag, lag);
+        cwpp_metric_add(l->m_produced, (int64_t)b->ob.n);
+        cwpp_metric_add(l->m_batches, 1);
+        cwpp_metric_observe(l->m_batch_seconds, (double)(cwpp_mono_ms() - b->started) / 1000.0);
+        inflight_free(b);
+        l->head = (l->head + 1) % CWPP_MAX_INFLIGHT;
+        l->count--;
+        if (l->count == 0)
+            atomic_store(&l->failing, 0);
+    }
+}
+
+/* Waits until every in-flight batch is committed. On stop, gives brokers that do not
+ * acknowledge 10 s, then purges: those batches stay uncommitted and are redelivered. */
+static int drain_all(cwpp_loop_t *l)
+{
+    int64_t deadline = 0;
+
+    while (l->count > 0) {
+        drain(l, 100);
+        if (l->stop) {
+            if (deadline == 0)
+                deadline = cwpp_mono_ms() + 10000;
+            if (cwpp_mono_ms() > deadline) {
+                rd_kafka_purge(l->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+                while (rd_kafka_outq_len(l->producer) > 0)
+                    rd_kafka_poll(l->producer, 100);
+                while (l->count > 0) {
+                    inflight_free(&l->ring[l->head]);
+                    l->head = (l->head + 1) % CWPP_MAX_INFLIGHT;
+                    l->count--;
+                }
+                return CWPP_ETRANSIENT;
+            }
+        }
+    }
+    return CWPP_OK;
+}
+
+/* The offsets after the batch's last record of each partition. */
+static rd_kafka_topic_partition_list_t *batch_offsets(cwpp_loop_t *l, size_t n)
 {
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
-    rd_kafka_resp_err_t              err;
     size_t                           i;
-    int64_t                          lag = 0;
 
     for (i = 0; i < n; i++) {
-        rd_kafka_message_t             *m = l->msgs[i];
-        const char                     *t = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t     *p = rd_kafka_topic_partition_list_find(offs, t, m->partition);
+        rd_kafka_message_t         *m = l->msgs[i];
+        const char                 *t = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(offs, t, m->partition);
 
         if (p == NULL)
             p = rd_kafka_topic_partition_list_add(offs, t, m->partition);
         if (m->offset + 1 > p->offset)
             p->offset = m->offset + 1;
     }
-    err = rd_kafka_commit(l->consumer, offs, 0);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        cwpp_metric_add(l->m_commit_err, 1);
-        cwpp_warn("commit_failed", "offset commit failed (%s); the batch will be redelivered "
-                  "and skipped as already applied", rd_kafka_err2str(err));
-    }
-    for (i = 0; i < (size_t)offs->cnt; i++) {
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(l->consumer, offs->elems[i].topic,
-                                           offs->elems[i].partition, &lo, &hi) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR && hi >= offs->elems[i].offset)
-            lag += hi - offs->elems[i].offset;
-    }
-    cwpp_metric_set(l->m_lag, lag);
-    rd_kafka_topic_partition_list_destroy(offs);
+    return offs;
 }
 
-/* Runs the batch to completion: effect, produce, commit. Returns 0 when committed (or
- * commit attempted), CWPP_ETRANSIENT when stopped before the batch finished. */
+/* Applies the batch's effect (retrying while it fails), then hands its outputs and
+ * offsets to the in-flight FIFO. Returns CWPP_ETRANSIENT when stopped first. */
 static int run_batch(cwpp_loop_t *l, size_t n, int64_t started, cwpp_batch_fn fn, void *opaque)
 {
-    char errstr[512];
-    int  backoff = 100, rc;
+    char        errstr[512];
+    int         backoff = 100, rc;
+    inflight_t *b;
+    cwpp_outbox_t tmp;
 
     cwpp_metric_add(l->m_consumed, (int64_t)n);
     cwpp_metric_observe(l->m_batch_size, (double)n);
-    /* 1-2: the effect */
     for (;;) {
         outbox_clear(&l->outbox);
         errstr[0] = '\0';
@@ -582,27 +682,25 @@ static int run_batch(cwpp_loop_t *l, size_t n, int64_t started, cwpp_batch_fn fn
                   cwpp_strerror(rc), errstr, backoff);
         if (l->stop)
             return CWPP_ETRANSIENT;
-        sleep_ms(backoff);
+        drain(l, backoff); /* earlier batches keep completing while we wait */
         if (l->stop)
             return CWPP_ETRANSIENT;
-        backoff = backoff * 2 > l->conf.retry_max_ms ? l->conf.retry_max_ms : backoff * 2;
-    }
-    /* 3: outputs acknowledged */
-    backoff = 100;
-    while ((rc = produce_pending(l)) != CWPP_OK) {
-        atomic_store(&l->failing, 1);
-        if (l->stop)
-            return CWPP_ETRANSIENT;
-        sleep_ms(backoff);
         backoff = backoff * 2 > l->conf.retry_max_ms ? l->conf.retry_max_ms : backoff * 2;
     }
     atomic_store(&l->failing, 0);
-    cwpp_metric_add(l->m_produced, (int64_t)l->outbox.n);
-    outbox_clear(&l->outbox);
-    /* 4: commit */
-    commit_batch(l, n);
-    cwpp_metric_add(l->m_batches, 1);
-    cwpp_metric_observe(l->m_batch_seconds, (double)(cwpp_mono_ms() - started) / 1000.0);
+    while (l->count == CWPP_MAX_INFLIGHT)
+        drain(l, 100);
+    b = &l->ring[(l->head + l->count) % CWPP_MAX_INFLIGHT];
+    /* the filled outbox becomes the batch's; the batch's empty one is reused */
+    tmp = b->ob;
+    b->ob = l->outbox;
+    l->outbox = tmp;
+    b->offsets = batch_offsets(l, n);
+    b->started = started;
+    b->records = n;
+    l->count++;
+    produce_entries(l, b);
+    drain(l, 0);
     return CWPP_OK;
 }
 
@@ -645,11 +743,15 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
         }
         if (n > 0)
             rc = run_batch(l, n, started, fn, opaque);
+        else
+            drain(l, 0);
         for (i = 0; i < n; i++)
             rd_kafka_message_destroy(l->msgs[i]);
         if (rc != CWPP_OK)
             break;
     }
+    if (drain_all(l) != CWPP_OK)
+        rc = CWPP_ETRANSIENT;
     if (atomic_load(&l->fatal))
         return CWPP_EIO;
     cwpp_info("loop_stop", "stopped%s", rc == CWPP_OK ? " after committing the last batch"
@@ -673,6 +775,10 @@ void cwpp_loop_destroy(cwpp_loop_t *l)
     }
     outbox_clear(&l->outbox);
     free(l->outbox.e);
+    for (i = 0; i < CWPP_MAX_INFLIGHT; i++) {
+        inflight_free(&l->ring[i]);
+        free(l->ring[i].ob.e);
+    }
     free(l->msgs);
     for (i = 0; i < CWPP_TOPIC__COUNT; i++)
         free(l->topics[i]);

@@ -45,8 +45,9 @@ const cwpp_conf_prop_t ingest_props[] = {
      "Account for Falco/Wazuh alerts that carry none (empty: such alerts are rejected)."},
     {"ingest.max.future.s", CWPP_CONF_INT, offsetof(ingest_conf_t, max_future_s), "3600", 0,
      31536000, 0, "occurred_at later than now plus this many seconds is rejected."},
-    {"ingest.pipeline.chunk", CWPP_CONF_INT, offsetof(ingest_conf_t, pipeline_chunk), "250", 1,
-     10000, 0, "Database statements sent per round trip within a batch's transaction."},
+    {"ingest.chunk", CWPP_CONF_INT, offsetof(ingest_conf_t, chunk), "250", 1, 100000, 0,
+     "Records parsed and sent to the database per statement; the server applies one chunk "
+     "while the next is parsed."},
 };
 const size_t ingest_nprops = sizeof(ingest_props) / sizeof(ingest_props[0]);
 
@@ -56,6 +57,9 @@ typedef struct item {
     int                 ok;          /* parsed and valid */
     int                 apply;       /* its effect is not in the database yet */
     int                 have_state;  /* status/seen/occurrences read back from the row */
+    size_t              next_same;   /* next applied item of the same alert, or SIZE_MAX */
+    size_t              rank;        /* 0-based position among this batch's same alerts */
+    size_t              group_size;  /* applied items of this alert in the batch (on the first) */
     cwpp_alert_t        alert;
     const char         *code;        /* reject reason code */
     char                reason[400]; /* reject sentence */
@@ -79,6 +83,9 @@ struct ingest {
     cwpp_buf_t           buf;
     item_t              *items;
     size_t               items_cap;
+    size_t               batch_n;     /* items in the current batch */
+    cwpp_buf_t           rows;        /* the batch's rows as JSON text */
+    size_t              *firsts;      /* scratch: first item of each alert */
     part_t               parts[256];
     size_t               nparts;
     atomic_int           db_ok;
@@ -109,6 +116,29 @@ static const char SQL_UPSERT[] =
     "last_seen = GREATEST(alerts.last_seen, EXCLUDED.last_seen), "
     "occurrences = alerts.occurrences + 1, updated_at = now() "
     "RETURNING status, (extract(epoch FROM first_seen) * 1000)::bigint, "
+    "(extract(epoch FROM last_seen) * 1000)::bigint, occurrences";
+/* One statement per batch: the rows arrive as one JSON array (no per-row round trip,
+ * no per-row executor start-up); duplicates of an alert within the batch are folded
+ * into one row with its count before sending, since ON CONFLICT may touch a row once. */
+static const char SQL_UPSERT_BATCH[] =
+    "INSERT INTO alerts (alert_id, dedup_key, account_id, name, type, severity, source, "
+    "input_format, source_alert_id, asset_id, asset, attack_tactic, attack_technique, defense, "
+    "file, process, remote_ip, logon, details, entities, status, first_seen, last_seen, "
+    "occurrences, ingested_at, updated_at) "
+    "SELECT alert_id, dedup_key, account_id, name, type, severity, source, input_format, "
+    "source_alert_id, asset_id, asset, attack_tactic, attack_technique, defense, file, process, "
+    "remote_ip, logon, details, entities, status, to_timestamp(first_ms / 1000.0), "
+    "to_timestamp(last_ms / 1000.0), n, to_timestamp(ingested_ms / 1000.0), now() "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(alert_id text, dedup_key text, account_id text, "
+    "name text, type text, severity text, source text, input_format text, source_alert_id text, "
+    "asset_id text, asset jsonb, attack_tactic text, attack_technique text, defense text, "
+    "file jsonb, process jsonb, remote_ip text, logon jsonb, details jsonb, entities jsonb, "
+    "status text, first_ms bigint, last_ms bigint, n bigint, ingested_ms bigint) "
+    "ON CONFLICT (alert_id) DO UPDATE SET "
+    "first_seen = LEAST(alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(alerts.last_seen, EXCLUDED.last_seen), "
+    "occurrences = alerts.occurrences + EXCLUDED.occurrences, updated_at = now() "
+    "RETURNING alert_id, status, (extract(epoch FROM first_seen) * 1000)::bigint, "
     "(extract(epoch FROM last_seen) * 1000)::bigint, occurrences";
 static const char SQL_STATE[] =
     "SELECT status, (extract(epoch FROM first_seen) * 1000)::bigint, "
@@ -174,6 +204,7 @@ void ingest_destroy(ingest_t *in)
     for (i = 0; i < in->items_cap; i++)
         cwpp_alert_clear(&in->items[i].alert);
     free(in->items);
+    free(in->firsts);
     if (in->have_values) {
         avro_value_decref(&in->v_alert);
         avro_value_decref(&in->v_rejected);
@@ -182,6 +213,7 @@ void ingest_destroy(ingest_t *in)
     cwpp_avro_type_destroy(in->t_rejected);
     cwpp_pg_destroy(in->pg);
     cwpp_buf_free(&in->buf);
+    cwpp_buf_free(&in->rows);
     free(in);
 }
 
@@ -213,6 +245,7 @@ static int prepare(ingest_t *in, char *errstr, size_t errstr_size)
     static const struct { const char *name, *sql; int n; } stmts[] = {
         {"offset_row", SQL_OFFSET_ROW, 3}, {"offset_lock", SQL_OFFSET_LOCK, 3},
         {"offset_set", SQL_OFFSET_SET, 4}, {"upsert", SQL_UPSERT, 23}, {"state", SQL_STATE, 1},
+        {"upsert_batch", SQL_UPSERT_BATCH, 1},
     };
     size_t    i;
 
@@ -308,11 +341,249 @@ static void read_state(const PGresult *r, cwpp_alert_t *a)
 }
 
 /* A pipelined statement whose result the reader must route. */
-typedef enum { Q_CMD, Q_LOCK, Q_UPSERT } qkind_t;
+typedef enum { Q_CMD, Q_LOCK, Q_UPSERT, Q_BATCH } qkind_t;
 typedef struct qref {
     qkind_t kind;
-    size_t  idx; /* part index (Q_LOCK) or item index (Q_UPSERT) */
+    size_t  idx; /* part index (Q_LOCK), item index (Q_UPSERT), chunk start (Q_BATCH) */
+    size_t  end; /* chunk end (Q_BATCH) */
 } qref_t;
+
+/* Links the applied items of each alert (same alert_id) in batch order and ranks them.
+ * Returns the number of distinct alerts. O(n^2) worst case over at most
+ * batch.max.messages items, but the inner loop stops at the first match per group. */
+static size_t group_items(ingest_t *in, size_t from, size_t to, size_t *firsts)
+{
+    size_t i, g, ngroups = 0;
+
+    for (i = from; i < to; i++) {
+        item_t *it = &in->items[i];
+
+        it->next_same = SIZE_MAX;
+        if (!it->apply)
+            continue;
+        for (g = 0; g < ngroups; g++)
+            if (strcmp(in->items[firsts[g]].alert.alert_id, it->alert.alert_id) == 0)
+                break;
+        if (g == ngroups) {
+            firsts[ngroups++] = i;
+            it->rank = 0;
+            it->group_size = 1;
+        } else {
+            item_t *head = &in->items[firsts[g]], *last = head;
+            while (last->next_same != SIZE_MAX)
+                last = &in->items[last->next_same];
+            last->next_same = i;
+            it->rank = head->group_size++;
+        }
+    }
+    return ngroups;
+}
+
+/* JSON text writers for batch_rows: direct appends, no intermediate trees. */
+static void jstr(cwpp_buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t               run = 0;
+
+    if (s == NULL) {
+        cwpp_buf_append(b, "null", 4);
+        return;
+    }
+    cwpp_buf_append(b, "\"", 1);
+    for (; p[run] != '\0' || run > 0; ) {
+        unsigned char c = p[run];
+
+        if (c != '\0' && c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        cwpp_buf_append(b, p, run);
+        p += run;
+        run = 0;
+        if (c == '\0')
+            break;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            cwpp_buf_append(b, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            cwpp_buf_append(b, esc, 6);
+        }
+        p++;
+    }
+    cwpp_buf_append(b, "\"", 1);
+}
+
+static void jkey(cwpp_buf_t *b, const char *k, int first)
+{
+    if (!first)
+        cwpp_buf_append(b, ",", 1);
+    cwpp_buf_append(b, "\"", 1);
+    cwpp_buf_append(b, k, strlen(k));
+    cwpp_buf_append(b, "\":", 2);
+}
+
+static void jkv(cwpp_buf_t *b, const char *k, const char *v)
+{
+    jkey(b, k, 0);
+    jstr(b, v);
+}
+
+static void jint(cwpp_buf_t *b, const char *k, int64_t v)
+{
+    char num[24];
+    int  n = snprintf(num, sizeof(num), "%" PRId64, v);
+
+    jkey(b, k, 0);
+    cwpp_buf_append(b, num, (size_t)n);
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    return cwpp_buf_append(data, buffer, size) == CWPP_OK ? 0 : -1;
+}
+
+/* The batch's rows as one JSON array for jsonb_to_recordset, one row per alert, in
+ * in->rows (NUL-terminated). Returns 0 or CWPP_ENOMEM. */
+static int batch_rows(ingest_t *in, const size_t *firsts, size_t ngroups)
+{
+    cwpp_buf_t *b = &in->rows;
+    size_t      g, e;
+
+    cwpp_buf_reset(b);
+    cwpp_buf_append(b, "[", 1);
+    for (g = 0; g < ngroups; g++) {
+        item_t             *head = &in->items[firsts[g]], *x;
+        const cwpp_alert_t *a = &head->alert;
+        int64_t             first = a->occurred_at_ms, last = a->occurred_at_ms;
+
+        for (x = head; x->next_same != SIZE_MAX; ) {
+            x = &in->items[x->next_same];
+            if (x->alert.occurred_at_ms < first)
+                first = x->alert.occurred_at_ms;
+            if (x->alert.occurred_at_ms > last)
+                last = x->alert.occurred_at_ms;
+        }
+        cwpp_buf_append(b, g == 0 ? "{" : ",{", g == 0 ? 1 : 2);
+        jkey(b, "alert_id", 1);
+        jstr(b, a->alert_id);
+        jkv(b, "dedup_key", a->dedup_key);
+        jkv(b, "account_id", a->account_id);
+        jkv(b, "name", a->name);
+        jkv(b, "type", a->type);
+        jkv(b, "severity", cwpp_severity_name(a->severity));
+        jkv(b, "source", a->source);
+        jkv(b, "input_format", cwpp_format_name(a->format));
+        jkv(b, "source_alert_id", a->source_alert_id);
+        jkv(b, "asset_id", a->asset.id);
+        jkey(b, "asset", 0);
+        cwpp_buf_append(b, "{", 1);
+        jkey(b, "id", 1);
+        jstr(b, a->asset.id);
+        if (a->asset.name)
+            jkv(b, "name", a->asset.name);
+        if (a->asset.ip)
+            jkv(b, "ip", a->asset.ip);
+        if (a->asset.public_ip)
+            jkv(b, "public_ip", a->asset.public_ip);
+        if (a->asset.role)
+            jkv(b, "role", a->asset.role);
+        cwpp_buf_append(b, "}", 1);
+        jkv(b, "attack_tactic", a->tactic);
+        jkv(b, "attack_technique", a->technique);
+        jkv(b, "defense", cwpp_defense_name(a->defense));
+        if (a->file.path || a->file.md5 || a->file.sha256) {
+            jkey(b, "file", 0);
+            cwpp_buf_append(b, "{", 1);
+            jkey(b, "path", 1);
+            jstr(b, a->file.path);
+            jkv(b, "md5", a->file.md5);
+            jkv(b, "sha256", a->file.sha256);
+            cwpp_buf_append(b, "}", 1);
+        }
+        if (a->process.has_pid || a->process.path || a->process.cmdline || a->process.user) {
+            jkey(b, "process", 0);
+            cwpp_buf_append(b, "{", 1);
+            jkey(b, "path", 1);
+            jstr(b, a->process.path);
+            if (a->process.has_pid)
+                jint(b, "pid", a->process.pid);
+            jkv(b, "cmdline", a->process.cmdline);
+            jkv(b, "user", a->process.user);
+            cwpp_buf_append(b, "}", 1);
+        }
+        jkv(b, "remote_ip", a->remote_ip);
+        if (a->logon.ip || a->logon.user) {
+            jkey(b, "logon", 0);
+            cwpp_buf_append(b, "{", 1);
+            jkey(b, "ip", 1);
+            jstr(b, a->logon.ip);
+            jkv(b, "user", a->logon.user);
+            cwpp_buf_append(b, "}", 1);
+        }
+        jkey(b, "details", 0);
+        if (json_dump_callback(a->details, dump_cb, b, JSON_COMPACT) != 0)
+            return CWPP_ENOMEM;
+        jkey(b, "entities", 0);
+        cwpp_buf_append(b, "[", 1);
+        for (e = 0; e < a->n_entities; e++) {
+            cwpp_buf_append(b, e == 0 ? "{" : ",{", e == 0 ? 1 : 2);
+            jkey(b, "type", 1);
+            jstr(b, cwpp_entity_type_name(a->entities[e].type));
+            jkv(b, "value", a->entities[e].value);
+            if (a->entities[e].asset_id)
+                jkv(b, "asset_id", a->entities[e].asset_id);
+            cwpp_buf_append(b, "}", 1);
+        }
+        cwpp_buf_append(b, "]", 1);
+        jkv(b, "status", cwpp_status_name(a->status));
+        jint(b, "first_ms", first);
+        jint(b, "last_ms", last);
+        jint(b, "n", (int64_t)head->group_size);
+        jint(b, "ingested_ms", a->ingested_at_ms);
+        cwpp_buf_append(b, "}", 1);
+    }
+    cwpp_buf_append(b, "]", 2); /* with the terminating NUL */
+    /* An append can only fail for memory; check once: the buffer must end as written. */
+    if (b->len < 2 || b->data[b->len - 2] != ']')
+        return CWPP_ENOMEM;
+    return CWPP_OK;
+}
+
+/* Spreads the RETURNING rows over the items: every occurrence carries the row's state,
+ * and its own running count (the k-th of c in this batch has final - (c - 1 - k)). */
+static void batch_states(ingest_t *in, const PGresult *r, size_t from, size_t to)
+{
+    int    row;
+    size_t i;
+
+    for (row = 0; row < PQntuples(r); row++) {
+        const char         *id = PQgetvalue(r, row, 0);
+        cwpp_alert_status_t st = CWPP_ST_UNHANDLED;
+        int64_t             first = strtoll(PQgetvalue(r, row, 2), NULL, 10);
+        int64_t             last = strtoll(PQgetvalue(r, row, 3), NULL, 10);
+        int64_t             occ = strtoll(PQgetvalue(r, row, 4), NULL, 10);
+
+        cwpp_status_parse(PQgetvalue(r, row, 1), &st);
+        for (i = from; i < to; i++) {
+            item_t *head = &in->items[i], *x;
+
+            if (!head->apply || head->rank != 0 || strcmp(head->alert.alert_id, id) != 0)
+                continue;
+            for (x = head;; x = &in->items[x->next_same]) {
+                x->alert.status = st;
+                x->alert.first_seen_ms = first;
+                x->alert.last_seen_ms = last;
+                x->alert.occurrences = occ - (int64_t)(head->group_size - 1 - x->rank);
+                x->have_state = 1;
+                if (x->next_same == SIZE_MAX)
+                    break;
+            }
+            break;
+        }
+    }
+}
 
 /* Sends the queued statements' sync and reads every result in order. */
 static int pipeline_read(ingest_t *in, const qref_t *q, size_t nq, char *errstr,
@@ -344,7 +615,8 @@ static int pipeline_read(ingest_t *in, const qref_t *q, size_t nq, char *errstr,
         else if (qrc == CWPP_OK && q[i].kind == Q_UPSERT) {
             read_state(r, &in->items[q[i].idx].alert);
             in->items[q[i].idx].have_state = 1;
-        }
+        } else if (qrc == CWPP_OK && q[i].kind == Q_BATCH)
+            batch_states(in, r, q[i].idx, q[i].end);
         if (qrc != CWPP_OK && (rc == CWPP_OK || qrc == CWPP_EDATA))
             rc = qrc; /* a data error outranks the aborts it causes */
         PQclear(r);
@@ -366,44 +638,52 @@ static int send_params(PGconn *c, const char *stmt, int n, const char *const *v)
     return PQsendQueryPrepared(c, stmt, n, v, NULL, NULL, 0);
 }
 
-/* Applies the batch in one transaction. isolate = one record at a time under savepoints,
- * dead-lettering records the server refuses. */
-static int apply_batch(ingest_t *in, size_t n, int isolate, char *errstr, size_t errstr_size)
+/* Validates and normalizes items [from, to) of the batch (libs/alert). */
+static int parse_range(ingest_t *in, size_t from, size_t to, const cwpp_alert_opts_t *opts)
 {
-    PGconn   *c = cwpp_pg_conn(in->pg);
-    qref_t   *q = NULL;
-    size_t    nq = 0, i, chunk = (size_t)in->conf->pipeline_chunk;
-    int       rc;
-    char      part_s[16], off_s[24];
-    const char *group = in->conf->common.group_id;
+    size_t i;
+    char   reason[400];
+    int    rc;
 
-    q = malloc(sizeof(*q) * (chunk + in->nparts * 2 + 4));
-    if (q == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    if (PQenterPipelineMode(c) != 1) {
-        free(q);
-        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
-    }
-    /* Round trip 1: BEGIN, make sure offset rows exist, lock them and read next_offset. */
-    PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-    q[nq++] = (qref_t){Q_CMD, 0};
-    for (i = 0; i < in->nparts; i++) {
-        const char *v[3] = {group, in->parts[i].topic, part_s};
-        snprintf(part_s, sizeof(part_s), "%d", in->parts[i].partition);
-        send_params(c, "offset_row", 3, v);
-        q[nq++] = (qref_t){Q_CMD, i};
-        send_params(c, "offset_lock", 3, v);
-        q[nq++] = (qref_t){Q_LOCK, i};
-    }
-    rc = pipeline_read(in, q, nq, errstr, errstr_size);
-    nq = 0;
-    if (rc != CWPP_OK)
-        goto out;
+    for (i = from; i < to; i++) {
+        item_t             *it = &in->items[i];
+        rd_kafka_message_t *m = it->m;
 
-    /* Decide what to apply: records below next_offset are already in the database. */
-    for (i = 0; i < n; i++) {
+        cwpp_alert_clear(&it->alert);
+        it->ok = 0;
+        it->apply = 0;
+        it->code = NULL;
+        it->reason[0] = '\0';
+        if (m->len > (size_t)in->conf->max_message_bytes) {
+            reject(in, it, "oversized", "record is %zu bytes, larger than "
+                   "ingest.max.message.bytes (%lld)", m->len,
+                   (long long)in->conf->max_message_bytes);
+            continue;
+        }
+        if (m->len == 0 || m->payload == NULL) {
+            reject(in, it, "invalid_json", "record is empty");
+            continue;
+        }
+        rc = cwpp_alert_from_json(m->payload, m->len, opts, &it->alert, &it->code, reason,
+                                  sizeof(reason));
+        if (rc == CWPP_ENOMEM)
+            return CWPP_ENOMEM;
+        if (rc != CWPP_OK) {
+            reject(in, it, it->code != NULL ? it->code : "invalid", "%s", reason);
+            continue;
+        }
+        it->ok = 1;
+    }
+    return CWPP_OK;
+}
+
+/* Marks the valid items [from, to) whose offset is not yet applied in the database. */
+static void decide_apply(ingest_t *in, size_t from, size_t to)
+{
+    size_t i, p;
+
+    for (i = from; i < to; i++) {
         item_t *it = &in->items[i];
-        size_t  p;
 
         it->apply = 0;
         it->have_state = 0;
@@ -415,8 +695,81 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, char *errstr, size_t
                 break;
         it->apply = it->m->offset >= in->parts[p].next_offset;
     }
+}
 
-    /* Round trips 2..k: the upserts, in chunks. */
+/* Applies the batch in one transaction. With opts, records are parsed chunk by chunk as
+ * they are sent (else they were parsed before). isolate = one record at a time under
+ * savepoints, dead-lettering records the server refuses. */
+static int apply_batch(ingest_t *in, size_t n, int isolate, const cwpp_alert_opts_t *opts,
+                       char *errstr, size_t errstr_size)
+{
+    PGconn   *c = cwpp_pg_conn(in->pg);
+    qref_t   *q = NULL;
+    size_t    nq = 0, i;
+    int       rc;
+    char      part_s[16], off_s[24];
+    const char *group = in->conf->common.group_id;
+
+    q = malloc(sizeof(*q) * (in->nparts * 2 + 8 + n / (size_t)in->conf->chunk + 1));
+    if (q == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if (PQenterPipelineMode(c) != 1) {
+        free(q);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
+    }
+    /* Round trip 1: BEGIN, make sure offset rows exist, lock them and read next_offset. */
+    PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    q[nq++] = (qref_t){Q_CMD, 0, 0};
+    for (i = 0; i < in->nparts; i++) {
+        const char *v[3] = {group, in->parts[i].topic, part_s};
+        snprintf(part_s, sizeof(part_s), "%d", in->parts[i].partition);
+        send_params(c, "offset_row", 3, v);
+        q[nq++] = (qref_t){Q_CMD, i, 0};
+        send_params(c, "offset_lock", 3, v);
+        q[nq++] = (qref_t){Q_LOCK, i, 0};
+    }
+    rc = pipeline_read(in, q, nq, errstr, errstr_size);
+    nq = 0;
+    if (rc != CWPP_OK)
+        goto out;
+
+    /* Normal case: parse a chunk, send its set-based upsert down the pipeline, and parse
+     * the next chunk while the server applies it; replies are drained as they arrive so
+     * neither side can block the other on a full socket. Then offsets and COMMIT. */
+    if (!isolate) {
+        size_t from, to, chunk = (size_t)in->conf->chunk;
+
+        for (from = 0; from < n; from = to) {
+            size_t      ngroups;
+            const char *v[1];
+
+            to = from + chunk < n ? from + chunk : n;
+            if (opts != NULL && parse_range(in, from, to, opts) != CWPP_OK) {
+                rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+                goto out;
+            }
+            decide_apply(in, from, to);
+            ngroups = group_items(in, from, to, in->firsts);
+            if (ngroups == 0)
+                continue;
+            if (batch_rows(in, in->firsts, ngroups) != CWPP_OK) {
+                rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+                goto out;
+            }
+            v[0] = (const char *)in->rows.data;
+            send_params(c, "upsert_batch", 1, v);
+            q[nq++] = (qref_t){Q_BATCH, from, to};
+            if (PQflush(c) != 0 || PQconsumeInput(c) != 1) {
+                rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "sending rows: %s",
+                                 PQerrorMessage(c));
+                goto out;
+            }
+        }
+        goto offsets;
+    }
+    decide_apply(in, 0, n);
+
+    /* Isolation: one record at a time under a savepoint, dead-lettering refusals. */
     for (i = 0; i < n; i++) {
         item_t         *it = &in->items[i];
         upsert_params_t up;
@@ -430,10 +783,10 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, char *errstr, size_t
         }
         if (isolate) {
             PQsendQueryParams(c, "SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
-            q[nq++] = (qref_t){Q_CMD, i};
+            q[nq++] = (qref_t){Q_CMD, i, 0};
         }
         send_params(c, "upsert", 23, up.v);
-        q[nq++] = (qref_t){Q_UPSERT, i};
+        q[nq++] = (qref_t){Q_UPSERT, i, 0};
         upsert_params_free(&up);
         if (isolate) {
             rc = pipeline_read(in, q, nq, errstr, errstr_size);
@@ -441,37 +794,33 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, char *errstr, size_t
             if (rc == CWPP_EDATA) {
                 reject(in, it, "db_refused", "the database refused the alert: %s", errstr);
                 PQsendQueryParams(c, "ROLLBACK TO SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
-                q[nq++] = (qref_t){Q_CMD, 0};
+                q[nq++] = (qref_t){Q_CMD, 0, 0};
                 rc = pipeline_read(in, q, nq, errstr, errstr_size);
                 nq = 0;
             }
             if (rc != CWPP_OK)
                 goto out;
-        } else if (nq >= chunk) {
-            rc = pipeline_read(in, q, nq, errstr, errstr_size);
-            nq = 0;
-            if (rc != CWPP_OK)
-                goto out;
         }
     }
 
+offsets:
     /* Last round trip: advance the offsets, commit. */
     for (i = 0; i < in->nparts; i++) {
         const char *v[4] = {group, in->parts[i].topic, part_s, off_s};
         snprintf(part_s, sizeof(part_s), "%d", in->parts[i].partition);
         snprintf(off_s, sizeof(off_s), "%" PRId64, in->parts[i].max_offset + 1);
         send_params(c, "offset_set", 4, v);
-        q[nq++] = (qref_t){Q_CMD, i};
+        q[nq++] = (qref_t){Q_CMD, i, 0};
     }
     PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-    q[nq++] = (qref_t){Q_CMD, 0};
+    q[nq++] = (qref_t){Q_CMD, 0, 0};
     rc = pipeline_read(in, q, nq, errstr, errstr_size);
     nq = 0;
 out:
     if (rc != CWPP_OK && PQstatus(c) == CONNECTION_OK) {
         /* Leave the connection clean: roll back whatever is open. */
         PQsendQueryParams(c, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
-        q[0] = (qref_t){Q_CMD, 0};
+        q[0] = (qref_t){Q_CMD, 0, 0};
         pipeline_read(in, q, 1, NULL, 0);
     }
     PQexitPipelineMode(c);
@@ -517,6 +866,12 @@ static int ensure_items(ingest_t *in, size_t n)
     ni = realloc(in->items, n * sizeof(*ni));
     if (ni == NULL)
         return CWPP_ENOMEM;
+    free(in->firsts);
+    in->firsts = malloc(n * sizeof(*in->firsts));
+    if (in->firsts == NULL) {
+        in->items = ni;
+        return CWPP_ENOMEM;
+    }
     memset(ni + in->items_cap, 0, (n - in->items_cap) * sizeof(*ni));
     in->items = ni;
     in->items_cap = n;
@@ -604,8 +959,7 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     cwpp_alert_opts_t opts;
     size_t            i;
     int               rc;
-    int64_t           t0;
-    char              reason[400];
+    int64_t           t0, t_db;
 
     if (ensure_items(in, n) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
@@ -613,34 +967,11 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     opts.now_ms = cwpp_now_ms();
     opts.max_future_ms = in->conf->max_future_s * 1000;
 
-    /* 1. validate and normalize */
+    in->batch_n = n;
     for (i = 0; i < n; i++) {
-        item_t *it = &in->items[i];
-
-        cwpp_alert_clear(&it->alert);
-        it->m = msgs[i];
-        it->ok = 0;
-        it->code = NULL;
-        it->reason[0] = '\0';
-        if (msgs[i]->len > (size_t)in->conf->max_message_bytes) {
-            reject(in, it, "oversized", "record is %zu bytes, larger than "
-                   "ingest.max.message.bytes (%lld)", msgs[i]->len,
-                   (long long)in->conf->max_message_bytes);
-            continue;
-        }
-        if (msgs[i]->len == 0 || msgs[i]->payload == NULL) {
-            reject(in, it, "invalid_json", "record is empty");
-            continue;
-        }
-        rc = cwpp_alert_from_json(msgs[i]->payload, msgs[i]->len, &opts, &it->alert, &it->code,
-                                  reason, sizeof(reason));
-        if (rc == CWPP_ENOMEM)
-            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        if (rc != CWPP_OK) {
-            reject(in, it, it->code != NULL ? it->code : "invalid", "%s", reason);
-            continue;
-        }
-        it->ok = 1;
+        cwpp_alert_clear(&in->items[i].alert);
+        in->items[i].m = msgs[i];
+        in->items[i].ok = 0;
     }
     if (collect_parts(in, msgs, n) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "too many partitions in one batch");
@@ -650,11 +981,12 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     if ((rc = cwpp_pg_ensure(in->pg, errstr, errstr_size)) != CWPP_OK ||
         (rc = prepare(in, errstr, errstr_size)) != CWPP_OK)
         goto db_fail;
-    rc = apply_batch(in, n, 0, errstr, errstr_size);
+    /* 1 + 2. validate and normalize, chunk by chunk, overlapping the transaction */
+    rc = apply_batch(in, n, 0, &opts, errstr, errstr_size);
     if (rc == CWPP_EDATA) {
         cwpp_warn("db_data_error", "the database refused a record (%s); applying the batch "
                   "record by record to dead-letter it", errstr);
-        rc = apply_batch(in, n, 1, errstr, errstr_size);
+        rc = apply_batch(in, n, 1, NULL, errstr, errstr_size);
     }
     if (rc == CWPP_OK)
         rc = read_skipped_states(in, n, errstr, errstr_size);
@@ -668,7 +1000,11 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     }
 
     /* 3. outputs */
-    return emit(in, n, out, errstr, errstr_size);
+    t_db = cwpp_mono_ms() - t0;
+    rc = emit(in, n, out, errstr, errstr_size);
+    cwpp_debug("batch_applied", "batch of %zu: parse and database %lld ms, encode %lld ms", n,
+               (long long)t_db, (long long)(cwpp_mono_ms() - t0 - t_db));
+    return rc;
 db_fail:
     atomic_store(&in->db_ok, 0);
     cwpp_metric_add(in->m_db_errors, 1);

@@ -14,7 +14,7 @@ typedef struct ingest_conf {
     int64_t            max_message_bytes;  /* larger records are rejected */
     char              *adapter_account_id; /* account for Falco/Wazuh alerts without one */
     int64_t            max_future_s;       /* occurred_at tolerance into the future */
-    int64_t            pipeline_chunk;     /* statements per database round trip */
+    int64_t            chunk;              /* records per upsert statement */
 } ingest_conf_t;
 
 extern const cwpp_conf_prop_t ingest_props[];

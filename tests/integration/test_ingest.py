@@ -308,3 +308,27 @@ def test_ingest_role_has_least_privilege():
         with pytest.raises(psycopg2.Error):
             cur.execute(stmt)
     conn.close()
+
+
+def test_strings_survive_storage_exactly(prefix, services):
+    """Quotes, backslashes, control characters and non-ASCII text reach the database and
+    the normalized record unchanged (ingest writes the rows' JSON itself)."""
+    acct = "str-" + uuid.uuid4().hex[:6]
+    name = 'He said "hi" \\ back\\slash \t tab \n newline \u0001 ctl — 日本語 😀 </script>'
+    cmd = 'powershell -enc "QUJD" && echo \\"x\\" \r\n'
+    rec = {"name": name, "type": "malicious_process", "severity": "medium",
+           "occurred_at": "2026-11-27T10:00:00Z", "source": "process_monitor",
+           "account_id": acct, "asset": {"id": 'h"1\\'},
+           "process": {"cmdline": cmd, "user": "Ünïcødé"},
+           "details": {"k\"ey": ["a\\b", {"n": None, "t": True, "f": 1.5}], "e": ""}}
+    svc = services("ingest", prefix).start()
+    svc.wait_ready()
+    t.produce(prefix + "alerts.raw", [json.dumps(rec).encode()])
+    (m,) = t.consume(prefix + "alerts.normalized", expect=1)
+    a = ALERT.decode(m.value())
+    assert a["name"] == name and a["process"]["cmdline"] == cmd
+    assert json.loads(a["details_json"]) == rec["details"]
+    row = t.query("SELECT name, asset_id, process->>'cmdline', process->>'user', details "
+                  "FROM alerts WHERE account_id = %s", (acct,))
+    assert row == [(name, 'h"1\\', cmd, "Ünïcødé", rec["details"])]
+    assert svc.stop() == 0
