@@ -719,7 +719,7 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
             rd_kafka_message_t *m;
 
             if (n == 0) {
-                timeout = 200;
+                timeout = l->count > 0 ? 10 : 200;
             } else {
                 int64_t left = deadline - cwpp_mono_ms();
                 if (left <= 0)
@@ -727,8 +727,12 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
                 timeout = (int)left;
             }
             m = rd_kafka_consumer_poll(l->consumer, timeout);
-            if (m == NULL)
+            if (m == NULL) {
+                /* Idle: complete in-flight batches (their commits must not wait for
+                 * the next record). */
+                drain(l, 0);
                 continue;
+            }
             if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     cwpp_warn("consume_error", "%s", rd_kafka_message_errstr(m));

@@ -225,7 +225,10 @@ def test_sigterm_flushes_commits_and_exits_zero(prefix, services):
     t.wait_for(lambda: t.query("SELECT coalesce(sum(occurrences),0) FROM alerts WHERE "
                                "account_id LIKE %s", (acct + "%",))[0][0] == 600 - len(bad),
                what="all records applied")
-    time.sleep(0.5)
+    # while still running and idle, every applied record's offset is committed
+    t.wait_for(lambda: t.committed(prefix + "ingest", prefix + "alerts.raw", 3) ==
+               t.high_watermarks(prefix + "alerts.raw", 3), timeout=15,
+               what="offsets committed while idle")
     assert svc.stop() == 0
     events = [e.get("event") for e in svc.log_events()]
     assert "loop_stop" in events and events[-1] == "exit"
