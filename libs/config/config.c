@@ -332,8 +332,8 @@ void cwpp_conf_print_doc(FILE *fp, const char *service, const cwpp_conf_prop_t *
     size_t i;
     char   env[128];
 
-    fprintf(fp, "# Configuration of %s\n\n", service);
-    fprintf(fp, "Generated from the service's configuration table (`%s --config-doc`).\n"
+    fprintf(fp, "# Configuration of cwpp-%s\n\n", service);
+    fprintf(fp, "Generated from the service's configuration table (`cwpp-%s --config-doc`).\n"
                 "Values come from the default, then the file given with `--config FILE` (or\n"
                 "`CWPP_CONFIG`), lines `key = value`, then the environment. File keys\n"
                 "`kafka.NAME` not listed here pass through to librdkafka as property NAME;\n"

@@ -335,3 +335,12 @@ def test_strings_survive_storage_exactly(prefix, services):
                   "FROM alerts WHERE account_id = %s", (acct,))
     assert row == [(name, 'h"1\\', cmd, "Ünïcødé", rec["details"])]
     assert svc.stop() == 0
+
+
+def test_config_doc_is_current():
+    """docs/config-ingest.md is what the binary's configuration table says (regenerate
+    with `build/bin/cwpp-ingest --config-doc > docs/config-ingest.md`)."""
+    import subprocess
+    out = subprocess.run([str(t.BIN / "cwpp-ingest"), "--config-doc"], capture_output=True,
+                         text=True, timeout=20, check=True).stdout
+    assert (t.REPO / "docs" / "config-ingest.md").read_text() == out
