@@ -258,6 +258,9 @@ struct cwpp_loop {
     cwpp_outbox_t        outbox;
     inflight_t           ring[CWPP_MAX_INFLIGHT]; /* FIFO of in-flight batches */
     size_t               head, count;
+    rd_kafka_topic_partition_list_t *done;        /* highest completed offsets of the
+                                                     assigned partitions */
+    atomic_int           recommit;                /* the last commit failed: send again */
     rd_kafka_message_t **msgs;
     volatile sig_atomic_t stop;
     atomic_int           failing;      /* the batch function is failing right now */
@@ -293,9 +296,11 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     (void)rk;
     (void)offsets;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        atomic_store(&l->recommit, 1);
         cwpp_metric_add(l->m_commit_err, 1);
-        cwpp_warn("commit_failed", "offset commit failed (%s); those records will be "
-                  "redelivered and recognised as already applied", rd_kafka_err2str(err));
+        cwpp_warn("commit_failed", "offset commit failed (%s); it is sent again (records "
+                  "redelivered meanwhile are recognised as already applied)",
+                  rd_kafka_err2str(err));
     }
 }
 
@@ -317,13 +322,19 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    (void)opaque;
+    cwpp_loop_t *l = opaque;
+
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cwpp_info("partitions_assigned", "assigned %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, parts);
     } else {
         cwpp_info("partitions_revoked", "revoked %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, NULL);
+        /* Never re-commit offsets of partitions another member may own now. */
+        if (l->done != NULL)
+            rd_kafka_topic_partition_list_destroy(l->done);
+        l->done = rd_kafka_topic_partition_list_new(16);
+        atomic_store(&l->recommit, 0);
     }
 }
 
@@ -384,6 +395,7 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
         return NULL;
     }
     l->conf = *conf;
+    l->done = rd_kafka_topic_partition_list_new(16);
     cwpp_strlcpy(l->group, conf->group_id, sizeof(l->group));
     l->conf.group_id = l->group;
     for (i = 0; i < CWPP_TOPIC__COUNT; i++) {
@@ -567,6 +579,8 @@ static void inflight_free(inflight_t *b)
 static void drain(cwpp_loop_t *l, int wait_ms)
 {
     rd_kafka_poll(l->producer, wait_ms);
+    if (atomic_exchange(&l->recommit, 0) && l->done->cnt > 0)
+        rd_kafka_commit(l->consumer, l->done, l->stop ? 0 : 1);
     while (l->count > 0) {
         inflight_t *b = &l->ring[l->head];
         size_t      i;
@@ -593,7 +607,17 @@ static void drain(cwpp_loop_t *l, int wait_ms)
         /* Asynchronous while running; synchronous once stopping, so the last commits
          * land before the consumer leaves the group. Never commit positions: only the
          * offsets of batches whose effect and outputs are done. */
-        rd_kafka_commit(l->consumer, b->offsets, l->stop ? 0 : 1);
+        for (i = 0; i < (size_t)b->offsets->cnt; i++) {
+            rd_kafka_topic_partition_t *d = rd_kafka_topic_partition_list_find(
+                l->done, b->offsets->elems[i].topic, b->offsets->elems[i].partition);
+            if (d == NULL)
+                d = rd_kafka_topic_partition_list_add(l->done, b->offsets->elems[i].topic,
+                                                      b->offsets->elems[i].partition);
+            if (b->offsets->elems[i].offset > d->offset)
+                d->offset = b->offsets->elems[i].offset;
+        }
+        atomic_store(&l->recommit, 0);
+        rd_kafka_commit(l->consumer, l->done, l->stop ? 0 : 1);
         for (i = 0; i < (size_t)b->offsets->cnt; i++) {
             int64_t lo, hi;
             if (rd_kafka_get_watermark_offsets(l->consumer, b->offsets->elems[i].topic,
@@ -784,6 +808,8 @@ void cwpp_loop_destroy(cwpp_loop_t *l)
         free(l->ring[i].ob.e);
     }
     free(l->msgs);
+    if (l->done != NULL)
+        rd_kafka_topic_partition_list_destroy(l->done);
     for (i = 0; i < CWPP_TOPIC__COUNT; i++)
         free(l->topics[i]);
     free(l);

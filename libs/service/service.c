@@ -135,6 +135,14 @@ int cwpp_service_main(const cwpp_service_def_t *def, int argc, char **argv)
         goto out;
     }
     cwpp_log_init(def->name, lvl);
+    /* Test hook (STYLE.md: error paths run in tests too). Never set in production. */
+    if (getenv("CWPP_FAULTS") != NULL) {
+        if (cwpp_fault_arm_list(getenv("CWPP_FAULTS")) < 0) {
+            fprintf(stderr, "cwpp-%s: CWPP_FAULTS must be point:N[,point:N]\n", def->name);
+            goto out;
+        }
+        cwpp_warn("faults_armed", "fault injection armed: %s", getenv("CWPP_FAULTS"));
+    }
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

@@ -81,7 +81,11 @@ int cwpp_utf8_valid(const void *p, size_t len);
  */
 void cwpp_fault_arm(const char *point, int nth);
 void cwpp_fault_disarm_all(void);
-/* Returns 1 when this call at point is the one to fail. */
+/* Returns 1 when this call at point is the one to fail. A point may be armed several
+ * times; each arming counts on its own. */
 int  cwpp_fault_hit(const char *point);
+/* Arms "point:N,point:N,..." (the services read it from CWPP_FAULTS, for tests only).
+ * Returns how many were armed, or -1 for a malformed list. */
+int  cwpp_fault_arm_list(const char *spec);
 
 #endif /* CWPP_UTIL_H */

@@ -306,7 +306,7 @@ void cwpp_fault_arm(const char *point, int nth)
     int i;
 
     for (i = 0; i < CWPP_FAULT_MAX; i++) {
-        if (fault_tab[i].remaining == 0 || strcmp(fault_tab[i].name, point) == 0) {
+        if (fault_tab[i].remaining == 0) {
             cwpp_strlcpy(fault_tab[i].name, point, sizeof(fault_tab[i].name));
             fault_tab[i].remaining = nth;
             return;
@@ -321,16 +321,35 @@ void cwpp_fault_disarm_all(void)
 
 int cwpp_fault_hit(const char *point)
 {
-    int i;
+    int i, hit = 0;
 
     for (i = 0; i < CWPP_FAULT_MAX; i++) {
-        if (fault_tab[i].remaining > 0 && strcmp(fault_tab[i].name, point) == 0) {
-            if (--fault_tab[i].remaining == 0) {
-                fault_tab[i].name[0] = '\0';
-                return 1;
-            }
-            return 0;
+        if (fault_tab[i].remaining > 0 && strcmp(fault_tab[i].name, point) == 0 &&
+            --fault_tab[i].remaining == 0) {
+            fault_tab[i].name[0] = '\0';
+            hit = 1;
         }
     }
-    return 0;
+    return hit;
+}
+
+int cwpp_fault_arm_list(const char *spec)
+{
+    char  copy[512], *save = NULL, *item;
+    int   armed = 0;
+
+    if (spec == NULL || *spec == '\0')
+        return 0;
+    cwpp_strlcpy(copy, spec, sizeof(copy));
+    for (item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':');
+        int   nth;
+
+        if (colon == NULL || (nth = atoi(colon + 1)) < 1)
+            return -1;
+        *colon = '\0';
+        cwpp_fault_arm(item, nth);
+        armed++;
+    }
+    return armed;
 }

@@ -102,21 +102,6 @@ static const char SQL_OFFSET_LOCK[] =
 static const char SQL_OFFSET_SET[] =
     "UPDATE consumer_offsets SET next_offset = $4, updated_at = now() "
     "WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND next_offset < $4";
-static const char SQL_UPSERT[] =
-    "INSERT INTO alerts (alert_id, dedup_key, account_id, name, type, severity, source, "
-    "input_format, source_alert_id, asset_id, asset, attack_tactic, attack_technique, defense, "
-    "file, process, remote_ip, logon, details, entities, status, first_seen, last_seen, "
-    "occurrences, ingested_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15::jsonb, "
-    "$16::jsonb, $17, $18::jsonb, $19::jsonb, $20::jsonb, $21, "
-    "to_timestamp($22::bigint / 1000.0), to_timestamp($22::bigint / 1000.0), 1, "
-    "to_timestamp($23::bigint / 1000.0), now()) "
-    "ON CONFLICT (alert_id) DO UPDATE SET "
-    "first_seen = LEAST(alerts.first_seen, EXCLUDED.first_seen), "
-    "last_seen = GREATEST(alerts.last_seen, EXCLUDED.last_seen), "
-    "occurrences = alerts.occurrences + 1, updated_at = now() "
-    "RETURNING status, (extract(epoch FROM first_seen) * 1000)::bigint, "
-    "(extract(epoch FROM last_seen) * 1000)::bigint, occurrences";
 /* One statement per batch: the rows arrive as one JSON array (no per-row round trip,
  * no per-row executor start-up); duplicates of an alert within the batch are folded
  * into one row with its count before sending, since ON CONFLICT may touch a row once. */
@@ -244,7 +229,7 @@ static int prepare(ingest_t *in, char *errstr, size_t errstr_size)
     PGconn   *c = cwpp_pg_conn(in->pg);
     static const struct { const char *name, *sql; int n; } stmts[] = {
         {"offset_row", SQL_OFFSET_ROW, 3}, {"offset_lock", SQL_OFFSET_LOCK, 3},
-        {"offset_set", SQL_OFFSET_SET, 4}, {"upsert", SQL_UPSERT, 23}, {"state", SQL_STATE, 1},
+        {"offset_set", SQL_OFFSET_SET, 4}, {"state", SQL_STATE, 1},
         {"upsert_batch", SQL_UPSERT_BATCH, 1},
     };
     size_t    i;
@@ -263,69 +248,6 @@ static int prepare(ingest_t *in, char *errstr, size_t errstr_size)
     return CWPP_OK;
 }
 
-/* Text parameters of the upsert for one alert; json texts are malloc'd into js[]. */
-typedef struct upsert_params {
-    const char *v[23];
-    char       *js[6];
-    char        t1[24], t2[24];
-} upsert_params_t;
-
-static int upsert_params(const cwpp_alert_t *a, upsert_params_t *p)
-{
-    json_t *j[6];
-    int     i, rc = CWPP_OK;
-
-    memset(p, 0, sizeof(*p));
-    j[0] = cwpp_alert_asset_json(a);
-    j[1] = cwpp_alert_file_json(a);
-    j[2] = cwpp_alert_process_json(a);
-    j[3] = cwpp_alert_logon_json(a);
-    j[4] = json_incref(a->details);
-    j[5] = cwpp_alert_entities_json(a);
-    for (i = 0; i < 6; i++) {
-        if (j[i] != NULL) {
-            p->js[i] = json_dumps(j[i], JSON_COMPACT);
-            if (p->js[i] == NULL)
-                rc = CWPP_ENOMEM;
-            json_decref(j[i]);
-        }
-    }
-    snprintf(p->t1, sizeof(p->t1), "%" PRId64, a->occurred_at_ms);
-    snprintf(p->t2, sizeof(p->t2), "%" PRId64, a->ingested_at_ms);
-    p->v[0] = a->alert_id;
-    p->v[1] = a->dedup_key;
-    p->v[2] = a->account_id;
-    p->v[3] = a->name;
-    p->v[4] = a->type;
-    p->v[5] = cwpp_severity_name(a->severity);
-    p->v[6] = a->source;
-    p->v[7] = cwpp_format_name(a->format);
-    p->v[8] = a->source_alert_id;
-    p->v[9] = a->asset.id;
-    p->v[10] = p->js[0];
-    p->v[11] = a->tactic;
-    p->v[12] = a->technique;
-    p->v[13] = cwpp_defense_name(a->defense);
-    p->v[14] = p->js[1];
-    p->v[15] = p->js[2];
-    p->v[16] = a->remote_ip;
-    p->v[17] = p->js[3];
-    p->v[18] = p->js[4] != NULL ? p->js[4] : "{}";
-    p->v[19] = p->js[5] != NULL ? p->js[5] : "[]";
-    p->v[20] = cwpp_status_name(a->status);
-    p->v[21] = p->t1;
-    p->v[22] = p->t2;
-    return rc;
-}
-
-static void upsert_params_free(upsert_params_t *p)
-{
-    int i;
-
-    for (i = 0; i < 6; i++)
-        free(p->js[i]);
-}
-
 /* Reads the row state (status, first, last, occurrences) of a RETURNING/SELECT result. */
 static void read_state(const PGresult *r, cwpp_alert_t *a)
 {
@@ -341,10 +263,10 @@ static void read_state(const PGresult *r, cwpp_alert_t *a)
 }
 
 /* A pipelined statement whose result the reader must route. */
-typedef enum { Q_CMD, Q_LOCK, Q_UPSERT, Q_BATCH } qkind_t;
+typedef enum { Q_CMD, Q_LOCK, Q_BATCH } qkind_t;
 typedef struct qref {
     qkind_t kind;
-    size_t  idx; /* part index (Q_LOCK), item index (Q_UPSERT), chunk start (Q_BATCH) */
+    size_t  idx; /* part index (Q_LOCK) or chunk start (Q_BATCH) */
     size_t  end; /* chunk end (Q_BATCH) */
 } qref_t;
 
@@ -606,16 +528,13 @@ static int pipeline_read(ingest_t *in, const qref_t *q, size_t nq, char *errstr,
             return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline ended early: %s",
                                PQerrorMessage(c));
         qrc = PQresultStatus(r) == PGRES_PIPELINE_ABORTED ? CWPP_ETRANSIENT
-              : cwpp_pg_check(in->pg, r, want, q[i].kind == Q_UPSERT ? "upsert alert"
+              : cwpp_pg_check(in->pg, r, want, q[i].kind == Q_BATCH ? "upsert alerts"
                                                 : q[i].kind == Q_LOCK ? "lock offsets"
                                                                       : "statement",
                               rc == CWPP_OK ? errstr : NULL, errstr_size);
         if (qrc == CWPP_OK && q[i].kind == Q_LOCK && PQntuples(r) == 1)
             in->parts[q[i].idx].next_offset = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        else if (qrc == CWPP_OK && q[i].kind == Q_UPSERT) {
-            read_state(r, &in->items[q[i].idx].alert);
-            in->items[q[i].idx].have_state = 1;
-        } else if (qrc == CWPP_OK && q[i].kind == Q_BATCH)
+        else if (qrc == CWPP_OK && q[i].kind == Q_BATCH)
             batch_states(in, r, q[i].idx, q[i].end);
         if (qrc != CWPP_OK && (rc == CWPP_OK || qrc == CWPP_EDATA))
             rc = qrc; /* a data error outranks the aborts it causes */
@@ -636,6 +555,20 @@ static int pipeline_read(ingest_t *in, const qref_t *q, size_t nq, char *errstr,
 static int send_params(PGconn *c, const char *stmt, int n, const char *const *v)
 {
     return PQsendQueryPrepared(c, stmt, n, v, NULL, NULL, 0);
+}
+
+/* Queues the set-based upsert of in->rows. Test hook: when the fault point
+ * "pg_upsert_data" fires, a statement the server really refuses with a data error
+ * (division by zero, SQLSTATE 22012) goes instead, so the transaction aborts exactly as
+ * it would for a refused row. */
+static void send_upsert(ingest_t *in, PGconn *c)
+{
+    const char *v[1] = {(const char *)in->rows.data};
+
+    if (cwpp_fault_hit("pg_upsert_data"))
+        PQsendQueryParams(c, "SELECT 1 / 0", 0, NULL, NULL, NULL, NULL, 0);
+    else
+        send_params(c, "upsert_batch", 1, v);
 }
 
 /* Validates and normalizes items [from, to) of the batch (libs/alert). */
@@ -740,8 +673,7 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, const cwpp_alert_opt
         size_t from, to, chunk = (size_t)in->conf->chunk;
 
         for (from = 0; from < n; from = to) {
-            size_t      ngroups;
-            const char *v[1];
+            size_t ngroups;
 
             to = from + chunk < n ? from + chunk : n;
             if (opts != NULL && parse_range(in, from, to, opts) != CWPP_OK) {
@@ -756,8 +688,7 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, const cwpp_alert_opt
                 rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
                 goto out;
             }
-            v[0] = (const char *)in->rows.data;
-            send_params(c, "upsert_batch", 1, v);
+            send_upsert(in, c);
             q[nq++] = (qref_t){Q_BATCH, from, to};
             if (PQflush(c) != 0 || PQconsumeInput(c) != 1) {
                 rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "sending rows: %s",
@@ -769,38 +700,33 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, const cwpp_alert_opt
     }
     decide_apply(in, 0, n);
 
-    /* Isolation: one record at a time under a savepoint, dead-lettering refusals. */
+    /* Isolation: one record at a time under a savepoint (the same statement with a
+     * one-row document), dead-lettering the records the server refuses. */
     for (i = 0; i < n; i++) {
-        item_t         *it = &in->items[i];
-        upsert_params_t up;
+        item_t *it = &in->items[i];
 
         if (!it->apply)
             continue;
-        if (upsert_params(&it->alert, &up) != CWPP_OK) {
-            upsert_params_free(&up);
+        if (group_items(in, i, i + 1, in->firsts) != 1 ||
+            batch_rows(in, in->firsts, 1) != CWPP_OK) {
             rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
             goto out;
         }
-        if (isolate) {
-            PQsendQueryParams(c, "SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
-            q[nq++] = (qref_t){Q_CMD, i, 0};
-        }
-        send_params(c, "upsert", 23, up.v);
-        q[nq++] = (qref_t){Q_UPSERT, i, 0};
-        upsert_params_free(&up);
-        if (isolate) {
+        PQsendQueryParams(c, "SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
+        q[nq++] = (qref_t){Q_CMD, i, 0};
+        send_upsert(in, c);
+        q[nq++] = (qref_t){Q_BATCH, i, i + 1};
+        rc = pipeline_read(in, q, nq, errstr, errstr_size);
+        nq = 0;
+        if (rc == CWPP_EDATA) {
+            reject(in, it, "db_refused", "the database refused the alert: %s", errstr);
+            PQsendQueryParams(c, "ROLLBACK TO SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
+            q[nq++] = (qref_t){Q_CMD, 0, 0};
             rc = pipeline_read(in, q, nq, errstr, errstr_size);
             nq = 0;
-            if (rc == CWPP_EDATA) {
-                reject(in, it, "db_refused", "the database refused the alert: %s", errstr);
-                PQsendQueryParams(c, "ROLLBACK TO SAVEPOINT one", 0, NULL, NULL, NULL, NULL, 0);
-                q[nq++] = (qref_t){Q_CMD, 0, 0};
-                rc = pipeline_read(in, q, nq, errstr, errstr_size);
-                nq = 0;
-            }
-            if (rc != CWPP_OK)
-                goto out;
         }
+        if (rc != CWPP_OK)
+            goto out;
     }
 
 offsets:

@@ -344,3 +344,30 @@ def test_config_doc_is_current():
     out = subprocess.run([str(t.BIN / "cwpp-ingest"), "--config-doc"], capture_output=True,
                          text=True, timeout=20, check=True).stdout
     assert (t.REPO / "docs" / "config-ingest.md").read_text() == out
+
+
+def test_a_record_the_database_refuses_is_dead_lettered_alone(prefix, services):
+    """One poison record never stalls the partition: when the server refuses a batch's
+    data, ingest applies that batch record by record under savepoints, dead-letters the
+    refused record (reason db_refused) and applies the others exactly once. Driven by the
+    CWPP_FAULTS test hook, which makes the server really refuse the 1st batch statement
+    and the 2nd record's statement of the record-by-record pass."""
+    acct = "poison-" + uuid.uuid4().hex[:6]
+    recs = [json.dumps({"name": f"n{i}", "type": "virus", "severity": "low",
+                        "occurred_at": "2026-11-27T10:00:0%dZ" % i, "source": "s",
+                        "account_id": acct, "asset": {"id": "h"},
+                        "file": {"path": f"/p{i}"}}).encode() for i in range(5)]
+    t.produce(prefix + "alerts.raw", recs, keys=[b"k"] * 5)  # one partition, one batch
+    svc = services("ingest", prefix, extra_env={
+        "CWPP_FAULTS": "pg_upsert_data:1,pg_upsert_data:3"}).start()
+    svc.wait_ready()
+    (m,) = t.consume(prefix + "alerts.rejected", expect=1, settle=2)
+    r = REJECTED.decode(m.value())
+    assert r["reason_code"] == "db_refused" and "division by zero" in r["reason"]
+    assert r["value"] == recs[1]
+    good = t.consume(prefix + "alerts.normalized", expect=4, settle=2)
+    assert sorted(ALERT.decode(x.value())["name"] for x in good) == ["n0", "n2", "n3", "n4"]
+    assert t.query("SELECT count(*), sum(occurrences) FROM alerts WHERE account_id = %s",
+                   (acct,))[0] == (4, 4)
+    assert "db_data_error" in [e.get("event") for e in svc.log_events()]
+    assert svc.stop() == 0

@@ -121,6 +121,16 @@ static void test_buf_and_faults(void **state)
     assert_false(cwpp_fault_hit("nth"));
     assert_true(cwpp_fault_hit("nth"));
     assert_false(cwpp_fault_hit("nth"));
+    /* a point armed twice fails at each count; lists come from CWPP_FAULTS */
+    assert_int_equal(cwpp_fault_arm_list("twice:1,twice:3,other:2"), 3);
+    assert_true(cwpp_fault_hit("twice"));
+    assert_false(cwpp_fault_hit("twice"));
+    assert_true(cwpp_fault_hit("twice"));
+    assert_false(cwpp_fault_hit("twice"));
+    assert_false(cwpp_fault_hit("other"));
+    assert_true(cwpp_fault_hit("other"));
+    assert_int_equal(cwpp_fault_arm_list("no-count"), -1);
+    assert_int_equal(cwpp_fault_arm_list("zero:0"), -1);
     cwpp_fault_disarm_all();
 }
 
