@@ -193,7 +193,12 @@ def main():
     run = uuid.uuid4().hex[:6]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"cwpp-bench-{run}"
     tmp.mkdir(parents=True, exist_ok=True)
-    res = {"throughput": phase_throughput(a.records, tmp, run)}
+    rows, size = t.query("SELECT count(*), pg_size_pretty(pg_total_relation_size('alerts')) "
+                         "FROM alerts")[0]
+    print(f"alerts table before the run: {rows} rows, {size} (ingest slows as it outgrows "
+          f"shared_buffers: alert ids are hashes, so index inserts land on random pages)")
+    res = {"alerts_rows_before": rows, "alerts_size_before": size,
+           "throughput": phase_throughput(a.records, tmp, run)}
     print("throughput phase:", json.dumps(res["throughput"]), flush=True)
     res["latency"] = phase_latency(a.rate, a.seconds, tmp, run)
     tp, lat = res["throughput"], res["latency"]
