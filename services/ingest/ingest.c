@@ -209,14 +209,21 @@ static void reject(ingest_t *in, item_t *it, const char *code, const char *fmt, 
 static void reject(ingest_t *in, item_t *it, const char *code, const char *fmt, ...)
 {
     va_list ap;
-    char    name[160];
 
+    (void)in;
     it->ok = 0;
     it->apply = 0;
     it->code = code;
     va_start(ap, fmt);
     vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
     va_end(ap);
+}
+
+/* Counts a rejection once its batch is applied (a retried batch is not counted twice). */
+static void count_reject(ingest_t *in, const char *code)
+{
+    char name[160];
+
     snprintf(name, sizeof(name), "cwpp_ingest_rejected_total{reason=\"%s\"}", code);
     cwpp_metric_add(cwpp_counter(in->metrics, name, "Records rejected to the dead-letter topic, "
                                  "by reason."), 1);
@@ -923,6 +930,8 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     for (i = 0; i < n; i++) {
         if (in->items[i].ok && in->items[i].apply)
             cwpp_metric_add(in->items[i].alert.occurrences > 1 ? in->m_recur : in->m_new, 1);
+        else if (!in->items[i].ok)
+            count_reject(in, in->items[i].code != NULL ? in->items[i].code : "invalid");
     }
 
     /* 3. outputs */

@@ -371,3 +371,27 @@ def test_a_record_the_database_refuses_is_dead_lettered_alone(prefix, services):
                    (acct,))[0] == (4, 4)
     assert "db_data_error" in [e.get("event") for e in svc.log_events()]
     assert svc.stop() == 0
+
+
+def test_transient_database_failure_retries_the_batch_once_counted(prefix, services):
+    """A batch whose transaction fails transiently is retried whole, never skipped: its
+    good record is applied once and its bad record dead-lettered and counted once. The
+    CWPP_FAULTS hook fails the 9th database result: 5 statements are prepared at start-up,
+    then the first batch reads BEGIN, its one partition's offset row and lock, and then
+    the upsert - after the records were parsed, so the retry parses them again."""
+    acct = "retry-" + uuid.uuid4().hex[:6]
+    good = json.dumps({"name": "n", "type": "virus", "severity": "low",
+                       "occurred_at": "2026-11-27T10:00:00Z", "source": "s",
+                       "account_id": acct, "asset": {"id": "h"}}).encode()
+    t.produce(prefix + "alerts.raw", [b"{broken", good], keys=[b"k", b"k"])
+    svc = services("ingest", prefix, extra_env={"CWPP_FAULTS": "pg_exec:9"}).start()
+    svc.wait_ready()
+    t.consume(prefix + "alerts.normalized", expect=1, settle=1)
+    t.consume(prefix + "alerts.rejected", expect=1, settle=1)
+    metrics = svc.http("/metrics")[1]
+    retries = [l for l in metrics.splitlines() if l.startswith("cwpp_ingest_batch_retries_total")]
+    assert retries and int(retries[0].split()[1]) >= 1, metrics
+    assert 'cwpp_ingest_rejected_total{reason="invalid_json"} 1\n' in metrics
+    assert t.query("SELECT count(*), sum(occurrences) FROM alerts WHERE account_id = %s",
+                   (acct,))[0] == (1, 1)
+    assert svc.stop() == 0
