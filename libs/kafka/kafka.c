@@ -53,12 +53,39 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
               "%s", buf);
 }
 
+/*
+ * Applies the pass-through properties to a client's configuration: plain names and
+ * "<role>.NAME" apply (as NAME), the other role's prefixed names are skipped. strict: a
+ * property librdkafka refuses is an error naming it; otherwise it is ignored (one list
+ * serves both clients, and a consumer-only name means nothing to a producer).
+ */
+static int apply_props(rd_kafka_conf_t *conf, const cwpp_kvlist_t *props, const char *role,
+                       int strict, char *errstr, size_t errstr_size)
+{
+    const char *other = strcmp(role, "consumer") == 0 ? "producer." : "consumer.";
+    size_t      i, rlen = strlen(role);
+    char        rderr[512];
+
+    for (i = 0; props != NULL && i < props->n; i++) {
+        const char *k = props->items[i].key;
+
+        if (strncmp(k, other, 9) == 0)
+            continue;
+        if (strncmp(k, role, rlen) == 0 && k[rlen] == '.')
+            k += rlen + 1;
+        if (rd_kafka_conf_set(conf, k, props->items[i].value, rderr, sizeof(rderr)) !=
+                RD_KAFKA_CONF_OK && strict)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka.%s: %s",
+                               props->items[i].key, rderr);
+    }
+    return CWPP_OK;
+}
+
 rd_kafka_conf_t *cwpp_kafka_conf(const char *brokers, const cwpp_kvlist_t *props,
                                  char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char             rderr[512];
-    size_t           i;
 
     if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, rderr, sizeof(rderr)) !=
         RD_KAFKA_CONF_OK) {
@@ -67,22 +94,10 @@ rd_kafka_conf_t *cwpp_kafka_conf(const char *brokers, const cwpp_kvlist_t *props
         return NULL;
     }
     rd_kafka_conf_set(conf, "log.connection.close", "false", NULL, 0);
-    for (i = 0; props != NULL && i < props->n; i++) {
-        const char *k = props->items[i].key;
-
-        /* "consumer.X" addresses the services' consumers only; this client (a producer
-         * or admin handle) takes plain and "producer.X" properties. */
-        if (strncmp(k, "consumer.", 9) == 0)
-            continue;
-        if (strncmp(k, "producer.", 9) == 0)
-            k += 9;
-        if (rd_kafka_conf_set(conf, k, props->items[i].value, rderr,
-                              sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-            cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka.%s: %s", props->items[i].key,
-                        rderr);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+    /* This client is a producer or admin handle: plain and "producer.X" properties. */
+    if (apply_props(conf, props, "producer", 1, errstr, errstr_size) != CWPP_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
@@ -424,14 +439,8 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
     snprintf(name, sizeof(name), "cwpp-%s-consumer", conf->service);
     set_or_fail(cc, "client.id", name, NULL, 0);
     /* Pass-through properties last, so operators can tune anything above. */
-    for (i = 0; conf->props != NULL && i < conf->props->n; i++) {
-        if (strncmp(conf->props->items[i].key, "producer.", 9) == 0)
-            continue;
-        if (set_or_fail(cc, strncmp(conf->props->items[i].key, "consumer.", 9) == 0
-                                ? conf->props->items[i].key + 9 : conf->props->items[i].key,
-                        conf->props->items[i].value, errstr, errstr_size))
-            goto fail;
-    }
+    if (apply_props(cc, conf->props, "consumer", 1, errstr, errstr_size) != CWPP_OK)
+        goto fail;
     rd_kafka_conf_set_opaque(cc, l);
     rd_kafka_conf_set_error_cb(cc, error_cb);
     rd_kafka_conf_set_offset_commit_cb(cc, commit_cb);
@@ -455,16 +464,7 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
         goto fail;
     snprintf(name, sizeof(name), "cwpp-%s-producer", conf->service);
     set_or_fail(pc, "client.id", name, NULL, 0);
-    for (i = 0; conf->props != NULL && i < conf->props->n; i++) {
-        const char *k = conf->props->items[i].key;
-        if (strncmp(k, "consumer.", 9) == 0)
-            continue;
-        if (strncmp(k, "producer.", 9) == 0)
-            k += 9;
-        /* Consumer-only properties are ignored by the producer with a warning from
-         * librdkafka; apply leniently so one pass-through list serves both clients. */
-        rd_kafka_conf_set(pc, k, conf->props->items[i].value, rderr, sizeof(rderr));
-    }
+    apply_props(pc, conf->props, "producer", 0, NULL, 0);
     rd_kafka_conf_set_opaque(pc, l);
     rd_kafka_conf_set_error_cb(pc, error_cb);
     rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
