@@ -108,14 +108,6 @@ int cwpp_alert_from_json(const void *buf, size_t len, const cwpp_alert_opts_t *o
 /* Frees what a holds and zeroes it. Accepts NULL and a zeroed alert. */
 void cwpp_alert_clear(cwpp_alert_t *a);
 
-/* Entities as a JSON array [{"type":..,"value":..,"asset_id":..}] (new reference). */
-json_t *cwpp_alert_entities_json(const cwpp_alert_t *a);
-/* Sub-objects as JSON objects (new references) or NULL when absent. */
-json_t *cwpp_alert_asset_json(const cwpp_alert_t *a);
-json_t *cwpp_alert_file_json(const cwpp_alert_t *a);
-json_t *cwpp_alert_process_json(const cwpp_alert_t *a);
-json_t *cwpp_alert_logon_json(const cwpp_alert_t *a);
-
 /* Appends the single-object Avro encoding of a (schema "alert") to out. v is a scratch
  * value of that type, reused across calls. Returns 0, CWPP_EINVAL or CWPP_ENOMEM. */
 int cwpp_alert_to_avro(const cwpp_alert_t *a, const cwpp_avro_type_t *t, avro_value_t *v,

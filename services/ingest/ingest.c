@@ -56,7 +56,6 @@ typedef struct item {
     rd_kafka_message_t *m;
     int                 ok;          /* parsed and valid */
     int                 apply;       /* its effect is not in the database yet */
-    int                 have_state;  /* status/seen/occurrences read back from the row */
     size_t              next_same;   /* next applied item of the same alert, or SIZE_MAX */
     size_t              rank;        /* 0-based position among this batch's same alerts */
     size_t              group_size;  /* applied items of this alert in the batch (on the first) */
@@ -505,7 +504,6 @@ static void batch_states(ingest_t *in, const PGresult *r, size_t from, size_t to
                 x->alert.first_seen_ms = first;
                 x->alert.last_seen_ms = last;
                 x->alert.occurrences = occ - (int64_t)(head->group_size - 1 - x->rank);
-                x->have_state = 1;
                 if (x->next_same == SIZE_MAX)
                     break;
             }
@@ -626,7 +624,6 @@ static void decide_apply(ingest_t *in, size_t from, size_t to)
         item_t *it = &in->items[i];
 
         it->apply = 0;
-        it->have_state = 0;
         if (!it->ok)
             continue;
         for (p = 0; p < in->nparts; p++)
