@@ -119,6 +119,28 @@ int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
                          avro_value_t *v, cwpp_alert_t *out, char *errstr,
                          size_t errstr_size);
 
+/*
+ * The select list that turns a row of cwpp.alerts (table alias "a") into the JSON text
+ * cwpp_alert_from_row() reads. occurred_at of a stored alert is its last_seen.
+ */
+#define CWPP_ALERT_ROW_SQL                                                                     \
+    "jsonb_build_object('alert_id', a.alert_id, 'dedup_key', a.dedup_key, "                   \
+    "'source_alert_id', a.source_alert_id, 'input_format', a.input_format, 'name', a.name, "  \
+    "'type', a.type, 'severity', a.severity, 'source', a.source, 'account_id', a.account_id, " \
+    "'asset', a.asset, 'attack_tactic', a.attack_tactic, "                                    \
+    "'attack_technique', a.attack_technique, 'defense', a.defense, 'file', a.file, "          \
+    "'process', a.process, 'remote_ip', a.remote_ip, 'logon', a.logon, 'details', a.details, " \
+    "'entities', a.entities, 'status', a.status, "                                             \
+    "'first_ms', (extract(epoch FROM a.first_seen) * 1000)::bigint, "                         \
+    "'last_ms', (extract(epoch FROM a.last_seen) * 1000)::bigint, "                           \
+    "'occurrences', a.occurrences, "                                                           \
+    "'ingested_ms', (extract(epoch FROM a.ingested_at) * 1000)::bigint)::text"
+
+/* Reads one stored alert (the text CWPP_ALERT_ROW_SQL selects) into out (cleared first).
+ * Returns 0, or CWPP_EINVAL with the reason. */
+int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *out, char *errstr,
+                        size_t errstr_size);
+
 /* Computes dedup_key and alert_id from the alert's fields (cwpp_alert_from_json does
  * this). Returns 0 or CWPP_ENOMEM. */
 int cwpp_alert_compute_identity(cwpp_alert_t *a);

@@ -1,0 +1,922 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * filter.c: the batch (decode, decide, one transaction, emit), the rules refresher thread
+ * and the service's run function. Commands are applied by commands.c.
+ *
+ * One batch is one transaction: lock this group's consumer_offsets rows of the batch's
+ * partitions, read the stored status of the batch's alerts, write status changes, add
+ * rule hits (only for records not applied before: exactly-once counts), apply commands,
+ * move the offsets, commit. Outputs are produced after the commit and the Kafka offsets
+ * committed after they are acknowledged (the shared loop), so a crash anywhere
+ * redelivers the batch and the redelivery re-emits the same decisions without counting
+ * twice.
+ *
+ * Rule changes: every change bumps whitelist_state.version in its transaction. A thread
+ * with its own connection polls the version every whitelist.refresh.ms, builds the new
+ * ruleset off the loop thread and hands it over; the loop picks it up at its next batch.
+ */
+#include "filter_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cwpp_log.h"
+#include "cwpp_whitelist.h"
+
+const cwpp_conf_prop_t wl_props[] = {
+    CWPP_COMMON_PROPS(wl_conf_t, common, "whitelist", "8082"),
+    {"whitelist.refresh.ms", CWPP_CONF_INT, offsetof(wl_conf_t, refresh_ms), "250", 10, 60000,
+     0, "How often the rules version is checked; a rule change reaches this instance within "
+        "about this time plus the time to load the rules."},
+    {"whitelist.broad.percent", CWPP_CONF_INT, offsetof(wl_conf_t, broad_percent), "20", 0,
+     100, 0, "A new rule that would have suppressed more than this share (percent) of its "
+             "alert name's alerts in the preview window needs force."},
+    {"whitelist.preview.days", CWPP_CONF_INT, offsetof(wl_conf_t, preview_days), "30", 1, 3650,
+     0, "Days of stored alerts a new rule is replayed over before it is created."},
+    {"whitelist.regex.match.limit", CWPP_CONF_INT, offsetof(wl_conf_t, regex_match_limit),
+     "100000", 1000, 100000000, 0,
+     "PCRE2 match limit per regex evaluation; a pattern that needs more gives up (no match)."},
+    {"whitelist.regex.depth.limit", CWPP_CONF_INT, offsetof(wl_conf_t, regex_depth_limit),
+     "1000", 10, 1000000, 0, "PCRE2 depth limit (backtracking depth) per regex evaluation."},
+    {"whitelist.regex.jit.stack.kb", CWPP_CONF_INT, offsetof(wl_conf_t, regex_jit_stack_kb),
+     "256", 32, 65536, 0, "Largest JIT stack a regex evaluation may use, in KiB."},
+    {"whitelist.max.message.bytes", CWPP_CONF_INT, offsetof(wl_conf_t, max_message_bytes),
+     "1048576", 1024, 16777216, 0,
+     "Input records larger than this go to the dead-letter topic as oversized."},
+};
+const size_t wl_nprops = sizeof(wl_props) / sizeof(wl_props[0]);
+
+/* ------------------------------------------------------------------ SQL */
+
+static const char SQL_OFFSETS_ROWS[] =
+    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
+    "SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS u(t, p) ORDER BY t, p "
+    "ON CONFLICT DO NOTHING";
+static const char SQL_OFFSETS_LOCK[] =
+    "SELECT topic, partition, next_offset FROM consumer_offsets "
+    "WHERE consumer_group = $1 AND (topic, partition) IN "
+    "(SELECT t, p FROM unnest($2::text[], $3::int[]) AS u(t, p)) "
+    "ORDER BY topic, partition FOR UPDATE";
+static const char SQL_OFFSETS_SET[] =
+    "UPDATE consumer_offsets c SET next_offset = u.n, updated_at = now() "
+    "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n) "
+    "WHERE c.consumer_group = $1 AND c.topic = u.t AND c.partition = u.p AND c.next_offset < u.n";
+static const char SQL_STATUS_READ[] =
+    "SELECT alert_id, status FROM alerts WHERE alert_id = ANY($1::text[])";
+/* Guarded by the status read: a concurrent command's change is never overwritten. */
+static const char SQL_STATUS_SET[] =
+    "UPDATE alerts a SET status = x.st, updated_at = now() "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, old text, st text) "
+    "WHERE a.alert_id = x.id AND a.status = x.old";
+static const char SQL_HITS[] =
+    "UPDATE whitelist_rules r SET hits = r.hits + u.n, "
+    "last_hit_at = GREATEST(r.last_hit_at, now()) "
+    "FROM unnest($1::bigint[], $2::bigint[]) AS u(id, n) WHERE r.rule_id = u.id";
+
+static int prepare(wl_t *w, char *errstr, size_t errstr_size)
+{
+    PGconn *c = cwpp_pg_conn(w->pg);
+    static const struct { const char *name, *sql; } stmts[] = {
+        {"offsets_rows", SQL_OFFSETS_ROWS}, {"offsets_lock", SQL_OFFSETS_LOCK},
+        {"offsets_set", SQL_OFFSETS_SET},   {"status_read", SQL_STATUS_READ},
+        {"status_set", SQL_STATUS_SET},     {"hits", SQL_HITS},
+    };
+    size_t i;
+
+    if (w->prepared_on == c)
+        return CWPP_OK;
+    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
+        int       rc = cwpp_pg_check(w->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
+                                     errstr_size);
+        PQclear(r);
+        if (rc != CWPP_OK)
+            return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
+    }
+    w->prepared_on = c;
+    return CWPP_OK;
+}
+
+static int exec_prepared(wl_t *w, const char *stmt, int n, const char *const *v,
+                         ExecStatusType want, PGresult **res, char *errstr, size_t errstr_size)
+{
+    PGresult *r = PQexecPrepared(cwpp_pg_conn(w->pg), stmt, n, v, NULL, NULL, 0);
+    int       rc = cwpp_pg_check(w->pg, r, want, stmt, errstr, errstr_size);
+
+    if (rc != CWPP_OK || res == NULL)
+        PQclear(r);
+    else
+        *res = r;
+    return rc;
+}
+
+/* ------------------------------------------------------------- life cycle */
+
+static void *refresher(void *arg);
+
+static wl_t *wl_new(const wl_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
+                    size_t errstr_size)
+{
+    wl_t *w = calloc(1, sizeof(*w));
+
+    if (w == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->conf = conf;
+    w->metrics = metrics;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->limits.match_limit = (uint32_t)conf->regex_match_limit;
+    w->limits.depth_limit = (uint32_t)conf->regex_depth_limit;
+    w->limits.jit_stack_max = (size_t)conf->regex_jit_stack_kb * 1024;
+    w->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-whitelist-filter");
+    cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMANDS, w->cmd_topic,
+                    sizeof(w->cmd_topic));
+    w->t_alert = cwpp_avro_type_builtin("alert", errstr, errstr_size);
+    w->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size);
+    w->t_cmd = cwpp_avro_type_builtin("command", errstr, errstr_size);
+    w->t_result = cwpp_avro_type_builtin("command_result", errstr, errstr_size);
+    if (w->pg == NULL || w->t_alert == NULL || w->t_rejected == NULL || w->t_cmd == NULL ||
+        w->t_result == NULL || cwpp_avro_value_new(w->t_alert, &w->v_alert) != CWPP_OK ||
+        cwpp_avro_value_new(w->t_rejected, &w->v_rejected) != CWPP_OK ||
+        cwpp_avro_value_new(w->t_cmd, &w->v_cmd) != CWPP_OK ||
+        cwpp_avro_value_new(w->t_result, &w->v_result) != CWPP_OK) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot set up the Avro types");
+        w->have_values = 0;
+        return w; /* wl_destroy frees; caller checks w->have_values */
+    }
+    w->have_values = 1;
+#define C(n, h) cwpp_counter(metrics, n, h)
+    w->m_accepted = C("cwpp_whitelist_alerts_total{decision=\"accepted\"}",
+                      "Alerts decided, by decision.");
+    w->m_suppressed_auto = C("cwpp_whitelist_alerts_total{decision=\"automatically_whitelisted\"}",
+                             "Alerts decided, by decision.");
+    w->m_suppressed_manual = C("cwpp_whitelist_alerts_total{decision=\"manually_whitelisted\"}",
+                               "Alerts decided, by decision.");
+    w->m_precision = C("cwpp_whitelist_alerts_total{decision=\"precision_defense\"}",
+                       "Alerts decided, by decision.");
+    w->m_dead = C("cwpp_whitelist_dead_letters_total", "Records sent to the dead-letter topic.");
+    w->m_db_errors = C("cwpp_whitelist_db_errors_total", "Batches whose transaction failed.");
+    w->m_aborted = C("cwpp_whitelist_regex_aborted_total",
+                     "Regex evaluations stopped by the match, depth or JIT stack limit "
+                     "(treated as no match).");
+    w->m_reloads = C("cwpp_whitelist_rule_reloads_total", "Rulesets loaded.");
+#undef C
+    w->m_rules = cwpp_gauge(metrics, "cwpp_whitelist_rules", "Live rules loaded.");
+    w->m_version = cwpp_gauge(metrics, "cwpp_whitelist_rules_version",
+                              "Version of the rules in use (whitelist_state.version).");
+    {
+        static const double b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+        w->m_db_seconds = cwpp_histogram(metrics, "cwpp_whitelist_db_seconds",
+                                         "Time of one batch's transaction.", b, 9);
+    }
+    return w;
+}
+
+static void wl_destroy(wl_t *w)
+{
+    size_t i;
+
+    if (w == NULL)
+        return;
+    if (w->thr_started) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thr, NULL);
+    }
+    for (i = 0; i < w->items_cap; i++)
+        cwpp_alert_clear(&w->items[i].alert);
+    free(w->items);
+    free(w->order);
+    cwpp_ruleset_destroy(w->rs);
+    cwpp_ruleset_destroy(w->pending);
+    if (w->have_values) {
+        avro_value_decref(&w->v_alert);
+        avro_value_decref(&w->v_rejected);
+        avro_value_decref(&w->v_cmd);
+        avro_value_decref(&w->v_result);
+    }
+    cwpp_avro_type_destroy(w->t_alert);
+    cwpp_avro_type_destroy(w->t_rejected);
+    cwpp_avro_type_destroy(w->t_cmd);
+    cwpp_avro_type_destroy(w->t_result);
+    cwpp_buf_free(&w->buf);
+    cwpp_buf_free(&w->sql);
+    cwpp_pg_destroy(w->pg);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+/* ---------------------------------------------------------------- refresher */
+
+static void publish(wl_t *w, cwpp_ruleset_t *rs, int64_t version, size_t skipped)
+{
+    pthread_mutex_lock(&w->mu);
+    cwpp_ruleset_destroy(w->pending);
+    w->pending = rs;
+    w->pending_version = version;
+    pthread_mutex_unlock(&w->mu);
+    atomic_store(&w->loaded_version, version);
+    cwpp_metric_add(w->m_reloads, 1);
+    cwpp_info("rules_loaded", "loaded %zu live whitelist rules (version %" PRId64 ")%s",
+              cwpp_ruleset_size(rs), version,
+              skipped > 0 ? "; some stored rules no longer compile and were skipped" : "");
+}
+
+static void *refresher(void *arg)
+{
+    wl_t      *w = arg;
+    cwpp_pg_t *pg = cwpp_pg_new(w->conf->common.pg_dsn, "cwpp-whitelist-filter-rules");
+    char       errstr[512];
+
+    for (;;) {
+        struct timespec ts;
+        int64_t         ms = w->conf->refresh_ms;
+        int             stop;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&w->mu);
+        while (!w->stop && !w->wake)
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
+                break;
+        w->wake = 0;
+        stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop || pg == NULL)
+            break;
+        if (cwpp_pg_ensure(pg, errstr, sizeof(errstr)) == CWPP_OK) {
+            PGresult *r = PQexec(cwpp_pg_conn(pg), "SELECT version FROM whitelist_state WHERE id = 1");
+
+            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+                int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+
+                PQclear(r);
+                if (v != atomic_load(&w->loaded_version)) {
+                    cwpp_ruleset_t *rs = NULL;
+                    int64_t         ver = v;
+                    size_t          skipped = 0;
+
+                    if (cwpp_wl_load(cwpp_pg_conn(pg), &w->limits, &rs, &ver, &skipped, errstr,
+                                     sizeof(errstr)) == CWPP_OK)
+                        publish(w, rs, ver, skipped);
+                    else
+                        cwpp_warn("rules_load_failed", "%s", errstr);
+                }
+            } else {
+                cwpp_warn("rules_poll_failed", "%s", PQresultErrorMessage(r));
+                PQclear(r);
+                cwpp_pg_reset(pg);
+            }
+        }
+    }
+    cwpp_pg_destroy(pg);
+    return NULL;
+}
+
+static void wake_refresher(wl_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->wake = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Takes the newest ruleset the refresher built, if any. Loop thread only. */
+static void take_rules(wl_t *w)
+{
+    cwpp_ruleset_t *rs;
+    int64_t         v;
+
+    pthread_mutex_lock(&w->mu);
+    rs = w->pending;
+    v = w->pending_version;
+    w->pending = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (rs == NULL)
+        return;
+    cwpp_ruleset_destroy(w->rs);
+    w->rs = rs;
+    w->rs_version = v;
+    cwpp_metric_set(w->m_rules, (int64_t)cwpp_ruleset_size(rs));
+    cwpp_metric_set(w->m_version, v);
+}
+
+/* ------------------------------------------------------------------ output */
+
+int wl_emit_alert(wl_t *w, cwpp_alert_t *a, int suppressed, cwpp_outbox_t *out, char *errstr,
+                  size_t errstr_size)
+{
+    int rc;
+
+    cwpp_buf_reset(&w->buf);
+    rc = cwpp_alert_to_avro(a, w->t_alert, &w->v_alert, &w->buf, errstr, errstr_size);
+    if (rc != CWPP_OK)
+        return rc;
+    rc = cwpp_outbox_add(out, suppressed ? CWPP_TOPIC_ALERTS_SUPPRESSED : CWPP_TOPIC_ALERTS_ACCEPTED,
+                         a->account_id, strlen(a->account_id), w->buf.data, w->buf.len);
+    return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
+}
+
+int wl_dead_letter(wl_t *w, rd_kafka_message_t *m, const char *code, const char *reason,
+                   cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    avro_value_t             *v = &w->v_rejected;
+    rd_kafka_timestamp_type_t tt;
+    int64_t                   ts = rd_kafka_message_timestamp(m, &tt);
+    int                       rc;
+
+    avro_value_reset(v);
+    rc = cwpp_avro_set_str(v, "service", "whitelist-filter");
+    rc |= cwpp_avro_set_str(v, "reason_code", code);
+    rc |= cwpp_avro_set_str(v, "reason", reason);
+    rc |= cwpp_avro_set_str(v, "source_topic", rd_kafka_topic_name(m->rkt));
+    rc |= cwpp_avro_set_int(v, "source_partition", m->partition);
+    rc |= cwpp_avro_set_long(v, "source_offset", m->offset);
+    rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms", ts >= 0 ? &ts : NULL);
+    rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, m->key_len);
+    rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", m->len);
+    rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
+    if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build RejectedRecord");
+    cwpp_buf_reset(&w->buf);
+    if ((rc = cwpp_avro_encode(w->t_rejected, v, &w->buf, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    cwpp_metric_add(w->m_dead, 1);
+    cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(m->rkt), m->partition,
+              (long long)m->offset, reason, code);
+    rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, m->key, m->key_len, w->buf.data,
+                         w->buf.len);
+    return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
+}
+
+void wl_count_hit(wl_t *w, int64_t rule_id)
+{
+    char name[96];
+
+    snprintf(name, sizeof(name), "cwpp_whitelist_rule_hits_total{rule_id=\"%" PRId64 "\"}",
+             rule_id);
+    cwpp_metric_add(cwpp_counter(w->metrics, name,
+                                 "Alerts each whitelist rule suppressed (this instance)."),
+                    1);
+}
+
+/* ------------------------------------------------------------------- batch */
+
+static int ensure_items(wl_t *w, size_t n)
+{
+    item_t *ni;
+    size_t *no;
+
+    if (n <= w->items_cap)
+        return CWPP_OK;
+    ni = realloc(w->items, n * sizeof(*ni));
+    if (ni == NULL)
+        return CWPP_ENOMEM;
+    memset(ni + w->items_cap, 0, (n - w->items_cap) * sizeof(*ni));
+    w->items = ni;
+    no = realloc(w->order, n * sizeof(*no));
+    if (no == NULL)
+        return CWPP_ENOMEM;
+    w->order = no;
+    w->items_cap = n;
+    return CWPP_OK;
+}
+
+static int collect_parts(wl_t *w, rd_kafka_message_t **msgs, size_t n)
+{
+    size_t i, p;
+
+    w->nparts = 0;
+    for (i = 0; i < n; i++) {
+        const char *t = rd_kafka_topic_name(msgs[i]->rkt);
+
+        for (p = 0; p < w->nparts; p++)
+            if (w->parts[p].partition == msgs[i]->partition && strcmp(w->parts[p].topic, t) == 0)
+                break;
+        if (p == w->nparts) {
+            if (w->nparts == sizeof(w->parts) / sizeof(w->parts[0]))
+                return CWPP_EINVAL;
+            w->parts[p] = (part_t){t, msgs[i]->partition, 0, msgs[i]->offset};
+            w->nparts++;
+        }
+        if (msgs[i]->offset > w->parts[p].max_offset)
+            w->parts[p].max_offset = msgs[i]->offset;
+    }
+    return CWPP_OK;
+}
+
+static part_t *part_of(wl_t *w, const rd_kafka_message_t *m)
+{
+    const char *t = rd_kafka_topic_name(m->rkt);
+    size_t      p;
+
+    for (p = 0; p < w->nparts; p++)
+        if (w->parts[p].partition == m->partition && strcmp(w->parts[p].topic, t) == 0)
+            return &w->parts[p];
+    return NULL;
+}
+
+/* "{a,b}" arrays of the batch's partitions, for unnest(). */
+static void part_arrays(wl_t *w, cwpp_buf_t *topics, cwpp_buf_t *parts, cwpp_buf_t *next)
+{
+    size_t i;
+    char   num[32];
+
+    cwpp_buf_append(topics, "{", 1);
+    cwpp_buf_append(parts, "{", 1);
+    if (next != NULL)
+        cwpp_buf_append(next, "{", 1);
+    for (i = 0; i < w->nparts; i++) {
+        if (i > 0) {
+            cwpp_buf_append(topics, ",", 1);
+            cwpp_buf_append(parts, ",", 1);
+            if (next != NULL)
+                cwpp_buf_append(next, ",", 1);
+        }
+        /* topic names are [A-Za-z0-9._-]: no quoting needed, quote anyway */
+        cwpp_buf_append(topics, "\"", 1);
+        cwpp_buf_append(topics, w->parts[i].topic, strlen(w->parts[i].topic));
+        cwpp_buf_append(topics, "\"", 1);
+        snprintf(num, sizeof(num), "%d", w->parts[i].partition);
+        cwpp_buf_append(parts, num, strlen(num));
+        if (next != NULL) {
+            snprintf(num, sizeof(num), "%lld", (long long)w->parts[i].max_offset + 1);
+            cwpp_buf_append(next, num, strlen(num));
+        }
+    }
+    cwpp_buf_append(topics, "}", 2);
+    cwpp_buf_append(parts, "}", 2);
+    if (next != NULL)
+        cwpp_buf_append(next, "}", 2);
+}
+
+static int lock_offsets(wl_t *w, char *errstr, size_t errstr_size)
+{
+    cwpp_buf_t  topics = {0}, parts = {0};
+    const char *v[3];
+    PGresult   *r = NULL;
+    int         rc, i;
+
+    part_arrays(w, &topics, &parts, NULL);
+    if (topics.data == NULL || parts.data == NULL) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        goto out;
+    }
+    v[0] = w->conf->common.group_id;
+    v[1] = (const char *)topics.data;
+    v[2] = (const char *)parts.data;
+    if ((rc = exec_prepared(w, "offsets_rows", 3, v, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK ||
+        (rc = exec_prepared(w, "offsets_lock", 3, v, PGRES_TUPLES_OK, &r, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    for (i = 0; i < PQntuples(r); i++) {
+        size_t p;
+
+        for (p = 0; p < w->nparts; p++)
+            if (strcmp(w->parts[p].topic, PQgetvalue(r, i, 0)) == 0 &&
+                w->parts[p].partition == atoi(PQgetvalue(r, i, 1)))
+                w->parts[p].next_offset = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    }
+out:
+    PQclear(r);
+    cwpp_buf_free(&topics);
+    cwpp_buf_free(&parts);
+    return rc;
+}
+
+static int set_offsets(wl_t *w, char *errstr, size_t errstr_size)
+{
+    cwpp_buf_t  topics = {0}, parts = {0}, next = {0};
+    const char *v[4];
+    int         rc;
+
+    part_arrays(w, &topics, &parts, &next);
+    if (topics.data == NULL || parts.data == NULL || next.data == NULL) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    } else {
+        v[0] = w->conf->common.group_id;
+        v[1] = (const char *)topics.data;
+        v[2] = (const char *)parts.data;
+        v[3] = (const char *)next.data;
+        rc = exec_prepared(w, "offsets_set", 4, v, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    }
+    cwpp_buf_free(&topics);
+    cwpp_buf_free(&parts);
+    cwpp_buf_free(&next);
+    return rc;
+}
+
+static wl_t *g_sort_w; /* qsort context (loop thread only) */
+
+static int cmp_order(const void *a, const void *b)
+{
+    return strcmp(g_sort_w->items[*(const size_t *)a].alert.alert_id,
+                  g_sort_w->items[*(const size_t *)b].alert.alert_id);
+}
+
+/* Reads the stored status of the batch's alerts into the items (all occurrences). */
+static int read_status(wl_t *w, size_t n, char *errstr, size_t errstr_size)
+{
+    cwpp_buf_t *b = &w->sql;
+    size_t      i, k = 0;
+    const char *v[1];
+    PGresult   *r = NULL;
+    int         rc, row;
+
+    cwpp_buf_reset(b);
+    cwpp_buf_append(b, "{", 1);
+    for (i = 0; i < n; i++) {
+        if (!w->items[i].ok)
+            continue;
+        if (k > 0)
+            cwpp_buf_append(b, ",", 1);
+        cwpp_buf_append(b, w->items[i].alert.alert_id, CWPP_ALERT_ID_LEN);
+        w->order[k++] = i;
+    }
+    cwpp_buf_append(b, "}", 2);
+    if (b->data == NULL || b->data[b->len - 2] != '}')
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if (k == 0)
+        return CWPP_OK;
+    g_sort_w = w;
+    qsort(w->order, k, sizeof(*w->order), cmp_order);
+    v[0] = (const char *)b->data;
+    if ((rc = exec_prepared(w, "status_read", 1, v, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
+        return rc;
+    for (row = 0; row < PQntuples(r); row++) {
+        const char         *id = PQgetvalue(r, row, 0);
+        cwpp_alert_status_t st;
+        size_t              lo = 0, hi = k;
+
+        if (cwpp_status_parse(PQgetvalue(r, row, 1), &st) != 0)
+            continue;
+        while (lo < hi) { /* first occurrence of id */
+            size_t mid = (lo + hi) / 2;
+
+            if (strcmp(w->items[w->order[mid]].alert.alert_id, id) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; lo < k && strcmp(w->items[w->order[lo]].alert.alert_id, id) == 0; lo++) {
+            w->items[w->order[lo]].in_db = 1;
+            w->items[w->order[lo]].db_status = st;
+        }
+    }
+    PQclear(r);
+    return CWPP_OK;
+}
+
+static void decide(wl_t *w, item_t *it)
+{
+    cwpp_alert_t       *a = &it->alert;
+    cwpp_alert_status_t cur = it->in_db ? it->db_status : a->status;
+
+    if (a->defense == CWPP_DEF_PRECISION) {
+        it->decision = D_ACCEPT;
+        it->status = CWPP_ST_HANDLED;
+    } else if (cur == CWPP_ST_MANUALLY_WHITELISTED) {
+        it->decision = D_SUPPRESS;
+        it->status = CWPP_ST_MANUALLY_WHITELISTED;
+    } else if (it->rule_id > 0) {
+        it->decision = D_SUPPRESS;
+        it->status = CWPP_ST_AUTOMATICALLY_WHITELISTED;
+    } else {
+        it->decision = D_ACCEPT;
+        it->status = cur == CWPP_ST_AUTOMATICALLY_WHITELISTED ? CWPP_ST_UNHANDLED : cur;
+    }
+    (void)w;
+}
+
+/* Writes the status changes of the batch (the last occurrence of each alert decides). */
+static int write_status(wl_t *w, size_t n, char *errstr, size_t errstr_size)
+{
+    cwpp_buf_t *b = &w->sql;
+    size_t      i, j, rows = 0;
+    const char *v[1];
+
+    cwpp_buf_reset(b);
+    cwpp_buf_append(b, "[", 1);
+    for (i = 0; i < n; i++) {
+        item_t *it = &w->items[i];
+        char    row[160];
+        int     later = 0;
+
+        if (!it->ok || !it->in_db || it->status == it->db_status)
+            continue;
+        for (j = i + 1; j < n && !later; j++)
+            later = w->items[j].ok && strcmp(w->items[j].alert.alert_id, it->alert.alert_id) == 0;
+        if (later)
+            continue;
+        snprintf(row, sizeof(row), "%s{\"id\":\"%s\",\"old\":\"%s\",\"st\":\"%s\"}",
+                 rows > 0 ? "," : "", it->alert.alert_id, cwpp_status_name(it->db_status),
+                 cwpp_status_name(it->status));
+        cwpp_buf_append(b, row, strlen(row));
+        rows++;
+    }
+    cwpp_buf_append(b, "]", 2);
+    if (b->data == NULL || b->data[b->len - 2] != ']')
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if (rows == 0)
+        return CWPP_OK;
+    v[0] = (const char *)b->data;
+    return exec_prepared(w, "status_set", 1, v, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Adds the batch's fresh hits to the rules' counters (sorted ids: no lock-order cycles). */
+static int write_hits(wl_t *w, size_t n, char *errstr, size_t errstr_size)
+{
+    int64_t    *ids = malloc((n + 1) * sizeof(*ids));
+    cwpp_buf_t  a = {0}, c = {0};
+    size_t      i, k = 0, j;
+    const char *v[2];
+    char        num[32];
+    int         rc = CWPP_OK;
+
+    if (ids == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    for (i = 0; i < n; i++)
+        if (w->items[i].ok && w->items[i].fresh && w->items[i].decision == D_SUPPRESS &&
+            w->items[i].status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
+            ids[k++] = w->items[i].rule_id;
+    if (k == 0) {
+        free(ids);
+        return CWPP_OK;
+    }
+    qsort(ids, k, sizeof(*ids), cmp_i64);
+    cwpp_buf_append(&a, "{", 1);
+    cwpp_buf_append(&c, "{", 1);
+    for (i = 0; i < k; i = j) {
+        for (j = i; j < k && ids[j] == ids[i]; j++)
+            ;
+        snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
+        cwpp_buf_append(&a, num, strlen(num));
+        snprintf(num, sizeof(num), "%s%zu", i > 0 ? "," : "", j - i);
+        cwpp_buf_append(&c, num, strlen(num));
+    }
+    cwpp_buf_append(&a, "}", 2);
+    cwpp_buf_append(&c, "}", 2);
+    if (a.data == NULL || c.data == NULL || a.data[a.len - 2] != '}' || c.data[c.len - 2] != '}') {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    } else {
+        v[0] = (const char *)a.data;
+        v[1] = (const char *)c.data;
+        rc = exec_prepared(w, "hits", 2, v, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    }
+    free(ids);
+    cwpp_buf_free(&a);
+    cwpp_buf_free(&c);
+    return rc;
+}
+
+static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    size_t i;
+    int    rc;
+
+    if ((rc = cwpp_pg_command(w->pg, "BEGIN", errstr, errstr_size)) != CWPP_OK ||
+        (rc = lock_offsets(w, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    for (i = 0; i < n; i++) {
+        part_t *p = part_of(w, w->items[i].m);
+
+        w->items[i].fresh = p == NULL || w->items[i].m->offset >= p->next_offset;
+    }
+    if ((rc = read_status(w, n, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    for (i = 0; i < n; i++)
+        if (w->items[i].ok)
+            decide(w, &w->items[i]);
+    if ((rc = write_status(w, n, errstr, errstr_size)) != CWPP_OK ||
+        (rc = write_hits(w, n, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    /* Commands in the order they came (each in its own savepoint, see commands.c). */
+    for (i = 0; i < n; i++)
+        if (w->items[i].is_cmd && w->items[i].code == NULL &&
+            (rc = wl_apply_command(w, &w->items[i], out, errstr, errstr_size)) != CWPP_OK)
+            return rc;
+    if ((rc = set_offsets(w, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    return cwpp_pg_command(w->pg, "COMMIT", errstr, errstr_size);
+}
+
+static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                    char *errstr, size_t errstr_size)
+{
+    wl_t       *w = opaque;
+    size_t      i;
+    int         rc;
+    int64_t     now = cwpp_now_ms(), t0;
+
+    take_rules(w);
+    if (ensure_items(w, n) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if (collect_parts(w, msgs, n) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "too many partitions in one batch");
+    w->rules_changed = 0;
+    memset(&w->stats, 0, sizeof(w->stats));
+    for (i = 0; i < n; i++) {
+        item_t             *it = &w->items[i];
+        rd_kafka_message_t *m = msgs[i];
+        char                why[256];
+
+        cwpp_alert_clear(&it->alert);
+        memset(it, 0, sizeof(*it));
+        it->m = m;
+        it->is_cmd = strcmp(rd_kafka_topic_name(m->rkt), w->cmd_topic) == 0;
+        if (m->len > (size_t)w->conf->max_message_bytes) {
+            it->code = "oversized";
+            snprintf(it->reason, sizeof(it->reason),
+                     "the record has %zu bytes, more than whitelist.max.message.bytes (%lld)",
+                     m->len, (long long)w->conf->max_message_bytes);
+            continue;
+        }
+        if (it->is_cmd)
+            continue; /* decoded in commands.c */
+        if (cwpp_alert_from_avro(w->t_alert, m->payload, m->len, &w->v_alert, &it->alert, why,
+                                 sizeof(why)) != CWPP_OK) {
+            it->code = "bad_avro";
+            snprintf(it->reason, sizeof(it->reason), "not a valid Alert record: %s", why);
+            continue;
+        }
+        it->ok = 1;
+        if (it->alert.defense != CWPP_DEF_PRECISION && w->rs != NULL)
+            it->rule_id = cwpp_ruleset_match(w->rs, &it->alert, now, &w->stats);
+    }
+
+    t0 = cwpp_mono_ms();
+    if ((rc = cwpp_pg_ensure(w->pg, errstr, errstr_size)) != CWPP_OK ||
+        (rc = prepare(w, errstr, errstr_size)) != CWPP_OK ||
+        (rc = run_tx(w, n, out, errstr, errstr_size)) != CWPP_OK) {
+        char ignore[64];
+
+        atomic_store(&w->db_ok, 0);
+        cwpp_metric_add(w->m_db_errors, 1);
+        if (PQstatus(cwpp_pg_conn(w->pg)) == CONNECTION_OK)
+            cwpp_pg_command(w->pg, "ROLLBACK", ignore, sizeof(ignore));
+        if (PQstatus(cwpp_pg_conn(w->pg)) != CONNECTION_OK || rc == CWPP_ETRANSIENT) {
+            cwpp_pg_reset(w->pg);
+            w->prepared_on = NULL;
+        }
+        return CWPP_ETRANSIENT;
+    }
+    atomic_store(&w->db_ok, 1);
+    cwpp_metric_observe(w->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
+    if (w->rules_changed)
+        wake_refresher(w);
+
+    for (i = 0; i < n; i++) {
+        item_t *it = &w->items[i];
+
+        if (it->is_cmd && it->code == NULL)
+            continue; /* answered by commands.c */
+        if (it->code != NULL) {
+            if ((rc = wl_dead_letter(w, it->m, it->code, it->reason, out, errstr,
+                                     errstr_size)) != CWPP_OK)
+                return CWPP_ETRANSIENT;
+            continue;
+        }
+        it->alert.status = it->status;
+        if ((rc = wl_emit_alert(w, &it->alert, it->decision == D_SUPPRESS, out, errstr,
+                                errstr_size)) != CWPP_OK)
+            return CWPP_ETRANSIENT;
+        if (it->alert.defense == CWPP_DEF_PRECISION)
+            cwpp_metric_add(w->m_precision, 1);
+        else if (it->decision == D_ACCEPT)
+            cwpp_metric_add(w->m_accepted, 1);
+        else if (it->status == CWPP_ST_MANUALLY_WHITELISTED)
+            cwpp_metric_add(w->m_suppressed_manual, 1);
+        else
+            cwpp_metric_add(w->m_suppressed_auto, 1);
+        if (it->fresh && it->decision == D_SUPPRESS &&
+            it->status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
+            wl_count_hit(w, it->rule_id);
+    }
+    cwpp_metric_add(w->m_aborted, (int64_t)w->stats.regex_aborted);
+    return CWPP_OK;
+}
+
+/* --------------------------------------------------------------------- run */
+
+typedef struct run_ctx {
+    wl_t        *w;
+    cwpp_loop_t *loop;
+} run_ctx_t;
+
+static int ready(void *opaque, char *reason, size_t reason_size)
+{
+    run_ctx_t *r = opaque;
+
+    if (!atomic_load(&r->w->db_ok)) {
+        cwpp_seterr(reason, reason_size, 0, "PostgreSQL is not reachable");
+        return 0;
+    }
+    return cwpp_loop_ready(r->loop, reason, reason_size);
+}
+
+int wl_run(const void *confp, const cwpp_service_env_t *env)
+{
+    const wl_conf_t              *conf = confp;
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_NORMALIZED, CWPP_TOPIC_COMMANDS};
+    cwpp_loop_conf_t             lc;
+    run_ctx_t                    r = {0};
+    char                         errstr[512];
+    int                          rc, backoff = 200;
+
+    r.w = wl_new(conf, env->metrics, errstr, sizeof(errstr));
+    if (r.w == NULL || !r.w->have_values) {
+        cwpp_error("start_failed", "%s", errstr);
+        wl_destroy(r.w);
+        return 2;
+    }
+    /* The rules before the first alert: wait for the database, load them. */
+    while (!cwpp_service_stopping()) {
+        size_t          skipped = 0;
+        cwpp_ruleset_t *rs = NULL;
+        int64_t         ver = 0;
+
+        rc = cwpp_pg_ensure(r.w->pg, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            rc = prepare(r.w, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            rc = cwpp_wl_load(cwpp_pg_conn(r.w->pg), &r.w->limits, &rs, &ver, &skipped, errstr,
+                              sizeof(errstr));
+        if (rc == CWPP_OK) {
+            publish(r.w, rs, ver, skipped);
+            take_rules(r.w);
+            break;
+        }
+        if (rc == CWPP_ECONFIG) {
+            cwpp_error("config_error", "%s", errstr);
+            wl_destroy(r.w);
+            return 1;
+        }
+        cwpp_warn("db_wait", "%s; retrying in %d ms", errstr, backoff);
+        cwpp_pg_reset(r.w->pg);
+        r.w->prepared_on = NULL;
+        {
+            struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    if (cwpp_service_stopping()) {
+        wl_destroy(r.w);
+        return 0;
+    }
+    atomic_store(&r.w->db_ok, 1);
+    if (pthread_create(&r.w->thr, NULL, refresher, r.w) != 0) {
+        cwpp_error("start_failed", "cannot start the rules refresher thread");
+        wl_destroy(r.w);
+        return 2;
+    }
+    r.w->thr_started = 1;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.service = "whitelist";
+    lc.brokers = conf->common.kafka_brokers;
+    lc.props = env->kafka_props;
+    lc.group_id = conf->common.group_id;
+    lc.prefix = conf->common.topic_prefix;
+    lc.inputs = inputs;
+    lc.ninputs = 2;
+    lc.batch_max_messages = (int)conf->common.batch_max_messages;
+    lc.batch_max_ms = (int)conf->common.batch_max_ms;
+    lc.retry_max_ms = (int)conf->common.retry_max_ms;
+    lc.metrics = env->metrics;
+    r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));
+    if (r.loop == NULL) {
+        cwpp_error("config_error", "%s", errstr);
+        wl_destroy(r.w);
+        return 1;
+    }
+    cwpp_service_set_loop(r.loop);
+    cwpp_service_set_ready(ready, &r);
+    rc = cwpp_loop_run(r.loop, wl_batch, r.w);
+    cwpp_service_set_ready(NULL, NULL);
+    cwpp_service_set_loop(NULL);
+    cwpp_loop_destroy(r.loop);
+    wl_destroy(r.w);
+    return rc == CWPP_OK ? 0 : 2;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared between filter.c (alerts, the batch) and commands.c (whitelist commands). */
+#ifndef CWPP_WHITELIST_FILTER_INTERNAL_H
+#define CWPP_WHITELIST_FILTER_INTERNAL_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cwpp_alert.h"
+#include "cwpp_avro.h"
+#include "cwpp_http.h"
+#include "cwpp_kafka.h"
+#include "cwpp_pg.h"
+#include "cwpp_rules.h"
+#include "filter.h"
+
+typedef enum { D_NONE = 0, D_ACCEPT, D_SUPPRESS } decision_t;
+
+typedef struct item {
+    rd_kafka_message_t *m;
+    int                 is_cmd;      /* from the commands topic */
+    int                 ok;          /* an alert that decoded */
+    int                 fresh;       /* offset not applied before (count hits) */
+    int                 in_db;       /* its row was found */
+    cwpp_alert_status_t db_status;   /* the stored status, when in_db */
+    int64_t             rule_id;     /* live rule that matches, or 0 */
+    decision_t          decision;
+    cwpp_alert_status_t status;      /* status it leaves with */
+    cwpp_alert_t        alert;
+    const char         *code;        /* dead-letter reason code */
+    char                reason[300];
+} item_t;
+
+typedef struct part {
+    const char *topic;
+    int32_t     partition;
+    int64_t     next_offset;
+    int64_t     max_offset;
+} part_t;
+
+typedef struct wl {
+    const wl_conf_t    *conf;
+    cwpp_pg_t          *pg;
+    PGconn             *prepared_on;
+    cwpp_avro_type_t   *t_alert, *t_rejected, *t_cmd, *t_result;
+    avro_value_t        v_alert, v_rejected, v_cmd, v_result;
+    int                 have_values;
+    cwpp_buf_t          buf, sql;
+    item_t             *items;
+    size_t              items_cap;
+    size_t             *order;      /* items sorted by alert id (lookups) */
+    part_t              parts[256];
+    size_t              nparts;
+    cwpp_rules_limits_t limits;
+    cwpp_ruleset_t     *rs;         /* the loop thread's rules */
+    int64_t             rs_version;
+    cwpp_rules_stats_t  stats;
+    int                 rules_changed; /* a command of this batch changed rules */
+    char                cmd_topic[256];
+
+    /* refresher thread: polls the rules version, builds and hands over new rulesets */
+    pthread_t           thr;
+    int                 thr_started;
+    pthread_mutex_t     mu;
+    pthread_cond_t      cv;
+    int                 stop, wake;
+    cwpp_ruleset_t     *pending;
+    int64_t             pending_version;
+    atomic_llong        loaded_version;
+    atomic_int          db_ok;
+
+    cwpp_metrics_t     *metrics;
+    cwpp_metric_t      *m_accepted, *m_suppressed_auto, *m_suppressed_manual, *m_precision;
+    cwpp_metric_t      *m_dead, *m_db_errors, *m_rules, *m_version, *m_aborted, *m_reloads;
+    cwpp_metric_t      *m_db_seconds;
+} wl_t;
+
+/* commands.c: applies one command record inside the batch's open transaction, adding its
+ * answer (and any alert it re-emits) to out. Returns 0, or CWPP_ETRANSIENT (database)
+ * to fail the whole batch; a refused command is answered, not an error. */
+int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr,
+                     size_t errstr_size);
+
+/* filter.c helpers used by commands.c */
+int  wl_emit_alert(wl_t *w, cwpp_alert_t *a, int suppressed, cwpp_outbox_t *out,
+                   char *errstr, size_t errstr_size);
+int  wl_dead_letter(wl_t *w, rd_kafka_message_t *m, const char *code, const char *reason,
+                    cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+void wl_count_hit(wl_t *w, int64_t rule_id);
+
+#endif
