@@ -224,6 +224,9 @@ static void publish(wl_t *w, cwpp_ruleset_t *rs, int64_t version, size_t skipped
     w->pending_version = version;
     pthread_mutex_unlock(&w->mu);
     atomic_store(&w->loaded_version, version);
+    /* in force from the next batch on: the loop takes it before deciding anything */
+    cwpp_metric_set(w->m_rules, (int64_t)cwpp_ruleset_size(rs));
+    cwpp_metric_set(w->m_version, version);
     cwpp_metric_add(w->m_reloads, 1);
     cwpp_info("rules_loaded", "loaded %zu live whitelist rules (version %" PRId64 ")%s",
               cwpp_ruleset_size(rs), version,
@@ -310,8 +313,6 @@ static void take_rules(wl_t *w)
     cwpp_ruleset_destroy(w->rs);
     w->rs = rs;
     w->rs_version = v;
-    cwpp_metric_set(w->m_rules, (int64_t)cwpp_ruleset_size(rs));
-    cwpp_metric_set(w->m_version, v);
 }
 
 /* ------------------------------------------------------------------ output */

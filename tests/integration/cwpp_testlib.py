@@ -27,6 +27,26 @@ BIN = Path(os.environ.get("CWPP_BIN_DIR", REPO / "build" / "bin"))
 BROKERS = os.environ.get("CWPP_KAFKA_BROKERS", "127.0.0.1:9092")
 ADMIN_DSN = os.environ.get("CWPP_PG_ADMIN_DSN", "")
 INGEST_DSN = os.environ.get("CWPP_PG_DSN", "")
+WHITELIST_DSN = os.environ.get("CWPP_PG_DSN_WHITELIST", "")
+CTL_DSN = os.environ.get("CWPP_CTL_PG_DSN", "")
+
+
+def cwppctl(prefix, *args, actor="alice", timeout=60, env=None):
+    """Runs build/bin/cwppctl; returns (exit code, stdout, stderr)."""
+    e = dict(os.environ)
+    e.update({"CWPP_KAFKA_BROKERS": BROKERS, "CWPP_TOPIC_PREFIX": prefix,
+              "CWPP_CTL_PG_DSN": CTL_DSN, "CWPP_ACTOR": actor})
+    if env:
+        e.update(env)
+    p = subprocess.run([str(BIN / "cwppctl"), *args], env=e, capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def cwppctl_json(prefix, *args, **kw):
+    rc, out, err = cwppctl(prefix, "--json", *args, **kw)
+    assert out.strip(), f"cwppctl {args} printed nothing (rc {rc}): {err}"
+    return rc, json.loads(out), err
 
 
 # ----------------------------------------------------------------- Avro (third party)
@@ -65,6 +85,12 @@ class AvroType:
         datum = self.reader.read(avro.io.BinaryDecoder(buf))
         assert buf.tell() == len(msg) - 10, "trailing bytes after the datum"
         return datum
+
+    def encode(self, datum: dict) -> bytes:
+        """Avro single-object encoding of datum (what our services read)."""
+        buf = io.BytesIO()
+        avro.io.DatumWriter(self.schema).write(datum, avro.io.BinaryEncoder(buf))
+        return b"\xc3\x01" + struct.pack("<Q", self.fingerprint) + buf.getvalue()
 
 
 # ----------------------------------------------------------------------- Kafka

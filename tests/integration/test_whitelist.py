@@ -1,0 +1,523 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Integration tests of cwpp-whitelist-filter and cwppctl on the real local Kafka broker
+and PostgreSQL: alerts go through the real ingest, then the filter; analysts act with the
+real cwppctl. Each test names the behaviour it pins down (DESIGN.md "Whitelist", issue #3).
+
+Rules live in the one shared database, so every test uses alert names and accounts of its
+own (a random tag) and never sees another test's rules."""
+import json
+import signal
+import time
+import uuid
+
+import pytest
+
+import cwpp_testlib as t
+
+ALERT = None
+REJECTED = None
+COMMAND = None
+RESULT = None
+
+
+def setup_module(_):
+    global ALERT, REJECTED, COMMAND, RESULT
+    ALERT = t.AvroType("alert")
+    REJECTED = t.AvroType("rejected_record")
+    COMMAND = t.AvroType("command")
+    RESULT = t.AvroType("command_result")
+
+
+def tag():
+    return uuid.uuid4().hex[:8]
+
+
+def raw(name, account, asset="i-1", path="/tmp/x", md5=None, minute=0, defense="none",
+        details=None, typ="virus", severity="high"):
+    """One upstream alert of the CWPP contract. Virus alerts are "the same" when asset,
+    path and md5 match, so a different path is a different alert."""
+    return json.dumps({
+        "name": name, "type": typ, "severity": severity,
+        "occurred_at": "2026-11-27T%02d:%02d:00Z" % (10 + minute // 60, minute % 60),
+        "source": "virus_scan", "account_id": account,
+        "asset": {"id": asset, "name": asset + "-name", "ip": "10.0.0.7", "role": "application"},
+        "defense": defense,
+        "file": {"path": path, "md5": md5 or t.md5hex(path)},
+        "details": details or {},
+    }).encode()
+
+
+def start(services, prefix, filters=1, **kw):
+    ing = services("ingest", prefix).start()
+    fs = [services("whitelist-filter", prefix, group=f"{prefix}wl",
+                   extra_env={"CWPP_PG_DSN": t.WHITELIST_DSN,
+                              "CWPP_WHITELIST_REFRESH_MS": "100", **kw.get("env", {})}).start()
+          for _ in range(filters)]
+    ing.wait_ready()
+    for f in fs:
+        f.wait_ready()
+    return ing, fs
+
+
+def decoded(prefix, topic, expect, timeout=60, settle=1.0):
+    return [ALERT.decode(m.value()) for m in t.consume(prefix + topic, expect, timeout, settle)]
+
+
+def stored(alert_ids):
+    return dict(t.query("SELECT alert_id, status FROM alerts WHERE alert_id = ANY(%s)",
+                        (list(alert_ids),)))
+
+
+def ids_by(prefix, account, path):
+    rows = t.query("SELECT alert_id FROM alerts WHERE account_id = %s AND file->>'path' = %s",
+                   (account, path))
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+def metrics(svc):
+    code, text = svc.http("/metrics")
+    assert code == 200
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+def add_rule(prefix, *args):
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "add", *args)
+    assert rc == 0, (doc, err)
+    assert doc["status"] == "ok"
+    return doc["result"]["rule_id"]
+
+
+# --------------------------------------------------------------------------- rules
+
+def test_rules_by_name_or_ed_with_scope_and_precision_defence(prefix, services):
+    """A rule applies only to alerts of its name; rules of one name are OR-ed; an asset-
+    scoped rule covers only its asset; matching alerts are suppressed as automatically
+    whitelisted with the rule's hit counted in the database and /metrics; precision-defence
+    alerts pass as handled whatever the rules say."""
+    g = tag()
+    name, other, acct = f"Trojan {g}", f"Miner {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    r1 = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "regex",
+                  "--value", r"^/opt/scanner/.*\.bin$")
+    r2 = add_rule(prefix, "--alert-name", name, "--field", "details.signer", "--op", "eq",
+                  "--value", "Acme Corp", "--scope", "asset", "--asset", "i-2")
+    r3 = add_rule(prefix, "--alert-name", name, "--field", "details.size", "--op", "gt",
+                  "--value", "1000000")
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [
+        raw(name, acct, path="/opt/scanner/a.bin"),                                 # r1
+        raw(other, acct, path="/opt/scanner/c.bin"),                                # other name
+        raw(name, acct, asset="i-2", path="/home/u/x", details={"signer": "Acme Corp"}),  # r2
+        raw(name, acct, asset="i-3", path="/home/u/x", details={"signer": "Acme Corp"}),  # scope
+        raw(name, acct, path="/home/u/big", details={"size": 5000000}),            # r3 (number)
+        raw(name, acct, path="/home/u/small", details={"size": 10}),               # r3 no
+        raw(name, acct, path="/opt/scanner/b.bin", defense="precision_defense"),   # precision
+        raw(name, acct, path="/home/u/nosigner"),                                  # missing field
+    ])
+    acc = decoded(prefix, "alerts.accepted", 5)
+    sup = decoded(prefix, "alerts.suppressed", 3)
+    got = {(a["name"], a["asset"]["id"], a["file"]["path"]): a["status"] for a in acc}
+    assert got == {
+        (other, "i-1", "/opt/scanner/c.bin"): "unhandled",
+        (name, "i-3", "/home/u/x"): "unhandled",
+        (name, "i-1", "/home/u/small"): "unhandled",
+        (name, "i-1", "/opt/scanner/b.bin"): "handled",
+        (name, "i-1", "/home/u/nosigner"): "unhandled",
+    }
+    assert sorted((a["asset"]["id"], a["file"]["path"], a["status"]) for a in sup) == [
+        ("i-1", "/home/u/big", "automatically_whitelisted"),
+        ("i-1", "/opt/scanner/a.bin", "automatically_whitelisted"),
+        ("i-2", "/home/u/x", "automatically_whitelisted"),
+    ]
+    for a in acc + sup:  # keyed by account
+        assert a["account_id"] == acct
+    st = dict(t.query("SELECT file->>'path' || '@' || asset_id, status FROM alerts "
+                      "WHERE account_id = %s AND name = %s", (acct, name)))
+    assert st["/opt/scanner/a.bin@i-1"] == "automatically_whitelisted"
+    assert st["/home/u/x@i-3"] == "unhandled"
+    assert st["/opt/scanner/b.bin@i-1"] == "handled"
+    hits = dict(t.query("SELECT rule_id, hits FROM whitelist_rules WHERE rule_id = ANY(%s)",
+                        ([r1, r2, r3],)))
+    assert hits == {r1: 1, r2: 1, r3: 1}
+    m = metrics(f)
+    for r in (r1, r2, r3):
+        assert m[f'cwpp_whitelist_rule_hits_total{{rule_id="{r}"}}'] == 1
+    assert m['cwpp_whitelist_alerts_total{decision="precision_defense"}'] == 1
+    rc, doc, _ = t.cwppctl_json(prefix, "whitelist", "rule", "list", "--alert-name", name)
+    assert rc == 0 and sorted((r["rule_id"], r["hits"]) for r in doc["rules"]) == \
+        [(r1, 1), (r2, 1), (r3, 1)]
+
+
+def test_deleting_a_rule_affects_only_future_alerts(prefix, services):
+    """After a rule is deleted, alerts it suppressed keep "automatically whitelisted";
+    new alerts it would have matched pass; the deletion is in the activity log."""
+    g = tag()
+    name, acct = f"Webshell {g}", f"acct-{g}"
+    start(services, prefix)
+    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
+                   "--value", "/var/www/uploads/")
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/var/www/uploads/a.php")])
+    assert decoded(prefix, "alerts.suppressed", 1)[0]["status"] == "automatically_whitelisted"
+    first = ids_by(prefix, acct, "/var/www/uploads/a.php")
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "delete", str(rid),
+                                  "--remark", "too wide")
+    assert rc == 0, err
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "delete", str(rid))
+    assert rc == 1 and "already deleted" in err
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/var/www/uploads/b.php")])
+    acc = decoded(prefix, "alerts.accepted", 1)
+    assert [(a["file"]["path"], a["status"]) for a in acc] == [("/var/www/uploads/b.php", "unhandled")]
+    assert stored([first]) == {first: "automatically_whitelisted"}
+    log = t.query("SELECT actor, action, after, remark FROM activity_log "
+                  "WHERE object_type = 'whitelist_rule' AND object_id = %s ORDER BY log_id",
+                  (str(rid),))
+    assert [(r[0], r[1], r[3]) for r in log] == [("alice", "whitelist.rule_add", None),
+                                                 ("alice", "whitelist.rule_delete", "too wide")]
+
+
+def test_rule_change_reaches_two_running_instances_within_a_second(prefix, services):
+    """Two filter instances of one group: a rule created through one of them is in force
+    on both within one second, without a restart; alerts on every partition obey it."""
+    g = tag()
+    name = f"Miner {g}"
+    _, fs = start(services, prefix, filters=2)
+    # both hold partitions before the change
+    t.wait_for(lambda: all(metrics(f).get("cwpp_whitelist_rule_reloads_total", 0) >= 1
+                           for f in fs), what="both instances loaded rules")
+    before = [metrics(f)["cwpp_whitelist_rules_version"] for f in fs]
+    rid = add_rule(prefix, "--alert-name", name, "--field", "process.path", "--op", "eq",
+                   "--value", "/usr/bin/xmrig")
+    answered = time.time()
+    version = t.query("SELECT version FROM whitelist_state")[0][0]
+    assert version > max(before)
+    seen = {}
+    while time.time() - answered < 3 and len(seen) < 2:
+        for i, f in enumerate(fs):
+            if i not in seen and metrics(f)["cwpp_whitelist_rules_version"] >= version:
+                seen[i] = time.time() - answered
+        time.sleep(0.02)
+    assert len(seen) == 2 and max(seen.values()) <= 1.0, seen
+    # alerts of many accounts spread over all partitions, so both instances decide some
+    vals = []
+    for k in range(30):
+        a = json.loads(raw(name, f"acct-{g}-{k}", path=f"/p/{k}"))
+        a["process"] = {"path": "/usr/bin/xmrig", "pid": 100 + k}
+        vals.append(json.dumps(a).encode())
+    t.produce(prefix + "alerts.raw", vals)
+    sup = decoded(prefix, "alerts.suppressed", 30)
+    assert len(sup) == 30 and {a["status"] for a in sup} == {"automatically_whitelisted"}
+    decided = [metrics(f)['cwpp_whitelist_alerts_total{decision="automatically_whitelisted"}']
+               for f in fs]
+    assert sum(decided) == 30 and min(decided) > 0, decided
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 30
+
+
+def test_hostile_regex_cannot_stall_the_filter(prefix, services):
+    """A catastrophic-backtracking pattern is accepted (it is valid) but its runs are
+    stopped by PCRE2's limits: the alert passes as no match, the abort is counted, and the
+    alerts behind it flow. An invalid regex is refused at creation with PCRE2's message and
+    offset, by cwppctl and by the service itself."""
+    g = tag()
+    name, acct = f"Cmd {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    add_rule(prefix, "--alert-name", name, "--field", "details.cmd", "--op", "regex",
+             "--value", "^(a|aa)+$", "--force")
+    time.sleep(0.5)
+    evil = "a" * 30000 + "b"
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path=f"/x/{k}", details={"cmd": evil})
+                                      for k in range(20)] +
+              [raw(name, acct, path="/x/ok", details={"cmd": "aaaa"})])
+    t0 = time.time()
+    acc = decoded(prefix, "alerts.accepted", 20, timeout=60, settle=0.5)
+    sup = decoded(prefix, "alerts.suppressed", 1, timeout=30, settle=0.5)
+    assert len(acc) == 20 and len(sup) == 1 and sup[0]["file"]["path"] == "/x/ok"
+    assert time.time() - t0 < 30
+    assert metrics(f)["cwpp_whitelist_regex_aborted_total"] >= 20
+    # invalid: refused by cwppctl with PCRE2's words ...
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+                             "--field", "details.cmd", "--op", "regex", "--value", "(ab[")
+    assert rc == 1 and "offset 4" in err and "missing terminating ]" in err, err
+    # ... and by the service when a client skips that check
+    res = send_raw_command(prefix, "whitelist.rule_add",
+                           {"alert_name": name, "field": "details.cmd", "op": "regex",
+                            "value": "(ab["})
+    assert res["status"] == "error" and "offset 4" in res["message"], res
+    assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,))[0][0] == 1
+
+
+def send_raw_command(prefix, ctype, payload, command_id=None, times=1, actor="bob"):
+    cid = command_id or "cmd-" + uuid.uuid4().hex
+    rec = COMMAND.encode({"command_id": cid, "service": "whitelist", "type": ctype,
+                          "actor": actor, "issued_at_ms": int(time.time() * 1000),
+                          "payload_json": json.dumps(payload)})
+    t.produce(prefix + "commands", [rec] * times, keys=[cid.encode()] * times)
+    got = []
+    for m in t.consume(prefix + "command-results", times, timeout=60, settle=0.5):
+        r = RESULT.decode(m.value())
+        if r["command_id"] == cid:
+            got.append(r)
+    assert len(got) == times, got
+    return got[0] if times == 1 else got
+
+
+# ----------------------------------------------------------------- manual whitelist
+
+def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
+    """Whitelisting an alert by hand makes it "manually whitelisted"; when it recurs no new
+    alert appears, only its last-seen time and count move, and it stays suppressed.
+    Removing alerts (several at once) returns them to unhandled and evaluates them again:
+    they pass on (and could join an event). Every change is in the activity log."""
+    g = tag()
+    name, acct = f"Logon {g}", f"acct-{g}"
+    start(services, prefix)
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/a", minute=0),
+                                      raw(name, acct, path="/b", minute=1)])
+    assert len(decoded(prefix, "alerts.accepted", 2)) == 2
+    a, b = ids_by(prefix, acct, "/a"), ids_by(prefix, acct, "/b")
+    for x in (a, b):
+        rc, doc, err = t.cwppctl_json(prefix, "whitelist", "add-alert", x, "--remark", "lab host")
+        assert rc == 0 and doc["result"]["after"] == "manually_whitelisted", (doc, err)
+    sup = decoded(prefix, "alerts.suppressed", 2)
+    assert {s["alert_id"]: s["status"] for s in sup} == {a: "manually_whitelisted",
+                                                        b: "manually_whitelisted"}
+    # recurrence of a: same features, later
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/a", minute=30)])
+    sup = decoded(prefix, "alerts.suppressed", 3)
+    rec = [s for s in sup if s["alert_id"] == a and s["occurrences"] == 2]
+    assert len(rec) == 1 and rec[0]["status"] == "manually_whitelisted"
+    assert len(decoded(prefix, "alerts.accepted", 2, settle=1.0)) == 2  # nothing new passed
+    rows = t.query("SELECT alert_id, status, occurrences, last_seen > first_seen FROM alerts "
+                   "WHERE account_id = %s ORDER BY alert_id", (acct,))
+    assert sorted(rows) == sorted([(a, "manually_whitelisted", 2, True),
+                                   (b, "manually_whitelisted", 1, False)])
+    # refusals name the problem
+    rc, _, err = t.cwppctl(prefix, "whitelist", "remove", a, "al-" + "0" * 32)
+    assert rc == 1 and "name no alert" in err and "al-" + "0" * 32 in err
+    rc, _, err = t.cwppctl(prefix, "whitelist", "add-alert", "not-an-id")
+    assert rc == 1 and "not an alert id" in err
+    # bulk removal
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "remove", a, b, "--remark", "false alarm")
+    assert rc == 0, err
+    assert sorted((x["alert_id"], x["before"], x["after"]) for x in doc["result"]["alerts"]) == \
+        sorted([(a, "manually_whitelisted", "unhandled"), (b, "manually_whitelisted", "unhandled")])
+    acc = decoded(prefix, "alerts.accepted", 4)
+    back = {x["alert_id"]: x["status"] for x in acc[2:]}
+    assert back == {a: "unhandled", b: "unhandled"}
+    assert stored([a, b]) == {a: "unhandled", b: "unhandled"}
+    rc, _, err = t.cwppctl(prefix, "whitelist", "remove", a)
+    assert rc == 1 and "not whitelisted" in err
+    log = t.query("SELECT object_id, actor, action, before->>'status', after->>'status', remark "
+                  "FROM activity_log WHERE object_type = 'alert' AND object_id = %s "
+                  "ORDER BY log_id", (a,))
+    assert [r[2:] for r in log] == [
+        ("whitelist.add_alert", "unhandled", "manually_whitelisted", "lab host"),
+        ("whitelist.remove_alerts", "manually_whitelisted", "unhandled", "false alarm")]
+    rc, doc, _ = t.cwppctl_json(prefix, "alerts", "show", a)
+    assert rc == 0 and doc["status"] == "unhandled" and len(doc["activity"]) == 2
+    rc, doc, _ = t.cwppctl_json(prefix, "alerts", "list", "--status", "unhandled", "--name", name)
+    assert rc == 0 and {x["alert_id"] for x in doc["alerts"]} == {a, b}
+
+
+def test_removed_alert_matching_a_rule_is_whitelisted_again(prefix, services):
+    """Removal means "evaluate again like a new alert": an alert a live rule matches
+    goes back to automatically whitelisted (and the rule counts the hit)."""
+    g = tag()
+    name, acct = f"Scan {g}", f"acct-{g}"
+    start(services, prefix)
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/srv/tools/scan")])
+    decoded(prefix, "alerts.accepted", 1)
+    x = ids_by(prefix, acct, "/srv/tools/scan")
+    assert t.cwppctl(prefix, "whitelist", "add-alert", x)[0] == 0
+    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "eq",
+                   "--value", "/srv/tools/scan", "--from-alert", x, "--scope", "asset", "--force")
+    assert t.query("SELECT asset_id FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == "i-1"
+    time.sleep(0.5)
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "remove", x)
+    assert rc == 0, err
+    assert doc["result"]["alerts"][0]["after"] == "automatically_whitelisted"
+    assert doc["result"]["alerts"][0]["rule_id"] == rid
+    assert stored([x]) == {x: "automatically_whitelisted"}
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 1
+
+
+# -------------------------------------------------------------- preview and force
+
+def test_preview_and_broad_rules_need_force(prefix, services):
+    """The preview replays a rule over the last 30 days of stored alerts: counts, assets,
+    share, open events that would lose alerts, a sample. A rule that would suppress more
+    than 20 % of its name's alerts, or is as broad as "path contains /data/", is refused
+    without --force, saying why; with --force it is created."""
+    g = tag()
+    name, acct = f"Trojan {g}", f"acct-{g}"
+    start(services, prefix)
+    now = time.gmtime()
+    vals = []
+    for k in range(10):  # recent alerts (the window is the last 30 days)
+        a = json.loads(raw(name, acct, asset=f"i-{k % 3}", path=f"/data/app/f{k}"))
+        a["occurred_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", now)
+        vals.append(json.dumps(a).encode())
+    t.produce(prefix + "alerts.raw", vals)
+    decoded(prefix, "alerts.accepted", 10)
+    # an open event holding two of them (the correlator's table; written here as admin)
+    ev = f"ev-{g}"
+    ids = [ids_by(prefix, acct, f"/data/app/f{k}") for k in (0, 3)]
+    t.query("INSERT INTO events VALUES (%s, %s, 'Trojan story', 'high', 'unhandled', now(), now())",
+            (ev, acct))
+    for i in ids:
+        t.query("INSERT INTO event_alerts VALUES (%s, %s)", (ev, i))
+    rc, pv, err = t.cwppctl_json(prefix, "whitelist", "preview", "--alert-name", name,
+                                 "--field", "asset.id", "--op", "eq", "--value", "i-0")
+    assert rc == 0, err
+    assert (pv["considered"], pv["matched"], pv["assets"]) == (10, 4, 1)
+    assert pv["needs_force"] is True and "40 %" in pv["broad"]
+    assert pv["open_events"] == [{"event_id": ev, "name": "Trojan story", "status": "unhandled",
+                                  "alerts": 2}]
+    assert len(pv["sample"]) == 4 and {s["asset_id"] for s in pv["sample"]} == {"i-0"}
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+                             "--field", "asset.id", "--op", "eq", "--value", "i-0")
+    assert rc == 1 and "too broad" in err and "4 of 10" in err and "--force" in err, err
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+                             "--field", "file.path", "--op", "contains", "--value", "/data/")
+    assert rc == 1 and "top-level directory" in err, err
+    rc, pv, _ = t.cwppctl_json(prefix, "whitelist", "preview", "--alert-name", name,
+                               "--field", "file.path", "--op", "eq", "--value", "/data/app/f1")
+    assert (pv["matched"], pv["needs_force"]) == (1, False)
+    rc, out, err = t.cwppctl(prefix, "whitelist", "preview", "--alert-name", name,
+                             "--field", "file.path", "--op", "contains", "--value", "/data/")
+    assert rc == 0 and "needs --force" in out and "10 of 10" in out
+    assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,))[0][0] == 0
+    rid = add_rule(prefix, "--alert-name", name, "--field", "asset.id", "--op", "eq",
+                   "--value", "i-0", "--force")
+    assert rid > 0
+
+
+def test_rule_expiry(prefix, services):
+    """A rule with an expiry stops applying at that time, without a restart."""
+    g = tag()
+    name, acct = f"Tool {g}", f"acct-{g}"
+    start(services, prefix)
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name, "--field",
+                           "file.path", "--op", "eq", "--value", "/t", "--expires",
+                           "2020-01-01T00:00:00Z")
+    assert rc == 2 and "in the past" in err
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+    add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
+             "--value", "/opt/t/", "--expires", until)
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/opt/t/1")])
+    assert len(decoded(prefix, "alerts.suppressed", 1)) == 1
+    time.sleep(max(0, 5.5 - 0.5))
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/opt/t/2")])
+    acc = decoded(prefix, "alerts.accepted", 1)
+    assert [a["file"]["path"] for a in acc] == ["/opt/t/2"]
+    rc, doc, _ = t.cwppctl_json(prefix, "whitelist", "rule", "list", "--alert-name", name)
+    assert doc["rules"][0]["expired"] is True
+
+
+# --------------------------------------------------------- bad input, redelivery, crash
+
+def test_bad_records_go_to_the_dead_letter_topic(prefix, services):
+    """Bytes that are not an Alert on the input, or not a Command on the commands topic,
+    go to the dead-letter topic with a reason; a command with a broken payload or an
+    unknown type is answered with an error; the filter keeps going."""
+    g = tag()
+    name, acct = f"X {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    t.produce(prefix + "alerts.normalized", [b"not avro", b"\xc3\x01" + b"\x00" * 8 + b"junk"])
+    t.produce(prefix + "commands", [b"\xc3\x01garbage"])
+    res = send_raw_command(prefix, "whitelist.launch_missiles", {})
+    assert res["status"] == "error" and "Unknown whitelist command" in res["message"]
+    cid = "cmd-" + uuid.uuid4().hex
+    rec = COMMAND.encode({"command_id": cid, "service": "whitelist", "type": "whitelist.add_alert",
+                          "actor": "bob", "issued_at_ms": 0, "payload_json": "{not json"})
+    t.produce(prefix + "commands", [rec], keys=[cid.encode()])
+    t.produce(prefix + "alerts.raw", [raw(name, acct)])
+    assert len(decoded(prefix, "alerts.accepted", 1)) == 1
+    rej = [REJECTED.decode(m.value()) for m in t.consume(prefix + "alerts.rejected", 3)]
+    assert sorted((r["service"], r["reason_code"], r["source_topic"]) for r in rej) == [
+        ("whitelist-filter", "bad_avro", prefix + "alerts.normalized"),
+        ("whitelist-filter", "bad_avro", prefix + "alerts.normalized"),
+        ("whitelist-filter", "bad_command", prefix + "commands")]
+    assert {r["value"] for r in rej} >= {b"not avro", b"\xc3\x01garbage"}
+    answers = [RESULT.decode(m.value()) for m in t.consume(prefix + "command-results", 2)]
+    bad = [a for a in answers if a["command_id"] == cid]
+    assert bad and bad[0]["status"] == "error" and "not a JSON object" in bad[0]["message"]
+    assert f.proc.poll() is None
+
+
+def test_redelivered_command_is_applied_once(prefix, services):
+    """The same command delivered twice (a client retry, or a redelivery after a crash)
+    creates one rule and one log entry, and gets the same answer twice."""
+    g = tag()
+    name = f"Dup {g}"
+    start(services, prefix)
+    res = send_raw_command(prefix, "whitelist.rule_add",
+                           {"alert_name": name, "field": "file.path", "op": "eq", "value": "/z"},
+                           times=2)
+    assert [r["status"] for r in res] == ["ok", "ok"] and res[0]["message"] == res[1]["message"]
+    assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,))[0][0] == 1
+    assert t.query("SELECT count(*) FROM activity_log a JOIN whitelist_rules r "
+                   "ON a.object_id = r.rule_id::text AND a.object_type = 'whitelist_rule' "
+                   "WHERE r.alert_name = %s", (name,))[0][0] == 1
+
+
+def test_sigkill_mid_stream_loses_nothing_and_counts_hits_once(prefix, services):
+    """kill -9 of the filter while it works: after a restart every alert has come out
+    (suppressed or accepted) and the rule's hit count equals the suppressed alerts exactly:
+    a redelivered batch is not counted twice."""
+    g = tag()
+    name, acct = f"Kill {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix, env={"CWPP_BATCH_MAX_MESSAGES": "50"})
+    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "regex",
+                   "--value", r"/even/", "--force")
+    time.sleep(0.5)
+    n = 3000
+    t.produce(prefix + "alerts.raw",
+              [raw(name, f"{acct}-{k % 7}", path=("/even/" if k % 2 == 0 else "/odd/") + str(k))
+               for k in range(n)])
+    t.wait_for(lambda: metrics(f).get('cwpp_whitelist_alerts_total{decision="accepted"}', 0) > 100,
+               what="the filter to be busy")
+    f.kill9()
+    f.restarts += 1
+    f.start()
+    f.wait_ready()
+    sup = decoded(prefix, "alerts.suppressed", n // 2, timeout=120, settle=2)
+    acc = decoded(prefix, "alerts.accepted", n // 2, timeout=60, settle=1)
+    assert {a["alert_id"] for a in sup} | {a["alert_id"] for a in acc} == \
+        {r[0] for r in t.query("SELECT alert_id FROM alerts WHERE account_id LIKE %s", (acct + "-%",))}
+    assert len({a["alert_id"] for a in sup}) == n // 2
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == n // 2
+
+
+def test_sigterm_stops_cleanly(prefix, services):
+    """SIGTERM: the filter finishes its batch, commits and exits 0."""
+    _, (f,) = start(services, prefix)
+    t.produce(prefix + "alerts.raw", [raw(f"T {tag()}", f"acct-{tag()}")])
+    decoded(prefix, "alerts.accepted", 1)
+    assert f.stop() == 0
+    assert any(e.get("event") == "exit" for e in f.log_events())
+
+
+def test_cwppctl_errors_are_sentences_with_exit_codes(prefix):
+    """Bad command lines exit 2 with a sentence; an unreachable service gives up with 3."""
+    rc, _, err = t.cwppctl(prefix, "alerts", "list", "--status", "bogus")
+    assert rc == 2 and "unknown status" in err
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", "x", "--field",
+                           "nope", "--op", "eq", "--value", "1")
+    assert rc == 1 and "field" in err
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", "x", "--field",
+                           "file.path", "--op", "like", "--value", "1")
+    assert rc == 1 and "unknown operator" in err
+    rc, _, err = t.cwppctl(prefix, "alerts", "show", "al-" + "f" * 32)
+    assert rc == 1 and "no alert" in err
+    # no filter running on this prefix: the command waits, then says so
+    rc, _, err = t.cwppctl(prefix, "--timeout", "2", "whitelist", "add-alert", "al-" + "f" * 32)
+    assert rc == 3 and "no answer" in err

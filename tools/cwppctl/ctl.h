@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cwppctl internals: the environment, the command transport, output helpers. */
+#ifndef CWPPCTL_H
+#define CWPPCTL_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+/* Exit codes: documented in `cwppctl --help` and docs/cwppctl.md. */
+#define CTL_OK      0 /* done */
+#define CTL_REFUSED 1 /* the service refused the change, or what was asked for does not exist */
+#define CTL_USAGE   2 /* bad command line */
+#define CTL_INFRA   3 /* Kafka or PostgreSQL unreachable, or no answer in time */
+
+typedef struct ctl {
+    const char *pg_dsn;
+    const char *brokers;
+    const char *prefix;
+    const char *kafka_props;
+    const char *actor;
+    int         timeout_s;
+    int         json;
+    PGconn     *pg;
+} ctl_t;
+
+/* Prints "cwppctl: <sentence>" on stderr and returns code. */
+int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The read-only database connection (connects on first use); NULL after printing why. */
+PGconn *ctl_pg(ctl_t *c);
+
+/*
+ * Sends a command (service, type, payload) and waits for its final answer. On return
+ * *status is "ok" or "error", *message the sentence and *result the details (owned by the
+ * caller). Returns CTL_OK when an answer came (whatever it says), CTL_INFRA otherwise
+ * (after printing why).
+ */
+int ctl_send(ctl_t *c, const char *service, const char *type, json_t *payload, char **status,
+             char **message, json_t **result);
+
+/* Sends, prints the answer (text or --json) and returns the exit code. Steals payload. */
+int ctl_command(ctl_t *c, const char *service, const char *type, json_t *payload);
+
+/* Prints a JSON document on stdout (indented). Steals doc. */
+void ctl_print_json(json_t *doc);
+
+int ctl_alerts(ctl_t *c, int argc, char **argv);
+int ctl_whitelist(ctl_t *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cwppctl: the analysts' client (docs/cwppctl.md). Reads are PostgreSQL queries as the
+ * read-only role cwpp_reader; every change is a command on <prefix>commands, applied by
+ * the service owning that state and answered on <prefix>command-results.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "cwpp_log.h"
+
+static const char USAGE[] =
+    "usage: cwppctl [--json] [--timeout S] [--actor NAME] VERB ...\n"
+    "\n"
+    "  alerts list [--status S] [--name N] [--account A] [--limit N]\n"
+    "  alerts show ALERT_ID\n"
+    "  whitelist add-alert ALERT_ID [--remark R]\n"
+    "  whitelist remove ALERT_ID... [--remark R]\n"
+    "  whitelist rule add --alert-name N --field F --op regex|gt|eq|lt|contains --value V\n"
+    "                     [--scope all|asset] [--asset A] [--from-alert ALERT_ID]\n"
+    "                     [--expires TIME|30d|12h] [--remark R] [--force]\n"
+    "  whitelist rule list [--all] [--alert-name N]\n"
+    "  whitelist rule delete RULE_ID [--remark R]\n"
+    "  whitelist preview <the options of rule add>\n"
+    "\n"
+    "--json prints one JSON document instead of text. Changes wait --timeout seconds\n"
+    "(default 30) for the service's answer.\n"
+    "\n"
+    "Environment: CWPP_CTL_PG_DSN (read-only database role), CWPP_KAFKA_BROKERS,\n"
+    "CWPP_TOPIC_PREFIX, CWPP_KAFKA_PROPERTIES, CWPP_ACTOR (default $USER),\n"
+    "CWPP_WHITELIST_BROAD_PERCENT (20), CWPP_WHITELIST_PREVIEW_DAYS (30).\n"
+    "\n"
+    "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line;\n"
+    "3 Kafka or PostgreSQL unreachable, or no answer in time.\n";
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && *v != '\0' ? v : def;
+}
+
+int main(int argc, char **argv)
+{
+    ctl_t c;
+    int   i, rc;
+
+    memset(&c, 0, sizeof(c));
+    c.pg_dsn = env_or("CWPP_CTL_PG_DSN", "host=127.0.0.1 port=54329 dbname=cwpp user=cwpp_reader");
+    c.brokers = env_or("CWPP_KAFKA_BROKERS", "127.0.0.1:9092");
+    c.prefix = getenv("CWPP_TOPIC_PREFIX") != NULL ? getenv("CWPP_TOPIC_PREFIX") : "cwpp.";
+    c.kafka_props = env_or("CWPP_KAFKA_PROPERTIES", "");
+    c.actor = env_or("CWPP_ACTOR", env_or("USER", env_or("LOGNAME", "")));
+    c.timeout_s = atoi(env_or("CWPP_CTL_TIMEOUT_S", "30"));
+    /* librdkafka's own log lines go to stderr only when they are errors */
+    cwpp_log_init("cwppctl", CWPP_LOG_ERROR);
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            c.json = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            return CTL_OK;
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            c.timeout_s = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--actor") == 0 && i + 1 < argc) {
+            c.actor = argv[++i];
+        } else {
+            fputs(USAGE, stderr);
+            return ctl_fail(CTL_USAGE, "unknown option \"%s\"", argv[i]);
+        }
+    }
+    if (c.timeout_s <= 0 || c.timeout_s > 3600)
+        return ctl_fail(CTL_USAGE, "--timeout must be 1 to 3600 seconds");
+    if (i >= argc) {
+        fputs(USAGE, stderr);
+        return CTL_USAGE;
+    }
+    /* --json may also come after the verb */
+    {
+        int j, k = i;
+
+        for (j = i; j < argc; j++) {
+            if (strcmp(argv[j], "--json") == 0)
+                c.json = 1;
+            else
+                argv[k++] = argv[j];
+        }
+        argc = k;
+    }
+    if (strcmp(argv[i], "alerts") == 0) {
+        rc = ctl_alerts(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "whitelist") == 0) {
+        if (c.actor[0] == '\0' && i + 1 < argc && strcmp(argv[i + 1], "preview") != 0 &&
+            !(i + 2 < argc && strcmp(argv[i + 2], "list") == 0))
+            return ctl_fail(CTL_USAGE, "who are you? Set CWPP_ACTOR or --actor: every change "
+                            "is logged with its actor");
+        rc = ctl_whitelist(&c, argc - i - 1, argv + i + 1);
+    } else {
+        fputs(USAGE, stderr);
+        rc = ctl_fail(CTL_USAGE, "unknown verb \"%s\"", argv[i]);
+    }
+    if (c.pg != NULL)
+        PQfinish(c.pg);
+    return rc;
+}

@@ -1,0 +1,594 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * verbs.c: `cwppctl alerts ...` and `cwppctl whitelist ...`. Reads are queries as the
+ * read-only role; changes are commands answered by whitelist-filter.
+ */
+#include "ctl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cwpp_alert.h"
+#include "cwpp_util.h"
+#include "cwpp_whitelist.h"
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static int is_flag(const char *a, const char *name)
+{
+    return strcmp(a, name) == 0;
+}
+
+/* The value after option argv[*i]; NULL (after printing why) when missing. */
+static const char *value_of(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc || (argv[*i + 1][0] == '-' && argv[*i + 1][1] == '-')) {
+        ctl_fail(CTL_USAGE, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int query_failed(PGconn *pg, PGresult *r)
+{
+    ctl_fail(CTL_INFRA, "query failed: %s", r != NULL ? PQresultErrorMessage(r)
+                                                      : PQerrorMessage(pg));
+    PQclear(r);
+    return CTL_INFRA;
+}
+
+/* -------------------------------------------------------------------- alerts */
+
+
+static int alerts_list(ctl_t *c, int argc, char **argv)
+{
+    const char *status = NULL, *name = NULL, *account = NULL, *limit = "100";
+    const char *p[4];
+    PGresult   *r;
+    PGconn     *pg;
+    int         i;
+
+    for (i = 0; i < argc; i++) {
+        if (is_flag(argv[i], "--status")) {
+            cwpp_alert_status_t st;
+
+            if ((status = value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+            if (cwpp_status_parse(status, &st) != 0)
+                return ctl_fail(CTL_USAGE, "unknown status \"%s\" (use unhandled, handling, "
+                                "handled, manually_whitelisted or automatically_whitelisted)",
+                                status);
+        } else if (is_flag(argv[i], "--name")) {
+            if ((name = value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+        } else if (is_flag(argv[i], "--account")) {
+            if ((account = value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+        } else if (is_flag(argv[i], "--limit")) {
+            char *end;
+            long  v;
+
+            if ((limit = value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+            v = strtol(limit, &end, 10);
+            if (*end != '\0' || v < 1 || v > 100000)
+                return ctl_fail(CTL_USAGE, "--limit must be a number from 1 to 100000");
+        } else {
+            return ctl_fail(CTL_USAGE, "alerts list: unknown option \"%s\"", argv[i]);
+        }
+    }
+    if ((pg = ctl_pg(c)) == NULL)
+        return CTL_INFRA;
+    p[0] = status;
+    p[1] = name;
+    p[2] = account;
+    p[3] = limit;
+    r = PQexecParams(pg,
+                     "SELECT alert_id, name, severity, status, account_id, asset_id, "
+                     TS("last_seen") ", occurrences, defense FROM alerts "
+                     "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR name = $2) "
+                     "AND ($3::text IS NULL OR account_id = $3) "
+                     "ORDER BY last_seen DESC, alert_id LIMIT $4::int",
+                     4, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return query_failed(pg, r);
+    if (c->json) {
+        json_t *arr = json_array();
+
+        for (i = 0; i < PQntuples(r); i++)
+            json_array_append_new(
+                arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "alert_id",
+                               PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1), "severity",
+                               PQgetvalue(r, i, 2), "status", PQgetvalue(r, i, 3), "account_id",
+                               PQgetvalue(r, i, 4), "asset_id", PQgetvalue(r, i, 5), "last_seen",
+                               PQgetvalue(r, i, 6), "occurrences",
+                               (json_int_t)strtoll(PQgetvalue(r, i, 7), NULL, 10), "defense",
+                               PQgetvalue(r, i, 8)));
+        ctl_print_json(json_pack("{s:o}", "alerts", arr));
+    } else {
+        printf("%-35s  %-26s  %-8s  %-25s  %-20s  %-20s  %s\n", "ALERT", "STATUS", "SEVERITY",
+               "NAME", "ASSET", "LAST SEEN", "COUNT");
+        for (i = 0; i < PQntuples(r); i++)
+            printf("%-35s  %-26s  %-8s  %-25.25s  %-20.20s  %-20s  %s\n", PQgetvalue(r, i, 0),
+                   PQgetvalue(r, i, 3), PQgetvalue(r, i, 2), PQgetvalue(r, i, 1),
+                   PQgetvalue(r, i, 5), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
+        if (PQntuples(r) == 0)
+            printf("(no alerts match)\n");
+    }
+    PQclear(r);
+    return CTL_OK;
+}
+
+static int alerts_show(ctl_t *c, int argc, char **argv)
+{
+    const char  *p[1];
+    PGresult    *r, *lg;
+    PGconn      *pg;
+    json_t      *doc, *log;
+    json_error_t jerr;
+    int          i;
+
+    if (argc != 1)
+        return ctl_fail(CTL_USAGE, "usage: cwppctl alerts show ALERT_ID [--json]");
+    if ((pg = ctl_pg(c)) == NULL)
+        return CTL_INFRA;
+    p[0] = argv[0];
+    r = PQexecParams(pg, "SELECT " CWPP_ALERT_ROW_SQL ", " TS("a.first_seen") ", "
+                     TS("a.last_seen") " FROM alerts a WHERE a.alert_id = $1",
+                     1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return query_failed(pg, r);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return ctl_fail(CTL_REFUSED, "there is no alert %s", argv[0]);
+    }
+    doc = json_loads(PQgetvalue(r, 0, 0), 0, &jerr);
+    if (doc == NULL) {
+        PQclear(r);
+        return ctl_fail(CTL_INFRA, "cannot read alert %s", argv[0]);
+    }
+    json_object_set_new(doc, "first_seen", json_string(PQgetvalue(r, 0, 1)));
+    json_object_set_new(doc, "last_seen", json_string(PQgetvalue(r, 0, 2)));
+    PQclear(r);
+    lg = PQexecParams(pg, "SELECT " TS("at") ", actor, action, COALESCE(before::text, 'null'), "
+                      "COALESCE(after::text, 'null'), COALESCE(remark, '') FROM activity_log "
+                      "WHERE object_type = 'alert' AND object_id = $1 ORDER BY at, log_id",
+                      1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(lg) != PGRES_TUPLES_OK) {
+        json_decref(doc);
+        return query_failed(pg, lg);
+    }
+    log = json_array();
+    for (i = 0; i < PQntuples(lg); i++)
+        json_array_append_new(
+            log, json_pack("{s:s, s:s, s:s, s:o, s:o, s:s}", "at", PQgetvalue(lg, i, 0), "actor",
+                           PQgetvalue(lg, i, 1), "action", PQgetvalue(lg, i, 2), "before",
+                           json_loads(PQgetvalue(lg, i, 3), JSON_DECODE_ANY, &jerr), "after",
+                           json_loads(PQgetvalue(lg, i, 4), JSON_DECODE_ANY, &jerr), "remark",
+                           PQgetvalue(lg, i, 5)));
+    PQclear(lg);
+    json_object_set_new(doc, "activity", log);
+    if (c->json) {
+        ctl_print_json(doc);
+        return CTL_OK;
+    }
+    {
+        static const char *const keys[] = {"alert_id", "name", "type", "severity", "status",
+                                           "defense", "source", "account_id", "first_seen",
+                                           "last_seen", "occurrences", "attack_tactic",
+                                           "attack_technique", "remote_ip"};
+        static const char *const objs[] = {"asset", "file", "process", "logon", "details"};
+        size_t k;
+
+        for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            json_t *v = json_object_get(doc, keys[k]);
+
+            if (json_is_string(v))
+                printf("%-17s %s\n", keys[k], json_string_value(v));
+            else if (json_is_integer(v))
+                printf("%-17s %" JSON_INTEGER_FORMAT "\n", keys[k], json_integer_value(v));
+        }
+        for (k = 0; k < sizeof(objs) / sizeof(objs[0]); k++) {
+            json_t *v = json_object_get(doc, objs[k]);
+            char   *s;
+
+            if (v == NULL || json_is_null(v))
+                continue;
+            s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+            printf("%-17s %s\n", objs[k], s != NULL ? s : "");
+            free(s);
+        }
+        printf("activity:\n");
+        for (k = 0; k < json_array_size(log); k++) {
+            json_t *e = json_array_get(log, k);
+            char   *b = json_dumps(json_object_get(e, "before"), JSON_COMPACT | JSON_ENCODE_ANY);
+            char   *a = json_dumps(json_object_get(e, "after"), JSON_COMPACT | JSON_ENCODE_ANY);
+
+            printf("  %s  %-12s %-26s %s -> %s%s%s\n",
+                   json_string_value(json_object_get(e, "at")),
+                   json_string_value(json_object_get(e, "actor")),
+                   json_string_value(json_object_get(e, "action")), b ? b : "", a ? a : "",
+                   json_string_length(json_object_get(e, "remark")) ? "  remark: " : "",
+                   json_string_value(json_object_get(e, "remark")));
+            free(b);
+            free(a);
+        }
+        if (json_array_size(log) == 0)
+            printf("  (no changes recorded)\n");
+    }
+    json_decref(doc);
+    return CTL_OK;
+}
+
+int ctl_alerts(ctl_t *c, int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "list") == 0)
+        return alerts_list(c, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "show") == 0)
+        return alerts_show(c, argc - 1, argv + 1);
+    return ctl_fail(CTL_USAGE, "usage: cwppctl alerts list [--status S] [--name N] "
+                    "[--account A] [--limit N] | alerts show ALERT_ID");
+}
+
+/* ----------------------------------------------------------------- whitelist */
+
+/* Reads rule options into a payload object. Returns CTL_OK or CTL_USAGE (printed). */
+static int rule_options(int argc, char **argv, json_t *payload, int allow_force)
+{
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        static const struct { const char *opt, *key; } map[] = {
+            {"--alert-name", "alert_name"}, {"--field", "field"},   {"--op", "op"},
+            {"--value", "value"},           {"--scope", "scope"},   {"--asset", "asset_id"},
+            {"--from-alert", "from_alert_id"}, {"--remark", "remark"},
+        };
+        size_t k;
+        int    done = 0;
+
+        for (k = 0; k < sizeof(map) / sizeof(map[0]) && !done; k++) {
+            if (is_flag(argv[i], map[k].opt)) {
+                const char *v;
+
+                /* a value may legitimately start with "--" only via --value=... */
+                if (i + 1 >= argc)
+                    return ctl_fail(CTL_USAGE, "%s needs a value", argv[i]);
+                v = argv[++i];
+                json_object_set_new(payload, map[k].key, json_string(v));
+                done = 1;
+            }
+        }
+        if (done)
+            continue;
+        if (is_flag(argv[i], "--expires")) {
+            const char *v;
+            int64_t     ms, now = cwpp_now_ms();
+            char        t[40], *end;
+            double      n;
+
+            if ((v = value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+            n = strtod(v, &end);
+            if (end != v && n > 0 && (strcmp(end, "d") == 0 || strcmp(end, "h") == 0 ||
+                                      strcmp(end, "m") == 0)) {
+                ms = now + (int64_t)(n * (end[0] == 'd' ? 86400000.0 : end[0] == 'h'
+                                                                        ? 3600000.0 : 60000.0));
+            } else if (cwpp_parse_time_ms(v, 0, &ms) != 0) {
+                return ctl_fail(CTL_USAGE, "--expires must be an RFC 3339 time "
+                                "(2026-12-31T00:00:00Z) or a duration like 30d, 12h, 90m; "
+                                "not \"%s\"", v);
+            }
+            if (ms <= now)
+                return ctl_fail(CTL_USAGE, "--expires %s is in the past", v);
+            json_object_set_new(payload, "expires_at",
+                                json_string(cwpp_format_time_ms(ms, t, sizeof(t))));
+        } else if (allow_force && is_flag(argv[i], "--force")) {
+            json_object_set_new(payload, "force", json_true());
+        } else {
+            return ctl_fail(CTL_USAGE, "unknown option \"%s\"", argv[i]);
+        }
+    }
+    return CTL_OK;
+}
+
+/* Checks the definition the way the service will (field, operator, value, regex). */
+static int check_rule(json_t *payload)
+{
+    cwpp_wl_def_t d;
+    char          why[600];
+    json_t       *copy;
+    int           rc;
+
+    if (json_object_get(payload, "alert_name") == NULL)
+        return ctl_fail(CTL_USAGE, "--alert-name is required");
+    if (json_object_get(payload, "field") == NULL)
+        return ctl_fail(CTL_USAGE, "--field is required");
+    if (json_object_get(payload, "op") == NULL)
+        return ctl_fail(CTL_USAGE, "--op is required (regex, gt, eq, lt or contains)");
+    if (json_object_get(payload, "value") == NULL)
+        return ctl_fail(CTL_USAGE, "--value is required");
+    copy = json_deep_copy(payload);
+    /* asset scope from --from-alert: the service reads the alert's asset */
+    if (json_object_get(copy, "asset_id") == NULL &&
+        json_object_get(copy, "from_alert_id") != NULL)
+        json_object_set_new(copy, "asset_id", json_string("(from the alert)"));
+    if (json_is_string(json_object_get(copy, "scope")) &&
+        strcmp(json_string_value(json_object_get(copy, "scope")), "all") == 0)
+        json_object_del(copy, "asset_id");
+    rc = cwpp_wl_def_from_json(copy, &d, why, sizeof(why));
+    json_decref(copy);
+    cwpp_wl_def_clear(&d);
+    if (rc != CWPP_OK)
+        return ctl_fail(CTL_REFUSED, "the rule is not valid: %s", why);
+    return CTL_OK;
+}
+
+static double broad_share(void)
+{
+    const char *v = getenv("CWPP_WHITELIST_BROAD_PERCENT");
+    double      p = v != NULL && *v != '\0' ? atof(v) : 20.0;
+
+    return (p < 0 || p > 100 ? 20.0 : p) / 100.0;
+}
+
+static int whitelist_preview(ctl_t *c, int argc, char **argv)
+{
+    json_t           *payload = json_object();
+    cwpp_wl_def_t     d;
+    cwpp_wl_preview_t pv;
+    char              why[1024];
+    PGconn           *pg;
+    int               rc, broad, days = 30;
+    const char       *dv = getenv("CWPP_WHITELIST_PREVIEW_DAYS");
+
+    if (dv != NULL && atoi(dv) > 0)
+        days = atoi(dv);
+    if ((rc = rule_options(argc, argv, payload, 1)) != CTL_OK ||
+        (rc = check_rule(payload)) != CTL_OK) {
+        json_decref(payload);
+        return rc;
+    }
+    if ((pg = ctl_pg(c)) == NULL) {
+        json_decref(payload);
+        return CTL_INFRA;
+    }
+    if (json_object_get(payload, "asset_id") == NULL &&
+        json_is_string(json_object_get(payload, "from_alert_id"))) {
+        const char *p[1] = {json_string_value(json_object_get(payload, "from_alert_id"))};
+        PGresult   *r = PQexecParams(pg, "SELECT asset_id FROM alerts WHERE alert_id = $1", 1,
+                                     NULL, p, NULL, NULL, 0);
+
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            json_object_set_new(payload, "asset_id", json_string(PQgetvalue(r, 0, 0)));
+        PQclear(r);
+    }
+    rc = cwpp_wl_def_from_json(payload, &d, why, sizeof(why));
+    json_decref(payload);
+    if (rc != CWPP_OK)
+        return ctl_fail(CTL_REFUSED, "the rule is not valid: %s", why);
+    rc = cwpp_wl_preview(pg, &d.def, days, cwpp_now_ms(), &pv, why, sizeof(why));
+    if (rc != CWPP_OK) {
+        cwpp_wl_def_clear(&d);
+        return ctl_fail(CTL_INFRA, "preview failed: %s", why);
+    }
+    broad = cwpp_wl_broad(&d.def, &pv, broad_share(), why, sizeof(why));
+    if (c->json) {
+        json_t *doc = cwpp_wl_preview_to_json(&pv);
+
+        json_object_set_new(doc, "rule", cwpp_wl_def_to_json(&d.def, 0));
+        json_object_set_new(doc, "needs_force", json_boolean(broad));
+        json_object_set_new(doc, "broad", broad ? json_string(why) : json_null());
+        ctl_print_json(doc);
+    } else {
+        size_t i;
+
+        printf("Rule: \"%s\" alerts where %s %s \"%s\" on %s\n", d.def.alert_name, d.def.field,
+               cwpp_rule_op_name(d.def.op), d.def.value,
+               d.def.scope == CWPP_SCOPE_ASSET ? d.def.asset_id : "all assets");
+        printf("Over the last %d days it would have suppressed %lld of %lld \"%s\" alerts "
+               "(%.1f %%) on %lld asset%s.\n", pv.days, (long long)pv.matched,
+               (long long)pv.considered, d.def.alert_name, pv.share * 100.0,
+               (long long)pv.assets, pv.assets == 1 ? "" : "s");
+        if (pv.regex_aborted > 0)
+            printf("The regex gave up on %lld alerts (too much backtracking); those count as "
+                   "no match.\n", (long long)pv.regex_aborted);
+        printf("Open events that would lose alerts: %zu\n", json_array_size(pv.events));
+        for (i = 0; i < json_array_size(pv.events); i++) {
+            json_t *e = json_array_get(pv.events, i);
+
+            printf("  %s  %-10s %s (%" JSON_INTEGER_FORMAT " alert%s)\n",
+                   json_string_value(json_object_get(e, "event_id")),
+                   json_string_value(json_object_get(e, "status")),
+                   json_string_value(json_object_get(e, "name")),
+                   json_integer_value(json_object_get(e, "alerts")),
+                   json_integer_value(json_object_get(e, "alerts")) == 1 ? "" : "s");
+        }
+        if (json_array_size(pv.sample) > 0)
+            printf("Sample of matched alerts:\n");
+        for (i = 0; i < json_array_size(pv.sample); i++) {
+            json_t *e = json_array_get(pv.sample, i);
+
+            printf("  %s  %-20s %-26s last seen %s\n",
+                   json_string_value(json_object_get(e, "alert_id")),
+                   json_string_value(json_object_get(e, "asset_id")),
+                   json_string_value(json_object_get(e, "status")),
+                   json_string_value(json_object_get(e, "last_seen")));
+        }
+        if (broad)
+            printf("Warning: %s Creating it needs --force.\n", why);
+    }
+    cwpp_wl_preview_clear(&pv);
+    cwpp_wl_def_clear(&d);
+    return CTL_OK;
+}
+
+static int rule_list(ctl_t *c, int argc, char **argv)
+{
+    const char *name = NULL, *all = "false", *p[2];
+    PGconn     *pg;
+    PGresult   *r;
+    int         i;
+
+    for (i = 0; i < argc; i++) {
+        if (is_flag(argv[i], "--all"))
+            all = "true";
+        else if (is_flag(argv[i], "--alert-name")) {
+            if ((name = value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+        } else
+            return ctl_fail(CTL_USAGE, "whitelist rule list: unknown option \"%s\"", argv[i]);
+    }
+    if ((pg = ctl_pg(c)) == NULL)
+        return CTL_INFRA;
+    p[0] = all;
+    p[1] = name;
+    r = PQexecParams(pg,
+                     "SELECT rule_id, alert_name, field, op, value, scope, COALESCE(asset_id, ''), "
+                     "COALESCE(" TS("expires_at") ", ''), hits, COALESCE(" TS("last_hit_at") ", ''), "
+                     "created_by, " TS("created_at") ", COALESCE(" TS("deleted_at") ", ''), "
+                     "COALESCE(deleted_by, ''), COALESCE(remark, ''), "
+                     "(expires_at IS NOT NULL AND expires_at <= now()) "
+                     "FROM whitelist_rules WHERE ($1::boolean OR deleted_at IS NULL) "
+                     "AND ($2::text IS NULL OR alert_name = $2) ORDER BY alert_name, rule_id",
+                     2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return query_failed(pg, r);
+    if (c->json) {
+        json_t *arr = json_array();
+
+        for (i = 0; i < PQntuples(r); i++) {
+            json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:b}", "rule_id",
+                                  (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10),
+                                  "alert_name", PQgetvalue(r, i, 1), "field", PQgetvalue(r, i, 2),
+                                  "op", PQgetvalue(r, i, 3), "value", PQgetvalue(r, i, 4),
+                                  "scope", PQgetvalue(r, i, 5), "hits",
+                                  (json_int_t)strtoll(PQgetvalue(r, i, 8), NULL, 10),
+                                  "created_by", PQgetvalue(r, i, 10), "created_at",
+                                  PQgetvalue(r, i, 11), "expired",
+                                  PQgetvalue(r, i, 15)[0] == 't');
+            static const struct { int col; const char *key; } opt[] = {
+                {6, "asset_id"}, {7, "expires_at"}, {9, "last_hit_at"}, {12, "deleted_at"},
+                {13, "deleted_by"}, {14, "remark"}};
+            size_t k;
+
+            for (k = 0; k < sizeof(opt) / sizeof(opt[0]); k++)
+                json_object_set_new(o, opt[k].key, PQgetvalue(r, i, opt[k].col)[0]
+                                                       ? json_string(PQgetvalue(r, i, opt[k].col))
+                                                       : json_null());
+            json_array_append_new(arr, o);
+        }
+        ctl_print_json(json_pack("{s:o}", "rules", arr));
+    } else {
+        const char *last = NULL;
+
+        for (i = 0; i < PQntuples(r); i++) {
+            if (last == NULL || strcmp(last, PQgetvalue(r, i, 1)) != 0)
+                printf("%s\"%s\" (rules are OR-ed)\n", last ? "\n" : "", PQgetvalue(r, i, 1));
+            last = PQgetvalue(r, i, 1);
+            printf("  rule %-6s %s %s \"%s\" on %s  hits %s", PQgetvalue(r, i, 0),
+                   PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+                   PQgetvalue(r, i, 6)[0] ? PQgetvalue(r, i, 6) : "all assets",
+                   PQgetvalue(r, i, 8));
+            if (PQgetvalue(r, i, 7)[0])
+                printf("  expires %s%s", PQgetvalue(r, i, 7),
+                       PQgetvalue(r, i, 15)[0] == 't' ? " (expired)" : "");
+            if (PQgetvalue(r, i, 12)[0])
+                printf("  deleted %s by %s", PQgetvalue(r, i, 12), PQgetvalue(r, i, 13));
+            putchar('\n');
+        }
+        if (PQntuples(r) == 0)
+            printf("(no whitelist rules)\n");
+    }
+    PQclear(r);
+    return CTL_OK;
+}
+
+static int take_remark(int *argc, char **argv, json_t *payload)
+{
+    int i, j;
+
+    for (i = 0; i < *argc; i++) {
+        if (is_flag(argv[i], "--remark")) {
+            if (i + 1 >= *argc)
+                return ctl_fail(CTL_USAGE, "--remark needs a value");
+            json_object_set_new(payload, "remark", json_string(argv[i + 1]));
+            for (j = i; j + 2 < *argc; j++)
+                argv[j] = argv[j + 2];
+            *argc -= 2;
+            i--;
+        }
+    }
+    return CTL_OK;
+}
+
+int ctl_whitelist(ctl_t *c, int argc, char **argv)
+{
+    json_t *payload;
+    int     rc, i;
+
+    if (argc >= 1 && strcmp(argv[0], "preview") == 0)
+        return whitelist_preview(c, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[0], "rule") == 0 && strcmp(argv[1], "list") == 0)
+        return rule_list(c, argc - 2, argv + 2);
+    payload = json_object();
+    if (argc >= 2 && strcmp(argv[0], "rule") == 0 && strcmp(argv[1], "add") == 0) {
+        if ((rc = rule_options(argc - 2, argv + 2, payload, 1)) != CTL_OK ||
+            (rc = check_rule(payload)) != CTL_OK) {
+            json_decref(payload);
+            return rc;
+        }
+        return ctl_command(c, "whitelist", "whitelist.rule_add", payload);
+    }
+    if (argc >= 2 && strcmp(argv[0], "rule") == 0 && strcmp(argv[1], "delete") == 0) {
+        char *end;
+        long long id;
+
+        argc -= 2;
+        argv += 2;
+        if ((rc = take_remark(&argc, argv, payload)) != CTL_OK || argc != 1) {
+            json_decref(payload);
+            return rc != CTL_OK ? rc : ctl_fail(CTL_USAGE, "usage: cwppctl whitelist rule "
+                                                "delete RULE_ID [--remark R]");
+        }
+        id = strtoll(argv[0], &end, 10);
+        if (*end != '\0' || id <= 0) {
+            json_decref(payload);
+            return ctl_fail(CTL_USAGE, "\"%s\" is not a rule id (cwppctl whitelist rule list "
+                            "shows them)", argv[0]);
+        }
+        json_object_set_new(payload, "rule_id", json_integer(id));
+        return ctl_command(c, "whitelist", "whitelist.rule_delete", payload);
+    }
+    if (argc >= 1 && strcmp(argv[0], "add-alert") == 0) {
+        argc -= 1;
+        argv += 1;
+        if ((rc = take_remark(&argc, argv, payload)) != CTL_OK || argc != 1) {
+            json_decref(payload);
+            return rc != CTL_OK ? rc : ctl_fail(CTL_USAGE, "usage: cwppctl whitelist add-alert "
+                                                "ALERT_ID [--remark R]");
+        }
+        json_object_set_new(payload, "alert_id", json_string(argv[0]));
+        return ctl_command(c, "whitelist", "whitelist.add_alert", payload);
+    }
+    if (argc >= 1 && strcmp(argv[0], "remove") == 0) {
+        json_t *ids = json_array();
+
+        argc -= 1;
+        argv += 1;
+        if ((rc = take_remark(&argc, argv, payload)) != CTL_OK || argc < 1) {
+            json_decref(payload);
+            json_decref(ids);
+            return rc != CTL_OK ? rc : ctl_fail(CTL_USAGE, "usage: cwppctl whitelist remove "
+                                                "ALERT_ID... [--remark R]");
+        }
+        for (i = 0; i < argc; i++)
+            json_array_append_new(ids, json_string(argv[i]));
+        json_object_set_new(payload, "alert_ids", ids);
+        return ctl_command(c, "whitelist", "whitelist.remove_alerts", payload);
+    }
+    json_decref(payload);
+    return ctl_fail(CTL_USAGE,
+                    "usage: cwppctl whitelist add-alert ID | remove ID... | rule add OPTIONS | "
+                    "rule list | rule delete RULE_ID | preview OPTIONS (cwppctl --help)");
+}
