@@ -152,9 +152,13 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *err
     a->ingested_at_ms = int_key(&c, root, "ingested_ms", NULL);
     json_decref(root);
     if (c.bad) {
+        char copy[CWPP_ALERT_ID_LEN + 1];
+
+        memcpy(copy, a->alert_id, sizeof(copy));
         cwpp_alert_clear(a);
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
-                           "stored alert %s is incomplete or has unknown values", id);
+                           "stored alert %s is incomplete or has unknown values",
+                           copy);
     }
     return CWPP_OK;
 }
