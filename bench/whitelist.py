@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
+
+import psycopg2.extras
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,14 +39,10 @@ def make_rules(run, name, total):
     conn = t.db()
     with conn.cursor() as cur:
         cur.execute("SET ROLE cwpp_owner")
-        cur.execute("CREATE TEMP TABLE r (alert_name text, field text, op text, value text, "
-                    "command_id text)")
-        buf = "\n".join("\t".join(x) for x in rows) + "\n"
-        import io
-        cur.copy_from(io.StringIO(buf), "r")
-        cur.execute("INSERT INTO whitelist_rules (alert_name, field, op, value, scope, "
-                    "created_by, command_id) SELECT alert_name, field, op, value, 'all', "
-                    "'bench', command_id FROM r")
+        psycopg2.extras.execute_values(
+            cur, "INSERT INTO whitelist_rules (alert_name, field, op, value, scope, created_by, "
+            "command_id) VALUES %s", [(n_, f_, o_, v_, "all", "bench", c_)
+                                      for n_, f_, o_, v_, c_ in rows], page_size=1000)
         cur.execute("UPDATE whitelist_state SET version = version + 1")
     conn.close()
 

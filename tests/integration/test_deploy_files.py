@@ -234,12 +234,22 @@ def k8s_env_values(container):
     return vals
 
 
-def ingest_known_env():
-    exe = BIN / "cwpp-ingest"
+# The long-running services deployed so far: compose service, binary (= k8s Deployment
+# and Service name), k8s container, database role, password variable, k8s Secret.
+SERVICES = [
+    ("ingest", "cwpp-ingest", "ingest", "cwpp_ingest", "CWPP_PG_PASSWORD_INGEST",
+     "cwpp-db-ingest"),
+    ("whitelist-filter", "cwpp-whitelist-filter", "whitelist-filter", "cwpp_whitelist",
+     "CWPP_PG_PASSWORD_WHITELIST", "cwpp-db-whitelist"),
+]
+
+
+def ingest_known_env(binary="cwpp-ingest"):
+    exe = BIN / binary
     if not os.access(exe, os.X_OK):
         pytest.skip(f"{exe} not built: cannot read the service's env names (--print-env)")
     out = subprocess.run([str(exe), "--print-env"], capture_output=True, text=True, timeout=10)
-    assert out.returncode == 0, f"cwpp-ingest --print-env failed: {out.stderr}"
+    assert out.returncode == 0, f"{binary} --print-env failed: {out.stderr}"
     names = set(out.stdout.split())
     assert "CWPP_PG_DSN" in names, "--print-env output does not look like env names"
     return names
@@ -275,7 +285,7 @@ def setup_env_known(name):
 # Pins down: docker-compose.yml is valid YAML with the four services of this stage.
 def test_compose_parses():
     c = compose()
-    assert {"kafka", "postgres", "init", "ingest"} <= set(c["services"])
+    assert {"kafka", "postgres", "init", "ingest", "whitelist-filter"} <= set(c["services"])
 
 
 # Pins down: every k8s manifest parses as YAML and each document is a typed object.
@@ -356,9 +366,13 @@ def test_commands_reference_installed_binaries():
     runtime_pkgs = set(apt_packages(runtime_stage()))
     argvs = []
     for name, s in our_compose_services().items():
-        for key in ("command", "entrypoint"):
-            if s.get(key):
-                argvs.append((f"compose {name}.{key}", s[key]))
+        # Docker runs entrypoint + command as one argv
+        ep, cmd = s.get("entrypoint") or [], s.get("command") or []
+        ep = shlex.split(ep) if isinstance(ep, str) else ep
+        cmd = shlex.split(cmd) if isinstance(cmd, str) else cmd
+        if ep or cmd:
+            argvs.append((f"compose {name}.{'entrypoint+command' if ep else 'command'}",
+                          ep + cmd))
         hc = s.get("healthcheck", {}).get("test")
         if hc and hc[0] in ("CMD", "CMD-SHELL"):
             argvs.append((f"compose {name}.healthcheck",
@@ -376,7 +390,7 @@ def test_commands_reference_installed_binaries():
     for where, argv in argvs:
         for words in simple_commands(argv):
             cmd = words[0]
-            if cmd.startswith("cwpp-"):
+            if cmd.startswith("cwpp-") or cmd == "cwppctl":
                 seen_ours.add(cmd)
                 assert cmd in installed, f"{where}: {cmd} is not installed by the Dockerfile"
             elif cmd in SYSTEM_COMMANDS:
@@ -390,19 +404,21 @@ def test_commands_reference_installed_binaries():
                  if "from" not in f}
     for cmd in seen_ours - from_repo:
         assert cmd in targets, f"{cmd} is neither a CMake executable nor copied from the repo"
-    assert {"cwpp-ingest", "cwpp-admin", "cwpp-migrate"} <= seen_ours
+    assert {"cwpp-ingest", "cwpp-whitelist-filter", "cwpp-admin", "cwpp-migrate",
+            "cwppctl"} <= seen_ours
 
 
-# Pins down: every env var set for ingest (compose, k8s ConfigMap/Secret) is in --print-env.
-def test_ingest_env_vars_are_known():
-    known = ingest_known_env()
-    comp = set(env_map(compose()["services"]["ingest"].get("environment")))
-    assert comp - known == set(), f"compose ingest sets unknown {sorted(comp - known)}"
-    containers = [c for obj, _, c in our_k8s_containers() if obj == "cwpp-ingest"]
-    assert containers, "no cwpp-ingest container in deploy/k8s"
+# Pins down: every env var set for a service (compose, k8s ConfigMap/Secret) is in its --print-env.
+@pytest.mark.parametrize("svc,binary,container,role,pwvar,secret", SERVICES)
+def test_service_env_vars_are_known(svc, binary, container, role, pwvar, secret):
+    known = ingest_known_env(binary)
+    comp = set(env_map(compose()["services"][svc].get("environment")))
+    assert comp - known == set(), f"compose {svc} sets unknown {sorted(comp - known)}"
+    containers = [c for obj, _, c in our_k8s_containers() if obj == binary]
+    assert containers, f"no {binary} container in deploy/k8s"
     for c in containers:
         names = k8s_env_names(c)
-        assert names - known == set(), f"k8s ingest gets unknown {sorted(names - known)}"
+        assert names - known == set(), f"k8s {svc} gets unknown {sorted(names - known)}"
 
 
 # Pins down: every Dockerfile ENV name is read by the service, cwpp-admin or deploy/migrate.
@@ -438,24 +454,28 @@ def test_setup_env_vars_are_known():
         pytest.skip(f"deploy/migrate missing: cannot verify {unverified}")
 
 
-# Pins down: ingest's DSN (role, password, db, host) matches what the migration sets up.
-def test_db_credentials_agree():
+# Pins down: each service's DSN (role, password, db, host) matches what the migration sets up.
+@pytest.mark.parametrize("svc,binary,container,role,pwvar,secret", SERVICES)
+def test_db_credentials_agree(svc, binary, container, role, pwvar, secret):
     svcs = compose()["services"]
-    ing = dsn(env_map(svcs["ingest"]["environment"])["CWPP_PG_DSN"])
+    ing = dsn(env_map(svcs[svc]["environment"])["CWPP_PG_DSN"])
     init = env_map(svcs["init"]["environment"])
-    assert ing["user"] == "cwpp_ingest" and ing["user"] in service_roles()
-    assert ing["password"] == init["CWPP_PG_PASSWORD_INGEST"]
+    assert ing["user"] == role and ing["user"] in service_roles()
+    assert ing["password"] == init[pwvar]
     assert ing["host"] in svcs
     assert ing["dbname"] == env_map(svcs["postgres"]["environment"])["POSTGRES_DB"]
     assert dsn(init["CWPP_PG_ADMIN_DSN"])["host"] == ing["host"]
-    sec_ing = k8s_object("Secret", "cwpp-db-ingest")["stringData"]
+    sec_ing = k8s_object("Secret", secret)["stringData"]
     sec_adm = k8s_object("Secret", "cwpp-db-admin")["stringData"]
     k_ing = dsn(sec_ing["CWPP_PG_DSN"])
-    assert k_ing["user"] == "cwpp_ingest"
-    assert k_ing["password"] == sec_adm["CWPP_PG_PASSWORD_INGEST"]
+    assert k_ing["user"] == role
+    assert k_ing["password"] == sec_adm[pwvar]
     assert "REPLACE" in k_ing["password"] and \
         "REPLACE" in dsn(sec_adm["CWPP_PG_ADMIN_DSN"])["password"], \
         "k8s secrets must hold obvious placeholders, not real-looking passwords"
+    dep = k8s_object("Deployment", binary)
+    c = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == container)
+    assert {"secretRef": {"name": secret}} in c["envFrom"], f"{binary} must use {secret}"
 
 
 # Pins down: Kafka 3.9.x, advertising ingest's brokers, no auto-create; init makes ingest's topics.
@@ -502,9 +522,10 @@ def test_compose_ordering_and_shared_env():
             assert s["depends_on"]["init"]["condition"] == "service_completed_successfully"
 
 
-# Pins down: compose healthcheck probes /healthz on ingest's CWPP_HTTP_PORT, listening on 0.0.0.0.
-def test_compose_ingest_healthcheck_port():
-    s = compose()["services"]["ingest"]
+# Pins down: compose healthcheck probes /healthz on the service's CWPP_HTTP_PORT, listening on 0.0.0.0.
+@pytest.mark.parametrize("svc", [x[0] for x in SERVICES])
+def test_compose_healthcheck_port(svc):
+    s = compose()["services"][svc]
     env = env_map(s["environment"])
     urls = [w for w in s["healthcheck"]["test"] if w.startswith("http")]
     assert len(urls) == 1, s["healthcheck"]["test"]
@@ -515,14 +536,15 @@ def test_compose_ingest_healthcheck_port():
                == int(env["CWPP_HTTP_PORT"]) for p in s.get("ports", []))
 
 
-# Pins down: k8s liveness /healthz, readiness /readyz, Service, scrape port: all on ingest's port.
-def test_k8s_probes_and_ports():
+# Pins down: k8s liveness /healthz, readiness /readyz, Service, scrape port: all on the service's port.
+@pytest.mark.parametrize("binary,container", [(x[1], x[2]) for x in SERVICES])
+def test_k8s_probes_and_ports(binary, container):
     cm = k8s_object("ConfigMap", "cwpp-config")["data"]
     port = int(cm["CWPP_HTTP_PORT"])
     assert cm["CWPP_HTTP_ADDRESS"] == "0.0.0.0", "kubelet probes the pod IP"
-    dep = k8s_object("Deployment", "cwpp-ingest")
+    dep = k8s_object("Deployment", binary)
     tmpl = dep["spec"]["template"]
-    c = next(c for c in tmpl["spec"]["containers"] if c["name"] == "ingest")
+    c = next(c for c in tmpl["spec"]["containers"] if c["name"] == container)
     ports = {p.get("name"): p["containerPort"] for p in c["ports"]}
 
     def resolve(p):
@@ -536,7 +558,7 @@ def test_k8s_probes_and_ports():
     ann = tmpl["metadata"]["annotations"]
     assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/path"] == "/metrics"
     assert int(ann["prometheus.io/port"]) == port
-    svc = k8s_object("Service", "cwpp-ingest")
+    svc = k8s_object("Service", binary)
     assert svc["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert svc["spec"]["selector"].items() <= tmpl["metadata"]["labels"].items()
     assert dep["spec"]["selector"]["matchLabels"].items() <= tmpl["metadata"]["labels"].items()
@@ -551,7 +573,8 @@ def test_non_root_and_security_context():
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"USER {users[-1]} must be a numeric non-root uid"
     containers = our_k8s_containers()
-    assert {o for o, _, _ in containers} >= {"cwpp-ingest", "cwpp-migrate"}
+    assert {o for o, _, _ in containers} >= {"cwpp-ingest", "cwpp-whitelist-filter",
+                                             "cwpp-migrate"}
     for obj, spec, c in containers:
         psc, csc = spec.get("securityContext", {}), c.get("securityContext", {})
         assert psc.get("runAsNonRoot") or csc.get("runAsNonRoot"), obj

@@ -521,3 +521,13 @@ def test_cwppctl_errors_are_sentences_with_exit_codes(prefix):
     # no filter running on this prefix: the command waits, then says so
     rc, _, err = t.cwppctl(prefix, "--timeout", "2", "whitelist", "add-alert", "al-" + "f" * 32)
     assert rc == 3 and "no answer" in err
+
+
+def test_config_doc_is_current():
+    """docs/config-whitelist-filter.md is what the binary's configuration table says
+    (regenerate with `build/bin/cwpp-whitelist-filter --config-doc >
+    docs/config-whitelist-filter.md`)."""
+    import subprocess
+    out = subprocess.run([str(t.BIN / "cwpp-whitelist-filter"), "--config-doc"],
+                         capture_output=True, text=True, check=True).stdout
+    assert (t.REPO / "docs" / "config-whitelist-filter.md").read_text() == out
