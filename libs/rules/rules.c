@@ -147,6 +147,38 @@ static const char *plain_value(const cwpp_alert_t *a, const char *f, char *buf, 
     return NULL;
 }
 
+/*
+ * The value at a dotted path below obj. Keys may contain dots themselves (Falco's
+ * output_fields: "k8s.ns.name"), so at each level the longest run of path segments that
+ * names a key wins: "output_fields.k8s.ns.name" finds details["output_fields"]
+ * ["k8s.ns.name"], and "nested.depth.level" finds details["nested"]["depth"]["level"].
+ */
+static json_t *details_get(json_t *obj, const char *path)
+{
+    size_t len = strlen(path), klen;
+    char   key[256];
+
+    if (!json_is_object(obj) || len == 0)
+        return NULL;
+    for (klen = len; klen > 0; klen--) {
+        json_t *v;
+
+        if (klen < len && path[klen] != '.')
+            continue;
+        if (klen >= sizeof(key))
+            continue;
+        memcpy(key, path, klen);
+        key[klen] = '\0';
+        if ((v = json_object_get(obj, key)) == NULL)
+            continue;
+        if (klen == len)
+            return v;
+        if ((v = details_get(v, path + klen + 1)) != NULL)
+            return v;
+    }
+    return NULL;
+}
+
 int cwpp_alert_field(const cwpp_alert_t *a, const char *field, char *buf, size_t bufsz,
                      const char **out, double *num, int *is_num)
 {
@@ -155,21 +187,8 @@ int cwpp_alert_field(const cwpp_alert_t *a, const char *field, char *buf, size_t
     if (!known_field(field))
         return CWPP_EINVAL;
     if (strncmp(field, "details.", 8) == 0) {
-        json_t     *v = a->details;
-        const char *p = field + 8;
+        json_t *v = details_get(a->details, field + 8);
 
-        while (v != NULL && *p != '\0') {
-            const char *dot = strchr(p, '.');
-            size_t      klen = dot != NULL ? (size_t)(dot - p) : strlen(p);
-            char        key[256];
-
-            if (!json_is_object(v) || klen >= sizeof(key))
-                return CWPP_ENOTFOUND;
-            memcpy(key, p, klen);
-            key[klen] = '\0';
-            v = json_object_get(v, key);
-            p += klen + (dot != NULL ? 1 : 0);
-        }
         if (v == NULL)
             return CWPP_ENOTFOUND;
         if (json_is_string(v)) {

@@ -28,7 +28,8 @@ static const char *ALERT_JSON =
     "\"process\":{\"pid\":4242,\"path\":\"D:\\\\programs\\\\test\\\\run.exe\",\"cmdline\":\"run.exe -q\"},"
     "\"remote_ip\":\"203.0.113.9\","
     "\"details\":{\"port\":8443,\"ratio\":0.75,\"signed\":true,\"vendor\":\"Acme\","
-    "\"nested\":{\"depth\":{\"level\":3}},\"list\":[1,2],\"none\":null,\"numstr\":\"42\"}}";
+    "\"nested\":{\"depth\":{\"level\":3}},"
+    "\"output_fields\":{\"k8s.ns.name\":\"shop\",\"k8s\":{\"pod\":\"p1\"}},\"list\":[1,2],\"none\":null,\"numstr\":\"42\"}}";
 
 static cwpp_alert_t alert;
 
@@ -76,6 +77,10 @@ static const struct {
     {"details.numstr", "eq", "42", 1},
     {"details.signed", "eq", "true", 1},
     {"details.nested.depth.level", "eq", "3", 1},
+    /* keys with dots in them (Falco output_fields), next to plain nesting */
+    {"details.output_fields.k8s.ns.name", "eq", "shop", 1},
+    {"details.output_fields.k8s.pod", "eq", "p1", 1},
+    {"details.output_fields.k8s.ns", "eq", "shop", 0},
     /* greater / less than: numbers */
     {"details.port", "gt", "1024", 1},
     {"details.port", "lt", "1024", 0},
