@@ -798,9 +798,18 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
                 return CWPP_ETRANSIENT;
             continue;
         }
-        it->alert.status = it->status;
-        if ((rc = wl_emit_alert(w, &it->alert, it->decision == D_SUPPRESS, out, errstr,
-                                errstr_size)) != CWPP_OK)
+        if (it->alert.status == it->status) {
+            /* unchanged: forward the record as it came (same schema, checked on decode) */
+            rc = cwpp_outbox_add(out, it->decision == D_SUPPRESS ? CWPP_TOPIC_ALERTS_SUPPRESSED
+                                                                 : CWPP_TOPIC_ALERTS_ACCEPTED,
+                                 it->alert.account_id, strlen(it->alert.account_id),
+                                 it->m->payload, it->m->len);
+        } else {
+            it->alert.status = it->status;
+            rc = wl_emit_alert(w, &it->alert, it->decision == D_SUPPRESS, out, errstr,
+                               errstr_size);
+        }
+        if (rc != CWPP_OK)
             return CWPP_ETRANSIENT;
         if (it->alert.defense == CWPP_DEF_PRECISION)
             cwpp_metric_add(w->m_precision, 1);
