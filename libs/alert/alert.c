@@ -53,6 +53,18 @@ int cwpp_status_parse(const char *s, cwpp_alert_status_t *out)
     return -1;
 }
 
+int cwpp_alert_id_valid(const char *s)
+{
+    size_t i;
+
+    if (s == NULL || strlen(s) != CWPP_ALERT_ID_LEN || strncmp(s, "al-", 3) != 0)
+        return 0;
+    for (i = 3; i < CWPP_ALERT_ID_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
 void cwpp_alert_clear(cwpp_alert_t *a)
 {
     size_t i;

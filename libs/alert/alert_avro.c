@@ -129,9 +129,9 @@ int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
     cwpp_alert_clear(a);
     if ((rc = cwpp_avro_decode(t, buf, len, v, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    if (cwpp_avro_get_str(v, "alert_id", &s) != CWPP_OK || strlen(s) != CWPP_ALERT_ID_LEN ||
-        strncmp(s, "al-", 3) != 0)
-        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "alert_id is not an \"al-\" id");
+    if (cwpp_avro_get_str(v, "alert_id", &s) != CWPP_OK || !cwpp_alert_id_valid(s))
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
+                           "alert_id is not \"al-\" followed by 32 lower-case hex digits");
     memcpy(a->alert_id, s, CWPP_ALERT_ID_LEN + 1);
     rc |= dup_req(v, "dedup_key", &a->dedup_key);
     rc |= dup_opt(v, "source_alert_id", &a->source_alert_id);

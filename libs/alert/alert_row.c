@@ -91,7 +91,7 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *err
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "stored alert is not a JSON object");
     }
     id = json_string_value(json_object_get(root, "alert_id"));
-    if (id == NULL || strlen(id) != CWPP_ALERT_ID_LEN) {
+    if (!cwpp_alert_id_valid(id)) {
         json_decref(root);
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "stored alert has no alert id");
     }

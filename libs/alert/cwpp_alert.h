@@ -50,6 +50,9 @@ typedef struct cwpp_entity {
 
 #define CWPP_ALERT_ID_LEN 35 /* "al-" + 32 hex digits */
 
+/* 1 when s is "al-" followed by 32 lower-case hex digits, else 0 (NULL gives 0). */
+int cwpp_alert_id_valid(const char *s);
+
 typedef struct cwpp_alert {
     char            alert_id[CWPP_ALERT_ID_LEN + 1];
     char           *dedup_key;        /* compact JSON array of the key's parts */

@@ -85,6 +85,8 @@ int cwpp_outbox_add(cwpp_outbox_t *ob, cwpp_topic_id_t topic, const void *key, s
                     const void *value, size_t vlen);
 /* Number of queued records. */
 size_t cwpp_outbox_count(const cwpp_outbox_t *ob);
+/* Drops the records queued after the first n (undoing a step whose effect was rolled back). */
+void cwpp_outbox_truncate(cwpp_outbox_t *ob, size_t n);
 
 /* ------------------------------------------------------------------- loop */
 

@@ -239,6 +239,15 @@ size_t cwpp_outbox_count(const cwpp_outbox_t *ob)
     return ob->n;
 }
 
+void cwpp_outbox_truncate(cwpp_outbox_t *ob, size_t n)
+{
+    while (ob->n > n) {
+        ob->n--;
+        free(ob->e[ob->n].key);
+        free(ob->e[ob->n].value);
+    }
+}
+
 static void outbox_clear(cwpp_outbox_t *ob)
 {
     size_t i;

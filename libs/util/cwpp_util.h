@@ -73,6 +73,9 @@ char *cwpp_strndup(const char *s, size_t n);
 size_t cwpp_strlcpy(char *dst, const char *src, size_t dstsize);
 /* 1 when the len bytes at p are well-formed UTF-8 (no overlongs, no surrogates, no NUL). */
 int cwpp_utf8_valid(const void *p, size_t len);
+/* Replaces every byte of s that is not part of a valid UTF-8 sequence with '?' (a text cut
+ * mid-character by a bounded format, say), in place. Returns how many were replaced. */
+size_t cwpp_utf8_sanitize(char *s);
 
 /*
  * Fault injection for tests (STYLE.md convention 10). A named fault point fails on its

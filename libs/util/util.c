@@ -294,6 +294,25 @@ int cwpp_utf8_valid(const void *p, size_t len)
     return 1;
 }
 
+size_t cwpp_utf8_sanitize(char *s)
+{
+    size_t len = strlen(s), i = 0, fixed = 0;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        size_t        n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                          : (c & 0xF8) == 0xF0 ? 4 : 0;
+
+        if (n > 0 && n <= len - i && cwpp_utf8_valid(s + i, n)) {
+            i += n;
+        } else {
+            s[i++] = '?';
+            fixed++;
+        }
+    }
+    return fixed;
+}
+
 /* Fault points: a tiny table, armed by tests only. */
 #define CWPP_FAULT_MAX 8
 static struct {

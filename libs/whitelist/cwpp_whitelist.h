@@ -56,13 +56,15 @@ typedef struct cwpp_wl_preview {
 } cwpp_wl_preview_t;
 
 /*
- * Replays rule d (as if live now, ignoring its expiry) over the stored alerts whose name
+ * Replays rule d (as if live now, ignoring its expiry; regexes run with limits, NULL for
+ * the defaults) over the stored alerts whose name
  * is d->alert_name and whose last occurrence is within the last days days. Read-only.
  * Returns 0 (fill out; free with cwpp_wl_preview_clear), CWPP_EINVAL for a rule that
  * does not check, or CWPP_ETRANSIENT/CWPP_EIO/CWPP_ENOMEM with errstr.
  */
-int  cwpp_wl_preview(PGconn *c, const cwpp_rule_def_t *d, int days, int64_t now_ms,
-                     cwpp_wl_preview_t *out, char *errstr, size_t errstr_size);
+int  cwpp_wl_preview(PGconn *c, const cwpp_rule_def_t *d, const cwpp_rules_limits_t *limits,
+                     int days, int64_t now_ms, cwpp_wl_preview_t *out, char *errstr,
+                     size_t errstr_size);
 void cwpp_wl_preview_clear(cwpp_wl_preview_t *p);
 json_t *cwpp_wl_preview_to_json(const cwpp_wl_preview_t *p);
 

@@ -153,8 +153,7 @@ static int res_check(PGresult *r, ExecStatusType want, const char *what, char *e
 
 static const char SQL_LOAD[] =
     "SELECT rule_id, alert_name, field, op, value, scope, asset_id, "
-    "COALESCE((extract(epoch FROM expires_at) * 1000)::bigint, 0), "
-    "(SELECT version FROM whitelist_state WHERE id = 1) "
+    "COALESCE((extract(epoch FROM expires_at) * 1000)::bigint, 0) "
     "FROM whitelist_rules WHERE deleted_at IS NULL "
     "AND (expires_at IS NULL OR expires_at > now()) ORDER BY rule_id";
 
@@ -167,8 +166,18 @@ int cwpp_wl_load(PGconn *c, const cwpp_rules_limits_t *limits, cwpp_ruleset_t **
 
     *out = NULL;
     *skipped = 0;
-    /* The version and the rules in one snapshot: a single statement (the version is
-     * read again below when there are no rules). */
+    /* The version first, then the rules: a change committed in between gives rules newer
+     * than the version, which only costs one more reload; never the other way round. */
+    r = PQexecParams(c, "SELECT version FROM whitelist_state WHERE id = 1", 0, NULL, NULL,
+                     NULL, NULL, 0);
+    if ((rc = res_check(r, PGRES_TUPLES_OK, "reading the rules version", errstr,
+                        errstr_size)) != CWPP_OK || PQntuples(r) != 1) {
+        PQclear(r);
+        return rc != CWPP_OK ? rc : cwpp_seterr(errstr, errstr_size, CWPP_EIO,
+                                                "whitelist_state has no row");
+    }
+    *version = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
     r = PQexecParams(c, SQL_LOAD, 0, NULL, NULL, NULL, NULL, 0);
     if ((rc = res_check(r, PGRES_TUPLES_OK, "loading whitelist rules", errstr, errstr_size))) {
         PQclear(r);
@@ -203,22 +212,8 @@ int cwpp_wl_load(PGconn *c, const cwpp_rules_limits_t *limits, cwpp_ruleset_t **
         }
         if (rc != CWPP_OK)
             (*skipped)++;
-        if (i == 0)
-            *version = strtoll(PQgetvalue(r, i, 8), NULL, 10);
     }
     PQclear(r);
-    if (n == 0) {
-        r = PQexecParams(c, "SELECT version FROM whitelist_state WHERE id = 1", 0, NULL, NULL,
-                         NULL, NULL, 0);
-        if ((rc = res_check(r, PGRES_TUPLES_OK, "reading the rules version", errstr,
-                            errstr_size)) == CWPP_OK && PQntuples(r) == 1)
-            *version = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        if (rc != CWPP_OK) {
-            cwpp_ruleset_destroy(rs);
-            return rc;
-        }
-    }
     *out = rs;
     return CWPP_OK;
 }
@@ -249,8 +244,9 @@ static const char SQL_EVENTS[] =
     "AND e.status <> 'handled' GROUP BY e.event_id, e.name, e.status ORDER BY count(*) DESC, "
     "e.event_id LIMIT 100";
 
-int cwpp_wl_preview(PGconn *c, const cwpp_rule_def_t *d, int days, int64_t now_ms,
-                    cwpp_wl_preview_t *out, char *errstr, size_t errstr_size)
+int cwpp_wl_preview(PGconn *c, const cwpp_rule_def_t *d, const cwpp_rules_limits_t *limits,
+                    int days, int64_t now_ms, cwpp_wl_preview_t *out, char *errstr,
+                    size_t errstr_size)
 {
     cwpp_ruleset_t    *rs;
     cwpp_rule_def_t    one = *d;
@@ -271,7 +267,7 @@ int cwpp_wl_preview(PGconn *c, const cwpp_rule_def_t *d, int days, int64_t now_m
     out->sample = json_array();
     one.id = 1;
     one.expires_at_ms = 0;
-    if ((rs = cwpp_ruleset_new(NULL)) == NULL || out->events == NULL || out->sample == NULL) {
+    if ((rs = cwpp_ruleset_new(limits)) == NULL || out->events == NULL || out->sample == NULL) {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         goto done;
     }

@@ -47,6 +47,9 @@ static const char SQL_LOG[] =
 static const char SQL_ALERT_ROWS[] =
     "SELECT " CWPP_ALERT_ROW_SQL " FROM alerts a WHERE a.alert_id = ANY($1::text[]) "
     "ORDER BY a.alert_id FOR UPDATE";
+static const char SQL_ALERT_ROWS_IDS[] =
+    "SELECT " CWPP_ALERT_ROW_SQL ", a.alert_id FROM alerts a WHERE a.alert_id = ANY($1::text[]) "
+    "ORDER BY a.alert_id COLLATE \"C\" FOR UPDATE";
 static const char SQL_ALERT_STATUS[] =
     "UPDATE alerts SET status = $2, updated_at = now() WHERE alert_id = $1";
 static const char SQL_HIT[] =
@@ -85,11 +88,16 @@ static int answer(wl_t *w, const cmd_t *c, const char *status, const char *messa
                   size_t errstr_size)
 {
     avro_value_t *v = &w->v_result;
-    char         *rj = json_dumps(result != NULL ? result : json_object(), JSON_COMPACT);
+    char         *rj = result != NULL ? json_dumps(result, JSON_COMPACT) : strdup("{}");
+    char          msg[4096];
     int           rc;
 
     if (rj == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    /* bounded formats may have cut a character in two: the answer must be valid UTF-8 */
+    snprintf(msg, sizeof(msg), "%s", message);
+    cwpp_utf8_sanitize(msg);
+    message = msg;
     if (record) {
         const char *p[6] = {c->id, c->type, c->actor, status, message, rj};
 
@@ -170,18 +178,6 @@ static char *id_array(json_t *ids)
     return (char *)b.data;
 }
 
-static int valid_alert_id(const char *s)
-{
-    size_t i;
-
-    if (s == NULL || strlen(s) != CWPP_ALERT_ID_LEN || strncmp(s, "al-", 3) != 0)
-        return 0;
-    for (i = 3; i < CWPP_ALERT_ID_LEN; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
 /* Emits the stored alerts of ids as they are now: whitelisted ones to suppressed, the rest
  * to accepted (redelivery of an applied command). */
 static int reemit(wl_t *w, json_t *ids, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
@@ -245,8 +241,8 @@ static int cmd_add_alert(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, siz
     char        why[200];
     int         rc;
 
-    if (!valid_alert_id(id))
-        return refuse(rp, "\"%s\" is not an alert id (al- followed by 32 hex digits).",
+    if (!cwpp_alert_id_valid(id))
+        return refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 hex digits).",
                       id != NULL ? id : "");
     ids = json_pack("[s]", id);
     arr = ids != NULL ? id_array(ids) : NULL;
@@ -321,35 +317,72 @@ static int cmd_remove_alerts(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
         return refuse(rp, "At most %d alerts can be removed from the whitelist at once; %zu "
                       "were given.", MAX_REMOVE, json_array_size(ids));
     for (i = 0; i < json_array_size(ids); i++)
-        if (!valid_alert_id(json_string_value(json_array_get(ids, i))))
-            return refuse(rp, "\"%s\" is not an alert id (al- followed by 32 hex digits).",
+        if (!cwpp_alert_id_valid(json_string_value(json_array_get(ids, i))))
+            return refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 hex digits).",
                           json_is_string(json_array_get(ids, i))
                               ? json_string_value(json_array_get(ids, i)) : "(not a string)");
     if ((arr = id_array(ids)) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     p[0] = arr;
-    rc = q(w, SQL_ALERT_ROWS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
+    rc = q(w, SQL_ALERT_ROWS_IDS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
     free(arr);
     if (rc != CWPP_OK)
         return rc;
-    /* All or nothing: every id must name a whitelisted alert. */
+    /* All or nothing: every id must name a whitelisted alert (rows come sorted by id). */
     for (i = 0; i < json_array_size(ids); i++) {
         const char *id = json_string_value(json_array_get(ids, i));
-        int         found = 0;
+        int         lo = 0, hi = PQntuples(r), found = 0;
 
-        for (k = 0; k < PQntuples(r) && !found; k++)
-            found = strstr(PQgetvalue(r, k, 0), id) != NULL;
-        if (!found) {
-            if (nbad++ < 5) {
-                cwpp_buf_append(&bad, nbad > 1 ? ", " : "", nbad > 1 ? 2 : 0);
-                cwpp_buf_append(&bad, id, strlen(id));
-            }
+        while (lo < hi && !found) {
+            int mid = (lo + hi) / 2, cmp = strcmp(PQgetvalue(r, mid, 1), id);
+
+            if (cmp == 0)
+                found = 1;
+            else if (cmp < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (!found && nbad++ < 5) {
+            cwpp_buf_append(&bad, nbad > 1 ? ", " : "", nbad > 1 ? 2 : 0);
+            cwpp_buf_append(&bad, id, strlen(id));
         }
     }
     if (nbad > 0) {
         cwpp_buf_append(&bad, "", 1);
         PQclear(r);
         refuse(rp, "No alert was removed: %zu of the ids name no alert (%s%s).", nbad,
+               bad.data != NULL ? (char *)bad.data : "", nbad > 5 ? ", ..." : "");
+        cwpp_buf_free(&bad);
+        return CWPP_OK;
+    }
+    for (k = 0; k < PQntuples(r); k++) {
+        cwpp_alert_t        a = {0};
+        char                why[200];
+
+        if (cwpp_alert_from_row(PQgetvalue(r, k, 0), (size_t)PQgetlength(r, k, 0), &a, why,
+                                sizeof(why)) != CWPP_OK) {
+            PQclear(r);
+            cwpp_buf_free(&bad);
+            return refuse(rp, "No alert was removed: alert %.40s cannot be read (%s).",
+                          PQgetvalue(r, k, 1), why);
+        }
+        if (a.status != CWPP_ST_MANUALLY_WHITELISTED &&
+            a.status != CWPP_ST_AUTOMATICALLY_WHITELISTED) {
+            if (nbad++ < 5) {
+                char one[120];
+
+                snprintf(one, sizeof(one), "%s%s is %s", nbad > 1 ? ", " : "", a.alert_id,
+                         cwpp_status_name(a.status));
+                cwpp_buf_append(&bad, one, strlen(one));
+            }
+        }
+        cwpp_alert_clear(&a);
+    }
+    if (nbad > 0) {
+        cwpp_buf_append(&bad, "", 1);
+        PQclear(r);
+        refuse(rp, "No alert was removed: %zu of them are not whitelisted (%s%s).", nbad,
                bad.data != NULL ? (char *)bad.data : "", nbad > 5 ? ", ..." : "");
         cwpp_buf_free(&bad);
         return CWPP_OK;
@@ -410,7 +443,8 @@ static int cmd_remove_alerts(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
             snprintf(num, sizeof(num), "%" PRId64, rule);
             p[0] = num;
             rc = q(w, SQL_HIT, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-            wl_count_hit(w, rule);
+            if (rc == CWPP_OK && w->pending_hits_n < WL_PENDING_HITS_MAX)
+                w->pending_hits[w->pending_hits_n++] = rule; /* /metrics after the commit */
         }
         jb = json_pack("{s:s}", "status", cwpp_status_name(before));
         ja = rule > 0 ? json_pack("{s:s, s:I}", "status", cwpp_status_name(a.status), "rule_id",
@@ -512,8 +546,8 @@ static int cmd_rule_add(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size
         PQclear(r);
         r = NULL;
     }
-    rc = cwpp_wl_preview(cwpp_pg_conn(w->pg), &d.def, (int)w->conf->preview_days, cwpp_now_ms(),
-                         &pv, errstr, errstr_size);
+    rc = cwpp_wl_preview(cwpp_pg_conn(w->pg), &d.def, &w->limits, (int)w->conf->preview_days,
+                         cwpp_now_ms(), &pv, errstr, errstr_size);
     if (rc != CWPP_OK) {
         cwpp_wl_def_clear(&d);
         return rc == CWPP_EINVAL ? refuse(rp, "The rule was not created: %s.", errstr) : rc;
@@ -666,11 +700,14 @@ int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr, size
     char      why[300];
     PGresult *r = NULL;
     int       rc, changed_before = w->rules_changed;
+    size_t    out_mark = 0, hits_mark = 0;
 
     if (decode(w, it, &c, why, sizeof(why)) != 0)
         return wl_dead_letter(w, it->m, "bad_command", why, out, errstr, errstr_size);
-    if (strcmp(c.service, "whitelist") != 0)
-        return CWPP_OK; /* another service's command */
+    if (strcmp(c.service, "whitelist") != 0) {
+        rc = CWPP_OK; /* another service's command */
+        goto out;
+    }
 
     /* Applied before: answer again, re-emit what it changed. */
     {
@@ -704,6 +741,8 @@ int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr, size
 
     memset(&rp, 0, sizeof(rp));
     rp.status = "ok";
+    out_mark = cwpp_outbox_count(out);
+    w->pending_hits_n = hits_mark = w->pending_hits_n;
     if ((rc = cwpp_pg_command(w->pg, "SAVEPOINT cmd", errstr, errstr_size)) != CWPP_OK)
         goto out;
     if (c.payload == NULL)
@@ -733,11 +772,24 @@ int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr, size
         rp.emit_ids = NULL;
         rc = cwpp_pg_command(w->pg, "ROLLBACK TO SAVEPOINT cmd", errstr, errstr_size);
         w->rules_changed = changed_before;
+        w->pending_hits_n = hits_mark;
     }
     if (rc == CWPP_OK && rp.emit_ids != NULL)
         rc = reemit(w, rp.emit_ids, out, errstr, errstr_size);
     if (rc == CWPP_OK)
         rc = answer(w, &c, rp.status, rp.msg, rp.result, 1, out, errstr, errstr_size);
+    if (rc == CWPP_EDATA) {
+        /* the answer itself could not be stored: undo the command, answer plainly */
+        cwpp_warn("command_unrecordable", "%s %s: %s", c.type, c.id, errstr);
+        cwpp_outbox_truncate(out, out_mark);
+        w->rules_changed = changed_before;
+        w->pending_hits_n = hits_mark;
+        rc = cwpp_pg_command(w->pg, "ROLLBACK TO SAVEPOINT cmd", errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = answer(w, &c, "error", "The command was not applied: the database refused "
+                        "to record it (its text is not valid).", NULL, 1, out, errstr,
+                        errstr_size);
+    }
     if (rc == CWPP_OK)
         rc = cwpp_pg_command(w->pg, "RELEASE SAVEPOINT cmd", errstr, errstr_size);
     json_decref(rp.result);

@@ -129,7 +129,14 @@ static wl_t *wl_new(const wl_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
     w->conf = conf;
     w->metrics = metrics;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    {
+        pthread_condattr_t ca; /* the refresher's waits must not follow wall-clock steps */
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     w->limits.match_limit = (uint32_t)conf->regex_match_limit;
     w->limits.depth_limit = (uint32_t)conf->regex_depth_limit;
     w->limits.jit_stack_max = (size_t)conf->regex_jit_stack_kb * 1024;
@@ -194,6 +201,7 @@ static void wl_destroy(wl_t *w)
         cwpp_alert_clear(&w->items[i].alert);
     free(w->items);
     free(w->order);
+    free(w->parts);
     cwpp_ruleset_destroy(w->rs);
     cwpp_ruleset_destroy(w->pending);
     if (w->have_values) {
@@ -244,7 +252,7 @@ static void *refresher(void *arg)
         int64_t         ms = w->conf->refresh_ms;
         int             stop;
 
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += ms / 1000;
         ts.tv_nsec += (ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -408,8 +416,15 @@ static int collect_parts(wl_t *w, rd_kafka_message_t **msgs, size_t n)
             if (w->parts[p].partition == msgs[i]->partition && strcmp(w->parts[p].topic, t) == 0)
                 break;
         if (p == w->nparts) {
-            if (w->nparts == sizeof(w->parts) / sizeof(w->parts[0]))
-                return CWPP_EINVAL;
+            if (w->nparts == w->parts_cap) {
+                size_t  nc = w->parts_cap ? w->parts_cap * 2 : 32;
+                part_t *np = realloc(w->parts, nc * sizeof(*np));
+
+                if (np == NULL)
+                    return CWPP_ENOMEM;
+                w->parts = np;
+                w->parts_cap = nc;
+            }
             w->parts[p] = (part_t){t, msgs[i]->partition, 0, msgs[i]->offset};
             w->nparts++;
         }
@@ -704,6 +719,13 @@ static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t er
 
         w->items[i].fresh = p == NULL || w->items[i].m->offset >= p->next_offset;
     }
+    /* Commands first, in the order they came (each in its own savepoint, see
+     * commands.c), so the batch's alerts are decided on the status they leave behind: a
+     * recurrence next to "whitelist this alert" is suppressed. */
+    for (i = 0; i < n; i++)
+        if (w->items[i].is_cmd && w->items[i].code == NULL &&
+            (rc = wl_apply_command(w, &w->items[i], out, errstr, errstr_size)) != CWPP_OK)
+            return rc;
     if ((rc = read_status(w, n, errstr, errstr_size)) != CWPP_OK)
         return rc;
     for (i = 0; i < n; i++)
@@ -712,11 +734,6 @@ static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t er
     if ((rc = write_status(w, n, errstr, errstr_size)) != CWPP_OK ||
         (rc = write_hits(w, n, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    /* Commands in the order they came (each in its own savepoint, see commands.c). */
-    for (i = 0; i < n; i++)
-        if (w->items[i].is_cmd && w->items[i].code == NULL &&
-            (rc = wl_apply_command(w, &w->items[i], out, errstr, errstr_size)) != CWPP_OK)
-            return rc;
     if ((rc = set_offsets(w, errstr, errstr_size)) != CWPP_OK)
         return rc;
     return cwpp_pg_command(w->pg, "COMMIT", errstr, errstr_size);
@@ -734,8 +751,9 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
     if (ensure_items(w, n) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     if (collect_parts(w, msgs, n) != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "too many partitions in one batch");
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     w->rules_changed = 0;
+    w->pending_hits_n = 0;
     memset(&w->stats, 0, sizeof(w->stats));
     for (i = 0; i < n; i++) {
         item_t             *it = &w->items[i];
@@ -786,6 +804,9 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
     cwpp_metric_observe(w->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
     if (w->rules_changed)
         wake_refresher(w);
+    for (i = 0; i < w->pending_hits_n; i++)
+        wl_count_hit(w, w->pending_hits[i]);
+    w->pending_hits_n = 0;
 
     for (i = 0; i < n; i++) {
         item_t *it = &w->items[i];

@@ -50,14 +50,17 @@ typedef struct wl {
     item_t             *items;
     size_t              items_cap;
     size_t             *order;      /* items sorted by alert id (lookups) */
-    part_t              parts[256];
-    size_t              nparts;
+    part_t             *parts;
+    size_t              nparts, parts_cap;
     cwpp_rules_limits_t limits;
     cwpp_ruleset_t     *rs;         /* the loop thread's rules */
     int64_t             rs_version;
     cwpp_rules_stats_t  stats;
     int                 rules_changed; /* a command of this batch changed rules */
     char                cmd_topic[256];
+#define WL_PENDING_HITS_MAX 1000
+    int64_t             pending_hits[WL_PENDING_HITS_MAX]; /* command hits for /metrics */
+    size_t              pending_hits_n;                    /* counted after the commit */
 
     /* refresher thread: polls the rules version, builds and hands over new rulesets */
     pthread_t           thr;

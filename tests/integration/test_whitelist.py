@@ -453,6 +453,54 @@ def test_bad_records_go_to_the_dead_letter_topic(prefix, services):
     assert f.proc.poll() is None
 
 
+def test_hostile_ids_and_texts_never_stall_the_filter(prefix, services):
+    """An Alert whose id is not "al-" + 32 hex goes to the dead-letter topic (it would
+    break the database's id lists); a command whose refusal quotes 1,400 multi-byte
+    characters is answered with valid UTF-8; the filter keeps deciding alerts."""
+    g = tag()
+    name, acct = f"Hostile {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/h/1")])
+    good = t.consume(prefix + "alerts.accepted", 1)[0].value()
+    rec = ALERT.decode(good)
+    rec["alert_id"] = "al-}" + "0" * 31
+    t.produce(prefix + "alerts.normalized", [ALERT.encode(rec)])
+    res = send_raw_command(prefix, "whitelist.add_alert", {"alert_id": "\u20ac" * 1400})
+    assert res["status"] == "error" and "not an alert id" in res["message"]
+    res["message"].encode("utf-8")  # decodable: valid UTF-8 end to end
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/h/2")])
+    acc = decoded(prefix, "alerts.accepted", 2)
+    assert sorted(a["file"]["path"] for a in acc) == ["/h/1", "/h/2"]
+    rej = [REJECTED.decode(m.value()) for m in t.consume(prefix + "alerts.rejected", 1)]
+    assert [(r["reason_code"], "32 lower-case hex" in r["reason"]) for r in rej] == \
+        [("bad_avro", True)]
+    assert f.proc.poll() is None
+
+
+def test_command_and_recurrence_in_one_batch(prefix, services):
+    """Commands of a batch are applied before its alerts are decided: a recurrence that
+    arrives next to "whitelist this alert" is suppressed, not passed on."""
+    g = tag()
+    name, acct = f"Batch {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix, env={"CWPP_BATCH_MAX_MS": "1500"})
+    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/b/1")])
+    first = t.consume(prefix + "alerts.accepted", 1)[0]
+    x = ALERT.decode(first.value())["alert_id"]
+    assert f.stop() == 0
+    # the command and a recurrence wait side by side for the filter's next batch
+    cid = "cmd-" + uuid.uuid4().hex
+    t.produce(prefix + "commands", [COMMAND.encode(
+        {"command_id": cid, "service": "whitelist", "type": "whitelist.add_alert",
+         "actor": "bob", "issued_at_ms": 0, "payload_json": json.dumps({"alert_id": x})})],
+        keys=[cid.encode()])
+    t.produce(prefix + "alerts.normalized", [first.value()], keys=[first.key()])
+    f.start()
+    f.wait_ready()
+    sup = decoded(prefix, "alerts.suppressed", 2)
+    assert [(a["alert_id"], a["status"]) for a in sup] == [(x, "manually_whitelisted")] * 2
+    assert len(decoded(prefix, "alerts.accepted", 1, settle=1.5)) == 1
+
+
 def test_redelivered_command_is_applied_once(prefix, services):
     """The same command delivered twice (a client retry, or a redelivery after a crash)
     creates one rule and one log entry, and gets the same answer twice."""

@@ -82,8 +82,16 @@ int main(int argc, char **argv)
     {
         int j, k = i;
 
+        static const char *const takes_value[] = {
+            "--status", "--name", "--account", "--limit", "--alert-name", "--field", "--op",
+            "--value", "--scope", "--asset", "--from-alert", "--expires", "--remark", NULL};
+
         for (j = i; j < argc; j++) {
-            if (strcmp(argv[j], "--json") == 0)
+            int is_value = 0, t;
+
+            for (t = 0; j > i && takes_value[t] != NULL; t++)
+                is_value |= strcmp(argv[j - 1], takes_value[t]) == 0;
+            if (!is_value && strcmp(argv[j], "--json") == 0)
                 c.json = 1;
             else
                 argv[k++] = argv[j];

@@ -99,8 +99,23 @@ static int assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char *e
     rd_kafka_topic_partition_list_t *l;
     rd_kafka_resp_err_t              err;
     int                              i, np;
+    int64_t                          deadline;
 
-    err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    deadline = cwpp_mono_ms() + timeout_ms;
+    /* a topic just created may not be known to every broker yet: retry until the timeout */
+    for (;;) {
+        err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+            md->topics[0].err == 0 && md->topics[0].partition_cnt > 0)
+            break;
+        if (cwpp_mono_ms() >= deadline)
+            break;
+        if (md != NULL) {
+            rd_kafka_metadata_destroy(md);
+            md = NULL;
+        }
+        usleep(200 * 1000);
+    }
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err != 0 ||
         md->topics[0].partition_cnt == 0) {
@@ -116,8 +131,6 @@ static int assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char *e
     l = rd_kafka_topic_partition_list_new(np);
     for (i = 0; i < np; i++) {
         int64_t lo = 0, hi = 0;
-
-        int64_t deadline = cwpp_mono_ms() + timeout_ms;
 
         /* a topic just created may not have its leaders yet: retry until the timeout */
         while ((err = rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 2000)) !=
@@ -141,9 +154,17 @@ static int assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char *e
     return 0;
 }
 
+/* The delivery report: the broker's verdict on the command record. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    *(rd_kafka_resp_err_t *)opaque = m->err;
+}
+
 static int produce_command(ctl_t *c, const char *topic, const char *id, const void *val,
                            size_t len, char *errstr, size_t errstr_size)
 {
+    rd_kafka_resp_err_t delivered = RD_KAFKA_RESP_ERR__IN_PROGRESS;
     rd_kafka_conf_t    *conf = base_conf(c, errstr, errstr_size);
     rd_kafka_t         *rk;
     rd_kafka_resp_err_t err;
@@ -152,6 +173,8 @@ static int produce_command(ctl_t *c, const char *topic, const char *id, const vo
         return -1;
     rd_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
     rd_kafka_conf_set(conf, "acks", "all", NULL, 0);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, &delivered);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
@@ -164,6 +187,8 @@ static int produce_command(ctl_t *c, const char *topic, const char *id, const vo
         err = rd_kafka_flush(rk, c->timeout_s * 1000);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR && rd_kafka_outq_len(rk) > 0)
         err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        err = delivered; /* flush returns once the record is done, delivered or not */
     rd_kafka_destroy(rk);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, errstr_size, "cannot send the command to %s: %s", topic,

@@ -270,7 +270,7 @@ static int rule_options(int argc, char **argv, json_t *payload, int allow_force)
             if ((v = value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
             n = strtod(v, &end);
-            if (end != v && n > 0 && (strcmp(end, "d") == 0 || strcmp(end, "h") == 0 ||
+            if (end != v && n > 0 && n <= 36500.0 * 24 * 60 && (strcmp(end, "d") == 0 || strcmp(end, "h") == 0 ||
                                       strcmp(end, "m") == 0)) {
                 ms = now + (int64_t)(n * (end[0] == 'd' ? 86400000.0 : end[0] == 'h'
                                                                         ? 3600000.0 : 60000.0));
@@ -292,6 +292,13 @@ static int rule_options(int argc, char **argv, json_t *payload, int allow_force)
     return CTL_OK;
 }
 
+static int scope_is_asset(json_t *payload)
+{
+    const char *sc = json_string_value(json_object_get(payload, "scope"));
+
+    return sc != NULL && strcmp(sc, "asset") == 0;
+}
+
 /* Checks the definition the way the service will (field, operator, value, regex). */
 static int check_rule(json_t *payload)
 {
@@ -309,13 +316,10 @@ static int check_rule(json_t *payload)
     if (json_object_get(payload, "value") == NULL)
         return ctl_fail(CTL_USAGE, "--value is required");
     copy = json_deep_copy(payload);
-    /* asset scope from --from-alert: the service reads the alert's asset */
+    /* asset scope with --from-alert: the service takes the alert's asset */
     if (json_object_get(copy, "asset_id") == NULL &&
-        json_object_get(copy, "from_alert_id") != NULL)
+        json_object_get(copy, "from_alert_id") != NULL && scope_is_asset(copy))
         json_object_set_new(copy, "asset_id", json_string("(from the alert)"));
-    if (json_is_string(json_object_get(copy, "scope")) &&
-        strcmp(json_string_value(json_object_get(copy, "scope")), "all") == 0)
-        json_object_del(copy, "asset_id");
     rc = cwpp_wl_def_from_json(copy, &d, why, sizeof(why));
     json_decref(copy);
     cwpp_wl_def_clear(&d);
@@ -353,7 +357,7 @@ static int whitelist_preview(ctl_t *c, int argc, char **argv)
         json_decref(payload);
         return CTL_INFRA;
     }
-    if (json_object_get(payload, "asset_id") == NULL &&
+    if (json_object_get(payload, "asset_id") == NULL && scope_is_asset(payload) &&
         json_is_string(json_object_get(payload, "from_alert_id"))) {
         const char *p[1] = {json_string_value(json_object_get(payload, "from_alert_id"))};
         PGresult   *r = PQexecParams(pg, "SELECT asset_id FROM alerts WHERE alert_id = $1", 1,
@@ -367,7 +371,7 @@ static int whitelist_preview(ctl_t *c, int argc, char **argv)
     json_decref(payload);
     if (rc != CWPP_OK)
         return ctl_fail(CTL_REFUSED, "the rule is not valid: %s", why);
-    rc = cwpp_wl_preview(pg, &d.def, days, cwpp_now_ms(), &pv, why, sizeof(why));
+    rc = cwpp_wl_preview(pg, &d.def, NULL, days, cwpp_now_ms(), &pv, why, sizeof(why));
     if (rc != CWPP_OK) {
         cwpp_wl_def_clear(&d);
         return ctl_fail(CTL_INFRA, "preview failed: %s", why);

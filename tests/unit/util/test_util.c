@@ -134,9 +134,27 @@ static void test_buf_and_faults(void **state)
     cwpp_fault_disarm_all();
 }
 
+/* A text cut mid-character becomes valid UTF-8 again; valid text is left alone. */
+static void test_utf8_sanitize(void **state)
+{
+    char cut[] = "price \xe2\x82\xac 5 \xe2\x82"; /* "€" then a cut "€" */
+    char bad[] = "a\xff" "b\xc0\x80" "c";          /* invalid and overlong */
+    char ok[] = "caf\xc3\xa9 " "\xf0\x9f\x98\x80";
+
+    (void)state;
+    assert_int_equal(cwpp_utf8_sanitize(cut), 2);
+    assert_string_equal(cut, "price \xe2\x82\xac 5 ??");
+    assert_int_equal(cwpp_utf8_sanitize(bad), 3);
+    assert_string_equal(bad, "a?b??c");
+    assert_int_equal(cwpp_utf8_sanitize(ok), 0);
+    assert_string_equal(ok, "caf\xc3\xa9 " "\xf0\x9f\x98\x80");
+    assert_true(cwpp_utf8_valid(cut, strlen(cut)) && cwpp_utf8_valid(bad, strlen(bad)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_sanitize),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_format_time),
         cmocka_unit_test(test_utf8),
