@@ -216,6 +216,13 @@ static void wl_destroy(wl_t *w)
     cwpp_avro_type_destroy(w->t_result);
     cwpp_buf_free(&w->buf);
     cwpp_buf_free(&w->sql);
+    cwpp_buf_free(&w->b_topics);
+    cwpp_buf_free(&w->b_parts);
+    cwpp_buf_free(&w->b_next);
+    cwpp_buf_free(&w->b_ids);
+    cwpp_buf_free(&w->b_status);
+    cwpp_buf_free(&w->b_hit_ids);
+    cwpp_buf_free(&w->b_hit_counts);
     cwpp_pg_destroy(w->pg);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
@@ -445,60 +452,46 @@ static part_t *part_of(wl_t *w, const rd_kafka_message_t *m)
     return NULL;
 }
 
-/* "{a,b}" arrays of the batch's partitions, for unnest(). */
-static void part_arrays(wl_t *w, cwpp_buf_t *topics, cwpp_buf_t *parts, cwpp_buf_t *next)
+/* "{a,b}" arrays of the batch's partitions (and their next offsets), for unnest(). */
+static int part_arrays(wl_t *w)
 {
-    size_t i;
-    char   num[32];
+    cwpp_buf_t *topics = &w->b_topics, *parts = &w->b_parts, *next = &w->b_next;
+    size_t      i;
+    char        num[32];
 
+    cwpp_buf_reset(topics);
+    cwpp_buf_reset(parts);
+    cwpp_buf_reset(next);
     cwpp_buf_append(topics, "{", 1);
     cwpp_buf_append(parts, "{", 1);
-    if (next != NULL)
-        cwpp_buf_append(next, "{", 1);
+    cwpp_buf_append(next, "{", 1);
     for (i = 0; i < w->nparts; i++) {
-        if (i > 0) {
-            cwpp_buf_append(topics, ",", 1);
-            cwpp_buf_append(parts, ",", 1);
-            if (next != NULL)
-                cwpp_buf_append(next, ",", 1);
-        }
+        const char *sep = i > 0 ? "," : "";
+
         /* topic names are [A-Za-z0-9._-]: no quoting needed, quote anyway */
+        cwpp_buf_append(topics, sep, strlen(sep));
         cwpp_buf_append(topics, "\"", 1);
         cwpp_buf_append(topics, w->parts[i].topic, strlen(w->parts[i].topic));
         cwpp_buf_append(topics, "\"", 1);
-        snprintf(num, sizeof(num), "%d", w->parts[i].partition);
+        snprintf(num, sizeof(num), "%s%d", sep, w->parts[i].partition);
         cwpp_buf_append(parts, num, strlen(num));
-        if (next != NULL) {
-            snprintf(num, sizeof(num), "%lld", (long long)w->parts[i].max_offset + 1);
-            cwpp_buf_append(next, num, strlen(num));
-        }
+        snprintf(num, sizeof(num), "%s%lld", sep, (long long)w->parts[i].max_offset + 1);
+        cwpp_buf_append(next, num, strlen(num));
     }
     cwpp_buf_append(topics, "}", 2);
     cwpp_buf_append(parts, "}", 2);
-    if (next != NULL)
-        cwpp_buf_append(next, "}", 2);
+    cwpp_buf_append(next, "}", 2);
+    if (topics->data == NULL || parts->data == NULL || next->data == NULL ||
+        topics->data[topics->len - 2] != '}' || parts->data[parts->len - 2] != '}' ||
+        next->data[next->len - 2] != '}')
+        return CWPP_ENOMEM;
+    return CWPP_OK;
 }
 
-static int lock_offsets(wl_t *w, char *errstr, size_t errstr_size)
+static void read_offsets(wl_t *w, const PGresult *r)
 {
-    cwpp_buf_t  topics = {0}, parts = {0};
-    const char *v[3];
-    PGresult   *r = NULL;
-    int         rc, i;
+    int i;
 
-    part_arrays(w, &topics, &parts, NULL);
-    if (topics.data == NULL || parts.data == NULL) {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        goto out;
-    }
-    v[0] = w->conf->common.group_id;
-    v[1] = (const char *)topics.data;
-    v[2] = (const char *)parts.data;
-    if ((rc = exec_prepared(w, "offsets_rows", 3, v, PGRES_COMMAND_OK, NULL, errstr,
-                            errstr_size)) != CWPP_OK ||
-        (rc = exec_prepared(w, "offsets_lock", 3, v, PGRES_TUPLES_OK, &r, errstr,
-                            errstr_size)) != CWPP_OK)
-        goto out;
     for (i = 0; i < PQntuples(r); i++) {
         size_t p;
 
@@ -507,51 +500,25 @@ static int lock_offsets(wl_t *w, char *errstr, size_t errstr_size)
                 w->parts[p].partition == atoi(PQgetvalue(r, i, 1)))
                 w->parts[p].next_offset = strtoll(PQgetvalue(r, i, 2), NULL, 10);
     }
-out:
-    PQclear(r);
-    cwpp_buf_free(&topics);
-    cwpp_buf_free(&parts);
-    return rc;
-}
-
-static int set_offsets(wl_t *w, char *errstr, size_t errstr_size)
-{
-    cwpp_buf_t  topics = {0}, parts = {0}, next = {0};
-    const char *v[4];
-    int         rc;
-
-    part_arrays(w, &topics, &parts, &next);
-    if (topics.data == NULL || parts.data == NULL || next.data == NULL) {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    } else {
-        v[0] = w->conf->common.group_id;
-        v[1] = (const char *)topics.data;
-        v[2] = (const char *)parts.data;
-        v[3] = (const char *)next.data;
-        rc = exec_prepared(w, "offsets_set", 4, v, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-    }
-    cwpp_buf_free(&topics);
-    cwpp_buf_free(&parts);
-    cwpp_buf_free(&next);
-    return rc;
 }
 
 static wl_t *g_sort_w; /* qsort context (loop thread only) */
 
+/* By alert id, then by position in the batch: occurrences of one alert stay in order. */
 static int cmp_order(const void *a, const void *b)
 {
-    return strcmp(g_sort_w->items[*(const size_t *)a].alert.alert_id,
-                  g_sort_w->items[*(const size_t *)b].alert.alert_id);
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int    c = strcmp(g_sort_w->items[x].alert.alert_id, g_sort_w->items[y].alert.alert_id);
+
+    return c != 0 ? c : (x > y) - (x < y);
 }
 
-/* Reads the stored status of the batch's alerts into the items (all occurrences). */
-static int read_status(wl_t *w, size_t n, char *errstr, size_t errstr_size)
+/* The batch's alert ids as "{a,b}" in w->b_ids, and w->order sorted by id. Returns the
+ * number of alerts, or (size_t)-1 for lack of memory. */
+static size_t id_array(wl_t *w, size_t n)
 {
-    cwpp_buf_t *b = &w->sql;
+    cwpp_buf_t *b = &w->b_ids;
     size_t      i, k = 0;
-    const char *v[1];
-    PGresult   *r = NULL;
-    int         rc, row;
 
     cwpp_buf_reset(b);
     cwpp_buf_append(b, "{", 1);
@@ -565,14 +532,17 @@ static int read_status(wl_t *w, size_t n, char *errstr, size_t errstr_size)
     }
     cwpp_buf_append(b, "}", 2);
     if (b->data == NULL || b->data[b->len - 2] != '}')
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    if (k == 0)
-        return CWPP_OK;
+        return (size_t)-1;
     g_sort_w = w;
     qsort(w->order, k, sizeof(*w->order), cmp_order);
-    v[0] = (const char *)b->data;
-    if ((rc = exec_prepared(w, "status_read", 1, v, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
-        return rc;
+    return k;
+}
+
+/* Spreads the stored status (rows of status_read) over the items (all occurrences). */
+static void read_status(wl_t *w, size_t k, const PGresult *r)
+{
+    int row;
+
     for (row = 0; row < PQntuples(r); row++) {
         const char         *id = PQgetvalue(r, row, 0);
         cwpp_alert_status_t st;
@@ -593,8 +563,6 @@ static int read_status(wl_t *w, size_t n, char *errstr, size_t errstr_size)
             w->items[w->order[lo]].db_status = st;
         }
     }
-    PQclear(r);
-    return CWPP_OK;
 }
 
 static void decide(wl_t *w, item_t *it)
@@ -618,25 +586,23 @@ static void decide(wl_t *w, item_t *it)
     (void)w;
 }
 
-/* Writes the status changes of the batch (the last occurrence of each alert decides). */
-static int write_status(wl_t *w, size_t n, char *errstr, size_t errstr_size)
+/* The status changes of the batch as JSON rows in w->b_status (the last occurrence of
+ * each alert decides; occurrences are adjacent in w->order). Returns the row count, or
+ * (size_t)-1 for lack of memory. */
+static size_t status_rows(wl_t *w, size_t k)
 {
-    cwpp_buf_t *b = &w->sql;
-    size_t      i, j, rows = 0;
-    const char *v[1];
+    cwpp_buf_t *b = &w->b_status;
+    size_t      j, rows = 0;
 
     cwpp_buf_reset(b);
     cwpp_buf_append(b, "[", 1);
-    for (i = 0; i < n; i++) {
-        item_t *it = &w->items[i];
+    for (j = 0; j < k; j++) {
+        item_t *it = &w->items[w->order[j]];
         char    row[160];
-        int     later = 0;
 
-        if (!it->ok || !it->in_db || it->status == it->db_status)
-            continue;
-        for (j = i + 1; j < n && !later; j++)
-            later = w->items[j].ok && strcmp(w->items[j].alert.alert_id, it->alert.alert_id) == 0;
-        if (later)
+        if (j + 1 < k && strcmp(w->items[w->order[j + 1]].alert.alert_id, it->alert.alert_id) == 0)
+            continue; /* the batch's last occurrence of the alert decides */
+        if (!it->in_db || it->status == it->db_status)
             continue;
         snprintf(row, sizeof(row), "%s{\"id\":\"%s\",\"old\":\"%s\",\"st\":\"%s\"}",
                  rows > 0 ? "," : "", it->alert.alert_id, cwpp_status_name(it->db_status),
@@ -646,11 +612,8 @@ static int write_status(wl_t *w, size_t n, char *errstr, size_t errstr_size)
     }
     cwpp_buf_append(b, "]", 2);
     if (b->data == NULL || b->data[b->len - 2] != ']')
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    if (rows == 0)
-        return CWPP_OK;
-    v[0] = (const char *)b->data;
-    return exec_prepared(w, "status_set", 1, v, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        return (size_t)-1;
+    return rows;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -660,83 +623,193 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Adds the batch's fresh hits to the rules' counters (sorted ids: no lock-order cycles). */
-static int write_hits(wl_t *w, size_t n, char *errstr, size_t errstr_size)
+/* The batch's fresh hits per rule as "{ids}" and "{counts}" in w->b_hit_ids and
+ * w->b_hit_counts (sorted ids: no lock-order cycles). Returns the number of rules, or
+ * (size_t)-1 for lack of memory. */
+static size_t hit_arrays(wl_t *w, size_t n)
 {
     int64_t    *ids = malloc((n + 1) * sizeof(*ids));
-    cwpp_buf_t  a = {0}, c = {0};
-    size_t      i, k = 0, j;
-    const char *v[2];
+    cwpp_buf_t *a = &w->b_hit_ids, *c = &w->b_hit_counts;
+    size_t      i, k = 0, j, rules = 0;
     char        num[32];
-    int         rc = CWPP_OK;
 
     if (ids == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return (size_t)-1;
     for (i = 0; i < n; i++)
         if (w->items[i].ok && w->items[i].fresh && w->items[i].decision == D_SUPPRESS &&
             w->items[i].status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
             ids[k++] = w->items[i].rule_id;
-    if (k == 0) {
-        free(ids);
-        return CWPP_OK;
-    }
     qsort(ids, k, sizeof(*ids), cmp_i64);
-    cwpp_buf_append(&a, "{", 1);
-    cwpp_buf_append(&c, "{", 1);
+    cwpp_buf_reset(a);
+    cwpp_buf_reset(c);
+    cwpp_buf_append(a, "{", 1);
+    cwpp_buf_append(c, "{", 1);
     for (i = 0; i < k; i = j) {
         for (j = i; j < k && ids[j] == ids[i]; j++)
             ;
         snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
-        cwpp_buf_append(&a, num, strlen(num));
+        cwpp_buf_append(a, num, strlen(num));
         snprintf(num, sizeof(num), "%s%zu", i > 0 ? "," : "", j - i);
-        cwpp_buf_append(&c, num, strlen(num));
+        cwpp_buf_append(c, num, strlen(num));
+        rules++;
     }
-    cwpp_buf_append(&a, "}", 2);
-    cwpp_buf_append(&c, "}", 2);
-    if (a.data == NULL || c.data == NULL || a.data[a.len - 2] != '}' || c.data[c.len - 2] != '}') {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    } else {
-        v[0] = (const char *)a.data;
-        v[1] = (const char *)c.data;
-        rc = exec_prepared(w, "hits", 2, v, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-    }
+    cwpp_buf_append(a, "}", 2);
+    cwpp_buf_append(c, "}", 2);
     free(ids);
-    cwpp_buf_free(&a);
-    cwpp_buf_free(&c);
+    if (a->data == NULL || c->data == NULL || a->data[a->len - 2] != '}' ||
+        c->data[c->len - 2] != '}')
+        return (size_t)-1;
+    return rules;
+}
+
+/* One statement of a pipeline: a prepared statement name, or SQL when n < 0. */
+typedef struct pstmt {
+    const char     *stmt;
+    int             n;
+    const char     *v[4];
+    ExecStatusType  want;
+    PGresult      **res; /* where to keep the result, or NULL */
+} pstmt_t;
+
+/*
+ * Sends the statements in one pipeline and reads every result: one round trip for all.
+ * The first failure is returned (later statements read as aborted); kept results are
+ * the caller's to clear (NULL on failure).
+ */
+static int pipeline(wl_t *w, pstmt_t *q, size_t nq, char *errstr, size_t errstr_size)
+{
+    PGconn  *c = cwpp_pg_conn(w->pg);
+    size_t   i;
+    int      rc = CWPP_OK;
+
+    if (PQenterPipelineMode(c) != 1)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
+    for (i = 0; i < nq; i++) {
+        int ok = q[i].n < 0 ? PQsendQueryParams(c, q[i].stmt, 0, NULL, NULL, NULL, NULL, 0)
+                            : PQsendQueryPrepared(c, q[i].stmt, q[i].n, q[i].v, NULL, NULL, 0);
+
+        if (q[i].res != NULL)
+            *q[i].res = NULL;
+        if (ok != 1) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "sending %s: %s", q[i].stmt,
+                             PQerrorMessage(c));
+            break;
+        }
+    }
+    if (rc == CWPP_OK && PQpipelineSync(c) != 1)
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline sync: %s",
+                         PQerrorMessage(c));
+    if (rc != CWPP_OK) {
+        PQexitPipelineMode(c); /* fails when results are pending: the caller resets */
+        return rc;
+    }
+    for (i = 0; i < nq; i++) {
+        PGresult *r = PQgetResult(c), *extra;
+        int       qrc = cwpp_pg_check(w->pg, r, q[i].want, q[i].stmt, errstr, errstr_size);
+
+        if (rc == CWPP_OK && qrc != CWPP_OK)
+            rc = qrc; /* later ones read as aborted behind it */
+        if (rc == CWPP_OK && q[i].res != NULL)
+            *q[i].res = r;
+        else
+            PQclear(r);
+        while ((extra = PQgetResult(c)) != NULL) /* the NULL that ends each query */
+            PQclear(extra);
+    }
+    {
+        PGresult *sync = PQgetResult(c);
+
+        if (rc == CWPP_OK && (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC))
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline out of step");
+        PQclear(sync);
+    }
+    if (PQexitPipelineMode(c) != 1 && rc == CWPP_OK)
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot leave pipeline mode");
+    if (rc != CWPP_OK)
+        for (i = 0; i < nq; i++)
+            if (q[i].res != NULL && *q[i].res != NULL) {
+                PQclear(*q[i].res);
+                *q[i].res = NULL;
+            }
     return rc;
 }
 
+/*
+ * The batch's transaction in two round trips when it holds no commands:
+ *   1. BEGIN; make sure this group's offset rows exist and lock them; read the stored
+ *      status of the batch's alerts;
+ *   2. status changes, rule hits, the new offsets, COMMIT.
+ * Commands go between them, one by one (each in its own savepoint, see commands.c),
+ * before the alerts are decided, so the batch's alerts see the status they leave behind:
+ * a recurrence next to "whitelist this alert" is suppressed. The status is then read
+ * after them.
+ */
 static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
-    size_t i;
-    int    rc;
+    PGresult *r_lock = NULL, *r_status = NULL;
+    pstmt_t   q[5];
+    size_t    i, k, nq = 0, rows, rules;
+    int       rc, cmds = 0;
 
-    if ((rc = cwpp_pg_command(w->pg, "BEGIN", errstr, errstr_size)) != CWPP_OK ||
-        (rc = lock_offsets(w, errstr, errstr_size)) != CWPP_OK)
+    for (i = 0; i < n; i++)
+        cmds += w->items[i].is_cmd && w->items[i].code == NULL;
+    if (part_arrays(w) != CWPP_OK || (k = id_array(w, n)) == (size_t)-1)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+
+    q[nq++] = (pstmt_t){"BEGIN", -1, {0}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (pstmt_t){"offsets_rows", 3,
+                        {w->conf->common.group_id, (char *)w->b_topics.data,
+                         (char *)w->b_parts.data}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (pstmt_t){"offsets_lock", 3,
+                        {w->conf->common.group_id, (char *)w->b_topics.data,
+                         (char *)w->b_parts.data}, PGRES_TUPLES_OK, &r_lock};
+    if (!cmds && k > 0)
+        q[nq++] = (pstmt_t){"status_read", 1, {(char *)w->b_ids.data}, PGRES_TUPLES_OK,
+                            &r_status};
+    if ((rc = pipeline(w, q, nq, errstr, errstr_size)) != CWPP_OK)
         return rc;
+    read_offsets(w, r_lock);
+    PQclear(r_lock);
     for (i = 0; i < n; i++) {
         part_t *p = part_of(w, w->items[i].m);
 
         w->items[i].fresh = p == NULL || w->items[i].m->offset >= p->next_offset;
     }
-    /* Commands first, in the order they came (each in its own savepoint, see
-     * commands.c), so the batch's alerts are decided on the status they leave behind: a
-     * recurrence next to "whitelist this alert" is suppressed. */
-    for (i = 0; i < n; i++)
-        if (w->items[i].is_cmd && w->items[i].code == NULL &&
-            (rc = wl_apply_command(w, &w->items[i], out, errstr, errstr_size)) != CWPP_OK)
-            return rc;
-    if ((rc = read_status(w, n, errstr, errstr_size)) != CWPP_OK)
-        return rc;
+    if (cmds) {
+        for (i = 0; i < n; i++)
+            if (w->items[i].is_cmd && w->items[i].code == NULL &&
+                (rc = wl_apply_command(w, &w->items[i], out, errstr, errstr_size)) != CWPP_OK)
+                return rc;
+        if (k > 0) {
+            const char *v[1] = {(char *)w->b_ids.data};
+
+            if ((rc = exec_prepared(w, "status_read", 1, v, PGRES_TUPLES_OK, &r_status, errstr,
+                                    errstr_size)) != CWPP_OK)
+                return rc;
+        }
+    }
+    if (r_status != NULL) {
+        read_status(w, k, r_status);
+        PQclear(r_status);
+    }
     for (i = 0; i < n; i++)
         if (w->items[i].ok)
             decide(w, &w->items[i]);
-    if ((rc = write_status(w, n, errstr, errstr_size)) != CWPP_OK ||
-        (rc = write_hits(w, n, errstr, errstr_size)) != CWPP_OK)
-        return rc;
-    if ((rc = set_offsets(w, errstr, errstr_size)) != CWPP_OK)
-        return rc;
-    return cwpp_pg_command(w->pg, "COMMIT", errstr, errstr_size);
+
+    if ((rows = status_rows(w, k)) == (size_t)-1 || (rules = hit_arrays(w, n)) == (size_t)-1)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    nq = 0;
+    if (rows > 0)
+        q[nq++] = (pstmt_t){"status_set", 1, {(char *)w->b_status.data}, PGRES_COMMAND_OK, NULL};
+    if (rules > 0)
+        q[nq++] = (pstmt_t){"hits", 2, {(char *)w->b_hit_ids.data, (char *)w->b_hit_counts.data},
+                            PGRES_COMMAND_OK, NULL};
+    q[nq++] = (pstmt_t){"offsets_set", 4,
+                        {w->conf->common.group_id, (char *)w->b_topics.data,
+                         (char *)w->b_parts.data, (char *)w->b_next.data},
+                        PGRES_COMMAND_OK, NULL};
+    q[nq++] = (pstmt_t){"COMMIT", -1, {0}, PGRES_COMMAND_OK, NULL};
+    return pipeline(w, q, nq, errstr, errstr_size);
 }
 
 static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,

@@ -47,6 +47,7 @@ typedef struct wl {
     avro_value_t        v_alert, v_rejected, v_cmd, v_result;
     int                 have_values;
     cwpp_buf_t          buf, sql;
+    cwpp_buf_t          b_topics, b_parts, b_next, b_ids, b_status, b_hit_ids, b_hit_counts;
     item_t             *items;
     size_t              items_cap;
     size_t             *order;      /* items sorted by alert id (lookups) */
