@@ -292,7 +292,7 @@ struct cwpp_loop {
     char                 group[256];
     /* metrics */
     cwpp_metric_t       *m_consumed, *m_produced, *m_batches, *m_retries, *m_commit_err,
-                        *m_delivery_err, *m_batch_size, *m_batch_seconds, *m_lag;
+                        *m_delivery_err, *m_batch_size, *m_batch_seconds, *m_lag, *m_assigned;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -351,9 +351,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cwpp_info("partitions_assigned", "assigned %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, parts);
+        cwpp_metric_set(l->m_assigned, parts->cnt);
     } else {
         cwpp_info("partitions_revoked", "revoked %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, NULL);
+        cwpp_metric_set(l->m_assigned, 0);
         /* Never re-commit offsets of partitions another member may own now. */
         if (l->done != NULL)
             rd_kafka_topic_partition_list_destroy(l->done);
@@ -399,6 +401,8 @@ static void loop_metrics(cwpp_loop_t *l)
                                         "Time from a batch's first record to its commit.",
                                         batch_sec_bounds,
                                         sizeof(batch_sec_bounds) / sizeof(batch_sec_bounds[0]));
+    l->m_assigned = cwpp_gauge(m, MNAME("assigned_partitions"),
+                               "Input partitions this member of the group holds.");
     l->m_lag = cwpp_gauge(m, MNAME("consumer_lag"),
                           "Records behind the high watermark on the partitions of the last batch.");
 #undef MNAME

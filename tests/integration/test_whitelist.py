@@ -189,9 +189,13 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
     g = tag()
     name = f"Miner {g}"
     _, fs = start(services, prefix, filters=2)
-    # both hold partitions before the change
+    # both loaded rules and hold partitions (3 of alerts.normalized + 3 of commands)
     t.wait_for(lambda: all(metrics(f).get("cwpp_whitelist_rule_reloads_total", 0) >= 1
                            for f in fs), what="both instances loaded rules")
+    t.wait_for(lambda: [metrics(f).get("cwpp_whitelist_assigned_partitions", 0) for f in fs]
+               if all(metrics(f).get("cwpp_whitelist_assigned_partitions", 0) > 0 for f in fs)
+               and sum(metrics(f)["cwpp_whitelist_assigned_partitions"] for f in fs) == 6
+               else None, timeout=90, what="the group to settle over both instances")
     before = [metrics(f)["cwpp_whitelist_rules_version"] for f in fs]
     rid = add_rule(prefix, "--alert-name", name, "--field", "process.path", "--op", "eq",
                    "--value", "/usr/bin/xmrig")
