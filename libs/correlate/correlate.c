@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * correlate.c: correlation keys, the in-memory index of events by key, and the join /
+ * open decision (cwpp_correlate.h).
+ */
+#include "cwpp_correlate.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --------------------------------------------------------------- a string map */
+
+typedef struct node {
+    struct node *next;
+    void        *val;
+    char         key[]; /* NUL-terminated */
+} node_t;
+
+typedef struct map {
+    node_t **b;
+    size_t   nb, n;
+} map_t;
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static node_t **slot(const map_t *m, const char *k)
+{
+    node_t **p = &m->b[fnv(k) & (m->nb - 1)];
+
+    while (*p != NULL && strcmp((*p)->key, k) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static void *map_get(const map_t *m, const char *k)
+{
+    node_t *x = m->nb > 0 ? *slot(m, k) : NULL;
+
+    return x != NULL ? x->val : NULL;
+}
+
+static int map_grow(map_t *m)
+{
+    size_t   nb = m->nb ? m->nb * 2 : 64, i;
+    node_t **b = calloc(nb, sizeof(*b));
+
+    if (b == NULL)
+        return -1;
+    for (i = 0; i < m->nb; i++) {
+        node_t *x = m->b[i], *next;
+
+        for (; x != NULL; x = next) {
+            next = x->next;
+            x->next = b[fnv(x->key) & (nb - 1)];
+            b[fnv(x->key) & (nb - 1)] = x;
+        }
+    }
+    free(m->b);
+    m->b = b;
+    m->nb = nb;
+    return 0;
+}
+
+/* Sets k to val; returns the node (existing or new) or NULL on ENOMEM. */
+static node_t *map_put(map_t *m, const char *k, void *val)
+{
+    node_t **p;
+    size_t   len = strlen(k);
+
+    if ((m->n + 1) * 2 > m->nb && map_grow(m) != 0)
+        return NULL;
+    p = slot(m, k);
+    if (*p == NULL) {
+        node_t *x = malloc(sizeof(*x) + len + 1);
+
+        if (x == NULL)
+            return NULL;
+        memcpy(x->key, k, len + 1);
+        x->next = NULL;
+        *p = x;
+        m->n++;
+    }
+    (*p)->val = val;
+    return *p;
+}
+
+/* ------------------------------------------------------------------ the index */
+
+typedef struct ev {
+    char               id[CWPP_EVENT_ID_LEN + 1];
+    char               account[128];
+    cwpp_event_state_t state;
+    int64_t            first_ms, last_ms;
+} ev_t;
+
+typedef struct kent {
+    ev_t *ev;
+    char  alert_id[CWPP_ALERT_ID_LEN + 1]; /* the alert that brought the key */
+} kent_t;
+
+struct cwpp_corr_index {
+    int64_t window_ms;
+    map_t   events; /* event id -> ev_t */
+    map_t   keys;   /* account \x1f kind \x1f asset \x1f value -> kent_t */
+    map_t   alerts; /* alert id -> ev_t */
+};
+
+cwpp_corr_index_t *cwpp_corr_index_new(int64_t window_ms)
+{
+    cwpp_corr_index_t *ix = calloc(1, sizeof(*ix));
+
+    if (ix != NULL)
+        ix->window_ms = window_ms;
+    return ix;
+}
+
+static void map_free(map_t *m, int free_vals)
+{
+    size_t i;
+
+    for (i = 0; i < m->nb; i++) {
+        node_t *x = m->b[i], *next;
+
+        for (; x != NULL; x = next) {
+            next = x->next;
+            if (free_vals)
+                free(x->val);
+            free(x);
+        }
+    }
+    free(m->b);
+    memset(m, 0, sizeof(*m));
+}
+
+void cwpp_corr_index_destroy(cwpp_corr_index_t *ix)
+{
+    if (ix == NULL)
+        return;
+    map_free(&ix->keys, 1);
+    map_free(&ix->alerts, 0);
+    map_free(&ix->events, 1);
+    free(ix);
+}
+
+size_t cwpp_corr_index_events(const cwpp_corr_index_t *ix)
+{
+    return ix->events.n;
+}
+
+size_t cwpp_corr_index_keys(const cwpp_corr_index_t *ix)
+{
+    return ix->keys.n;
+}
+
+/* ------------------------------------------------------------------- keys */
+
+static void add_key(cwpp_corr_key_t *out, size_t *n, cwpp_corr_kind_t kind, const char *value,
+                    const char *asset)
+{
+    size_t i;
+
+    if (value == NULL || value[0] == '\0' || *n >= CWPP_CORR_MAX_KEYS)
+        return;
+    for (i = 0; i < *n; i++)
+        if (out[i].kind == kind && strcmp(out[i].value, value) == 0)
+            return;
+    out[*n].kind = kind;
+    out[*n].value = value;
+    out[*n].asset = asset;
+    (*n)++;
+}
+
+size_t cwpp_corr_keys(const cwpp_alert_t *a, cwpp_corr_key_t *out)
+{
+    size_t n = 0;
+
+    add_key(out, &n, CWPP_CK_HASH, a->file.sha256, NULL);
+    add_key(out, &n, CWPP_CK_HASH, a->file.md5, NULL);
+    if (a->asset.id != NULL)
+        add_key(out, &n, CWPP_CK_PROCESS, a->process.path, a->asset.id);
+    add_key(out, &n, CWPP_CK_IP, a->remote_ip, NULL);
+    add_key(out, &n, CWPP_CK_IP, a->logon.ip, NULL);
+    add_key(out, &n, CWPP_CK_ASSET, a->asset.id, NULL);
+    return n;
+}
+
+static int key_string(const char *account, const cwpp_corr_key_t *k, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s\x1f%d\x1f%s\x1f%s", account, (int)k->kind,
+                     k->asset != NULL ? k->asset : "", k->value);
+
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static void describe(const cwpp_corr_key_t *k, const char *alert_id, char *out, size_t size)
+{
+    switch (k->kind) {
+    case CWPP_CK_HASH:
+        snprintf(out, size, "same file hash %s as alert %s", k->value, alert_id);
+        break;
+    case CWPP_CK_PROCESS:
+        snprintf(out, size, "same process %s on asset %s as alert %s", k->value, k->asset,
+                 alert_id);
+        break;
+    case CWPP_CK_IP:
+        snprintf(out, size, "same attacker IP %s as alert %s", k->value, alert_id);
+        break;
+    default:
+        snprintf(out, size, "same asset %s as alert %s", k->value, alert_id);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------- the decision */
+
+void cwpp_corr_event_id(const cwpp_alert_t *a, char out[CWPP_EVENT_ID_LEN + 1])
+{
+    unsigned char md[32];
+    unsigned int  mdlen = 0;
+    char          buf[512];
+    int           n, i;
+
+    n = snprintf(buf, sizeof(buf), "%s\x1f%s\x1f%lld", a->account_id != NULL ? a->account_id : "",
+                 a->alert_id, (long long)a->occurred_at_ms);
+    EVP_Digest(buf, (size_t)(n > 0 && (size_t)n < sizeof(buf) ? n : (int)sizeof(buf) - 1), md,
+               &mdlen, EVP_sha256(), NULL);
+    memcpy(out, "ev-", 3);
+    for (i = 0; i < 16; i++)
+        snprintf(out + 3 + 2 * i, 3, "%02x", md[i]);
+}
+
+static int within(const cwpp_corr_index_t *ix, const ev_t *ev, int64_t t)
+{
+    return t <= ev->last_ms + ix->window_ms && t >= ev->first_ms - ix->window_ms;
+}
+
+int cwpp_corr_decide(const cwpp_corr_index_t *ix, const cwpp_alert_t *a,
+                     cwpp_corr_decision_t *d)
+{
+    cwpp_corr_key_t keys[CWPP_CORR_MAX_KEYS];
+    const kent_t   *why = NULL, *pred = NULL;
+    const ev_t     *best = NULL, *known;
+    size_t          nk, i;
+    int             why_k = -1, pred_k = -1;
+    char            ks[1024];
+
+    memset(d, 0, sizeof(*d));
+    if (a->account_id == NULL || a->account_id[0] == '\0' || a->alert_id[0] == '\0')
+        return CWPP_EINVAL;
+
+    /* the same alert again: it stays where it is, unless that event is handled */
+    known = map_get(&ix->alerts, a->alert_id);
+    if (known != NULL && known->state == CWPP_EV_OPEN) {
+        d->join = d->recurrence = 1;
+        memcpy(d->event_id, known->id, sizeof(d->event_id));
+        snprintf(d->reason, sizeof(d->reason), "recurrence of alert %s, already in this event",
+                 a->alert_id);
+        return CWPP_OK;
+    }
+
+    nk = cwpp_corr_keys(a, keys);
+    for (i = 0; i < nk; i++) {
+        const kent_t *e;
+
+        if (key_string(a->account_id, &keys[i], ks, sizeof(ks)) != 0 ||
+            (e = map_get(&ix->keys, ks)) == NULL || !within(ix, e->ev, a->occurred_at_ms))
+            continue;
+        if (e->ev->state == CWPP_EV_OPEN) {
+            /* the event most recently active wins; ties go to the smaller id */
+            if (best == NULL || e->ev->last_ms > best->last_ms ||
+                (e->ev->last_ms == best->last_ms && strcmp(e->ev->id, best->id) < 0)) {
+                best = e->ev;
+                why = e;
+                why_k = (int)i;
+            }
+        } else if (pred == NULL || e->ev->last_ms > pred->ev->last_ms) {
+            pred = e;
+            pred_k = (int)i;
+        }
+    }
+    if (best != NULL) {
+        /* explain with the strongest key this event shares (keys come strongest first) */
+        for (i = 0; i < nk; i++) {
+            const kent_t *e;
+
+            if (key_string(a->account_id, &keys[i], ks, sizeof(ks)) == 0 &&
+                (e = map_get(&ix->keys, ks)) != NULL && e->ev == best) {
+                why = e;
+                why_k = (int)i;
+                break;
+            }
+        }
+        d->join = 1;
+        memcpy(d->event_id, best->id, sizeof(d->event_id));
+        describe(&keys[why_k], why->alert_id, d->reason, sizeof(d->reason));
+        return CWPP_OK;
+    }
+    cwpp_corr_event_id(a, d->event_id);
+    if (known != NULL) {
+        memcpy(d->predecessor, known->id, sizeof(d->predecessor));
+        snprintf(d->reason, sizeof(d->reason),
+                 "opens a new event: alert %s recurred, and its event %s is handled and takes "
+                 "no more alerts", a->alert_id, known->id);
+    } else if (pred != NULL) {
+        char what[400];
+
+        memcpy(d->predecessor, pred->ev->id, sizeof(d->predecessor));
+        describe(&keys[pred_k], pred->alert_id, what, sizeof(what));
+        snprintf(d->reason, sizeof(d->reason),
+                 "opens a new event: related event %s (%s) is handled and takes no more alerts",
+                 pred->ev->id, what);
+    } else {
+        snprintf(d->reason, sizeof(d->reason),
+                 "opens a new event: no open event of account %.128s shares a file hash, "
+                 "process, attacker IP or asset with it within the window", a->account_id);
+    }
+    return CWPP_OK;
+}
+
+int cwpp_corr_index_apply(cwpp_corr_index_t *ix, const cwpp_alert_t *a,
+                          const cwpp_corr_decision_t *d)
+{
+    cwpp_corr_key_t keys[CWPP_CORR_MAX_KEYS];
+    ev_t           *ev = map_get(&ix->events, d->event_id);
+    size_t          nk, i;
+    char            ks[1024];
+
+    if (ev == NULL) {
+        if ((ev = calloc(1, sizeof(*ev))) == NULL)
+            return CWPP_ENOMEM;
+        memcpy(ev->id, d->event_id, sizeof(ev->id));
+        snprintf(ev->account, sizeof(ev->account), "%s", a->account_id);
+        ev->state = CWPP_EV_OPEN;
+        ev->first_ms = ev->last_ms = a->occurred_at_ms;
+        if (map_put(&ix->events, ev->id, ev) == NULL) {
+            free(ev);
+            return CWPP_ENOMEM;
+        }
+    }
+    if (a->occurred_at_ms > ev->last_ms)
+        ev->last_ms = a->occurred_at_ms;
+    if (a->occurred_at_ms < ev->first_ms)
+        ev->first_ms = a->occurred_at_ms;
+    if (map_put(&ix->alerts, a->alert_id, ev) == NULL)
+        return CWPP_ENOMEM;
+    nk = cwpp_corr_keys(a, keys);
+    for (i = 0; i < nk; i++) {
+        node_t *x;
+        kent_t *e;
+
+        if (key_string(a->account_id, &keys[i], ks, sizeof(ks)) != 0)
+            continue;
+        e = map_get(&ix->keys, ks);
+        if (e == NULL) {
+            if ((e = calloc(1, sizeof(*e))) == NULL)
+                return CWPP_ENOMEM;
+            if ((x = map_put(&ix->keys, ks, e)) == NULL) {
+                free(e);
+                return CWPP_ENOMEM;
+            }
+        } else if (e->ev != ev && e->ev->state == CWPP_EV_OPEN &&
+                   e->ev->last_ms > ev->last_ms) {
+            continue; /* a more recently active open event keeps the key */
+        }
+        e->ev = ev;
+        memcpy(e->alert_id, a->alert_id, sizeof(e->alert_id));
+    }
+    return CWPP_OK;
+}
+
+int cwpp_corr_index_set_state(cwpp_corr_index_t *ix, const char *event_id,
+                              cwpp_event_state_t st)
+{
+    ev_t *ev = map_get(&ix->events, event_id);
+
+    if (ev == NULL)
+        return CWPP_ENOTFOUND;
+    ev->state = st;
+    return CWPP_OK;
+}
+
+size_t cwpp_corr_index_expire(cwpp_corr_index_t *ix, int64_t before_ms)
+{
+    size_t i, dropped = 0;
+
+    for (i = 0; i < ix->keys.nb; i++) {
+        node_t **p = &ix->keys.b[i];
+
+        while (*p != NULL) {
+            kent_t *e = (*p)->val;
+
+            if (e->ev->last_ms + ix->window_ms < before_ms) {
+                node_t *x = *p;
+
+                *p = x->next;
+                free(e);
+                free(x);
+                ix->keys.n--;
+                dropped++;
+            } else {
+                p = &(*p)->next;
+            }
+        }
+    }
+    return dropped;
+}
