@@ -57,13 +57,21 @@ static int64_t int_key(rctx_t *c, json_t *obj, const char *key, int *present)
     return 0;
 }
 
-static int sym(rctx_t *c, json_t *obj, const char *key, const char *const *names, int n)
+/* The enumerations' names live in alert.c; these index them for sym(). */
+static const char *sev_name(int i) { return cwpp_severity_name((cwpp_severity_t)i); }
+static const char *def_name(int i) { return cwpp_defense_name((cwpp_defense_t)i); }
+static const char *fmt_name(int i) { return cwpp_format_name((cwpp_format_t)i); }
+static const char *ent_name(int i) { return cwpp_entity_type_name((cwpp_entity_type_t)i); }
+static const char *st_name(int i) { return cwpp_status_name((cwpp_alert_status_t)i); }
+
+/* The index of obj[key] among the n names of an enumeration, or 0 after marking c bad. */
+static int sym(rctx_t *c, json_t *obj, const char *key, const char *(*name)(int), int n)
 {
     const char *s = json_string_value(json_object_get(obj, key));
     int         i;
 
     for (i = 0; s != NULL && i < n; i++)
-        if (strcmp(s, names[i]) == 0)
+        if (strcmp(s, name(i)) == 0)
             return i;
     c->bad = 1;
     return 0;
@@ -72,12 +80,6 @@ static int sym(rctx_t *c, json_t *obj, const char *key, const char *const *names
 int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *errstr,
                         size_t errstr_size)
 {
-    static const char *const sevs[] = {"critical", "high", "medium", "low"};
-    static const char *const defs[] = {"none", "blocked", "failed", "precision_defense"};
-    static const char *const fmts[] = {"cwpp", "falco", "wazuh"};
-    static const char *const ents[] = {"host", "file", "process", "ip", "host_account"};
-    static const char *const sts[] = {"unhandled", "handling", "handled",
-                                      "manually_whitelisted", "automatically_whitelisted"};
     json_error_t jerr;
     json_t      *root, *sub, *arr, *d;
     const char  *id;
@@ -98,10 +100,10 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *err
     memcpy(a->alert_id, id, CWPP_ALERT_ID_LEN + 1);
     a->dedup_key = dup_key(&c, root, "dedup_key", 1);
     a->source_alert_id = dup_key(&c, root, "source_alert_id", 0);
-    a->format = (cwpp_format_t)sym(&c, root, "input_format", fmts, 3);
+    a->format = (cwpp_format_t)sym(&c, root, "input_format", fmt_name, 3);
     a->name = dup_key(&c, root, "name", 1);
     a->type = dup_key(&c, root, "type", 1);
-    a->severity = (cwpp_severity_t)sym(&c, root, "severity", sevs, 4);
+    a->severity = (cwpp_severity_t)sym(&c, root, "severity", sev_name, 4);
     a->source = dup_key(&c, root, "source", 1);
     a->account_id = dup_key(&c, root, "account_id", 1);
     sub = json_object_get(root, "asset");
@@ -112,7 +114,7 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *err
     a->asset.role = dup_key(&c, sub, "role", 0);
     a->tactic = dup_key(&c, root, "attack_tactic", 0);
     a->technique = dup_key(&c, root, "attack_technique", 0);
-    a->defense = (cwpp_defense_t)sym(&c, root, "defense", defs, 4);
+    a->defense = (cwpp_defense_t)sym(&c, root, "defense", def_name, 4);
     sub = json_object_get(root, "file");
     a->file.path = dup_key(&c, sub, "path", 0);
     a->file.md5 = dup_key(&c, sub, "md5", 0);
@@ -139,12 +141,12 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *err
             json_t *e = json_array_get(arr, i);
 
             a->n_entities++;
-            a->entities[i].type = (cwpp_entity_type_t)sym(&c, e, "type", ents, 5);
+            a->entities[i].type = (cwpp_entity_type_t)sym(&c, e, "type", ent_name, 5);
             a->entities[i].value = dup_key(&c, e, "value", 1);
             a->entities[i].asset_id = dup_key(&c, e, "asset_id", 0);
         }
     }
-    a->status = (cwpp_alert_status_t)sym(&c, root, "status", sts, 5);
+    a->status = (cwpp_alert_status_t)sym(&c, root, "status", st_name, 5);
     a->first_seen_ms = int_key(&c, root, "first_ms", NULL);
     a->last_seen_ms = int_key(&c, root, "last_ms", NULL);
     a->occurred_at_ms = a->last_seen_ms;

@@ -15,8 +15,11 @@
 #ifndef CWPP_SERVICE_H
 #define CWPP_SERVICE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cwpp_avro.h"
 
 #include "cwpp_config.h"
 #include "cwpp_http.h"
@@ -93,5 +96,31 @@ void cwpp_service_set_loop(cwpp_loop_t *loop);
 void cwpp_service_set_ready(cwpp_ready_fn fn, void *opaque);
 /* 1 once SIGTERM/SIGINT arrived (for waits before the loop exists). */
 int cwpp_service_stopping(void);
+
+/*
+ * The rest of every service's run(): builds the shared loop from the common properties,
+ * serves /readyz (not ready while *db_ok is 0, "PostgreSQL is not reachable"; then the
+ * loop's own check), runs fn(opaque) on each batch until SIGTERM, and tears the loop
+ * down. Returns the process exit code: 0 clean stop, 1 configuration refused by the Kafka
+ * client, 2 fatal client error.
+ */
+int cwpp_service_run_loop(const char *service, const cwpp_common_conf_t *common,
+                          const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
+                          size_t ninputs, cwpp_batch_fn fn, void *opaque, atomic_int *db_ok);
+
+/* Sleeps *backoff_ms (or until SIGTERM is near: at most that long) and doubles it, up to
+ * 5 s: the wait between attempts to reach a dependency at start-up. */
+void cwpp_service_backoff(int *backoff_ms);
+
+/*
+ * Queues the dead-letter record (schema rejected_record: the service, a reason code and
+ * sentence, where m came from and its bytes) for m on <prefix>alerts.rejected. t and v
+ * are that schema's type and a scratch value, buf scratch. Returns 0 or an error with
+ * errstr.
+ */
+int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
+                             const char *service, const rd_kafka_message_t *m,
+                             const char *code, const char *reason, cwpp_outbox_t *out,
+                             char *errstr, size_t errstr_size);
 
 #endif /* CWPP_SERVICE_H */

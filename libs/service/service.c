@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static cwpp_loop_t *volatile g_loop;
 static volatile sig_atomic_t g_stopping;
@@ -180,4 +181,95 @@ out:
     cwpp_conf_free(def->props, def->nprops, conf);
     free(conf);
     return rc;
+}
+
+/* ------------------------------------------------------------- the run loop */
+
+typedef struct run_ready {
+    atomic_int  *db_ok;
+    cwpp_loop_t *loop;
+} run_ready_t;
+
+static int loop_ready(void *opaque, char *reason, size_t reason_size)
+{
+    run_ready_t *r = opaque;
+
+    if (r->db_ok != NULL && !atomic_load(r->db_ok)) {
+        cwpp_seterr(reason, reason_size, 0, "PostgreSQL is not reachable");
+        return 0;
+    }
+    return cwpp_loop_ready(r->loop, reason, reason_size);
+}
+
+int cwpp_service_run_loop(const char *service, const cwpp_common_conf_t *common,
+                          const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
+                          size_t ninputs, cwpp_batch_fn fn, void *opaque, atomic_int *db_ok)
+{
+    cwpp_loop_conf_t lc;
+    run_ready_t      r = {db_ok, NULL};
+    char             errstr[512];
+    int              rc;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.service = service;
+    lc.brokers = common->kafka_brokers;
+    lc.props = env->kafka_props;
+    lc.group_id = common->group_id;
+    lc.prefix = common->topic_prefix;
+    lc.inputs = inputs;
+    lc.ninputs = ninputs;
+    lc.batch_max_messages = (int)common->batch_max_messages;
+    lc.batch_max_ms = (int)common->batch_max_ms;
+    lc.retry_max_ms = (int)common->retry_max_ms;
+    lc.metrics = env->metrics;
+    r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));
+    if (r.loop == NULL) {
+        cwpp_error("config_error", "%s", errstr);
+        return 1;
+    }
+    cwpp_service_set_loop(r.loop);
+    cwpp_service_set_ready(loop_ready, &r);
+    rc = cwpp_loop_run(r.loop, fn, opaque);
+    cwpp_service_set_ready(NULL, NULL);
+    cwpp_service_set_loop(NULL);
+    cwpp_loop_destroy(r.loop);
+    return rc == CWPP_OK ? 0 : 2;
+}
+
+void cwpp_service_backoff(int *backoff_ms)
+{
+    struct timespec ts = {*backoff_ms / 1000, (long)(*backoff_ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL); /* SIGTERM interrupts it */
+    *backoff_ms = *backoff_ms * 2 > 5000 ? 5000 : *backoff_ms * 2;
+}
+
+int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
+                             const char *service, const rd_kafka_message_t *m,
+                             const char *code, const char *reason, cwpp_outbox_t *out,
+                             char *errstr, size_t errstr_size)
+{
+    rd_kafka_timestamp_type_t tt;
+    int64_t                   ts = rd_kafka_message_timestamp(m, &tt);
+    int                       rc;
+
+    avro_value_reset(v);
+    rc = cwpp_avro_set_str(v, "service", service);
+    rc |= cwpp_avro_set_str(v, "reason_code", code);
+    rc |= cwpp_avro_set_str(v, "reason", reason);
+    rc |= cwpp_avro_set_str(v, "source_topic", rd_kafka_topic_name(m->rkt));
+    rc |= cwpp_avro_set_int(v, "source_partition", m->partition);
+    rc |= cwpp_avro_set_long(v, "source_offset", m->offset);
+    rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms", ts >= 0 ? &ts : NULL);
+    rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, m->key_len);
+    rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", m->len);
+    rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
+    if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot build RejectedRecord");
+    cwpp_buf_reset(buf);
+    if ((rc = cwpp_avro_encode(t, v, buf, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, m->key, m->key_len, buf->data,
+                         buf->len);
+    return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
 }

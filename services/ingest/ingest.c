@@ -851,30 +851,11 @@ static int emit(ingest_t *in, size_t n, cwpp_outbox_t *out, char *errstr, size_t
             rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_NORMALIZED, it->alert.account_id,
                                  strlen(it->alert.account_id), in->buf.data, in->buf.len);
         } else {
-            avro_value_t *v = &in->v_rejected;
-            rd_kafka_message_t *m = it->m;
-            rd_kafka_timestamp_type_t tt;
-            int64_t ts = rd_kafka_message_timestamp(m, &tt);
-
-            avro_value_reset(v);
-            rc = cwpp_avro_set_str(v, "service", "ingest");
-            rc |= cwpp_avro_set_str(v, "reason_code", it->code != NULL ? it->code : "invalid");
-            rc |= cwpp_avro_set_str(v, "reason", it->reason);
-            rc |= cwpp_avro_set_str(v, "source_topic", rd_kafka_topic_name(m->rkt));
-            rc |= cwpp_avro_set_int(v, "source_partition", m->partition);
-            rc |= cwpp_avro_set_long(v, "source_offset", m->offset);
-            rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms", ts >= 0 ? &ts : NULL);
-            rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, m->key_len);
-            rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", m->len);
-            rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
-            if (rc != CWPP_OK)
-                return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT,
-                                   "cannot build RejectedRecord");
-            rc = cwpp_avro_encode(in->t_rejected, v, &in->buf, errstr, errstr_size);
+            rc = cwpp_service_dead_letter(in->t_rejected, &in->v_rejected, &in->buf, "ingest",
+                                          it->m, it->code != NULL ? it->code : "invalid",
+                                          it->reason, out, errstr, errstr_size);
             if (rc != CWPP_OK)
                 return rc;
-            rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, m->key, m->key_len,
-                                 in->buf.data, in->buf.len);
         }
         if (rc != CWPP_OK)
             return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
@@ -948,81 +929,38 @@ db_fail:
 
 /* ---------------------------------------------------------------------- run */
 
-typedef struct run_ctx {
-    ingest_t    *in;
-    cwpp_loop_t *loop;
-} run_ctx_t;
-
-static int ready(void *opaque, char *reason, size_t reason_size)
-{
-    run_ctx_t *r = opaque;
-
-    if (!atomic_load(&r->in->db_ok)) {
-        cwpp_seterr(reason, reason_size, 0, "PostgreSQL is not reachable");
-        return 0;
-    }
-    return cwpp_loop_ready(r->loop, reason, reason_size);
-}
-
 int ingest_run(const void *confp, const cwpp_service_env_t *env)
 {
     const ingest_conf_t  *conf = confp;
     static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
-    cwpp_loop_conf_t      lc;
-    run_ctx_t             r = {0};
+    ingest_t             *in;
     char                  errstr[512];
     int                   rc, backoff = 200;
 
-    r.in = ingest_new(conf, env->metrics, errstr, sizeof(errstr));
-    if (r.in == NULL) {
+    in = ingest_new(conf, env->metrics, errstr, sizeof(errstr));
+    if (in == NULL) {
         cwpp_error("start_failed", "%s", errstr);
         return 2;
     }
     /* Wait for the database before consuming anything (a bad DSN stops start-up). */
     while (!cwpp_service_stopping()) {
-        rc = cwpp_pg_ensure(r.in->pg, errstr, sizeof(errstr));
+        rc = cwpp_pg_ensure(in->pg, errstr, sizeof(errstr));
         if (rc == CWPP_OK)
-            rc = prepare(r.in, errstr, sizeof(errstr));
+            rc = prepare(in, errstr, sizeof(errstr));
         if (rc == CWPP_OK)
             break;
         if (rc == CWPP_ECONFIG) {
             cwpp_error("config_error", "%s", errstr);
-            ingest_destroy(r.in);
+            ingest_destroy(in);
             return 1;
         }
         cwpp_warn("db_wait", "%s; retrying in %d ms", errstr, backoff);
-        {
-            struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        cwpp_service_backoff(&backoff);
     }
-    atomic_store(&r.in->db_ok, 1);
+    atomic_store(&in->db_ok, 1);
 
-    memset(&lc, 0, sizeof(lc));
-    lc.service = "ingest";
-    lc.brokers = conf->common.kafka_brokers;
-    lc.props = env->kafka_props;
-    lc.group_id = conf->common.group_id;
-    lc.prefix = conf->common.topic_prefix;
-    lc.inputs = inputs;
-    lc.ninputs = 1;
-    lc.batch_max_messages = (int)conf->common.batch_max_messages;
-    lc.batch_max_ms = (int)conf->common.batch_max_ms;
-    lc.retry_max_ms = (int)conf->common.retry_max_ms;
-    lc.metrics = env->metrics;
-    r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));
-    if (r.loop == NULL) {
-        cwpp_error("config_error", "%s", errstr);
-        ingest_destroy(r.in);
-        return 1;
-    }
-    cwpp_service_set_loop(r.loop);
-    cwpp_service_set_ready(ready, &r);
-    rc = cwpp_loop_run(r.loop, ingest_batch, r.in);
-    cwpp_service_set_ready(NULL, NULL);
-    cwpp_service_set_loop(NULL);
-    cwpp_loop_destroy(r.loop);
-    ingest_destroy(r.in);
-    return rc == CWPP_OK ? 0 : 2;
+    rc = cwpp_service_run_loop("ingest", &conf->common, env, inputs, 1, ingest_batch, in,
+                               &in->db_ok);
+    ingest_destroy(in);
+    return rc;
 }

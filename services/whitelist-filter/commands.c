@@ -230,6 +230,16 @@ static int refuse(reply_t *rp, const char *fmt, ...)
     return CWPP_OK;
 }
 
+/* Refuses a removal, naming up to five of the nbad offending ids collected in bad. */
+static int refuse_list(reply_t *rp, cwpp_buf_t *bad, size_t nbad, const char *what)
+{
+    cwpp_buf_append(bad, "", 1);
+    refuse(rp, "No alert was removed: %zu %s (%s%s).", nbad, what,
+           bad->data != NULL ? (char *)bad->data : "", nbad > 5 ? ", ..." : "");
+    cwpp_buf_free(bad);
+    return CWPP_OK;
+}
+
 static int cmd_add_alert(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size_t errstr_size)
 {
     const char *id = json_string_value(json_object_get(c->payload, "alert_id"));
@@ -349,12 +359,8 @@ static int cmd_remove_alerts(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
         }
     }
     if (nbad > 0) {
-        cwpp_buf_append(&bad, "", 1);
         PQclear(r);
-        refuse(rp, "No alert was removed: %zu of the ids name no alert (%s%s).", nbad,
-               bad.data != NULL ? (char *)bad.data : "", nbad > 5 ? ", ..." : "");
-        cwpp_buf_free(&bad);
-        return CWPP_OK;
+        return refuse_list(rp, &bad, nbad, "of the ids name no alert");
     }
     for (k = 0; k < PQntuples(r); k++) {
         cwpp_alert_t        a = {0};
@@ -409,13 +415,8 @@ static int cmd_remove_alerts(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
         cwpp_alert_clear(&a);
     }
     if (nbad > 0) {
-        cwpp_buf_append(&bad, "", 1);
         PQclear(r);
-        json_decref(list);
-        refuse(rp, "No alert was removed: %zu of them are not whitelisted (%s%s).", nbad,
-               bad.data != NULL ? (char *)bad.data : "", nbad > 5 ? ", ..." : "");
-        cwpp_buf_free(&bad);
-        return CWPP_OK;
+        return refuse_list(rp, &bad, nbad, "of them are not whitelisted");
     }
     for (k = 0; rc == CWPP_OK && k < PQntuples(r); k++) {
         cwpp_alert_t        a = {0};
@@ -492,32 +493,30 @@ static int cmd_rule_add(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size
     int               rc, broad;
     json_t           *def;
 
-    if (cwpp_wl_def_from_json(c->payload, &d, why, sizeof(why)) != CWPP_OK) {
-        /* cwpp_rule_check: missing asset for asset scope is fixed below from the alert */
-        if (!(json_is_string(json_object_get(c->payload, "from_alert_id")) &&
-              strstr(why, "asset") != NULL))
-            return refuse(rp, "The rule was not created: %s.", why);
-    }
-    if (d.def.alert_name == NULL) {
-        /* the definition failed only for the missing asset: read it again with it */
-        json_t     *copy = json_deep_copy(c->payload);
-        const char *aid = json_string_value(json_object_get(c->payload, "from_alert_id"));
-        const char *pp[1] = {aid};
+    /* asset scope without an asset: the asset of the alert it is created from */
+    {
+        json_t     *pl = c->payload, *copy = NULL;
+        const char *scope = json_string_value(json_object_get(pl, "scope"));
+        const char *aid = json_string_value(json_object_get(pl, "from_alert_id"));
 
-        if (copy == NULL)
-            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        rc = q(w, "SELECT asset_id FROM alerts WHERE alert_id = $1", 1, pp, PGRES_TUPLES_OK, &r,
-               errstr, errstr_size);
-        if (rc != CWPP_OK) {
-            json_decref(copy);
-            return rc;
+        if (scope != NULL && strcmp(scope, "asset") == 0 && aid != NULL &&
+            json_object_get(pl, "asset_id") == NULL) {
+            const char *pp[1] = {aid};
+
+            if ((rc = q(w, "SELECT asset_id FROM alerts WHERE alert_id = $1", 1, pp,
+                        PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
+                return rc;
+            if (PQntuples(r) == 1 && (copy = json_deep_copy(pl)) != NULL) {
+                json_object_set_new(copy, "asset_id", json_string(PQgetvalue(r, 0, 0)));
+                pl = copy;
+            }
+            PQclear(r);
+            r = NULL;
         }
-        if (PQntuples(r) == 1)
-            json_object_set_new(copy, "asset_id", json_string(PQgetvalue(r, 0, 0)));
-        PQclear(r);
-        r = NULL;
-        rc = cwpp_wl_def_from_json(copy, &d, why, sizeof(why));
+        rc = cwpp_wl_def_from_json(pl, &d, why, sizeof(why));
         json_decref(copy);
+        if (rc == CWPP_ENOMEM)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         if (rc != CWPP_OK)
             return refuse(rp, "The rule was not created: %s.", why);
     }

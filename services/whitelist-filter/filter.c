@@ -202,6 +202,7 @@ static void wl_destroy(wl_t *w)
     free(w->items);
     free(w->order);
     free(w->parts);
+    free(w->hits);
     cwpp_ruleset_destroy(w->rs);
     cwpp_ruleset_destroy(w->pending);
     if (w->have_values) {
@@ -349,36 +350,16 @@ int wl_emit_alert(wl_t *w, cwpp_alert_t *a, int suppressed, cwpp_outbox_t *out, 
 int wl_dead_letter(wl_t *w, rd_kafka_message_t *m, const char *code, const char *reason,
                    cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
-    avro_value_t             *v = &w->v_rejected;
-    rd_kafka_timestamp_type_t tt;
-    int64_t                   ts = rd_kafka_message_timestamp(m, &tt);
-    int                       rc;
-
-    avro_value_reset(v);
-    rc = cwpp_avro_set_str(v, "service", "whitelist-filter");
-    rc |= cwpp_avro_set_str(v, "reason_code", code);
-    rc |= cwpp_avro_set_str(v, "reason", reason);
-    rc |= cwpp_avro_set_str(v, "source_topic", rd_kafka_topic_name(m->rkt));
-    rc |= cwpp_avro_set_int(v, "source_partition", m->partition);
-    rc |= cwpp_avro_set_long(v, "source_offset", m->offset);
-    rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms", ts >= 0 ? &ts : NULL);
-    rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, m->key_len);
-    rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", m->len);
-    rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
-    if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build RejectedRecord");
-    cwpp_buf_reset(&w->buf);
-    if ((rc = cwpp_avro_encode(w->t_rejected, v, &w->buf, errstr, errstr_size)) != CWPP_OK)
-        return rc;
     cwpp_metric_add(w->m_dead, 1);
     cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(m->rkt), m->partition,
               (long long)m->offset, reason, code);
-    rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, m->key, m->key_len, w->buf.data,
-                         w->buf.len);
-    return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
+    return cwpp_service_dead_letter(w->t_rejected, &w->v_rejected, &w->buf, "whitelist-filter",
+                                    m, code, reason, out, errstr, errstr_size);
 }
 
-void wl_count_hit(wl_t *w, int64_t rule_id)
+/* Adds n hits of a rule to /metrics (the counter is found by name: once per rule and
+ * batch, not per alert). */
+static void count_hits(wl_t *w, int64_t rule_id, int64_t n)
 {
     char name[96];
 
@@ -386,7 +367,7 @@ void wl_count_hit(wl_t *w, int64_t rule_id)
              rule_id);
     cwpp_metric_add(cwpp_counter(w->metrics, name,
                                  "Alerts each whitelist rule suppressed (this instance)."),
-                    1);
+                    n);
 }
 
 /* ------------------------------------------------------------------- batch */
@@ -628,13 +609,20 @@ static int cmp_i64(const void *a, const void *b)
  * (size_t)-1 for lack of memory. */
 static size_t hit_arrays(wl_t *w, size_t n)
 {
-    int64_t    *ids = malloc((n + 1) * sizeof(*ids));
+    int64_t    *ids;
     cwpp_buf_t *a = &w->b_hit_ids, *c = &w->b_hit_counts;
     size_t      i, k = 0, j, rules = 0;
     char        num[32];
 
-    if (ids == NULL)
-        return (size_t)-1;
+    if (n + 1 > w->hits_cap) {
+        int64_t *nh = realloc(w->hits, (n + 1) * sizeof(*nh));
+
+        if (nh == NULL)
+            return (size_t)-1;
+        w->hits = nh;
+        w->hits_cap = n + 1;
+    }
+    ids = w->hits;
     for (i = 0; i < n; i++)
         if (w->items[i].ok && w->items[i].fresh && w->items[i].decision == D_SUPPRESS &&
             w->items[i].status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
@@ -655,7 +643,7 @@ static size_t hit_arrays(wl_t *w, size_t n)
     }
     cwpp_buf_append(a, "}", 2);
     cwpp_buf_append(c, "}", 2);
-    free(ids);
+    w->hits_n = k;
     if (a->data == NULL || c->data == NULL || a->data[a->len - 2] != '}' ||
         c->data[c->len - 2] != '}')
         return (size_t)-1;
@@ -827,6 +815,7 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     w->rules_changed = 0;
     w->pending_hits_n = 0;
+    w->hits_n = 0;
     memset(&w->stats, 0, sizeof(w->stats));
     for (i = 0; i < n; i++) {
         item_t             *it = &w->items[i];
@@ -878,8 +867,16 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
     if (w->rules_changed)
         wake_refresher(w);
     for (i = 0; i < w->pending_hits_n; i++)
-        wl_count_hit(w, w->pending_hits[i]);
+        count_hits(w, w->pending_hits[i], 1);
     w->pending_hits_n = 0;
+    for (i = 0; i < w->hits_n; ) { /* sorted: one update per rule */
+        size_t j = i;
+
+        while (j < w->hits_n && w->hits[j] == w->hits[i])
+            j++;
+        count_hits(w, w->hits[i], (int64_t)(j - i));
+        i = j;
+    }
 
     for (i = 0; i < n; i++) {
         item_t *it = &w->items[i];
@@ -913,9 +910,6 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
             cwpp_metric_add(w->m_suppressed_manual, 1);
         else
             cwpp_metric_add(w->m_suppressed_auto, 1);
-        if (it->fresh && it->decision == D_SUPPRESS &&
-            it->status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
-            wl_count_hit(w, it->rule_id);
     }
     cwpp_metric_add(w->m_aborted, (int64_t)w->stats.regex_aborted);
     return CWPP_OK;
@@ -923,35 +917,18 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
 
 /* --------------------------------------------------------------------- run */
 
-typedef struct run_ctx {
-    wl_t        *w;
-    cwpp_loop_t *loop;
-} run_ctx_t;
-
-static int ready(void *opaque, char *reason, size_t reason_size)
-{
-    run_ctx_t *r = opaque;
-
-    if (!atomic_load(&r->w->db_ok)) {
-        cwpp_seterr(reason, reason_size, 0, "PostgreSQL is not reachable");
-        return 0;
-    }
-    return cwpp_loop_ready(r->loop, reason, reason_size);
-}
-
 int wl_run(const void *confp, const cwpp_service_env_t *env)
 {
     const wl_conf_t              *conf = confp;
     static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_NORMALIZED, CWPP_TOPIC_COMMANDS};
-    cwpp_loop_conf_t             lc;
-    run_ctx_t                    r = {0};
+    wl_t                         *w;
     char                         errstr[512];
     int                          rc, backoff = 200;
 
-    r.w = wl_new(conf, env->metrics, errstr, sizeof(errstr));
-    if (r.w == NULL || !r.w->have_values) {
+    w = wl_new(conf, env->metrics, errstr, sizeof(errstr));
+    if (w == NULL || !w->have_values) {
         cwpp_error("start_failed", "%s", errstr);
-        wl_destroy(r.w);
+        wl_destroy(w);
         return 2;
     }
     /* The rules before the first alert: wait for the database, load them. */
@@ -960,67 +937,41 @@ int wl_run(const void *confp, const cwpp_service_env_t *env)
         cwpp_ruleset_t *rs = NULL;
         int64_t         ver = 0;
 
-        rc = cwpp_pg_ensure(r.w->pg, errstr, sizeof(errstr));
+        rc = cwpp_pg_ensure(w->pg, errstr, sizeof(errstr));
         if (rc == CWPP_OK)
-            rc = prepare(r.w, errstr, sizeof(errstr));
+            rc = prepare(w, errstr, sizeof(errstr));
         if (rc == CWPP_OK)
-            rc = cwpp_wl_load(cwpp_pg_conn(r.w->pg), &r.w->limits, &rs, &ver, &skipped, errstr,
+            rc = cwpp_wl_load(cwpp_pg_conn(w->pg), &w->limits, &rs, &ver, &skipped, errstr,
                               sizeof(errstr));
         if (rc == CWPP_OK) {
-            publish(r.w, rs, ver, skipped);
-            take_rules(r.w);
+            publish(w, rs, ver, skipped);
+            take_rules(w);
             break;
         }
         if (rc == CWPP_ECONFIG) {
             cwpp_error("config_error", "%s", errstr);
-            wl_destroy(r.w);
+            wl_destroy(w);
             return 1;
         }
         cwpp_warn("db_wait", "%s; retrying in %d ms", errstr, backoff);
-        cwpp_pg_reset(r.w->pg);
-        r.w->prepared_on = NULL;
-        {
-            struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        cwpp_pg_reset(w->pg);
+        w->prepared_on = NULL;
+        cwpp_service_backoff(&backoff);
     }
     if (cwpp_service_stopping()) {
-        wl_destroy(r.w);
+        wl_destroy(w);
         return 0;
     }
-    atomic_store(&r.w->db_ok, 1);
-    if (pthread_create(&r.w->thr, NULL, refresher, r.w) != 0) {
+    atomic_store(&w->db_ok, 1);
+    if (pthread_create(&w->thr, NULL, refresher, w) != 0) {
         cwpp_error("start_failed", "cannot start the rules refresher thread");
-        wl_destroy(r.w);
+        wl_destroy(w);
         return 2;
     }
-    r.w->thr_started = 1;
+    w->thr_started = 1;
 
-    memset(&lc, 0, sizeof(lc));
-    lc.service = "whitelist";
-    lc.brokers = conf->common.kafka_brokers;
-    lc.props = env->kafka_props;
-    lc.group_id = conf->common.group_id;
-    lc.prefix = conf->common.topic_prefix;
-    lc.inputs = inputs;
-    lc.ninputs = 2;
-    lc.batch_max_messages = (int)conf->common.batch_max_messages;
-    lc.batch_max_ms = (int)conf->common.batch_max_ms;
-    lc.retry_max_ms = (int)conf->common.retry_max_ms;
-    lc.metrics = env->metrics;
-    r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));
-    if (r.loop == NULL) {
-        cwpp_error("config_error", "%s", errstr);
-        wl_destroy(r.w);
-        return 1;
-    }
-    cwpp_service_set_loop(r.loop);
-    cwpp_service_set_ready(ready, &r);
-    rc = cwpp_loop_run(r.loop, wl_batch, r.w);
-    cwpp_service_set_ready(NULL, NULL);
-    cwpp_service_set_loop(NULL);
-    cwpp_loop_destroy(r.loop);
-    wl_destroy(r.w);
-    return rc == CWPP_OK ? 0 : 2;
+    rc = cwpp_service_run_loop("whitelist", &conf->common, env, inputs, 2, wl_batch, w,
+                               &w->db_ok);
+    wl_destroy(w);
+    return rc;
 }

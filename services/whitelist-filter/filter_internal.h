@@ -62,6 +62,8 @@ typedef struct wl {
 #define WL_PENDING_HITS_MAX 1000
     int64_t             pending_hits[WL_PENDING_HITS_MAX]; /* command hits for /metrics */
     size_t              pending_hits_n;                    /* counted after the commit */
+    int64_t            *hits;     /* the batch's fresh hits by rule id, sorted (/metrics) */
+    size_t              hits_n, hits_cap;
 
     /* refresher thread: polls the rules version, builds and hands over new rulesets */
     pthread_t           thr;
@@ -91,6 +93,5 @@ int  wl_emit_alert(wl_t *w, cwpp_alert_t *a, int suppressed, cwpp_outbox_t *out,
                    char *errstr, size_t errstr_size);
 int  wl_dead_letter(wl_t *w, rd_kafka_message_t *m, const char *code, const char *reason,
                     cwpp_outbox_t *out, char *errstr, size_t errstr_size);
-void wl_count_hit(wl_t *w, int64_t rule_id);
 
 #endif
