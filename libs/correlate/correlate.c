@@ -193,12 +193,38 @@ size_t cwpp_corr_keys(const cwpp_alert_t *a, cwpp_corr_key_t *out)
     return n;
 }
 
+int cwpp_corr_key_string(const char *account, const cwpp_corr_key_t *k, char *buf,
+                         size_t size)
+{
+    unsigned char md[32];
+    unsigned int  mdlen = 0;
+    char          tmp[8192];
+    int           n, i;
+
+    if (size < CWPP_CORR_KEY_MAX)
+        return -1;
+    n = snprintf(tmp, sizeof(tmp), "%s\x1f%d\x1f%s\x1f%s", account, (int)k->kind,
+                 k->asset != NULL ? k->asset : "", k->value);
+    if (n <= 0)
+        return -1;
+    if ((size_t)n < 200) {
+        memcpy(buf, tmp, (size_t)n + 1);
+        return 0;
+    }
+    /* long values (paths, hostile input) by digest: bounded keys in memory and in the
+     * database's primary key; the prefix keeps accounts and kinds apart */
+    if (EVP_Digest(tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1, md, &mdlen,
+                   EVP_sha256(), NULL) != 1)
+        return -1;
+    n = snprintf(buf, size, "%.100s\x1f%d\x1f#", account, (int)k->kind);
+    for (i = 0; i < 32 && n > 0 && (size_t)n + 3 < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%02x", md[i]);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
 static int key_string(const char *account, const cwpp_corr_key_t *k, char *buf, size_t size)
 {
-    int n = snprintf(buf, size, "%s\x1f%d\x1f%s\x1f%s", account, (int)k->kind,
-                     k->asset != NULL ? k->asset : "", k->value);
-
-    return n > 0 && (size_t)n < size ? 0 : -1;
+    return cwpp_corr_key_string(account, k, buf, size);
 }
 
 static void describe(const cwpp_corr_key_t *k, const char *alert_id, char *out, size_t size)
@@ -251,7 +277,7 @@ int cwpp_corr_decide(const cwpp_corr_index_t *ix, const cwpp_alert_t *a,
     const ev_t     *best = NULL, *known;
     size_t          nk, i;
     int             why_k = -1, pred_k = -1;
-    char            ks[1024];
+    char            ks[CWPP_CORR_KEY_MAX];
 
     memset(d, 0, sizeof(*d));
     if (a->account_id == NULL || a->account_id[0] == '\0' || a->alert_id[0] == '\0')
@@ -332,7 +358,7 @@ int cwpp_corr_index_apply(cwpp_corr_index_t *ix, const cwpp_alert_t *a,
     cwpp_corr_key_t keys[CWPP_CORR_MAX_KEYS];
     ev_t           *ev = map_get(&ix->events, d->event_id);
     size_t          nk, i;
-    char            ks[1024];
+    char            ks[CWPP_CORR_KEY_MAX];
 
     if (ev == NULL) {
         if ((ev = calloc(1, sizeof(*ev))) == NULL)
@@ -412,4 +438,79 @@ size_t cwpp_corr_index_expire(cwpp_corr_index_t *ix, int64_t before_ms)
         }
     }
     return dropped;
+}
+
+/* ------------------------------------------------------------------ seeding */
+
+int cwpp_corr_index_seed_event(cwpp_corr_index_t *ix, const char *event_id,
+                               const char *account, cwpp_event_state_t st, int64_t first_ms,
+                               int64_t last_ms)
+{
+    ev_t *ev = map_get(&ix->events, event_id);
+
+    if (strlen(event_id) != CWPP_EVENT_ID_LEN)
+        return CWPP_EINVAL;
+    if (ev == NULL) {
+        if ((ev = calloc(1, sizeof(*ev))) == NULL)
+            return CWPP_ENOMEM;
+        memcpy(ev->id, event_id, sizeof(ev->id));
+        if (map_put(&ix->events, ev->id, ev) == NULL) {
+            free(ev);
+            return CWPP_ENOMEM;
+        }
+    }
+    snprintf(ev->account, sizeof(ev->account), "%s", account);
+    ev->state = st;
+    ev->first_ms = first_ms;
+    ev->last_ms = last_ms;
+    return CWPP_OK;
+}
+
+int cwpp_corr_index_seed_key(cwpp_corr_index_t *ix, const char *key, const char *event_id,
+                             const char *alert_id)
+{
+    ev_t   *ev = map_get(&ix->events, event_id);
+    kent_t *e;
+
+    if (ev == NULL)
+        return CWPP_ENOTFOUND;
+    if ((e = map_get(&ix->keys, key)) == NULL) {
+        if ((e = calloc(1, sizeof(*e))) == NULL)
+            return CWPP_ENOMEM;
+        if (map_put(&ix->keys, key, e) == NULL) {
+            free(e);
+            return CWPP_ENOMEM;
+        }
+    }
+    e->ev = ev;
+    snprintf(e->alert_id, sizeof(e->alert_id), "%s", alert_id);
+    return CWPP_OK;
+}
+
+int cwpp_corr_index_seed_alert(cwpp_corr_index_t *ix, const char *alert_id,
+                               const char *event_id)
+{
+    ev_t *ev = map_get(&ix->events, event_id), *cur;
+
+    if (ev == NULL)
+        return CWPP_ENOTFOUND;
+    cur = map_get(&ix->alerts, alert_id);
+    /* an alert in several events (its old one handled): the open one, else the latest */
+    if (cur != NULL && cur != ev &&
+        (cur->state == CWPP_EV_OPEN) >= (ev->state == CWPP_EV_OPEN) &&
+        !(cur->state == ev->state && ev->last_ms > cur->last_ms))
+        return CWPP_OK;
+    return map_put(&ix->alerts, alert_id, ev) != NULL ? CWPP_OK : CWPP_ENOMEM;
+}
+
+int cwpp_corr_index_key_owner(const cwpp_corr_index_t *ix, const char *key,
+                              const char **event_id, const char **alert_id)
+{
+    const kent_t *e = map_get(&ix->keys, key);
+
+    if (e == NULL)
+        return CWPP_ENOTFOUND;
+    *event_id = e->ev->id;
+    *alert_id = e->alert_id;
+    return CWPP_OK;
 }

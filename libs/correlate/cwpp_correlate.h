@@ -35,6 +35,7 @@ typedef enum {
 
 #define CWPP_CORR_MAX_KEYS 6
 #define CWPP_EVENT_ID_LEN  35 /* "ev-" + 32 hex digits */
+#define CWPP_CORR_KEY_MAX  256 /* a key string with its NUL */
 
 typedef struct cwpp_corr_key {
     cwpp_corr_kind_t kind;
@@ -89,8 +90,104 @@ int cwpp_corr_index_set_state(cwpp_corr_index_t *ix, const char *event_id,
  * how many keys were dropped. */
 size_t cwpp_corr_index_expire(cwpp_corr_index_t *ix, int64_t before_ms);
 
+/* The key's string, unique per (account, kind, asset, value): the composed text when
+ * short, else account, kind and a SHA-256 of it all. size must be >= CWPP_CORR_KEY_MAX.
+ * Returns 0 or -1. */
+int cwpp_corr_key_string(const char *account, const cwpp_corr_key_t *k, char *buf,
+                         size_t size);
+
+/*
+ * Seeding: the correlator fills a fresh index per batch from PostgreSQL (the events its
+ * alerts' keys and ids point at), so status changes made by others and partitions that
+ * moved between instances are always seen. seed_event first; seed_key and seed_alert
+ * return CWPP_ENOTFOUND for an event not seeded.
+ */
+int cwpp_corr_index_seed_event(cwpp_corr_index_t *ix, const char *event_id,
+                               const char *account, cwpp_event_state_t st, int64_t first_ms,
+                               int64_t last_ms);
+int cwpp_corr_index_seed_key(cwpp_corr_index_t *ix, const char *key, const char *event_id,
+                             const char *alert_id);
+int cwpp_corr_index_seed_alert(cwpp_corr_index_t *ix, const char *alert_id,
+                               const char *event_id);
+/* The event that owns key now, and the alert that brought it. 0 or CWPP_ENOTFOUND. */
+int cwpp_corr_index_key_owner(const cwpp_corr_index_t *ix, const char *key,
+                              const char **event_id, const char **alert_id);
+
 /* Events and keys held (for metrics and tests). */
 size_t cwpp_corr_index_events(const cwpp_corr_index_t *ix);
 size_t cwpp_corr_index_keys(const cwpp_corr_index_t *ix);
+
+/* --------------------------------------------------- event figures (event.c) */
+
+/* One behaviour between two entities, for the provenance graph. */
+typedef struct cwpp_corr_edge {
+    const char *src_type, *src, *relation, *dst_type, *dst; /* point into the alert */
+} cwpp_corr_edge_t;
+
+#define CWPP_CORR_MAX_EDGES 10
+
+/*
+ * The behaviours an alert shows (docs/correlator.md "Provenance graph"): host ran process,
+ * parent process spawned process (details.parent_process), process wrote file (else host
+ * has file), IP logged on to host, host account logged on to host, IP used account, IP
+ * attacked host (brute force, network attack, abnormal logon), host connected to IP (any
+ * other remote IP), process ran as host account. Node values are the entity values
+ * ingest extracted. Returns how many were written.
+ */
+size_t cwpp_corr_edges(const cwpp_alert_t *a, cwpp_corr_edge_t *out);
+
+typedef struct cwpp_assess_conf {
+    const char *core_roles;            /* "database,application" */
+    const char *authoritative_sources; /* "virus_scan,webshell_scan" */
+    const char *probe_types;           /* alert types that count as a probe */
+    int64_t     alerts_high;           /* this many alerts is "high" */
+    int64_t     growth_alerts;         /* ... and growing: this many in recent_ms */
+    int64_t     recent_ms;             /* "recent activity" */
+    int64_t     escalation_ms;         /* after the probe, within this */
+    int64_t     escalation_alerts;     /* at least this many related alerts */
+    int64_t     escalation_types;      /* of at least this many other types */
+    int64_t     ip_block_events;       /* 30-day events of one IP to recommend blocking */
+    int64_t     ip_block_alerts;       /* or 30-day alerts */
+    int64_t     ip_targeted_assets;    /* or assets it attacked (targeted attack) */
+} cwpp_assess_conf_t;
+
+/* Defaults as documented (docs/config-correlator.md). */
+void cwpp_assess_conf_default(cwpp_assess_conf_t *c);
+
+/*
+ * Adds one occurrence of alert a to an event's running figures (a JSON object, {} for a
+ * new event; see event.c for its members). new_alert is 1 when the alert is new to the
+ * event, 0 for a recurrence (then only times and occurrences move). Returns 0 or
+ * CWPP_ENOMEM.
+ */
+int cwpp_ev_summary_add(json_t *summary, const cwpp_alert_t *a, int new_alert,
+                        const cwpp_assess_conf_t *c);
+
+typedef enum {
+    CWPP_URG_ACT_NOW = 0, CWPP_URG_HIGH, CWPP_URG_MEDIUM, CWPP_URG_LOW
+} cwpp_urgency_t;
+const char *cwpp_urgency_name(cwpp_urgency_t u);
+int         cwpp_urgency_parse(const char *s, cwpp_urgency_t *out);
+
+/* The 30-day figures of one IP of the event's account (entity_stats_30d). */
+typedef struct cwpp_ip_stat {
+    const char *ip;
+    int64_t     events, alerts, assets;
+} cwpp_ip_stat_t;
+
+typedef struct cwpp_assessment {
+    cwpp_urgency_t urgency;
+    json_t        *reasons;         /* [{"code", "text"}] (owned) */
+    json_t        *recommendations; /* [{"action", "entity_type", "entity_value", "reason"}] */
+} cwpp_assessment_t;
+
+/*
+ * The urgency assessment of an event from its figures, now_ms (recent activity) and the
+ * 30-day figures of its IPs. Fills out (free with cwpp_assessment_clear). Returns 0 or
+ * CWPP_ENOMEM.
+ */
+int  cwpp_ev_assess(const json_t *summary, const cwpp_assess_conf_t *c, int64_t now_ms,
+                    const cwpp_ip_stat_t *ips, size_t nips, cwpp_assessment_t *out);
+void cwpp_assessment_clear(cwpp_assessment_t *a);
 
 #endif /* CWPP_CORRELATE_H */

@@ -42,4 +42,22 @@ int cwpp_pg_check(cwpp_pg_t *pg, const PGresult *r, ExecStatusType expect, const
 /* Runs a parameterless command (BEGIN, COMMIT, ROLLBACK) and checks it. */
 int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_size);
 
+/* One statement of a pipeline: a prepared statement name, or SQL when n < 0. */
+typedef struct cwpp_pg_stmt {
+    const char     *stmt;
+    int             n;
+    const char     *v[6];
+    ExecStatusType  want;
+    PGresult      **res; /* where to keep the result, or NULL */
+} cwpp_pg_stmt_t;
+
+/*
+ * Sends the statements in one pipeline and reads every result: one round trip for all.
+ * The first failure is returned (later statements read as aborted); kept results are
+ * the caller's to clear (NULL on failure). After a failure the caller resets the
+ * connection or rolls back.
+ */
+int cwpp_pg_pipeline(cwpp_pg_t *pg, cwpp_pg_stmt_t *q, size_t nq, char *errstr,
+                     size_t errstr_size);
+
 #endif /* CWPP_PG_H */

@@ -120,3 +120,67 @@ int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_
     PQclear(r);
     return rc;
 }
+
+/*
+ * Sends the statements in one pipeline and reads every result: one round trip for all.
+ * The first failure is returned (later statements read as aborted); kept results are
+ * the caller's to clear (NULL on failure).
+ */
+int cwpp_pg_pipeline(cwpp_pg_t *pg, cwpp_pg_stmt_t *q, size_t nq, char *errstr,
+                     size_t errstr_size)
+{
+    PGconn  *c = cwpp_pg_conn(pg);
+    size_t   i;
+    int      rc = CWPP_OK;
+
+    if (PQenterPipelineMode(c) != 1)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
+    for (i = 0; i < nq; i++) {
+        int ok = q[i].n < 0 ? PQsendQueryParams(c, q[i].stmt, 0, NULL, NULL, NULL, NULL, 0)
+                            : PQsendQueryPrepared(c, q[i].stmt, q[i].n, q[i].v, NULL, NULL, 0);
+
+        if (q[i].res != NULL)
+            *q[i].res = NULL;
+        if (ok != 1) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "sending %s: %s", q[i].stmt,
+                             PQerrorMessage(c));
+            break;
+        }
+    }
+    if (rc == CWPP_OK && PQpipelineSync(c) != 1)
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline sync: %s",
+                         PQerrorMessage(c));
+    if (rc != CWPP_OK) {
+        PQexitPipelineMode(c); /* fails when results are pending: the caller resets */
+        return rc;
+    }
+    for (i = 0; i < nq; i++) {
+        PGresult *r = PQgetResult(c), *extra;
+        int       qrc = cwpp_pg_check(pg, r, q[i].want, q[i].stmt, errstr, errstr_size);
+
+        if (rc == CWPP_OK && qrc != CWPP_OK)
+            rc = qrc; /* later ones read as aborted behind it */
+        if (rc == CWPP_OK && q[i].res != NULL)
+            *q[i].res = r;
+        else
+            PQclear(r);
+        while ((extra = PQgetResult(c)) != NULL) /* the NULL that ends each query */
+            PQclear(extra);
+    }
+    {
+        PGresult *sync = PQgetResult(c);
+
+        if (rc == CWPP_OK && (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC))
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline out of step");
+        PQclear(sync);
+    }
+    if (PQexitPipelineMode(c) != 1 && rc == CWPP_OK)
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot leave pipeline mode");
+    if (rc != CWPP_OK)
+        for (i = 0; i < nq; i++)
+            if (q[i].res != NULL && *q[i].res != NULL) {
+                PQclear(*q[i].res);
+                *q[i].res = NULL;
+            }
+    return rc;
+}

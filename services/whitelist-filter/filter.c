@@ -650,76 +650,11 @@ static size_t hit_arrays(wl_t *w, size_t n)
     return rules;
 }
 
-/* One statement of a pipeline: a prepared statement name, or SQL when n < 0. */
-typedef struct pstmt {
-    const char     *stmt;
-    int             n;
-    const char     *v[4];
-    ExecStatusType  want;
-    PGresult      **res; /* where to keep the result, or NULL */
-} pstmt_t;
+typedef cwpp_pg_stmt_t pstmt_t;
 
-/*
- * Sends the statements in one pipeline and reads every result: one round trip for all.
- * The first failure is returned (later statements read as aborted); kept results are
- * the caller's to clear (NULL on failure).
- */
 static int pipeline(wl_t *w, pstmt_t *q, size_t nq, char *errstr, size_t errstr_size)
 {
-    PGconn  *c = cwpp_pg_conn(w->pg);
-    size_t   i;
-    int      rc = CWPP_OK;
-
-    if (PQenterPipelineMode(c) != 1)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
-    for (i = 0; i < nq; i++) {
-        int ok = q[i].n < 0 ? PQsendQueryParams(c, q[i].stmt, 0, NULL, NULL, NULL, NULL, 0)
-                            : PQsendQueryPrepared(c, q[i].stmt, q[i].n, q[i].v, NULL, NULL, 0);
-
-        if (q[i].res != NULL)
-            *q[i].res = NULL;
-        if (ok != 1) {
-            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "sending %s: %s", q[i].stmt,
-                             PQerrorMessage(c));
-            break;
-        }
-    }
-    if (rc == CWPP_OK && PQpipelineSync(c) != 1)
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline sync: %s",
-                         PQerrorMessage(c));
-    if (rc != CWPP_OK) {
-        PQexitPipelineMode(c); /* fails when results are pending: the caller resets */
-        return rc;
-    }
-    for (i = 0; i < nq; i++) {
-        PGresult *r = PQgetResult(c), *extra;
-        int       qrc = cwpp_pg_check(w->pg, r, q[i].want, q[i].stmt, errstr, errstr_size);
-
-        if (rc == CWPP_OK && qrc != CWPP_OK)
-            rc = qrc; /* later ones read as aborted behind it */
-        if (rc == CWPP_OK && q[i].res != NULL)
-            *q[i].res = r;
-        else
-            PQclear(r);
-        while ((extra = PQgetResult(c)) != NULL) /* the NULL that ends each query */
-            PQclear(extra);
-    }
-    {
-        PGresult *sync = PQgetResult(c);
-
-        if (rc == CWPP_OK && (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC))
-            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "pipeline out of step");
-        PQclear(sync);
-    }
-    if (PQexitPipelineMode(c) != 1 && rc == CWPP_OK)
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot leave pipeline mode");
-    if (rc != CWPP_OK)
-        for (i = 0; i < nq; i++)
-            if (q[i].res != NULL && *q[i].res != NULL) {
-                PQclear(*q[i].res);
-                *q[i].res = NULL;
-            }
-    return rc;
+    return cwpp_pg_pipeline(w->pg, q, nq, errstr, errstr_size);
 }
 
 /*

@@ -29,6 +29,10 @@ ADMIN_DSN = os.environ.get("CWPP_PG_ADMIN_DSN", "")
 INGEST_DSN = os.environ.get("CWPP_PG_DSN", "")
 WHITELIST_DSN = os.environ.get("CWPP_PG_DSN_WHITELIST", "")
 CTL_DSN = os.environ.get("CWPP_CTL_PG_DSN", "")
+CORRELATOR_DSN = os.environ.get(
+    "CWPP_PG_DSN_CORRELATOR",
+    INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_correlator")
+              .replace("password=cwpp-dev-ingest", "password=cwpp-dev-correlator"))
 
 
 def cwppctl(prefix, *args, actor="alice", timeout=60, env=None):
@@ -289,3 +293,34 @@ def wait_for(fn, timeout=60, interval=0.3, what="condition"):
 
 def md5hex(s: str) -> str:
     return hashlib.md5(s.encode()).hexdigest()
+
+
+def with_dbname(dsn: str, name: str) -> str:
+    """The same libpq conninfo, on database name."""
+    parts = [p for p in dsn.split() if not p.startswith("dbname=")]
+    return " ".join(parts + [f"dbname={name}"])
+
+
+class FreshDatabase:
+    """A new, empty database on the local server with every migration applied by the
+    real deploy/migrate: for tests that replay a topic "into an empty database"."""
+
+    def __init__(self):
+        self.name = "cwpp_it_" + uuid.uuid4().hex[:10]
+        query(f'CREATE DATABASE "{self.name}"')
+        env = dict(os.environ, CWPP_PG_ADMIN_DSN=with_dbname(ADMIN_DSN, self.name))
+        subprocess.run([str(REPO / "deploy" / "migrate")], env=env, check=True,
+                       capture_output=True, timeout=120)
+        self.admin = with_dbname(ADMIN_DSN, self.name)
+        self.correlator = with_dbname(CORRELATOR_DSN, self.name)
+
+    def drop(self):
+        conn = psycopg2.connect(ADMIN_DSN)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (self.name,))
+                cur.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
+        finally:
+            conn.close()

@@ -1,0 +1,1370 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * correlator.c: the batch (correlator.h). One transaction per batch, three pipelined
+ * round trips:
+ *   1. BEGIN; this group's offset rows (created, locked); the events the batch's keys and
+ *      alert ids point at (locked); their keys and memberships; notifications already
+ *      sent for these offsets (a batch redelivered after a crash re-sends them);
+ *   2. the decisions: events, their alerts, entities, graph edges and keys; the 30-day
+ *      figures of the touched events' IPs;
+ *   3. the assessments, new notifications, the offsets, COMMIT.
+ * Snapshots and notifications are queued to the outbox only after the commit succeeded.
+ */
+#include "correlator.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cwpp_alert.h"
+#include "cwpp_correlate.h"
+#include "cwpp_log.h"
+#include "cwpp_pg.h"
+
+const cwpp_conf_prop_t corr_props[] = {
+    CWPP_COMMON_PROPS(corr_conf_t, common, "correlator", "8083"),
+    {"correlator.window.ms", CWPP_CONF_INT, offsetof(corr_conf_t, window_ms), "86400000", 60000,
+     2592000000LL, 0,
+     "A related alert joins an open event when it occurred within this time after the "
+     "event's latest alert (or before its first)."},
+    {"correlator.max.future.ms", CWPP_CONF_INT, offsetof(corr_conf_t, max_future_ms),
+     "86400000", 0, 31536000000LL, 0,
+     "An alert whose occurrence time is further than this in the future goes to the "
+     "dead-letter topic."},
+    {"correlator.max.message.bytes", CWPP_CONF_INT, offsetof(corr_conf_t, max_message_bytes),
+     "1048576", 1024, 16777216, 0,
+     "Input records larger than this go to the dead-letter topic as oversized."},
+    {"assess.core.roles", CWPP_CONF_STR, offsetof(corr_conf_t, core_roles),
+     "database,application", 0, 0, 0,
+     "Asset roles that make an asset core (comma-separated): a core asset raises urgency."},
+    {"assess.authoritative.sources", CWPP_CONF_STR, offsetof(corr_conf_t, authoritative_sources),
+     "virus_scan,webshell_scan", 0, 0, 0,
+     "Alert sources whose detections are authoritative (comma-separated)."},
+    {"assess.probe.types", CWPP_CONF_STR, offsetof(corr_conf_t, probe_types),
+     "brute_force,network_attack,port_scan,scan,abnormal_logon", 0, 0, 0,
+     "Alert types that count as a probe when they open an event (as do medium and low "
+     "severity alerts)."},
+    {"assess.alerts.high", CWPP_CONF_INT, offsetof(corr_conf_t, alerts_high), "10", 1, 1000000,
+     0, "An event with at least this many alerts, and growing, is more urgent."},
+    {"assess.growth.alerts", CWPP_CONF_INT, offsetof(corr_conf_t, growth_alerts), "3", 1,
+     1000000, 0, "\"Growing\": at least this many new alerts within assess.recent.ms of the "
+                 "latest one."},
+    {"assess.recent.ms", CWPP_CONF_INT, offsetof(corr_conf_t, recent_ms), "3600000", 1000,
+     2592000000LL, 0, "\"Recent activity\": the latest alert is at most this old."},
+    {"assess.escalation.ms", CWPP_CONF_INT, offsetof(corr_conf_t, escalation_ms), "1800000",
+     1000, 2592000000LL, 0,
+     "Escalation: related alerts within this time after the probe that opened the event."},
+    {"assess.escalation.alerts", CWPP_CONF_INT, offsetof(corr_conf_t, escalation_alerts), "3",
+     1, 1000, 0, "Escalation: at least this many related alerts after the probe ..."},
+    {"assess.escalation.types", CWPP_CONF_INT, offsetof(corr_conf_t, escalation_types), "2", 1,
+     100, 0, "... of at least this many types other than the probe's: act now."},
+    {"assess.ip.block.events", CWPP_CONF_INT, offsetof(corr_conf_t, ip_block_events), "3", 1,
+     1000000, 0, "Recommend blocking an IP that is in at least this many events over 30 days."},
+    {"assess.ip.block.alerts", CWPP_CONF_INT, offsetof(corr_conf_t, ip_block_alerts), "20", 1,
+     1000000, 0, "... or in at least this many alerts over 30 days."},
+    {"assess.ip.targeted.assets", CWPP_CONF_INT, offsetof(corr_conf_t, ip_targeted_assets), "3",
+     2, 1000000, 0,
+     "... or that attacked at least this many assets (a targeted attack)."},
+};
+const size_t corr_nprops = sizeof(corr_props) / sizeof(corr_props[0]);
+
+/* ------------------------------------------------------------------ SQL */
+
+static const char SQL_OFFSETS_ROWS[] =
+    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
+    "SELECT $1, x.t, x.p, 0 FROM jsonb_to_recordset($2::jsonb) AS x(t text, p int, lo bigint, "
+    "hi bigint) ORDER BY x.t, x.p ON CONFLICT DO NOTHING";
+static const char SQL_OFFSETS_LOCK[] =
+    "SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c "
+    "JOIN jsonb_to_recordset($2::jsonb) AS x(t text, p int, lo bigint, hi bigint) "
+    "ON c.topic = x.t AND c.partition = x.p WHERE c.consumer_group = $1 "
+    "ORDER BY c.topic, c.partition FOR UPDATE OF c";
+static const char SQL_OFFSETS_SET[] =
+    "UPDATE consumer_offsets c SET next_offset = x.hi + 1, updated_at = now() "
+    "FROM jsonb_to_recordset($2::jsonb) AS x(t text, p int, lo bigint, hi bigint) "
+    "WHERE c.consumer_group = $1 AND c.topic = x.t AND c.partition = x.p "
+    "AND c.next_offset < x.hi + 1";
+static const char SQL_LOAD_EVENTS[] =
+    "SELECT e.event_id, e.account_id, e.status, "
+    "(extract(epoch FROM e.first_seen) * 1000)::bigint, "
+    "(extract(epoch FROM e.last_seen) * 1000)::bigint, e.owner, e.predecessor, e.urgency, "
+    "e.summary::text, e.version, e.level, e.assessment::text FROM events e WHERE e.event_id IN ("
+    "SELECT k.event_id FROM event_keys k WHERE k.key IN "
+    "(SELECT jsonb_array_elements_text($1::jsonb)) UNION "
+    "SELECT a.event_id FROM event_alerts a WHERE a.alert_id IN "
+    "(SELECT jsonb_array_elements_text($2::jsonb))) ORDER BY e.event_id FOR UPDATE OF e";
+static const char SQL_LOAD_KEYS[] =
+    "SELECT k.key, k.event_id, k.alert_id FROM event_keys k WHERE k.key IN "
+    "(SELECT jsonb_array_elements_text($1::jsonb))";
+static const char SQL_LOAD_ALERTS[] =
+    "SELECT a.alert_id, a.event_id FROM event_alerts a WHERE a.alert_id IN "
+    "(SELECT jsonb_array_elements_text($1::jsonb))";
+static const char SQL_LOAD_NOTES[] =
+    "SELECT n.payload, n.event_id FROM notifications n "
+    "JOIN jsonb_to_recordset($1::jsonb) AS x(t text, p int, lo bigint, hi bigint) "
+    "ON n.source_topic = x.t AND n.source_part = x.p AND n.source_offset BETWEEN x.lo AND x.hi "
+    "ORDER BY n.source_part, n.source_offset, n.notification_id";
+static const char SQL_EVENTS_UPSERT[] =
+    "INSERT INTO events (event_id, account_id, name, level, status, first_seen, last_seen, "
+    "alert_count, occurrences, asset_count, stages, sources, predecessor, version, updated_at) "
+    "SELECT x.id, x.acc, x.name, x.level, 'unhandled', to_timestamp(x.f / 1000.0), "
+    "to_timestamp(x.l / 1000.0), x.alerts, x.occ, x.assets, "
+    "ARRAY(SELECT jsonb_array_elements_text(x.stages)), "
+    "ARRAY(SELECT jsonb_array_elements_text(x.sources)), x.pred, 1, now() "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, acc text, name text, level text, f bigint, "
+    "l bigint, alerts int, occ bigint, assets int, stages jsonb, sources jsonb, pred text) "
+    "ON CONFLICT (event_id) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level, "
+    "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
+    "alert_count = EXCLUDED.alert_count, occurrences = EXCLUDED.occurrences, "
+    "asset_count = EXCLUDED.asset_count, stages = EXCLUDED.stages, sources = EXCLUDED.sources, "
+    "version = events.version + 1, updated_at = now()";
+static const char SQL_ALERTS_UPSERT[] =
+    "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, last_seen, occurrences) "
+    "SELECT x.e, x.a, (array_agg(x.r ORDER BY x.o))[1], to_timestamp(min(x.t) / 1000.0), "
+    "to_timestamp(max(x.t) / 1000.0), count(*) "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(e text, a text, r text, t bigint, o int) "
+    "GROUP BY x.e, x.a "
+    "ON CONFLICT (event_id, alert_id) DO UPDATE SET "
+    "first_seen = LEAST(event_alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(event_alerts.last_seen, EXCLUDED.last_seen), "
+    "occurrences = event_alerts.occurrences + EXCLUDED.occurrences";
+static const char SQL_ENTITIES_UPSERT[] =
+    "INSERT INTO entity_alerts (account_id, entity_type, value, asset_id, event_id, alert_id, "
+    "first_seen, last_seen) "
+    "SELECT x.c, x.ty, x.v, x.s, x.e, x.a, to_timestamp(min(x.t) / 1000.0), "
+    "to_timestamp(max(x.t) / 1000.0) "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(c text, ty text, v text, s text, e text, a text, "
+    "t bigint) GROUP BY x.c, x.ty, x.v, x.s, x.e, x.a "
+    "ON CONFLICT (event_id, entity_type, value, asset_id, alert_id) DO UPDATE SET "
+    "first_seen = LEAST(entity_alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(entity_alerts.last_seen, EXCLUDED.last_seen)";
+static const char SQL_EDGES_UPSERT[] =
+    "INSERT INTO event_edges (event_id, src_type, src, relation, dst_type, dst, alert_id, "
+    "first_seen, last_seen, alerts) "
+    "SELECT x.e, x.st, x.s, x.rel, x.dt, x.d, (array_agg(x.a ORDER BY x.o))[1], "
+    "to_timestamp(min(x.t) / 1000.0), to_timestamp(max(x.t) / 1000.0), "
+    "count(DISTINCT x.a) "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(e text, st text, s text, rel text, dt text, "
+    "d text, a text, t bigint, o int) GROUP BY x.e, x.st, x.s, x.rel, x.dt, x.d "
+    "ON CONFLICT (event_id, src_type, src, relation, dst_type, dst) DO UPDATE SET "
+    "first_seen = LEAST(event_edges.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(event_edges.last_seen, EXCLUDED.last_seen), "
+    "alerts = event_edges.alerts + EXCLUDED.alerts";
+static const char SQL_KEYS_UPSERT[] =
+    "INSERT INTO event_keys (key, account_id, event_id, alert_id) "
+    "SELECT DISTINCT ON (x.k) x.k, x.c, x.e, x.a "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(k text, c text, e text, a text, o int) "
+    "ORDER BY x.k, x.o DESC "
+    "ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, "
+    "alert_id = EXCLUDED.alert_id, updated_at = now() "
+    "WHERE event_keys.event_id <> EXCLUDED.event_id OR event_keys.alert_id <> EXCLUDED.alert_id";
+static const char SQL_IP_STATS[] =
+    "SELECT x.c, x.v, count(DISTINCT e.event_id), count(DISTINCT e.alert_id), "
+    "count(DISTINCT e.asset_id) FILTER (WHERE e.asset_id <> '') "
+    "FROM (SELECT DISTINCT c, v FROM jsonb_to_recordset($1::jsonb) AS y(c text, v text)) x "
+    "JOIN entity_alerts e ON e.account_id = x.c AND e.entity_type = 'ip' AND e.value = x.v "
+    "AND e.last_seen > now() - interval '30 days' GROUP BY x.c, x.v";
+static const char SQL_ASSESS_SET[] =
+    "UPDATE events e SET urgency = x.u, assessment = x.a, summary = x.s "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, u text, a jsonb, s jsonb) "
+    "WHERE e.event_id = x.id";
+static const char SQL_NOTES_INSERT[] =
+    "INSERT INTO notifications (notification_id, event_id, kind, urgency, source_topic, "
+    "source_part, source_offset, payload) "
+    "SELECT x.id, x.e, x.k, x.u, x.t, x.p, x.o, decode(x.b, 'hex') "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, e text, k text, u text, t text, p int, "
+    "o bigint, b text) ON CONFLICT DO NOTHING";
+
+/* ------------------------------------------------------------------ state */
+
+typedef struct evs {
+    char               id[CWPP_EVENT_ID_LEN + 1];
+    char              *account, *owner, *predecessor;
+    char               status[16];
+    int                level;          /* stored level rank, or 4 when new */
+    int                is_new, changed, touched;
+    int64_t            version;
+    cwpp_urgency_t     urgency;        /* after this batch */
+    json_t            *summary;
+    json_t            *assessment;     /* {"reasons", "recommendations"} */
+    int                note_kind;      /* 0 none, 1 opened, 2 urgency raised */
+    cwpp_urgency_t     note_prev;
+    int64_t            note_at;
+    const rd_kafka_message_t *src;     /* the latest fresh record that changed it */
+} evs_t;
+
+typedef struct item {
+    rd_kafka_message_t  *m;
+    int                  ok, fresh;
+    cwpp_alert_t         alert;
+    cwpp_corr_decision_t d;
+    evs_t               *ev;
+    const char          *code;
+    char                 reason[300];
+} item_t;
+
+typedef struct part {
+    const char *topic;
+    int32_t     partition;
+    int64_t     lo, hi, next;
+} part_t;
+
+typedef struct corr {
+    const corr_conf_t  *conf;
+    cwpp_assess_conf_t  ac;
+    cwpp_pg_t          *pg;
+    PGconn             *prepared_on;
+    cwpp_avro_type_t   *t_alert, *t_rejected, *t_event, *t_note;
+    avro_value_t        v_alert, v_rejected, v_event, v_note;
+    int                 have_values;
+    cwpp_buf_t          buf;
+    item_t             *items;
+    size_t              items_cap;
+    part_t             *parts;
+    size_t              nparts, parts_cap;
+    evs_t             **evs;           /* touched events, hash table by id */
+    size_t              evs_cap, nevs;
+    evs_t             **evlist;        /* the same, in the order first touched */
+    cwpp_ip_stat_t     *ipstats;
+    size_t              nipstats;
+    char              **ipaccts;       /* account of each ipstats entry */
+    atomic_int          db_ok;
+
+    cwpp_metric_t *m_alerts, *m_recurrences, *m_opened, *m_joined, *m_dead, *m_db_errors;
+    cwpp_metric_t *m_notes, *m_snapshots, *m_replayed, *m_db_seconds;
+} corr_t;
+
+/* ------------------------------------------------------------ life cycle */
+
+static corr_t *corr_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
+                        size_t errstr_size)
+{
+    corr_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->conf = conf;
+    cwpp_assess_conf_default(&c->ac);
+    c->ac.core_roles = conf->core_roles;
+    c->ac.authoritative_sources = conf->authoritative_sources;
+    c->ac.probe_types = conf->probe_types;
+    c->ac.alerts_high = conf->alerts_high;
+    c->ac.growth_alerts = conf->growth_alerts;
+    c->ac.recent_ms = conf->recent_ms;
+    c->ac.escalation_ms = conf->escalation_ms;
+    c->ac.escalation_alerts = conf->escalation_alerts;
+    c->ac.escalation_types = conf->escalation_types;
+    c->ac.ip_block_events = conf->ip_block_events;
+    c->ac.ip_block_alerts = conf->ip_block_alerts;
+    c->ac.ip_targeted_assets = conf->ip_targeted_assets;
+    c->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-correlator");
+    c->t_alert = cwpp_avro_type_builtin("alert", errstr, errstr_size);
+    c->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size);
+    c->t_event = cwpp_avro_type_builtin("event", errstr, errstr_size);
+    c->t_note = cwpp_avro_type_builtin("notification", errstr, errstr_size);
+    if (c->pg == NULL || c->t_alert == NULL || c->t_rejected == NULL || c->t_event == NULL ||
+        c->t_note == NULL || cwpp_avro_value_new(c->t_alert, &c->v_alert) != CWPP_OK ||
+        cwpp_avro_value_new(c->t_rejected, &c->v_rejected) != CWPP_OK ||
+        cwpp_avro_value_new(c->t_event, &c->v_event) != CWPP_OK ||
+        cwpp_avro_value_new(c->t_note, &c->v_note) != CWPP_OK) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot set up the Avro types");
+        return c; /* corr_destroy frees; the caller checks have_values */
+    }
+    c->have_values = 1;
+#define C(n, h) cwpp_counter(metrics, n, h)
+    c->m_alerts = C("cwpp_correlator_alerts_total", "Alert records applied to events.");
+    c->m_recurrences = C("cwpp_correlator_recurrences_total",
+                         "Alert records that were recurrences of an alert already in its event.");
+    c->m_opened = C("cwpp_correlator_events_opened_total", "Security events opened.");
+    c->m_joined = C("cwpp_correlator_alerts_joined_total",
+                    "New alerts that joined an existing open event.");
+    c->m_dead = C("cwpp_correlator_dead_letters_total", "Records sent to the dead-letter topic.");
+    c->m_db_errors = C("cwpp_correlator_db_errors_total", "Batches whose transaction failed.");
+    c->m_notes = C("cwpp_correlator_notifications_total", "Notifications sent.");
+    c->m_snapshots = C("cwpp_correlator_snapshots_total", "Event snapshots sent.");
+    c->m_replayed = C("cwpp_correlator_replayed_total",
+                      "Records already applied before (redelivered after a crash): skipped.");
+#undef C
+    {
+        static const double b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+        c->m_db_seconds = cwpp_histogram(metrics, "cwpp_correlator_db_seconds",
+                                         "Time of one batch's transaction.", b, 9);
+    }
+    return c;
+}
+
+static void evs_free(evs_t *e)
+{
+    if (e == NULL)
+        return;
+    free(e->account);
+    free(e->owner);
+    free(e->predecessor);
+    json_decref(e->summary);
+    json_decref(e->assessment);
+    free(e);
+}
+
+static void evs_reset(corr_t *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->nevs; i++)
+        evs_free(c->evlist[i]);
+    if (c->evs != NULL)
+        memset(c->evs, 0, c->evs_cap * sizeof(*c->evs));
+    c->nevs = 0;
+    for (i = 0; i < c->nipstats; i++)
+        free(c->ipaccts[i]);
+    c->nipstats = 0;
+}
+
+static void corr_destroy(corr_t *c)
+{
+    size_t i;
+
+    if (c == NULL)
+        return;
+    evs_reset(c);
+    free(c->evs);
+    free(c->evlist);
+    for (i = 0; i < c->items_cap; i++)
+        cwpp_alert_clear(&c->items[i].alert);
+    free(c->items);
+    free(c->parts);
+    free(c->ipstats);
+    free(c->ipaccts);
+    if (c->have_values) {
+        avro_value_decref(&c->v_alert);
+        avro_value_decref(&c->v_rejected);
+        avro_value_decref(&c->v_event);
+        avro_value_decref(&c->v_note);
+    }
+    cwpp_avro_type_destroy(c->t_alert);
+    cwpp_avro_type_destroy(c->t_rejected);
+    cwpp_avro_type_destroy(c->t_event);
+    cwpp_avro_type_destroy(c->t_note);
+    cwpp_buf_free(&c->buf);
+    cwpp_pg_destroy(c->pg);
+    free(c);
+}
+
+static int prepare(corr_t *c, char *errstr, size_t errstr_size)
+{
+    PGconn *conn = cwpp_pg_conn(c->pg);
+    static const struct { const char *name, *sql; } stmts[] = {
+        {"offsets_rows", SQL_OFFSETS_ROWS},     {"offsets_lock", SQL_OFFSETS_LOCK},
+        {"offsets_set", SQL_OFFSETS_SET},       {"load_events", SQL_LOAD_EVENTS},
+        {"load_keys", SQL_LOAD_KEYS},           {"load_alerts", SQL_LOAD_ALERTS},
+        {"load_notes", SQL_LOAD_NOTES},         {"events_upsert", SQL_EVENTS_UPSERT},
+        {"alerts_upsert", SQL_ALERTS_UPSERT},   {"entities_upsert", SQL_ENTITIES_UPSERT},
+        {"edges_upsert", SQL_EDGES_UPSERT},     {"keys_upsert", SQL_KEYS_UPSERT},
+        {"ip_stats", SQL_IP_STATS},             {"assess_set", SQL_ASSESS_SET},
+        {"notes_insert", SQL_NOTES_INSERT},
+    };
+    size_t i;
+
+    if (c->prepared_on == conn)
+        return CWPP_OK;
+    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        PGresult *r = PQprepare(conn, stmts[i].name, stmts[i].sql, 0, NULL);
+        int       rc = cwpp_pg_check(c->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
+                                     errstr_size);
+
+        PQclear(r);
+        if (rc != CWPP_OK)
+            return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
+    }
+    c->prepared_on = conn;
+    return CWPP_OK;
+}
+
+/* ------------------------------------------------------------- the events */
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static evs_t *ev_find(corr_t *c, const char *id)
+{
+    size_t i;
+
+    if (c->evs_cap == 0)
+        return NULL;
+    for (i = fnv(id) & (c->evs_cap - 1); c->evs[i] != NULL; i = (i + 1) & (c->evs_cap - 1))
+        if (strcmp(c->evs[i]->id, id) == 0)
+            return c->evs[i];
+    return NULL;
+}
+
+/* Sizes the table for n more events (called once per batch with an upper bound). */
+static int ev_reserve(corr_t *c, size_t n)
+{
+    size_t cap = 64;
+
+    while (cap < 2 * n + 2)
+        cap *= 2;
+    if (cap <= c->evs_cap)
+        return CWPP_OK;
+    free(c->evs);
+    free(c->evlist);
+    c->evs = calloc(cap, sizeof(*c->evs));
+    c->evlist = calloc(cap, sizeof(*c->evlist));
+    c->evs_cap = c->evs != NULL && c->evlist != NULL ? cap : 0;
+    return c->evs_cap ? CWPP_OK : CWPP_ENOMEM;
+}
+
+static evs_t *ev_add(corr_t *c, const char *id, const char *account)
+{
+    evs_t *e;
+    size_t i;
+
+    if (c->nevs + 1 > c->evs_cap / 2 || (e = calloc(1, sizeof(*e))) == NULL)
+        return NULL;
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    e->account = strdup(account);
+    e->summary = json_object();
+    e->level = 4;
+    e->urgency = CWPP_URG_LOW;
+    snprintf(e->status, sizeof(e->status), "unhandled");
+    if (e->account == NULL || e->summary == NULL) {
+        evs_free(e);
+        return NULL;
+    }
+    for (i = fnv(id) & (c->evs_cap - 1); c->evs[i] != NULL; i = (i + 1) & (c->evs_cap - 1))
+        ;
+    c->evs[i] = e;
+    c->evlist[c->nevs++] = e;
+    return e;
+}
+
+static int level_rank(const char *s)
+{
+    cwpp_severity_t v;
+
+    return s != NULL && cwpp_severity_parse(s, &v) == 0 ? (int)v : 4;
+}
+
+/* ------------------------------------------------------------ the batch */
+
+static int ensure_items(corr_t *c, size_t n)
+{
+    item_t *ni;
+
+    if (n <= c->items_cap)
+        return CWPP_OK;
+    ni = realloc(c->items, n * sizeof(*ni));
+    if (ni == NULL)
+        return CWPP_ENOMEM;
+    memset(ni + c->items_cap, 0, (n - c->items_cap) * sizeof(*ni));
+    c->items = ni;
+    c->items_cap = n;
+    return CWPP_OK;
+}
+
+static int collect_parts(corr_t *c, rd_kafka_message_t **msgs, size_t n)
+{
+    size_t i, p;
+
+    c->nparts = 0;
+    for (i = 0; i < n; i++) {
+        const char *t = rd_kafka_topic_name(msgs[i]->rkt);
+
+        for (p = 0; p < c->nparts; p++)
+            if (c->parts[p].partition == msgs[i]->partition && strcmp(c->parts[p].topic, t) == 0)
+                break;
+        if (p == c->nparts) {
+            if (c->nparts == c->parts_cap) {
+                size_t  nc = c->parts_cap ? c->parts_cap * 2 : 32;
+                part_t *np = realloc(c->parts, nc * sizeof(*np));
+
+                if (np == NULL)
+                    return CWPP_ENOMEM;
+                c->parts = np;
+                c->parts_cap = nc;
+            }
+            c->parts[p] = (part_t){t, msgs[i]->partition, msgs[i]->offset, msgs[i]->offset, 0};
+            c->nparts++;
+        }
+        if (msgs[i]->offset > c->parts[p].hi)
+            c->parts[p].hi = msgs[i]->offset;
+        if (msgs[i]->offset < c->parts[p].lo)
+            c->parts[p].lo = msgs[i]->offset;
+    }
+    return CWPP_OK;
+}
+
+static part_t *part_of(corr_t *c, const rd_kafka_message_t *m)
+{
+    const char *t = rd_kafka_topic_name(m->rkt);
+    size_t      p;
+
+    for (p = 0; p < c->nparts; p++)
+        if (c->parts[p].partition == m->partition && strcmp(c->parts[p].topic, t) == 0)
+            return &c->parts[p];
+    return NULL;
+}
+
+/* Validates one record into it (decoded alert or a dead-letter reason). */
+static void take(corr_t *c, item_t *it, rd_kafka_message_t *m, int64_t now)
+{
+    char why[256];
+
+    cwpp_alert_clear(&it->alert);
+    memset(it, 0, sizeof(*it));
+    it->m = m;
+    if (m->len > (size_t)c->conf->max_message_bytes) {
+        it->code = "oversized";
+        snprintf(it->reason, sizeof(it->reason),
+                 "the record has %zu bytes, more than correlator.max.message.bytes (%lld)",
+                 m->len, (long long)c->conf->max_message_bytes);
+        return;
+    }
+    if (cwpp_alert_from_avro(c->t_alert, m->payload, m->len, &c->v_alert, &it->alert, why,
+                             sizeof(why)) != CWPP_OK) {
+        it->code = "bad_avro";
+        snprintf(it->reason, sizeof(it->reason), "not a valid Alert record: %s", why);
+        return;
+    }
+    if (!cwpp_alert_id_valid(it->alert.alert_id)) {
+        it->code = "invalid_alert";
+        snprintf(it->reason, sizeof(it->reason),
+                 "the alert id is not \"al-\" and 32 hex digits");
+    } else if (it->alert.account_id == NULL || it->alert.account_id[0] == '\0' ||
+               it->alert.asset.id == NULL || it->alert.asset.id[0] == '\0') {
+        it->code = "invalid_alert";
+        snprintf(it->reason, sizeof(it->reason), "the alert has no account or no asset id");
+    } else if (it->alert.occurred_at_ms > now + c->conf->max_future_ms) {
+        it->code = "future_time";
+        snprintf(it->reason, sizeof(it->reason),
+                 "the alert occurred %lld s in the future, more than correlator.max.future.ms",
+                 (long long)((it->alert.occurred_at_ms - now) / 1000));
+    } else if (it->alert.status == CWPP_ST_MANUALLY_WHITELISTED ||
+               it->alert.status == CWPP_ST_AUTOMATICALLY_WHITELISTED) {
+        it->code = "whitelisted";
+        snprintf(it->reason, sizeof(it->reason),
+                 "a %s alert on the accepted topic: whitelisted alerts never join events",
+                 cwpp_status_name(it->alert.status));
+    } else {
+        it->ok = 1;
+        return;
+    }
+    cwpp_alert_clear(&it->alert);
+}
+
+/* JSON text of v into a fresh string (the caller frees), NULL on ENOMEM. */
+static char *dump(json_t *v)
+{
+    char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+    json_decref(v);
+    return s;
+}
+
+static char *parts_json(corr_t *c)
+{
+    json_t *a = json_array();
+    size_t  i;
+
+    for (i = 0; a != NULL && i < c->nparts; i++)
+        if (json_array_append_new(a, json_pack("{s:s, s:i, s:I, s:I}", "t", c->parts[i].topic,
+                                               "p", (int)c->parts[i].partition, "lo",
+                                               (json_int_t)c->parts[i].lo, "hi",
+                                               (json_int_t)c->parts[i].hi)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return dump(a);
+}
+
+/* The batch's keys and alert ids as JSON arrays. */
+static int lookup_json(corr_t *c, size_t n, char **keys, char **ids)
+{
+    json_t *k = json_array(), *a = json_array();
+    size_t  i, j;
+    int     rc = 0;
+
+    for (i = 0; k != NULL && a != NULL && i < n; i++) {
+        const cwpp_alert_t *al = &c->items[i].alert;
+        cwpp_corr_key_t     ks[CWPP_CORR_MAX_KEYS];
+        size_t              nk;
+        char                s[CWPP_CORR_KEY_MAX];
+
+        if (!c->items[i].ok)
+            continue;
+        rc |= json_array_append_new(a, json_string(al->alert_id));
+        nk = cwpp_corr_keys(al, ks);
+        for (j = 0; j < nk; j++)
+            if (cwpp_corr_key_string(al->account_id, &ks[j], s, sizeof(s)) == 0)
+                rc |= json_array_append_new(k, json_string(s));
+    }
+    if (rc != 0) {
+        json_decref(k);
+        json_decref(a);
+        return CWPP_ENOMEM;
+    }
+    *keys = dump(k);
+    *ids = dump(a);
+    return *keys != NULL && *ids != NULL ? CWPP_OK : CWPP_ENOMEM;
+}
+
+/* Loads the locked events, their keys and memberships into ix and the touched table. */
+static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_keys,
+                PGresult *r_alerts)
+{
+    int i;
+
+    for (i = 0; i < PQntuples(r_ev); i++) {
+        const char        *id = PQgetvalue(r_ev, i, 0), *st = PQgetvalue(r_ev, i, 2);
+        evs_t             *e = ev_add(c, id, PQgetvalue(r_ev, i, 1));
+        json_error_t       jerr;
+        cwpp_event_state_t state = strcmp(st, "handled") == 0 ? CWPP_EV_HANDLED : CWPP_EV_OPEN;
+
+        if (e == NULL)
+            return CWPP_ENOMEM;
+        snprintf(e->status, sizeof(e->status), "%s", st);
+        if (!PQgetisnull(r_ev, i, 5) && (e->owner = strdup(PQgetvalue(r_ev, i, 5))) == NULL)
+            return CWPP_ENOMEM;
+        if (!PQgetisnull(r_ev, i, 6) &&
+            (e->predecessor = strdup(PQgetvalue(r_ev, i, 6))) == NULL)
+            return CWPP_ENOMEM;
+        if (cwpp_urgency_parse(PQgetvalue(r_ev, i, 7), &e->urgency) != 0)
+            e->urgency = CWPP_URG_LOW;
+        json_decref(e->summary);
+        e->summary = json_loads(PQgetvalue(r_ev, i, 8), 0, &jerr);
+        if (!json_is_object(e->summary)) {
+            json_decref(e->summary);
+            e->summary = json_object();
+            if (e->summary == NULL)
+                return CWPP_ENOMEM;
+        }
+        e->version = strtoll(PQgetvalue(r_ev, i, 9), NULL, 10);
+        e->assessment = json_loads(PQgetvalue(r_ev, i, 11), 0, &jerr);
+        e->level = level_rank(PQgetvalue(r_ev, i, 10));
+        if (cwpp_corr_index_seed_event(ix, id, e->account, state,
+                                       strtoll(PQgetvalue(r_ev, i, 3), NULL, 10),
+                                       strtoll(PQgetvalue(r_ev, i, 4), NULL, 10)) == CWPP_ENOMEM)
+            return CWPP_ENOMEM;
+    }
+    for (i = 0; i < PQntuples(r_keys); i++)
+        if (cwpp_corr_index_seed_key(ix, PQgetvalue(r_keys, i, 0), PQgetvalue(r_keys, i, 1),
+                                     PQgetvalue(r_keys, i, 2)) == CWPP_ENOMEM)
+            return CWPP_ENOMEM;
+    for (i = 0; i < PQntuples(r_alerts); i++)
+        if (cwpp_corr_index_seed_alert(ix, PQgetvalue(r_alerts, i, 0),
+                                       PQgetvalue(r_alerts, i, 1)) == CWPP_ENOMEM)
+            return CWPP_ENOMEM;
+    return CWPP_OK;
+}
+
+/* The rows the batch writes, as JSON arrays. */
+typedef struct rows {
+    json_t *events, *alerts, *entities, *edges, *keys, *ips, *assess, *notes;
+} rows_t;
+
+static void rows_free(rows_t *w)
+{
+    json_decref(w->events);
+    json_decref(w->alerts);
+    json_decref(w->entities);
+    json_decref(w->edges);
+    json_decref(w->keys);
+    json_decref(w->ips);
+    json_decref(w->assess);
+    json_decref(w->notes);
+    memset(w, 0, sizeof(*w));
+}
+
+static int rows_init(rows_t *w)
+{
+    w->events = json_array();
+    w->alerts = json_array();
+    w->entities = json_array();
+    w->edges = json_array();
+    w->keys = json_array();
+    w->ips = json_array();
+    w->assess = json_array();
+    w->notes = json_array();
+    return w->events && w->alerts && w->entities && w->edges && w->keys && w->ips &&
+                   w->assess && w->notes
+               ? CWPP_OK
+               : CWPP_ENOMEM;
+}
+
+/* Decides and applies one fresh alert: index, event figures, rows. */
+static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_t *w)
+{
+    cwpp_alert_t     *a = &it->alert;
+    cwpp_corr_edge_t  edges[CWPP_CORR_MAX_EDGES];
+    cwpp_corr_key_t   keys[CWPP_CORR_MAX_KEYS];
+    evs_t            *e;
+    size_t            i, n;
+    int               rc = 0;
+    json_int_t        t = (json_int_t)a->occurred_at_ms;
+
+    if (cwpp_corr_decide(ix, a, &it->d) != CWPP_OK)
+        return CWPP_EINVAL;
+    if (cwpp_corr_index_apply(ix, a, &it->d) != CWPP_OK)
+        return CWPP_ENOMEM;
+    e = ev_find(c, it->d.event_id);
+    if (e == NULL) {
+        if ((e = ev_add(c, it->d.event_id, a->account_id)) == NULL)
+            return CWPP_ENOMEM;
+        e->is_new = 1;
+        if (it->d.predecessor[0] && (e->predecessor = strdup(it->d.predecessor)) == NULL)
+            return CWPP_ENOMEM;
+        cwpp_metric_add(c->m_opened, 1);
+    } else if (!it->d.recurrence) {
+        cwpp_metric_add(c->m_joined, 1);
+    }
+    it->ev = e;
+    e->changed = e->touched = 1;
+    e->src = it->m;
+    if (a->defense != CWPP_DEF_PRECISION && a->occurred_at_ms > e->note_at)
+        e->note_at = a->occurred_at_ms;
+    if (it->d.recurrence)
+        cwpp_metric_add(c->m_recurrences, 1);
+    if (cwpp_ev_summary_add(e->summary, a, !it->d.recurrence, &c->ac) != CWPP_OK)
+        return CWPP_ENOMEM;
+
+    rc |= json_array_append_new(w->alerts, json_pack("{s:s, s:s, s:s, s:I, s:i}", "e", e->id,
+                                                     "a", a->alert_id, "r", it->d.reason, "t",
+                                                     t, "o", (int)ord));
+    for (i = 0; i < a->n_entities; i++) {
+        const cwpp_entity_t *x = &a->entities[i];
+        const char          *asset = x->type == CWPP_ENT_IP ? a->asset.id : x->asset_id;
+
+        rc |= json_array_append_new(
+            w->entities, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "c", a->account_id,
+                                   "ty", cwpp_entity_type_name(x->type), "v", x->value, "s",
+                                   asset != NULL ? asset : "", "e", e->id, "a", a->alert_id,
+                                   "t", t));
+    }
+    n = it->d.recurrence ? 0 : cwpp_corr_edges(a, edges); /* the graph: distinct alerts */
+    for (i = 0; i < n; i++)
+        rc |= json_array_append_new(
+            w->edges, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "e", e->id,
+                                "st", edges[i].src_type, "s", edges[i].src, "rel",
+                                edges[i].relation, "dt", edges[i].dst_type, "d", edges[i].dst,
+                                "a", a->alert_id, "t", t, "o", (int)ord));
+    n = cwpp_corr_keys(a, keys);
+    for (i = 0; i < n; i++) {
+        char        ks[CWPP_CORR_KEY_MAX];
+        const char *owner, *by;
+
+        if (cwpp_corr_key_string(a->account_id, &keys[i], ks, sizeof(ks)) != 0 ||
+            cwpp_corr_index_key_owner(ix, ks, &owner, &by) != CWPP_OK)
+            continue;
+        /* the owner after this alert; the last row of a key (by o) is its final owner */
+        rc |= json_array_append_new(w->keys, json_pack("{s:s, s:s, s:s, s:s, s:i}", "k", ks,
+                                                       "c", a->account_id, "e", owner, "a", by,
+                                                       "o", (int)ord));
+    }
+    cwpp_metric_add(c->m_alerts, 1);
+    return rc ? CWPP_ENOMEM : CWPP_OK;
+}
+
+static int64_t sgeti(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+/* The events rows (overview) and the IPs whose 30-day figures the assessment needs. */
+static int event_rows(corr_t *c, rows_t *w)
+{
+    size_t i;
+    int    rc = 0;
+
+    for (i = 0; i < c->nevs; i++) {
+        evs_t      *e = c->evlist[i];
+        json_t     *s = e->summary, *ips = json_object_get(s, "ips"), *v;
+        const char *ip;
+        int         sev;
+
+        if (!e->changed)
+            continue;
+        if ((json_object_get(s, "stages") == NULL &&
+             json_object_set_new(s, "stages", json_array()) != 0) ||
+            (json_object_get(s, "sources") == NULL &&
+             json_object_set_new(s, "sources", json_array()) != 0))
+            return CWPP_ENOMEM;
+        sev = (int)sgeti(s, "sev");
+        if (sev < e->level)
+            e->level = sev;
+        rc |= json_array_append_new(
+            w->events,
+            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:O, s:O, s:s?}", "id",
+                      e->id, "acc", e->account,
+                      "name", json_string_value(json_object_get(s, "name"))
+                                  ? json_string_value(json_object_get(s, "name")) : "",
+                      "level", cwpp_severity_name((cwpp_severity_t)e->level), "f",
+                      (json_int_t)sgeti(s, "first_ms"), "l", (json_int_t)sgeti(s, "last_ms"),
+                      "alerts", (json_int_t)sgeti(s, "alerts"), "occ",
+                      (json_int_t)sgeti(s, "occurrences"), "assets",
+                      (json_int_t)json_object_size(json_object_get(s, "assets")), "stages",
+                      json_object_get(s, "stages") ? json_object_get(s, "stages")
+                                                   : json_array(),
+                      "sources", json_object_get(s, "sources") ? json_object_get(s, "sources")
+                                                               : json_array(),
+                      "pred", e->predecessor));
+        e->version++;
+        json_object_foreach(ips, ip, v)
+            rc |= json_array_append_new(w->ips, json_pack("{s:s, s:s}", "c", e->account, "v",
+                                                          ip));
+    }
+    return rc ? CWPP_ENOMEM : CWPP_OK;
+}
+
+static int read_ipstats(corr_t *c, const PGresult *r)
+{
+    int i, n = PQntuples(r);
+
+    if ((size_t)n > 0) {
+        cwpp_ip_stat_t *ns = realloc(c->ipstats, (size_t)n * sizeof(*ns));
+        char          **na;
+
+        if (ns == NULL)
+            return CWPP_ENOMEM;
+        c->ipstats = ns;
+        if ((na = realloc(c->ipaccts, (size_t)n * sizeof(*na))) == NULL)
+            return CWPP_ENOMEM;
+        c->ipaccts = na;
+    }
+    for (i = 0; i < n; i++) {
+        char *acct = strdup(PQgetvalue(r, i, 0));
+        char *ip = acct != NULL ? strdup(PQgetvalue(r, i, 1)) : NULL;
+        char *both;
+
+        if (ip == NULL) {
+            free(acct);
+            return CWPP_ENOMEM;
+        }
+        /* one allocation holds account and ip: "acct\0ip" */
+        both = realloc(acct, strlen(acct) + strlen(ip) + 2);
+        if (both == NULL) {
+            free(acct);
+            free(ip);
+            return CWPP_ENOMEM;
+        }
+        strcpy(both + strlen(both) + 1, ip);
+        free(ip);
+        c->ipaccts[c->nipstats] = both;
+        c->ipstats[c->nipstats] = (cwpp_ip_stat_t){both + strlen(both) + 1,
+                                                   strtoll(PQgetvalue(r, i, 2), NULL, 10),
+                                                   strtoll(PQgetvalue(r, i, 3), NULL, 10),
+                                                   strtoll(PQgetvalue(r, i, 4), NULL, 10)};
+        c->nipstats++;
+    }
+    return CWPP_OK;
+}
+
+static void hex(const void *p, size_t len, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    const unsigned char *b = p;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int set_str_array(avro_value_t *rec, const char *field, const json_t *arr)
+{
+    avro_value_t a, x;
+    size_t       i;
+
+    if (avro_value_get_by_name(rec, field, &a, NULL) != 0)
+        return -1;
+    for (i = 0; i < json_array_size(arr); i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+
+        if (s == NULL)
+            continue;
+        if (avro_value_append(&a, &x, NULL) != 0 || avro_value_set_string(&x, s) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The notification record of e (kind 1 opened, 2 urgency raised) into c->buf. */
+static int build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size)
+{
+    avro_value_t *v = &c->v_note, arr, x;
+    const json_t *reasons = json_object_get(e->assessment, "reasons");
+    char          id[128];
+    size_t        i;
+    int           rc = 0;
+
+    avro_value_reset(v);
+    snprintf(id, sizeof(id), "%s:%s:%s", e->id, e->note_kind == 1 ? "opened" : "raised",
+             cwpp_urgency_name(e->urgency));
+    rc |= cwpp_avro_set_str(v, "notification_id", id);
+    rc |= cwpp_avro_set_enum(v, "kind", e->note_kind == 1 ? "event_opened" : "urgency_raised");
+    rc |= cwpp_avro_set_str(v, "event_id", e->id);
+    rc |= cwpp_avro_set_str(v, "account_id", e->account);
+    rc |= cwpp_avro_set_str(v, "name", json_string_value(json_object_get(e->summary, "name"))
+                                           ? json_string_value(json_object_get(e->summary, "name"))
+                                           : "");
+    rc |= cwpp_avro_set_enum(v, "level", cwpp_severity_name((cwpp_severity_t)e->level));
+    rc |= cwpp_avro_set_enum(v, "urgency", cwpp_urgency_name(e->urgency));
+    if (avro_value_get_by_name(v, "previous_urgency", &x, NULL) != 0)
+        rc = -1;
+    else if (e->note_kind == 2) {
+        avro_value_t b;
+
+        rc |= avro_value_set_branch(&x, 1, &b);
+        rc |= avro_value_set_enum(&b, (int)e->note_prev);
+    } else {
+        avro_value_t b;
+
+        rc |= avro_value_set_branch(&x, 0, &b);
+        rc |= avro_value_set_null(&b);
+    }
+    if (avro_value_get_by_name(v, "reasons", &arr, NULL) != 0)
+        rc = -1;
+    for (i = 0; rc == 0 && i < json_array_size(reasons); i++) {
+        const char *t = json_string_value(json_object_get(json_array_get(reasons, i), "text"));
+
+        if (avro_value_append(&arr, &x, NULL) != 0 || avro_value_set_string(&x, t ? t : "") != 0)
+            rc = -1;
+    }
+    rc |= cwpp_avro_set_int(v, "alert_count", (int32_t)sgeti(e->summary, "alerts"));
+    rc |= cwpp_avro_set_long(v, "at_ms", e->note_at);
+    if (rc != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "cannot build Notification");
+    cwpp_buf_reset(&c->buf);
+    return cwpp_avro_encode(c->t_note, v, &c->buf, errstr, errstr_size);
+}
+
+/* Assessments and notifications of the changed events. */
+static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size)
+{
+    size_t i, j;
+    int    rc = 0;
+
+    for (i = 0; i < c->nevs; i++) {
+        evs_t            *e = c->evlist[i];
+        cwpp_assessment_t as;
+        cwpp_ip_stat_t    mine[64];
+        size_t            nm = 0;
+        const char       *notified;
+        cwpp_urgency_t    prev;
+
+        if (!e->changed)
+            continue;
+        for (j = 0; j < c->nipstats && nm < 64; j++)
+            if (strcmp(c->ipaccts[j], e->account) == 0)
+                mine[nm++] = c->ipstats[j];
+        if (cwpp_ev_assess(e->summary, &c->ac, now, mine, nm, &as) != CWPP_OK)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        e->urgency = as.urgency;
+        json_decref(e->assessment);
+        e->assessment = json_pack("{s:o, s:o, s:I}", "reasons", as.reasons, "recommendations",
+                                  as.recommendations, "assessed_at", (json_int_t)now);
+        if (e->assessment == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        /* notifications: once the event holds an alert that is not precision defence,
+         * then whenever the urgency rises above the one last notified */
+        notified = json_string_value(json_object_get(e->summary, "notified"));
+        if (e->note_at > 0 && sgeti(e->summary, "non_pd") > 0) {
+            if (notified == NULL || notified[0] == '\0')
+                e->note_kind = 1;
+            else if (cwpp_urgency_parse(notified, &prev) == 0 && e->urgency < prev) {
+                e->note_kind = 2;
+                e->note_prev = prev;
+            }
+        }
+        if (e->note_kind) {
+            char *b;
+
+            rc |= json_object_set_new(e->summary, "notified",
+                                      json_string(cwpp_urgency_name(e->urgency)));
+            if ((rc = build_note(c, e, errstr, errstr_size)) != CWPP_OK)
+                return rc;
+            if ((b = malloc(2 * c->buf.len + 1)) == NULL)
+                return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            hex(c->buf.data, c->buf.len, b);
+            {
+                char id[128];
+
+                snprintf(id, sizeof(id), "%s:%s:%s", e->id,
+                         e->note_kind == 1 ? "opened" : "raised", cwpp_urgency_name(e->urgency));
+                rc |= json_array_append_new(
+                    w->notes, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "id", id,
+                                        "e", e->id, "k",
+                                        e->note_kind == 1 ? "event_opened" : "urgency_raised",
+                                        "u", cwpp_urgency_name(e->urgency), "t",
+                                        rd_kafka_topic_name(e->src->rkt), "p",
+                                        (int)e->src->partition, "o",
+                                        (json_int_t)e->src->offset, "b", b));
+            }
+            free(b);
+        }
+        rc |= json_array_append_new(w->assess, json_pack("{s:s, s:s, s:O, s:O}", "id", e->id,
+                                                         "u", cwpp_urgency_name(e->urgency), "a",
+                                                         e->assessment, "s", e->summary));
+    }
+    return rc ? cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory") : CWPP_OK;
+}
+
+/* The snapshot record of e into c->buf. */
+static int build_snapshot(corr_t *c, const evs_t *e, int64_t now, char *errstr,
+                          size_t errstr_size)
+{
+    avro_value_t *v = &c->v_event, arr, x;
+    const json_t *s = e->summary, *assets = json_object_get(s, "assets"), *jv;
+    const json_t *reasons = json_object_get(e->assessment, "reasons");
+    const json_t *recs = json_object_get(e->assessment, "recommendations");
+    const char   *k;
+    size_t        i;
+    int           rc = 0;
+
+    avro_value_reset(v);
+    rc |= cwpp_avro_set_str(v, "event_id", e->id);
+    rc |= cwpp_avro_set_str(v, "account_id", e->account);
+    rc |= cwpp_avro_set_str(v, "name", json_string_value(json_object_get(s, "name"))
+                                           ? json_string_value(json_object_get(s, "name"))
+                                           : "");
+    rc |= cwpp_avro_set_enum(v, "level", cwpp_severity_name((cwpp_severity_t)(e->level < 4
+                                                                                  ? e->level
+                                                                                  : 3)));
+    rc |= cwpp_avro_set_enum(v, "status", e->status);
+    rc |= cwpp_avro_set_opt_str(v, "owner", e->owner);
+    rc |= cwpp_avro_set_opt_str(v, "predecessor", e->predecessor);
+    rc |= set_str_array(v, "stages", json_object_get(s, "stages"));
+    rc |= set_str_array(v, "sources", json_object_get(s, "sources"));
+    rc |= cwpp_avro_set_int(v, "alert_count", (int32_t)sgeti(s, "alerts"));
+    rc |= cwpp_avro_set_long(v, "occurrences", sgeti(s, "occurrences"));
+    if (avro_value_get_by_name(v, "affected_assets", &arr, NULL) != 0)
+        rc = -1;
+    json_object_foreach((json_t *)assets, k, jv) {
+        if (rc != 0)
+            break;
+        if (avro_value_append(&arr, &x, NULL) != 0) {
+            rc = -1;
+            break;
+        }
+        rc |= cwpp_avro_set_str(&x, "asset_id", k);
+        rc |= cwpp_avro_set_opt_str(&x, "name", json_string_value(json_object_get(jv, "name")));
+        rc |= cwpp_avro_set_opt_str(&x, "role", json_string_value(json_object_get(jv, "role")));
+        rc |= set_str_array(&x, "ips", json_object_get(jv, "ips"));
+        rc |= cwpp_avro_set_int(&x, "alerts", (int32_t)sgeti(jv, "alerts"));
+    }
+    rc |= cwpp_avro_set_long(v, "first_seen_ms", sgeti(s, "first_ms"));
+    rc |= cwpp_avro_set_long(v, "last_seen_ms", sgeti(s, "last_ms"));
+    rc |= cwpp_avro_set_enum(v, "urgency", cwpp_urgency_name(e->urgency));
+    if (avro_value_get_by_name(v, "reasons", &arr, NULL) != 0)
+        rc = -1;
+    for (i = 0; rc == 0 && i < json_array_size(reasons); i++) {
+        const json_t *r = json_array_get(reasons, i);
+
+        if (avro_value_append(&arr, &x, NULL) != 0) {
+            rc = -1;
+            break;
+        }
+        rc |= cwpp_avro_set_str(&x, "code", json_string_value(json_object_get(r, "code")));
+        rc |= cwpp_avro_set_str(&x, "text", json_string_value(json_object_get(r, "text")));
+    }
+    if (avro_value_get_by_name(v, "recommendations", &arr, NULL) != 0)
+        rc = -1;
+    for (i = 0; rc == 0 && i < json_array_size(recs); i++) {
+        const json_t *r = json_array_get(recs, i);
+
+        if (avro_value_append(&arr, &x, NULL) != 0) {
+            rc = -1;
+            break;
+        }
+        rc |= cwpp_avro_set_str(&x, "action", json_string_value(json_object_get(r, "action")));
+        rc |= cwpp_avro_set_str(&x, "entity_type",
+                                json_string_value(json_object_get(r, "entity_type")));
+        rc |= cwpp_avro_set_str(&x, "entity_value",
+                                json_string_value(json_object_get(r, "entity_value")));
+        rc |= cwpp_avro_set_str(&x, "reason", json_string_value(json_object_get(r, "reason")));
+    }
+    rc |= cwpp_avro_set_long(v, "version", e->version);
+    rc |= cwpp_avro_set_long(v, "updated_at_ms", now);
+    if (rc != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "cannot build SecurityEvent %s",
+                           e->id);
+    cwpp_buf_reset(&c->buf);
+    return cwpp_avro_encode(c->t_event, v, &c->buf, errstr, errstr_size);
+}
+
+/* Runs the batch's transaction; on success the outbox holds its records. */
+static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *errstr,
+                  size_t errstr_size)
+{
+    PGresult          *r_lock = NULL, *r_ev = NULL, *r_keys = NULL, *r_al = NULL, *r_notes = NULL;
+    PGresult          *r_ips = NULL;
+    cwpp_pg_stmt_t     q[8];
+    cwpp_corr_index_t *ix = NULL;
+    rows_t             w = {0};
+    char              *parts = NULL, *keys = NULL, *ids = NULL;
+    char              *j_ev = NULL, *j_al = NULL, *j_ent = NULL, *j_edge = NULL, *j_keys = NULL;
+    char              *j_ips = NULL, *j_as = NULL, *j_notes = NULL;
+    const char        *grp = c->conf->common.group_id;
+    size_t             i, nq = 0, changed = 0;
+    int                rc, k;
+
+    evs_reset(c);
+    if ((parts = parts_json(c)) == NULL || lookup_json(c, n, &keys, &ids) != CWPP_OK ||
+        ev_reserve(c, 2 * n + 16) != CWPP_OK || rows_init(&w) != CWPP_OK ||
+        (ix = cwpp_corr_index_new(c->conf->window_ms)) == NULL) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        goto done;
+    }
+    q[nq++] = (cwpp_pg_stmt_t){"BEGIN", -1, {0}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (cwpp_pg_stmt_t){"offsets_rows", 2, {grp, parts}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (cwpp_pg_stmt_t){"offsets_lock", 2, {grp, parts}, PGRES_TUPLES_OK, &r_lock};
+    q[nq++] = (cwpp_pg_stmt_t){"load_events", 2, {keys, ids}, PGRES_TUPLES_OK, &r_ev};
+    q[nq++] = (cwpp_pg_stmt_t){"load_keys", 1, {keys}, PGRES_TUPLES_OK, &r_keys};
+    q[nq++] = (cwpp_pg_stmt_t){"load_alerts", 1, {ids}, PGRES_TUPLES_OK, &r_al};
+    q[nq++] = (cwpp_pg_stmt_t){"load_notes", 1, {parts}, PGRES_TUPLES_OK, &r_notes};
+    if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
+        goto done;
+    for (k = 0; k < PQntuples(r_lock); k++)
+        for (i = 0; i < c->nparts; i++)
+            if (strcmp(c->parts[i].topic, PQgetvalue(r_lock, k, 0)) == 0 &&
+                c->parts[i].partition == atoi(PQgetvalue(r_lock, k, 1)))
+                c->parts[i].next = strtoll(PQgetvalue(r_lock, k, 2), NULL, 10);
+    if ((rc = seed(c, ix, r_ev, r_keys, r_al)) != CWPP_OK) {
+        rc = cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+        goto done;
+    }
+
+    /* the decisions, in the batch's order (per partition: the order of the topic) */
+    for (i = 0; i < n; i++) {
+        item_t *it = &c->items[i];
+        part_t *p = part_of(c, it->m);
+
+        it->fresh = p == NULL || it->m->offset >= p->next;
+        if (!it->fresh)
+            cwpp_metric_add(c->m_replayed, 1);
+        if (!it->ok)
+            continue;
+        if (!it->fresh) {
+            /* applied before: re-send the snapshot of the event it is in */
+            if (cwpp_corr_decide(ix, &it->alert, &it->d) == CWPP_OK && it->d.recurrence &&
+                (it->ev = ev_find(c, it->d.event_id)) != NULL)
+                it->ev->touched = 1;
+            continue;
+        }
+        if ((rc = apply(c, ix, it, i, &w)) != CWPP_OK) {
+            rc = cwpp_seterr(errstr, errstr_size, rc, "cannot apply alert %s",
+                             it->alert.alert_id);
+            goto done;
+        }
+    }
+    for (i = 0; i < c->nevs; i++)
+        changed += c->evlist[i]->changed;
+    if ((rc = event_rows(c, &w)) != CWPP_OK) {
+        rc = cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+        goto done;
+    }
+
+    nq = 0;
+    if (changed > 0) {
+        if ((j_ev = json_dumps(w.events, JSON_COMPACT)) == NULL ||
+            (j_al = json_dumps(w.alerts, JSON_COMPACT)) == NULL ||
+            (j_ent = json_dumps(w.entities, JSON_COMPACT)) == NULL ||
+            (j_edge = json_dumps(w.edges, JSON_COMPACT)) == NULL ||
+            (j_keys = json_dumps(w.keys, JSON_COMPACT)) == NULL ||
+            (j_ips = json_dumps(w.ips, JSON_COMPACT)) == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto done;
+        }
+        q[nq++] = (cwpp_pg_stmt_t){"events_upsert", 1, {j_ev}, PGRES_COMMAND_OK, NULL};
+        q[nq++] = (cwpp_pg_stmt_t){"alerts_upsert", 1, {j_al}, PGRES_COMMAND_OK, NULL};
+        q[nq++] = (cwpp_pg_stmt_t){"entities_upsert", 1, {j_ent}, PGRES_COMMAND_OK, NULL};
+        q[nq++] = (cwpp_pg_stmt_t){"edges_upsert", 1, {j_edge}, PGRES_COMMAND_OK, NULL};
+        q[nq++] = (cwpp_pg_stmt_t){"keys_upsert", 1, {j_keys}, PGRES_COMMAND_OK, NULL};
+        q[nq++] = (cwpp_pg_stmt_t){"ip_stats", 1, {j_ips}, PGRES_TUPLES_OK, &r_ips};
+        if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
+            goto done;
+        if ((rc = read_ipstats(c, r_ips)) != CWPP_OK) {
+            rc = cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+            goto done;
+        }
+        if ((rc = assess(c, &w, now, errstr, errstr_size)) != CWPP_OK)
+            goto done;
+        if ((j_as = json_dumps(w.assess, JSON_COMPACT)) == NULL ||
+            (j_notes = json_dumps(w.notes, JSON_COMPACT)) == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    nq = 0;
+    if (changed > 0) {
+        q[nq++] = (cwpp_pg_stmt_t){"assess_set", 1, {j_as}, PGRES_COMMAND_OK, NULL};
+        if (json_array_size(w.notes) > 0)
+            q[nq++] = (cwpp_pg_stmt_t){"notes_insert", 1, {j_notes}, PGRES_COMMAND_OK, NULL};
+    }
+    q[nq++] = (cwpp_pg_stmt_t){"offsets_set", 2, {grp, parts}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (cwpp_pg_stmt_t){"COMMIT", -1, {0}, PGRES_COMMAND_OK, NULL};
+    if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
+        goto done;
+
+    /* durable: queue what it produced */
+    for (k = 0; k < PQntuples(r_notes); k++) { /* sent before a crash: send them again */
+        size_t         len = 0;
+        unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r_notes, k, 0),
+                                           &len);
+        const char    *ev = PQgetvalue(r_notes, k, 1);
+
+        if (b == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto done;
+        }
+        rc = cwpp_outbox_add(out, CWPP_TOPIC_NOTIFICATIONS, ev, strlen(ev), b, len);
+        PQfreemem(b);
+        if (rc != CWPP_OK)
+            goto done;
+    }
+    for (i = 0; i < c->nevs; i++) {
+        evs_t *e = c->evlist[i];
+
+        if (!e->touched)
+            continue;
+        if ((rc = build_snapshot(c, e, now, errstr, errstr_size)) != CWPP_OK ||
+            (rc = cwpp_outbox_add(out, CWPP_TOPIC_EVENTS, e->id, strlen(e->id), c->buf.data,
+                                  c->buf.len)) != CWPP_OK)
+            goto done;
+        cwpp_metric_add(c->m_snapshots, 1);
+        if (e->note_kind) {
+            if ((rc = build_note(c, e, errstr, errstr_size)) != CWPP_OK ||
+                (rc = cwpp_outbox_add(out, CWPP_TOPIC_NOTIFICATIONS, e->id, strlen(e->id),
+                                      c->buf.data, c->buf.len)) != CWPP_OK)
+                goto done;
+            cwpp_metric_add(c->m_notes, 1);
+        }
+    }
+    rc = CWPP_OK;
+done:
+    PQclear(r_lock);
+    PQclear(r_ev);
+    PQclear(r_keys);
+    PQclear(r_al);
+    PQclear(r_notes);
+    PQclear(r_ips);
+    cwpp_corr_index_destroy(ix);
+    rows_free(&w);
+    free(parts);
+    free(keys);
+    free(ids);
+    free(j_ev);
+    free(j_al);
+    free(j_ent);
+    free(j_edge);
+    free(j_keys);
+    free(j_ips);
+    free(j_as);
+    free(j_notes);
+    return rc;
+}
+
+static int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    corr_t *c = opaque;
+    size_t  i;
+    int     rc;
+    int64_t now = cwpp_now_ms(), t0;
+
+    if (ensure_items(c, n) != CWPP_OK || collect_parts(c, msgs, n) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    for (i = 0; i < n; i++)
+        take(c, &c->items[i], msgs[i], now);
+
+    t0 = cwpp_mono_ms();
+    if ((rc = cwpp_pg_ensure(c->pg, errstr, errstr_size)) != CWPP_OK ||
+        (rc = prepare(c, errstr, errstr_size)) != CWPP_OK ||
+        (rc = run_tx(c, n, now, out, errstr, errstr_size)) != CWPP_OK) {
+        char ignore[64];
+
+        atomic_store(&c->db_ok, 0);
+        cwpp_metric_add(c->m_db_errors, 1);
+        if (PQstatus(cwpp_pg_conn(c->pg)) == CONNECTION_OK)
+            cwpp_pg_command(c->pg, "ROLLBACK", ignore, sizeof(ignore));
+        if (PQstatus(cwpp_pg_conn(c->pg)) != CONNECTION_OK || rc == CWPP_ETRANSIENT) {
+            cwpp_pg_reset(c->pg);
+            c->prepared_on = NULL;
+        }
+        return CWPP_ETRANSIENT;
+    }
+    atomic_store(&c->db_ok, 1);
+    cwpp_metric_observe(c->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
+
+    for (i = 0; i < n; i++) {
+        item_t *it = &c->items[i];
+
+        if (it->code == NULL)
+            continue;
+        cwpp_metric_add(c->m_dead, 1);
+        cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(it->m->rkt),
+                  it->m->partition, (long long)it->m->offset, it->reason, it->code);
+        if (cwpp_service_dead_letter(c->t_rejected, &c->v_rejected, &c->buf, "correlator", it->m,
+                                     it->code, it->reason, out, errstr,
+                                     errstr_size) != CWPP_OK)
+            return CWPP_ETRANSIENT;
+    }
+    return CWPP_OK;
+}
+
+/* --------------------------------------------------------------------- run */
+
+int corr_run(const void *confp, const cwpp_service_env_t *env)
+{
+    const corr_conf_t            *conf = confp;
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_ACCEPTED};
+    corr_t                       *c;
+    char                         errstr[512];
+    int                          rc, backoff = 200;
+
+    c = corr_new(conf, env->metrics, errstr, sizeof(errstr));
+    if (c == NULL || !c->have_values) {
+        cwpp_error("start_failed", "%s", errstr);
+        corr_destroy(c);
+        return 2;
+    }
+    while (!cwpp_service_stopping()) {
+        rc = cwpp_pg_ensure(c->pg, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            rc = prepare(c, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            break;
+        if (rc == CWPP_ECONFIG) {
+            cwpp_error("config_error", "%s", errstr);
+            corr_destroy(c);
+            return 1;
+        }
+        cwpp_warn("db_wait", "%s; retrying in %d ms", errstr, backoff);
+        cwpp_pg_reset(c->pg);
+        c->prepared_on = NULL;
+        cwpp_service_backoff(&backoff);
+    }
+    if (cwpp_service_stopping()) {
+        corr_destroy(c);
+        return 0;
+    }
+    atomic_store(&c->db_ok, 1);
+    rc = cwpp_service_run_loop("correlator", &conf->common, env, inputs, 1, corr_batch, c,
+                               &c->db_ok);
+    corr_destroy(c);
+    return rc;
+}
