@@ -223,6 +223,239 @@ static void test_replay_is_deterministic(void **state)
     }
 }
 
+
+/* A per-batch index seeded from stored rows decides exactly as the long-lived index that
+ * saw every alert: the correlator's batches depend only on what PostgreSQL holds. */
+static void test_seeded_index_decides_like_the_live_one(void **state)
+{
+    cwpp_corr_index_t   *live = cwpp_corr_index_new(24 * H), *seeded = cwpp_corr_index_new(24 * H);
+    cwpp_alert_t         a1 = mk("a1", "acct", "h1", T0), a2 = mk("a2", "acct", "h2", T0 + H);
+    cwpp_alert_t         a3 = mk("a3", "acct", "h3", T0 + 2 * H);
+    cwpp_corr_decision_t d1, d2, d3, s3;
+    cwpp_corr_key_t      k[CWPP_CORR_MAX_KEYS];
+    char                 ks[CWPP_CORR_KEY_MAX];
+    const char          *owner, *by;
+    size_t               n, i;
+
+    (void)state;
+    a1.remote_ip = "203.0.113.9";
+    a2.remote_ip = "203.0.113.9";
+    a3.remote_ip = "203.0.113.9";
+    feed(live, &a1, &d1);
+    feed(live, &a2, &d2);
+    assert_string_equal(d1.event_id, d2.event_id);
+    /* what the database holds after a1 and a2: the event, its keys, its alerts */
+    assert_int_equal(cwpp_corr_index_seed_event(seeded, d1.event_id, "acct", CWPP_EV_OPEN, T0,
+                                                T0 + H), CWPP_OK);
+    n = cwpp_corr_keys(&a3, k);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(cwpp_corr_key_string("acct", &k[i], ks, sizeof(ks)), 0);
+        if (cwpp_corr_index_key_owner(live, ks, &owner, &by) == CWPP_OK)
+            assert_int_equal(cwpp_corr_index_seed_key(seeded, ks, owner, by), CWPP_OK);
+    }
+    assert_int_equal(cwpp_corr_index_seed_alert(seeded, a1.alert_id, d1.event_id), CWPP_OK);
+    assert_int_equal(cwpp_corr_index_seed_key(seeded, "x", "ev-unknown", a1.alert_id),
+                     CWPP_ENOTFOUND);
+    feed(live, &a3, &d3);
+    assert_int_equal(cwpp_corr_decide(seeded, &a3, &s3), CWPP_OK);
+    assert_memory_equal(&d3, &s3, sizeof(d3));
+    assert_true(d3.join);
+    assert_string_equal(d3.reason, "same attacker IP 203.0.113.9 as alert "
+                                   "al-000000000000000000000000000000a2");
+    /* handled in the database: the seeded index opens a successor */
+    assert_int_equal(cwpp_corr_index_seed_event(seeded, d1.event_id, "acct", CWPP_EV_HANDLED,
+                                                T0, T0 + H), CWPP_OK);
+    assert_int_equal(cwpp_corr_decide(seeded, &a3, &s3), CWPP_OK);
+    assert_false(s3.join);
+    assert_string_equal(s3.predecessor, d1.event_id);
+    cwpp_corr_index_destroy(live);
+    cwpp_corr_index_destroy(seeded);
+}
+
+/* Keys stay bounded whatever the value: long ones are digested, still distinct. */
+static void test_long_keys_are_digested(void **state)
+{
+    char            v1[3000], v2[3000], k1[CWPP_CORR_KEY_MAX], k2[CWPP_CORR_KEY_MAX];
+    cwpp_corr_key_t a = {CWPP_CK_PROCESS, v1, "h1"}, b = {CWPP_CK_PROCESS, v2, "h1"};
+
+    (void)state;
+    memset(v1, 'p', sizeof(v1) - 1);
+    v1[sizeof(v1) - 1] = '\0';
+    memcpy(v2, v1, sizeof(v2));
+    v2[2000] = 'q';
+    assert_int_equal(cwpp_corr_key_string("acct", &a, k1, sizeof(k1)), 0);
+    assert_int_equal(cwpp_corr_key_string("acct", &b, k2, sizeof(k2)), 0);
+    assert_true(strlen(k1) < CWPP_CORR_KEY_MAX);
+    assert_string_not_equal(k1, k2);
+    assert_int_equal(cwpp_corr_key_string("acct", &a, k2, 10), -1);
+}
+
+static int has_edge(const cwpp_corr_edge_t *e, size_t n, const char *s, const char *rel,
+                    const char *d)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (strcmp(e[i].src, s) == 0 && strcmp(e[i].relation, rel) == 0 &&
+            strcmp(e[i].dst, d) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_edges(void **state)
+{
+    cwpp_alert_t     a = mk("e1", "acct", "h1", T0);
+    cwpp_entity_t    ents[2] = {{CWPP_ENT_PROCESS, "/usr/bin/curl", "h1"},
+                                {CWPP_ENT_FILE, "/tmp/m", "h1"}};
+    cwpp_corr_edge_t e[CWPP_CORR_MAX_EDGES];
+    size_t           n;
+
+    (void)state;
+    a.type = "brute_force";
+    a.entities = ents;
+    a.n_entities = 2;
+    a.process.path = "/usr/bin/curl";
+    a.process.user = "oracle";
+    a.remote_ip = "198.51.100.1";
+    a.logon.ip = "203.0.113.9";
+    a.logon.user = "root";
+    a.details = json_pack("{s:{s:s}}", "parent_process", "path", "/usr/sbin/sshd");
+    n = cwpp_corr_edges(&a, e);
+    assert_true(has_edge(e, n, "/usr/sbin/sshd", "spawned", "/usr/bin/curl"));
+    assert_false(has_edge(e, n, "h1", "ran", "/usr/bin/curl")); /* the parent ran it */
+    assert_true(has_edge(e, n, "/usr/bin/curl", "wrote", "/tmp/m"));
+    assert_true(has_edge(e, n, "203.0.113.9", "logged_on_to", "h1"));
+    assert_true(has_edge(e, n, "root", "logged_on_to", "h1"));
+    assert_true(has_edge(e, n, "203.0.113.9", "used_account", "root"));
+    assert_true(has_edge(e, n, "198.51.100.1", "attacked", "h1"));
+    assert_true(has_edge(e, n, "/usr/bin/curl", "ran_as", "oracle"));
+    json_decref(a.details);
+    a.details = NULL;
+    a.type = "virus";
+    n = cwpp_corr_edges(&a, e);
+    assert_true(has_edge(e, n, "h1", "connected_to", "198.51.100.1"));
+    assert_true(has_edge(e, n, "h1", "ran", "/usr/bin/curl"));
+}
+
+static int has_code(const cwpp_assessment_t *as, const char *code)
+{
+    size_t i;
+
+    for (i = 0; i < json_array_size(as->reasons); i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(as->reasons, i), "code")),
+                   code) == 0)
+            return 1;
+    return 0;
+}
+
+/* Escalation: a small probe followed quickly by related alerts of other types. */
+static void test_assessment_escalation_and_core_assets(void **state)
+{
+    cwpp_assess_conf_t c;
+    cwpp_assessment_t  as;
+    json_t            *s = json_object();
+    const char        *types[] = {"brute_force", "abnormal_logon", "virus", "malicious_process"};
+    const char        *hosts[] = {"db1", "db1", "db1", "app1"};
+    int                i;
+
+    (void)state;
+    cwpp_assess_conf_default(&c);
+    for (i = 0; i < 4; i++) {
+        cwpp_alert_t a = mk("x", "acct", hosts[i], T0 + i * 60000);
+
+        a.type = (char *)types[i];
+        a.name = (char *)types[i];
+        a.severity = i == 0 ? CWPP_SEV_MEDIUM : CWPP_SEV_HIGH;
+        a.asset.role = i < 3 ? "database" : "application";
+        a.source = i == 2 ? "virus_scan" : "ids";
+        a.defense = i == 2 ? CWPP_DEF_FAILED : CWPP_DEF_NONE;
+        a.remote_ip = "203.0.113.9";
+        assert_int_equal(cwpp_ev_summary_add(s, &a, 1, &c), CWPP_OK);
+    }
+    assert_int_equal(cwpp_ev_assess(s, &c, T0 + 5 * 60000, NULL, 0, &as), CWPP_OK);
+    assert_int_equal(as.urgency, CWPP_URG_ACT_NOW);
+    assert_true(has_code(&as, "escalation"));
+    assert_true(has_code(&as, "core_asset"));
+    assert_true(has_code(&as, "defense_failed"));
+    assert_true(has_code(&as, "recent_activity"));
+    assert_true(has_code(&as, "widening_scope"));
+    assert_true(has_code(&as, "authoritative_source"));
+    assert_false(has_code(&as, "block_ip"));
+    cwpp_assessment_clear(&as);
+    /* a day later nothing is recent any more; the rest stands */
+    assert_int_equal(cwpp_ev_assess(s, &c, T0 + 24 * H, NULL, 0, &as), CWPP_OK);
+    assert_false(has_code(&as, "recent_activity"));
+    assert_int_equal(as.urgency, CWPP_URG_ACT_NOW);
+    cwpp_assessment_clear(&as);
+    /* escalation needs the related alerts soon after the probe */
+    c.escalation_ms = 60000;
+    json_decref(s);
+    s = json_object();
+    for (i = 0; i < 4; i++) {
+        cwpp_alert_t a = mk("x", "acct", "web1", T0 + i * 3600000LL);
+
+        a.type = (char *)types[i];
+        a.name = (char *)types[i];
+        a.severity = CWPP_SEV_LOW;
+        a.defense = CWPP_DEF_BLOCKED;
+        assert_int_equal(cwpp_ev_summary_add(s, &a, 1, &c), CWPP_OK);
+    }
+    assert_int_equal(cwpp_ev_assess(s, &c, T0 + 48 * H, NULL, 0, &as), CWPP_OK);
+    assert_false(has_code(&as, "escalation"));
+    assert_int_equal(as.urgency, CWPP_URG_LOW);
+    cwpp_assessment_clear(&as);
+    json_decref(s);
+}
+
+/* IPs: a high 30-day count, or several assets attacked, recommend blocking. */
+static void test_assessment_block_ip(void **state)
+{
+    cwpp_assess_conf_t c;
+    cwpp_assessment_t  as;
+    json_t            *s = json_object();
+    cwpp_alert_t       a = mk("x", "acct", "h1", T0);
+    cwpp_ip_stat_t     st = {"203.0.113.9", 4, 10, 1};
+
+    (void)state;
+    cwpp_assess_conf_default(&c);
+    a.type = "brute_force";
+    a.name = "bf";
+    a.remote_ip = "203.0.113.9";
+    assert_int_equal(cwpp_ev_summary_add(s, &a, 1, &c), CWPP_OK);
+    assert_int_equal(cwpp_ev_assess(s, &c, T0, NULL, 0, &as), CWPP_OK);
+    assert_false(has_code(&as, "block_ip"));
+    cwpp_assessment_clear(&as);
+    assert_int_equal(cwpp_ev_assess(s, &c, T0, &st, 1, &as), CWPP_OK);
+    assert_true(has_code(&as, "block_ip"));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(as.recommendations, 0), "reason")),
+                        "203.0.113.9 is in 4 events and 10 alerts over the last 30 days; "
+                        "block this IP");
+    cwpp_assessment_clear(&as);
+    st = (cwpp_ip_stat_t){"203.0.113.9", 1, 3, 3};
+    assert_int_equal(cwpp_ev_assess(s, &c, T0, &st, 1, &as), CWPP_OK);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(as.recommendations, 0), "reason")),
+                        "targeted attack: 203.0.113.9 attacked 3 assets; block this IP");
+    cwpp_assessment_clear(&as);
+    /* precision defence only: nothing to do, whatever else */
+    json_decref(s);
+    s = json_object();
+    a.defense = CWPP_DEF_PRECISION;
+    assert_int_equal(cwpp_ev_summary_add(s, &a, 1, &c), CWPP_OK);
+    assert_int_equal(cwpp_ev_assess(s, &c, T0, &st, 1, &as), CWPP_OK);
+    assert_int_equal(as.urgency, CWPP_URG_LOW);
+    assert_int_equal(json_array_size(as.reasons), 1);
+    assert_true(has_code(&as, "precision_defense"));
+    assert_int_equal(json_array_size(as.recommendations), 0);
+    cwpp_assessment_clear(&as);
+    /* a recurrence moves only times and occurrences */
+    assert_int_equal(cwpp_ev_summary_add(s, &a, 0, &c), CWPP_OK);
+    assert_int_equal(json_integer_value(json_object_get(s, "alerts")), 1);
+    assert_int_equal(json_integer_value(json_object_get(s, "occurrences")), 2);
+    json_decref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +465,11 @@ int main(void)
         cmocka_unit_test(test_handled_events_take_no_alerts),
         cmocka_unit_test(test_recurrence_and_expiry),
         cmocka_unit_test(test_replay_is_deterministic),
+        cmocka_unit_test(test_seeded_index_decides_like_the_live_one),
+        cmocka_unit_test(test_long_keys_are_digested),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_assessment_escalation_and_core_assets),
+        cmocka_unit_test(test_assessment_block_ip),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
