@@ -393,8 +393,9 @@ int cwpp_corr_index_apply(cwpp_corr_index_t *ix, const cwpp_alert_t *a,
                 free(e);
                 return CWPP_ENOMEM;
             }
-        } else if (e->ev != ev && e->ev->state == CWPP_EV_OPEN &&
-                   e->ev->last_ms > ev->last_ms) {
+        } else if (e->ev == ev) {
+            continue; /* the event keeps the key and the first alert that brought it */
+        } else if (e->ev->state == CWPP_EV_OPEN && e->ev->last_ms > ev->last_ms) {
             continue; /* a more recently active open event keeps the key */
         }
         e->ev = ev;

@@ -109,7 +109,8 @@ int cwpp_corr_index_seed_key(cwpp_corr_index_t *ix, const char *key, const char 
                              const char *alert_id);
 int cwpp_corr_index_seed_alert(cwpp_corr_index_t *ix, const char *alert_id,
                                const char *event_id);
-/* The event that owns key now, and the alert that brought it. 0 or CWPP_ENOTFOUND. */
+/* The event that owns key now, and the first alert that brought it there. 0 or
+ * CWPP_ENOTFOUND. */
 int cwpp_corr_index_key_owner(const cwpp_corr_index_t *ix, const char *key,
                               const char **event_id, const char **alert_id);
 

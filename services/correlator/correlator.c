@@ -713,6 +713,17 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
     int               rc = 0;
     json_int_t        t = (json_int_t)a->occurred_at_ms;
 
+    char              ks[CWPP_CORR_MAX_KEYS][CWPP_CORR_KEY_MAX];
+    const char       *before[CWPP_CORR_MAX_KEYS], *by;
+    size_t            nk = cwpp_corr_keys(a, keys);
+
+    for (i = 0; i < nk; i++) { /* who owned each key before: only changes are written */
+        before[i] = NULL;
+        if (cwpp_corr_key_string(a->account_id, &keys[i], ks[i], sizeof(ks[i])) != 0)
+            ks[i][0] = '\0';
+        else if (cwpp_corr_index_key_owner(ix, ks[i], &before[i], &by) != CWPP_OK)
+            before[i] = NULL;
+    }
     if (cwpp_corr_decide(ix, a, &it->d) != CWPP_OK)
         return CWPP_EINVAL;
     if (cwpp_corr_index_apply(ix, a, &it->d) != CWPP_OK)
@@ -741,7 +752,7 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
     rc |= json_array_append_new(w->alerts, json_pack("{s:s, s:s, s:s, s:I, s:i}", "e", e->id,
                                                      "a", a->alert_id, "r", it->d.reason, "t",
                                                      t, "o", (int)ord));
-    for (i = 0; i < a->n_entities; i++) {
+    for (i = 0; !it->d.recurrence && i < a->n_entities; i++) {
         const cwpp_entity_t *x = &a->entities[i];
         const char          *asset = x->type == CWPP_ENT_IP ? a->asset.id : x->asset_id;
 
@@ -758,16 +769,14 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
                                 "st", edges[i].src_type, "s", edges[i].src, "rel",
                                 edges[i].relation, "dt", edges[i].dst_type, "d", edges[i].dst,
                                 "a", a->alert_id, "t", t, "o", (int)ord));
-    n = cwpp_corr_keys(a, keys);
-    for (i = 0; i < n; i++) {
-        char        ks[CWPP_CORR_KEY_MAX];
-        const char *owner, *by;
+    for (i = 0; i < nk; i++) {
+        const char *owner;
 
-        if (cwpp_corr_key_string(a->account_id, &keys[i], ks, sizeof(ks)) != 0 ||
-            cwpp_corr_index_key_owner(ix, ks, &owner, &by) != CWPP_OK)
-            continue;
+        if (ks[i][0] == '\0' || cwpp_corr_index_key_owner(ix, ks[i], &owner, &by) != CWPP_OK ||
+            (before[i] != NULL && strcmp(before[i], owner) == 0))
+            continue; /* unchanged */
         /* the owner after this alert; the last row of a key (by o) is its final owner */
-        rc |= json_array_append_new(w->keys, json_pack("{s:s, s:s, s:s, s:s, s:i}", "k", ks,
+        rc |= json_array_append_new(w->keys, json_pack("{s:s, s:s, s:s, s:s, s:i}", "k", ks[i],
                                                        "c", a->account_id, "e", owner, "a", by,
                                                        "o", (int)ord));
     }
