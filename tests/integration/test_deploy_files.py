@@ -241,6 +241,8 @@ SERVICES = [
      "cwpp-db-ingest"),
     ("whitelist-filter", "cwpp-whitelist-filter", "whitelist-filter", "cwpp_whitelist",
      "CWPP_PG_PASSWORD_WHITELIST", "cwpp-db-whitelist"),
+    ("correlator", "cwpp-correlator", "correlator", "cwpp_correlator",
+     "CWPP_PG_PASSWORD_CORRELATOR", "cwpp-db-correlator"),
 ]
 
 
@@ -282,10 +284,10 @@ def setup_env_known(name):
 
 # --------------------------------------------------------------------- the tests
 
-# Pins down: docker-compose.yml is valid YAML with the four services of this stage.
+# Pins down: docker-compose.yml is valid YAML with the services of this stage.
 def test_compose_parses():
     c = compose()
-    assert {"kafka", "postgres", "init", "ingest", "whitelist-filter"} <= set(c["services"])
+    assert {"kafka", "postgres", "init"} | {x[0] for x in SERVICES} <= set(c["services"])
 
 
 # Pins down: every k8s manifest parses as YAML and each document is a typed object.
@@ -404,8 +406,7 @@ def test_commands_reference_installed_binaries():
                  if "from" not in f}
     for cmd in seen_ours - from_repo:
         assert cmd in targets, f"{cmd} is neither a CMake executable nor copied from the repo"
-    assert {"cwpp-ingest", "cwpp-whitelist-filter", "cwpp-admin", "cwpp-migrate",
-            "cwppctl"} <= seen_ours
+    assert {x[1] for x in SERVICES} | {"cwpp-admin", "cwpp-migrate", "cwppctl"} <= seen_ours
 
 
 # Pins down: every env var set for a service (compose, k8s ConfigMap/Secret) is in its --print-env.
@@ -573,8 +574,7 @@ def test_non_root_and_security_context():
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"USER {users[-1]} must be a numeric non-root uid"
     containers = our_k8s_containers()
-    assert {o for o, _, _ in containers} >= {"cwpp-ingest", "cwpp-whitelist-filter",
-                                             "cwpp-migrate"}
+    assert {o for o, _, _ in containers} >= {x[1] for x in SERVICES} | {"cwpp-migrate"}
     for obj, spec, c in containers:
         psc, csc = spec.get("securityContext", {}), c.get("securityContext", {})
         assert psc.get("runAsNonRoot") or csc.get("runAsNonRoot"), obj
