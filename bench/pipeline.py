@@ -1,0 +1,763 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""bench/pipeline.py: the whole pipeline, ingest -> whitelist-filter -> correlator, on the
+local stack, against a raw librdkafka relay on the same broker. Run it through
+bench/run-pipeline, which checks the stack, sources deploy/local/env and cleans up.
+
+Each phase uses a fresh topic prefix (bench<run><phase>.: topics made by cwpp-admin) and
+fresh consumer groups, and accounts named after the run, so runs never meet earlier
+data. The three services run as real processes, each with its own database role
+(CWPP_PG_DSN, CWPP_PG_DSN_WHITELIST, CWPP_PG_DSN_CORRELATOR), at their default batch
+settings, and read and write only the prefix's topics.
+
+Phase A (sustained throughput): the services run and are assigned their partitions; then
+N raw JSON alerts (valid CWPP-contract alerts of 24 accounts, grouped in incidents of
+5..35 alerts with their own assets, attacker IP, file hashes and processes, 15 %
+recurrences, in time order) are produced to <prefix>alerts.raw as fast as the producer
+goes. The pipeline is done when every group's committed offsets reach the ends of its
+input topics (raw, normalized, accepted). Throughput is N over the span from the first
+produce to the last record the correlator wrote (the broker timestamps of the last
+<prefix>events snapshots; the commit-based time is printed too). Then the relay copies
+the same N raw records from a fresh group (a backlog, as bench/run measures it).
+
+Phase B (latency at a fixed rate): alerts are produced at R/s for S seconds (raw records
+keyed by account, so each account's alerts keep their order through the pipeline). Each
+alert has a unique occurrence time (ms) and belongs to an incident of 5 alerts with its
+own asset, IP and hash, sent ~S/5 s apart, so it opens or joins one event and moves the
+event's last_seen_ms to exactly its occurrence time. An alert's latency is the timestamp
+of the first <prefix>events snapshot of its event whose last_seen_ms reached its
+occurrence time, minus the time it was produced (both from this machine's clock). A
+snapshot whose alert_count disagrees with the alerts sent so far is counted as
+inconsistent.
+
+Peak RSS is VmHWM of each service at the end of each phase. Results: printed, written to
+bench/results/pipeline-<time>.json and appended as one line to
+bench/results/pipeline.jsonl. The alerts stay in PostgreSQL (as bench/run's do)."""
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+
+import cwpp_testlib as t  # noqa: E402
+from bench import RELAY, create_relay_topic, pct, vmhwm_kib  # noqa: E402
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
+
+import psycopg2  # noqa: E402
+
+PARTITIONS = 6
+SERVICES = ("ingest", "whitelist-filter", "correlator")
+INPUT = {"ingest": "alerts.raw", "whitelist-filter": "alerts.normalized",
+         "correlator": "alerts.accepted"}
+DSN_ENV = {"ingest": "CWPP_PG_DSN", "whitelist-filter": "CWPP_PG_DSN_WHITELIST",
+           "correlator": "CWPP_PG_DSN_CORRELATOR"}
+HINT_UP = "start the local stack with deploy/local/up (then . deploy/local/env)"
+
+
+class BenchError(Exception):
+    """A precondition or a run failed: printed without a traceback."""
+
+
+# ------------------------------------------------------------------ processes
+
+class Procs:
+    """Every process this bench starts; each pid also goes to --pidfile so that
+    bench/run-pipeline can end them if this process dies without cleaning up."""
+
+    def __init__(self, pidfile):
+        self.pidfile = pidfile
+        self.services = []
+        self.others = []
+
+    def _record(self, pid, exe):
+        if self.pidfile:
+            with open(self.pidfile, "a") as f:
+                f.write(f"{pid} {os.path.realpath(exe)}\n")
+
+    def service(self, name, prefix, tmp, extra_env):
+        svc = t.Service(name, prefix, tmp, group=f"{prefix}{name}", extra_env=extra_env)
+        svc.start()
+        self.services.append(svc)
+        self._record(svc.proc.pid, t.BIN / f"cwpp-{name}")
+        return svc
+
+    def popen(self, argv, **kw):
+        p = subprocess.Popen([str(a) for a in argv], **kw)
+        self.others.append(p)
+        self._record(p.pid, argv[0])
+        return p
+
+    def stop_services(self, svcs=None, timeout=20):
+        """SIGTERM (the services finish their batch and commit), then SIGKILL."""
+        svcs = list(self.services if svcs is None else svcs)
+        for s in svcs:
+            if s.proc is not None and s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + timeout
+        for s in svcs:
+            if s.proc is None:
+                continue
+            try:
+                s.proc.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                print(f"pipeline: {s.name} ignored SIGTERM for {timeout}s: killed",
+                      file=sys.stderr)
+                s.proc.kill()
+                s.proc.wait(10)
+            try:
+                s._logf.close()
+            except AttributeError:
+                pass
+            if s in self.services:
+                self.services.remove(s)
+
+    def cleanup(self):
+        for p in self.others:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        self.others = []
+        self.stop_services()
+
+
+def on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+# --------------------------------------------------------------- preconditions
+
+def preflight(need_relay):
+    missing_env = [v for v in ("CWPP_PG_ADMIN_DSN", *DSN_ENV.values()) if not os.environ.get(v)]
+    if missing_env:
+        raise BenchError(f"{', '.join(missing_env)} not set: source deploy/local/env "
+                         "(bench/run-pipeline does it)")
+    bins = ["cwpp-admin"] + [f"cwpp-{s}" for s in SERVICES]
+    absent = [b for b in bins if not os.access(t.BIN / b, os.X_OK)]
+    if absent:
+        raise BenchError(f"not built in {t.BIN}: {', '.join(absent)} "
+                         f"(cmake --build build --target {' '.join(bins)} cwpp-bench-relay)")
+    try:
+        admin = AdminClient({"bootstrap.servers": t.BROKERS, "socket.timeout.ms": 5000,
+                             "log_level": 0})
+        admin.list_topics(timeout=8)
+    except KafkaException as e:
+        raise BenchError(f"Kafka at {t.BROKERS} is not reachable ({e}): {HINT_UP}")
+    for what, env in [("superuser", "CWPP_PG_ADMIN_DSN")] + \
+            [(f"{s} role", DSN_ENV[s]) for s in SERVICES]:
+        try:
+            psycopg2.connect(os.environ[env], connect_timeout=5).close()
+        except psycopg2.OperationalError as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+            if "password" in msg or "authentication" in msg or "not permitted to log in" in msg:
+                raise BenchError(f"PostgreSQL refuses the {what} ({env}): {msg}. Set the "
+                                 "service-role passwords with deploy/migrate (bench/run-pipeline "
+                                 "runs it)")
+            raise BenchError(f"PostgreSQL not reachable as the {what} ({env}): {msg}: {HINT_UP}")
+    missing = [tbl for tbl in ("alerts", "events", "whitelist_rules")
+               if t.query("SELECT to_regclass(%s)", (f"cwpp.{tbl}",))[0][0] is None]
+    if missing:
+        raise BenchError(f"tables {missing} missing: the schema is not up to date "
+                         "(run deploy/migrate)")
+    if need_relay and not os.access(RELAY, os.X_OK):
+        print(f"pipeline: {RELAY} not built: no relay figure "
+              "(cmake --build build --target cwpp-bench-relay)", file=sys.stderr)
+        return False
+    return need_relay
+
+
+# ------------------------------------------------------------------ Kafka helpers
+
+def new_consumer(tag):
+    return Consumer({"bootstrap.servers": t.BROKERS, "group.id": f"bench-{tag}-{uuid.uuid4().hex}",
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                     "fetch.max.bytes": 52428800, "log_level": 3})
+
+
+def watermarks(c, topic):
+    return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in range(PARTITIONS)}
+
+
+def committed(c, group_consumer_cache, group, topic):
+    """Committed offsets of group on topic (a consumer per group, kept in the cache)."""
+    gc = group_consumer_cache.get(group)
+    if gc is None:
+        gc = Consumer({"bootstrap.servers": t.BROKERS, "group.id": group,
+                       "enable.auto.commit": False, "log_level": 3})
+        group_consumer_cache[group] = gc
+    tps = gc.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+    return {tp.partition: tp.offset for tp in tps}
+
+
+def caught_up(c, cache, prefix):
+    """(all groups at the end of their input, {service: records behind})."""
+    behind = {}
+    for svc in SERVICES:
+        topic = prefix + INPUT[svc]
+        hw = watermarks(c, topic)
+        com = committed(c, cache, f"{prefix}{svc}", topic)
+        lag = 0
+        for p, (lo, hi) in hw.items():
+            done = com.get(p, -1)
+            lag += hi - max(done, lo) if done >= 0 else hi - lo
+        behind[svc] = lag
+    return all(v == 0 for v in behind.values()), behind
+
+
+def read_all(topic):
+    """Every record of topic from the start up to its current end, in partition order."""
+    c = new_consumer("read")
+    try:
+        ends = {p: hi for p, (lo, hi) in watermarks(c, topic).items() if hi > lo}
+        if not ends:
+            return []
+        c.assign([TopicPartition(topic, p, 0) for p in ends])
+        out, left = [], dict(ends)
+        deadline = time.time() + 300
+        while left and time.time() < deadline:
+            for m in c.consume(2000, 1.0):
+                if m.error() is not None:
+                    continue
+                out.append(m)
+                p = m.partition()
+                if p in left and m.offset() >= left[p] - 1:
+                    del left[p]
+        if left:
+            raise BenchError(f"could not read {topic} to its end in 300 s")
+        return out
+    finally:
+        c.close()
+
+
+def ts_bounds(topic):
+    """(first, last) record timestamp (ms) over the partitions of topic, or None."""
+    c = new_consumer("ts")
+    try:
+        firsts, lasts = [], []
+        for p, (lo, hi) in watermarks(c, topic).items():
+            if hi <= lo:
+                continue
+            for off, acc in ((lo, firsts), (hi - 1, lasts)):
+                c.assign([TopicPartition(topic, p, off)])
+                deadline = time.time() + 10
+                while time.time() < deadline:
+                    m = c.poll(0.5)
+                    if m is not None and m.error() is None:
+                        acc.append(m.timestamp()[1])
+                        break
+        return (min(firsts), max(lasts)) if firsts and lasts else None
+    finally:
+        c.close()
+
+
+def metrics(svc):
+    """Counter and gauge values of a service's /metrics, summed over labels."""
+    code, text = svc.http("/metrics")
+    out = {}
+    if code != 200:
+        return out
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$", line)
+        if m and not m.group(1).endswith(("_bucket", "_sum")):
+            try:
+                out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(3))
+            except ValueError:
+                pass
+    return out
+
+
+# -------------------------------------------------------------------- services
+
+def start_pipeline(procs, prefix, tmp):
+    """Creates the prefix's topics, starts the three services and waits until each is
+    ready and holds partitions of its input."""
+    t.create_topics(prefix, partitions=PARTITIONS)
+    svcs = {}
+    for name in SERVICES:
+        svcs[name] = procs.service(name, prefix, tmp, {
+            "CWPP_PG_DSN": os.environ[DSN_ENV[name]], "CWPP_LOG_LEVEL": "warn",
+            # the services' own defaults (cwpp_testlib's Service shortens them for tests)
+            "CWPP_BATCH_MAX_MS": "50", "CWPP_RETRY_MAX_MS": "5000"})
+    for name, s in svcs.items():
+        try:
+            s.wait_ready(timeout=60)
+        except AssertionError as e:
+            raise BenchError(f"{name} did not become ready (log {s.log_path}):\n{e}")
+    deadline = time.time() + 60
+    while True:
+        waiting = [n for n, s in svcs.items()
+                   if not any(k.endswith("_assigned_partitions") and v > 0
+                              for k, v in metrics(s).items())]
+        if not waiting:
+            break
+        for n, s in svcs.items():
+            if s.proc.poll() is not None:
+                raise BenchError(f"{n} exited with {s.proc.returncode}:\n{s.log_text()[-3000:]}")
+        if time.time() > deadline:
+            raise BenchError(f"no partitions assigned to {waiting} within 60 s")
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the group settle (no rebalance during the measurement)
+    return svcs
+
+
+def wait_done(svcs, prefix, timeout, what):
+    """Waits until every group committed its whole input; returns the time it saw that."""
+    c, cache = new_consumer("wm"), {}
+    try:
+        deadline, last_report, last = time.time() + timeout, time.time(), None
+        while True:
+            done, behind = caught_up(c, cache, prefix)
+            now = time.time()
+            if done:
+                return now
+            for n, s in svcs.items():
+                if s.proc.poll() is not None:
+                    raise BenchError(f"{n} exited with {s.proc.returncode} during {what}:\n"
+                                     f"{s.log_text()[-3000:]}")
+            if now > deadline:
+                raise BenchError(f"{what}: not done after {timeout} s, records behind per "
+                                 f"service: {behind} (logs: {[str(s.log_path) for s in svcs.values()]})")
+            if now - last_report > 10 and behind != last:
+                print(f"  ... behind: {behind}", flush=True)
+                last_report, last = now, behind
+            time.sleep(0.1)
+    finally:
+        for gc in cache.values():
+            gc.close()
+        c.close()
+
+
+def rss_mib(svcs):
+    out = {}
+    for n, s in svcs.items():
+        try:
+            out[n] = round(vmhwm_kib(s.proc.pid) / 1024, 1)
+        except OSError:
+            out[n] = None
+    return out
+
+
+# ---------------------------------------------------------------------- alerts
+
+def iso_ms(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def md5(s):
+    return hashlib.md5(s.encode()).hexdigest()
+
+
+ROLES = ["database", "application", "web", "application", "web", "bastion", "worker"]
+
+
+def ip_of(run, n, base=(198, 18)):
+    """A unique IPv4 address per n (198.18.0.0/15, the benchmarking range)."""
+    return "%d.%d.%d.%d" % (base[0], base[1] + (n >> 16 & 1), n >> 8 & 255, n & 255)
+
+
+def incident_alerts(rng, run, acct, inc, count, start_ms, step_ms, now_ms):
+    """One incident: count alerts of one account on 1-3 own assets from one attacker IP,
+    with its own malware hashes and processes; ~15 % are recurrences of an earlier one."""
+    assets = [{"id": f"i-{run}-{inc:06d}-{j}", "name": f"host-{inc}-{j}",
+               "ip": "10.%d.%d.%d" % (inc >> 8 & 255, inc & 255, 10 + j),
+               "role": rng.choice(ROLES)} for j in range(rng.choice((1, 1, 2, 3)))]
+    ip = ip_of(run, inc)
+    scenario = inc % 3
+    hashes = [md5(f"{run}-{inc}-{k}") for k in range(2)]
+    out = []
+    for k in range(count):
+        occ = min(start_ms + k * step_ms + rng.randrange(1000), now_ms - 1000)
+        if out and rng.random() < 0.15:
+            prev = dict(rng.choice(out))       # a recurrence: the same alert again, later
+            prev["occurred_at"] = iso_ms(occ)
+            prev["details"] = dict(prev["details"], seq=prev["details"]["seq"] + 1_000_000_000)
+            out.append(prev)
+            continue
+        asset = assets[k % len(assets)]
+        base = {"account_id": acct, "asset": asset, "occurred_at": iso_ms(occ),
+                "defense": rng.choice(("failed", "none", "blocked", "failed", "none")),
+                "details": {"incident": inc, "seq": len(out)}}
+        if rng.random() < 0.02:
+            base["defense"] = "precision_defense"
+        kind = (scenario, k % 3)
+        if kind[1] == 0 and scenario == 0 or kind == (2, 0):
+            path = (f"/var/tmp/.cache/x{k}" if scenario == 0 else f"/var/www/html/up/s{k}.php")
+            a = {"name": "Trojan program" if scenario == 0 else "Web shell uploaded",
+                 "type": "virus" if scenario == 0 else "webshell", "severity": "high",
+                 "source": "virus_scan" if scenario == 0 else "webshell_scan",
+                 "attack": {"tactic": "TA0002" if scenario == 0 else "TA0003",
+                            "technique": "T1204" if scenario == 0 else "T1505.003"},
+                 "file": {"path": path, "md5": hashes[k % 2]}}
+            a["details"] = {"scan_engine": "cwpp-av 3.2", "file_size": 40000 + k}
+        elif kind[1] == 1:
+            exe = f"/var/tmp/.cache/x{k % 4}"
+            a = {"name": "Malicious process", "type": "malicious_process",
+                 "severity": rng.choice(("critical", "high")), "source": "process_monitor",
+                 "attack": {"tactic": "TA0002", "technique": "T1059.004"},
+                 "process": {"pid": 1000 + (inc * 7 + k) % 30000, "path": exe,
+                             "cmdline": f"{exe} --daemon --pool stratum+tcp://{ip}:3333 -t {k}",
+                             "user": "www-data" if scenario == 2 else "root"},
+                 "remote_ip": ip}
+        elif scenario == 1 and kind[1] == 0:
+            a = {"name": "SSH brute force", "type": "brute_force", "severity": "high",
+                 "source": "logon_monitor", "attack": {"tactic": "TA0006", "technique": "T1110"},
+                 "remote_ip": ip, "logon": {"ip": ip, "user": ("root", "admin", "oracle")[k % 3]}}
+            a["details"] = {"failed_attempts": 50 + k}
+        elif scenario == 1:
+            a = {"name": "Abnormal logon", "type": "abnormal_logon", "severity": "medium",
+                 "source": "logon_monitor", "attack": {"tactic": "TA0001", "technique": "T1078"},
+                 "logon": {"ip": ip, "user": ("root", "admin", "oracle")[k % 3]}}
+            a["details"] = {"geo": "unknown"}
+        else:
+            a = {"name": ("Port scan from external IP", "SQL injection attempt",
+                          "Outbound connection to mining pool")[k % 3],
+                 "type": "network_attack", "severity": rng.choice(("low", "medium")),
+                 "source": "network_ids", "attack": {"tactic": "TA0043", "technique": "T1595"},
+                 "remote_ip": ip}
+            a["details"] = {"ports_probed": 100 + k}
+        details = base.pop("details")
+        a.update(base)
+        a["details"] = dict(details, **a.get("details", {}))
+        a["alert_id"] = f"det-{run}-{inc}-{k}"
+        out.append(a)
+    return out
+
+
+def throughput_records(n, run, seed=1):
+    """n raw alerts (bytes), in occurrence order, and how many incidents they form."""
+    rng = random.Random(seed)
+    now_ms = int(time.time() * 1000)
+    alerts, inc = [], 0
+    while len(alerts) < n:
+        count = min(rng.randint(5, 35), n - len(alerts))
+        acct = f"bench-{run}-acct-{inc % 24:02d}"
+        start = now_ms - rng.randrange(6 * 3600 * 1000) - 600_000
+        alerts += incident_alerts(rng, run, acct, inc, count, start,
+                                  rng.randint(10, 120) * 1000, now_ms)
+        inc += 1
+    alerts.sort(key=lambda a: a["occurred_at"])
+    for i, a in enumerate(alerts):
+        a["details"]["bench_seq"] = i
+    return [json.dumps(a, separators=(",", ":")).encode() for a in alerts], inc
+
+
+def latency_templates(n, run, per_incident=5):
+    """n alerts of n/per_incident incidents: alert i belongs to incident i % m and has
+    occurrence time base + i ms (unique; increasing within an incident). Returns
+    [(account, head, tail)] (the record is head + send time in ns + tail), base_ms and
+    the incident count."""
+    m = max(1, n // per_incident)
+    base_ms = (int(time.time() * 1000) - 1800_000) // 1000 * 1000
+    out = []
+    for i in range(n):
+        inc, k = i % m, i // m
+        acct = f"bench-{run}-acct-{inc % 24:02d}"
+        ip = ip_of(run, inc)
+        asset = {"id": f"i-{run}-l{inc:06d}", "name": f"lat-{inc}",
+                 "ip": "10.%d.%d.%d" % (inc >> 16 & 255, inc >> 8 & 255, inc & 255),
+                 "role": ROLES[inc % len(ROLES)]}
+        a = {"account_id": acct, "asset": asset, "occurred_at": iso_ms(base_ms + i),
+             "severity": "high", "defense": "failed", "remote_ip": ip}
+        if k % 3 == 0:
+            a.update({"name": "Trojan program", "type": "virus", "source": "virus_scan",
+                      "attack": {"tactic": "TA0002", "technique": "T1204"},
+                      "file": {"path": f"/var/tmp/.cache/l{i}", "md5": md5(f"{run}-l{inc}")}})
+        elif k % 3 == 1:
+            exe = f"/var/tmp/.cache/l{inc}"
+            a.update({"name": "Malicious process", "type": "malicious_process",
+                      "source": "process_monitor",
+                      "attack": {"tactic": "TA0002", "technique": "T1059.004"},
+                      "process": {"pid": 2000 + i % 30000, "path": exe,
+                                  "cmdline": f"{exe} --pool stratum+tcp://{ip}:3333 -n {i}",
+                                  "user": "root"}})
+        else:
+            a.update({"name": "Web shell uploaded", "type": "webshell", "source": "webshell_scan",
+                      "attack": {"tactic": "TA0003", "technique": "T1505.003"},
+                      "file": {"path": f"/var/www/html/up/l{i}.php", "md5": md5(f"{run}-w{inc}")}})
+        a["details"] = {"bench_seq": i, "bench_sent_ns": 0}
+        text = json.dumps(a, separators=(",", ":"))
+        head, tail = text.split('"bench_sent_ns":0', 1)
+        out.append((acct.encode(), (head + '"bench_sent_ns":').encode(), tail.encode()))
+    return out, base_ms, m
+
+
+# ---------------------------------------------------------------------- phases
+
+def produce_fast(topic, values, keys=None):
+    """Produces values as fast as the client goes; returns (first, last) produce time."""
+    p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 5, "batch.size": 1000000,
+                  "queue.buffering.max.messages": 1000000, "compression.type": "none"})
+    t_first = time.time()
+    for i, v in enumerate(values):
+        while True:
+            try:
+                p.produce(topic, value=v, key=keys[i] if keys else None)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 1000 == 0:
+            p.poll(0)
+    t_last = time.time()
+    if p.flush(60) != 0:
+        raise BenchError(f"producing to {topic}: records not delivered within 60 s")
+    return t_first, t_last, time.time()
+
+
+def phase_throughput(procs, n, run, tmp, relay_ok):
+    print(f"== phase A: {n} alerts through ingest -> whitelist-filter -> correlator", flush=True)
+    raw, incidents = throughput_records(n, run)
+    size = sum(map(len, raw)) / len(raw)
+    prefix = f"bench{run}a."
+    svcs = start_pipeline(procs, prefix, tmp)
+    t_first, t_last, t_acked = produce_fast(prefix + "alerts.raw", raw)
+    print(f"  produced {n} alerts ({size:.0f} B avg, {incidents} incidents) in "
+          f"{t_acked - t_first:.2f} s ({n / max(t_acked - t_first, 1e-9):.0f}/s)", flush=True)
+    t_done = wait_done(svcs, prefix, timeout=max(300, n // 500), what="phase A")
+    m_corr = metrics(svcs["correlator"])
+    m_filt = metrics(svcs["whitelist-filter"])
+    m_ing = metrics(svcs["ingest"])
+    rss = rss_mib(svcs)
+    procs.stop_services(list(svcs.values()))
+
+    stage_end = {}
+    for stage, topic in (("ingest", "alerts.normalized"), ("whitelist-filter", "alerts.accepted"),
+                         ("correlator", "events")):
+        b = ts_bounds(prefix + topic)
+        stage_end[stage] = b[1] / 1000.0 if b else None
+    end = stage_end["correlator"] or t_done
+    span = end - t_first
+    c = new_consumer("wm")
+    try:
+        counts = {tp: sum(hi - lo for lo, hi in watermarks(c, prefix + tp).values())
+                  for tp in ("alerts.normalized", "alerts.rejected", "alerts.accepted",
+                             "alerts.suppressed", "events", "notifications")}
+    finally:
+        c.close()
+    res = {"records": n, "avg_record_bytes": round(size), "incidents": incidents,
+           "produce_s": round(t_acked - t_first, 2),
+           "produce_per_s": round(n / max(t_acked - t_first, 1e-9)),
+           "span_s": round(span, 2), "alerts_per_s": round(n / span) if span > 0 else None,
+           "committed_span_s": round(t_done - t_first, 2),
+           "committed_alerts_per_s": round(n / (t_done - t_first)),
+           "stage_done_s": {k: (round(v - t_first, 2) if v else None) for k, v in stage_end.items()},
+           "topic_records": counts,
+           "correlator_alerts_total": m_corr.get("cwpp_correlator_alerts_total"),
+           "correlator_events_opened_total": m_corr.get("cwpp_correlator_events_opened_total"),
+           "correlator_recurrences_total": m_corr.get("cwpp_correlator_recurrences_total"),
+           "correlator_snapshots_total": m_corr.get("cwpp_correlator_snapshots_total"),
+           "correlator_notifications_total": m_corr.get("cwpp_correlator_notifications_total"),
+           "correlator_dead_letters_total": m_corr.get("cwpp_correlator_dead_letters_total"),
+           "correlator_db_errors_total": m_corr.get("cwpp_correlator_db_errors_total"),
+           "whitelist_db_errors_total": m_filt.get("cwpp_whitelist_db_errors_total"),
+           "ingest_db_errors_total": m_ing.get("cwpp_ingest_db_errors_total"),
+           "peak_rss_mib": rss}
+    opened = res["correlator_events_opened_total"]
+    alerts = res["correlator_alerts_total"]
+    if opened and alerts:
+        res["alerts_per_event"] = round(alerts / opened, 1)
+    if res["produce_s"] > 0.5 * span:
+        print("  note: producing took more than half the span: the figure is bounded by the "
+              "producer", flush=True)
+
+    if relay_ok:
+        create_relay_topic(prefix + "relay.out")
+        relay = procs.popen([RELAY, t.BROKERS, prefix + "relay", prefix + "alerts.raw",
+                             prefix + "relay.out", n], stdout=subprocess.PIPE, text=True)
+        try:
+            out, _ = relay.communicate(timeout=max(300, n // 1000))
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()
+            raise BenchError("the relay did not copy the records within its time limit")
+        b = ts_bounds(prefix + "relay.out")
+        if relay.returncode == 0 and b and b[1] > b[0]:
+            res["relay_alerts_per_s"] = round(n / ((b[1] - b[0]) / 1000.0))
+            res["relay_report"] = out.strip()
+            if res["alerts_per_s"]:
+                res["ratio_to_relay"] = round(res["alerts_per_s"] / res["relay_alerts_per_s"], 3)
+        else:
+            print(f"  relay failed (exit {relay.returncode}): no relay figure", flush=True)
+    return res
+
+
+def phase_latency(procs, rate, seconds, run, tmp):
+    n = rate * seconds
+    print(f"== phase B: {rate} alerts/s for {seconds} s ({n} alerts)", flush=True)
+    tpl, base_ms, m = latency_templates(n, run)
+    prefix = f"bench{run}b."
+    svcs = start_pipeline(procs, prefix, tmp)
+    p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 1, "enable.idempotence": True})
+    sent_ms = [0.0] * n
+    topic = prefix + "alerts.raw"
+    t0 = time.time()
+    behind_max = 0.0
+    for i, (key, head, tail) in enumerate(tpl):
+        target = t0 + i / rate
+        delay = target - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            behind_max = max(behind_max, -delay)
+        ns = time.time_ns()
+        v = head + b"%d" % ns + tail
+        while True:
+            try:
+                p.produce(topic, value=v, key=key)
+                break
+            except BufferError:
+                p.poll(0.01)
+        sent_ms[i] = ns / 1e6
+        p.poll(0)
+    send_s = time.time() - t0
+    if p.flush(60) != 0:
+        raise BenchError("phase B: records not delivered within 60 s")
+    wait_done(svcs, prefix, timeout=300, what="phase B")
+    m_corr = metrics(svcs["correlator"])
+    rss = rss_mib(svcs)
+    procs.stop_services(list(svcs.values()))
+
+    ev = t.AvroType("event")
+    snaps = []
+    bad = 0
+    for msg in read_all(prefix + "events"):
+        try:
+            d = ev.decode(msg.value())
+        except Exception:  # noqa: BLE001 - counted and reported
+            bad += 1
+            continue
+        snaps.append((msg.timestamp()[1], d["last_seen_ms"], d["alert_count"]))
+    snaps.sort()
+    nxt = [0] * m                      # per incident: its next alert (index k) not yet seen
+    lat = [None] * n
+    inconsistent = unknown = 0
+    for ts, last, count in snaps:
+        i = last - base_ms
+        if not 0 <= i < n:
+            unknown += 1
+            continue
+        inc, k = i % m, i // m
+        if count != k + 1:
+            inconsistent += 1
+        while nxt[inc] <= k:
+            j = nxt[inc] * m + inc
+            lat[j] = ts - sent_ms[j]
+            nxt[inc] += 1
+    got = [x for x in lat if x is not None]
+    if not got:
+        raise BenchError("phase B: no event snapshot matched an alert (see the logs in "
+                         f"{tmp})")
+    res = {"rate_per_s": rate, "seconds": seconds, "alerts": n, "incidents": m,
+           "achieved_rate_per_s": round(n / send_s), "sender_max_behind_ms": round(behind_max * 1000, 1),
+           "samples": len(got), "missing": n - len(got),
+           "p50_ms": round(pct(got, 50), 1), "p90_ms": round(pct(got, 90), 1),
+           "p99_ms": round(pct(got, 99), 1), "max_ms": round(max(got), 1),
+           "snapshots": len(snaps), "undecodable_snapshots": bad,
+           "inconsistent_snapshots": inconsistent, "unmatched_snapshots": unknown,
+           "correlator_alerts_total": m_corr.get("cwpp_correlator_alerts_total"),
+           "correlator_events_opened_total": m_corr.get("cwpp_correlator_events_opened_total"),
+           "peak_rss_mib": rss}
+    return res
+
+
+# ------------------------------------------------------------------------ main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=200_000, help="phase A alerts (200000)")
+    ap.add_argument("--rate", type=int, default=5000, help="phase B alerts per second (5000)")
+    ap.add_argument("--seconds", type=int, default=20, help="phase B duration (20)")
+    ap.add_argument("--no-relay", action="store_true", help="skip the relay figure")
+    ap.add_argument("--skip-throughput", action="store_true", help="phase B only")
+    ap.add_argument("--skip-latency", action="store_true", help="phase A only")
+    ap.add_argument("--pidfile", help="append 'pid exe' of every process started")
+    a = ap.parse_args()
+    if a.records < 1 or a.rate < 1 or a.seconds < 1:
+        ap.error("--records, --rate and --seconds must be positive")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    procs = Procs(a.pidfile)
+    run = uuid.uuid4().hex[:6]
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"cwpp-bench-pipeline-{run}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    res = {"run": run, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "partitions": PARTITIONS,
+           "brokers": t.BROKERS, "logs": str(tmp)}
+    try:
+        relay_ok = preflight(not a.no_relay and not a.skip_throughput)
+        res["live_whitelist_rules"] = t.query(
+            "SELECT count(*) FROM whitelist_rules WHERE deleted_at IS NULL")[0][0]
+        print(f"pipeline bench run {run} (service logs in {tmp})", flush=True)
+        if not a.skip_throughput:
+            res["throughput"] = phase_throughput(procs, a.records, run, tmp, relay_ok)
+            print("  " + json.dumps(res["throughput"]), flush=True)
+        if not a.skip_latency:
+            res["latency"] = phase_latency(procs, a.rate, a.seconds, run, tmp)
+            print("  " + json.dumps(res["latency"]), flush=True)
+    except BenchError as e:
+        print(f"pipeline: {e}", file=sys.stderr)
+        return 1
+    finally:
+        procs.cleanup()
+
+    print(f"\n== CWPP pipeline (ingest -> whitelist-filter -> correlator), {PARTITIONS} "
+          "partitions, local broker and PostgreSQL, one instance each")
+    peaks = []
+    tp = res.get("throughput")
+    if tp:
+        st = tp["stage_done_s"]
+        print(f"throughput   {tp['alerts_per_s']} alerts/s end to end ({tp['records']} alerts in "
+              f"{tp['span_s']} s; offsets committed after {tp['committed_span_s']} s)")
+        print(f"             stages done after: ingest {st['ingest']} s, whitelist-filter "
+              f"{st['whitelist-filter']} s, correlator {st['correlator']} s; producer "
+              f"{tp['produce_per_s']} alerts/s")
+        if "relay_alerts_per_s" in tp:
+            print(f"             raw relay {tp['relay_alerts_per_s']} alerts/s   pipeline/relay "
+                  f"{tp.get('ratio_to_relay')}")
+        print(f"             correlator: {tp['correlator_alerts_total']} alerts, "
+              f"{tp['correlator_events_opened_total']} events opened "
+              f"({tp.get('alerts_per_event')} alerts/event), "
+              f"{tp['correlator_recurrences_total']} recurrences, "
+              f"{tp['correlator_snapshots_total']} snapshots, "
+              f"{tp['correlator_notifications_total']} notifications; accepted "
+              f"{tp['topic_records']['alerts.accepted']}, suppressed "
+              f"{tp['topic_records']['alerts.suppressed']}, rejected "
+              f"{tp['topic_records']['alerts.rejected']}")
+        peaks.append(tp["peak_rss_mib"])
+    lat = res.get("latency")
+    if lat:
+        print(f"latency      @{lat['rate_per_s']}/s for {lat['seconds']} s (achieved "
+              f"{lat['achieved_rate_per_s']}/s): produce -> first event snapshot showing the alert "
+              f"p50 {lat['p50_ms']} ms  p99 {lat['p99_ms']} ms  max {lat['max_ms']} ms "
+              f"({lat['samples']} samples, {lat['missing']} missing, "
+              f"{lat['inconsistent_snapshots']} inconsistent snapshots)")
+        peaks.append(lat["peak_rss_mib"])
+    if peaks:
+        peak = {n: max((p.get(n) or 0) for p in peaks) for n in SERVICES}
+        res["peak_rss_mib"] = peak
+        print(f"peak RSS     correlator {peak['correlator']} MiB   (ingest {peak['ingest']} MiB, "
+              f"whitelist-filter {peak['whitelist-filter']} MiB)")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"pipeline-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(res, indent=2))
+    with open(out / "pipeline.jsonl", "a") as f:
+        f.write(json.dumps(res, separators=(",", ":")) + "\n")
+    print(json.dumps(res))
+    bad = (lat or {}).get("missing", 0) or (lat or {}).get("inconsistent_snapshots", 0)
+    return 0 if not bad else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
