@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""The events part of deploy/local/demo: what cwpp-correlator made of the demo's alerts,
+read back as cwppctl's read-only role from PostgreSQL, and the snapshots and notifications
+on the prefix's topics decoded with python3-avro and schemas/ alone.
+Usage: demo-events.py PREFIX CORRELATOR_PORT"""
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
+import cwpp_testlib as t  # noqa: E402
+
+prefix, port = sys.argv[1], sys.argv[2]
+
+
+def metric(name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+accepted = sum(t.high_watermarks(prefix + "alerts.accepted", int(__import__("os").environ.get("CWPP_TOPIC_PARTITIONS", "6"))).values())
+t.wait_for(lambda: metric("cwpp_correlator_alerts_total") >= accepted, timeout=60,
+           what="the correlator to apply every accepted alert")
+snaps = {}
+for m in t.consume(prefix + "events", 1, 30, 2):
+    snaps[m.key().decode()] = t.AvroType("event").decode(m.value())
+print(f"\n== cwpp-correlator: {accepted} accepted alerts -> {len(snaps)} security events "
+      f"(latest snapshot of each on {prefix}events)")
+for s in sorted(snaps.values(), key=lambda s: (s["account_id"], s["first_seen_ms"])):
+    print(f"  {s['event_id']}  {s['account_id']:<10} {s['level']:<8} {s['urgency']:<7} "
+          f"alerts={s['alert_count']:<2} assets={len(s['affected_assets'])} "
+          f"stages={','.join(s['stages']) or '-'}  {s['name']}")
+top = max(snaps.values(), key=lambda s: s["alert_count"])
+print(f"\n== the largest event, {top['event_id']}: urgency {top['urgency']}, because")
+for r in top["reasons"]:
+    print(f"  - [{r['code']}] {r['text']}")
+for r in top["recommendations"]:
+    print(f"  recommended: {r['action']} {r['entity_value']} ({r['reason']})")
+print("\n  its alerts, in order, and why each joined:")
+rows = t.query("SELECT a.first_seen, a.name, a.defense, ea.reason FROM event_alerts ea "
+               "JOIN alerts a USING (alert_id) WHERE ea.event_id = %s ORDER BY a.first_seen",
+               (top["event_id"],), dsn=t.CTL_DSN)
+for at, name, defense, reason in rows:
+    print(f"  {at:%H:%M:%S}  {name:<32} defence={defense:<9} {reason}")
+print("\n  its provenance graph (entity -relation-> entity):")
+for st, s, rel, dt, d in t.query(
+        "SELECT src_type, src, relation, dst_type, dst FROM event_edges WHERE event_id = %s "
+        "ORDER BY first_seen, src, relation", (top["event_id"],), dsn=t.CTL_DSN):
+    print(f"  {st}:{s} -{rel}-> {dt}:{d}")
+notes = [t.AvroType("notification").decode(m.value())
+         for m in t.consume(prefix + "notifications", 1, 20, 2)]
+print(f"\n== {len(notes)} notifications on {prefix}notifications "
+      "(never for precision-defence-only events; an event notified in an earlier demo run is not notified again)")
+for n in notes:
+    print(f"  {n['kind']:<15} {n['event_id']} urgency={n['urgency']} {n['name']}")
