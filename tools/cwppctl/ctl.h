@@ -27,8 +27,19 @@ typedef struct ctl {
 /* Prints "cwppctl: <sentence>" on stderr and returns code. */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The read-only database connection (connects on first use); NULL after printing why. */
+/* The read-only database connection (connects on first use, client encoding UTF-8);
+ * NULL after printing why. */
 PGconn *ctl_pg(ctl_t *c);
+
+/* Prints why a query failed (CTL_INFRA), clears r (NULL accepted) and returns CTL_INFRA. */
+int ctl_query_failed(PGconn *pg, PGresult *r);
+
+/* The value after option argv[*i] (and moves *i onto it); NULL, after printing
+ * "<option> needs a value", when there is none or the next word is another --option. */
+const char *ctl_value_of(int argc, char **argv, int *i);
+
+/* A timestamptz column as RFC 3339 UTC in SQL text (second precision). */
+#define CTL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /*
  * Sends a command (service, type, payload) and waits for its final answer. On return
@@ -47,5 +58,6 @@ void ctl_print_json(json_t *doc);
 
 int ctl_alerts(ctl_t *c, int argc, char **argv);
 int ctl_whitelist(ctl_t *c, int argc, char **argv);
+
 
 #endif

@@ -48,7 +48,26 @@ PGconn *ctl_pg(ctl_t *c)
         return NULL;
     }
     PQclear(PQexec(c->pg, "SET search_path = cwpp"));
+    /* jansson takes UTF-8 only; the server converts whatever the database holds */
+    PQsetClientEncoding(c->pg, "UTF8");
     return c->pg;
+}
+
+int ctl_query_failed(PGconn *pg, PGresult *r)
+{
+    ctl_fail(CTL_INFRA, "query failed: %s", r != NULL ? PQresultErrorMessage(r)
+                                                      : PQerrorMessage(pg));
+    PQclear(r);
+    return CTL_INFRA;
+}
+
+const char *ctl_value_of(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc || (argv[*i + 1][0] == '-' && argv[*i + 1][1] == '-')) {
+        ctl_fail(CTL_USAGE, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
 }
 
 void ctl_print_json(json_t *doc)

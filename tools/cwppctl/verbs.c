@@ -13,29 +13,9 @@
 #include "cwpp_util.h"
 #include "cwpp_whitelist.h"
 
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
 static int is_flag(const char *a, const char *name)
 {
     return strcmp(a, name) == 0;
-}
-
-/* The value after option argv[*i]; NULL (after printing why) when missing. */
-static const char *value_of(int argc, char **argv, int *i)
-{
-    if (*i + 1 >= argc || (argv[*i + 1][0] == '-' && argv[*i + 1][1] == '-')) {
-        ctl_fail(CTL_USAGE, "%s needs a value", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-static int query_failed(PGconn *pg, PGresult *r)
-{
-    ctl_fail(CTL_INFRA, "query failed: %s", r != NULL ? PQresultErrorMessage(r)
-                                                      : PQerrorMessage(pg));
-    PQclear(r);
-    return CTL_INFRA;
 }
 
 /* -------------------------------------------------------------------- alerts */
@@ -53,23 +33,23 @@ static int alerts_list(ctl_t *c, int argc, char **argv)
         if (is_flag(argv[i], "--status")) {
             cwpp_alert_status_t st;
 
-            if ((status = value_of(argc, argv, &i)) == NULL)
+            if ((status = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
             if (cwpp_status_parse(status, &st) != 0)
                 return ctl_fail(CTL_USAGE, "unknown status \"%s\" (use unhandled, handling, "
                                 "handled, manually_whitelisted or automatically_whitelisted)",
                                 status);
         } else if (is_flag(argv[i], "--name")) {
-            if ((name = value_of(argc, argv, &i)) == NULL)
+            if ((name = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
         } else if (is_flag(argv[i], "--account")) {
-            if ((account = value_of(argc, argv, &i)) == NULL)
+            if ((account = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
         } else if (is_flag(argv[i], "--limit")) {
             char *end;
             long  v;
 
-            if ((limit = value_of(argc, argv, &i)) == NULL)
+            if ((limit = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
             v = strtol(limit, &end, 10);
             if (*end != '\0' || v < 1 || v > 100000)
@@ -86,13 +66,13 @@ static int alerts_list(ctl_t *c, int argc, char **argv)
     p[3] = limit;
     r = PQexecParams(pg,
                      "SELECT alert_id, name, severity, status, account_id, asset_id, "
-                     TS("last_seen") ", occurrences, defense FROM alerts "
+                     CTL_TS("last_seen") ", occurrences, defense FROM alerts "
                      "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR name = $2) "
                      "AND ($3::text IS NULL OR account_id = $3) "
                      "ORDER BY last_seen DESC, alert_id LIMIT $4::int",
                      4, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return query_failed(pg, r);
+        return ctl_query_failed(pg, r);
     if (c->json) {
         json_t *arr = json_array();
 
@@ -134,11 +114,11 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
     if ((pg = ctl_pg(c)) == NULL)
         return CTL_INFRA;
     p[0] = argv[0];
-    r = PQexecParams(pg, "SELECT " CWPP_ALERT_ROW_SQL ", " TS("a.first_seen") ", "
-                     TS("a.last_seen") " FROM alerts a WHERE a.alert_id = $1",
+    r = PQexecParams(pg, "SELECT " CWPP_ALERT_ROW_SQL ", " CTL_TS("a.first_seen") ", "
+                     CTL_TS("a.last_seen") " FROM alerts a WHERE a.alert_id = $1",
                      1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return query_failed(pg, r);
+        return ctl_query_failed(pg, r);
     if (PQntuples(r) != 1) {
         PQclear(r);
         return ctl_fail(CTL_REFUSED, "there is no alert %s", argv[0]);
@@ -151,13 +131,14 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
     json_object_set_new(doc, "first_seen", json_string(PQgetvalue(r, 0, 1)));
     json_object_set_new(doc, "last_seen", json_string(PQgetvalue(r, 0, 2)));
     PQclear(r);
-    lg = PQexecParams(pg, "SELECT " TS("at") ", actor, action, COALESCE(before::text, 'null'), "
-                      "COALESCE(after::text, 'null'), COALESCE(remark, '') FROM activity_log "
+    lg = PQexecParams(pg, "SELECT " CTL_TS("at") ", actor, action, "
+                      "COALESCE(before::text, 'null'), COALESCE(after::text, 'null'), "
+                      "COALESCE(remark, '') FROM activity_log "
                       "WHERE object_type = 'alert' AND object_id = $1 ORDER BY at, log_id",
                       1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(lg) != PGRES_TUPLES_OK) {
         json_decref(doc);
-        return query_failed(pg, lg);
+        return ctl_query_failed(pg, lg);
     }
     log = json_array();
     for (i = 0; i < PQntuples(lg); i++)
@@ -267,7 +248,7 @@ static int rule_options(int argc, char **argv, json_t *payload, int allow_force)
             char        t[40], *end;
             double      n;
 
-            if ((v = value_of(argc, argv, &i)) == NULL)
+            if ((v = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
             n = strtod(v, &end);
             if (end != v && n > 0 && n <= 36500.0 * 24 * 60 && (strcmp(end, "d") == 0 || strcmp(end, "h") == 0 ||
@@ -438,7 +419,7 @@ static int rule_list(ctl_t *c, int argc, char **argv)
         if (is_flag(argv[i], "--all"))
             all = "true";
         else if (is_flag(argv[i], "--alert-name")) {
-            if ((name = value_of(argc, argv, &i)) == NULL)
+            if ((name = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
         } else
             return ctl_fail(CTL_USAGE, "whitelist rule list: unknown option \"%s\"", argv[i]);
@@ -449,15 +430,16 @@ static int rule_list(ctl_t *c, int argc, char **argv)
     p[1] = name;
     r = PQexecParams(pg,
                      "SELECT rule_id, alert_name, field, op, value, scope, COALESCE(asset_id, ''), "
-                     "COALESCE(" TS("expires_at") ", ''), hits, COALESCE(" TS("last_hit_at") ", ''), "
-                     "created_by, " TS("created_at") ", COALESCE(" TS("deleted_at") ", ''), "
+                     "COALESCE(" CTL_TS("expires_at") ", ''), hits, "
+                     "COALESCE(" CTL_TS("last_hit_at") ", ''), created_by, "
+                     CTL_TS("created_at") ", COALESCE(" CTL_TS("deleted_at") ", ''), "
                      "COALESCE(deleted_by, ''), COALESCE(remark, ''), "
                      "(expires_at IS NOT NULL AND expires_at <= now()) "
                      "FROM whitelist_rules WHERE ($1::boolean OR deleted_at IS NULL) "
                      "AND ($2::text IS NULL OR alert_name = $2) ORDER BY alert_name, rule_id",
                      2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return query_failed(pg, r);
+        return ctl_query_failed(pg, r);
     if (c->json) {
         json_t *arr = json_array();
 
