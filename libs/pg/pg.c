@@ -156,7 +156,10 @@ int cwpp_pg_pipeline(cwpp_pg_t *pg, cwpp_pg_stmt_t *q, size_t nq, char *errstr,
     }
     for (i = 0; i < nq; i++) {
         PGresult *r = PQgetResult(c), *extra;
-        int       qrc = cwpp_pg_check(pg, r, q[i].want, q[i].stmt, errstr, errstr_size);
+        char      later[256]; /* after a failure the rest read as aborted: keep the first */
+        int       qrc = rc == CWPP_OK
+                            ? cwpp_pg_check(pg, r, q[i].want, q[i].stmt, errstr, errstr_size)
+                            : cwpp_pg_check(pg, r, q[i].want, q[i].stmt, later, sizeof(later));
 
         if (rc == CWPP_OK && qrc != CWPP_OK)
             rc = qrc; /* later ones read as aborted behind it */
