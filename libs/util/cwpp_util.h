@@ -49,6 +49,18 @@ void cwpp_buf_reset(cwpp_buf_t *b);
 void cwpp_buf_free(cwpp_buf_t *b);
 /* Hands the bytes to the caller (free() them) and empties the buffer. */
 unsigned char *cwpp_buf_detach(cwpp_buf_t *b, size_t *lenp);
+/* Appends the NUL-terminated string s (without its NUL). 0 or CWPP_ENOMEM. */
+int  cwpp_buf_puts(cwpp_buf_t *b, const char *s);
+/* Appends s as a JSON string: quoted, with '"', '\\' and control characters escaped
+ * (\u00XX); other bytes (UTF-8) as they are. NULL appends null. 0 or CWPP_ENOMEM. */
+int  cwpp_buf_json_str(cwpp_buf_t *b, const char *s);
+/* Appends v in decimal. 0 or CWPP_ENOMEM. */
+int  cwpp_buf_i64(cwpp_buf_t *b, int64_t v);
+/* Appends len bytes of p as lower-case hex. 0 or CWPP_ENOMEM. */
+int  cwpp_buf_hex(cwpp_buf_t *b, const void *p, size_t len);
+/* Terminates the bytes with a NUL that len does not count, so data is a C string.
+ * 0 or CWPP_ENOMEM. */
+int  cwpp_buf_cstr(cwpp_buf_t *b);
 
 /* Milliseconds since the Unix epoch (wall clock) / since an arbitrary start (monotonic). */
 int64_t cwpp_now_ms(void);

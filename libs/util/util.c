@@ -6,6 +6,8 @@
  */
 #include "cwpp_util.h"
 
+#include <inttypes.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,83 @@ int cwpp_buf_append(cwpp_buf_t *b, const void *p, size_t len)
         return CWPP_ENOMEM;
     memcpy(b->data + b->len, p, len);
     b->len += len;
+    return CWPP_OK;
+}
+
+int cwpp_buf_puts(cwpp_buf_t *b, const char *s)
+{
+    return cwpp_buf_append(b, s, strlen(s));
+}
+
+int cwpp_buf_json_str(cwpp_buf_t *b, const char *s)
+{
+    static const char hexd[] = "0123456789abcdef";
+    const unsigned char *p, *run;
+
+    if (s == NULL)
+        return cwpp_buf_append(b, "null", 4);
+    if (cwpp_buf_reserve(b, strlen(s) + 2) != CWPP_OK || cwpp_buf_append(b, "\"", 1) != 0)
+        return CWPP_ENOMEM;
+    for (p = run = (const unsigned char *)s; *p != '\0'; p++) {
+        char esc[6];
+        int  n;
+
+        if (*p >= 0x20 && *p != '"' && *p != '\\')
+            continue;
+        if (cwpp_buf_append(b, run, (size_t)(p - run)) != CWPP_OK)
+            return CWPP_ENOMEM;
+        esc[0] = '\\';
+        switch (*p) {
+        case '"': esc[1] = '"'; n = 2; break;
+        case '\\': esc[1] = '\\'; n = 2; break;
+        case '\n': esc[1] = 'n'; n = 2; break;
+        case '\r': esc[1] = 'r'; n = 2; break;
+        case '\t': esc[1] = 't'; n = 2; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hexd[*p >> 4];
+            esc[5] = hexd[*p & 15];
+            n = 6;
+        }
+        if (cwpp_buf_append(b, esc, (size_t)n) != CWPP_OK)
+            return CWPP_ENOMEM;
+        run = p + 1;
+    }
+    return cwpp_buf_append(b, run, (size_t)(p - run)) == CWPP_OK && cwpp_buf_append(b, "\"", 1) == CWPP_OK
+               ? CWPP_OK
+               : CWPP_ENOMEM;
+}
+
+int cwpp_buf_i64(cwpp_buf_t *b, int64_t v)
+{
+    char d[24];
+    int  n = snprintf(d, sizeof(d), "%" PRId64, v);
+
+    return cwpp_buf_append(b, d, (size_t)n);
+}
+
+int cwpp_buf_hex(cwpp_buf_t *b, const void *p, size_t len)
+{
+    static const char hexd[] = "0123456789abcdef";
+    const unsigned char *s = p;
+    size_t i;
+
+    if (len > SIZE_MAX / 2 || cwpp_buf_reserve(b, 2 * len) != CWPP_OK)
+        return CWPP_ENOMEM;
+    for (i = 0; i < len; i++) {
+        b->data[b->len++] = (unsigned char)hexd[s[i] >> 4];
+        b->data[b->len++] = (unsigned char)hexd[s[i] & 15];
+    }
+    return CWPP_OK;
+}
+
+int cwpp_buf_cstr(cwpp_buf_t *b)
+{
+    if (cwpp_buf_reserve(b, 1) != CWPP_OK)
+        return CWPP_ENOMEM;
+    b->data[b->len] = '\0';
     return CWPP_OK;
 }
 

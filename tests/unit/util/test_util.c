@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "cwpp_util.h"
 
@@ -134,6 +135,51 @@ static void test_buf_and_faults(void **state)
     cwpp_fault_disarm_all();
 }
 
+/* JSON strings written into a buffer read back (by jansson) as exactly the input, for
+ * every ASCII byte and UTF-8 text; integers, hex and the C-string terminator. */
+static void test_buf_json(void **state)
+{
+    cwpp_buf_t   b = {0};
+    char         in[160];
+    json_t      *v;
+    json_error_t e;
+    int          i, n = 0;
+
+    (void)state;
+    for (i = 1; i < 128; i++)
+        in[n++] = (char)i;
+    memcpy(in + n, "\xc3\xa9\xe2\x82\xac", 5); /* é€ */
+    in[n + 5] = '\0';
+    assert_int_equal(cwpp_buf_append(&b, "[", 1), CWPP_OK);
+    assert_int_equal(cwpp_buf_json_str(&b, in), CWPP_OK);
+    assert_int_equal(cwpp_buf_append(&b, ",", 1), CWPP_OK);
+    assert_int_equal(cwpp_buf_json_str(&b, NULL), CWPP_OK);
+    assert_int_equal(cwpp_buf_append(&b, ",", 1), CWPP_OK);
+    assert_int_equal(cwpp_buf_i64(&b, INT64_MIN), CWPP_OK);
+    assert_int_equal(cwpp_buf_append(&b, ",\"", 2), CWPP_OK);
+    assert_int_equal(cwpp_buf_hex(&b, "\x00\xff\x10", 3), CWPP_OK);
+    assert_int_equal(cwpp_buf_append(&b, "\"]", 2), CWPP_OK);
+    assert_int_equal(cwpp_buf_cstr(&b), CWPP_OK);
+    assert_int_equal(strlen((char *)b.data), b.len); /* the NUL is not counted */
+    v = json_loads((char *)b.data, 0, &e);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_array_get(v, 0)), in);
+    assert_true(json_is_null(json_array_get(v, 1)));
+    assert_true(json_integer_value(json_array_get(v, 2)) == INT64_MIN);
+    assert_string_equal(json_string_value(json_array_get(v, 3)), "00ff10");
+    json_decref(v);
+    /* control characters are escaped, never written raw */
+    for (i = 0; i < (int)b.len; i++)
+        assert_true(b.data[i] >= 0x20);
+    cwpp_buf_reset(&b);
+    cwpp_fault_arm("buf_alloc", 1);
+    cwpp_buf_free(&b);
+    assert_int_equal(cwpp_buf_json_str(&b, "x"), CWPP_ENOMEM);
+    assert_int_equal(b.len, 0);
+    cwpp_fault_disarm_all();
+    cwpp_buf_free(&b);
+}
+
 /* A text cut mid-character becomes valid UTF-8 again; valid text is left alone. */
 static void test_utf8_sanitize(void **state)
 {
@@ -159,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_format_time),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_buf_and_faults),
+        cmocka_unit_test(test_buf_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
