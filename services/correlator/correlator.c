@@ -108,19 +108,25 @@ static const char SQL_LOAD_NOTES[] =
     "JOIN jsonb_to_recordset($1::jsonb) AS x(t text, p int, lo bigint, hi bigint) "
     "ON n.source_topic = x.t AND n.source_part = x.p AND n.source_offset BETWEEN x.lo AND x.hi "
     "ORDER BY n.source_part, n.source_offset, n.notification_id";
+/* The overview, urgency, assessment and running figures of each changed event: the one
+ * write of an event per batch (its rows in the other tables need no event row first:
+ * migration 004). */
 static const char SQL_EVENTS_UPSERT[] =
     "INSERT INTO events (event_id, account_id, name, level, status, first_seen, last_seen, "
-    "alert_count, occurrences, asset_count, stages, sources, predecessor, version, updated_at) "
+    "alert_count, occurrences, asset_count, stages, sources, predecessor, urgency, assessment, "
+    "summary, version, updated_at) "
     "SELECT x.id, x.acc, x.name, x.level, 'unhandled', to_timestamp(x.f / 1000.0), "
     "to_timestamp(x.l / 1000.0), x.alerts, x.occ, x.assets, "
     "ARRAY(SELECT jsonb_array_elements_text(x.stages)), "
-    "ARRAY(SELECT jsonb_array_elements_text(x.sources)), x.pred, 1, now() "
+    "ARRAY(SELECT jsonb_array_elements_text(x.sources)), x.pred, x.u, x.a, x.s, 1, now() "
     "FROM jsonb_to_recordset($1::jsonb) AS x(id text, acc text, name text, level text, f bigint, "
-    "l bigint, alerts int, occ bigint, assets int, stages jsonb, sources jsonb, pred text) "
+    "l bigint, alerts int, occ bigint, assets int, stages jsonb, sources jsonb, pred text, "
+    "u text, a jsonb, s jsonb) "
     "ON CONFLICT (event_id) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level, "
     "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
     "alert_count = EXCLUDED.alert_count, occurrences = EXCLUDED.occurrences, "
     "asset_count = EXCLUDED.asset_count, stages = EXCLUDED.stages, sources = EXCLUDED.sources, "
+    "urgency = EXCLUDED.urgency, assessment = EXCLUDED.assessment, summary = EXCLUDED.summary, "
     "version = events.version + 1, updated_at = now()";
 static const char SQL_ALERTS_UPSERT[] =
     "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, last_seen, occurrences) "
@@ -168,10 +174,6 @@ static const char SQL_IP_STATS[] =
     "FROM (SELECT DISTINCT c, v FROM jsonb_to_recordset($1::jsonb) AS y(c text, v text)) x "
     "JOIN entity_alerts e ON e.account_id = x.c AND e.entity_type = 'ip' AND e.value = x.v "
     "AND e.last_seen > now() - interval '30 days' GROUP BY x.c, x.v";
-static const char SQL_ASSESS_SET[] =
-    "UPDATE events e SET urgency = x.u, assessment = x.a, summary = x.s "
-    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, u text, a jsonb, s jsonb) "
-    "WHERE e.event_id = x.id";
 static const char SQL_NOTES_INSERT[] =
     "INSERT INTO notifications (notification_id, event_id, kind, urgency, source_topic, "
     "source_part, source_offset, payload) "
@@ -213,6 +215,118 @@ typedef struct part {
     int64_t     lo, hi, next;
 } part_t;
 
+/* A JSON array of row objects written straight into a buffer (no tree: these are the
+ * batch's largest allocations). Errors stick; rw_text reports them. */
+typedef struct rw {
+    cwpp_buf_t b;
+    size_t     n;      /* elements so far */
+    int        fields; /* fields of the current row so far */
+    int        err;
+} rw_t;
+
+static void rw_start(rw_t *w)
+{
+    cwpp_buf_reset(&w->b);
+    w->n = 0;
+    w->err = cwpp_buf_append(&w->b, "[", 1);
+}
+
+static void rw_sep(rw_t *w)
+{
+    if (w->n++ > 0)
+        w->err |= cwpp_buf_append(&w->b, ",", 1);
+}
+
+static void rw_row(rw_t *w)
+{
+    rw_sep(w);
+    w->err |= cwpp_buf_append(&w->b, "{", 1);
+    w->fields = 0;
+}
+
+static void rw_end(rw_t *w)
+{
+    w->err |= cwpp_buf_append(&w->b, "}", 1);
+}
+
+static void rw_key(rw_t *w, const char *k)
+{
+    if (w->fields++ > 0)
+        w->err |= cwpp_buf_append(&w->b, ",", 1);
+    w->err |= cwpp_buf_append(&w->b, "\"", 1);
+    w->err |= cwpp_buf_puts(&w->b, k); /* our own literal names: nothing to escape */
+    w->err |= cwpp_buf_append(&w->b, "\":", 2);
+}
+
+static void rw_s(rw_t *w, const char *k, const char *v)
+{
+    rw_key(w, k);
+    w->err |= cwpp_buf_json_str(&w->b, v);
+}
+
+static void rw_i(rw_t *w, const char *k, int64_t v)
+{
+    rw_key(w, k);
+    w->err |= cwpp_buf_i64(&w->b, v);
+}
+
+static int rw_dump_cb(const char *p, size_t len, void *data)
+{
+    return cwpp_buf_append(data, p, len);
+}
+
+/* v as JSON (null when NULL). */
+static void rw_j(rw_t *w, const char *k, const json_t *v)
+{
+    rw_key(w, k);
+    if (v == NULL)
+        w->err |= cwpp_buf_append(&w->b, "null", 4);
+    else
+        w->err |= json_dump_callback(v, rw_dump_cb, &w->b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* One string element (for arrays of strings). */
+static void rw_elem(rw_t *w, const char *v)
+{
+    rw_sep(w);
+    w->err |= cwpp_buf_json_str(&w->b, v);
+}
+
+/* The array as a C string, or NULL after any error (out of memory). */
+static const char *rw_text(rw_t *w)
+{
+    w->err |= cwpp_buf_append(&w->b, "]", 1);
+    w->err |= cwpp_buf_cstr(&w->b);
+    return w->err ? NULL : (const char *)w->b.data;
+}
+
+/* The rows the batch writes. */
+typedef struct rows {
+    rw_t events, alerts, entities, edges, keys, ips, notes;
+} rows_t;
+
+static void rows_free(rows_t *w)
+{
+    cwpp_buf_free(&w->events.b);
+    cwpp_buf_free(&w->alerts.b);
+    cwpp_buf_free(&w->entities.b);
+    cwpp_buf_free(&w->edges.b);
+    cwpp_buf_free(&w->keys.b);
+    cwpp_buf_free(&w->ips.b);
+    cwpp_buf_free(&w->notes.b);
+}
+
+static void rows_start(rows_t *w)
+{
+    rw_start(&w->events);
+    rw_start(&w->alerts);
+    rw_start(&w->entities);
+    rw_start(&w->edges);
+    rw_start(&w->keys);
+    rw_start(&w->ips);
+    rw_start(&w->notes);
+}
+
 typedef struct corr {
     const corr_conf_t  *conf;
     cwpp_assess_conf_t  ac;
@@ -222,6 +336,8 @@ typedef struct corr {
     avro_value_t        v_alert, v_rejected, v_event, v_note;
     int                 have_values;
     cwpp_buf_t          buf;
+    rows_t              w;             /* the batch's row sets, buffers kept between batches */
+    rw_t                j_parts, j_keys, j_ids;
     item_t             *items;
     size_t              items_cap;
     part_t             *parts;
@@ -351,6 +467,10 @@ static void corr_destroy(corr_t *c)
     cwpp_avro_type_destroy(c->t_event);
     cwpp_avro_type_destroy(c->t_note);
     cwpp_buf_free(&c->buf);
+    rows_free(&c->w);
+    cwpp_buf_free(&c->j_parts.b);
+    cwpp_buf_free(&c->j_keys.b);
+    cwpp_buf_free(&c->j_ids.b);
     cwpp_pg_destroy(c->pg);
     free(c);
 }
@@ -365,8 +485,7 @@ static int prepare(corr_t *c, char *errstr, size_t errstr_size)
         {"load_notes", SQL_LOAD_NOTES},         {"events_upsert", SQL_EVENTS_UPSERT},
         {"alerts_upsert", SQL_ALERTS_UPSERT},   {"entities_upsert", SQL_ENTITIES_UPSERT},
         {"edges_upsert", SQL_EDGES_UPSERT},     {"keys_upsert", SQL_KEYS_UPSERT},
-        {"ip_stats", SQL_IP_STATS},             {"assess_set", SQL_ASSESS_SET},
-        {"notes_insert", SQL_NOTES_INSERT},
+        {"ip_stats", SQL_IP_STATS},             {"notes_insert", SQL_NOTES_INSERT},
     };
     size_t i;
 
@@ -563,39 +682,32 @@ static void take(corr_t *c, item_t *it, rd_kafka_message_t *m, int64_t now)
     cwpp_alert_clear(&it->alert);
 }
 
-/* JSON text of v into a fresh string (the caller frees), NULL on ENOMEM. */
-static char *dump(json_t *v)
+/* The batch's partitions with their offset ranges, as JSON; NULL on ENOMEM. */
+static const char *parts_json(corr_t *c)
 {
-    char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    rw_t  *w = &c->j_parts;
+    size_t i;
 
-    json_decref(v);
-    return s;
-}
-
-static char *parts_json(corr_t *c)
-{
-    json_t *a = json_array();
-    size_t  i;
-
-    for (i = 0; a != NULL && i < c->nparts; i++)
-        if (json_array_append_new(a, json_pack("{s:s, s:i, s:I, s:I}", "t", c->parts[i].topic,
-                                               "p", (int)c->parts[i].partition, "lo",
-                                               (json_int_t)c->parts[i].lo, "hi",
-                                               (json_int_t)c->parts[i].hi)) != 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return dump(a);
+    rw_start(w);
+    for (i = 0; i < c->nparts; i++) {
+        rw_row(w);
+        rw_s(w, "t", c->parts[i].topic);
+        rw_i(w, "p", c->parts[i].partition);
+        rw_i(w, "lo", c->parts[i].lo);
+        rw_i(w, "hi", c->parts[i].hi);
+        rw_end(w);
+    }
+    return rw_text(w);
 }
 
 /* The batch's keys and alert ids as JSON arrays. */
-static int lookup_json(corr_t *c, size_t n, char **keys, char **ids)
+static int lookup_json(corr_t *c, size_t n, const char **keys, const char **ids)
 {
-    json_t *k = json_array(), *a = json_array();
-    size_t  i, j;
-    int     rc = 0;
+    size_t i, j;
 
-    for (i = 0; k != NULL && a != NULL && i < n; i++) {
+    rw_start(&c->j_keys);
+    rw_start(&c->j_ids);
+    for (i = 0; i < n; i++) {
         const cwpp_alert_t *al = &c->items[i].alert;
         cwpp_corr_key_t     ks[CWPP_CORR_MAX_KEYS];
         size_t              nk;
@@ -603,19 +715,14 @@ static int lookup_json(corr_t *c, size_t n, char **keys, char **ids)
 
         if (!c->items[i].ok)
             continue;
-        rc |= json_array_append_new(a, json_string(al->alert_id));
+        rw_elem(&c->j_ids, al->alert_id);
         nk = cwpp_corr_keys(al, ks);
         for (j = 0; j < nk; j++)
             if (cwpp_corr_key_string(al->account_id, &ks[j], s, sizeof(s)) == 0)
-                rc |= json_array_append_new(k, json_string(s));
+                rw_elem(&c->j_keys, s);
     }
-    if (rc != 0) {
-        json_decref(k);
-        json_decref(a);
-        return CWPP_ENOMEM;
-    }
-    *keys = dump(k);
-    *ids = dump(a);
+    *keys = rw_text(&c->j_keys);
+    *ids = rw_text(&c->j_ids);
     return *keys != NULL && *ids != NULL ? CWPP_OK : CWPP_ENOMEM;
 }
 
@@ -668,40 +775,6 @@ static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_ke
     return CWPP_OK;
 }
 
-/* The rows the batch writes, as JSON arrays. */
-typedef struct rows {
-    json_t *events, *alerts, *entities, *edges, *keys, *ips, *assess, *notes;
-} rows_t;
-
-static void rows_free(rows_t *w)
-{
-    json_decref(w->events);
-    json_decref(w->alerts);
-    json_decref(w->entities);
-    json_decref(w->edges);
-    json_decref(w->keys);
-    json_decref(w->ips);
-    json_decref(w->assess);
-    json_decref(w->notes);
-    memset(w, 0, sizeof(*w));
-}
-
-static int rows_init(rows_t *w)
-{
-    w->events = json_array();
-    w->alerts = json_array();
-    w->entities = json_array();
-    w->edges = json_array();
-    w->keys = json_array();
-    w->ips = json_array();
-    w->assess = json_array();
-    w->notes = json_array();
-    return w->events && w->alerts && w->entities && w->edges && w->keys && w->ips &&
-                   w->assess && w->notes
-               ? CWPP_OK
-               : CWPP_ENOMEM;
-}
-
 /* Decides and applies one fresh alert: index, event figures, rows. */
 static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_t *w)
 {
@@ -710,8 +783,7 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
     cwpp_corr_key_t   keys[CWPP_CORR_MAX_KEYS];
     evs_t            *e;
     size_t            i, n;
-    int               rc = 0;
-    json_int_t        t = (json_int_t)a->occurred_at_ms;
+    int64_t           t = a->occurred_at_ms;
 
     char              ks[CWPP_CORR_MAX_KEYS][CWPP_CORR_KEY_MAX];
     const char       *before[CWPP_CORR_MAX_KEYS], *by;
@@ -749,26 +821,41 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
     if (cwpp_ev_summary_add(e->summary, a, !it->d.recurrence, &c->ac) != CWPP_OK)
         return CWPP_ENOMEM;
 
-    rc |= json_array_append_new(w->alerts, json_pack("{s:s, s:s, s:s, s:I, s:i}", "e", e->id,
-                                                     "a", a->alert_id, "r", it->d.reason, "t",
-                                                     t, "o", (int)ord));
+    rw_row(&w->alerts);
+    rw_s(&w->alerts, "e", e->id);
+    rw_s(&w->alerts, "a", a->alert_id);
+    rw_s(&w->alerts, "r", it->d.reason);
+    rw_i(&w->alerts, "t", t);
+    rw_i(&w->alerts, "o", (int64_t)ord);
+    rw_end(&w->alerts);
     for (i = 0; !it->d.recurrence && i < a->n_entities; i++) {
         const cwpp_entity_t *x = &a->entities[i];
         const char          *asset = x->type == CWPP_ENT_IP ? a->asset.id : x->asset_id;
 
-        rc |= json_array_append_new(
-            w->entities, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "c", a->account_id,
-                                   "ty", cwpp_entity_type_name(x->type), "v", x->value, "s",
-                                   asset != NULL ? asset : "", "e", e->id, "a", a->alert_id,
-                                   "t", t));
+        rw_row(&w->entities);
+        rw_s(&w->entities, "c", a->account_id);
+        rw_s(&w->entities, "ty", cwpp_entity_type_name(x->type));
+        rw_s(&w->entities, "v", x->value);
+        rw_s(&w->entities, "s", asset != NULL ? asset : "");
+        rw_s(&w->entities, "e", e->id);
+        rw_s(&w->entities, "a", a->alert_id);
+        rw_i(&w->entities, "t", t);
+        rw_end(&w->entities);
     }
     n = it->d.recurrence ? 0 : cwpp_corr_edges(a, edges); /* the graph: distinct alerts */
-    for (i = 0; i < n; i++)
-        rc |= json_array_append_new(
-            w->edges, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "e", e->id,
-                                "st", edges[i].src_type, "s", edges[i].src, "rel",
-                                edges[i].relation, "dt", edges[i].dst_type, "d", edges[i].dst,
-                                "a", a->alert_id, "t", t, "o", (int)ord));
+    for (i = 0; i < n; i++) {
+        rw_row(&w->edges);
+        rw_s(&w->edges, "e", e->id);
+        rw_s(&w->edges, "st", edges[i].src_type);
+        rw_s(&w->edges, "s", edges[i].src);
+        rw_s(&w->edges, "rel", edges[i].relation);
+        rw_s(&w->edges, "dt", edges[i].dst_type);
+        rw_s(&w->edges, "d", edges[i].dst);
+        rw_s(&w->edges, "a", a->alert_id);
+        rw_i(&w->edges, "t", t);
+        rw_i(&w->edges, "o", (int64_t)ord);
+        rw_end(&w->edges);
+    }
     for (i = 0; i < nk; i++) {
         const char *owner;
 
@@ -776,12 +863,16 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
             (before[i] != NULL && strcmp(before[i], owner) == 0))
             continue; /* unchanged */
         /* the owner after this alert; the last row of a key (by o) is its final owner */
-        rc |= json_array_append_new(w->keys, json_pack("{s:s, s:s, s:s, s:s, s:i}", "k", ks[i],
-                                                       "c", a->account_id, "e", owner, "a", by,
-                                                       "o", (int)ord));
+        rw_row(&w->keys);
+        rw_s(&w->keys, "k", ks[i]);
+        rw_s(&w->keys, "c", a->account_id);
+        rw_s(&w->keys, "e", owner);
+        rw_s(&w->keys, "a", by);
+        rw_i(&w->keys, "o", (int64_t)ord);
+        rw_end(&w->keys);
     }
     cwpp_metric_add(c->m_alerts, 1);
-    return rc ? CWPP_ENOMEM : CWPP_OK;
+    return CWPP_OK;
 }
 
 static int64_t sgeti(const json_t *o, const char *k)
@@ -791,11 +882,11 @@ static int64_t sgeti(const json_t *o, const char *k)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-/* The events rows (overview) and the IPs whose 30-day figures the assessment needs. */
-static int event_rows(corr_t *c, rows_t *w)
+/* The changed events' level and version after this batch, and the IPs whose 30-day
+ * figures the assessment needs. The events rows themselves are written by assess(). */
+static int event_prep(corr_t *c, rows_t *w)
 {
     size_t i;
-    int    rc = 0;
 
     for (i = 0; i < c->nevs; i++) {
         evs_t      *e = c->evlist[i];
@@ -813,28 +904,40 @@ static int event_rows(corr_t *c, rows_t *w)
         sev = (int)sgeti(s, "sev");
         if (sev < e->level)
             e->level = sev;
-        rc |= json_array_append_new(
-            w->events,
-            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:O, s:O, s:s?}", "id",
-                      e->id, "acc", e->account,
-                      "name", json_string_value(json_object_get(s, "name"))
-                                  ? json_string_value(json_object_get(s, "name")) : "",
-                      "level", cwpp_severity_name((cwpp_severity_t)e->level), "f",
-                      (json_int_t)sgeti(s, "first_ms"), "l", (json_int_t)sgeti(s, "last_ms"),
-                      "alerts", (json_int_t)sgeti(s, "alerts"), "occ",
-                      (json_int_t)sgeti(s, "occurrences"), "assets",
-                      (json_int_t)json_object_size(json_object_get(s, "assets")), "stages",
-                      json_object_get(s, "stages") ? json_object_get(s, "stages")
-                                                   : json_array(),
-                      "sources", json_object_get(s, "sources") ? json_object_get(s, "sources")
-                                                               : json_array(),
-                      "pred", e->predecessor));
         e->version++;
-        json_object_foreach(ips, ip, v)
-            rc |= json_array_append_new(w->ips, json_pack("{s:s, s:s}", "c", e->account, "v",
-                                                          ip));
+        json_object_foreach(ips, ip, v) {
+            rw_row(&w->ips);
+            rw_s(&w->ips, "c", e->account);
+            rw_s(&w->ips, "v", ip);
+            rw_end(&w->ips);
+        }
     }
-    return rc ? CWPP_ENOMEM : CWPP_OK;
+    return w->ips.err ? CWPP_ENOMEM : CWPP_OK;
+}
+
+/* The events row of a changed event (after its assessment). */
+static void event_row(rw_t *w, const evs_t *e)
+{
+    const json_t *s = e->summary;
+    const char   *name = json_string_value(json_object_get(s, "name"));
+
+    rw_row(w);
+    rw_s(w, "id", e->id);
+    rw_s(w, "acc", e->account);
+    rw_s(w, "name", name != NULL ? name : "");
+    rw_s(w, "level", cwpp_severity_name((cwpp_severity_t)e->level));
+    rw_i(w, "f", sgeti(s, "first_ms"));
+    rw_i(w, "l", sgeti(s, "last_ms"));
+    rw_i(w, "alerts", sgeti(s, "alerts"));
+    rw_i(w, "occ", sgeti(s, "occurrences"));
+    rw_i(w, "assets", (int64_t)json_object_size(json_object_get(s, "assets")));
+    rw_j(w, "stages", json_object_get(s, "stages"));
+    rw_j(w, "sources", json_object_get(s, "sources"));
+    rw_s(w, "pred", e->predecessor);
+    rw_s(w, "u", cwpp_urgency_name(e->urgency));
+    rw_j(w, "a", e->assessment);
+    rw_j(w, "s", s);
+    rw_end(w);
 }
 
 static int read_ipstats(corr_t *c, const PGresult *r)
@@ -878,19 +981,6 @@ static int read_ipstats(corr_t *c, const PGresult *r)
         c->nipstats++;
     }
     return CWPP_OK;
-}
-
-static void hex(const void *p, size_t len, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    const unsigned char *b = p;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
-    }
-    out[2 * len] = '\0';
 }
 
 static int set_str_array(avro_value_t *rec, const char *field, const json_t *arr)
@@ -1000,35 +1090,33 @@ static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr
             }
         }
         if (e->note_kind) {
-            char *b;
+            char id[128];
 
-            rc |= json_object_set_new(e->summary, "notified",
-                                      json_string(cwpp_urgency_name(e->urgency)));
+            if (json_object_set_new(e->summary, "notified",
+                                    json_string(cwpp_urgency_name(e->urgency))) != 0)
+                return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
             if ((rc = build_note(c, e, errstr, errstr_size)) != CWPP_OK)
                 return rc;
-            if ((b = malloc(2 * c->buf.len + 1)) == NULL)
-                return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-            hex(c->buf.data, c->buf.len, b);
-            {
-                char id[128];
-
-                snprintf(id, sizeof(id), "%s:%s:%s", e->id,
-                         e->note_kind == 1 ? "opened" : "raised", cwpp_urgency_name(e->urgency));
-                rc |= json_array_append_new(
-                    w->notes, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "id", id,
-                                        "e", e->id, "k",
-                                        e->note_kind == 1 ? "event_opened" : "urgency_raised",
-                                        "u", cwpp_urgency_name(e->urgency), "t",
-                                        rd_kafka_topic_name(e->src->rkt), "p",
-                                        (int)e->src->partition, "o",
-                                        (json_int_t)e->src->offset, "b", b));
-            }
-            free(b);
+            snprintf(id, sizeof(id), "%s:%s:%s", e->id, e->note_kind == 1 ? "opened" : "raised",
+                     cwpp_urgency_name(e->urgency));
+            rw_row(&w->notes);
+            rw_s(&w->notes, "id", id);
+            rw_s(&w->notes, "e", e->id);
+            rw_s(&w->notes, "k", e->note_kind == 1 ? "event_opened" : "urgency_raised");
+            rw_s(&w->notes, "u", cwpp_urgency_name(e->urgency));
+            rw_s(&w->notes, "t", rd_kafka_topic_name(e->src->rkt));
+            rw_i(&w->notes, "p", e->src->partition);
+            rw_i(&w->notes, "o", e->src->offset);
+            rw_key(&w->notes, "b");
+            w->notes.err |= cwpp_buf_append(&w->notes.b, "\"", 1);
+            w->notes.err |= cwpp_buf_hex(&w->notes.b, c->buf.data, c->buf.len);
+            w->notes.err |= cwpp_buf_append(&w->notes.b, "\"", 1);
+            rw_end(&w->notes);
         }
-        rc |= json_array_append_new(w->assess, json_pack("{s:s, s:s, s:O, s:O}", "id", e->id,
-                                                         "u", cwpp_urgency_name(e->urgency), "a",
-                                                         e->assessment, "s", e->summary));
+        event_row(&w->events, e);
     }
+    if (w->notes.err || w->events.err)
+        rc = -1;
     return rc ? cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory") : CWPP_OK;
 }
 
@@ -1123,17 +1211,17 @@ static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *er
     PGresult          *r_ips = NULL;
     cwpp_pg_stmt_t     q[8];
     cwpp_corr_index_t *ix = NULL;
-    rows_t             w = {0};
-    char              *parts = NULL, *keys = NULL, *ids = NULL;
-    char              *j_ev = NULL, *j_al = NULL, *j_ent = NULL, *j_edge = NULL, *j_keys = NULL;
-    char              *j_ips = NULL, *j_as = NULL, *j_notes = NULL;
+    rows_t            *w = &c->w;
+    const char        *parts, *keys = NULL, *ids = NULL;
+    const char        *j_ev, *j_al, *j_ent, *j_edge, *j_keys, *j_ips, *j_notes;
     const char        *grp = c->conf->common.group_id;
     size_t             i, nq = 0, changed = 0;
     int                rc, k;
 
     evs_reset(c);
+    rows_start(w);
     if ((parts = parts_json(c)) == NULL || lookup_json(c, n, &keys, &ids) != CWPP_OK ||
-        ev_reserve(c, 2 * n + 16) != CWPP_OK || rows_init(&w) != CWPP_OK ||
+        ev_reserve(c, 2 * n + 16) != CWPP_OK ||
         (ix = cwpp_corr_index_new(c->conf->window_ms)) == NULL) {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         goto done;
@@ -1174,7 +1262,7 @@ static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *er
                 it->ev->touched = 1;
             continue;
         }
-        if ((rc = apply(c, ix, it, i, &w)) != CWPP_OK) {
+        if ((rc = apply(c, ix, it, i, w)) != CWPP_OK) {
             rc = cwpp_seterr(errstr, errstr_size, rc, "cannot apply alert %s",
                              it->alert.alert_id);
             goto done;
@@ -1182,23 +1270,21 @@ static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *er
     }
     for (i = 0; i < c->nevs; i++)
         changed += c->evlist[i]->changed;
-    if ((rc = event_rows(c, &w)) != CWPP_OK) {
+    if ((rc = event_prep(c, w)) != CWPP_OK) {
         rc = cwpp_seterr(errstr, errstr_size, rc, "out of memory");
         goto done;
     }
 
     nq = 0;
     if (changed > 0) {
-        if ((j_ev = json_dumps(w.events, JSON_COMPACT)) == NULL ||
-            (j_al = json_dumps(w.alerts, JSON_COMPACT)) == NULL ||
-            (j_ent = json_dumps(w.entities, JSON_COMPACT)) == NULL ||
-            (j_edge = json_dumps(w.edges, JSON_COMPACT)) == NULL ||
-            (j_keys = json_dumps(w.keys, JSON_COMPACT)) == NULL ||
-            (j_ips = json_dumps(w.ips, JSON_COMPACT)) == NULL) {
+        /* the rows of the events (they need no event row first: migration 004), then
+         * the 30-day figures of their IPs, which count these rows */
+        if ((j_al = rw_text(&w->alerts)) == NULL || (j_ent = rw_text(&w->entities)) == NULL ||
+            (j_edge = rw_text(&w->edges)) == NULL || (j_keys = rw_text(&w->keys)) == NULL ||
+            (j_ips = rw_text(&w->ips)) == NULL) {
             rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
             goto done;
         }
-        q[nq++] = (cwpp_pg_stmt_t){"events_upsert", 1, {j_ev}, PGRES_COMMAND_OK, NULL};
         q[nq++] = (cwpp_pg_stmt_t){"alerts_upsert", 1, {j_al}, PGRES_COMMAND_OK, NULL};
         q[nq++] = (cwpp_pg_stmt_t){"entities_upsert", 1, {j_ent}, PGRES_COMMAND_OK, NULL};
         q[nq++] = (cwpp_pg_stmt_t){"edges_upsert", 1, {j_edge}, PGRES_COMMAND_OK, NULL};
@@ -1210,18 +1296,17 @@ static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *er
             rc = cwpp_seterr(errstr, errstr_size, rc, "out of memory");
             goto done;
         }
-        if ((rc = assess(c, &w, now, errstr, errstr_size)) != CWPP_OK)
+        if ((rc = assess(c, w, now, errstr, errstr_size)) != CWPP_OK)
             goto done;
-        if ((j_as = json_dumps(w.assess, JSON_COMPACT)) == NULL ||
-            (j_notes = json_dumps(w.notes, JSON_COMPACT)) == NULL) {
-            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-            goto done;
-        }
     }
     nq = 0;
     if (changed > 0) {
-        q[nq++] = (cwpp_pg_stmt_t){"assess_set", 1, {j_as}, PGRES_COMMAND_OK, NULL};
-        if (json_array_size(w.notes) > 0)
+        if ((j_ev = rw_text(&w->events)) == NULL || (j_notes = rw_text(&w->notes)) == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto done;
+        }
+        q[nq++] = (cwpp_pg_stmt_t){"events_upsert", 1, {j_ev}, PGRES_COMMAND_OK, NULL};
+        if (w->notes.n > 0)
             q[nq++] = (cwpp_pg_stmt_t){"notes_insert", 1, {j_notes}, PGRES_COMMAND_OK, NULL};
     }
     q[nq++] = (cwpp_pg_stmt_t){"offsets_set", 2, {grp, parts}, PGRES_COMMAND_OK, NULL};
@@ -1272,18 +1357,6 @@ done:
     PQclear(r_notes);
     PQclear(r_ips);
     cwpp_corr_index_destroy(ix);
-    rows_free(&w);
-    free(parts);
-    free(keys);
-    free(ids);
-    free(j_ev);
-    free(j_al);
-    free(j_ent);
-    free(j_edge);
-    free(j_keys);
-    free(j_ips);
-    free(j_as);
-    free(j_notes);
     return rc;
 }
 

@@ -349,6 +349,18 @@ def picture(accounts, dsn=None):
     return {r[0]: r[1:] for r in rows}
 
 
+ORPHAN_TABLES = ("event_alerts", "event_keys", "entity_alerts", "event_edges", "notifications")
+
+
+def assert_no_orphans(dsn=None):
+    """Every row that hangs off an event has its event (they have no foreign keys since
+    migration 004: the correlator writes them in the event's transaction)."""
+    for table in ORPHAN_TABLES:
+        n = t.query(f"SELECT count(*) FROM {table} x WHERE NOT EXISTS "
+                    "(SELECT 1 FROM events e WHERE e.event_id = x.event_id)", dsn=dsn)[0][0]
+        assert n == 0, f"{n} rows of {table} point at no event"
+
+
 def accepted_count(prefix):
     return sum(t.high_watermarks(prefix + "alerts.accepted", 3).values())
 
@@ -386,6 +398,7 @@ def test_kill9_replay_and_two_instances_give_the_same_events(services, prefix, t
     t.wait_for(lambda: total() >= n, timeout=120, what="every record applied")
     time.sleep(1)
     assert total() == n  # nothing lost, nothing applied twice
+    assert_no_orphans()  # killed mid-batch twice: no half-written event
     reference = picture(accounts)
     assert sum(v[2] for v in reference.values()) == n
     assert len(reference) > 8 and max(v[1] for v in reference.values()) > 5
@@ -402,6 +415,7 @@ def test_kill9_replay_and_two_instances_give_the_same_events(services, prefix, t
                        what=f"replay with {instances} instance(s)")
             time.sleep(1)
             assert picture(accounts, fresh.admin) == reference
+            assert_no_orphans(fresh.admin)
             for x in cs:
                 assert x.stop() == 0
         finally:
