@@ -58,6 +58,8 @@ void ctl_print_json(json_t *doc);
 
 int ctl_alerts(ctl_t *c, int argc, char **argv);
 int ctl_whitelist(ctl_t *c, int argc, char **argv);
-
+/* events.c: `events list|show|alerts|entities|chain` and `entities show` (read-only). */
+int ctl_events(ctl_t *c, int argc, char **argv);
+int ctl_entities(ctl_t *c, int argc, char **argv);
 
 #endif

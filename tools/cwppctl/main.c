@@ -16,6 +16,14 @@ static const char USAGE[] =
     "\n"
     "  alerts list [--status S] [--name N] [--account A] [--limit N]\n"
     "  alerts show ALERT_ID\n"
+    "  events list [--status S] [--level L] [--since T] [--until T] [--account A]\n"
+    "              [--limit N]        events seen in the last 180 days, newest first\n"
+    "  events show EVENT_ID           overview, urgency with its reasons, recommendations\n"
+    "  events alerts EVENT_ID         its alerts in time order, with why each joined\n"
+    "  events entities EVENT_ID [--affected]   entities (or affected assets), 30-day counts\n"
+    "  events chain EVENT_ID [--format text|json|dot|svg]   timeline and provenance graph\n"
+    "  entities show TYPE VALUE [--account A] [--limit N]\n"
+    "                                 TYPE: host, file, process, ip or host_account\n"
     "  whitelist add-alert ALERT_ID [--remark R]\n"
     "  whitelist remove ALERT_ID... [--remark R]\n"
     "  whitelist rule add --alert-name N --field F --op regex|gt|eq|lt|contains --value V\n"
@@ -26,11 +34,15 @@ static const char USAGE[] =
     "  whitelist preview <the options of rule add>\n"
     "\n"
     "--json prints one JSON document instead of text. Changes wait --timeout seconds\n"
-    "(default 30) for the service's answer.\n"
+    "(default 30) for the service's answer. Times (--since, --until): RFC 3339, a date\n"
+    "(YYYY-MM-DD, UTC), now, or how long ago (30m, 12h, 7d). S: unhandled, handling,\n"
+    "handled, failed; L: critical, high, medium, low.\n"
     "\n"
     "Environment: CWPP_CTL_PG_DSN (read-only database role), CWPP_KAFKA_BROKERS,\n"
     "CWPP_TOPIC_PREFIX, CWPP_KAFKA_PROPERTIES, CWPP_ACTOR (default $USER),\n"
-    "CWPP_WHITELIST_BROAD_PERCENT (20), CWPP_WHITELIST_PREVIEW_DAYS (30).\n"
+    "CWPP_WHITELIST_BROAD_PERCENT (20), CWPP_WHITELIST_PREVIEW_DAYS (30),\n"
+    "CWPP_EVENT_RETENTION_DAYS (180: older events leave the lists), CWPP_CTL_QUIET_HOURS\n"
+    "(24: an event with no alert for longer is shown one urgency step lower).\n"
     "\n"
     "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line;\n"
     "3 Kafka or PostgreSQL unreachable, or no answer in time.\n";
@@ -84,7 +96,8 @@ int main(int argc, char **argv)
 
         static const char *const takes_value[] = {
             "--status", "--name", "--account", "--limit", "--alert-name", "--field", "--op",
-            "--value", "--scope", "--asset", "--from-alert", "--expires", "--remark", NULL};
+            "--value", "--scope", "--asset", "--from-alert", "--expires", "--remark",
+            "--level", "--since", "--until", "--format", NULL};
 
         for (j = i; j < argc; j++) {
             int is_value = 0, t;
@@ -100,6 +113,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[i], "alerts") == 0) {
         rc = ctl_alerts(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "events") == 0) {
+        rc = ctl_events(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "entities") == 0) {
+        rc = ctl_entities(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "whitelist") == 0) {
         if (c.actor[0] == '\0' && i + 1 < argc && strcmp(argv[i + 1], "preview") != 0 &&
             !(i + 2 < argc && strcmp(argv[i + 2], "list") == 0))
