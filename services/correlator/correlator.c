@@ -76,16 +76,16 @@ const size_t corr_nprops = sizeof(corr_props) / sizeof(corr_props[0]);
 
 static const char SQL_OFFSETS_ROWS[] =
     "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
-    "SELECT $1, x.t, x.p, 0 FROM jsonb_to_recordset($2::jsonb) AS x(t text, p int, lo bigint, "
+    "SELECT $1, x.t, x.p, 0 FROM json_to_recordset($2::json) AS x(t text, p int, lo bigint, "
     "hi bigint) ORDER BY x.t, x.p ON CONFLICT DO NOTHING";
 static const char SQL_OFFSETS_LOCK[] =
     "SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c "
-    "JOIN jsonb_to_recordset($2::jsonb) AS x(t text, p int, lo bigint, hi bigint) "
+    "JOIN json_to_recordset($2::json) AS x(t text, p int, lo bigint, hi bigint) "
     "ON c.topic = x.t AND c.partition = x.p WHERE c.consumer_group = $1 "
     "ORDER BY c.topic, c.partition FOR UPDATE OF c";
 static const char SQL_OFFSETS_SET[] =
     "UPDATE consumer_offsets c SET next_offset = x.hi + 1, updated_at = now() "
-    "FROM jsonb_to_recordset($2::jsonb) AS x(t text, p int, lo bigint, hi bigint) "
+    "FROM json_to_recordset($2::json) AS x(t text, p int, lo bigint, hi bigint) "
     "WHERE c.consumer_group = $1 AND c.topic = x.t AND c.partition = x.p "
     "AND c.next_offset < x.hi + 1";
 static const char SQL_LOAD_EVENTS[] =
@@ -94,18 +94,18 @@ static const char SQL_LOAD_EVENTS[] =
     "(extract(epoch FROM e.last_seen) * 1000)::bigint, e.owner, e.predecessor, e.urgency, "
     "e.summary::text, e.version, e.level, e.assessment::text FROM events e WHERE e.event_id IN ("
     "SELECT k.event_id FROM event_keys k WHERE k.key IN "
-    "(SELECT jsonb_array_elements_text($1::jsonb)) UNION "
+    "(SELECT json_array_elements_text($1::json)) UNION "
     "SELECT a.event_id FROM event_alerts a WHERE a.alert_id IN "
-    "(SELECT jsonb_array_elements_text($2::jsonb))) ORDER BY e.event_id FOR UPDATE OF e";
+    "(SELECT json_array_elements_text($2::json))) ORDER BY e.event_id FOR UPDATE OF e";
 static const char SQL_LOAD_KEYS[] =
     "SELECT k.key, k.event_id, k.alert_id FROM event_keys k WHERE k.key IN "
-    "(SELECT jsonb_array_elements_text($1::jsonb))";
+    "(SELECT json_array_elements_text($1::json))";
 static const char SQL_LOAD_ALERTS[] =
     "SELECT a.alert_id, a.event_id FROM event_alerts a WHERE a.alert_id IN "
-    "(SELECT jsonb_array_elements_text($1::jsonb))";
+    "(SELECT json_array_elements_text($1::json))";
 static const char SQL_LOAD_NOTES[] =
     "SELECT n.payload, n.event_id FROM notifications n "
-    "JOIN jsonb_to_recordset($1::jsonb) AS x(t text, p int, lo bigint, hi bigint) "
+    "JOIN json_to_recordset($1::json) AS x(t text, p int, lo bigint, hi bigint) "
     "ON n.source_topic = x.t AND n.source_part = x.p AND n.source_offset BETWEEN x.lo AND x.hi "
     "ORDER BY n.source_part, n.source_offset, n.notification_id";
 /* The overview, urgency, assessment and running figures of each changed event: the one
@@ -119,7 +119,7 @@ static const char SQL_EVENTS_UPSERT[] =
     "to_timestamp(x.l / 1000.0), x.alerts, x.occ, x.assets, "
     "ARRAY(SELECT jsonb_array_elements_text(x.stages)), "
     "ARRAY(SELECT jsonb_array_elements_text(x.sources)), x.pred, x.u, x.a, x.s, 1, now() "
-    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, acc text, name text, level text, f bigint, "
+    "FROM json_to_recordset($1::json) AS x(id text, acc text, name text, level text, f bigint, "
     "l bigint, alerts int, occ bigint, assets int, stages jsonb, sources jsonb, pred text, "
     "u text, a jsonb, s jsonb) "
     "ON CONFLICT (event_id) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level, "
@@ -132,7 +132,7 @@ static const char SQL_ALERTS_UPSERT[] =
     "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, last_seen, occurrences) "
     "SELECT x.e, x.a, (array_agg(x.r ORDER BY x.o))[1], to_timestamp(min(x.t) / 1000.0), "
     "to_timestamp(max(x.t) / 1000.0), count(*) "
-    "FROM jsonb_to_recordset($1::jsonb) AS x(e text, a text, r text, t bigint, o int) "
+    "FROM json_to_recordset($1::json) AS x(e text, a text, r text, t bigint, o int) "
     "GROUP BY x.e, x.a "
     "ON CONFLICT (event_id, alert_id) DO UPDATE SET "
     "first_seen = LEAST(event_alerts.first_seen, EXCLUDED.first_seen), "
@@ -143,7 +143,7 @@ static const char SQL_ENTITIES_UPSERT[] =
     "first_seen, last_seen) "
     "SELECT x.c, x.ty, x.v, x.s, x.e, x.a, to_timestamp(min(x.t) / 1000.0), "
     "to_timestamp(max(x.t) / 1000.0) "
-    "FROM jsonb_to_recordset($1::jsonb) AS x(c text, ty text, v text, s text, e text, a text, "
+    "FROM json_to_recordset($1::json) AS x(c text, ty text, v text, s text, e text, a text, "
     "t bigint) GROUP BY x.c, x.ty, x.v, x.s, x.e, x.a "
     "ON CONFLICT (event_id, entity_type, value, asset_id, alert_id) DO UPDATE SET "
     "first_seen = LEAST(entity_alerts.first_seen, EXCLUDED.first_seen), "
@@ -154,7 +154,7 @@ static const char SQL_EDGES_UPSERT[] =
     "SELECT x.e, x.st, x.s, x.rel, x.dt, x.d, (array_agg(x.a ORDER BY x.o))[1], "
     "to_timestamp(min(x.t) / 1000.0), to_timestamp(max(x.t) / 1000.0), "
     "count(DISTINCT x.a) "
-    "FROM jsonb_to_recordset($1::jsonb) AS x(e text, st text, s text, rel text, dt text, "
+    "FROM json_to_recordset($1::json) AS x(e text, st text, s text, rel text, dt text, "
     "d text, a text, t bigint, o int) GROUP BY x.e, x.st, x.s, x.rel, x.dt, x.d "
     "ON CONFLICT (event_id, src_type, src, relation, dst_type, dst) DO UPDATE SET "
     "first_seen = LEAST(event_edges.first_seen, EXCLUDED.first_seen), "
@@ -163,7 +163,7 @@ static const char SQL_EDGES_UPSERT[] =
 static const char SQL_KEYS_UPSERT[] =
     "INSERT INTO event_keys (key, account_id, event_id, alert_id) "
     "SELECT DISTINCT ON (x.k) x.k, x.c, x.e, x.a "
-    "FROM jsonb_to_recordset($1::jsonb) AS x(k text, c text, e text, a text, o int) "
+    "FROM json_to_recordset($1::json) AS x(k text, c text, e text, a text, o int) "
     "ORDER BY x.k, x.o DESC "
     "ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, "
     "alert_id = EXCLUDED.alert_id, updated_at = now() "
@@ -171,14 +171,14 @@ static const char SQL_KEYS_UPSERT[] =
 static const char SQL_IP_STATS[] =
     "SELECT x.c, x.v, count(DISTINCT e.event_id), count(DISTINCT e.alert_id), "
     "count(DISTINCT e.asset_id) FILTER (WHERE e.asset_id <> '') "
-    "FROM (SELECT DISTINCT c, v FROM jsonb_to_recordset($1::jsonb) AS y(c text, v text)) x "
+    "FROM (SELECT DISTINCT c, v FROM json_to_recordset($1::json) AS y(c text, v text)) x "
     "JOIN entity_alerts e ON e.account_id = x.c AND e.entity_type = 'ip' AND e.value = x.v "
     "AND e.last_seen > now() - interval '30 days' GROUP BY x.c, x.v";
 static const char SQL_NOTES_INSERT[] =
     "INSERT INTO notifications (notification_id, event_id, kind, urgency, source_topic, "
     "source_part, source_offset, payload) "
     "SELECT x.id, x.e, x.k, x.u, x.t, x.p, x.o, decode(x.b, 'hex') "
-    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, e text, k text, u text, t text, p int, "
+    "FROM json_to_recordset($1::json) AS x(id text, e text, k text, u text, t text, p int, "
     "o bigint, b text) ON CONFLICT DO NOTHING";
 
 /* ------------------------------------------------------------------ state */
