@@ -41,18 +41,45 @@ def metric(text, name):
     return float(m.group(1)) if m else 0.0
 
 
+def explain_report(log, start):
+    """Sums auto_explain's durations per statement (by its first words)."""
+    with open(log, "rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    tot, cnt = {}, {}
+    for m in re.finditer(r"duration: ([0-9.]+) ms  plan:\s*Query Text: ([^\n]*)", text):
+        q = m.group(2)
+        words = " ".join(q.split()[:4])[:60]
+        tot[words] = tot.get(words, 0.0) + float(m.group(1))
+        cnt[words] = cnt.get(words, 0) + 1
+    print("statement time (auto_explain, ms):")
+    for k in sorted(tot, key=tot.get, reverse=True):
+        print(f"  {tot[k]:9.1f}  {cnt[k]:4d}x  {k}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prefix", required=True, help="topic prefix holding alerts.accepted")
     ap.add_argument("--perf", help="record a perf profile (call graphs) to this file")
     ap.add_argument("--keep", action="store_true", help="keep the database")
     ap.add_argument("--batch", type=int, default=0, help="CWPP_BATCH_MAX_MESSAGES")
+    ap.add_argument("--explain", metavar="PG_LOG",
+                    help="load auto_explain for the correlator's role in the new database and "
+                         "sum each statement's time from the server log PG_LOG "
+                         "(deploy/local: /var/tmp/cwpp-*/run/pg.log)")
     args = ap.parse_args()
 
     n = topic_size(args.prefix + "alerts.accepted")
     if n == 0:
         sys.exit(f"{args.prefix}alerts.accepted is empty")
     db = t.FreshDatabase()
+    log_at = Path(args.explain).stat().st_size if args.explain else 0
+    if args.explain:
+        for setting in ("session_preload_libraries = 'auto_explain'",
+                        "auto_explain.log_min_duration = 0", "auto_explain.log_analyze = off",
+                        "auto_explain.log_format = 'text'"):
+            t.query(f"ALTER ROLE cwpp_correlator IN DATABASE \"{db.name}\" SET {setting}",
+                    dsn=db.admin)
     tmp = Path(tempfile.mkdtemp(prefix="cwpp-bench-corr-"))
     group = f"benchcorr-{uuid.uuid4().hex[:8]}"
     s = t.Service("correlator", args.prefix, tmp, group=group,
@@ -63,7 +90,7 @@ def main():
     try:
         s.start()
         if args.perf:
-            cmd = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p",
+            cmd = subprocess.Popen(["perf", "record", "-F", "300", "--call-graph", "dwarf,16384", "-o", args.perf, "-p",
                                     str(s.proc.pid)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         s.wait_ready()
@@ -95,6 +122,8 @@ def main():
         print(f"correlator alone: {n} alerts in {span:.2f} s = {n / span:.0f} alerts/s; "
               f"{batches:.0f} batches, transactions {db_s:.2f} s "
               f"({100 * db_s / span:.0f} % of the span); {ev} events; peak RSS {hwm / 1024:.1f} MiB")
+        if args.explain:
+            explain_report(args.explain, log_at)
     finally:
         if cmd is not None:
             cmd.send_signal(2)
