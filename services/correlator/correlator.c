@@ -13,6 +13,7 @@
 #include "correlator.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,11 +118,10 @@ static const char SQL_EVENTS_UPSERT[] =
     "summary, version, updated_at) "
     "SELECT x.id, x.acc, x.name, x.level, 'unhandled', to_timestamp(x.f / 1000.0), "
     "to_timestamp(x.l / 1000.0), x.alerts, x.occ, x.assets, "
-    "ARRAY(SELECT jsonb_array_elements_text(x.stages)), "
-    "ARRAY(SELECT jsonb_array_elements_text(x.sources)), x.pred, x.u, x.a, x.s, 1, now() "
+    "x.stages, x.sources, x.pred, x.u, x.a, x.s, 1, now() "
     "FROM json_to_recordset($1::json) AS x(id text, acc text, name text, level text, f bigint, "
-    "l bigint, alerts int, occ bigint, assets int, stages jsonb, sources jsonb, pred text, "
-    "u text, a jsonb, s jsonb) "
+    "l bigint, alerts int, occ bigint, assets int, stages text[], sources text[], pred text, "
+    "u text, a jsonb, s json) "
     "ON CONFLICT (event_id) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level, "
     "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
     "alert_count = EXCLUDED.alert_count, occurrences = EXCLUDED.occurrences, "
@@ -193,6 +193,8 @@ typedef struct evs {
     cwpp_urgency_t     urgency;        /* after this batch */
     json_t            *summary;
     json_t            *assessment;     /* {"reasons", "recommendations"} */
+    char              *stored_assessment; /* as loaded, parsed only when a snapshot of an
+                                           * unchanged event needs it */
     int                note_kind;      /* 0 none, 1 opened, 2 urgency raised */
     cwpp_urgency_t     note_prev;
     int64_t            note_at;
@@ -424,6 +426,7 @@ static void evs_free(evs_t *e)
     free(e->predecessor);
     json_decref(e->summary);
     json_decref(e->assessment);
+    free(e->stored_assessment);
     free(e);
 }
 
@@ -757,7 +760,8 @@ static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_ke
                 return CWPP_ENOMEM;
         }
         e->version = strtoll(PQgetvalue(r_ev, i, 9), NULL, 10);
-        e->assessment = json_loads(PQgetvalue(r_ev, i, 11), 0, &jerr);
+        if ((e->stored_assessment = strdup(PQgetvalue(r_ev, i, 11))) == NULL)
+            return CWPP_ENOMEM;
         e->level = level_rank(PQgetvalue(r_ev, i, 10));
         if (cwpp_corr_index_seed_event(ix, id, e->account, state,
                                        strtoll(PQgetvalue(r_ev, i, 3), NULL, 10),
@@ -1121,17 +1125,22 @@ static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr
 }
 
 /* The snapshot record of e into c->buf. */
-static int build_snapshot(corr_t *c, const evs_t *e, int64_t now, char *errstr,
-                          size_t errstr_size)
+static int build_snapshot(corr_t *c, evs_t *e, int64_t now, char *errstr, size_t errstr_size)
 {
     avro_value_t *v = &c->v_event, arr, x;
     const json_t *s = e->summary, *assets = json_object_get(s, "assets"), *jv;
-    const json_t *reasons = json_object_get(e->assessment, "reasons");
-    const json_t *recs = json_object_get(e->assessment, "recommendations");
+    const json_t *reasons, *recs;
     const char   *k;
     size_t        i;
     int           rc = 0;
 
+    if (e->assessment == NULL && e->stored_assessment != NULL) {
+        json_error_t jerr;
+
+        e->assessment = json_loads(e->stored_assessment, 0, &jerr); /* NULL: no reasons */
+    }
+    reasons = json_object_get(e->assessment, "reasons");
+    recs = json_object_get(e->assessment, "recommendations");
     avro_value_reset(v);
     rc |= cwpp_avro_set_str(v, "event_id", e->id);
     rc |= cwpp_avro_set_str(v, "account_id", e->account);
@@ -1240,7 +1249,12 @@ static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *er
             if (strcmp(c->parts[i].topic, PQgetvalue(r_lock, k, 0)) == 0 &&
                 c->parts[i].partition == atoi(PQgetvalue(r_lock, k, 1)))
                 c->parts[i].next = strtoll(PQgetvalue(r_lock, k, 2), NULL, 10);
-    if ((rc = seed(c, ix, r_ev, r_keys, r_al)) != CWPP_OK) {
+    rc = seed(c, ix, r_ev, r_keys, r_al);
+    PQclear(r_ev); /* copied into the index and the touched events: free them early */
+    PQclear(r_keys);
+    PQclear(r_al);
+    r_ev = r_keys = r_al = NULL;
+    if (rc != CWPP_OK) {
         rc = cwpp_seterr(errstr, errstr_size, rc, "out of memory");
         goto done;
     }
@@ -1268,6 +1282,8 @@ static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *er
             goto done;
         }
     }
+    for (i = 0; i < n; i++) /* decided: the rest of the batch needs only the events */
+        cwpp_alert_clear(&c->items[i].alert);
     for (i = 0; i < c->nevs; i++)
         changed += c->evlist[i]->changed;
     if ((rc = event_prep(c, w)) != CWPP_OK) {
@@ -1391,6 +1407,9 @@ static int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_ou
     }
     atomic_store(&c->db_ok, 1);
     cwpp_metric_observe(c->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
+    if (n >= 256)
+        malloc_trim(0); /* a large batch's trees are freed: give the pages back, so that
+                         * fragmentation does not ratchet the peak up batch after batch */
 
     for (i = 0; i < n; i++) {
         item_t *it = &c->items[i];
