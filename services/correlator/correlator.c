@@ -832,7 +832,9 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
     rw_i(&w->alerts, "t", t);
     rw_i(&w->alerts, "o", (int64_t)ord);
     rw_end(&w->alerts);
-    for (i = 0; !it->d.recurrence && i < a->n_entities; i++) {
+    /* entities also for a recurrence: it moves their last_seen, so an alert that keeps
+     * recurring stays in its entities' 30-day figures */
+    for (i = 0; i < a->n_entities; i++) {
         const cwpp_entity_t *x = &a->entities[i];
         const char          *asset = x->type == CWPP_ENT_IP ? a->asset.id : x->asset_id;
 

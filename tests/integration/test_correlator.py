@@ -213,6 +213,29 @@ def test_quiet_single_alert_and_precision_defence(services, prefix):
     assert st == [("handled",)]
 
 
+def test_a_recurring_alert_stays_in_its_entities_30_day_figures(services, prefix):
+    """An alert first seen 35 days ago that recurs now is an alert of the last 30 days: its
+    entities' 30-day figures count it (a recurrence moves their last_seen)."""
+    acct = "acct-" + tag()
+    ip = "203.0.113.77"
+    start_pipeline(services, prefix)
+
+    def stats():
+        return t.query("SELECT entity_type, value, events, alerts FROM entity_stats_30d "
+                       "WHERE account_id = %s ORDER BY 1, 2", (acct,))
+    old = alert(acct, "Port probe", "network_attack", "medium", at(35 * 24 * 60), "web7",
+                remote_ip=ip)
+    t.produce(prefix + "alerts.raw", [old], keys=[acct.encode()])
+    wait_alerts(acct, 1)
+    assert stats() == []  # 35 days old: outside the window
+    again = alert(acct, "Port probe", "network_attack", "medium", at(1), "web7", remote_ip=ip)
+    t.produce(prefix + "alerts.raw", [again], keys=[acct.encode()])
+    wait_alerts(acct, 2)
+    evs = events_of(acct)
+    assert [(e[4], e[5]) for e in evs] == [(1, 2)]  # one alert, two occurrences
+    assert stats() == [("host", "web7", 1, 1), ("ip", ip, 1, 1)]
+
+
 def test_one_ip_against_three_hosts_recommends_blocking(services, prefix):
     acct, ip = "acct-" + tag(), "198.51.100.23"
     start_pipeline(services, prefix)
