@@ -92,7 +92,7 @@ size_t cwpp_utf8_sanitize(char *s);
 /*
  * Fault injection for tests (STYLE.md convention 10). A named fault point fails on its
  * Nth call after cwpp_fault_arm(name, n) and then keeps succeeding. Production builds
- * carry the checks but nothing arms them. Not thread-safe: arm before starting threads.
+ * carry the checks but nothing arms them (then a check is one atomic load). Thread-safe.
  */
 void cwpp_fault_arm(const char *point, int nth);
 void cwpp_fault_disarm_all(void);

@@ -7,6 +7,8 @@
 #include "cwpp_util.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,35 +401,49 @@ static struct {
     int  remaining; /* calls left before the failing one; 0 = disarmed */
 } fault_tab[CWPP_FAULT_MAX];
 
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int      fault_armed; /* points armed: 0 keeps every check lock-free */
+
 void cwpp_fault_arm(const char *point, int nth)
 {
     int i;
 
+    pthread_mutex_lock(&fault_lock);
     for (i = 0; i < CWPP_FAULT_MAX; i++) {
         if (fault_tab[i].remaining == 0) {
             cwpp_strlcpy(fault_tab[i].name, point, sizeof(fault_tab[i].name));
             fault_tab[i].remaining = nth;
-            return;
+            atomic_fetch_add(&fault_armed, 1);
+            break;
         }
     }
+    pthread_mutex_unlock(&fault_lock);
 }
 
 void cwpp_fault_disarm_all(void)
 {
+    pthread_mutex_lock(&fault_lock);
     memset(fault_tab, 0, sizeof(fault_tab));
+    atomic_store(&fault_armed, 0);
+    pthread_mutex_unlock(&fault_lock);
 }
 
 int cwpp_fault_hit(const char *point)
 {
     int i, hit = 0;
 
+    if (atomic_load(&fault_armed) == 0)
+        return 0;
+    pthread_mutex_lock(&fault_lock);
     for (i = 0; i < CWPP_FAULT_MAX; i++) {
         if (fault_tab[i].remaining > 0 && strcmp(fault_tab[i].name, point) == 0 &&
             --fault_tab[i].remaining == 0) {
             fault_tab[i].name[0] = '\0';
+            atomic_fetch_sub(&fault_armed, 1);
             hit = 1;
         }
     }
+    pthread_mutex_unlock(&fault_lock);
     return hit;
 }
 
