@@ -87,6 +87,14 @@ int cwpp_outbox_add(cwpp_outbox_t *ob, cwpp_topic_id_t topic, const void *key, s
 size_t cwpp_outbox_count(const cwpp_outbox_t *ob);
 /* Drops the records queued after the first n (undoing a step whose effect was rolled back). */
 void cwpp_outbox_truncate(cwpp_outbox_t *ob, size_t n);
+/* A service's own outbox (the loop hands one to each batch function): for work split
+ * across threads, each filling its own, then moved into the batch's. NULL on ENOMEM. */
+cwpp_outbox_t *cwpp_outbox_new(void);
+/* Frees it and its records. Accepts NULL. */
+void cwpp_outbox_destroy(cwpp_outbox_t *ob);
+/* Appends every record of src to dst, in order, and empties src (no copies). Returns 0,
+ * or CWPP_ENOMEM with both unchanged. */
+int cwpp_outbox_move(cwpp_outbox_t *dst, cwpp_outbox_t *src);
 
 /* ------------------------------------------------------------------- loop */
 

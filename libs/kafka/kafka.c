@@ -259,6 +259,41 @@ static void outbox_clear(cwpp_outbox_t *ob)
     ob->n = 0;
 }
 
+cwpp_outbox_t *cwpp_outbox_new(void)
+{
+    return calloc(1, sizeof(cwpp_outbox_t));
+}
+
+void cwpp_outbox_destroy(cwpp_outbox_t *ob)
+{
+    if (ob == NULL)
+        return;
+    outbox_clear(ob);
+    free(ob->e);
+    free(ob);
+}
+
+int cwpp_outbox_move(cwpp_outbox_t *dst, cwpp_outbox_t *src)
+{
+    if (src->n == 0)
+        return CWPP_OK;
+    if (dst->n + src->n > dst->cap) {
+        size_t      ncap = dst->cap ? dst->cap : 256;
+        ob_entry_t *ne;
+
+        while (ncap < dst->n + src->n)
+            ncap *= 2;
+        if ((ne = realloc(dst->e, ncap * sizeof(*ne))) == NULL)
+            return CWPP_ENOMEM;
+        dst->e = ne;
+        dst->cap = ncap;
+    }
+    memcpy(dst->e + dst->n, src->e, src->n * sizeof(*src->e));
+    dst->n += src->n;
+    src->n = 0; /* the keys and values now belong to dst */
+    return CWPP_OK;
+}
+
 /* ------------------------------------------------------------------------- loop */
 
 /* A batch whose effect is durable and whose outputs are on their way. Its offsets are
@@ -459,6 +494,17 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
     /* Pass-through properties last, so operators can tune anything above. */
     if (apply_props(cc, conf->props, "consumer", 1, errstr, errstr_size) != CWPP_OK)
         goto fail;
+    {
+        /* librdkafka refuses a consumer whose fetch.max.bytes is below message.max.bytes:
+         * an operator who raised only the latter (for large records) gets both raised */
+        char   fv[32] = "", mv[32] = "";
+        size_t fl = sizeof(fv), ml = sizeof(mv);
+
+        if (rd_kafka_conf_get(cc, "fetch.max.bytes", fv, &fl) == RD_KAFKA_CONF_OK &&
+            rd_kafka_conf_get(cc, "message.max.bytes", mv, &ml) == RD_KAFKA_CONF_OK &&
+            atoll(fv) < atoll(mv) && set_or_fail(cc, "fetch.max.bytes", mv, errstr, errstr_size))
+            goto fail;
+    }
     rd_kafka_conf_set_opaque(cc, l);
     rd_kafka_conf_set_error_cb(cc, error_cb);
     rd_kafka_conf_set_offset_commit_cb(cc, commit_cb);

@@ -266,10 +266,69 @@ static void test_topic_table(void **state)
     assert_false(cwpp_topic_def(CWPP_TOPIC_ALERTS_RAW)->compacted);
 }
 
+/* Raising only message.max.bytes (for large records) raises the bounded fetch size with
+ * it: librdkafka refuses a consumer whose fetch.max.bytes is below message.max.bytes. */
+static void test_large_message_max_bytes_still_starts(void **state)
+{
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
+    cwpp_kvlist_t    props = {0};
+    cwpp_loop_conf_t lc;
+    harness_t        h;
+    char             err[256];
+    cwpp_loop_t     *l;
+
+    (void)state;
+    harness_start(&h);
+    assert_int_equal(cwpp_kvlist_set(&props, "message.max.bytes", "10000000"), CWPP_OK);
+    memset(&lc, 0, sizeof(lc));
+    lc.service = "test";
+    lc.brokers = h.brokers;
+    lc.props = &props;
+    lc.group_id = "g-large";
+    lc.prefix = "t.";
+    lc.inputs = inputs;
+    lc.ninputs = 1;
+    lc.batch_max_messages = 10;
+    lc.batch_max_ms = 20;
+    lc.retry_max_ms = 50;
+    l = cwpp_loop_new(&lc, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("%s", err);
+    cwpp_loop_destroy(l);
+    cwpp_kvlist_free(&props);
+    rd_kafka_destroy(h.mock_rk);
+}
+
+/* A service's own outboxes: records move to the batch's outbox in order, uncopied. */
+static void test_outbox_move(void **state)
+{
+    cwpp_outbox_t *a = cwpp_outbox_new(), *b = cwpp_outbox_new();
+    int            i;
+
+    (void)state;
+    assert_non_null(a);
+    assert_non_null(b);
+    for (i = 0; i < 300; i++)
+        assert_int_equal(cwpp_outbox_add(a, CWPP_TOPIC_EVENTS, "k", 1, &i, sizeof(i)), CWPP_OK);
+    assert_int_equal(cwpp_outbox_add(b, CWPP_TOPIC_NOTIFICATIONS, NULL, 0, "x", 1), CWPP_OK);
+    assert_int_equal(cwpp_outbox_move(b, a), CWPP_OK);
+    assert_int_equal(cwpp_outbox_count(b), 301);
+    assert_int_equal(cwpp_outbox_count(a), 0);
+    assert_int_equal(cwpp_outbox_move(b, a), CWPP_OK); /* empty: nothing changes */
+    assert_int_equal(cwpp_outbox_count(b), 301);
+    cwpp_outbox_truncate(b, 1);
+    assert_int_equal(cwpp_outbox_count(b), 1);
+    cwpp_outbox_destroy(a); /* nothing left in a: no double free of the moved records */
+    cwpp_outbox_destroy(b);
+    cwpp_outbox_destroy(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topic_table),
+        cmocka_unit_test(test_outbox_move),
+        cmocka_unit_test(test_large_message_max_bytes_still_starts),
         cmocka_unit_test(test_retry_without_loss),
         cmocka_unit_test(test_produce_errors_are_retried),
         cmocka_unit_test(test_stop_during_failure_commits_nothing),
