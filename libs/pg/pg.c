@@ -133,6 +133,8 @@ int cwpp_pg_pipeline(cwpp_pg_t *pg, cwpp_pg_stmt_t *q, size_t nq, char *errstr,
     size_t   i;
     int      rc = CWPP_OK;
 
+    if (cwpp_fault_hit("pg_pipeline"))
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "injected fault (pg_pipeline)");
     if (PQenterPipelineMode(c) != 1)
         return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
     for (i = 0; i < nq; i++) {
