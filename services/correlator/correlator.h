@@ -34,6 +34,7 @@ typedef struct corr_conf {
     int64_t            alerts_high, growth_alerts, recent_ms;
     int64_t            escalation_ms, escalation_alerts, escalation_types;
     int64_t            ip_block_events, ip_block_alerts, ip_targeted_assets;
+    int64_t            workers;
 } corr_conf_t;
 
 extern const cwpp_conf_prop_t corr_props[];
