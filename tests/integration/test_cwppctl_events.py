@@ -582,6 +582,13 @@ ERRORS = [
      "CWPP_EVENT_RETENTION_DAYS must be a whole number"),
     (["events", "show", "{missing}"], {"CWPP_CTL_QUIET_HOURS": "0"}, 2,
      "CWPP_CTL_QUIET_HOURS must be a whole number"),
+    # a bad setting is refused by every verb, also those that do not use it
+    (["events", "chain", "{missing}"], {"CWPP_CTL_QUIET_HOURS": "abc"}, 2,
+     "CWPP_CTL_QUIET_HOURS must be a whole number"),
+    (["events", "alerts", "{missing}"], {"CWPP_EVENT_RETENTION_DAYS": "0"}, 2,
+     "CWPP_EVENT_RETENTION_DAYS must be a whole number"),
+    (["events", "entities", "{missing}"], {"CWPP_EVENT_RETENTION_DAYS": "-3"}, 2,
+     "CWPP_EVENT_RETENTION_DAYS must be a whole number"),
     (["events", "show"], None, 2, "usage: cwppctl events show"),
     (["events", "show", "{missing}"], None, 1, "no event {missing}"),
     (["events", "alerts", "{missing}"], None, 1, "no event {missing}"),
@@ -594,6 +601,9 @@ ERRORS = [
     (["events", "frobnicate"], None, 2, "usage: cwppctl events list"),
     (["entities", "show", "user", "root"], None, 2, 'unknown entity type "user"'),
     (["entities", "show", "ip"], None, 2, "usage: cwppctl entities show TYPE VALUE"),
+    # after "--" even "--json" is the value looked up, not the option
+    (["entities", "show", "process", "--", "--json"], None, 1,
+     'no process entity "--json"'),
     # "\udcff" is the byte 0xff in an argument (os.fsencode): not UTF-8, not for the database
     (["entities", "show", "file", "/tmp/\udcff"], None, 2, "VALUE is not valid UTF-8"),
     (["events", "show", "ev-\udcff"], None, 2, "EVENT_ID is not valid UTF-8"),

@@ -1157,7 +1157,7 @@ static int chain_dot(const json_t *doc, cwpp_buf_t *b)
 static int run_dot_svg(const cwpp_buf_t *in, cwpp_buf_t *out, int timeout_s)
 {
     int     to_child[2] = {-1, -1}, from_child[2] = {-1, -1}, report[2] = {-1, -1};
-    int     rc = CTL_INFRA, status, exec_errno = 0, killed = 0;
+    int     rc = CTL_INFRA, status, exec_errno = 0, killed = 0, poll_errno = 0;
     size_t  written = 0;
     int64_t deadline = cwpp_mono_ms() + (int64_t)timeout_s * 1000;
     pid_t   pid;
@@ -1233,6 +1233,9 @@ static int run_dot_svg(const cwpp_buf_t *in, cwpp_buf_t *out, int timeout_s)
         if (poll(pf, (nfds_t)n, wait_ms) < 0) {
             if (errno == EINTR)
                 continue;
+            poll_errno = errno;
+            kill(pid, SIGKILL); /* nobody reads its output any more: it must not hang us */
+            killed = 2;
             break;
         }
         if (n == 2 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
@@ -1269,7 +1272,9 @@ static int run_dot_svg(const cwpp_buf_t *in, cwpp_buf_t *out, int timeout_s)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     signal(SIGPIPE, old_pipe);
-    if (killed)
+    if (killed == 2)
+        ctl_fail(CTL_INFRA, "cannot wait for dot: %s", strerror(poll_errno));
+    else if (killed)
         ctl_fail(CTL_INFRA, "dot did not finish within %d s (--timeout)", timeout_s);
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         ctl_fail(CTL_INFRA, "dot -Tsvg failed (%s %d)", WIFEXITED(status) ? "exit status"
@@ -1411,8 +1416,13 @@ int ctl_events(ctl_t *c, int argc, char **argv)
         {"list", events_list},         {"show", events_show},   {"alerts", events_alerts},
         {"entities", events_entities}, {"chain", events_chain},
     };
-    size_t k;
+    settings_t st;
+    size_t     k;
+    int        rc;
 
+    /* the settings are checked for every verb, used or not: a bad one is a bad setup */
+    if ((rc = settings_load(&st)) != CTL_OK)
+        return rc;
     for (k = 0; argc >= 1 && k < sizeof(verbs) / sizeof(verbs[0]); k++)
         if (strcmp(argv[0], verbs[k].verb) == 0)
             return verbs[k].fn(c, argc - 1, argv + 1);

@@ -44,8 +44,9 @@ static const char USAGE[] =
     "CWPP_EVENT_RETENTION_DAYS (180: older events leave the lists), CWPP_CTL_QUIET_HOURS\n"
     "(24: an event with no alert for longer is shown one urgency step lower).\n"
     "\n"
-    "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line;\n"
-    "3 Kafka or PostgreSQL unreachable, or no answer in time.\n";
+    "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line\n"
+    "or setting; 3 Kafka or PostgreSQL unreachable, no answer in time, or dot (Graphviz)\n"
+    "missing or failing.\n";
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -104,6 +105,11 @@ int main(int argc, char **argv)
 
             for (t = 0; j > i && takes_value[t] != NULL; t++)
                 is_value |= strcmp(argv[j - 1], takes_value[t]) == 0;
+            if (strcmp(argv[j], "--") == 0) { /* the rest are values, even "--json" */
+                for (; j < argc; j++)
+                    argv[k++] = argv[j]; /* "--" too: the verb reads it */
+                break;
+            }
             if (!is_value && strcmp(argv[j], "--json") == 0)
                 c.json = 1;
             else
