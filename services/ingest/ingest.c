@@ -307,40 +307,11 @@ static size_t group_items(ingest_t *in, size_t from, size_t to, size_t *firsts)
     return ngroups;
 }
 
-/* JSON text writers for batch_rows: direct appends, no intermediate trees. */
+/* JSON text writers for batch_rows: direct appends, no intermediate trees (the string
+ * escaping and numbers are libs/util's, shared with the correlator). */
 static void jstr(cwpp_buf_t *b, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t               run = 0;
-
-    if (s == NULL) {
-        cwpp_buf_append(b, "null", 4);
-        return;
-    }
-    cwpp_buf_append(b, "\"", 1);
-    for (; p[run] != '\0' || run > 0; ) {
-        unsigned char c = p[run];
-
-        if (c != '\0' && c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        cwpp_buf_append(b, p, run);
-        p += run;
-        run = 0;
-        if (c == '\0')
-            break;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            cwpp_buf_append(b, esc, 2);
-        } else {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            cwpp_buf_append(b, esc, 6);
-        }
-        p++;
-    }
-    cwpp_buf_append(b, "\"", 1);
+    cwpp_buf_json_str(b, s);
 }
 
 static void jkey(cwpp_buf_t *b, const char *k, int first)
@@ -360,11 +331,8 @@ static void jkv(cwpp_buf_t *b, const char *k, const char *v)
 
 static void jint(cwpp_buf_t *b, const char *k, int64_t v)
 {
-    char num[24];
-    int  n = snprintf(num, sizeof(num), "%" PRId64, v);
-
     jkey(b, k, 0);
-    cwpp_buf_append(b, num, (size_t)n);
+    cwpp_buf_i64(b, v);
 }
 
 static int dump_cb(const char *buffer, size_t size, void *data)
