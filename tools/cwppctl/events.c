@@ -355,20 +355,17 @@ static const col_t LIST_COLS[] = {
     {"owner", COL_STR},       {NULL, COL_BOOL} /* quiet */,
 };
 
-static int events_list(ctl_t *c, int argc, char **argv)
+static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
     const char *status = NULL, *level = NULL, *account = NULL, *limit = LIST_LIMIT_DEFAULT;
     const char *since = NULL, *until = NULL, *p[8];
     char        since_s[40], until_s[40];
     int64_t     since_ms = 0, until_ms = 0;
-    settings_t  st;
     PGresult   *r;
     PGconn     *pg;
     json_t     *arr;
     int         i, rc;
 
-    if ((rc = settings_load(&st)) != CTL_OK)
-        return rc;
     for (i = 0; i < argc; i++) {
         const char *v;
 
@@ -416,14 +413,14 @@ static int events_list(ctl_t *c, int argc, char **argv)
                         until_s, since_s);
     if ((pg = ctl_pg(c)) == NULL)
         return CTL_INFRA;
-    p[0] = st.retention;
+    p[0] = st->retention;
     p[1] = status;
     p[2] = level;
     p[3] = account;
     p[4] = since;
     p[5] = until;
     p[6] = limit;
-    p[7] = st.quiet;
+    p[7] = st->quiet;
     /* an event is in [since, until] when it was active then: its first occurrence is not
      * after until and its latest not before since */
     r = PQexecParams(pg,
@@ -452,7 +449,7 @@ static int events_list(ctl_t *c, int argc, char **argv)
     PQclear(r);
     if (c->json) {
         ctl_print_json(json_pack("{s:o, s:i, s:i}", "events", arr, "retention_days",
-                                 st.retention_days, "quiet_after_hours", st.quiet_hours));
+                                 st->retention_days, "quiet_after_hours", st->quiet_hours));
         return CTL_OK;
     }
     {
@@ -488,10 +485,10 @@ static int events_list(ctl_t *c, int argc, char **argv)
         if (json_array_size(arr) == 0)
             printf("(no events match)\n");
         printf("%zu event%s; newest first; only events seen in the last %d days.\n",
-               json_array_size(arr), json_array_size(arr) == 1 ? "" : "s", st.retention_days);
+               json_array_size(arr), json_array_size(arr) == 1 ? "" : "s", st->retention_days);
         if (lowered)
             printf("* one step below the assessment: no new alerts for over %d hours.\n",
-                   st.quiet_hours);
+                   st->quiet_hours);
     }
     json_decref(arr);
     return CTL_OK;
@@ -509,10 +506,9 @@ static const col_t SHOW_COLS[] = {
     {"quiet_for_s", COL_INT}, {"in_event_list", COL_BOOL}, {"updated_at", COL_STR},
 };
 
-static int events_show(ctl_t *c, int argc, char **argv)
+static int events_show(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
     const char  *p[3];
-    settings_t   st;
     PGresult    *r;
     PGconn      *pg;
     json_t      *doc, *stored, *assessment, *reasons, *recs;
@@ -521,13 +517,13 @@ static int events_show(ctl_t *c, int argc, char **argv)
 
     if (argc != 1 || argv[0][0] == '-')
         return ctl_fail(CTL_USAGE, "usage: cwppctl events show EVENT_ID [--json]");
-    if ((rc = utf8_arg("EVENT_ID", argv[0])) != CTL_OK || (rc = settings_load(&st)) != CTL_OK)
+    if ((rc = utf8_arg("EVENT_ID", argv[0])) != CTL_OK)
         return rc;
     if ((pg = ctl_pg(c)) == NULL)
         return CTL_INFRA;
     p[0] = argv[0];
-    p[1] = st.quiet;
-    p[2] = st.retention;
+    p[1] = st->quiet;
+    p[2] = st->retention;
     r = PQexecParams(pg,
                      "SELECT e.event_id, e.account_id, e.name, e.level, e.status, e.owner, "
                      "array_to_json(e.stages), e.asset_count, e.alert_count, e.occurrences, "
@@ -565,11 +561,11 @@ static int events_show(ctl_t *c, int argc, char **argv)
         human_secs(jint(doc, "quiet_for_s"), age, sizeof(age));
         if (strcmp(was, now) != 0)
             snprintf(text, sizeof(text), "no new related alerts for %s (over %d hours): lower "
-                     "priority, shown as %s instead of the assessed %s", age, st.quiet_hours,
+                     "priority, shown as %s instead of the assessed %s", age, st->quiet_hours,
                      now, was);
         else
             snprintf(text, sizeof(text), "no new related alerts for %s (over %d hours): lower "
-                     "priority (already %s)", age, st.quiet_hours, now);
+                     "priority (already %s)", age, st->quiet_hours, now);
         json_array_append_new(reasons, json_pack("{s:s, s:s, s:b}", "code", "quiet", "text",
                                                  text, "at_read", 1));
     }
@@ -586,8 +582,8 @@ static int events_show(ctl_t *c, int argc, char **argv)
     }
     json_decref(stored);
     json_object_set_new(doc, "assessment", assessment);
-    json_object_set_new(doc, "quiet_after_hours", json_integer(st.quiet_hours));
-    json_object_set_new(doc, "retention_days", json_integer(st.retention_days));
+    json_object_set_new(doc, "quiet_after_hours", json_integer(st->quiet_hours));
+    json_object_set_new(doc, "retention_days", json_integer(st->retention_days));
     if (c->json) {
         ctl_print_json(doc);
         return CTL_OK;
@@ -618,11 +614,11 @@ static int events_show(ctl_t *c, int argc, char **argv)
         printf("\n%-13s %s\n", "Predecessor",
                jstr(doc, "predecessor") != NULL ? jstr(doc, "predecessor") : "(none)");
         if (!json_is_true(json_object_get(doc, "in_event_list")))
-            printf("(older than %d days: no longer in the event list)\n", st.retention_days);
+            printf("(older than %d days: no longer in the event list)\n", st->retention_days);
         printf("\nUrgency: %s", jstr(doc, "urgency"));
         if (strcmp(jstr(doc, "urgency"), jstr(doc, "assessed_urgency")) != 0)
             printf(" (assessed %s; lowered one step: quiet for over %d hours)",
-                   jstr(doc, "assessed_urgency"), st.quiet_hours);
+                   jstr(doc, "assessed_urgency"), st->quiet_hours);
         printf("\nReasons%s%s%s:\n", jstr(assessment, "assessed_at") ? " (assessed at " : "",
                jstr(assessment, "assessed_at") ? jstr(assessment, "assessed_at") : "",
                jstr(assessment, "assessed_at") ? ")" : "");
@@ -698,7 +694,7 @@ static int load_alerts(PGconn *pg, const char *id, json_t **out)
     return CTL_OK;
 }
 
-static int events_alerts(ctl_t *c, int argc, char **argv)
+static int events_alerts(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
     PGconn *pg;
     json_t *arr;
@@ -706,6 +702,7 @@ static int events_alerts(ctl_t *c, int argc, char **argv)
     size_t  k;
     int     rc;
 
+    (void)st; /* checked by ctl_events, not needed here */
     if (argc != 1 || argv[0][0] == '-')
         return ctl_fail(CTL_USAGE, "usage: cwppctl events alerts EVENT_ID [--json]");
     if ((rc = utf8_arg("EVENT_ID", argv[0])) != CTL_OK)
@@ -764,7 +761,7 @@ static const col_t STATS_COLS[] = {
     {"last_seen", COL_STR},
 };
 
-static int events_entities(ctl_t *c, int argc, char **argv)
+static int events_entities(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
     const char *id = NULL, *affected = "false", *p[2];
     PGresult   *r;
@@ -773,6 +770,7 @@ static int events_entities(ctl_t *c, int argc, char **argv)
     char       *account;
     int         i, rc;
 
+    (void)st; /* checked by ctl_events, not needed here */
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--affected") == 0)
             affected = "true";
@@ -882,17 +880,11 @@ static int events_entities(ctl_t *c, int argc, char **argv)
 
 /* ------------------------------------------------------------- events chain */
 
-/* Appends text to b; returns 0 or -1 (out of memory). */
-static int put(cwpp_buf_t *b, const char *s)
-{
-    return cwpp_buf_append(b, s, strlen(s)) == CWPP_OK ? 0 : -1;
-}
-
 /*
  * Appends s as the inside of a DOT quoted string meant for a label: " and \ escaped (a
  * backslash would otherwise start a Graphviz escape such as \N or \G), & as &amp; (dot
  * reads entities in labels), control characters as visible escapes (\\n shows "\n"), at
- * most max characters (then "..."). Returns 0 or -1.
+ * most max characters (then "..."). Returns 0, or non-zero when out of memory.
  */
 static int put_dot(cwpp_buf_t *b, const char *s, int max)
 {
@@ -903,7 +895,7 @@ static int put_dot(cwpp_buf_t *b, const char *s, int max)
         char esc[16];
 
         if (max > 0 && chars >= max) {
-            rc |= put(b, "...");
+            rc |= cwpp_buf_puts(b, "...");
             break;
         }
         if (*p == '"' || *p == '\\') {
@@ -925,7 +917,7 @@ static int put_dot(cwpp_buf_t *b, const char *s, int max)
             p += len;
             continue;
         }
-        rc |= put(b, esc);
+        rc |= cwpp_buf_puts(b, esc);
         p++;
     }
     return rc;
@@ -1080,7 +1072,7 @@ oom:
     return NULL;
 }
 
-/* The provenance graph as a Graphviz digraph. Returns 0 or -1 (out of memory). */
+/* The provenance graph as a Graphviz digraph. Returns 0, or non-zero when out of memory. */
 static int chain_dot(const json_t *doc, cwpp_buf_t *b)
 {
     static const struct { const char *type, *shape, *color; } style[] = {
@@ -1094,13 +1086,13 @@ static int chain_dot(const json_t *doc, cwpp_buf_t *b)
     int           rc = 0;
     char          num[64];
 
-    rc |= put(b, "digraph \"");
+    rc |= cwpp_buf_puts(b, "digraph \"");
     rc |= put_dot(b, jstr(doc, "event_id"), 0);
-    rc |= put(b, "\" {\n  graph [rankdir=LR, labelloc=t, fontname=\"Helvetica\", label=\"");
+    rc |= cwpp_buf_puts(b, "\" {\n  graph [rankdir=LR, labelloc=t, fontname=\"Helvetica\", label=\"");
     rc |= put_dot(b, jstr(doc, "name"), 80);
-    rc |= put(b, " (");
+    rc |= cwpp_buf_puts(b, " (");
     rc |= put_dot(b, jstr(doc, "event_id"), 0);
-    rc |= put(b, ")\"];\n  node [fontname=\"Helvetica\", fontsize=10];\n"
+    rc |= cwpp_buf_puts(b, ")\"];\n  node [fontname=\"Helvetica\", fontsize=10];\n"
                  "  edge [fontname=\"Helvetica\", fontsize=9];\n");
     for (k = 0; k < json_array_size(nodes); k++) {
         const json_t *n = json_array_get(nodes, k);
@@ -1111,40 +1103,40 @@ static int chain_dot(const json_t *doc, cwpp_buf_t *b)
                 shape = style[s].shape;
                 color = style[s].color;
             }
-        rc |= put(b, "  ");
-        rc |= put(b, jstr(n, "id"));
-        rc |= put(b, " [shape=");
-        rc |= put(b, shape);
-        rc |= put(b, ", color=\"");
-        rc |= put(b, color);
-        rc |= put(b, "\", label=\"");
+        rc |= cwpp_buf_puts(b, "  ");
+        rc |= cwpp_buf_puts(b, jstr(n, "id"));
+        rc |= cwpp_buf_puts(b, " [shape=");
+        rc |= cwpp_buf_puts(b, shape);
+        rc |= cwpp_buf_puts(b, ", color=\"");
+        rc |= cwpp_buf_puts(b, color);
+        rc |= cwpp_buf_puts(b, "\", label=\"");
         rc |= put_dot(b, type, 0);
-        rc |= put(b, "\\n");
+        rc |= cwpp_buf_puts(b, "\\n");
         rc |= put_dot(b, jstr(n, "value"), 60);
-        rc |= put(b, "\", tooltip=\"");
+        rc |= cwpp_buf_puts(b, "\", tooltip=\"");
         rc |= put_dot(b, jstr(n, "value"), 0);
-        rc |= put(b, "\"];\n");
+        rc |= cwpp_buf_puts(b, "\"];\n");
     }
     for (k = 0; k < json_array_size(edges); k++) {
         const json_t *e = json_array_get(edges, k);
 
-        rc |= put(b, "  ");
-        rc |= put(b, jstr(e, "from"));
-        rc |= put(b, " -> ");
-        rc |= put(b, jstr(e, "to"));
-        rc |= put(b, " [label=\"");
+        rc |= cwpp_buf_puts(b, "  ");
+        rc |= cwpp_buf_puts(b, jstr(e, "from"));
+        rc |= cwpp_buf_puts(b, " -> ");
+        rc |= cwpp_buf_puts(b, jstr(e, "to"));
+        rc |= cwpp_buf_puts(b, " [label=\"");
         rc |= put_dot(b, jstr(e, "relation"), 0);
         if (jint(e, "alerts") > 1) {
             snprintf(num, sizeof(num), " (x%" JSON_INTEGER_FORMAT ")", jint(e, "alerts"));
-            rc |= put(b, num);
+            rc |= cwpp_buf_puts(b, num);
         }
-        rc |= put(b, "\", tooltip=\"first shown by ");
+        rc |= cwpp_buf_puts(b, "\", tooltip=\"first shown by ");
         rc |= put_dot(b, jstr(e, "alert_id"), 0);
-        rc |= put(b, " at ");
+        rc |= cwpp_buf_puts(b, " at ");
         rc |= put_dot(b, jstr(e, "first_seen"), 0);
-        rc |= put(b, "\"];\n");
+        rc |= cwpp_buf_puts(b, "\"];\n");
     }
-    rc |= put(b, "}\n");
+    rc |= cwpp_buf_puts(b, "}\n");
     return rc;
 }
 
@@ -1349,7 +1341,7 @@ static void chain_text(const json_t *doc)
         printf("  (no relations between entities)\n");
 }
 
-static int events_chain(ctl_t *c, int argc, char **argv)
+static int events_chain(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
     static const char *const FORMATS[] = {"text", "json", "dot", "svg", NULL};
     const char *id = NULL, *format = NULL;
@@ -1358,6 +1350,7 @@ static int events_chain(ctl_t *c, int argc, char **argv)
     json_t     *doc;
     int         i, rc = CTL_OK;
 
+    (void)st; /* checked by ctl_events, not needed here */
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--format") == 0) {
             if ((format = ctl_value_of(argc, argv, &i)) == NULL)
@@ -1411,7 +1404,7 @@ int ctl_events(ctl_t *c, int argc, char **argv)
 {
     static const struct {
         const char *verb;
-        int (*fn)(ctl_t *, int, char **);
+        int (*fn)(ctl_t *, const settings_t *, int, char **);
     } verbs[] = {
         {"list", events_list},         {"show", events_show},   {"alerts", events_alerts},
         {"entities", events_entities}, {"chain", events_chain},
@@ -1425,7 +1418,7 @@ int ctl_events(ctl_t *c, int argc, char **argv)
         return rc;
     for (k = 0; argc >= 1 && k < sizeof(verbs) / sizeof(verbs[0]); k++)
         if (strcmp(argv[0], verbs[k].verb) == 0)
-            return verbs[k].fn(c, argc - 1, argv + 1);
+            return verbs[k].fn(c, &st, argc - 1, argv + 1);
     return ctl_fail(CTL_USAGE, "usage: cwppctl events list [OPTIONS] | show ID | alerts ID | "
                     "entities ID [--affected] | chain ID [--format text|json|dot|svg] "
                     "(cwppctl --help)");
@@ -1445,10 +1438,9 @@ static const col_t ENT_EVENT_COLS[] = {
     {NULL, COL_BOOL} /* quiet */,
 };
 
-static int entities_show(ctl_t *c, int argc, char **argv)
+static int entities_show(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
     const char *pos[2] = {NULL, NULL}, *account = NULL, *limit = LIST_LIMIT_DEFAULT, *p[6];
-    settings_t  st;
     PGresult   *r;
     PGconn     *pg;
     json_t     *stats, *events;
@@ -1482,16 +1474,16 @@ static int entities_show(ctl_t *c, int argc, char **argv)
     if (find(ENTITY_TYPES, pos[0]) < 0)
         return ctl_fail(CTL_USAGE, "unknown entity type \"%s\" (use host, file, process, ip or "
                         "host_account)", pos[0]);
-    if ((rc = utf8_arg("VALUE", pos[1])) != CTL_OK || (rc = settings_load(&st)) != CTL_OK)
+    if ((rc = utf8_arg("VALUE", pos[1])) != CTL_OK)
         return rc;
     if ((pg = ctl_pg(c)) == NULL)
         return CTL_INFRA;
     p[0] = pos[0];
     p[1] = pos[1];
     p[2] = account;
-    p[3] = st.retention;
+    p[3] = st->retention;
     p[4] = limit;
-    p[5] = st.quiet;
+    p[5] = st->quiet;
     r = PQexecParams(pg,
                      "SELECT account_id, events, alerts, tasks, assets, " CTL_TS("last_seen")
                      " FROM entity_stats_30d WHERE entity_type = $1 AND value = $2 "
@@ -1534,12 +1526,12 @@ static int entities_show(ctl_t *c, int argc, char **argv)
         json_decref(events);
         return ctl_fail(CTL_REFUSED, "no %s entity \"%s\"%s%s in the last %d days", pos[0],
                         pos[1], account != NULL ? " in account " : "",
-                        account != NULL ? account : "", st.retention_days);
+                        account != NULL ? account : "", st->retention_days);
     }
     if (c->json) {
         ctl_print_json(json_pack("{s:s, s:s, s:o, s:o, s:i}", "entity_type", pos[0], "value",
                                  pos[1], "stats_30d", stats, "events", events,
-                                 "retention_days", st.retention_days));
+                                 "retention_days", st->retention_days));
         return CTL_OK;
     }
     {
@@ -1562,7 +1554,7 @@ static int entities_show(ctl_t *c, int argc, char **argv)
         }
         if (json_array_size(stats) == 0)
             printf("  (not seen in the last 30 days)\n");
-        printf("\nEvents (last %d days, newest first):\n", st.retention_days);
+        printf("\nEvents (last %d days, newest first):\n", st->retention_days);
         for (k = 0; k < json_array_size(events); k++) {
             json_t *o = json_array_get(events, k);
 
@@ -1590,8 +1582,13 @@ static int entities_show(ctl_t *c, int argc, char **argv)
 
 int ctl_entities(ctl_t *c, int argc, char **argv)
 {
+    settings_t st;
+    int        rc;
+
+    if ((rc = settings_load(&st)) != CTL_OK)
+        return rc;
     if (argc >= 1 && strcmp(argv[0], "show") == 0)
-        return entities_show(c, argc - 1, argv + 1);
+        return entities_show(c, &st, argc - 1, argv + 1);
     return ctl_fail(CTL_USAGE, "usage: cwppctl entities show TYPE VALUE [--account A] "
                     "[--limit N]");
 }
