@@ -20,8 +20,10 @@ import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 import cwpp_testlib as t  # noqa: E402
+from bench import vmhwm_kib  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 
@@ -34,11 +36,6 @@ def topic_size(topic):
         n += hi - lo
     c.close()
     return n
-
-
-def metric(text, name):
-    m = re.search(r"^" + re.escape(name) + r"(?:\{[^}]*\})? ([0-9.e+-]+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def explain_report(log, start):
@@ -111,13 +108,10 @@ def main():
                 sys.exit(f"only {a} of {n} applied after 600 s")
             time.sleep(0.05)
         span = time.time() - t0
-        _, m = s.http("/metrics")
-        hwm = 0
-        for line in Path(f"/proc/{s.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-        db_s = metric(m, "cwpp_correlator_db_seconds_sum")
-        batches = metric(m, "cwpp_correlator_db_seconds_count")
+        m = t.metrics(s)
+        hwm = vmhwm_kib(s.proc.pid)
+        db_s = m["cwpp_correlator_db_seconds_sum"]
+        batches = m["cwpp_correlator_db_seconds_count"]
         ev = t.query("SELECT count(*) FROM events", dsn=db.admin)[0][0]
         print(f"correlator alone: {n} alerts in {span:.2f} s = {n / span:.0f} alerts/s; "
               f"{batches:.0f} batches, transactions {db_s:.2f} s "

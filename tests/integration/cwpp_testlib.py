@@ -262,6 +262,18 @@ class Service:
 
 # ---------------------------------------------------------------------- database
 
+def metrics(svc):
+    """A service's /metrics as {"name{labels}": value} (histogram _sum and _count too)."""
+    code, text = svc.http("/metrics")
+    assert code == 200
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
 def db(dsn=None):
     conn = psycopg2.connect(dsn or ADMIN_DSN)
     conn.autocommit = True

@@ -385,14 +385,6 @@ def assert_no_orphans(dsn=None):
         assert n == 0, f"{n} rows of {table} point at no event"
 
 
-def metric(text, name):
-    """The value of an unlabelled metric in a /metrics page (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
 def accepted_count(prefix):
     return sum(t.high_watermarks(prefix + "alerts.accepted", 3).values())
 
@@ -496,12 +488,12 @@ def test_a_batch_whose_workers_fail_apart_is_applied_exactly_once(services, pref
     t.wait_for(lambda: total() >= n, timeout=120, what="every record applied")
     time.sleep(1)
     assert total() == n
-    m = c.http("/metrics")[1]
-    assert metric(m, "cwpp_correlator_db_errors_total") >= 3  # the faults did fire
+    m = t.metrics(c)
+    assert m["cwpp_correlator_db_errors_total"] >= 3  # the faults did fire
     # (faults may meet in one attempt; the two share faults never do)
-    assert metric(m, "cwpp_correlator_batch_retries_total") >= 2
-    assert metric(m, "cwpp_correlator_replayed_total") > 0   # committed shares came back
-    assert metric(m, "cwpp_correlator_alerts_total") == n    # counted once, when committed
+    assert m["cwpp_correlator_batch_retries_total"] >= 2
+    assert m["cwpp_correlator_replayed_total"] > 0   # committed shares came back
+    assert m["cwpp_correlator_alerts_total"] == n    # counted once, when committed
     assert_no_orphans()
     reference = picture(accounts)
     assert c.stop() == 0

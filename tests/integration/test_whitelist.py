@@ -75,17 +75,6 @@ def ids_by(prefix, account, path):
     return rows[0][0]
 
 
-def metrics(svc):
-    code, text = svc.http("/metrics")
-    assert code == 200
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            out[k] = float(v)
-    return out
-
-
 def add_rule(prefix, *args):
     rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "add", *args)
     assert rc == 0, (doc, err)
@@ -145,7 +134,7 @@ def test_rules_by_name_or_ed_with_scope_and_precision_defence(prefix, services):
     hits = dict(t.query("SELECT rule_id, hits FROM whitelist_rules WHERE rule_id = ANY(%s)",
                         ([r1, r2, r3],)))
     assert hits == {r1: 1, r2: 1, r3: 1}
-    m = metrics(f)
+    m = t.metrics(f)
     for r in (r1, r2, r3):
         assert m[f'cwpp_whitelist_rule_hits_total{{rule_id="{r}"}}'] == 1
     assert m['cwpp_whitelist_alerts_total{decision="precision_defense"}'] == 1
@@ -190,13 +179,13 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
     name = f"Miner {g}"
     _, fs = start(services, prefix, filters=2)
     # both loaded rules and hold partitions (3 of alerts.normalized + 3 of commands)
-    t.wait_for(lambda: all(metrics(f).get("cwpp_whitelist_rule_reloads_total", 0) >= 1
+    t.wait_for(lambda: all(t.metrics(f).get("cwpp_whitelist_rule_reloads_total", 0) >= 1
                            for f in fs), what="both instances loaded rules")
-    t.wait_for(lambda: [metrics(f).get("cwpp_whitelist_assigned_partitions", 0) for f in fs]
-               if all(metrics(f).get("cwpp_whitelist_assigned_partitions", 0) > 0 for f in fs)
-               and sum(metrics(f)["cwpp_whitelist_assigned_partitions"] for f in fs) == 6
+    t.wait_for(lambda: [t.metrics(f).get("cwpp_whitelist_assigned_partitions", 0) for f in fs]
+               if all(t.metrics(f).get("cwpp_whitelist_assigned_partitions", 0) > 0 for f in fs)
+               and sum(t.metrics(f)["cwpp_whitelist_assigned_partitions"] for f in fs) == 6
                else None, timeout=90, what="the group to settle over both instances")
-    before = [metrics(f)["cwpp_whitelist_rules_version"] for f in fs]
+    before = [t.metrics(f)["cwpp_whitelist_rules_version"] for f in fs]
     rid = add_rule(prefix, "--alert-name", name, "--field", "process.path", "--op", "eq",
                    "--value", "/usr/bin/xmrig")
     answered = time.time()
@@ -205,7 +194,7 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
     seen = {}
     while time.time() - answered < 3 and len(seen) < 2:
         for i, f in enumerate(fs):
-            if i not in seen and metrics(f)["cwpp_whitelist_rules_version"] >= version:
+            if i not in seen and t.metrics(f)["cwpp_whitelist_rules_version"] >= version:
                 seen[i] = time.time() - answered
         time.sleep(0.02)
     assert len(seen) == 2 and max(seen.values()) <= 1.0, seen
@@ -218,7 +207,7 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
     t.produce(prefix + "alerts.raw", vals)
     sup = decoded(prefix, "alerts.suppressed", 30)
     assert len(sup) == 30 and {a["status"] for a in sup} == {"automatically_whitelisted"}
-    decided = [metrics(f)['cwpp_whitelist_alerts_total{decision="automatically_whitelisted"}']
+    decided = [t.metrics(f)['cwpp_whitelist_alerts_total{decision="automatically_whitelisted"}']
                for f in fs]
     assert sum(decided) == 30 and min(decided) > 0, decided
     assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 30
@@ -244,7 +233,7 @@ def test_hostile_regex_cannot_stall_the_filter(prefix, services):
     sup = decoded(prefix, "alerts.suppressed", 1, timeout=30, settle=0.5)
     assert len(acc) == 20 and len(sup) == 1 and sup[0]["file"]["path"] == "/x/ok"
     assert time.time() - t0 < 30
-    assert metrics(f)["cwpp_whitelist_regex_aborted_total"] >= 20
+    assert t.metrics(f)["cwpp_whitelist_regex_aborted_total"] >= 20
     # invalid: refused by cwppctl with PCRE2's words ...
     rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
                              "--field", "details.cmd", "--op", "regex", "--value", "(ab[")
@@ -535,7 +524,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_hits_once(prefix, services)
     t.produce(prefix + "alerts.raw",
               [raw(name, f"{acct}-{k % 7}", path=("/even/" if k % 2 == 0 else "/odd/") + str(k))
                for k in range(n)])
-    t.wait_for(lambda: metrics(f).get('cwpp_whitelist_alerts_total{decision="accepted"}', 0) > 100,
+    t.wait_for(lambda: t.metrics(f).get('cwpp_whitelist_alerts_total{decision="accepted"}', 0) > 100,
                what="the filter to be busy")
     f.kill9()
     f.restarts += 1
@@ -570,7 +559,7 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
     assert len({a["alert_id"] for a in sup}) == n // 4
     assert len({a["alert_id"] for a in acc}) == n - n // 4
     assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == n // 4
-    m = metrics(f)
+    m = t.metrics(f)
     assert m["cwpp_whitelist_db_errors_total"] >= 1
     assert f.proc.poll() is None
 

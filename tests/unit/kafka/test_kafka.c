@@ -140,7 +140,8 @@ static int64_t topic_total(harness_t *h, const char *topic)
     return total;
 }
 
-static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m)
+static cwpp_loop_t *make_loop_props(harness_t *h, const char *group, cwpp_metrics_t *m,
+                                    const cwpp_kvlist_t *props)
 {
     static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
     cwpp_loop_conf_t lc;
@@ -158,10 +159,16 @@ static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m
     lc.batch_max_ms = 20;
     lc.retry_max_ms = 50;
     lc.metrics = m;
+    lc.props = props;
     l = cwpp_loop_new(&lc, err, sizeof(err));
     if (l == NULL)
         fail_msg("%s", err);
     return l;
+}
+
+static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m)
+{
+    return make_loop_props(h, group, m, NULL);
 }
 
 /* Effects failing transiently: the same batch is retried, nothing skipped, offsets and
@@ -270,31 +277,13 @@ static void test_topic_table(void **state)
  * it: librdkafka refuses a consumer whose fetch.max.bytes is below message.max.bytes. */
 static void test_large_message_max_bytes_still_starts(void **state)
 {
-    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
-    cwpp_kvlist_t    props = {0};
-    cwpp_loop_conf_t lc;
-    harness_t        h;
-    char             err[256];
-    cwpp_loop_t     *l;
+    cwpp_kvlist_t props = {0};
+    harness_t     h;
 
     (void)state;
     harness_start(&h);
     assert_int_equal(cwpp_kvlist_set(&props, "message.max.bytes", "10000000"), CWPP_OK);
-    memset(&lc, 0, sizeof(lc));
-    lc.service = "test";
-    lc.brokers = h.brokers;
-    lc.props = &props;
-    lc.group_id = "g-large";
-    lc.prefix = "t.";
-    lc.inputs = inputs;
-    lc.ninputs = 1;
-    lc.batch_max_messages = 10;
-    lc.batch_max_ms = 20;
-    lc.retry_max_ms = 50;
-    l = cwpp_loop_new(&lc, err, sizeof(err));
-    if (l == NULL)
-        fail_msg("%s", err);
-    cwpp_loop_destroy(l);
+    cwpp_loop_destroy(make_loop_props(&h, "g-large", NULL, &props)); /* fails if refused */
     cwpp_kvlist_free(&props);
     rd_kafka_destroy(h.mock_rk);
 }
