@@ -1484,12 +1484,13 @@ typedef struct corr_set {
     wjob_t               jobs[CORR_MAX_WORKERS];
     int                  n;
     rd_kafka_message_t **split;    /* the batch, regrouped by worker */
+    size_t              *sp_at;    /* each record's partition (index into sp) */
     size_t               split_cap;
     struct sp {
         const char *topic;
         int32_t     partition;
         size_t      count;
-        int         worker;
+        int         worker;    /* -1 until assigned */
     }                   *sp;       /* the batch's partitions */
     size_t               nsp, sp_cap;
     atomic_int           db_ok;
@@ -1520,7 +1521,7 @@ static struct sp *sp_of(corr_set_t *s, const rd_kafka_message_t *m)
         s->sp = np;
         s->sp_cap = nc;
     }
-    s->sp[s->nsp] = (struct sp){t, m->partition, 0, 0};
+    s->sp[s->nsp] = (struct sp){t, m->partition, 0, -1};
     return &s->sp[s->nsp++];
 }
 
@@ -1530,6 +1531,17 @@ static int split_batch(corr_set_t *s, rd_kafka_message_t **msgs, size_t n)
     size_t load[CORR_MAX_WORKERS] = {0}, at[CORR_MAX_WORKERS], i, k;
     int    w;
 
+    if (n > s->split_cap) {
+        rd_kafka_message_t **ns = realloc(s->split, n * sizeof(*ns));
+        size_t              *na = ns != NULL ? realloc(s->sp_at, n * sizeof(*na)) : NULL;
+
+        if (ns != NULL)
+            s->split = ns;
+        if (na == NULL)
+            return CWPP_ENOMEM;
+        s->sp_at = na;
+        s->split_cap = n;
+    }
     s->nsp = 0;
     for (i = 0; i < n; i++) {
         struct sp *p = sp_of(s, msgs[i]);
@@ -1537,33 +1549,20 @@ static int split_batch(corr_set_t *s, rd_kafka_message_t **msgs, size_t n)
         if (p == NULL)
             return CWPP_ENOMEM;
         p->count++;
+        s->sp_at[i] = (size_t)(p - s->sp);
     }
-    for (k = 0; k < s->nsp; k++) { /* a few partitions: pick the largest left each time */
-        size_t big = k, j;
+    for (k = 0; k < s->nsp; k++) { /* a few partitions: the largest unassigned each time */
+        size_t big = SIZE_MAX, j;
         int    least = 0;
 
-        for (j = k + 1; j < s->nsp; j++)
-            if (s->sp[j].count > s->sp[big].count)
+        for (j = 0; j < s->nsp; j++)
+            if (s->sp[j].worker < 0 && (big == SIZE_MAX || s->sp[j].count > s->sp[big].count))
                 big = j;
-        if (big != k) {
-            struct sp tmp = s->sp[k];
-
-            s->sp[k] = s->sp[big];
-            s->sp[big] = tmp;
-        }
         for (w = 1; w < s->n; w++)
             if (load[w] < load[least])
                 least = w;
-        s->sp[k].worker = least;
-        load[least] += s->sp[k].count;
-    }
-    if (n > s->split_cap) {
-        rd_kafka_message_t **ns = realloc(s->split, n * sizeof(*ns));
-
-        if (ns == NULL)
-            return CWPP_ENOMEM;
-        s->split = ns;
-        s->split_cap = n;
+        s->sp[big].worker = least;
+        load[least] += s->sp[big].count;
     }
     for (w = 0, k = 0; w < s->n; w++) {
         at[w] = k;
@@ -1572,7 +1571,7 @@ static int split_batch(corr_set_t *s, rd_kafka_message_t **msgs, size_t n)
         k += load[w];
     }
     for (i = 0; i < n; i++) /* each worker's records in batch order */
-        s->split[at[sp_of(s, msgs[i])->worker]++] = msgs[i];
+        s->split[at[s->sp[s->sp_at[i]].worker]++] = msgs[i];
     return CWPP_OK;
 }
 
@@ -1644,6 +1643,7 @@ static void set_destroy(corr_set_t *s)
         cwpp_outbox_destroy(s->jobs[w].ob);
     }
     free(s->split);
+    free(s->sp_at);
     free(s->sp);
     free(s);
 }
