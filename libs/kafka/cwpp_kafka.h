@@ -119,6 +119,11 @@ typedef struct cwpp_loop_conf {
     int                    batch_max_messages;
     int                    batch_max_ms;
     int                    retry_max_ms;   /* longest backoff between retries */
+    int                    tick_ms;        /* > 0: fn is also called with n = 0 every
+                                            * tick_ms between batches, once the consumer
+                                            * holds partitions and has read them to their
+                                            * end (timers); its outbox is produced like a
+                                            * batch's */
     cwpp_metrics_t        *metrics;        /* may be NULL */
 } cwpp_loop_conf_t;
 

@@ -681,7 +681,8 @@ static void drain(cwpp_loop_t *l, int wait_ms)
                 d->offset = b->offsets->elems[i].offset;
         }
         atomic_store(&l->recommit, 0);
-        rd_kafka_commit(l->consumer, l->done, l->stop ? 0 : 1);
+        if (b->offsets->cnt > 0) /* a tick consumed nothing: nothing to commit */
+            rd_kafka_commit(l->consumer, l->done, l->stop ? 0 : 1);
         for (i = 0; i < (size_t)b->offsets->cnt; i++) {
             int64_t lo, hi;
             if (rd_kafka_get_watermark_offsets(l->consumer, b->offsets->elems[i].topic,
@@ -728,6 +729,30 @@ static int drain_all(cwpp_loop_t *l)
     return CWPP_OK;
 }
 
+/* Whether the consumer holds partitions and has read each of them to its end (cached
+ * watermarks, no broker round trip): timers must not decide "no answer came" while
+ * answers wait unread, e.g. during a rebalance after a restart. */
+static int caught_up(cwpp_loop_t *l)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    int                              i, ok;
+
+    if (rd_kafka_assignment(l->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || a == NULL)
+        return 0;
+    ok = a->cnt > 0 && rd_kafka_position(l->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (i = 0; ok && i < a->cnt; i++) {
+        int64_t lo = -1, hi = -1;
+
+        if (rd_kafka_get_watermark_offsets(l->consumer, a->elems[i].topic, a->elems[i].partition,
+                                           &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+            ok = 0;
+        else if (hi > lo && a->elems[i].offset < hi)
+            ok = 0; /* unread records (an unknown position counts as unread too) */
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+    return ok;
+}
+
 /* The offsets after the batch's last record of each partition. */
 static rd_kafka_topic_partition_list_t *batch_offsets(cwpp_loop_t *l, size_t n)
 {
@@ -757,7 +782,8 @@ static int run_batch(cwpp_loop_t *l, size_t n, int64_t started, cwpp_batch_fn fn
     cwpp_outbox_t tmp;
 
     cwpp_metric_add(l->m_consumed, (int64_t)n);
-    cwpp_metric_observe(l->m_batch_size, (double)n);
+    if (n > 0)
+        cwpp_metric_observe(l->m_batch_size, (double)n);
     for (;;) {
         outbox_clear(&l->outbox);
         errstr[0] = '\0';
@@ -797,9 +823,12 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
     size_t i, n;
     int    rc = CWPP_OK;
 
+    int64_t next_tick = l->conf.tick_ms > 0 ? cwpp_mono_ms() : INT64_MAX;
+
     cwpp_info("loop_start", "consuming as group %s", l->conf.group_id);
     while (!l->stop) {
         int64_t started = 0, deadline = 0;
+        int     tick = 0;
 
         n = 0;
         while (n < (size_t)l->conf.batch_max_messages && !l->stop) {
@@ -807,7 +836,18 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
             rd_kafka_message_t *m;
 
             if (n == 0) {
+                int64_t now = cwpp_mono_ms();
+
+                if (now >= next_tick) {
+                    if (caught_up(l)) {
+                        tick = 1;
+                        break;
+                    }
+                    next_tick = now + 100; /* look again soon */
+                }
                 timeout = l->count > 0 ? 10 : 200;
+                if (next_tick - now < timeout)
+                    timeout = (int)(next_tick - now);
             } else {
                 int64_t left = deadline - cwpp_mono_ms();
                 if (left <= 0)
@@ -833,10 +873,15 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
             }
             l->msgs[n++] = m;
         }
-        if (n > 0)
+        if (n > 0) {
             rc = run_batch(l, n, started, fn, opaque);
-        else
+        } else if (tick) {
+            /* the timer: fn with no records, its outputs produced like a batch's */
+            next_tick = cwpp_mono_ms() + l->conf.tick_ms;
+            rc = run_batch(l, 0, cwpp_mono_ms(), fn, opaque);
+        } else {
             drain(l, 0);
+        }
         for (i = 0; i < n; i++)
             rd_kafka_message_destroy(l->msgs[i]);
         if (rc != CWPP_OK)

@@ -108,6 +108,13 @@ int cwpp_service_run_loop(const char *service, const cwpp_common_conf_t *common,
                           const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
                           size_t ninputs, cwpp_batch_fn fn, void *opaque, atomic_int *db_ok);
 
+/* The same, with fn also called with no records (n = 0) every tick_ms between batches once
+ * the input is read to its end (cwpp_loop_conf_t.tick_ms): the service's timers run in
+ * the loop's transaction discipline. */
+int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *common,
+                               const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
+                               size_t ninputs, cwpp_batch_fn fn, void *opaque,
+                               atomic_int *db_ok, int tick_ms);
 /* Sleeps *backoff_ms (or until SIGTERM is near: at most that long) and doubles it, up to
  * 5 s: the wait between attempts to reach a dependency at start-up. */
 void cwpp_service_backoff(int *backoff_ms);

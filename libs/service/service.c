@@ -205,6 +205,15 @@ int cwpp_service_run_loop(const char *service, const cwpp_common_conf_t *common,
                           const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
                           size_t ninputs, cwpp_batch_fn fn, void *opaque, atomic_int *db_ok)
 {
+    return cwpp_service_run_loop_tick(service, common, env, inputs, ninputs, fn, opaque, db_ok,
+                                      0);
+}
+
+int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *common,
+                               const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
+                               size_t ninputs, cwpp_batch_fn fn, void *opaque,
+                               atomic_int *db_ok, int tick_ms)
+{
     cwpp_loop_conf_t lc;
     run_ready_t      r = {db_ok, NULL};
     char             errstr[512];
@@ -222,6 +231,7 @@ int cwpp_service_run_loop(const char *service, const cwpp_common_conf_t *common,
     lc.batch_max_ms = (int)common->batch_max_ms;
     lc.retry_max_ms = (int)common->retry_max_ms;
     lc.metrics = env->metrics;
+    lc.tick_ms = tick_ms;
     r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));
     if (r.loop == NULL) {
         cwpp_error("config_error", "%s", errstr);
