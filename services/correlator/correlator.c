@@ -101,7 +101,8 @@ static const char SQL_LOAD_EVENTS[] =
     "SELECT e.event_id, e.account_id, e.status, "
     "(extract(epoch FROM e.first_seen) * 1000)::bigint, "
     "(extract(epoch FROM e.last_seen) * 1000)::bigint, e.owner, e.predecessor, e.urgency, "
-    "e.summary::text, e.version, e.level, e.assessment::text FROM events e WHERE e.event_id IN ("
+    "e.summary::text, e.version, e.level, e.assessment::text, "
+    "e.level_source = 'analyst' FROM events e WHERE e.event_id IN ("
     "SELECT k.event_id FROM event_keys k WHERE k.key IN "
     "(SELECT json_array_elements_text($1::json)) UNION "
     "SELECT a.event_id FROM event_alerts a WHERE a.alert_id IN "
@@ -130,7 +131,8 @@ static const char SQL_EVENTS_UPSERT[] =
     "FROM json_to_recordset($1::json) AS x(id text, acc text, name text, level text, f bigint, "
     "l bigint, alerts int, occ bigint, assets int, stages text[], sources text[], pred text, "
     "u text, a jsonb, s json) "
-    "ON CONFLICT (event_id) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level, "
+    "ON CONFLICT (event_id) DO UPDATE SET name = EXCLUDED.name, level = CASE WHEN "
+    "events.level_source = 'analyst' THEN events.level ELSE EXCLUDED.level END, "
     "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
     "alert_count = EXCLUDED.alert_count, occurrences = EXCLUDED.occurrences, "
     "asset_count = EXCLUDED.asset_count, stages = EXCLUDED.stages, sources = EXCLUDED.sources, "
@@ -203,6 +205,7 @@ typedef struct evs {
     char              *account, *owner, *predecessor;
     char               status[16];
     int                level;          /* stored level rank, or 4 when new */
+    int                level_fixed;    /* an analyst set the level: alerts do not move it */
     int                is_new, changed, touched;
     int64_t            version;
     cwpp_urgency_t     urgency;        /* after this batch */
@@ -783,6 +786,7 @@ static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_ke
         if ((e->stored_assessment = strdup(PQgetvalue(r_ev, i, 11))) == NULL)
             return CWPP_ENOMEM;
         e->level = level_rank(PQgetvalue(r_ev, i, 10));
+        e->level_fixed = PQgetvalue(r_ev, i, 12)[0] == 't';
         if (cwpp_corr_index_seed_event(ix, id, e->account, state,
                                        strtoll(PQgetvalue(r_ev, i, 3), NULL, 10),
                                        strtoll(PQgetvalue(r_ev, i, 4), NULL, 10)) == CWPP_ENOMEM)
@@ -931,7 +935,7 @@ static int event_prep(corr_t *c, rows_t *w)
              json_object_set_new(s, "sources", json_array()) != 0))
             return CWPP_ENOMEM;
         sev = (int)sgeti(s, "sev");
-        if (sev < e->level)
+        if (sev < e->level && !e->level_fixed)
             e->level = sev;
         e->version++;
         json_object_foreach(ips, ip, v) {
