@@ -61,5 +61,11 @@ int ctl_whitelist(ctl_t *c, int argc, char **argv);
 /* events.c: `events list|show|alerts|entities|chain` and `entities show` (read-only). */
 int ctl_events(ctl_t *c, int argc, char **argv);
 int ctl_entities(ctl_t *c, int argc, char **argv);
+/* respond.c: `events status|owner|level|remark|respond|playbook|recommend|tasks|log`
+ * (-1 when argv[0] is none of them), `playbooks`, `users`, `accounts`. */
+int ctl_events_respond(ctl_t *c, int argc, char **argv);
+int ctl_playbooks(ctl_t *c, int argc, char **argv);
+int ctl_users(ctl_t *c, int argc, char **argv);
+int ctl_accounts(ctl_t *c, int argc, char **argv);
 
 #endif

@@ -1419,8 +1419,11 @@ int ctl_events(ctl_t *c, int argc, char **argv)
     for (k = 0; argc >= 1 && k < sizeof(verbs) / sizeof(verbs[0]); k++)
         if (strcmp(argv[0], verbs[k].verb) == 0)
             return verbs[k].fn(c, &st, argc - 1, argv + 1);
+    if ((rc = ctl_events_respond(c, argc, argv)) >= 0)
+        return rc;
     return ctl_fail(CTL_USAGE, "usage: cwppctl events list [OPTIONS] | show ID | alerts ID | "
-                    "entities ID [--affected] | chain ID [--format text|json|dot|svg] "
+                    "entities ID [--affected] | chain ID [--format text|json|dot|svg] | "
+                    "status|owner|level|remark|recommend|respond|playbook|tasks|log ID ... "
                     "(cwppctl --help)");
 }
 

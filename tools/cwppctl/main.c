@@ -32,6 +32,21 @@ static const char USAGE[] =
     "  whitelist rule list [--all] [--alert-name N]\n"
     "  whitelist rule delete RULE_ID [--remark R]\n"
     "  whitelist preview <the options of rule add>\n"
+    "  events status EVENT_ID unhandled|handling|handled [--remark R]\n"
+    "  events owner EVENT_ID USER [--remark R]\n"
+    "  events level EVENT_ID critical|high|medium|low [--remark R]\n"
+    "  events remark EVENT_ID TEXT\n"
+    "  events recommend EVENT_ID       the built-in handling policy of each entity, playbooks\n"
+    "  events respond EVENT_ID --entity TYPE:VALUE... --status handling|handled\n"
+    "                 [--validity D] [--account A] [--remark R]\n"
+    "  events playbook EVENT_ID --entity TYPE:VALUE [--playbook NAME] [--validity D]\n"
+    "                 [--account A] [--remark R]\n"
+    "  events tasks EVENT_ID           handling policies and playbook runs with their tasks\n"
+    "  events log EVENT_ID             the activity log of the event, in order\n"
+    "  playbooks list [--entity-type T] | add FILE.json | delete NAME\n"
+    "  users list | add USER [--role analyst|admin] [--display-name N] | grant USER ACCOUNT\n"
+    "        | revoke USER ACCOUNT | disable USER | enable USER\n"
+    "  accounts list | add-member ACCOUNT --manager ACCOUNT [--name N]\n"
     "\n"
     "--json prints one JSON document instead of text. Changes wait --timeout seconds\n"
     "(default 30) for the service's answer. Times (--since, --until): RFC 3339, a date\n"
@@ -43,6 +58,7 @@ static const char USAGE[] =
     "CWPP_WHITELIST_BROAD_PERCENT (20), CWPP_WHITELIST_PREVIEW_DAYS (30),\n"
     "CWPP_EVENT_RETENTION_DAYS (180: older events leave the lists), CWPP_CTL_QUIET_HOURS\n"
     "(24: an event with no alert for longer is shown one urgency step lower).\n"
+    "D (--validity): seconds, or 90s, 30m, 12h, 7d.\n"
     "\n"
     "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line\n"
     "or setting; 3 Kafka or PostgreSQL unreachable, no answer in time, or dot (Graphviz)\n"
@@ -98,7 +114,8 @@ int main(int argc, char **argv)
         static const char *const takes_value[] = {
             "--status", "--name", "--account", "--limit", "--alert-name", "--field", "--op",
             "--value", "--scope", "--asset", "--from-alert", "--expires", "--remark",
-            "--level", "--since", "--until", "--format", NULL};
+            "--level", "--since", "--until", "--format", "--entity", "--validity",
+            "--playbook", "--role", "--display-name", "--manager", "--entity-type", NULL};
 
         for (j = i; j < argc; j++) {
             int is_value = 0, t;
@@ -129,6 +146,12 @@ int main(int argc, char **argv)
             return ctl_fail(CTL_USAGE, "who are you? Set CWPP_ACTOR or --actor: every change "
                             "is logged with its actor");
         rc = ctl_whitelist(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "playbooks") == 0) {
+        rc = ctl_playbooks(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "users") == 0) {
+        rc = ctl_users(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "accounts") == 0) {
+        rc = ctl_accounts(&c, argc - i - 1, argv + i + 1);
     } else {
         fputs(USAGE, stderr);
         rc = ctl_fail(CTL_USAGE, "unknown verb \"%s\"", argv[i]);

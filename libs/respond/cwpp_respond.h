@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cwpp_respond: what the responder and cwppctl both need to know about handling
+ * (docs/responder.md, docs/actions.md): the actions an enforcement agent understands and
+ * their rollbacks, the built-in handling policy of each entity type, and the validation
+ * of playbooks (built-in, from files, or custom).
+ */
+#ifndef CWPP_RESPOND_H
+#define CWPP_RESPOND_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* One action of docs/actions.md. rollback is the action that undoes it, or NULL. */
+typedef struct cwpp_action_def {
+    const char *name;
+    const char *rollback;
+    const char *summary;
+} cwpp_action_def_t;
+
+/* The action named name, or NULL. */
+const cwpp_action_def_t *cwpp_action_find(const char *name);
+/* The table (n entries). */
+const cwpp_action_def_t *cwpp_action_table(size_t *n);
+
+/* The built-in handling policy of an entity type. */
+typedef struct cwpp_policy_def {
+    const char *entity_type;
+    const char *action;      /* what it applies */
+    const char *title;       /* "Block IP" */
+    const char *description;
+} cwpp_policy_def_t;
+
+/* The built-in policy of entity_type, or NULL when it has none. */
+const cwpp_policy_def_t *cwpp_policy_for(const char *entity_type);
+/* 1 when s names an entity type (host, file, process, ip, host_account). */
+int cwpp_entity_type_known(const char *s);
+
+/*
+ * Validates a playbook definition
+ *   {"name", "entity_type", "description", "default": bool,
+ *    "steps": [{"action", "params": {...}, "timeout_s"}]}
+ * Returns 0, or -1 with a sentence naming the problem in why.
+ */
+int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size);
+
+/* The built-in playbooks as a JSON array text (each valid for cwpp_playbook_check). */
+const char *cwpp_playbooks_builtin(void);
+
+/*
+ * Params of a step with the placeholders "{entity}", "{asset}", "{pid}", "{sha256}" (a
+ * whole string value) replaced by the values given (NULL ones leave the key out). A new
+ * reference, or NULL on ENOMEM.
+ */
+json_t *cwpp_playbook_params(const json_t *params, const char *entity, const char *asset,
+                             const char *pid, const char *sha256);
+
+#endif /* CWPP_RESPOND_H */

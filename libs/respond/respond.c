@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* respond.c: actions, built-in policies and playbooks (cwpp_respond.h). */
+#include "cwpp_respond.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cwpp_action_def_t actions[] = {
+    {"block_ip", "unblock_ip", "drop traffic from and to an IP address on the host (nftables)"},
+    {"unblock_ip", NULL, "lift a block_ip"},
+    {"isolate_host", "restore_host", "drop all traffic but the management addresses"},
+    {"restore_host", NULL, "lift an isolate_host"},
+    {"kill_process", NULL, "kill a process (its executable checked first)"},
+    {"quarantine_file", NULL, "move a file into quarantine, without permissions, with its SHA-256"},
+    {"disable_account", "enable_account", "lock a host account"},
+    {"enable_account", NULL, "unlock a host account"},
+    {"waf_block_ip", "waf_unblock_ip", "deny an IP address at the web application firewall"},
+    {"waf_unblock_ip", NULL, "lift a waf_block_ip"},
+    {"scan_file", NULL, "in-depth virus scan of a file or directory (quarantine what is infected)"},
+};
+
+static const cwpp_policy_def_t policies[] = {
+    {"ip", "block_ip", "Block IP",
+     "Drop all traffic from and to the IP address on the affected host until the policy "
+     "expires."},
+    {"file", "quarantine_file", "Quarantine file",
+     "Move the file into the agent's quarantine, without permissions, recording its SHA-256."},
+    {"process", "kill_process", "Kill process",
+     "Kill the process (the agent checks its executable first, so a reused pid is spared)."},
+    {"host", "isolate_host", "Isolate host",
+     "Drop all traffic of the host except its management addresses until the policy expires."},
+    {"host_account", "disable_account", "Disable host account",
+     "Lock the account on the host until the policy expires."},
+};
+
+static const char *const entity_types[] = {"host", "file", "process", "ip", "host_account"};
+
+/* Built-in playbooks (DESIGN.md "Playbooks"); a host, a file and an IP have one each. */
+static const char builtin_playbooks[] =
+    "[{\"name\": \"offline-investigation\", \"entity_type\": \"host\", \"default\": true,"
+    "  \"description\": \"Take the host offline for investigation: only its management "
+    "addresses reach it until the validity period ends.\","
+    "  \"steps\": [{\"action\": \"isolate_host\", \"params\": {}, \"timeout_s\": 60}]},"
+    " {\"name\": \"deep-virus-scan\", \"entity_type\": \"file\", \"default\": true,"
+    "  \"description\": \"In-depth virus scan of the file against the agent's signatures; "
+    "an infected file is quarantined.\","
+    "  \"steps\": [{\"action\": \"scan_file\", \"params\": {\"path\": \"{entity}\", "
+    "\"quarantine_if_infected\": true}, \"timeout_s\": 600}]},"
+    " {\"name\": \"waf-block-ip\", \"entity_type\": \"ip\", \"default\": true,"
+    "  \"description\": \"Block the IP address at the web application firewall until the "
+    "validity period ends.\","
+    "  \"steps\": [{\"action\": \"waf_block_ip\", \"params\": {\"ip\": \"{entity}\"}, "
+    "\"timeout_s\": 60}]}]";
+
+const cwpp_action_def_t *cwpp_action_table(size_t *n)
+{
+    *n = sizeof(actions) / sizeof(actions[0]);
+    return actions;
+}
+
+const cwpp_action_def_t *cwpp_action_find(const char *name)
+{
+    size_t i;
+
+    for (i = 0; name != NULL && i < sizeof(actions) / sizeof(actions[0]); i++)
+        if (strcmp(actions[i].name, name) == 0)
+            return &actions[i];
+    return NULL;
+}
+
+const cwpp_policy_def_t *cwpp_policy_for(const char *entity_type)
+{
+    size_t i;
+
+    for (i = 0; entity_type != NULL && i < sizeof(policies) / sizeof(policies[0]); i++)
+        if (strcmp(policies[i].entity_type, entity_type) == 0)
+            return &policies[i];
+    return NULL;
+}
+
+int cwpp_entity_type_known(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s != NULL && i < sizeof(entity_types) / sizeof(entity_types[0]); i++)
+        if (strcmp(entity_types[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+const char *cwpp_playbooks_builtin(void)
+{
+    return builtin_playbooks;
+}
+
+static int name_ok(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+              s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+#define WHY(...) (snprintf(why, why_size, __VA_ARGS__), -1)
+
+int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size)
+{
+    const json_t *steps, *desc, *def, *k;
+    const char   *name, *type, *key;
+    size_t        i;
+
+    if (!json_is_object(pb))
+        return WHY("a playbook must be a JSON object");
+    json_object_foreach((json_t *)pb, key, k) {
+        if (strcmp(key, "name") != 0 && strcmp(key, "entity_type") != 0 &&
+            strcmp(key, "description") != 0 && strcmp(key, "default") != 0 &&
+            strcmp(key, "steps") != 0)
+            return WHY("unknown playbook field \"%.40s\" (name, entity_type, description, "
+                       "default, steps)", key);
+    }
+    name = json_string_value(json_object_get(pb, "name"));
+    if (name == NULL || !name_ok(name))
+        return WHY("the playbook's \"name\" must be 1 to 64 characters of a-z, 0-9, '.', '_' "
+                   "or '-', starting with a letter or digit");
+    type = json_string_value(json_object_get(pb, "entity_type"));
+    if (!cwpp_entity_type_known(type))
+        return WHY("playbook %s: \"entity_type\" must be host, file, process, ip or "
+                   "host_account", name);
+    desc = json_object_get(pb, "description");
+    if (desc != NULL && (!json_is_string(desc) || json_string_length(desc) > 1000))
+        return WHY("playbook %s: \"description\" must be a text of at most 1000 bytes", name);
+    def = json_object_get(pb, "default");
+    if (def != NULL && !json_is_boolean(def))
+        return WHY("playbook %s: \"default\" must be true or false", name);
+    steps = json_object_get(pb, "steps");
+    if (!json_is_array(steps) || json_array_size(steps) == 0 || json_array_size(steps) > 20)
+        return WHY("playbook %s: \"steps\" must be a list of 1 to 20 steps", name);
+    for (i = 0; i < json_array_size(steps); i++) {
+        const json_t *st = json_array_get(steps, i), *p, *to, *v;
+        const char   *act;
+
+        if (!json_is_object(st))
+            return WHY("playbook %s: step %zu is not an object", name, i + 1);
+        json_object_foreach((json_t *)st, key, v) {
+            if (strcmp(key, "action") != 0 && strcmp(key, "params") != 0 &&
+                strcmp(key, "timeout_s") != 0)
+                return WHY("playbook %s: step %zu has unknown field \"%.40s\" (action, params, "
+                           "timeout_s)", name, i + 1, key);
+        }
+        act = json_string_value(json_object_get(st, "action"));
+        if (cwpp_action_find(act) == NULL)
+            return WHY("playbook %s: step %zu: unknown action \"%.40s\" (docs/actions.md)", name,
+                       i + 1, act != NULL ? act : "");
+        p = json_object_get(st, "params");
+        if (p != NULL && !json_is_object(p))
+            return WHY("playbook %s: step %zu: \"params\" must be an object", name, i + 1);
+        to = json_object_get(st, "timeout_s");
+        if (to != NULL && (!json_is_integer(to) || json_integer_value(to) < 1 ||
+                           json_integer_value(to) > 86400))
+            return WHY("playbook %s: step %zu: \"timeout_s\" must be a whole number of seconds "
+                       "from 1 to 86400", name, i + 1);
+    }
+    return 0;
+}
+
+json_t *cwpp_playbook_params(const json_t *params, const char *entity, const char *asset,
+                             const char *pid, const char *sha256)
+{
+    json_t     *out = json_object(), *v;
+    const char *key;
+
+    if (out == NULL)
+        return NULL;
+    json_object_foreach((json_t *)params, key, v) {
+        const char *s = json_string_value(v), *sub = NULL;
+        int         is_tok = 1;
+
+        if (s != NULL && strcmp(s, "{entity}") == 0)
+            sub = entity;
+        else if (s != NULL && strcmp(s, "{asset}") == 0)
+            sub = asset;
+        else if (s != NULL && strcmp(s, "{pid}") == 0)
+            sub = pid;
+        else if (s != NULL && strcmp(s, "{sha256}") == 0)
+            sub = sha256;
+        else
+            is_tok = 0;
+        if (!is_tok) {
+            if (json_object_set(out, key, v) != 0)
+                goto fail;
+        } else if (sub != NULL) {
+            json_t *nv = (s[1] == 'p') ? json_integer(strtoll(sub, NULL, 10)) : json_string(sub);
+
+            if (nv == NULL || json_object_set_new(out, key, nv) != 0)
+                goto fail;
+        }
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}

@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * responder.c: configuration, the batch (one transaction, a savepoint per record), the
+ * event snapshots sent after a change, and the helpers the other files share.
+ */
+#include "rs_internal.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cwpp_log.h"
+#include "cwpp_util.h"
+
+const cwpp_conf_prop_t rs_props[] = {
+    CWPP_COMMON_PROPS(rs_conf_t, common, "responder", "8084"),
+    {"responder.max.message.bytes", CWPP_CONF_INT, offsetof(rs_conf_t, max_message_bytes),
+     "1048576", 1024, 16777216, 0,
+     "Input records larger than this go to the dead-letter topic as oversized."},
+    {"responder.command.max.age.ms", CWPP_CONF_INT, offsetof(rs_conf_t, command_max_age_ms),
+     "600000", 1000, 604800000LL, 0,
+     "A command issued longer ago than this is refused as stale (it waited in the topic, "
+     "e.g. while the responder was down; the analyst decides again)."},
+    {"responder.validity.default.s", CWPP_CONF_INT, offsetof(rs_conf_t, validity_default_s),
+     "86400", 1, 31536000, 0,
+     "Validity period of a handling policy or playbook when the analyst gives none."},
+    {"responder.validity.min.s", CWPP_CONF_INT, offsetof(rs_conf_t, validity_min_s), "60", 1,
+     31536000, 0, "Shortest validity period accepted."},
+    {"responder.validity.max.s", CWPP_CONF_INT, offsetof(rs_conf_t, validity_max_s), "7776000",
+     1, 31536000, 0, "Longest validity period accepted (90 days by default)."},
+    {"responder.task.timeout.ms", CWPP_CONF_INT, offsetof(rs_conf_t, task_timeout_ms), "60000",
+     100, 86400000, 0,
+     "An attempt of a task with no result from its agent within this time is retried, or "
+     "times out when its attempts are spent (a playbook step's timeout_s wins)."},
+    {"responder.task.attempts", CWPP_CONF_INT, offsetof(rs_conf_t, task_attempts), "3", 1, 20,
+     0, "Attempts a task gets (its retry budget is this minus one)."},
+    {"responder.tick.ms", CWPP_CONF_INT, offsetof(rs_conf_t, tick_ms), "1000", 50, 60000, 0,
+     "How often timed-out tasks and ended leases are looked for."},
+    {"responder.playbooks.dir", CWPP_CONF_STR, offsetof(rs_conf_t, playbooks_dir), "", 0, 0, 0,
+     "Directory of custom playbooks (*.json, one playbook or a list each), validated and "
+     "loaded at start; empty for none."},
+    {"responder.bootstrap.admin", CWPP_CONF_STR, offsetof(rs_conf_t, bootstrap_admin), "admin",
+     0, 0, 0,
+     "User created as an admin at start when missing, so the first users can be added; "
+     "empty for none."},
+};
+const size_t rs_nprops = sizeof(rs_props) / sizeof(rs_props[0]);
+
+static const char SQL_SNAPSHOTS[] =
+    "SELECT json_build_object('event_id', e.event_id, 'account_id', e.account_id, 'name', "
+    "e.name, 'level', e.level, 'status', e.status, 'owner', e.owner, 'predecessor', "
+    "e.predecessor, 'stages', e.stages, 'sources', e.sources, 'alert_count', e.alert_count, "
+    "'occurrences', e.occurrences, 'assets', e.summary -> 'assets', 'first_seen_ms', "
+    "(extract(epoch FROM e.first_seen) * 1000)::bigint, 'last_seen_ms', "
+    "(extract(epoch FROM e.last_seen) * 1000)::bigint, 'urgency', e.urgency, 'assessment', "
+    "e.assessment, 'version', e.version)::text FROM events e "
+    "WHERE e.event_id = ANY($1::text[]) ORDER BY e.event_id";
+static const char SQL_LOG[] =
+    "INSERT INTO activity_log (actor, command_id, object_type, object_id, event_id, action, "
+    "before, after, remark) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9) "
+    "ON CONFLICT DO NOTHING";
+
+/* ------------------------------------------------------------------ helpers */
+
+int rs_q(rs_t *r, const char *sql, int n, const char *const *v, ExecStatusType want,
+         PGresult **res, char *errstr, size_t errstr_size)
+{
+    PGresult *pr = PQexecParams(cwpp_pg_conn(r->pg), sql, n, NULL, v, NULL, NULL, 0);
+    int       rc = cwpp_pg_check(r->pg, pr, want, "responder", errstr, errstr_size);
+
+    if (rc != CWPP_OK || res == NULL)
+        PQclear(pr);
+    else
+        *res = pr;
+    return rc;
+}
+
+int rs_refuse(rs_reply_t *rp, const char *fmt, ...)
+{
+    va_list ap;
+
+    rp->status = "error";
+    va_start(ap, fmt);
+    vsnprintf(rp->msg, sizeof(rp->msg), fmt, ap);
+    va_end(ap);
+    return CWPP_OK;
+}
+
+int rs_log(rs_t *r, const char *actor, const char *command_id, const char *otype,
+           const char *oid, const char *event_id, const char *action, json_t *before,
+           json_t *after, const char *remark, char *errstr, size_t errstr_size)
+{
+    char       *b = before != NULL ? json_dumps(before, JSON_COMPACT) : NULL;
+    char       *a = after != NULL ? json_dumps(after, JSON_COMPACT) : NULL;
+    const char *p[9] = {actor, command_id, otype, oid, event_id, action, b, a,
+                        remark != NULL && remark[0] != '\0' ? remark : NULL};
+    int         rc;
+
+    if ((before != NULL && b == NULL) || (after != NULL && a == NULL))
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    else
+        rc = rs_q(r, SQL_LOG, 9, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    free(b);
+    free(a);
+    return rc;
+}
+
+int rs_touch(rs_t *r, const char *event_id)
+{
+    size_t i;
+
+    for (i = 0; i < r->ntouched; i++)
+        if (strcmp(r->touched[i], event_id) == 0)
+            return CWPP_OK;
+    if (r->ntouched == RS_MAX_TOUCHED)
+        return CWPP_OK; /* bounded; the rest get their snapshot on their next change */
+    if ((r->touched[r->ntouched] = strdup(event_id)) == NULL)
+        return CWPP_ENOMEM;
+    r->ntouched++;
+    return CWPP_OK;
+}
+
+static void untouch_all(rs_t *r)
+{
+    while (r->ntouched > 0)
+        free(r->touched[--r->ntouched]);
+}
+
+int rs_dead_letter(rs_t *r, const rd_kafka_message_t *m, const char *code, const char *reason,
+                   cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    cwpp_warn("dead_letter", "%s at %s[%" PRId32 "]@%" PRId64 ": %s", code,
+              rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
+    cwpp_metric_add(r->m_dead, 1);
+    return cwpp_service_dead_letter(r->t_rejected, &r->v_rejected, &r->buf, "responder", m, code,
+                                    reason, out, errstr, errstr_size);
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+static int set_str_array(avro_value_t *rec, const char *field, const json_t *arr)
+{
+    avro_value_t a, x;
+    size_t       i;
+
+    if (avro_value_get_by_name(rec, field, &a, NULL) != 0)
+        return -1;
+    for (i = 0; i < json_array_size(arr); i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+
+        if (avro_value_append(&a, &x, NULL) != 0 || avro_value_set_string(&x, s ? s : "") != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const char *jstr(const json_t *o, const char *k, const char *def)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+
+    return s != NULL ? s : def;
+}
+
+/* The SecurityEvent record of one row of SQL_SNAPSHOTS into r->buf. */
+static int encode_snapshot(rs_t *r, const json_t *e, char *errstr, size_t errstr_size)
+{
+    avro_value_t *v = &r->v_event, arr, x;
+    const json_t *assets = json_object_get(e, "assets"), *jv, *as = json_object_get(e,
+                                                                                "assessment");
+    const json_t *reasons = json_object_get(as, "reasons");
+    const json_t *recs = json_object_get(as, "recommendations");
+    const char   *k;
+    size_t        i;
+    int           rc = 0;
+
+    avro_value_reset(v);
+    rc |= cwpp_avro_set_str(v, "event_id", jstr(e, "event_id", ""));
+    rc |= cwpp_avro_set_str(v, "account_id", jstr(e, "account_id", ""));
+    rc |= cwpp_avro_set_str(v, "name", jstr(e, "name", ""));
+    rc |= cwpp_avro_set_enum(v, "level", jstr(e, "level", "low"));
+    rc |= cwpp_avro_set_enum(v, "status", jstr(e, "status", "unhandled"));
+    rc |= cwpp_avro_set_opt_str(v, "owner", jstr(e, "owner", NULL));
+    rc |= cwpp_avro_set_opt_str(v, "predecessor", jstr(e, "predecessor", NULL));
+    rc |= set_str_array(v, "stages", json_object_get(e, "stages"));
+    rc |= set_str_array(v, "sources", json_object_get(e, "sources"));
+    rc |= cwpp_avro_set_int(v, "alert_count",
+                            (int32_t)json_integer_value(json_object_get(e, "alert_count")));
+    rc |= cwpp_avro_set_long(v, "occurrences",
+                             json_integer_value(json_object_get(e, "occurrences")));
+    if (avro_value_get_by_name(v, "affected_assets", &arr, NULL) != 0)
+        rc = -1;
+    json_object_foreach((json_t *)assets, k, jv) {
+        if (rc != 0 || avro_value_append(&arr, &x, NULL) != 0) {
+            rc = -1;
+            break;
+        }
+        rc |= cwpp_avro_set_str(&x, "asset_id", k);
+        rc |= cwpp_avro_set_opt_str(&x, "name", jstr(jv, "name", NULL));
+        rc |= cwpp_avro_set_opt_str(&x, "role", jstr(jv, "role", NULL));
+        rc |= set_str_array(&x, "ips", json_object_get(jv, "ips"));
+        rc |= cwpp_avro_set_int(&x, "alerts",
+                                (int32_t)json_integer_value(json_object_get(jv, "alerts")));
+    }
+    rc |= cwpp_avro_set_long(v, "first_seen_ms",
+                             json_integer_value(json_object_get(e, "first_seen_ms")));
+    rc |= cwpp_avro_set_long(v, "last_seen_ms",
+                             json_integer_value(json_object_get(e, "last_seen_ms")));
+    rc |= cwpp_avro_set_enum(v, "urgency", jstr(e, "urgency", "low"));
+    if (avro_value_get_by_name(v, "reasons", &arr, NULL) != 0)
+        rc = -1;
+    for (i = 0; rc == 0 && i < json_array_size(reasons); i++) {
+        const json_t *o = json_array_get(reasons, i);
+
+        if (avro_value_append(&arr, &x, NULL) != 0) {
+            rc = -1;
+            break;
+        }
+        rc |= cwpp_avro_set_str(&x, "code", jstr(o, "code", ""));
+        rc |= cwpp_avro_set_str(&x, "text", jstr(o, "text", ""));
+    }
+    if (avro_value_get_by_name(v, "recommendations", &arr, NULL) != 0)
+        rc = -1;
+    for (i = 0; rc == 0 && i < json_array_size(recs); i++) {
+        const json_t *o = json_array_get(recs, i);
+
+        if (avro_value_append(&arr, &x, NULL) != 0) {
+            rc = -1;
+            break;
+        }
+        rc |= cwpp_avro_set_str(&x, "action", jstr(o, "action", ""));
+        rc |= cwpp_avro_set_str(&x, "entity_type", jstr(o, "entity_type", ""));
+        rc |= cwpp_avro_set_str(&x, "entity_value", jstr(o, "entity_value", ""));
+        rc |= cwpp_avro_set_str(&x, "reason", jstr(o, "reason", ""));
+    }
+    rc |= cwpp_avro_set_long(v, "version", json_integer_value(json_object_get(e, "version")));
+    rc |= cwpp_avro_set_long(v, "updated_at_ms", cwpp_now_ms());
+    if (rc != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "cannot build the event snapshot");
+    cwpp_buf_reset(&r->buf);
+    return cwpp_avro_encode(r->t_event, v, &r->buf, errstr, errstr_size);
+}
+
+/* The snapshots of the events this batch changed, as they stand in the transaction. */
+static int send_snapshots(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    cwpp_buf_t  arr = {0};
+    PGresult   *res = NULL;
+    const char *p[1];
+    size_t      i;
+    int         rc = CWPP_OK;
+
+    if (r->ntouched == 0)
+        return CWPP_OK;
+    rc = cwpp_buf_puts(&arr, "{");
+    for (i = 0; rc == CWPP_OK && i < r->ntouched; i++) {
+        /* event ids are 'ev-' + hex (checked where they came in): no quoting needed */
+        rc = cwpp_buf_puts(&arr, i > 0 ? "," : "");
+        rc |= cwpp_buf_puts(&arr, r->touched[i]);
+    }
+    rc |= cwpp_buf_puts(&arr, "}");
+    rc |= cwpp_buf_append(&arr, "", 1);
+    if (rc != CWPP_OK) {
+        cwpp_buf_free(&arr);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    }
+    p[0] = (const char *)arr.data;
+    rc = rs_q(r, SQL_SNAPSHOTS, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+    cwpp_buf_free(&arr);
+    for (i = 0; rc == CWPP_OK && i < (size_t)PQntuples(res); i++) {
+        json_error_t jerr;
+        json_t      *e = json_loads(PQgetvalue(res, (int)i, 0), 0, &jerr);
+        const char  *id = jstr(e, "event_id", "");
+
+        if (e == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot read an event row");
+            break;
+        }
+        rc = encode_snapshot(r, e, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = cwpp_outbox_add(out, CWPP_TOPIC_EVENTS, id, strlen(id), r->buf.data,
+                                 r->buf.len);
+        if (rc == CWPP_OK)
+            cwpp_metric_add(r->m_snapshots, 1);
+        json_decref(e);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* -------------------------------------------------------------------- batch */
+
+static int run_tx(rs_t *r, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                  char *errstr, size_t errstr_size)
+{
+    size_t i;
+    int    rc;
+
+    if ((rc = cwpp_pg_command(r->pg, "BEGIN", errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    if (n == 0)
+        rc = rs_tick(r, out, errstr, errstr_size);
+    for (i = 0; rc == CWPP_OK && i < n; i++) {
+        rd_kafka_message_t *m = msgs[i];
+
+        if (m->len > (size_t)r->conf->max_message_bytes) {
+            char why[160];
+
+            snprintf(why, sizeof(why),
+                     "the record has %zu bytes, more than responder.max.message.bytes (%lld)",
+                     m->len, (long long)r->conf->max_message_bytes);
+            rc = rs_dead_letter(r, m, "oversized", why, out, errstr, errstr_size);
+        } else if (strcmp(rd_kafka_topic_name(m->rkt), r->cmd_topic) == 0) {
+            rc = rs_apply_command(r, m, out, errstr, errstr_size);
+        } else {
+            rc = rs_apply_result(r, m, out, errstr, errstr_size);
+        }
+    }
+    if (rc == CWPP_OK)
+        rc = send_snapshots(r, out, errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = cwpp_pg_command(r->pg, "COMMIT", errstr, errstr_size);
+    return rc;
+}
+
+static int rs_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                    char *errstr, size_t errstr_size)
+{
+    rs_t   *r = opaque;
+    int64_t t0 = cwpp_mono_ms();
+    int     rc;
+
+    untouch_all(r);
+    if ((rc = cwpp_pg_ensure(r->pg, errstr, errstr_size)) != CWPP_OK ||
+        (rc = run_tx(r, msgs, n, out, errstr, errstr_size)) != CWPP_OK) {
+        char ignore[64];
+
+        untouch_all(r);
+        atomic_store(&r->db_ok, 0);
+        cwpp_metric_add(r->m_db_errors, 1);
+        if (PQstatus(cwpp_pg_conn(r->pg)) == CONNECTION_OK)
+            cwpp_pg_command(r->pg, "ROLLBACK", ignore, sizeof(ignore));
+        else
+            cwpp_pg_reset(r->pg);
+        r->resent = r->resent < 0 ? 0 : r->resent;
+        return CWPP_ETRANSIENT;
+    }
+    if (r->resent < 0)
+        r->resent = 1; /* the resend of the first tick is committed and queued */
+    untouch_all(r);
+    atomic_store(&r->db_ok, 1);
+    cwpp_metric_observe(r->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
+    return CWPP_OK;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void rs_destroy(rs_t *r)
+{
+    if (r == NULL)
+        return;
+    if (r->have_values) {
+        avro_value_decref(&r->v_cmd);
+        avro_value_decref(&r->v_result);
+        avro_value_decref(&r->v_action);
+        avro_value_decref(&r->v_aresult);
+        avro_value_decref(&r->v_event);
+        avro_value_decref(&r->v_rejected);
+    }
+    cwpp_avro_type_destroy(r->t_cmd);
+    cwpp_avro_type_destroy(r->t_result);
+    cwpp_avro_type_destroy(r->t_action);
+    cwpp_avro_type_destroy(r->t_aresult);
+    cwpp_avro_type_destroy(r->t_event);
+    cwpp_avro_type_destroy(r->t_rejected);
+    cwpp_pg_destroy(r->pg);
+    cwpp_buf_free(&r->buf);
+    untouch_all(r);
+    free(r->touched);
+    free(r);
+}
+
+static rs_t *rs_new(const rs_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
+                    size_t errstr_size)
+{
+    rs_t *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->conf = conf;
+    r->metrics = metrics;
+    if ((r->touched = calloc(RS_MAX_TOUCHED, sizeof(*r->touched))) == NULL ||
+        (r->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-responder")) == NULL ||
+        (r->t_cmd = cwpp_avro_type_builtin("command", errstr, errstr_size)) == NULL ||
+        (r->t_result = cwpp_avro_type_builtin("command_result", errstr, errstr_size)) == NULL ||
+        (r->t_action = cwpp_avro_type_builtin("action", errstr, errstr_size)) == NULL ||
+        (r->t_aresult = cwpp_avro_type_builtin("action_result", errstr, errstr_size)) == NULL ||
+        (r->t_event = cwpp_avro_type_builtin("event", errstr, errstr_size)) == NULL ||
+        (r->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size)) ==
+            NULL) {
+        rs_destroy(r);
+        return NULL;
+    }
+    if (cwpp_avro_value_new(r->t_cmd, &r->v_cmd) != 0) {
+        rs_destroy(r);
+        return NULL;
+    }
+    if (cwpp_avro_value_new(r->t_result, &r->v_result) != 0 ||
+        cwpp_avro_value_new(r->t_action, &r->v_action) != 0 ||
+        cwpp_avro_value_new(r->t_aresult, &r->v_aresult) != 0 ||
+        cwpp_avro_value_new(r->t_event, &r->v_event) != 0 ||
+        cwpp_avro_value_new(r->t_rejected, &r->v_rejected) != 0) {
+        avro_value_decref(&r->v_cmd); /* the others leak nothing: abort is at start only */
+        rs_destroy(r);
+        return NULL;
+    }
+    r->have_values = 1;
+    cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMANDS, r->cmd_topic,
+                    sizeof(r->cmd_topic));
+#define C(n, h) cwpp_counter(metrics, n, h)
+    r->m_dead = C("cwpp_responder_dead_letters_total", "Records sent to the dead-letter topic.");
+    r->m_db_errors = C("cwpp_responder_db_errors_total", "Batches whose transaction failed.");
+    r->m_actions = C("cwpp_responder_actions_sent_total",
+                     "Actions sent to agents (first attempts, retries, rollbacks, resends).");
+    r->m_results = C("cwpp_responder_action_results_total", "Action results applied.");
+    r->m_stale_results = C("cwpp_responder_action_results_stale_total",
+                           "Action results ignored: their task's attempt was over already.");
+    r->m_retries = C("cwpp_responder_task_retries_total", "Task attempts retried.");
+    r->m_timeouts = C("cwpp_responder_task_timeouts_total", "Attempts with no result in time.");
+    r->m_expired = C("cwpp_responder_policies_expired_total", "Leases that ended.");
+    r->m_snapshots = C("cwpp_responder_event_snapshots_total", "Event snapshots sent.");
+    r->m_playbooks_invalid = C("cwpp_responder_playbooks_invalid_total",
+                               "Playbook files refused at start.");
+#undef C
+    {
+        static const double b[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+
+        r->m_db_seconds = cwpp_histogram(metrics, "cwpp_responder_db_seconds",
+                                         "Time of a batch's transaction.", b, 8);
+    }
+    return r;
+}
+
+static int bootstrap(rs_t *r, char *errstr, size_t errstr_size)
+{
+    static const char sql[] =
+        "INSERT INTO users (user_name, display_name, role, created_by) "
+        "VALUES ($1, 'bootstrap admin', 'admin', 'responder.bootstrap.admin') "
+        "ON CONFLICT DO NOTHING";
+    const char *p[1] = {r->conf->bootstrap_admin};
+    int         rc;
+
+    if ((rc = rs_load_playbooks(r, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    if (r->conf->bootstrap_admin[0] == '\0')
+        return CWPP_OK;
+    rc = rs_q(r, sql, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
+}
+
+int rs_run(const void *confp, const cwpp_service_env_t *env)
+{
+    const rs_conf_t              *conf = confp;
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_COMMANDS, CWPP_TOPIC_ACTION_RESULTS};
+    char                          errstr[512] = "out of memory";
+    rs_t                         *r = rs_new(conf, env->metrics, errstr, sizeof(errstr));
+    int                           rc, backoff = 200;
+
+    if (r == NULL) {
+        cwpp_error("start_failed", "%s", errstr);
+        return 2;
+    }
+    while (!cwpp_service_stopping()) {
+        rc = cwpp_pg_ensure(r->pg, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            rc = bootstrap(r, errstr, sizeof(errstr));
+        if (rc == CWPP_OK)
+            break;
+        if (rc == CWPP_ECONFIG) {
+            cwpp_error("config_error", "%s", errstr);
+            rs_destroy(r);
+            return 1;
+        }
+        cwpp_warn("db_wait", "%s; retrying in %d ms", errstr, backoff);
+        cwpp_pg_reset(r->pg);
+        cwpp_service_backoff(&backoff);
+    }
+    if (cwpp_service_stopping()) {
+        rs_destroy(r);
+        return 0;
+    }
+    atomic_store(&r->db_ok, 1);
+    rc = cwpp_service_run_loop_tick("responder", &conf->common, env, inputs, 2, rs_batch, r,
+                                    &r->db_ok, (int)conf->tick_ms);
+    rs_destroy(r);
+    return rc;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared by the responder's files: responder.c (the batch, snapshots, answers),
+ * commands.c (analysts' commands), tasks.c (policies, tasks, actions, results, timers),
+ * playbooks.c (loading playbooks). */
+#ifndef CWPP_RS_INTERNAL_H
+#define CWPP_RS_INTERNAL_H
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+
+#include "cwpp_avro.h"
+#include "cwpp_http.h"
+#include "cwpp_kafka.h"
+#include "cwpp_pg.h"
+#include "responder.h"
+
+#define RS_MAX_TOUCHED 4096
+
+typedef struct rs {
+    const rs_conf_t  *conf;
+    cwpp_pg_t        *pg;
+    cwpp_avro_type_t *t_cmd, *t_result, *t_action, *t_aresult, *t_event, *t_rejected;
+    avro_value_t      v_cmd, v_result, v_action, v_aresult, v_event, v_rejected;
+    int               have_values;
+    cwpp_buf_t        buf;
+    char              cmd_topic[256];
+    int               resent;       /* running tasks' actions sent again after start */
+    char            **touched;      /* events changed in this batch: snapshots */
+    size_t            ntouched;
+    atomic_int        db_ok;
+
+    cwpp_metrics_t   *metrics;
+    cwpp_metric_t    *m_dead, *m_db_errors, *m_actions, *m_results, *m_stale_results;
+    cwpp_metric_t    *m_retries, *m_timeouts, *m_expired, *m_snapshots, *m_db_seconds;
+    cwpp_metric_t    *m_playbooks_invalid;
+} rs_t;
+
+/* A command as decoded. */
+typedef struct rs_cmd {
+    const char *id, *type, *actor;
+    int64_t     issued_at_ms;
+    json_t     *payload;
+} rs_cmd_t;
+
+/* The answer a command is building. */
+typedef struct rs_reply {
+    const char *status; /* "ok" or "error" */
+    char        msg[1024];
+    json_t     *result;
+} rs_reply_t;
+
+/* responder.c */
+int  rs_q(rs_t *r, const char *sql, int n, const char *const *v, ExecStatusType want,
+          PGresult **res, char *errstr, size_t errstr_size);
+int  rs_refuse(rs_reply_t *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int  rs_log(rs_t *r, const char *actor, const char *command_id, const char *otype,
+            const char *oid, const char *event_id, const char *action, json_t *before,
+            json_t *after, const char *remark, char *errstr, size_t errstr_size);
+int  rs_touch(rs_t *r, const char *event_id);
+int  rs_dead_letter(rs_t *r, const rd_kafka_message_t *m, const char *code, const char *reason,
+                    cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+
+/* commands.c: one command record, in the batch's transaction. 0 or CWPP_ETRANSIENT. */
+int  rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
+                      size_t errstr_size);
+/* Sets an event's status (locked by the caller) with its cascade and log entries.
+ * via: "status", "policy" or "playbook". */
+int  rs_set_status(rs_t *r, const char *event_id, const char *from, const char *to,
+                   const char *actor, const char *command_id, const char *remark,
+                   const char *via, int64_t *alerts_handled, char *errstr, size_t errstr_size);
+
+/* tasks.c */
+int  rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
+                     size_t errstr_size);
+int  rs_tick(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+/* Creates the policy (or playbook run) and its first task, sends the action. steps is
+ * [{"action", "params", "timeout_s"}]; returns 0, CWPP_EDATA or a database error. */
+int  rs_start_policy(rs_t *r, const char *response_id, int index, const char *event_id,
+                     const char *account, const char *dest, const char *kind,
+                     const char *name, const char *etype, const char *evalue,
+                     const char *asset, json_t *steps, const char *target_status,
+                     int64_t validity_s, const char *actor, const char *remark,
+                     json_t *out_policies, cwpp_outbox_t *out, char *errstr,
+                     size_t errstr_size);
+/* Sends again the actions of the running tasks of these policies (a redelivered
+ * command). */
+int  rs_resend_for_response(rs_t *r, const char *response_id, cwpp_outbox_t *out,
+                            char *errstr, size_t errstr_size);
+
+/* playbooks.c: writes the built-in playbooks and those of responder.playbooks.dir. */
+int  rs_load_playbooks(rs_t *r, char *errstr, size_t errstr_size);
+
+#endif /* CWPP_RS_INTERNAL_H */

@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tasks.c: handling policies as leases, their tasks, the actions sent to agents and the
+ * results that come back, and the timer (docs/responder.md "Policies and tasks").
+ *
+ * A policy (one built-in policy on one entity, or one playbook run) has ordered steps;
+ * each step is an apply task, sent as an Action when the step before it succeeded. A task
+ * is running from the moment its action is queued; its result (succeeded or failed)
+ * arrives on action-results, keyed by action_id = task_id.attempt. A failed attempt, or one
+ * with no result by its deadline, is retried while attempts remain; then the task is
+ * failed (or timed_out) and so are its policy and its event. When every step succeeded the
+ * policy is active until valid_until; the timer then sends the rollback of every applied
+ * step that has one and the policy is expired once they are done. A result for an
+ * attempt that is over (a duplicate, or one that came after its retry) changes nothing.
+ */
+#include "rs_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cwpp_log.h"
+#include "cwpp_respond.h"
+#include "cwpp_util.h"
+
+#define TASK_COLS                                                                              \
+    "t.task_id, t.policy_id, t.event_id, t.dest_account, t.asset_id, t.action, t.params::text, " \
+    "t.attempt, (extract(epoch FROM t.deadline) * 1000)::bigint, t.kind, t.max_attempts, "     \
+    "t.rollback_of, t.state"
+enum { TC_ID, TC_POLICY, TC_EVENT, TC_DEST, TC_ASSET, TC_ACTION, TC_PARAMS, TC_ATTEMPT,
+       TC_DEADLINE, TC_KIND, TC_MAX, TC_ROLLBACK_OF, TC_STATE };
+
+static const char SQL_POLICY_ADD[] =
+    "INSERT INTO handling_policies (policy_id, response_id, event_id, account_id, dest_account, "
+    "kind, name, entity_type, entity_value, asset_id, steps, target_status, valid_until, state, "
+    "created_by) VALUES ('pol-' || md5($1 || ':' || $2), $1, $3, $4, $5, $6, $7, $8, $9, $10, "
+    "$11::jsonb, $12, now() + $13::bigint * interval '1 second', 'applying', $14) "
+    "RETURNING policy_id, (extract(epoch FROM valid_until) * 1000)::bigint";
+static const char SQL_TASK_ADD[] =
+    "INSERT INTO handling_tasks AS t (task_id, event_id, account_id, entity_type, entity_value, "
+    "state, policy_id, kind, step, action, dest_account, asset_id, params, attempt, "
+    "max_attempts, timeout_ms, deadline) "
+    "SELECT 'task-' || md5(p.policy_id || ':apply:' || $2), p.event_id, p.account_id, "
+    "p.entity_type, p.entity_value, 'running', p.policy_id, 'apply', $2::int, "
+    "x.s ->> 'action', p.dest_account, p.asset_id, COALESCE(x.s -> 'params', '{}'), 1, "
+    "$3::int, x.ms, now() + x.ms * interval '1 millisecond' "
+    "FROM handling_policies p, LATERAL (SELECT p.steps -> $2::int AS s, "
+    "COALESCE((p.steps -> $2::int ->> 'timeout_s')::bigint * 1000, $4::bigint) AS ms) x "
+    "WHERE p.policy_id = $1 ON CONFLICT (task_id) DO NOTHING RETURNING " TASK_COLS;
+static const char SQL_ROLLBACK_ADD[] =
+    "INSERT INTO handling_tasks AS t (task_id, event_id, account_id, entity_type, entity_value, "
+    "state, policy_id, kind, step, action, dest_account, asset_id, params, attempt, "
+    "max_attempts, timeout_ms, deadline, rollback_of) "
+    "SELECT 'task-' || md5(a.task_id || ':rollback'), a.event_id, a.account_id, a.entity_type, "
+    "a.entity_value, 'running', a.policy_id, 'rollback', a.step, $2, a.dest_account, "
+    "a.asset_id, a.params, 1, a.max_attempts, a.timeout_ms, "
+    "now() + a.timeout_ms * interval '1 millisecond', a.task_id FROM handling_tasks a "
+    "WHERE a.task_id = $1 ON CONFLICT (task_id) DO NOTHING RETURNING " TASK_COLS;
+static const char SQL_TASK_GET[] =
+    "SELECT " TASK_COLS " FROM handling_tasks t WHERE t.task_id = $1 FOR UPDATE";
+static const char SQL_TASK_DONE[] =
+    "UPDATE handling_tasks SET state = $2, reason = $3, result = $4::jsonb, finished_at = now(), "
+    "updated_at = now() WHERE task_id = $1";
+static const char SQL_TASK_RETRY[] =
+    "UPDATE handling_tasks t SET attempt = attempt + 1, reason = $2, updated_at = now(), "
+    "deadline = now() + timeout_ms * interval '1 millisecond' WHERE task_id = $1 "
+    "RETURNING " TASK_COLS;
+static const char SQL_ROLLED_BACK[] =
+    "UPDATE handling_tasks SET state = 'rolled_back', updated_at = now() "
+    "WHERE task_id = $1 AND state = 'succeeded'";
+static const char SQL_POLICY_GET[] =
+    "SELECT policy_id, event_id, response_id, kind, step, jsonb_array_length(steps), state, "
+    "target_status, name, created_by FROM handling_policies WHERE policy_id = $1 FOR UPDATE";
+enum { PC_ID, PC_EVENT, PC_RESPONSE, PC_KIND, PC_STEP, PC_NSTEPS, PC_STATE, PC_TARGET, PC_NAME,
+       PC_BY };
+static const char SQL_POLICY_STEP[] =
+    "UPDATE handling_policies SET step = $2::int, updated_at = now() WHERE policy_id = $1";
+static const char SQL_POLICY_STATE[] =
+    "UPDATE handling_policies SET state = $2, reason = CASE WHEN $3 = '' THEN reason ELSE $3 END, "
+    "updated_at = now() WHERE policy_id = $1";
+static const char SQL_RESPONSE_LEFT[] =
+    "SELECT count(*) FILTER (WHERE state = 'applying'), count(*) FILTER (WHERE state = 'failed') "
+    "FROM handling_policies WHERE response_id = $1";
+static const char SQL_EVENT_STATUS[] =
+    "SELECT status FROM events WHERE event_id = $1 FOR UPDATE";
+static const char SQL_RESEND_RESPONSE[] =
+    "SELECT " TASK_COLS " FROM handling_tasks t JOIN handling_policies p "
+    "ON p.policy_id = t.policy_id WHERE p.response_id = $1 AND t.state = 'running' "
+    "ORDER BY t.task_id";
+/* At start: every running attempt is sent again, and its clock starts again with it. */
+static const char SQL_RUNNING[] =
+    "UPDATE handling_tasks t SET deadline = GREATEST(t.deadline, now() + t.timeout_ms * "
+    "interval '1 millisecond') WHERE t.state = 'running' RETURNING " TASK_COLS;
+static const char SQL_OVERDUE[] =
+    "SELECT " TASK_COLS " FROM handling_tasks t WHERE t.state = 'running' AND t.deadline < now() "
+    "ORDER BY t.deadline LIMIT 200 FOR UPDATE SKIP LOCKED";
+static const char SQL_LEASES_ENDED[] =
+    "SELECT policy_id, state, event_id FROM handling_policies WHERE state IN ('active', 'failed') "
+    "AND NOT rolled_back AND valid_until <= now() ORDER BY valid_until LIMIT 100 "
+    "FOR UPDATE SKIP LOCKED";
+static const char SQL_APPLIED_TASKS[] =
+    "SELECT task_id, action FROM handling_tasks WHERE policy_id = $1 AND kind = 'apply' "
+    "AND state = 'succeeded' ORDER BY step DESC";
+static const char SQL_LEASE_END[] =
+    "UPDATE handling_policies SET rolled_back = true, updated_at = now(), state = CASE WHEN "
+    "state = 'active' THEN CASE WHEN $2::int > 0 THEN 'expiring' ELSE 'expired' END ELSE state "
+    "END WHERE policy_id = $1 RETURNING state";
+static const char SQL_ROLLBACKS_LEFT[] =
+    "SELECT count(*) FROM handling_tasks WHERE policy_id = $1 AND kind = 'rollback' "
+    "AND state = 'running'";
+
+/* ------------------------------------------------------------------ actions */
+
+/* Queues the Action of the task in row i of res (TASK_COLS). */
+static int send_action(rs_t *r, PGresult *res, int i, cwpp_outbox_t *out, char *errstr,
+                       size_t errstr_size)
+{
+    avro_value_t *v = &r->v_action;
+    char          action_id[160], key[600];
+    int           rc;
+
+    snprintf(action_id, sizeof(action_id), "%s.%s", PQgetvalue(res, i, TC_ID),
+             PQgetvalue(res, i, TC_ATTEMPT));
+    snprintf(key, sizeof(key), "%s/%s", PQgetvalue(res, i, TC_DEST), PQgetvalue(res, i, TC_ASSET));
+    avro_value_reset(v);
+    rc = cwpp_avro_set_str(v, "action_id", action_id);
+    rc |= cwpp_avro_set_str(v, "task_id", PQgetvalue(res, i, TC_ID));
+    rc |= cwpp_avro_set_str(v, "policy_id", PQgetvalue(res, i, TC_POLICY));
+    rc |= cwpp_avro_set_str(v, "event_id", PQgetvalue(res, i, TC_EVENT));
+    rc |= cwpp_avro_set_str(v, "account_id", PQgetvalue(res, i, TC_DEST));
+    rc |= cwpp_avro_set_str(v, "asset_id", PQgetvalue(res, i, TC_ASSET));
+    rc |= cwpp_avro_set_str(v, "action", PQgetvalue(res, i, TC_ACTION));
+    rc |= cwpp_avro_set_str(v, "params_json", PQgetvalue(res, i, TC_PARAMS));
+    rc |= cwpp_avro_set_int(v, "attempt", (int32_t)strtol(PQgetvalue(res, i, TC_ATTEMPT), NULL,
+                                                          10));
+    rc |= cwpp_avro_set_long(v, "issued_at_ms", cwpp_now_ms());
+    rc |= cwpp_avro_set_long(v, "deadline_ms", strtoll(PQgetvalue(res, i, TC_DEADLINE), NULL, 10));
+    if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build Action");
+    cwpp_buf_reset(&r->buf);
+    if ((rc = cwpp_avro_encode(r->t_action, v, &r->buf, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    if ((rc = cwpp_outbox_add(out, CWPP_TOPIC_ACTIONS, key, strlen(key), r->buf.data,
+                              r->buf.len)) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    cwpp_metric_add(r->m_actions, 1);
+    cwpp_debug("action_sent", "%s %s to %s", action_id, PQgetvalue(res, i, TC_ACTION), key);
+    return CWPP_OK;
+}
+
+static int send_all(rs_t *r, PGresult *res, cwpp_outbox_t *out, char *errstr,
+                    size_t errstr_size)
+{
+    int i, rc = CWPP_OK;
+
+    for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++)
+        rc = send_action(r, res, i, out, errstr, errstr_size);
+    return rc;
+}
+
+static int log_task(rs_t *r, PGresult *res, int i, const char *actor, const char *cmd,
+                    const char *action, const char *reason, char *errstr, size_t errstr_size)
+{
+    json_t *after = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "task_id",
+                              PQgetvalue(res, i, TC_ID), "policy_id",
+                              PQgetvalue(res, i, TC_POLICY), "kind", PQgetvalue(res, i, TC_KIND),
+                              "action", PQgetvalue(res, i, TC_ACTION), "asset_id",
+                              PQgetvalue(res, i, TC_ASSET), "attempt",
+                              atoi(PQgetvalue(res, i, TC_ATTEMPT)));
+
+    if (after != NULL && reason != NULL)
+        json_object_set_new(after, "reason", json_string(reason));
+    return rs_log(r, actor, cmd, "task", PQgetvalue(res, i, TC_ID), PQgetvalue(res, i, TC_EVENT),
+                  action, NULL, after, NULL, errstr, errstr_size);
+}
+
+/* Creates the apply task of a policy's step and sends it. */
+static int start_step(rs_t *r, const char *policy_id, int step, const char *actor,
+                      const char *cmd, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    char        s[16], att[16], to[32];
+    const char *p[4] = {policy_id, s, att, to};
+    PGresult   *res = NULL;
+    int         rc;
+
+    snprintf(s, sizeof(s), "%d", step);
+    snprintf(att, sizeof(att), "%lld", (long long)r->conf->task_attempts);
+    snprintf(to, sizeof(to), "%lld", (long long)r->conf->task_timeout_ms);
+    if ((rc = rs_q(r, SQL_TASK_ADD, 4, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    rc = send_all(r, res, out, errstr, errstr_size);
+    if (rc == CWPP_OK && PQntuples(res) == 1)
+        rc = log_task(r, res, 0, actor, cmd, "task.started", NULL, errstr, errstr_size);
+    PQclear(res);
+    return rc;
+}
+
+int rs_start_policy(rs_t *r, const char *response_id, int index, const char *event_id,
+                    const char *account, const char *dest, const char *kind, const char *name,
+                    const char *etype, const char *evalue, const char *asset, json_t *steps,
+                    const char *target_status, int64_t validity_s, const char *actor,
+                    const char *remark, json_t *out_policies, cwpp_outbox_t *out, char *errstr,
+                    size_t errstr_size)
+{
+    char       *sj = json_dumps(steps, JSON_COMPACT);
+    char        idx[16], val[32];
+    const char *p[14] = {response_id, idx, event_id, account, dest, kind, name, etype, evalue,
+                         asset, sj, target_status, val, actor};
+    PGresult   *res = NULL;
+    json_t     *pol;
+    int         rc;
+
+    if (sj == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    snprintf(idx, sizeof(idx), "%d", index);
+    snprintf(val, sizeof(val), "%" PRId64, validity_s);
+    rc = rs_q(r, SQL_POLICY_ADD, 14, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+    free(sj);
+    if (rc != CWPP_OK)
+        return rc;
+    pol = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "policy_id",
+                    PQgetvalue(res, 0, 0), "kind", kind, "name", name, "entity_type", etype,
+                    "entity_value", evalue, "asset_id", asset, "account", dest, "valid_until_ms",
+                    (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+    rc = rs_log(r, actor, response_id, "policy", PQgetvalue(res, 0, 0), event_id,
+                strcmp(kind, "playbook") == 0 ? "playbook.started" : "policy.created", NULL, pol,
+                remark, errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = start_step(r, PQgetvalue(res, 0, 0), 0, actor, response_id, out, errstr,
+                        errstr_size);
+    if (rc == CWPP_OK && json_array_append_new(out_policies, pol) != 0)
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    else if (rc != CWPP_OK)
+        json_decref(pol);
+    PQclear(res);
+    return rc;
+}
+
+int rs_resend_for_response(rs_t *r, const char *response_id, cwpp_outbox_t *out, char *errstr,
+                           size_t errstr_size)
+{
+    const char *p[1] = {response_id};
+    PGresult   *res = NULL;
+    int         rc = rs_q(r, SQL_RESEND_RESPONSE, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                          errstr_size);
+
+    if (rc != CWPP_OK)
+        return rc;
+    rc = send_all(r, res, out, errstr, errstr_size);
+    PQclear(res);
+    return rc;
+}
+
+/* -------------------------------------------------------------- progression */
+
+/* The event of a response whose policies all finished: the chosen status, unless an
+ * analyst moved it meanwhile (only a handling event is moved on). */
+static int finish_response(rs_t *r, const char *response_id, const char *event_id,
+                           const char *target, const char *cmd, char *errstr,
+                           size_t errstr_size)
+{
+    const char *p[1] = {response_id};
+    PGresult   *res = NULL;
+    int         rc, done;
+    char        remark[300];
+
+    if ((rc = rs_q(r, SQL_RESPONSE_LEFT, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    done = strcmp(PQgetvalue(res, 0, 0), "0") == 0 && strcmp(PQgetvalue(res, 0, 1), "0") == 0;
+    PQclear(res);
+    if (!done || strcmp(target, "handling") == 0)
+        return CWPP_OK;
+    p[0] = event_id;
+    if ((rc = rs_q(r, SQL_EVENT_STATUS, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "handling") == 0) {
+        snprintf(remark, sizeof(remark), "every task of %.200s succeeded", response_id);
+        rc = rs_set_status(r, event_id, "handling", target, "responder", cmd, remark, "policy",
+                           NULL, errstr, errstr_size);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* The task of its step succeeded: the next step, or the policy is applied. */
+static int advance(rs_t *r, const char *policy_id, const char *cmd, cwpp_outbox_t *out,
+                   char *errstr, size_t errstr_size)
+{
+    const char *p[3] = {policy_id, NULL, NULL};
+    PGresult   *res = NULL;
+    int         rc, step, nsteps;
+    char        s[16];
+
+    if ((rc = rs_q(r, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, PC_STATE), "applying") != 0) {
+        PQclear(res);
+        return CWPP_OK;
+    }
+    step = atoi(PQgetvalue(res, 0, PC_STEP));
+    nsteps = atoi(PQgetvalue(res, 0, PC_NSTEPS));
+    if (step + 1 < nsteps) {
+        snprintf(s, sizeof(s), "%d", step + 1);
+        p[1] = s;
+        rc = rs_q(r, SQL_POLICY_STEP, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = start_step(r, policy_id, step + 1, "responder", cmd, out, errstr, errstr_size);
+        PQclear(res);
+        return rc;
+    }
+    p[1] = "active";
+    p[2] = "";
+    rc = rs_q(r, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = rs_log(r, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0, PC_EVENT),
+                    strcmp(PQgetvalue(res, 0, PC_KIND), "playbook") == 0 ? "playbook.completed"
+                                                                         : "policy.active",
+                    json_pack("{s:s}", "state", "applying"), json_pack("{s:s}", "state", "active"),
+                    NULL, errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = finish_response(r, PQgetvalue(res, 0, PC_RESPONSE), PQgetvalue(res, 0, PC_EVENT),
+                             PQgetvalue(res, 0, PC_TARGET), cmd, errstr, errstr_size);
+    PQclear(res);
+    return rc;
+}
+
+/* A task of the policy failed for good: the policy and its event fail. */
+static int fail_policy(rs_t *r, const char *policy_id, const char *why, const char *cmd,
+                       char *errstr, size_t errstr_size)
+{
+    const char *p[3] = {policy_id, "failed", why};
+    PGresult   *res = NULL, *ev = NULL;
+    int         rc;
+
+    if ((rc = rs_q(r, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, PC_STATE), "applying") != 0) {
+        PQclear(res);
+        return CWPP_OK;
+    }
+    rc = rs_q(r, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = rs_log(r, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0, PC_EVENT),
+                    strcmp(PQgetvalue(res, 0, PC_KIND), "playbook") == 0 ? "playbook.failed"
+                                                                         : "policy.failed",
+                    json_pack("{s:s}", "state", "applying"),
+                    json_pack("{s:s, s:s}", "state", "failed", "reason", why), NULL, errstr,
+                    errstr_size);
+    if (rc == CWPP_OK) {
+        const char *pe[1] = {PQgetvalue(res, 0, PC_EVENT)};
+
+        rc = rs_q(r, SQL_EVENT_STATUS, 1, pe, PGRES_TUPLES_OK, &ev, errstr, errstr_size);
+        if (rc == CWPP_OK && PQntuples(ev) == 1 && strcmp(PQgetvalue(ev, 0, 0), "handled") != 0 &&
+            strcmp(PQgetvalue(ev, 0, 0), "failed") != 0)
+            rc = rs_set_status(r, pe[0], PQgetvalue(ev, 0, 0), "failed", "responder", cmd, why,
+                               PQgetvalue(res, 0, PC_KIND), NULL, errstr, errstr_size);
+        PQclear(ev);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* A rollback task ended: the policy is expired once none is running. */
+static int finish_expiry(rs_t *r, const char *policy_id, const char *cmd, char *errstr,
+                         size_t errstr_size)
+{
+    const char *p[3] = {policy_id, "expired", ""};
+    PGresult   *res = NULL, *left = NULL;
+    int         rc;
+
+    if ((rc = rs_q(r, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, PC_STATE), "expiring") != 0) {
+        PQclear(res);
+        return CWPP_OK;
+    }
+    rc = rs_q(r, SQL_ROLLBACKS_LEFT, 1, p, PGRES_TUPLES_OK, &left, errstr, errstr_size);
+    if (rc == CWPP_OK && strcmp(PQgetvalue(left, 0, 0), "0") == 0) {
+        rc = rs_q(r, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = rs_log(r, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0, PC_EVENT),
+                        "policy.expired", json_pack("{s:s}", "state", "expiring"),
+                        json_pack("{s:s}", "state", "expired"), NULL, errstr, errstr_size);
+    }
+    PQclear(left);
+    PQclear(res);
+    return rc;
+}
+
+/* Another attempt of the task in row i of t (locked), or its end when none is left. */
+static int retry_or_fail(rs_t *r, PGresult *t, int i, const char *final_state,
+                         const char *why, const char *details, const char *cmd,
+                         cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    const char *id = PQgetvalue(t, i, TC_ID);
+    int         attempt = atoi(PQgetvalue(t, i, TC_ATTEMPT));
+    int         rc;
+
+    if (attempt < atoi(PQgetvalue(t, i, TC_MAX))) {
+        char        reason[700];
+        const char *p[2] = {id, reason};
+        PGresult   *res = NULL;
+
+        snprintf(reason, sizeof(reason), "attempt %d: %s", attempt, why);
+        cwpp_utf8_sanitize(reason);
+        if ((rc = rs_q(r, SQL_TASK_RETRY, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+            return rc;
+        rc = send_all(r, res, out, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = log_task(r, res, 0, "responder", cmd, "task.retry", reason, errstr, errstr_size);
+        PQclear(res);
+        cwpp_metric_add(r->m_retries, 1);
+        return rc;
+    }
+    {
+        const char *p[4] = {id, final_state, why, details};
+
+        rc = rs_q(r, SQL_TASK_DONE, 4, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    }
+    if (rc == CWPP_OK)
+        rc = log_task(r, t, i, "responder", cmd,
+                      strcmp(final_state, "timed_out") == 0 ? "task.timed_out" : "task.failed",
+                      why, errstr, errstr_size);
+    if (rc != CWPP_OK)
+        return rc;
+    if (strcmp(PQgetvalue(t, i, TC_KIND), "apply") == 0) {
+        char msg[800];
+
+        snprintf(msg, sizeof(msg), "%s of task %s %s: %s", PQgetvalue(t, i, TC_ACTION), id,
+                 strcmp(final_state, "timed_out") == 0 ? "timed out" : "failed", why);
+        cwpp_utf8_sanitize(msg);
+        return fail_policy(r, PQgetvalue(t, i, TC_POLICY), msg, cmd, errstr, errstr_size);
+    }
+    cwpp_warn("rollback_failed", "%s of task %s (policy %s) %s: %s; the effect stays in place",
+              PQgetvalue(t, i, TC_ACTION), id, PQgetvalue(t, i, TC_POLICY), final_state, why);
+    return finish_expiry(r, PQgetvalue(t, i, TC_POLICY), cmd, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------------ results */
+
+int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
+                    size_t errstr_size)
+{
+    const char  *action_id, *task_id, *status, *reason, *details, *agent;
+    const char  *dot;
+    char         why[300], att[16];
+    PGresult    *t = NULL;
+    json_t      *dj;
+    json_error_t jerr;
+    char        *dtext = NULL;
+    int          rc;
+
+    if (cwpp_avro_decode(r->t_aresult, m->payload, m->len, &r->v_aresult, why, sizeof(why)) !=
+        CWPP_OK)
+        return rs_dead_letter(r, m, "bad_avro", why, out, errstr, errstr_size);
+    if (cwpp_avro_get_str(&r->v_aresult, "action_id", &action_id) != CWPP_OK ||
+        cwpp_avro_get_str(&r->v_aresult, "task_id", &task_id) != CWPP_OK ||
+        cwpp_avro_get_enum(&r->v_aresult, "status", &status) != CWPP_OK ||
+        cwpp_avro_get_str(&r->v_aresult, "reason", &reason) != CWPP_OK ||
+        cwpp_avro_get_str(&r->v_aresult, "agent", &agent) != CWPP_OK ||
+        cwpp_avro_get_str(&r->v_aresult, "details_json", &details) != CWPP_OK)
+        return rs_dead_letter(r, m, "bad_avro", "the ActionResult record is incomplete", out,
+                              errstr, errstr_size);
+    dot = strrchr(action_id, '.');
+    if (dot == NULL || (size_t)(dot - action_id) != strlen(task_id) ||
+        strncmp(action_id, task_id, strlen(task_id)) != 0 || strlen(dot + 1) == 0 ||
+        strlen(dot + 1) >= sizeof(att) || strspn(dot + 1, "0123456789") != strlen(dot + 1))
+        return rs_dead_letter(r, m, "invalid_result",
+                              "the action id is not the task id, a dot and the attempt", out,
+                              errstr, errstr_size);
+    snprintf(att, sizeof(att), "%s", dot + 1);
+    {
+        const char *p[1] = {task_id};
+
+        if ((rc = rs_q(r, SQL_TASK_GET, 1, p, PGRES_TUPLES_OK, &t, errstr, errstr_size)))
+            return rc;
+    }
+    if (PQntuples(t) == 0 || strcmp(PQgetvalue(t, 0, TC_STATE), "running") != 0 ||
+        strcmp(PQgetvalue(t, 0, TC_ATTEMPT), att) != 0) {
+        cwpp_metric_add(r->m_stale_results, 1);
+        cwpp_info("result_stale", "result %s (%s) ignored: %s", action_id, status,
+                  PQntuples(t) == 0 ? "no such task" : "that attempt is over");
+        PQclear(t);
+        return CWPP_OK;
+    }
+    /* an agent's details are kept as JSON when they are an object, else as text */
+    dj = json_loads(details, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(dj)) {
+        json_decref(dj);
+        dj = json_pack("{s:s}", "text", details);
+    }
+    if (dj != NULL)
+        json_object_set_new(dj, "agent", json_string(agent));
+    dtext = dj != NULL ? json_dumps(dj, JSON_COMPACT) : NULL;
+    json_decref(dj);
+    if (dtext == NULL) {
+        PQclear(t);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    }
+    cwpp_metric_add(r->m_results, 1);
+    if (strcmp(status, "succeeded") == 0) {
+        const char *p[4] = {task_id, "succeeded", reason, dtext};
+
+        rc = rs_q(r, SQL_TASK_DONE, 4, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = log_task(r, t, 0, "responder", action_id, "task.succeeded", reason, errstr,
+                          errstr_size);
+        if (rc == CWPP_OK && strcmp(PQgetvalue(t, 0, TC_KIND), "apply") == 0) {
+            rc = advance(r, PQgetvalue(t, 0, TC_POLICY), action_id, out, errstr, errstr_size);
+        } else if (rc == CWPP_OK) {
+            const char *pr[1] = {PQgetvalue(t, 0, TC_ROLLBACK_OF)};
+
+            rc = rs_q(r, SQL_ROLLED_BACK, 1, pr, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+            if (rc == CWPP_OK)
+                rc = rs_log(r, "responder", action_id, "task", pr[0], PQgetvalue(t, 0, TC_EVENT),
+                            "task.rolled_back", json_pack("{s:s}", "state", "succeeded"),
+                            json_pack("{s:s, s:s}", "state", "rolled_back", "by",
+                                      PQgetvalue(t, 0, TC_ID)), NULL, errstr, errstr_size);
+            if (rc == CWPP_OK)
+                rc = finish_expiry(r, PQgetvalue(t, 0, TC_POLICY), action_id, errstr,
+                                   errstr_size);
+        }
+    } else {
+        rc = retry_or_fail(r, t, 0, "failed", reason, dtext, action_id, out, errstr, errstr_size);
+    }
+    free(dtext);
+    PQclear(t);
+    return rc;
+}
+
+/* -------------------------------------------------------------------- timer */
+
+static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *errstr,
+                     size_t errstr_size)
+{
+    const char *pid = PQgetvalue(pol, i, 0);
+    const char *p[2] = {pid, NULL};
+    PGresult   *tasks = NULL, *res = NULL;
+    int         rc, j, n = 0;
+    char        ns[16];
+
+    if ((rc = rs_q(r, SQL_APPLIED_TASKS, 1, p, PGRES_TUPLES_OK, &tasks, errstr, errstr_size)))
+        return rc;
+    for (j = 0; rc == CWPP_OK && j < PQntuples(tasks); j++) {
+        const cwpp_action_def_t *a = cwpp_action_find(PQgetvalue(tasks, j, 1));
+        const char              *pr[2] = {PQgetvalue(tasks, j, 0), NULL};
+
+        if (a == NULL || a->rollback == NULL)
+            continue;
+        pr[1] = a->rollback;
+        rc = rs_q(r, SQL_ROLLBACK_ADD, 2, pr, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = send_all(r, res, out, errstr, errstr_size);
+        if (rc == CWPP_OK && PQntuples(res) == 1)
+            rc = log_task(r, res, 0, "responder", NULL, "task.started", "the lease ended", errstr,
+                          errstr_size);
+        PQclear(res);
+        res = NULL;
+        n++;
+    }
+    PQclear(tasks);
+    if (rc != CWPP_OK)
+        return rc;
+    snprintf(ns, sizeof(ns), "%d", n);
+    p[1] = ns;
+    if ((rc = rs_q(r, SQL_LEASE_END, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    rc = rs_log(r, "responder", NULL, "policy", pid, PQgetvalue(pol, i, 2),
+                strcmp(PQgetvalue(res, 0, 0), "expiring") == 0 ? "policy.expiring"
+                                                                : "policy.expired",
+                json_pack("{s:s}", "state", PQgetvalue(pol, i, 1)),
+                json_pack("{s:s, s:i}", "state", PQgetvalue(res, 0, 0), "rollbacks", n),
+                "the validity period ended", errstr, errstr_size);
+    PQclear(res);
+    cwpp_metric_add(r->m_expired, 1);
+    return rc;
+}
+
+int rs_tick(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    PGresult *res = NULL;
+    int       rc, i;
+
+    if (r->resent == 0) {
+        /* after a start: what was queued when the last run stopped may never have left */
+        if ((rc = rs_q(r, SQL_RUNNING, 0, NULL, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+            return rc;
+        rc = send_all(r, res, out, errstr, errstr_size);
+        if (rc == CWPP_OK && PQntuples(res) > 0)
+            cwpp_info("actions_resent", "%d running task(s) sent again after start",
+                      PQntuples(res));
+        PQclear(res);
+        if (rc != CWPP_OK)
+            return rc;
+        r->resent = -1;
+    }
+    if ((rc = rs_q(r, SQL_OVERDUE, 0, NULL, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++) {
+        char why[200];
+
+        snprintf(why, sizeof(why), "no result from the agent of %s within its timeout",
+                 PQgetvalue(res, i, TC_ASSET));
+        cwpp_metric_add(r->m_timeouts, 1);
+        rc = retry_or_fail(r, res, i, "timed_out", why, "{}", NULL, out, errstr, errstr_size);
+    }
+    PQclear(res);
+    if (rc != CWPP_OK)
+        return rc;
+    if ((rc = rs_q(r, SQL_LEASES_ENDED, 0, NULL, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        return rc;
+    for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++)
+        rc = end_lease(r, res, i, out, errstr, errstr_size);
+    PQclear(res);
+    return rc;
+}

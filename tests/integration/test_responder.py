@@ -1,0 +1,717 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Integration tests of cwpp-responder on the real local Kafka broker and PostgreSQL, with
+the real pipeline in front of it (ingest, whitelist-filter, correlator) and the real
+enforcement agent (cwpp-enforcer) behind it, applying nftables rules inside network
+namespaces the tests create (never the machine's own network). Analysts act through the
+real cwppctl. Each test names the behaviour it pins down (DESIGN.md "Status",
+"Recommended handling policy", "Playbooks", "Owner and level", "Activity log"; issue #5).
+
+Every test uses accounts of its own (a random tag), so tests never see each other's
+events in the shared database."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import cwpp_testlib as t
+
+RESPONDER_DSN = os.environ.get(
+    "CWPP_PG_DSN_RESPONDER",
+    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
+                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
+RESPONDER_ENV = {
+    "CWPP_PG_DSN": RESPONDER_DSN,
+    "CWPP_RESPONDER_TASK_TIMEOUT_MS": "2500",
+    "CWPP_RESPONDER_TASK_ATTEMPTS": "2",
+    "CWPP_RESPONDER_TICK_MS": "200",
+    "CWPP_RESPONDER_VALIDITY_MIN_S": "1",
+}
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+EVENT = t.AvroType("event")
+COMMAND = t.AvroType("command")
+RESULT = t.AvroType("command_result")
+ACTION = t.AvroType("action")
+REJECTED = t.AvroType("rejected_record")
+
+
+def tag():
+    return uuid.uuid4().hex[:8]
+
+
+def at(minutes_ago: float) -> str:
+    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def alert(account, name, typ, severity, when, asset, defense="none", remote_ip=None,
+          file=None, process=None, logon=None, source="ids"):
+    a = {"name": name, "type": typ, "severity": severity, "occurred_at": when,
+         "source": source, "account_id": account, "defense": defense,
+         "asset": {"id": asset, "name": asset + "-name", "ip": "10.0.0.1", "role": "web"}}
+    if remote_ip:
+        a["remote_ip"] = remote_ip
+    if file:
+        a["file"] = file
+    if process:
+        a["process"] = process
+    if logon:
+        a["logon"] = logon
+    return json.dumps(a).encode()
+
+
+# ---------------------------------------------------------------------- fixtures
+
+class Pipe:
+    """The pipeline with a responder, on topics of its own."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.prefix = t.new_prefix()
+        t.create_topics(self.prefix, partitions=3)
+        self.pbdir = tmp / "playbooks"
+        self.pbdir.mkdir()
+        (self.pbdir / "10-contain.json").write_text(json.dumps({
+            "name": "contain-and-lock", "entity_type": "host_account",
+            "description": "Lock the account, then kill its shell.",
+            "steps": [{"action": "disable_account", "params": {"user": "{entity}"},
+                       "timeout_s": 30}]}))
+        (self.pbdir / "20-broken.json").write_text(json.dumps({
+            "name": "broken", "entity_type": "ip",
+            "steps": [{"action": "format_disk", "params": {}}]}))
+        self.svcs = []
+        for name, env in (("ingest", {}), ("whitelist-filter", {"CWPP_PG_DSN": t.WHITELIST_DSN}),
+                          ("correlator", {"CWPP_PG_DSN": t.CORRELATOR_DSN})):
+            self.svcs.append(t.Service(name, self.prefix, tmp, extra_env=env).start())
+        self.responder = None
+        self.start_responder()
+        for s in self.svcs:
+            s.wait_ready()
+
+    def start_responder(self):
+        env = dict(RESPONDER_ENV, CWPP_RESPONDER_PLAYBOOKS_DIR=str(self.pbdir))
+        self.responder = t.Service("responder", self.prefix, self.tmp, extra_env=env,
+                                   group=f"{self.prefix}responder").start()
+        self.responder.wait_ready()
+        return self.responder
+
+    def ctl(self, *args, actor="admin", **kw):
+        return t.cwppctl(self.prefix, *args, actor=actor, **kw)
+
+    def ctl_json(self, *args, actor="admin", **kw):
+        return t.cwppctl_json(self.prefix, *args, actor=actor, **kw)
+
+    def ok(self, *args, actor="admin"):
+        rc, out, err = self.ctl(*args, actor=actor)
+        assert rc == 0, f"cwppctl {args} -> {rc}: {err}"
+        return out
+
+    def refused(self, *args, actor="admin"):
+        rc, out, err = self.ctl(*args, actor=actor)
+        assert rc == 1, f"cwppctl {args} should be refused, got {rc}: {out} {err}"
+        return err
+
+    def raw(self, acct, *alerts):
+        t.produce(self.prefix + "alerts.raw", list(alerts), keys=[acct.encode()] * len(alerts))
+
+    def event_of(self, acct, n_occurrences, name=None):
+        def done():
+            r = t.query("SELECT coalesce(sum(occurrences), 0) FROM events WHERE account_id = %s",
+                        (acct,))
+            return r[0][0] >= n_occurrences
+        t.wait_for(done, timeout=60, what=f"{n_occurrences} occurrences in events of {acct}")
+        rows = t.query("SELECT event_id FROM events WHERE account_id = %s AND (%s::text IS NULL "
+                       "OR name = %s) ORDER BY first_seen", (acct, name, name))
+        return rows[0][0]
+
+    def user(self, name, *accounts, role="analyst"):
+        self.ok("users", "add", name, "--role", role)
+        for a in accounts:
+            self.ok("users", "grant", name, a)
+
+    def close(self):
+        for s in self.svcs + [self.responder]:
+            if s.proc is not None and s.proc.poll() is None:
+                s.proc.kill()
+                s.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    p = Pipe(tmp_path_factory.mktemp("responder"))
+    yield p
+    p.close()
+
+
+def status_of(eid):
+    return t.query("SELECT status FROM events WHERE event_id = %s", (eid,))[0][0]
+
+
+def log_of(eid):
+    return t.query("SELECT actor, action, object_type, object_id, before, after, remark "
+                   "FROM activity_log WHERE event_id = %s ORDER BY at, log_id", (eid,))
+
+
+def tasks_of(eid):
+    return t.query("SELECT kind, action, state, attempt, reason FROM handling_tasks "
+                   "WHERE event_id = %s ORDER BY created_at, kind, step", (eid,))
+
+
+def wait_status(eid, want, timeout=30):
+    t.wait_for(lambda: status_of(eid) == want, timeout=timeout,
+               what=f"event {eid} {want} (is {status_of(eid)}; tasks {tasks_of(eid)})")
+
+
+def snapshots(prefix, eid, timeout=20):
+    """Every snapshot of eid on <prefix>events, in order."""
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "snap-" + tag(),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([prefix + "events"])
+    out, deadline, idle = [], time.time() + timeout, 0
+    while time.time() < deadline and idle < 6:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            idle += 1 if out else 0
+            continue
+        idle = 0
+        if m.key() == eid.encode():
+            out.append(EVENT.decode(m.value()))
+    c.close()
+    return out
+
+
+# -------------------------------------------------------------- netns + agent
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=30)
+
+
+class Net:
+    """A protected host and an attacker, two network namespaces on one veth link."""
+
+    def __init__(self):
+        n = uuid.uuid4().hex[:6]
+        self.host, self.attacker = f"cwpp-h{n}", f"cwpp-a{n}"
+        self.octet = int(n[:2], 16) % 200 + 20
+        self.host_ip, self.attacker_ip = f"10.213.{self.octet}.1", f"10.213.{self.octet}.2"
+        sh("ip", "netns", "add", self.host)
+        sh("ip", "netns", "add", self.attacker)
+        sh("ip", "link", "add", f"vh{n}", "netns", self.host, "type", "veth", "peer", "name",
+           f"va{n}", "netns", self.attacker)
+        for ns, dev, ip in ((self.host, f"vh{n}", self.host_ip),
+                            (self.attacker, f"va{n}", self.attacker_ip)):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "addr", "add", ip + "/24", "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+
+    def ping_ok(self):
+        return sh("ip", "netns", "exec", self.attacker, "ping", "-c1", "-W1", self.host_ip,
+                  check=False).returncode == 0
+
+    def close(self):
+        sh("ip", "netns", "del", self.host, check=False)
+        sh("ip", "netns", "del", self.attacker, check=False)
+
+
+@pytest.fixture
+def net():
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("network namespaces need root and iproute2")
+    n = Net()
+    try:
+        t.wait_for(n.ping_ok, timeout=10, what="the veth link up")
+        yield n
+    finally:
+        n.close()
+
+
+def enforcer(pipe, tmp, acct, asset, netns=None, extra=None):
+    env = {"CWPP_ENFORCER_ACCOUNT_ID": acct, "CWPP_ENFORCER_ASSET_ID": asset,
+           "CWPP_ENFORCER_STATE_DIR": str(tmp / f"enf-{asset}"),
+           "CWPP_ENFORCER_NAME": f"agent-{asset}"}
+    if netns:
+        env["CWPP_ENFORCER_NETNS"] = f"/run/netns/{netns}"
+    env.update(extra or {})
+    s = t.Service("enforcer", pipe.prefix, tmp, extra_env=env,
+                  group=f"{pipe.prefix}enf-{asset}").start()
+    s.wait_ready()
+    return s
+
+
+# ------------------------------------------------------------------------ tests
+
+def test_users_permissions_and_refusals_are_clear_and_logged(pipe):
+    """Every command needs an actor holding permission on the event's account; only admins
+    manage users. Refusals are answered with a sentence and exit 1, and change nothing."""
+    acct, other = "acct-" + tag(), "acct-" + tag()
+    u = tag()
+    pipe.user(f"ana-{u}", acct)
+    pipe.user(f"bob-{u}", other)
+    pipe.raw(acct, alert(acct, "Port scan", "network_attack", "medium", at(30), "h1",
+                         remote_ip="198.51.100.9"))
+    eid = pipe.event_of(acct, 1)
+
+    err = pipe.refused("events", "status", eid, "handling", actor=f"bob-{u}")
+    assert f"holds no permission on account \"{acct}\"" in err
+    err = pipe.refused("events", "status", eid, "handling", actor=f"nobody-{u}")
+    assert "is not a known user" in err
+    err = pipe.refused("users", "add", f"eve-{u}", actor=f"ana-{u}")
+    assert "not an admin" in err
+    pipe.ok("users", "disable", f"bob-{u}")
+    err = pipe.refused("users", "grant", f"bob-{u}", acct, actor=f"bob-{u}")
+    assert "is disabled" in err
+    assert status_of(eid) == "unhandled"
+
+    rc, doc, _ = pipe.ctl_json("users", "list")
+    users = {x["user"]: x for x in doc["users"]}
+    assert users[f"ana-{u}"]["accounts"] == acct and users[f"ana-{u}"]["role"] == "analyst"
+    assert users[f"bob-{u}"]["state"] == "disabled"
+    assert users["admin"]["role"] == "admin"
+    logged = t.query("SELECT action FROM activity_log WHERE object_type = 'user' AND object_id "
+                     "= %s ORDER BY log_id", (f"bob-{u}",))
+    assert [r[0] for r in logged] == ["users.add", "users.grant", "users.disable"]
+    # the refused ones are answered and recorded, but not logged as changes
+    assert t.query("SELECT count(*) FROM commands_applied WHERE actor = %s AND status = "
+                   "'error'", (f"bob-{u}",))[0][0] == 2
+
+
+def test_status_rules_and_the_handled_cascade_skips_precision_defence(pipe):
+    """Handling/unhandled leave alert statuses alone; handled hands every unhandled alert
+    the handling information, never touches precision-defence alerts, closes the event (a
+    related alert opens a successor), and is final. Each step is logged and published."""
+    acct = "acct-" + tag()
+    ana = "ana-" + tag()
+    pipe.user(ana, acct)
+    ip = "203.0.113.77"
+    pipe.raw(acct,
+             alert(acct, "Brute force", "brute_force", "medium", at(40), "db1", remote_ip=ip),
+             alert(acct, "Logon from attacker", "abnormal_logon", "high", at(39), "db1",
+                   logon={"ip": ip, "user": "root"}),
+             alert(acct, "Ransomware blocked", "virus", "critical", at(38), "db1",
+                   defense="precision_defense", source="virus_scan",
+                   file={"path": "/tmp/r.bin", "md5": t.md5hex(acct)}))
+    eid = pipe.event_of(acct, 3)
+    members = dict(t.query("SELECT a.name, a.status FROM alerts a JOIN event_alerts ea USING "
+                           "(alert_id) WHERE ea.event_id = %s", (eid,)))
+    assert members == {"Brute force": "unhandled", "Logon from attacker": "unhandled",
+                       "Ransomware blocked": "handled"}, members
+
+    assert "unhandled -> handling" in pipe.ok("events", "status", eid, "handling",
+                                              "--remark", "looking", actor=ana)
+    assert {s for (s,) in t.query("SELECT a.status FROM alerts a JOIN event_alerts ea USING "
+                                  "(alert_id) WHERE ea.event_id = %s AND a.defense <> "
+                                  "'precision_defense'", (eid,))} == {"unhandled"}
+    assert "already" in pipe.refused("events", "status", eid, "handling", actor=ana)
+    pipe.ok("events", "status", eid, "unhandled", actor=ana)
+    # a related alert still joins while the event is not handled
+    pipe.raw(acct, alert(acct, "Sudo abuse", "privilege_escalation", "high", at(37), "db1",
+                         logon={"ip": ip, "user": "root"}))
+    pipe.event_of(acct, 4)
+    assert t.query("SELECT alert_count FROM events WHERE event_id = %s", (eid,))[0][0] == 4
+
+    rc, doc, err = pipe.ctl_json("events", "status", eid, "handled", "--remark", "contained",
+                                 actor=ana)
+    assert rc == 0, err
+    assert doc["result"]["alerts_handled"] == 3
+    rows = t.query("SELECT a.name, a.status, a.handling FROM alerts a JOIN event_alerts ea "
+                   "USING (alert_id) WHERE ea.event_id = %s ORDER BY a.name", (eid,))
+    for name, st, handling in rows:
+        assert st == "handled"
+        if name == "Ransomware blocked":
+            assert handling is None  # never touched
+        else:
+            assert handling["event_id"] == eid and handling["by"] == ana
+            assert handling["remark"] == "contained"
+    err = pipe.refused("events", "status", eid, "handling", actor=ana)
+    assert "is handled" in err and "new event" in err
+
+    # the closed event takes no more alerts: a related one opens a successor
+    pipe.raw(acct, alert(acct, "Reverse shell", "malicious_process", "high", at(1), "db1",
+                         logon={"ip": ip, "user": "root"}))
+    t.wait_for(lambda: len(t.query("SELECT 1 FROM events WHERE account_id = %s", (acct,))) == 2,
+               what="a successor event")
+    succ = t.query("SELECT predecessor, status FROM events WHERE account_id = %s AND event_id "
+                   "<> %s", (acct, eid))[0]
+    assert succ == (eid, "unhandled")
+
+    log = log_of(eid)
+    status_rows = [(r[0], r[4], r[5]["status"], r[6]) for r in log if r[1] == "event.status"]
+    assert status_rows == [(ana, {"status": "unhandled"}, "handling", "looking"),
+                           (ana, {"status": "handling"}, "unhandled", None),
+                           (ana, {"status": "unhandled"}, "handled", "contained")]
+    alert_rows = [r for r in log if r[1] == "alert.status"]
+    assert len(alert_rows) == 3 and all(r[5]["status"] == "handled" for r in alert_rows)
+    rc, doc, _ = pipe.ctl_json("events", "log", eid)
+    assert [x["action"] for x in doc["log"]] == [r[1] for r in log]
+    snaps = snapshots(pipe.prefix, eid)
+    assert [s["status"] for s in snaps][-1] == "handled"
+    assert "handling" in [s["status"] for s in snaps]
+
+
+def test_owner_and_level_with_remarks_and_a_refused_owner(pipe):
+    """The owner must be a known user with permission on the account; the level an analyst
+    sets stays when more alerts come."""
+    acct = "acct-" + tag()
+    u = tag()
+    pipe.user(f"ana-{u}", acct)
+    pipe.user(f"olga-{u}", acct)
+    pipe.user(f"zed-{u}", "acct-elsewhere")
+    pipe.raw(acct, alert(acct, "Webshell", "webshell", "high", at(20), "web1",
+                         file={"path": "/var/www/x.php", "md5": t.md5hex(acct)}))
+    eid = pipe.event_of(acct, 1)
+
+    err = pipe.refused("events", "owner", eid, f"zed-{u}", actor=f"ana-{u}")
+    assert f"holds no permission on account \"{acct}\"" in err and "owner must be" in err
+    err = pipe.refused("events", "owner", eid, f"ghost-{u}", actor=f"ana-{u}")
+    assert "not a known user" in err
+    pipe.ok("events", "owner", eid, f"olga-{u}", "--remark", "on call", actor=f"ana-{u}")
+    pipe.ok("events", "level", eid, "low", "--remark", "test box", actor=f"ana-{u}")
+    assert "not a level" in pipe.refused("events", "level", eid, "severe", actor=f"ana-{u}")
+    pipe.ok("events", "remark", eid, "asked the owner of web1", actor=f"olga-{u}")
+    row = t.query("SELECT owner, level, level_source FROM events WHERE event_id = %s", (eid,))[0]
+    assert row == (f"olga-{u}", "low", "analyst")
+
+    # a critical alert joins: the analyst's level stays
+    pipe.raw(acct, alert(acct, "Webshell exec", "malicious_process", "critical", at(19), "web1",
+                         file={"path": "/var/www/x.php", "md5": t.md5hex(acct)},
+                         process={"path": "/bin/sh", "pid": 4242, "user": "www"}))
+    pipe.event_of(acct, 2)
+    t.wait_for(lambda: t.query("SELECT alert_count FROM events WHERE event_id = %s",
+                               (eid,))[0][0] == 2, what="the second alert joined")
+    assert t.query("SELECT level FROM events WHERE event_id = %s", (eid,))[0][0] == "low"
+    assert snapshots(pipe.prefix, eid)[-1]["level"] == "low"
+
+    log = [(r[0], r[1], r[4], r[5], r[6]) for r in log_of(eid)]
+    assert (f"ana-{u}", "event.owner", {"owner": None}, {"owner": f"olga-{u}"}, "on call") in log
+    assert (f"ana-{u}", "event.level", {"level": "high"}, {"level": "low"}, "test box") in log
+    assert (f"olga-{u}", "event.remark", None, None, "asked the owner of web1") in log
+
+
+def command(cid, typ, payload, actor="admin", issued=None, service="responder"):
+    return COMMAND.encode({"command_id": cid, "service": service, "type": typ, "actor": actor,
+                           "issued_at_ms": issued or int(time.time() * 1000),
+                           "payload_json": json.dumps(payload)})
+
+
+def answers(prefix, want, timeout=30):
+    """The answers on <prefix>command-results to the commands of want {id: how many}."""
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "ans-" + tag(),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([prefix + "command-results"])
+    got, deadline = {}, time.time() + timeout
+    try:
+        while time.time() < deadline and any(len(got.get(k, [])) < n for k, n in want.items()):
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            r = RESULT.decode(m.value())
+            if r["command_id"] in want:
+                got.setdefault(r["command_id"], []).append(r)
+    finally:
+        c.close()
+    return got
+
+
+def test_bad_unknown_stale_and_redelivered_commands(pipe):
+    """Bad records go to the dead-letter topic; an unknown type, an unknown event, a stale
+    command and a broken payload get clear errors; a command sent twice is applied once and
+    answered the same both times. The service keeps going."""
+    acct = "acct-" + tag()
+    pipe.raw(acct, alert(acct, "Port scan", "network_attack", "low", at(9), "h2",
+                         remote_ip="198.51.100.20"))
+    eid = pipe.event_of(acct, 1)
+    ids = {k: f"cmd-{k}-{tag()}" for k in ("unknown", "noevent", "stale", "payload", "twice",
+                                           "illegal")}
+    t.produce(pipe.prefix + "commands", [
+        b"\xc3\x01not avro at all",
+        command(ids["unknown"], "event.explode", {"event_id": eid}),
+        command(ids["noevent"], "event.status", {"event_id": "ev-" + "0" * 32,
+                                                 "status": "handling"}),
+        command(ids["stale"], "event.status", {"event_id": eid, "status": "handling"},
+                issued=int(time.time() * 1000) - 3600 * 1000),
+        COMMAND.encode({"command_id": ids["payload"], "service": "responder",
+                        "type": "event.status", "actor": "admin",
+                        "issued_at_ms": int(time.time() * 1000), "payload_json": "[1, 2"}),
+        command(ids["illegal"], "event.status", {"event_id": eid, "status": "failed"}),
+        command(ids["twice"], "event.status", {"event_id": eid, "status": "handling"}),
+        command(ids["twice"], "event.status", {"event_id": eid, "status": "handling"}),
+    ])
+    got = answers(pipe.prefix, {v: 2 if k == "twice" else 1 for k, v in ids.items()})
+    msg = {k: got[v][0]["message"] for k, v in ids.items()}
+    assert got[ids["unknown"]][0]["status"] == "error" and "Unknown responder command" in msg["unknown"]
+    assert "There is no event" in msg["noevent"]
+    assert "Stale command" in msg["stale"]
+    assert "payload is not a JSON object" in msg["payload"]
+    assert "not a status an analyst can set" in msg["illegal"]
+    assert [a["status"] for a in got[ids["twice"]]] == ["ok", "ok"]
+    assert got[ids["twice"]][0]["message"] == got[ids["twice"]][1]["message"]
+    assert status_of(eid) == "handling"
+    assert t.query("SELECT count(*) FROM activity_log WHERE event_id = %s AND action = "
+                   "'event.status'", (eid,))[0][0] == 1
+    dead = [REJECTED.decode(m.value()) for m in t.consume(pipe.prefix + "alerts.rejected", 1,
+                                                           settle=2)]
+    assert any(d["service"] == "responder" and d["reason_code"] == "bad_command" for d in dead)
+    assert pipe.responder.proc.poll() is None
+
+
+def test_recommend_lists_a_policy_per_entity_or_says_there_is_none(pipe):
+    acct = "acct-" + tag()
+    ip = "203.0.113.5"
+    pipe.raw(acct, alert(acct, "Malware", "virus", "high", at(5), "h3", remote_ip=ip,
+                         file={"path": "/tmp/m.bin", "md5": t.md5hex(acct)},
+                         process={"path": "/tmp/m.bin", "pid": 777, "user": "svc"}))
+    eid = pipe.event_of(acct, 1)
+    rc, doc, _ = pipe.ctl_json("events", "recommend", eid)
+    assert rc == 0
+    pol = {e["entity"]: (e["policy"] or {}).get("action") for e in doc["entities"]}
+    assert pol == {"host:h3": "isolate_host", "file:/tmp/m.bin": "quarantine_file",
+                   "process:/tmp/m.bin": "kill_process", f"ip:{ip}": "block_ip",
+                   "host_account:svc": "disable_account"}
+    names = {p["name"] for p in doc["playbooks"]}
+    assert {"offline-investigation", "deep-virus-scan", "waf-block-ip",
+            "contain-and-lock"} <= names and "broken" not in names
+    text = pipe.ok("events", "recommend", eid)
+    assert "Block IP" in text and "Quarantine file" in text
+    # refused: an entity the event does not have, an unknown type
+    err = pipe.refused("events", "respond", eid, "--entity", "ip:192.0.2.1", "--status",
+                       "handled")
+    assert "has no entity ip:192.0.2.1" in err
+    err = pipe.refused("events", "respond", eid, "--entity", "printer:x", "--status", "handled")
+    assert "not an entity type" in err
+    err = pipe.refused("events", "respond", eid, "--entity", f"ip:{ip}", "--status", "handled",
+                       "--account", "acct-not-managed")
+    assert "neither the event's account" in err
+    assert t.query("SELECT count(*) FROM handling_policies WHERE event_id = %s", (eid,))[0][0] == 0
+    m = t.metrics(pipe.responder)
+    assert m.get("cwpp_responder_playbooks_invalid_total", 0) >= 1
+
+
+def test_block_ip_in_a_namespace_then_the_lease_ends_and_rolls_back(pipe, net, tmp_path):
+    """Apply the recommended policy "block IP" on a host that is a network namespace: the
+    real agent drops the attacker's packets (ping fails); when the validity period ends the
+    responder sends the rollback and the attacker's ping works again."""
+    acct = "acct-" + tag()
+    ana = "ana-" + tag()
+    pipe.user(ana, acct)
+    asset = "host-" + tag()
+    agent = enforcer(pipe, tmp_path, acct, asset, netns=net.host)
+    pipe.raw(acct, alert(acct, "SSH brute force", "brute_force", "high", at(3), asset,
+                         remote_ip=net.attacker_ip))
+    eid = pipe.event_of(acct, 1)
+    assert net.ping_ok()
+    rc, doc, err = pipe.ctl_json("events", "respond", eid, "--entity", f"ip:{net.attacker_ip}",
+                                 "--validity", "6s", "--status", "handled", "--remark", "block",
+                                 actor=ana)
+    assert rc == 0, err
+    assert doc["result"]["policies"][0]["asset_id"] == asset
+    wait_status(eid, "handled")
+    assert not net.ping_ok()
+    nft = sh("ip", "netns", "exec", net.host, "nft", "list", "ruleset").stdout
+    assert net.attacker_ip in nft
+    rc, doc, _ = pipe.ctl_json("events", "tasks", eid)
+    (pol,) = doc["policies"]
+    assert pol["state"] == "active" and pol["tasks"][0]["state"] == "succeeded"
+
+    t.wait_for(lambda: t.query("SELECT state FROM handling_policies WHERE event_id = %s",
+                               (eid,))[0][0] == "expired", timeout=30, what="the lease ended")
+    assert net.ping_ok()
+    assert tasks_of(eid) == [("apply", "block_ip", "rolled_back", 1, ""),
+                             ("rollback", "unblock_ip", "succeeded", 1, "")] or \
+        [(k, a, s) for k, a, s, _, _ in tasks_of(eid)] == [("apply", "block_ip", "rolled_back"),
+                                                             ("rollback", "unblock_ip", "succeeded")]
+    actions = [r[1] for r in log_of(eid)]
+    for a in ("policy.created", "task.started", "event.status", "task.succeeded",
+              "policy.active", "policy.expiring", "task.rolled_back", "policy.expired"):
+        assert a in actions, (a, actions)
+    assert actions.index("policy.created") < actions.index("task.succeeded") < \
+        actions.index("policy.expired")
+    text = pipe.ok("events", "tasks", eid)
+    assert "expired" in text and "rolled_back" in text
+    # the entity's 30-day figures count the task
+    assert t.query("SELECT tasks FROM entity_stats_30d WHERE account_id = %s AND entity_type = "
+                   "'ip' AND value = %s", (acct, net.attacker_ip))[0][0] == 2
+    assert agent.stop() == 0
+
+
+def test_a_failing_task_is_retried_then_turns_the_event_failed(pipe, tmp_path):
+    """The agent refuses to kill a pid whose executable is not the alert's: the attempt
+    fails, is retried within the budget, fails again, and the event becomes failed."""
+    acct = "acct-" + tag()
+    asset = "host-" + tag()
+    agent = enforcer(pipe, tmp_path, acct, asset)
+    victim = subprocess.Popen(["sleep", "300"])
+    try:
+        pipe.raw(acct, alert(acct, "Miner", "malicious_process", "high", at(2), asset,
+                             process={"path": "/tmp/xmrig", "pid": victim.pid, "user": "www"}))
+        eid = pipe.event_of(acct, 1)
+        pipe.ok("events", "respond", eid, "--entity", "process:/tmp/xmrig", "--status", "handled")
+        wait_status(eid, "failed")
+        assert victim.poll() is None  # spared: it is not /tmp/xmrig
+        (task,) = tasks_of(eid)
+        assert task[:4] == ("apply", "kill_process", "failed", 2)
+        pol = t.query("SELECT state, reason FROM handling_policies WHERE event_id = %s", (eid,))[0]
+        assert pol[0] == "failed" and "kill_process" in pol[1]
+        actions = [r[1] for r in log_of(eid)]
+        assert actions.count("task.retry") == 1 and "task.failed" in actions
+        # the analyst can still decide: failed -> handling
+        pipe.ok("events", "status", eid, "handling")
+    finally:
+        victim.kill()
+        agent.stop()
+
+
+def test_a_task_with_no_result_times_out(pipe):
+    """No agent answers for the asset: each attempt times out, then the task is timed_out
+    and the event failed."""
+    acct = "acct-" + tag()
+    pipe.raw(acct, alert(acct, "Worm", "malicious_process", "high", at(2), "nobody-runs-here",
+                         remote_ip="198.51.100.99"))
+    eid = pipe.event_of(acct, 1)
+    pipe.ok("events", "respond", eid, "--entity", "host:nobody-runs-here", "--status", "handled")
+    wait_status(eid, "failed", timeout=30)
+    (task,) = tasks_of(eid)
+    assert task[:4] == ("apply", "isolate_host", "timed_out", 2)
+    assert "no result from the agent" in task[4]
+    assert t.metrics(pipe.responder).get("cwpp_responder_task_timeouts_total", 0) >= 2
+
+
+def test_a_completed_playbook_sets_the_event_handled(pipe, tmp_path):
+    """The built-in in-depth virus scan on a file entity: the agent scans it against its
+    signatures and quarantines it; the playbook completes and the event is handled."""
+    acct = "acct-" + tag()
+    asset = "host-" + tag()
+    bad = tmp_path / "dropper.bin"
+    bad.write_bytes(b"malware " + tag().encode())
+    sha = hashlib.sha256(bad.read_bytes()).hexdigest()
+    sigs = tmp_path / "sigs.txt"
+    sigs.write_text(f"# test signatures\n{sha}\n")
+    agent = enforcer(pipe, tmp_path, acct, asset,
+                     extra={"CWPP_ENFORCER_SCAN_SIGNATURES": str(sigs)})
+    try:
+        pipe.raw(acct, alert(acct, "Dropper", "virus", "high", at(2), asset, source="virus_scan",
+                             file={"path": str(bad), "md5": t.md5hex(acct)}))
+        eid = pipe.event_of(acct, 1)
+        err = pipe.refused("events", "playbook", eid, "--entity", f"file:{bad}", "--playbook",
+                           "offline-investigation")
+        assert "is for host entities, not file" in err
+        out = pipe.ok("events", "playbook", eid, "--entity", f"file:{bad}")
+        assert "deep-virus-scan" in out
+        wait_status(eid, "handled")
+        assert not bad.exists()
+        (task,) = tasks_of(eid)
+        assert task[:3] == ("apply", "scan_file", "succeeded")
+        res = t.query("SELECT result FROM handling_tasks WHERE event_id = %s", (eid,))[0][0]
+        assert res["agent"] == f"agent-{asset}"
+        actions = [r[1] for r in log_of(eid)]
+        assert "playbook.started" in actions and "playbook.completed" in actions
+    finally:
+        agent.stop()
+
+
+def test_playbooks_are_data_listed_added_and_validated(pipe, tmp_path):
+    rc, doc, _ = pipe.ctl_json("playbooks", "list")
+    by = {p["name"]: p for p in doc["playbooks"]}
+    assert by["contain-and-lock"]["origin"] == "file"
+    assert by["offline-investigation"]["origin"] == "builtin"
+    name = "pb-" + tag()
+    f = tmp_path / "pb.json"
+    f.write_text(json.dumps({"name": name, "entity_type": "ip", "description": "two steps",
+                             "steps": [{"action": "block_ip", "params": {"ip": "{entity}"}},
+                                       {"action": "waf_block_ip", "params": {"ip": "{entity}"},
+                                        "timeout_s": 10}]}))
+    ana = "ana-" + tag()
+    pipe.user(ana, "acct-x")
+    assert "not an admin" in pipe.refused("playbooks", "add", str(f), actor=ana)
+    pipe.ok("playbooks", "add", str(f))
+    rc, doc, _ = pipe.ctl_json("playbooks", "list", "--entity-type", "ip")
+    assert name in {p["name"] for p in doc["playbooks"]}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "entity_type": "ip",
+                               "steps": [{"action": "rm_rf", "params": {}}]}))
+    rc, _, err = pipe.ctl("playbooks", "add", str(bad))
+    assert rc == 2 and "unknown action" in err
+    assert "cannot be deleted" in pipe.refused("playbooks", "delete", "waf-block-ip")
+    pipe.ok("playbooks", "delete", name)
+
+
+def test_member_accounts_as_destination(pipe, net, tmp_path):
+    """A policy may go to a managed member account: the action is addressed to it."""
+    acct, member = "acct-" + tag(), "acct-" + tag()
+    asset = "host-" + tag()
+    pipe.ok("accounts", "add-member", member, "--manager", acct, "--name", "prod")
+    assert "already" in pipe.refused("accounts", "add-member", member, "--manager", acct)
+    rc, doc, _ = pipe.ctl_json("accounts", "list")
+    assert {"member": member, "manager": acct} .items() <= \
+        [x for x in doc["member_accounts"] if x["member"] == member][0].items()
+    agent = enforcer(pipe, tmp_path, member, asset, netns=net.host)
+    try:
+        pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(2), asset,
+                             remote_ip=net.attacker_ip))
+        eid = pipe.event_of(acct, 1)
+        pipe.ok("events", "respond", eid, "--entity", f"ip:{net.attacker_ip}", "--account",
+                member, "--validity", "1h", "--status", "handling")
+        t.wait_for(lambda: tasks_of(eid) and tasks_of(eid)[0][2] == "succeeded",
+                   what="the member account's agent applied it")
+        assert not net.ping_ok()
+        assert status_of(eid) == "handling"  # the chosen status
+    finally:
+        agent.stop()
+
+
+def test_kill9_between_action_and_result_neither_loses_nor_repeats(pipe, net, tmp_path):
+    """The responder is killed after sending an action and before its result: the agent
+    applies it once (its journal), the result is applied once after the restart."""
+    acct = "acct-" + tag()
+    asset = "host-" + tag()
+    pipe.raw(acct, alert(acct, "SSH brute force", "brute_force", "high", at(3), asset,
+                         remote_ip=net.attacker_ip))
+    eid = pipe.event_of(acct, 1)
+    pipe.ok("events", "respond", eid, "--entity", f"ip:{net.attacker_ip}", "--validity", "1h",
+            "--status", "handled")
+    t.wait_for(lambda: tasks_of(eid) and tasks_of(eid)[0][2] == "running", what="task running")
+    t.wait_for(lambda: any(ACTION.decode(m.value())["event_id"] == eid for m in
+                           t.consume(pipe.prefix + "actions", 1, timeout=2, settle=0.5)),
+               timeout=20, what="the action on the topic")
+    pipe.responder.kill9()
+    agent = enforcer(pipe, tmp_path, acct, asset, netns=net.host)
+    try:
+        t.wait_for(lambda: not net.ping_ok(), timeout=30, what="the agent blocked the IP")
+        time.sleep(1)
+        pipe.start_responder()  # resends the running task's action: same id, same result
+        wait_status(eid, "handled")
+        time.sleep(2)
+        (task,) = tasks_of(eid)
+        assert task[:4] == ("apply", "block_ip", "succeeded", 1)
+        actions = [r[1] for r in log_of(eid)]
+        assert actions.count("task.succeeded") == 1 and actions.count("policy.active") == 1
+        assert [r[4] for r in log_of(eid) if r[1] == "event.status"] == \
+            [{"status": "unhandled"}, {"status": "handling"}]
+        journal = (tmp_path / f"enf-{asset}" / "journal.jsonl").read_text().splitlines()
+        ids = [json.loads(x)["action_id"] for x in journal if x.strip()]
+        assert len(ids) == len(set(ids)) == 1
+        sent = [ACTION.decode(m.value()) for m in t.consume(pipe.prefix + "actions", 1, settle=2)]
+        mine = [a["action_id"] for a in sent if a["event_id"] == eid]
+        assert len(set(mine)) == 1 and len(mine) >= 1
+    finally:
+        agent.stop()
+
+
+def test_sigterm_stops_cleanly_and_metrics_count(pipe):
+    u = "m-" + tag()
+    pipe.ok("users", "add", u)
+    pipe.refused("users", "add", u)
+    m = t.metrics(pipe.responder)
+    assert m.get('cwpp_responder_commands_total{status="ok"}', 0) > 0
+    assert m.get('cwpp_responder_commands_total{status="error"}', 0) > 0
+    assert m.get("cwpp_responder_action_results_total", 0) > 0
+    assert pipe.responder.http("/healthz")[0] == 200
+    assert pipe.responder.stop() == 0
+    pipe.start_responder()
