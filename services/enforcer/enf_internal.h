@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * enf_internal.h: what the enforcer's modules share (and its unit tests use):
+ *
+ *   enforcer.c  configuration, the batch: decode, route, journal, answer
+ *   actions.c   the action vocabulary: parameter checks and dispatch, processes,
+ *               accounts, the WAF deny file, addresses
+ *   files.c     SHA-256, the quarantine, scan_file
+ *   nft.c       nftables changes, made by a forked child (in enforcer.netns if set)
+ *   journal.c   action_id -> result sent, on disk and in memory
+ *
+ * Nothing here is thread-safe: the agent applies actions on the loop's thread only.
+ */
+#ifndef CWPP_ENF_INTERNAL_H
+#define CWPP_ENF_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "enforcer.h"
+
+#define ENF_REASON_MAX   1024     /* bytes of a result's reason sentence */
+#define ENF_SCAN_MAX     10000    /* files scan_file hashes in one directory at most */
+#define ENF_SPAWN_MS     30000    /* a spawned command (usermod, WAF reload) gets this long */
+
+/* ---------------------------------------------------------------- addresses */
+
+/* An IPv4 or IPv6 address, or a network (prefix < bits). */
+typedef struct enf_net {
+    int           family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network byte order; host bits zero for networks */
+    int           prefix; /* 32 / 128 for one address */
+} enf_net_t;
+
+/* Parses "a.b.c.d", an IPv6 address, and with allow_prefix also "addr/len" (host bits
+ * are cleared). An IPv4-mapped IPv6 address becomes IPv4. Returns 0 or CWPP_EINVAL. */
+int enf_net_parse(const char *s, int allow_prefix, enf_net_t *n);
+/* 1 when addr (one address) lies in net. */
+int enf_net_contains(const enf_net_t *net, const enf_net_t *addr);
+/* Canonical text: "10.0.0.1", "10.0.0.0/24", "2001:db8::1". buf needs 64 bytes. */
+void enf_net_format(const enf_net_t *n, char *buf, size_t size);
+/* 1 for loopback (127/8, ::1) and unspecified (0.0.0.0, ::) addresses. */
+int enf_net_is_local(const enf_net_t *n);
+/* Parses a comma list (blanks around items ignored; empty list allowed) into a new array
+ * *out of *n items (free() it). Returns 0, CWPP_EINVAL with errstr naming the item, or
+ * CWPP_ENOMEM. */
+int enf_net_list_parse(const char *csv, enf_net_t **out, size_t *n, char *errstr,
+                       size_t errstr_size);
+
+/* ------------------------------------------------------------------ actions */
+
+/* What the actions need to know about the agent. Fields point into the configuration. */
+typedef struct enf_ctx {
+    const char      *netns;          /* "" = our own network namespace */
+    const enf_net_t *mgmt;           /* enforcer.management */
+    size_t           nmgmt;
+    const char      *quarantine_dir;
+    const char      *waf_deny_file;  /* "" = none */
+    const char      *waf_reload;     /* "" = none */
+    const char      *scan_signatures; /* "" = none */
+    const char      *usermod_root;   /* "" = none */
+    const char      *usermod_path;   /* the usermod binary */
+} enf_ctx_t;
+
+/* What became of one action. */
+typedef struct enf_outcome {
+    int     ok;                     /* 1 succeeded, 0 failed */
+    char    reason[ENF_REASON_MAX]; /* one sentence */
+    json_t *details;                /* a JSON object or NULL ({}); owned */
+} enf_outcome_t;
+
+/* Sets o to failed with the formatted reason; returns 0 (for "return enf_fail(...)"). */
+int enf_fail(enf_outcome_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sets o to succeeded with the formatted reason; returns 0. */
+int enf_ok(enf_outcome_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Applies the action named action with its parameters (params_json, a JSON object) and
+ * fills o (zeroed by the caller). Never fails as such: a bad parameter, a refusal or a
+ * failing system call is a failed outcome with its reason. action_id goes into the
+ * quarantine manifest.
+ */
+void enf_apply(const enf_ctx_t *c, const char *action_id, const char *action,
+               const char *params_json, enf_outcome_t *o);
+
+/* 1 when name is one of the actions this agent knows (the metric label). */
+int enf_action_known(const char *name);
+
+/* 1 when user is a plain account name: [a-z_][a-z0-9_-]{0,31}. */
+int enf_user_valid(const char *user);
+
+/*
+ * Runs argv (argv[0] a path, or a name looked up in PATH) without a shell, stdin from
+ * /dev/null, stdout and stderr captured into out (at most out_size - 1 bytes, always
+ * NUL-terminated), killed after timeout_ms. *status is the waitpid status. Returns 0
+ * when it ran (whatever its exit status), CWPP_EIO with errstr when it could not be
+ * started or timed out.
+ */
+int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, int *status,
+              char *errstr, size_t errstr_size);
+
+/* Rewrites the WAF deny file: add (1) or remove (0) the line "deny IP;"; *changed says
+ * whether the file changed. Other lines are kept. Returns 0 or CWPP_EIO with errstr. */
+int enf_waf_edit(const char *file, const char *ip, int add, int *changed, char *errstr,
+                 size_t errstr_size);
+
+/* ------------------------------------------------------------------- files */
+
+/* SHA-256 of everything readable from fd (from its current offset) as 64 lower-case hex
+ * digits into hex[65]. Returns 0 or CWPP_EIO with errstr. */
+int enf_sha256_fd(int fd, char hex[65], char *errstr, size_t errstr_size);
+
+/* quarantine_file {path, sha256} (files.c). */
+void enf_quarantine(const enf_ctx_t *c, const char *action_id, const char *path,
+                    const char *want_sha, enf_outcome_t *o);
+/* scan_file {path, quarantine_if_infected} (files.c). */
+void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int quarantine,
+              enf_outcome_t *o);
+
+/*
+ * Quarantines the regular file open at fd (opened from path, whose SHA-256 is sha):
+ * moves it into qdir as <sha> with mode 000 and appends the manifest line. Returns 0 with
+ * the quarantined path in as (size as_size), or CWPP_EIO with errstr. (files.c)
+ */
+int enf_quarantine_fd(const char *qdir, const char *action_id, const char *path, int fd,
+                      const char *sha, char *as, size_t as_size, char *errstr,
+                      size_t errstr_size);
+
+/* ------------------------------------------------------------------ nftables */
+
+typedef struct enf_nft_cmd {
+    const char *text;  /* one nft script (several commands: one transaction) */
+    int         probe; /* 1: failing is an answer (get element), not an error */
+    int         rc;    /* out: 0 ran, 1 failed */
+} enf_nft_cmd_t;
+
+/*
+ * Runs the scripts in order in a forked child that first enters the network namespace
+ * at netns (unless ""), with libnftables. Stops at the first failing non-probe script.
+ * Returns 0 when every non-probe script succeeded (each cmds[i].rc set), else CWPP_EIO
+ * with nft's error message (or why the child failed) in errstr.
+ */
+int enf_nft_run(const char *netns, enf_nft_cmd_t *cmds, size_t n, char *errstr,
+                size_t errstr_size);
+
+/* ------------------------------------------------------------------ journal */
+
+typedef struct enf_journal enf_journal_t;
+
+/*
+ * Opens (creates) the journal at path and loads the latest max entries; rewrites the
+ * file when it held more, or unreadable lines. NULL with errstr on failure.
+ */
+enf_journal_t *enf_journal_open(const char *path, size_t max, char *errstr,
+                                size_t errstr_size);
+/* The stored result (a JSON object owned by the journal) of action_id, or NULL. */
+json_t *enf_journal_get(enf_journal_t *j, const char *action_id);
+/* Remembers result (a JSON object with "action_id"; the journal takes a reference) and
+ * queues its line for the next sync. Evicts the oldest entry beyond max. Returns 0 or
+ * CWPP_ENOMEM. */
+int enf_journal_put(enf_journal_t *j, const char *action_id, json_t *result);
+/* Appends the queued lines and fsyncs; on failure the file is cut back and the lines
+ * stay queued. Rewrites the file when it grew past twice max lines. Returns 0 or
+ * CWPP_EIO with errstr. */
+int enf_journal_sync(enf_journal_t *j, char *errstr, size_t errstr_size);
+/* Entries held in memory / lines in the file. */
+size_t enf_journal_count(const enf_journal_t *j);
+size_t enf_journal_file_lines(const enf_journal_t *j);
+/* Accepts NULL. */
+void enf_journal_destroy(enf_journal_t *j);
+
+#endif /* CWPP_ENF_INTERNAL_H */

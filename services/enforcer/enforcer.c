@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * enforcer.c: the agent's configuration and its batch (enforcer.h).
+ *
+ * Workload: a trickle of actions (a handful a minute on a busy tenant), each of which
+ * may take a while (an nft transaction, a usermod, hashing a directory), addressed to
+ * one of many agents. Every agent reads the whole actions topic in its own consumer
+ * group and drops what is not its own, so a batch is mostly records to skip.
+ *
+ * One batch, in poll order:
+ *   1. a record that is not a decodable Action (oversized, bad Avro, an empty id) goes
+ *      to the dead-letter topic with its reason;
+ *   2. an action for another account or asset is skipped (counted);
+ *   3. an action_id found in the journal is answered with the stored result, not
+ *      applied again (counted as a replay);
+ *   4. an action past its deadline fails without being applied; any other is applied
+ *      (actions.c) and its result remembered in the journal;
+ *   5. the journal is synced (fsync) before the batch returns: the loop then produces
+ *      the results and only after that commits the offsets, so a crash anywhere
+ *      redelivers actions whose results are either in the journal or were never sent.
+ * A result that cannot be remembered (the journal's disk fails) fails the batch, which
+ * the loop retries: the redelivered actions are then replays from memory.
+ */
+#include "enf_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cwpp_log.h"
+
+const cwpp_conf_prop_t enf_props[] = {
+    CWPP_COMMON_PROPS(enf_conf_t, common, "enforcer", "8095"),
+    {"enforcer.account_id", CWPP_CONF_STR, offsetof(enf_conf_t, account_id), "", 0, 0, 0,
+     "Required: the account this agent's host belongs to; only actions for it are applied."},
+    {"enforcer.asset_id", CWPP_CONF_STR, offsetof(enf_conf_t, asset_id), "", 0, 0, 0,
+     "Required: this host's asset id; only actions for it are applied, others are skipped."},
+    {"enforcer.name", CWPP_CONF_STR, offsetof(enf_conf_t, name), "", 0, 0, 0,
+     "The agent's name in results (\"agent\"); empty means the host name. With group.id "
+     "left at its default the consumer group is cwpp-enforcer-<name>."},
+    {"enforcer.state_dir", CWPP_CONF_STR, offsetof(enf_conf_t, state_dir),
+     "/var/lib/cwpp-enforcer", 0, 0, 0,
+     "Directory of the journal (journal.jsonl: the result sent for each action id) and, by "
+     "default, of the quarantine; created (mode 0700) when missing."},
+    {"enforcer.netns", CWPP_CONF_STR, offsetof(enf_conf_t, netns), "", 0, 0, 0,
+     "Path of a network namespace (e.g. /run/netns/NAME) whose nftables the network actions "
+     "change; empty means the agent's own."},
+    {"enforcer.management", CWPP_CONF_STR, offsetof(enf_conf_t, management), "", 0, 0, 0,
+     "Comma-separated IPv4/IPv6 addresses or CIDRs that stay reachable while the host is "
+     "isolated and are never blocked (include the Kafka brokers and your admin hosts)."},
+    {"enforcer.quarantine_dir", CWPP_CONF_STR, offsetof(enf_conf_t, quarantine_dir), "", 0, 0,
+     0, "Where quarantined files go, named by their SHA-256, with manifest.jsonl; empty means "
+        "<state_dir>/quarantine."},
+    {"enforcer.waf.deny_file", CWPP_CONF_STR, offsetof(enf_conf_t, waf_deny_file), "", 0, 0, 0,
+     "File of \"deny IP;\" lines that waf_block_ip and waf_unblock_ip maintain (nginx "
+     "syntax); empty makes those actions fail."},
+    {"enforcer.waf.reload", CWPP_CONF_STR, offsetof(enf_conf_t, waf_reload), "", 0, 0, 0,
+     "Command run after a waf action (split on spaces, no shell), e.g. \"/usr/sbin/nginx -s "
+     "reload\"; its failure fails the action. Empty: none."},
+    {"enforcer.scan.signatures", CWPP_CONF_STR, offsetof(enf_conf_t, scan_signatures), "", 0,
+     0, 0, "File of malware signatures for scan_file: one SHA-256 in hex per line, '#' "
+           "comments; read at each scan. Empty makes scan_file fail."},
+    {"enforcer.usermod.root", CWPP_CONF_STR, offsetof(enf_conf_t, usermod_root), "", 0, 0, 0,
+     "Passed as usermod --root DIR by disable_account and enable_account (a chroot's "
+     "accounts); empty means the machine's."},
+    {"enforcer.journal.max_entries", CWPP_CONF_INT, offsetof(enf_conf_t, journal_max),
+     "100000", 1, 10000000, 0,
+     "Action ids the journal remembers (the latest); the file is compacted at start when it "
+     "holds more, and while running when it reaches twice as many lines."},
+    {"enforcer.max.message.bytes", CWPP_CONF_INT, offsetof(enf_conf_t, max_message_bytes),
+     "1048576", 1024, 16777216, 0,
+     "Action records larger than this go to the dead-letter topic as oversized."},
+};
+const size_t enf_nprops = sizeof(enf_props) / sizeof(enf_props[0]);
+
+#define ID_MAX 200 /* action_id, task_id bytes at most */
+
+typedef struct enf {
+    const enf_conf_t  *conf;
+    char               agent[256];       /* enforcer.name or the host name */
+    char               qdir[PATH_MAX];
+    enf_net_t         *mgmt;
+    size_t             nmgmt;
+    enf_ctx_t          ctx;
+    enf_journal_t     *journal;
+    cwpp_avro_type_t  *t_action, *t_result, *t_rejected;
+    avro_value_t       v_action, v_result, v_rejected;
+    int                have_values; /* bits: v_action, v_result, v_rejected made */
+    cwpp_buf_t         buf;
+    cwpp_metrics_t    *metrics;
+    cwpp_metric_t     *m_skipped, *m_dead, *m_replays, *m_journal;
+} enf_t;
+
+/* ---------------------------------------------------------------- config */
+
+int enf_check(const void *confp, char *errstr, size_t errstr_size)
+{
+    const enf_conf_t *c = confp;
+    enf_net_t        *v = NULL;
+    size_t            n = 0;
+    char              why[300];
+    struct stat       st;
+
+    if (c->account_id[0] == '\0')
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.account_id is required (the account of this host)");
+    if (c->asset_id[0] == '\0')
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.asset_id is required (this host's asset id)");
+    if (c->state_dir[0] != '/')
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.state_dir must be an absolute path");
+    if (c->quarantine_dir[0] != '\0' && c->quarantine_dir[0] != '/')
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.quarantine_dir must be an absolute path");
+    if (enf_net_list_parse(c->management, &v, &n, why, sizeof(why)) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.management: %s", why);
+    free(v);
+    if (c->netns[0] != '\0' && stat(c->netns, &st) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.netns %s: %s", c->netns, strerror(errno));
+    if (c->usermod_root[0] != '\0' && (stat(c->usermod_root, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.usermod.root %s is not a directory", c->usermod_root);
+    return CWPP_OK;
+}
+
+/* mkdir -p with mode 0700 for the parts it creates. */
+static int mkdirs(const char *path, char *errstr, size_t errstr_size)
+{
+    char   p[PATH_MAX];
+    size_t i, len = cwpp_strlcpy(p, path, sizeof(p));
+
+    if (len >= sizeof(p))
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "%s: path too long", path);
+    for (i = 1; i <= len; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        p[i] = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "cannot create %s: %s", p,
+                               strerror(errno));
+        p[i] = i < len ? '/' : '\0';
+    }
+    return CWPP_OK;
+}
+
+/* ---------------------------------------------------------------- results */
+
+/* Encodes the result object r (journal form) and queues it keyed by action_id. */
+static int send_result(enf_t *e, json_t *r, cwpp_outbox_t *out, char *errstr,
+                       size_t errstr_size)
+{
+    avro_value_t *v = &e->v_result;
+    const char   *id = json_string_value(json_object_get(r, "action_id"));
+    int           rc;
+
+#define S(f) json_string_value(json_object_get(r, f)) != NULL ? \
+                 json_string_value(json_object_get(r, f)) : ""
+    avro_value_reset(v);
+    rc = cwpp_avro_set_str(v, "action_id", id);
+    rc |= cwpp_avro_set_str(v, "task_id", S("task_id"));
+    rc |= cwpp_avro_set_str(v, "account_id", S("account_id"));
+    rc |= cwpp_avro_set_str(v, "asset_id", S("asset_id"));
+    rc |= cwpp_avro_set_str(v, "action", S("action"));
+    rc |= cwpp_avro_set_str(v, "agent", S("agent"));
+    rc |= cwpp_avro_set_enum(v, "status", S("status"));
+    rc |= cwpp_avro_set_str(v, "reason", S("reason"));
+    rc |= cwpp_avro_set_str(v, "details_json", S("details_json"));
+    rc |= cwpp_avro_set_long(v, "finished_at_ms",
+                             (int64_t)json_integer_value(json_object_get(r, "finished_at_ms")));
+#undef S
+    if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build ActionResult");
+    cwpp_buf_reset(&e->buf);
+    if ((rc = cwpp_avro_encode(e->t_result, v, &e->buf, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    rc = cwpp_outbox_add(out, CWPP_TOPIC_ACTION_RESULTS, id, strlen(id), e->buf.data,
+                         e->buf.len);
+    return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
+}
+
+static void count_action(enf_t *e, const char *action, const char *status)
+{
+    char name[200];
+
+    snprintf(name, sizeof(name), "cwpp_enforcer_actions_total{action=\"%s\",status=\"%s\"}",
+             enf_action_known(action) ? action : "unknown", status);
+    cwpp_metric_add(cwpp_counter(e->metrics, name, "Actions applied, by action and outcome."),
+                    1);
+}
+
+static int dead_letter(enf_t *e, const rd_kafka_message_t *m, const char *code,
+                       const char *reason, cwpp_outbox_t *out, char *errstr,
+                       size_t errstr_size)
+{
+    char name[160];
+
+    cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(m->rkt), m->partition,
+              (long long)m->offset, reason, code);
+    snprintf(name, sizeof(name), "cwpp_enforcer_dead_letters_total{reason=\"%s\"}", code);
+    cwpp_metric_add(cwpp_counter(e->metrics, name, "Records sent to the dead-letter topic."), 1);
+    return cwpp_service_dead_letter(e->t_rejected, &e->v_rejected, &e->buf, "enforcer", m,
+                                    code, reason, out, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------------ batch */
+
+typedef struct action {
+    const char *id, *task, *policy, *event, *account, *asset, *name, *params;
+    int32_t     attempt;
+    int64_t     issued_at_ms, deadline_ms;
+} action_t;
+
+/* Decodes m into a; 0, or -1 with the dead-letter code and reason. */
+static int decode(enf_t *e, const rd_kafka_message_t *m, action_t *a, const char **code,
+                  char *why, size_t whysz)
+{
+    if (m->len > (size_t)e->conf->max_message_bytes) {
+        *code = "oversized";
+        snprintf(why, whysz, "the record has %zu bytes, more than the %lld allowed "
+                 "(enforcer.max.message.bytes)", m->len, (long long)e->conf->max_message_bytes);
+        return -1;
+    }
+    *code = "bad_avro";
+    if (m->payload == NULL || m->len == 0) {
+        snprintf(why, whysz, "the record is empty");
+        return -1;
+    }
+    if (cwpp_avro_decode(e->t_action, m->payload, m->len, &e->v_action, why, whysz) != CWPP_OK)
+        return -1;
+    *code = "missing_field";
+    if (cwpp_avro_get_str(&e->v_action, "action_id", &a->id) != CWPP_OK ||
+        cwpp_avro_get_str(&e->v_action, "task_id", &a->task) != CWPP_OK ||
+        cwpp_avro_get_str(&e->v_action, "policy_id", &a->policy) != CWPP_OK ||
+        cwpp_avro_get_str(&e->v_action, "event_id", &a->event) != CWPP_OK ||
+        cwpp_avro_get_str(&e->v_action, "account_id", &a->account) != CWPP_OK ||
+        cwpp_avro_get_str(&e->v_action, "asset_id", &a->asset) != CWPP_OK ||
+        cwpp_avro_get_str(&e->v_action, "action", &a->name) != CWPP_OK ||
+        cwpp_avro_get_str(&e->v_action, "params_json", &a->params) != CWPP_OK ||
+        cwpp_avro_get_int(&e->v_action, "attempt", &a->attempt) != CWPP_OK ||
+        cwpp_avro_get_long(&e->v_action, "issued_at_ms", &a->issued_at_ms) != CWPP_OK ||
+        cwpp_avro_get_long(&e->v_action, "deadline_ms", &a->deadline_ms) != CWPP_OK) {
+        snprintf(why, whysz, "the Action record is incomplete");
+        return -1;
+    }
+    if (a->id[0] == '\0' || a->task[0] == '\0' || a->account[0] == '\0' ||
+        a->asset[0] == '\0' || a->name[0] == '\0') {
+        snprintf(why, whysz, "the Action has an empty action_id, task_id, account_id, asset_id "
+                 "or action");
+        return -1;
+    }
+    *code = "invalid_value";
+    if (strlen(a->id) > ID_MAX || strlen(a->task) > ID_MAX) {
+        snprintf(why, whysz, "the action_id or task_id is longer than %d bytes", ID_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies a (ours, not in the journal) and returns its result in journal form. */
+static json_t *apply(enf_t *e, const action_t *a)
+{
+    enf_outcome_t o;
+    json_t       *r;
+    char         *details;
+    int64_t       now = cwpp_now_ms();
+
+    memset(&o, 0, sizeof(o));
+    if (a->deadline_ms > 0 && now > a->deadline_ms)
+        enf_fail(&o, "arrived after its deadline (%lld ms late): not applied.",
+                 (long long)(now - a->deadline_ms));
+    else
+        enf_apply(&e->ctx, a->id, a->name, a->params, &o);
+    cwpp_utf8_sanitize(o.reason);
+    details = o.details != NULL ? json_dumps(o.details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o.details);
+    r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "action_id", a->id,
+                  "task_id", a->task, "account_id", a->account, "asset_id", a->asset, "action",
+                  a->name, "agent", e->agent, "status", o.ok ? "succeeded" : "failed", "reason",
+                  o.reason, "details_json", details != NULL ? details : "{}", "finished_at_ms",
+                  (json_int_t)cwpp_now_ms());
+    free(details);
+    if (r != NULL)
+        cwpp_logj(o.ok ? CWPP_LOG_INFO : CWPP_LOG_WARN, "action",
+                  json_pack("{s:s, s:s, s:s, s:i, s:s}", "action_id", a->id, "task_id", a->task,
+                            "action", a->name, "attempt", (int)a->attempt, "status",
+                            o.ok ? "succeeded" : "failed"),
+                  "%s %s: %s: %s", a->name, a->id, o.ok ? "succeeded" : "failed", o.reason);
+    return r;
+}
+
+static int one(enf_t *e, rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
+               size_t errstr_size)
+{
+    action_t    a;
+    const char *code = NULL;
+    char        why[400];
+    json_t     *r;
+    int         rc;
+
+    memset(&a, 0, sizeof(a));
+    if (decode(e, m, &a, &code, why, sizeof(why)) != 0)
+        return dead_letter(e, m, code, why, out, errstr, errstr_size);
+    if (strcmp(a.account, e->conf->account_id) != 0 || strcmp(a.asset, e->conf->asset_id) != 0) {
+        cwpp_metric_add(e->m_skipped, 1);
+        return CWPP_OK;
+    }
+    if ((r = enf_journal_get(e->journal, a.id)) != NULL) {
+        cwpp_metric_add(e->m_replays, 1);
+        cwpp_info("replay", "%s %s was applied before: sending its result again", a.name, a.id);
+        return send_result(e, r, out, errstr, errstr_size);
+    }
+    if ((r = apply(e, &a)) == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    count_action(e, a.name, json_string_value(json_object_get(r, "status")));
+    rc = enf_journal_put(e->journal, a.id, r);
+    if (rc == CWPP_OK)
+        rc = send_result(e, r, out, errstr, errstr_size);
+    else
+        cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    json_decref(r);
+    return rc;
+}
+
+static int batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                 char *errstr, size_t errstr_size)
+{
+    enf_t *e = opaque;
+    size_t i;
+    char   why[512];
+    int    rc = CWPP_OK;
+
+    for (i = 0; i < n && rc == CWPP_OK; i++)
+        rc = one(e, msgs[i], out, errstr, errstr_size);
+    /* what was applied is remembered even when a later record failed the batch */
+    if (enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
+        cwpp_warn("journal_sync_failed", "%s", why);
+        if (rc == CWPP_OK)
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s", why);
+    }
+    cwpp_metric_set(e->m_journal, (int64_t)enf_journal_count(e->journal));
+    return rc;
+}
+
+/* -------------------------------------------------------------------- run */
+
+static void enf_destroy(enf_t *e)
+{
+    if (e == NULL)
+        return;
+    if (e->have_values & 1)
+        avro_value_decref(&e->v_action);
+    if (e->have_values & 2)
+        avro_value_decref(&e->v_result);
+    if (e->have_values & 4)
+        avro_value_decref(&e->v_rejected);
+    cwpp_avro_type_destroy(e->t_action);
+    cwpp_avro_type_destroy(e->t_result);
+    cwpp_avro_type_destroy(e->t_rejected);
+    enf_journal_destroy(e->journal);
+    cwpp_buf_free(&e->buf);
+    free(e->mgmt);
+    free(e);
+}
+
+/* The usermod binary: the usual places, else a name for PATH. */
+static const char *usermod_path(void)
+{
+    static const char *const where[] = {"/usr/sbin/usermod", "/sbin/usermod",
+                                        "/usr/bin/usermod"};
+    size_t i;
+
+    for (i = 0; i < sizeof(where) / sizeof(where[0]); i++)
+        if (access(where[i], X_OK) == 0)
+            return where[i];
+    return "usermod";
+}
+
+static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
+                      size_t errstr_size)
+{
+    enf_t *e = calloc(1, sizeof(*e));
+    char   jpath[PATH_MAX + 32];
+
+    if (e == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    e->conf = conf;
+    e->metrics = metrics;
+    if (conf->name[0] != '\0')
+        cwpp_strlcpy(e->agent, conf->name, sizeof(e->agent));
+    else if (gethostname(e->agent, sizeof(e->agent) - 1) != 0 || e->agent[0] == '\0')
+        cwpp_strlcpy(e->agent, "unknown-host", sizeof(e->agent));
+    cwpp_utf8_sanitize(e->agent);
+    if (conf->quarantine_dir[0] != '\0')
+        cwpp_strlcpy(e->qdir, conf->quarantine_dir, sizeof(e->qdir));
+    else
+        snprintf(e->qdir, sizeof(e->qdir), "%s/quarantine", conf->state_dir);
+    if (enf_net_list_parse(conf->management, &e->mgmt, &e->nmgmt, errstr, errstr_size) !=
+            CWPP_OK ||
+        mkdirs(conf->state_dir, errstr, errstr_size) != CWPP_OK ||
+        mkdirs(e->qdir, errstr, errstr_size) != CWPP_OK)
+        goto fail;
+    snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", conf->state_dir);
+    if ((e->journal = enf_journal_open(jpath, (size_t)conf->journal_max, errstr,
+                                       errstr_size)) == NULL)
+        goto fail;
+    e->t_action = cwpp_avro_type_builtin("action", errstr, errstr_size);
+    e->t_result = cwpp_avro_type_builtin("action_result", errstr, errstr_size);
+    e->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size);
+    if (e->t_action == NULL || e->t_result == NULL || e->t_rejected == NULL)
+        goto fail;
+    if (cwpp_avro_value_new(e->t_action, &e->v_action) == CWPP_OK)
+        e->have_values |= 1;
+    if (cwpp_avro_value_new(e->t_result, &e->v_result) == CWPP_OK)
+        e->have_values |= 2;
+    if (cwpp_avro_value_new(e->t_rejected, &e->v_rejected) == CWPP_OK)
+        e->have_values |= 4;
+    if (e->have_values != 7) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot set up the Avro values");
+        goto fail;
+    }
+    e->ctx.netns = conf->netns;
+    e->ctx.mgmt = e->mgmt;
+    e->ctx.nmgmt = e->nmgmt;
+    e->ctx.quarantine_dir = e->qdir;
+    e->ctx.waf_deny_file = conf->waf_deny_file;
+    e->ctx.waf_reload = conf->waf_reload;
+    e->ctx.scan_signatures = conf->scan_signatures;
+    e->ctx.usermod_root = conf->usermod_root;
+    e->ctx.usermod_path = usermod_path();
+    e->m_skipped = cwpp_counter(metrics, "cwpp_enforcer_skipped_total",
+                                "Actions for another account or asset: not ours, skipped.");
+    e->m_replays = cwpp_counter(metrics, "cwpp_enforcer_replays_total",
+                                "Redelivered action ids answered from the journal, not "
+                                "applied again.");
+    e->m_journal = cwpp_gauge(metrics, "cwpp_enforcer_journal_entries",
+                              "Action ids the journal remembers.");
+    cwpp_counter(metrics, "cwpp_enforcer_dead_letters_total{reason=\"bad_avro\"}",
+                 "Records sent to the dead-letter topic.");
+    cwpp_metric_set(e->m_journal, (int64_t)enf_journal_count(e->journal));
+    return e;
+fail:
+    enf_destroy(e);
+    return NULL;
+}
+
+int enf_run(const void *confp, const cwpp_service_env_t *env)
+{
+    const enf_conf_t             *conf = confp;
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ACTIONS};
+    cwpp_common_conf_t           common = conf->common;
+    char                         errstr[512], group[400];
+    enf_t                        *e;
+    int                          rc;
+
+    if ((e = enf_new(conf, env->metrics, errstr, sizeof(errstr))) == NULL) {
+        cwpp_error("start_failed", "%s", errstr);
+        return 1;
+    }
+    /* every agent reads every action: the default group is the agent's own */
+    if (strcmp(common.group_id, "cwpp-enforcer") == 0) {
+        snprintf(group, sizeof(group), "cwpp-enforcer-%s", e->agent);
+        common.group_id = group;
+    }
+    cwpp_logj(CWPP_LOG_INFO, "agent",
+              json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "agent", e->agent, "account_id",
+                        conf->account_id, "asset_id", conf->asset_id, "group", common.group_id,
+                        "netns", conf->netns, "quarantine_dir", e->qdir, "journal_entries",
+                        (json_int_t)enf_journal_count(e->journal)),
+              "agent %s for account %s asset %s (%zu management addresses, %zu journal "
+              "entries)", e->agent, conf->account_id, conf->asset_id, e->nmgmt,
+              enf_journal_count(e->journal));
+    rc = cwpp_service_run_loop("enforcer", &common, env, inputs, 1, batch, e, NULL);
+    enf_destroy(e);
+    return rc;
+}

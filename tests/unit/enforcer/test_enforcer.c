@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_enforcer: the enforcer's pieces that need no Kafka and change nothing outside a
+ * temporary directory (docs/actions.md, docs/enforcer.md):
+ *   1. addresses and CIDRs: parsing, canonical text, containment, the management list;
+ *   2. account names ([a-z_][a-z0-9_-]{0,31});
+ *   3. parameter checks: every malformed or missing parameter is a failed outcome with a
+ *      sentence naming it, never a crash, and nothing is applied;
+ *   4. the WAF deny file: add/remove "deny IP;", other lines kept, idempotent;
+ *   5. the journal: remembered across reopen, a line cut by a crash skipped, bounded to
+ *      max (oldest forgotten), compacted at open, a failed write cut back and retried;
+ *   6. quarantine_file and scan_file on files in a temporary directory.
+ * The nftables, kill and usermod paths run in tests/integration/test_enforcer.py.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "enf_internal.h"
+
+/* ---------------------------------------------------------------- 1. addresses */
+
+static const struct {
+    const char *in;
+    int         prefix_ok;
+    const char *canon; /* NULL = invalid */
+} nets[] = {
+    {"10.0.0.1", 0, "10.0.0.1"},
+    {"10.1.2.3/8", 1, "10.0.0.0/8"},
+    {"10.1.2.3/8", 0, NULL},
+    {"192.168.1.77/30", 1, "192.168.1.76/30"},
+    {"0.0.0.0/0", 1, "0.0.0.0/0"},
+    {"10.0.0.1/33", 1, NULL},
+    {"10.0.0.1/", 1, NULL},
+    {"10.0.0.1/+8", 1, NULL},
+    {"2001:DB8::1", 0, "2001:db8::1"},
+    {"2001:db8:abcd::1/48", 1, "2001:db8:abcd::/48"},
+    {"::ffff:192.0.2.1", 0, "192.0.2.1"},
+    {"::ffff:192.0.2.1/120", 1, "192.0.2.0/24"},
+    {"::ffff:192.0.2.1/64", 1, NULL},
+    {"256.1.1.1", 0, NULL},
+    {"1.2.3", 0, NULL},
+    {" 1.2.3.4", 0, NULL},
+    {"1.2.3.4 ", 0, NULL},
+    {"", 0, NULL},
+    {"host.example", 0, NULL},
+};
+
+static void test_net_parse(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(nets) / sizeof(nets[0]); i++) {
+        enf_net_t n;
+        char      buf[64];
+        int       rc = enf_net_parse(nets[i].in, nets[i].prefix_ok, &n);
+
+        if (nets[i].canon == NULL) {
+            assert_int_equal(rc, CWPP_EINVAL);
+            continue;
+        }
+        assert_int_equal(rc, CWPP_OK);
+        enf_net_format(&n, buf, sizeof(buf));
+        assert_string_equal(buf, nets[i].canon);
+    }
+}
+
+static void test_net_contains_and_list(void **state)
+{
+    enf_net_t *v;
+    enf_net_t  a;
+    size_t     n;
+    char       why[200];
+
+    (void)state;
+    assert_int_equal(enf_net_list_parse(" 10.232.0.0/16 , 2001:db8::/32,192.0.2.9", &v, &n,
+                                        why, sizeof(why)), CWPP_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(enf_net_parse("10.232.200.1", 0, &a), CWPP_OK);
+    assert_true(enf_net_contains(&v[0], &a));
+    assert_false(enf_net_contains(&v[1], &a));
+    assert_int_equal(enf_net_parse("10.233.0.1", 0, &a), CWPP_OK);
+    assert_false(enf_net_contains(&v[0], &a));
+    assert_int_equal(enf_net_parse("2001:db8:1::5", 0, &a), CWPP_OK);
+    assert_true(enf_net_contains(&v[1], &a));
+    assert_int_equal(enf_net_parse("192.0.2.9", 0, &a), CWPP_OK);
+    assert_true(enf_net_contains(&v[2], &a));
+    free(v);
+    assert_int_equal(enf_net_list_parse("", &v, &n, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(n, 0);
+    free(v);
+    assert_int_equal(enf_net_list_parse("10.0.0.1,,bogus", &v, &n, why, sizeof(why)),
+                     CWPP_EINVAL);
+    assert_non_null(strstr(why, "\"bogus\""));
+    assert_int_equal(enf_net_parse("127.8.0.1", 0, &a), CWPP_OK);
+    assert_true(enf_net_is_local(&a));
+    assert_int_equal(enf_net_parse("::", 0, &a), CWPP_OK);
+    assert_true(enf_net_is_local(&a));
+    assert_int_equal(enf_net_parse("128.0.0.1", 0, &a), CWPP_OK);
+    assert_false(enf_net_is_local(&a));
+}
+
+/* ---------------------------------------------------------------- 2. users */
+
+static void test_user_names(void **state)
+{
+    static const struct {
+        const char *u;
+        int         ok;
+    } users[] = {
+        {"alice", 1}, {"_svc", 1}, {"www-data", 1}, {"a1_b-2", 1},
+        {"abcdefghijklmnopqrstuvwxyz012345", 1}, /* 32 */
+        {"abcdefghijklmnopqrstuvwxyz0123456", 0}, /* 33 */
+        {"Alice", 0}, {"1abc", 0}, {"-x", 0}, {"a b", 0}, {"a;b", 0}, {"", 0},
+        {"a/b", 0}, {"é", 0},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(users) / sizeof(users[0]); i++)
+        assert_int_equal(enf_user_valid(users[i].u), users[i].ok);
+    assert_int_equal(enf_user_valid(NULL), 0);
+}
+
+/* ------------------------------------------------------- 3. parameter checks */
+
+static enf_ctx_t ctx_for(const char *dir)
+{
+    enf_ctx_t c;
+
+    memset(&c, 0, sizeof(c));
+    c.netns = "/nonexistent/netns"; /* a network action that got this far fails loudly */
+    c.quarantine_dir = dir;
+    c.waf_deny_file = "";
+    c.waf_reload = "";
+    c.scan_signatures = "";
+    c.usermod_root = "/nonexistent";
+    c.usermod_path = "/bin/false";
+    return c;
+}
+
+static const struct {
+    const char *action, *params, *want;
+} refusals[] = {
+    {"block_ip", "{}", "needs the parameter \"ip\""},
+    {"block_ip", "{\"ip\": 5}", "must be a non-empty string"},
+    {"block_ip", "{\"ip\": \"\"}", "must be a non-empty string"},
+    {"block_ip", "{\"ip\": \"1.2.3.4/24\"}", "is not an IPv4 or IPv6 address"},
+    {"block_ip", "{\"ip\": \"1.2.3.4\", \"x\": 1}", "has no parameter \"x\""},
+    {"block_ip", "{\"ip\": \"127.0.0.1\"}", "refusing to block 127.0.0.1"},
+    {"block_ip", "{\"ip\": \"::\"}", "refusing to block ::"},
+    {"block_ip", "[]", "not a JSON object"},
+    {"block_ip", "{\"ip\": \"1.2.3.4\", \"ip\": \"1.2.3.5\"}", "not a JSON object"},
+    {"block_ip", "", "not a JSON object"},
+    {"unblock_ip", "{\"ip\": null}", "needs the parameter \"ip\""},
+    {"isolate_host", "{}", "no management address is configured"},
+    {"restore_host", "{\"now\": true}", "has no parameter \"now\""},
+    {"kill_process", "{}", "needs the parameter \"pid\""},
+    {"kill_process", "{\"pid\": \"7\"}", "must be a process id"},
+    {"kill_process", "{\"pid\": -3}", "must be a process id"},
+    {"kill_process", "{\"pid\": 1.5}", "must be a process id"},
+    {"kill_process", "{\"pid\": 99999999999}", "must be a process id"},
+    {"kill_process", "{\"pid\": 1}", "refusing to kill pid 1"},
+    {"kill_process", "{\"pid\": 5, \"path\": \"rel\"}", "must be an absolute path"},
+    {"quarantine_file", "{}", "needs the parameter \"path\""},
+    {"quarantine_file", "{\"path\": \"/x\", \"sha256\": \"zz\"}", "64 hex digits"},
+    {"quarantine_file", "{\"path\": \"/nonexistent/x\"}", "does not exist"},
+    {"disable_account", "{\"user\": \"Bob\"}", "is not an account name"},
+    {"disable_account", "{\"user\": \"root\"}", "refusing to disable the root account"},
+    {"disable_account", "{\"user\": \"bob\"}", "usermod exited with status 1"},
+    {"enable_account", "{}", "needs the parameter \"user\""},
+    {"waf_block_ip", "{\"ip\": \"1.2.3.4\"}", "no WAF deny file is configured"},
+    {"waf_unblock_ip", "{\"ip\": \"1.2.3\"}", "is not an IPv4 or IPv6 address"},
+    {"scan_file", "{\"path\": \"/tmp\"}", "no signature file is configured"},
+    {"scan_file", "{\"path\": \"/tmp\", \"quarantine_if_infected\": 1}",
+     "must be true or false"},
+    {"self_destruct", "{}", "unknown action self_destruct"},
+};
+
+static void test_refusals(void **state)
+{
+    enf_ctx_t c = ctx_for("/nonexistent/q");
+    size_t    i;
+
+    (void)state;
+    for (i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        enf_outcome_t o;
+
+        memset(&o, 0, sizeof(o));
+        o.ok = -1;
+        enf_apply(&c, "a.1", refusals[i].action, refusals[i].params, &o);
+        if (o.ok != 0 || strstr(o.reason, refusals[i].want) == NULL)
+            fail_msg("%s %s: ok=%d reason \"%s\", wanted \"%s\"", refusals[i].action,
+                     refusals[i].params, o.ok, o.reason, refusals[i].want);
+        json_decref(o.details);
+    }
+}
+
+/* ---------------------------------------------------------------- 4. WAF */
+
+static char *slurp(const char *path)
+{
+    FILE  *fp = fopen(path, "r");
+    char  *s = calloc(1, 65536);
+    size_t n;
+
+    assert_non_null(fp);
+    n = fread(s, 1, 65535, fp);
+    s[n] = '\0';
+    fclose(fp);
+    return s;
+}
+
+static void put_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static char tmpdir[256];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_enforcer.XXXXXX");
+    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+}
+
+static int teardown_dir(void **state)
+{
+    char cmd[400];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_waf_edit(void **state)
+{
+    char  f[400], why[300], *s;
+    int   changed;
+
+    (void)state;
+    snprintf(f, sizeof(f), "%s/deny.conf", tmpdir);
+    /* missing file: created */
+    assert_int_equal(enf_waf_edit(f, "192.0.2.1", 1, &changed, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(changed, 1);
+    s = slurp(f);
+    assert_string_equal(s, "deny 192.0.2.1;\n");
+    free(s);
+    put_file(f, "# keep me\nallow 10.0.0.0/8;\n  deny 192.0.2.1;  \ndeny 192.0.2.10;");
+    assert_int_equal(enf_waf_edit(f, "192.0.2.1", 1, &changed, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(changed, 0); /* already there (blanks around it do not matter) */
+    assert_int_equal(enf_waf_edit(f, "192.0.2.2", 1, &changed, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(changed, 1);
+    s = slurp(f);
+    assert_string_equal(s, "# keep me\nallow 10.0.0.0/8;\n  deny 192.0.2.1;  \n"
+                           "deny 192.0.2.10;\ndeny 192.0.2.2;\n");
+    free(s);
+    assert_int_equal(enf_waf_edit(f, "192.0.2.1", 0, &changed, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(enf_waf_edit(f, "192.0.2.1", 0, &changed, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(changed, 0);
+    s = slurp(f);
+    assert_string_equal(s, "# keep me\nallow 10.0.0.0/8;\ndeny 192.0.2.10;\ndeny 192.0.2.2;\n");
+    free(s);
+}
+
+/* ---------------------------------------------------------------- 5. journal */
+
+static json_t *result(const char *id, const char *status)
+{
+    return json_pack("{s:s, s:s, s:s, s:I}", "action_id", id, "status", status, "reason",
+                     "r", "finished_at_ms", (json_int_t)1);
+}
+
+static void put(enf_journal_t *j, const char *id)
+{
+    json_t *r = result(id, "succeeded");
+
+    assert_int_equal(enf_journal_put(j, id, r), CWPP_OK);
+    json_decref(r);
+}
+
+static void test_journal(void **state)
+{
+    char           path[400], why[300], id[32];
+    enf_journal_t *j;
+    FILE          *fp;
+    int            i;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/journal.jsonl", tmpdir);
+    unlink(path);
+    j = enf_journal_open(path, 5, why, sizeof(why));
+    assert_non_null(j);
+    put(j, "a.1");
+    put(j, "a.1"); /* known: nothing more */
+    put(j, "b.1");
+    assert_int_equal(enf_journal_count(j), 2);
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(enf_journal_file_lines(j), 2);
+    /* a failed write is cut back and retried by the next sync */
+    put(j, "c.1");
+    cwpp_fault_arm("enforcer.journal_write", 1);
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_EIO);
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_OK);
+    enf_journal_destroy(j);
+
+    /* a crash mid-line */
+    fp = fopen(path, "a");
+    fputs("{\"action_id\":\"cut", fp);
+    fclose(fp);
+    j = enf_journal_open(path, 5, why, sizeof(why));
+    assert_non_null(j);
+    assert_int_equal(enf_journal_count(j), 3);
+    assert_int_equal(enf_journal_file_lines(j), 3); /* compacted: the cut line is gone */
+    assert_string_equal(json_string_value(json_object_get(enf_journal_get(j, "c.1"),
+                                                          "status")), "succeeded");
+    assert_null(enf_journal_get(j, "cut"));
+    /* bounded: the oldest are forgotten */
+    for (i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "x%d.1", i);
+        put(j, id);
+    }
+    assert_int_equal(enf_journal_count(j), 5);
+    assert_null(enf_journal_get(j, "a.1"));
+    assert_null(enf_journal_get(j, "x0.1"));
+    assert_non_null(enf_journal_get(j, "x5.1"));
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_OK);
+    /* 9 lines < 2 * 5: not compacted yet */
+    assert_int_equal(enf_journal_file_lines(j), 9);
+    put(j, "y.1");
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(enf_journal_file_lines(j), 5); /* reached 10: rewritten */
+    enf_journal_destroy(j);
+    j = enf_journal_open(path, 3, why, sizeof(why)); /* smaller bound: the latest 3 */
+    assert_non_null(j);
+    assert_int_equal(enf_journal_count(j), 3);
+    assert_non_null(enf_journal_get(j, "y.1"));
+    assert_non_null(enf_journal_get(j, "x5.1"));
+    assert_null(enf_journal_get(j, "x2.1"));
+    assert_int_equal(enf_journal_file_lines(j), 3);
+    enf_journal_destroy(j);
+    enf_journal_destroy(NULL);
+}
+
+/* ----------------------------------------------------- 6. quarantine and scan */
+
+static void test_quarantine_and_scan(void **state)
+{
+    char          q[400], f[400], d[400], sigs[400], m[500], *s;
+    const char   *sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    enf_ctx_t     c;
+    enf_outcome_t o;
+    struct stat   st;
+    json_t       *inf;
+
+    (void)state;
+    snprintf(q, sizeof(q), "%s/q", tmpdir);
+    snprintf(d, sizeof(d), "%s/www", tmpdir);
+    snprintf(f, sizeof(f), "%s/www/hello.txt", tmpdir);
+    snprintf(sigs, sizeof(sigs), "%s/sigs", tmpdir);
+    assert_int_equal(mkdir(q, 0700), 0);
+    assert_int_equal(mkdir(d, 0700), 0);
+    put_file(f, "hello"); /* sha256("hello") */
+    c = ctx_for(q);
+
+    /* scan: clean with an unrelated signature, then infected */
+    put_file(sigs, "# none of these\n" "0000000000000000000000000000000000000000000000000000000000000000\n");
+    c.scan_signatures = sigs;
+    memset(&o, 0, sizeof(o));
+    enf_apply(&c, "s.1", "scan_file", "{\"path\": \"/nonexistent-dir\"}", &o);
+    assert_int_equal(o.ok, 0);
+    json_decref(o.details);
+    memset(&o, 0, sizeof(o));
+    snprintf(m, sizeof(m), "{\"path\": \"%s\"}", d);
+    enf_apply(&c, "s.2", "scan_file", m, &o);
+    assert_int_equal(o.ok, 1);
+    assert_non_null(strstr(o.reason, "clean"));
+    assert_int_equal(json_integer_value(json_object_get(o.details, "scanned")), 1);
+    json_decref(o.details);
+    put_file(sigs, "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824 # hello\n");
+    memset(&o, 0, sizeof(o));
+    enf_apply(&c, "s.3", "scan_file", m, &o);
+    assert_int_equal(o.ok, 1);
+    inf = json_object_get(o.details, "infected");
+    assert_int_equal(json_array_size(inf), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(inf, 0), "sha256")), sha);
+    json_decref(o.details);
+    put_file(sigs, "not a hash\n");
+    memset(&o, 0, sizeof(o));
+    enf_apply(&c, "s.4", "scan_file", m, &o);
+    assert_int_equal(o.ok, 0);
+    assert_non_null(strstr(o.reason, "line 1 of the signature file"));
+    json_decref(o.details);
+
+    /* quarantine: moved, mode 000, manifest; again = already in quarantine */
+    memset(&o, 0, sizeof(o));
+    snprintf(m, sizeof(m), "{\"path\": \"%s\"}", f);
+    enf_apply(&c, "q.1", "quarantine_file", m, &o);
+    assert_int_equal(o.ok, 1);
+    assert_string_equal(json_string_value(json_object_get(o.details, "sha256")), sha);
+    json_decref(o.details);
+    assert_int_equal(access(f, F_OK), -1);
+    snprintf(m, sizeof(m), "%s/%s", q, sha);
+    assert_int_equal(stat(m, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0);
+    snprintf(m, sizeof(m), "%s/manifest.jsonl", q);
+    s = slurp(m);
+    assert_non_null(strstr(s, "\"action_id\":\"q.1\""));
+    assert_non_null(strstr(s, sha));
+    free(s);
+    memset(&o, 0, sizeof(o));
+    snprintf(m, sizeof(m), "{\"path\": \"%s\"}", f);
+    enf_apply(&c, "q.2", "quarantine_file", m, &o);
+    assert_int_equal(o.ok, 1);
+    assert_non_null(strstr(o.reason, "already in quarantine"));
+    json_decref(o.details);
+    /* not a regular file */
+    memset(&o, 0, sizeof(o));
+    snprintf(m, sizeof(m), "{\"path\": \"%s\"}", d);
+    enf_apply(&c, "q.3", "quarantine_file", m, &o);
+    assert_int_equal(o.ok, 0);
+    assert_non_null(strstr(o.reason, "is not a regular file"));
+    json_decref(o.details);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_net_parse),
+        cmocka_unit_test(test_net_contains_and_list),
+        cmocka_unit_test(test_user_names),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test_setup_teardown(test_waf_edit, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_journal, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_quarantine_and_scan, setup_dir, teardown_dir),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
