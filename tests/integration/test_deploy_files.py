@@ -243,6 +243,8 @@ SERVICES = [
      "CWPP_PG_PASSWORD_WHITELIST", "cwpp-db-whitelist"),
     ("correlator", "cwpp-correlator", "correlator", "cwpp_correlator",
      "CWPP_PG_PASSWORD_CORRELATOR", "cwpp-db-correlator"),
+    ("responder", "cwpp-responder", "responder", "cwpp_responder",
+     "CWPP_PG_PASSWORD_RESPONDER", "cwpp-db-responder"),
 ]
 
 
@@ -577,6 +579,15 @@ def test_non_root_and_security_context():
     assert {o for o, _, _ in containers} >= {x[1] for x in SERVICES} | {"cwpp-migrate"}
     for obj, spec, c in containers:
         psc, csc = spec.get("securityContext", {}), c.get("securityContext", {})
+        if obj == "cwpp-enforcer":
+            # the one root container: it changes the node's firewall and kills processes;
+            # it gets only the capabilities that needs, and no escalation
+            assert csc.get("runAsUser") == 0 and csc.get("allowPrivilegeEscalation") is False
+            assert csc["capabilities"]["drop"] == ["ALL"]
+            assert set(csc["capabilities"]["add"]) <= {"NET_ADMIN", "KILL", "DAC_OVERRIDE",
+                                                       "FOWNER", "CHOWN"}
+            assert csc.get("readOnlyRootFilesystem") is True
+            continue
         assert psc.get("runAsNonRoot") or csc.get("runAsNonRoot"), obj
         assert str(csc.get("runAsUser", psc.get("runAsUser", uid))) == uid, obj
         assert csc.get("readOnlyRootFilesystem") is True, obj
@@ -668,3 +679,26 @@ def test_docker_compose_config():
     r = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
+
+
+# Pins down: the enforcement agent is deployed one per host (compose profile "agent", k8s
+# DaemonSet) on the host network with NET_ADMIN, with env names it reads and no database.
+def test_enforcer_agent_deployment():
+    known = ingest_known_env("cwpp-enforcer")
+    s = compose()["services"]["enforcer"]
+    assert s["profiles"] == ["agent"] and s["user"] == "0:0"
+    assert "NET_ADMIN" in s["cap_add"]
+    env = env_map(s["environment"])
+    assert set(env) - known == set(), f"compose enforcer sets unknown {sorted(set(env) - known)}"
+    assert "CWPP_PG_DSN" not in env
+    ds = k8s_object("DaemonSet", "cwpp-enforcer")
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    (c,) = [c for c in spec["containers"] if c["name"] == "enforcer"]
+    names = k8s_env_names(c)
+    assert names - known == set(), f"k8s enforcer gets unknown {sorted(names - known)}"
+    assert "NET_ADMIN" in c["securityContext"]["capabilities"]["add"]
+    asset = next(e for e in c["env"] if e["name"] == "CWPP_ENFORCER_ASSET_ID")
+    assert asset["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
