@@ -37,17 +37,24 @@ static const char SQL_POLICY_ADD[] =
     "created_by) VALUES ('pol-' || md5($1 || ':' || $2), $1, $3, $4, $5, $6, $7, $8, $9, $10, "
     "$11::jsonb, $12, now() + $13::bigint * interval '1 second', 'applying', $14) "
     "RETURNING policy_id, (extract(epoch FROM valid_until) * 1000)::bigint";
-static const char SQL_TASK_ADD[] =
+/* Every step's task of a new policy: the first running (sent), the others pending. */
+static const char SQL_TASKS_ADD[] =
     "INSERT INTO handling_tasks AS t (task_id, event_id, account_id, entity_type, entity_value, "
     "state, policy_id, kind, step, action, dest_account, asset_id, params, attempt, "
     "max_attempts, timeout_ms, deadline) "
-    "SELECT 'task-' || md5(p.policy_id || ':apply:' || $2), p.event_id, p.account_id, "
-    "p.entity_type, p.entity_value, 'running', p.policy_id, 'apply', $2::int, "
-    "x.s ->> 'action', p.dest_account, p.asset_id, COALESCE(x.s -> 'params', '{}'), 1, "
-    "$3::int, x.ms, now() + x.ms * interval '1 millisecond' "
-    "FROM handling_policies p, LATERAL (SELECT p.steps -> $2::int AS s, "
-    "COALESCE((p.steps -> $2::int ->> 'timeout_s')::bigint * 1000, $4::bigint) AS ms) x "
-    "WHERE p.policy_id = $1 ON CONFLICT (task_id) DO NOTHING RETURNING " TASK_COLS;
+    "SELECT 'task-' || md5(p.policy_id || ':apply:' || g.i), p.event_id, p.account_id, "
+    "p.entity_type, p.entity_value, CASE WHEN g.i = 0 THEN 'running' ELSE 'pending' END, "
+    "p.policy_id, 'apply', g.i, p.steps -> g.i ->> 'action', p.dest_account, p.asset_id, "
+    "COALESCE(p.steps -> g.i -> 'params', '{}'), CASE WHEN g.i = 0 THEN 1 ELSE 0 END, "
+    "$2::int, x.ms, CASE WHEN g.i = 0 THEN now() + x.ms * interval '1 millisecond' END "
+    "FROM handling_policies p, generate_series(0, jsonb_array_length(p.steps) - 1) AS g(i), "
+    "LATERAL (SELECT COALESCE((p.steps -> g.i ->> 'timeout_s')::bigint * 1000, $3::bigint) "
+    "AS ms) x WHERE p.policy_id = $1 ON CONFLICT (task_id) DO NOTHING RETURNING " TASK_COLS;
+/* The pending task of a later step starts. */
+static const char SQL_TASK_START[] =
+    "UPDATE handling_tasks t SET state = 'running', attempt = 1, updated_at = now(), "
+    "deadline = now() + t.timeout_ms * interval '1 millisecond' WHERE t.policy_id = $1 "
+    "AND t.kind = 'apply' AND t.step = $2::int AND t.state = 'pending' RETURNING " TASK_COLS;
 static const char SQL_ROLLBACK_ADD[] =
     "INSERT INTO handling_tasks AS t (task_id, event_id, account_id, entity_type, entity_value, "
     "state, policy_id, kind, step, action, dest_account, asset_id, params, attempt, "
@@ -149,13 +156,15 @@ static int send_action(rs_t *r, PGresult *res, int i, cwpp_outbox_t *out, char *
     return CWPP_OK;
 }
 
+/* Queues the actions of the running tasks among the rows of res. */
 static int send_all(rs_t *r, PGresult *res, cwpp_outbox_t *out, char *errstr,
                     size_t errstr_size)
 {
     int i, rc = CWPP_OK;
 
     for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++)
-        rc = send_action(r, res, i, out, errstr, errstr_size);
+        if (strcmp(PQgetvalue(res, i, TC_STATE), "running") == 0)
+            rc = send_action(r, res, i, out, errstr, errstr_size);
     return rc;
 }
 
@@ -175,23 +184,33 @@ static int log_task(rs_t *r, PGresult *res, int i, const char *actor, const char
                   action, NULL, after, NULL, errstr, errstr_size);
 }
 
-/* Creates the apply task of a policy's step and sends it. */
+/* Creates the tasks of a new policy (step 0 running, sent), or starts the pending task of
+ * a later step. */
 static int start_step(rs_t *r, const char *policy_id, int step, const char *actor,
                       const char *cmd, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
     char        s[16], att[16], to[32];
-    const char *p[4] = {policy_id, s, att, to};
+    const char *p[3] = {policy_id, NULL, NULL};
     PGresult   *res = NULL;
-    int         rc;
+    int         rc, i;
 
     snprintf(s, sizeof(s), "%d", step);
     snprintf(att, sizeof(att), "%lld", (long long)r->conf->task_attempts);
     snprintf(to, sizeof(to), "%lld", (long long)r->conf->task_timeout_ms);
-    if ((rc = rs_q(r, SQL_TASK_ADD, 4, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if (step == 0) {
+        p[1] = att;
+        p[2] = to;
+        rc = rs_q(r, SQL_TASKS_ADD, 3, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+    } else {
+        p[1] = s;
+        rc = rs_q(r, SQL_TASK_START, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+    }
+    if (rc != CWPP_OK)
         return rc;
     rc = send_all(r, res, out, errstr, errstr_size);
-    if (rc == CWPP_OK && PQntuples(res) == 1)
-        rc = log_task(r, res, 0, actor, cmd, "task.started", NULL, errstr, errstr_size);
+    for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++)
+        if (strcmp(PQgetvalue(res, i, TC_STATE), "running") == 0)
+            rc = log_task(r, res, i, actor, cmd, "task.started", NULL, errstr, errstr_size);
     PQclear(res);
     return rc;
 }

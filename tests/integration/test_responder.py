@@ -642,6 +642,51 @@ def test_playbooks_are_data_listed_added_and_validated(pipe, tmp_path):
     pipe.ok("playbooks", "delete", name)
 
 
+def test_a_custom_playbook_runs_its_steps_in_order_and_rolls_all_back(pipe, net, tmp_path):
+    """A two-step custom playbook on an IP (host firewall, then the WAF): step 2 waits
+    pending until step 1 succeeded; the event is handled when both did; at the end of the
+    validity both are rolled back."""
+    acct = "acct-" + tag()
+    asset = "host-" + tag()
+    name = "pb-" + tag()
+    f = tmp_path / "pb.json"
+    f.write_text(json.dumps({"name": name, "entity_type": "ip",
+                             "steps": [{"action": "block_ip", "params": {"ip": "{entity}"}},
+                                       {"action": "waf_block_ip", "params": {"ip": "{entity}"}}]}))
+    pipe.ok("playbooks", "add", str(f))
+    deny = tmp_path / "deny.conf"
+    deny.write_text("deny 192.0.2.250;\n")
+    agent = enforcer(pipe, tmp_path, acct, asset, netns=net.host,
+                     extra={"CWPP_ENFORCER_WAF_DENY_FILE": str(deny)})
+    try:
+        pipe.raw(acct, alert(acct, "Web attack", "network_attack", "high", at(2), asset,
+                             remote_ip=net.attacker_ip))
+        eid = pipe.event_of(acct, 1)
+        pipe.ok("events", "playbook", eid, "--entity", f"ip:{net.attacker_ip}", "--playbook",
+                name, "--validity", "5s")
+        wait_status(eid, "handled")
+        rows = t.query("SELECT step, action, state, created_at, finished_at FROM handling_tasks "
+                       "WHERE event_id = %s AND kind = 'apply' ORDER BY step", (eid,))
+        assert [(r[0], r[1], r[2]) for r in rows] == [(0, "block_ip", "succeeded"),
+                                                       (1, "waf_block_ip", "succeeded")]
+        assert rows[0][4] <= rows[1][4]
+        started = t.query("SELECT after ->> 'task_id' FROM activity_log WHERE event_id = %s AND "
+                          "action = 'task.started' ORDER BY log_id", (eid,))
+        assert len(started) == 2
+        assert not net.ping_ok() and f"deny {net.attacker_ip};" in deny.read_text()
+        t.wait_for(lambda: t.query("SELECT state FROM handling_policies WHERE event_id = %s",
+                                   (eid,))[0][0] == "expired", timeout=30, what="expired")
+        assert net.ping_ok()
+        assert f"deny {net.attacker_ip};" not in deny.read_text()
+        assert "deny 192.0.2.250;" in deny.read_text()
+        assert sorted(r[1] for r in t.query(
+            "SELECT kind, action, state FROM handling_tasks WHERE event_id = %s AND kind = "
+            "'rollback' AND state = 'succeeded'", (eid,))) == ["unblock_ip", "waf_unblock_ip"]
+    finally:
+        agent.stop()
+        pipe.ok("playbooks", "delete", name)
+
+
 def test_member_accounts_as_destination(pipe, net, tmp_path):
     """A policy may go to a managed member account: the action is addressed to it."""
     acct, member = "acct-" + tag(), "acct-" + tag()
