@@ -1039,9 +1039,8 @@ int rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, c
             const char  *eid = json_string_value(json_object_get(result, "event_id"));
 
             rc = rs_resend_for_response(r, c.id, out, errstr, errstr_size);
-            if (rc == CWPP_OK && eid != NULL && strncmp(eid, "ev-", 3) == 0 &&
-                strspn(eid + 3, "0123456789abcdef") == strlen(eid + 3))
-                rc = rs_touch(r, eid);
+            if (rc == CWPP_OK && eid != NULL)
+                rc = rs_touch(r, eid); /* the snapshot again: it may not have been sent */
             if (rc == CWPP_OK)
                 rc = answer(r, &c, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), result, 0, out,
                             errstr, errstr_size);

@@ -56,7 +56,7 @@ static const char SQL_SNAPSHOTS[] =
     "(extract(epoch FROM e.first_seen) * 1000)::bigint, 'last_seen_ms', "
     "(extract(epoch FROM e.last_seen) * 1000)::bigint, 'urgency', e.urgency, 'assessment', "
     "e.assessment, 'version', e.version)::text FROM events e "
-    "WHERE e.event_id = ANY($1::text[]) ORDER BY e.event_id";
+    "WHERE e.event_id IN (SELECT json_array_elements_text($1::json)) ORDER BY e.event_id";
 static const char SQL_LOG[] =
     "INSERT INTO activity_log (actor, command_id, object_type, object_id, event_id, action, "
     "before, after, remark) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9) "
@@ -253,13 +253,12 @@ static int send_snapshots(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errs
 
     if (r->ntouched == 0)
         return CWPP_OK;
-    rc = cwpp_buf_puts(&arr, "{");
+    rc = cwpp_buf_puts(&arr, "[");
     for (i = 0; rc == CWPP_OK && i < r->ntouched; i++) {
-        /* event ids are 'ev-' + hex (checked where they came in): no quoting needed */
         rc = cwpp_buf_puts(&arr, i > 0 ? "," : "");
-        rc |= cwpp_buf_puts(&arr, r->touched[i]);
+        rc |= cwpp_buf_json_str(&arr, r->touched[i]);
     }
-    rc |= cwpp_buf_puts(&arr, "}");
+    rc |= cwpp_buf_puts(&arr, "]");
     rc |= cwpp_buf_append(&arr, "", 1);
     if (rc != CWPP_OK) {
         cwpp_buf_free(&arr);
