@@ -122,7 +122,9 @@ typedef struct cwpp_loop_conf {
     int                    tick_ms;        /* > 0: fn is also called with n = 0 every
                                             * tick_ms between batches, once the consumer
                                             * holds partitions and has read them to their
-                                            * end (timers); its outbox is produced like a
+                                            * end, or (input that never lets up) after 10
+                                            * ticks' time and at least 10 s without one:
+                                            * timers; its outbox is produced like a
                                             * batch's */
     cwpp_metrics_t        *metrics;        /* may be NULL */
 } cwpp_loop_conf_t;

@@ -729,17 +729,22 @@ static int drain_all(cwpp_loop_t *l)
     return CWPP_OK;
 }
 
-/* Whether the consumer holds partitions and has read each of them to its end (cached
- * watermarks, no broker round trip): timers must not decide "no answer came" while
- * answers wait unread, e.g. during a rebalance after a restart. */
+/* 1 when the consumer holds partitions and has read each of them to its end (cached
+ * watermarks, no broker round trip), 0 when it holds some but is behind, -1 when it holds
+ * none: timers must not decide "no answer came" while answers wait unread, e.g. during a
+ * rebalance after a restart. */
 static int caught_up(cwpp_loop_t *l)
 {
     rd_kafka_topic_partition_list_t *a = NULL;
     int                              i, ok;
 
     if (rd_kafka_assignment(l->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || a == NULL)
-        return 0;
-    ok = a->cnt > 0 && rd_kafka_position(l->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        return -1;
+    if (a->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(a);
+        return -1;
+    }
+    ok = rd_kafka_position(l->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR;
     for (i = 0; ok && i < a->cnt; i++) {
         int64_t lo = -1, hi = -1;
 
@@ -824,6 +829,7 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
     int    rc = CWPP_OK;
 
     int64_t next_tick = l->conf.tick_ms > 0 ? cwpp_mono_ms() : INT64_MAX;
+    int64_t last_tick = cwpp_mono_ms();
 
     cwpp_info("loop_start", "consuming as group %s", l->conf.group_id);
     while (!l->stop) {
@@ -839,7 +845,11 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
                 int64_t now = cwpp_mono_ms();
 
                 if (now >= next_tick) {
-                    if (caught_up(l)) {
+                    int cu = caught_up(l);
+
+                    /* under input that never lets up, the timers still run (later) */
+                    if (cu == 1 || (cu == 0 && now - last_tick >= 10000 &&
+                                    now - last_tick >= 10 * (int64_t)l->conf.tick_ms)) {
                         tick = 1;
                         break;
                     }
@@ -878,6 +888,7 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
         } else if (tick) {
             /* the timer: fn with no records, its outputs produced like a batch's */
             next_tick = cwpp_mono_ms() + l->conf.tick_ms;
+            last_tick = cwpp_mono_ms();
             rc = run_batch(l, 0, cwpp_mono_ms(), fn, opaque);
         } else {
             drain(l, 0);

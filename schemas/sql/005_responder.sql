@@ -60,7 +60,7 @@ CREATE TABLE playbooks (
 -- A handling policy (kind 'policy': one built-in policy on one entity) or a playbook run
 -- (kind 'playbook'), with its lease: at valid_until its effects are rolled back.
 --   applying -> active -> expiring -> expired        (lease ran out, rolled back)
---   applying -> failed  (-> expiring -> expired when something was applied before)
+--   applying -> failed   (at valid_until what may be in force is rolled back; it stays failed)
 CREATE TABLE handling_policies (
     policy_id     text        PRIMARY KEY,
     response_id   text        NOT NULL,     -- the command that created it

@@ -29,10 +29,11 @@
 #include "cwpp_util.h"
 
 typedef struct ev {
-    char id[64], account[256], status[16], owner[128], level[16], level_source[16];
+    char id[256], account[1024], status[16], owner[128], level[16], level_source[16];
     int  has_owner;
 } ev_t;
 
+static const char SQL_COMMAND_LOCK[] = "SELECT pg_advisory_xact_lock(hashtext($1))";
 static const char SQL_APPLIED[] =
     "SELECT status, message, result::text FROM commands_applied WHERE command_id = $1";
 static const char SQL_RECORD[] =
@@ -52,8 +53,10 @@ static const char SQL_STATUS[] =
  * touched (those are handled from the start anyway); one log entry per alert. */
 static const char SQL_CASCADE[] =
     "WITH h AS (UPDATE alerts a SET status = 'handled', handling = $2::jsonb, updated_at = now() "
-    "FROM event_alerts ea WHERE ea.event_id = $1 AND ea.alert_id = a.alert_id "
-    "AND a.status = 'unhandled' AND a.defense <> 'precision_defense' RETURNING a.alert_id), "
+    "FROM (SELECT x.alert_id FROM alerts x JOIN event_alerts ea ON ea.alert_id = x.alert_id "
+    "WHERE ea.event_id = $1 AND x.status = 'unhandled' AND x.defense <> 'precision_defense' "
+    "ORDER BY x.alert_id FOR UPDATE OF x) l WHERE a.alert_id = l.alert_id "
+    "RETURNING a.alert_id), "
     "l AS (INSERT INTO activity_log (actor, command_id, object_type, object_id, event_id, "
     "action, before, after, remark) SELECT $3, $4, 'alert', h.alert_id, $1, 'alert.status', "
     "'{\"status\": \"unhandled\"}', jsonb_build_object('status', 'handled', 'handling', "
@@ -173,6 +176,13 @@ static int load_event(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, ev_t *ev, char
     if (PQntuples(res) == 0) {
         PQclear(res);
         rs_refuse(rp, "There is no event \"%.100s\" (cwppctl events list shows them).", id);
+        return 1;
+    }
+    if (strlen(PQgetvalue(res, 0, 0)) >= sizeof(ev->id) ||
+        strlen(PQgetvalue(res, 0, 1)) >= sizeof(ev->account)) {
+        PQclear(res);
+        rs_refuse(rp, "The event's id or account is longer than the responder handles (%zu, "
+                  "%zu bytes).", sizeof(ev->id) - 1, sizeof(ev->account) - 1);
         return 1;
     }
     memset(ev, 0, sizeof(*ev));
@@ -300,7 +310,7 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
     rc = rs_log(r, actor, command_id, "event", event_id, event_id, "event.status",
                 obj1("status", from), after, remark, errstr, errstr_size);
     if (rc == CWPP_OK)
-        rc = rs_touch(r, event_id);
+        rc = rs_touch(r, event_id, errstr, errstr_size);
     return rc;
 }
 
@@ -372,7 +382,7 @@ static int cmd_owner(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
         (rc = rs_log(r, c->actor, c->id, "event", ev.id, ev.id, "event.owner",
                      obj1("owner", ev.has_owner ? ev.owner : NULL), obj1("owner", owner),
                      remark_of(c), errstr, errstr_size)) != CWPP_OK ||
-        (rc = rs_touch(r, ev.id)) != CWPP_OK)
+        (rc = rs_touch(r, ev.id, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s, s:s?, s:s}", "event_id", ev.id, "before",
                            ev.has_owner ? ev.owner : NULL, "owner", owner);
@@ -407,7 +417,7 @@ static int cmd_level(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
         (rc = rs_log(r, c->actor, c->id, "event", ev.id, ev.id, "event.level",
                      obj1("level", ev.level), obj1("level", to), remark_of(c), errstr,
                      errstr_size)) != CWPP_OK ||
-        (rc = rs_touch(r, ev.id)) != CWPP_OK)
+        (rc = rs_touch(r, ev.id, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s, s:s, s:s}", "event_id", ev.id, "before", ev.level, "level", to);
     snprintf(rp->msg, sizeof(rp->msg), "Event %s: level %s -> %s (kept: new alerts no longer "
@@ -487,7 +497,7 @@ static int dest_of(rs_t *r, const rs_cmd_t *c, const ev_t *ev, const char **dest
 }
 
 typedef struct ent {
-    char type[16], value[1024], asset[256], pid[32], sha256[80], path[1024];
+    char type[16], value[1024], asset[1024], pid[32], sha256[80], path[1024];
 } ent_t;
 
 /* "type:value" of the event, with where it was seen. 1 found; 0 refused. */
@@ -522,6 +532,15 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, rs_rep
         PQclear(res);
         rs_refuse(rp, "Event %s has no entity %s:%.200s (cwppctl events entities %s lists "
                   "them).", ev->id, e->type, e->value, ev->id);
+        return 0;
+    }
+    if (strlen(PQgetvalue(res, 0, 0)) >= sizeof(e->asset) ||
+        strlen(PQgetvalue(res, 0, 1)) >= sizeof(e->pid) ||
+        strlen(PQgetvalue(res, 0, 2)) >= sizeof(e->sha256) ||
+        strlen(PQgetvalue(res, 0, 3)) >= sizeof(e->path)) {
+        PQclear(res);
+        rs_refuse(rp, "Entity %s:%.200s: its asset id, pid, hash or path is too long to act on "
+                  "safely.", e->type, e->value);
         return 0;
     }
     copy(e->asset, sizeof(e->asset), PQgetvalue(res, 0, 0));
@@ -601,6 +620,9 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
         return rs_refuse(rp, "Event %s is handled already; it takes no new handling.", ev.id);
     if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
         return rc;
+    for (i = 0; i < json_array_size(ents); i++)
+        if (!json_is_string(json_array_get(ents, i)))
+            return rs_refuse(rp, "Entity %zu is not a text \"TYPE:VALUE\".", i + 1);
     for (i = 0; i < json_array_size(ents); i++)
         for (j = 0; j < i; j++)
             if (json_equal(json_array_get(ents, i), json_array_get(ents, j)))
@@ -699,10 +721,14 @@ static int cmd_playbook(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_
                                           e.pid[0] ? e.pid : NULL, e.sha256[0] ? e.sha256 : NULL);
         json_t *nst = json_deep_copy(st);
 
-        if (pr == NULL || nst == NULL || json_object_set_new(nst, "params", pr) != 0 ||
-            json_array_append_new(bound, nst) != 0) {
+        if (pr == NULL || nst == NULL) {
+            json_decref(pr);
             json_decref(nst);
             json_decref(bound);
+            bound = NULL;
+        } else if (json_object_set_new(nst, "params", pr) != 0 ||
+                   json_array_append_new(bound, nst) != 0) {
+            json_decref(bound); /* nst and pr were taken, and freed on failure */
             bound = NULL;
         }
     }
@@ -920,9 +946,13 @@ static int cmd_playbooks(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errst
                                                      p[1]), refusal, errstr, errstr_size);
         free(steps);
         if (strcmp(rp->status, "ok") == 0)
-            snprintf(rp->msg, sizeof(rp->msg), "Playbook %s saved (%zu step%s).", name,
-                 json_array_size(json_object_get(pb, "steps")),
-                 json_array_size(json_object_get(pb, "steps")) == 1 ? "" : "s");
+            snprintf(rp->msg, sizeof(rp->msg), "Playbook %s saved (%zu step%s)%s.", name,
+                     json_array_size(json_object_get(pb, "steps")),
+                     json_array_size(json_object_get(pb, "steps")) == 1 ? "" : "s",
+                     json_is_true(json_object_get(pb, "default"))
+                         ? "; it is the default of its entity type unless another one is "
+                           "already (cwppctl playbooks list shows which)"
+                         : "");
         return rc;
     }
     if (strcmp(c->type, "playbooks.delete") == 0) {
@@ -977,8 +1007,13 @@ static int decode(rs_t *r, const rd_kafka_message_t *m, rs_cmd_t *c, const char 
 static int dispatch(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t *out,
                     char *errstr, size_t errstr_size)
 {
-    int64_t age = cwpp_now_ms() - c->issued_at_ms;
+    int64_t now = cwpp_now_ms(), age;
 
+    if (c->issued_at_ms <= 0 || c->issued_at_ms > now + 300000)
+        return rs_refuse(rp, "The command's issue time (%" PRId64 " ms) is not a time of the "
+                         "last years or the next 5 minutes; check the sender's clock.",
+                         c->issued_at_ms);
+    age = now - c->issued_at_ms;
     if (c->payload == NULL)
         return rs_refuse(rp, "The command's payload is not a JSON object.");
     if (c->actor[0] == '\0')
@@ -1029,7 +1064,11 @@ int rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, c
     {
         const char *p[1] = {c.id};
 
-        if ((rc = rs_q(r, SQL_APPLIED, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) !=
+        /* two members of the group during a rebalance: one applies, the other then finds
+         * the record (the lock is held until the batch's transaction ends) */
+        if ((rc = rs_q(r, SQL_COMMAND_LOCK, 1, p, PGRES_TUPLES_OK, NULL, errstr,
+                       errstr_size)) != CWPP_OK ||
+            (rc = rs_q(r, SQL_APPLIED, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) !=
             CWPP_OK)
             goto done;
         if (PQntuples(res) == 1) {
@@ -1040,7 +1079,7 @@ int rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, c
 
             rc = rs_resend_for_response(r, c.id, out, errstr, errstr_size);
             if (rc == CWPP_OK && eid != NULL)
-                rc = rs_touch(r, eid); /* the snapshot again: it may not have been sent */
+                rc = rs_touch(r, eid, errstr, errstr_size); /* the snapshot again: it may not have been sent */
             if (rc == CWPP_OK)
                 rc = answer(r, &c, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), result, 0, out,
                             errstr, errstr_size);

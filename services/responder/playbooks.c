@@ -22,9 +22,12 @@ static const char SQL_UPSERT[] =
     "ON CONFLICT (name) DO UPDATE SET entity_type = EXCLUDED.entity_type, "
     "description = EXCLUDED.description, steps = EXCLUDED.steps, origin = EXCLUDED.origin, "
     "is_default = EXCLUDED.is_default, updated_at = now() "
-    "WHERE playbooks.origin <> 'custom' AND (playbooks.steps, playbooks.description, "
-    "playbooks.is_default, playbooks.origin) IS DISTINCT FROM (EXCLUDED.steps, "
-    "EXCLUDED.description, EXCLUDED.is_default, EXCLUDED.origin)";
+    "WHERE playbooks.origin = EXCLUDED.origin AND (playbooks.steps, playbooks.description, "
+    "playbooks.is_default) IS DISTINCT FROM (EXCLUDED.steps, EXCLUDED.description, "
+    "EXCLUDED.is_default) RETURNING name";
+static const char SQL_TAKEN[] = "SELECT origin FROM playbooks WHERE name = $1";
+/* The files' playbooks are what the directory holds now: one removed is gone. */
+static const char SQL_DROP_FILES[] = "DELETE FROM playbooks WHERE origin = 'file'";
 
 static int store(rs_t *r, const json_t *pb, const char *origin, char *errstr,
                  size_t errstr_size)
@@ -37,10 +40,27 @@ static int store(rs_t *r, const json_t *pb, const char *origin, char *errstr,
                         json_is_true(json_object_get(pb, "default")) ? "true" : "false"};
     int         rc;
 
+    PGresult   *res = NULL;
+
     if (steps == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    rc = rs_q(r, SQL_UPSERT, 6, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    rc = rs_q(r, SQL_UPSERT, 6, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
     free(steps);
+    if (rc == CWPP_OK && PQntuples(res) == 0) {
+        PGresult *o = NULL;
+
+        PQclear(res);
+        res = NULL;
+        rc = rs_q(r, SQL_TAKEN, 1, p, PGRES_TUPLES_OK, &o, errstr, errstr_size);
+        if (rc == CWPP_OK && PQntuples(o) == 1 && strcmp(PQgetvalue(o, 0, 0), origin) != 0) {
+            cwpp_error("playbook_invalid", "%s: not loaded: the name is taken by a %s playbook",
+                       p[0], PQgetvalue(o, 0, 0));
+            cwpp_metric_add(r->m_playbooks_invalid, 1);
+            rc = 1; /* not stored */
+        }
+        PQclear(o);
+    }
+    PQclear(res);
     return rc;
 }
 
@@ -60,7 +80,9 @@ static int load_doc(rs_t *r, json_t *doc, const char *origin, const char *where,
             cwpp_metric_add(r->m_playbooks_invalid, 1);
             continue;
         }
-        if ((rc = store(r, pb, origin, errstr, errstr_size)) != CWPP_OK)
+        if ((rc = store(r, pb, origin, errstr, errstr_size)) == 1)
+            continue;
+        if (rc != CWPP_OK)
             return rc;
         cwpp_info("playbook_loaded", "%s from %s",
                   json_string_value(json_object_get(pb, "name")), where);
@@ -73,23 +95,46 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int load_dir(rs_t *r, char *errstr, size_t errstr_size);
+
 int rs_load_playbooks(rs_t *r, char *errstr, size_t errstr_size)
 {
     json_error_t jerr;
     json_t      *doc = json_loads(cwpp_playbooks_builtin(), 0, &jerr);
-    DIR         *d;
-    struct dirent *de;
-    char        **names = NULL;
-    size_t        n = 0, cap = 0, i;
-    int           rc;
+    int          rc;
 
     if (doc == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "built-in playbooks: %s",
                            jerr.text);
-    rc = load_doc(r, doc, "builtin", "built-in playbooks", errstr, errstr_size);
+    /* one transaction: commands never see the file playbooks half loaded */
+    rc = cwpp_pg_command(r->pg, "BEGIN", errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = load_doc(r, doc, "builtin", "built-in playbooks", errstr, errstr_size);
     json_decref(doc);
-    if (rc != CWPP_OK || r->conf->playbooks_dir[0] == '\0')
-        return rc;
+    if (rc == CWPP_OK)
+        rc = rs_q(r, SQL_DROP_FILES, 0, NULL, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    if (rc == CWPP_OK && r->conf->playbooks_dir[0] != '\0')
+        rc = load_dir(r, errstr, errstr_size);
+    if (rc == CWPP_OK)
+        return cwpp_pg_command(r->pg, "COMMIT", errstr, errstr_size);
+    {
+        char ignore[64];
+
+        cwpp_pg_command(r->pg, "ROLLBACK", ignore, sizeof(ignore));
+    }
+    return rc;
+}
+
+static int load_dir(rs_t *r, char *errstr, size_t errstr_size)
+{
+    json_error_t   jerr;
+    json_t        *doc;
+    DIR           *d;
+    struct dirent *de;
+    char         **names = NULL;
+    size_t         n = 0, cap = 0, i;
+    int            rc = CWPP_OK;
+
     if ((d = opendir(r->conf->playbooks_dir)) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
                            "responder.playbooks.dir %s cannot be read", r->conf->playbooks_dir);
@@ -110,7 +155,8 @@ int rs_load_playbooks(rs_t *r, char *errstr, size_t errstr_size)
             n++;
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), by_name); /* a stable order: the log reads the same */
+    if (n > 0)
+        qsort(names, n, sizeof(*names), by_name); /* a stable order: the log reads the same */
     for (i = 0; i < n; i++) {
         char path[4096];
 

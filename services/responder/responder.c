@@ -104,10 +104,12 @@ int rs_log(rs_t *r, const char *actor, const char *command_id, const char *otype
         rc = rs_q(r, SQL_LOG, 9, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     free(b);
     free(a);
+    json_decref(before);
+    json_decref(after);
     return rc;
 }
 
-int rs_touch(rs_t *r, const char *event_id)
+int rs_touch(rs_t *r, const char *event_id, char *errstr, size_t errstr_size)
 {
     size_t i;
 
@@ -117,7 +119,7 @@ int rs_touch(rs_t *r, const char *event_id)
     if (r->ntouched == RS_MAX_TOUCHED)
         return CWPP_OK; /* bounded; the rest get their snapshot on their next change */
     if ((r->touched[r->ntouched] = strdup(event_id)) == NULL)
-        return CWPP_ENOMEM;
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     r->ntouched++;
     return CWPP_OK;
 }
@@ -431,6 +433,9 @@ static rs_t *rs_new(const rs_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
     r->m_snapshots = C("cwpp_responder_event_snapshots_total", "Event snapshots sent.");
     r->m_playbooks_invalid = C("cwpp_responder_playbooks_invalid_total",
                                "Playbook files refused at start.");
+    r->m_rollbacks_failed = C("cwpp_responder_rollbacks_failed_total",
+                              "Rollbacks that failed or timed out for good: an effect may "
+                              "still be in place (the policy's reason says which).");
 #undef C
     {
         static const double b[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};

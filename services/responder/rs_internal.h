@@ -33,7 +33,7 @@ typedef struct rs {
     cwpp_metrics_t   *metrics;
     cwpp_metric_t    *m_dead, *m_db_errors, *m_actions, *m_results, *m_stale_results;
     cwpp_metric_t    *m_retries, *m_timeouts, *m_expired, *m_snapshots, *m_db_seconds;
-    cwpp_metric_t    *m_playbooks_invalid;
+    cwpp_metric_t    *m_playbooks_invalid, *m_rollbacks_failed;
 } rs_t;
 
 /* A command as decoded. */
@@ -54,10 +54,11 @@ typedef struct rs_reply {
 int  rs_q(rs_t *r, const char *sql, int n, const char *const *v, ExecStatusType want,
           PGresult **res, char *errstr, size_t errstr_size);
 int  rs_refuse(rs_reply_t *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends an activity_log entry; takes (releases) before and after, NULL accepted. */
 int  rs_log(rs_t *r, const char *actor, const char *command_id, const char *otype,
             const char *oid, const char *event_id, const char *action, json_t *before,
             json_t *after, const char *remark, char *errstr, size_t errstr_size);
-int  rs_touch(rs_t *r, const char *event_id);
+int  rs_touch(rs_t *r, const char *event_id, char *errstr, size_t errstr_size);
 int  rs_dead_letter(rs_t *r, const rd_kafka_message_t *m, const char *code, const char *reason,
                     cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 

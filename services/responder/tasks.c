@@ -76,6 +76,8 @@ static const char SQL_TASK_RETRY[] =
 static const char SQL_ROLLED_BACK[] =
     "UPDATE handling_tasks SET state = 'rolled_back', updated_at = now() "
     "WHERE task_id = $1 AND state = 'succeeded'";
+static const char SQL_POLICY_REASON[] =
+    "UPDATE handling_policies SET reason = $2, updated_at = now() WHERE policy_id = $1";
 static const char SQL_POLICY_GET[] =
     "SELECT policy_id, event_id, response_id, kind, step, jsonb_array_length(steps), state, "
     "target_status, name, created_by FROM handling_policies WHERE policy_id = $1 FOR UPDATE";
@@ -106,9 +108,11 @@ static const char SQL_LEASES_ENDED[] =
     "SELECT policy_id, state, event_id FROM handling_policies WHERE state IN ('active', 'failed') "
     "AND NOT rolled_back AND valid_until <= now() ORDER BY valid_until LIMIT 100 "
     "FOR UPDATE SKIP LOCKED";
+/* What may be in force: the applied steps, and the failed or timed-out ones whose agent
+ * may have acted without its result arriving (rollbacks are idempotent). */
 static const char SQL_APPLIED_TASKS[] =
     "SELECT task_id, action FROM handling_tasks WHERE policy_id = $1 AND kind = 'apply' "
-    "AND state = 'succeeded' ORDER BY step DESC";
+    "AND state IN ('succeeded', 'failed', 'timed_out') ORDER BY step DESC";
 static const char SQL_LEASE_END[] =
     "UPDATE handling_policies SET rolled_back = true, updated_at = now(), state = CASE WHEN "
     "state = 'active' THEN CASE WHEN $2::int > 0 THEN 'expiring' ELSE 'expired' END ELSE state "
@@ -243,8 +247,8 @@ int rs_start_policy(rs_t *r, const char *response_id, int index, const char *eve
                     "entity_value", evalue, "asset_id", asset, "account", dest, "valid_until_ms",
                     (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
     rc = rs_log(r, actor, response_id, "policy", PQgetvalue(res, 0, 0), event_id,
-                strcmp(kind, "playbook") == 0 ? "playbook.started" : "policy.created", NULL, pol,
-                remark, errstr, errstr_size);
+                strcmp(kind, "playbook") == 0 ? "playbook.started" : "policy.created", NULL,
+                json_incref(pol), remark, errstr, errstr_size);
     if (rc == CWPP_OK)
         rc = start_step(r, PQgetvalue(res, 0, 0), 0, actor, response_id, out, errstr,
                         errstr_size);
@@ -451,9 +455,21 @@ static int retry_or_fail(rs_t *r, PGresult *t, int i, const char *final_state,
         cwpp_utf8_sanitize(msg);
         return fail_policy(r, PQgetvalue(t, i, TC_POLICY), msg, cmd, errstr, errstr_size);
     }
-    cwpp_warn("rollback_failed", "%s of task %s (policy %s) %s: %s; the effect stays in place",
-              PQgetvalue(t, i, TC_ACTION), id, PQgetvalue(t, i, TC_POLICY), final_state, why);
-    return finish_expiry(r, PQgetvalue(t, i, TC_POLICY), cmd, errstr, errstr_size);
+    {
+        char        msg[800];
+        const char *p[2] = {PQgetvalue(t, i, TC_POLICY), msg};
+
+        snprintf(msg, sizeof(msg), "rollback %s of task %s %s: %s; the effect may still be in "
+                 "place", PQgetvalue(t, i, TC_ACTION), PQgetvalue(t, i, TC_ROLLBACK_OF),
+                 strcmp(final_state, "timed_out") == 0 ? "timed out" : "failed", why);
+        cwpp_utf8_sanitize(msg);
+        cwpp_warn("rollback_failed", "policy %s: %s", p[0], msg);
+        cwpp_metric_add(r->m_rollbacks_failed, 1);
+        rc = rs_q(r, SQL_POLICY_REASON, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    }
+    return rc == CWPP_OK ? finish_expiry(r, PQgetvalue(t, i, TC_POLICY), cmd, errstr,
+                                         errstr_size)
+                         : rc;
 }
 
 /* ------------------------------------------------------------------ results */
@@ -495,8 +511,28 @@ int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, ch
         if ((rc = rs_q(r, SQL_TASK_GET, 1, p, PGRES_TUPLES_OK, &t, errstr, errstr_size)))
             return rc;
     }
+    if (PQntuples(t) == 1) {
+        const char *acc, *asset, *act;
+
+        if (cwpp_avro_get_str(&r->v_aresult, "account_id", &acc) != CWPP_OK ||
+            cwpp_avro_get_str(&r->v_aresult, "asset_id", &asset) != CWPP_OK ||
+            cwpp_avro_get_str(&r->v_aresult, "action", &act) != CWPP_OK ||
+            strcmp(acc, PQgetvalue(t, 0, TC_DEST)) != 0 ||
+            strcmp(asset, PQgetvalue(t, 0, TC_ASSET)) != 0 ||
+            strcmp(act, PQgetvalue(t, 0, TC_ACTION)) != 0) {
+            PQclear(t);
+            return rs_dead_letter(r, m, "invalid_result",
+                                  "the result's account, asset or action is not its task's "
+                                  "(an agent answered for another host)", out, errstr,
+                                  errstr_size);
+        }
+    }
+    /* The running attempt's result; or a success of an earlier attempt that came late (its
+     * effect happened: the retry would only find it done, or fail on it). */
     if (PQntuples(t) == 0 || strcmp(PQgetvalue(t, 0, TC_STATE), "running") != 0 ||
-        strcmp(PQgetvalue(t, 0, TC_ATTEMPT), att) != 0) {
+        (strcmp(PQgetvalue(t, 0, TC_ATTEMPT), att) != 0 &&
+         !(strcmp(status, "succeeded") == 0 &&
+           strtol(att, NULL, 10) < strtol(PQgetvalue(t, 0, TC_ATTEMPT), NULL, 10)))) {
         cwpp_metric_add(r->m_stale_results, 1);
         cwpp_info("result_stale", "result %s (%s) ignored: %s", action_id, status,
                   PQntuples(t) == 0 ? "no such task" : "that attempt is over");
@@ -586,8 +622,9 @@ static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *er
     if ((rc = rs_q(r, SQL_LEASE_END, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
         return rc;
     rc = rs_log(r, "responder", NULL, "policy", pid, PQgetvalue(pol, i, 2),
-                strcmp(PQgetvalue(res, 0, 0), "expiring") == 0 ? "policy.expiring"
-                                                                : "policy.expired",
+                strcmp(PQgetvalue(res, 0, 0), "expiring") == 0  ? "policy.expiring"
+                : strcmp(PQgetvalue(res, 0, 0), "expired") == 0 ? "policy.expired"
+                                                                 : "policy.lease_ended",
                 json_pack("{s:s}", "state", PQgetvalue(pol, i, 1)),
                 json_pack("{s:s, s:i}", "state", PQgetvalue(res, 0, 0), "rollbacks", n),
                 "the validity period ended", errstr, errstr_size);

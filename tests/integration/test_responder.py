@@ -429,7 +429,7 @@ def test_bad_unknown_stale_and_redelivered_commands(pipe):
                          remote_ip="198.51.100.20"))
     eid = pipe.event_of(acct, 1)
     ids = {k: f"cmd-{k}-{tag()}" for k in ("unknown", "noevent", "stale", "payload", "twice",
-                                           "illegal")}
+                                           "illegal", "clock", "ents")}
     t.produce(pipe.prefix + "commands", [
         b"\xc3\x01not avro at all",
         command(ids["unknown"], "event.explode", {"event_id": eid}),
@@ -441,6 +441,10 @@ def test_bad_unknown_stale_and_redelivered_commands(pipe):
                         "type": "event.status", "actor": "admin",
                         "issued_at_ms": int(time.time() * 1000), "payload_json": "[1, 2"}),
         command(ids["illegal"], "event.status", {"event_id": eid, "status": "failed"}),
+        command(ids["clock"], "event.status", {"event_id": eid, "status": "handling"},
+                issued=-(2 ** 63)),
+        command(ids["ents"], "event.respond", {"event_id": eid, "entities": [1, 1],
+                                               "status": "handled"}),
         command(ids["twice"], "event.status", {"event_id": eid, "status": "handling"}),
         command(ids["twice"], "event.status", {"event_id": eid, "status": "handling"}),
     ])
@@ -451,6 +455,8 @@ def test_bad_unknown_stale_and_redelivered_commands(pipe):
     assert "Stale command" in msg["stale"]
     assert "payload is not a JSON object" in msg["payload"]
     assert "not a status an analyst can set" in msg["illegal"]
+    assert "issue time" in msg["clock"]
+    assert "is not a text" in msg["ents"]
     assert [a["status"] for a in got[ids["twice"]]] == ["ok", "ok"]
     assert got[ids["twice"]][0]["message"] == got[ids["twice"]][1]["message"]
     assert status_of(eid) == "handling"
@@ -581,6 +587,36 @@ def test_a_task_with_no_result_times_out(pipe):
     assert task[:4] == ("apply", "isolate_host", "timed_out", 2)
     assert "no result from the agent" in task[4]
     assert t.metrics(pipe.responder).get("cwpp_responder_task_timeouts_total", 0) >= 2
+
+
+def test_a_late_success_is_taken_and_a_result_for_another_host_is_refused(pipe):
+    """Results come from any producer on action-results: one naming another asset goes to
+    the dead-letter topic; a success of attempt 1 arriving while attempt 2 runs is taken."""
+    acct = "acct-" + tag()
+    asset = "slow-" + tag()
+    ip = "198.51.100.71"
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(2), asset, remote_ip=ip))
+    eid = pipe.event_of(acct, 1)
+    pipe.ok("events", "respond", eid, "--entity", f"ip:{ip}", "--status", "handled")
+    t.wait_for(lambda: tasks_of(eid) and tasks_of(eid)[0][3] == 2, timeout=20,
+               what="attempt 2 (attempt 1 had no answer)")
+    (task_id,) = t.query("SELECT task_id FROM handling_tasks WHERE event_id = %s", (eid,))[0]
+    ar = t.AvroType("action_result")
+
+    def result(asset_id, attempt):
+        return ar.encode({"action_id": f"{task_id}.{attempt}", "task_id": task_id,
+                          "account_id": acct, "asset_id": asset_id, "action": "block_ip",
+                          "agent": "test", "status": "succeeded", "reason": "done late",
+                          "details_json": "{}", "finished_at_ms": int(time.time() * 1000)})
+    t.produce(pipe.prefix + "action-results", [result("someone-else", 1)])
+    time.sleep(1.5)
+    assert tasks_of(eid)[0][2] == "running"
+    t.produce(pipe.prefix + "action-results", [result(asset, 1)])
+    wait_status(eid, "handled")
+    assert tasks_of(eid)[0][:4] == ("apply", "block_ip", "succeeded", 2)
+    dead = [REJECTED.decode(m.value()) for m in t.consume(pipe.prefix + "alerts.rejected", 1,
+                                                           settle=2)]
+    assert any(d["reason_code"] == "invalid_result" for d in dead)
 
 
 def test_a_completed_playbook_sets_the_event_handled(pipe, tmp_path):

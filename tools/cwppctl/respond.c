@@ -395,7 +395,9 @@ static int events_tasks(ctl_t *c, int argc, char **argv)
         for (j = 0; j < json_array_size(tasks); j++) {
             json_t *t = json_array_get(tasks, j);
 
-            if (strcmp(json_string_value(json_object_get(t, "policy_id")), pid) == 0)
+            const char *tp = json_string_value(json_object_get(t, "policy_id"));
+
+            if (tp != NULL && pid != NULL && strcmp(tp, pid) == 0)
                 json_array_append(mine, t);
         }
         json_object_set_new(pol, "tasks", mine);
