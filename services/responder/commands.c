@@ -449,11 +449,12 @@ static int cmd_remark(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
 
 /* --------------------------------------------------------- respond, playbook */
 
-/* validity_s of the payload (or the default) within bounds; -1 refused. */
-static int64_t validity_of(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp)
+/* validity_s of obj (the payload, or one entity's overrides), else def, within bounds;
+ * -1 refused. */
+static int64_t validity_in(rs_t *r, const json_t *obj, int64_t def, rs_reply_t *rp)
 {
-    json_t *v = json_object_get(c->payload, "validity_s");
-    int64_t s = r->conf->validity_default_s;
+    json_t *v = json_object_get(obj, "validity_s");
+    int64_t s = def;
 
     if (v != NULL) {
         if (!json_is_integer(v)) {
@@ -471,11 +472,16 @@ static int64_t validity_of(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp)
     return s;
 }
 
-/* The destination account: the event's own or a member account it manages. 1 ok. */
-static int dest_of(rs_t *r, const rs_cmd_t *c, const ev_t *ev, const char **dest,
-                   rs_reply_t *rp, int *rc, char *errstr, size_t errstr_size)
+static int64_t validity_of(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp)
 {
-    const char *d = pstr(c, "account");
+    return validity_in(r, c->payload, r->conf->validity_default_s, rp);
+}
+
+/* The destination account d (NULL or empty: the event's own), which must be the event's
+ * own or a member account it manages. 1 ok. */
+static int dest_ok(rs_t *r, const char *d, const ev_t *ev, const char **dest, rs_reply_t *rp,
+                   int *rc, char *errstr, size_t errstr_size)
+{
     PGresult   *res = NULL;
     const char *p[2];
     int         found;
@@ -494,6 +500,12 @@ static int dest_of(rs_t *r, const rs_cmd_t *c, const ev_t *ev, const char **dest
         rs_refuse(rp, "Account \"%.100s\" is neither the event's account (%.100s) nor a member "
                   "account it manages (cwppctl accounts list).", *dest, ev->account);
     return found;
+}
+
+static int dest_of(rs_t *r, const rs_cmd_t *c, const ev_t *ev, const char **dest,
+                   rs_reply_t *rp, int *rc, char *errstr, size_t errstr_size)
+{
+    return dest_ok(r, pstr(c, "account"), ev, dest, rp, rc, errstr, errstr_size);
 }
 
 typedef struct ent {
@@ -594,6 +606,15 @@ static json_t *policy_steps(const ent_t *e, const char **action, rs_reply_t *rp)
     return json_pack("[{s:s, s:o}]", "action", pd->action, "params", params);
 }
 
+/* The spec "TYPE:VALUE" of entities item i: a text, or {"entity", "validity_s"?,
+ * "account"?} (that entity's own validity and destination). NULL when neither. */
+static const char *entity_spec(const json_t *item)
+{
+    if (json_is_string(item))
+        return json_string_value(item);
+    return json_string_value(json_object_get(item, "entity"));
+}
+
 static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t *out,
                        char *errstr, size_t errstr_size)
 {
@@ -603,7 +624,7 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
     int64_t       validity;
     ev_t          ev;
     size_t        i, j;
-    int           rc;
+    int           rc, same = 1;
 
     if (target == NULL || (strcmp(target, "handling") != 0 && strcmp(target, "handled") != 0))
         return rs_refuse(rp, "Choose the status the event takes when the handling succeeds: "
@@ -620,23 +641,49 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
         return rs_refuse(rp, "Event %s is handled already; it takes no new handling.", ev.id);
     if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
         return rc;
-    for (i = 0; i < json_array_size(ents); i++)
-        if (!json_is_string(json_array_get(ents, i)))
-            return rs_refuse(rp, "Entity %zu is not a text \"TYPE:VALUE\".", i + 1);
+    for (i = 0; i < json_array_size(ents); i++) {
+        const json_t *it = json_array_get(ents, i), *k;
+        const char   *key;
+
+        if (entity_spec(it) == NULL)
+            return rs_refuse(rp, "Entity %zu is neither a text \"TYPE:VALUE\" nor {\"entity\": "
+                             "\"TYPE:VALUE\", \"validity_s\", \"account\"}.", i + 1);
+        json_object_foreach((json_t *)it, key, k) {
+            if (strcmp(key, "entity") != 0 && strcmp(key, "validity_s") != 0 &&
+                strcmp(key, "account") != 0)
+                return rs_refuse(rp, "Entity %zu has an unknown field \"%.40s\" (entity, "
+                                 "validity_s, account).", i + 1, key);
+            if (strcmp(key, "account") == 0 && !json_is_string(k))
+                return rs_refuse(rp, "Entity %zu: \"account\" must be a text.", i + 1);
+        }
+    }
     for (i = 0; i < json_array_size(ents); i++)
         for (j = 0; j < i; j++)
-            if (json_equal(json_array_get(ents, i), json_array_get(ents, j)))
+            if (strcmp(entity_spec(json_array_get(ents, i)),
+                       entity_spec(json_array_get(ents, j))) == 0)
                 return rs_refuse(rp, "Entity %.200s is selected twice.",
-                                 json_string_value(json_array_get(ents, i)));
+                                 entity_spec(json_array_get(ents, i)));
     if ((pols = json_array()) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     for (i = 0; i < json_array_size(ents); i++) {
-        ent_t       e;
-        const char *action = NULL;
-        json_t     *steps;
+        const json_t *it = json_array_get(ents, i);
+        ent_t         e;
+        const char   *action = NULL, *edest = dest;
+        json_t       *steps;
+        int64_t       ev_validity = validity;
 
-        if (!entity_of(r, &ev, json_string_value(json_array_get(ents, i)), &e, rp, &rc, errstr,
-                       errstr_size)) {
+        if (json_is_object(it)) {
+            /* this entity's own validity period and destination account */
+            if ((ev_validity = validity_in(r, it, validity, rp)) < 0 ||
+                (json_object_get(it, "account") != NULL &&
+                 !dest_ok(r, json_string_value(json_object_get(it, "account")), &ev, &edest,
+                          rp, &rc, errstr, errstr_size))) {
+                json_decref(pols);
+                return ev_validity < 0 ? CWPP_OK : rc;
+            }
+            same &= ev_validity == validity && strcmp(edest, dest) == 0;
+        }
+        if (!entity_of(r, &ev, entity_spec(it), &e, rp, &rc, errstr, errstr_size)) {
             json_decref(pols);
             return rc;
         }
@@ -645,9 +692,9 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
             return strcmp(rp->status, "error") == 0
                        ? CWPP_OK : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         }
-        rc = rs_start_policy(r, c->id, (int)i, ev.id, ev.account, dest, "policy", action, e.type,
-                             e.value, e.asset, steps, target, validity, c->actor, remark_of(c),
-                             pols, out, errstr, errstr_size);
+        rc = rs_start_policy(r, c->id, (int)i, ev.id, ev.account, edest, "policy", action,
+                             e.type, e.value, e.asset, steps, target, ev_validity, c->actor,
+                             remark_of(c), pols, out, errstr, errstr_size);
         json_decref(steps);
         if (rc != CWPP_OK) {
             json_decref(pols);
@@ -662,10 +709,16 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
     }
     rp->result = json_pack("{s:s, s:s, s:o}", "event_id", ev.id, "status_on_success", target,
                            "policies", pols);
-    snprintf(rp->msg, sizeof(rp->msg), "Event %s: %zu handling polic%s created, valid for %"
-             PRId64 " s on account %s; the event is handling until the tasks finish, then %s "
-             "(failed if a task fails).", ev.id, json_array_size(ents),
-             json_array_size(ents) == 1 ? "y" : "ies", validity, dest, target);
+    if (same)
+        snprintf(rp->msg, sizeof(rp->msg), "Event %s: %zu handling polic%s created, valid for %"
+                 PRId64 " s on account %s; the event is handling until the tasks finish, then "
+                 "%s (failed if a task fails).", ev.id, json_array_size(ents),
+                 json_array_size(ents) == 1 ? "y" : "ies", validity, dest, target);
+    else
+        snprintf(rp->msg, sizeof(rp->msg), "Event %s: %zu handling policies created, each with "
+                 "its own validity and account (cwppctl events tasks %s); the event is handling "
+                 "until the tasks finish, then %s (failed if a task fails).", ev.id,
+                 json_array_size(ents), ev.id, target);
     return CWPP_OK;
 }
 

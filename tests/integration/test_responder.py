@@ -456,7 +456,7 @@ def test_bad_unknown_stale_and_redelivered_commands(pipe):
     assert "payload is not a JSON object" in msg["payload"]
     assert "not a status an analyst can set" in msg["illegal"]
     assert "issue time" in msg["clock"]
-    assert "is not a text" in msg["ents"]
+    assert "is neither a text" in msg["ents"]
     assert [a["status"] for a in got[ids["twice"]]] == ["ok", "ok"]
     assert got[ids["twice"]][0]["message"] == got[ids["twice"]][1]["message"]
     assert status_of(eid) == "handling"
@@ -496,6 +496,20 @@ def test_recommend_lists_a_policy_per_entity_or_says_there_is_none(pipe):
                        "--account", "acct-not-managed")
     assert "neither the event's account" in err
     assert t.query("SELECT count(*) FROM handling_policies WHERE event_id = %s", (eid,))[0][0] == 0
+    # each policy may have its own validity and destination account: options before the
+    # first --entity apply to all, after an --entity to that one
+    member = "acct-" + tag()
+    pipe.ok("accounts", "add-member", member, "--manager", acct)
+    rc, doc, err = pipe.ctl_json("events", "respond", eid, "--validity", "2h",
+                                 "--entity", f"ip:{ip}", "--account", member,
+                                 "--entity", "host:h3", "--validity", "30m",
+                                 "--entity", "process:/tmp/m.bin", "--status", "handling")
+    assert rc == 0, err
+    rows = t.query("SELECT entity_type, dest_account, round(extract(epoch FROM valid_until - "
+                   "created_at) / 60) FROM handling_policies WHERE event_id = %s "
+                   "ORDER BY entity_type", (eid,))
+    assert rows == [("host", acct, 30), ("ip", member, 120), ("process", acct, 120)], rows
+    assert "each with its own validity" in doc["message"]
     m = t.metrics(pipe.responder)
     assert m.get("cwpp_responder_playbooks_invalid_total", 0) >= 1
 

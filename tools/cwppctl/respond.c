@@ -106,6 +106,61 @@ static int valid_event_id(const char *id)
 
 /* ------------------------------------------------------------------ changes */
 
+/*
+ * respond's --entity, --validity and --account, in order: --validity and --account before
+ * the first --entity apply to every entity; after an --entity, to that entity only (the
+ * analyst edits each policy). Takes them out of argv; ents gets a "TYPE:VALUE" text per
+ * entity, or {"entity", "validity_s"?, "account"?} when it has its own.
+ */
+static int respond_entities(int *argc, char **argv, json_t *ents, const char **validity,
+                            const char **account)
+{
+    json_t *cur = NULL;
+    int     i, k = 0;
+
+    for (i = 0; i < *argc; i++) {
+        const char *o = argv[i];
+        int         is_ent = strcmp(o, "--entity") == 0, is_val = strcmp(o, "--validity") == 0;
+        int         is_acc = strcmp(o, "--account") == 0;
+
+        if (strcmp(o, "--") == 0) {
+            for (; i < *argc; i++)
+                argv[k++] = argv[i];
+            break;
+        }
+        if (!is_ent && !is_val && !is_acc) {
+            argv[k++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= *argc)
+            return ctl_fail(CTL_USAGE, "%s needs a value", o);
+        i++;
+        if (is_ent) {
+            cur = json_pack("{s:s}", "entity", argv[i]);
+            json_array_append_new(ents, cur);
+        } else if (cur == NULL) {
+            *(is_val ? validity : account) = argv[i];
+        } else if (is_acc) {
+            json_object_set_new(cur, "account", json_string(argv[i]));
+        } else {
+            long long secs = parse_duration(argv[i]);
+
+            if (secs < 0)
+                return ctl_fail(CTL_USAGE, "--validity \"%s\" is not a duration (e.g. 3600, "
+                                "90s, 30m, 12h, 7d)", argv[i]);
+            json_object_set_new(cur, "validity_s", json_integer(secs));
+        }
+    }
+    *argc = k;
+    for (i = 0; i < (int)json_array_size(ents); i++) {
+        json_t *it = json_array_get(ents, i);
+
+        if (json_object_size(it) == 1) /* no overrides: the plain text */
+            json_array_set(ents, (size_t)i, json_object_get(it, "entity"));
+    }
+    return CTL_OK;
+}
+
 static int event_change(ctl_t *c, const char *verb, int argc, char **argv)
 {
     const char *remark = NULL, *validity = NULL, *account = NULL, *status = NULL;
@@ -115,6 +170,9 @@ static int event_change(ctl_t *c, const char *verb, int argc, char **argv)
     int         rc;
 
     if ((rc = need_actor(c)) != CTL_OK)
+        goto fail;
+    if (strcmp(verb, "respond") == 0 &&
+        (rc = respond_entities(&argc, argv, ents, &validity, &account)) != CTL_OK)
         goto fail;
     if ((rc = take_opt(&argc, argv, "--remark", &remark, NULL)) != CTL_OK ||
         (rc = take_opt(&argc, argv, "--validity", &validity, NULL)) != CTL_OK ||
