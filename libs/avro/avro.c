@@ -850,3 +850,111 @@ int cwpp_avro_get_opt_record(avro_value_t *rec, const char *name, int *present,
 {
     return opt_get(rec, name, present, sub);
 }
+
+/* ------------------------------------------------------------- from JSON */
+
+static int from_json(avro_value_t *v, const json_t *j, const char *path, char *errstr,
+                     size_t errstr_size, int depth)
+{
+    avro_schema_t sch = avro_value_get_schema(v);
+    size_t        i, n;
+
+    if (sch == NULL || depth > 32)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: nested too deep", path);
+    switch (avro_typeof(sch)) {
+    case AVRO_RECORD:
+        if (!json_is_object(j))
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not an object", path);
+        if (avro_value_get_size(v, &n) != 0)
+            return CWPP_EINVAL;
+        for (i = 0; i < n; i++) {
+            avro_value_t f;
+            const char  *name;
+            int          rc;
+
+            if (avro_value_get_by_index(v, i, &f, &name) != 0)
+                return CWPP_EINVAL;
+            if ((rc = from_json(&f, json_object_get(j, name), name, errstr, errstr_size,
+                                depth + 1)) != CWPP_OK)
+                return rc;
+        }
+        return CWPP_OK;
+    case AVRO_UNION: {
+        size_t nb = avro_schema_union_size(sch), null_b = nb, other_b = nb;
+        avro_value_t b;
+
+        for (i = 0; i < nb; i++) {
+            if (avro_typeof(avro_schema_union_branch(sch, (int)i)) == AVRO_NULL)
+                null_b = i;
+            else if (other_b == nb)
+                other_b = i;
+        }
+        if (j == NULL || json_is_null(j)) {
+            if (null_b == nb)
+                return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: null", path);
+            return avro_value_set_branch(v, (int)null_b, &b) == 0 && avro_value_set_null(&b) == 0
+                       ? CWPP_OK : CWPP_EINVAL;
+        }
+        if (other_b == nb || avro_value_set_branch(v, (int)other_b, &b) != 0)
+            return CWPP_EINVAL;
+        return from_json(&b, j, path, errstr, errstr_size, depth + 1);
+    }
+    case AVRO_ARRAY:
+        if (j == NULL || json_is_null(j))
+            return CWPP_OK; /* an empty list */
+        if (!json_is_array(j))
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not a list", path);
+        for (i = 0; i < json_array_size(j); i++) {
+            avro_value_t x;
+            int          rc;
+
+            if (avro_value_append(v, &x, NULL) != 0)
+                return CWPP_ENOMEM;
+            if ((rc = from_json(&x, json_array_get(j, i), path, errstr, errstr_size,
+                                depth + 1)) != CWPP_OK)
+                return rc;
+        }
+        return CWPP_OK;
+    case AVRO_STRING:
+        if (!json_is_string(j))
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not a text", path);
+        return avro_value_set_string_len(v, json_string_value(j), json_string_length(j) + 1) == 0
+                   ? CWPP_OK : CWPP_EINVAL;
+    case AVRO_INT32:
+        if (!json_is_integer(j) || json_integer_value(j) < INT32_MIN ||
+            json_integer_value(j) > INT32_MAX)
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not an int", path);
+        return avro_value_set_int(v, (int32_t)json_integer_value(j)) == 0 ? CWPP_OK : CWPP_EINVAL;
+    case AVRO_INT64:
+        if (!json_is_integer(j))
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not a long", path);
+        return avro_value_set_long(v, json_integer_value(j)) == 0 ? CWPP_OK : CWPP_EINVAL;
+    case AVRO_DOUBLE:
+        if (!json_is_number(j))
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not a number", path);
+        return avro_value_set_double(v, json_number_value(j)) == 0 ? CWPP_OK : CWPP_EINVAL;
+    case AVRO_BOOLEAN:
+        if (!json_is_boolean(j))
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not true/false", path);
+        return avro_value_set_boolean(v, json_is_true(j)) == 0 ? CWPP_OK : CWPP_EINVAL;
+    case AVRO_ENUM: {
+        int idx = json_is_string(j) ? avro_schema_enum_get_by_name(sch, json_string_value(j))
+                                    : -1;
+
+        if (idx < 0)
+            return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not a symbol of %s", path,
+                               avro_schema_name(sch));
+        return avro_value_set_enum(v, idx) == 0 ? CWPP_OK : CWPP_EINVAL;
+    }
+    case AVRO_NULL:
+        return avro_value_set_null(v) == 0 ? CWPP_OK : CWPP_EINVAL;
+    default:
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: type not supported", path);
+    }
+}
+
+int cwpp_avro_from_json(avro_value_t *v, const json_t *j, char *errstr, size_t errstr_size)
+{
+    avro_value_reset(v);
+    return from_json(v, j, "record", errstr, errstr_size, 0);
+}

@@ -20,6 +20,7 @@
 #define CWPP_AVRO_H
 
 #include <avro.h>
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,14 @@ int cwpp_avro_encode(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *out
  */
 int cwpp_avro_decode(const cwpp_avro_type_t *t, const void *buf, size_t len, avro_value_t *v,
                      char *errstr, size_t errstr_size);
+
+/*
+ * Fills v (reset first) from a JSON document shaped like its schema: records from objects
+ * (fields by name), arrays from lists (missing = empty), ["null", T] unions from null /
+ * missing or a T, enums from their symbol, strings, ints, longs, doubles, booleans.
+ * Returns 0, or CWPP_EINVAL with the field that did not fit.
+ */
+int cwpp_avro_from_json(avro_value_t *v, const json_t *j, char *errstr, size_t errstr_size);
 
 /* Checks that the len bytes at p hold exactly one datum of schema; returns 0 or
  * CWPP_EINVAL. Exposed for tests and the fuzz harness. */

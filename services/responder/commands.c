@@ -61,6 +61,8 @@ static const char SQL_CASCADE[] =
     "action, before, after, remark) SELECT $3, $4, 'alert', h.alert_id, $1, 'alert.status', "
     "'{\"status\": \"unhandled\"}', jsonb_build_object('status', 'handled', 'handling', "
     "$2::jsonb), $5 FROM h ON CONFLICT DO NOTHING) SELECT count(*) FROM h";
+static const char SQL_HANDLED_QUEUE[] =
+    "INSERT INTO handled_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING";
 static const char SQL_OWNER[] =
     "UPDATE events SET owner = $2, version = version + 1, updated_at = now() "
     "WHERE event_id = $1";
@@ -301,6 +303,10 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
             return rc;
         n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
+        /* queued for the exporter's handled-event stream, in the same transaction */
+        if ((rc = rs_q(r, SQL_HANDLED_QUEUE, 1, p, PGRES_COMMAND_OK, NULL, errstr,
+                       errstr_size)) != CWPP_OK)
+            return rc;
     }
     if (alerts_handled != NULL)
         *alerts_handled = n;

@@ -135,7 +135,7 @@ static int parse_limit(const char *v)
  * how long ago (30m, 12h, 7d). Writes the RFC 3339 form into out (>= 32 bytes) and the
  * time into *ms. CTL_OK, or CTL_USAGE after a sentence naming the option.
  */
-static int parse_when(const char *opt, const char *v, char *out, size_t size, int64_t *ms)
+int ctl_parse_when(const char *opt, const char *v, char *out, size_t size, int64_t *ms)
 {
     int64_t now = cwpp_now_ms();
     char    date[40], *end;
@@ -396,7 +396,7 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
 
             if ((v = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
-            if ((rc = parse_when(is_since ? "--since" : "--until", v,
+            if ((rc = ctl_parse_when(is_since ? "--since" : "--until", v,
                                  is_since ? since_s : until_s, sizeof(since_s),
                                  is_since ? &since_ms : &until_ms)) != CTL_OK)
                 return rc;

@@ -47,6 +47,9 @@ static const char USAGE[] =
     "  users list | add USER [--role analyst|admin] [--display-name N] | grant USER ACCOUNT\n"
     "        | revoke USER ACCOUNT | disable USER | enable USER\n"
     "  accounts list | add-member ACCOUNT --manager ACCOUNT [--name N]\n"
+    "  export [--level L...] [--status S...] [--since T] [--until T] [--ids ID...]\n"
+    "         --out FILE.xlsx            an Excel workbook of at most 1,000 events\n"
+    "  export download JOB --out FILE.xlsx | export list [--limit N]\n"
     "\n"
     "--json prints one JSON document instead of text. Changes wait --timeout seconds\n"
     "(default 30) for the service's answer. Times (--since, --until): RFC 3339, a date\n"
@@ -115,7 +118,8 @@ int main(int argc, char **argv)
             "--status", "--name", "--account", "--limit", "--alert-name", "--field", "--op",
             "--value", "--scope", "--asset", "--from-alert", "--expires", "--remark",
             "--level", "--since", "--until", "--format", "--entity", "--validity",
-            "--playbook", "--role", "--display-name", "--manager", "--entity-type", NULL};
+            "--playbook", "--role", "--display-name", "--manager", "--entity-type", "--out",
+            NULL};
 
         for (j = i; j < argc; j++) {
             int is_value = 0, t;
@@ -146,6 +150,8 @@ int main(int argc, char **argv)
             return ctl_fail(CTL_USAGE, "who are you? Set CWPP_ACTOR or --actor: every change "
                             "is logged with its actor");
         rc = ctl_whitelist(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "export") == 0) {
+        rc = ctl_export(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "playbooks") == 0) {
         rc = ctl_playbooks(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "users") == 0) {

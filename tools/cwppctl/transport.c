@@ -227,7 +227,7 @@ int ctl_send(ctl_t *c, const char *service, const char *type, json_t *payload, c
     rd_kafka_conf_t  *conf = NULL;
     rd_kafka_t       *cons = NULL;
     char             *pj = NULL;
-    int               rc = CTL_INFRA, have_vc = 0, have_vr = 0;
+    int               rc = CTL_INFRA, have_vc = 0, have_vr = 0, bar_open = 0;
     int64_t           deadline;
 
     *status = *message = NULL;
@@ -291,12 +291,30 @@ int ctl_send(ctl_t *c, const char *service, const char *type, json_t *payload, c
             cwpp_avro_get_str(&vr, "message", &msg);
             cwpp_avro_get_str(&vr, "result_json", &rj);
             if (st != NULL && strcmp(st, "progress") == 0) {
-                if (!c->json && msg != NULL)
+                json_t *pr = rj != NULL ? json_loads(rj, 0, &jerr) : NULL;
+                json_t *pc = json_object_get(pr, "percent");
+
+                if (!c->json && msg != NULL && json_is_integer(pc)) {
+                    /* a bar: [#####.....]  50% what is being done */
+                    int  pct = (int)json_integer_value(pc), k;
+                    char bar[21];
+
+                    pct = pct < 0 ? 0 : pct > 100 ? 100 : pct;
+                    for (k = 0; k < 20; k++)
+                        bar[k] = k < pct / 5 ? '#' : '.';
+                    bar[20] = '\0';
+                    fprintf(stderr, "\r[%s] %3d%% %-50.50s", bar, pct, msg);
+                    bar_open = 1;
+                } else if (!c->json && msg != NULL) {
                     fprintf(stderr, "%s\n", msg);
+                }
+                json_decref(pr);
                 rd_kafka_message_destroy(m);
                 deadline = cwpp_mono_ms() + (int64_t)c->timeout_s * 1000;
                 continue;
             }
+            if (bar_open)
+                fputc('\n', stderr); /* after the progress bar */
             *status = strdup(st != NULL ? st : "error");
             *message = strdup(msg != NULL ? msg : "");
             *result = rj != NULL ? json_loads(rj, 0, &jerr) : NULL;

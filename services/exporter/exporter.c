@@ -1,0 +1,778 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * exporter.c: configuration, export jobs (the export.create command), retention, and the
+ * batch and timer that run them (exporter.h).
+ */
+#include "ex_internal.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cwpp_log.h"
+#include "cwpp_util.h"
+
+const cwpp_conf_prop_t ex_props[] = {
+    CWPP_COMMON_PROPS(ex_conf_t, common, "exporter", "8085"),
+    {"exporter.max.message.bytes", CWPP_CONF_INT, offsetof(ex_conf_t, max_message_bytes),
+     "1048576", 1024, 16777216, 0,
+     "Command records larger than this go to the dead-letter topic as oversized."},
+    {"export.max.events", CWPP_CONF_INT, offsetof(ex_conf_t, max_events), "1000", 1, 1000, 0,
+     "Most events one export holds (DESIGN.md \"Limits\": 1,000); an export matching more is "
+     "refused with the count."},
+    {"export.tmp.dir", CWPP_CONF_STR, offsetof(ex_conf_t, tmp_dir), "/tmp", 0, 0, 0,
+     "Where a workbook is written before it is stored in PostgreSQL (and removed)."},
+    {"exporter.tick.ms", CWPP_CONF_INT, offsetof(ex_conf_t, tick_ms), "500", 50, 60000, 0,
+     "How often handled events are looked for (and retention is considered)."},
+    {"handled.transactional.id", CWPP_CONF_STR, offsetof(ex_conf_t, transactional_id),
+     "cwpp-exporter-handled", 0, 0, 0,
+     "Kafka transactional.id of the handled-event publisher (one per deployment; the "
+     "exporter holding the publisher lock uses it)."},
+    {"handled.batch", CWPP_CONF_INT, offsetof(ex_conf_t, handled_batch), "200", 1, 10000, 0,
+     "Handled events published in one Kafka transaction at most."},
+    {"handled.gap.wait.ms", CWPP_CONF_INT, offsetof(ex_conf_t, gap_wait_ms), "30000", 0,
+     3600000, 0,
+     "A missing seq in handled_events (a responder transaction still open, or rolled back) "
+     "is waited for this long before it is passed over."},
+    {"retention.days", CWPP_CONF_INT, offsetof(ex_conf_t, retention_days), "180", 1, 36500, 0,
+     "Events whose latest occurrence is older than this are deleted with their alerts, "
+     "chains, entities, policies and tasks (DESIGN.md \"Limits\")."},
+    {"retention.batch", CWPP_CONF_INT, offsetof(ex_conf_t, retention_batch), "500", 1, 100000,
+     0, "Events deleted in one transaction (small, so the pipeline never waits long)."},
+    {"retention.interval.ms", CWPP_CONF_INT, offsetof(ex_conf_t, retention_interval_ms),
+     "3600000", 1000, 604800000LL, 0,
+     "How often the clean-up runs; each run deletes batches until none is left (at most 100)."},
+    {"retention.keep.activity.log", CWPP_CONF_BOOL, offsetof(ex_conf_t, retention_keep_log),
+     "true", 0, 0, 0,
+     "Keep the activity log of deleted events (audit); false deletes it with them."},
+    {"exporter.command.max.age.ms", CWPP_CONF_INT, offsetof(ex_conf_t, command_max_age_ms),
+     "600000", 1000, 604800000LL, 0, "An export command issued longer ago than this is refused "
+     "as stale."},
+};
+const size_t ex_nprops = sizeof(ex_props) / sizeof(ex_props[0]);
+
+#define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+static const char SQL_APPLIED[] =
+    "SELECT status, message, result::text FROM commands_applied WHERE command_id = $1";
+static const char SQL_RECORD[] =
+    "INSERT INTO commands_applied (command_id, service, type, actor, status, message, result) "
+    "VALUES ($1, 'exporter', $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING";
+/* $1 retention days, $2 levels, $3 statuses (json lists or null), $4 since ms, $5 until ms
+ * (or null), $6 ids (json list or null) */
+#define FILTER                                                                                 \
+    "FROM events e WHERE e.last_seen > now() - $1::int * interval '1 day' "                    \
+    "AND ($2::json IS NULL OR e.level IN (SELECT json_array_elements_text($2::json))) "        \
+    "AND ($3::json IS NULL OR e.status IN (SELECT json_array_elements_text($3::json))) "       \
+    "AND ($4::bigint IS NULL OR e.last_seen >= to_timestamp($4::bigint / 1000.0)) "            \
+    "AND ($5::bigint IS NULL OR e.first_seen <= to_timestamp($5::bigint / 1000.0)) "           \
+    "AND ($6::json IS NULL OR e.event_id IN (SELECT json_array_elements_text($6::json)))"
+static const char SQL_COUNT[] = "SELECT count(*) " FILTER;
+static const char SQL_EVENTS[] =
+    "SELECT json_build_object('event_id', e.event_id, 'name', e.name, 'level', e.level, "
+    "'status', e.status, 'owner', e.owner, 'stages', array_to_string(e.stages, ', '), "
+    "'assets', e.asset_count, 'alerts', e.alert_count, 'first_ms', " MS("e.first_seen") ", "
+    "'last_ms', " MS("e.last_seen") ", 'sources', array_to_string(e.sources, ', '), "
+    "'urgency', e.urgency, 'reasons', (SELECT string_agg(r ->> 'text', '; ') FROM "
+    "jsonb_array_elements(e.assessment -> 'reasons') r), 'handling', concat_ws('; ', "
+    "(SELECT string_agg(p.name || ' ' || p.entity_type || ':' || p.entity_value || ' (' || "
+    "p.state || ')', '; ' ORDER BY p.created_at) FROM handling_policies p WHERE p.event_id = "
+    "e.event_id), CASE WHEN e.handled_at IS NOT NULL THEN 'handled ' || to_char(e.handled_at "
+    "AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' END))::text " FILTER
+    " ORDER BY e.last_seen DESC, e.event_id LIMIT $7";
+static const char SQL_ASSETS[] =
+    "SELECT json_build_object('event_id', e.event_id, 'asset_id', a.key, 'name', "
+    "a.value ->> 'name', 'ips', (SELECT string_agg(i, ', ') FROM json_array_elements_text("
+    "COALESCE(a.value -> 'ips', '[]')) i), 'role', a.value ->> 'role', 'alerts', "
+    "COALESCE((a.value ->> 'alerts')::int, 0))::text FROM (SELECT e.event_id, e.summary, "
+    "e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id LIMIT $7) e, "
+    "json_each(COALESCE(e.summary -> 'assets', '{}'::json)) a "
+    "ORDER BY e.last_seen DESC, e.event_id, a.key";
+static const char SQL_ENTITIES[] =
+    "SELECT json_build_object('event_id', x.event_id, 'type', x.entity_type, 'value', x.value, "
+    "'events', COALESCE(s.events, 0), 'alerts', COALESCE(s.alerts, 0), 'tasks', "
+    "COALESCE(s.tasks, 0))::text FROM (SELECT DISTINCT en.event_id, en.account_id, "
+    "en.entity_type, en.value, e.last_seen FROM entity_alerts en JOIN (SELECT e.event_id, "
+    "e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id LIMIT $7) e ON e.event_id = "
+    "en.event_id) x LEFT JOIN entity_stats_30d s ON s.account_id = x.account_id AND "
+    "s.entity_type = x.entity_type AND s.value = x.value "
+    "ORDER BY x.last_seen DESC, x.event_id, x.entity_type, x.value";
+static const char SQL_JOB[] =
+    "INSERT INTO export_jobs (job_id, actor, filters, state, events, message, finished_at) "
+    "VALUES ($1, $2, $3::jsonb, 'done', $4::int, $5, now())";
+static const char SQL_FILE[] =
+    "INSERT INTO export_files (job_id, file_name, bytes, sha256) VALUES ($1, $2, $3, "
+    "encode(sha256($3), 'hex')) RETURNING sha256";
+static const char SQL_RETENTION[] =
+    "WITH old AS (SELECT event_id FROM events WHERE last_seen < now() - $1::int * "
+    "interval '1 day' ORDER BY last_seen LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "ea AS (DELETE FROM event_alerts x USING old WHERE x.event_id = old.event_id "
+    "RETURNING x.alert_id), "
+    "k AS (DELETE FROM event_keys x USING old WHERE x.event_id = old.event_id), "
+    "en AS (DELETE FROM entity_alerts x USING old WHERE x.event_id = old.event_id), "
+    "ed AS (DELETE FROM event_edges x USING old WHERE x.event_id = old.event_id), "
+    "n AS (DELETE FROM notifications x USING old WHERE x.event_id = old.event_id), "
+    "t AS (DELETE FROM handling_tasks x USING old WHERE x.event_id = old.event_id), "
+    "p AS (DELETE FROM handling_policies x USING old WHERE x.event_id = old.event_id), "
+    "h AS (DELETE FROM handled_events x USING old WHERE x.event_id = old.event_id), "
+    "l AS (DELETE FROM activity_log x USING old WHERE NOT $3::boolean AND "
+    "x.event_id = old.event_id), "
+    "e AS (DELETE FROM events x USING old WHERE x.event_id = old.event_id RETURNING 1), "
+    "a AS (DELETE FROM alerts x WHERE x.alert_id IN (SELECT alert_id FROM ea) AND NOT EXISTS "
+    "(SELECT 1 FROM event_alerts y WHERE y.alert_id = x.alert_id AND y.event_id NOT IN "
+    "(SELECT event_id FROM old)) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM a)";
+
+/* ------------------------------------------------------------------ helpers */
+
+int ex_q(ex_t *x, cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
+         ExecStatusType want, PGresult **res, char *errstr, size_t errstr_size)
+{
+    PGresult *r = PQexecParams(cwpp_pg_conn(pg), sql, n, NULL, v, NULL, NULL, 0);
+    int       rc = cwpp_pg_check(pg, r, want, "exporter", errstr, errstr_size);
+
+    (void)x;
+    if (rc != CWPP_OK || res == NULL)
+        PQclear(r);
+    else
+        *res = r;
+    return rc;
+}
+
+typedef struct cmd {
+    const char *id, *type, *actor;
+    int64_t     issued_at_ms;
+    json_t     *payload;
+} cmd_t;
+
+static int encode_result(ex_t *x, const cmd_t *c, const char *status, const char *message,
+                         const char *rj, char *errstr, size_t errstr_size)
+{
+    avro_value_t *v = &x->v_result;
+    int           rc;
+
+    avro_value_reset(v);
+    rc = cwpp_avro_set_str(v, "command_id", c->id);
+    rc |= cwpp_avro_set_str(v, "service", "exporter");
+    rc |= cwpp_avro_set_str(v, "type", c->type);
+    rc |= cwpp_avro_set_str(v, "actor", c->actor);
+    rc |= cwpp_avro_set_enum(v, "status", status);
+    rc |= cwpp_avro_set_str(v, "message", message);
+    rc |= cwpp_avro_set_str(v, "result_json", rj);
+    rc |= cwpp_avro_set_long(v, "answered_at_ms", cwpp_now_ms());
+    if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build CommandResult");
+    cwpp_buf_reset(&x->buf);
+    return cwpp_avro_encode(x->t_result, v, &x->buf, errstr, errstr_size);
+}
+
+/* A progress record, sent at once (not with the batch): the job is still running. */
+static void progress(ex_t *x, const cmd_t *c, int percent, const char *what)
+{
+    char errstr[256], msg[200], rj[64];
+
+    if (x->progress == NULL)
+        return;
+    snprintf(msg, sizeof(msg), "%s", what);
+    snprintf(rj, sizeof(rj), "{\"percent\": %d}", percent);
+    if (encode_result(x, c, "progress", msg, rj, errstr, sizeof(errstr)) != CWPP_OK)
+        return;
+    rd_kafka_producev(x->progress, RD_KAFKA_V_TOPIC(x->results_topic),
+                      RD_KAFKA_V_KEY(c->id, strlen(c->id)),
+                      RD_KAFKA_V_VALUE(x->buf.data, x->buf.len),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    rd_kafka_poll(x->progress, 0);
+}
+
+static int answer(ex_t *x, const cmd_t *c, const char *status, const char *message,
+                  json_t *result, int record, cwpp_outbox_t *out, char *errstr,
+                  size_t errstr_size)
+{
+    char *rj = result != NULL ? json_dumps(result, JSON_COMPACT) : strdup("{}");
+    char  msg[1200];
+    int   rc;
+
+    if (rj == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    snprintf(msg, sizeof(msg), "%s", message);
+    cwpp_utf8_sanitize(msg);
+    if (record) {
+        const char *p[6] = {c->id, c->type, c->actor, status, msg, rj};
+
+        if ((rc = ex_q(x, x->pg, SQL_RECORD, 6, p, PGRES_COMMAND_OK, NULL, errstr,
+                       errstr_size))) {
+            free(rj);
+            return rc;
+        }
+    }
+    rc = encode_result(x, c, status, msg, rj, errstr, errstr_size);
+    free(rj);
+    if (rc != CWPP_OK)
+        return rc;
+    if ((rc = cwpp_outbox_add(out, CWPP_TOPIC_COMMAND_RESULTS, c->id, strlen(c->id),
+                              x->buf.data, x->buf.len)) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    if (strcmp(status, "ok") == 0) {
+        cwpp_metric_add(x->m_jobs_ok, 1);
+        cwpp_info("export", "%s by %s: %s", c->id, c->actor, msg);
+    } else {
+        cwpp_metric_add(x->m_jobs_refused, 1);
+        cwpp_warn("export_refused", "%s by %s: %s", c->id, c->actor, msg);
+    }
+    return CWPP_OK;
+}
+
+/* ------------------------------------------------------------- export jobs */
+
+typedef struct filt {
+    char *levels, *statuses, *ids; /* JSON lists or NULL */
+    char  since[32], until[32];
+    int   has_since, has_until;
+} filt_t;
+
+static void filt_free(filt_t *f)
+{
+    free(f->levels);
+    free(f->statuses);
+    free(f->ids);
+}
+
+/* A list of allowed words (or NULL when absent); else why in msg. */
+static int word_list(const json_t *p, const char *key, const char *const *ok, size_t nok,
+                     char **out, char *msg, size_t msgsz)
+{
+    const json_t *a = json_object_get(p, key);
+    size_t        i, k;
+
+    *out = NULL;
+    if (a == NULL || json_is_null(a))
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > 10000) {
+        snprintf(msg, msgsz, "\"%s\" must be a list of 1 to 10000 values.", key);
+        return -1;
+    }
+    for (i = 0; i < json_array_size(a); i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        int         found = nok == 0 && s != NULL && s[0] != '\0' && strlen(s) < 256;
+
+        for (k = 0; s != NULL && k < nok; k++)
+            found |= strcmp(s, ok[k]) == 0;
+        if (!found) {
+            if (nok == 4 && strcmp(key, "levels") == 0)
+                snprintf(msg, msgsz, "\"%.40s\" is not a level (critical, high, medium, low).",
+                         s != NULL ? s : "");
+            else if (nok > 0)
+                snprintf(msg, msgsz, "\"%.40s\" is not a status (unhandled, handling, handled, "
+                         "failed).", s != NULL ? s : "");
+            else
+                snprintf(msg, msgsz, "Event id %zu is not a text of 1 to 255 bytes.", i + 1);
+            return -1;
+        }
+    }
+    *out = json_dumps(a, JSON_COMPACT);
+    return *out != NULL ? 0 : -1;
+}
+
+static int time_of(const json_t *p, const char *key, char *out, size_t size, int *has,
+                   int64_t *ms, char *msg, size_t msgsz)
+{
+    const json_t *v = json_object_get(p, key);
+
+    *has = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > 253402300799999LL) {
+        snprintf(msg, msgsz, "\"%s\" must be a time in milliseconds since 1970.", key);
+        return -1;
+    }
+    *ms = json_integer_value(v);
+    snprintf(out, size, "%" PRId64, *ms);
+    *has = 1;
+    return 0;
+}
+
+static int parse_filters(const json_t *p, filt_t *f, char *msg, size_t msgsz)
+{
+    static const char *const levels[] = {"critical", "high", "medium", "low"};
+    static const char *const statuses[] = {"unhandled", "handling", "handled", "failed"};
+    int64_t                  since = 0, until = 0;
+    const char              *key;
+    json_t                  *v;
+
+    memset(f, 0, sizeof(*f));
+    json_object_foreach((json_t *)p, key, v) {
+        if (strcmp(key, "levels") != 0 && strcmp(key, "statuses") != 0 &&
+            strcmp(key, "since_ms") != 0 && strcmp(key, "until_ms") != 0 &&
+            strcmp(key, "ids") != 0) {
+            snprintf(msg, msgsz, "Unknown filter \"%.40s\" (levels, statuses, since_ms, "
+                     "until_ms, ids).", key);
+            return -1;
+        }
+    }
+    if (word_list(p, "levels", levels, 4, &f->levels, msg, msgsz) != 0 ||
+        word_list(p, "statuses", statuses, 4, &f->statuses, msg, msgsz) != 0 ||
+        word_list(p, "ids", NULL, 0, &f->ids, msg, msgsz) != 0 ||
+        time_of(p, "since_ms", f->since, sizeof(f->since), &f->has_since, &since, msg,
+                msgsz) != 0 ||
+        time_of(p, "until_ms", f->until, sizeof(f->until), &f->has_until, &until, msg,
+                msgsz) != 0)
+        return -1;
+    if (f->has_since && f->has_until && until < since) {
+        snprintf(msg, msgsz, "The end of the period (until) is before its start (since).");
+        return -1;
+    }
+    return 0;
+}
+
+/* Rows of a one-column JSON text query as a JSON array (NULL on bad rows). */
+static json_t *rows(PGresult *r)
+{
+    json_t *a = json_array();
+    int     i;
+
+    for (i = 0; a != NULL && i < PQntuples(r); i++) {
+        json_error_t jerr;
+        json_t      *o = json_loads(PQgetvalue(r, i, 0), 0, &jerr);
+
+        if (o == NULL || json_array_append_new(a, o) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* The job: counts, reads the three sheets in this transaction's snapshot, builds and
+ * stores the workbook. Refusals in rp (status "error"). */
+static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size_t msgsz,
+                   json_t **result, char *errstr, size_t errstr_size)
+{
+    filt_t         f;
+    char           days[16], lim[16], nbuf[24];
+    const char    *p[7];
+    PGresult      *r = NULL, *re = NULL, *ra = NULL, *rn = NULL;
+    json_t        *doc = NULL;
+    unsigned char *bytes = NULL;
+    size_t         len = 0;
+    int64_t        count, t0 = cwpp_mono_ms();
+    int            rc;
+
+    *status = "error";
+    if (parse_filters(c->payload, &f, msg, msgsz) != 0) {
+        filt_free(&f);
+        return CWPP_OK;
+    }
+    snprintf(days, sizeof(days), "%lld", (long long)x->conf->retention_days);
+    snprintf(lim, sizeof(lim), "%lld", (long long)x->conf->max_events);
+    p[0] = days;
+    p[1] = f.levels;
+    p[2] = f.statuses;
+    p[3] = f.has_since ? f.since : NULL;
+    p[4] = f.has_until ? f.until : NULL;
+    p[5] = f.ids;
+    p[6] = lim;
+    progress(x, c, 5, "counting the events that match");
+    if ((rc = ex_q(x, x->pg, SQL_COUNT, 6, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
+        goto out;
+    count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    if (count > x->conf->max_events) {
+        snprintf(msg, msgsz, "%" PRId64 " events match, more than the %lld an export may "
+                 "hold; narrow the filters (level, status, time, ids).", count,
+                 (long long)x->conf->max_events);
+        goto out;
+    }
+    if (count == 0) {
+        snprintf(msg, msgsz, "No event matches the filters (events of the last %lld days "
+                 "only).", (long long)x->conf->retention_days);
+        goto out;
+    }
+    progress(x, c, 20, "reading events");
+    if ((rc = ex_q(x, x->pg, SQL_EVENTS, 7, p, PGRES_TUPLES_OK, &re, errstr, errstr_size)))
+        goto out;
+    progress(x, c, 40, "reading affected assets");
+    if ((rc = ex_q(x, x->pg, SQL_ASSETS, 7, p, PGRES_TUPLES_OK, &ra, errstr, errstr_size)))
+        goto out;
+    progress(x, c, 60, "reading entities and their 30-day counts");
+    if ((rc = ex_q(x, x->pg, SQL_ENTITIES, 7, p, PGRES_TUPLES_OK, &rn, errstr, errstr_size)))
+        goto out;
+    doc = json_pack("{s:o?, s:o?, s:o?}", "events", rows(re), "assets", rows(ra), "entities",
+                    rows(rn));
+    if (doc == NULL || json_object_size(doc) != 3) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot read the rows");
+        goto out;
+    }
+    progress(x, c, 80, "writing the workbook");
+    if ((rc = ex_workbook(x->conf, doc, &bytes, &len, errstr, errstr_size)) != CWPP_OK) {
+        snprintf(msg, msgsz, "The workbook could not be written: %s", errstr);
+        rc = CWPP_OK;
+        goto out;
+    }
+    {
+        char       *fj = json_dumps(c->payload, JSON_COMPACT);
+        char        fname[96];
+        const char *pj[5] = {c->id, c->actor, fj, nbuf, ""};
+        const char *pf[3] = {c->id, fname, (const char *)bytes};
+        int         lens[3] = {0, 0, (int)len}, fmts[3] = {0, 0, 1};
+        PGresult   *rf;
+
+        snprintf(nbuf, sizeof(nbuf), "%" PRId64, count);
+        snprintf(fname, sizeof(fname), "cwpp-events-%s.xlsx", c->id);
+        rc = fj != NULL ? ex_q(x, x->pg, SQL_JOB, 5, pj, PGRES_COMMAND_OK, NULL, errstr,
+                               errstr_size)
+                        : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        free(fj);
+        if (rc != CWPP_OK)
+            goto out;
+        rf = PQexecParams(cwpp_pg_conn(x->pg), SQL_FILE, 3, NULL, pf, lens, fmts, 0);
+        if ((rc = cwpp_pg_check(x->pg, rf, PGRES_TUPLES_OK, "exporter", errstr, errstr_size))) {
+            PQclear(rf);
+            goto out;
+        }
+        *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "job_id", c->id,
+                            "file_name", fname, "events", (json_int_t)count, "assets",
+                            (json_int_t)json_array_size(json_object_get(doc, "assets")),
+                            "entities",
+                            (json_int_t)json_array_size(json_object_get(doc, "entities")),
+                            "bytes", (json_int_t)len, "sha256", PQgetvalue(rf, 0, 0),
+                            "millis", (json_int_t)(cwpp_mono_ms() - t0));
+        PQclear(rf);
+    }
+    *status = "ok";
+    snprintf(msg, msgsz, "Export %s: %" PRId64 " events, %zu affected assets, %zu entities; "
+             "%zu bytes (cwppctl export download %s --out FILE.xlsx).", c->id, count,
+             json_array_size(json_object_get(doc, "assets")),
+             json_array_size(json_object_get(doc, "entities")), len, c->id);
+    cwpp_metric_observe(x->m_export_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
+    progress(x, c, 100, "stored");
+out:
+    PQclear(r);
+    PQclear(re);
+    PQclear(ra);
+    PQclear(rn);
+    json_decref(doc);
+    free(bytes);
+    filt_free(&f);
+    return rc;
+}
+
+static int decode(ex_t *x, const rd_kafka_message_t *m, cmd_t *c, const char **service,
+                  char *why, size_t whysz)
+{
+    const char  *pj;
+    json_error_t jerr;
+
+    if (cwpp_avro_decode(x->t_cmd, m->payload, m->len, &x->v_cmd, why, whysz) != CWPP_OK)
+        return -1;
+    if (cwpp_avro_get_str(&x->v_cmd, "command_id", &c->id) != CWPP_OK ||
+        cwpp_avro_get_str(&x->v_cmd, "service", service) != CWPP_OK ||
+        cwpp_avro_get_str(&x->v_cmd, "type", &c->type) != CWPP_OK ||
+        cwpp_avro_get_str(&x->v_cmd, "actor", &c->actor) != CWPP_OK ||
+        cwpp_avro_get_long(&x->v_cmd, "issued_at_ms", &c->issued_at_ms) != CWPP_OK ||
+        cwpp_avro_get_str(&x->v_cmd, "payload_json", &pj) != CWPP_OK) {
+        snprintf(why, whysz, "the Command record is incomplete");
+        return -1;
+    }
+    if (c->id[0] == '\0' || strlen(c->id) > 64) {
+        snprintf(why, whysz, "the command id is empty or longer than 64 characters");
+        return -1;
+    }
+    c->payload = json_loads(pj, JSON_REJECT_DUPLICATES, &jerr);
+    if (c->payload != NULL && !json_is_object(c->payload)) {
+        json_decref(c->payload);
+        c->payload = NULL;
+    }
+    return 0;
+}
+
+static int dead_letter(ex_t *x, const rd_kafka_message_t *m, const char *code,
+                       const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    cwpp_warn("dead_letter", "%s at %s[%" PRId32 "]@%" PRId64 ": %s", code,
+              rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
+    cwpp_metric_add(x->m_dead, 1);
+    return cwpp_service_dead_letter(x->t_rejected, &x->v_rejected, &x->buf, "exporter", m, code,
+                                    reason, out, errstr, errstr_size);
+}
+
+/* One command in its own transaction (REPEATABLE READ: one snapshot for the sheets). */
+static int apply_command(ex_t *x, const rd_kafka_message_t *m, cwpp_outbox_t *out,
+                         char *errstr, size_t errstr_size)
+{
+    cmd_t       c = {0};
+    const char *service = NULL, *status = "error";
+    char        why[300], msg[1024] = "";
+    json_t     *result = NULL;
+    PGresult   *r = NULL;
+    int64_t     now = cwpp_now_ms();
+    int         rc;
+
+    if (m->len > (size_t)x->conf->max_message_bytes)
+        return dead_letter(x, m, "oversized", "the command record is larger than "
+                           "exporter.max.message.bytes", out, errstr, errstr_size);
+    if (decode(x, m, &c, &service, why, sizeof(why)) != 0)
+        return dead_letter(x, m, "bad_command", why, out, errstr, errstr_size);
+    if (strcmp(service, "exporter") != 0) {
+        json_decref(c.payload);
+        return CWPP_OK;
+    }
+    if ((rc = cwpp_pg_command(x->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ", errstr,
+                              errstr_size)) != CWPP_OK)
+        goto out;
+    {
+        const char *p[1] = {c.id};
+
+        if ((rc = ex_q(x, x->pg, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p,
+                       PGRES_TUPLES_OK, NULL, errstr, errstr_size)) != CWPP_OK ||
+            (rc = ex_q(x, x->pg, SQL_APPLIED, 1, p, PGRES_TUPLES_OK, &r, errstr,
+                       errstr_size)) != CWPP_OK)
+            goto out;
+    }
+    if (PQntuples(r) == 1) {
+        json_error_t jerr;
+        json_t      *res = json_loads(PQgetvalue(r, 0, 2), 0, &jerr);
+
+        rc = answer(x, &c, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), res, 0, out, errstr,
+                    errstr_size);
+        json_decref(res);
+    } else {
+        if (c.payload == NULL)
+            snprintf(msg, sizeof(msg), "The command's payload is not a JSON object.");
+        else if (c.actor[0] == '\0')
+            snprintf(msg, sizeof(msg), "The command names no actor.");
+        else if (c.issued_at_ms <= 0 || c.issued_at_ms > now + 300000)
+            snprintf(msg, sizeof(msg), "The command's issue time is not plausible; check the "
+                     "sender's clock.");
+        else if (now - c.issued_at_ms > x->conf->command_max_age_ms)
+            snprintf(msg, sizeof(msg), "Stale command: issued %" PRId64 " s ago; send it "
+                     "again.", (now - c.issued_at_ms) / 1000);
+        else if (strcmp(c.type, "export.create") != 0)
+            snprintf(msg, sizeof(msg), "Unknown exporter command \"%.60s\" (export.create).",
+                     c.type);
+        else if ((rc = run_job(x, &c, &status, msg, sizeof(msg), &result, errstr,
+                               errstr_size)) != CWPP_OK)
+            goto out;
+        rc = answer(x, &c, status, msg, result, 1, out, errstr, errstr_size);
+    }
+    if (rc == CWPP_OK)
+        rc = cwpp_pg_command(x->pg, "COMMIT", errstr, errstr_size);
+out:
+    if (rc != CWPP_OK) {
+        char ignore[64];
+
+        cwpp_pg_command(x->pg, "ROLLBACK", ignore, sizeof(ignore));
+    }
+    PQclear(r);
+    json_decref(result);
+    json_decref(c.payload);
+    return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
+}
+
+/* ---------------------------------------------------------------- retention */
+
+static int retention(ex_t *x, char *errstr, size_t errstr_size)
+{
+    char        days[16], batch[16];
+    const char *p[3] = {days, batch, x->conf->retention_keep_log ? "true" : "false"};
+    int         round, rc = CWPP_OK;
+    int64_t     total = 0;
+
+    snprintf(days, sizeof(days), "%lld", (long long)x->conf->retention_days);
+    snprintf(batch, sizeof(batch), "%lld", (long long)x->conf->retention_batch);
+    for (round = 0; round < 100 && !cwpp_service_stopping(); round++) {
+        PGresult *r = NULL;
+        int64_t   ne, na;
+
+        if ((rc = ex_q(x, x->pg, SQL_RETENTION, 3, p, PGRES_TUPLES_OK, &r, errstr,
+                       errstr_size)) != CWPP_OK)
+            break;
+        ne = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        na = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        PQclear(r);
+        cwpp_metric_add(x->m_retention_events, ne);
+        cwpp_metric_add(x->m_retention_alerts, na);
+        total += ne;
+        if (ne < x->conf->retention_batch)
+            break;
+    }
+    if (total > 0)
+        cwpp_info("retention", "deleted %" PRId64 " event(s) last seen more than %lld days ago",
+                  total, (long long)x->conf->retention_days);
+    return rc;
+}
+
+/* -------------------------------------------------------------------- batch */
+
+static int ex_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                    char *errstr, size_t errstr_size)
+{
+    ex_t  *x = opaque;
+    size_t i;
+    int    rc = cwpp_pg_ensure(x->pg, errstr, errstr_size);
+
+    for (i = 0; rc == CWPP_OK && i < n; i++)
+        rc = apply_command(x, msgs[i], out, errstr, errstr_size);
+    if (rc == CWPP_OK && n == 0) {
+        /* the timer: the handled-event stream, and retention when due */
+        if (ex_publish_handled(x, errstr, errstr_size) != CWPP_OK)
+            cwpp_warn("handled_publish", "%s; trying again at the next tick", errstr);
+        if (cwpp_mono_ms() >= x->next_retention_ms) {
+            /* a failing clean-up must not hold up exports: it is tried again in a minute */
+            if (retention(x, errstr, errstr_size) == CWPP_OK) {
+                x->next_retention_ms = cwpp_mono_ms() + x->conf->retention_interval_ms;
+            } else {
+                cwpp_warn("retention_failed", "%s; trying again in 60 s", errstr);
+                cwpp_metric_add(x->m_db_errors, 1);
+                x->next_retention_ms = cwpp_mono_ms() + 60000;
+                if (PQstatus(cwpp_pg_conn(x->pg)) != CONNECTION_OK)
+                    cwpp_pg_reset(x->pg);
+            }
+        }
+    }
+    if (rc != CWPP_OK) {
+        atomic_store(&x->db_ok, 0);
+        cwpp_metric_add(x->m_db_errors, 1);
+        if (PQstatus(cwpp_pg_conn(x->pg)) != CONNECTION_OK)
+            cwpp_pg_reset(x->pg);
+        return CWPP_ETRANSIENT;
+    }
+    atomic_store(&x->db_ok, 1);
+    return CWPP_OK;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void ex_destroy(ex_t *x)
+{
+    if (x == NULL)
+        return;
+    ex_publisher_close(x);
+    if (x->progress != NULL) {
+        rd_kafka_flush(x->progress, 2000);
+        rd_kafka_destroy(x->progress);
+    }
+    if (x->have_values) {
+        avro_value_decref(&x->v_cmd);
+        avro_value_decref(&x->v_result);
+        avro_value_decref(&x->v_rejected);
+        avro_value_decref(&x->v_handled);
+    }
+    cwpp_avro_type_destroy(x->t_cmd);
+    cwpp_avro_type_destroy(x->t_result);
+    cwpp_avro_type_destroy(x->t_rejected);
+    cwpp_avro_type_destroy(x->t_handled);
+    cwpp_pg_destroy(x->pg);
+    cwpp_pg_destroy(x->pub_pg);
+    cwpp_buf_free(&x->buf);
+    free(x);
+}
+
+static ex_t *ex_new(const ex_conf_t *conf, const cwpp_service_env_t *env, char *errstr,
+                    size_t errstr_size)
+{
+    ex_t            *x = calloc(1, sizeof(*x));
+    rd_kafka_conf_t *kc;
+
+    if (x == NULL)
+        return NULL;
+    x->conf = conf;
+    x->metrics = env->metrics;
+    x->kafka_props = env->kafka_props;
+    if ((x->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-exporter")) == NULL ||
+        (x->pub_pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-exporter-publisher")) == NULL ||
+        (x->t_cmd = cwpp_avro_type_builtin("command", errstr, errstr_size)) == NULL ||
+        (x->t_result = cwpp_avro_type_builtin("command_result", errstr, errstr_size)) == NULL ||
+        (x->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size)) ==
+            NULL ||
+        (x->t_handled = cwpp_avro_type_builtin("handled_event", errstr, errstr_size)) == NULL) {
+        ex_destroy(x);
+        return NULL;
+    }
+    if (cwpp_avro_value_new(x->t_cmd, &x->v_cmd) != 0 ||
+        cwpp_avro_value_new(x->t_result, &x->v_result) != 0 ||
+        cwpp_avro_value_new(x->t_rejected, &x->v_rejected) != 0 ||
+        cwpp_avro_value_new(x->t_handled, &x->v_handled) != 0) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        ex_destroy(x);
+        return NULL;
+    }
+    x->have_values = 1;
+    cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMAND_RESULTS, x->results_topic,
+                    sizeof(x->results_topic));
+    cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_EVENTS_HANDLED, x->handled_topic,
+                    sizeof(x->handled_topic));
+    cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_EVENTS_HANDLED_OCSF, x->ocsf_topic,
+                    sizeof(x->ocsf_topic));
+    kc = cwpp_kafka_conf(conf->common.kafka_brokers, env->kafka_props, errstr, errstr_size);
+    if (kc == NULL) {
+        ex_destroy(x);
+        return NULL;
+    }
+    rd_kafka_conf_set(kc, "linger.ms", "5", NULL, 0);
+    if ((x->progress = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, errstr_size)) == NULL) {
+        rd_kafka_conf_destroy(kc);
+        ex_destroy(x);
+        return NULL;
+    }
+#define C(n, h) cwpp_counter(env->metrics, n, h)
+    x->m_jobs_ok = C("cwpp_exporter_exports_total{status=\"ok\"}", "Export commands answered.");
+    x->m_jobs_refused = C("cwpp_exporter_exports_total{status=\"error\"}",
+                          "Export commands answered.");
+    x->m_dead = C("cwpp_exporter_dead_letters_total", "Records sent to the dead-letter topic.");
+    x->m_db_errors = C("cwpp_exporter_db_errors_total", "Batches or ticks whose database work "
+                       "failed.");
+    x->m_handled = C("cwpp_exporter_handled_published_total",
+                     "Handled events published (each once, in Kafka transactions).");
+    x->m_txn_aborts = C("cwpp_exporter_handled_transactions_aborted_total",
+                        "Publisher transactions aborted (published again later).");
+    x->m_gaps_skipped = C("cwpp_exporter_handled_gaps_skipped_total",
+                          "Missing seqs passed over after handled.gap.wait.ms.");
+    x->m_retention_events = C("cwpp_exporter_retention_events_deleted_total",
+                              "Events deleted by retention.");
+    x->m_retention_alerts = C("cwpp_exporter_retention_alerts_deleted_total",
+                              "Alerts deleted with them.");
+#undef C
+    x->m_handled_seq = cwpp_gauge(env->metrics, "cwpp_exporter_handled_seq",
+                                  "Highest seq published to events.handled.");
+    x->m_publisher = cwpp_gauge(env->metrics, "cwpp_exporter_is_publisher",
+                                "1 when this exporter holds the publisher lock.");
+    {
+        static const double b[] = {0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10};
+
+        x->m_export_seconds = cwpp_histogram(env->metrics, "cwpp_exporter_export_seconds",
+                                             "Time of one export job.", b, 8);
+    }
+    return x;
+}
+
+int ex_run(const void *confp, const cwpp_service_env_t *env)
+{
+    const ex_conf_t              *conf = confp;
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_COMMANDS};
+    char                          errstr[512] = "out of memory";
+    ex_t                         *x = ex_new(conf, env, errstr, sizeof(errstr));
+    int                           rc, backoff = 200;
+
+    if (x == NULL) {
+        cwpp_error("start_failed", "%s", errstr);
+        return 2;
+    }
+    while (!cwpp_service_stopping() &&
+           (rc = cwpp_pg_ensure(x->pg, errstr, sizeof(errstr))) != CWPP_OK) {
+        cwpp_warn("db_wait", "%s; retrying in %d ms", errstr, backoff);
+        cwpp_pg_reset(x->pg);
+        cwpp_service_backoff(&backoff);
+    }
+    if (cwpp_service_stopping()) {
+        ex_destroy(x);
+        return 0;
+    }
+    atomic_store(&x->db_ok, 1);
+    x->next_retention_ms = cwpp_mono_ms();
+    rc = cwpp_service_run_loop_tick("exporter", &conf->common, env, inputs, 1, ex_batch, x,
+                                    &x->db_ok, (int)conf->tick_ms);
+    ex_destroy(x);
+    return rc;
+}
