@@ -245,6 +245,8 @@ SERVICES = [
      "CWPP_PG_PASSWORD_CORRELATOR", "cwpp-db-correlator"),
     ("responder", "cwpp-responder", "responder", "cwpp_responder",
      "CWPP_PG_PASSWORD_RESPONDER", "cwpp-db-responder"),
+    ("exporter", "cwpp-exporter", "exporter", "cwpp_exporter",
+     "CWPP_PG_PASSWORD_EXPORTER", "cwpp-db-exporter"),
 ]
 
 
