@@ -90,14 +90,20 @@ static const char SQL_ASSETS[] =
     "e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id LIMIT $7) e, "
     "json_each(COALESCE(e.summary -> 'assets', '{}'::json)) a "
     "ORDER BY e.last_seen DESC, e.event_id, a.key";
+/* The 30-day figures of each entity, as entity_stats_30d defines them, looked up per
+ * entity (the view aggregates every entity of every account). */
 static const char SQL_ENTITIES[] =
     "SELECT json_build_object('event_id', x.event_id, 'type', x.entity_type, 'value', x.value, "
-    "'events', COALESCE(s.events, 0), 'alerts', COALESCE(s.alerts, 0), 'tasks', "
-    "COALESCE(s.tasks, 0))::text FROM (SELECT DISTINCT en.event_id, en.account_id, "
-    "en.entity_type, en.value, e.last_seen FROM entity_alerts en JOIN (SELECT e.event_id, "
-    "e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id LIMIT $7) e ON e.event_id = "
-    "en.event_id) x LEFT JOIN entity_stats_30d s ON s.account_id = x.account_id AND "
-    "s.entity_type = x.entity_type AND s.value = x.value "
+    "'events', s.events, 'alerts', s.alerts, 'tasks', k.tasks)::text FROM (SELECT DISTINCT "
+    "en.event_id, en.account_id, en.entity_type, en.value, e.last_seen FROM entity_alerts en "
+    "JOIN (SELECT e.event_id, e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id "
+    "LIMIT $7) e ON e.event_id = en.event_id) x, "
+    "LATERAL (SELECT count(DISTINCT y.event_id) AS events, count(DISTINCT y.alert_id) AS alerts "
+    "FROM entity_alerts y WHERE y.account_id = x.account_id AND y.entity_type = x.entity_type "
+    "AND y.value = x.value AND y.last_seen > now() - interval '30 days') s, "
+    "LATERAL (SELECT count(*) AS tasks FROM handling_tasks t WHERE t.account_id = x.account_id "
+    "AND t.entity_type = x.entity_type AND t.entity_value = x.value "
+    "AND t.created_at > now() - interval '30 days') k "
     "ORDER BY x.last_seen DESC, x.event_id, x.entity_type, x.value";
 static const char SQL_JOB[] =
     "INSERT INTO export_jobs (job_id, actor, filters, state, events, message, finished_at) "

@@ -26,7 +26,9 @@
 
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 
-static const char SQL_LOCK[] = "SELECT pg_try_advisory_lock(hashtext('cwpp-exporter-handled'))";
+/* one publisher per transactional id (a deployment) */
+static const char SQL_LOCK[] =
+    "SELECT pg_try_advisory_lock(hashtext('cwpp-exporter-handled:' || $1))";
 static const char SQL_DUE[] =
     "SELECT h.seq, e.event_id IS NOT NULL, json_build_object("
     "'seq', h.seq, 'event_id', e.event_id, 'account_id', e.account_id, 'name', e.name, "
@@ -180,8 +182,12 @@ static int take_over(ex_t *x, char *errstr, size_t errstr_size)
 
     if ((rc = cwpp_pg_ensure(x->pub_pg, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    if ((rc = ex_q(x, x->pub_pg, SQL_LOCK, 0, NULL, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
-        return rc;
+    {
+        const char *p[1] = {x->conf->transactional_id};
+
+        if ((rc = ex_q(x, x->pub_pg, SQL_LOCK, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
+            return rc;
+    }
     got = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (!got)
