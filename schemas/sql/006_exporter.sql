@@ -13,6 +13,11 @@ CREATE TABLE handled_events (
     handled_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Events handled before this migration are queued too, in the order they were handled.
+INSERT INTO handled_events (event_id, handled_at)
+SELECT event_id, COALESCE(handled_at, status_changed_at, updated_at) FROM events
+ WHERE status = 'handled' ORDER BY COALESCE(handled_at, status_changed_at, updated_at), event_id;
+
 -- Export jobs (one per export command, job_id = the command id) and their workbooks.
 CREATE TABLE export_jobs (
     job_id      text        PRIMARY KEY,
