@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "cwpp_avro.h"
 
@@ -300,6 +301,69 @@ static void test_validator_enum_union_bounds(void **state)
     cwpp_avro_type_destroy(t);
 }
 
+/* cwpp_avro_from_json: a document shaped like the schema fills a value that encodes and
+ * decodes back to the same fields; wrong types are refused naming the field. */
+static void test_from_json(void **state)
+{
+    char              err[256];
+    cwpp_avro_type_t *t = cwpp_avro_type_builtin("handled_event", err, sizeof(err));
+    avro_value_t      v, w, f, x;
+    cwpp_buf_t        b = {0};
+    json_error_t      jerr;
+    json_t           *doc;
+    const char       *s;
+    size_t            n;
+    int64_t           l;
+
+    (void)state;
+    assert_non_null(t);
+    assert_int_equal(cwpp_avro_value_new(t, &v), 0);
+    assert_int_equal(cwpp_avro_value_new(t, &w), 0);
+    doc = json_loads("{\"seq\": 7, \"event_id\": \"ev-1\", \"account_id\": \"a\", "
+                     "\"name\": \"n\", \"level\": \"high\", \"owner\": \"olga\", "
+                     "\"stages\": [\"TA0001\", \"TA0002\"], \"sources\": [], "
+                     "\"alert_count\": 2, \"occurrences\": 3, \"first_seen_ms\": 1, "
+                     "\"last_seen_ms\": 2, \"handled_at_ms\": 3, \"urgency\": \"high\", "
+                     "\"affected_assets\": [{\"asset_id\": \"h\", \"name\": null, "
+                     "\"ips\": [\"10.0.0.1\"], \"alerts\": 2}], \"policies\": [], "
+                     "\"published_at_ms\": 4}", 0, &jerr);
+    assert_non_null(doc);
+    assert_int_equal(cwpp_avro_from_json(&v, doc, err, sizeof(err)), 0);
+    assert_int_equal(cwpp_avro_encode(t, &v, &b, err, sizeof(err)), 0);
+    assert_int_equal(cwpp_avro_decode(t, b.data, b.len, &w, err, sizeof(err)), 0);
+    assert_int_equal(cwpp_avro_get_long(&w, "seq", &l), 0);
+    assert_int_equal(l, 7);
+    assert_int_equal(cwpp_avro_get_opt_str(&w, "owner", &s), 0);
+    assert_string_equal(s, "olga");
+    assert_int_equal(cwpp_avro_get_opt_str(&w, "predecessor", &s), 0);
+    assert_null(s); /* missing: null */
+    assert_int_equal(avro_value_get_by_name(&w, "stages", &f, NULL), 0);
+    assert_int_equal(avro_value_get_size(&f, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(avro_value_get_by_name(&w, "affected_assets", &f, NULL), 0);
+    assert_int_equal(avro_value_get_by_index(&f, 0, &x, NULL), 0);
+    assert_int_equal(cwpp_avro_get_str(&x, "asset_id", &s), 0);
+    assert_string_equal(s, "h");
+    assert_int_equal(avro_value_get_by_name(&w, "alerts", &f, NULL), 0);
+    assert_int_equal(avro_value_get_size(&f, &n), 0);
+    assert_int_equal(n, 0); /* missing list: empty */
+    /* wrong types and symbols are refused with the field */
+    json_object_set_new(doc, "level", json_string("severe"));
+    assert_int_equal(cwpp_avro_from_json(&v, doc, err, sizeof(err)), CWPP_EINVAL);
+    assert_non_null(strstr(err, "level"));
+    json_object_set_new(doc, "level", json_string("low"));
+    json_object_set_new(doc, "alert_count", json_string("2"));
+    assert_int_equal(cwpp_avro_from_json(&v, doc, err, sizeof(err)), CWPP_EINVAL);
+    assert_non_null(strstr(err, "alert_count"));
+    json_object_set_new(doc, "alert_count", json_integer(4294967296LL));
+    assert_int_equal(cwpp_avro_from_json(&v, doc, err, sizeof(err)), CWPP_EINVAL);
+    json_decref(doc);
+    cwpp_buf_free(&b);
+    avro_value_decref(&v);
+    avro_value_decref(&w);
+    cwpp_avro_type_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_and_header),
         cmocka_unit_test(test_decoder_refuses_hostile_input),
         cmocka_unit_test(test_validator_enum_union_bounds),
+        cmocka_unit_test(test_from_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
