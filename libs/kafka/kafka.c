@@ -745,6 +745,24 @@ static int caught_up(cwpp_loop_t *l)
         return -1;
     }
     ok = rd_kafka_position(l->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (ok) {
+        /* nothing consumed yet since the assignment: the position is unknown, and where
+         * the group resumes (its committed offset) says whether records wait */
+        int unknown = 0;
+
+        for (i = 0; i < a->cnt; i++)
+            unknown |= a->elems[i].offset < 0;
+        if (unknown) {
+            rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(a);
+
+            if (rd_kafka_committed(l->consumer, c, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                ok = 0;
+            for (i = 0; ok && i < a->cnt; i++)
+                if (a->elems[i].offset < 0)
+                    a->elems[i].offset = c->elems[i].offset;
+            rd_kafka_topic_partition_list_destroy(c);
+        }
+    }
     for (i = 0; ok && i < a->cnt; i++) {
         int64_t lo = -1, hi = -1;
 
@@ -752,7 +770,7 @@ static int caught_up(cwpp_loop_t *l)
                                            &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
             ok = 0;
         else if (hi > lo && a->elems[i].offset < hi)
-            ok = 0; /* unread records (an unknown position counts as unread too) */
+            ok = 0; /* unread records (no committed offset counts as unread too) */
     }
     rd_kafka_topic_partition_list_destroy(a);
     return ok;

@@ -18,6 +18,14 @@ INSERT INTO handled_events (event_id, handled_at)
 SELECT event_id, COALESCE(handled_at, status_changed_at, updated_at) FROM events
  WHERE status = 'handled' ORDER BY COALESCE(handled_at, status_changed_at, updated_at), event_id;
 
+-- Where each handled-event publisher (one per transactional id) is: written after each of
+-- its Kafka transactions, a lower bound used with the position kept in Kafka itself.
+CREATE TABLE exporter_state (
+    transactional_id text        PRIMARY KEY,
+    handled_seq      bigint      NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
 -- Export jobs (one per export command, job_id = the command id) and their workbooks.
 CREATE TABLE export_jobs (
     job_id      text        PRIMARY KEY,
@@ -48,11 +56,13 @@ RESET ROLE;
 GRANT SELECT, INSERT ON handled_events TO cwpp_responder;
 -- The exporter: reads everything an export and a handled record show, owns its tables, and
 -- deletes what retention removes.
-GRANT SELECT ON handled_events, export_jobs, export_files TO cwpp_reader;
+GRANT SELECT ON handled_events, export_jobs, export_files, exporter_state TO cwpp_reader;
 GRANT SELECT ON events, alerts, event_alerts, entity_alerts, event_edges, event_keys,
                 notifications, handling_policies, handling_tasks, activity_log, handled_events,
                 entity_stats_30d, users, commands_applied TO cwpp_exporter;
-GRANT SELECT, INSERT, UPDATE ON export_jobs, export_files TO cwpp_exporter;
+GRANT SELECT, INSERT, UPDATE ON export_jobs, export_files, exporter_state TO cwpp_exporter;
+-- who may export which accounts' events
+GRANT SELECT ON user_accounts TO cwpp_exporter;
 GRANT INSERT ON commands_applied TO cwpp_exporter;
 -- (the clean-up locks the events it deletes, SKIP LOCKED, which needs an UPDATE right)
 GRANT UPDATE (updated_at) ON events TO cwpp_exporter;

@@ -32,12 +32,13 @@ typedef struct ex {
     rd_kafka_t          *txp;       /* transactional producer, NULL until it has the lock */
     int                  is_publisher;
     int64_t              published_seq;
-    int64_t              gap_seq, gap_since_ms; /* a missing seq waited for */
+    int64_t              gap_seq;       /* a missing seq waited for, */
+    char                 gap_xmax[32];  /* until transactions open then have ended */
 
     cwpp_metrics_t      *metrics;
     cwpp_metric_t       *m_jobs_ok, *m_jobs_refused, *m_dead, *m_db_errors, *m_handled;
     cwpp_metric_t       *m_handled_seq, *m_publisher, *m_retention_events, *m_retention_alerts;
-    cwpp_metric_t       *m_gaps_skipped, *m_export_seconds, *m_txn_aborts;
+    cwpp_metric_t       *m_gaps_skipped, *m_export_seconds, *m_txn_aborts, *m_unpublishable;
 } ex_t;
 
 /* exporter.c */

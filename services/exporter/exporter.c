@@ -32,10 +32,6 @@ const cwpp_conf_prop_t ex_props[] = {
      "exporter holding the publisher lock uses it)."},
     {"handled.batch", CWPP_CONF_INT, offsetof(ex_conf_t, handled_batch), "200", 1, 10000, 0,
      "Handled events published in one Kafka transaction at most."},
-    {"handled.gap.wait.ms", CWPP_CONF_INT, offsetof(ex_conf_t, gap_wait_ms), "30000", 0,
-     3600000, 0,
-     "A missing seq in handled_events (a responder transaction still open, or rolled back) "
-     "is waited for this long before it is passed over."},
     {"retention.days", CWPP_CONF_INT, offsetof(ex_conf_t, retention_days), "180", 1, 36500, 0,
      "Events whose latest occurrence is older than this are deleted with their alerts, "
      "chains, entities, policies and tasks (DESIGN.md \"Limits\")."},
@@ -43,7 +39,7 @@ const cwpp_conf_prop_t ex_props[] = {
      0, "Events deleted in one transaction (small, so the pipeline never waits long)."},
     {"retention.interval.ms", CWPP_CONF_INT, offsetof(ex_conf_t, retention_interval_ms),
      "3600000", 1000, 604800000LL, 0,
-     "How often the clean-up runs; each run deletes batches until none is left (at most 100)."},
+     "How often the clean-up runs; a run deletes a batch per tick until none is left."},
     {"retention.keep.activity.log", CWPP_CONF_BOOL, offsetof(ex_conf_t, retention_keep_log),
      "true", 0, 0, 0,
      "Keep the activity log of deleted events (audit); false deletes it with them."},
@@ -61,14 +57,16 @@ static const char SQL_RECORD[] =
     "INSERT INTO commands_applied (command_id, service, type, actor, status, message, result) "
     "VALUES ($1, 'exporter', $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING";
 /* $1 retention days, $2 levels, $3 statuses (json lists or null), $4 since ms, $5 until ms
- * (or null), $6 ids (json list or null) */
+ * (or null), $6 ids (json list or null), $7 the accounts the actor may see (null: all);
+ * $8 the most events */
 #define FILTER                                                                                 \
     "FROM events e WHERE e.last_seen > now() - $1::int * interval '1 day' "                    \
     "AND ($2::json IS NULL OR e.level IN (SELECT json_array_elements_text($2::json))) "        \
     "AND ($3::json IS NULL OR e.status IN (SELECT json_array_elements_text($3::json))) "       \
     "AND ($4::bigint IS NULL OR e.last_seen >= to_timestamp($4::bigint / 1000.0)) "            \
     "AND ($5::bigint IS NULL OR e.first_seen <= to_timestamp($5::bigint / 1000.0)) "           \
-    "AND ($6::json IS NULL OR e.event_id IN (SELECT json_array_elements_text($6::json)))"
+    "AND ($6::json IS NULL OR e.event_id IN (SELECT json_array_elements_text($6::json))) "     \
+    "AND ($7::json IS NULL OR e.account_id IN (SELECT json_array_elements_text($7::json)))"
 static const char SQL_COUNT[] = "SELECT count(*) " FILTER;
 static const char SQL_EVENTS[] =
     "SELECT json_build_object('event_id', e.event_id, 'name', e.name, 'level', e.level, "
@@ -81,13 +79,14 @@ static const char SQL_EVENTS[] =
     "p.state || ')', '; ' ORDER BY p.created_at) FROM handling_policies p WHERE p.event_id = "
     "e.event_id), CASE WHEN e.handled_at IS NOT NULL THEN 'handled ' || to_char(e.handled_at "
     "AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' END))::text " FILTER
-    " ORDER BY e.last_seen DESC, e.event_id LIMIT $7";
+    " ORDER BY e.last_seen DESC, e.event_id LIMIT $8";
 static const char SQL_ASSETS[] =
     "SELECT json_build_object('event_id', e.event_id, 'asset_id', a.key, 'name', "
     "a.value ->> 'name', 'ips', (SELECT string_agg(i, ', ') FROM json_array_elements_text("
     "COALESCE(a.value -> 'ips', '[]')) i), 'role', a.value ->> 'role', 'alerts', "
-    "COALESCE((a.value ->> 'alerts')::int, 0))::text FROM (SELECT e.event_id, e.summary, "
-    "e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id LIMIT $7) e, "
+    "CASE WHEN a.value ->> 'alerts' ~ '^[0-9]{1,9}$' THEN (a.value ->> 'alerts')::int "
+    "ELSE 0 END)::text FROM (SELECT e.event_id, e.summary, "
+    "e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id LIMIT $8) e, "
     "json_each(COALESCE(e.summary -> 'assets', '{}'::json)) a "
     "ORDER BY e.last_seen DESC, e.event_id, a.key";
 /* The 30-day figures of each entity, as entity_stats_30d defines them, looked up per
@@ -97,7 +96,7 @@ static const char SQL_ENTITIES[] =
     "'events', s.events, 'alerts', s.alerts, 'tasks', k.tasks)::text FROM (SELECT DISTINCT "
     "en.event_id, en.account_id, en.entity_type, en.value, e.last_seen FROM entity_alerts en "
     "JOIN (SELECT e.event_id, e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id "
-    "LIMIT $7) e ON e.event_id = en.event_id) x, "
+    "LIMIT $8) e ON e.event_id = en.event_id) x, "
     "LATERAL (SELECT count(DISTINCT y.event_id) AS events, count(DISTINCT y.alert_id) AS alerts "
     "FROM entity_alerts y WHERE y.account_id = x.account_id AND y.entity_type = x.entity_type "
     "AND y.value = x.value AND y.last_seen > now() - interval '30 days') s, "
@@ -105,6 +104,11 @@ static const char SQL_ENTITIES[] =
     "AND t.entity_type = x.entity_type AND t.entity_value = x.value "
     "AND t.created_at > now() - interval '30 days') k "
     "ORDER BY x.last_seen DESC, x.event_id, x.entity_type, x.value";
+/* the actor: role, disabled, and the accounts granted */
+static const char SQL_ACTOR[] =
+    "SELECT u.role, u.disabled_at IS NOT NULL, COALESCE((SELECT json_agg(a.account_id) FROM "
+    "user_accounts a WHERE a.user_name = u.user_name), '[]')::text FROM users u "
+    "WHERE u.user_name = $1";
 static const char SQL_JOB[] =
     "INSERT INTO export_jobs (job_id, actor, filters, state, events, message, finished_at) "
     "VALUES ($1, $2, $3::jsonb, 'done', $4::int, $5, now())";
@@ -112,8 +116,10 @@ static const char SQL_FILE[] =
     "INSERT INTO export_files (job_id, file_name, bytes, sha256) VALUES ($1, $2, $3, "
     "encode(sha256($3), 'hex')) RETURNING sha256";
 static const char SQL_RETENTION[] =
-    "WITH old AS (SELECT event_id FROM events WHERE last_seen < now() - $1::int * "
-    "interval '1 day' ORDER BY last_seen LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "WITH old AS (SELECT ev.event_id FROM events ev WHERE ev.last_seen < now() - $1::int * "
+    "interval '1 day' AND NOT EXISTS (SELECT 1 FROM handling_policies lp WHERE "
+    "lp.event_id = ev.event_id AND NOT lp.rolled_back AND lp.state IN ('applying', 'active', "
+    "'expiring')) ORDER BY ev.last_seen LIMIT $2 FOR UPDATE OF ev SKIP LOCKED), "
     "ea AS (DELETE FROM event_alerts x USING old WHERE x.event_id = old.event_id "
     "RETURNING x.alert_id), "
     "k AS (DELETE FROM event_keys x USING old WHERE x.event_id = old.event_id), "
@@ -122,7 +128,8 @@ static const char SQL_RETENTION[] =
     "n AS (DELETE FROM notifications x USING old WHERE x.event_id = old.event_id), "
     "t AS (DELETE FROM handling_tasks x USING old WHERE x.event_id = old.event_id), "
     "p AS (DELETE FROM handling_policies x USING old WHERE x.event_id = old.event_id), "
-    "h AS (DELETE FROM handled_events x USING old WHERE x.event_id = old.event_id), "
+    "h AS (DELETE FROM handled_events x USING old WHERE x.event_id = old.event_id AND "
+    "x.seq <= (SELECT COALESCE(min(handled_seq), 0) FROM exporter_state)), "
     "l AS (DELETE FROM activity_log x USING old WHERE NOT $3::boolean AND "
     "x.event_id = old.event_id), "
     "e AS (DELETE FROM events x USING old WHERE x.event_id = old.event_id RETURNING 1), "
@@ -357,8 +364,8 @@ static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size
                    json_t **result, char *errstr, size_t errstr_size)
 {
     filt_t         f;
-    char           days[16], lim[16], nbuf[24];
-    const char    *p[7];
+    char           days[16], lim[16], nbuf[24], *accounts = NULL;
+    const char    *p[8];
     PGresult      *r = NULL, *re = NULL, *ra = NULL, *rn = NULL;
     json_t        *doc = NULL;
     unsigned char *bytes = NULL;
@@ -371,6 +378,26 @@ static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size
         filt_free(&f);
         return CWPP_OK;
     }
+    {
+        /* an export shows alerts, assets and IPs: the actor sees only its accounts */
+        const char *pa[1] = {c->actor};
+
+        if ((rc = ex_q(x, x->pg, SQL_ACTOR, 1, pa, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
+            goto out;
+        if (PQntuples(r) == 0 || PQgetvalue(r, 0, 1)[0] == 't') {
+            snprintf(msg, msgsz, "Refused: \"%.64s\" is %s; only known, enabled users export "
+                     "(cwppctl users list).", c->actor,
+                     PQntuples(r) == 0 ? "not a known user" : "disabled");
+            goto out;
+        }
+        if (strcmp(PQgetvalue(r, 0, 0), "admin") != 0 &&
+            (accounts = strdup(PQgetvalue(r, 0, 2))) == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+    }
     snprintf(days, sizeof(days), "%lld", (long long)x->conf->retention_days);
     snprintf(lim, sizeof(lim), "%lld", (long long)x->conf->max_events);
     p[0] = days;
@@ -379,9 +406,10 @@ static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size
     p[3] = f.has_since ? f.since : NULL;
     p[4] = f.has_until ? f.until : NULL;
     p[5] = f.ids;
-    p[6] = lim;
+    p[6] = accounts;
+    p[7] = lim;
     progress(x, c, 5, "counting the events that match");
-    if ((rc = ex_q(x, x->pg, SQL_COUNT, 6, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
+    if ((rc = ex_q(x, x->pg, SQL_COUNT, 7, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
         goto out;
     count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     if (count > x->conf->max_events) {
@@ -391,22 +419,32 @@ static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size
         goto out;
     }
     if (count == 0) {
-        snprintf(msg, msgsz, "No event matches the filters (events of the last %lld days "
-                 "only).", (long long)x->conf->retention_days);
+        snprintf(msg, msgsz, "No event matches the filters (events of the last %lld days, "
+                 "of the accounts you may act on, only).", (long long)x->conf->retention_days);
         goto out;
     }
     progress(x, c, 20, "reading events");
-    if ((rc = ex_q(x, x->pg, SQL_EVENTS, 7, p, PGRES_TUPLES_OK, &re, errstr, errstr_size)))
+    if ((rc = ex_q(x, x->pg, SQL_EVENTS, 8, p, PGRES_TUPLES_OK, &re, errstr, errstr_size)))
         goto out;
     progress(x, c, 40, "reading affected assets");
-    if ((rc = ex_q(x, x->pg, SQL_ASSETS, 7, p, PGRES_TUPLES_OK, &ra, errstr, errstr_size)))
+    if ((rc = ex_q(x, x->pg, SQL_ASSETS, 8, p, PGRES_TUPLES_OK, &ra, errstr, errstr_size)))
         goto out;
     progress(x, c, 60, "reading entities and their 30-day counts");
-    if ((rc = ex_q(x, x->pg, SQL_ENTITIES, 7, p, PGRES_TUPLES_OK, &rn, errstr, errstr_size)))
+    if ((rc = ex_q(x, x->pg, SQL_ENTITIES, 8, p, PGRES_TUPLES_OK, &rn, errstr, errstr_size)))
         goto out;
-    doc = json_pack("{s:o?, s:o?, s:o?}", "events", rows(re), "assets", rows(ra), "entities",
-                    rows(rn));
-    if (doc == NULL || json_object_size(doc) != 3) {
+    {
+        json_t *je = rows(re), *ja = rows(ra), *jn = rows(rn);
+
+        doc = je != NULL && ja != NULL && jn != NULL
+                  ? json_pack("{s:o, s:o, s:o}", "events", je, "assets", ja, "entities", jn)
+                  : NULL;
+        if (doc == NULL) {
+            json_decref(je);
+            json_decref(ja);
+            json_decref(jn);
+        }
+    }
+    if (doc == NULL) {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot read the rows");
         goto out;
     }
@@ -452,7 +490,7 @@ static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size
              json_array_size(json_object_get(doc, "assets")),
              json_array_size(json_object_get(doc, "entities")), len, c->id);
     cwpp_metric_observe(x->m_export_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
-    progress(x, c, 100, "stored");
+    progress(x, c, 95, "storing the workbook"); /* the answer, after the commit, ends it */
 out:
     PQclear(r);
     PQclear(re);
@@ -460,6 +498,7 @@ out:
     PQclear(rn);
     json_decref(doc);
     free(bytes);
+    free(accounts);
     filt_free(&f);
     return rc;
 }
@@ -578,7 +617,7 @@ out:
 
 /* ---------------------------------------------------------------- retention */
 
-static int retention(ex_t *x, char *errstr, size_t errstr_size)
+static int retention(ex_t *x, int *more, char *errstr, size_t errstr_size)
 {
     char        days[16], batch[16];
     const char *p[3] = {days, batch, x->conf->retention_keep_log ? "true" : "false"};
@@ -587,7 +626,8 @@ static int retention(ex_t *x, char *errstr, size_t errstr_size)
 
     snprintf(days, sizeof(days), "%lld", (long long)x->conf->retention_days);
     snprintf(batch, sizeof(batch), "%lld", (long long)x->conf->retention_batch);
-    for (round = 0; round < 100 && !cwpp_service_stopping(); round++) {
+    *more = 0;
+    for (round = 0; round < 1 && !cwpp_service_stopping(); round++) { /* a batch per tick */
         PGresult *r = NULL;
         int64_t   ne, na;
 
@@ -600,8 +640,7 @@ static int retention(ex_t *x, char *errstr, size_t errstr_size)
         cwpp_metric_add(x->m_retention_events, ne);
         cwpp_metric_add(x->m_retention_alerts, na);
         total += ne;
-        if (ne < x->conf->retention_batch)
-            break;
+        *more = ne >= x->conf->retention_batch;
     }
     if (total > 0)
         cwpp_info("retention", "deleted %" PRId64 " event(s) last seen more than %lld days ago",
@@ -626,8 +665,11 @@ static int ex_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
             cwpp_warn("handled_publish", "%s; trying again at the next tick", errstr);
         if (cwpp_mono_ms() >= x->next_retention_ms) {
             /* a failing clean-up must not hold up exports: it is tried again in a minute */
-            if (retention(x, errstr, errstr_size) == CWPP_OK) {
-                x->next_retention_ms = cwpp_mono_ms() + x->conf->retention_interval_ms;
+            int more = 0;
+
+            if (retention(x, &more, errstr, errstr_size) == CWPP_OK) {
+                /* the next batch at the next tick while old events are left */
+                x->next_retention_ms = more ? 0 : cwpp_mono_ms() + x->conf->retention_interval_ms;
             } else {
                 cwpp_warn("retention_failed", "%s; trying again in 60 s", errstr);
                 cwpp_metric_add(x->m_db_errors, 1);
@@ -734,7 +776,10 @@ static ex_t *ex_new(const ex_conf_t *conf, const cwpp_service_env_t *env, char *
     x->m_txn_aborts = C("cwpp_exporter_handled_transactions_aborted_total",
                         "Publisher transactions aborted (published again later).");
     x->m_gaps_skipped = C("cwpp_exporter_handled_gaps_skipped_total",
-                          "Missing seqs passed over after handled.gap.wait.ms.");
+                          "Missing seqs passed over: their transactions rolled back.");
+    x->m_unpublishable = C("cwpp_exporter_handled_unpublishable_total",
+                           "Handled events that can never be published as they are (too "
+                           "large, or not fitting the schema): logged and passed over.");
     x->m_retention_events = C("cwpp_exporter_retention_events_deleted_total",
                               "Events deleted by retention.");
     x->m_retention_alerts = C("cwpp_exporter_retention_alerts_deleted_total",

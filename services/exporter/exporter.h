@@ -31,7 +31,6 @@ typedef struct ex_conf {
     int64_t            tick_ms;
     char              *transactional_id;
     int64_t            handled_batch;
-    int64_t            gap_wait_ms;
     int64_t            retention_days;
     int64_t            retention_batch;
     int64_t            retention_interval_ms;

@@ -136,7 +136,8 @@ int ex_workbook(const ex_conf_t *conf, const json_t *doc, unsigned char **out, s
                            conf->tmp_dir, strerror(errno));
     close(fd);
     {
-        lxw_workbook_options o = {.constant_memory = LXW_FALSE, .tmpdir = conf->tmp_dir};
+        /* rows are written in order: constant memory, whatever the sheet sizes */
+        lxw_workbook_options o = {.constant_memory = LXW_TRUE, .tmpdir = conf->tmp_dir};
 
         wb = workbook_new_opt(path, &o);
     }

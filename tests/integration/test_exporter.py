@@ -38,7 +38,6 @@ class ExportPipe(Pipe):
 
     def start_exporter(self, **env):
         e = {"CWPP_PG_DSN": EXPORTER_DSN, "CWPP_EXPORTER_TICK_MS": "200",
-             "CWPP_HANDLED_GAP_WAIT_MS": "3000",
              # one publisher per deployment: this test's own transactional id
              "CWPP_HANDLED_TRANSACTIONAL_ID": f"{self.prefix}handled"}
         e.update(env)
@@ -205,6 +204,24 @@ def test_the_service_refuses_bad_filters_and_more_than_1000_events(pipe):
     t.query("DELETE FROM events WHERE account_id = %s", (acct,))
 
 
+def test_exports_hold_only_the_actors_accounts(pipe, tmp_path):
+    """An analyst exports the events of the accounts granted to them only; an unknown user
+    is refused."""
+    mine, theirs = "acct-" + tag(), "acct-" + tag()
+    a = story(pipe, mine, 1) + story(pipe, theirs, 1)
+    ana = "ana-" + tag()
+    pipe.user(ana, mine)
+    rc, doc, err = pipe.ctl_json("export", "--ids", *a, "--out", str(tmp_path / "a.xlsx"),
+                                 actor=ana)
+    assert rc == 0, err
+    assert doc["result"]["events"] == 1
+    wb = openpyxl.load_workbook(tmp_path / "a.xlsx")
+    assert [r[0] for r in wb["Events"].iter_rows(min_row=2, values_only=True)] == a[:1]
+    rc, _, err = pipe.ctl("export", "--ids", *a, "--out", str(tmp_path / "b.xlsx"),
+                          actor="nobody-" + tag())
+    assert rc == 1 and "not a known user" in err
+
+
 def test_handled_events_are_published_once_as_avro_and_ocsf(pipe):
     acct = "acct-" + tag()
     ids = story(pipe, acct, 3)
@@ -271,6 +288,44 @@ def test_kill9_of_the_exporter_neither_skips_nor_repeats(pipe):
         r = [HANDLED.decode(m.value()) for m in recs["events.handled"]
              if m.key().decode() == eid][0]
         assert r["seq"] == seqs[eid]
+
+
+def test_a_seq_still_open_is_waited_for_and_a_poison_event_is_passed_over(pipe):
+    """A responder transaction that took a seq and is still open holds the stream back (a
+    later, committed seq is not published before it: nothing is skipped); an event that can
+    never be encoded is logged and passed over instead of stopping the stream."""
+    acct = "acct-" + tag()
+    a, b = story(pipe, acct, 2)
+    poison = "ev-" + uuid.uuid4().hex
+    now = datetime.now(timezone.utc)
+    t.query("INSERT INTO events (event_id, account_id, name, level, status, first_seen, "
+            "last_seen, summary) VALUES (%s, %s, 'poison', 'low', 'handled', %s, %s, "
+            "'{\"assets\": {\"h\": {\"ips\": [1, 2]}}}')", (poison, acct, now, now))
+    held = t.db()
+    cur = held.cursor()
+    cur.execute("BEGIN")
+    cur.execute("INSERT INTO cwpp.handled_events (event_id) VALUES (%s)", (a,))
+    t.query("INSERT INTO handled_events (event_id) VALUES (%s)", (poison,))
+    handle(pipe, b)  # a higher seq, committed
+    time.sleep(3)
+    keys = {m.key().decode() for m in read_handled(pipe.prefix, timeout=4)["events.handled"]}
+    assert b not in keys, "published past a seq whose transaction is still open"
+    cur.execute("COMMIT")
+    held.close()
+
+    def both():
+        k = {m.key().decode() for m in read_handled(pipe.prefix, timeout=4)["events.handled"]}
+        return {a, b} <= k
+    t.wait_for(both, timeout=30, what="both published once the transaction ended")
+    recs = read_handled(pipe.prefix)["events.handled"]
+    keys = [m.key().decode() for m in recs]
+    assert poison not in keys and keys.count(a) == 1 and keys.count(b) == 1
+    seq = {m.key().decode(): HANDLED.decode(m.value())["seq"] for m in recs}
+    assert seq[a] < seq[b]  # the held seq came first
+    m = t.metrics(pipe.exporter)
+    assert m["cwpp_exporter_handled_unpublishable_total"] >= 1
+    assert "handled_unpublishable" in pipe.exporter.log_text()
+    t.query("DELETE FROM events WHERE event_id = %s", (poison,))
 
 
 def test_retention_deletes_old_events_in_batches_and_keeps_their_log(pipe):

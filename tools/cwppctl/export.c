@@ -36,6 +36,8 @@ static int add_words(json_t *list, const char *opt, const char *v, const char *c
 
     if (copy == NULL)
         return ctl_fail(CTL_INFRA, "out of memory");
+    if (strspn(v, ",") == strlen(v))
+        rc = ctl_fail(CTL_USAGE, "%s needs a value", opt);
     for (w = strtok_r(copy, ",", &save); w != NULL && rc == CTL_OK;
          w = strtok_r(NULL, ",", &save)) {
         if (!known(w, ok, n))
@@ -79,9 +81,9 @@ static int download(ctl_t *c, const char *job, const char *out, int quiet)
 
     if (pg == NULL)
         return CTL_INFRA;
-    r = PQexecParams(pg, "SELECT f.bytes, f.sha256, j.events, f.file_name FROM export_files f "
-                     "JOIN export_jobs j USING (job_id) WHERE f.job_id = $1", 1, NULL, p, NULL,
-                     NULL, 1);
+    /* binary results: the bytea as it is (and the text column's bytes, NUL-ended) */
+    r = PQexecParams(pg, "SELECT f.bytes, f.sha256 FROM export_files f WHERE f.job_id = $1", 1,
+                     NULL, p, NULL, NULL, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return ctl_query_failed(pg, r);
     if (PQntuples(r) == 0) {
@@ -244,7 +246,10 @@ int ctl_export(ctl_t *c, int argc, char **argv)
         fprintf(stderr, "cwppctl: %s\n", message);
         rc = CTL_REFUSED;
     } else {
-        rc = download(c, json_string_value(json_object_get(result, "job_id")), out, 1);
+        const char *job = json_string_value(json_object_get(result, "job_id"));
+
+        rc = job != NULL ? download(c, job, out, 1)
+                         : ctl_fail(CTL_INFRA, "the exporter's answer names no job");
         if (rc == CTL_OK) {
             if (c->json) {
                 json_object_set_new(result, "file", json_string(out));

@@ -326,6 +326,8 @@ int ctl_send(ctl_t *c, const char *service, const char *type, json_t *payload, c
         }
         rd_kafka_message_destroy(m);
     }
+    if (bar_open)
+        fputc('\n', stderr);
     ctl_fail(CTL_INFRA, "no answer to command %s (%s) within %d s; is the %s service running? "
              "It will still be applied when the service reads it.", id, type, c->timeout_s,
              service);
