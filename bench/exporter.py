@@ -72,6 +72,9 @@ def fixture(acct, n):
                         "event_id, alert_id, first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, "
                         "%s, %s, %s)", en)
         cur.executemany("INSERT INTO handled_events (event_id) VALUES (%s)", [(i,) for i in ids])
+        # exports are by known users: the bench's own admin
+        cur.execute("INSERT INTO users (user_name, role, created_by) VALUES ('bench', 'admin', "
+                    "'bench') ON CONFLICT DO NOTHING")
     return ids
 
 
@@ -97,10 +100,18 @@ def main():
     svc.start()
     svc.wait_ready()
 
-    # 1. export of the E events
-    cid = f"cmd-bench-{run}"
+    # 1. export of the E events (after a first, refused command: the group has joined)
     from confluent_kafka import Producer
     p = Producer({"bootstrap.servers": t.BROKERS})
+    warm = f"cmd-warm-{run}"
+    p.produce(prefix + "commands", COMMAND.encode({
+        "command_id": warm, "service": "exporter", "type": "export.none", "actor": "bench",
+        "issued_at_ms": int(time.time() * 1000), "payload_json": "{}"}), key=warm)
+    p.flush(10)
+    t.wait_for(lambda: any(RESULT.decode(m.value())["command_id"] == warm for m in
+                           t.consume(prefix + "command-results", 1, timeout=3, settle=0.2)),
+               timeout=60, what="the exporter answering")
+    cid = f"cmd-bench-{run}"
     sent = time.time()
     p.produce(prefix + "commands", COMMAND.encode({
         "command_id": cid, "service": "exporter", "type": "export.create", "actor": "bench",
