@@ -934,6 +934,8 @@ static int from_json(avro_value_t *v, const json_t *j, const char *path, char *e
             return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not a number", path);
         return avro_value_set_double(v, json_number_value(j)) == 0 ? CWPP_OK : CWPP_EINVAL;
     case AVRO_BOOLEAN:
+        if (j == NULL || json_is_null(j))
+            return avro_value_set_boolean(v, 0) == 0 ? CWPP_OK : CWPP_EINVAL; /* missing */
         if (!json_is_boolean(j))
             return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "%s: not true/false", path);
         return avro_value_set_boolean(v, json_is_true(j)) == 0 ? CWPP_OK : CWPP_EINVAL;

@@ -78,7 +78,8 @@ int cwpp_avro_decode(const cwpp_avro_type_t *t, const void *buf, size_t len, avr
 /*
  * Fills v (reset first) from a JSON document shaped like its schema: records from objects
  * (fields by name), arrays from lists (missing = empty), ["null", T] unions from null /
- * missing or a T, enums from their symbol, strings, ints, longs, doubles, booleans.
+ * missing or a T, enums from their symbol, strings, ints, longs, doubles, booleans
+ * (missing = false).
  * Returns 0, or CWPP_EINVAL with the field that did not fit.
  */
 int cwpp_avro_from_json(avro_value_t *v, const json_t *j, char *errstr, size_t errstr_size);

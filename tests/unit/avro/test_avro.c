@@ -347,6 +347,13 @@ static void test_from_json(void **state)
     assert_int_equal(avro_value_get_by_name(&w, "alerts", &f, NULL), 0);
     assert_int_equal(avro_value_get_size(&f, &n), 0);
     assert_int_equal(n, 0); /* missing list: empty */
+    {
+        int tr = 1;
+
+        assert_int_equal(avro_value_get_by_name(&w, "lists_truncated", &f, NULL), 0);
+        assert_int_equal(avro_value_get_boolean(&f, &tr), 0);
+        assert_int_equal(tr, 0); /* missing boolean: false */
+    }
     /* wrong types and symbols are refused with the field */
     json_object_set_new(doc, "level", json_string("severe"));
     assert_int_equal(cwpp_avro_from_json(&v, doc, err, sizeof(err)), CWPP_EINVAL);
