@@ -154,31 +154,13 @@ int ex_q(ex_t *x, cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
     return rc;
 }
 
-typedef struct cmd {
-    const char *id, *type, *actor;
-    int64_t     issued_at_ms;
-    json_t     *payload;
-} cmd_t;
+typedef cwpp_command_t cmd_t;
 
 static int encode_result(ex_t *x, const cmd_t *c, const char *status, const char *message,
                          const char *rj, char *errstr, size_t errstr_size)
 {
-    avro_value_t *v = &x->v_result;
-    int           rc;
-
-    avro_value_reset(v);
-    rc = cwpp_avro_set_str(v, "command_id", c->id);
-    rc |= cwpp_avro_set_str(v, "service", "exporter");
-    rc |= cwpp_avro_set_str(v, "type", c->type);
-    rc |= cwpp_avro_set_str(v, "actor", c->actor);
-    rc |= cwpp_avro_set_enum(v, "status", status);
-    rc |= cwpp_avro_set_str(v, "message", message);
-    rc |= cwpp_avro_set_str(v, "result_json", rj);
-    rc |= cwpp_avro_set_long(v, "answered_at_ms", cwpp_now_ms());
-    if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build CommandResult");
-    cwpp_buf_reset(&x->buf);
-    return cwpp_avro_encode(x->t_result, v, &x->buf, errstr, errstr_size);
+    return cwpp_command_result(x->t_result, &x->v_result, &x->buf, "exporter", c, status,
+                               message, rj, errstr, errstr_size);
 }
 
 /* A progress record, sent at once (not with the batch): the job is still running. */
@@ -503,35 +485,6 @@ out:
     return rc;
 }
 
-static int decode(ex_t *x, const rd_kafka_message_t *m, cmd_t *c, const char **service,
-                  char *why, size_t whysz)
-{
-    const char  *pj;
-    json_error_t jerr;
-
-    if (cwpp_avro_decode(x->t_cmd, m->payload, m->len, &x->v_cmd, why, whysz) != CWPP_OK)
-        return -1;
-    if (cwpp_avro_get_str(&x->v_cmd, "command_id", &c->id) != CWPP_OK ||
-        cwpp_avro_get_str(&x->v_cmd, "service", service) != CWPP_OK ||
-        cwpp_avro_get_str(&x->v_cmd, "type", &c->type) != CWPP_OK ||
-        cwpp_avro_get_str(&x->v_cmd, "actor", &c->actor) != CWPP_OK ||
-        cwpp_avro_get_long(&x->v_cmd, "issued_at_ms", &c->issued_at_ms) != CWPP_OK ||
-        cwpp_avro_get_str(&x->v_cmd, "payload_json", &pj) != CWPP_OK) {
-        snprintf(why, whysz, "the Command record is incomplete");
-        return -1;
-    }
-    if (c->id[0] == '\0' || strlen(c->id) > 64) {
-        snprintf(why, whysz, "the command id is empty or longer than 64 characters");
-        return -1;
-    }
-    c->payload = json_loads(pj, JSON_REJECT_DUPLICATES, &jerr);
-    if (c->payload != NULL && !json_is_object(c->payload)) {
-        json_decref(c->payload);
-        c->payload = NULL;
-    }
-    return 0;
-}
-
 static int dead_letter(ex_t *x, const rd_kafka_message_t *m, const char *code,
                        const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
@@ -547,7 +500,7 @@ static int apply_command(ex_t *x, const rd_kafka_message_t *m, cwpp_outbox_t *ou
                          char *errstr, size_t errstr_size)
 {
     cmd_t       c = {0};
-    const char *service = NULL, *status = "error";
+    const char *status = "error";
     char        why[300], msg[1024] = "";
     json_t     *result = NULL;
     PGresult   *r = NULL;
@@ -557,9 +510,11 @@ static int apply_command(ex_t *x, const rd_kafka_message_t *m, cwpp_outbox_t *ou
     if (m->len > (size_t)x->conf->max_message_bytes)
         return dead_letter(x, m, "oversized", "the command record is larger than "
                            "exporter.max.message.bytes", out, errstr, errstr_size);
-    if (decode(x, m, &c, &service, why, sizeof(why)) != 0)
+    /* ids name the workbook file: at most 64 characters */
+    if (cwpp_command_decode(x->t_cmd, &x->v_cmd, m->payload, m->len, 64, &c, why,
+                            sizeof(why)) != 0)
         return dead_letter(x, m, "bad_command", why, out, errstr, errstr_size);
-    if (strcmp(service, "exporter") != 0) {
+    if (strcmp(c.service, "exporter") != 0) {
         json_decref(c.payload);
         return CWPP_OK;
     }

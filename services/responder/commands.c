@@ -116,20 +116,10 @@ static int answer(rs_t *r, const rs_cmd_t *c, const char *status, const char *me
             return rc;
         }
     }
-    avro_value_reset(v);
-    rc = cwpp_avro_set_str(v, "command_id", c->id);
-    rc |= cwpp_avro_set_str(v, "service", "responder");
-    rc |= cwpp_avro_set_str(v, "type", c->type);
-    rc |= cwpp_avro_set_str(v, "actor", c->actor);
-    rc |= cwpp_avro_set_enum(v, "status", status);
-    rc |= cwpp_avro_set_str(v, "message", msg);
-    rc |= cwpp_avro_set_str(v, "result_json", rj);
-    rc |= cwpp_avro_set_long(v, "answered_at_ms", cwpp_now_ms());
+    rc = cwpp_command_result(r->t_result, v, &r->buf, "responder", c, status, msg, rj, errstr,
+                             errstr_size);
     free(rj);
     if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build CommandResult");
-    cwpp_buf_reset(&r->buf);
-    if ((rc = cwpp_avro_encode(r->t_result, v, &r->buf, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rc = cwpp_outbox_add(out, CWPP_TOPIC_COMMAND_RESULTS, c->id, strlen(c->id), r->buf.data,
                          r->buf.len);
@@ -1034,35 +1024,6 @@ static int cmd_playbooks(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errst
 
 /* -------------------------------------------------------------------- entry */
 
-static int decode(rs_t *r, const rd_kafka_message_t *m, rs_cmd_t *c, const char **service,
-                  char *why, size_t whysz)
-{
-    const char  *pj;
-    json_error_t jerr;
-
-    if (cwpp_avro_decode(r->t_cmd, m->payload, m->len, &r->v_cmd, why, whysz) != CWPP_OK)
-        return -1;
-    if (cwpp_avro_get_str(&r->v_cmd, "command_id", &c->id) != CWPP_OK ||
-        cwpp_avro_get_str(&r->v_cmd, "service", service) != CWPP_OK ||
-        cwpp_avro_get_str(&r->v_cmd, "type", &c->type) != CWPP_OK ||
-        cwpp_avro_get_str(&r->v_cmd, "actor", &c->actor) != CWPP_OK ||
-        cwpp_avro_get_long(&r->v_cmd, "issued_at_ms", &c->issued_at_ms) != CWPP_OK ||
-        cwpp_avro_get_str(&r->v_cmd, "payload_json", &pj) != CWPP_OK) {
-        snprintf(why, whysz, "the Command record is incomplete");
-        return -1;
-    }
-    if (c->id[0] == '\0' || strlen(c->id) > 200) {
-        snprintf(why, whysz, "the command id is empty or longer than 200 characters");
-        return -1;
-    }
-    c->payload = json_loads(pj, JSON_REJECT_DUPLICATES, &jerr);
-    if (c->payload != NULL && !json_is_object(c->payload)) {
-        json_decref(c->payload);
-        c->payload = NULL;
-    }
-    return 0;
-}
-
 static int dispatch(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t *out,
                     char *errstr, size_t errstr_size)
 {
@@ -1108,15 +1069,15 @@ int rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, c
 {
     rs_cmd_t    c = {0};
     rs_reply_t  rp;
-    const char *service = NULL;
     char        why[300];
     PGresult   *res = NULL;
     size_t      out_mark, touched_mark;
     int         rc;
 
-    if (decode(r, m, &c, &service, why, sizeof(why)) != 0)
+    if (cwpp_command_decode(r->t_cmd, &r->v_cmd, m->payload, m->len, 200, &c, why,
+                            sizeof(why)) != 0)
         return rs_dead_letter(r, m, "bad_command", why, out, errstr, errstr_size);
-    if (strcmp(service, "responder") != 0) {
+    if (strcmp(c.service, "responder") != 0) {
         rc = CWPP_OK; /* another service's command */
         goto done;
     }

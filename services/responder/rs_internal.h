@@ -13,6 +13,7 @@
 #include "cwpp_http.h"
 #include "cwpp_kafka.h"
 #include "cwpp_pg.h"
+#include "cwpp_service.h"
 #include "responder.h"
 
 #define RS_MAX_TOUCHED 4096
@@ -37,11 +38,7 @@ typedef struct rs {
 } rs_t;
 
 /* A command as decoded. */
-typedef struct rs_cmd {
-    const char *id, *type, *actor;
-    int64_t     issued_at_ms;
-    json_t     *payload;
-} rs_cmd_t;
+typedef cwpp_command_t rs_cmd_t;
 
 /* The answer a command is building. */
 typedef struct rs_reply {

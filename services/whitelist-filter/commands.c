@@ -24,12 +24,10 @@
 #include <string.h>
 
 #include "cwpp_log.h"
+#include "cwpp_service.h"
 #include "cwpp_whitelist.h"
 
-typedef struct cmd {
-    const char *id, *service, *type, *actor;
-    json_t     *payload;
-} cmd_t;
+typedef cwpp_command_t cmd_t;
 
 #define MAX_REMOVE 1000
 
@@ -106,20 +104,10 @@ static int answer(wl_t *w, const cmd_t *c, const char *status, const char *messa
             return rc;
         }
     }
-    avro_value_reset(v);
-    rc = cwpp_avro_set_str(v, "command_id", c->id);
-    rc |= cwpp_avro_set_str(v, "service", "whitelist");
-    rc |= cwpp_avro_set_str(v, "type", c->type);
-    rc |= cwpp_avro_set_str(v, "actor", c->actor);
-    rc |= cwpp_avro_set_enum(v, "status", status);
-    rc |= cwpp_avro_set_str(v, "message", message);
-    rc |= cwpp_avro_set_str(v, "result_json", rj);
-    rc |= cwpp_avro_set_long(v, "answered_at_ms", cwpp_now_ms());
+    rc = cwpp_command_result(w->t_result, v, &w->buf, "whitelist", c, status, message, rj,
+                             errstr, errstr_size);
     free(rj);
     if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build CommandResult");
-    cwpp_buf_reset(&w->buf);
-    if ((rc = cwpp_avro_encode(w->t_result, v, &w->buf, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rc = cwpp_outbox_add(out, CWPP_TOPIC_COMMAND_RESULTS, c->id, strlen(c->id), w->buf.data,
                          w->buf.len);
@@ -664,34 +652,6 @@ static int cmd_rule_delete(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
 
 /* ------------------------------------------------------------------- entry */
 
-static int decode(wl_t *w, item_t *it, cmd_t *c, char *why, size_t whysz)
-{
-    const char  *pj;
-    json_error_t jerr;
-
-    if (cwpp_avro_decode(w->t_cmd, it->m->payload, it->m->len, &w->v_cmd, why, whysz) !=
-        CWPP_OK)
-        return -1;
-    if (cwpp_avro_get_str(&w->v_cmd, "command_id", &c->id) != CWPP_OK ||
-        cwpp_avro_get_str(&w->v_cmd, "service", &c->service) != CWPP_OK ||
-        cwpp_avro_get_str(&w->v_cmd, "type", &c->type) != CWPP_OK ||
-        cwpp_avro_get_str(&w->v_cmd, "actor", &c->actor) != CWPP_OK ||
-        cwpp_avro_get_str(&w->v_cmd, "payload_json", &pj) != CWPP_OK) {
-        snprintf(why, whysz, "the Command record is incomplete");
-        return -1;
-    }
-    if (c->id[0] == '\0' || strlen(c->id) > 200) {
-        snprintf(why, whysz, "the command id is empty or longer than 200 characters");
-        return -1;
-    }
-    c->payload = json_loads(pj, JSON_REJECT_DUPLICATES, &jerr);
-    if (c->payload != NULL && !json_is_object(c->payload)) {
-        json_decref(c->payload);
-        c->payload = NULL;
-    }
-    return 0;
-}
-
 int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
     cmd_t     c = {0};
@@ -701,7 +661,8 @@ int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr, size
     int       rc, changed_before = w->rules_changed;
     size_t    out_mark = 0, hits_mark = 0;
 
-    if (decode(w, it, &c, why, sizeof(why)) != 0)
+    if (cwpp_command_decode(w->t_cmd, &w->v_cmd, it->m->payload, it->m->len, 200, &c, why,
+                            sizeof(why)) != 0)
         return wl_dead_letter(w, it->m, "bad_command", why, out, errstr, errstr_size);
     if (strcmp(c.service, "whitelist") != 0) {
         rc = CWPP_OK; /* another service's command */
