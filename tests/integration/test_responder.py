@@ -617,17 +617,18 @@ def test_a_late_success_is_taken_and_a_result_for_another_host_is_refused(pipe):
     (task_id,) = t.query("SELECT task_id FROM handling_tasks WHERE event_id = %s", (eid,))[0]
     ar = t.AvroType("action_result")
 
-    def result(asset_id, attempt):
+    def result(asset_id, attempt, reason):
         return ar.encode({"action_id": f"{task_id}.{attempt}", "task_id": task_id,
                           "account_id": acct, "asset_id": asset_id, "action": "block_ip",
-                          "agent": "test", "status": "succeeded", "reason": "done late",
+                          "agent": "test", "status": "succeeded", "reason": reason,
                           "details_json": "{}", "finished_at_ms": int(time.time() * 1000)})
-    t.produce(pipe.prefix + "action-results", [result("someone-else", 1)])
-    time.sleep(1.5)
-    assert tasks_of(eid)[0][2] == "running"
-    t.produce(pipe.prefix + "action-results", [result(asset, 1)])
+    # the same key, so in this order, before attempt 2's deadline: the forged one first
+    key = f"{task_id}.1".encode()
+    t.produce(pipe.prefix + "action-results",
+              [result("someone-else", 1, "forged"), result(asset, 1, "done late")],
+              keys=[key, key])
     wait_status(eid, "handled")
-    assert tasks_of(eid)[0][:4] == ("apply", "block_ip", "succeeded", 2)
+    assert tasks_of(eid)[0][:5] == ("apply", "block_ip", "succeeded", 2, "done late")
     dead = [REJECTED.decode(m.value()) for m in t.consume(pipe.prefix + "alerts.rejected", 1,
                                                            settle=2)]
     assert any(d["reason_code"] == "invalid_result" for d in dead)
