@@ -151,6 +151,8 @@ def cmake_executables(in_image=False):
             continue
         text = p.read_text()
         names |= set(re.findall(r"add_executable\(\s*([\w.+-]+)", text))
+        # cwpp_service(<core> <executable> ...) builds the service's executable
+        names |= set(re.findall(r"cwpp_service\(\s*[\w.+-]+\s+([\w.+-]+)", text))
         names |= set(re.findall(r"OUTPUT_NAME\s+\"?([\w.+-]+)", text))
     return names
 
