@@ -9,11 +9,11 @@
  *      RejectedRecord with its original bytes and reason;
  *   2. one PostgreSQL transaction, sent in pipelined chunks (one round trip per chunk,
  *      not per alert): lock this group's consumer_offsets rows for the batch's
- *      partitions, upsert each alert not yet applied (offset >= next_offset), advance
- *      next_offset, commit. The upsert is keyed by the stable alert id, so a recurrence
- *      moves last_seen and adds one occurrence; the offsets rows make a redelivered
- *      record (after a crash before the Kafka commit) a no-op, so occurrences are
- *      counted exactly once;
+ *      partitions (libs/fence), upsert each alert not yet applied (offset >=
+ *      next_offset), advance next_offset, commit. The upsert is keyed by the stable
+ *      alert id, so a recurrence moves last_seen and adds one occurrence; the offsets
+ *      rows make a redelivered record (after a crash before the Kafka commit) a no-op,
+ *      so occurrences are counted exactly once;
  *   3. an Alert record per good record (carrying the row's status, first/last seen and
  *      occurrence count) to alerts.normalized keyed by account id, and the rejects to
  *      alerts.rejected. The loop then waits for acknowledgement and commits offsets.
@@ -24,7 +24,6 @@
  */
 #include "ingest.h"
 
-#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 
 #include "cwpp_alert.h"
 #include "cwpp_avro.h"
+#include "cwpp_fence.h"
 #include "cwpp_log.h"
 #include "cwpp_pg.h"
 
@@ -64,14 +64,6 @@ typedef struct item {
     char                reason[400]; /* reject sentence */
 } item_t;
 
-/* One (topic, partition) of the batch. */
-typedef struct part {
-    const char *topic;
-    int32_t     partition;
-    int64_t     next_offset; /* from the database, before this batch */
-    int64_t     max_offset;  /* highest offset in this batch */
-} part_t;
-
 struct ingest {
     const ingest_conf_t *conf;
     cwpp_pg_t           *pg;
@@ -85,22 +77,12 @@ struct ingest {
     size_t               batch_n;     /* items in the current batch */
     cwpp_buf_t           rows;        /* the batch's rows as JSON text */
     size_t              *firsts;      /* scratch: first item of each alert */
-    part_t               parts[256];
-    size_t               nparts;
+    cwpp_fence_t        *fence;       /* the batch's partitions and their offsets */
     atomic_int           db_ok;
     cwpp_metrics_t      *metrics;
     cwpp_metric_t       *m_new, *m_recur, *m_redelivered, *m_db_seconds, *m_db_errors;
 };
 
-static const char SQL_OFFSET_ROW[] =
-    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
-    "VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING";
-static const char SQL_OFFSET_LOCK[] =
-    "SELECT next_offset FROM consumer_offsets "
-    "WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE";
-static const char SQL_OFFSET_SET[] =
-    "UPDATE consumer_offsets SET next_offset = $4, updated_at = now() "
-    "WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND next_offset < $4";
 /* One statement per batch: the rows arrive as one JSON array (no per-row round trip,
  * no per-row executor start-up); duplicates of an alert within the batch are folded
  * into one row with its count before sending, since ON CONFLICT may touch a row once. */
@@ -153,6 +135,9 @@ ingest_t *ingest_new(const ingest_conf_t *conf, cwpp_metrics_t *metrics, char *e
         goto oom;
     }
     in->have_values = 1;
+    in->fence = cwpp_fence_new(conf->common.group_id, errstr, errstr_size);
+    if (in->fence == NULL)
+        goto fail;
     in->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-ingest");
     if (in->pg == NULL)
         goto oom;
@@ -196,6 +181,7 @@ void ingest_destroy(ingest_t *in)
     cwpp_avro_type_destroy(in->t_alert);
     cwpp_avro_type_destroy(in->t_rejected);
     cwpp_pg_destroy(in->pg);
+    cwpp_fence_destroy(in->fence);
     cwpp_buf_free(&in->buf);
     cwpp_buf_free(&in->rows);
     free(in);
@@ -234,18 +220,19 @@ static int prepare(ingest_t *in, char *errstr, size_t errstr_size)
 {
     PGconn   *c = cwpp_pg_conn(in->pg);
     static const struct { const char *name, *sql; int n; } stmts[] = {
-        {"offset_row", SQL_OFFSET_ROW, 3}, {"offset_lock", SQL_OFFSET_LOCK, 3},
-        {"offset_set", SQL_OFFSET_SET, 4}, {"state", SQL_STATE, 1},
-        {"upsert_batch", SQL_UPSERT_BATCH, 1},
+        {"state", SQL_STATE, 1}, {"upsert_batch", SQL_UPSERT_BATCH, 1},
     };
     size_t    i;
+    int       rc;
 
     if (in->prepared_on == c)
         return CWPP_OK;
+    if ((rc = cwpp_fence_prepare(in->pg, errstr, errstr_size)) != CWPP_OK)
+        return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
     for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
-        int       rc = cwpp_pg_check(in->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
-                                     errstr_size);
+
+        rc = cwpp_pg_check(in->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr, errstr_size);
         PQclear(r);
         if (rc != CWPP_OK)
             return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
@@ -272,7 +259,7 @@ static void read_state(const PGresult *r, cwpp_alert_t *a)
 typedef enum { Q_CMD, Q_LOCK, Q_BATCH } qkind_t;
 typedef struct qref {
     qkind_t kind;
-    size_t  idx; /* part index (Q_LOCK) or chunk start (Q_BATCH) */
+    size_t  idx; /* chunk start (Q_BATCH) */
     size_t  end; /* chunk end (Q_BATCH) */
 } qref_t;
 
@@ -505,8 +492,8 @@ static int pipeline_read(ingest_t *in, const qref_t *q, size_t nq, char *errstr,
                                                 : q[i].kind == Q_LOCK ? "lock offsets"
                                                                       : "statement",
                               rc == CWPP_OK ? errstr : NULL, errstr_size);
-        if (qrc == CWPP_OK && q[i].kind == Q_LOCK && PQntuples(r) == 1)
-            in->parts[q[i].idx].next_offset = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        if (qrc == CWPP_OK && q[i].kind == Q_LOCK)
+            qrc = cwpp_fence_read(in->fence, r, rc == CWPP_OK ? errstr : NULL, errstr_size);
         else if (qrc == CWPP_OK && q[i].kind == Q_BATCH)
             batch_states(in, r, q[i].idx, q[i].end);
         if (qrc != CWPP_OK && (rc == CWPP_OK || qrc == CWPP_EDATA))
@@ -586,20 +573,10 @@ static int parse_range(ingest_t *in, size_t from, size_t to, const cwpp_alert_op
 /* Marks the valid items [from, to) whose offset is not yet applied in the database. */
 static void decide_apply(ingest_t *in, size_t from, size_t to)
 {
-    size_t i, p;
+    size_t i;
 
-    for (i = from; i < to; i++) {
-        item_t *it = &in->items[i];
-
-        it->apply = 0;
-        if (!it->ok)
-            continue;
-        for (p = 0; p < in->nparts; p++)
-            if (in->parts[p].partition == it->m->partition &&
-                strcmp(in->parts[p].topic, rd_kafka_topic_name(it->m->rkt)) == 0)
-                break;
-        it->apply = it->m->offset >= in->parts[p].next_offset;
-    }
+    for (i = from; i < to; i++)
+        in->items[i].apply = in->items[i].ok && !cwpp_fence_applied(in->fence, i);
 }
 
 /* Applies the batch in one transaction. With opts, records are parsed chunk by chunk as
@@ -608,16 +585,20 @@ static void decide_apply(ingest_t *in, size_t from, size_t to)
 static int apply_batch(ingest_t *in, size_t n, int isolate, const cwpp_alert_opts_t *opts,
                        char *errstr, size_t errstr_size)
 {
-    PGconn   *c = cwpp_pg_conn(in->pg);
-    qref_t   *q = NULL;
-    size_t    nq = 0, i;
-    int       rc;
-    char      part_s[16], off_s[24];
-    const char *group = in->conf->common.group_id;
+    PGconn        *c = cwpp_pg_conn(in->pg);
+    qref_t        *q = NULL;
+    size_t         nq = 0, i;
+    int            rc;
+    cwpp_pg_stmt_t fq[CWPP_FENCE_LOCK_NSTMTS];
 
-    q = malloc(sizeof(*q) * (in->nparts * 2 + 8 + n / (size_t)in->conf->chunk + 1));
+    /* at most: the chunks, then the offsets and COMMIT (other round trips hold fewer) */
+    q = malloc(sizeof(*q) * (8 + n / (size_t)in->conf->chunk + 1));
     if (q == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if ((rc = cwpp_fence_lock_stmts(in->fence, fq, NULL, errstr, errstr_size)) != CWPP_OK) {
+        free(q);
+        return rc;
+    }
     if (PQenterPipelineMode(c) != 1) {
         free(q);
         return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
@@ -625,14 +606,10 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, const cwpp_alert_opt
     /* Round trip 1: BEGIN, make sure offset rows exist, lock them and read next_offset. */
     PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
     q[nq++] = (qref_t){Q_CMD, 0, 0};
-    for (i = 0; i < in->nparts; i++) {
-        const char *v[3] = {group, in->parts[i].topic, part_s};
-        snprintf(part_s, sizeof(part_s), "%d", in->parts[i].partition);
-        send_params(c, "offset_row", 3, v);
-        q[nq++] = (qref_t){Q_CMD, i, 0};
-        send_params(c, "offset_lock", 3, v);
-        q[nq++] = (qref_t){Q_LOCK, i, 0};
-    }
+    send_params(c, fq[0].stmt, fq[0].n, fq[0].v);
+    q[nq++] = (qref_t){Q_CMD, 0, 0};
+    send_params(c, fq[1].stmt, fq[1].n, fq[1].v);
+    q[nq++] = (qref_t){Q_LOCK, 0, 0};
     rc = pipeline_read(in, q, nq, errstr, errstr_size);
     nq = 0;
     if (rc != CWPP_OK)
@@ -703,13 +680,9 @@ static int apply_batch(ingest_t *in, size_t n, int isolate, const cwpp_alert_opt
 
 offsets:
     /* Last round trip: advance the offsets, commit. */
-    for (i = 0; i < in->nparts; i++) {
-        const char *v[4] = {group, in->parts[i].topic, part_s, off_s};
-        snprintf(part_s, sizeof(part_s), "%d", in->parts[i].partition);
-        snprintf(off_s, sizeof(off_s), "%" PRId64, in->parts[i].max_offset + 1);
-        send_params(c, "offset_set", 4, v);
-        q[nq++] = (qref_t){Q_CMD, i, 0};
-    }
+    cwpp_fence_advance_stmt(in->fence, &fq[0]);
+    send_params(c, fq[0].stmt, fq[0].n, fq[0].v);
+    q[nq++] = (qref_t){Q_CMD, 0, 0};
     PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
     q[nq++] = (qref_t){Q_CMD, 0, 0};
     rc = pipeline_read(in, q, nq, errstr, errstr_size);
@@ -776,32 +749,6 @@ static int ensure_items(ingest_t *in, size_t n)
     return CWPP_OK;
 }
 
-static int collect_parts(ingest_t *in, rd_kafka_message_t **msgs, size_t n)
-{
-    size_t i, p;
-
-    in->nparts = 0;
-    for (i = 0; i < n; i++) {
-        const char *t = rd_kafka_topic_name(msgs[i]->rkt);
-
-        for (p = 0; p < in->nparts; p++)
-            if (in->parts[p].partition == msgs[i]->partition && strcmp(in->parts[p].topic, t) == 0)
-                break;
-        if (p == in->nparts) {
-            if (in->nparts == sizeof(in->parts) / sizeof(in->parts[0]))
-                return CWPP_EINVAL;
-            in->parts[p].topic = t;
-            in->parts[p].partition = msgs[i]->partition;
-            in->parts[p].next_offset = 0;
-            in->parts[p].max_offset = msgs[i]->offset;
-            in->nparts++;
-        }
-        if (msgs[i]->offset > in->parts[p].max_offset)
-            in->parts[p].max_offset = msgs[i]->offset;
-    }
-    return CWPP_OK;
-}
-
 static int emit(ingest_t *in, size_t n, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
     size_t i;
@@ -852,8 +799,8 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
         in->items[i].m = msgs[i];
         in->items[i].ok = 0;
     }
-    if (collect_parts(in, msgs, n) != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "too many partitions in one batch");
+    if ((rc = cwpp_fence_batch(in->fence, msgs, n, errstr, errstr_size)) != CWPP_OK)
+        return rc;
 
     /* 2. one transaction */
     t0 = cwpp_mono_ms();

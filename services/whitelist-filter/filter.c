@@ -4,12 +4,12 @@
  * and the service's run function. Commands are applied by commands.c.
  *
  * One batch is one transaction: lock this group's consumer_offsets rows of the batch's
- * partitions, read the stored status of the batch's alerts, write status changes, add
- * rule hits (only for records not applied before: exactly-once counts), apply commands,
- * move the offsets, commit. Outputs are produced after the commit and the Kafka offsets
- * committed after they are acknowledged (the shared loop), so a crash anywhere
- * redelivers the batch and the redelivery re-emits the same decisions without counting
- * twice.
+ * partitions (libs/fence), read the stored status of the batch's alerts, write status
+ * changes, add rule hits (only for records not applied before: exactly-once counts),
+ * apply commands, move the offsets, commit. Outputs are produced after the commit and
+ * the Kafka offsets committed after they are acknowledged (the shared loop), so a crash
+ * anywhere redelivers the batch and the redelivery re-emits the same decisions without
+ * counting twice.
  *
  * Rule changes: every change bumps whitelist_state.version in its transaction. A thread
  * with its own connection polls the version every whitelist.refresh.ms, builds the new
@@ -51,19 +51,6 @@ const size_t wl_nprops = sizeof(wl_props) / sizeof(wl_props[0]);
 
 /* ------------------------------------------------------------------ SQL */
 
-static const char SQL_OFFSETS_ROWS[] =
-    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
-    "SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS u(t, p) ORDER BY t, p "
-    "ON CONFLICT DO NOTHING";
-static const char SQL_OFFSETS_LOCK[] =
-    "SELECT topic, partition, next_offset FROM consumer_offsets "
-    "WHERE consumer_group = $1 AND (topic, partition) IN "
-    "(SELECT t, p FROM unnest($2::text[], $3::int[]) AS u(t, p)) "
-    "ORDER BY topic, partition FOR UPDATE";
-static const char SQL_OFFSETS_SET[] =
-    "UPDATE consumer_offsets c SET next_offset = u.n, updated_at = now() "
-    "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n) "
-    "WHERE c.consumer_group = $1 AND c.topic = u.t AND c.partition = u.p AND c.next_offset < u.n";
 static const char SQL_STATUS_READ[] =
     "SELECT alert_id, status FROM alerts WHERE alert_id = ANY($1::text[])";
 /* Guarded by the status read: a concurrent command's change is never overwritten. */
@@ -80,18 +67,19 @@ static int prepare(wl_t *w, char *errstr, size_t errstr_size)
 {
     PGconn *c = cwpp_pg_conn(w->pg);
     static const struct { const char *name, *sql; } stmts[] = {
-        {"offsets_rows", SQL_OFFSETS_ROWS}, {"offsets_lock", SQL_OFFSETS_LOCK},
-        {"offsets_set", SQL_OFFSETS_SET},   {"status_read", SQL_STATUS_READ},
-        {"status_set", SQL_STATUS_SET},     {"hits", SQL_HITS},
+        {"status_read", SQL_STATUS_READ}, {"status_set", SQL_STATUS_SET}, {"hits", SQL_HITS},
     };
     size_t i;
+    int    rc;
 
     if (w->prepared_on == c)
         return CWPP_OK;
+    if ((rc = cwpp_fence_prepare(w->pg, errstr, errstr_size)) != CWPP_OK)
+        return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
     for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
-        int       rc = cwpp_pg_check(w->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
-                                     errstr_size);
+
+        rc = cwpp_pg_check(w->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr, errstr_size);
         PQclear(r);
         if (rc != CWPP_OK)
             return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
@@ -141,14 +129,16 @@ static wl_t *wl_new(const wl_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
     w->limits.depth_limit = (uint32_t)conf->regex_depth_limit;
     w->limits.jit_stack_max = (size_t)conf->regex_jit_stack_kb * 1024;
     w->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-whitelist-filter");
+    w->fence = cwpp_fence_new(conf->common.group_id, errstr, errstr_size);
     cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMANDS, w->cmd_topic,
                     sizeof(w->cmd_topic));
     w->t_alert = cwpp_avro_type_builtin("alert", errstr, errstr_size);
     w->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size);
     w->t_cmd = cwpp_avro_type_builtin("command", errstr, errstr_size);
     w->t_result = cwpp_avro_type_builtin("command_result", errstr, errstr_size);
-    if (w->pg == NULL || w->t_alert == NULL || w->t_rejected == NULL || w->t_cmd == NULL ||
-        w->t_result == NULL || cwpp_avro_value_new(w->t_alert, &w->v_alert) != CWPP_OK ||
+    if (w->pg == NULL || w->fence == NULL || w->t_alert == NULL || w->t_rejected == NULL ||
+        w->t_cmd == NULL || w->t_result == NULL ||
+        cwpp_avro_value_new(w->t_alert, &w->v_alert) != CWPP_OK ||
         cwpp_avro_value_new(w->t_rejected, &w->v_rejected) != CWPP_OK ||
         cwpp_avro_value_new(w->t_cmd, &w->v_cmd) != CWPP_OK ||
         cwpp_avro_value_new(w->t_result, &w->v_result) != CWPP_OK) {
@@ -201,7 +191,7 @@ static void wl_destroy(wl_t *w)
         cwpp_alert_clear(&w->items[i].alert);
     free(w->items);
     free(w->order);
-    free(w->parts);
+    cwpp_fence_destroy(w->fence);
     free(w->hits);
     cwpp_ruleset_destroy(w->rs);
     cwpp_ruleset_destroy(w->pending);
@@ -217,9 +207,6 @@ static void wl_destroy(wl_t *w)
     cwpp_avro_type_destroy(w->t_result);
     cwpp_buf_free(&w->buf);
     cwpp_buf_free(&w->sql);
-    cwpp_buf_free(&w->b_topics);
-    cwpp_buf_free(&w->b_parts);
-    cwpp_buf_free(&w->b_next);
     cwpp_buf_free(&w->b_ids);
     cwpp_buf_free(&w->b_status);
     cwpp_buf_free(&w->b_hit_ids);
@@ -390,97 +377,6 @@ static int ensure_items(wl_t *w, size_t n)
     w->order = no;
     w->items_cap = n;
     return CWPP_OK;
-}
-
-static int collect_parts(wl_t *w, rd_kafka_message_t **msgs, size_t n)
-{
-    size_t i, p;
-
-    w->nparts = 0;
-    for (i = 0; i < n; i++) {
-        const char *t = rd_kafka_topic_name(msgs[i]->rkt);
-
-        for (p = 0; p < w->nparts; p++)
-            if (w->parts[p].partition == msgs[i]->partition && strcmp(w->parts[p].topic, t) == 0)
-                break;
-        if (p == w->nparts) {
-            if (w->nparts == w->parts_cap) {
-                size_t  nc = w->parts_cap ? w->parts_cap * 2 : 32;
-                part_t *np = realloc(w->parts, nc * sizeof(*np));
-
-                if (np == NULL)
-                    return CWPP_ENOMEM;
-                w->parts = np;
-                w->parts_cap = nc;
-            }
-            w->parts[p] = (part_t){t, msgs[i]->partition, 0, msgs[i]->offset};
-            w->nparts++;
-        }
-        if (msgs[i]->offset > w->parts[p].max_offset)
-            w->parts[p].max_offset = msgs[i]->offset;
-    }
-    return CWPP_OK;
-}
-
-static part_t *part_of(wl_t *w, const rd_kafka_message_t *m)
-{
-    const char *t = rd_kafka_topic_name(m->rkt);
-    size_t      p;
-
-    for (p = 0; p < w->nparts; p++)
-        if (w->parts[p].partition == m->partition && strcmp(w->parts[p].topic, t) == 0)
-            return &w->parts[p];
-    return NULL;
-}
-
-/* "{a,b}" arrays of the batch's partitions (and their next offsets), for unnest(). */
-static int part_arrays(wl_t *w)
-{
-    cwpp_buf_t *topics = &w->b_topics, *parts = &w->b_parts, *next = &w->b_next;
-    size_t      i;
-    char        num[32];
-
-    cwpp_buf_reset(topics);
-    cwpp_buf_reset(parts);
-    cwpp_buf_reset(next);
-    cwpp_buf_append(topics, "{", 1);
-    cwpp_buf_append(parts, "{", 1);
-    cwpp_buf_append(next, "{", 1);
-    for (i = 0; i < w->nparts; i++) {
-        const char *sep = i > 0 ? "," : "";
-
-        /* topic names are [A-Za-z0-9._-]: no quoting needed, quote anyway */
-        cwpp_buf_append(topics, sep, strlen(sep));
-        cwpp_buf_append(topics, "\"", 1);
-        cwpp_buf_append(topics, w->parts[i].topic, strlen(w->parts[i].topic));
-        cwpp_buf_append(topics, "\"", 1);
-        snprintf(num, sizeof(num), "%s%d", sep, w->parts[i].partition);
-        cwpp_buf_append(parts, num, strlen(num));
-        snprintf(num, sizeof(num), "%s%lld", sep, (long long)w->parts[i].max_offset + 1);
-        cwpp_buf_append(next, num, strlen(num));
-    }
-    cwpp_buf_append(topics, "}", 2);
-    cwpp_buf_append(parts, "}", 2);
-    cwpp_buf_append(next, "}", 2);
-    if (topics->data == NULL || parts->data == NULL || next->data == NULL ||
-        topics->data[topics->len - 2] != '}' || parts->data[parts->len - 2] != '}' ||
-        next->data[next->len - 2] != '}')
-        return CWPP_ENOMEM;
-    return CWPP_OK;
-}
-
-static void read_offsets(wl_t *w, const PGresult *r)
-{
-    int i;
-
-    for (i = 0; i < PQntuples(r); i++) {
-        size_t p;
-
-        for (p = 0; p < w->nparts; p++)
-            if (strcmp(w->parts[p].topic, PQgetvalue(r, i, 0)) == 0 &&
-                w->parts[p].partition == atoi(PQgetvalue(r, i, 1)))
-                w->parts[p].next_offset = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-    }
 }
 
 static wl_t *g_sort_w; /* qsort context (loop thread only) */
@@ -676,28 +572,26 @@ static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t er
 
     for (i = 0; i < n; i++)
         cmds += w->items[i].is_cmd && w->items[i].code == NULL;
-    if (part_arrays(w) != CWPP_OK || (k = id_array(w, n)) == (size_t)-1)
+    if ((k = id_array(w, n)) == (size_t)-1)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
 
     q[nq++] = (pstmt_t){"BEGIN", -1, {0}, PGRES_COMMAND_OK, NULL};
-    q[nq++] = (pstmt_t){"offsets_rows", 3,
-                        {w->conf->common.group_id, (char *)w->b_topics.data,
-                         (char *)w->b_parts.data}, PGRES_COMMAND_OK, NULL};
-    q[nq++] = (pstmt_t){"offsets_lock", 3,
-                        {w->conf->common.group_id, (char *)w->b_topics.data,
-                         (char *)w->b_parts.data}, PGRES_TUPLES_OK, &r_lock};
+    if ((rc = cwpp_fence_lock_stmts(w->fence, &q[nq], &r_lock, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    nq += CWPP_FENCE_LOCK_NSTMTS;
     if (!cmds && k > 0)
         q[nq++] = (pstmt_t){"status_read", 1, {(char *)w->b_ids.data}, PGRES_TUPLES_OK,
                             &r_status};
     if ((rc = pipeline(w, q, nq, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    read_offsets(w, r_lock);
+    rc = cwpp_fence_read(w->fence, r_lock, errstr, errstr_size);
     PQclear(r_lock);
-    for (i = 0; i < n; i++) {
-        part_t *p = part_of(w, w->items[i].m);
-
-        w->items[i].fresh = p == NULL || w->items[i].m->offset >= p->next_offset;
+    if (rc != CWPP_OK) {
+        PQclear(r_status);
+        return rc;
     }
+    for (i = 0; i < n; i++)
+        w->items[i].fresh = !cwpp_fence_applied(w->fence, i);
     if (cmds) {
         for (i = 0; i < n; i++)
             if (w->items[i].is_cmd && w->items[i].code == NULL &&
@@ -727,10 +621,7 @@ static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t er
     if (rules > 0)
         q[nq++] = (pstmt_t){"hits", 2, {(char *)w->b_hit_ids.data, (char *)w->b_hit_counts.data},
                             PGRES_COMMAND_OK, NULL};
-    q[nq++] = (pstmt_t){"offsets_set", 4,
-                        {w->conf->common.group_id, (char *)w->b_topics.data,
-                         (char *)w->b_parts.data, (char *)w->b_next.data},
-                        PGRES_COMMAND_OK, NULL};
+    cwpp_fence_advance_stmt(w->fence, &q[nq++]);
     q[nq++] = (pstmt_t){"COMMIT", -1, {0}, PGRES_COMMAND_OK, NULL};
     return pipeline(w, q, nq, errstr, errstr_size);
 }
@@ -746,7 +637,7 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
     take_rules(w);
     if (ensure_items(w, n) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    if (collect_parts(w, msgs, n) != CWPP_OK)
+    if (cwpp_fence_batch(w->fence, msgs, n, errstr, errstr_size) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     w->rules_changed = 0;
     w->pending_hits_n = 0;

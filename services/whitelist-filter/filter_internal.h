@@ -9,6 +9,7 @@
 
 #include "cwpp_alert.h"
 #include "cwpp_avro.h"
+#include "cwpp_fence.h"
 #include "cwpp_http.h"
 #include "cwpp_kafka.h"
 #include "cwpp_pg.h"
@@ -32,13 +33,6 @@ typedef struct item {
     char                reason[300];
 } item_t;
 
-typedef struct part {
-    const char *topic;
-    int32_t     partition;
-    int64_t     next_offset;
-    int64_t     max_offset;
-} part_t;
-
 typedef struct wl {
     const wl_conf_t    *conf;
     cwpp_pg_t          *pg;
@@ -47,12 +41,11 @@ typedef struct wl {
     avro_value_t        v_alert, v_rejected, v_cmd, v_result;
     int                 have_values;
     cwpp_buf_t          buf, sql;
-    cwpp_buf_t          b_topics, b_parts, b_next, b_ids, b_status, b_hit_ids, b_hit_counts;
+    cwpp_buf_t          b_ids, b_status, b_hit_ids, b_hit_counts;
     item_t             *items;
     size_t              items_cap;
     size_t             *order;      /* items sorted by alert id (lookups) */
-    part_t             *parts;
-    size_t              nparts, parts_cap;
+    cwpp_fence_t       *fence;      /* the batch's partitions and their offsets */
     cwpp_rules_limits_t limits;
     cwpp_ruleset_t     *rs;         /* the loop thread's rules */
     int64_t             rs_version;

@@ -409,3 +409,58 @@ def test_transient_database_failure_retries_the_batch_once_counted(prefix, servi
     assert t.query("SELECT count(*), sum(occurrences) FROM alerts WHERE account_id = %s",
                    (acct,))[0] == (1, 1)
     assert svc.stop() == 0
+
+
+def test_a_batch_over_300_partitions_is_fenced_once(prefix, services):
+    """No double effect at any partition count (libs/fence; a copy of the fence in ingest
+    once refused batches over 256 partitions and retried them for ever): one batch of
+    records from 300 partitions is applied in one transaction, every partition's offset
+    row advanced, and when the whole batch is delivered again (the group's Kafka offsets
+    rewound, as if the commit had been lost) the fence recognises every record as
+    applied: the occurrences stay at one."""
+    from confluent_kafka.admin import AdminClient, NewPartitions
+
+    nparts = 300
+    topic = prefix + "alerts.raw"
+    group = prefix + "ingest"
+    admin = AdminClient({"bootstrap.servers": t.BROKERS})
+    for f in admin.create_partitions([NewPartitions(topic, nparts)]).values():
+        f.result(60)
+    acct = "parts-" + uuid.uuid4().hex[:6]
+    p = t.Producer({"bootstrap.servers": t.BROKERS, "enable.idempotence": True})
+    t.wait_for(lambda: len(p.list_topics(topic, timeout=10).topics[topic].partitions) == nparts,
+               timeout=60, what="the new partitions")
+    for part in range(nparts):
+        p.produce(topic, partition=part, value=json.dumps({
+            "name": f"n{part}", "type": "virus", "severity": "low",
+            "occurred_at": "2026-11-27T10:00:00Z", "source": "s", "account_id": acct,
+            "asset": {"id": f"h{part}"}}).encode())
+    assert p.flush(30) == 0
+    env = {"CWPP_BATCH_MAX_MS": "5000"}  # one batch gathers every partition's record
+    try:
+        svc = services("ingest", prefix, extra_env=env).start()
+        svc.wait_ready()
+        assert len(t.consume(prefix + "alerts.normalized", expect=nparts)) == nparts
+        assert t.query("SELECT count(*), sum(occurrences) FROM alerts WHERE account_id = %s",
+                       (acct,))[0] == (nparts, nparts)
+        # one transaction: the rows it advanced share its now()
+        rows = t.query("SELECT count(*) FROM consumer_offsets WHERE consumer_group = %s "
+                       "AND next_offset = 1 GROUP BY updated_at ORDER BY 1 DESC", (group,))
+        assert sum(r[0] for r in rows) == nparts
+        assert rows[0][0] > 256, rows
+        assert svc.stop() == 0
+
+        rewind = t.Consumer({"bootstrap.servers": t.BROKERS, "group.id": group})
+        rewind.commit(offsets=[t.TopicPartition(topic, part, 0) for part in range(nparts)],
+                      asynchronous=False)
+        rewind.close()
+        svc = services("ingest", prefix, extra_env=env).start()
+        svc.wait_ready()
+        t.wait_for(lambda: t.metrics(svc).get("cwpp_ingest_redelivered_total") == nparts,
+                   timeout=60, what="the batch redelivered")
+        assert t.query("SELECT count(*), sum(occurrences) FROM alerts WHERE account_id = %s",
+                       (acct,))[0] == (nparts, nparts)
+        assert svc.stop() == 0
+    finally:  # the shared broker keeps no 300-partition topic
+        for f in admin.delete_topics([topic]).values():
+            f.result(60)
