@@ -7,17 +7,16 @@ PostgreSQL and from cwpp.events / cwpp.notifications with third-party clients
 
 Every test uses accounts of its own (a random tag), so tests never see each other's
 events in the shared database."""
-import json
 import random
 import signal
 import time
 import uuid
 import zlib
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import cwpp_testlib as t
+from cwpp_testlib import alert, at, tag
 
 EVENT = None
 NOTE = None
@@ -31,37 +30,6 @@ def setup_module(_):
     NOTE = t.AvroType("notification")
     ALERT = t.AvroType("alert")
     REJECTED = t.AvroType("rejected_record")
-
-
-def tag():
-    return uuid.uuid4().hex[:8]
-
-
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def at(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def alert(account, name, typ, severity, when, asset, role="web", tactic=None, defense="none",
-          remote_ip=None, logon=None, file=None, process=None, source="ids", asset_ip=None):
-    a = {"name": name, "type": typ, "severity": severity, "occurred_at": when,
-         "source": source, "account_id": account,
-         "asset": {"id": asset, "name": asset + "-name", "ip": asset_ip or "10.0.0.1",
-                   "role": role},
-         "defense": defense}
-    if tactic:
-        a["attack"] = {"tactic": tactic, "technique": "T1000"}
-    if remote_ip:
-        a["remote_ip"] = remote_ip
-    if logon:
-        a["logon"] = logon
-    if file:
-        a["file"] = file
-    if process:
-        a["process"] = process
-    return json.dumps(a).encode()
 
 
 def start_pipeline(services, prefix, correlators=1, dsn=None, group=None, filt=True):

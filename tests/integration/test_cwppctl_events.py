@@ -24,35 +24,15 @@ import shutil
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import cwpp_testlib as t
+from cwpp_testlib import NOW, alert, at
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
 URGENCIES = ["act_now", "high", "medium", "low"]
 HOSTILE = 'a"b\\c\n\x1b[31m<svg onload=alert(1)>&amp;\\'  # ends in a backslash
 SVG_NS = "{http://www.w3.org/2000/svg}"
-
-
-def at(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def alert(account, name, typ, severity, when, asset, role="web", tactic=None, defense="none",
-          remote_ip=None, logon=None, file=None, process=None, source="ids"):
-    a = {"name": name, "type": typ, "severity": severity, "occurred_at": when,
-         "source": source, "account_id": account,
-         "asset": {"id": asset, "name": asset + "-name", "ip": "10.0.0.1", "role": role},
-         "defense": defense}
-    for k, v in (("remote_ip", remote_ip), ("logon", logon), ("file", file),
-                 ("process", process)):
-        if v:
-            a[k] = v
-    if tactic:
-        a["attack"] = {"tactic": tactic, "technique": "T1000"}
-    return json.dumps(a).encode()
 
 
 def ctl(*args, env=None):

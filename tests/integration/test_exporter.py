@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import cwpp_testlib as t
-from test_responder import Pipe, alert, at, tag
+from cwpp_testlib import alert, at, tag
+from test_responder import Pipe
 
 openpyxl = pytest.importorskip("openpyxl")
 
