@@ -18,18 +18,10 @@ import pytest
 import cwpp_testlib as t
 from cwpp_testlib import alert, at, tag
 
-EVENT = None
-NOTE = None
-ALERT = None
-REJECTED = None
-
-
-def setup_module(_):
-    global EVENT, NOTE, ALERT, REJECTED
-    EVENT = t.AvroType("event")
-    NOTE = t.AvroType("notification")
-    ALERT = t.AvroType("alert")
-    REJECTED = t.AvroType("rejected_record")
+EVENT = t.AvroType("event")
+NOTE = t.AvroType("notification")
+ALERT = t.AvroType("alert")
+REJECTED = t.AvroType("rejected_record")
 
 
 def start_pipeline(services, prefix, correlators=1, dsn=None, group=None, filt=True):

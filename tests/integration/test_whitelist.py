@@ -15,18 +15,10 @@ import pytest
 import cwpp_testlib as t
 from cwpp_testlib import tag, virus_alert
 
-ALERT = None
-REJECTED = None
-COMMAND = None
-RESULT = None
-
-
-def setup_module(_):
-    global ALERT, REJECTED, COMMAND, RESULT
-    ALERT = t.AvroType("alert")
-    REJECTED = t.AvroType("rejected_record")
-    COMMAND = t.AvroType("command")
-    RESULT = t.AvroType("command_result")
+ALERT = t.AvroType("alert")
+REJECTED = t.AvroType("rejected_record")
+COMMAND = t.AvroType("command")
+RESULT = t.AvroType("command_result")
 
 
 def start(services, prefix, filters=1, **kw):
