@@ -2,8 +2,8 @@
 """Integration tests of cwpp-correlator on the real local Kafka broker and PostgreSQL:
 attack stories go through the real ingest and whitelist-filter; events are read back from
 PostgreSQL and from cwpp.events / cwpp.notifications with third-party clients
-(confluent-kafka, python3-avro). Each test names the behaviour it pins down (DESIGN.md
-"Security events", "Entities", "Assessment", issue #4).
+(confluent-kafka, python3-avro). Each test names the behaviour it pins down (docs/architecture.md
+"Security events", "Entities", "Assessment"; docs/correlator.md).
 
 Every test uses accounts of its own (a random tag), so tests never see each other's
 events in the shared database."""
@@ -216,7 +216,7 @@ def test_one_ip_against_three_hosts_recommends_blocking(services, prefix):
 
 def test_handled_event_takes_no_alerts_a_related_one_opens_a_successor(services, prefix):
     """A handled event never takes alerts: a related alert (and a recurrence of one of its
-    alerts) opens a new event naming it as predecessor. (The responder, issue 5, sets
+    alerts) opens a new event naming it as predecessor. (The responder sets
     "handled"; here the test sets it in the database the way the responder will.)"""
     acct = "acct-" + tag()
     start_pipeline(services, prefix)

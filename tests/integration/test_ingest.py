@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Integration tests of cwpp-ingest on the real local Kafka broker and PostgreSQL.
 
-Each test names the behaviour it pins down (DESIGN.md, issue #2)."""
+Each test names the behaviour it pins down (docs/alert-format.md; docs/architecture.md,
+"Alerts and 'the same alert'" and "Guarantees and where each is kept")."""
 import json
 import random
 import signal

@@ -3,8 +3,8 @@
 the real pipeline in front of it (ingest, whitelist-filter, correlator) and the real
 enforcement agent (cwpp-enforcer) behind it, applying nftables rules inside network
 namespaces the tests create (never the machine's own network). Analysts act through the
-real cwppctl. Each test names the behaviour it pins down (DESIGN.md "Status",
-"Recommended handling policy", "Playbooks", "Owner and level", "Activity log"; issue #5).
+real cwppctl. Each test names the behaviour it pins down (docs/architecture.md "Status",
+"Recommended handling policy", "Playbooks", "Owner and level", "Activity log"; docs/responder.md).
 
 Every test uses accounts of its own (a random tag), so tests never see each other's
 events in the shared database."""

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Integration tests of cwpp-whitelist-filter and cwppctl on the real local Kafka broker
 and PostgreSQL: alerts go through the real ingest, then the filter; analysts act with the
-real cwppctl. Each test names the behaviour it pins down (DESIGN.md "Whitelist", issue #3).
+real cwppctl. Each test names the behaviour it pins down (docs/architecture.md "Whitelist"; docs/whitelist.md).
 
 Rules live in the one shared database, so every test uses alert names and accounts of its
 own (a random tag) and never sees another test's rules."""
