@@ -38,19 +38,19 @@ def records(n, run, start_seq=0):
             out.append(b'{"name":"truncated alert","type":"virus","seq":%d' % i)
             continue
         key = i if r < 75 else i % 997          # 25 % recur over 997 alerts
-        out.append(json.dumps({
-            "name": "Trojan program", "type": "virus", "severity": "high",
-            "occurred_at": "2026-11-27T%02d:%02d:%02dZ" % (key // 3600 % 24, key // 60 % 60, key % 60),
-            "source": "virus_scan", "account_id": f"bench-{run}-{key % 13}",
-            "asset": {"id": f"i-{key % 400:04d}", "name": f"host-{key % 400}", "ip": "10.1.%d.%d" % (key % 250, key % 200),
-                      "role": "application"},
-            "attack": {"tactic": "TA0002", "technique": "T1204"}, "defense": "failed",
-            "file": {"path": f"/var/tmp/.cache/x{key}", "md5": t.md5hex(str(key))},
-            "process": {"pid": 1000 + key % 30000, "path": f"/var/tmp/.cache/x{key}",
-                        "cmdline": f"/var/tmp/.cache/x{key} --daemon --pool stratum+tcp://198.51.100.{key % 250}:3333",
-                        "user": "www-data"},
-            "remote_ip": "198.51.100.%d" % (key % 250),
-            "details": {"scan_engine": "cwpp-av 3.2", "file_size": 40000 + key % 9000, "seq": i}}).encode())
+        out.append(t.alert(
+            f"bench-{run}-{key % 13}", "Trojan program", "virus", "high",
+            "2026-11-27T%02d:%02d:%02dZ" % (key // 3600 % 24, key // 60 % 60, key % 60),
+            {"id": f"i-{key % 400:04d}", "name": f"host-{key % 400}",
+             "ip": "10.1.%d.%d" % (key % 250, key % 200), "role": "application"},
+            source="virus_scan", tactic="TA0002", technique="T1204", defense="failed",
+            file={"path": f"/var/tmp/.cache/x{key}", "md5": t.md5hex(str(key))},
+            process={"pid": 1000 + key % 30000, "path": f"/var/tmp/.cache/x{key}",
+                     "cmdline": f"/var/tmp/.cache/x{key} --daemon --pool "
+                                f"stratum+tcp://198.51.100.{key % 250}:3333",
+                     "user": "www-data"},
+            remote_ip="198.51.100.%d" % (key % 250),
+            details={"scan_engine": "cwpp-av 3.2", "file_size": 40000 + key % 9000, "seq": i}))
     return out
 
 

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import avro.io
@@ -336,3 +337,66 @@ class FreshDatabase:
                 cur.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
         finally:
             conn.close()
+
+
+# ------------------------------------------------------------ upstream alert builders
+#
+# One set of builders for the upstream JSON alerts (docs/alert-format.md) that the tests
+# and the benchmarks feed to ingest. NOW is taken once, when the tests are collected, so
+# every module's relative times (at()) share one clock, as each module's own NOW did.
+
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def tag() -> str:
+    """A random 8-hex-digit tag: accounts and names of one test that no other test sees."""
+    return uuid.uuid4().hex[:8]
+
+
+def at(minutes_ago: float) -> str:
+    """RFC 3339 time (UTC, whole seconds) minutes_ago minutes before NOW."""
+    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def alert_doc(account, name, typ, severity, when, asset, role="web", tactic=None,
+              defense="none", remote_ip=None, logon=None, file=None, process=None,
+              source="ids", asset_ip=None, details=None, technique="T1000"):
+    """One upstream alert of the CWPP contract as a dict. asset is an asset id (the asset
+    becomes {id, name: id + "-name", ip: asset_ip or 10.0.0.1, role}) or a whole asset
+    object used as it is; defense=None leaves the field out; tactic adds attack {tactic,
+    technique}; the optional objects are added when given."""
+    if isinstance(asset, dict):
+        a_obj = asset
+    else:
+        a_obj = {"id": asset, "name": asset + "-name", "ip": asset_ip or "10.0.0.1",
+                 "role": role}
+    a = {"name": name, "type": typ, "severity": severity, "occurred_at": when,
+         "source": source, "account_id": account, "asset": a_obj}
+    if defense is not None:
+        a["defense"] = defense
+    if tactic:
+        a["attack"] = {"tactic": tactic, "technique": technique}
+    for k, v in (("remote_ip", remote_ip), ("logon", logon), ("file", file),
+                 ("process", process)):
+        if v:
+            a[k] = v
+    if details is not None:
+        a["details"] = details
+    return a
+
+
+def alert(*args, **kw) -> bytes:
+    """alert_doc(...) as the JSON bytes of one Kafka message."""
+    return json.dumps(alert_doc(*args, **kw)).encode()
+
+
+def virus_alert(name, account, asset="i-1", path="/tmp/x", md5=None, minute=0,
+                defense="none", details=None, typ="virus", severity="high") -> bytes:
+    """One virus-scan alert on an application server, at 2026-11-27 10:00 + minute.
+    Virus alerts are "the same" when asset, path and md5 match, so a different path is a
+    different alert; md5 defaults to the path's."""
+    when = "2026-11-27T%02d:%02d:00Z" % (10 + minute // 60, minute % 60)
+    return alert(account, name, typ, severity, when, asset, role="application",
+                 asset_ip="10.0.0.7", defense=defense, source="virus_scan",
+                 file={"path": path, "md5": md5 or md5hex(path)}, details=details or {})

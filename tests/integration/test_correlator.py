@@ -2,66 +2,26 @@
 """Integration tests of cwpp-correlator on the real local Kafka broker and PostgreSQL:
 attack stories go through the real ingest and whitelist-filter; events are read back from
 PostgreSQL and from cwpp.events / cwpp.notifications with third-party clients
-(confluent-kafka, python3-avro). Each test names the behaviour it pins down (DESIGN.md
-"Security events", "Entities", "Assessment", issue #4).
+(confluent-kafka, python3-avro). Each test names the behaviour it pins down (docs/architecture.md
+"Security events", "Entities", "Assessment"; docs/correlator.md).
 
 Every test uses accounts of its own (a random tag), so tests never see each other's
 events in the shared database."""
-import json
 import random
 import signal
 import time
 import uuid
 import zlib
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import cwpp_testlib as t
+from cwpp_testlib import alert, at, tag
 
-EVENT = None
-NOTE = None
-ALERT = None
-REJECTED = None
-
-
-def setup_module(_):
-    global EVENT, NOTE, ALERT, REJECTED
-    EVENT = t.AvroType("event")
-    NOTE = t.AvroType("notification")
-    ALERT = t.AvroType("alert")
-    REJECTED = t.AvroType("rejected_record")
-
-
-def tag():
-    return uuid.uuid4().hex[:8]
-
-
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def at(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def alert(account, name, typ, severity, when, asset, role="web", tactic=None, defense="none",
-          remote_ip=None, logon=None, file=None, process=None, source="ids", asset_ip=None):
-    a = {"name": name, "type": typ, "severity": severity, "occurred_at": when,
-         "source": source, "account_id": account,
-         "asset": {"id": asset, "name": asset + "-name", "ip": asset_ip or "10.0.0.1",
-                   "role": role},
-         "defense": defense}
-    if tactic:
-        a["attack"] = {"tactic": tactic, "technique": "T1000"}
-    if remote_ip:
-        a["remote_ip"] = remote_ip
-    if logon:
-        a["logon"] = logon
-    if file:
-        a["file"] = file
-    if process:
-        a["process"] = process
-    return json.dumps(a).encode()
+EVENT = t.AvroType("event")
+NOTE = t.AvroType("notification")
+ALERT = t.AvroType("alert")
+REJECTED = t.AvroType("rejected_record")
 
 
 def start_pipeline(services, prefix, correlators=1, dsn=None, group=None, filt=True):
@@ -256,7 +216,7 @@ def test_one_ip_against_three_hosts_recommends_blocking(services, prefix):
 
 def test_handled_event_takes_no_alerts_a_related_one_opens_a_successor(services, prefix):
     """A handled event never takes alerts: a related alert (and a recurrence of one of its
-    alerts) opens a new event naming it as predecessor. (The responder, issue 5, sets
+    alerts) opens a new event naming it as predecessor. (The responder sets
     "handled"; here the test sets it in the database the way the responder will.)"""
     acct = "acct-" + tag()
     start_pipeline(services, prefix)

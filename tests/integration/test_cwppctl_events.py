@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Integration tests of the read-only `cwppctl events ...` and `cwppctl entities show`
-verbs (issue 4, the CLI part) on the real local Kafka broker and PostgreSQL.
+verbs on the real local Kafka broker and PostgreSQL.
 
 One story per module goes through the real ingest, whitelist-filter and correlator; the
 real cwppctl then reads it as the read-only role, and every answer is checked against
 what the correlator wrote (read with the admin role) and against the story itself. Each
-test names the behaviour it pins down (DESIGN.md "Security events", "Entities",
+test names the behaviour it pins down (docs/architecture.md "Security events", "Entities",
 "Assessment", "Limits"; the reference's "Assess a security event"; docs/cwppctl.md).
 
 The story, in account A (a random tag, so nothing else in the shared database is seen):
@@ -24,35 +24,15 @@ import shutil
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import cwpp_testlib as t
+from cwpp_testlib import NOW, alert, at
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
 URGENCIES = ["act_now", "high", "medium", "low"]
 HOSTILE = 'a"b\\c\n\x1b[31m<svg onload=alert(1)>&amp;\\'  # ends in a backslash
 SVG_NS = "{http://www.w3.org/2000/svg}"
-
-
-def at(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def alert(account, name, typ, severity, when, asset, role="web", tactic=None, defense="none",
-          remote_ip=None, logon=None, file=None, process=None, source="ids"):
-    a = {"name": name, "type": typ, "severity": severity, "occurred_at": when,
-         "source": source, "account_id": account,
-         "asset": {"id": asset, "name": asset + "-name", "ip": "10.0.0.1", "role": role},
-         "defense": defense}
-    for k, v in (("remote_ip", remote_ip), ("logon", logon), ("file", file),
-                 ("process", process)):
-        if v:
-            a[k] = v
-    if tactic:
-        a["attack"] = {"tactic": tactic, "technique": "T1000"}
-    return json.dumps(a).encode()
 
 
 def ctl(*args, env=None):
@@ -136,7 +116,7 @@ def story(tmp_path_factory):
     STORY.update(prefix=prefix, a=a, b=b, ip=ip, md5=md5, old=evs["Trojan dropped"],
                  e1=evs["Malware downloaded"], h=evs['Odd "process" <b>'],
                  ret=evs["Port scan"], eb=eb)
-    # the responder (issue 5) will set statuses; retention is a matter of time
+    # the responder sets statuses; retention is a matter of time
     t.query("UPDATE events SET status = 'handling' WHERE event_id = %s", (STORY["h"],))
     t.query("UPDATE events SET first_seen = now() - interval '201 days', "
             "last_seen = now() - interval '200 days' WHERE event_id = %s", (STORY["ret"],))
@@ -221,7 +201,7 @@ def test_list_filters_and_newest_first():
 
 
 def test_list_leaves_out_events_older_than_the_retention():
-    """DESIGN.md "Limits": events older than 180 days leave the event list, whatever the
+    """docs/architecture.md "Limits": events older than 180 days leave the event list, whatever the
     filters say; CWPP_EVENT_RETENTION_DAYS moves the limit. `events show` still finds the
     event and says it is no longer listed."""
     s = STORY

@@ -4,7 +4,7 @@ the real pipeline and responder in front of it: Excel exports read back with a t
 reader (python3-openpyxl) and compared with the database, the handled-event stream and its
 OCSF twin consumed with a third-party client (python3-confluent-kafka, read_committed) and
 decoded with python3-avro, kill -9 of the exporter while it publishes, and retention
-(DESIGN.md "Export", "Limits"; issue #6)."""
+(docs/architecture.md "Export", "Limits"; docs/exporter.md)."""
 import hashlib
 import json
 import os
@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import cwpp_testlib as t
-from test_responder import Pipe, alert, at, tag
+from cwpp_testlib import alert, at, tag
+from test_responder import Pipe
 
 openpyxl = pytest.importorskip("openpyxl")
 

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Integration tests of cwpp-ingest on the real local Kafka broker and PostgreSQL.
 
-Each test names the behaviour it pins down (DESIGN.md, issue #2)."""
+Each test names the behaviour it pins down (docs/alert-format.md; docs/architecture.md,
+"Alerts and 'the same alert'" and "Guarantees and where each is kept")."""
 import json
 import random
 import signal
@@ -143,12 +144,11 @@ def gen_records(n, keys, bad_every, account_prefix):
             bad.add(i)
             continue
         k = i % keys
-        recs.append(json.dumps({
-            "name": "Trojan program", "type": "virus", "severity": "high",
-            "occurred_at": "2026-11-27T%02d:%02d:%02dZ" % (i // 3600 % 24, i // 60 % 60, i % 60),
-            "source": "virus_scan", "account_id": f"{account_prefix}{k % 7}",
-            "asset": {"id": f"host-{k % 50}"},
-            "file": {"path": f"/srv/p{k}", "md5": t.md5hex(str(k))}}).encode())
+        recs.append(t.alert(
+            f"{account_prefix}{k % 7}", "Trojan program", "virus", "high",
+            "2026-11-27T%02d:%02d:%02dZ" % (i // 3600 % 24, i // 60 % 60, i % 60),
+            {"id": f"host-{k % 50}"}, defense=None, source="virus_scan",
+            file={"path": f"/srv/p{k}", "md5": t.md5hex(str(k))}))
     return recs, bad
 
 
@@ -367,10 +367,8 @@ def test_a_record_the_database_refuses_is_dead_lettered_alone(prefix, services):
     CWPP_FAULTS test hook, which makes the server really refuse the 1st batch statement
     and the 2nd record's statement of the record-by-record pass."""
     acct = "poison-" + uuid.uuid4().hex[:6]
-    recs = [json.dumps({"name": f"n{i}", "type": "virus", "severity": "low",
-                        "occurred_at": "2026-11-27T10:00:0%dZ" % i, "source": "s",
-                        "account_id": acct, "asset": {"id": "h"},
-                        "file": {"path": f"/p{i}"}}).encode() for i in range(5)]
+    recs = [t.alert(acct, f"n{i}", "virus", "low", "2026-11-27T10:00:0%dZ" % i, {"id": "h"},
+                    defense=None, source="s", file={"path": f"/p{i}"}) for i in range(5)]
     t.produce(prefix + "alerts.raw", recs, keys=[b"k"] * 5)  # one partition, one batch
     svc = services("ingest", prefix, extra_env={
         "CWPP_FAULTS": "pg_upsert_data:1,pg_upsert_data:3"}).start()
@@ -394,9 +392,8 @@ def test_transient_database_failure_retries_the_batch_once_counted(prefix, servi
     then the first batch reads BEGIN, its one partition's offset row and lock, and then
     the upsert - after the records were parsed, so the retry parses them again."""
     acct = "retry-" + uuid.uuid4().hex[:6]
-    good = json.dumps({"name": "n", "type": "virus", "severity": "low",
-                       "occurred_at": "2026-11-27T10:00:00Z", "source": "s",
-                       "account_id": acct, "asset": {"id": "h"}}).encode()
+    good = t.alert(acct, "n", "virus", "low", "2026-11-27T10:00:00Z", {"id": "h"},
+                   defense=None, source="s")
     t.produce(prefix + "alerts.raw", [b"{broken", good], keys=[b"k", b"k"])
     svc = services("ingest", prefix, extra_env={"CWPP_FAULTS": "pg_exec:9"}).start()
     svc.wait_ready()

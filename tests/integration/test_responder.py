@@ -3,8 +3,8 @@
 the real pipeline in front of it (ingest, whitelist-filter, correlator) and the real
 enforcement agent (cwpp-enforcer) behind it, applying nftables rules inside network
 namespaces the tests create (never the machine's own network). Analysts act through the
-real cwppctl. Each test names the behaviour it pins down (DESIGN.md "Status",
-"Recommended handling policy", "Playbooks", "Owner and level", "Activity log"; issue #5).
+real cwppctl. Each test names the behaviour it pins down (docs/architecture.md "Status",
+"Recommended handling policy", "Playbooks", "Owner and level", "Activity log"; docs/responder.md).
 
 Every test uses accounts of its own (a random tag), so tests never see each other's
 events in the shared database."""
@@ -16,12 +16,12 @@ import signal
 import subprocess
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 import cwpp_testlib as t
+from cwpp_testlib import alert, at, tag
 
 RESPONDER_DSN = os.environ.get(
     "CWPP_PG_DSN_RESPONDER",
@@ -34,36 +34,11 @@ RESPONDER_ENV = {
     "CWPP_RESPONDER_TICK_MS": "200",
     "CWPP_RESPONDER_VALIDITY_MIN_S": "1",
 }
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
 EVENT = t.AvroType("event")
 COMMAND = t.AvroType("command")
 RESULT = t.AvroType("command_result")
 ACTION = t.AvroType("action")
 REJECTED = t.AvroType("rejected_record")
-
-
-def tag():
-    return uuid.uuid4().hex[:8]
-
-
-def at(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def alert(account, name, typ, severity, when, asset, defense="none", remote_ip=None,
-          file=None, process=None, logon=None, source="ids"):
-    a = {"name": name, "type": typ, "severity": severity, "occurred_at": when,
-         "source": source, "account_id": account, "defense": defense,
-         "asset": {"id": asset, "name": asset + "-name", "ip": "10.0.0.1", "role": "web"}}
-    if remote_ip:
-        a["remote_ip"] = remote_ip
-    if file:
-        a["file"] = file
-    if process:
-        a["process"] = process
-    if logon:
-        a["logon"] = logon
-    return json.dumps(a).encode()
 
 
 # ---------------------------------------------------------------------- fixtures

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Integration tests of cwpp-whitelist-filter and cwppctl on the real local Kafka broker
 and PostgreSQL: alerts go through the real ingest, then the filter; analysts act with the
-real cwppctl. Each test names the behaviour it pins down (DESIGN.md "Whitelist", issue #3).
+real cwppctl. Each test names the behaviour it pins down (docs/architecture.md "Whitelist"; docs/whitelist.md).
 
 Rules live in the one shared database, so every test uses alert names and accounts of its
 own (a random tag) and never sees another test's rules."""
@@ -13,38 +13,12 @@ import uuid
 import pytest
 
 import cwpp_testlib as t
+from cwpp_testlib import tag, virus_alert
 
-ALERT = None
-REJECTED = None
-COMMAND = None
-RESULT = None
-
-
-def setup_module(_):
-    global ALERT, REJECTED, COMMAND, RESULT
-    ALERT = t.AvroType("alert")
-    REJECTED = t.AvroType("rejected_record")
-    COMMAND = t.AvroType("command")
-    RESULT = t.AvroType("command_result")
-
-
-def tag():
-    return uuid.uuid4().hex[:8]
-
-
-def raw(name, account, asset="i-1", path="/tmp/x", md5=None, minute=0, defense="none",
-        details=None, typ="virus", severity="high"):
-    """One upstream alert of the CWPP contract. Virus alerts are "the same" when asset,
-    path and md5 match, so a different path is a different alert."""
-    return json.dumps({
-        "name": name, "type": typ, "severity": severity,
-        "occurred_at": "2026-11-27T%02d:%02d:00Z" % (10 + minute // 60, minute % 60),
-        "source": "virus_scan", "account_id": account,
-        "asset": {"id": asset, "name": asset + "-name", "ip": "10.0.0.7", "role": "application"},
-        "defense": defense,
-        "file": {"path": path, "md5": md5 or t.md5hex(path)},
-        "details": details or {},
-    }).encode()
+ALERT = t.AvroType("alert")
+REJECTED = t.AvroType("rejected_record")
+COMMAND = t.AvroType("command")
+RESULT = t.AvroType("command_result")
 
 
 def start(services, prefix, filters=1, **kw):
@@ -100,14 +74,16 @@ def test_rules_by_name_or_ed_with_scope_and_precision_defence(prefix, services):
                   "--value", "1000000")
     time.sleep(0.5)
     t.produce(prefix + "alerts.raw", [
-        raw(name, acct, path="/opt/scanner/a.bin"),                                 # r1
-        raw(other, acct, path="/opt/scanner/c.bin"),                                # other name
-        raw(name, acct, asset="i-2", path="/home/u/x", details={"signer": "Acme Corp"}),  # r2
-        raw(name, acct, asset="i-3", path="/home/u/x", details={"signer": "Acme Corp"}),  # scope
-        raw(name, acct, path="/home/u/big", details={"size": 5000000}),            # r3 (number)
-        raw(name, acct, path="/home/u/small", details={"size": 10}),               # r3 no
-        raw(name, acct, path="/opt/scanner/b.bin", defense="precision_defense"),   # precision
-        raw(name, acct, path="/home/u/nosigner"),                                  # missing field
+        virus_alert(name, acct, path="/opt/scanner/a.bin"),                         # r1
+        virus_alert(other, acct, path="/opt/scanner/c.bin"),                        # other name
+        virus_alert(name, acct, asset="i-2", path="/home/u/x",
+                    details={"signer": "Acme Corp"}),                               # r2
+        virus_alert(name, acct, asset="i-3", path="/home/u/x",
+                    details={"signer": "Acme Corp"}),                               # scope
+        virus_alert(name, acct, path="/home/u/big", details={"size": 5000000}),    # r3 (number)
+        virus_alert(name, acct, path="/home/u/small", details={"size": 10}),       # r3 no
+        virus_alert(name, acct, path="/opt/scanner/b.bin", defense="precision_defense"),  # prec.
+        virus_alert(name, acct, path="/home/u/nosigner"),                          # missing field
     ])
     acc = decoded(prefix, "alerts.accepted", 5)
     sup = decoded(prefix, "alerts.suppressed", 3)
@@ -152,7 +128,7 @@ def test_deleting_a_rule_affects_only_future_alerts(prefix, services):
     rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
                    "--value", "/var/www/uploads/")
     time.sleep(0.5)
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/var/www/uploads/a.php")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/var/www/uploads/a.php")])
     assert decoded(prefix, "alerts.suppressed", 1)[0]["status"] == "automatically_whitelisted"
     first = ids_by(prefix, acct, "/var/www/uploads/a.php")
     rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "delete", str(rid),
@@ -161,7 +137,7 @@ def test_deleting_a_rule_affects_only_future_alerts(prefix, services):
     rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "delete", str(rid))
     assert rc == 1 and "already deleted" in err
     time.sleep(0.5)
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/var/www/uploads/b.php")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/var/www/uploads/b.php")])
     acc = decoded(prefix, "alerts.accepted", 1)
     assert [(a["file"]["path"], a["status"]) for a in acc] == [("/var/www/uploads/b.php", "unhandled")]
     assert stored([first]) == {first: "automatically_whitelisted"}
@@ -201,7 +177,7 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
     # alerts of many accounts spread over all partitions, so both instances decide some
     vals = []
     for k in range(30):
-        a = json.loads(raw(name, f"acct-{g}-{k}", path=f"/p/{k}"))
+        a = json.loads(virus_alert(name, f"acct-{g}-{k}", path=f"/p/{k}"))
         a["process"] = {"path": "/usr/bin/xmrig", "pid": 100 + k}
         vals.append(json.dumps(a).encode())
     t.produce(prefix + "alerts.raw", vals)
@@ -225,9 +201,9 @@ def test_hostile_regex_cannot_stall_the_filter(prefix, services):
              "--value", "^(a|aa)+$", "--force")
     time.sleep(0.5)
     evil = "a" * 30000 + "b"
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path=f"/x/{k}", details={"cmd": evil})
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path=f"/x/{k}", details={"cmd": evil})
                                       for k in range(20)] +
-              [raw(name, acct, path="/x/ok", details={"cmd": "aaaa"})])
+              [virus_alert(name, acct, path="/x/ok", details={"cmd": "aaaa"})])
     t0 = time.time()
     acc = decoded(prefix, "alerts.accepted", 20, timeout=60, settle=0.5)
     sup = decoded(prefix, "alerts.suppressed", 1, timeout=30, settle=0.5)
@@ -271,8 +247,8 @@ def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
     g = tag()
     name, acct = f"Logon {g}", f"acct-{g}"
     start(services, prefix)
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/a", minute=0),
-                                      raw(name, acct, path="/b", minute=1)])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/a", minute=0),
+                                      virus_alert(name, acct, path="/b", minute=1)])
     assert len(decoded(prefix, "alerts.accepted", 2)) == 2
     a, b = ids_by(prefix, acct, "/a"), ids_by(prefix, acct, "/b")
     for x in (a, b):
@@ -282,7 +258,7 @@ def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
     assert {s["alert_id"]: s["status"] for s in sup} == {a: "manually_whitelisted",
                                                         b: "manually_whitelisted"}
     # recurrence of a: same features, later
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/a", minute=30)])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/a", minute=30)])
     sup = decoded(prefix, "alerts.suppressed", 3)
     rec = [s for s in sup if s["alert_id"] == a and s["occurrences"] == 2]
     assert len(rec) == 1 and rec[0]["status"] == "manually_whitelisted"
@@ -325,7 +301,7 @@ def test_removed_alert_matching_a_rule_is_whitelisted_again(prefix, services):
     g = tag()
     name, acct = f"Scan {g}", f"acct-{g}"
     start(services, prefix)
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/srv/tools/scan")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/srv/tools/scan")])
     decoded(prefix, "alerts.accepted", 1)
     x = ids_by(prefix, acct, "/srv/tools/scan")
     assert t.cwppctl(prefix, "whitelist", "add-alert", x)[0] == 0
@@ -354,7 +330,7 @@ def test_preview_and_broad_rules_need_force(prefix, services):
     now = time.gmtime()
     vals = []
     for k in range(10):  # recent alerts (the window is the last 30 days)
-        a = json.loads(raw(name, acct, asset=f"i-{k % 3}", path=f"/data/app/f{k}"))
+        a = json.loads(virus_alert(name, acct, asset=f"i-{k % 3}", path=f"/data/app/f{k}"))
         a["occurred_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", now)
         vals.append(json.dumps(a).encode())
     t.produce(prefix + "alerts.raw", vals)
@@ -405,10 +381,10 @@ def test_rule_expiry(prefix, services):
     add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
              "--value", "/opt/t/", "--expires", until)
     time.sleep(0.5)
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/opt/t/1")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/opt/t/1")])
     assert len(decoded(prefix, "alerts.suppressed", 1)) == 1
     time.sleep(max(0, 5.5 - 0.5))
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/opt/t/2")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/opt/t/2")])
     acc = decoded(prefix, "alerts.accepted", 1)
     assert [a["file"]["path"] for a in acc] == ["/opt/t/2"]
     rc, doc, _ = t.cwppctl_json(prefix, "whitelist", "rule", "list", "--alert-name", name)
@@ -432,7 +408,7 @@ def test_bad_records_go_to_the_dead_letter_topic(prefix, services):
     rec = COMMAND.encode({"command_id": cid, "service": "whitelist", "type": "whitelist.add_alert",
                           "actor": "bob", "issued_at_ms": 0, "payload_json": "{not json"})
     t.produce(prefix + "commands", [rec], keys=[cid.encode()])
-    t.produce(prefix + "alerts.raw", [raw(name, acct)])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct)])
     assert len(decoded(prefix, "alerts.accepted", 1)) == 1
     rej = [REJECTED.decode(m.value()) for m in t.consume(prefix + "alerts.rejected", 3)]
     assert sorted((r["service"], r["reason_code"], r["source_topic"]) for r in rej) == [
@@ -453,7 +429,7 @@ def test_hostile_ids_and_texts_never_stall_the_filter(prefix, services):
     g = tag()
     name, acct = f"Hostile {g}", f"acct-{g}"
     _, (f,) = start(services, prefix)
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/h/1")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/h/1")])
     good = t.consume(prefix + "alerts.accepted", 1)[0].value()
     rec = ALERT.decode(good)
     rec["alert_id"] = "al-}" + "0" * 31
@@ -461,7 +437,7 @@ def test_hostile_ids_and_texts_never_stall_the_filter(prefix, services):
     res = send_raw_command(prefix, "whitelist.add_alert", {"alert_id": "\u20ac" * 1400})
     assert res["status"] == "error" and "not an alert id" in res["message"]
     res["message"].encode("utf-8")  # decodable: valid UTF-8 end to end
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/h/2")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/h/2")])
     acc = decoded(prefix, "alerts.accepted", 2)
     assert sorted(a["file"]["path"] for a in acc) == ["/h/1", "/h/2"]
     rej = [REJECTED.decode(m.value()) for m in t.consume(prefix + "alerts.rejected", 1)]
@@ -476,7 +452,7 @@ def test_command_and_recurrence_in_one_batch(prefix, services):
     g = tag()
     name, acct = f"Batch {g}", f"acct-{g}"
     _, (f,) = start(services, prefix, env={"CWPP_BATCH_MAX_MS": "1500"})
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path="/b/1")])
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/b/1")])
     first = t.consume(prefix + "alerts.accepted", 1)[0]
     x = ALERT.decode(first.value())["alert_id"]
     assert f.stop() == 0
@@ -522,7 +498,8 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_hits_once(prefix, services)
     time.sleep(0.5)
     n = 3000
     t.produce(prefix + "alerts.raw",
-              [raw(name, f"{acct}-{k % 7}", path=("/even/" if k % 2 == 0 else "/odd/") + str(k))
+              [virus_alert(name, f"{acct}-{k % 7}",
+                           path=("/even/" if k % 2 == 0 else "/odd/") + str(k))
                for k in range(n)])
     t.wait_for(lambda: t.metrics(f).get('cwpp_whitelist_alerts_total{decision="accepted"}', 0) > 100,
                what="the filter to be busy")
@@ -551,7 +528,7 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
                    "--value", "/flaky/hit/", "--force")
     time.sleep(0.5)
     n = 200
-    t.produce(prefix + "alerts.raw", [raw(name, acct, path=("/flaky/hit/" if k % 4 == 0 else
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path=("/flaky/hit/" if k % 4 == 0 else
                                                             "/flaky/miss/") + str(k))
                                       for k in range(n)])
     sup = decoded(prefix, "alerts.suppressed", n // 4, settle=1.0)
@@ -567,7 +544,7 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
 def test_sigterm_stops_cleanly(prefix, services):
     """SIGTERM: the filter finishes its batch, commits and exits 0."""
     _, (f,) = start(services, prefix)
-    t.produce(prefix + "alerts.raw", [raw(f"T {tag()}", f"acct-{tag()}")])
+    t.produce(prefix + "alerts.raw", [virus_alert(f"T {tag()}", f"acct-{tag()}")])
     decoded(prefix, "alerts.accepted", 1)
     assert f.stop() == 0
     assert any(e.get("event") == "exit" for e in f.log_events())

@@ -4,7 +4,8 @@
 they pin down that the files parse, reference only things that exist (paths, binaries,
 environment variables, ports) and agree with each other.
 
-Run: /usr/bin/python3 -m pytest tests/integration/test_deploy_files.py
+Run: /usr/bin/python3 -m pytest tests/static/test_deploy_files.py (part of the "static"
+suite of tests/run)
 Checks that need build/bin/cwpp-* (or $CWPP_BIN_DIR), apt-cache, dpkg, readelf or the
 docker compose plugin skip with a reason when those are missing."""
 import fnmatch
@@ -151,7 +152,7 @@ def cmake_executables(in_image=False):
             continue
         text = p.read_text()
         names |= set(re.findall(r"add_executable\(\s*([\w.+-]+)", text))
-        # cwpp_service(<core> <executable> ...) builds the service's executable
+        # cwpp_service(<core library> <executable> ...) makes a service's executable
         names |= set(re.findall(r"cwpp_service\(\s*[\w.+-]+\s+([\w.+-]+)", text))
         names |= set(re.findall(r"OUTPUT_NAME\s+\"?([\w.+-]+)", text))
     return names
