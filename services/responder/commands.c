@@ -451,45 +451,17 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_c
     return 1;
 }
 
-/* The steps of the built-in policy for e: [{"action", "params"}], or NULL with the refusal
- * (no policy for the type, or what it needs is unknown). */
+/* The steps of the built-in policy for e (cwpp_policy_steps), or NULL with the refusal in
+ * rp (status "error") or, rp untouched, out of memory. */
 static json_t *policy_steps(const ent_t *e, const char **action, cwpp_command_reply_t *rp)
 {
-    const cwpp_policy_def_t *pd = cwpp_policy_for(e->type);
-    json_t                  *params = NULL;
+    char    why[600];
+    json_t *steps = cwpp_policy_steps(e->type, e->value, e->pid, e->path, e->sha256, action,
+                                      why, sizeof(why));
 
-    if (pd == NULL) {
-        cwpp_command_refuse(rp, "Entity %s:%.200s: no built-in handling policy for entity type %s.",
-                  e->type, e->value, e->type);
-        return NULL;
-    }
-    *action = pd->action;
-    if (strcmp(e->type, "ip") == 0) {
-        params = json_pack("{s:s}", "ip", e->value);
-    } else if (strcmp(e->type, "host") == 0) {
-        params = json_object();
-    } else if (strcmp(e->type, "host_account") == 0) {
-        params = json_pack("{s:s}", "user", e->value);
-    } else if (strcmp(e->type, "process") == 0) {
-        if (e->pid[0] == '\0') {
-            cwpp_command_refuse(rp, "Process %.200s: its alerts carry no process id, so it cannot be "
-                      "killed safely.", e->value);
-            return NULL;
-        }
-        params = json_pack("{s:I, s:s?}", "pid", (json_int_t)strtoll(e->pid, NULL, 10), "path",
-                           e->path[0] == '/' ? e->path : NULL);
-    } else if (strcmp(e->type, "file") == 0) {
-        if (e->value[0] != '/') {
-            cwpp_command_refuse(rp, "File %.200s: its alerts carry no path (only a hash), so it cannot "
-                      "be quarantined.", e->value);
-            return NULL;
-        }
-        params = json_pack("{s:s, s:s?}", "path", e->value, "sha256",
-                           e->sha256[0] != '\0' ? e->sha256 : NULL);
-    }
-    if (params == NULL)
-        return NULL;
-    return json_pack("[{s:s, s:o}]", "action", pd->action, "params", params);
+    if (steps == NULL && why[0] != '\0')
+        cwpp_command_refuse(rp, "%s", why);
+    return steps;
 }
 
 /* The spec "TYPE:VALUE" of entities item i: a text, or {"entity", "validity_s"?,
