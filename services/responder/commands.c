@@ -99,8 +99,8 @@ static void copy(char *dst, size_t size, const char *s)
 }
 
 /* Loads and locks the event. 0 found, 1 not found (refused), else a database error. */
-static int load_event(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp, ev_t *ev, char *errstr,
-                      size_t errstr_size)
+static int load_event(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp, ev_t *ev,
+                      char *errstr, size_t errstr_size)
 {
     const char *id = pstr(c, "event_id");
     PGresult   *res = NULL;
@@ -112,18 +112,21 @@ static int load_event(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp
         return 1;
     }
     p[0] = id;
-    if ((rc = cwpp_pg_query(r->pg, SQL_EVENT, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(r->pg, SQL_EVENT, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        cwpp_command_refuse(rp, "There is no event \"%.100s\" (cwppctl events list shows them).", id);
+        cwpp_command_refuse(rp, "There is no event \"%.100s\" (cwppctl events list shows them).",
+                            id);
         return 1;
     }
     if (strlen(PQgetvalue(res, 0, 0)) >= sizeof(ev->id) ||
         strlen(PQgetvalue(res, 0, 1)) >= sizeof(ev->account)) {
         PQclear(res);
-        cwpp_command_refuse(rp, "The event's id or account is longer than the responder handles (%zu, "
-                  "%zu bytes).", sizeof(ev->id) - 1, sizeof(ev->account) - 1);
+        cwpp_command_refuse(rp,
+                            "The event's id or account is longer than the responder handles (%zu, "
+                            "%zu bytes).", sizeof(ev->id) - 1, sizeof(ev->account) - 1);
         return 1;
     }
     memset(ev, 0, sizeof(*ev));
@@ -154,7 +157,8 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
     int64_t     n = 0;
     int         rc;
 
-    if ((rc = cwpp_pg_query(r->pg, SQL_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(r->pg, SQL_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (strcmp(to, "handled") == 0) {
         json_t     *h = json_pack("{s:s, s:s, s:s, s:I, s:s?}", "event_id", event_id, "via", via,
@@ -176,7 +180,7 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
         PQclear(res);
         /* queued for the exporter's handled-event stream, in the same transaction */
         if ((rc = cwpp_pg_query(r->pg, SQL_HANDLED_QUEUE, 1, p, PGRES_COMMAND_OK, NULL, errstr,
-                       errstr_size)) != CWPP_OK)
+                                errstr_size)) != CWPP_OK)
             return rc;
     }
     if (alerts_handled != NULL)
@@ -185,7 +189,7 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
     if (after != NULL && strcmp(to, "handled") == 0)
         json_object_set_new(after, "alerts_handled", json_integer(n));
     rc = cwpp_command_log(r->pg, actor, command_id, "event", event_id, event_id, "event.status",
-                obj1("status", from), after, remark, errstr, errstr_size);
+                          obj1("status", from), after, remark, errstr, errstr_size);
     if (rc == CWPP_OK)
         rc = rs_touch(r, event_id, errstr, errstr_size);
     return rc;
@@ -206,14 +210,15 @@ static int cmd_status(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
         known |= strcmp(to, ok[i]) == 0;
     if (!known)
         return cwpp_command_refuse(rp, "\"%.40s\" is not a status an analyst can set (unhandled, "
-                         "handling or handled).", to != NULL ? to : "");
+                                   "handling or handled).", to != NULL ? to : "");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.status, "handled") == 0)
-        return cwpp_command_refuse(rp, "Event %s is handled: it is closed, takes no more alerts and its "
-                         "status cannot change (a related new alert opens a new event).", ev.id);
+        return cwpp_command_refuse(rp, "Event %s is handled: it is closed, takes no more alerts "
+                                   "and its status cannot change (a related new alert opens a "
+                                   "new event).", ev.id);
     if (strcmp(ev.status, to) == 0)
         return cwpp_command_refuse(rp, "Event %s is %s already.", ev.id, to);
     if ((rc = rs_set_status(r, ev.id, ev.status, to, c->actor, c->id, remark_of(c), "status",
@@ -250,20 +255,22 @@ static int cmd_owner(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     ok = cwpp_commander_may_act(r->cmd, owner, ev.account, NULL, why, sizeof(why), errstr,
-                                 errstr_size);
+                                errstr_size);
     if (ok < 0)
         return -ok;
     if (!ok)
-        return cwpp_command_refuse(rp, "Refused: %s; the owner must be a known user holding permission "
-                         "on the event's account.", why);
+        return cwpp_command_refuse(rp,
+                                   "Refused: %s; the owner must be a known user holding permission "
+                                   "on the event's account.", why);
     if (ev.has_owner && strcmp(ev.owner, owner) == 0)
         return cwpp_command_refuse(rp, "Event %s is owned by %s already.", ev.id, owner);
     p[0] = ev.id;
     p[1] = owner;
-    if ((rc = cwpp_pg_query(r->pg, SQL_OWNER, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size)) != CWPP_OK ||
+    if ((rc = cwpp_pg_query(r->pg, SQL_OWNER, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK ||
         (rc = cwpp_command_log(r->pg, c->actor, c->id, "event", ev.id, ev.id, "event.owner",
-                     obj1("owner", ev.has_owner ? ev.owner : NULL), obj1("owner", owner),
-                     remark_of(c), errstr, errstr_size)) != CWPP_OK ||
+                               obj1("owner", ev.has_owner ? ev.owner : NULL), obj1("owner", owner),
+                               remark_of(c), errstr, errstr_size)) != CWPP_OK ||
         (rc = rs_touch(r, ev.id, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s, s:s?, s:s}", "event_id", ev.id, "before",
@@ -288,7 +295,7 @@ static int cmd_level(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         known |= strcmp(to, ok[i]) == 0;
     if (!known)
         return cwpp_command_refuse(rp, "\"%.40s\" is not a level (critical, high, medium or low).",
-                         to != NULL ? to : "");
+                                   to != NULL ? to : "");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
@@ -297,10 +304,11 @@ static int cmd_level(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         return cwpp_command_refuse(rp, "Event %s is at level %s already.", ev.id, to);
     p[0] = ev.id;
     p[1] = to;
-    if ((rc = cwpp_pg_query(r->pg, SQL_LEVEL, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size)) != CWPP_OK ||
+    if ((rc = cwpp_pg_query(r->pg, SQL_LEVEL, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK ||
         (rc = cwpp_command_log(r->pg, c->actor, c->id, "event", ev.id, ev.id, "event.level",
-                     obj1("level", ev.level), obj1("level", to), remark_of(c), errstr,
-                     errstr_size)) != CWPP_OK ||
+                               obj1("level", ev.level), obj1("level", to), remark_of(c), errstr,
+                               errstr_size)) != CWPP_OK ||
         (rc = rs_touch(r, ev.id, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s, s:s, s:s}", "event_id", ev.id, "before", ev.level, "level", to);
@@ -325,8 +333,9 @@ static int cmd_remark(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
-    if ((rc = cwpp_command_log(r->pg, c->actor, c->id, "event", ev.id, ev.id, "event.remark", NULL, NULL,
-                     remark_of(c), errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_command_log(r->pg, c->actor, c->id, "event", ev.id, ev.id, "event.remark", NULL,
+                               NULL,
+                               remark_of(c), errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s}", "event_id", ev.id);
     snprintf(rp->msg, sizeof(rp->msg), "Remark added to event %s.", ev.id);
@@ -350,9 +359,11 @@ static int64_t validity_in(rs_t *r, const json_t *obj, int64_t def, cwpp_command
         s = json_integer_value(v);
     }
     if (s < r->conf->validity_min_s || s > r->conf->validity_max_s) {
-        cwpp_command_refuse(rp, "A validity period of %" PRId64 " s is outside %" PRId64 " s to %" PRId64
-                  " s (responder.validity.min.s, responder.validity.max.s).", s,
-                  r->conf->validity_min_s, r->conf->validity_max_s);
+        cwpp_command_refuse(rp,
+                            "A validity period of %" PRId64 " s is outside %" PRId64 " s to "
+                            "%" PRId64
+                            " s (responder.validity.min.s, responder.validity.max.s).", s,
+                            r->conf->validity_min_s, r->conf->validity_max_s);
         return -1;
     }
     return s;
@@ -365,7 +376,8 @@ static int64_t validity_of(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_
 
 /* The destination account d (NULL or empty: the event's own), which must be the event's
  * own or a member account it manages. 1 ok. */
-static int dest_ok(rs_t *r, const char *d, const ev_t *ev, const char **dest, cwpp_command_reply_t *rp,
+static int dest_ok(rs_t *r, const char *d, const ev_t *ev, const char **dest,
+                   cwpp_command_reply_t *rp,
                    int *rc, char *errstr, size_t errstr_size)
 {
     PGresult   *res = NULL;
@@ -378,13 +390,15 @@ static int dest_ok(rs_t *r, const char *d, const ev_t *ev, const char **dest, cw
         return 1;
     p[0] = *dest;
     p[1] = ev->account;
-    if ((*rc = cwpp_pg_query(r->pg, SQL_DEST_OK, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((*rc = cwpp_pg_query(r->pg, SQL_DEST_OK, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                             errstr_size)) != CWPP_OK)
         return 0;
     found = PQntuples(res) > 0;
     PQclear(res);
     if (!found)
-        cwpp_command_refuse(rp, "Account \"%.100s\" is neither the event's account (%.100s) nor a member "
-                  "account it manages (cwppctl accounts list).", *dest, ev->account);
+        cwpp_command_refuse(rp, "Account \"%.100s\" is neither the event's account (%.100s) "
+                            "nor a member account it manages (cwppctl accounts list).", *dest,
+                            ev->account);
     return found;
 }
 
@@ -410,26 +424,32 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_c
     memset(e, 0, sizeof(*e));
     if (colon == NULL || colon == spec || colon[1] == '\0' || (size_t)(colon - spec) >= 16 ||
         strlen(colon + 1) >= sizeof(e->value)) {
-        cwpp_command_refuse(rp, "\"%.200s\" is not an entity: write TYPE:VALUE, e.g. ip:203.0.113.7 "
-                  "(cwppctl events entities %s lists them).", spec != NULL ? spec : "", ev->id);
+        cwpp_command_refuse(rp,
+                            "\"%.200s\" is not an entity: write TYPE:VALUE, e.g. ip:203.0.113.7 "
+                            "(cwppctl events entities %s lists them).", spec != NULL ? spec : "",
+                            ev->id);
         return 0;
     }
     memcpy(e->type, spec, (size_t)(colon - spec));
     copy(e->value, sizeof(e->value), colon + 1);
     if (!cwpp_entity_type_known(e->type)) {
-        cwpp_command_refuse(rp, "\"%.20s\" is not an entity type (host, file, process, ip, host_account).",
-                  e->type);
+        cwpp_command_refuse(rp,
+                            "\"%.20s\" is not an entity type (host, file, process, ip, "
+                            "host_account).",
+                            e->type);
         return 0;
     }
     p[0] = ev->id;
     p[1] = e->type;
     p[2] = e->value;
-    if ((*rc = cwpp_pg_query(r->pg, SQL_ENTITY, 3, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((*rc = cwpp_pg_query(r->pg, SQL_ENTITY, 3, p, PGRES_TUPLES_OK, &res, errstr,
+                             errstr_size)) != CWPP_OK)
         return 0;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        cwpp_command_refuse(rp, "Event %s has no entity %s:%.200s (cwppctl events entities %s lists "
-                  "them).", ev->id, e->type, e->value, ev->id);
+        cwpp_command_refuse(rp,
+                            "Event %s has no entity %s:%.200s (cwppctl events entities %s lists "
+                            "them).", ev->id, e->type, e->value, ev->id);
         return 0;
     }
     if (strlen(PQgetvalue(res, 0, 0)) >= sizeof(e->asset) ||
@@ -437,8 +457,8 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_c
         strlen(PQgetvalue(res, 0, 2)) >= sizeof(e->sha256) ||
         strlen(PQgetvalue(res, 0, 3)) >= sizeof(e->path)) {
         PQclear(res);
-        cwpp_command_refuse(rp, "Entity %s:%.200s: its asset id, pid, hash or path is too long to act on "
-                  "safely.", e->type, e->value);
+        cwpp_command_refuse(rp, "Entity %s:%.200s: its asset id, pid, hash or path is too long "
+                            "to act on safely.", e->type, e->value);
         return 0;
     }
     copy(e->asset, sizeof(e->asset), PQgetvalue(res, 0, 0));
@@ -486,10 +506,13 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
     int           rc, same = 1;
 
     if (target == NULL || (strcmp(target, "handling") != 0 && strcmp(target, "handled") != 0))
-        return cwpp_command_refuse(rp, "Choose the status the event takes when the handling succeeds: "
-                         "handling or handled (\"status\").");
+        return cwpp_command_refuse(rp,
+                                   "Choose the status the event takes when the handling succeeds: "
+                                   "handling or handled (\"status\").");
     if (!json_is_array(ents) || json_array_size(ents) == 0 || json_array_size(ents) > 50)
-        return cwpp_command_refuse(rp, "Select 1 to 50 entities (\"entities\": [\"TYPE:VALUE\", ...]).");
+        return cwpp_command_refuse(rp,
+                                   "Select 1 to 50 entities (\"entities\": [\"TYPE:VALUE\", "
+                                   "...]).");
     if ((validity = validity_of(r, c, rp)) < 0)
         return CWPP_OK;
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
@@ -497,7 +520,8 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.status, "handled") == 0)
-        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new handling.", ev.id);
+        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new handling.",
+                                   ev.id);
     if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
         return rc;
     for (i = 0; i < json_array_size(ents); i++) {
@@ -505,13 +529,15 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
         const char   *key;
 
         if (entity_spec(it) == NULL)
-            return cwpp_command_refuse(rp, "Entity %zu is neither a text \"TYPE:VALUE\" nor {\"entity\": "
-                             "\"TYPE:VALUE\", \"validity_s\", \"account\"}.", i + 1);
+            return cwpp_command_refuse(rp,
+                                       "Entity %zu is neither a text \"TYPE:VALUE\" nor "
+                                       "{\"entity\": "
+                                       "\"TYPE:VALUE\", \"validity_s\", \"account\"}.", i + 1);
         json_object_foreach((json_t *)it, key, k) {
             if (strcmp(key, "entity") != 0 && strcmp(key, "validity_s") != 0 &&
                 strcmp(key, "account") != 0)
                 return cwpp_command_refuse(rp, "Entity %zu has an unknown field \"%.40s\" (entity, "
-                                 "validity_s, account).", i + 1, key);
+                                           "validity_s, account).", i + 1, key);
             if (strcmp(key, "account") == 0 && !json_is_string(k))
                 return cwpp_command_refuse(rp, "Entity %zu: \"account\" must be a text.", i + 1);
         }
@@ -521,7 +547,7 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
             if (strcmp(entity_spec(json_array_get(ents, i)),
                        entity_spec(json_array_get(ents, j))) == 0)
                 return cwpp_command_refuse(rp, "Entity %.200s is selected twice.",
-                                 entity_spec(json_array_get(ents, i)));
+                                           entity_spec(json_array_get(ents, i)));
     if ((pols = json_array()) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     for (i = 0; i < json_array_size(ents); i++) {
@@ -603,26 +629,31 @@ static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.status, "handled") == 0)
-        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new playbook.", ev.id);
+        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new playbook.",
+                                   ev.id);
     if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
         return rc;
     if (!entity_of(r, &ev, pstr(c, "entity"), &e, rp, &rc, errstr, errstr_size))
         return rc;
     p[0] = name != NULL ? name : "";
     p[1] = e.type;
-    if ((rc = cwpp_pg_query(r->pg, SQL_PLAYBOOK, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(r->pg, SQL_PLAYBOOK, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         if (name != NULL && name[0] != '\0')
-            return cwpp_command_refuse(rp, "There is no playbook \"%.64s\" (cwppctl playbooks list).",
-                             name);
-        return cwpp_command_refuse(rp, "No built-in playbook for entity type %s (cwppctl playbooks list).",
-                         e.type);
+            return cwpp_command_refuse(rp,
+                                       "There is no playbook \"%.64s\" (cwppctl playbooks list).",
+                                       name);
+        return cwpp_command_refuse(rp,
+                                   "No built-in playbook for entity type %s (cwppctl playbooks "
+                                   "list).",
+                                   e.type);
     }
     if (strcmp(PQgetvalue(res, 0, 1), e.type) != 0) {
         cwpp_command_refuse(rp, "Playbook %.64s is for %s entities, not %s.", PQgetvalue(res, 0, 0),
-                  PQgetvalue(res, 0, 1), e.type);
+                            PQgetvalue(res, 0, 1), e.type);
         PQclear(res);
         return CWPP_OK;
     }

@@ -112,7 +112,8 @@ int rs_load_playbooks(rs_t *r, char *errstr, size_t errstr_size)
         rc = load_doc(r, doc, "builtin", "built-in playbooks", errstr, errstr_size);
     json_decref(doc);
     if (rc == CWPP_OK)
-        rc = cwpp_pg_query(r->pg, SQL_DROP_FILES, 0, NULL, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_DROP_FILES, 0, NULL, PGRES_COMMAND_OK, NULL, errstr,
+                           errstr_size);
     if (rc == CWPP_OK && r->conf->playbooks_dir[0] != '\0')
         rc = load_dir(r, errstr, errstr_size);
     if (rc == CWPP_OK)

@@ -134,7 +134,7 @@ static int refuse_list(reply_t *rp, cwpp_buf_t *bad, size_t nbad, const char *wh
 {
     cwpp_buf_append(bad, "", 1);
     cwpp_command_refuse(rp, "No alert was removed: %zu %s (%s%s).", nbad, what,
-           bad->data != NULL ? (char *)bad->data : "", nbad > 5 ? ", ..." : "");
+                        bad->data != NULL ? (char *)bad->data : "", nbad > 5 ? ", ..." : "");
     cwpp_buf_free(bad);
     return CWPP_OK;
 }
@@ -491,7 +491,7 @@ static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *o
         return rc;
     if ((d.from_alert_id != NULL && !from_alert_ok(w, c, &d, rp, &rc, errstr, errstr_size)) ||
         !cwpp_commander_permit(w->cmd, c, rule_account(d.def.field,
-                                                      cwpp_rule_op_name(d.def.op), d.def.value),
+                               cwpp_rule_op_name(d.def.op), d.def.value),
                                "rule (a rule without an account_id eq condition applies to "
                                "every account: admins only)", rp, &rc, errstr, errstr_size)) {
         cwpp_wl_def_clear(&d);
@@ -501,12 +501,15 @@ static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *o
                          cwpp_now_ms(), &pv, errstr, errstr_size);
     if (rc != CWPP_OK) {
         cwpp_wl_def_clear(&d);
-        return rc == CWPP_EINVAL ? cwpp_command_refuse(rp, "The rule was not created: %s.", errstr) : rc;
+        return rc == CWPP_EINVAL ? cwpp_command_refuse(rp, "The rule was not created: %s.",
+                                                       errstr) : rc;
     }
     broad = cwpp_wl_broad(&d.def, &pv, (double)w->conf->broad_percent / 100.0, why, sizeof(why));
     if (broad && !d.force) {
-        cwpp_command_refuse(rp, "The rule was not created: it is too broad. %s Check it with cwppctl "
-               "whitelist preview, narrow it, or add --force to create it anyway.", why);
+        cwpp_command_refuse(rp,
+                            "The rule was not created: it is too broad. %s Check it with cwppctl "
+                            "whitelist preview, narrow it, or add --force to create it anyway.",
+                            why);
         rp->result = json_pack("{s:o, s:s}", "preview", cwpp_wl_preview_to_json(&pv), "broad",
                                why);
         cwpp_wl_preview_clear(&pv);
@@ -570,26 +573,29 @@ static int cmd_rule_delete(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t
 
     (void)out;
     if (!json_is_integer(jid) || json_integer_value(jid) <= 0)
-        return cwpp_command_refuse(rp, "Name the rule to delete by its id (a positive number; cwppctl "
-                      "whitelist rule list shows them).");
+        return cwpp_command_refuse(rp,
+                                   "Name the rule to delete by its id (a positive number; cwppctl "
+                                   "whitelist rule list shows them).");
     snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
     p[0] = num;
-    if ((rc = cwpp_pg_query(w->pg, SQL_RULE_GET, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(w->pg, SQL_RULE_GET, 1, p, PGRES_TUPLES_OK, &r, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (PQntuples(r) != 1) {
         PQclear(r);
         return cwpp_command_refuse(rp, "There is no whitelist rule %s.", num);
     }
     if (!cwpp_commander_permit(w->cmd, c, rule_account(PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
-                                                      PQgetvalue(r, 0, 4)),
+                               PQgetvalue(r, 0, 4)),
                                "rule (a rule without an account_id eq condition applies to "
                                "every account: admins only)", rp, &rc, errstr, errstr_size)) {
         PQclear(r);
         return rc;
     }
     if (!PQgetisnull(r, 0, 8)) {
-        cwpp_command_refuse(rp, "Rule %s was already deleted, at %s by %s.", num, PQgetvalue(r, 0, 8),
-               PQgetvalue(r, 0, 9));
+        cwpp_command_refuse(rp, "Rule %s was already deleted, at %s by %s.", num, PQgetvalue(r, 0,
+                            8),
+                            PQgetvalue(r, 0, 9));
         PQclear(r);
         return CWPP_OK;
     }
