@@ -58,6 +58,14 @@ scan = next(ln for ln in lines if b"Port scan from external IP" in ln)
 scan_id = json.loads(ctl("--json", "alerts", "list", "--name", "Port scan from external IP",
                          show=False)[1])["alerts"][0]["alert_id"]
 
+# Every command's actor is a known, enabled user with permission on the account it acts on
+# (docs/commands.md); rules like these apply to every account's alerts, which only admins
+# change. The responder (running, with its bootstrap admin) adds the demo's analyst.
+rc, _, err = t.cwppctl(prefix, "users", "add", "demo-analyst", "--role", "admin",
+                       "--display-name", "Demo analyst", env={"CWPP_ACTOR": "admin"})
+print("\n== the demo's analyst, demo-analyst, is an admin"
+      + ("" if rc == 0 else f" (already: {err.strip()})"))
+
 print("\n== a rule as broad as the reference's warning is refused without --force")
 ctl("whitelist", "preview", "--alert-name", "Terminal shell in container", "--field",
     "process.path", "--op", "contains", "--value", "/usr/")

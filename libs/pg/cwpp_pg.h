@@ -39,6 +39,14 @@ void cwpp_pg_reset(cwpp_pg_t *pg);
  * the server's message. Does not clear r. */
 int cwpp_pg_check(cwpp_pg_t *pg, const PGresult *r, ExecStatusType expect, const char *what,
                   char *errstr, size_t errstr_size);
+/*
+ * Runs sql with the n text parameters v (NULL entries are SQL NULL) and checks that its
+ * status is want. Returns 0 or, as cwpp_pg_check, CWPP_EDATA / CWPP_ETRANSIENT with the
+ * server's message. On success the result goes to *res when res is not NULL (the
+ * caller's to PQclear), else it is cleared; on failure nothing is kept.
+ */
+int cwpp_pg_query(cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
+                  ExecStatusType want, PGresult **res, char *errstr, size_t errstr_size);
 /* Runs a parameterless command (BEGIN, COMMIT, ROLLBACK) and checks it. */
 int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_size);
 

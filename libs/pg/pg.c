@@ -112,6 +112,19 @@ int cwpp_pg_check(cwpp_pg_t *pg, const PGresult *r, ExecStatusType expect, const
                        state != NULL ? " SQLSTATE " : "", state != NULL ? state : "");
 }
 
+int cwpp_pg_query(cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
+                  ExecStatusType want, PGresult **res, char *errstr, size_t errstr_size)
+{
+    PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, NULL, NULL, 0);
+    int       rc = cwpp_pg_check(pg, r, want, "query", errstr, errstr_size);
+
+    if (rc != CWPP_OK || res == NULL)
+        PQclear(r);
+    else
+        *res = r;
+    return rc;
+}
+
 int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_size)
 {
     PGresult *r = PQexec(pg->conn, sql);

@@ -55,4 +55,15 @@ const char *cwpp_playbooks_builtin(void);
 json_t *cwpp_playbook_params(const json_t *params, const char *entity, const char *asset,
                              const char *pid, const char *sha256);
 
+/*
+ * policy.c: the steps of the built-in handling policy of an entity (type:value, seen with
+ * pid, path and sha256: "" when its alerts carry none): [{"action", "params"}], with
+ * *action the policy's action. NULL with one sentence in why when it cannot be applied
+ * (no policy for the type, a process without pid, a file without a path), or NULL with
+ * why empty when out of memory. The result is the caller's (json_decref).
+ */
+json_t *cwpp_policy_steps(const char *type, const char *value, const char *pid,
+                          const char *path, const char *sha256, const char **action, char *why,
+                          size_t why_size);
+
 #endif /* CWPP_RESPOND_H */

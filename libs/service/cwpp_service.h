@@ -25,8 +25,6 @@
 #include "cwpp_http.h"
 #include "cwpp_kafka.h"
 
-#include <jansson.h>
-
 typedef struct cwpp_common_conf {
     char   *kafka_brokers;      /* bootstrap servers */
     char   *kafka_properties;   /* "k=v;k=v" librdkafka pass-through from the environment */
@@ -131,33 +129,5 @@ int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_bu
                              const char *service, const rd_kafka_message_t *m,
                              const char *code, const char *reason, cwpp_outbox_t *out,
                              char *errstr, size_t errstr_size);
-
-/* ---------------------------------------------------------------- commands */
-
-/* A Command record (schemas/command.avsc, docs/commands.md) as decoded: the strings are
- * borrowed from the value it was decoded into; payload is owned (json_decref), NULL when
- * payload_json is not a JSON object. */
-typedef struct cwpp_command {
-    const char *id, *service, *type, *actor;
-    int64_t     issued_at_ms;
-    json_t     *payload;
-} cwpp_command_t;
-
-/*
- * Decodes the len bytes at p into v (a value of t, the command schema) and c. Returns 0,
- * or -1 with why (not a Command record, incomplete, an id empty or longer than max_id).
- */
-int cwpp_command_decode(const cwpp_avro_type_t *t, avro_value_t *v, const void *p, size_t len,
-                        size_t max_id, cwpp_command_t *c, char *why, size_t why_size);
-
-/*
- * The CommandResult (t, v: the command_result schema) answering c for service, encoded
- * into buf (reset first). message must be valid UTF-8; result_json a JSON object text.
- * Returns 0 or an error with errstr.
- */
-int cwpp_command_result(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
-                        const char *service, const cwpp_command_t *c, const char *status,
-                        const char *message, const char *result_json, char *errstr,
-                        size_t errstr_size);
 
 #endif /* CWPP_SERVICE_H */

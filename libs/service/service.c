@@ -7,6 +7,7 @@
 #include "cwpp_service.h"
 #include "cwpp_log.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -282,58 +283,4 @@ int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_bu
     rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, m->key, m->key_len, buf->data,
                          buf->len);
     return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
-}
-
-/* ---------------------------------------------------------------- commands */
-
-int cwpp_command_decode(const cwpp_avro_type_t *t, avro_value_t *v, const void *p, size_t len,
-                        size_t max_id, cwpp_command_t *c, char *why, size_t why_size)
-{
-    const char  *pj;
-    json_error_t jerr;
-
-    memset(c, 0, sizeof(*c));
-    if (cwpp_avro_decode(t, p, len, v, why, why_size) != CWPP_OK)
-        return -1;
-    if (cwpp_avro_get_str(v, "command_id", &c->id) != CWPP_OK ||
-        cwpp_avro_get_str(v, "service", &c->service) != CWPP_OK ||
-        cwpp_avro_get_str(v, "type", &c->type) != CWPP_OK ||
-        cwpp_avro_get_str(v, "actor", &c->actor) != CWPP_OK ||
-        cwpp_avro_get_long(v, "issued_at_ms", &c->issued_at_ms) != CWPP_OK ||
-        cwpp_avro_get_str(v, "payload_json", &pj) != CWPP_OK) {
-        snprintf(why, why_size, "the Command record is incomplete");
-        return -1;
-    }
-    if (c->id[0] == '\0' || strlen(c->id) > max_id) {
-        snprintf(why, why_size, "the command id is empty or longer than %zu characters", max_id);
-        return -1;
-    }
-    c->payload = json_loads(pj, JSON_REJECT_DUPLICATES, &jerr);
-    if (c->payload != NULL && !json_is_object(c->payload)) {
-        json_decref(c->payload);
-        c->payload = NULL;
-    }
-    return 0;
-}
-
-int cwpp_command_result(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
-                        const char *service, const cwpp_command_t *c, const char *status,
-                        const char *message, const char *result_json, char *errstr,
-                        size_t errstr_size)
-{
-    int rc;
-
-    avro_value_reset(v);
-    rc = cwpp_avro_set_str(v, "command_id", c->id);
-    rc |= cwpp_avro_set_str(v, "service", service);
-    rc |= cwpp_avro_set_str(v, "type", c->type);
-    rc |= cwpp_avro_set_str(v, "actor", c->actor);
-    rc |= cwpp_avro_set_enum(v, "status", status);
-    rc |= cwpp_avro_set_str(v, "message", message);
-    rc |= cwpp_avro_set_str(v, "result_json", result_json);
-    rc |= cwpp_avro_set_long(v, "answered_at_ms", cwpp_now_ms());
-    if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build CommandResult");
-    cwpp_buf_reset(buf);
-    return cwpp_avro_encode(t, v, buf, errstr, errstr_size);
 }

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "cwpp_avro.h"
+#include "cwpp_command.h"
 #include "cwpp_http.h"
 #include "cwpp_kafka.h"
 #include "cwpp_pg.h"
@@ -19,9 +20,10 @@ typedef struct ex {
     const cwpp_kvlist_t *kafka_props;
     cwpp_pg_t           *pg;      /* commands and retention */
     cwpp_pg_t           *pub_pg;  /* the publisher: holds its advisory lock */
-    cwpp_avro_type_t    *t_cmd, *t_result, *t_rejected, *t_handled;
-    avro_value_t         v_cmd, v_result, v_rejected, v_handled;
-    int                  have_values;
+    cwpp_avro_type_t    *t_rejected, *t_handled;
+    avro_value_t         v_rejected, v_handled;
+    int                  nvalues;   /* how many of the two values exist (destroy) */
+    cwpp_commander_t    *cmd;       /* the command protocol: export.create */
     cwpp_buf_t           buf;
     rd_kafka_t          *progress;  /* progress records: plain, fire and forget */
     char                 results_topic[256], handled_topic[256], ocsf_topic[256];
@@ -36,14 +38,10 @@ typedef struct ex {
     char                 gap_xmax[32];  /* until transactions open then have ended */
 
     cwpp_metrics_t      *metrics;
-    cwpp_metric_t       *m_jobs_ok, *m_jobs_refused, *m_dead, *m_db_errors, *m_handled;
+    cwpp_metric_t       *m_dead, *m_db_errors, *m_handled;
     cwpp_metric_t       *m_handled_seq, *m_publisher, *m_retention_events, *m_retention_alerts;
     cwpp_metric_t       *m_gaps_skipped, *m_export_seconds, *m_txn_aborts, *m_unpublishable;
 } ex_t;
-
-/* exporter.c */
-int ex_q(ex_t *x, cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
-         ExecStatusType want, PGresult **res, char *errstr, size_t errstr_size);
 
 /* xlsx.c: the workbook of doc {"events": [...], "assets": [...], "entities": [...]} into
  * *out (malloc'd, *len bytes). 0, or an error with errstr. */

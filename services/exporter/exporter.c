@@ -51,11 +51,6 @@ const size_t ex_nprops = sizeof(ex_props) / sizeof(ex_props[0]);
 
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 
-static const char SQL_APPLIED[] =
-    "SELECT status, message, result::text FROM commands_applied WHERE command_id = $1";
-static const char SQL_RECORD[] =
-    "INSERT INTO commands_applied (command_id, service, type, actor, status, message, result) "
-    "VALUES ($1, 'exporter', $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING";
 /* $1 retention days, $2 levels, $3 statuses (json lists or null), $4 since ms, $5 until ms
  * (or null), $6 ids (json list or null), $7 the accounts the actor may see (null: all);
  * $8 the most events */
@@ -140,83 +135,26 @@ static const char SQL_RETENTION[] =
 
 /* ------------------------------------------------------------------ helpers */
 
-int ex_q(ex_t *x, cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
-         ExecStatusType want, PGresult **res, char *errstr, size_t errstr_size)
-{
-    PGresult *r = PQexecParams(cwpp_pg_conn(pg), sql, n, NULL, v, NULL, NULL, 0);
-    int       rc = cwpp_pg_check(pg, r, want, "exporter", errstr, errstr_size);
-
-    (void)x;
-    if (rc != CWPP_OK || res == NULL)
-        PQclear(r);
-    else
-        *res = r;
-    return rc;
-}
-
-typedef cwpp_command_t cmd_t;
-
-static int encode_result(ex_t *x, const cmd_t *c, const char *status, const char *message,
-                         const char *rj, char *errstr, size_t errstr_size)
-{
-    return cwpp_command_result(x->t_result, &x->v_result, &x->buf, "exporter", c, status,
-                               message, rj, errstr, errstr_size);
-}
+typedef cwpp_command_t       cmd_t;
+typedef cwpp_command_reply_t reply_t;
 
 /* A progress record, sent at once (not with the batch): the job is still running. */
 static void progress(ex_t *x, const cmd_t *c, int percent, const char *what)
 {
-    char errstr[256], msg[200], rj[64];
+    char              errstr[256], msg[200], rj[64];
+    const cwpp_buf_t *b;
 
     if (x->progress == NULL)
         return;
     snprintf(msg, sizeof(msg), "%s", what);
     snprintf(rj, sizeof(rj), "{\"percent\": %d}", percent);
-    if (encode_result(x, c, "progress", msg, rj, errstr, sizeof(errstr)) != CWPP_OK)
+    if ((b = cwpp_commander_encode(x->cmd, c, "progress", msg, rj, errstr, sizeof(errstr))) ==
+        NULL)
         return;
     rd_kafka_producev(x->progress, RD_KAFKA_V_TOPIC(x->results_topic),
-                      RD_KAFKA_V_KEY(c->id, strlen(c->id)),
-                      RD_KAFKA_V_VALUE(x->buf.data, x->buf.len),
+                      RD_KAFKA_V_KEY(c->id, strlen(c->id)), RD_KAFKA_V_VALUE(b->data, b->len),
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     rd_kafka_poll(x->progress, 0);
-}
-
-static int answer(ex_t *x, const cmd_t *c, const char *status, const char *message,
-                  json_t *result, int record, cwpp_outbox_t *out, char *errstr,
-                  size_t errstr_size)
-{
-    char *rj = result != NULL ? json_dumps(result, JSON_COMPACT) : strdup("{}");
-    char  msg[1200];
-    int   rc;
-
-    if (rj == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    snprintf(msg, sizeof(msg), "%s", message);
-    cwpp_utf8_sanitize(msg);
-    if (record) {
-        const char *p[6] = {c->id, c->type, c->actor, status, msg, rj};
-
-        if ((rc = ex_q(x, x->pg, SQL_RECORD, 6, p, PGRES_COMMAND_OK, NULL, errstr,
-                       errstr_size))) {
-            free(rj);
-            return rc;
-        }
-    }
-    rc = encode_result(x, c, status, msg, rj, errstr, errstr_size);
-    free(rj);
-    if (rc != CWPP_OK)
-        return rc;
-    if ((rc = cwpp_outbox_add(out, CWPP_TOPIC_COMMAND_RESULTS, c->id, strlen(c->id),
-                              x->buf.data, x->buf.len)) != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
-    if (strcmp(status, "ok") == 0) {
-        cwpp_metric_add(x->m_jobs_ok, 1);
-        cwpp_info("export", "%s by %s: %s", c->id, c->actor, msg);
-    } else {
-        cwpp_metric_add(x->m_jobs_refused, 1);
-        cwpp_warn("export_refused", "%s by %s: %s", c->id, c->actor, msg);
-    }
-    return CWPP_OK;
 }
 
 /* ------------------------------------------------------------- export jobs */
@@ -340,46 +278,132 @@ static json_t *rows(PGresult *r)
     return a;
 }
 
-/* The job: counts, reads the three sheets in this transaction's snapshot, builds and
- * stores the workbook. Refusals in rp (status "error"). */
-static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size_t msgsz,
-                   json_t **result, char *errstr, size_t errstr_size)
+/* The accounts c's actor may export, a JSON list text (*accounts, malloc'd), or NULL for
+ * an admin (every account): an export shows alerts, assets and IPs. libs/command checked
+ * that the actor is a known, enabled user. */
+static int actor_accounts(ex_t *x, const cmd_t *c, char **accounts, char *errstr,
+                          size_t errstr_size)
 {
+    const char *pa[1] = {c->actor};
+    PGresult   *r = NULL;
+    int         rc;
+
+    *accounts = NULL;
+    if ((rc = cwpp_pg_query(x->pg, SQL_ACTOR, 1, pa, PGRES_TUPLES_OK, &r, errstr,
+                            errstr_size)) != CWPP_OK)
+        return rc;
+    if (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "admin") == 0) {
+        PQclear(r);
+        return CWPP_OK;
+    }
+    /* no row (removed since the check): no account at all */
+    *accounts = strdup(PQntuples(r) == 1 ? PQgetvalue(r, 0, 2) : "[]");
+    PQclear(r);
+    return *accounts != NULL ? CWPP_OK : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM,
+                                                     "out of memory");
+}
+
+/* The three sheets {"events", "assets", "entities"} of the filter p, in this transaction's
+ * snapshot, into *doc. */
+static int read_doc(ex_t *x, const cmd_t *c, const char *const *p, json_t **doc, char *errstr,
+                    size_t errstr_size)
+{
+    PGresult *re = NULL, *ra = NULL, *rn = NULL;
+    json_t   *je, *ja, *jn;
+    int       rc;
+
+    *doc = NULL;
+    progress(x, c, 20, "reading events");
+    if ((rc = cwpp_pg_query(x->pg, SQL_EVENTS, 8, p, PGRES_TUPLES_OK, &re, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    progress(x, c, 40, "reading affected assets");
+    if ((rc = cwpp_pg_query(x->pg, SQL_ASSETS, 8, p, PGRES_TUPLES_OK, &ra, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    progress(x, c, 60, "reading entities and their 30-day counts");
+    if ((rc = cwpp_pg_query(x->pg, SQL_ENTITIES, 8, p, PGRES_TUPLES_OK, &rn, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    je = rows(re);
+    ja = rows(ra);
+    jn = rows(rn);
+    if (je != NULL && ja != NULL && jn != NULL)
+        *doc = json_pack("{s:o, s:o, s:o}", "events", je, "assets", ja, "entities", jn);
+    else {
+        json_decref(je);
+        json_decref(ja);
+        json_decref(jn);
+    }
+    if (*doc == NULL)
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot read the rows");
+out:
+    PQclear(re);
+    PQclear(ra);
+    PQclear(rn);
+    return rc;
+}
+
+/* Stores the job and its workbook (len bytes); *result is the answer's result. */
+static int store_job(ex_t *x, const cmd_t *c, int64_t count, const json_t *doc,
+                     const unsigned char *bytes, size_t len, int64_t t0, json_t **result,
+                     char *errstr, size_t errstr_size)
+{
+    char       *fj = json_dumps(c->payload, JSON_COMPACT);
+    char        fname[96], nbuf[24];
+    const char *pj[5] = {c->id, c->actor, fj, nbuf, ""};
+    const char *pf[3] = {c->id, fname, (const char *)bytes};
+    int         lens[3] = {0, 0, (int)len}, fmts[3] = {0, 0, 1}, rc;
+    PGresult   *rf;
+
+    snprintf(nbuf, sizeof(nbuf), "%" PRId64, count);
+    snprintf(fname, sizeof(fname), "cwpp-events-%s.xlsx", c->id);
+    rc = fj != NULL ? cwpp_pg_query(x->pg, SQL_JOB, 5, pj, PGRES_COMMAND_OK, NULL, errstr,
+                                    errstr_size)
+                    : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    free(fj);
+    if (rc != CWPP_OK)
+        return rc;
+    /* the workbook as binary: not cwpp_pg_query, whose parameters are texts */
+    rf = PQexecParams(cwpp_pg_conn(x->pg), SQL_FILE, 3, NULL, pf, lens, fmts, 0);
+    if ((rc = cwpp_pg_check(x->pg, rf, PGRES_TUPLES_OK, "exporter", errstr, errstr_size))) {
+        PQclear(rf);
+        return rc;
+    }
+    *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "job_id", c->id,
+                        "file_name", fname, "events", (json_int_t)count, "assets",
+                        (json_int_t)json_array_size(json_object_get(doc, "assets")), "entities",
+                        (json_int_t)json_array_size(json_object_get(doc, "entities")), "bytes",
+                        (json_int_t)len, "sha256", PQgetvalue(rf, 0, 0), "millis",
+                        (json_int_t)(cwpp_mono_ms() - t0));
+    PQclear(rf);
+    return *result != NULL ? CWPP_OK : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM,
+                                                   "out of memory");
+}
+
+/* export.create: counts, reads the three sheets in this transaction's snapshot, builds and
+ * stores the workbook. */
+static int cmd_export(void *svc, const cwpp_command_t *c, reply_t *rp, cwpp_outbox_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    ex_t          *x = svc;
     filt_t         f;
-    char           days[16], lim[16], nbuf[24], *accounts = NULL;
+    char           days[16], lim[16], *accounts = NULL;
     const char    *p[8];
-    PGresult      *r = NULL, *re = NULL, *ra = NULL, *rn = NULL;
+    PGresult      *r = NULL;
     json_t        *doc = NULL;
     unsigned char *bytes = NULL;
     size_t         len = 0;
     int64_t        count, t0 = cwpp_mono_ms();
-    int            rc;
+    int            rc = CWPP_OK;
 
-    *status = "error";
-    if (parse_filters(c->payload, &f, msg, msgsz) != 0) {
-        filt_free(&f);
-        return CWPP_OK;
+    (void)out;
+    if (parse_filters(c->payload, &f, rp->msg, sizeof(rp->msg)) != 0) {
+        rp->status = "error";
+        goto out;
     }
-    {
-        /* an export shows alerts, assets and IPs: the actor sees only its accounts */
-        const char *pa[1] = {c->actor};
-
-        if ((rc = ex_q(x, x->pg, SQL_ACTOR, 1, pa, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
-            goto out;
-        if (PQntuples(r) == 0 || PQgetvalue(r, 0, 1)[0] == 't') {
-            snprintf(msg, msgsz, "Refused: \"%.64s\" is %s; only known, enabled users export "
-                     "(cwppctl users list).", c->actor,
-                     PQntuples(r) == 0 ? "not a known user" : "disabled");
-            goto out;
-        }
-        if (strcmp(PQgetvalue(r, 0, 0), "admin") != 0 &&
-            (accounts = strdup(PQgetvalue(r, 0, 2))) == NULL) {
-            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-            goto out;
-        }
-        PQclear(r);
-        r = NULL;
-    }
+    if ((rc = actor_accounts(x, c, &accounts, errstr, errstr_size)) != CWPP_OK)
+        goto out;
     snprintf(days, sizeof(days), "%lld", (long long)x->conf->retention_days);
     snprintf(lim, sizeof(lim), "%lld", (long long)x->conf->max_events);
     p[0] = days;
@@ -391,93 +415,40 @@ static int run_job(ex_t *x, const cmd_t *c, const char **status, char *msg, size
     p[6] = accounts;
     p[7] = lim;
     progress(x, c, 5, "counting the events that match");
-    if ((rc = ex_q(x, x->pg, SQL_COUNT, 7, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(x->pg, SQL_COUNT, 7, p, PGRES_TUPLES_OK, &r, errstr,
+                            errstr_size)) != CWPP_OK)
         goto out;
     count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     if (count > x->conf->max_events) {
-        snprintf(msg, msgsz, "%" PRId64 " events match, more than the %lld an export may "
-                 "hold; narrow the filters (level, status, time, ids).", count,
-                 (long long)x->conf->max_events);
+        rc = cwpp_command_refuse(rp, "%" PRId64 " events match, more than the %lld an export "
+                                 "may hold; narrow the filters (level, status, time, ids).",
+                                 count, (long long)x->conf->max_events);
         goto out;
     }
     if (count == 0) {
-        snprintf(msg, msgsz, "No event matches the filters (events of the last %lld days, "
-                 "of the accounts you may act on, only).", (long long)x->conf->retention_days);
+        rc = cwpp_command_refuse(rp, "No event matches the filters (events of the last %lld "
+                                 "days, of the accounts you may act on, only).",
+                                 (long long)x->conf->retention_days);
         goto out;
     }
-    progress(x, c, 20, "reading events");
-    if ((rc = ex_q(x, x->pg, SQL_EVENTS, 8, p, PGRES_TUPLES_OK, &re, errstr, errstr_size)))
+    if ((rc = read_doc(x, c, p, &doc, errstr, errstr_size)) != CWPP_OK)
         goto out;
-    progress(x, c, 40, "reading affected assets");
-    if ((rc = ex_q(x, x->pg, SQL_ASSETS, 8, p, PGRES_TUPLES_OK, &ra, errstr, errstr_size)))
-        goto out;
-    progress(x, c, 60, "reading entities and their 30-day counts");
-    if ((rc = ex_q(x, x->pg, SQL_ENTITIES, 8, p, PGRES_TUPLES_OK, &rn, errstr, errstr_size)))
-        goto out;
-    {
-        json_t *je = rows(re), *ja = rows(ra), *jn = rows(rn);
-
-        doc = je != NULL && ja != NULL && jn != NULL
-                  ? json_pack("{s:o, s:o, s:o}", "events", je, "assets", ja, "entities", jn)
-                  : NULL;
-        if (doc == NULL) {
-            json_decref(je);
-            json_decref(ja);
-            json_decref(jn);
-        }
-    }
-    if (doc == NULL) {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot read the rows");
-        goto out;
-    }
     progress(x, c, 80, "writing the workbook");
-    if ((rc = ex_workbook(x->conf, doc, &bytes, &len, errstr, errstr_size)) != CWPP_OK) {
-        snprintf(msg, msgsz, "The workbook could not be written: %s", errstr);
-        rc = CWPP_OK;
+    if (ex_workbook(x->conf, doc, &bytes, &len, errstr, errstr_size) != CWPP_OK) {
+        rc = cwpp_command_refuse(rp, "The workbook could not be written: %s", errstr);
         goto out;
     }
-    {
-        char       *fj = json_dumps(c->payload, JSON_COMPACT);
-        char        fname[96];
-        const char *pj[5] = {c->id, c->actor, fj, nbuf, ""};
-        const char *pf[3] = {c->id, fname, (const char *)bytes};
-        int         lens[3] = {0, 0, (int)len}, fmts[3] = {0, 0, 1};
-        PGresult   *rf;
-
-        snprintf(nbuf, sizeof(nbuf), "%" PRId64, count);
-        snprintf(fname, sizeof(fname), "cwpp-events-%s.xlsx", c->id);
-        rc = fj != NULL ? ex_q(x, x->pg, SQL_JOB, 5, pj, PGRES_COMMAND_OK, NULL, errstr,
-                               errstr_size)
-                        : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        free(fj);
-        if (rc != CWPP_OK)
-            goto out;
-        rf = PQexecParams(cwpp_pg_conn(x->pg), SQL_FILE, 3, NULL, pf, lens, fmts, 0);
-        if ((rc = cwpp_pg_check(x->pg, rf, PGRES_TUPLES_OK, "exporter", errstr, errstr_size))) {
-            PQclear(rf);
-            goto out;
-        }
-        *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "job_id", c->id,
-                            "file_name", fname, "events", (json_int_t)count, "assets",
-                            (json_int_t)json_array_size(json_object_get(doc, "assets")),
-                            "entities",
-                            (json_int_t)json_array_size(json_object_get(doc, "entities")),
-                            "bytes", (json_int_t)len, "sha256", PQgetvalue(rf, 0, 0),
-                            "millis", (json_int_t)(cwpp_mono_ms() - t0));
-        PQclear(rf);
-    }
-    *status = "ok";
-    snprintf(msg, msgsz, "Export %s: %" PRId64 " events, %zu affected assets, %zu entities; "
-             "%zu bytes (cwppctl export download %s --out FILE.xlsx).", c->id, count,
+    if ((rc = store_job(x, c, count, doc, bytes, len, t0, &rp->result, errstr,
+                        errstr_size)) != CWPP_OK)
+        goto out;
+    snprintf(rp->msg, sizeof(rp->msg), "Export %s: %" PRId64 " events, %zu affected assets, %zu "
+             "entities; %zu bytes (cwppctl export download %s --out FILE.xlsx).", c->id, count,
              json_array_size(json_object_get(doc, "assets")),
              json_array_size(json_object_get(doc, "entities")), len, c->id);
     cwpp_metric_observe(x->m_export_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
     progress(x, c, 95, "storing the workbook"); /* the answer, after the commit, ends it */
 out:
     PQclear(r);
-    PQclear(re);
-    PQclear(ra);
-    PQclear(rn);
     json_decref(doc);
     free(bytes);
     free(accounts);
@@ -485,9 +456,11 @@ out:
     return rc;
 }
 
-static int dead_letter(ex_t *x, const rd_kafka_message_t *m, const char *code,
+static int dead_letter(void *svc, const rd_kafka_message_t *m, const char *code,
                        const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
+    ex_t *x = svc;
+
     cwpp_warn("dead_letter", "%s at %s[%" PRId32 "]@%" PRId64 ": %s", code,
               rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
     cwpp_metric_add(x->m_dead, 1);
@@ -495,79 +468,36 @@ static int dead_letter(ex_t *x, const rd_kafka_message_t *m, const char *code,
                                     reason, out, errstr, errstr_size);
 }
 
-/* One command in its own transaction (REPEATABLE READ: one snapshot for the sheets). */
+static const cwpp_command_def_t COMMANDS[] = {
+    {"export.create", cmd_export, CWPP_COMMAND_USER},
+};
+
+static cwpp_commander_t *commander_new(ex_t *x, char *errstr, size_t errstr_size)
+{
+    cwpp_command_conf_t cc;
+
+    memset(&cc, 0, sizeof(cc));
+    cc.service = "exporter";
+    cc.table = COMMANDS;
+    cc.ntable = sizeof(COMMANDS) / sizeof(COMMANDS[0]);
+    cc.max_id = 64; /* ids name the workbook file */
+    cc.max_age_ms = x->conf->command_max_age_ms;
+    cc.max_age_key = "exporter.command.max.age.ms";
+    cc.metric = "cwpp_exporter_exports_total";
+    cc.begin_sql = "BEGIN ISOLATION LEVEL REPEATABLE READ"; /* one snapshot for the sheets */
+    cc.svc = x;
+    cc.dead_letter = dead_letter;
+    return cwpp_commander_new(&cc, x->pg, x->metrics, errstr, errstr_size);
+}
+
+/* One command in its own transaction. */
 static int apply_command(ex_t *x, const rd_kafka_message_t *m, cwpp_outbox_t *out,
                          char *errstr, size_t errstr_size)
 {
-    cmd_t       c = {0};
-    const char *status = "error";
-    char        why[300], msg[1024] = "";
-    json_t     *result = NULL;
-    PGresult   *r = NULL;
-    int64_t     now = cwpp_now_ms();
-    int         rc;
-
     if (m->len > (size_t)x->conf->max_message_bytes)
         return dead_letter(x, m, "oversized", "the command record is larger than "
                            "exporter.max.message.bytes", out, errstr, errstr_size);
-    /* ids name the workbook file: at most 64 characters */
-    if (cwpp_command_decode(x->t_cmd, &x->v_cmd, m->payload, m->len, 64, &c, why,
-                            sizeof(why)) != 0)
-        return dead_letter(x, m, "bad_command", why, out, errstr, errstr_size);
-    if (strcmp(c.service, "exporter") != 0) {
-        json_decref(c.payload);
-        return CWPP_OK;
-    }
-    if ((rc = cwpp_pg_command(x->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ", errstr,
-                              errstr_size)) != CWPP_OK)
-        goto out;
-    {
-        const char *p[1] = {c.id};
-
-        if ((rc = ex_q(x, x->pg, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p,
-                       PGRES_TUPLES_OK, NULL, errstr, errstr_size)) != CWPP_OK ||
-            (rc = ex_q(x, x->pg, SQL_APPLIED, 1, p, PGRES_TUPLES_OK, &r, errstr,
-                       errstr_size)) != CWPP_OK)
-            goto out;
-    }
-    if (PQntuples(r) == 1) {
-        json_error_t jerr;
-        json_t      *res = json_loads(PQgetvalue(r, 0, 2), 0, &jerr);
-
-        rc = answer(x, &c, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), res, 0, out, errstr,
-                    errstr_size);
-        json_decref(res);
-    } else {
-        if (c.payload == NULL)
-            snprintf(msg, sizeof(msg), "The command's payload is not a JSON object.");
-        else if (c.actor[0] == '\0')
-            snprintf(msg, sizeof(msg), "The command names no actor.");
-        else if (c.issued_at_ms <= 0 || c.issued_at_ms > now + 300000)
-            snprintf(msg, sizeof(msg), "The command's issue time is not plausible; check the "
-                     "sender's clock.");
-        else if (now - c.issued_at_ms > x->conf->command_max_age_ms)
-            snprintf(msg, sizeof(msg), "Stale command: issued %" PRId64 " s ago; send it "
-                     "again.", (now - c.issued_at_ms) / 1000);
-        else if (strcmp(c.type, "export.create") != 0)
-            snprintf(msg, sizeof(msg), "Unknown exporter command \"%.60s\" (export.create).",
-                     c.type);
-        else if ((rc = run_job(x, &c, &status, msg, sizeof(msg), &result, errstr,
-                               errstr_size)) != CWPP_OK)
-            goto out;
-        rc = answer(x, &c, status, msg, result, 1, out, errstr, errstr_size);
-    }
-    if (rc == CWPP_OK)
-        rc = cwpp_pg_command(x->pg, "COMMIT", errstr, errstr_size);
-out:
-    if (rc != CWPP_OK) {
-        char ignore[64];
-
-        cwpp_pg_command(x->pg, "ROLLBACK", ignore, sizeof(ignore));
-    }
-    PQclear(r);
-    json_decref(result);
-    json_decref(c.payload);
-    return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
+    return cwpp_commander_apply(x->cmd, m, out, errstr, errstr_size);
 }
 
 /* ---------------------------------------------------------------- retention */
@@ -586,7 +516,7 @@ static int retention(ex_t *x, int *more, char *errstr, size_t errstr_size)
         PGresult *r = NULL;
         int64_t   ne, na;
 
-        if ((rc = ex_q(x, x->pg, SQL_RETENTION, 3, p, PGRES_TUPLES_OK, &r, errstr,
+        if ((rc = cwpp_pg_query(x->pg, SQL_RETENTION, 3, p, PGRES_TUPLES_OK, &r, errstr,
                        errstr_size)) != CWPP_OK)
             break;
         ne = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -656,14 +586,11 @@ static void ex_destroy(ex_t *x)
         rd_kafka_flush(x->progress, 2000);
         rd_kafka_destroy(x->progress);
     }
-    if (x->have_values) {
-        avro_value_decref(&x->v_cmd);
-        avro_value_decref(&x->v_result);
-        avro_value_decref(&x->v_rejected);
+    if (x->nvalues > 1)
         avro_value_decref(&x->v_handled);
-    }
-    cwpp_avro_type_destroy(x->t_cmd);
-    cwpp_avro_type_destroy(x->t_result);
+    if (x->nvalues > 0)
+        avro_value_decref(&x->v_rejected);
+    cwpp_commander_destroy(x->cmd);
     cwpp_avro_type_destroy(x->t_rejected);
     cwpp_avro_type_destroy(x->t_handled);
     cwpp_pg_destroy(x->pg);
@@ -672,57 +599,52 @@ static void ex_destroy(ex_t *x)
     free(x);
 }
 
+/* An exporter ready to run, or NULL with errstr: one cleanup path (ex_destroy of the
+ * half-built object, which undoes exactly what was made). */
 static ex_t *ex_new(const ex_conf_t *conf, const cwpp_service_env_t *env, char *errstr,
                     size_t errstr_size)
 {
     ex_t            *x = calloc(1, sizeof(*x));
     rd_kafka_conf_t *kc;
 
-    if (x == NULL)
+    if (x == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         return NULL;
+    }
     x->conf = conf;
     x->metrics = env->metrics;
     x->kafka_props = env->kafka_props;
     if ((x->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-exporter")) == NULL ||
-        (x->pub_pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-exporter-publisher")) == NULL ||
-        (x->t_cmd = cwpp_avro_type_builtin("command", errstr, errstr_size)) == NULL ||
-        (x->t_result = cwpp_avro_type_builtin("command_result", errstr, errstr_size)) == NULL ||
-        (x->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size)) ==
-            NULL ||
-        (x->t_handled = cwpp_avro_type_builtin("handled_event", errstr, errstr_size)) == NULL) {
-        ex_destroy(x);
-        return NULL;
-    }
-    if (cwpp_avro_value_new(x->t_cmd, &x->v_cmd) != 0 ||
-        cwpp_avro_value_new(x->t_result, &x->v_result) != 0 ||
-        cwpp_avro_value_new(x->t_rejected, &x->v_rejected) != 0 ||
-        cwpp_avro_value_new(x->t_handled, &x->v_handled) != 0) {
+        (x->pub_pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-exporter-publisher")) == NULL) {
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        ex_destroy(x);
-        return NULL;
+        goto fail;
     }
-    x->have_values = 1;
+    if ((x->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size)) ==
+            NULL ||
+        (x->t_handled = cwpp_avro_type_builtin("handled_event", errstr, errstr_size)) == NULL ||
+        (x->cmd = commander_new(x, errstr, errstr_size)) == NULL)
+        goto fail;
+    if (cwpp_avro_value_new(x->t_rejected, &x->v_rejected) != 0)
+        goto fail_values;
+    x->nvalues = 1;
+    if (cwpp_avro_value_new(x->t_handled, &x->v_handled) != 0)
+        goto fail_values;
+    x->nvalues = 2;
     cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMAND_RESULTS, x->results_topic,
                     sizeof(x->results_topic));
     cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_EVENTS_HANDLED, x->handled_topic,
                     sizeof(x->handled_topic));
     cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_EVENTS_HANDLED_OCSF, x->ocsf_topic,
                     sizeof(x->ocsf_topic));
-    kc = cwpp_kafka_conf(conf->common.kafka_brokers, env->kafka_props, errstr, errstr_size);
-    if (kc == NULL) {
-        ex_destroy(x);
-        return NULL;
-    }
+    if ((kc = cwpp_kafka_conf(conf->common.kafka_brokers, env->kafka_props, errstr,
+                              errstr_size)) == NULL)
+        goto fail;
     rd_kafka_conf_set(kc, "linger.ms", "5", NULL, 0);
     if ((x->progress = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, errstr_size)) == NULL) {
         rd_kafka_conf_destroy(kc);
-        ex_destroy(x);
-        return NULL;
+        goto fail;
     }
 #define C(n, h) cwpp_counter(env->metrics, n, h)
-    x->m_jobs_ok = C("cwpp_exporter_exports_total{status=\"ok\"}", "Export commands answered.");
-    x->m_jobs_refused = C("cwpp_exporter_exports_total{status=\"error\"}",
-                          "Export commands answered.");
     x->m_dead = C("cwpp_exporter_dead_letters_total", "Records sent to the dead-letter topic.");
     x->m_db_errors = C("cwpp_exporter_db_errors_total", "Batches or ticks whose database work "
                        "failed.");
@@ -751,6 +673,11 @@ static ex_t *ex_new(const ex_conf_t *conf, const cwpp_service_env_t *env, char *
                                              "Time of one export job.", b, 8);
     }
     return x;
+fail_values:
+    cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot make the Avro values");
+fail:
+    ex_destroy(x);
+    return NULL;
 }
 
 int ex_run(const void *confp, const cwpp_service_env_t *env)

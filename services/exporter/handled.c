@@ -251,7 +251,7 @@ static int take_over(ex_t *x, char *errstr, size_t errstr_size)
 
     if ((rc = cwpp_pg_ensure(x->pub_pg, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    if ((rc = ex_q(x, x->pub_pg, SQL_LOCK, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(x->pub_pg, SQL_LOCK, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)))
         return rc;
     got = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
@@ -282,7 +282,7 @@ static int take_over(ex_t *x, char *errstr, size_t errstr_size)
     }
     if ((rc = kafka_position(x, &pos, errstr, errstr_size)) != CWPP_OK ||
         (rc = committed_seq(x, &tail, errstr, errstr_size)) != CWPP_OK ||
-        (rc = ex_q(x, x->pub_pg, SQL_HINT_GET, 1, p, PGRES_TUPLES_OK, &r, errstr,
+        (rc = cwpp_pg_query(x->pub_pg, SQL_HINT_GET, 1, p, PGRES_TUPLES_OK, &r, errstr,
                    errstr_size)) != CWPP_OK) {
         give_up(x);
         return rc;
@@ -380,7 +380,7 @@ static int gap_over(ex_t *x, int64_t expect, char *errstr, size_t errstr_size)
     int       rc, over;
 
     if (x->gap_seq != expect) {
-        if ((rc = ex_q(x, x->pub_pg, SQL_SNAP_XMAX, 0, NULL, PGRES_TUPLES_OK, &r, errstr,
+        if ((rc = cwpp_pg_query(x->pub_pg, SQL_SNAP_XMAX, 0, NULL, PGRES_TUPLES_OK, &r, errstr,
                        errstr_size)) != CWPP_OK)
             return -rc;
         snprintf(x->gap_xmax, sizeof(x->gap_xmax), "%s", PQgetvalue(r, 0, 0));
@@ -391,7 +391,7 @@ static int gap_over(ex_t *x, int64_t expect, char *errstr, size_t errstr_size)
     {
         const char *p[1] = {x->gap_xmax};
 
-        if ((rc = ex_q(x, x->pub_pg, SQL_SNAP_PASSED, 1, p, PGRES_TUPLES_OK, &r, errstr,
+        if ((rc = cwpp_pg_query(x->pub_pg, SQL_SNAP_PASSED, 1, p, PGRES_TUPLES_OK, &r, errstr,
                        errstr_size)) != CWPP_OK)
             return -rc;
     }
@@ -420,7 +420,7 @@ int ex_publish_handled(ex_t *x, char *errstr, size_t errstr_size)
     }
     snprintf(after, sizeof(after), "%" PRId64, x->published_seq);
     snprintf(lim, sizeof(lim), "%lld", (long long)x->conf->handled_batch);
-    if ((rc = ex_q(x, x->pub_pg, SQL_DUE, 2, p, PGRES_TUPLES_OK, &r, errstr, errstr_size))) {
+    if ((rc = cwpp_pg_query(x->pub_pg, SQL_DUE, 2, p, PGRES_TUPLES_OK, &r, errstr, errstr_size))) {
         give_up(x);
         return rc;
     }
@@ -513,7 +513,7 @@ int ex_publish_handled(ex_t *x, char *errstr, size_t errstr_size)
             cwpp_info("handled_published", "%" PRId64 " handled event(s), up to seq %" PRId64,
                       count, last);
         snprintf(ls, sizeof(ls), "%" PRId64, last);
-        if (ex_q(x, x->pub_pg, SQL_HINT_SET, 2, ph, PGRES_COMMAND_OK, NULL, errstr,
+        if (cwpp_pg_query(x->pub_pg, SQL_HINT_SET, 2, ph, PGRES_COMMAND_OK, NULL, errstr,
                  errstr_size) != CWPP_OK)
             cwpp_warn("handled_hint", "%s (the position in Kafka is kept)", errstr);
     }

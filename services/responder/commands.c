@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * commands.c: the responder's commands (docs/commands.md), each applied in its own
- * savepoint of the batch's transaction, answered once on command-results and recorded in
+ * commands.c: the responder's commands (docs/commands.md) on events, and the table of
+ * all its commands. libs/command runs the protocol: each command in its own savepoint of
+ * the batch's transaction, answered once on command-results and recorded in
  * commands_applied; a redelivered command gets the stored answer again and the actions
- * of its still running tasks are sent again (same action ids). Every change is appended
- * to activity_log.
+ * of its still running tasks are sent again (same action ids; the hook below). Every
+ * change is appended to activity_log. The admins' commands are in admin.c.
  *
  *   event.status    {event_id, status, remark}
  *   event.owner     {event_id, owner, remark}
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_command.h"
 #include "cwpp_log.h"
 #include "cwpp_respond.h"
 #include "cwpp_util.h"
@@ -33,19 +35,9 @@ typedef struct ev {
     int  has_owner;
 } ev_t;
 
-static const char SQL_COMMAND_LOCK[] = "SELECT pg_advisory_xact_lock(hashtext($1))";
-static const char SQL_APPLIED[] =
-    "SELECT status, message, result::text FROM commands_applied WHERE command_id = $1";
-static const char SQL_RECORD[] =
-    "INSERT INTO commands_applied (command_id, service, type, actor, status, message, result) "
-    "VALUES ($1, 'responder', $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING";
 static const char SQL_EVENT[] =
     "SELECT event_id, account_id, status, owner, level, level_source FROM events "
     "WHERE event_id = $1 FOR UPDATE";
-static const char SQL_ACTOR[] =
-    "SELECT u.role, u.disabled_at IS NOT NULL, EXISTS (SELECT 1 FROM user_accounts ua "
-    "WHERE ua.user_name = u.user_name AND ua.account_id = $2) FROM users u "
-    "WHERE u.user_name = $1";
 static const char SQL_STATUS[] =
     "UPDATE events SET status = $2, status_changed_at = now(), handled_at = CASE WHEN $2 = "
     "'handled' THEN now() END, version = version + 1, updated_at = now() WHERE event_id = $1";
@@ -83,59 +75,16 @@ static const char SQL_PLAYBOOK[] =
 
 /* ------------------------------------------------------------------ helpers */
 
-static const char *pstr(const rs_cmd_t *c, const char *k)
+static const char *pstr(const cwpp_command_t *c, const char *k)
 {
     return json_string_value(json_object_get(c->payload, k));
 }
 
-static const char *remark_of(const rs_cmd_t *c)
+static const char *remark_of(const cwpp_command_t *c)
 {
     const char *s = pstr(c, "remark");
 
     return s != NULL ? s : "";
-}
-
-static int answer(rs_t *r, const rs_cmd_t *c, const char *status, const char *message,
-                  json_t *result, int record, cwpp_outbox_t *out, char *errstr,
-                  size_t errstr_size)
-{
-    avro_value_t *v = &r->v_result;
-    char         *rj = result != NULL ? json_dumps(result, JSON_COMPACT) : strdup("{}");
-    char          msg[1200];
-    int           rc;
-
-    if (rj == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    snprintf(msg, sizeof(msg), "%s", message);
-    cwpp_utf8_sanitize(msg); /* a bounded format may have cut a character in two */
-    if (record) {
-        const char *p[6] = {c->id, c->type, c->actor, status, msg, rj};
-
-        if ((rc = rs_q(r, SQL_RECORD, 6, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size))) {
-            free(rj);
-            return rc;
-        }
-    }
-    rc = cwpp_command_result(r->t_result, v, &r->buf, "responder", c, status, msg, rj, errstr,
-                             errstr_size);
-    free(rj);
-    if (rc != CWPP_OK)
-        return rc;
-    rc = cwpp_outbox_add(out, CWPP_TOPIC_COMMAND_RESULTS, c->id, strlen(c->id), r->buf.data,
-                         r->buf.len);
-    if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
-    if (strcmp(status, "ok") == 0)
-        cwpp_info("command", "%s %s by %s: ok: %s", c->type, c->id, c->actor, msg);
-    else
-        cwpp_warn("command_refused", "%s %s by %s: %s", c->type, c->id, c->actor, msg);
-    {
-        char name[160];
-
-        snprintf(name, sizeof(name), "cwpp_responder_commands_total{status=\"%s\"}", status);
-        cwpp_metric_add(cwpp_counter(r->metrics, name, "Commands answered, by outcome."), 1);
-    }
-    return CWPP_OK;
 }
 
 static void copy(char *dst, size_t size, const char *s)
@@ -150,8 +99,8 @@ static void copy(char *dst, size_t size, const char *s)
 }
 
 /* Loads and locks the event. 0 found, 1 not found (refused), else a database error. */
-static int load_event(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, ev_t *ev, char *errstr,
-                      size_t errstr_size)
+static int load_event(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp, ev_t *ev,
+                      char *errstr, size_t errstr_size)
 {
     const char *id = pstr(c, "event_id");
     PGresult   *res = NULL;
@@ -159,22 +108,25 @@ static int load_event(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, ev_t *ev, char
     int         rc;
 
     if (id == NULL || id[0] == '\0') {
-        rs_refuse(rp, "The command names no event (\"event_id\").");
+        cwpp_command_refuse(rp, "The command names no event (\"event_id\").");
         return 1;
     }
     p[0] = id;
-    if ((rc = rs_q(r, SQL_EVENT, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(r->pg, SQL_EVENT, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        rs_refuse(rp, "There is no event \"%.100s\" (cwppctl events list shows them).", id);
+        cwpp_command_refuse(rp, "There is no event \"%.100s\" (cwppctl events list shows them).",
+                            id);
         return 1;
     }
     if (strlen(PQgetvalue(res, 0, 0)) >= sizeof(ev->id) ||
         strlen(PQgetvalue(res, 0, 1)) >= sizeof(ev->account)) {
         PQclear(res);
-        rs_refuse(rp, "The event's id or account is longer than the responder handles (%zu, "
-                  "%zu bytes).", sizeof(ev->id) - 1, sizeof(ev->account) - 1);
+        cwpp_command_refuse(rp,
+                            "The event's id or account is longer than the responder handles (%zu, "
+                            "%zu bytes).", sizeof(ev->id) - 1, sizeof(ev->account) - 1);
         return 1;
     }
     memset(ev, 0, sizeof(*ev));
@@ -187,74 +139,6 @@ static int load_event(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, ev_t *ev, char
     copy(ev->level_source, sizeof(ev->level_source), PQgetvalue(res, 0, 5));
     PQclear(res);
     return 0;
-}
-
-/* Whether user may act on account: 1 yes; 0 no, with why; < 0 a database error (-rc). */
-static int may_act(rs_t *r, const char *user, const char *account, int *is_admin, char *why,
-                   size_t why_size, char *errstr, size_t errstr_size)
-{
-    PGresult   *res = NULL;
-    const char *p[2] = {user, account};
-    int         rc, ok = 0;
-
-    if ((rc = rs_q(r, SQL_ACTOR, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
-        return -rc;
-    if (is_admin != NULL)
-        *is_admin = 0;
-    if (PQntuples(res) == 0) {
-        snprintf(why, why_size, "\"%.64s\" is not a known user (cwppctl users list)", user);
-    } else if (PQgetvalue(res, 0, 1)[0] == 't') {
-        snprintf(why, why_size, "user \"%.64s\" is disabled", user);
-    } else if (strcmp(PQgetvalue(res, 0, 0), "admin") == 0) {
-        ok = 1;
-        if (is_admin != NULL)
-            *is_admin = 1;
-    } else if (account != NULL && PQgetvalue(res, 0, 2)[0] == 't') {
-        ok = 1;
-    } else {
-        snprintf(why, why_size, "user \"%.64s\" holds no permission on account \"%.100s\"",
-                 user, account != NULL ? account : "");
-    }
-    PQclear(res);
-    return ok;
-}
-
-/* The actor may act on the event's account, else the command is refused. 1 allowed. */
-static int actor_allowed(rs_t *r, const rs_cmd_t *c, const char *account, rs_reply_t *rp,
-                         int *rc, char *errstr, size_t errstr_size)
-{
-    char why[300];
-    int  ok = may_act(r, c->actor, account, NULL, why, sizeof(why), errstr, errstr_size);
-
-    if (ok < 0) {
-        *rc = -ok;
-        return 0;
-    }
-    *rc = CWPP_OK;
-    if (!ok)
-        rs_refuse(rp, "Refused: %s, so it cannot change this event.", why);
-    return ok;
-}
-
-static int actor_admin(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, int *rc, char *errstr,
-                       size_t errstr_size)
-{
-    char why[300];
-    int  admin = 0, ok = may_act(r, c->actor, NULL, &admin, why, sizeof(why), errstr,
-                                 errstr_size);
-
-    if (ok < 0) {
-        *rc = -ok;
-        return 0;
-    }
-    *rc = CWPP_OK;
-    if (!admin) {
-        if (ok || strstr(why, "holds no permission") != NULL)
-            snprintf(why, sizeof(why), "user \"%.64s\" is not an admin", c->actor);
-        rs_refuse(rp, "Refused: %s; only admins manage users, accounts and playbooks.", why);
-        return 0;
-    }
-    return 1;
 }
 
 static json_t *obj1(const char *k, const char *v)
@@ -273,7 +157,8 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
     int64_t     n = 0;
     int         rc;
 
-    if ((rc = rs_q(r, SQL_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(r->pg, SQL_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (strcmp(to, "handled") == 0) {
         json_t     *h = json_pack("{s:s, s:s, s:s, s:I, s:s?}", "event_id", event_id, "via", via,
@@ -287,15 +172,15 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
         json_decref(h);
         if (hj == NULL)
             return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        rc = rs_q(r, SQL_CASCADE, 5, pc, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_CASCADE, 5, pc, PGRES_TUPLES_OK, &res, errstr, errstr_size);
         free(hj);
         if (rc != CWPP_OK)
             return rc;
         n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
         /* queued for the exporter's handled-event stream, in the same transaction */
-        if ((rc = rs_q(r, SQL_HANDLED_QUEUE, 1, p, PGRES_COMMAND_OK, NULL, errstr,
-                       errstr_size)) != CWPP_OK)
+        if ((rc = cwpp_pg_query(r->pg, SQL_HANDLED_QUEUE, 1, p, PGRES_COMMAND_OK, NULL, errstr,
+                                errstr_size)) != CWPP_OK)
             return rc;
     }
     if (alerts_handled != NULL)
@@ -303,36 +188,39 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
     after = json_pack("{s:s, s:s}", "status", to, "via", via);
     if (after != NULL && strcmp(to, "handled") == 0)
         json_object_set_new(after, "alerts_handled", json_integer(n));
-    rc = rs_log(r, actor, command_id, "event", event_id, event_id, "event.status",
-                obj1("status", from), after, remark, errstr, errstr_size);
+    rc = cwpp_command_log(r->pg, actor, command_id, "event", event_id, event_id, "event.status",
+                          obj1("status", from), after, remark, errstr, errstr_size);
     if (rc == CWPP_OK)
         rc = rs_touch(r, event_id, errstr, errstr_size);
     return rc;
 }
 
-static int cmd_status(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
-                      size_t errstr_size)
+static int cmd_status(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                      cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
+    rs_t *r = svc;
     static const char *const ok[] = {"unhandled", "handling", "handled"};
     const char *to = pstr(c, "status");
     ev_t        ev;
     int64_t     n = 0;
     int         rc, i, known = 0;
 
+    (void)out;
     for (i = 0; to != NULL && i < 3; i++)
         known |= strcmp(to, ok[i]) == 0;
     if (!known)
-        return rs_refuse(rp, "\"%.40s\" is not a status an analyst can set (unhandled, "
-                         "handling or handled).", to != NULL ? to : "");
+        return cwpp_command_refuse(rp, "\"%.40s\" is not a status an analyst can set (unhandled, "
+                                   "handling or handled).", to != NULL ? to : "");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
-    if (!actor_allowed(r, c, ev.account, rp, &rc, errstr, errstr_size))
+    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.status, "handled") == 0)
-        return rs_refuse(rp, "Event %s is handled: it is closed, takes no more alerts and its "
-                         "status cannot change (a related new alert opens a new event).", ev.id);
+        return cwpp_command_refuse(rp, "Event %s is handled: it is closed, takes no more alerts "
+                                   "and its status cannot change (a related new alert opens a "
+                                   "new event).", ev.id);
     if (strcmp(ev.status, to) == 0)
-        return rs_refuse(rp, "Event %s is %s already.", ev.id, to);
+        return cwpp_command_refuse(rp, "Event %s is %s already.", ev.id, to);
     if ((rc = rs_set_status(r, ev.id, ev.status, to, c->actor, c->id, remark_of(c), "status",
                             &n, errstr, errstr_size)) != CWPP_OK)
         return rc;
@@ -349,35 +237,40 @@ static int cmd_status(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
 
 /* -------------------------------------------------------------- owner, level */
 
-static int cmd_owner(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
-                     size_t errstr_size)
+static int cmd_owner(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                     cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
+    rs_t *r = svc;
     const char *owner = pstr(c, "owner");
     const char *p[2];
     char        why[300];
     ev_t        ev;
     int         rc, ok;
 
+    (void)out;
     if (owner == NULL || owner[0] == '\0')
-        return rs_refuse(rp, "The command names no owner (\"owner\").");
+        return cwpp_command_refuse(rp, "The command names no owner (\"owner\").");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
-    if (!actor_allowed(r, c, ev.account, rp, &rc, errstr, errstr_size))
+    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
-    ok = may_act(r, owner, ev.account, NULL, why, sizeof(why), errstr, errstr_size);
+    ok = cwpp_commander_may_act(r->cmd, owner, ev.account, NULL, why, sizeof(why), errstr,
+                                errstr_size);
     if (ok < 0)
         return -ok;
     if (!ok)
-        return rs_refuse(rp, "Refused: %s; the owner must be a known user holding permission "
-                         "on the event's account.", why);
+        return cwpp_command_refuse(rp,
+                                   "Refused: %s; the owner must be a known user holding permission "
+                                   "on the event's account.", why);
     if (ev.has_owner && strcmp(ev.owner, owner) == 0)
-        return rs_refuse(rp, "Event %s is owned by %s already.", ev.id, owner);
+        return cwpp_command_refuse(rp, "Event %s is owned by %s already.", ev.id, owner);
     p[0] = ev.id;
     p[1] = owner;
-    if ((rc = rs_q(r, SQL_OWNER, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size)) != CWPP_OK ||
-        (rc = rs_log(r, c->actor, c->id, "event", ev.id, ev.id, "event.owner",
-                     obj1("owner", ev.has_owner ? ev.owner : NULL), obj1("owner", owner),
-                     remark_of(c), errstr, errstr_size)) != CWPP_OK ||
+    if ((rc = cwpp_pg_query(r->pg, SQL_OWNER, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK ||
+        (rc = cwpp_command_log(r->pg, c->actor, c->id, "event", ev.id, ev.id, "event.owner",
+                               obj1("owner", ev.has_owner ? ev.owner : NULL), obj1("owner", owner),
+                               remark_of(c), errstr, errstr_size)) != CWPP_OK ||
         (rc = rs_touch(r, ev.id, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s, s:s?, s:s}", "event_id", ev.id, "before",
@@ -387,32 +280,35 @@ static int cmd_owner(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
     return CWPP_OK;
 }
 
-static int cmd_level(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
-                     size_t errstr_size)
+static int cmd_level(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                     cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
+    rs_t *r = svc;
     static const char *const ok[] = {"critical", "high", "medium", "low"};
     const char *to = pstr(c, "level");
     const char *p[2];
     ev_t        ev;
     int         rc, i, known = 0;
 
+    (void)out;
     for (i = 0; to != NULL && i < 4; i++)
         known |= strcmp(to, ok[i]) == 0;
     if (!known)
-        return rs_refuse(rp, "\"%.40s\" is not a level (critical, high, medium or low).",
-                         to != NULL ? to : "");
+        return cwpp_command_refuse(rp, "\"%.40s\" is not a level (critical, high, medium or low).",
+                                   to != NULL ? to : "");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
-    if (!actor_allowed(r, c, ev.account, rp, &rc, errstr, errstr_size))
+    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.level, to) == 0 && strcmp(ev.level_source, "analyst") == 0)
-        return rs_refuse(rp, "Event %s is at level %s already.", ev.id, to);
+        return cwpp_command_refuse(rp, "Event %s is at level %s already.", ev.id, to);
     p[0] = ev.id;
     p[1] = to;
-    if ((rc = rs_q(r, SQL_LEVEL, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size)) != CWPP_OK ||
-        (rc = rs_log(r, c->actor, c->id, "event", ev.id, ev.id, "event.level",
-                     obj1("level", ev.level), obj1("level", to), remark_of(c), errstr,
-                     errstr_size)) != CWPP_OK ||
+    if ((rc = cwpp_pg_query(r->pg, SQL_LEVEL, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK ||
+        (rc = cwpp_command_log(r->pg, c->actor, c->id, "event", ev.id, ev.id, "event.level",
+                               obj1("level", ev.level), obj1("level", to), remark_of(c), errstr,
+                               errstr_size)) != CWPP_OK ||
         (rc = rs_touch(r, ev.id, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s, s:s, s:s}", "event_id", ev.id, "before", ev.level, "level", to);
@@ -421,22 +317,25 @@ static int cmd_level(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
     return CWPP_OK;
 }
 
-static int cmd_remark(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
-                      size_t errstr_size)
+static int cmd_remark(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                      cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
+    rs_t *r = svc;
     ev_t ev;
     int  rc;
 
+    (void)out;
     if (remark_of(c)[0] == '\0')
-        return rs_refuse(rp, "The remark is empty.");
+        return cwpp_command_refuse(rp, "The remark is empty.");
     if (strlen(remark_of(c)) > 4000)
-        return rs_refuse(rp, "The remark is longer than 4000 bytes.");
+        return cwpp_command_refuse(rp, "The remark is longer than 4000 bytes.");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
-    if (!actor_allowed(r, c, ev.account, rp, &rc, errstr, errstr_size))
+    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
-    if ((rc = rs_log(r, c->actor, c->id, "event", ev.id, ev.id, "event.remark", NULL, NULL,
-                     remark_of(c), errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_command_log(r->pg, c->actor, c->id, "event", ev.id, ev.id, "event.remark", NULL,
+                               NULL,
+                               remark_of(c), errstr, errstr_size)) != CWPP_OK)
         return rc;
     rp->result = json_pack("{s:s}", "event_id", ev.id);
     snprintf(rp->msg, sizeof(rp->msg), "Remark added to event %s.", ev.id);
@@ -447,35 +346,38 @@ static int cmd_remark(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
 
 /* validity_s of obj (the payload, or one entity's overrides), else def, within bounds;
  * -1 refused. */
-static int64_t validity_in(rs_t *r, const json_t *obj, int64_t def, rs_reply_t *rp)
+static int64_t validity_in(rs_t *r, const json_t *obj, int64_t def, cwpp_command_reply_t *rp)
 {
     json_t *v = json_object_get(obj, "validity_s");
     int64_t s = def;
 
     if (v != NULL) {
         if (!json_is_integer(v)) {
-            rs_refuse(rp, "\"validity_s\" must be a whole number of seconds.");
+            cwpp_command_refuse(rp, "\"validity_s\" must be a whole number of seconds.");
             return -1;
         }
         s = json_integer_value(v);
     }
     if (s < r->conf->validity_min_s || s > r->conf->validity_max_s) {
-        rs_refuse(rp, "A validity period of %" PRId64 " s is outside %" PRId64 " s to %" PRId64
-                  " s (responder.validity.min.s, responder.validity.max.s).", s,
-                  r->conf->validity_min_s, r->conf->validity_max_s);
+        cwpp_command_refuse(rp,
+                            "A validity period of %" PRId64 " s is outside %" PRId64 " s to "
+                            "%" PRId64
+                            " s (responder.validity.min.s, responder.validity.max.s).", s,
+                            r->conf->validity_min_s, r->conf->validity_max_s);
         return -1;
     }
     return s;
 }
 
-static int64_t validity_of(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp)
+static int64_t validity_of(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp)
 {
     return validity_in(r, c->payload, r->conf->validity_default_s, rp);
 }
 
 /* The destination account d (NULL or empty: the event's own), which must be the event's
  * own or a member account it manages. 1 ok. */
-static int dest_ok(rs_t *r, const char *d, const ev_t *ev, const char **dest, rs_reply_t *rp,
+static int dest_ok(rs_t *r, const char *d, const ev_t *ev, const char **dest,
+                   cwpp_command_reply_t *rp,
                    int *rc, char *errstr, size_t errstr_size)
 {
     PGresult   *res = NULL;
@@ -488,18 +390,20 @@ static int dest_ok(rs_t *r, const char *d, const ev_t *ev, const char **dest, rs
         return 1;
     p[0] = *dest;
     p[1] = ev->account;
-    if ((*rc = rs_q(r, SQL_DEST_OK, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((*rc = cwpp_pg_query(r->pg, SQL_DEST_OK, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                             errstr_size)) != CWPP_OK)
         return 0;
     found = PQntuples(res) > 0;
     PQclear(res);
     if (!found)
-        rs_refuse(rp, "Account \"%.100s\" is neither the event's account (%.100s) nor a member "
-                  "account it manages (cwppctl accounts list).", *dest, ev->account);
+        cwpp_command_refuse(rp, "Account \"%.100s\" is neither the event's account (%.100s) "
+                            "nor a member account it manages (cwppctl accounts list).", *dest,
+                            ev->account);
     return found;
 }
 
-static int dest_of(rs_t *r, const rs_cmd_t *c, const ev_t *ev, const char **dest,
-                   rs_reply_t *rp, int *rc, char *errstr, size_t errstr_size)
+static int dest_of(rs_t *r, const cwpp_command_t *c, const ev_t *ev, const char **dest,
+                   cwpp_command_reply_t *rp, int *rc, char *errstr, size_t errstr_size)
 {
     return dest_ok(r, pstr(c, "account"), ev, dest, rp, rc, errstr, errstr_size);
 }
@@ -509,7 +413,7 @@ typedef struct ent {
 } ent_t;
 
 /* "type:value" of the event, with where it was seen. 1 found; 0 refused. */
-static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, rs_reply_t *rp,
+static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_command_reply_t *rp,
                      int *rc, char *errstr, size_t errstr_size)
 {
     const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
@@ -520,26 +424,32 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, rs_rep
     memset(e, 0, sizeof(*e));
     if (colon == NULL || colon == spec || colon[1] == '\0' || (size_t)(colon - spec) >= 16 ||
         strlen(colon + 1) >= sizeof(e->value)) {
-        rs_refuse(rp, "\"%.200s\" is not an entity: write TYPE:VALUE, e.g. ip:203.0.113.7 "
-                  "(cwppctl events entities %s lists them).", spec != NULL ? spec : "", ev->id);
+        cwpp_command_refuse(rp,
+                            "\"%.200s\" is not an entity: write TYPE:VALUE, e.g. ip:203.0.113.7 "
+                            "(cwppctl events entities %s lists them).", spec != NULL ? spec : "",
+                            ev->id);
         return 0;
     }
     memcpy(e->type, spec, (size_t)(colon - spec));
     copy(e->value, sizeof(e->value), colon + 1);
     if (!cwpp_entity_type_known(e->type)) {
-        rs_refuse(rp, "\"%.20s\" is not an entity type (host, file, process, ip, host_account).",
-                  e->type);
+        cwpp_command_refuse(rp,
+                            "\"%.20s\" is not an entity type (host, file, process, ip, "
+                            "host_account).",
+                            e->type);
         return 0;
     }
     p[0] = ev->id;
     p[1] = e->type;
     p[2] = e->value;
-    if ((*rc = rs_q(r, SQL_ENTITY, 3, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((*rc = cwpp_pg_query(r->pg, SQL_ENTITY, 3, p, PGRES_TUPLES_OK, &res, errstr,
+                             errstr_size)) != CWPP_OK)
         return 0;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        rs_refuse(rp, "Event %s has no entity %s:%.200s (cwppctl events entities %s lists "
-                  "them).", ev->id, e->type, e->value, ev->id);
+        cwpp_command_refuse(rp,
+                            "Event %s has no entity %s:%.200s (cwppctl events entities %s lists "
+                            "them).", ev->id, e->type, e->value, ev->id);
         return 0;
     }
     if (strlen(PQgetvalue(res, 0, 0)) >= sizeof(e->asset) ||
@@ -547,8 +457,8 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, rs_rep
         strlen(PQgetvalue(res, 0, 2)) >= sizeof(e->sha256) ||
         strlen(PQgetvalue(res, 0, 3)) >= sizeof(e->path)) {
         PQclear(res);
-        rs_refuse(rp, "Entity %s:%.200s: its asset id, pid, hash or path is too long to act on "
-                  "safely.", e->type, e->value);
+        cwpp_command_refuse(rp, "Entity %s:%.200s: its asset id, pid, hash or path is too long "
+                            "to act on safely.", e->type, e->value);
         return 0;
     }
     copy(e->asset, sizeof(e->asset), PQgetvalue(res, 0, 0));
@@ -561,45 +471,17 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, rs_rep
     return 1;
 }
 
-/* The steps of the built-in policy for e: [{"action", "params"}], or NULL with the refusal
- * (no policy for the type, or what it needs is unknown). */
-static json_t *policy_steps(const ent_t *e, const char **action, rs_reply_t *rp)
+/* The steps of the built-in policy for e (cwpp_policy_steps), or NULL with the refusal in
+ * rp (status "error") or, rp untouched, out of memory. */
+static json_t *policy_steps(const ent_t *e, const char **action, cwpp_command_reply_t *rp)
 {
-    const cwpp_policy_def_t *pd = cwpp_policy_for(e->type);
-    json_t                  *params = NULL;
+    char    why[600];
+    json_t *steps = cwpp_policy_steps(e->type, e->value, e->pid, e->path, e->sha256, action,
+                                      why, sizeof(why));
 
-    if (pd == NULL) {
-        rs_refuse(rp, "Entity %s:%.200s: no built-in handling policy for entity type %s.",
-                  e->type, e->value, e->type);
-        return NULL;
-    }
-    *action = pd->action;
-    if (strcmp(e->type, "ip") == 0) {
-        params = json_pack("{s:s}", "ip", e->value);
-    } else if (strcmp(e->type, "host") == 0) {
-        params = json_object();
-    } else if (strcmp(e->type, "host_account") == 0) {
-        params = json_pack("{s:s}", "user", e->value);
-    } else if (strcmp(e->type, "process") == 0) {
-        if (e->pid[0] == '\0') {
-            rs_refuse(rp, "Process %.200s: its alerts carry no process id, so it cannot be "
-                      "killed safely.", e->value);
-            return NULL;
-        }
-        params = json_pack("{s:I, s:s?}", "pid", (json_int_t)strtoll(e->pid, NULL, 10), "path",
-                           e->path[0] == '/' ? e->path : NULL);
-    } else if (strcmp(e->type, "file") == 0) {
-        if (e->value[0] != '/') {
-            rs_refuse(rp, "File %.200s: its alerts carry no path (only a hash), so it cannot "
-                      "be quarantined.", e->value);
-            return NULL;
-        }
-        params = json_pack("{s:s, s:s?}", "path", e->value, "sha256",
-                           e->sha256[0] != '\0' ? e->sha256 : NULL);
-    }
-    if (params == NULL)
-        return NULL;
-    return json_pack("[{s:s, s:o}]", "action", pd->action, "params", params);
+    if (steps == NULL && why[0] != '\0')
+        cwpp_command_refuse(rp, "%s", why);
+    return steps;
 }
 
 /* The spec "TYPE:VALUE" of entities item i: a text, or {"entity", "validity_s"?,
@@ -611,9 +493,10 @@ static const char *entity_spec(const json_t *item)
     return json_string_value(json_object_get(item, "entity"));
 }
 
-static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t *out,
-                       char *errstr, size_t errstr_size)
+static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                       cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
+    rs_t *r = svc;
     const json_t *ents = json_object_get(c->payload, "entities");
     const char   *target = pstr(c, "status"), *dest;
     json_t       *pols;
@@ -623,18 +506,22 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
     int           rc, same = 1;
 
     if (target == NULL || (strcmp(target, "handling") != 0 && strcmp(target, "handled") != 0))
-        return rs_refuse(rp, "Choose the status the event takes when the handling succeeds: "
-                         "handling or handled (\"status\").");
+        return cwpp_command_refuse(rp,
+                                   "Choose the status the event takes when the handling succeeds: "
+                                   "handling or handled (\"status\").");
     if (!json_is_array(ents) || json_array_size(ents) == 0 || json_array_size(ents) > 50)
-        return rs_refuse(rp, "Select 1 to 50 entities (\"entities\": [\"TYPE:VALUE\", ...]).");
+        return cwpp_command_refuse(rp,
+                                   "Select 1 to 50 entities (\"entities\": [\"TYPE:VALUE\", "
+                                   "...]).");
     if ((validity = validity_of(r, c, rp)) < 0)
         return CWPP_OK;
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
-    if (!actor_allowed(r, c, ev.account, rp, &rc, errstr, errstr_size))
+    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.status, "handled") == 0)
-        return rs_refuse(rp, "Event %s is handled already; it takes no new handling.", ev.id);
+        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new handling.",
+                                   ev.id);
     if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
         return rc;
     for (i = 0; i < json_array_size(ents); i++) {
@@ -642,23 +529,25 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
         const char   *key;
 
         if (entity_spec(it) == NULL)
-            return rs_refuse(rp, "Entity %zu is neither a text \"TYPE:VALUE\" nor {\"entity\": "
-                             "\"TYPE:VALUE\", \"validity_s\", \"account\"}.", i + 1);
+            return cwpp_command_refuse(rp,
+                                       "Entity %zu is neither a text \"TYPE:VALUE\" nor "
+                                       "{\"entity\": "
+                                       "\"TYPE:VALUE\", \"validity_s\", \"account\"}.", i + 1);
         json_object_foreach((json_t *)it, key, k) {
             if (strcmp(key, "entity") != 0 && strcmp(key, "validity_s") != 0 &&
                 strcmp(key, "account") != 0)
-                return rs_refuse(rp, "Entity %zu has an unknown field \"%.40s\" (entity, "
-                                 "validity_s, account).", i + 1, key);
+                return cwpp_command_refuse(rp, "Entity %zu has an unknown field \"%.40s\" (entity, "
+                                           "validity_s, account).", i + 1, key);
             if (strcmp(key, "account") == 0 && !json_is_string(k))
-                return rs_refuse(rp, "Entity %zu: \"account\" must be a text.", i + 1);
+                return cwpp_command_refuse(rp, "Entity %zu: \"account\" must be a text.", i + 1);
         }
     }
     for (i = 0; i < json_array_size(ents); i++)
         for (j = 0; j < i; j++)
             if (strcmp(entity_spec(json_array_get(ents, i)),
                        entity_spec(json_array_get(ents, j))) == 0)
-                return rs_refuse(rp, "Entity %.200s is selected twice.",
-                                 entity_spec(json_array_get(ents, i)));
+                return cwpp_command_refuse(rp, "Entity %.200s is selected twice.",
+                                           entity_spec(json_array_get(ents, i)));
     if ((pols = json_array()) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     for (i = 0; i < json_array_size(ents); i++) {
@@ -718,9 +607,10 @@ static int cmd_respond(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t
     return CWPP_OK;
 }
 
-static int cmd_playbook(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t *out,
-                        char *errstr, size_t errstr_size)
+static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                        cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
+    rs_t *r = svc;
     const char  *name = pstr(c, "playbook"), *dest;
     const char  *p[2];
     PGresult    *res = NULL;
@@ -736,29 +626,34 @@ static int cmd_playbook(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_
         return CWPP_OK;
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
-    if (!actor_allowed(r, c, ev.account, rp, &rc, errstr, errstr_size))
+    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.status, "handled") == 0)
-        return rs_refuse(rp, "Event %s is handled already; it takes no new playbook.", ev.id);
+        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new playbook.",
+                                   ev.id);
     if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
         return rc;
     if (!entity_of(r, &ev, pstr(c, "entity"), &e, rp, &rc, errstr, errstr_size))
         return rc;
     p[0] = name != NULL ? name : "";
     p[1] = e.type;
-    if ((rc = rs_q(r, SQL_PLAYBOOK, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(r->pg, SQL_PLAYBOOK, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         if (name != NULL && name[0] != '\0')
-            return rs_refuse(rp, "There is no playbook \"%.64s\" (cwppctl playbooks list).",
-                             name);
-        return rs_refuse(rp, "No built-in playbook for entity type %s (cwppctl playbooks list).",
-                         e.type);
+            return cwpp_command_refuse(rp,
+                                       "There is no playbook \"%.64s\" (cwppctl playbooks list).",
+                                       name);
+        return cwpp_command_refuse(rp,
+                                   "No built-in playbook for entity type %s (cwppctl playbooks "
+                                   "list).",
+                                   e.type);
     }
     if (strcmp(PQgetvalue(res, 0, 1), e.type) != 0) {
-        rs_refuse(rp, "Playbook %.64s is for %s entities, not %s.", PQgetvalue(res, 0, 0),
-                  PQgetvalue(res, 0, 1), e.type);
+        cwpp_command_refuse(rp, "Playbook %.64s is for %s entities, not %s.", PQgetvalue(res, 0, 0),
+                            PQgetvalue(res, 0, 1), e.type);
         PQclear(res);
         return CWPP_OK;
     }
@@ -808,344 +703,87 @@ static int cmd_playbook(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_
     return CWPP_OK;
 }
 
-/* ---------------------------------------------------- users, accounts, playbooks */
-
-static int name_ok(const char *s, size_t max)
-{
-    size_t i, n = s != NULL ? strlen(s) : 0;
-
-    if (n == 0 || n > max)
-        return 0;
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              (i > 0 && (ch == '.' || ch == '_' || ch == '@' || ch == '-'))))
-            return 0;
-    }
-    return 1;
-}
-
-/* Runs sql (n params) and answers with msg when it changed a row, else with refusal. */
-static int change(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, const char *sql, int n,
-                  const char *const *p, const char *otype, const char *oid, const char *action,
-                  json_t *after, const char *refusal, char *errstr, size_t errstr_size)
-{
-    PGresult *res = NULL;
-    int       rc = rs_q(r, sql, n, p, PGRES_COMMAND_OK, &res, errstr, errstr_size), changed;
-
-    if (rc != CWPP_OK) {
-        json_decref(after);
-        return rc;
-    }
-    changed = strcmp(PQcmdTuples(res), "0") != 0;
-    PQclear(res);
-    if (!changed) {
-        json_decref(after);
-        return rs_refuse(rp, "%s", refusal);
-    }
-    rp->result = json_incref(after);
-    return rs_log(r, c->actor, c->id, otype, oid, NULL, action, NULL, after, remark_of(c),
-                  errstr, errstr_size);
-}
-
-static int cmd_users(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
-                     size_t errstr_size)
-{
-    const char *user = pstr(c, "user"), *acc = pstr(c, "account");
-    const char *t = c->type + 6; /* after "users." */
-    char        refusal[400];
-    int         rc;
-
-    if (!actor_admin(r, c, rp, &rc, errstr, errstr_size))
-        return rc;
-    if (!name_ok(user, 64))
-        return rs_refuse(rp, "\"%.64s\" is not a user name (1 to 64 of A-Z a-z 0-9 . _ @ -, "
-                         "starting with a letter or digit).", user != NULL ? user : "");
-    if (strcmp(t, "add") == 0) {
-        const char *role = pstr(c, "role"), *dn = pstr(c, "display_name");
-        const char *p[4] = {user, dn != NULL ? dn : "", role != NULL ? role : "analyst",
-                            c->actor};
-
-        if (strcmp(p[2], "admin") != 0 && strcmp(p[2], "analyst") != 0)
-            return rs_refuse(rp, "\"%.40s\" is not a role (admin or analyst).", p[2]);
-        snprintf(refusal, sizeof(refusal), "User %s exists already.", user);
-        rc = change(r, c, rp,
-                    "INSERT INTO users (user_name, display_name, role, created_by) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, p, "user", user,
-                    "users.add", json_pack("{s:s, s:s}", "user", user, "role", p[2]), refusal,
-                    errstr, errstr_size);
-        if (strcmp(rp->status, "ok") == 0)
-            snprintf(rp->msg, sizeof(rp->msg), "User %s added as %s.", user, p[2]);
-    } else if (strcmp(t, "grant") == 0 || strcmp(t, "revoke") == 0) {
-        const char *p[3] = {user, acc, c->actor};
-        int         grant = strcmp(t, "grant") == 0;
-
-        if (acc == NULL || acc[0] == '\0' || strlen(acc) > 200)
-            return rs_refuse(rp, "Name the account (\"account\").");
-        if (grant)
-            snprintf(refusal, sizeof(refusal), "User %s is unknown or holds account %.200s "
-                     "already.", user, acc);
-        else
-            snprintf(refusal, sizeof(refusal), "User %s holds no permission on account %.200s.",
-                     user, acc);
-        rc = change(r, c, rp,
-                    grant ? "INSERT INTO user_accounts (user_name, account_id, granted_by) "
-                            "SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM users WHERE "
-                            "user_name = $1) ON CONFLICT DO NOTHING"
-                          : "DELETE FROM user_accounts WHERE user_name = $1 AND account_id = $2 "
-                            "AND $3::text IS NOT NULL",
-                    3, p, "user", user, grant ? "users.grant" : "users.revoke",
-                    json_pack("{s:s, s:s}", "user", user, "account", acc), refusal, errstr,
-                    errstr_size);
-        if (strcmp(rp->status, "ok") == 0)
-            snprintf(rp->msg, sizeof(rp->msg), "User %s %s account %.200s.", user,
-                 grant ? "may now act on" : "may no longer act on", acc);
-    } else if (strcmp(t, "disable") == 0 || strcmp(t, "enable") == 0) {
-        const char *p[1] = {user};
-        int         dis = strcmp(t, "disable") == 0;
-
-        if (dis && strcmp(user, c->actor) == 0)
-            return rs_refuse(rp, "You cannot disable yourself.");
-        snprintf(refusal, sizeof(refusal), "User %s is unknown or %s already.", user,
-                 dis ? "disabled" : "enabled");
-        rc = change(r, c, rp,
-                    dis ? "UPDATE users SET disabled_at = now() WHERE user_name = $1 AND "
-                          "disabled_at IS NULL"
-                        : "UPDATE users SET disabled_at = NULL WHERE user_name = $1 AND "
-                          "disabled_at IS NOT NULL",
-                    1, p, "user", user, dis ? "users.disable" : "users.enable",
-                    json_pack("{s:s, s:b}", "user", user, "disabled", dis), refusal, errstr,
-                    errstr_size);
-        if (strcmp(rp->status, "ok") == 0)
-            snprintf(rp->msg, sizeof(rp->msg), "User %s %s.", user, dis ? "disabled" : "enabled");
-    } else {
-        return rs_refuse(rp, "Unknown command \"%.60s\" (users.add, users.grant, users.revoke, "
-                         "users.disable, users.enable).", c->type);
-    }
-    return rc;
-}
-
-static int cmd_accounts(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
-                        size_t errstr_size)
-{
-    const char *acc = pstr(c, "account"), *mgr = pstr(c, "manager"), *nm = pstr(c, "name");
-    const char *p[4] = {acc, mgr, nm != NULL ? nm : "", c->actor};
-    char        refusal[400];
-    int         rc;
-
-    if (strcmp(c->type, "accounts.add_member") != 0)
-        return rs_refuse(rp, "Unknown command \"%.60s\" (accounts.add_member).", c->type);
-    if (!actor_admin(r, c, rp, &rc, errstr, errstr_size))
-        return rc;
-    if (acc == NULL || mgr == NULL || acc[0] == '\0' || mgr[0] == '\0' || strlen(acc) > 200 ||
-        strlen(mgr) > 200 || strcmp(acc, mgr) == 0)
-        return rs_refuse(rp, "Name the member account and a different manager account "
-                         "(\"account\", \"manager\").");
-    snprintf(refusal, sizeof(refusal), "Account %.200s is a member account already.", acc);
-    rc = change(r, c, rp,
-                "INSERT INTO managed_accounts (account_id, manager_account_id, name, created_by) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, p, "account", acc,
-                "accounts.add_member", json_pack("{s:s, s:s}", "account", acc, "manager", mgr),
-                refusal, errstr, errstr_size);
-    if (strcmp(rp->status, "ok") == 0)
-        snprintf(rp->msg, sizeof(rp->msg), "Account %.200s is now a member account managed by "
-             "%.200s.", acc, mgr);
-    return rc;
-}
-
-static int cmd_playbooks(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, char *errstr,
-                         size_t errstr_size)
-{
-    char refusal[400], why[300];
-    int  rc;
-
-    if (!actor_admin(r, c, rp, &rc, errstr, errstr_size))
-        return rc;
-    if (strcmp(c->type, "playbooks.add") == 0) {
-        json_t     *pb = json_object_get(c->payload, "playbook");
-        char       *steps;
-        const char *name, *p[6];
-
-        if (cwpp_playbook_check(pb, why, sizeof(why)) != 0)
-            return rs_refuse(rp, "The playbook is not valid: %s.", why);
-        name = json_string_value(json_object_get(pb, "name"));
-        if ((steps = json_dumps(json_object_get(pb, "steps"), JSON_COMPACT)) == NULL)
-            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        p[0] = name;
-        p[1] = json_string_value(json_object_get(pb, "entity_type"));
-        p[2] = json_string_value(json_object_get(pb, "description"));
-        p[3] = steps;
-        p[4] = json_is_true(json_object_get(pb, "default")) ? "true" : "false";
-        p[5] = c->actor;
-        if (p[2] == NULL)
-            p[2] = "";
-        snprintf(refusal, sizeof(refusal), "Playbook %s is built in or loaded from a file; add "
-                 "yours under another name.", name);
-        rc = change(r, c, rp,
-                    "INSERT INTO playbooks (name, entity_type, description, steps, origin, "
-                    "is_default, updated_by) VALUES ($1, $2, $3, $4::jsonb, 'custom', "
-                    "$5::boolean AND NOT EXISTS (SELECT 1 FROM playbooks WHERE entity_type = $2 "
-                    "AND is_default AND name <> $1), $6) "
-                    "ON CONFLICT (name) DO UPDATE SET entity_type = EXCLUDED.entity_type, "
-                    "description = EXCLUDED.description, steps = EXCLUDED.steps, "
-                    "is_default = EXCLUDED.is_default, updated_by = EXCLUDED.updated_by, "
-                    "updated_at = now() WHERE playbooks.origin = 'custom'", 6, p, "playbook",
-                    name, "playbooks.add", json_pack("{s:s, s:s}", "name", name, "entity_type",
-                                                     p[1]), refusal, errstr, errstr_size);
-        free(steps);
-        if (strcmp(rp->status, "ok") == 0)
-            snprintf(rp->msg, sizeof(rp->msg), "Playbook %s saved (%zu step%s)%s.", name,
-                     json_array_size(json_object_get(pb, "steps")),
-                     json_array_size(json_object_get(pb, "steps")) == 1 ? "" : "s",
-                     json_is_true(json_object_get(pb, "default"))
-                         ? "; it is the default of its entity type unless another one is "
-                           "already (cwppctl playbooks list shows which)"
-                         : "");
-        return rc;
-    }
-    if (strcmp(c->type, "playbooks.delete") == 0) {
-        const char *name = pstr(c, "name"), *p[1] = {name};
-
-        if (name == NULL || name[0] == '\0')
-            return rs_refuse(rp, "Name the playbook (\"name\").");
-        snprintf(refusal, sizeof(refusal), "There is no custom playbook \"%.64s\" (built-in "
-                 "and file playbooks cannot be deleted).", name);
-        rc = change(r, c, rp, "DELETE FROM playbooks WHERE name = $1 AND origin = 'custom'", 1, p,
-                    "playbook", name, "playbooks.delete", json_pack("{s:s}", "name", name),
-                    refusal, errstr, errstr_size);
-        if (strcmp(rp->status, "ok") == 0)
-            snprintf(rp->msg, sizeof(rp->msg), "Playbook %.64s deleted.", name);
-        return rc;
-    }
-    return rs_refuse(rp, "Unknown command \"%.60s\" (playbooks.add, playbooks.delete).",
-                     c->type);
-}
-
 /* -------------------------------------------------------------------- entry */
 
-static int dispatch(rs_t *r, const rs_cmd_t *c, rs_reply_t *rp, cwpp_outbox_t *out,
-                    char *errstr, size_t errstr_size)
-{
-    int64_t now = cwpp_now_ms(), age;
+/* Every responder command: who may issue it, and its handler. */
+static const cwpp_command_def_t COMMANDS[] = {
+    {"event.status", cmd_status, CWPP_COMMAND_ACCOUNT},
+    {"event.owner", cmd_owner, CWPP_COMMAND_ACCOUNT},
+    {"event.level", cmd_level, CWPP_COMMAND_ACCOUNT},
+    {"event.remark", cmd_remark, CWPP_COMMAND_ACCOUNT},
+    {"event.respond", cmd_respond, CWPP_COMMAND_ACCOUNT},
+    {"event.playbook", cmd_playbook, CWPP_COMMAND_ACCOUNT},
+    {"users.add", rs_cmd_users_add, CWPP_COMMAND_ADMIN},
+    {"users.grant", rs_cmd_users_grant, CWPP_COMMAND_ADMIN},
+    {"users.revoke", rs_cmd_users_grant, CWPP_COMMAND_ADMIN},
+    {"users.disable", rs_cmd_users_disable, CWPP_COMMAND_ADMIN},
+    {"users.enable", rs_cmd_users_disable, CWPP_COMMAND_ADMIN},
+    {"accounts.add_member", rs_cmd_accounts_add_member, CWPP_COMMAND_ADMIN},
+    {"playbooks.add", rs_cmd_playbooks_add, CWPP_COMMAND_ADMIN},
+    {"playbooks.delete", rs_cmd_playbooks_delete, CWPP_COMMAND_ADMIN},
+};
 
-    if (c->issued_at_ms <= 0 || c->issued_at_ms > now + 300000)
-        return rs_refuse(rp, "The command's issue time (%" PRId64 " ms) is not a time of the "
-                         "last years or the next 5 minutes; check the sender's clock.",
-                         c->issued_at_ms);
-    age = now - c->issued_at_ms;
-    if (c->payload == NULL)
-        return rs_refuse(rp, "The command's payload is not a JSON object.");
-    if (c->actor[0] == '\0')
-        return rs_refuse(rp, "The command names no actor; every change must say who makes it.");
-    if (age > r->conf->command_max_age_ms)
-        return rs_refuse(rp, "Stale command: issued %" PRId64 " s ago, longer than "
-                         "responder.command.max.age.ms allows (%" PRId64 " s). Nothing was "
-                         "changed; decide again on the event as it is now.", age / 1000,
-                         r->conf->command_max_age_ms / 1000);
-    if (strcmp(c->type, "event.status") == 0)
-        return cmd_status(r, c, rp, errstr, errstr_size);
-    if (strcmp(c->type, "event.owner") == 0)
-        return cmd_owner(r, c, rp, errstr, errstr_size);
-    if (strcmp(c->type, "event.level") == 0)
-        return cmd_level(r, c, rp, errstr, errstr_size);
-    if (strcmp(c->type, "event.remark") == 0)
-        return cmd_remark(r, c, rp, errstr, errstr_size);
-    if (strcmp(c->type, "event.respond") == 0)
-        return cmd_respond(r, c, rp, out, errstr, errstr_size);
-    if (strcmp(c->type, "event.playbook") == 0)
-        return cmd_playbook(r, c, rp, out, errstr, errstr_size);
-    if (strncmp(c->type, "users.", 6) == 0)
-        return cmd_users(r, c, rp, errstr, errstr_size);
-    if (strncmp(c->type, "accounts.", 9) == 0)
-        return cmd_accounts(r, c, rp, errstr, errstr_size);
-    if (strncmp(c->type, "playbooks.", 10) == 0)
-        return cmd_playbooks(r, c, rp, errstr, errstr_size);
-    return rs_refuse(rp, "Unknown responder command \"%.60s\" (docs/commands.md).", c->type);
+/* A command applied before: its running actions again, and the event's snapshot (it may
+ * not have been sent). */
+static int redeliver(void *svc, const cwpp_command_t *c, const char *status,
+                     const json_t *result, cwpp_outbox_t *out, char *errstr,
+                     size_t errstr_size)
+{
+    rs_t       *r = svc;
+    const char *eid = json_string_value(json_object_get(result, "event_id"));
+    int         rc;
+
+    (void)status;
+    rc = rs_resend_for_response(r, c->id, out, errstr, errstr_size);
+    if (rc == CWPP_OK && eid != NULL)
+        rc = rs_touch(r, eid, errstr, errstr_size);
+    return rc;
+}
+
+/* A rolled-back command leaves no event to snapshot. */
+static void mark(void *svc)
+{
+    rs_t *r = svc;
+
+    r->cmd_touched = r->ntouched;
+}
+
+static void undo(void *svc)
+{
+    rs_t *r = svc;
+
+    while (r->ntouched > r->cmd_touched)
+        free(r->touched[--r->ntouched]);
+}
+
+static int dead_letter(void *svc, const rd_kafka_message_t *m, const char *code,
+                       const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    return rs_dead_letter(svc, m, code, reason, out, errstr, errstr_size);
+}
+
+cwpp_commander_t *rs_commander_new(rs_t *r, char *errstr, size_t errstr_size)
+{
+    cwpp_command_conf_t cc;
+
+    memset(&cc, 0, sizeof(cc));
+    cc.service = "responder";
+    cc.table = COMMANDS;
+    cc.ntable = sizeof(COMMANDS) / sizeof(COMMANDS[0]);
+    cc.max_id = 200;
+    cc.max_age_ms = r->conf->command_max_age_ms;
+    cc.max_age_key = "responder.command.max.age.ms";
+    cc.metric = "cwpp_responder_commands_total";
+    cc.svc = r;
+    cc.dead_letter = dead_letter;
+    cc.redeliver = redeliver;
+    cc.mark = mark;
+    cc.undo = undo;
+    return cwpp_commander_new(&cc, r->pg, r->metrics, errstr, errstr_size);
 }
 
 int rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
                      size_t errstr_size)
 {
-    rs_cmd_t    c = {0};
-    rs_reply_t  rp;
-    char        why[300];
-    PGresult   *res = NULL;
-    size_t      out_mark, touched_mark;
-    int         rc;
-
-    if (cwpp_command_decode(r->t_cmd, &r->v_cmd, m->payload, m->len, 200, &c, why,
-                            sizeof(why)) != 0)
-        return rs_dead_letter(r, m, "bad_command", why, out, errstr, errstr_size);
-    if (strcmp(c.service, "responder") != 0) {
-        rc = CWPP_OK; /* another service's command */
-        goto done;
-    }
-    {
-        const char *p[1] = {c.id};
-
-        /* two members of the group during a rebalance: one applies, the other then finds
-         * the record (the lock is held until the batch's transaction ends) */
-        if ((rc = rs_q(r, SQL_COMMAND_LOCK, 1, p, PGRES_TUPLES_OK, NULL, errstr,
-                       errstr_size)) != CWPP_OK ||
-            (rc = rs_q(r, SQL_APPLIED, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)) !=
-            CWPP_OK)
-            goto done;
-        if (PQntuples(res) == 1) {
-            /* applied before: the same answer, and its running actions again */
-            json_error_t jerr;
-            json_t      *result = json_loads(PQgetvalue(res, 0, 2), 0, &jerr);
-            const char  *eid = json_string_value(json_object_get(result, "event_id"));
-
-            rc = rs_resend_for_response(r, c.id, out, errstr, errstr_size);
-            if (rc == CWPP_OK && eid != NULL)
-                rc = rs_touch(r, eid, errstr, errstr_size); /* the snapshot again: it may not have been sent */
-            if (rc == CWPP_OK)
-                rc = answer(r, &c, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), result, 0, out,
-                            errstr, errstr_size);
-            json_decref(result);
-            PQclear(res);
-            goto done;
-        }
-        PQclear(res);
-    }
-    memset(&rp, 0, sizeof(rp));
-    rp.status = "ok";
-    out_mark = cwpp_outbox_count(out);
-    touched_mark = r->ntouched;
-    if ((rc = cwpp_pg_command(r->pg, "SAVEPOINT cmd", errstr, errstr_size)) != CWPP_OK)
-        goto done;
-    rc = dispatch(r, &c, &rp, out, errstr, errstr_size);
-    if (rc == CWPP_EDATA || (rc == CWPP_OK && strcmp(rp.status, "error") == 0)) {
-        /* undo whatever the command did before it was refused */
-        if (rc == CWPP_EDATA) {
-            json_decref(rp.result);
-            rp.result = NULL;
-            rs_refuse(&rp, "The database refused the change: %s", errstr);
-        }
-        cwpp_outbox_truncate(out, out_mark);
-        while (r->ntouched > touched_mark)
-            free(r->touched[--r->ntouched]);
-        rc = cwpp_pg_command(r->pg, "ROLLBACK TO SAVEPOINT cmd", errstr, errstr_size);
-    }
-    if (rc == CWPP_OK)
-        rc = answer(r, &c, rp.status, rp.msg, rp.result, 1, out, errstr, errstr_size);
-    if (rc == CWPP_EDATA) {
-        /* the answer itself could not be stored: undo the command, answer plainly */
-        cwpp_warn("command_unrecordable", "%s %s: %s", c.type, c.id, errstr);
-        cwpp_outbox_truncate(out, out_mark);
-        while (r->ntouched > touched_mark)
-            free(r->touched[--r->ntouched]);
-        rc = cwpp_pg_command(r->pg, "ROLLBACK TO SAVEPOINT cmd", errstr, errstr_size);
-        if (rc == CWPP_OK)
-            rc = answer(r, &c, "error", "The command was not applied: the database refused to "
-                        "record it (its text is not valid).", NULL, 1, out, errstr,
-                        errstr_size);
-    }
-    if (rc == CWPP_OK)
-        rc = cwpp_pg_command(r->pg, "RELEASE SAVEPOINT cmd", errstr, errstr_size);
-    json_decref(rp.result);
-done:
-    json_decref(c.payload);
-    return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
+    return cwpp_commander_apply(r->cmd, m, out, errstr, errstr_size);
 }

@@ -44,14 +44,14 @@ static int store(rs_t *r, const json_t *pb, const char *origin, char *errstr,
 
     if (steps == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    rc = rs_q(r, SQL_UPSERT, 6, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+    rc = cwpp_pg_query(r->pg, SQL_UPSERT, 6, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
     free(steps);
     if (rc == CWPP_OK && PQntuples(res) == 0) {
         PGresult *o = NULL;
 
         PQclear(res);
         res = NULL;
-        rc = rs_q(r, SQL_TAKEN, 1, p, PGRES_TUPLES_OK, &o, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_TAKEN, 1, p, PGRES_TUPLES_OK, &o, errstr, errstr_size);
         if (rc == CWPP_OK && PQntuples(o) == 1 && strcmp(PQgetvalue(o, 0, 0), origin) != 0) {
             cwpp_error("playbook_invalid", "%s: not loaded: the name is taken by a %s playbook",
                        p[0], PQgetvalue(o, 0, 0));
@@ -112,7 +112,8 @@ int rs_load_playbooks(rs_t *r, char *errstr, size_t errstr_size)
         rc = load_doc(r, doc, "builtin", "built-in playbooks", errstr, errstr_size);
     json_decref(doc);
     if (rc == CWPP_OK)
-        rc = rs_q(r, SQL_DROP_FILES, 0, NULL, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_DROP_FILES, 0, NULL, PGRES_COMMAND_OK, NULL, errstr,
+                           errstr_size);
     if (rc == CWPP_OK && r->conf->playbooks_dir[0] != '\0')
         rc = load_dir(r, errstr, errstr_size);
     if (rc == CWPP_OK)

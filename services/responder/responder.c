@@ -57,57 +57,8 @@ static const char SQL_SNAPSHOTS[] =
     "(extract(epoch FROM e.last_seen) * 1000)::bigint, 'urgency', e.urgency, 'assessment', "
     "e.assessment, 'version', e.version)::text FROM events e "
     "WHERE e.event_id IN (SELECT json_array_elements_text($1::json)) ORDER BY e.event_id";
-static const char SQL_LOG[] =
-    "INSERT INTO activity_log (actor, command_id, object_type, object_id, event_id, action, "
-    "before, after, remark) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9) "
-    "ON CONFLICT DO NOTHING";
 
 /* ------------------------------------------------------------------ helpers */
-
-int rs_q(rs_t *r, const char *sql, int n, const char *const *v, ExecStatusType want,
-         PGresult **res, char *errstr, size_t errstr_size)
-{
-    PGresult *pr = PQexecParams(cwpp_pg_conn(r->pg), sql, n, NULL, v, NULL, NULL, 0);
-    int       rc = cwpp_pg_check(r->pg, pr, want, "responder", errstr, errstr_size);
-
-    if (rc != CWPP_OK || res == NULL)
-        PQclear(pr);
-    else
-        *res = pr;
-    return rc;
-}
-
-int rs_refuse(rs_reply_t *rp, const char *fmt, ...)
-{
-    va_list ap;
-
-    rp->status = "error";
-    va_start(ap, fmt);
-    vsnprintf(rp->msg, sizeof(rp->msg), fmt, ap);
-    va_end(ap);
-    return CWPP_OK;
-}
-
-int rs_log(rs_t *r, const char *actor, const char *command_id, const char *otype,
-           const char *oid, const char *event_id, const char *action, json_t *before,
-           json_t *after, const char *remark, char *errstr, size_t errstr_size)
-{
-    char       *b = before != NULL ? json_dumps(before, JSON_COMPACT) : NULL;
-    char       *a = after != NULL ? json_dumps(after, JSON_COMPACT) : NULL;
-    const char *p[9] = {actor, command_id, otype, oid, event_id, action, b, a,
-                        remark != NULL && remark[0] != '\0' ? remark : NULL};
-    int         rc;
-
-    if ((before != NULL && b == NULL) || (after != NULL && a == NULL))
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    else
-        rc = rs_q(r, SQL_LOG, 9, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-    free(b);
-    free(a);
-    json_decref(before);
-    json_decref(after);
-    return rc;
-}
 
 int rs_touch(rs_t *r, const char *event_id, char *errstr, size_t errstr_size)
 {
@@ -267,7 +218,7 @@ static int send_snapshots(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errs
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     }
     p[0] = (const char *)arr.data;
-    rc = rs_q(r, SQL_SNAPSHOTS, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+    rc = cwpp_pg_query(r->pg, SQL_SNAPSHOTS, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
     cwpp_buf_free(&arr);
     for (i = 0; rc == CWPP_OK && i < (size_t)PQntuples(res); i++) {
         json_error_t jerr;
@@ -359,18 +310,18 @@ static int rs_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
 
 static void rs_destroy(rs_t *r)
 {
+    avro_value_t *values[4];
+    int           i;
+
     if (r == NULL)
         return;
-    if (r->have_values) {
-        avro_value_decref(&r->v_cmd);
-        avro_value_decref(&r->v_result);
-        avro_value_decref(&r->v_action);
-        avro_value_decref(&r->v_aresult);
-        avro_value_decref(&r->v_event);
-        avro_value_decref(&r->v_rejected);
-    }
-    cwpp_avro_type_destroy(r->t_cmd);
-    cwpp_avro_type_destroy(r->t_result);
+    values[0] = &r->v_action;
+    values[1] = &r->v_aresult;
+    values[2] = &r->v_event;
+    values[3] = &r->v_rejected;
+    for (i = 0; i < r->nvalues; i++)
+        avro_value_decref(values[i]);
+    cwpp_commander_destroy(r->cmd);
     cwpp_avro_type_destroy(r->t_action);
     cwpp_avro_type_destroy(r->t_aresult);
     cwpp_avro_type_destroy(r->t_event);
@@ -382,41 +333,41 @@ static void rs_destroy(rs_t *r)
     free(r);
 }
 
+/* A responder ready to run, or NULL with errstr: one cleanup path (rs_destroy of the
+ * half-built object, which undoes exactly what was made). */
 static rs_t *rs_new(const rs_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
                     size_t errstr_size)
 {
     rs_t *r = calloc(1, sizeof(*r));
 
-    if (r == NULL)
+    if (r == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         return NULL;
+    }
     r->conf = conf;
     r->metrics = metrics;
     if ((r->touched = calloc(RS_MAX_TOUCHED, sizeof(*r->touched))) == NULL ||
-        (r->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-responder")) == NULL ||
-        (r->t_cmd = cwpp_avro_type_builtin("command", errstr, errstr_size)) == NULL ||
-        (r->t_result = cwpp_avro_type_builtin("command_result", errstr, errstr_size)) == NULL ||
-        (r->t_action = cwpp_avro_type_builtin("action", errstr, errstr_size)) == NULL ||
+        (r->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-responder")) == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((r->t_action = cwpp_avro_type_builtin("action", errstr, errstr_size)) == NULL ||
         (r->t_aresult = cwpp_avro_type_builtin("action_result", errstr, errstr_size)) == NULL ||
         (r->t_event = cwpp_avro_type_builtin("event", errstr, errstr_size)) == NULL ||
         (r->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size)) ==
-            NULL) {
-        rs_destroy(r);
-        return NULL;
+            NULL ||
+        (r->cmd = rs_commander_new(r, errstr, errstr_size)) == NULL)
+        goto fail;
+    {
+        cwpp_avro_type_t *types[4] = {r->t_action, r->t_aresult, r->t_event, r->t_rejected};
+        avro_value_t     *values[4] = {&r->v_action, &r->v_aresult, &r->v_event, &r->v_rejected};
+
+        for (r->nvalues = 0; r->nvalues < 4; r->nvalues++)
+            if (cwpp_avro_value_new(types[r->nvalues], values[r->nvalues]) != CWPP_OK) {
+                cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot make the Avro values");
+                goto fail;
+            }
     }
-    if (cwpp_avro_value_new(r->t_cmd, &r->v_cmd) != 0) {
-        rs_destroy(r);
-        return NULL;
-    }
-    if (cwpp_avro_value_new(r->t_result, &r->v_result) != 0 ||
-        cwpp_avro_value_new(r->t_action, &r->v_action) != 0 ||
-        cwpp_avro_value_new(r->t_aresult, &r->v_aresult) != 0 ||
-        cwpp_avro_value_new(r->t_event, &r->v_event) != 0 ||
-        cwpp_avro_value_new(r->t_rejected, &r->v_rejected) != 0) {
-        avro_value_decref(&r->v_cmd); /* the others leak nothing: abort is at start only */
-        rs_destroy(r);
-        return NULL;
-    }
-    r->have_values = 1;
     cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMANDS, r->cmd_topic,
                     sizeof(r->cmd_topic));
 #define C(n, h) cwpp_counter(metrics, n, h)
@@ -444,6 +395,9 @@ static rs_t *rs_new(const rs_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
                                          "Time of a batch's transaction.", b, 8);
     }
     return r;
+fail:
+    rs_destroy(r);
+    return NULL;
 }
 
 static int bootstrap(rs_t *r, char *errstr, size_t errstr_size)
@@ -459,7 +413,7 @@ static int bootstrap(rs_t *r, char *errstr, size_t errstr_size)
         return rc;
     if (r->conf->bootstrap_admin[0] == '\0')
         return CWPP_OK;
-    rc = rs_q(r, sql, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    rc = cwpp_pg_query(r->pg, sql, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
 }
 

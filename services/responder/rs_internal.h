@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Shared by the responder's files: responder.c (the batch, snapshots, answers),
- * commands.c (analysts' commands), tasks.c (policies, tasks, actions, results, timers),
+/* Shared by the responder's files: responder.c (the batch, snapshots),
+ * commands.c (analysts' commands on events: the dispatch table), admin.c (users, member
+ * accounts and playbooks: admins' commands), tasks.c (policies, tasks, actions, results, timers),
  * playbooks.c (loading playbooks). */
 #ifndef CWPP_RS_INTERNAL_H
 #define CWPP_RS_INTERNAL_H
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "cwpp_avro.h"
+#include "cwpp_command.h"
 #include "cwpp_http.h"
 #include "cwpp_kafka.h"
 #include "cwpp_pg.h"
@@ -21,9 +23,11 @@
 typedef struct rs {
     const rs_conf_t  *conf;
     cwpp_pg_t        *pg;
-    cwpp_avro_type_t *t_cmd, *t_result, *t_action, *t_aresult, *t_event, *t_rejected;
-    avro_value_t      v_cmd, v_result, v_action, v_aresult, v_event, v_rejected;
-    int               have_values;
+    cwpp_avro_type_t *t_action, *t_aresult, *t_event, *t_rejected;
+    avro_value_t      v_action, v_aresult, v_event, v_rejected;
+    int               nvalues;      /* how many of the four values exist (destroy) */
+    cwpp_commander_t *cmd;          /* the command protocol (commands.c) */
+    size_t            cmd_touched;  /* ntouched before the current command */
     cwpp_buf_t        buf;
     char              cmd_topic[256];
     int               resent;       /* running tasks' actions sent again after start */
@@ -37,28 +41,14 @@ typedef struct rs {
     cwpp_metric_t    *m_playbooks_invalid, *m_rollbacks_failed;
 } rs_t;
 
-/* A command as decoded. */
-typedef cwpp_command_t rs_cmd_t;
-
-/* The answer a command is building. */
-typedef struct rs_reply {
-    const char *status; /* "ok" or "error" */
-    char        msg[1024];
-    json_t     *result;
-} rs_reply_t;
-
 /* responder.c */
-int  rs_q(rs_t *r, const char *sql, int n, const char *const *v, ExecStatusType want,
-          PGresult **res, char *errstr, size_t errstr_size);
-int  rs_refuse(rs_reply_t *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends an activity_log entry; takes (releases) before and after, NULL accepted. */
-int  rs_log(rs_t *r, const char *actor, const char *command_id, const char *otype,
-            const char *oid, const char *event_id, const char *action, json_t *before,
-            json_t *after, const char *remark, char *errstr, size_t errstr_size);
 int  rs_touch(rs_t *r, const char *event_id, char *errstr, size_t errstr_size);
 int  rs_dead_letter(rs_t *r, const rd_kafka_message_t *m, const char *code, const char *reason,
                     cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 
+/* commands.c: the commander of the responder's commands for r (r->pg, r->conf,
+ * r->metrics set); NULL with errstr. */
+cwpp_commander_t *rs_commander_new(rs_t *r, char *errstr, size_t errstr_size);
 /* commands.c: one command record, in the batch's transaction. 0 or CWPP_ETRANSIENT. */
 int  rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
                       size_t errstr_size);
@@ -67,6 +57,20 @@ int  rs_apply_command(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, 
 int  rs_set_status(rs_t *r, const char *event_id, const char *from, const char *to,
                    const char *actor, const char *command_id, const char *remark,
                    const char *via, int64_t *alerts_handled, char *errstr, size_t errstr_size);
+
+/* admin.c: the handlers (cwpp_command_fn) of users.*, accounts.add_member, playbooks.* */
+int  rs_cmd_users_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                      cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_users_grant(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                        cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_users_disable(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                          cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_accounts_add_member(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                                cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_playbooks_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                          cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_playbooks_delete(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                             cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 
 /* tasks.c */
 int  rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,

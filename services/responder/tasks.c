@@ -184,8 +184,9 @@ static int log_task(rs_t *r, PGresult *res, int i, const char *actor, const char
 
     if (after != NULL && reason != NULL)
         json_object_set_new(after, "reason", json_string(reason));
-    return rs_log(r, actor, cmd, "task", PQgetvalue(res, i, TC_ID), PQgetvalue(res, i, TC_EVENT),
-                  action, NULL, after, NULL, errstr, errstr_size);
+    return cwpp_command_log(r->pg, actor, cmd, "task", PQgetvalue(res, i, TC_ID), PQgetvalue(res,
+                            i, TC_EVENT),
+                            action, NULL, after, NULL, errstr, errstr_size);
 }
 
 /* Creates the tasks of a new policy (step 0 running, sent), or starts the pending task of
@@ -204,10 +205,10 @@ static int start_step(rs_t *r, const char *policy_id, int step, const char *acto
     if (step == 0) {
         p[1] = att;
         p[2] = to;
-        rc = rs_q(r, SQL_TASKS_ADD, 3, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_TASKS_ADD, 3, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
     } else {
         p[1] = s;
-        rc = rs_q(r, SQL_TASK_START, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_TASK_START, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
     }
     if (rc != CWPP_OK)
         return rc;
@@ -238,7 +239,7 @@ int rs_start_policy(rs_t *r, const char *response_id, int index, const char *eve
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     snprintf(idx, sizeof(idx), "%d", index);
     snprintf(val, sizeof(val), "%" PRId64, validity_s);
-    rc = rs_q(r, SQL_POLICY_ADD, 14, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+    rc = cwpp_pg_query(r->pg, SQL_POLICY_ADD, 14, p, PGRES_TUPLES_OK, &res, errstr, errstr_size);
     free(sj);
     if (rc != CWPP_OK)
         return rc;
@@ -246,9 +247,10 @@ int rs_start_policy(rs_t *r, const char *response_id, int index, const char *eve
                     PQgetvalue(res, 0, 0), "kind", kind, "name", name, "entity_type", etype,
                     "entity_value", evalue, "asset_id", asset, "account", dest, "valid_until_ms",
                     (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
-    rc = rs_log(r, actor, response_id, "policy", PQgetvalue(res, 0, 0), event_id,
-                strcmp(kind, "playbook") == 0 ? "playbook.started" : "policy.created", NULL,
-                json_incref(pol), remark, errstr, errstr_size);
+    rc = cwpp_command_log(r->pg, actor, response_id, "policy", PQgetvalue(res, 0, 0), event_id,
+                          strcmp(kind, "playbook") == 0 ? "playbook.started" : "policy.created",
+                          NULL,
+                          json_incref(pol), remark, errstr, errstr_size);
     if (rc == CWPP_OK)
         rc = start_step(r, PQgetvalue(res, 0, 0), 0, actor, response_id, out, errstr,
                         errstr_size);
@@ -265,8 +267,8 @@ int rs_resend_for_response(rs_t *r, const char *response_id, cwpp_outbox_t *out,
 {
     const char *p[1] = {response_id};
     PGresult   *res = NULL;
-    int         rc = rs_q(r, SQL_RESEND_RESPONSE, 1, p, PGRES_TUPLES_OK, &res, errstr,
-                          errstr_size);
+    int         rc = cwpp_pg_query(r->pg, SQL_RESEND_RESPONSE, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                                   errstr_size);
 
     if (rc != CWPP_OK)
         return rc;
@@ -288,14 +290,16 @@ static int finish_response(rs_t *r, const char *response_id, const char *event_i
     int         rc, done;
     char        remark[300];
 
-    if ((rc = rs_q(r, SQL_RESPONSE_LEFT, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_RESPONSE_LEFT, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
     done = strcmp(PQgetvalue(res, 0, 0), "0") == 0 && strcmp(PQgetvalue(res, 0, 1), "0") == 0;
     PQclear(res);
     if (!done || strcmp(target, "handling") == 0)
         return CWPP_OK;
     p[0] = event_id;
-    if ((rc = rs_q(r, SQL_EVENT_STATUS, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_EVENT_STATUS, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
     if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "handling") == 0) {
         snprintf(remark, sizeof(remark), "every task of %.200s succeeded", response_id);
@@ -315,7 +319,8 @@ static int advance(rs_t *r, const char *policy_id, const char *cmd, cwpp_outbox_
     int         rc, step, nsteps;
     char        s[16];
 
-    if ((rc = rs_q(r, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, PC_STATE), "applying") != 0) {
         PQclear(res);
@@ -326,7 +331,8 @@ static int advance(rs_t *r, const char *policy_id, const char *cmd, cwpp_outbox_
     if (step + 1 < nsteps) {
         snprintf(s, sizeof(s), "%d", step + 1);
         p[1] = s;
-        rc = rs_q(r, SQL_POLICY_STEP, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_POLICY_STEP, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                           errstr_size);
         if (rc == CWPP_OK)
             rc = start_step(r, policy_id, step + 1, "responder", cmd, out, errstr, errstr_size);
         PQclear(res);
@@ -334,13 +340,16 @@ static int advance(rs_t *r, const char *policy_id, const char *cmd, cwpp_outbox_
     }
     p[1] = "active";
     p[2] = "";
-    rc = rs_q(r, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    rc = cwpp_pg_query(r->pg, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     if (rc == CWPP_OK)
-        rc = rs_log(r, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0, PC_EVENT),
-                    strcmp(PQgetvalue(res, 0, PC_KIND), "playbook") == 0 ? "playbook.completed"
-                                                                         : "policy.active",
-                    json_pack("{s:s}", "state", "applying"), json_pack("{s:s}", "state", "active"),
-                    NULL, errstr, errstr_size);
+        rc = cwpp_command_log(r->pg, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0,
+                              PC_EVENT),
+                              strcmp(PQgetvalue(res, 0, PC_KIND),
+                              "playbook") == 0 ? "playbook.completed"
+                              : "policy.active",
+                              json_pack("{s:s}", "state", "applying"), json_pack("{s:s}", "state",
+                              "active"),
+                              NULL, errstr, errstr_size);
     if (rc == CWPP_OK)
         rc = finish_response(r, PQgetvalue(res, 0, PC_RESPONSE), PQgetvalue(res, 0, PC_EVENT),
                              PQgetvalue(res, 0, PC_TARGET), cmd, errstr, errstr_size);
@@ -356,24 +365,29 @@ static int fail_policy(rs_t *r, const char *policy_id, const char *why, const ch
     PGresult   *res = NULL, *ev = NULL;
     int         rc;
 
-    if ((rc = rs_q(r, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, PC_STATE), "applying") != 0) {
         PQclear(res);
         return CWPP_OK;
     }
-    rc = rs_q(r, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    rc = cwpp_pg_query(r->pg, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     if (rc == CWPP_OK)
-        rc = rs_log(r, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0, PC_EVENT),
-                    strcmp(PQgetvalue(res, 0, PC_KIND), "playbook") == 0 ? "playbook.failed"
-                                                                         : "policy.failed",
-                    json_pack("{s:s}", "state", "applying"),
-                    json_pack("{s:s, s:s}", "state", "failed", "reason", why), NULL, errstr,
-                    errstr_size);
+        rc = cwpp_command_log(r->pg, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0,
+                              PC_EVENT),
+                              strcmp(PQgetvalue(res, 0, PC_KIND),
+                              "playbook") == 0 ? "playbook.failed"
+                              : "policy.failed",
+                              json_pack("{s:s}", "state", "applying"),
+                              json_pack("{s:s, s:s}", "state", "failed", "reason", why), NULL,
+                              errstr,
+                              errstr_size);
     if (rc == CWPP_OK) {
         const char *pe[1] = {PQgetvalue(res, 0, PC_EVENT)};
 
-        rc = rs_q(r, SQL_EVENT_STATUS, 1, pe, PGRES_TUPLES_OK, &ev, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_EVENT_STATUS, 1, pe, PGRES_TUPLES_OK, &ev, errstr,
+                           errstr_size);
         if (rc == CWPP_OK && PQntuples(ev) == 1 && strcmp(PQgetvalue(ev, 0, 0), "handled") != 0 &&
             strcmp(PQgetvalue(ev, 0, 0), "failed") != 0)
             rc = rs_set_status(r, pe[0], PQgetvalue(ev, 0, 0), "failed", "responder", cmd, why,
@@ -392,19 +406,24 @@ static int finish_expiry(rs_t *r, const char *policy_id, const char *cmd, char *
     PGresult   *res = NULL, *left = NULL;
     int         rc;
 
-    if ((rc = rs_q(r, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_POLICY_GET, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, PC_STATE), "expiring") != 0) {
         PQclear(res);
         return CWPP_OK;
     }
-    rc = rs_q(r, SQL_ROLLBACKS_LEFT, 1, p, PGRES_TUPLES_OK, &left, errstr, errstr_size);
+    rc = cwpp_pg_query(r->pg, SQL_ROLLBACKS_LEFT, 1, p, PGRES_TUPLES_OK, &left, errstr,
+                       errstr_size);
     if (rc == CWPP_OK && strcmp(PQgetvalue(left, 0, 0), "0") == 0) {
-        rc = rs_q(r, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_POLICY_STATE, 3, p, PGRES_COMMAND_OK, NULL, errstr,
+                           errstr_size);
         if (rc == CWPP_OK)
-            rc = rs_log(r, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0, PC_EVENT),
-                        "policy.expired", json_pack("{s:s}", "state", "expiring"),
-                        json_pack("{s:s}", "state", "expired"), NULL, errstr, errstr_size);
+            rc = cwpp_command_log(r->pg, "responder", cmd, "policy", policy_id, PQgetvalue(res, 0,
+                                  PC_EVENT),
+                                  "policy.expired", json_pack("{s:s}", "state", "expiring"),
+                                  json_pack("{s:s}", "state", "expired"), NULL, errstr,
+                                  errstr_size);
     }
     PQclear(left);
     PQclear(res);
@@ -427,7 +446,8 @@ static int retry_or_fail(rs_t *r, PGresult *t, int i, const char *final_state,
 
         snprintf(reason, sizeof(reason), "attempt %d: %s", attempt, why);
         cwpp_utf8_sanitize(reason);
-        if ((rc = rs_q(r, SQL_TASK_RETRY, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        if ((rc = cwpp_pg_query(r->pg, SQL_TASK_RETRY, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                                errstr_size)))
             return rc;
         rc = send_all(r, res, out, errstr, errstr_size);
         if (rc == CWPP_OK)
@@ -439,7 +459,7 @@ static int retry_or_fail(rs_t *r, PGresult *t, int i, const char *final_state,
     {
         const char *p[4] = {id, final_state, why, details};
 
-        rc = rs_q(r, SQL_TASK_DONE, 4, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_TASK_DONE, 4, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     }
     if (rc == CWPP_OK)
         rc = log_task(r, t, i, "responder", cmd,
@@ -465,7 +485,8 @@ static int retry_or_fail(rs_t *r, PGresult *t, int i, const char *final_state,
         cwpp_utf8_sanitize(msg);
         cwpp_warn("rollback_failed", "policy %s: %s", p[0], msg);
         cwpp_metric_add(r->m_rollbacks_failed, 1);
-        rc = rs_q(r, SQL_POLICY_REASON, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_POLICY_REASON, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                           errstr_size);
     }
     return rc == CWPP_OK ? finish_expiry(r, PQgetvalue(t, i, TC_POLICY), cmd, errstr,
                                          errstr_size)
@@ -508,7 +529,8 @@ int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, ch
     {
         const char *p[1] = {task_id};
 
-        if ((rc = rs_q(r, SQL_TASK_GET, 1, p, PGRES_TUPLES_OK, &t, errstr, errstr_size)))
+        if ((rc = cwpp_pg_query(r->pg, SQL_TASK_GET, 1, p, PGRES_TUPLES_OK, &t, errstr,
+                                errstr_size)))
             return rc;
     }
     if (PQntuples(t) == 1) {
@@ -557,7 +579,7 @@ int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, ch
     if (strcmp(status, "succeeded") == 0) {
         const char *p[4] = {task_id, "succeeded", reason, dtext};
 
-        rc = rs_q(r, SQL_TASK_DONE, 4, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_TASK_DONE, 4, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
         if (rc == CWPP_OK)
             rc = log_task(r, t, 0, "responder", action_id, "task.succeeded", reason, errstr,
                           errstr_size);
@@ -566,11 +588,13 @@ int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, ch
         } else if (rc == CWPP_OK) {
             const char *pr[1] = {PQgetvalue(t, 0, TC_ROLLBACK_OF)};
 
-            rc = rs_q(r, SQL_ROLLED_BACK, 1, pr, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+            rc = cwpp_pg_query(r->pg, SQL_ROLLED_BACK, 1, pr, PGRES_COMMAND_OK, NULL, errstr,
+                               errstr_size);
             if (rc == CWPP_OK)
-                rc = rs_log(r, "responder", action_id, "task", pr[0], PQgetvalue(t, 0, TC_EVENT),
-                            "task.rolled_back", json_pack("{s:s}", "state", "succeeded"),
-                            json_pack("{s:s, s:s}", "state", "rolled_back", "by",
+                rc = cwpp_command_log(r->pg, "responder", action_id, "task", pr[0], PQgetvalue(t,
+                                      0, TC_EVENT),
+                                      "task.rolled_back", json_pack("{s:s}", "state", "succeeded"),
+                                      json_pack("{s:s, s:s}", "state", "rolled_back", "by",
                                       PQgetvalue(t, 0, TC_ID)), NULL, errstr, errstr_size);
             if (rc == CWPP_OK)
                 rc = finish_expiry(r, PQgetvalue(t, 0, TC_POLICY), action_id, errstr,
@@ -595,7 +619,8 @@ static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *er
     int         rc, j, n = 0;
     char        ns[16];
 
-    if ((rc = rs_q(r, SQL_APPLIED_TASKS, 1, p, PGRES_TUPLES_OK, &tasks, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_APPLIED_TASKS, 1, p, PGRES_TUPLES_OK, &tasks, errstr,
+                            errstr_size)))
         return rc;
     for (j = 0; rc == CWPP_OK && j < PQntuples(tasks); j++) {
         const cwpp_action_def_t *a = cwpp_action_find(PQgetvalue(tasks, j, 1));
@@ -604,7 +629,8 @@ static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *er
         if (a == NULL || a->rollback == NULL)
             continue;
         pr[1] = a->rollback;
-        rc = rs_q(r, SQL_ROLLBACK_ADD, 2, pr, PGRES_TUPLES_OK, &res, errstr, errstr_size);
+        rc = cwpp_pg_query(r->pg, SQL_ROLLBACK_ADD, 2, pr, PGRES_TUPLES_OK, &res, errstr,
+                           errstr_size);
         if (rc == CWPP_OK)
             rc = send_all(r, res, out, errstr, errstr_size);
         if (rc == CWPP_OK && PQntuples(res) == 1)
@@ -619,15 +645,16 @@ static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *er
         return rc;
     snprintf(ns, sizeof(ns), "%d", n);
     p[1] = ns;
-    if ((rc = rs_q(r, SQL_LEASE_END, 2, p, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_LEASE_END, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
-    rc = rs_log(r, "responder", NULL, "policy", pid, PQgetvalue(pol, i, 2),
-                strcmp(PQgetvalue(res, 0, 0), "expiring") == 0  ? "policy.expiring"
-                : strcmp(PQgetvalue(res, 0, 0), "expired") == 0 ? "policy.expired"
-                                                                 : "policy.lease_ended",
-                json_pack("{s:s}", "state", PQgetvalue(pol, i, 1)),
-                json_pack("{s:s, s:i}", "state", PQgetvalue(res, 0, 0), "rollbacks", n),
-                "the validity period ended", errstr, errstr_size);
+    rc = cwpp_command_log(r->pg, "responder", NULL, "policy", pid, PQgetvalue(pol, i, 2),
+                          strcmp(PQgetvalue(res, 0, 0), "expiring") == 0  ? "policy.expiring"
+                          : strcmp(PQgetvalue(res, 0, 0), "expired") == 0 ? "policy.expired"
+                          : "policy.lease_ended",
+                          json_pack("{s:s}", "state", PQgetvalue(pol, i, 1)),
+                          json_pack("{s:s, s:i}", "state", PQgetvalue(res, 0, 0), "rollbacks", n),
+                          "the validity period ended", errstr, errstr_size);
     PQclear(res);
     cwpp_metric_add(r->m_expired, 1);
     return rc;
@@ -640,7 +667,8 @@ int rs_tick(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 
     if (r->resent == 0) {
         /* after a start: what was queued when the last run stopped may never have left */
-        if ((rc = rs_q(r, SQL_RUNNING, 0, NULL, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+        if ((rc = cwpp_pg_query(r->pg, SQL_RUNNING, 0, NULL, PGRES_TUPLES_OK, &res, errstr,
+                                errstr_size)))
             return rc;
         rc = send_all(r, res, out, errstr, errstr_size);
         if (rc == CWPP_OK && PQntuples(res) > 0)
@@ -651,7 +679,8 @@ int rs_tick(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
             return rc;
         r->resent = -1;
     }
-    if ((rc = rs_q(r, SQL_OVERDUE, 0, NULL, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_OVERDUE, 0, NULL, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
     for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++) {
         char why[200];
@@ -664,7 +693,8 @@ int rs_tick(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
     PQclear(res);
     if (rc != CWPP_OK)
         return rc;
-    if ((rc = rs_q(r, SQL_LEASES_ENDED, 0, NULL, PGRES_TUPLES_OK, &res, errstr, errstr_size)))
+    if ((rc = cwpp_pg_query(r->pg, SQL_LEASES_ENDED, 0, NULL, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)))
         return rc;
     for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++)
         rc = end_lease(r, res, i, out, errstr, errstr_size);

@@ -10,8 +10,11 @@
  *                             expires_at, remark, force}
  *   whitelist.rule_delete    {rule_id, remark}
  *
- * Every command is answered once on command-results and recorded in commands_applied; a
- * redelivered command (same command_id) gets the stored answer again and re-emits the
+ * libs/command runs the protocol (checks, apply once, savepoint, answer); this file holds
+ * the handlers and their table. The actor must be a known, enabled user permitted on the
+ * account of what the command changes: the alert's account; for a rule, the account its
+ * condition names (account_id eq X), else (a rule over every account's alerts) admins only.
+ * A redelivered command (same command_id) gets the stored answer again and re-emits the
  * alerts it changed, as they are stored now, so a crash between commit and produce loses
  * nothing. Every change is appended to activity_log.
  */
@@ -23,25 +26,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_command.h"
 #include "cwpp_log.h"
-#include "cwpp_service.h"
 #include "cwpp_whitelist.h"
 
-typedef cwpp_command_t cmd_t;
+typedef cwpp_command_t       cmd_t;
+typedef cwpp_command_reply_t reply_t;
 
 #define MAX_REMOVE 1000
 
-static const char SQL_APPLIED[] =
-    "SELECT status, message, result::text FROM commands_applied WHERE command_id = $1";
-static const char SQL_RECORD[] =
-    "INSERT INTO commands_applied (command_id, service, type, actor, status, message, result) "
-    "VALUES ($1, 'whitelist', $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING";
-static const char SQL_LOG[] =
-    "INSERT INTO activity_log (actor, command_id, object_type, object_id, event_id, action, "
-    "before, after, remark) VALUES ($1, $2, $3, $4, CASE WHEN $3 = 'alert' THEN "
-    "(SELECT ea.event_id FROM event_alerts ea JOIN events e USING (event_id) "
-    "WHERE ea.alert_id = $4 ORDER BY e.last_seen DESC LIMIT 1) END, $5, $6::jsonb, $7::jsonb, $8) "
-    "ON CONFLICT DO NOTHING";
 static const char SQL_ALERT_ROWS[] =
     "SELECT " CWPP_ALERT_ROW_SQL " FROM alerts a WHERE a.alert_id = ANY($1::text[]) "
     "ORDER BY a.alert_id FOR UPDATE";
@@ -67,74 +60,13 @@ static const char SQL_RULE_DEL[] =
 
 /* ------------------------------------------------------------------ helpers */
 
-/* Runs sql with text params; CWPP_EDATA for a refusal because of the data. */
-static int q(wl_t *w, const char *sql, int n, const char *const *v, ExecStatusType want,
-             PGresult **res, char *errstr, size_t errstr_size)
-{
-    PGresult *r = PQexecParams(cwpp_pg_conn(w->pg), sql, n, NULL, v, NULL, NULL, 0);
-    int       rc = cwpp_pg_check(w->pg, r, want, "command", errstr, errstr_size);
-
-    if (rc != CWPP_OK || res == NULL)
-        PQclear(r);
-    else
-        *res = r;
-    return rc;
-}
-
-static int answer(wl_t *w, const cmd_t *c, const char *status, const char *message,
-                  json_t *result, int record, cwpp_outbox_t *out, char *errstr,
-                  size_t errstr_size)
-{
-    avro_value_t *v = &w->v_result;
-    char         *rj = result != NULL ? json_dumps(result, JSON_COMPACT) : strdup("{}");
-    char          msg[4096];
-    int           rc;
-
-    if (rj == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    /* bounded formats may have cut a character in two: the answer must be valid UTF-8 */
-    snprintf(msg, sizeof(msg), "%s", message);
-    cwpp_utf8_sanitize(msg);
-    message = msg;
-    if (record) {
-        const char *p[6] = {c->id, c->type, c->actor, status, message, rj};
-
-        if ((rc = q(w, SQL_RECORD, 6, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size))) {
-            free(rj);
-            return rc;
-        }
-    }
-    rc = cwpp_command_result(w->t_result, v, &w->buf, "whitelist", c, status, message, rj,
-                             errstr, errstr_size);
-    free(rj);
-    if (rc != CWPP_OK)
-        return rc;
-    rc = cwpp_outbox_add(out, CWPP_TOPIC_COMMAND_RESULTS, c->id, strlen(c->id), w->buf.data,
-                         w->buf.len);
-    if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
-    cwpp_info("command", "%s %s by %s: %s: %s", c->type, c->id, c->actor, status, message);
-    {
-        char name[160];
-
-        snprintf(name, sizeof(name), "cwpp_whitelist_commands_total{status=\"%s\"}", status);
-        cwpp_metric_add(cwpp_counter(w->metrics, name, "Commands answered, by outcome."), 1);
-    }
-    return CWPP_OK;
-}
-
+/* Appends the activity_log entry of a change; takes before and after. */
 static int log_change(wl_t *w, const cmd_t *c, const char *otype, const char *oid,
                       json_t *before, json_t *after, const char *remark, char *errstr,
                       size_t errstr_size)
 {
-    char       *b = before != NULL ? json_dumps(before, JSON_COMPACT) : NULL;
-    char       *a = after != NULL ? json_dumps(after, JSON_COMPACT) : NULL;
-    const char *p[8] = {c->actor, c->id, otype, oid, c->type, b, a, remark};
-    int         rc = q(w, SQL_LOG, 8, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-
-    free(b);
-    free(a);
-    return rc;
+    return cwpp_command_log(w->pg, c->actor, c->id, otype, oid, NULL, c->type, before, after,
+                            remark, errstr, errstr_size);
 }
 
 static const char *remark_of(const cmd_t *c)
@@ -177,7 +109,7 @@ static int reemit(wl_t *w, json_t *ids, cwpp_outbox_t *out, char *errstr, size_t
 
     if (arr == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    rc = q(w, SQL_ALERT_ROWS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
+    rc = cwpp_pg_query(w->pg, SQL_ALERT_ROWS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
     free(arr);
     for (i = 0; rc == CWPP_OK && i < PQntuples(r); i++) {
         cwpp_alert_t a = {0};
@@ -197,282 +129,355 @@ static int reemit(wl_t *w, json_t *ids, cwpp_outbox_t *out, char *errstr, size_t
 
 /* -------------------------------------------------------------- the commands */
 
-/* Each returns 0 with *status/"msg"/result set (ok or a refusal), or an error code for a
- * database failure (EDATA: refused by the data; others fail the batch). */
-typedef struct reply {
-    const char *status;
-    char        msg[4096];
-    json_t     *result;
-    json_t     *emit_ids; /* alert ids to emit as stored after the change */
-} reply_t;
-
-static int refuse(reply_t *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int refuse(reply_t *rp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(rp->msg, sizeof(rp->msg), fmt, ap);
-    va_end(ap);
-    rp->status = "error";
-    return CWPP_OK;
-}
-
 /* Refuses a removal, naming up to five of the nbad offending ids collected in bad. */
 static int refuse_list(reply_t *rp, cwpp_buf_t *bad, size_t nbad, const char *what)
 {
     cwpp_buf_append(bad, "", 1);
-    refuse(rp, "No alert was removed: %zu %s (%s%s).", nbad, what,
-           bad->data != NULL ? (char *)bad->data : "", nbad > 5 ? ", ..." : "");
+    cwpp_command_refuse(rp, "No alert was removed: %zu %s (%s%s).", nbad, what,
+                        bad->data != NULL ? (char *)bad->data : "", nbad > 5 ? ", ..." : "");
     cwpp_buf_free(bad);
     return CWPP_OK;
 }
 
-static int cmd_add_alert(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size_t errstr_size)
+static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
+                         char *errstr, size_t errstr_size)
 {
-    const char *id = json_string_value(json_object_get(c->payload, "alert_id"));
-    json_t     *ids;
-    char       *arr;
-    const char *p[2];
-    PGresult   *r = NULL;
+    wl_t        *w = svc;
+    const char  *id = json_string_value(json_object_get(c->payload, "alert_id"));
+    json_t      *ids;
+    char        *arr;
+    const char  *p[2];
+    PGresult    *r = NULL;
     cwpp_alert_t a = {0};
-    char        why[200];
-    int         rc;
+    char         why[200];
+    int          rc;
 
     if (!cwpp_alert_id_valid(id))
-        return refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 hex digits).",
-                      id != NULL ? id : "");
-    ids = json_pack("[s]", id);
-    arr = ids != NULL ? id_array(ids) : NULL;
-    json_decref(ids);
-    if (arr == NULL)
+        return cwpp_command_refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 hex "
+                                   "digits).", id != NULL ? id : "");
+    if ((ids = json_pack("[s]", id)) == NULL || (arr = id_array(ids)) == NULL) {
+        json_decref(ids);
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    }
     p[0] = arr;
-    rc = q(w, SQL_ALERT_ROWS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
+    rc = cwpp_pg_query(w->pg, SQL_ALERT_ROWS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
     free(arr);
     if (rc != CWPP_OK)
-        return rc;
+        goto out;
     if (PQntuples(r) != 1) {
-        PQclear(r);
-        return refuse(rp, "There is no alert %s.", id);
+        rc = cwpp_command_refuse(rp, "There is no alert %s.", id);
+        goto out;
     }
-    rc = cwpp_alert_from_row(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), &a, why,
-                             sizeof(why));
-    PQclear(r);
-    if (rc != CWPP_OK)
-        return refuse(rp, "Alert %s cannot be read: %s.", id, why);
+    if (cwpp_alert_from_row(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), &a, why,
+                            sizeof(why)) != CWPP_OK) {
+        rc = cwpp_command_refuse(rp, "Alert %s cannot be read: %s.", id, why);
+        goto out;
+    }
+    if (!cwpp_commander_permit(w->cmd, c, a.account_id, "alert", rp, &rc, errstr, errstr_size))
+        goto out;
     if (a.defense == CWPP_DEF_PRECISION) {
-        cwpp_alert_clear(&a);
-        return refuse(rp, "Alert %s is a precision-defence alert: it was defended, is handled "
-                      "and sends no notification, so there is nothing to whitelist.", id);
+        rc = cwpp_command_refuse(rp, "Alert %s is a precision-defence alert: it was defended, is "
+                                 "handled and sends no notification, so there is nothing to "
+                                 "whitelist.", id);
+        goto out;
     }
     if (a.status == CWPP_ST_MANUALLY_WHITELISTED) {
         snprintf(rp->msg, sizeof(rp->msg), "Alert %s is already manually whitelisted.", id);
         rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
                                "manually_whitelisted", "after", "manually_whitelisted");
-        cwpp_alert_clear(&a);
-        return CWPP_OK;
+        goto out;
     }
     p[0] = id;
     p[1] = "manually_whitelisted";
-    if ((rc = q(w, SQL_ALERT_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size)) ==
-        CWPP_OK) {
-        json_t *before = json_pack("{s:s}", "status", cwpp_status_name(a.status));
-        json_t *after = json_pack("{s:s}", "status", "manually_whitelisted");
-
-        rc = log_change(w, c, "alert", id, before, after, remark_of(c), errstr, errstr_size);
-        json_decref(before);
-        json_decref(after);
-    }
-    if (rc == CWPP_OK) {
-        snprintf(rp->msg, sizeof(rp->msg),
-                 "Alert %s (\"%s\" on asset %s) is now manually whitelisted (was %s); its "
-                 "recurrences stay suppressed.",
-                 id, a.name, a.asset.id, cwpp_status_name(a.status));
-        rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
-                               cwpp_status_name(a.status), "after", "manually_whitelisted");
-        rp->emit_ids = json_pack("[s]", id);
-    }
+    if ((rc = cwpp_pg_query(w->pg, SQL_ALERT_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK ||
+        (rc = log_change(w, c, "alert", id, json_pack("{s:s}", "status",
+                                                       cwpp_status_name(a.status)),
+                         json_pack("{s:s}", "status", "manually_whitelisted"), remark_of(c),
+                         errstr, errstr_size)) != CWPP_OK)
+        goto out;
+    snprintf(rp->msg, sizeof(rp->msg),
+             "Alert %s (\"%s\" on asset %s) is now manually whitelisted (was %s); its "
+             "recurrences stay suppressed.", id, a.name, a.asset.id, cwpp_status_name(a.status));
+    rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
+                           cwpp_status_name(a.status), "after", "manually_whitelisted");
+    rc = reemit(w, ids, out, errstr, errstr_size);
+out:
+    PQclear(r);
+    json_decref(ids);
     cwpp_alert_clear(&a);
     return rc;
 }
 
-static int cmd_remove_alerts(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
-                             size_t errstr_size)
+/* Appends ", " (after the first) and text to the list of offending ids, up to five. */
+static void note_bad(cwpp_buf_t *bad, size_t *nbad, const char *text)
 {
-    json_t     *ids = json_object_get(c->payload, "alert_ids");
-    cwpp_buf_t  bad = {0};
-    size_t      i, nbad = 0, nunhandled = 0, nauto = 0;
-    char       *arr;
-    const char *p[2];
-    PGresult   *r = NULL;
-    json_t     *list;
-    int         rc, k;
+    if ((*nbad)++ >= 5)
+        return;
+    if (*nbad > 1)
+        cwpp_buf_append(bad, ", ", 2);
+    cwpp_buf_append(bad, text, strlen(text));
+}
 
-    if (!json_is_array(ids) || json_array_size(ids) == 0)
-        return refuse(rp, "Name at least one alert to remove from the whitelist.");
-    if (json_array_size(ids) > MAX_REMOVE)
-        return refuse(rp, "At most %d alerts can be removed from the whitelist at once; %zu "
-                      "were given.", MAX_REMOVE, json_array_size(ids));
+/* Whether r (alert rows with their id in column 1, sorted by id) holds id. */
+static int rows_hold(const PGresult *r, const char *id)
+{
+    int lo = 0, hi = PQntuples(r);
+
+    while (lo < hi) {
+        int mid = (lo + hi) / 2, cmp = strcmp(PQgetvalue(r, mid, 1), id);
+
+        if (cmp == 0)
+            return 1;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* All or nothing: every id names an alert that reads, is whitelisted and whose account the
+ * actor may act on. 1 when so; 0 refused (*rc 0) or a database error (*rc). */
+static int removable(wl_t *w, const cmd_t *c, json_t *ids, const PGresult *r, reply_t *rp,
+                     int *rc, char *errstr, size_t errstr_size)
+{
+    cwpp_buf_t bad = {0};
+    size_t     i, nbad = 0;
+    json_t    *permitted = json_object(); /* accounts checked already */
+    int        k, ok = 1;
+
+    *rc = CWPP_OK;
     for (i = 0; i < json_array_size(ids); i++)
-        if (!cwpp_alert_id_valid(json_string_value(json_array_get(ids, i))))
-            return refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 hex digits).",
-                          json_is_string(json_array_get(ids, i))
-                              ? json_string_value(json_array_get(ids, i)) : "(not a string)");
-    if ((arr = id_array(ids)) == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    p[0] = arr;
-    rc = q(w, SQL_ALERT_ROWS_IDS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
-    free(arr);
-    if (rc != CWPP_OK)
-        return rc;
-    /* All or nothing: every id must name a whitelisted alert (rows come sorted by id). */
-    for (i = 0; i < json_array_size(ids); i++) {
-        const char *id = json_string_value(json_array_get(ids, i));
-        int         lo = 0, hi = PQntuples(r), found = 0;
-
-        while (lo < hi && !found) {
-            int mid = (lo + hi) / 2, cmp = strcmp(PQgetvalue(r, mid, 1), id);
-
-            if (cmp == 0)
-                found = 1;
-            else if (cmp < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (!found && nbad++ < 5) {
-            cwpp_buf_append(&bad, nbad > 1 ? ", " : "", nbad > 1 ? 2 : 0);
-            cwpp_buf_append(&bad, id, strlen(id));
-        }
-    }
+        if (!rows_hold(r, json_string_value(json_array_get(ids, i))))
+            note_bad(&bad, &nbad, json_string_value(json_array_get(ids, i)));
     if (nbad > 0) {
-        PQclear(r);
-        return refuse_list(rp, &bad, nbad, "of the ids name no alert");
+        refuse_list(rp, &bad, nbad, "of the ids name no alert");
+        ok = 0;
     }
-    for (k = 0; k < PQntuples(r); k++) {
-        cwpp_alert_t        a = {0};
-        char                why[200];
+    for (k = 0; ok && k < PQntuples(r); k++) {
+        cwpp_alert_t a = {0};
+        char         why[200];
 
         if (cwpp_alert_from_row(PQgetvalue(r, k, 0), (size_t)PQgetlength(r, k, 0), &a, why,
                                 sizeof(why)) != CWPP_OK) {
-            PQclear(r);
-            cwpp_buf_free(&bad);
-            return refuse(rp, "No alert was removed: alert %.40s cannot be read (%s).",
-                          PQgetvalue(r, k, 1), why);
+            cwpp_command_refuse(rp, "No alert was removed: alert %.40s cannot be read (%s).",
+                                PQgetvalue(r, k, 1), why);
+            ok = 0;
+        } else if (json_object_get(permitted, a.account_id) == NULL) {
+            ok = cwpp_commander_permit(w->cmd, c, a.account_id, "alert", rp, rc, errstr,
+                                       errstr_size);
+            if (ok)
+                json_object_set_new(permitted, a.account_id, json_true());
         }
-        if (a.status != CWPP_ST_MANUALLY_WHITELISTED &&
+        if (ok && a.status != CWPP_ST_MANUALLY_WHITELISTED &&
             a.status != CWPP_ST_AUTOMATICALLY_WHITELISTED) {
-            if (nbad++ < 5) {
-                char one[120];
+            char one[120];
 
-                snprintf(one, sizeof(one), "%s%s is %s", nbad > 1 ? ", " : "", a.alert_id,
-                         cwpp_status_name(a.status));
-                cwpp_buf_append(&bad, one, strlen(one));
-            }
+            snprintf(one, sizeof(one), "%s is %s", a.alert_id, cwpp_status_name(a.status));
+            note_bad(&bad, &nbad, one);
         }
         cwpp_alert_clear(&a);
     }
-    if (nbad > 0) {
-        cwpp_buf_append(&bad, "", 1);
-        PQclear(r);
-        refuse(rp, "No alert was removed: %zu of them are not whitelisted (%s%s).", nbad,
-               bad.data != NULL ? (char *)bad.data : "", nbad > 5 ? ", ..." : "");
-        cwpp_buf_free(&bad);
-        return CWPP_OK;
+    if (ok && nbad > 0) {
+        refuse_list(rp, &bad, nbad, "of them are not whitelisted");
+        ok = 0;
     }
-    list = json_array();
-    rp->emit_ids = json_array();
-    for (k = 0; k < PQntuples(r); k++) {
-        cwpp_alert_t        a = {0};
-        char                why[200];
+    cwpp_buf_free(&bad);
+    json_decref(permitted);
+    return ok;
+}
 
-        if (cwpp_alert_from_row(PQgetvalue(r, k, 0), (size_t)PQgetlength(r, k, 0), &a, why,
-                                sizeof(why)) != CWPP_OK)
-            continue;
-        if (a.status != CWPP_ST_MANUALLY_WHITELISTED &&
-            a.status != CWPP_ST_AUTOMATICALLY_WHITELISTED) {
-            if (nbad++ < 5) {
-                char one[120];
+/* Takes alert a (whitelisted) out of the whitelist: back to unhandled, evaluated again
+ * like a new alert. Its entry goes to list; *rule is the live rule that matched, or 0. */
+static int remove_one(wl_t *w, const cmd_t *c, cwpp_alert_t *a, json_t *list, int64_t *rule,
+                      char *errstr, size_t errstr_size)
+{
+    cwpp_alert_status_t before = a->status;
+    const char         *p[2];
+    json_t             *entry;
+    int                 rc;
 
-                snprintf(one, sizeof(one), "%s%s is %s", nbad > 1 ? ", " : "", a.alert_id,
-                         cwpp_status_name(a.status));
-                cwpp_buf_append(&bad, one, strlen(one));
-            }
-        }
-        cwpp_alert_clear(&a);
+    *rule = 0;
+    a->status = CWPP_ST_UNHANDLED;
+    if (w->rs != NULL)
+        *rule = cwpp_ruleset_match(w->rs, a, cwpp_now_ms(), &w->stats);
+    if (*rule > 0)
+        a->status = CWPP_ST_AUTOMATICALLY_WHITELISTED;
+    p[0] = a->alert_id;
+    p[1] = cwpp_status_name(a->status);
+    rc = cwpp_pg_query(w->pg, SQL_ALERT_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+                       errstr_size);
+    if (rc == CWPP_OK && *rule > 0) {
+        char num[32];
+
+        snprintf(num, sizeof(num), "%" PRId64, *rule);
+        p[0] = num;
+        rc = cwpp_pg_query(w->pg, SQL_HIT, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        if (rc == CWPP_OK && w->pending_hits_n < WL_PENDING_HITS_MAX)
+            w->pending_hits[w->pending_hits_n++] = *rule; /* /metrics after the commit */
     }
-    if (nbad > 0) {
-        PQclear(r);
-        return refuse_list(rp, &bad, nbad, "of them are not whitelisted");
+    entry = json_pack("{s:s, s:s, s:s}", "alert_id", a->alert_id, "before",
+                      cwpp_status_name(before), "after", cwpp_status_name(a->status));
+    if (entry != NULL && *rule > 0)
+        json_object_set_new(entry, "rule_id", json_integer((json_int_t)*rule));
+    if (rc == CWPP_OK)
+        rc = log_change(w, c, "alert", a->alert_id,
+                        json_pack("{s:s}", "status", cwpp_status_name(before)),
+                        json_pack("{s:s, s:O*}", "status", cwpp_status_name(a->status),
+                                  "rule_id", json_object_get(entry, "rule_id")),
+                        remark_of(c), errstr, errstr_size);
+    if (entry == NULL || json_array_append_new(list, entry) != 0)
+        return rc != CWPP_OK ? rc : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM,
+                                                "out of memory");
+    return rc;
+}
+
+static int cmd_remove_alerts(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
+                             char *errstr, size_t errstr_size)
+{
+    wl_t       *w = svc;
+    json_t     *ids = json_object_get(c->payload, "alert_ids"), *list = NULL;
+    size_t      i, nunhandled = 0, nauto = 0;
+    char       *arr;
+    const char *p[1];
+    PGresult   *r = NULL;
+    int         rc, k;
+
+    if (!json_is_array(ids) || json_array_size(ids) == 0)
+        return cwpp_command_refuse(rp, "Name at least one alert to remove from the whitelist.");
+    if (json_array_size(ids) > MAX_REMOVE)
+        return cwpp_command_refuse(rp, "At most %d alerts can be removed from the whitelist at "
+                                   "once; %zu were given.", MAX_REMOVE, json_array_size(ids));
+    for (i = 0; i < json_array_size(ids); i++)
+        if (!cwpp_alert_id_valid(json_string_value(json_array_get(ids, i))))
+            return cwpp_command_refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 "
+                                       "hex digits).", json_is_string(json_array_get(ids, i))
+                                       ? json_string_value(json_array_get(ids, i))
+                                       : "(not a string)");
+    if ((arr = id_array(ids)) == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    p[0] = arr;
+    rc = cwpp_pg_query(w->pg, SQL_ALERT_ROWS_IDS, 1, p, PGRES_TUPLES_OK, &r, errstr,
+                       errstr_size);
+    free(arr);
+    if (rc != CWPP_OK || !removable(w, c, ids, r, rp, &rc, errstr, errstr_size))
+        goto out;
+    if ((list = json_array()) == NULL) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        goto out;
     }
     for (k = 0; rc == CWPP_OK && k < PQntuples(r); k++) {
-        cwpp_alert_t        a = {0};
-        char                why[200];
-        cwpp_alert_status_t before;
-        int64_t             rule = 0;
-        json_t             *jb, *ja;
+        cwpp_alert_t a = {0};
+        char         why[200];
+        int64_t      rule = 0;
 
         if (cwpp_alert_from_row(PQgetvalue(r, k, 0), (size_t)PQgetlength(r, k, 0), &a, why,
                                 sizeof(why)) != CWPP_OK)
-            continue;
-        before = a.status;
-        /* Back to unhandled, then evaluated again like a new alert. */
-        a.status = CWPP_ST_UNHANDLED;
-        if (w->rs != NULL)
-            rule = cwpp_ruleset_match(w->rs, &a, cwpp_now_ms(), &w->stats);
-        if (rule > 0)
-            a.status = CWPP_ST_AUTOMATICALLY_WHITELISTED;
-        p[0] = a.alert_id;
-        p[1] = cwpp_status_name(a.status);
-        rc = q(w, SQL_ALERT_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-        if (rc == CWPP_OK && rule > 0) {
-            char num[32];
-
-            snprintf(num, sizeof(num), "%" PRId64, rule);
-            p[0] = num;
-            rc = q(w, SQL_HIT, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-            if (rc == CWPP_OK && w->pending_hits_n < WL_PENDING_HITS_MAX)
-                w->pending_hits[w->pending_hits_n++] = rule; /* /metrics after the commit */
-        }
-        jb = json_pack("{s:s}", "status", cwpp_status_name(before));
-        ja = rule > 0 ? json_pack("{s:s, s:I}", "status", cwpp_status_name(a.status), "rule_id",
-                                  (json_int_t)rule)
-                      : json_pack("{s:s}", "status", cwpp_status_name(a.status));
-        if (rc == CWPP_OK)
-            rc = log_change(w, c, "alert", a.alert_id, jb, ja, remark_of(c), errstr, errstr_size);
-        json_decref(jb);
-        json_decref(ja);
-        json_array_append_new(list, rule > 0
-            ? json_pack("{s:s, s:s, s:s, s:I}", "alert_id", a.alert_id, "before",
-                        cwpp_status_name(before), "after", cwpp_status_name(a.status), "rule_id",
-                        (json_int_t)rule)
-            : json_pack("{s:s, s:s, s:s}", "alert_id", a.alert_id, "before",
-                        cwpp_status_name(before), "after", cwpp_status_name(a.status)));
-        json_array_append_new(rp->emit_ids, json_string(a.alert_id));
+            continue; /* read by removable() already */
+        rc = remove_one(w, c, &a, list, &rule, errstr, errstr_size);
         if (rule > 0)
             nauto++;
         else
             nunhandled++;
         cwpp_alert_clear(&a);
     }
-    PQclear(r);
-    cwpp_buf_free(&bad);
-    if (rc != CWPP_OK) {
-        json_decref(list);
-        return rc;
+    if (rc != CWPP_OK)
+        goto out;
+    if (nauto > 0)
+        snprintf(rp->msg, sizeof(rp->msg), "Removed %zu alert%s from the whitelist: %zu back to "
+                 "unhandled and evaluated again; %zu matched a live rule and %s automatically "
+                 "whitelisted.", nunhandled + nauto, nunhandled + nauto == 1 ? "" : "s",
+                 nunhandled, nauto, nauto == 1 ? "is" : "are");
+    else
+        snprintf(rp->msg, sizeof(rp->msg), "Removed %zu alert%s from the whitelist: back to "
+                 "unhandled and evaluated again.", nunhandled, nunhandled == 1 ? "" : "s");
+    rc = reemit(w, ids, out, errstr, errstr_size);
+    if (rc == CWPP_OK) {
+        rp->result = json_pack("{s:O}", "alerts", list);
+        if (rp->result == NULL)
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     }
-    snprintf(rp->msg, sizeof(rp->msg),
-             "Removed %zu alert%s from the whitelist: %zu back to unhandled and evaluated again"
-             "%s%zu matched a live rule and %s automatically whitelisted.",
-             nunhandled + nauto, nunhandled + nauto == 1 ? "" : "s", nunhandled,
-             nauto > 0 ? "; " : "; ", nauto, nauto == 1 ? "is" : "are");
-    rp->result = json_pack("{s:o}", "alerts", list);
-    return CWPP_OK;
+out:
+    PQclear(r);
+    json_decref(list);
+    return rc;
 }
 
-static int cmd_rule_add(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size_t errstr_size)
+/* The account a rule belongs to: the one its condition names (account_id eq X), else NULL
+ * (it applies to the alerts of every account: admins only). */
+static const char *rule_account(const char *field, const char *op, const char *value)
 {
+    return strcmp(field, "account_id") == 0 && strcmp(op, "eq") == 0 ? value : NULL;
+}
+
+/* The rule of the payload (an asset scope without an asset takes the asset of the alert it
+ * is created from). 1 read; 0 refused (*rc 0) or an error (*rc). */
+static int rule_def_of(wl_t *w, const cmd_t *c, cwpp_wl_def_t *d, reply_t *rp, int *rc,
+                       char *errstr, size_t errstr_size)
+{
+    json_t     *pl = c->payload, *copy = NULL;
+    const char *scope = json_string_value(json_object_get(pl, "scope"));
+    const char *aid = json_string_value(json_object_get(pl, "from_alert_id"));
+    char        why[1024];
+    PGresult   *r = NULL;
+
+    if (scope != NULL && strcmp(scope, "asset") == 0 && aid != NULL &&
+        json_object_get(pl, "asset_id") == NULL) {
+        const char *pp[1] = {aid};
+
+        if ((*rc = cwpp_pg_query(w->pg, "SELECT asset_id FROM alerts WHERE alert_id = $1", 1, pp,
+                                 PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
+            return 0;
+        if (PQntuples(r) == 1 && (copy = json_deep_copy(pl)) != NULL) {
+            json_object_set_new(copy, "asset_id", json_string(PQgetvalue(r, 0, 0)));
+            pl = copy;
+        }
+        PQclear(r);
+    }
+    *rc = cwpp_wl_def_from_json(pl, d, why, sizeof(why));
+    json_decref(copy);
+    if (*rc == CWPP_ENOMEM) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return 0;
+    }
+    if (*rc != CWPP_OK) {
+        *rc = cwpp_command_refuse(rp, "The rule was not created: %s.", why);
+        return 0;
+    }
+    return 1;
+}
+
+/* The alert a rule is created from exists, has the rule's name, and the actor may act on
+ * its account. 1 so; 0 refused (*rc 0) or an error (*rc). */
+static int from_alert_ok(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, reply_t *rp, int *rc,
+                         char *errstr, size_t errstr_size)
+{
+    const char *pp[1] = {d->from_alert_id};
+    PGresult   *r = NULL;
+    int         ok = 0;
+
+    if ((*rc = cwpp_pg_query(w->pg, "SELECT name, account_id FROM alerts WHERE alert_id = $1",
+                             1, pp, PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
+        return 0;
+    if (PQntuples(r) != 1)
+        cwpp_command_refuse(rp, "The rule was not created: there is no alert %s to create it "
+                            "from.", d->from_alert_id);
+    else if (strcmp(PQgetvalue(r, 0, 0), d->def.alert_name) != 0)
+        cwpp_command_refuse(rp, "The rule was not created: it is for alerts named \"%s\" but "
+                            "alert %s is named \"%s\".", d->def.alert_name, d->from_alert_id,
+                            PQgetvalue(r, 0, 0));
+    else
+        ok = cwpp_commander_permit(w->cmd, c, PQgetvalue(r, 0, 1), "alert", rp, rc, errstr,
+                                   errstr_size);
+    PQclear(r);
+    return ok;
+}
+
+static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
+                        char *errstr, size_t errstr_size)
+{
+    wl_t             *w = svc;
     cwpp_wl_def_t     d;
     cwpp_wl_preview_t pv;
     char              why[1024], num[32], idbuf[32];
@@ -481,68 +486,30 @@ static int cmd_rule_add(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size
     int               rc, broad;
     json_t           *def;
 
-    /* asset scope without an asset: the asset of the alert it is created from */
-    {
-        json_t     *pl = c->payload, *copy = NULL;
-        const char *scope = json_string_value(json_object_get(pl, "scope"));
-        const char *aid = json_string_value(json_object_get(pl, "from_alert_id"));
-
-        if (scope != NULL && strcmp(scope, "asset") == 0 && aid != NULL &&
-            json_object_get(pl, "asset_id") == NULL) {
-            const char *pp[1] = {aid};
-
-            if ((rc = q(w, "SELECT asset_id FROM alerts WHERE alert_id = $1", 1, pp,
-                        PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
-                return rc;
-            if (PQntuples(r) == 1 && (copy = json_deep_copy(pl)) != NULL) {
-                json_object_set_new(copy, "asset_id", json_string(PQgetvalue(r, 0, 0)));
-                pl = copy;
-            }
-            PQclear(r);
-            r = NULL;
-        }
-        rc = cwpp_wl_def_from_json(pl, &d, why, sizeof(why));
-        json_decref(copy);
-        if (rc == CWPP_ENOMEM)
-            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        if (rc != CWPP_OK)
-            return refuse(rp, "The rule was not created: %s.", why);
-    }
-    if (d.from_alert_id != NULL) {
-        const char *pp[1] = {d.from_alert_id};
-
-        if ((rc = q(w, "SELECT name, asset_id FROM alerts WHERE alert_id = $1", 1, pp,
-                    PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK) {
-            cwpp_wl_def_clear(&d);
-            return rc;
-        }
-        if (PQntuples(r) != 1) {
-            PQclear(r);
-            refuse(rp, "The rule was not created: there is no alert %s to create it from.",
-                   d.from_alert_id);
-            cwpp_wl_def_clear(&d);
-            return CWPP_OK;
-        }
-        if (strcmp(PQgetvalue(r, 0, 0), d.def.alert_name) != 0) {
-            refuse(rp, "The rule was not created: it is for alerts named \"%s\" but alert %s is "
-                   "named \"%s\".", d.def.alert_name, d.from_alert_id, PQgetvalue(r, 0, 0));
-            PQclear(r);
-            cwpp_wl_def_clear(&d);
-            return CWPP_OK;
-        }
-        PQclear(r);
-        r = NULL;
+    (void)out;
+    if (!rule_def_of(w, c, &d, rp, &rc, errstr, errstr_size))
+        return rc;
+    if ((d.from_alert_id != NULL && !from_alert_ok(w, c, &d, rp, &rc, errstr, errstr_size)) ||
+        !cwpp_commander_permit(w->cmd, c, rule_account(d.def.field,
+                               cwpp_rule_op_name(d.def.op), d.def.value),
+                               "rule (a rule without an account_id eq condition applies to "
+                               "every account: admins only)", rp, &rc, errstr, errstr_size)) {
+        cwpp_wl_def_clear(&d);
+        return rc;
     }
     rc = cwpp_wl_preview(cwpp_pg_conn(w->pg), &d.def, &w->limits, (int)w->conf->preview_days,
                          cwpp_now_ms(), &pv, errstr, errstr_size);
     if (rc != CWPP_OK) {
         cwpp_wl_def_clear(&d);
-        return rc == CWPP_EINVAL ? refuse(rp, "The rule was not created: %s.", errstr) : rc;
+        return rc == CWPP_EINVAL ? cwpp_command_refuse(rp, "The rule was not created: %s.",
+                                                       errstr) : rc;
     }
     broad = cwpp_wl_broad(&d.def, &pv, (double)w->conf->broad_percent / 100.0, why, sizeof(why));
     if (broad && !d.force) {
-        refuse(rp, "The rule was not created: it is too broad. %s Check it with cwppctl "
-               "whitelist preview, narrow it, or add --force to create it anyway.", why);
+        cwpp_command_refuse(rp,
+                            "The rule was not created: it is too broad. %s Check it with cwppctl "
+                            "whitelist preview, narrow it, or add --force to create it anyway.",
+                            why);
         rp->result = json_pack("{s:o, s:s}", "preview", cwpp_wl_preview_to_json(&pv), "broad",
                                why);
         cwpp_wl_preview_clear(&pv);
@@ -561,16 +528,17 @@ static int cmd_rule_add(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size
     p[8] = d.remark;
     p[9] = c->actor;
     p[10] = c->id;
-    rc = q(w, SQL_RULE_ADD, 11, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
+    rc = cwpp_pg_query(w->pg, SQL_RULE_ADD, 11, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
     if (rc == CWPP_OK) {
         d.def.id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);
-        rc = q(w, SQL_BUMP, 0, NULL, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+        rc = cwpp_pg_query(w->pg, SQL_BUMP, 0, NULL, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     }
     def = cwpp_wl_def_to_json(&d.def, d.def.id);
     if (rc == CWPP_OK) {
         snprintf(idbuf, sizeof(idbuf), "%" PRId64, d.def.id);
-        rc = log_change(w, c, "whitelist_rule", idbuf, NULL, def, d.remark, errstr, errstr_size);
+        rc = log_change(w, c, "whitelist_rule", idbuf, NULL, json_incref(def), d.remark, errstr,
+                        errstr_size);
     }
     if (rc == CWPP_OK) {
         w->rules_changed = 1;
@@ -591,31 +559,43 @@ static int cmd_rule_add(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr, size
     return rc;
 }
 
-static int cmd_rule_delete(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
-                           size_t errstr_size)
+static int cmd_rule_delete(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
+                           char *errstr, size_t errstr_size)
 {
+    wl_t           *w = svc;
     json_t         *jid = json_object_get(c->payload, "rule_id");
     char            num[32];
     const char     *p[2];
     PGresult       *r = NULL;
     cwpp_rule_def_t d;
-    json_t         *before, *after;
+    json_t         *before;
     int             rc;
 
+    (void)out;
     if (!json_is_integer(jid) || json_integer_value(jid) <= 0)
-        return refuse(rp, "Name the rule to delete by its id (a positive number; cwppctl "
-                      "whitelist rule list shows them).");
+        return cwpp_command_refuse(rp,
+                                   "Name the rule to delete by its id (a positive number; cwppctl "
+                                   "whitelist rule list shows them).");
     snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
     p[0] = num;
-    if ((rc = q(w, SQL_RULE_GET, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
+    if ((rc = cwpp_pg_query(w->pg, SQL_RULE_GET, 1, p, PGRES_TUPLES_OK, &r, errstr,
+                            errstr_size)) != CWPP_OK)
         return rc;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return refuse(rp, "There is no whitelist rule %s.", num);
+        return cwpp_command_refuse(rp, "There is no whitelist rule %s.", num);
+    }
+    if (!cwpp_commander_permit(w->cmd, c, rule_account(PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
+                               PQgetvalue(r, 0, 4)),
+                               "rule (a rule without an account_id eq condition applies to "
+                               "every account: admins only)", rp, &rc, errstr, errstr_size)) {
+        PQclear(r);
+        return rc;
     }
     if (!PQgetisnull(r, 0, 8)) {
-        refuse(rp, "Rule %s was already deleted, at %s by %s.", num, PQgetvalue(r, 0, 8),
-               PQgetvalue(r, 0, 9));
+        cwpp_command_refuse(rp, "Rule %s was already deleted, at %s by %s.", num, PQgetvalue(r, 0,
+                            8),
+                            PQgetvalue(r, 0, 9));
         PQclear(r);
         return CWPP_OK;
     }
@@ -630,13 +610,12 @@ static int cmd_rule_delete(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
     before = cwpp_wl_def_to_json(&d, strtoll(num, NULL, 10));
     PQclear(r);
     p[1] = c->actor;
-    rc = q(w, SQL_RULE_DEL, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
+    rc = cwpp_pg_query(w->pg, SQL_RULE_DEL, 2, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     if (rc == CWPP_OK)
-        rc = q(w, SQL_BUMP, 0, NULL, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-    after = json_pack("{s:b}", "deleted", 1);
+        rc = cwpp_pg_query(w->pg, SQL_BUMP, 0, NULL, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
     if (rc == CWPP_OK)
-        rc = log_change(w, c, "whitelist_rule", num, before, after, remark_of(c), errstr,
-                        errstr_size);
+        rc = log_change(w, c, "whitelist_rule", num, json_incref(before),
+                        json_pack("{s:b}", "deleted", 1), remark_of(c), errstr, errstr_size);
     if (rc == CWPP_OK) {
         w->rules_changed = 1;
         snprintf(rp->msg, sizeof(rp->msg),
@@ -646,115 +625,88 @@ static int cmd_rule_delete(wl_t *w, const cmd_t *c, reply_t *rp, char *errstr,
                                "rule", before);
     }
     json_decref(before);
-    json_decref(after);
     return rc;
 }
 
 /* ------------------------------------------------------------------- entry */
 
+static const cwpp_command_def_t COMMANDS[] = {
+    {"whitelist.add_alert", cmd_add_alert, CWPP_COMMAND_ACCOUNT},
+    {"whitelist.remove_alerts", cmd_remove_alerts, CWPP_COMMAND_ACCOUNT},
+    {"whitelist.rule_add", cmd_rule_add, CWPP_COMMAND_ACCOUNT},
+    {"whitelist.rule_delete", cmd_rule_delete, CWPP_COMMAND_ACCOUNT},
+};
+
+/* A command applied before: re-emit the alerts its answer changed, as stored now. */
+static int redeliver(void *svc, const cmd_t *c, const char *status, const json_t *result,
+                     cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    wl_t         *w = svc;
+    json_t       *ids = json_array();
+    const json_t *alerts = json_object_get(result, "alerts");
+    const char   *aid = json_string_value(json_object_get(result, "alert_id"));
+    size_t        i;
+    int           rc = CWPP_OK;
+
+    (void)c;
+    if (ids == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if (strcmp(status, "ok") == 0) {
+        if (aid != NULL)
+            json_array_append_new(ids, json_string(aid));
+        for (i = 0; i < json_array_size(alerts); i++)
+            json_array_append(ids, json_object_get(json_array_get(alerts, i), "alert_id"));
+    }
+    if (json_array_size(ids) > 0)
+        rc = reemit(w, ids, out, errstr, errstr_size);
+    json_decref(ids);
+    return rc;
+}
+
+/* What a rolled-back command must not leave behind: a rules change, hits to count. */
+static void mark(void *svc)
+{
+    wl_t *w = svc;
+
+    w->cmd_rules_changed = w->rules_changed;
+    w->cmd_hits_mark = w->pending_hits_n;
+}
+
+static void undo(void *svc)
+{
+    wl_t *w = svc;
+
+    w->rules_changed = w->cmd_rules_changed;
+    w->pending_hits_n = w->cmd_hits_mark;
+}
+
+static int dead_letter(void *svc, const rd_kafka_message_t *m, const char *code,
+                       const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    return wl_dead_letter(svc, (rd_kafka_message_t *)m, code, reason, out, errstr, errstr_size);
+}
+
+cwpp_commander_t *wl_commander_new(wl_t *w, char *errstr, size_t errstr_size)
+{
+    cwpp_command_conf_t cc;
+
+    memset(&cc, 0, sizeof(cc));
+    cc.service = "whitelist";
+    cc.table = COMMANDS;
+    cc.ntable = sizeof(COMMANDS) / sizeof(COMMANDS[0]);
+    cc.max_id = 200;
+    cc.max_age_ms = w->conf->command_max_age_ms;
+    cc.max_age_key = "whitelist.command.max.age.ms";
+    cc.metric = "cwpp_whitelist_commands_total";
+    cc.svc = w;
+    cc.dead_letter = dead_letter;
+    cc.redeliver = redeliver;
+    cc.mark = mark;
+    cc.undo = undo;
+    return cwpp_commander_new(&cc, w->pg, w->metrics, errstr, errstr_size);
+}
+
 int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
-    cmd_t     c = {0};
-    reply_t   rp;
-    char      why[300];
-    PGresult *r = NULL;
-    int       rc, changed_before = w->rules_changed;
-    size_t    out_mark = 0, hits_mark = 0;
-
-    if (cwpp_command_decode(w->t_cmd, &w->v_cmd, it->m->payload, it->m->len, 200, &c, why,
-                            sizeof(why)) != 0)
-        return wl_dead_letter(w, it->m, "bad_command", why, out, errstr, errstr_size);
-    if (strcmp(c.service, "whitelist") != 0) {
-        rc = CWPP_OK; /* another service's command */
-        goto out;
-    }
-
-    /* Applied before: answer again, re-emit what it changed. */
-    {
-        const char *p[1] = {c.id};
-
-        if ((rc = q(w, SQL_APPLIED, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
-            goto out;
-        if (PQntuples(r) == 1) {
-            json_error_t jerr;
-            json_t      *res = json_loads(PQgetvalue(r, 0, 2), 0, &jerr);
-            json_t      *ids = json_array(), *alerts = json_object_get(res, "alerts");
-            size_t       i;
-            const char  *aid = json_string_value(json_object_get(res, "alert_id"));
-            int          ok = strcmp(PQgetvalue(r, 0, 0), "ok") == 0;
-
-            if (ok && aid != NULL)
-                json_array_append_new(ids, json_string(aid));
-            for (i = 0; ok && i < json_array_size(alerts); i++)
-                json_array_append(ids, json_object_get(json_array_get(alerts, i), "alert_id"));
-            rc = json_array_size(ids) > 0 ? reemit(w, ids, out, errstr, errstr_size) : CWPP_OK;
-            if (rc == CWPP_OK)
-                rc = answer(w, &c, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), res, 0, out,
-                            errstr, errstr_size);
-            json_decref(ids);
-            json_decref(res);
-            PQclear(r);
-            goto out;
-        }
-        PQclear(r);
-    }
-
-    memset(&rp, 0, sizeof(rp));
-    rp.status = "ok";
-    out_mark = cwpp_outbox_count(out);
-    w->pending_hits_n = hits_mark = w->pending_hits_n;
-    if ((rc = cwpp_pg_command(w->pg, "SAVEPOINT cmd", errstr, errstr_size)) != CWPP_OK)
-        goto out;
-    if (c.payload == NULL)
-        rc = refuse(&rp, "The command's payload is not a JSON object.");
-    else if (c.actor[0] == '\0')
-        rc = refuse(&rp, "The command names no actor; every change must say who makes it.");
-    else if (strcmp(c.type, "whitelist.add_alert") == 0)
-        rc = cmd_add_alert(w, &c, &rp, errstr, errstr_size);
-    else if (strcmp(c.type, "whitelist.remove_alerts") == 0)
-        rc = cmd_remove_alerts(w, &c, &rp, errstr, errstr_size);
-    else if (strcmp(c.type, "whitelist.rule_add") == 0)
-        rc = cmd_rule_add(w, &c, &rp, errstr, errstr_size);
-    else if (strcmp(c.type, "whitelist.rule_delete") == 0)
-        rc = cmd_rule_delete(w, &c, &rp, errstr, errstr_size);
-    else
-        rc = refuse(&rp, "Unknown whitelist command \"%s\" (whitelist.add_alert, "
-                    "whitelist.remove_alerts, whitelist.rule_add, whitelist.rule_delete).",
-                    c.type);
-    if (rc == CWPP_EDATA || (rc == CWPP_OK && strcmp(rp.status, "error") == 0)) {
-        /* undo whatever the command did before it was refused */
-        if (rc == CWPP_EDATA) {
-            json_decref(rp.result);
-            rp.result = NULL;
-            refuse(&rp, "The database refused the change: %s", errstr);
-        }
-        json_decref(rp.emit_ids);
-        rp.emit_ids = NULL;
-        rc = cwpp_pg_command(w->pg, "ROLLBACK TO SAVEPOINT cmd", errstr, errstr_size);
-        w->rules_changed = changed_before;
-        w->pending_hits_n = hits_mark;
-    }
-    if (rc == CWPP_OK && rp.emit_ids != NULL)
-        rc = reemit(w, rp.emit_ids, out, errstr, errstr_size);
-    if (rc == CWPP_OK)
-        rc = answer(w, &c, rp.status, rp.msg, rp.result, 1, out, errstr, errstr_size);
-    if (rc == CWPP_EDATA) {
-        /* the answer itself could not be stored: undo the command, answer plainly */
-        cwpp_warn("command_unrecordable", "%s %s: %s", c.type, c.id, errstr);
-        cwpp_outbox_truncate(out, out_mark);
-        w->rules_changed = changed_before;
-        w->pending_hits_n = hits_mark;
-        rc = cwpp_pg_command(w->pg, "ROLLBACK TO SAVEPOINT cmd", errstr, errstr_size);
-        if (rc == CWPP_OK)
-            rc = answer(w, &c, "error", "The command was not applied: the database refused "
-                        "to record it (its text is not valid).", NULL, 1, out, errstr,
-                        errstr_size);
-    }
-    if (rc == CWPP_OK)
-        rc = cwpp_pg_command(w->pg, "RELEASE SAVEPOINT cmd", errstr, errstr_size);
-    json_decref(rp.result);
-    json_decref(rp.emit_ids);
-out:
-    json_decref(c.payload);
-    return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
+    return cwpp_commander_apply(w->cmd, it->m, out, errstr, errstr_size);
 }

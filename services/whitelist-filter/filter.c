@@ -46,6 +46,9 @@ const cwpp_conf_prop_t wl_props[] = {
     {"whitelist.max.message.bytes", CWPP_CONF_INT, offsetof(wl_conf_t, max_message_bytes),
      "1048576", 1024, 16777216, 0,
      "Input records larger than this go to the dead-letter topic as oversized."},
+    {"whitelist.command.max.age.ms", CWPP_CONF_INT, offsetof(wl_conf_t, command_max_age_ms),
+     "600000", 1000, 604800000LL, 0, "A whitelist command issued longer ago than this is "
+     "refused as stale."},
 };
 const size_t wl_nprops = sizeof(wl_props) / sizeof(wl_props[0]);
 
@@ -104,6 +107,7 @@ static int exec_prepared(wl_t *w, const char *stmt, int n, const char *const *v,
 /* ------------------------------------------------------------- life cycle */
 
 static void *refresher(void *arg);
+static void  wl_destroy(wl_t *w);
 
 static wl_t *wl_new(const wl_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
                     size_t errstr_size)
@@ -128,25 +132,25 @@ static wl_t *wl_new(const wl_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
     w->limits.match_limit = (uint32_t)conf->regex_match_limit;
     w->limits.depth_limit = (uint32_t)conf->regex_depth_limit;
     w->limits.jit_stack_max = (size_t)conf->regex_jit_stack_kb * 1024;
-    w->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-whitelist-filter");
-    w->fence = cwpp_fence_new(conf->common.group_id, errstr, errstr_size);
+    if ((w->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-whitelist-filter")) == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((w->fence = cwpp_fence_new(conf->common.group_id, errstr, errstr_size)) == NULL)
+        goto fail;
     cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMANDS, w->cmd_topic,
                     sizeof(w->cmd_topic));
-    w->t_alert = cwpp_avro_type_builtin("alert", errstr, errstr_size);
-    w->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size);
-    w->t_cmd = cwpp_avro_type_builtin("command", errstr, errstr_size);
-    w->t_result = cwpp_avro_type_builtin("command_result", errstr, errstr_size);
-    if (w->pg == NULL || w->fence == NULL || w->t_alert == NULL || w->t_rejected == NULL ||
-        w->t_cmd == NULL || w->t_result == NULL ||
-        cwpp_avro_value_new(w->t_alert, &w->v_alert) != CWPP_OK ||
-        cwpp_avro_value_new(w->t_rejected, &w->v_rejected) != CWPP_OK ||
-        cwpp_avro_value_new(w->t_cmd, &w->v_cmd) != CWPP_OK ||
-        cwpp_avro_value_new(w->t_result, &w->v_result) != CWPP_OK) {
-        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot set up the Avro types");
-        w->have_values = 0;
-        return w; /* wl_destroy frees; caller checks w->have_values */
-    }
-    w->have_values = 1;
+    if ((w->t_alert = cwpp_avro_type_builtin("alert", errstr, errstr_size)) == NULL ||
+        (w->t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, errstr_size)) ==
+            NULL ||
+        (w->cmd = wl_commander_new(w, errstr, errstr_size)) == NULL)
+        goto fail;
+    if (cwpp_avro_value_new(w->t_alert, &w->v_alert) != CWPP_OK)
+        goto fail_values;
+    w->nvalues = 1;
+    if (cwpp_avro_value_new(w->t_rejected, &w->v_rejected) != CWPP_OK)
+        goto fail_values;
+    w->nvalues = 2;
 #define C(n, h) cwpp_counter(metrics, n, h)
     w->m_accepted = C("cwpp_whitelist_alerts_total{decision=\"accepted\"}",
                       "Alerts decided, by decision.");
@@ -172,6 +176,11 @@ static wl_t *wl_new(const wl_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
                                          "Time of one batch's transaction.", b, 9);
     }
     return w;
+fail_values:
+    cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot set up the Avro values");
+fail:
+    wl_destroy(w);
+    return NULL;
 }
 
 static void wl_destroy(wl_t *w)
@@ -195,16 +204,13 @@ static void wl_destroy(wl_t *w)
     free(w->hits);
     cwpp_ruleset_destroy(w->rs);
     cwpp_ruleset_destroy(w->pending);
-    if (w->have_values) {
-        avro_value_decref(&w->v_alert);
+    if (w->nvalues > 1)
         avro_value_decref(&w->v_rejected);
-        avro_value_decref(&w->v_cmd);
-        avro_value_decref(&w->v_result);
-    }
+    if (w->nvalues > 0)
+        avro_value_decref(&w->v_alert);
+    cwpp_commander_destroy(w->cmd);
     cwpp_avro_type_destroy(w->t_alert);
     cwpp_avro_type_destroy(w->t_rejected);
-    cwpp_avro_type_destroy(w->t_cmd);
-    cwpp_avro_type_destroy(w->t_result);
     cwpp_buf_free(&w->buf);
     cwpp_buf_free(&w->sql);
     cwpp_buf_free(&w->b_ids);
@@ -752,9 +758,8 @@ int wl_run(const void *confp, const cwpp_service_env_t *env)
     int                          rc, backoff = 200;
 
     w = wl_new(conf, env->metrics, errstr, sizeof(errstr));
-    if (w == NULL || !w->have_values) {
+    if (w == NULL) {
         cwpp_error("start_failed", "%s", errstr);
-        wl_destroy(w);
         return 2;
     }
     /* The rules before the first alert: wait for the database, load them. */

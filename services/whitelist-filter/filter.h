@@ -30,6 +30,7 @@ typedef struct wl_conf {
     int64_t            regex_depth_limit;
     int64_t            regex_jit_stack_kb;
     int64_t            max_message_bytes;
+    int64_t            command_max_age_ms;
 } wl_conf_t;
 
 extern const cwpp_conf_prop_t wl_props[];

@@ -9,6 +9,7 @@
 
 #include "cwpp_alert.h"
 #include "cwpp_avro.h"
+#include "cwpp_command.h"
 #include "cwpp_fence.h"
 #include "cwpp_http.h"
 #include "cwpp_kafka.h"
@@ -37,9 +38,10 @@ typedef struct wl {
     const wl_conf_t    *conf;
     cwpp_pg_t          *pg;
     PGconn             *prepared_on;
-    cwpp_avro_type_t   *t_alert, *t_rejected, *t_cmd, *t_result;
-    avro_value_t        v_alert, v_rejected, v_cmd, v_result;
-    int                 have_values;
+    cwpp_avro_type_t   *t_alert, *t_rejected;
+    avro_value_t        v_alert, v_rejected;
+    int                 nvalues;    /* how many of v_alert, v_rejected exist (destroy) */
+    cwpp_commander_t   *cmd;        /* the command protocol (commands.c) */
     cwpp_buf_t          buf, sql;
     cwpp_buf_t          b_ids, b_status, b_hit_ids, b_hit_counts;
     item_t             *items;
@@ -51,6 +53,8 @@ typedef struct wl {
     int64_t             rs_version;
     cwpp_rules_stats_t  stats;
     int                 rules_changed; /* a command of this batch changed rules */
+    int                 cmd_rules_changed; /* rules_changed before the current command */
+    size_t              cmd_hits_mark;     /* pending_hits_n before the current command */
     char                cmd_topic[256];
 #define WL_PENDING_HITS_MAX 1000
     int64_t             pending_hits[WL_PENDING_HITS_MAX]; /* command hits for /metrics */
@@ -75,6 +79,9 @@ typedef struct wl {
     cwpp_metric_t      *m_db_seconds;
 } wl_t;
 
+/* commands.c: the commander of the whitelist commands for w (w->pg, w->conf, w->metrics
+ * set). NULL with errstr. */
+cwpp_commander_t *wl_commander_new(wl_t *w, char *errstr, size_t errstr_size);
 /* commands.c: applies one command record inside the batch's open transaction, adding its
  * answer (and any alert it re-emits) to out. Returns 0, or CWPP_ETRANSIENT (database)
  * to fail the whole batch; a refused command is answered, not an error. */

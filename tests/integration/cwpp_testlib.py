@@ -400,3 +400,25 @@ def virus_alert(name, account, asset="i-1", path="/tmp/x", md5=None, minute=0,
     return alert(account, name, typ, severity, when, asset, role="application",
                  asset_ip="10.0.0.7", defense=defense, source="virus_scan",
                  file={"path": path, "md5": md5 or md5hex(path)}, details=details or {})
+
+
+def make_user(name, *accounts, role="analyst", disabled=False, dsn=None):
+    """Makes name a user (docs/commands.md: every command's actor is a known, enabled user
+    holding permission on the account it acts on; an admin holds every account) with
+    role, permission on accounts, and enabled unless disabled, by direct SQL as the
+    database owner (dsn: ADMIN_DSN). An existing user takes the role and state given and
+    keeps its other accounts. Returns name."""
+    conn = db(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO users (user_name, display_name, role, created_by, "
+                        "disabled_at) VALUES (%s, %s, %s, 'tests', CASE WHEN %s THEN now() "
+                        "END) ON CONFLICT (user_name) DO UPDATE SET role = EXCLUDED.role, "
+                        "disabled_at = EXCLUDED.disabled_at",
+                        (name, name + " (tests)", role, disabled))
+            for account in accounts:
+                cur.execute("INSERT INTO user_accounts (user_name, account_id, granted_by) "
+                            "VALUES (%s, %s, 'tests') ON CONFLICT DO NOTHING", (name, account))
+    finally:
+        conn.close()
+    return name

@@ -21,6 +21,13 @@ COMMAND = t.AvroType("command")
 RESULT = t.AvroType("command_result")
 
 
+def setup_module(_):
+    # the actors of these tests (cwppctl's default "alice", raw commands' "bob"): rules
+    # without an account condition apply to every account, which only admins change
+    t.make_user("alice", role="admin")
+    t.make_user("bob", role="admin")
+
+
 def start(services, prefix, filters=1, **kw):
     ing = services("ingest", prefix).start()
     fs = [services("whitelist-filter", prefix, group=f"{prefix}wl",
@@ -295,6 +302,64 @@ def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
     assert rc == 0 and {x["alert_id"] for x in doc["alerts"]} == {a, b}
 
 
+def test_actors_need_permission_on_the_account(prefix, services):
+    """Every whitelist command's actor is a known, enabled user holding permission on the
+    account of what it changes (docs/commands.md): the alert's account, or for a rule the
+    account its condition names (account_id eq X), admins only for a rule over every
+    account. An unknown, a disabled and an unpermitted actor are each refused with a
+    sentence and change nothing; a permitted one succeeds."""
+    g = tag()
+    name, acct, other = f"Perm {g}", f"acct-{g}", f"acct-{g}-other"
+    start(services, prefix)
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/p/1")])
+    decoded(prefix, "alerts.accepted", 1)
+    x = ids_by(prefix, acct, "/p/1")
+    ana = t.make_user(f"ana-{g}", acct)
+    t.make_user(f"dis-{g}", acct, disabled=True)
+    t.make_user(f"oth-{g}", other)
+
+    def refused(actor, *args):
+        rc, out, err = t.cwppctl(prefix, *args, actor=actor)
+        assert rc == 1, (rc, out, err)
+        assert err.strip().endswith(".") and "Refused: " in err, err
+        return err
+
+    assert "is not a known user" in refused(f"ghost-{g}", "whitelist", "add-alert", x)
+    assert f'user "dis-{g}" is disabled' in refused(f"dis-{g}", "whitelist", "add-alert", x)
+    assert f'holds no permission on account "{acct}"' in \
+        refused(f"oth-{g}", "whitelist", "add-alert", x)
+    # a rule over every account's alerts: admins only; one of acct: acct's users
+    assert "is not an admin" in refused(ana, "whitelist", "rule", "add", "--alert-name", name,
+                                        "--field", "file.path", "--op", "eq", "--value", "/p/1")
+    assert f'holds no permission on account "{acct}"' in \
+        refused(f"oth-{g}", "whitelist", "rule", "add", "--alert-name", name, "--field",
+                "account_id", "--op", "eq", "--value", acct)
+    # nothing changed, nothing logged
+    assert stored([x]) == {x: "unhandled"}
+    assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,)) == [(0,)]
+    assert t.query("SELECT count(*) FROM activity_log WHERE object_type = 'alert' AND "
+                   "object_id = %s", (x,)) == [(0,)]
+
+    # permitted: the alert's account, a rule of that account, and their undoing
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "add-alert", x, actor=ana)
+    assert rc == 0 and doc["result"]["after"] == "manually_whitelisted", (doc, err)
+    assert stored([x]) == {x: "manually_whitelisted"}
+    assert "holds no permission" in refused(f"oth-{g}", "whitelist", "remove", x)
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "add", "--alert-name", name,
+                                  "--field", "account_id", "--op", "eq", "--value", acct,
+                                  "--force", actor=ana)
+    assert rc == 0, (doc, err)
+    rid = doc["result"]["rule_id"]
+    assert "holds no permission" in refused(f"oth-{g}", "whitelist", "rule", "delete",
+                                            str(rid))
+    assert t.cwppctl(prefix, "whitelist", "rule", "delete", str(rid), actor=ana)[0] == 0
+    assert t.cwppctl(prefix, "whitelist", "remove", x, actor=ana)[0] == 0
+    assert [r[0] for r in t.query(
+        "SELECT actor FROM activity_log WHERE (object_type = 'alert' AND object_id = %s) OR "
+        "(object_type = 'whitelist_rule' AND object_id = %s) ORDER BY log_id",
+        (x, str(rid)))] == [ana] * 4
+
+
 def test_removed_alert_matching_a_rule_is_whitelisted_again(prefix, services):
     """Removal means "evaluate again like a new alert": an alert a live rule matches
     goes back to automatically whitelisted (and the rule counts the hit)."""
@@ -406,7 +471,8 @@ def test_bad_records_go_to_the_dead_letter_topic(prefix, services):
     assert res["status"] == "error" and "Unknown whitelist command" in res["message"]
     cid = "cmd-" + uuid.uuid4().hex
     rec = COMMAND.encode({"command_id": cid, "service": "whitelist", "type": "whitelist.add_alert",
-                          "actor": "bob", "issued_at_ms": 0, "payload_json": "{not json"})
+                          "actor": "bob", "issued_at_ms": int(time.time() * 1000),
+                          "payload_json": "{not json"})
     t.produce(prefix + "commands", [rec], keys=[cid.encode()])
     t.produce(prefix + "alerts.raw", [virus_alert(name, acct)])
     assert len(decoded(prefix, "alerts.accepted", 1)) == 1
@@ -460,7 +526,8 @@ def test_command_and_recurrence_in_one_batch(prefix, services):
     cid = "cmd-" + uuid.uuid4().hex
     t.produce(prefix + "commands", [COMMAND.encode(
         {"command_id": cid, "service": "whitelist", "type": "whitelist.add_alert",
-         "actor": "bob", "issued_at_ms": 0, "payload_json": json.dumps({"alert_id": x})})],
+         "actor": "bob", "issued_at_ms": int(time.time() * 1000),
+         "payload_json": json.dumps({"alert_id": x})})],
         keys=[cid.encode()])
     t.produce(prefix + "alerts.normalized", [first.value()], keys=[first.key()])
     f.start()

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * policy.c: the parameters of an entity's built-in handling policy (docs/responder.md
+ * "Recommended handling policy"): an IP is blocked by address, a host isolated, a host
+ * account disabled by user name, a process killed by pid (with its path when known, so
+ * the agent can check it is still that program), a file quarantined by path (with its
+ * hash when known). Pure: no I/O; the caller found the entity and what its alerts carry.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cwpp_respond.h"
+
+json_t *cwpp_policy_steps(const char *type, const char *value, const char *pid,
+                          const char *path, const char *sha256, const char **action, char *why,
+                          size_t why_size)
+{
+    const cwpp_policy_def_t *pd = cwpp_policy_for(type);
+    json_t                  *params = NULL;
+
+    why[0] = '\0';
+    if (pd == NULL) {
+        snprintf(why, why_size, "Entity %s:%.200s: no built-in handling policy for entity "
+                 "type %s.", type != NULL ? type : "", value, type != NULL ? type : "");
+        return NULL;
+    }
+    *action = pd->action;
+    if (strcmp(type, "ip") == 0) {
+        params = json_pack("{s:s}", "ip", value);
+    } else if (strcmp(type, "host") == 0) {
+        params = json_object();
+    } else if (strcmp(type, "host_account") == 0) {
+        params = json_pack("{s:s}", "user", value);
+    } else if (strcmp(type, "process") == 0) {
+        if (pid == NULL || pid[0] == '\0') {
+            snprintf(why, why_size, "Process %.200s: its alerts carry no process id, so it "
+                     "cannot be killed safely.", value);
+            return NULL;
+        }
+        params = json_pack("{s:I, s:s?}", "pid", (json_int_t)strtoll(pid, NULL, 10), "path",
+                           path != NULL && path[0] == '/' ? path : NULL);
+    } else if (strcmp(type, "file") == 0) {
+        if (value[0] != '/') {
+            snprintf(why, why_size, "File %.200s: its alerts carry no path (only a hash), so "
+                     "it cannot be quarantined.", value);
+            return NULL;
+        }
+        params = json_pack("{s:s, s:s?}", "path", value, "sha256",
+                           sha256 != NULL && sha256[0] != '\0' ? sha256 : NULL);
+    } else {
+        snprintf(why, why_size, "Entity %s:%.200s: the built-in policy of entity type %s "
+                 "takes no parameters this version knows.", type, value, type);
+        return NULL;
+    }
+    if (params == NULL)
+        return NULL;
+    return json_pack("[{s:s, s:o}]", "action", pd->action, "params", params);
+}
