@@ -34,13 +34,28 @@
 
 #include "cwpp_alert.h"
 
+/*
+ * The operators are defined once, in the table of rules.c; the CHECK constraint on
+ * whitelist_rules.op (the latest migration of schemas/sql that sets it), cwppctl's help
+ * and docs/whitelist.md follow it, and tests/unit/rules checks the migration agrees.
+ * A new operator: a member before CWPP_OP__COUNT, a table row, its case in eval() and
+ * cwpp_rule_check(), a migration.
+ */
 typedef enum {
     CWPP_OP_REGEX = 0,
     CWPP_OP_GT,
     CWPP_OP_EQ,
     CWPP_OP_LT,
     CWPP_OP_CONTAINS,
+    CWPP_OP__COUNT /* not an operator: the number of them */
 } cwpp_rule_op_t;
+
+/* One operator. */
+typedef struct cwpp_rule_op_def {
+    cwpp_rule_op_t op;
+    const char    *name;    /* as stored in whitelist_rules.op and given to --op */
+    const char    *display; /* "contains" in a sentence: "file.path contains /data/" */
+} cwpp_rule_op_def_t;
 
 typedef enum { CWPP_SCOPE_ALL = 0, CWPP_SCOPE_ASSET } cwpp_rule_scope_t;
 
@@ -66,9 +81,16 @@ typedef struct cwpp_rules_stats {
     uint64_t regex_aborted; /* regex runs stopped by a limit (treated as no match) */
 } cwpp_rules_stats_t;
 
-/* "regex", "gt", "eq", "lt", "contains" (and ">", "=", "<" aliases). 0 or -1. */
+/* An operator's name (case-insensitive; and the ">", "=", "==", "<" aliases) to its
+ * member: 0, or -1 for anything else (and NULL). */
 int         cwpp_rule_op_parse(const char *s, cwpp_rule_op_t *op);
+/* The name of a member (asserts on anything else). */
 const char *cwpp_rule_op_name(cwpp_rule_op_t op);
+/* The table row of a member (asserts on anything else). */
+const cwpp_rule_op_def_t *cwpp_rule_op_def(cwpp_rule_op_t op);
+/* The operators' names as one text, table order, separated by sep with last before the
+ * last one ("|", "|" gives "regex|gt|eq|lt|contains"). Written into buf; returns buf. */
+const char *cwpp_rule_ops_text(char *buf, size_t size, const char *sep, const char *last);
 
 /* Checks a definition as rule creation must: known field, value fits the operator, regex
  * compiles (the error names PCRE2's message and the offset), asset given for asset

@@ -77,8 +77,10 @@ int cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t 
         goto done;
     }
     if (cwpp_rule_op_parse(op, &out->def.op) != 0) {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
-                         "unknown operator \"%s\" (use regex, gt, eq, lt or contains)", op);
+        char ops[128];
+
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "unknown operator \"%s\" (use %s)",
+                         op, cwpp_rule_ops_text(ops, sizeof(ops), ", ", " or "));
         goto done;
     }
     if (scope == NULL || strcmp(scope, "all") == 0) {
