@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cwpp_rules.h"
+#include "vocab_files.h"
 
 #define NOW 1795860000000LL
 
@@ -282,6 +283,30 @@ static void test_index_by_name(void **state)
     cwpp_ruleset_destroy(rs);
 }
 
+/* The operator table (libs/rules) is the only definition: every member has its row and
+ * parses back, and the CHECK on whitelist_rules.op that the latest migration sets lists
+ * exactly its operators (a new operator needs a migration, else rule creation fails only
+ * at run time). */
+static void test_vocab_operators(void **state)
+{
+    const char *want[CWPP_OP__COUNT];
+    vf_list_t   got;
+    int         t;
+
+    (void)state;
+    for (t = 0; t < CWPP_OP__COUNT; t++) {
+        cwpp_rule_op_t back;
+
+        assert_int_equal(cwpp_rule_op_def((cwpp_rule_op_t)t)->op, t);
+        want[t] = cwpp_rule_op_name((cwpp_rule_op_t)t);
+        assert_int_equal(cwpp_rule_op_parse(want[t], &back), 0);
+        assert_int_equal(back, t);
+    }
+    if (vf_diff("the operator table (libs/rules)", want, CWPP_OP__COUNT, &got,
+                vf_sql_check("whitelist_rules", "op", &got) == 0) != 0)
+        fail_msg("whitelist_rules.op disagrees with libs/rules's operator table (lines above)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_invalid_rules_refused),
         cmocka_unit_test(test_hostile_regex),
         cmocka_unit_test(test_index_by_name),
+        cmocka_unit_test(test_vocab_operators),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
