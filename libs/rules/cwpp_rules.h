@@ -4,8 +4,8 @@
  * "Add an alert to the whitelist").
  *
  * A rule has four parts - an alert field, an operator (regex match, greater than, equal
- * to, less than, contains), a value, a scope (all assets, or only one asset) - and applies
- * only to alerts with its alert name; it may expire. Rules of one name are OR-ed: an
+ * to, less than, contains, starts with), a value, a scope (all assets, or only one
+ * asset) - and applies only to alerts with its alert name; it may expire. Rules of one name are OR-ed: an
  * alert is whitelisted when any applicable rule matches.
  *
  * Fields are the normalized alert's ("name", "type", "severity", "source",
@@ -19,7 +19,8 @@
  * limit and a bounded JIT stack, so a catastrophic pattern gives up (counted as an error,
  * no match) instead of stalling. "gt"/"lt" compare numbers, or RFC 3339 times; their
  * value must be one of those. "eq" compares numbers numerically when both sides are
- * numbers, else strings exactly. "contains" is a substring test.
+ * numbers, else strings exactly. "contains" is a substring test, "startswith" a prefix
+ * test (for paths: "/opt/app/"); both are case-sensitive and refuse an empty value.
  *
  * Workload: every alert is checked against the rules of its own name only (a hash index
  * by name), so the cost per alert does not grow with rules of other names.
@@ -47,6 +48,7 @@ typedef enum {
     CWPP_OP_EQ,
     CWPP_OP_LT,
     CWPP_OP_CONTAINS,
+    CWPP_OP_STARTSWITH,
     CWPP_OP__COUNT /* not an operator: the number of them */
 } cwpp_rule_op_t;
 

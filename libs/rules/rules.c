@@ -48,11 +48,12 @@ struct cwpp_ruleset {
 
 /* The operators, in enum order (docs/whitelist.md "Rules"). */
 static const cwpp_rule_op_def_t op_tab[CWPP_OP__COUNT] = {
-    {CWPP_OP_REGEX,    "regex",    "matches the regex"},
-    {CWPP_OP_GT,       "gt",       "is greater than"},
-    {CWPP_OP_EQ,       "eq",       "equals"},
-    {CWPP_OP_LT,       "lt",       "is less than"},
-    {CWPP_OP_CONTAINS, "contains", "contains"},
+    {CWPP_OP_REGEX,      "regex",      "matches the regex"},
+    {CWPP_OP_GT,         "gt",         "is greater than"},
+    {CWPP_OP_EQ,         "eq",         "equals"},
+    {CWPP_OP_LT,         "lt",         "is less than"},
+    {CWPP_OP_CONTAINS,   "contains",   "contains"},
+    {CWPP_OP_STARTSWITH, "startswith", "starts with"},
 };
 
 const cwpp_rule_op_def_t *cwpp_rule_op_def(cwpp_rule_op_t op)
@@ -290,9 +291,10 @@ int cwpp_rule_check(const cwpp_rule_def_t *def, char *errstr, size_t errstr_size
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
                            "operator %s needs a number or an RFC 3339 time, not \"%.64s\"",
                            cwpp_rule_op_name(def->op), def->value);
-    if (def->op == CWPP_OP_CONTAINS && *def->value == '\0')
+    if ((def->op == CWPP_OP_CONTAINS || def->op == CWPP_OP_STARTSWITH) && *def->value == '\0')
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
-                           "\"contains\" with an empty value would match everything");
+                           "\"%s\" with an empty value would match everything",
+                           cwpp_rule_op_name(def->op));
     if (def->op == CWPP_OP_REGEX) {
         pcre2_code *re = compile(def->value, errstr, errstr_size);
         if (re == NULL)
@@ -489,6 +491,8 @@ static int eval(cwpp_ruleset_t *rs, const rule_t *r, const cwpp_alert_t *a, int6
         return rc >= 0;
     case CWPP_OP_CONTAINS:
         return strstr(v, r->def.value) != NULL;
+    case CWPP_OP_STARTSWITH:
+        return strncmp(v, r->def.value, strlen(r->def.value)) == 0;
     case CWPP_OP_EQ:
         if (is_num && r->is_num)
             return num == r->num;
