@@ -87,7 +87,6 @@ const char *cwpp_statuses_text(char *buf, size_t size, const char *sep, const ch
  * in ORDER BY. Written into buf; returns buf. */
 const char *cwpp_entity_types_pg_order(char *buf, size_t size);
 
-
 typedef struct cwpp_entity {
     cwpp_entity_type_t type;
     char              *value;    /* host: asset id; file: path (or md5); process: path or
