@@ -9,6 +9,7 @@
 #include "alert_internal.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -19,15 +20,42 @@
 static const char *const sev_names[] = {"critical", "high", "medium", "low"};
 static const char *const def_names[] = {"none", "blocked", "failed", "precision_defense"};
 static const char *const fmt_names[] = {"cwpp", "falco", "wazuh"};
-static const char *const ent_names[] = {"host", "file", "process", "ip", "host_account"};
-static const char *const st_names[] = {"unhandled", "handling", "handled",
-                                       "manually_whitelisted", "automatically_whitelisted"};
+/* The entity types, in enum order (docs/alert-format.md "Entities"; the Graphviz styles
+ * of the provenance graph that cwppctl events chain --format dot draws). */
+static const cwpp_entity_type_def_t ent_tab[CWPP_ENT__COUNT] = {
+    {CWPP_ENT_HOST,         "host",         0, "Host",         "box3d",   "#4a6fa5"},
+    {CWPP_ENT_FILE,         "file",         4, "File",         "note",    "#7f8c8d"},
+    {CWPP_ENT_PROCESS,      "process",      3, "Process",      "box",     "#27ae60"},
+    {CWPP_ENT_IP,           "ip",           1, "IP address",   "diamond", "#c0392b"},
+    {CWPP_ENT_HOST_ACCOUNT, "host_account", 2, "Host account", "house",   "#8e44ad"},
+};
+
+/* The alert statuses, in enum order (docs/alert-format.md). */
+static const cwpp_status_def_t st_tab[CWPP_ST__COUNT] = {
+    {CWPP_ST_UNHANDLED,                 "unhandled",                 "Unhandled"},
+    {CWPP_ST_HANDLING,                  "handling",                  "Handling"},
+    {CWPP_ST_HANDLED,                   "handled",                   "Handled"},
+    {CWPP_ST_MANUALLY_WHITELISTED,      "manually_whitelisted",      "Manually whitelisted"},
+    {CWPP_ST_AUTOMATICALLY_WHITELISTED, "automatically_whitelisted", "Automatically whitelisted"},
+};
 
 const char *cwpp_severity_name(cwpp_severity_t s) { return sev_names[s]; }
 const char *cwpp_defense_name(cwpp_defense_t d) { return def_names[d]; }
 const char *cwpp_format_name(cwpp_format_t f) { return fmt_names[f]; }
-const char *cwpp_entity_type_name(cwpp_entity_type_t t) { return ent_names[t]; }
-const char *cwpp_status_name(cwpp_alert_status_t s) { return st_names[s]; }
+const char *cwpp_entity_type_name(cwpp_entity_type_t t) { return cwpp_entity_type_def(t)->name; }
+const char *cwpp_status_name(cwpp_alert_status_t s) { return cwpp_status_def(s)->name; }
+
+const cwpp_entity_type_def_t *cwpp_entity_type_def(cwpp_entity_type_t t)
+{
+    assert((unsigned)t < CWPP_ENT__COUNT && ent_tab[t].type == t);
+    return &ent_tab[t];
+}
+
+const cwpp_status_def_t *cwpp_status_def(cwpp_alert_status_t s)
+{
+    assert((unsigned)s < CWPP_ST__COUNT && st_tab[s].status == s);
+    return &st_tab[s];
+}
 
 int cwpp_severity_parse(const char *s, cwpp_severity_t *out)
 {
@@ -45,12 +73,60 @@ int cwpp_status_parse(const char *s, cwpp_alert_status_t *out)
 {
     int i;
 
-    for (i = 0; i < 5; i++)
-        if (strcmp(s, st_names[i]) == 0) {
-            *out = (cwpp_alert_status_t)i;
+    for (i = 0; s != NULL && i < CWPP_ST__COUNT; i++)
+        if (strcmp(s, st_tab[i].name) == 0) {
+            *out = st_tab[i].status;
             return 0;
         }
     return -1;
+}
+
+int cwpp_entity_type_parse(const char *s, cwpp_entity_type_t *out)
+{
+    int i;
+
+    for (i = 0; s != NULL && i < CWPP_ENT__COUNT; i++)
+        if (strcmp(s, ent_tab[i].name) == 0) {
+            *out = ent_tab[i].type;
+            return 0;
+        }
+    return -1;
+}
+
+const char *cwpp_entity_types_text(char *buf, size_t size, const char *sep, const char *last)
+{
+    const char *names[CWPP_ENT__COUNT];
+    int         i;
+
+    for (i = 0; i < CWPP_ENT__COUNT; i++)
+        names[i] = ent_tab[i].name;
+    return cwpp_names_join(buf, size, names, CWPP_ENT__COUNT, sep, last);
+}
+
+const char *cwpp_statuses_text(char *buf, size_t size, const char *sep, const char *last)
+{
+    const char *names[CWPP_ST__COUNT];
+    int         i;
+
+    for (i = 0; i < CWPP_ST__COUNT; i++)
+        names[i] = st_tab[i].name;
+    return cwpp_names_join(buf, size, names, CWPP_ST__COUNT, sep, last);
+}
+
+const char *cwpp_entity_types_pg_order(char *buf, size_t size)
+{
+    const char *names[CWPP_ENT__COUNT];
+    int         i;
+
+    for (i = 0; i < CWPP_ENT__COUNT; i++) {
+        assert(ent_tab[i].order >= 0 && ent_tab[i].order < CWPP_ENT__COUNT);
+        names[ent_tab[i].order] = ent_tab[i].name;
+    }
+    assert(size > 2);
+    buf[0] = '{';
+    cwpp_names_join(buf + 1, size - 2, names, CWPP_ENT__COUNT, ",", ",");
+    cwpp_strlcpy(buf + strlen(buf), "}", size - strlen(buf));
+    return buf;
 }
 
 int cwpp_alert_id_valid(const char *s)
@@ -382,11 +458,12 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
     int         rc;
     size_t      i;
 
-#define TRY(x) do { if ((rc = (x)) != CWPP_OK) goto fail; } while (0)
     memset(a, 0, sizeof(*a));
     a->format = fmt;
-    TRY(get_str(c, root, "", "name", 1, 512, &a->name));
-    TRY(get_str(c, root, "", "type", 1, 64, &a->type));
+    if ((rc = get_str(c, root, "", "name", 1, 512, &a->name)) != CWPP_OK)
+        goto fail;
+    if ((rc = get_str(c, root, "", "type", 1, 64, &a->type)) != CWPP_OK)
+        goto fail;
     lower(a->type);
     for (i = 0; a->type[i] != '\0'; i++) {
         if (!isalnum((unsigned char)a->type[i]) && a->type[i] != '_' && a->type[i] != '-') {
@@ -396,7 +473,8 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
             goto fail;
         }
     }
-    TRY(get_str(c, root, "", "severity", 1, 32, &s));
+    if ((rc = get_str(c, root, "", "severity", 1, 32, &s)) != CWPP_OK)
+        goto fail;
     if (cwpp_severity_parse(s, &a->severity) != 0) {
         rc = cwpp_alert__bad(c, "invalid_value", "field \"severity\" has unknown value \"%.32s\" "
                              "(expected critical, high, medium or low)", s);
@@ -404,7 +482,8 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
     }
     free(s);
     s = NULL;
-    TRY(get_str(c, root, "", "occurred_at", 1, 64, &s));
+    if ((rc = get_str(c, root, "", "occurred_at", 1, 64, &s)) != CWPP_OK)
+        goto fail;
     if (cwpp_parse_time_ms(s, fmt == CWPP_FMT_WAZUH, &a->occurred_at_ms) != CWPP_OK) {
         rc = cwpp_alert__bad(c, "invalid_value", "field \"occurred_at\" is not an RFC 3339 "
                              "date-time: \"%.64s\"", s);
@@ -422,29 +501,49 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
     }
     free(s);
     s = NULL;
-    TRY(get_str(c, root, "", "source", 1, 128, &a->source));
-    TRY(get_str(c, root, "", "account_id", 1, 128, &a->account_id));
-    TRY(get_str(c, root, "", "alert_id", 0, 256, &a->source_alert_id));
+    if ((rc = get_str(c, root, "", "source", 1, 128, &a->source)) != CWPP_OK)
+        goto fail;
+    if ((rc = get_str(c, root, "", "account_id", 1, 128, &a->account_id)) != CWPP_OK)
+        goto fail;
+    if ((rc = get_str(c, root, "", "alert_id", 0, 256, &a->source_alert_id)) != CWPP_OK)
+        goto fail;
 
-    TRY(get_obj(c, root, "asset", 1, &o));
-    TRY(get_str(c, o, "asset.", "id", 1, 256, &a->asset.id));
-    TRY(get_str(c, o, "asset.", "name", 0, 256, &a->asset.name));
-    TRY(get_str(c, o, "asset.", "ip", 0, 64, &a->asset.ip));
-    TRY(check_ip(c, "asset.ip", a->asset.ip));
-    TRY(get_str(c, o, "asset.", "public_ip", 0, 64, &a->asset.public_ip));
-    TRY(check_ip(c, "asset.public_ip", a->asset.public_ip));
-    TRY(get_str(c, o, "asset.", "role", 0, 64, &a->asset.role));
+    if ((rc = get_obj(c, root, "asset", 1, &o)) != CWPP_OK)
+
+        goto fail;
+    if ((rc = get_str(c, o, "asset.", "id", 1, 256, &a->asset.id)) != CWPP_OK)
+        goto fail;
+    if ((rc = get_str(c, o, "asset.", "name", 0, 256, &a->asset.name)) != CWPP_OK)
+        goto fail;
+    if ((rc = get_str(c, o, "asset.", "ip", 0, 64, &a->asset.ip)) != CWPP_OK)
+        goto fail;
+    if ((rc = check_ip(c, "asset.ip", a->asset.ip)) != CWPP_OK)
+        goto fail;
+    if ((rc = get_str(c, o, "asset.", "public_ip", 0, 64, &a->asset.public_ip)) != CWPP_OK)
+        goto fail;
+    if ((rc = check_ip(c, "asset.public_ip", a->asset.public_ip)) != CWPP_OK)
+        goto fail;
+    if ((rc = get_str(c, o, "asset.", "role", 0, 64, &a->asset.role)) != CWPP_OK)
+        goto fail;
     lower(a->asset.role);
 
-    TRY(get_obj(c, root, "attack", 0, &o));
+    if ((rc = get_obj(c, root, "attack", 0, &o)) != CWPP_OK)
+
+        goto fail;
     if (o != NULL) {
-        TRY(get_str(c, o, "attack.", "tactic", 0, 16, &a->tactic));
-        TRY(check_attack_id(c, "attack.tactic", a->tactic, 1));
-        TRY(get_str(c, o, "attack.", "technique", 0, 16, &a->technique));
-        TRY(check_attack_id(c, "attack.technique", a->technique, 0));
+        if ((rc = get_str(c, o, "attack.", "tactic", 0, 16, &a->tactic)) != CWPP_OK)
+            goto fail;
+        if ((rc = check_attack_id(c, "attack.tactic", a->tactic, 1)) != CWPP_OK)
+            goto fail;
+        if ((rc = get_str(c, o, "attack.", "technique", 0, 16, &a->technique)) != CWPP_OK)
+            goto fail;
+        if ((rc = check_attack_id(c, "attack.technique", a->technique, 0)) != CWPP_OK)
+            goto fail;
     }
 
-    TRY(get_str(c, root, "", "defense", 0, 32, &s));
+    if ((rc = get_str(c, root, "", "defense", 0, 32, &s)) != CWPP_OK)
+
+        goto fail;
     a->defense = CWPP_DEF_NONE;
     if (s != NULL) {
         if (strcasecmp(s, "none") == 0)
@@ -465,16 +564,25 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
         s = NULL;
     }
 
-    TRY(get_obj(c, root, "file", 0, &o));
+    if ((rc = get_obj(c, root, "file", 0, &o)) != CWPP_OK)
+
+        goto fail;
     if (o != NULL) {
-        TRY(get_str(c, o, "file.", "path", 0, 4096, &a->file.path));
-        TRY(get_str(c, o, "file.", "md5", 0, 64, &a->file.md5));
-        TRY(check_hex(c, "file.md5", a->file.md5, 32));
-        TRY(get_str(c, o, "file.", "sha256", 0, 128, &a->file.sha256));
-        TRY(check_hex(c, "file.sha256", a->file.sha256, 64));
+        if ((rc = get_str(c, o, "file.", "path", 0, 4096, &a->file.path)) != CWPP_OK)
+            goto fail;
+        if ((rc = get_str(c, o, "file.", "md5", 0, 64, &a->file.md5)) != CWPP_OK)
+            goto fail;
+        if ((rc = check_hex(c, "file.md5", a->file.md5, 32)) != CWPP_OK)
+            goto fail;
+        if ((rc = get_str(c, o, "file.", "sha256", 0, 128, &a->file.sha256)) != CWPP_OK)
+            goto fail;
+        if ((rc = check_hex(c, "file.sha256", a->file.sha256, 64)) != CWPP_OK)
+            goto fail;
     }
 
-    TRY(get_obj(c, root, "process", 0, &o));
+    if ((rc = get_obj(c, root, "process", 0, &o)) != CWPP_OK)
+
+        goto fail;
     if (o != NULL) {
         v = json_object_get(o, "pid");
         if (v != NULL && !json_is_null(v)) {
@@ -491,22 +599,35 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
             a->process.pid = json_integer_value(v);
             a->process.has_pid = 1;
         }
-        TRY(get_str(c, o, "process.", "path", 0, 4096, &a->process.path));
-        TRY(get_str(c, o, "process.", "cmdline", 0, 32768, &a->process.cmdline));
-        TRY(get_str(c, o, "process.", "user", 0, 256, &a->process.user));
+        if ((rc = get_str(c, o, "process.", "path", 0, 4096, &a->process.path)) != CWPP_OK)
+            goto fail;
+        if ((rc = get_str(c, o, "process.", "cmdline", 0, 32768, &a->process.cmdline)) != CWPP_OK)
+            goto fail;
+        if ((rc = get_str(c, o, "process.", "user", 0, 256, &a->process.user)) != CWPP_OK)
+            goto fail;
     }
 
-    TRY(get_str(c, root, "", "remote_ip", 0, 64, &a->remote_ip));
-    TRY(check_ip(c, "remote_ip", a->remote_ip));
+    if ((rc = get_str(c, root, "", "remote_ip", 0, 64, &a->remote_ip)) != CWPP_OK)
 
-    TRY(get_obj(c, root, "logon", 0, &o));
+        goto fail;
+    if ((rc = check_ip(c, "remote_ip", a->remote_ip)) != CWPP_OK)
+        goto fail;
+
+    if ((rc = get_obj(c, root, "logon", 0, &o)) != CWPP_OK)
+
+        goto fail;
     if (o != NULL) {
-        TRY(get_str(c, o, "logon.", "ip", 0, 64, &a->logon.ip));
-        TRY(check_ip(c, "logon.ip", a->logon.ip));
-        TRY(get_str(c, o, "logon.", "user", 0, 256, &a->logon.user));
+        if ((rc = get_str(c, o, "logon.", "ip", 0, 64, &a->logon.ip)) != CWPP_OK)
+            goto fail;
+        if ((rc = check_ip(c, "logon.ip", a->logon.ip)) != CWPP_OK)
+            goto fail;
+        if ((rc = get_str(c, o, "logon.", "user", 0, 256, &a->logon.user)) != CWPP_OK)
+            goto fail;
     }
 
-    TRY(get_obj(c, root, "details", 0, &details));
+    if ((rc = get_obj(c, root, "details", 0, &details)) != CWPP_OK)
+
+        goto fail;
     a->details = details != NULL ? json_deep_copy(details) : json_object();
     if (a->details == NULL) {
         rc = CWPP_ENOMEM;
@@ -522,10 +643,11 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
     a->first_seen_ms = a->last_seen_ms = a->occurred_at_ms;
     a->occurrences = 1;
     a->ingested_at_ms = opts->now_ms;
-    TRY(extract_entities(a));
-    TRY(cwpp_alert_compute_identity(a));
+    if ((rc = extract_entities(a)) != CWPP_OK)
+        goto fail;
+    if ((rc = cwpp_alert_compute_identity(a)) != CWPP_OK)
+        goto fail;
     return CWPP_OK;
-#undef TRY
 fail:
     free(s);
     cwpp_alert_clear(a);

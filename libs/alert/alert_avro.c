@@ -195,15 +195,12 @@ int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
             rc = 1;
         for (i = 0; rc == 0 && i < n; i++) {
             cwpp_entity_t *e = &a->entities[i];
-            int            k;
 
             avro_value_get_by_index(&arr, i, &ent, NULL);
             a->n_entities++;
             rc |= cwpp_avro_get_enum(&ent, "type", &sym);
-            for (k = 0; rc == 0 && k < 5; k++)
-                if (!strcmp(sym, cwpp_entity_type_name((cwpp_entity_type_t)k)))
-                    break;
-            e->type = (cwpp_entity_type_t)(k < 5 ? k : 0);
+            if (rc == 0 && cwpp_entity_type_parse(sym, &e->type) != 0)
+                e->type = CWPP_ENT_HOST;
             rc |= dup_req(&ent, "value", &e->value);
             rc |= dup_opt(&ent, "asset_id", &e->asset_id);
         }

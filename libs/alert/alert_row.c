@@ -141,12 +141,13 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *err
             json_t *e = json_array_get(arr, i);
 
             a->n_entities++;
-            a->entities[i].type = (cwpp_entity_type_t)sym(&c, e, "type", ent_name, 5);
+            a->entities[i].type =
+                (cwpp_entity_type_t)sym(&c, e, "type", ent_name, CWPP_ENT__COUNT);
             a->entities[i].value = dup_key(&c, e, "value", 1);
             a->entities[i].asset_id = dup_key(&c, e, "asset_id", 0);
         }
     }
-    a->status = (cwpp_alert_status_t)sym(&c, root, "status", st_name, 5);
+    a->status = (cwpp_alert_status_t)sym(&c, root, "status", st_name, CWPP_ST__COUNT);
     a->first_seen_ms = int_key(&c, root, "first_ms", NULL);
     a->last_seen_ms = int_key(&c, root, "last_ms", NULL);
     a->occurred_at_ms = a->last_seen_ms;

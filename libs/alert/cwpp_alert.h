@@ -24,15 +24,44 @@
 typedef enum { CWPP_SEV_CRITICAL = 0, CWPP_SEV_HIGH, CWPP_SEV_MEDIUM, CWPP_SEV_LOW } cwpp_severity_t;
 typedef enum { CWPP_DEF_NONE = 0, CWPP_DEF_BLOCKED, CWPP_DEF_FAILED, CWPP_DEF_PRECISION } cwpp_defense_t;
 typedef enum { CWPP_FMT_CWPP = 0, CWPP_FMT_FALCO, CWPP_FMT_WAZUH } cwpp_format_t;
+/*
+ * The entity types and the alert statuses are defined once, in the tables of alert.c;
+ * everything else (the Avro enums of schemas/alert.avsc, the CHECK constraints of
+ * schemas/sql, the tools' help and queries) follows them, and tests/unit/alert checks
+ * that the schema files agree. Adding a member: add it before the __COUNT sentinel and a
+ * row to the table, then the schemas the test names.
+ */
 typedef enum {
-    CWPP_ENT_HOST = 0, CWPP_ENT_FILE, CWPP_ENT_PROCESS, CWPP_ENT_IP, CWPP_ENT_HOST_ACCOUNT
+    CWPP_ENT_HOST = 0, CWPP_ENT_FILE, CWPP_ENT_PROCESS, CWPP_ENT_IP, CWPP_ENT_HOST_ACCOUNT,
+    CWPP_ENT__COUNT /* not a type: the number of them */
 } cwpp_entity_type_t;
 typedef enum {
     CWPP_ST_UNHANDLED = 0, CWPP_ST_HANDLING, CWPP_ST_HANDLED, CWPP_ST_MANUALLY_WHITELISTED,
-    CWPP_ST_AUTOMATICALLY_WHITELISTED
+    CWPP_ST_AUTOMATICALLY_WHITELISTED,
+    CWPP_ST__COUNT /* not a status: the number of them */
 } cwpp_alert_status_t;
 
-/* Symbol names as in schemas/alert.avsc; *_parse return 0 or -1 for unknown names. */
+/* One entity type (docs/alert-format.md "Entities"). */
+typedef struct cwpp_entity_type_def {
+    cwpp_entity_type_t type;
+    const char        *name;      /* the symbol of schemas/alert.avsc EntityType */
+    int                order;     /* rank when an event's entities are listed (0 first):
+                                     host, ip, host_account, process, file */
+    const char        *display;   /* "Host account" */
+    const char        *dot_shape; /* Graphviz node shape of the provenance graph */
+    const char        *dot_color; /* and its colour */
+} cwpp_entity_type_def_t;
+
+/* One alert status. */
+typedef struct cwpp_status_def {
+    cwpp_alert_status_t status;
+    const char         *name;    /* the symbol of schemas/alert.avsc AlertStatus */
+    const char         *display; /* "Manually whitelisted" */
+} cwpp_status_def_t;
+
+/* Symbol names as in schemas/alert.avsc; *_parse return 0 or -1 for unknown names (and
+ * NULL). The _def lookups return the table row of a member (never NULL for a member;
+ * asserts on anything else). */
 const char *cwpp_severity_name(cwpp_severity_t s);
 const char *cwpp_defense_name(cwpp_defense_t d);
 const char *cwpp_format_name(cwpp_format_t f);
@@ -40,6 +69,23 @@ const char *cwpp_entity_type_name(cwpp_entity_type_t t);
 const char *cwpp_status_name(cwpp_alert_status_t s);
 int cwpp_severity_parse(const char *s, cwpp_severity_t *out);
 int cwpp_status_parse(const char *s, cwpp_alert_status_t *out);
+int cwpp_entity_type_parse(const char *s, cwpp_entity_type_t *out);
+const cwpp_entity_type_def_t *cwpp_entity_type_def(cwpp_entity_type_t t);
+const cwpp_status_def_t      *cwpp_status_def(cwpp_alert_status_t s);
+
+/*
+ * The names of the entity types (or alert statuses) as one text for help and messages,
+ * in table order, separated by sep with last before the last one:
+ * (", ", " or ") gives "host, file, process, ip or host_account". Written into buf
+ * (truncated to size); returns buf.
+ */
+const char *cwpp_entity_types_text(char *buf, size_t size, const char *sep, const char *last);
+const char *cwpp_statuses_text(char *buf, size_t size, const char *sep, const char *last);
+
+/* The entity type names in listing order as a PostgreSQL array literal
+ * ("{host,ip,host_account,process,file}"), for array_position($n::text[], entity_type)
+ * in ORDER BY. Written into buf; returns buf. */
+const char *cwpp_entity_types_pg_order(char *buf, size_t size);
 
 typedef struct cwpp_entity {
     cwpp_entity_type_t type;

@@ -5,10 +5,62 @@
  */
 #include "cwpp_correlate.h"
 
+#include <assert.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---------------------------------------------------------- event statuses */
+
+/* The event statuses, in enum order (docs/correlator.md, docs/responder.md). */
+static const cwpp_event_status_def_t evs_tab[CWPP_EVS__COUNT] = {
+    {CWPP_EVS_UNHANDLED, "unhandled", "Unhandled", CWPP_EV_OPEN},
+    {CWPP_EVS_HANDLING,  "handling",  "Handling",  CWPP_EV_OPEN},
+    {CWPP_EVS_HANDLED,   "handled",   "Handled",   CWPP_EV_HANDLED},
+    {CWPP_EVS_FAILED,    "failed",    "Failed",    CWPP_EV_OPEN},
+};
+
+const cwpp_event_status_def_t *cwpp_event_status_def(cwpp_event_status_t s)
+{
+    assert((unsigned)s < CWPP_EVS__COUNT && evs_tab[s].status == s);
+    return &evs_tab[s];
+}
+
+const char *cwpp_event_status_name(cwpp_event_status_t s)
+{
+    return cwpp_event_status_def(s)->name;
+}
+
+int cwpp_event_status_parse(const char *s, cwpp_event_status_t *out)
+{
+    int i;
+
+    for (i = 0; s != NULL && i < CWPP_EVS__COUNT; i++)
+        if (strcmp(s, evs_tab[i].name) == 0) {
+            *out = evs_tab[i].status;
+            return 0;
+        }
+    return -1;
+}
+
+cwpp_event_state_t cwpp_event_status_state(const char *s)
+{
+    cwpp_event_status_t st;
+
+    return cwpp_event_status_parse(s, &st) == 0 ? evs_tab[st].state : CWPP_EV_OPEN;
+}
+
+const char *cwpp_event_statuses_text(char *buf, size_t size, const char *sep,
+                                     const char *last)
+{
+    const char *names[CWPP_EVS__COUNT];
+    int         i;
+
+    for (i = 0; i < CWPP_EVS__COUNT; i++)
+        names[i] = evs_tab[i].name;
+    return cwpp_names_join(buf, size, names, CWPP_EVS__COUNT, sep, last);
+}
 
 /* --------------------------------------------------------------- a string map */
 

@@ -52,6 +52,36 @@ typedef enum {
     CWPP_EV_HANDLED,    /* takes no more alerts */
 } cwpp_event_state_t;
 
+/*
+ * An event's status (events.status; schemas/event.avsc EventStatus). Defined once, in
+ * the table of correlate.c, because this lib owns what a status means for correlation
+ * (which statuses still take alerts); the responder sets them, cwppctl and the exporter
+ * filter on them. tests/unit/correlate checks the schema files agree.
+ */
+typedef enum {
+    CWPP_EVS_UNHANDLED = 0, CWPP_EVS_HANDLING, CWPP_EVS_HANDLED, CWPP_EVS_FAILED,
+    CWPP_EVS__COUNT /* not a status: the number of them */
+} cwpp_event_status_t;
+
+typedef struct cwpp_event_status_def {
+    cwpp_event_status_t status;
+    const char         *name;    /* as stored and in the Avro enum */
+    const char         *display; /* "Handling" */
+    cwpp_event_state_t  state;   /* open (takes alerts) or handled */
+} cwpp_event_status_def_t;
+
+/* The row of a member (asserts on anything else). */
+const cwpp_event_status_def_t *cwpp_event_status_def(cwpp_event_status_t s);
+const char *cwpp_event_status_name(cwpp_event_status_t s);
+/* name to member: 0, or -1 for an unknown name (and NULL). */
+int cwpp_event_status_parse(const char *s, cwpp_event_status_t *out);
+/* The correlation state of a stored status text; an unknown text counts as open (the
+ * event still takes alerts, as before a status is set). */
+cwpp_event_state_t cwpp_event_status_state(const char *s);
+/* The names as one text ("unhandled, handling, handled or failed"); returns buf. */
+const char *cwpp_event_statuses_text(char *buf, size_t size, const char *sep,
+                                     const char *last);
+
 typedef struct cwpp_corr_decision {
     int  join;                                 /* 1: joins event_id; 0: opens event_id */
     int  recurrence;                           /* the alert is already in event_id */

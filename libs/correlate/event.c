@@ -57,12 +57,13 @@ static int attacking_type(const char *type)
     return 0;
 }
 
-static void edge(cwpp_corr_edge_t *out, size_t *n, const char *st, const char *s,
-                 const char *rel, const char *dt, const char *d)
+static void edge(cwpp_corr_edge_t *out, size_t *n, cwpp_entity_type_t st, const char *s,
+                 const char *rel, cwpp_entity_type_t dt, const char *d)
 {
     if (s == NULL || d == NULL || s[0] == '\0' || d[0] == '\0' || *n >= CWPP_CORR_MAX_EDGES)
         return;
-    out[*n] = (cwpp_corr_edge_t){st, s, rel, dt, d};
+    out[*n] = (cwpp_corr_edge_t){cwpp_entity_type_name(st), s, rel, cwpp_entity_type_name(dt),
+                                 d};
     (*n)++;
 }
 
@@ -77,24 +78,24 @@ size_t cwpp_corr_edges(const cwpp_alert_t *a, cwpp_corr_edge_t *out)
 
     if (parent == NULL)
         parent = json_str(json_object_get(a->details, "parent_process"), "path");
-    edge(out, &n, "process", parent, "spawned", "process", proc);
+    edge(out, &n, CWPP_ENT_PROCESS, parent, "spawned", CWPP_ENT_PROCESS, proc);
     if (parent == NULL)
-        edge(out, &n, "host", host, "ran", "process", proc);
+        edge(out, &n, CWPP_ENT_HOST, host, "ran", CWPP_ENT_PROCESS, proc);
     if (proc != NULL)
-        edge(out, &n, "process", proc, "wrote", "file", file);
+        edge(out, &n, CWPP_ENT_PROCESS, proc, "wrote", CWPP_ENT_FILE, file);
     else
-        edge(out, &n, "host", host, "has_file", "file", file);
-    edge(out, &n, "ip", lip, "logged_on_to", "host", host);
-    edge(out, &n, "host_account", a->logon.user, "logged_on_to", "host", host);
-    edge(out, &n, "ip", lip, "used_account", "host_account", a->logon.user);
+        edge(out, &n, CWPP_ENT_HOST, host, "has_file", CWPP_ENT_FILE, file);
+    edge(out, &n, CWPP_ENT_IP, lip, "logged_on_to", CWPP_ENT_HOST, host);
+    edge(out, &n, CWPP_ENT_HOST_ACCOUNT, a->logon.user, "logged_on_to", CWPP_ENT_HOST, host);
+    edge(out, &n, CWPP_ENT_IP, lip, "used_account", CWPP_ENT_HOST_ACCOUNT, a->logon.user);
     if (rip != NULL && (lip == NULL || strcmp(rip, lip) != 0)) {
         if (attacking_type(a->type))
-            edge(out, &n, "ip", rip, "attacked", "host", host);
+            edge(out, &n, CWPP_ENT_IP, rip, "attacked", CWPP_ENT_HOST, host);
         else
-            edge(out, &n, "host", host, "connected_to", "ip", rip);
+            edge(out, &n, CWPP_ENT_HOST, host, "connected_to", CWPP_ENT_IP, rip);
     }
     if (proc != NULL)
-        edge(out, &n, "process", proc, "ran_as", "host_account", a->process.user);
+        edge(out, &n, CWPP_ENT_PROCESS, proc, "ran_as", CWPP_ENT_HOST_ACCOUNT, a->process.user);
     return n;
 }
 
@@ -504,7 +505,8 @@ int cwpp_ev_assess(const json_t *s, const cwpp_assess_conf_t *c, int64_t now_ms,
         if (why[0] && json_array_size(rec) < 20) {
             rc |= reason(r, "block_ip", "%s", why);
             rc |= json_array_append_new(rec, json_pack("{s:s, s:s, s:s, s:s}", "action",
-                                                       "block_ip", "entity_type", "ip",
+                                                       "block_ip", "entity_type",
+                                                       cwpp_entity_type_name(CWPP_ENT_IP),
                                                        "entity_value", k, "reason", why));
             score += 1;
         }

@@ -11,29 +11,54 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "cwpp_alert.h"
+
+/*
+ * The actions an enforcement agent understands (docs/actions.md), defined once in the
+ * table of respond.c. The enforcer's dispatch table (services/enforcer) must know every
+ * one, and schemas/action.avsc documents them: tests/unit/respond checks both.
+ */
+typedef enum {
+    CWPP_ACT_BLOCK_IP = 0, CWPP_ACT_UNBLOCK_IP, CWPP_ACT_ISOLATE_HOST, CWPP_ACT_RESTORE_HOST,
+    CWPP_ACT_KILL_PROCESS, CWPP_ACT_QUARANTINE_FILE, CWPP_ACT_DISABLE_ACCOUNT,
+    CWPP_ACT_ENABLE_ACCOUNT, CWPP_ACT_WAF_BLOCK_IP, CWPP_ACT_WAF_UNBLOCK_IP, CWPP_ACT_SCAN_FILE,
+    CWPP_ACT__COUNT /* not an action: the number of them */
+} cwpp_action_t;
+
 /* One action of docs/actions.md. rollback is the action that undoes it, or NULL. */
 typedef struct cwpp_action_def {
-    const char *name;
-    const char *rollback;
-    const char *summary;
+    const char   *name;
+    const char   *rollback;
+    const char   *summary;
+    cwpp_action_t action;
+    const char   *display;  /* "Block IP" */
 } cwpp_action_def_t;
 
 /* The action named name, or NULL. */
 const cwpp_action_def_t *cwpp_action_find(const char *name);
-/* The table (n entries). */
+/* The table (n entries, in enum order). */
 const cwpp_action_def_t *cwpp_action_table(size_t *n);
+/* The row of a member (asserts on anything else). */
+const cwpp_action_def_t *cwpp_action_def(cwpp_action_t a);
+const char              *cwpp_action_name(cwpp_action_t a);
+/* name to member: 0, or -1 for an unknown name (and NULL). */
+int cwpp_action_parse(const char *s, cwpp_action_t *out);
 
 /* The built-in handling policy of an entity type. */
 typedef struct cwpp_policy_def {
-    const char *entity_type;
-    const char *action;      /* what it applies */
-    const char *title;       /* "Block IP" */
-    const char *description;
+    const char        *entity_type;
+    const char        *action;      /* what it applies (a name of the action table) */
+    const char        *title;       /* "Block IP" */
+    const char        *description;
+    cwpp_entity_type_t type;
+    cwpp_action_t      action_id;   /* the same action as a member */
 } cwpp_policy_def_t;
 
 /* The built-in policy of entity_type, or NULL when it has none. */
 const cwpp_policy_def_t *cwpp_policy_for(const char *entity_type);
-/* 1 when s names an entity type (host, file, process, ip, host_account). */
+/* The built-in policy of an entity type member, or NULL when it has none. */
+const cwpp_policy_def_t *cwpp_policy_for_type(cwpp_entity_type_t t);
+/* 1 when s names an entity type (the table of libs/alert). */
 int cwpp_entity_type_known(const char *s);
 
 /*

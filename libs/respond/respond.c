@@ -2,39 +2,54 @@
 /* respond.c: actions, built-in policies and playbooks (cwpp_respond.h). */
 #include "cwpp_respond.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const cwpp_action_def_t actions[] = {
-    {"block_ip", "unblock_ip", "drop traffic from and to an IP address on the host (nftables)"},
-    {"unblock_ip", NULL, "lift a block_ip"},
-    {"isolate_host", "restore_host", "drop all traffic but the management addresses"},
-    {"restore_host", NULL, "lift an isolate_host"},
-    {"kill_process", NULL, "kill a process (its executable checked first)"},
-    {"quarantine_file", NULL, "move a file into quarantine, without permissions, with its SHA-256"},
-    {"disable_account", "enable_account", "lock a host account"},
-    {"enable_account", NULL, "unlock a host account"},
-    {"waf_block_ip", "waf_unblock_ip", "deny an IP address at the web application firewall"},
-    {"waf_unblock_ip", NULL, "lift a waf_block_ip"},
-    {"scan_file", NULL, "in-depth virus scan of a file or directory (quarantine what is infected)"},
+/* The actions, in enum order (docs/actions.md). */
+static const cwpp_action_def_t actions[CWPP_ACT__COUNT] = {
+    {"block_ip", "unblock_ip", "drop traffic from and to an IP address on the host (nftables)",
+     CWPP_ACT_BLOCK_IP, "Block IP"},
+    {"unblock_ip", NULL, "lift a block_ip", CWPP_ACT_UNBLOCK_IP, "Unblock IP"},
+    {"isolate_host", "restore_host", "drop all traffic but the management addresses",
+     CWPP_ACT_ISOLATE_HOST, "Isolate host"},
+    {"restore_host", NULL, "lift an isolate_host", CWPP_ACT_RESTORE_HOST, "Restore host"},
+    {"kill_process", NULL, "kill a process (its executable checked first)",
+     CWPP_ACT_KILL_PROCESS, "Kill process"},
+    {"quarantine_file", NULL, "move a file into quarantine, without permissions, with its SHA-256",
+     CWPP_ACT_QUARANTINE_FILE, "Quarantine file"},
+    {"disable_account", "enable_account", "lock a host account", CWPP_ACT_DISABLE_ACCOUNT,
+     "Disable host account"},
+    {"enable_account", NULL, "unlock a host account", CWPP_ACT_ENABLE_ACCOUNT,
+     "Enable host account"},
+    {"waf_block_ip", "waf_unblock_ip", "deny an IP address at the web application firewall",
+     CWPP_ACT_WAF_BLOCK_IP, "Block IP at the WAF"},
+    {"waf_unblock_ip", NULL, "lift a waf_block_ip", CWPP_ACT_WAF_UNBLOCK_IP,
+     "Unblock IP at the WAF"},
+    {"scan_file", NULL, "in-depth virus scan of a file or directory (quarantine what is infected)",
+     CWPP_ACT_SCAN_FILE, "Scan file"},
 };
 
-static const cwpp_policy_def_t policies[] = {
-    {"ip", "block_ip", "Block IP",
+/* The built-in policy of each entity type, indexed by type (docs/responder.md). The
+ * action's name is the action table's, which test_respond checks. */
+static const cwpp_policy_def_t policies[CWPP_ENT__COUNT] = {
+    [CWPP_ENT_IP] = {"ip", "block_ip", "Block IP",
      "Drop all traffic from and to the IP address on the affected host until the policy "
-     "expires."},
-    {"file", "quarantine_file", "Quarantine file",
-     "Move the file into the agent's quarantine, without permissions, recording its SHA-256."},
-    {"process", "kill_process", "Kill process",
-     "Kill the process (the agent checks its executable first, so a reused pid is spared)."},
-    {"host", "isolate_host", "Isolate host",
-     "Drop all traffic of the host except its management addresses until the policy expires."},
-    {"host_account", "disable_account", "Disable host account",
-     "Lock the account on the host until the policy expires."},
+     "expires.", CWPP_ENT_IP, CWPP_ACT_BLOCK_IP},
+    [CWPP_ENT_FILE] = {"file", "quarantine_file", "Quarantine file",
+     "Move the file into the agent's quarantine, without permissions, recording its SHA-256.",
+     CWPP_ENT_FILE, CWPP_ACT_QUARANTINE_FILE},
+    [CWPP_ENT_PROCESS] = {"process", "kill_process", "Kill process",
+     "Kill the process (the agent checks its executable first, so a reused pid is spared).",
+     CWPP_ENT_PROCESS, CWPP_ACT_KILL_PROCESS},
+    [CWPP_ENT_HOST] = {"host", "isolate_host", "Isolate host",
+     "Drop all traffic of the host except its management addresses until the policy expires.",
+     CWPP_ENT_HOST, CWPP_ACT_ISOLATE_HOST},
+    [CWPP_ENT_HOST_ACCOUNT] = {"host_account", "disable_account", "Disable host account",
+     "Lock the account on the host until the policy expires.", CWPP_ENT_HOST_ACCOUNT,
+     CWPP_ACT_DISABLE_ACCOUNT},
 };
-
-static const char *const entity_types[] = {"host", "file", "process", "ip", "host_account"};
 
 /* Built-in playbooks (DESIGN.md "Playbooks"); a host, a file and an IP have one each. */
 static const char builtin_playbooks[] =
@@ -55,38 +70,58 @@ static const char builtin_playbooks[] =
 
 const cwpp_action_def_t *cwpp_action_table(size_t *n)
 {
-    *n = sizeof(actions) / sizeof(actions[0]);
+    *n = CWPP_ACT__COUNT;
     return actions;
+}
+
+const cwpp_action_def_t *cwpp_action_def(cwpp_action_t a)
+{
+    assert((unsigned)a < CWPP_ACT__COUNT && actions[a].action == a);
+    return &actions[a];
+}
+
+const char *cwpp_action_name(cwpp_action_t a)
+{
+    return cwpp_action_def(a)->name;
+}
+
+int cwpp_action_parse(const char *s, cwpp_action_t *out)
+{
+    size_t i;
+
+    for (i = 0; s != NULL && i < CWPP_ACT__COUNT; i++)
+        if (strcmp(actions[i].name, s) == 0) {
+            *out = actions[i].action;
+            return 0;
+        }
+    return -1;
 }
 
 const cwpp_action_def_t *cwpp_action_find(const char *name)
 {
-    size_t i;
+    cwpp_action_t a;
 
-    for (i = 0; name != NULL && i < sizeof(actions) / sizeof(actions[0]); i++)
-        if (strcmp(actions[i].name, name) == 0)
-            return &actions[i];
-    return NULL;
+    return cwpp_action_parse(name, &a) == 0 ? &actions[a] : NULL;
+}
+
+const cwpp_policy_def_t *cwpp_policy_for_type(cwpp_entity_type_t t)
+{
+    assert((unsigned)t < CWPP_ENT__COUNT);
+    return policies[t].action != NULL ? &policies[t] : NULL;
 }
 
 const cwpp_policy_def_t *cwpp_policy_for(const char *entity_type)
 {
-    size_t i;
+    cwpp_entity_type_t t;
 
-    for (i = 0; entity_type != NULL && i < sizeof(policies) / sizeof(policies[0]); i++)
-        if (strcmp(policies[i].entity_type, entity_type) == 0)
-            return &policies[i];
-    return NULL;
+    return cwpp_entity_type_parse(entity_type, &t) == 0 ? cwpp_policy_for_type(t) : NULL;
 }
 
 int cwpp_entity_type_known(const char *s)
 {
-    size_t i;
+    cwpp_entity_type_t t;
 
-    for (i = 0; s != NULL && i < sizeof(entity_types) / sizeof(entity_types[0]); i++)
-        if (strcmp(entity_types[i], s) == 0)
-            return 1;
-    return 0;
+    return cwpp_entity_type_parse(s, &t) == 0;
 }
 
 const char *cwpp_playbooks_builtin(void)
@@ -129,9 +164,12 @@ int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size)
         return WHY("the playbook's \"name\" must be 1 to 64 characters of a-z, 0-9, '.', '_' "
                    "or '-', starting with a letter or digit");
     type = json_string_value(json_object_get(pb, "entity_type"));
-    if (!cwpp_entity_type_known(type))
-        return WHY("playbook %s: \"entity_type\" must be host, file, process, ip or "
-                   "host_account", name);
+    if (!cwpp_entity_type_known(type)) {
+        char types[128];
+
+        return WHY("playbook %s: \"entity_type\" must be %s", name,
+                   cwpp_entity_types_text(types, sizeof(types), ", ", " or "));
+    }
     desc = json_object_get(pb, "description");
     if (desc != NULL && (!json_is_string(desc) || json_string_length(desc) > 1000))
         return WHY("playbook %s: \"description\" must be a text of at most 1000 bytes", name);

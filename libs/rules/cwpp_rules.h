@@ -4,8 +4,8 @@
  * "Add an alert to the whitelist").
  *
  * A rule has four parts - an alert field, an operator (regex match, greater than, equal
- * to, less than, contains), a value, a scope (all assets, or only one asset) - and applies
- * only to alerts with its alert name; it may expire. Rules of one name are OR-ed: an
+ * to, less than, contains, starts with), a value, a scope (all assets, or only one
+ * asset) - and applies only to alerts with its alert name; it may expire. Rules of one name are OR-ed: an
  * alert is whitelisted when any applicable rule matches.
  *
  * Fields are the normalized alert's ("name", "type", "severity", "source",
@@ -19,7 +19,8 @@
  * limit and a bounded JIT stack, so a catastrophic pattern gives up (counted as an error,
  * no match) instead of stalling. "gt"/"lt" compare numbers, or RFC 3339 times; their
  * value must be one of those. "eq" compares numbers numerically when both sides are
- * numbers, else strings exactly. "contains" is a substring test.
+ * numbers, else strings exactly. "contains" is a substring test, "startswith" a prefix
+ * test (for paths: "/opt/app/"); both are case-sensitive and refuse an empty value.
  *
  * Workload: every alert is checked against the rules of its own name only (a hash index
  * by name), so the cost per alert does not grow with rules of other names.
@@ -34,13 +35,29 @@
 
 #include "cwpp_alert.h"
 
+/*
+ * The operators are defined once, in the table of rules.c; the CHECK constraint on
+ * whitelist_rules.op (the latest migration of schemas/sql that sets it), cwppctl's help
+ * and docs/whitelist.md follow it, and tests/unit/rules checks the migration agrees.
+ * A new operator: a member before CWPP_OP__COUNT, a table row, its case in eval() and
+ * cwpp_rule_check(), a migration.
+ */
 typedef enum {
     CWPP_OP_REGEX = 0,
     CWPP_OP_GT,
     CWPP_OP_EQ,
     CWPP_OP_LT,
     CWPP_OP_CONTAINS,
+    CWPP_OP_STARTSWITH,
+    CWPP_OP__COUNT /* not an operator: the number of them */
 } cwpp_rule_op_t;
+
+/* One operator. */
+typedef struct cwpp_rule_op_def {
+    cwpp_rule_op_t op;
+    const char    *name;    /* as stored in whitelist_rules.op and given to --op */
+    const char    *display; /* "contains" in a sentence: "file.path contains /data/" */
+} cwpp_rule_op_def_t;
 
 typedef enum { CWPP_SCOPE_ALL = 0, CWPP_SCOPE_ASSET } cwpp_rule_scope_t;
 
@@ -66,9 +83,16 @@ typedef struct cwpp_rules_stats {
     uint64_t regex_aborted; /* regex runs stopped by a limit (treated as no match) */
 } cwpp_rules_stats_t;
 
-/* "regex", "gt", "eq", "lt", "contains" (and ">", "=", "<" aliases). 0 or -1. */
+/* An operator's name (case-insensitive; and the ">", "=", "==", "<" aliases) to its
+ * member: 0, or -1 for anything else (and NULL). */
 int         cwpp_rule_op_parse(const char *s, cwpp_rule_op_t *op);
+/* The name of a member (asserts on anything else). */
 const char *cwpp_rule_op_name(cwpp_rule_op_t op);
+/* The table row of a member (asserts on anything else). */
+const cwpp_rule_op_def_t *cwpp_rule_op_def(cwpp_rule_op_t op);
+/* The operators' names as one text, table order, separated by sep with last before the
+ * last one ("|", "|" gives "regex|gt|eq|lt|contains"). Written into buf; returns buf. */
+const char *cwpp_rule_ops_text(char *buf, size_t size, const char *sep, const char *last);
 
 /* Checks a definition as rule creation must: known field, value fits the operator, regex
  * compiles (the error names PCRE2's message and the offset), asset given for asset

@@ -10,6 +10,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "cwpp_rules.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <pcre2.h>
@@ -45,20 +46,46 @@ struct cwpp_ruleset {
     cwpp_rules_limits_t  lim;
 };
 
-static const char *const op_names[] = {"regex", "gt", "eq", "lt", "contains"};
+/* The operators, in enum order (docs/whitelist.md "Rules"). */
+static const cwpp_rule_op_def_t op_tab[CWPP_OP__COUNT] = {
+    {CWPP_OP_REGEX,      "regex",      "matches the regex"},
+    {CWPP_OP_GT,         "gt",         "is greater than"},
+    {CWPP_OP_EQ,         "eq",         "equals"},
+    {CWPP_OP_LT,         "lt",         "is less than"},
+    {CWPP_OP_CONTAINS,   "contains",   "contains"},
+    {CWPP_OP_STARTSWITH, "startswith", "starts with"},
+};
+
+const cwpp_rule_op_def_t *cwpp_rule_op_def(cwpp_rule_op_t op)
+{
+    assert((unsigned)op < CWPP_OP__COUNT && op_tab[op].op == op);
+    return &op_tab[op];
+}
 
 const char *cwpp_rule_op_name(cwpp_rule_op_t op)
 {
-    return op_names[op];
+    return cwpp_rule_op_def(op)->name;
+}
+
+const char *cwpp_rule_ops_text(char *buf, size_t size, const char *sep, const char *last)
+{
+    const char *names[CWPP_OP__COUNT];
+    int         i;
+
+    for (i = 0; i < CWPP_OP__COUNT; i++)
+        names[i] = op_tab[i].name;
+    return cwpp_names_join(buf, size, names, CWPP_OP__COUNT, sep, last);
 }
 
 int cwpp_rule_op_parse(const char *s, cwpp_rule_op_t *op)
 {
     int i;
 
-    for (i = 0; i < 5; i++)
-        if (strcasecmp(s, op_names[i]) == 0) {
-            *op = (cwpp_rule_op_t)i;
+    if (s == NULL)
+        return -1;
+    for (i = 0; i < CWPP_OP__COUNT; i++)
+        if (strcasecmp(s, op_tab[i].name) == 0) {
+            *op = op_tab[i].op;
             return 0;
         }
     if (!strcmp(s, ">"))
@@ -254,7 +281,7 @@ int cwpp_rule_check(const cwpp_rule_def_t *def, char *errstr, size_t errstr_size
                            "or details.<key>)", def->field != NULL ? def->field : "");
     if (def->value == NULL || !cwpp_utf8_valid(def->value, strlen(def->value)))
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "the rule value must be UTF-8 text");
-    if ((unsigned)def->op > CWPP_OP_CONTAINS)
+    if ((unsigned)def->op >= CWPP_OP__COUNT)
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "unknown operator");
     if (def->scope == CWPP_SCOPE_ASSET && (def->asset_id == NULL || *def->asset_id == '\0'))
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
@@ -263,10 +290,11 @@ int cwpp_rule_check(const cwpp_rule_def_t *def, char *errstr, size_t errstr_size
         cwpp_parse_time_ms(def->value, 0, &t) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
                            "operator %s needs a number or an RFC 3339 time, not \"%.64s\"",
-                           op_names[def->op], def->value);
-    if (def->op == CWPP_OP_CONTAINS && *def->value == '\0')
+                           cwpp_rule_op_name(def->op), def->value);
+    if ((def->op == CWPP_OP_CONTAINS || def->op == CWPP_OP_STARTSWITH) && *def->value == '\0')
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
-                           "\"contains\" with an empty value would match everything");
+                           "\"%s\" with an empty value would match everything",
+                           cwpp_rule_op_name(def->op));
     if (def->op == CWPP_OP_REGEX) {
         pcre2_code *re = compile(def->value, errstr, errstr_size);
         if (re == NULL)
@@ -463,6 +491,8 @@ static int eval(cwpp_ruleset_t *rs, const rule_t *r, const cwpp_alert_t *a, int6
         return rc >= 0;
     case CWPP_OP_CONTAINS:
         return strstr(v, r->def.value) != NULL;
+    case CWPP_OP_STARTSWITH:
+        return strncmp(v, r->def.value, strlen(r->def.value)) == 0;
     case CWPP_OP_EQ:
         if (is_num && r->is_num)
             return num == r->num;
@@ -477,7 +507,10 @@ static int eval(cwpp_ruleset_t *rs, const rule_t *r, const cwpp_alert_t *a, int6
         if (r->is_time && cwpp_parse_time_ms(v, 1, &t) == CWPP_OK)
             return r->def.op == CWPP_OP_GT ? t > r->time_ms : t < r->time_ms;
         return 0;
+    case CWPP_OP__COUNT:
+        break; /* cwpp_rule_check refused it */
     }
+    assert(!"an operator without a case in eval()");
     return 0;
 }
 

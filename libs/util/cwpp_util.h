@@ -83,6 +83,11 @@ char *cwpp_strdup(const char *s);
 char *cwpp_strndup(const char *s, size_t n);
 /* Copies src into dst of size dstsize, always NUL-terminating; returns strlen(src). */
 size_t cwpp_strlcpy(char *dst, const char *src, size_t dstsize);
+/* Writes names[0..n) into buf (size > 0) as one text, separated by sep with last before
+ * the last name: (", ", " or ") gives "a, b or c". Truncated to size, always
+ * NUL-terminated; the join every vocabulary's help text shares. Returns buf. */
+const char *cwpp_names_join(char *buf, size_t size, const char *const *names, size_t n,
+                            const char *sep, const char *last);
 /* 1 when the len bytes at p are well-formed UTF-8 (no overlongs, no surrogates, no NUL). */
 int cwpp_utf8_valid(const void *p, size_t len);
 /* Replaces every byte of s that is not part of a valid UTF-8 sequence with '?' (a text cut

@@ -6,6 +6,7 @@
  */
 #include "cwpp_util.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -318,6 +319,24 @@ char *cwpp_strndup(const char *s, size_t n)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+const char *cwpp_names_join(char *buf, size_t size, const char *const *names, size_t n,
+                            const char *sep, const char *last)
+{
+    size_t i, len = 0;
+
+    assert(size > 0);
+    buf[0] = '\0';
+    for (i = 0; i < n && len < size; i++) {
+        const char *before = i == 0 ? "" : i + 1 == n ? last : sep;
+        int         w = snprintf(buf + len, size - len, "%s%s", before, names[i]);
+
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return buf;
 }
 
 size_t cwpp_strlcpy(char *dst, const char *src, size_t dstsize)

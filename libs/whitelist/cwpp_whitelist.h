@@ -70,8 +70,9 @@ json_t *cwpp_wl_preview_to_json(const cwpp_wl_preview_t *p);
 
 /*
  * Why rule d is too broad to create without --force, in one or two sentences in why, or
- * 0 when it is not: its condition is as broad as "path contains /data/" (a contains/regex
- * on a top-level directory, a very short substring, a regex matching the empty string), or
+ * 0 when it is not: its condition is as broad as "path contains /data/" (a contains,
+ * startswith or regex on a top-level directory, a very short substring or prefix, a regex
+ * matching the empty string), or
  * the preview p (may be NULL) shows it would suppress more than max_share of its alert
  * name's alerts. Returns 1 when broad.
  */

@@ -77,8 +77,10 @@ int cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t 
         goto done;
     }
     if (cwpp_rule_op_parse(op, &out->def.op) != 0) {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
-                         "unknown operator \"%s\" (use regex, gt, eq, lt or contains)", op);
+        char ops[128];
+
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "unknown operator \"%s\" (use %s)",
+                         op, cwpp_rule_ops_text(ops, sizeof(ops), ", ", " or "));
         goto done;
     }
     if (scope == NULL || strcmp(scope, "all") == 0) {
@@ -485,15 +487,17 @@ int cwpp_wl_broad(const cwpp_rule_def_t *d, const cwpp_wl_preview_t *p, double m
     int  n = 0;
 
     why[0] = '\0';
-    if (d->op == CWPP_OP_CONTAINS && strlen(d->value) < 3) {
-        n += snprintf(why, why_size, "\"%s contains %s\" matches almost anything. ", d->field,
-                      d->value);
-    } else if (d->op == CWPP_OP_CONTAINS && is_path_field(d->field) &&
-               strpbrk(d->value, "/\\") != NULL && shallow_path(d->value)) {
+    if ((d->op == CWPP_OP_CONTAINS && strlen(d->value) < 3) ||
+        (d->op == CWPP_OP_STARTSWITH && strlen(d->value) < 2)) {
+        n += snprintf(why, why_size, "\"%s %s %s\" matches almost anything. ", d->field,
+                      cwpp_rule_op_name(d->op), d->value);
+    } else if ((d->op == CWPP_OP_CONTAINS || d->op == CWPP_OP_STARTSWITH) &&
+               is_path_field(d->field) && strpbrk(d->value, "/\\") != NULL &&
+               shallow_path(d->value)) {
         n += snprintf(why, why_size,
-                      "\"%s contains %s\" names a whole top-level directory and may whitelist "
+                      "\"%s %s %s\" names a whole top-level directory and may whitelist "
                       "sensitive subdirectories; name the exact directory instead. ",
-                      d->field, d->value);
+                      d->field, cwpp_rule_op_name(d->op), d->value);
     } else if (d->op == CWPP_OP_REGEX && regex_matches_empty(d->value)) {
         n += snprintf(why, why_size, "the regex /%s/ matches an empty %s, so it matches "
                       "anything. ", d->value, d->field);

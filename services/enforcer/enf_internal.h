@@ -3,8 +3,12 @@
  * enf_internal.h: what the enforcer's modules share (and its unit tests use):
  *
  *   enforcer.c  configuration, the batch: decode, route, journal, answer
- *   actions.c   the action vocabulary: parameter checks and dispatch, processes,
- *               accounts, the WAF deny file, addresses
+ *   actions.c   the action vocabulary: parameter checks and the dispatch table
+ *   act_net.c   block_ip/unblock_ip, isolate_host/restore_host (through nft.c)
+ *   act_host.c  kill_process, disable/enable_account, waf_block/unblock_ip, the glue of
+ *               quarantine_file and scan_file
+ *   netaddr.c   addresses and networks
+ *   spawn.c     running a helper program (usermod) with a deadline
  *   files.c     SHA-256, the quarantine, scan_file
  *   nft.c       nftables changes, made by a forked child (in enforcer.netns if set)
  *   journal.c   action_id -> result sent, on disk and in memory
@@ -87,6 +91,45 @@ void enf_apply(const enf_ctx_t *c, const char *action_id, const char *action,
 
 /* 1 when name is one of the actions this agent knows (the metric label). */
 int enf_action_known(const char *name);
+/* The dispatch table's action names: how many, and the i-th (i < enf_action_count()).
+ * tests/unit/respond compares them with the responder's action table. */
+size_t      enf_action_count(void);
+const char *enf_action_name(size_t i);
+
+/* Parameter checks of actions.c; each fails o with a sentence naming the parameter and
+ * returns -1, or returns 0. */
+/* Every key of p is one of allowed (NULL-terminated). */
+int enf_only_keys(json_t *p, const char *action, const char *const *allowed,
+                  enf_outcome_t *o);
+/* The string parameter key of p into *s (NULL when optional and absent). */
+int enf_p_str(json_t *p, const char *action, const char *key, int required, const char **s,
+              enf_outcome_t *o);
+/* The ip parameter: one IPv4 or IPv6 address, canonical text into txt[64]. */
+int enf_p_ip(json_t *p, const char *action, enf_net_t *n, char txt[64], enf_outcome_t *o);
+/* An absolute path without NUL bytes, at most PATH_MAX - 1 bytes. */
+int enf_p_path(json_t *p, const char *action, const char *key, int required,
+               const char **s, enf_outcome_t *o);
+
+/* The actions (act_net.c, act_host.c), with their parameters p (checked by them). */
+void enf_act_block_ip(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o,
+                      int block);
+void enf_act_isolate(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o);
+void enf_act_restore(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o);
+void enf_act_kill(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o);
+void enf_act_account(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o,
+                     int disable);
+void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o, int add);
+void enf_act_quarantine(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o);
+void enf_act_scan(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o);
+
+/* The management network (enforcer.management) that holds address a, or NULL: such
+ * addresses are never blocked. */
+const enf_net_t *enf_mgmt_match(const enf_ctx_t *c, const enf_net_t *a);
+
+/* The first line of a command's output, sanitized, into buf; returns buf. */
+const char *enf_first_line(const char *s, char *buf, size_t size);
+/* A waitpid status in words: "exited with status 3" / "was killed by signal 9". */
+const char *enf_status_text(int st, char *buf, size_t size);
 
 /* 1 when user is a plain account name: [a-z_][a-z0-9_-]{0,31}. */
 int enf_user_valid(const char *user);

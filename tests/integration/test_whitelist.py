@@ -642,3 +642,35 @@ def test_config_doc_is_current():
     out = subprocess.run([str(t.BIN / "cwpp-whitelist-filter"), "--config-doc"],
                          capture_output=True, text=True, check=True).stdout
     assert (t.REPO / "docs" / "config-whitelist-filter.md").read_text() == out
+
+
+def test_startswith_rule_on_a_path(prefix, services):
+    """The operator startswith (docs/whitelist.md): a rule "file.path startswith
+    /opt/app/cache/" suppresses an alert whose path starts with it and passes one whose
+    path only contains it, or differs in case; the stored rule keeps its operator (the
+    migration's CHECK takes it). A one-character prefix ("/") is broad: refused without
+    --force, like a short contains."""
+    g = tag()
+    name, acct = f"Cache dropper {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+                           "--field", "file.path", "--op", "startswith", "--value", "/")
+    assert rc == 1 and "matches almost anything" in err, err
+    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "startswith",
+                   "--value", "/opt/app/cache/")
+    assert t.query("SELECT op, value FROM whitelist_rules WHERE rule_id = %s",
+                   (rid,)) == [("startswith", "/opt/app/cache/")]
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [
+        raw(name, acct, path="/opt/app/cache/blob.bin"),        # starts with: suppressed
+        raw(name, acct, path="/srv/opt/app/cache/blob.bin"),    # only contains it
+        raw(name, acct, path="/OPT/app/cache/blob.bin"),        # case differs
+    ])
+    sup = decoded(prefix, "alerts.suppressed", 1)
+    acc = decoded(prefix, "alerts.accepted", 2)
+    assert [(a["file"]["path"], a["status"]) for a in sup] == [
+        ("/opt/app/cache/blob.bin", "automatically_whitelisted")]
+    assert sorted((a["file"]["path"], a["status"]) for a in acc) == [
+        ("/OPT/app/cache/blob.bin", "unhandled"), ("/srv/opt/app/cache/blob.bin", "unhandled")]
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 1
+    assert t.metrics(f)[f'cwpp_whitelist_rule_hits_total{{rule_id="{rid}"}}'] == 1

@@ -11,6 +11,7 @@
  * finished workbook is read from PostgreSQL, wherever the exporter runs.
  */
 #include "ctl.h"
+#include "cwpp_correlate.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ static int known(const char *v, const char *const *ok, size_t n)
 static int add_words(json_t *list, const char *opt, const char *v, const char *const *ok,
                      size_t n, const char *what)
 {
-    char *copy = strdup(v), *save = NULL, *w;
+    char *copy = strdup(v), *save = NULL, *w, names[160];
     int   rc = CTL_OK;
 
     if (copy == NULL)
@@ -42,9 +43,7 @@ static int add_words(json_t *list, const char *opt, const char *v, const char *c
          w = strtok_r(NULL, ",", &save)) {
         if (!known(w, ok, n))
             rc = ctl_fail(CTL_USAGE, "%s: \"%s\" is not a %s (%s)", opt, w, what,
-                          n == 4 && strcmp(what, "level") == 0
-                              ? "critical, high, medium, low"
-                              : "unhandled, handling, handled, failed");
+                          cwpp_names_join(names, sizeof(names), ok, n, ", ", ", "));
         else
             json_array_append_new(list, json_string(w));
     }
@@ -163,7 +162,7 @@ static int export_list(ctl_t *c, int argc, char **argv)
 int ctl_export(ctl_t *c, int argc, char **argv)
 {
     static const char *const levels[] = {"critical", "high", "medium", "low"};
-    static const char *const statuses[] = {"unhandled", "handling", "handled", "failed"};
+    const char *statuses[CWPP_EVS__COUNT];
     json_t     *lv, *st, *ids, *payload, *result;
     const char *out = NULL;
     char       *status = NULL, *message = NULL, when[40];
@@ -177,6 +176,8 @@ int ctl_export(ctl_t *c, int argc, char **argv)
             return ctl_fail(CTL_USAGE, "usage: cwppctl export download JOB --out FILE.xlsx");
         return download(c, argv[1], argv[3], 0);
     }
+    for (i = 0; i < CWPP_EVS__COUNT; i++)
+        statuses[i] = cwpp_event_status_name((cwpp_event_status_t)i);
     lv = json_array();
     st = json_array();
     ids = json_array();
@@ -197,7 +198,7 @@ int ctl_export(ctl_t *c, int argc, char **argv)
         if (strcmp(o, "--level") == 0) {
             rc = add_words(lv, o, argv[++i], levels, 4, "level");
         } else if (strcmp(o, "--status") == 0) {
-            rc = add_words(st, o, argv[++i], statuses, 4, "status");
+            rc = add_words(st, o, argv[++i], statuses, CWPP_EVS__COUNT, "status");
         } else if (strcmp(o, "--since") == 0) {
             rc = ctl_parse_when(o, argv[++i], when, sizeof(when), &since);
             has_since = 1;

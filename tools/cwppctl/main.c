@@ -9,63 +9,75 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "cwpp_alert.h"
+#include "cwpp_correlate.h"
+#include "cwpp_rules.h"
 #include "cwpp_log.h"
 
-static const char USAGE[] =
-    "usage: cwppctl [--json] [--timeout S] [--actor NAME] VERB ...\n"
-    "\n"
-    "  alerts list [--status S] [--name N] [--account A] [--limit N]\n"
-    "  alerts show ALERT_ID\n"
-    "  events list [--status S] [--level L] [--since T] [--until T] [--account A]\n"
-    "              [--limit N]        events seen in the last 180 days, newest first\n"
-    "  events show EVENT_ID           overview, urgency with its reasons, recommendations\n"
-    "  events alerts EVENT_ID         its alerts in time order, with why each joined\n"
-    "  events entities EVENT_ID [--affected]   entities (or affected assets), 30-day counts\n"
-    "  events chain EVENT_ID [--format text|json|dot|svg]   timeline and provenance graph\n"
-    "  entities show TYPE VALUE [--account A] [--limit N]\n"
-    "                                 TYPE: host, file, process, ip or host_account\n"
-    "  whitelist add-alert ALERT_ID [--remark R]\n"
-    "  whitelist remove ALERT_ID... [--remark R]\n"
-    "  whitelist rule add --alert-name N --field F --op regex|gt|eq|lt|contains --value V\n"
-    "                     [--scope all|asset] [--asset A] [--from-alert ALERT_ID]\n"
-    "                     [--expires TIME|30d|12h] [--remark R] [--force]\n"
-    "  whitelist rule list [--all] [--alert-name N]\n"
-    "  whitelist rule delete RULE_ID [--remark R]\n"
-    "  whitelist preview <the options of rule add>\n"
-    "  events status EVENT_ID unhandled|handling|handled [--remark R]\n"
-    "  events owner EVENT_ID USER [--remark R]\n"
-    "  events level EVENT_ID critical|high|medium|low [--remark R]\n"
-    "  events remark EVENT_ID TEXT\n"
-    "  events recommend EVENT_ID       the built-in handling policy of each entity, playbooks\n"
-    "  events respond EVENT_ID --entity TYPE:VALUE... --status handling|handled\n"
-    "                 [--validity D] [--account A] [--remark R]\n"
-    "  events playbook EVENT_ID --entity TYPE:VALUE [--playbook NAME] [--validity D]\n"
-    "                 [--account A] [--remark R]\n"
-    "  events tasks EVENT_ID           handling policies and playbook runs with their tasks\n"
-    "  events log EVENT_ID             the activity log of the event, in order\n"
-    "  playbooks list [--entity-type T] | add FILE.json | delete NAME\n"
-    "  users list | add USER [--role analyst|admin] [--display-name N] | grant USER ACCOUNT\n"
-    "        | revoke USER ACCOUNT | disable USER | enable USER\n"
-    "  accounts list | add-member ACCOUNT --manager ACCOUNT [--name N]\n"
-    "  export [--level L...] [--status S...] [--since T] [--until T] [--ids ID...]\n"
-    "         --out FILE.xlsx            an Excel workbook of at most 1,000 events\n"
-    "  export download JOB --out FILE.xlsx | export list [--limit N]\n"
-    "\n"
-    "--json prints one JSON document instead of text. Changes wait --timeout seconds\n"
-    "(default 30) for the service's answer. Times (--since, --until): RFC 3339, a date\n"
-    "(YYYY-MM-DD, UTC), now, or how long ago (30m, 12h, 7d). S: unhandled, handling,\n"
-    "handled, failed; L: critical, high, medium, low.\n"
-    "\n"
-    "Environment: CWPP_CTL_PG_DSN (read-only database role), CWPP_KAFKA_BROKERS,\n"
-    "CWPP_TOPIC_PREFIX, CWPP_KAFKA_PROPERTIES, CWPP_ACTOR (default $USER),\n"
-    "CWPP_WHITELIST_BROAD_PERCENT (20), CWPP_WHITELIST_PREVIEW_DAYS (30),\n"
-    "CWPP_EVENT_RETENTION_DAYS (180: older events leave the lists), CWPP_CTL_QUIET_HOURS\n"
-    "(24: an event with no alert for longer is shown one urgency step lower).\n"
-    "D (--validity): seconds, or 90s, 30m, 12h, 7d.\n"
-    "\n"
-    "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line\n"
-    "or setting; 3 Kafka or PostgreSQL unreachable, no answer in time, or dot (Graphviz)\n"
-    "missing or failing.\n";
+/* Prints the help, its vocabularies (%s) filled in from the tables that define them. */
+static void usage(FILE *f)
+{
+    char types[128], ops[128], statuses[128];
+
+    fprintf(f,
+        "usage: cwppctl [--json] [--timeout S] [--actor NAME] VERB ...\n"
+        "\n"
+        "  alerts list [--status S] [--name N] [--account A] [--limit N]\n"
+        "  alerts show ALERT_ID\n"
+        "  events list [--status S] [--level L] [--since T] [--until T] [--account A]\n"
+        "              [--limit N]        events seen in the last 180 days, newest first\n"
+        "  events show EVENT_ID           overview, urgency with its reasons, recommendations\n"
+        "  events alerts EVENT_ID         its alerts in time order, with why each joined\n"
+        "  events entities EVENT_ID [--affected]   entities (or affected assets), 30-day counts\n"
+        "  events chain EVENT_ID [--format text|json|dot|svg]   timeline and provenance graph\n"
+        "  entities show TYPE VALUE [--account A] [--limit N]\n"
+        "                                 TYPE: %s\n"
+        "  whitelist add-alert ALERT_ID [--remark R]\n"
+        "  whitelist remove ALERT_ID... [--remark R]\n"
+        "  whitelist rule add --alert-name N --field F --op %s --value V\n"
+        "                     [--scope all|asset] [--asset A] [--from-alert ALERT_ID]\n"
+        "                     [--expires TIME|30d|12h] [--remark R] [--force]\n"
+        "  whitelist rule list [--all] [--alert-name N]\n"
+        "  whitelist rule delete RULE_ID [--remark R]\n"
+        "  whitelist preview <the options of rule add>\n"
+        "  events status EVENT_ID unhandled|handling|handled [--remark R]\n"
+        "  events owner EVENT_ID USER [--remark R]\n"
+        "  events level EVENT_ID critical|high|medium|low [--remark R]\n"
+        "  events remark EVENT_ID TEXT\n"
+        "  events recommend EVENT_ID       the built-in handling policy of each entity, playbooks\n"
+        "  events respond EVENT_ID --entity TYPE:VALUE... --status handling|handled\n"
+        "                 [--validity D] [--account A] [--remark R]\n"
+        "  events playbook EVENT_ID --entity TYPE:VALUE [--playbook NAME] [--validity D]\n"
+        "                 [--account A] [--remark R]\n"
+        "  events tasks EVENT_ID           handling policies and playbook runs with their tasks\n"
+        "  events log EVENT_ID             the activity log of the event, in order\n"
+        "  playbooks list [--entity-type T] | add FILE.json | delete NAME\n"
+        "  users list | add USER [--role analyst|admin] [--display-name N] | grant USER ACCOUNT\n"
+        "        | revoke USER ACCOUNT | disable USER | enable USER\n"
+        "  accounts list | add-member ACCOUNT --manager ACCOUNT [--name N]\n"
+        "  export [--level L...] [--status S...] [--since T] [--until T] [--ids ID...]\n"
+        "         --out FILE.xlsx            an Excel workbook of at most 1,000 events\n"
+        "  export download JOB --out FILE.xlsx | export list [--limit N]\n"
+        "\n"
+        "--json prints one JSON document instead of text. Changes wait --timeout seconds\n"
+        "(default 30) for the service's answer. Times (--since, --until): RFC 3339, a date\n"
+        "(YYYY-MM-DD, UTC), now, or how long ago (30m, 12h, 7d).\n"
+        "S: %s; L: critical, high, medium, low.\n"
+        "\n"
+        "Environment: CWPP_CTL_PG_DSN (read-only database role), CWPP_KAFKA_BROKERS,\n"
+        "CWPP_TOPIC_PREFIX, CWPP_KAFKA_PROPERTIES, CWPP_ACTOR (default $USER),\n"
+        "CWPP_WHITELIST_BROAD_PERCENT (20), CWPP_WHITELIST_PREVIEW_DAYS (30),\n"
+        "CWPP_EVENT_RETENTION_DAYS (180: older events leave the lists), CWPP_CTL_QUIET_HOURS\n"
+        "(24: an event with no alert for longer is shown one urgency step lower).\n"
+        "D (--validity): seconds, or 90s, 30m, 12h, 7d.\n"
+        "\n"
+        "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line\n"
+        "or setting; 3 Kafka or PostgreSQL unreachable, no answer in time, or dot (Graphviz)\n"
+        "missing or failing.\n",
+            cwpp_entity_types_text(types, sizeof(types), ", ", " or "),
+            cwpp_rule_ops_text(ops, sizeof(ops), "|", "|"),
+            cwpp_event_statuses_text(statuses, sizeof(statuses), ", ", ", "));
+}
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -93,21 +105,21 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0) {
             c.json = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(USAGE, stdout);
+            usage(stdout);
             return CTL_OK;
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             c.timeout_s = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--actor") == 0 && i + 1 < argc) {
             c.actor = argv[++i];
         } else {
-            fputs(USAGE, stderr);
+            usage(stderr);
             return ctl_fail(CTL_USAGE, "unknown option \"%s\"", argv[i]);
         }
     }
     if (c.timeout_s <= 0 || c.timeout_s > 3600)
         return ctl_fail(CTL_USAGE, "--timeout must be 1 to 3600 seconds");
     if (i >= argc) {
-        fputs(USAGE, stderr);
+        usage(stderr);
         return CTL_USAGE;
     }
     /* --json may also come after the verb */
@@ -159,7 +171,7 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[i], "accounts") == 0) {
         rc = ctl_accounts(&c, argc - i - 1, argv + i + 1);
     } else {
-        fputs(USAGE, stderr);
+        usage(stderr);
         rc = ctl_fail(CTL_USAGE, "unknown verb \"%s\"", argv[i]);
     }
     if (c.pg != NULL)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_correlate.h"
 #include "cwpp_respond.h"
 
 /* Takes "--name VALUE" out of argv (every occurrence when list != NULL, appended to it;
@@ -219,7 +220,11 @@ static int event_change(ctl_t *c, const char *verb, int argc, char **argv)
             goto fail;
         json_object_set_new(payload, "event_id", json_string(argv[0]));
         if (respond) {
-            if (strcmp(status, "handling") != 0 && strcmp(status, "handled") != 0) {
+            cwpp_event_status_t ts;
+
+            /* the statuses a handling policy may leave the event in */
+            if (cwpp_event_status_parse(status, &ts) != 0 ||
+                (ts != CWPP_EVS_HANDLING && ts != CWPP_EVS_HANDLED)) {
                 ctl_fail(CTL_USAGE, "--status must be handling or handled (the status the "
                          "event takes when every task succeeds)");
                 goto fail;

@@ -35,10 +35,12 @@ static int alerts_list(ctl_t *c, int argc, char **argv)
 
             if ((status = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
-            if (cwpp_status_parse(status, &st) != 0)
-                return ctl_fail(CTL_USAGE, "unknown status \"%s\" (use unhandled, handling, "
-                                "handled, manually_whitelisted or automatically_whitelisted)",
-                                status);
+            if (cwpp_status_parse(status, &st) != 0) {
+                char names[160];
+
+                return ctl_fail(CTL_USAGE, "unknown status \"%s\" (use %s)", status,
+                                cwpp_statuses_text(names, sizeof(names), ", ", " or "));
+            }
         } else if (is_flag(argv[i], "--name")) {
             if ((name = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
@@ -284,7 +286,7 @@ static int scope_is_asset(json_t *payload)
 static int check_rule(json_t *payload)
 {
     cwpp_wl_def_t d;
-    char          why[600];
+    char          why[600], ops[128];
     json_t       *copy;
     int           rc;
 
@@ -293,7 +295,8 @@ static int check_rule(json_t *payload)
     if (json_object_get(payload, "field") == NULL)
         return ctl_fail(CTL_USAGE, "--field is required");
     if (json_object_get(payload, "op") == NULL)
-        return ctl_fail(CTL_USAGE, "--op is required (regex, gt, eq, lt or contains)");
+        return ctl_fail(CTL_USAGE, "--op is required (%s)",
+                        cwpp_rule_ops_text(ops, sizeof(ops), ", ", " or "));
     if (json_object_get(payload, "value") == NULL)
         return ctl_fail(CTL_USAGE, "--value is required");
     copy = json_deep_copy(payload);

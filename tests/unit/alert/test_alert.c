@@ -3,7 +3,9 @@
  * test_alert: the upstream alert contract (DESIGN.md "Upstream alert contract",
  * docs/alert-format.md), the Falco and Wazuh mappings, entity extraction, "the same
  * alert" (reference: virus - same asset, file path and MD5; abnormal logon - same asset
- * and logon IP), and the Avro round trip.
+ * and logon IP), and the Avro round trip. The entity type and alert status tables are
+ * the only definition: the schemas that restate them (schemas/alert.avsc, the CHECKs of
+ * schemas/sql) must agree, or test_vocab_* fails naming the value.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cwpp_alert.h"
+#include "vocab_files.h"
 
 #define NOW_MS 1795860000000LL /* 2026-11-28T10:00:00Z */
 
@@ -422,6 +425,85 @@ static void test_avro_roundtrip(void **state)
     free(json);
 }
 
+/* The entity type table: every member has its row, names parse back, the listing order
+ * is a permutation, every type has a Graphviz shape and a display text. */
+static void test_vocab_entity_table(void **state)
+{
+    int  seen[CWPP_ENT__COUNT] = {0}, t;
+    char buf[128];
+
+    (void)state;
+    for (t = 0; t < CWPP_ENT__COUNT; t++) {
+        const cwpp_entity_type_def_t *d = cwpp_entity_type_def((cwpp_entity_type_t)t);
+        cwpp_entity_type_t            back;
+
+        assert_int_equal(d->type, t);
+        assert_int_equal(cwpp_entity_type_parse(d->name, &back), 0);
+        assert_int_equal(back, t);
+        assert_true(d->order >= 0 && d->order < CWPP_ENT__COUNT);
+        assert_int_equal(seen[d->order]++, 0);
+        assert_non_null(d->display);
+        assert_non_null(d->dot_shape);
+        assert_non_null(d->dot_color);
+    }
+    assert_int_equal(cwpp_entity_type_parse("printer", (cwpp_entity_type_t *)&t), -1);
+    assert_int_equal(cwpp_entity_type_parse(NULL, (cwpp_entity_type_t *)&t), -1);
+    assert_string_equal(cwpp_entity_types_text(buf, sizeof(buf), ", ", " or "),
+                        "host, file, process, ip or host_account");
+    assert_string_equal(cwpp_entity_types_pg_order(buf, sizeof(buf)),
+                        "{host,ip,host_account,process,file}");
+    for (t = 0; t < CWPP_ST__COUNT; t++) {
+        cwpp_alert_status_t back;
+
+        assert_int_equal(cwpp_status_def((cwpp_alert_status_t)t)->status, t);
+        assert_int_equal(cwpp_status_parse(cwpp_status_name((cwpp_alert_status_t)t), &back), 0);
+        assert_int_equal(back, t);
+    }
+}
+
+/* schemas/alert.avsc EntityType and the entity_type CHECKs of schemas/sql (latest
+ * migration of each) list exactly the table's entity types. */
+static void test_vocab_entity_types_in_schemas(void **state)
+{
+    static const struct { const char *table, *column; } checks[] = {
+        {"entity_alerts", "entity_type"}, {"playbooks", "entity_type"},
+    };
+    const char *want[CWPP_ENT__COUNT];
+    vf_list_t   got;
+    int         t, nbad = 0;
+    size_t      i;
+
+    (void)state;
+    for (t = 0; t < CWPP_ENT__COUNT; t++)
+        want[t] = cwpp_entity_type_name((cwpp_entity_type_t)t);
+    nbad += vf_diff("the entity type table (libs/alert)", want, CWPP_ENT__COUNT, &got,
+                   vf_avro_enum("schemas/alert.avsc", "EntityType", &got) == 0);
+    for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+        nbad += vf_diff("the entity type table (libs/alert)", want, CWPP_ENT__COUNT, &got,
+                       vf_sql_check(checks[i].table, checks[i].column, &got) == 0);
+    if (nbad != 0)
+        fail_msg("%d entity type(s) disagree with libs/alert's table (lines above)", nbad);
+}
+
+/* schemas/alert.avsc AlertStatus and the CHECK on alerts.status list exactly the
+ * table's alert statuses. */
+static void test_vocab_alert_statuses_in_schemas(void **state)
+{
+    const char *want[CWPP_ST__COUNT];
+    vf_list_t   got;
+    int         t, nbad = 0;
+
+    (void)state;
+    for (t = 0; t < CWPP_ST__COUNT; t++)
+        want[t] = cwpp_status_name((cwpp_alert_status_t)t);
+    nbad += vf_diff("the alert status table (libs/alert)", want, CWPP_ST__COUNT, &got,
+                   vf_avro_enum("schemas/alert.avsc", "AlertStatus", &got) == 0);
+    nbad += vf_diff("the alert status table (libs/alert)", want, CWPP_ST__COUNT, &got,
+                   vf_sql_check("alerts", "status", &got) == 0);
+    if (nbad != 0)
+        fail_msg("%d alert status(es) disagree with libs/alert's table (lines above)", nbad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +515,9 @@ int main(void)
         cmocka_unit_test(test_falco_samples),
         cmocka_unit_test(test_wazuh_samples),
         cmocka_unit_test(test_avro_roundtrip),
+        cmocka_unit_test(test_vocab_entity_table),
+        cmocka_unit_test(test_vocab_entity_types_in_schemas),
+        cmocka_unit_test(test_vocab_alert_statuses_in_schemas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

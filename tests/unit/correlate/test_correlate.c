@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "cwpp_correlate.h"
+#include "vocab_files.h"
 
 #define H 3600000LL
 #define T0 1795860000000LL
@@ -457,6 +458,49 @@ static void test_assessment_block_ip(void **state)
     json_decref(s);
 }
 
+/* The event status table (libs/correlate) is the only definition: schemas/event.avsc
+ * EventStatus and the CHECK on events.status list exactly its statuses, the statuses a
+ * handling policy may leave an event in are among them, and only "handled" takes no
+ * more alerts. */
+static void test_vocab_event_statuses(void **state)
+{
+    const char *want[CWPP_EVS__COUNT];
+    vf_list_t   got;
+    int         t, nbad = 0;
+    size_t      i;
+
+    (void)state;
+    for (t = 0; t < CWPP_EVS__COUNT; t++) {
+        cwpp_event_status_t back;
+
+        want[t] = cwpp_event_status_name((cwpp_event_status_t)t);
+        assert_int_equal(cwpp_event_status_parse(want[t], &back), 0);
+        assert_int_equal(back, t);
+        assert_int_equal(cwpp_event_status_state(want[t]),
+                         t == CWPP_EVS_HANDLED ? CWPP_EV_HANDLED : CWPP_EV_OPEN);
+    }
+    assert_int_equal(cwpp_event_status_state("no-such-status"), CWPP_EV_OPEN);
+    nbad += vf_diff("the event status table (libs/correlate)", want, CWPP_EVS__COUNT, &got,
+                    vf_avro_enum("schemas/event.avsc", "EventStatus", &got) == 0);
+    nbad += vf_diff("the event status table (libs/correlate)", want, CWPP_EVS__COUNT, &got,
+                    vf_sql_check("events", "status", &got) == 0);
+    if (vf_sql_check("handling_policies", "target_status", &got) != 0) {
+        printf("VOCAB MISMATCH: no CHECK on handling_policies.target_status in schemas/sql\n");
+        nbad++;
+    }
+    for (i = 0; i < got.n; i++) {
+        cwpp_event_status_t st;
+
+        if (cwpp_event_status_parse(got.v[i], &st) != 0) {
+            printf("VOCAB MISMATCH: %s has \"%s\", which the event status table (libs/correlate) "
+                   "lacks\n", got.where, got.v[i]);
+            nbad++;
+        }
+    }
+    if (nbad != 0)
+        fail_msg("%d event status(es) disagree with libs/correlate's table (lines above)", nbad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_assessment_escalation_and_core_assets),
         cmocka_unit_test(test_assessment_block_ip),
+        cmocka_unit_test(test_vocab_event_statuses),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,7 +23,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cwpp_respond.h"
 #include "enf_internal.h"
+#include "vocab_files.h"
 
 /* ---------------------------------------------------------------- 1. addresses */
 
@@ -437,6 +439,28 @@ static void test_quarantine_and_scan(void **state)
     json_decref(o.details);
 }
 
+/* Every action the responder can send (libs/respond's table) is one this agent's
+ * dispatch table knows, and the agent knows no action the responder cannot send. */
+static void test_dispatch_table_matches_responder(void **state)
+{
+    const char *want[CWPP_ACT__COUNT];
+    vf_list_t   got;
+    size_t      i;
+    int         t;
+
+    (void)state;
+    memset(&got, 0, sizeof(got));
+    snprintf(got.where, sizeof(got.where), "the enforcer's dispatch table "
+             "(services/enforcer/actions.c)");
+    for (i = 0; i < enf_action_count(); i++)
+        vf_add(&got, enf_action_name(i), strlen(enf_action_name(i)));
+    for (t = 0; t < CWPP_ACT__COUNT; t++)
+        want[t] = cwpp_action_name((cwpp_action_t)t);
+    if (vf_diff("the responder's action table (libs/respond)", want, CWPP_ACT__COUNT, &got,
+                1) != 0)
+        fail_msg("the enforcer's and the responder's actions disagree (lines above)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_waf_edit, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_journal, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_quarantine_and_scan, setup_dir, teardown_dir),
+        cmocka_unit_test(test_dispatch_table_matches_responder),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

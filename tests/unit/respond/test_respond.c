@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "cwpp_respond.h"
+#include "vocab_files.h"
 
 static json_t *parse(const char *s)
 {
@@ -129,6 +130,37 @@ static void test_params_placeholders(void **state)
     json_decref(p);
 }
 
+/* The action table (libs/respond) is the only definition: every member has its row and
+ * parses back, and the "action" field of schemas/action.avsc documents exactly its
+ * actions. Every entity type has a built-in policy whose action is in the table. */
+static void test_vocab_actions(void **state)
+{
+    const char *want[CWPP_ACT__COUNT];
+    vf_list_t   got;
+    int         t;
+
+    (void)state;
+    for (t = 0; t < CWPP_ACT__COUNT; t++) {
+        cwpp_action_t back;
+
+        assert_int_equal(cwpp_action_def((cwpp_action_t)t)->action, t);
+        want[t] = cwpp_action_name((cwpp_action_t)t);
+        assert_int_equal(cwpp_action_parse(want[t], &back), 0);
+        assert_int_equal(back, t);
+    }
+    for (t = 0; t < CWPP_ENT__COUNT; t++) {
+        const cwpp_policy_def_t *pd = cwpp_policy_for_type((cwpp_entity_type_t)t);
+
+        assert_non_null(pd);
+        assert_int_equal(pd->type, t);
+        assert_string_equal(pd->entity_type, cwpp_entity_type_name((cwpp_entity_type_t)t));
+        assert_string_equal(pd->action, cwpp_action_name(pd->action_id));
+    }
+    if (vf_diff("the action table (libs/respond)", want, CWPP_ACT__COUNT, &got,
+                vf_avro_doc("schemas/action.avsc", "action", &got) == 0) != 0)
+        fail_msg("schemas/action.avsc disagrees with libs/respond's action table (lines above)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_builtin_playbooks_are_valid_one_default_per_type),
         cmocka_unit_test(test_playbook_check_names_the_problem),
         cmocka_unit_test(test_params_placeholders),
+        cmocka_unit_test(test_vocab_actions),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

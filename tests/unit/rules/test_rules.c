@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cwpp_rules.h"
+#include "vocab_files.h"
 
 #define NOW 1795860000000LL
 
@@ -68,6 +69,16 @@ static const struct {
     {"process.path", "contains", "D:\\programs\\test\\", 1},
     {"process.path", "contains", "D:\\programs\\prod\\", 0},
     {"file.path", "contains", "/data/", 1},
+    /* startswith: a prefix, case-sensitive like contains and eq (paths) */
+    {"file.path", "startswith", "/data/app/logs/", 1},
+    {"file.path", "startswith", "/data/app/logs/rotate.sh", 1},
+    {"file.path", "startswith", "/data/app/tmp/", 0},
+    {"file.path", "startswith", "/DATA/app/", 0},
+    {"file.path", "startswith", "app/logs/", 0},
+    {"file.path", "startswith", "/data/app/logs/rotate.sh.bak", 0},
+    {"process.path", "startswith", "D:\\programs\\test\\", 1},
+    {"details.vendor", "StartsWith", "Ac", 1},
+    {"details.missing", "startswith", "x", 0},
     /* equal: strings exactly, numbers numerically */
     {"asset.role", "eq", "application", 1},
     {"asset.role", "eq", "Application", 0},
@@ -203,6 +214,8 @@ static const struct {
     {{1, "n", "details.a..b", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0}, "unknown alert field"},
     {{1, "n", "details.port", CWPP_OP_GT, "many", CWPP_SCOPE_ALL, NULL, 0}, "number or an RFC 3339"},
     {{1, "n", "file.path", CWPP_OP_CONTAINS, "", CWPP_SCOPE_ALL, NULL, 0}, "match everything"},
+    {{1, "n", "file.path", CWPP_OP_STARTSWITH, "", CWPP_SCOPE_ALL, NULL, 0},
+     "match everything"},
     {{1, "n", "file.path", CWPP_OP_EQ, "x", CWPP_SCOPE_ASSET, NULL, 0}, "asset id"},
     {{1, "", "file.path", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0}, "alert name"},
     {{1, "n", "file.path", CWPP_OP_EQ, "\xff", CWPP_SCOPE_ALL, NULL, 0}, "UTF-8"},
@@ -282,6 +295,30 @@ static void test_index_by_name(void **state)
     cwpp_ruleset_destroy(rs);
 }
 
+/* The operator table (libs/rules) is the only definition: every member has its row and
+ * parses back, and the CHECK on whitelist_rules.op that the latest migration sets lists
+ * exactly its operators (a new operator needs a migration, else rule creation fails only
+ * at run time). */
+static void test_vocab_operators(void **state)
+{
+    const char *want[CWPP_OP__COUNT];
+    vf_list_t   got;
+    int         t;
+
+    (void)state;
+    for (t = 0; t < CWPP_OP__COUNT; t++) {
+        cwpp_rule_op_t back;
+
+        assert_int_equal(cwpp_rule_op_def((cwpp_rule_op_t)t)->op, t);
+        want[t] = cwpp_rule_op_name((cwpp_rule_op_t)t);
+        assert_int_equal(cwpp_rule_op_parse(want[t], &back), 0);
+        assert_int_equal(back, t);
+    }
+    if (vf_diff("the operator table (libs/rules)", want, CWPP_OP__COUNT, &got,
+                vf_sql_check("whitelist_rules", "op", &got) == 0) != 0)
+        fail_msg("whitelist_rules.op disagrees with libs/rules's operator table (lines above)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_invalid_rules_refused),
         cmocka_unit_test(test_hostile_regex),
         cmocka_unit_test(test_index_by_name),
+        cmocka_unit_test(test_vocab_operators),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -64,6 +64,18 @@ static void test_def_valid(void **state)
     assert_int_equal(d.def.scope, CWPP_SCOPE_ALL);
     assert_int_equal(d.force, 0);
     cwpp_wl_def_clear(&d);
+    /* startswith: read from a payload and written back by its name */
+    assert_int_equal(def_from("{\"alert_name\":\"A\",\"field\":\"file.path\",\"op\":"
+                              "\"startswith\",\"value\":\"/opt/app/\"}", &d, err, sizeof(err)),
+                     CWPP_OK);
+    assert_int_equal(d.def.op, CWPP_OP_STARTSWITH);
+    {
+        json_t *j = cwpp_wl_def_to_json(&d.def, 0);
+
+        assert_string_equal(json_string_value(json_object_get(j, "op")), "startswith");
+        json_decref(j);
+    }
+    cwpp_wl_def_clear(&d);
 }
 
 static void test_def_refused(void **state)
@@ -77,6 +89,10 @@ static void test_def_refused(void **state)
         {"{\"alert_name\":\"A\",\"field\":\"file.path\",\"op\":\"eq\",\"value\":3}", "value"},
         {"{\"alert_name\":\"A\",\"field\":\"file.path\",\"op\":\"like\",\"value\":\"x\"}",
          "unknown operator \"like\""},
+        {"{\"alert_name\":\"A\",\"field\":\"file.path\",\"op\":\"like\",\"value\":\"x\"}",
+         "contains or startswith"},
+        {"{\"alert_name\":\"A\",\"field\":\"file.path\",\"op\":\"startswith\",\"value\":\"\"}",
+         "match everything"},
         {"{\"alert_name\":\"A\",\"field\":\"file.path\",\"op\":\"eq\",\"value\":\"x\","
          "\"scope\":\"planet\"}", "unknown scope"},
         {"{\"alert_name\":\"A\",\"field\":\"file.path\",\"op\":\"eq\",\"value\":\"x\","
@@ -138,6 +154,20 @@ static void test_broad_conditions(void **state)
     assert_int_equal(broad("name", CWPP_OP_REGEX, ".*", NULL, why, sizeof(why)), 1);
     assert_non_null(strstr(why, "matches anything"));
     assert_int_equal(broad("details.cmd", CWPP_OP_CONTAINS, "a", NULL, why, sizeof(why)), 1);
+    /* startswith: a one-character prefix ("/": every absolute path) matches almost
+     * anything; a prefix naming a top-level directory is as broad as contains /data/ */
+    assert_int_equal(broad("file.path", CWPP_OP_STARTSWITH, "/", NULL, why, sizeof(why)), 1);
+    assert_non_null(strstr(why, "file.path startswith /\" matches almost anything"));
+    assert_int_equal(broad("details.cmd", CWPP_OP_STARTSWITH, "a", NULL, why, sizeof(why)), 1);
+    assert_int_equal(broad("file.path", CWPP_OP_STARTSWITH, "", NULL, why, sizeof(why)), 1);
+    assert_int_equal(broad("file.path", CWPP_OP_STARTSWITH, "/data/", NULL, why, sizeof(why)),
+                     1);
+    assert_non_null(strstr(why, "whole top-level directory"));
+    assert_int_equal(broad("process.path", CWPP_OP_STARTSWITH, "C:\\", NULL, why, sizeof(why)),
+                     1);
+    assert_int_equal(broad("file.path", CWPP_OP_STARTSWITH, "/data/app/logs/", NULL, why,
+                           sizeof(why)), 0);
+    assert_int_equal(broad("asset.name", CWPP_OP_STARTSWITH, "db", NULL, why, sizeof(why)), 0);
     /* precise conditions on other fields are fine */
     assert_int_equal(broad("asset.id", CWPP_OP_EQ, "i-1", NULL, why, sizeof(why)), 0);
     assert_int_equal(broad("details.port", CWPP_OP_GT, "1024", NULL, why, sizeof(why)), 0);

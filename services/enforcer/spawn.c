@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * spawn.c: running a helper program (usermod) without a shell, with a deadline, and
+ * describing how it ended; the check of account names handed to it.
+ */
+#include "enf_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cwpp_log.h"
+
+extern char **environ;
+
+int enf_user_valid(const char *u)
+{
+    size_t i;
+
+    if (u == NULL || !((u[0] >= 'a' && u[0] <= 'z') || u[0] == '_'))
+        return 0;
+    for (i = 1; u[i] != '\0'; i++)
+        if (i > 31 || !((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= '0' && u[i] <= '9') ||
+                        u[i] == '_' || u[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- spawning */
+
+int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, int *status,
+              char *errstr, size_t errstr_size)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t          at;
+    sigset_t                   none, def;
+    size_t                     got = 0;
+    int                        p[2], rc, timed_out = 0;
+    int64_t                    until = cwpp_mono_ms() + timeout_ms;
+    pid_t                      pid;
+
+    if (out_size > 0)
+        out[0] = '\0';
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "pipe: %s", strerror(errno));
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE); /* the agent ignores it; the command should not */
+    sigaddset(&def, SIGTERM);
+    sigaddset(&def, SIGINT);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    rc = strchr(argv[0], '/') != NULL ? posix_spawn(&pid, argv[0], &fa, &at, argv, environ)
+                                      : posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(p[1]);
+    if (rc != 0) {
+        close(p[0]);
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot run %s: %s", argv[0],
+                           strerror(rc));
+    }
+    for (;;) {
+        struct pollfd pfd = {p[0], POLLIN, 0};
+        int64_t       left = until - cwpp_mono_ms();
+        char          sink[512];
+        ssize_t       r;
+
+        if (left <= 0) {
+            timed_out = 1;
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+            break;
+        if (pfd.revents == 0)
+            continue;
+        if (got + 1 < out_size)
+            r = read(p[0], out + got, out_size - 1 - got);
+        else
+            r = read(p[0], sink, sizeof(sink));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (got + 1 < out_size) {
+            got += (size_t)r;
+            out[got] = '\0';
+        }
+    }
+    close(p[0]);
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+        ;
+    if (timed_out)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "%s did not finish within %d s",
+                           argv[0], timeout_ms / 1000);
+    return CWPP_OK;
+}
+
+/* The first line of a command's output, sanitized, into buf. */
+const char *enf_first_line(const char *s, char *buf, size_t size)
+{
+    size_t n = strcspn(s, "\n");
+
+    snprintf(buf, size, "%.*s", (int)(n < size ? n : size - 1), s);
+    cwpp_utf8_sanitize(buf);
+    return buf;
+}
+
+/* Describes a waitpid status: "exited with status 3" / "was killed by signal 9". */
+const char *enf_status_text(int st, char *buf, size_t size)
+{
+    if (WIFEXITED(st))
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, size, "was killed by signal %d", WTERMSIG(st));
+    else
+        snprintf(buf, size, "ended with wait status %d", st);
+    return buf;
+}
