@@ -16,23 +16,31 @@ json_t *cwpp_policy_steps(const char *type, const char *value, const char *pid,
                           const char *path, const char *sha256, const char **action, char *why,
                           size_t why_size)
 {
-    const cwpp_policy_def_t *pd = cwpp_policy_for(type);
+    const cwpp_policy_def_t *pd = NULL;
+    cwpp_entity_type_t       et = CWPP_ENT__COUNT;
     json_t                  *params = NULL;
 
     why[0] = '\0';
+    if (type != NULL && cwpp_entity_type_parse(type, &et) == 0)
+        pd = cwpp_policy_for_type(et);
     if (pd == NULL) {
         snprintf(why, why_size, "Entity %s:%.200s: no built-in handling policy for entity "
                  "type %s.", type != NULL ? type : "", value, type != NULL ? type : "");
         return NULL;
     }
     *action = pd->action;
-    if (strcmp(type, "ip") == 0) {
+    /* a switch over the enum: -Wswitch names an entity type added without its parameters */
+    switch (et) {
+    case CWPP_ENT_IP:
         params = json_pack("{s:s}", "ip", value);
-    } else if (strcmp(type, "host") == 0) {
+        break;
+    case CWPP_ENT_HOST:
         params = json_object();
-    } else if (strcmp(type, "host_account") == 0) {
+        break;
+    case CWPP_ENT_HOST_ACCOUNT:
         params = json_pack("{s:s}", "user", value);
-    } else if (strcmp(type, "process") == 0) {
+        break;
+    case CWPP_ENT_PROCESS:
         if (pid == NULL || pid[0] == '\0') {
             snprintf(why, why_size, "Process %.200s: its alerts carry no process id, so it "
                      "cannot be killed safely.", value);
@@ -40,7 +48,8 @@ json_t *cwpp_policy_steps(const char *type, const char *value, const char *pid,
         }
         params = json_pack("{s:I, s:s?}", "pid", (json_int_t)strtoll(pid, NULL, 10), "path",
                            path != NULL && path[0] == '/' ? path : NULL);
-    } else if (strcmp(type, "file") == 0) {
+        break;
+    case CWPP_ENT_FILE:
         if (value[0] != '/') {
             snprintf(why, why_size, "File %.200s: its alerts carry no path (only a hash), so "
                      "it cannot be quarantined.", value);
@@ -48,7 +57,8 @@ json_t *cwpp_policy_steps(const char *type, const char *value, const char *pid,
         }
         params = json_pack("{s:s, s:s?}", "path", value, "sha256",
                            sha256 != NULL && sha256[0] != '\0' ? sha256 : NULL);
-    } else {
+        break;
+    case CWPP_ENT__COUNT:
         snprintf(why, why_size, "Entity %s:%.200s: the built-in policy of entity type %s "
                  "takes no parameters this version knows.", type, value, type);
         return NULL;

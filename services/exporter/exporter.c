@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_correlate.h"
 #include "cwpp_log.h"
 #include "cwpp_util.h"
 
@@ -230,12 +231,14 @@ static int time_of(const json_t *p, const char *key, char *out, size_t size, int
 static int parse_filters(const json_t *p, filt_t *f, char *msg, size_t msgsz)
 {
     static const char *const levels[] = {"critical", "high", "medium", "low"};
-    static const char *const statuses[] = {"unhandled", "handling", "handled", "failed"};
+    const char              *statuses[CWPP_EVS__COUNT];
     int64_t                  since = 0, until = 0;
     const char              *key;
     json_t                  *v;
 
     memset(f, 0, sizeof(*f));
+    for (int k = 0; k < CWPP_EVS__COUNT; k++)
+        statuses[k] = cwpp_event_status_name((cwpp_event_status_t)k);
     json_object_foreach((json_t *)p, key, v) {
         if (strcmp(key, "levels") != 0 && strcmp(key, "statuses") != 0 &&
             strcmp(key, "since_ms") != 0 && strcmp(key, "until_ms") != 0 &&
@@ -246,7 +249,7 @@ static int parse_filters(const json_t *p, filt_t *f, char *msg, size_t msgsz)
         }
     }
     if (word_list(p, "levels", levels, 4, &f->levels, msg, msgsz) != 0 ||
-        word_list(p, "statuses", statuses, 4, &f->statuses, msg, msgsz) != 0 ||
+        word_list(p, "statuses", statuses, CWPP_EVS__COUNT, &f->statuses, msg, msgsz) != 0 ||
         word_list(p, "ids", NULL, 0, &f->ids, msg, msgsz) != 0 ||
         time_of(p, "since_ms", f->since, sizeof(f->since), &f->has_since, &since, msg,
                 msgsz) != 0 ||

@@ -25,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_alert.h"
 #include "cwpp_command.h"
+#include "cwpp_correlate.h"
 #include "cwpp_log.h"
 #include "cwpp_respond.h"
 #include "cwpp_util.h"
@@ -199,16 +201,15 @@ static int cmd_status(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
                       cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
     rs_t *r = svc;
-    static const char *const ok[] = {"unhandled", "handling", "handled"};
-    const char *to = pstr(c, "status");
-    ev_t        ev;
-    int64_t     n = 0;
-    int         rc, i, known = 0;
+    const char         *to = pstr(c, "status");
+    cwpp_event_status_t es;
+    ev_t                ev;
+    int64_t             n = 0;
+    int                 rc;
 
     (void)out;
-    for (i = 0; to != NULL && i < 3; i++)
-        known |= strcmp(to, ok[i]) == 0;
-    if (!known)
+    /* every status but failed, which only a failed task sets */
+    if (to == NULL || cwpp_event_status_parse(to, &es) != 0 || es == CWPP_EVS_FAILED)
         return cwpp_command_refuse(rp, "\"%.40s\" is not a status an analyst can set (unhandled, "
                                    "handling or handled).", to != NULL ? to : "");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
@@ -433,10 +434,10 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_c
     memcpy(e->type, spec, (size_t)(colon - spec));
     copy(e->value, sizeof(e->value), colon + 1);
     if (!cwpp_entity_type_known(e->type)) {
-        cwpp_command_refuse(rp,
-                            "\"%.20s\" is not an entity type (host, file, process, ip, "
-                            "host_account).",
-                            e->type);
+        char names[96];
+
+        cwpp_command_refuse(rp, "\"%.20s\" is not an entity type (%s).", e->type,
+                            cwpp_entity_types_text(names, sizeof(names), ", ", ", "));
         return 0;
     }
     p[0] = ev->id;

@@ -184,23 +184,23 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
     if (a.status == CWPP_ST_MANUALLY_WHITELISTED) {
         snprintf(rp->msg, sizeof(rp->msg), "Alert %s is already manually whitelisted.", id);
         rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
-                               "manually_whitelisted", "after", "manually_whitelisted");
+                               cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED), "after", cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED));
         goto out;
     }
     p[0] = id;
-    p[1] = "manually_whitelisted";
+    p[1] = cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED);
     if ((rc = cwpp_pg_query(w->pg, SQL_ALERT_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr,
                             errstr_size)) != CWPP_OK ||
         (rc = log_change(w, c, "alert", id, json_pack("{s:s}", "status",
                                                        cwpp_status_name(a.status)),
-                         json_pack("{s:s}", "status", "manually_whitelisted"), remark_of(c),
+                         json_pack("{s:s}", "status", cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED)), remark_of(c),
                          errstr, errstr_size)) != CWPP_OK)
         goto out;
     snprintf(rp->msg, sizeof(rp->msg),
              "Alert %s (\"%s\" on asset %s) is now manually whitelisted (was %s); its "
              "recurrences stay suppressed.", id, a.name, a.asset.id, cwpp_status_name(a.status));
     rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
-                           cwpp_status_name(a.status), "after", "manually_whitelisted");
+                           cwpp_status_name(a.status), "after", cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED));
     rc = reemit(w, ids, out, errstr, errstr_size);
 out:
     PQclear(r);
