@@ -2,7 +2,7 @@
 /*
  * rules_bench: per-alert cost of whitelist rule evaluation (libs/rules) with 10 rules
  * and with 10,000 rules spread over 1,000 alert names (10 of them for the alert's own
- * name), the workload issue 3 sets a target for (10,000 rules at most 2x of 10 rules).
+ * name), the workload with a target: 10,000 rules cost at most 2x of 10 rules.
  * The rules are a mix of operators that do not match, so every rule of the alert's name
  * is evaluated (the worst case). Prints ns/alert for both and their ratio.
  *

@@ -51,7 +51,8 @@ static const cwpp_policy_def_t policies[CWPP_ENT__COUNT] = {
      CWPP_ACT_DISABLE_ACCOUNT},
 };
 
-/* Built-in playbooks (DESIGN.md "Playbooks"); a host, a file and an IP have one each. */
+/* Built-in playbooks (docs/architecture.md "Playbooks"); a host, a file and an IP have one
+ * each. */
 static const char builtin_playbooks[] =
     "[{\"name\": \"offline-investigation\", \"entity_type\": \"host\", \"default\": true,"
     "  \"description\": \"Take the host offline for investigation: only its management "

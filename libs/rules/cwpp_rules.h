@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cwpp_rules: whitelist rules and their evaluation (DESIGN.md "Whitelist"; reference
+ * cwpp_rules: whitelist rules and their evaluation (docs/architecture.md "Whitelist"; reference
  * "Add an alert to the whitelist").
  *
  * A rule has four parts - an alert field, an operator (regex match, greater than, equal

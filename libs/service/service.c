@@ -137,7 +137,7 @@ int cwpp_service_main(const cwpp_service_def_t *def, int argc, char **argv)
         goto out;
     }
     cwpp_log_init(def->name, lvl);
-    /* Test hook (STYLE.md: error paths run in tests too). Never set in production. */
+    /* Test hook (docs/style.md: error paths run in tests too). Never set in production. */
     if (getenv("CWPP_FAULTS") != NULL) {
         if (cwpp_fault_arm_list(getenv("CWPP_FAULTS")) < 0) {
             fprintf(stderr, "cwpp-%s: CWPP_FAULTS must be point:N[,point:N]\n", def->name);

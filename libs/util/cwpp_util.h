@@ -3,7 +3,7 @@
  * cwpp_util: the project's error codes and the few small helpers every module needs
  * (a growable byte buffer, clocks, bounded string copies, fault injection).
  *
- * Error convention (STYLE.md): a function that can fail returns int, 0 on success or a
+ * Error convention (docs/style.md): a function that can fail returns int, 0 on success or a
  * CWPP_E* code, and writes one sentence into (errstr, errstr_size). Constructors return
  * NULL and fill errstr. Nothing here allocates behind the caller's back except the
  * buffer, whose memory the caller frees with cwpp_buf_free().
@@ -95,7 +95,7 @@ int cwpp_utf8_valid(const void *p, size_t len);
 size_t cwpp_utf8_sanitize(char *s);
 
 /*
- * Fault injection for tests (STYLE.md convention 10). A named fault point fails on its
+ * Fault injection for tests (docs/style.md convention 10). A named fault point fails on its
  * Nth call after cwpp_fault_arm(name, n) and then keeps succeeding. Production builds
  * carry the checks but nothing arms them (then a check is one atomic load). Thread-safe.
  */

@@ -21,8 +21,8 @@ const cwpp_conf_prop_t ex_props[] = {
      "1048576", 1024, 16777216, 0,
      "Command records larger than this go to the dead-letter topic as oversized."},
     {"export.max.events", CWPP_CONF_INT, offsetof(ex_conf_t, max_events), "1000", 1, 1000, 0,
-     "Most events one export holds (DESIGN.md \"Limits\": 1,000); an export matching more is "
-     "refused with the count."},
+     "Most events one export holds (docs/architecture.md \"Limits\": 1,000); an export "
+     "matching more is refused with the count."},
     {"export.tmp.dir", CWPP_CONF_STR, offsetof(ex_conf_t, tmp_dir), "/tmp", 0, 0, 0,
      "Where a workbook is written before it is stored in PostgreSQL (and removed)."},
     {"exporter.tick.ms", CWPP_CONF_INT, offsetof(ex_conf_t, tick_ms), "500", 50, 60000, 0,
@@ -35,7 +35,7 @@ const cwpp_conf_prop_t ex_props[] = {
      "Handled events published in one Kafka transaction at most."},
     {"retention.days", CWPP_CONF_INT, offsetof(ex_conf_t, retention_days), "180", 1, 36500, 0,
      "Events whose latest occurrence is older than this are deleted with their alerts, "
-     "chains, entities, policies and tasks (DESIGN.md \"Limits\")."},
+     "chains, entities, policies and tasks (docs/architecture.md \"Limits\")."},
     {"retention.batch", CWPP_CONF_INT, offsetof(ex_conf_t, retention_batch), "500", 1, 100000,
      0, "Events deleted in one transaction (small, so the pipeline never waits long)."},
     {"retention.interval.ms", CWPP_CONF_INT, offsetof(ex_conf_t, retention_interval_ms),

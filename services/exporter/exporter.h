@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * exporter: Excel export jobs, the handled-event stream for downstream consumers, and
- * retention (DESIGN.md "Export", "Limits"; docs/exporter.md).
+ * retention (docs/architecture.md "Export", "Limits"; docs/exporter.md).
  *
  *   <prefix>commands --> [exporter] --> PostgreSQL (export_jobs, export_files)
  *                                  \--> <prefix>command-results   progress, then the answer

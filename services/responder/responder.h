@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * responder: applies analysts' decisions on security events (DESIGN.md "Status",
+ * responder: applies analysts' decisions on security events (docs/architecture.md "Status",
  * "Recommended handling policy", "Playbooks", "Owner and level", "Activity log";
  * docs/responder.md).
  *

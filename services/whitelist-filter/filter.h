@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * whitelist-filter: decides for every normalized alert whether the whitelist suppresses it
- * (DESIGN.md "Whitelist"), and applies the whitelist commands analysts send with cwppctl.
+ * (docs/architecture.md "Whitelist"), and applies the whitelist commands analysts send
+ * with cwppctl.
  *
  *   <prefix>alerts.normalized --> [filter] --> <prefix>alerts.accepted   (keyed by account)
  *                                         \--> <prefix>alerts.suppressed (keyed by account)

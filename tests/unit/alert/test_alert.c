@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_alert: the upstream alert contract (DESIGN.md "Upstream alert contract",
+ * test_alert: the upstream alert contract (docs/alert-format.md,
  * docs/alert-format.md), the Falco and Wazuh mappings, entity extraction, "the same
  * alert" (reference: virus - same asset, file path and MD5; abnormal logon - same asset
  * and logon IP), and the Avro round trip. The entity type and alert status tables are
@@ -197,7 +197,7 @@ static void test_too_long(void **state)
     free(json);
 }
 
-/* Precision-defence alerts are handled from the start (DESIGN.md "Status"). */
+/* Precision-defence alerts are handled from the start (docs/architecture.md "Status"). */
 static void test_precision_defense_is_handled(void **state)
 {
     cwpp_alert_t a;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_avro: the single-object encoding contract (DESIGN.md "Kafka topics": marker,
+ * test_avro: the single-object encoding contract (docs/architecture.md "Topics": marker,
  * CRC-64-AVRO fingerprint of the Parsing Canonical Form, binary datum).
  *  - canonical forms and fingerprints equal the Avro specification's published test
  *    vectors (share/test/data/schema-tests.txt of the Avro project);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_config: STYLE.md convention 5 and the operability bar: defaults, then the file,
+ * test_config: docs/style.md convention 5 and the operability bar: defaults, then the file,
  * then the environment; kafka.* pass-through; bad configuration names the key.
  */
 #include <setjmp.h>

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_http: the operability endpoints every service exposes (DESIGN.md "Operable"):
+ * test_http: the operability endpoints every service exposes (docs/architecture.md
+ * "Guarantees and where each is kept"):
  * /healthz, /readyz following the service's readiness, Prometheus /metrics text with
  * counters, labelled families and histograms. A real libmicrohttpd server on a free
  * loopback port is queried over a socket.

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_kafka: the shared loop's guarantees (STYLE.md convention 8, DESIGN.md "No lost
- * alert"), under fault injection with librdkafka's mock cluster (the real broker runs in
- * the integration tests):
+ * test_kafka: the shared loop's guarantees (docs/style.md convention 8; docs/architecture.md
+ * "Guarantees and where each is kept"), under fault injection with librdkafka's mock
+ * cluster (the real broker runs in the integration tests):
  *  - a batch whose effect fails transiently is retried with the same records, never
  *    skipped, and its offsets are not committed before it succeeds;
  *  - produce errors from the broker are retried until every output is acknowledged;

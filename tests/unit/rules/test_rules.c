@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_rules: whitelist rule evaluation (DESIGN.md "Whitelist"; reference "Add an alert to
- * the whitelist"): every operator on numbers, strings, times, missing fields and
+ * test_rules: whitelist rule evaluation (docs/architecture.md "Whitelist"; reference "Add an
+ * alert to the whitelist"): every operator on numbers, strings, times, missing fields and
  * details.* paths; scope (all assets / only one asset); rules OR-ed; a rule applies only
  * to alerts with its alert name; expiry; invalid regexes refused with PCRE2's message and
  * offset; a catastrophic regex gives up within its limits instead of stalling.

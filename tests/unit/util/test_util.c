@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_util: RFC 3339 parsing (the contract's occurred_at), UTF-8 validation (invalid
- * UTF-8 is rejected, DESIGN.md quality bar), the byte buffer and fault points.
+ * UTF-8 is rejected, docs/architecture.md "Guarantees and where each is kept"), the byte
+ * buffer and fault points.
  */
 #include <setjmp.h>
 #include <stdarg.h>
