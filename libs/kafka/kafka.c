@@ -314,6 +314,7 @@ struct cwpp_loop {
     char                *topics[CWPP_TOPIC__COUNT]; /* full names */
     rd_kafka_t          *consumer;
     rd_kafka_t          *producer;
+    rd_kafka_topic_t    *probe;     /* the first input, whose metadata /readyz asks for */
     cwpp_outbox_t        outbox;
     inflight_t           ring[CWPP_MAX_INFLIGHT]; /* FIFO of in-flight batches */
     size_t               head, count;
@@ -538,6 +539,14 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
         goto fail;
     }
     pc = NULL;
+    /* /readyz asks the brokers for one topic's metadata, never for all topics: on a
+     * cluster with thousands of partitions that answer takes longer than the probe waits */
+    if (conf->ninputs > 0 &&
+        (l->probe = rd_kafka_topic_new(l->producer, l->topics[conf->inputs[0]], NULL)) == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "kafka topic %s: %s",
+                    l->topics[conf->inputs[0]], rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
 
     subs = rd_kafka_topic_partition_list_new((int)conf->ninputs);
     for (i = 0; i < conf->ninputs; i++)
@@ -581,7 +590,7 @@ int cwpp_loop_ready(cwpp_loop_t *l, char *reason, size_t reason_size)
         cwpp_seterr(reason, reason_size, 0, "batches are failing (database or broker down)");
         return 0;
     }
-    err = rd_kafka_metadata(l->producer, 0, NULL, &md, 1000);
+    err = rd_kafka_metadata(l->producer, 0, l->probe, &md, 1000);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         cwpp_seterr(reason, reason_size, 0, "kafka brokers do not answer: %s",
                     rd_kafka_err2str(err));
@@ -935,6 +944,8 @@ void cwpp_loop_destroy(cwpp_loop_t *l)
         rd_kafka_consumer_close(l->consumer);
         rd_kafka_destroy(l->consumer);
     }
+    if (l->probe != NULL)
+        rd_kafka_topic_destroy(l->probe);
     if (l->producer != NULL) {
         rd_kafka_flush(l->producer, 5000);
         rd_kafka_destroy(l->producer);
