@@ -10,6 +10,25 @@ sys.path.insert(0, os.path.dirname(__file__))
 import cwpp_testlib as t  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _delete_module_topics():
+    """Deletes the topics a module's fixtures created, when the module ends."""
+    first = len(t.CREATED_PREFIXES)
+    yield
+    t.delete_topics(t.CREATED_PREFIXES[first:])
+    del t.CREATED_PREFIXES[first:]
+
+
+@pytest.fixture(autouse=True)
+def _delete_test_topics():
+    """Deletes the topics a test created, when it ends (after its services stopped: this
+    fixture is set up before the test's others, so it is torn down after them)."""
+    first = len(t.CREATED_PREFIXES)
+    yield
+    t.delete_topics(t.CREATED_PREFIXES[first:])
+    del t.CREATED_PREFIXES[first:]
+
+
 @pytest.fixture
 def prefix():
     p = t.new_prefix()

@@ -22,6 +22,7 @@ import avro.io
 import avro.schema
 import psycopg2
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("CWPP_BIN_DIR", REPO / "build" / "bin"))
@@ -104,10 +105,36 @@ def new_prefix() -> str:
     return f"it{uuid.uuid4().hex[:10]}."
 
 
+# Every prefix create_topics made, in order: conftest deletes a test's topics when the
+# test (or, for module fixtures, the module) ends, so one run leaves the broker as small
+# as it found it. Thousands of left-over partitions exhaust a small broker's heap.
+CREATED_PREFIXES = []
+
+
 def create_topics(prefix: str, partitions: int = 3):
+    CREATED_PREFIXES.append(prefix)
     subprocess.run([str(BIN / "cwpp-admin"), "topics", "create", "--brokers", BROKERS,
                     "--prefix", prefix, "--partitions", str(partitions)],
                    check=True, capture_output=True, timeout=60)
+
+
+def delete_topics(prefixes):
+    """Deletes every topic whose name starts with one of prefixes (best effort: a topic
+    that is already gone, or a broker that does not answer, is not a test failure)."""
+    prefixes = tuple(prefixes)
+    if not prefixes:
+        return
+    admin = AdminClient({"bootstrap.servers": BROKERS})
+    try:
+        names = [n for n in admin.list_topics(timeout=15).topics if n.startswith(prefixes)]
+        if names:
+            for f in admin.delete_topics(names, operation_timeout=30).values():
+                try:
+                    f.result(timeout=60)
+                except Exception:  # noqa: BLE001 - cleanup only
+                    pass
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
 
 
 def produce(topic: str, values, keys=None):
