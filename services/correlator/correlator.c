@@ -126,7 +126,6 @@ corr_t *corr_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
     c->m_replayed = C("cwpp_correlator_replayed_total",
                       "Records already applied before (redelivered after a crash): skipped.");
 #undef C
-    return c;
     c->m_db_seconds = cwpp_histogram(metrics, "cwpp_correlator_db_seconds",
                                      "Time of one batch's transaction.", b, 9);
     return c;
