@@ -67,15 +67,17 @@ const size_t corr_nprops = sizeof(corr_props) / sizeof(corr_props[0]);
 
 /* ------------------------------------------------------------ life cycle */
 
+/* One cleanup path: whatever fails, corr_destroy frees what was built (it accepts a
+ * partly filled object: nvalues says which Avro values exist) and NULL is returned. */
 corr_t *corr_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
                  size_t errstr_size)
 {
-    corr_t        *c = calloc(1, sizeof(*c));
     static const double b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
-    const char    *names[4] = {"alert", "rejected_record", "event", "notification"};
-    cwpp_avro_type_t **types[4];
-    avro_value_t  *values[4];
-    int            i;
+    static const char  *names[4] = {"alert", "rejected_record", "event", "notification"};
+    corr_t             *c = calloc(1, sizeof(*c));
+    cwpp_avro_type_t  **types[4];   /* each type and its value, in the order created */
+    avro_value_t       *values[4];
+    int                 i;
 
     if (c == NULL) {
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
