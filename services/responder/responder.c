@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cwpp_log.h"
+#include "cwpp_snapshot.h"
 #include "cwpp_util.h"
 
 const cwpp_conf_prop_t rs_props[] = {
@@ -93,22 +94,6 @@ int rs_dead_letter(rs_t *r, const rd_kafka_message_t *m, const char *code, const
 
 /* ---------------------------------------------------------------- snapshots */
 
-static int set_str_array(avro_value_t *rec, const char *field, const json_t *arr)
-{
-    avro_value_t a, x;
-    size_t       i;
-
-    if (avro_value_get_by_name(rec, field, &a, NULL) != 0)
-        return -1;
-    for (i = 0; i < json_array_size(arr); i++) {
-        const char *s = json_string_value(json_array_get(arr, i));
-
-        if (avro_value_append(&a, &x, NULL) != 0 || avro_value_set_string(&x, s ? s : "") != 0)
-            return -1;
-    }
-    return 0;
-}
-
 static const char *jstr(const json_t *o, const char *k, const char *def)
 {
     const char *s = json_string_value(json_object_get(o, k));
@@ -116,83 +101,32 @@ static const char *jstr(const json_t *o, const char *k, const char *def)
     return s != NULL ? s : def;
 }
 
-/* The SecurityEvent record of one row of SQL_SNAPSHOTS into r->buf. */
+/* The SecurityEvent record of one row of SQL_SNAPSHOTS (libs/snapshot) into r->buf. */
 static int encode_snapshot(rs_t *r, const json_t *e, char *errstr, size_t errstr_size)
 {
-    avro_value_t *v = &r->v_event, arr, x;
-    const json_t *assets = json_object_get(e, "assets"), *jv, *as = json_object_get(e,
-                                                                                "assessment");
-    const json_t *reasons = json_object_get(as, "reasons");
-    const json_t *recs = json_object_get(as, "recommendations");
-    const char   *k;
-    size_t        i;
-    int           rc = 0;
+    cwpp_snapshot_t s = {
+        .event_id = jstr(e, "event_id", ""),
+        .account_id = jstr(e, "account_id", ""),
+        .name = jstr(e, "name", ""),
+        .level = jstr(e, "level", "low"),
+        .status = jstr(e, "status", "unhandled"),
+        .owner = jstr(e, "owner", NULL),
+        .predecessor = jstr(e, "predecessor", NULL),
+        .stages = json_object_get(e, "stages"),
+        .sources = json_object_get(e, "sources"),
+        .alert_count = json_integer_value(json_object_get(e, "alert_count")),
+        .occurrences = json_integer_value(json_object_get(e, "occurrences")),
+        .assets = json_object_get(e, "assets"),
+        .first_seen_ms = json_integer_value(json_object_get(e, "first_seen_ms")),
+        .last_seen_ms = json_integer_value(json_object_get(e, "last_seen_ms")),
+        .urgency = jstr(e, "urgency", "low"),
+        .assessment = json_object_get(e, "assessment"),
+        .version = json_integer_value(json_object_get(e, "version")),
+        .updated_at_ms = cwpp_now_ms(),
+    };
 
-    avro_value_reset(v);
-    rc |= cwpp_avro_set_str(v, "event_id", jstr(e, "event_id", ""));
-    rc |= cwpp_avro_set_str(v, "account_id", jstr(e, "account_id", ""));
-    rc |= cwpp_avro_set_str(v, "name", jstr(e, "name", ""));
-    rc |= cwpp_avro_set_enum(v, "level", jstr(e, "level", "low"));
-    rc |= cwpp_avro_set_enum(v, "status", jstr(e, "status", "unhandled"));
-    rc |= cwpp_avro_set_opt_str(v, "owner", jstr(e, "owner", NULL));
-    rc |= cwpp_avro_set_opt_str(v, "predecessor", jstr(e, "predecessor", NULL));
-    rc |= set_str_array(v, "stages", json_object_get(e, "stages"));
-    rc |= set_str_array(v, "sources", json_object_get(e, "sources"));
-    rc |= cwpp_avro_set_int(v, "alert_count",
-                            (int32_t)json_integer_value(json_object_get(e, "alert_count")));
-    rc |= cwpp_avro_set_long(v, "occurrences",
-                             json_integer_value(json_object_get(e, "occurrences")));
-    if (avro_value_get_by_name(v, "affected_assets", &arr, NULL) != 0)
-        rc = -1;
-    json_object_foreach((json_t *)assets, k, jv) {
-        if (rc != 0 || avro_value_append(&arr, &x, NULL) != 0) {
-            rc = -1;
-            break;
-        }
-        rc |= cwpp_avro_set_str(&x, "asset_id", k);
-        rc |= cwpp_avro_set_opt_str(&x, "name", jstr(jv, "name", NULL));
-        rc |= cwpp_avro_set_opt_str(&x, "role", jstr(jv, "role", NULL));
-        rc |= set_str_array(&x, "ips", json_object_get(jv, "ips"));
-        rc |= cwpp_avro_set_int(&x, "alerts",
-                                (int32_t)json_integer_value(json_object_get(jv, "alerts")));
-    }
-    rc |= cwpp_avro_set_long(v, "first_seen_ms",
-                             json_integer_value(json_object_get(e, "first_seen_ms")));
-    rc |= cwpp_avro_set_long(v, "last_seen_ms",
-                             json_integer_value(json_object_get(e, "last_seen_ms")));
-    rc |= cwpp_avro_set_enum(v, "urgency", jstr(e, "urgency", "low"));
-    if (avro_value_get_by_name(v, "reasons", &arr, NULL) != 0)
-        rc = -1;
-    for (i = 0; rc == 0 && i < json_array_size(reasons); i++) {
-        const json_t *o = json_array_get(reasons, i);
-
-        if (avro_value_append(&arr, &x, NULL) != 0) {
-            rc = -1;
-            break;
-        }
-        rc |= cwpp_avro_set_str(&x, "code", jstr(o, "code", ""));
-        rc |= cwpp_avro_set_str(&x, "text", jstr(o, "text", ""));
-    }
-    if (avro_value_get_by_name(v, "recommendations", &arr, NULL) != 0)
-        rc = -1;
-    for (i = 0; rc == 0 && i < json_array_size(recs); i++) {
-        const json_t *o = json_array_get(recs, i);
-
-        if (avro_value_append(&arr, &x, NULL) != 0) {
-            rc = -1;
-            break;
-        }
-        rc |= cwpp_avro_set_str(&x, "action", jstr(o, "action", ""));
-        rc |= cwpp_avro_set_str(&x, "entity_type", jstr(o, "entity_type", ""));
-        rc |= cwpp_avro_set_str(&x, "entity_value", jstr(o, "entity_value", ""));
-        rc |= cwpp_avro_set_str(&x, "reason", jstr(o, "reason", ""));
-    }
-    rc |= cwpp_avro_set_long(v, "version", json_integer_value(json_object_get(e, "version")));
-    rc |= cwpp_avro_set_long(v, "updated_at_ms", cwpp_now_ms());
-    if (rc != 0)
-        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "cannot build the event snapshot");
     cwpp_buf_reset(&r->buf);
-    return cwpp_avro_encode(r->t_event, v, &r->buf, errstr, errstr_size);
+    return cwpp_snapshot_encode(r->t_event, &r->v_event, &s, &r->buf, errstr, errstr_size);
 }
 
 /* The snapshots of the events this batch changed, as they stand in the transaction. */

@@ -1,0 +1,816 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * corr_batch.c: one worker's batch as one transaction, in explicit steps (run_tx):
+ *   load    BEGIN; the fence (this group's offset rows, created and locked); the events
+ *           the batch's keys and alert ids point at (locked); their keys and memberships;
+ *           notifications already sent for these offsets (a batch redelivered after a
+ *           crash re-sends them);
+ *   decide  each fresh alert in order (libs/correlate): index, event figures, rows;
+ *   write   events' alerts, entities, graph edges and keys; the 30-day figures of the
+ *           touched events' IPs; then the assessments;
+ *   commit  the events rows, new notifications, the fence moved, COMMIT;
+ *   emit    after the commit only: snapshots and notifications into the outbox.
+ * load, write and commit are one pipelined round trip each. The touched events live in
+ * a small hash table for the batch; nothing survives a batch but buffers.
+ */
+#include "corr_internal.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cwpp_log.h"
+#include "cwpp_snapshot.h"
+
+/* ------------------------------------------------------------- the events */
+
+static void evs_free(evs_t *e)
+{
+    if (e == NULL)
+        return;
+    free(e->account);
+    free(e->owner);
+    free(e->predecessor);
+    json_decref(e->summary);
+    json_decref(e->assessment);
+    free(e->stored_assessment);
+    free(e);
+}
+
+void corr_evs_reset(corr_t *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->nevs; i++)
+        evs_free(c->evlist[i]);
+    if (c->evs != NULL)
+        memset(c->evs, 0, c->evs_cap * sizeof(*c->evs));
+    c->nevs = 0;
+    for (i = 0; i < c->nipstats; i++)
+        free(c->ipaccts[i]);
+    c->nipstats = 0;
+}
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static evs_t *ev_find(corr_t *c, const char *id)
+{
+    size_t i;
+
+    if (c->evs_cap == 0)
+        return NULL;
+    for (i = fnv(id) & (c->evs_cap - 1); c->evs[i] != NULL; i = (i + 1) & (c->evs_cap - 1))
+        if (strcmp(c->evs[i]->id, id) == 0)
+            return c->evs[i];
+    return NULL;
+}
+
+/* Sizes the table for n more events (called once per batch with an upper bound). */
+static int ev_reserve(corr_t *c, size_t n)
+{
+    size_t cap = 64;
+
+    while (cap < 2 * n + 2)
+        cap *= 2;
+    if (cap <= c->evs_cap)
+        return CWPP_OK;
+    free(c->evs);
+    free(c->evlist);
+    c->evs = calloc(cap, sizeof(*c->evs));
+    c->evlist = calloc(cap, sizeof(*c->evlist));
+    c->evs_cap = c->evs != NULL && c->evlist != NULL ? cap : 0;
+    return c->evs_cap ? CWPP_OK : CWPP_ENOMEM;
+}
+
+static evs_t *ev_add(corr_t *c, const char *id, const char *account)
+{
+    evs_t *e;
+    size_t i;
+
+    if (c->nevs + 1 > c->evs_cap / 2 || (e = calloc(1, sizeof(*e))) == NULL)
+        return NULL;
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    e->account = strdup(account);
+    e->summary = json_object();
+    e->level = 4;
+    e->urgency = CWPP_URG_LOW;
+    snprintf(e->status, sizeof(e->status), "unhandled");
+    if (e->account == NULL || e->summary == NULL) {
+        evs_free(e);
+        return NULL;
+    }
+    for (i = fnv(id) & (c->evs_cap - 1); c->evs[i] != NULL; i = (i + 1) & (c->evs_cap - 1))
+        ;
+    c->evs[i] = e;
+    c->evlist[c->nevs++] = e;
+    return e;
+}
+
+static int level_rank(const char *s)
+{
+    cwpp_severity_t v;
+
+    return s != NULL && cwpp_severity_parse(s, &v) == 0 ? (int)v : 4;
+}
+
+/* ------------------------------------------------------------ the records */
+
+static int ensure_items(corr_t *c, size_t n)
+{
+    item_t *ni;
+
+    if (n <= c->items_cap)
+        return CWPP_OK;
+    ni = realloc(c->items, n * sizeof(*ni));
+    if (ni == NULL)
+        return CWPP_ENOMEM;
+    memset(ni + c->items_cap, 0, (n - c->items_cap) * sizeof(*ni));
+    c->items = ni;
+    c->items_cap = n;
+    return CWPP_OK;
+}
+
+static int collect_parts(corr_t *c, rd_kafka_message_t **msgs, size_t n)
+{
+    size_t i, p;
+
+    c->nparts = 0;
+    for (i = 0; i < n; i++) {
+        const char *t = rd_kafka_topic_name(msgs[i]->rkt);
+
+        for (p = 0; p < c->nparts; p++)
+            if (c->parts[p].partition == msgs[i]->partition && strcmp(c->parts[p].topic, t) == 0)
+                break;
+        if (p == c->nparts) {
+            if (c->nparts == c->parts_cap) {
+                size_t  nc = c->parts_cap ? c->parts_cap * 2 : 32;
+                part_t *np = realloc(c->parts, nc * sizeof(*np));
+
+                if (np == NULL)
+                    return CWPP_ENOMEM;
+                c->parts = np;
+                c->parts_cap = nc;
+            }
+            c->parts[p] = (part_t){t, msgs[i]->partition, msgs[i]->offset, msgs[i]->offset, 0};
+            c->nparts++;
+        }
+        if (msgs[i]->offset > c->parts[p].hi)
+            c->parts[p].hi = msgs[i]->offset;
+        if (msgs[i]->offset < c->parts[p].lo)
+            c->parts[p].lo = msgs[i]->offset;
+    }
+    return CWPP_OK;
+}
+
+static part_t *part_of(corr_t *c, const rd_kafka_message_t *m)
+{
+    const char *t = rd_kafka_topic_name(m->rkt);
+    size_t      p;
+
+    for (p = 0; p < c->nparts; p++)
+        if (c->parts[p].partition == m->partition && strcmp(c->parts[p].topic, t) == 0)
+            return &c->parts[p];
+    return NULL;
+}
+
+/* Validates one record into it (decoded alert or a dead-letter reason). */
+static void take(corr_t *c, item_t *it, rd_kafka_message_t *m, int64_t now)
+{
+    char why[256];
+
+    cwpp_alert_clear(&it->alert);
+    memset(it, 0, sizeof(*it));
+    it->m = m;
+    if (m->len > (size_t)c->conf->max_message_bytes) {
+        it->code = "oversized";
+        snprintf(it->reason, sizeof(it->reason),
+                 "the record has %zu bytes, more than correlator.max.message.bytes (%lld)",
+                 m->len, (long long)c->conf->max_message_bytes);
+        return;
+    }
+    if (cwpp_alert_from_avro(c->t_alert, m->payload, m->len, &c->v_alert, &it->alert, why,
+                             sizeof(why)) != CWPP_OK) {
+        it->code = "bad_avro";
+        snprintf(it->reason, sizeof(it->reason), "not a valid Alert record: %s", why);
+        return;
+    }
+    if (!cwpp_alert_id_valid(it->alert.alert_id)) {
+        it->code = "invalid_alert";
+        snprintf(it->reason, sizeof(it->reason),
+                 "the alert id is not \"al-\" and 32 hex digits");
+    } else if (it->alert.account_id == NULL || it->alert.account_id[0] == '\0' ||
+               it->alert.asset.id == NULL || it->alert.asset.id[0] == '\0') {
+        it->code = "invalid_alert";
+        snprintf(it->reason, sizeof(it->reason), "the alert has no account or no asset id");
+    } else if (it->alert.occurred_at_ms > now + c->conf->max_future_ms) {
+        it->code = "future_time";
+        snprintf(it->reason, sizeof(it->reason),
+                 "the alert occurred %lld s in the future, more than correlator.max.future.ms",
+                 (long long)((it->alert.occurred_at_ms - now) / 1000));
+    } else if (it->alert.status == CWPP_ST_MANUALLY_WHITELISTED ||
+               it->alert.status == CWPP_ST_AUTOMATICALLY_WHITELISTED) {
+        it->code = "whitelisted";
+        snprintf(it->reason, sizeof(it->reason),
+                 "a %s alert on the accepted topic: whitelisted alerts never join events",
+                 cwpp_status_name(it->alert.status));
+    } else {
+        it->ok = 1;
+        return;
+    }
+    cwpp_alert_clear(&it->alert);
+}
+
+/* Loads the locked events, their keys and memberships into ix and the touched table. */
+static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_keys,
+                PGresult *r_alerts)
+{
+    int i;
+
+    for (i = 0; i < PQntuples(r_ev); i++) {
+        const char        *id = PQgetvalue(r_ev, i, 0), *st = PQgetvalue(r_ev, i, 2);
+        evs_t             *e = ev_add(c, id, PQgetvalue(r_ev, i, 1));
+        json_error_t       jerr;
+        cwpp_event_state_t state = strcmp(st, "handled") == 0 ? CWPP_EV_HANDLED : CWPP_EV_OPEN;
+
+        if (e == NULL)
+            return CWPP_ENOMEM;
+        snprintf(e->status, sizeof(e->status), "%s", st);
+        if (!PQgetisnull(r_ev, i, 5) && (e->owner = strdup(PQgetvalue(r_ev, i, 5))) == NULL)
+            return CWPP_ENOMEM;
+        if (!PQgetisnull(r_ev, i, 6) &&
+            (e->predecessor = strdup(PQgetvalue(r_ev, i, 6))) == NULL)
+            return CWPP_ENOMEM;
+        if (cwpp_urgency_parse(PQgetvalue(r_ev, i, 7), &e->urgency) != 0)
+            e->urgency = CWPP_URG_LOW;
+        json_decref(e->summary);
+        e->summary = json_loads(PQgetvalue(r_ev, i, 8), 0, &jerr);
+        if (!json_is_object(e->summary)) {
+            json_decref(e->summary);
+            e->summary = json_object();
+            if (e->summary == NULL)
+                return CWPP_ENOMEM;
+        }
+        e->version = strtoll(PQgetvalue(r_ev, i, 9), NULL, 10);
+        if ((e->stored_assessment = strdup(PQgetvalue(r_ev, i, 11))) == NULL)
+            return CWPP_ENOMEM;
+        e->level = level_rank(PQgetvalue(r_ev, i, 10));
+        e->level_fixed = PQgetvalue(r_ev, i, 12)[0] == 't';
+        if (cwpp_corr_index_seed_event(ix, id, e->account, state,
+                                       strtoll(PQgetvalue(r_ev, i, 3), NULL, 10),
+                                       strtoll(PQgetvalue(r_ev, i, 4), NULL, 10)) == CWPP_ENOMEM)
+            return CWPP_ENOMEM;
+    }
+    for (i = 0; i < PQntuples(r_keys); i++)
+        if (cwpp_corr_index_seed_key(ix, PQgetvalue(r_keys, i, 0), PQgetvalue(r_keys, i, 1),
+                                     PQgetvalue(r_keys, i, 2)) == CWPP_ENOMEM)
+            return CWPP_ENOMEM;
+    for (i = 0; i < PQntuples(r_alerts); i++)
+        if (cwpp_corr_index_seed_alert(ix, PQgetvalue(r_alerts, i, 0),
+                                       PQgetvalue(r_alerts, i, 1)) == CWPP_ENOMEM)
+            return CWPP_ENOMEM;
+    return CWPP_OK;
+}
+
+/* Decides and applies one fresh alert: index, event figures, rows. */
+static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_t *w)
+{
+    cwpp_alert_t    *a = &it->alert;
+    cwpp_corr_key_t  keys[CWPP_CORR_MAX_KEYS];
+    evs_t           *e;
+    size_t           i;
+    char             ks[CWPP_CORR_MAX_KEYS][CWPP_CORR_KEY_MAX];
+    const char      *before[CWPP_CORR_MAX_KEYS], *by;
+    size_t           nk = cwpp_corr_keys(a, keys);
+
+    for (i = 0; i < nk; i++) { /* who owned each key before: only changes are written */
+        before[i] = NULL;
+        if (cwpp_corr_key_string(a->account_id, &keys[i], ks[i], sizeof(ks[i])) != 0)
+            ks[i][0] = '\0';
+        else if (cwpp_corr_index_key_owner(ix, ks[i], &before[i], &by) != CWPP_OK)
+            before[i] = NULL;
+    }
+    if (cwpp_corr_decide(ix, a, &it->d) != CWPP_OK)
+        return CWPP_EINVAL;
+    if (cwpp_corr_index_apply(ix, a, &it->d) != CWPP_OK)
+        return CWPP_ENOMEM;
+    e = ev_find(c, it->d.event_id);
+    if (e == NULL) {
+        if ((e = ev_add(c, it->d.event_id, a->account_id)) == NULL)
+            return CWPP_ENOMEM;
+        e->is_new = 1;
+        if (it->d.predecessor[0] && (e->predecessor = strdup(it->d.predecessor)) == NULL)
+            return CWPP_ENOMEM;
+        c->n.opened++;
+    } else if (!it->d.recurrence) {
+        c->n.joined++;
+    }
+    it->ev = e;
+    e->changed = e->touched = 1;
+    e->src = it->m;
+    if (a->defense != CWPP_DEF_PRECISION && a->occurred_at_ms > e->note_at)
+        e->note_at = a->occurred_at_ms;
+    if (it->d.recurrence)
+        c->n.recurrences++;
+    if (cwpp_ev_summary_add(e->summary, a, !it->d.recurrence, &c->ac) != CWPP_OK)
+        return CWPP_ENOMEM;
+
+    corr_row_alert(w, e->id, a, &it->d, ord);
+    for (i = 0; i < nk; i++) {
+        const char *owner;
+
+        if (ks[i][0] == '\0' || cwpp_corr_index_key_owner(ix, ks[i], &owner, &by) != CWPP_OK ||
+            (before[i] != NULL && strcmp(before[i], owner) == 0))
+            continue; /* unchanged */
+        corr_row_key(w, ks[i], a->account_id, owner, by, ord); /* the owner after it */
+    }
+    c->n.alerts++;
+    return CWPP_OK;
+}
+
+/* The changed events' level and version after this batch, and the IPs whose 30-day
+ * figures the assessment needs. The events rows themselves are written by assess(). */
+static int event_prep(corr_t *c, rows_t *w)
+{
+    size_t i;
+
+    for (i = 0; i < c->nevs; i++) {
+        evs_t      *e = c->evlist[i];
+        json_t     *s = e->summary, *ips = json_object_get(s, "ips"), *v;
+        const char *ip;
+        int         sev;
+
+        if (!e->changed)
+            continue;
+        if ((json_object_get(s, "stages") == NULL &&
+             json_object_set_new(s, "stages", json_array()) != 0) ||
+            (json_object_get(s, "sources") == NULL &&
+             json_object_set_new(s, "sources", json_array()) != 0))
+            return CWPP_ENOMEM;
+        sev = (int)corr_sgeti(s, "sev");
+        if (sev < e->level && !e->level_fixed)
+            e->level = sev;
+        e->version++;
+        json_object_foreach(ips, ip, v)
+            corr_row_ip(w, e->account, ip);
+    }
+    return w->ips.err ? CWPP_ENOMEM : CWPP_OK;
+}
+
+static int read_ipstats(corr_t *c, const PGresult *r)
+{
+    int i, n = PQntuples(r);
+
+    if ((size_t)n > 0) {
+        cwpp_ip_stat_t *ns = realloc(c->ipstats, (size_t)n * sizeof(*ns));
+        char          **na;
+
+        if (ns == NULL)
+            return CWPP_ENOMEM;
+        c->ipstats = ns;
+        if ((na = realloc(c->ipaccts, (size_t)n * sizeof(*na))) == NULL)
+            return CWPP_ENOMEM;
+        c->ipaccts = na;
+    }
+    for (i = 0; i < n; i++) {
+        char *acct = strdup(PQgetvalue(r, i, 0));
+        char *ip = acct != NULL ? strdup(PQgetvalue(r, i, 1)) : NULL;
+        char *both;
+
+        if (ip == NULL) {
+            free(acct);
+            return CWPP_ENOMEM;
+        }
+        /* one allocation holds account and ip: "acct\0ip" */
+        both = realloc(acct, strlen(acct) + strlen(ip) + 2);
+        if (both == NULL) {
+            free(acct);
+            free(ip);
+            return CWPP_ENOMEM;
+        }
+        strcpy(both + strlen(both) + 1, ip);
+        free(ip);
+        c->ipaccts[c->nipstats] = both;
+        c->ipstats[c->nipstats] = (cwpp_ip_stat_t){both + strlen(both) + 1,
+                                                   strtoll(PQgetvalue(r, i, 2), NULL, 10),
+                                                   strtoll(PQgetvalue(r, i, 3), NULL, 10),
+                                                   strtoll(PQgetvalue(r, i, 4), NULL, 10)};
+        c->nipstats++;
+    }
+    return CWPP_OK;
+}
+
+/* The notification id of e: one per event, kind and urgency. */
+static void note_id(const evs_t *e, char *id, size_t size)
+{
+    snprintf(id, size, "%s:%s:%s", e->id, e->note_kind == 1 ? "opened" : "raised",
+             cwpp_urgency_name(e->urgency));
+}
+
+/* The notification record of e (kind 1 opened, 2 urgency raised) into c->buf. */
+static int build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size)
+{
+    avro_value_t *v = &c->v_note, arr, x;
+    const json_t *reasons = json_object_get(e->assessment, "reasons");
+    char          id[128];
+    size_t        i;
+    int           rc = 0;
+
+    avro_value_reset(v);
+    note_id(e, id, sizeof(id));
+    rc |= cwpp_avro_set_str(v, "notification_id", id);
+    rc |= cwpp_avro_set_enum(v, "kind", e->note_kind == 1 ? "event_opened" : "urgency_raised");
+    rc |= cwpp_avro_set_str(v, "event_id", e->id);
+    rc |= cwpp_avro_set_str(v, "account_id", e->account);
+    rc |= cwpp_avro_set_str(v, "name", json_string_value(json_object_get(e->summary, "name"))
+                                           ? json_string_value(json_object_get(e->summary, "name"))
+                                           : "");
+    rc |= cwpp_avro_set_enum(v, "level", cwpp_severity_name((cwpp_severity_t)e->level));
+    rc |= cwpp_avro_set_enum(v, "urgency", cwpp_urgency_name(e->urgency));
+    if (avro_value_get_by_name(v, "previous_urgency", &x, NULL) != 0)
+        rc = -1;
+    else if (e->note_kind == 2) {
+        avro_value_t b;
+
+        rc |= avro_value_set_branch(&x, 1, &b);
+        rc |= avro_value_set_enum(&b, (int)e->note_prev);
+    } else {
+        avro_value_t b;
+
+        rc |= avro_value_set_branch(&x, 0, &b);
+        rc |= avro_value_set_null(&b);
+    }
+    if (avro_value_get_by_name(v, "reasons", &arr, NULL) != 0)
+        rc = -1;
+    for (i = 0; rc == 0 && i < json_array_size(reasons); i++) {
+        const char *t = json_string_value(json_object_get(json_array_get(reasons, i), "text"));
+
+        if (avro_value_append(&arr, &x, NULL) != 0 || avro_value_set_string(&x, t ? t : "") != 0)
+            rc = -1;
+    }
+    rc |= cwpp_avro_set_int(v, "alert_count", (int32_t)corr_sgeti(e->summary, "alerts"));
+    rc |= cwpp_avro_set_long(v, "at_ms", e->note_at);
+    if (rc != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "cannot build Notification");
+    cwpp_buf_reset(&c->buf);
+    return cwpp_avro_encode(c->t_note, v, &c->buf, errstr, errstr_size);
+}
+
+/* Assessments and notifications of the changed events. */
+static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size)
+{
+    size_t i, j;
+    int    rc = 0;
+
+    for (i = 0; i < c->nevs; i++) {
+        evs_t            *e = c->evlist[i];
+        cwpp_assessment_t as;
+        cwpp_ip_stat_t    mine[64];
+        size_t            nm = 0;
+        const char       *notified;
+        cwpp_urgency_t    prev;
+
+        if (!e->changed)
+            continue;
+        for (j = 0; j < c->nipstats && nm < 64; j++)
+            if (strcmp(c->ipaccts[j], e->account) == 0)
+                mine[nm++] = c->ipstats[j];
+        if (cwpp_ev_assess(e->summary, &c->ac, now, mine, nm, &as) != CWPP_OK)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        e->urgency = as.urgency;
+        json_decref(e->assessment);
+        e->assessment = json_pack("{s:o, s:o, s:I}", "reasons", as.reasons, "recommendations",
+                                  as.recommendations, "assessed_at", (json_int_t)now);
+        if (e->assessment == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        /* notifications: once the event holds an alert that is not precision defence,
+         * then whenever the urgency rises above the one last notified */
+        notified = json_string_value(json_object_get(e->summary, "notified"));
+        if (e->note_at > 0 && corr_sgeti(e->summary, "non_pd") > 0) {
+            if (notified == NULL || notified[0] == '\0')
+                e->note_kind = 1;
+            else if (cwpp_urgency_parse(notified, &prev) == 0 && e->urgency < prev) {
+                e->note_kind = 2;
+                e->note_prev = prev;
+            }
+        }
+        if (e->note_kind) {
+            char id[128];
+
+            if (json_object_set_new(e->summary, "notified",
+                                    json_string(cwpp_urgency_name(e->urgency))) != 0)
+                return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            if ((rc = build_note(c, e, errstr, errstr_size)) != CWPP_OK)
+                return rc;
+            note_id(e, id, sizeof(id));
+            corr_row_note(w, id, e, c->buf.data, c->buf.len);
+        }
+        corr_row_event(w, e);
+    }
+    if (w->notes.err || w->events.err)
+        rc = -1;
+    return rc ? cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory") : CWPP_OK;
+}
+
+/* The snapshot record of e (libs/snapshot) into c->buf. */
+static int build_snapshot(corr_t *c, evs_t *e, int64_t now, char *errstr, size_t errstr_size)
+{
+    const json_t   *s = e->summary;
+    cwpp_snapshot_t snap;
+
+    if (e->assessment == NULL && e->stored_assessment != NULL) {
+        json_error_t jerr;
+
+        e->assessment = json_loads(e->stored_assessment, 0, &jerr); /* NULL: no reasons */
+    }
+    snap = (cwpp_snapshot_t){
+        .event_id = e->id,
+        .account_id = e->account,
+        .name = json_string_value(json_object_get(s, "name")),
+        .level = cwpp_severity_name((cwpp_severity_t)(e->level < 4 ? e->level : 3)),
+        .status = e->status,
+        .owner = e->owner,
+        .predecessor = e->predecessor,
+        .stages = json_object_get(s, "stages"),
+        .sources = json_object_get(s, "sources"),
+        .alert_count = corr_sgeti(s, "alerts"),
+        .occurrences = corr_sgeti(s, "occurrences"),
+        .assets = json_object_get(s, "assets"),
+        .first_seen_ms = corr_sgeti(s, "first_ms"),
+        .last_seen_ms = corr_sgeti(s, "last_ms"),
+        .urgency = cwpp_urgency_name(e->urgency),
+        .assessment = e->assessment,
+        .version = e->version,
+        .updated_at_ms = now,
+    };
+    cwpp_buf_reset(&c->buf);
+    return cwpp_snapshot_encode(c->t_event, &c->v_event, &snap, &c->buf, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------ the transaction */
+
+/* What the steps of one batch's transaction share. */
+typedef struct tx {
+    size_t             n;         /* records in the batch */
+    int64_t            now;
+    cwpp_corr_index_t *ix;        /* the loaded events' index, for this batch only */
+    const char        *parts;     /* the batch's partitions as JSON (corr_json_parts) */
+    PGresult          *r_notes;   /* notifications already sent for these records */
+    size_t             changed;   /* events the batch changed */
+} tx_t;
+
+/* Step 1, load: BEGIN; the fence (this group's offset rows, created and locked); the
+ * events the batch's keys and alert ids point at (locked), their keys and memberships;
+ * the notifications already sent for these offsets. One round trip. */
+static int tx_load(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
+{
+    PGresult      *r_lock = NULL, *r_ev = NULL, *r_keys = NULL, *r_al = NULL;
+    cwpp_pg_stmt_t q[8];
+    const char    *keys = NULL, *ids = NULL;
+    const char    *grp = c->conf->common.group_id;
+    size_t         nq = 0;
+    int            rc;
+
+    if ((tx->parts = corr_json_parts(&c->j_parts, c->parts, c->nparts)) == NULL ||
+        corr_json_lookup(&c->j_keys, &c->j_ids, c->items, tx->n, &keys, &ids) != CWPP_OK ||
+        /* each alert may point at an event per key and one by membership, and open one */
+        ev_reserve(c, (CWPP_CORR_MAX_KEYS + 2) * tx->n + 16) != CWPP_OK ||
+        (tx->ix = cwpp_corr_index_new(c->conf->window_ms)) == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    q[nq++] = (cwpp_pg_stmt_t){"BEGIN", -1, {0}, PGRES_COMMAND_OK, NULL};
+    nq += corr_fence_lock_stmts(q + nq, grp, tx->parts, &r_lock);
+    q[nq++] = (cwpp_pg_stmt_t){"load_events", 2, {keys, ids}, PGRES_TUPLES_OK, &r_ev};
+    q[nq++] = (cwpp_pg_stmt_t){"load_keys", 1, {keys}, PGRES_TUPLES_OK, &r_keys};
+    q[nq++] = (cwpp_pg_stmt_t){"load_alerts", 1, {ids}, PGRES_TUPLES_OK, &r_al};
+    q[nq++] = (cwpp_pg_stmt_t){"load_notes", 1, {tx->parts}, PGRES_TUPLES_OK, &tx->r_notes};
+    if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    corr_fence_read(c->parts, c->nparts, r_lock);
+    rc = seed(c, tx->ix, r_ev, r_keys, r_al);
+    PQclear(r_lock); /* copied into the index and the touched events: free them early */
+    PQclear(r_ev);
+    PQclear(r_keys);
+    PQclear(r_al);
+    return rc == CWPP_OK ? CWPP_OK : cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+}
+
+/* Step 2, decide: the alerts in the batch's order (per partition: the order of the topic).
+ * A record the fence says was applied before changes nothing; its event's snapshot is
+ * sent again. */
+static int tx_decide(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
+{
+    size_t i;
+    int    rc;
+
+    for (i = 0; i < tx->n; i++) {
+        item_t *it = &c->items[i];
+        part_t *p = part_of(c, it->m);
+
+        it->fresh = p == NULL || it->m->offset >= p->next;
+        if (!it->fresh)
+            c->n.replayed++;
+        if (!it->ok)
+            continue;
+        if (!it->fresh) {
+            /* applied before: re-send the snapshot of the event it is in */
+            if (cwpp_corr_decide(tx->ix, &it->alert, &it->d) == CWPP_OK && it->d.recurrence &&
+                (it->ev = ev_find(c, it->d.event_id)) != NULL)
+                it->ev->touched = 1;
+            continue;
+        }
+        if ((rc = apply(c, tx->ix, it, i, &c->w)) != CWPP_OK)
+            return cwpp_seterr(errstr, errstr_size, rc, "cannot apply alert %s",
+                               it->alert.alert_id);
+    }
+    for (i = 0; i < tx->n; i++) /* decided: the rest of the batch needs only the events */
+        cwpp_alert_clear(&c->items[i].alert);
+    for (i = 0; i < c->nevs; i++)
+        tx->changed += c->evlist[i]->changed;
+    if ((rc = event_prep(c, &c->w)) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    return CWPP_OK;
+}
+
+/* Step 3, write: the rows of the changed events (they need no event row first:
+ * migration 004), then the 30-day figures of their IPs, which count these rows; then the
+ * assessments. One round trip; none when nothing changed. */
+static int tx_write(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
+{
+    rows_t        *w = &c->w;
+    PGresult      *r_ips = NULL;
+    cwpp_pg_stmt_t q[8];
+    const char    *j_al, *j_ent, *j_touch, *j_edge, *j_keys, *j_ips;
+    size_t         nq = 0;
+    int            rc;
+
+    if (tx->changed == 0)
+        return CWPP_OK;
+    if ((j_al = corr_rw_text(&w->alerts)) == NULL ||
+        (j_ent = corr_rw_text(&w->entities)) == NULL ||
+        (j_touch = corr_rw_text(&w->touch)) == NULL ||
+        (j_edge = corr_rw_text(&w->edges)) == NULL ||
+        (j_keys = corr_rw_text(&w->keys)) == NULL || (j_ips = corr_rw_text(&w->ips)) == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    q[nq++] = (cwpp_pg_stmt_t){"alerts_upsert", 1, {j_al}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (cwpp_pg_stmt_t){"entities_upsert", 1, {j_ent}, PGRES_COMMAND_OK, NULL};
+    if (w->touch.n > 0)
+        q[nq++] = (cwpp_pg_stmt_t){"entities_touch", 1, {j_touch}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (cwpp_pg_stmt_t){"edges_upsert", 1, {j_edge}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (cwpp_pg_stmt_t){"keys_upsert", 1, {j_keys}, PGRES_COMMAND_OK, NULL};
+    q[nq++] = (cwpp_pg_stmt_t){"ip_stats", 1, {j_ips}, PGRES_TUPLES_OK, &r_ips};
+    if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    rc = read_ipstats(c, r_ips);
+    PQclear(r_ips);
+    if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    return assess(c, w, tx->now, errstr, errstr_size);
+}
+
+/* Step 4, commit: the events rows, the new notifications, the fence moved past the batch,
+ * COMMIT. One round trip. */
+static int tx_commit(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
+{
+    rows_t        *w = &c->w;
+    cwpp_pg_stmt_t q[8];
+    const char    *j_ev, *j_notes;
+    size_t         nq = 0;
+
+    if (tx->changed > 0) {
+        if ((j_ev = corr_rw_text(&w->events)) == NULL ||
+            (j_notes = corr_rw_text(&w->notes)) == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        q[nq++] = (cwpp_pg_stmt_t){"events_upsert", 1, {j_ev}, PGRES_COMMAND_OK, NULL};
+        if (w->notes.n > 0)
+            q[nq++] = (cwpp_pg_stmt_t){"notes_insert", 1, {j_notes}, PGRES_COMMAND_OK, NULL};
+    }
+    nq += corr_fence_advance_stmt(q + nq, c->conf->common.group_id, tx->parts);
+    q[nq++] = (cwpp_pg_stmt_t){"COMMIT", -1, {0}, PGRES_COMMAND_OK, NULL};
+    return cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size);
+}
+
+/* Step 5, after the commit (durable): counts it, and queues what it produced: the
+ * notifications sent before a crash again, the touched events' snapshots, the new
+ * notifications. */
+static int tx_emit(corr_t *c, tx_t *tx, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    size_t i;
+    int    k, rc;
+
+    cwpp_metric_add(c->m_alerts, c->n.alerts);
+    cwpp_metric_add(c->m_recurrences, c->n.recurrences);
+    cwpp_metric_add(c->m_opened, c->n.opened);
+    cwpp_metric_add(c->m_joined, c->n.joined);
+    cwpp_metric_add(c->m_replayed, c->n.replayed);
+    for (k = 0; k < PQntuples(tx->r_notes); k++) { /* sent before a crash: send them again */
+        size_t         len = 0;
+        unsigned char *b = PQunescapeBytea(
+            (const unsigned char *)PQgetvalue(tx->r_notes, k, 0), &len);
+        const char    *ev = PQgetvalue(tx->r_notes, k, 1);
+
+        if (b == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        rc = cwpp_outbox_add(out, CWPP_TOPIC_NOTIFICATIONS, ev, strlen(ev), b, len);
+        PQfreemem(b);
+        if (rc != CWPP_OK)
+            return rc;
+    }
+    for (i = 0; i < c->nevs; i++) {
+        evs_t *e = c->evlist[i];
+
+        if (!e->touched)
+            continue;
+        if ((rc = build_snapshot(c, e, tx->now, errstr, errstr_size)) != CWPP_OK ||
+            (rc = cwpp_outbox_add(out, CWPP_TOPIC_EVENTS, e->id, strlen(e->id), c->buf.data,
+                                  c->buf.len)) != CWPP_OK)
+            return rc;
+        cwpp_metric_add(c->m_snapshots, 1);
+        if (e->note_kind) {
+            if ((rc = build_note(c, e, errstr, errstr_size)) != CWPP_OK ||
+                (rc = cwpp_outbox_add(out, CWPP_TOPIC_NOTIFICATIONS, e->id, strlen(e->id),
+                                      c->buf.data, c->buf.len)) != CWPP_OK)
+                return rc;
+            cwpp_metric_add(c->m_notes, 1);
+        }
+    }
+    return CWPP_OK;
+}
+
+/* Runs the batch's transaction, load -> decide -> write -> commit, three round trips;
+ * on success the outbox holds its records (emit). On failure the caller rolls back. */
+static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *errstr,
+                  size_t errstr_size)
+{
+    tx_t tx = {.n = n, .now = now};
+    int  rc;
+
+    corr_evs_reset(c);
+    corr_rows_start(&c->w);
+    memset(&c->n, 0, sizeof(c->n));
+    if ((rc = tx_load(c, &tx, errstr, errstr_size)) == CWPP_OK &&
+        (rc = tx_decide(c, &tx, errstr, errstr_size)) == CWPP_OK &&
+        (rc = tx_write(c, &tx, errstr, errstr_size)) == CWPP_OK &&
+        (rc = tx_commit(c, &tx, errstr, errstr_size)) == CWPP_OK)
+        rc = tx_emit(c, &tx, out, errstr, errstr_size);
+    PQclear(tx.r_notes);
+    cwpp_corr_index_destroy(tx.ix);
+    return rc;
+}
+
+int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    corr_t *c = opaque;
+    size_t  i;
+    int     rc;
+    int64_t now = cwpp_now_ms(), t0;
+
+    if (ensure_items(c, n) != CWPP_OK || collect_parts(c, msgs, n) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    for (i = 0; i < n; i++)
+        take(c, &c->items[i], msgs[i], now);
+
+    t0 = cwpp_mono_ms();
+    if ((rc = cwpp_pg_ensure(c->pg, errstr, errstr_size)) != CWPP_OK ||
+        (rc = corr_prepare(c, errstr, errstr_size)) != CWPP_OK ||
+        (rc = run_tx(c, n, now, out, errstr, errstr_size)) != CWPP_OK) {
+        char ignore[64];
+
+        atomic_store(&c->db_ok, 0);
+        cwpp_metric_add(c->m_db_errors, 1);
+        if (PQstatus(cwpp_pg_conn(c->pg)) == CONNECTION_OK)
+            cwpp_pg_command(c->pg, "ROLLBACK", ignore, sizeof(ignore));
+        if (PQstatus(cwpp_pg_conn(c->pg)) != CONNECTION_OK || rc == CWPP_ETRANSIENT) {
+            cwpp_pg_reset(c->pg);
+            c->prepared_on = NULL;
+        }
+        return CWPP_ETRANSIENT;
+    }
+    atomic_store(&c->db_ok, 1);
+    cwpp_metric_observe(c->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
+    if (n >= 256)
+        malloc_trim(0); /* a large batch's trees are freed: give the pages back, so that
+                         * fragmentation does not ratchet the peak up batch after batch */
+
+    for (i = 0; i < n; i++) {
+        item_t *it = &c->items[i];
+
+        if (it->code == NULL)
+            continue;
+        cwpp_metric_add(c->m_dead, 1);
+        cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(it->m->rkt),
+                  it->m->partition, (long long)it->m->offset, it->reason, it->code);
+        if (cwpp_service_dead_letter(c->t_rejected, &c->v_rejected, &c->buf, "correlator", it->m,
+                                     it->code, it->reason, out, errstr,
+                                     errstr_size) != CWPP_OK)
+            return CWPP_ETRANSIENT;
+    }
+    return CWPP_OK;
+}

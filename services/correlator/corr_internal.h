@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * corr_internal.h: shared by the correlator's files (correlator.h says what it does):
+ *   correlator.c    the configuration table and the life cycle (corr_new, corr_run);
+ *   corr_sql.c      the SQL statements and, next to them, the JSON row sets they read
+ *                   (json_to_recordset), the consumer-offset fence;
+ *   corr_batch.c    one batch as one transaction: load, decide, write, commit, emit;
+ *   corr_workers.c  the batch split between workers and their threads.
+ * Nothing here is for other services or tests beyond the correlator's own unit tests.
+ */
+#ifndef CWPP_CORR_INTERNAL_H
+#define CWPP_CORR_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "correlator.h"
+#include "cwpp_alert.h"
+#include "cwpp_avro.h"
+#include "cwpp_correlate.h"
+#include "cwpp_pg.h"
+#include "cwpp_service.h"
+#include "cwpp_util.h"
+
+#define CORR_MAX_WORKERS 8
+
+/* ------------------------------------------------------------------ state */
+
+/* An event the batch touched: loaded (locked) from PostgreSQL or opened by the batch. */
+typedef struct evs {
+    char               id[CWPP_EVENT_ID_LEN + 1];
+    char              *account, *owner, *predecessor;
+    char               status[16];
+    int                level;          /* stored level rank, or 4 when new */
+    int                level_fixed;    /* an analyst set the level: alerts do not move it */
+    int                is_new, changed, touched;
+    int64_t            version;
+    cwpp_urgency_t     urgency;        /* after this batch */
+    json_t            *summary;
+    json_t            *assessment;     /* {"reasons", "recommendations"} */
+    char              *stored_assessment; /* as loaded, parsed only when a snapshot of an
+                                           * unchanged event needs it */
+    int                note_kind;      /* 0 none, 1 opened, 2 urgency raised */
+    cwpp_urgency_t     note_prev;
+    int64_t            note_at;
+    const rd_kafka_message_t *src;     /* the latest fresh record that changed it */
+} evs_t;
+
+/* One record of the batch. */
+typedef struct item {
+    rd_kafka_message_t  *m;
+    int                  ok, fresh;    /* a valid alert; not applied before (the fence) */
+    cwpp_alert_t         alert;
+    cwpp_corr_decision_t d;
+    evs_t               *ev;
+    const char          *code;         /* dead-letter code, or NULL */
+    char                 reason[300];
+} item_t;
+
+/* One partition of the batch: its offset range and the fence's next offset. */
+typedef struct part {
+    const char *topic;
+    int32_t     partition;
+    int64_t     lo, hi, next;
+} part_t;
+
+/* A JSON array of row objects written straight into a buffer (no tree: these are the
+ * batch's largest allocations). Errors stick; corr_rw_text reports them. */
+typedef struct rw {
+    cwpp_buf_t b;
+    size_t     n;      /* elements so far */
+    int        fields; /* fields of the current row so far */
+    int        err;
+} rw_t;
+
+/* The rows the batch writes, one set per statement of corr_sql.c. */
+typedef struct rows {
+    rw_t events, alerts, entities, touch, edges, keys, ips, notes;
+} rows_t;
+
+/* One worker's correlator: its connection, Avro values, buffers and the batch's state. */
+typedef struct corr {
+    const corr_conf_t  *conf;
+    cwpp_assess_conf_t  ac;
+    cwpp_pg_t          *pg;
+    PGconn             *prepared_on;   /* the connection the statements are prepared on */
+    cwpp_avro_type_t   *t_alert, *t_rejected, *t_event, *t_note;
+    avro_value_t        v_alert, v_rejected, v_event, v_note;
+    int                 nvalues;       /* of v_alert, v_rejected, v_event, v_note created */
+    cwpp_buf_t          buf;           /* the record being encoded */
+    rows_t              w;             /* the batch's row sets, buffers kept between batches */
+    rw_t                j_parts, j_keys, j_ids;
+    item_t             *items;
+    size_t              items_cap;
+    part_t             *parts;
+    size_t              nparts, parts_cap;
+    evs_t             **evs;           /* touched events, hash table by id */
+    size_t              evs_cap, nevs;
+    evs_t             **evlist;        /* the same, in the order first touched */
+    cwpp_ip_stat_t     *ipstats;
+    size_t              nipstats;
+    char              **ipaccts;       /* account of each ipstats entry */
+    atomic_int          db_ok;
+    struct {
+        int64_t alerts, recurrences, opened, joined, replayed;
+    } n;                               /* this attempt's counts: metrics once committed */
+
+    cwpp_metric_t *m_alerts, *m_recurrences, *m_opened, *m_joined, *m_dead, *m_db_errors;
+    cwpp_metric_t *m_notes, *m_snapshots, *m_replayed, *m_db_seconds;
+} corr_t;
+
+/* --------------------------------------------------------- correlator.c */
+
+/* A worker's correlator, with its metrics registered (shared by name between workers).
+ * NULL on failure, with errstr filled; nothing half-built is returned. */
+corr_t *corr_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
+                 size_t errstr_size);
+/* Frees c and everything it holds; accepts NULL. */
+void    corr_destroy(corr_t *c);
+
+/* ----------------------------------------------------------- corr_sql.c */
+
+/* Prepares the statements on c's current connection (once per connection). Returns 0,
+ * CWPP_ECONFIG (the schema does not fit: fatal) or a connection error. */
+int         corr_prepare(corr_t *c, char *errstr, size_t errstr_size);
+
+void        corr_rows_start(rows_t *w);
+void        corr_rows_free(rows_t *w);
+/* The array as a C string (the statement's parameter), or NULL after any error (out of
+ * memory). */
+const char *corr_rw_text(rw_t *w);
+
+/* The batch's partitions with their offset ranges as JSON into w; NULL on ENOMEM. */
+const char *corr_json_parts(rw_t *w, const part_t *parts, size_t nparts);
+/* The valid alerts' correlation keys and ids as JSON arrays; 0 or CWPP_ENOMEM. */
+int         corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_t n,
+                             const char **keys, const char **ids);
+
+/* The rows of one applied alert of event event_id: its membership, its entities (a
+ * recurrence: their last_seen only) and, for a new alert, its graph edges. ord is its
+ * place in the batch. */
+void corr_row_alert(rows_t *w, const char *event_id, const cwpp_alert_t *a,
+                    const cwpp_corr_decision_t *d, size_t ord);
+/* A key's new owner (event, and the alert that brought it there). */
+void corr_row_key(rows_t *w, const char *key, const char *account, const char *event_id,
+                  const char *alert_id, size_t ord);
+/* An IP whose 30-day figures the assessment needs. */
+void corr_row_ip(rows_t *w, const char *account, const char *ip);
+/* The events row of a changed event (after its assessment). */
+void corr_row_event(rows_t *w, const evs_t *e);
+/* A notification, with its encoded record (len bytes at payload). */
+void corr_row_note(rows_t *w, const char *note_id, const evs_t *e, const void *payload,
+                   size_t len);
+/* An integer member of a JSON object, 0 when absent. */
+int64_t corr_sgeti(const json_t *o, const char *k);
+
+/*
+ * The consumer-offset fence: this group's next offset per partition, in the batch's
+ * transaction, so that a record applied before (a batch redelivered after a crash, or
+ * a share of a batch that committed while another failed) changes nothing twice.
+ * corr_fence_lock_stmts appends to q the statements that create and lock the batch's
+ * offset rows (the result of the lock into *r_lock) and returns how many (2);
+ * corr_fence_read copies the locked next offsets into parts; corr_fence_advance_stmt
+ * appends the statement moving them past the batch and returns 1.
+ */
+size_t corr_fence_lock_stmts(cwpp_pg_stmt_t *q, const char *group, const char *parts_json,
+                             PGresult **r_lock);
+void   corr_fence_read(part_t *parts, size_t nparts, const PGresult *r_lock);
+size_t corr_fence_advance_stmt(cwpp_pg_stmt_t *q, const char *group, const char *parts_json);
+
+/* --------------------------------------------------------- corr_batch.c */
+
+/* One batch of one worker (cwpp_service batch callback): one transaction. Returns 0 or
+ * CWPP_ETRANSIENT (the batch is retried). */
+int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+               char *errstr, size_t errstr_size);
+void corr_evs_reset(corr_t *c);
+
+/* ------------------------------------------------------- corr_workers.c */
+
+/* The topic-partition of one record of a batch. */
+typedef struct corr_rec_key {
+    const char *topic;
+    int32_t     partition;
+} corr_rec_key_t;
+
+/* One partition of a batch and the worker it went to. */
+typedef struct corr_share {
+    const char *topic;
+    int32_t     partition;
+    size_t      count;     /* its records in the batch */
+    int         worker;
+} corr_share_t;
+
+/*
+ * The batch split: n records (keys[i] their topic-partition) between nworkers (1 ..
+ * CORR_MAX_WORKERS). Each partition goes whole to one worker (events never span
+ * partitions), the largest partition first (on a tie, the one seen first) to the least
+ * loaded worker (on a tie, the lowest). Fills shares (room for n; returns how many
+ * partitions), worker_of[i] for each record and load[w] for each worker. Pure: depends
+ * only on its inputs; cannot fail.
+ */
+size_t corr_split_batch(const corr_rec_key_t *keys, size_t n, int nworkers,
+                        corr_share_t *shares, int *worker_of, size_t *load);
+
+typedef struct corr_set corr_set_t;
+
+/* The workers of one instance (conf->workers), each with its correlator and outbox.
+ * NULL on failure with errstr filled. */
+corr_set_t *corr_set_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
+                         size_t errstr_size);
+void        corr_set_destroy(corr_set_t *s);
+int         corr_set_nworkers(const corr_set_t *s);
+corr_t     *corr_set_worker(corr_set_t *s, int w);
+atomic_int *corr_set_db_ok(corr_set_t *s);
+/* The loop's batch callback: splits the batch between the workers and runs the shares
+ * at once; the outputs reach out only when every share committed. */
+int         corr_set_batch(void *opaque, rd_kafka_message_t **msgs, size_t n,
+                           cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+
+#endif /* CWPP_CORR_INTERNAL_H */

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * corr_sql.c: every statement the correlator runs, and next to them the JSON row sets
+ * they read. Each write is one statement over a JSON array of row objects
+ * (json_to_recordset), so a batch writes each table once whatever its size; the row
+ * builders below write exactly the members (short names) the statement declares in its
+ * AS x(...) list. The statements are prepared once per connection (corr_prepare).
+ *
+ * The consumer-offset fence (SQL_OFFSETS_*, corr_fence_*) is kept apart at the end: this
+ * group's next offset per partition, locked and moved in the batch's own transaction.
+ */
+#include "corr_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------- the statements */
+
+/* The fence (see corr_fence_lock_stmts). */
+static const char SQL_OFFSETS_ROWS[] =
+    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
+    "SELECT $1, x.t, x.p, 0 FROM json_to_recordset($2::json) AS x(t text, p int, lo bigint, "
+    "hi bigint) ORDER BY x.t, x.p ON CONFLICT DO NOTHING";
+static const char SQL_OFFSETS_LOCK[] =
+    "SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c "
+    "JOIN json_to_recordset($2::json) AS x(t text, p int, lo bigint, hi bigint) "
+    "ON c.topic = x.t AND c.partition = x.p WHERE c.consumer_group = $1 "
+    "ORDER BY c.topic, c.partition FOR UPDATE OF c";
+static const char SQL_OFFSETS_SET[] =
+    "UPDATE consumer_offsets c SET next_offset = x.hi + 1, updated_at = now() "
+    "FROM json_to_recordset($2::json) AS x(t text, p int, lo bigint, hi bigint) "
+    "WHERE c.consumer_group = $1 AND c.topic = x.t AND c.partition = x.p "
+    "AND c.next_offset < x.hi + 1";
+static const char SQL_LOAD_EVENTS[] =
+    "SELECT e.event_id, e.account_id, e.status, "
+    "(extract(epoch FROM e.first_seen) * 1000)::bigint, "
+    "(extract(epoch FROM e.last_seen) * 1000)::bigint, e.owner, e.predecessor, e.urgency, "
+    "e.summary::text, e.version, e.level, e.assessment::text, "
+    "e.level_source = 'analyst' FROM events e WHERE e.event_id IN ("
+    "SELECT k.event_id FROM event_keys k WHERE k.key IN "
+    "(SELECT json_array_elements_text($1::json)) UNION "
+    "SELECT a.event_id FROM event_alerts a WHERE a.alert_id IN "
+    "(SELECT json_array_elements_text($2::json))) ORDER BY e.event_id FOR UPDATE OF e";
+static const char SQL_LOAD_KEYS[] =
+    "SELECT k.key, k.event_id, k.alert_id FROM event_keys k WHERE k.key IN "
+    "(SELECT json_array_elements_text($1::json))";
+static const char SQL_LOAD_ALERTS[] =
+    "SELECT a.alert_id, a.event_id FROM event_alerts a WHERE a.alert_id IN "
+    "(SELECT json_array_elements_text($1::json))";
+static const char SQL_LOAD_NOTES[] =
+    "SELECT n.payload, n.event_id FROM notifications n "
+    "JOIN json_to_recordset($1::json) AS x(t text, p int, lo bigint, hi bigint) "
+    "ON n.source_topic = x.t AND n.source_part = x.p AND n.source_offset BETWEEN x.lo AND x.hi "
+    "ORDER BY n.source_part, n.source_offset, n.notification_id";
+/* The overview, urgency, assessment and running figures of each changed event: the one
+ * write of an event per batch (its rows in the other tables need no event row first:
+ * migration 004). */
+static const char SQL_EVENTS_UPSERT[] =
+    "INSERT INTO events (event_id, account_id, name, level, status, first_seen, last_seen, "
+    "alert_count, occurrences, asset_count, stages, sources, predecessor, urgency, assessment, "
+    "summary, version, updated_at) "
+    "SELECT x.id, x.acc, x.name, x.level, 'unhandled', to_timestamp(x.f / 1000.0), "
+    "to_timestamp(x.l / 1000.0), x.alerts, x.occ, x.assets, "
+    "x.stages, x.sources, x.pred, x.u, x.a, x.s, 1, now() "
+    "FROM json_to_recordset($1::json) AS x(id text, acc text, name text, level text, f bigint, "
+    "l bigint, alerts int, occ bigint, assets int, stages text[], sources text[], pred text, "
+    "u text, a jsonb, s json) "
+    "ON CONFLICT (event_id) DO UPDATE SET name = EXCLUDED.name, level = CASE WHEN "
+    "events.level_source = 'analyst' THEN events.level ELSE EXCLUDED.level END, "
+    "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
+    "alert_count = EXCLUDED.alert_count, occurrences = EXCLUDED.occurrences, "
+    "asset_count = EXCLUDED.asset_count, stages = EXCLUDED.stages, sources = EXCLUDED.sources, "
+    "urgency = EXCLUDED.urgency, assessment = EXCLUDED.assessment, summary = EXCLUDED.summary, "
+    "version = events.version + 1, updated_at = now()";
+static const char SQL_ALERTS_UPSERT[] =
+    "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, last_seen, occurrences) "
+    "SELECT x.e, x.a, (array_agg(x.r ORDER BY x.o))[1], to_timestamp(min(x.t) / 1000.0), "
+    "to_timestamp(max(x.t) / 1000.0), count(*) "
+    "FROM json_to_recordset($1::json) AS x(e text, a text, r text, t bigint, o int) "
+    "GROUP BY x.e, x.a "
+    "ON CONFLICT (event_id, alert_id) DO UPDATE SET "
+    "first_seen = LEAST(event_alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(event_alerts.last_seen, EXCLUDED.last_seen), "
+    "occurrences = event_alerts.occurrences + EXCLUDED.occurrences";
+static const char SQL_ENTITIES_UPSERT[] =
+    "INSERT INTO entity_alerts (account_id, entity_type, value, asset_id, event_id, alert_id, "
+    "first_seen, last_seen) "
+    "SELECT x.c, x.ty, x.v, x.s, x.e, x.a, to_timestamp(min(x.t) / 1000.0), "
+    "to_timestamp(max(x.t) / 1000.0) "
+    "FROM json_to_recordset($1::json) AS x(c text, ty text, v text, s text, e text, a text, "
+    "t bigint) GROUP BY x.c, x.ty, x.v, x.s, x.e, x.a "
+    "ON CONFLICT (event_id, entity_type, value, asset_id, alert_id) DO UPDATE SET "
+    "first_seen = LEAST(entity_alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(entity_alerts.last_seen, EXCLUDED.last_seen)";
+static const char SQL_ENTITIES_TOUCH[] =
+    "UPDATE entity_alerts e SET last_seen = to_timestamp(x.t / 1000.0) "
+    "FROM (SELECT y.e, y.ty, y.v, y.s, y.a, max(y.t) AS t "
+    "FROM json_to_recordset($1::json) AS y(ty text, v text, s text, e text, a text, t bigint) "
+    "GROUP BY y.e, y.ty, y.v, y.s, y.a) x "
+    "WHERE e.event_id = x.e AND e.entity_type = x.ty AND e.value = x.v AND e.asset_id = x.s "
+    "AND e.alert_id = x.a AND e.last_seen < to_timestamp(x.t / 1000.0)";
+static const char SQL_EDGES_UPSERT[] =
+    "INSERT INTO event_edges (event_id, src_type, src, relation, dst_type, dst, alert_id, "
+    "first_seen, last_seen, alerts) "
+    "SELECT x.e, x.st, x.s, x.rel, x.dt, x.d, (array_agg(x.a ORDER BY x.o))[1], "
+    "to_timestamp(min(x.t) / 1000.0), to_timestamp(max(x.t) / 1000.0), "
+    "count(DISTINCT x.a) "
+    "FROM json_to_recordset($1::json) AS x(e text, st text, s text, rel text, dt text, "
+    "d text, a text, t bigint, o int) GROUP BY x.e, x.st, x.s, x.rel, x.dt, x.d "
+    "ON CONFLICT (event_id, src_type, src, relation, dst_type, dst) DO UPDATE SET "
+    "first_seen = LEAST(event_edges.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(event_edges.last_seen, EXCLUDED.last_seen), "
+    "alerts = event_edges.alerts + EXCLUDED.alerts";
+static const char SQL_KEYS_UPSERT[] =
+    "INSERT INTO event_keys (key, account_id, event_id, alert_id) "
+    "SELECT DISTINCT ON (x.k) x.k, x.c, x.e, x.a "
+    "FROM json_to_recordset($1::json) AS x(k text, c text, e text, a text, o int) "
+    "ORDER BY x.k, x.o DESC "
+    "ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, "
+    "alert_id = EXCLUDED.alert_id, updated_at = now() "
+    "WHERE event_keys.event_id <> EXCLUDED.event_id OR event_keys.alert_id <> EXCLUDED.alert_id";
+static const char SQL_IP_STATS[] =
+    "SELECT x.c, x.v, count(DISTINCT e.event_id), count(DISTINCT e.alert_id), "
+    "count(DISTINCT e.asset_id) FILTER (WHERE e.asset_id <> '') "
+    "FROM (SELECT DISTINCT c, v FROM json_to_recordset($1::json) AS y(c text, v text)) x "
+    "JOIN entity_alerts e ON e.account_id = x.c AND e.entity_type = 'ip' AND e.value = x.v "
+    "AND e.last_seen > now() - interval '30 days' GROUP BY x.c, x.v";
+static const char SQL_NOTES_INSERT[] =
+    "INSERT INTO notifications (notification_id, event_id, kind, urgency, source_topic, "
+    "source_part, source_offset, payload) "
+    "SELECT x.id, x.e, x.k, x.u, x.t, x.p, x.o, decode(x.b, 'hex') "
+    "FROM json_to_recordset($1::json) AS x(id text, e text, k text, u text, t text, p int, "
+    "o bigint, b text) ON CONFLICT DO NOTHING";
+
+int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
+{
+    PGconn *conn = cwpp_pg_conn(c->pg);
+    static const struct { const char *name, *sql; } stmts[] = {
+        {"offsets_rows", SQL_OFFSETS_ROWS},     {"offsets_lock", SQL_OFFSETS_LOCK},
+        {"offsets_set", SQL_OFFSETS_SET},       {"load_events", SQL_LOAD_EVENTS},
+        {"load_keys", SQL_LOAD_KEYS},           {"load_alerts", SQL_LOAD_ALERTS},
+        {"load_notes", SQL_LOAD_NOTES},         {"events_upsert", SQL_EVENTS_UPSERT},
+        {"alerts_upsert", SQL_ALERTS_UPSERT},   {"entities_upsert", SQL_ENTITIES_UPSERT},
+        {"edges_upsert", SQL_EDGES_UPSERT},     {"entities_touch", SQL_ENTITIES_TOUCH},
+        {"keys_upsert", SQL_KEYS_UPSERT},
+        {"ip_stats", SQL_IP_STATS},             {"notes_insert", SQL_NOTES_INSERT},
+    };
+    size_t i;
+
+    if (c->prepared_on == conn)
+        return CWPP_OK;
+    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        PGresult *r = PQprepare(conn, stmts[i].name, stmts[i].sql, 0, NULL);
+        int       rc = cwpp_pg_check(c->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
+                                     errstr_size);
+
+        PQclear(r);
+        if (rc != CWPP_OK)
+            return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
+    }
+    c->prepared_on = conn;
+    return CWPP_OK;
+}
+
+/* ------------------------------------------------------------ row sets */
+
+static void rw_start(rw_t *w)
+{
+    cwpp_buf_reset(&w->b);
+    w->n = 0;
+    w->err = cwpp_buf_append(&w->b, "[", 1);
+}
+
+static void rw_sep(rw_t *w)
+{
+    if (w->n++ > 0)
+        w->err |= cwpp_buf_append(&w->b, ",", 1);
+}
+
+static void rw_row(rw_t *w)
+{
+    rw_sep(w);
+    w->err |= cwpp_buf_append(&w->b, "{", 1);
+    w->fields = 0;
+}
+
+static void rw_end(rw_t *w)
+{
+    w->err |= cwpp_buf_append(&w->b, "}", 1);
+}
+
+static void rw_key(rw_t *w, const char *k)
+{
+    if (w->fields++ > 0)
+        w->err |= cwpp_buf_append(&w->b, ",", 1);
+    w->err |= cwpp_buf_append(&w->b, "\"", 1);
+    w->err |= cwpp_buf_puts(&w->b, k); /* our own literal names: nothing to escape */
+    w->err |= cwpp_buf_append(&w->b, "\":", 2);
+}
+
+static void rw_s(rw_t *w, const char *k, const char *v)
+{
+    rw_key(w, k);
+    w->err |= cwpp_buf_json_str(&w->b, v);
+}
+
+static void rw_i(rw_t *w, const char *k, int64_t v)
+{
+    rw_key(w, k);
+    w->err |= cwpp_buf_i64(&w->b, v);
+}
+
+static int rw_dump_cb(const char *p, size_t len, void *data)
+{
+    return cwpp_buf_append(data, p, len);
+}
+
+/* v as JSON (null when NULL). */
+static void rw_j(rw_t *w, const char *k, const json_t *v)
+{
+    rw_key(w, k);
+    if (v == NULL)
+        w->err |= cwpp_buf_append(&w->b, "null", 4);
+    else
+        w->err |= json_dump_callback(v, rw_dump_cb, &w->b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* One string element (for arrays of strings). */
+static void rw_elem(rw_t *w, const char *v)
+{
+    rw_sep(w);
+    w->err |= cwpp_buf_json_str(&w->b, v);
+}
+
+const char *corr_rw_text(rw_t *w)
+{
+    w->err |= cwpp_buf_append(&w->b, "]", 1);
+    w->err |= cwpp_buf_cstr(&w->b);
+    return w->err ? NULL : (const char *)w->b.data;
+}
+
+void corr_rows_free(rows_t *w)
+{
+    cwpp_buf_free(&w->events.b);
+    cwpp_buf_free(&w->alerts.b);
+    cwpp_buf_free(&w->entities.b);
+    cwpp_buf_free(&w->touch.b);
+    cwpp_buf_free(&w->edges.b);
+    cwpp_buf_free(&w->keys.b);
+    cwpp_buf_free(&w->ips.b);
+    cwpp_buf_free(&w->notes.b);
+}
+
+void corr_rows_start(rows_t *w)
+{
+    rw_start(&w->events);
+    rw_start(&w->alerts);
+    rw_start(&w->entities);
+    rw_start(&w->touch);
+    rw_start(&w->edges);
+    rw_start(&w->keys);
+    rw_start(&w->ips);
+    rw_start(&w->notes);
+}
+
+int64_t corr_sgeti(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+/* ---------------------------------------------------------- the lookups */
+
+/* load_events, load_notes and the fence: x(t text, p int, lo bigint, hi bigint). */
+const char *corr_json_parts(rw_t *w, const part_t *parts, size_t nparts)
+{
+    size_t i;
+
+    rw_start(w);
+    for (i = 0; i < nparts; i++) {
+        rw_row(w);
+        rw_s(w, "t", parts[i].topic);
+        rw_i(w, "p", parts[i].partition);
+        rw_i(w, "lo", parts[i].lo);
+        rw_i(w, "hi", parts[i].hi);
+        rw_end(w);
+    }
+    return corr_rw_text(w);
+}
+
+/* load_events, load_keys, load_alerts: arrays of strings. */
+int corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_t n,
+                     const char **keys, const char **ids)
+{
+    size_t i, j;
+
+    rw_start(wkeys);
+    rw_start(wids);
+    for (i = 0; i < n; i++) {
+        const cwpp_alert_t *al = &items[i].alert;
+        cwpp_corr_key_t     ks[CWPP_CORR_MAX_KEYS];
+        size_t              nk;
+        char                s[CWPP_CORR_KEY_MAX];
+
+        if (!items[i].ok)
+            continue;
+        rw_elem(wids, al->alert_id);
+        nk = cwpp_corr_keys(al, ks);
+        for (j = 0; j < nk; j++)
+            if (cwpp_corr_key_string(al->account_id, &ks[j], s, sizeof(s)) == 0)
+                rw_elem(wkeys, s);
+    }
+    *keys = corr_rw_text(wkeys);
+    *ids = corr_rw_text(wids);
+    return *keys != NULL && *ids != NULL ? CWPP_OK : CWPP_ENOMEM;
+}
+
+/* ----------------------------------------------------------- the writes */
+
+/* alerts_upsert x(e, a, r, t, o); entities_upsert x(c, ty, v, s, e, a, t);
+ * entities_touch y(ty, v, s, e, a, t); edges_upsert x(e, st, s, rel, dt, d, a, t, o). */
+void corr_row_alert(rows_t *w, const char *event_id, const cwpp_alert_t *a,
+                    const cwpp_corr_decision_t *d, size_t ord)
+{
+    cwpp_corr_edge_t edges[CWPP_CORR_MAX_EDGES];
+    int64_t          t = a->occurred_at_ms;
+    size_t           i, n;
+
+    rw_row(&w->alerts);
+    rw_s(&w->alerts, "e", event_id);
+    rw_s(&w->alerts, "a", a->alert_id);
+    rw_s(&w->alerts, "r", d->reason);
+    rw_i(&w->alerts, "t", t);
+    rw_i(&w->alerts, "o", (int64_t)ord);
+    rw_end(&w->alerts);
+    /* a new alert's entities; a recurrence moves the last_seen of the entities its alert
+     * already has (so an alert that keeps recurring stays in their 30-day figures), but
+     * adds none: fields outside "the same alert" key may differ between occurrences */
+    for (i = 0; i < a->n_entities; i++) {
+        const cwpp_entity_t *x = &a->entities[i];
+        const char          *asset = x->type == CWPP_ENT_IP ? a->asset.id : x->asset_id;
+        rw_t                *r = d->recurrence ? &w->touch : &w->entities;
+
+        rw_row(r);
+        if (!d->recurrence)
+            rw_s(r, "c", a->account_id);
+        rw_s(r, "ty", cwpp_entity_type_name(x->type));
+        rw_s(r, "v", x->value);
+        rw_s(r, "s", asset != NULL ? asset : "");
+        rw_s(r, "e", event_id);
+        rw_s(r, "a", a->alert_id);
+        rw_i(r, "t", t);
+        rw_end(r);
+    }
+    n = d->recurrence ? 0 : cwpp_corr_edges(a, edges); /* the graph: distinct alerts */
+    for (i = 0; i < n; i++) {
+        rw_row(&w->edges);
+        rw_s(&w->edges, "e", event_id);
+        rw_s(&w->edges, "st", edges[i].src_type);
+        rw_s(&w->edges, "s", edges[i].src);
+        rw_s(&w->edges, "rel", edges[i].relation);
+        rw_s(&w->edges, "dt", edges[i].dst_type);
+        rw_s(&w->edges, "d", edges[i].dst);
+        rw_s(&w->edges, "a", a->alert_id);
+        rw_i(&w->edges, "t", t);
+        rw_i(&w->edges, "o", (int64_t)ord);
+        rw_end(&w->edges);
+    }
+}
+
+/* keys_upsert x(k, c, e, a, o): the last row of a key (by o) is its final owner. */
+void corr_row_key(rows_t *w, const char *key, const char *account, const char *event_id,
+                  const char *alert_id, size_t ord)
+{
+    rw_row(&w->keys);
+    rw_s(&w->keys, "k", key);
+    rw_s(&w->keys, "c", account);
+    rw_s(&w->keys, "e", event_id);
+    rw_s(&w->keys, "a", alert_id);
+    rw_i(&w->keys, "o", (int64_t)ord);
+    rw_end(&w->keys);
+}
+
+/* ip_stats y(c, v). */
+void corr_row_ip(rows_t *w, const char *account, const char *ip)
+{
+    rw_row(&w->ips);
+    rw_s(&w->ips, "c", account);
+    rw_s(&w->ips, "v", ip);
+    rw_end(&w->ips);
+}
+
+/* events_upsert x(id, acc, name, level, f, l, alerts, occ, assets, stages, sources, pred,
+ * u, a, s). */
+void corr_row_event(rows_t *rows, const evs_t *e)
+{
+    rw_t         *w = &rows->events;
+    const json_t *s = e->summary;
+    const char   *name = json_string_value(json_object_get(s, "name"));
+
+    rw_row(w);
+    rw_s(w, "id", e->id);
+    rw_s(w, "acc", e->account);
+    rw_s(w, "name", name != NULL ? name : "");
+    rw_s(w, "level", cwpp_severity_name((cwpp_severity_t)e->level));
+    rw_i(w, "f", corr_sgeti(s, "first_ms"));
+    rw_i(w, "l", corr_sgeti(s, "last_ms"));
+    rw_i(w, "alerts", corr_sgeti(s, "alerts"));
+    rw_i(w, "occ", corr_sgeti(s, "occurrences"));
+    rw_i(w, "assets", (int64_t)json_object_size(json_object_get(s, "assets")));
+    rw_j(w, "stages", json_object_get(s, "stages"));
+    rw_j(w, "sources", json_object_get(s, "sources"));
+    rw_s(w, "pred", e->predecessor);
+    rw_s(w, "u", cwpp_urgency_name(e->urgency));
+    rw_j(w, "a", e->assessment);
+    rw_j(w, "s", s);
+    rw_end(w);
+}
+
+/* notes_insert x(id, e, k, u, t, p, o, b): b the record in hex, t/p/o the record that
+ * caused it (a redelivered batch finds and re-sends it: load_notes). */
+void corr_row_note(rows_t *rows, const char *note_id, const evs_t *e, const void *payload,
+                   size_t len)
+{
+    rw_t *w = &rows->notes;
+
+    rw_row(w);
+    rw_s(w, "id", note_id);
+    rw_s(w, "e", e->id);
+    rw_s(w, "k", e->note_kind == 1 ? "event_opened" : "urgency_raised");
+    rw_s(w, "u", cwpp_urgency_name(e->urgency));
+    rw_s(w, "t", rd_kafka_topic_name(e->src->rkt));
+    rw_i(w, "p", e->src->partition);
+    rw_i(w, "o", e->src->offset);
+    rw_key(w, "b");
+    w->err |= cwpp_buf_append(&w->b, "\"", 1);
+    w->err |= cwpp_buf_hex(&w->b, payload, len);
+    w->err |= cwpp_buf_append(&w->b, "\"", 1);
+    rw_end(w);
+}
+
+/* ------------------------------------------------ the consumer-offset fence */
+
+size_t corr_fence_lock_stmts(cwpp_pg_stmt_t *q, const char *group, const char *parts_json,
+                             PGresult **r_lock)
+{
+    q[0] = (cwpp_pg_stmt_t){"offsets_rows", 2, {group, parts_json}, PGRES_COMMAND_OK, NULL};
+    q[1] = (cwpp_pg_stmt_t){"offsets_lock", 2, {group, parts_json}, PGRES_TUPLES_OK, r_lock};
+    return 2;
+}
+
+void corr_fence_read(part_t *parts, size_t nparts, const PGresult *r_lock)
+{
+    size_t i;
+    int    k;
+
+    for (k = 0; k < PQntuples(r_lock); k++)
+        for (i = 0; i < nparts; i++)
+            if (strcmp(parts[i].topic, PQgetvalue(r_lock, k, 0)) == 0 &&
+                parts[i].partition == atoi(PQgetvalue(r_lock, k, 1)))
+                parts[i].next = strtoll(PQgetvalue(r_lock, k, 2), NULL, 10);
+}
+
+size_t corr_fence_advance_stmt(cwpp_pg_stmt_t *q, const char *group, const char *parts_json)
+{
+    q[0] = (cwpp_pg_stmt_t){"offsets_set", 2, {group, parts_json}, PGRES_COMMAND_OK, NULL};
+    return 1;
+}
