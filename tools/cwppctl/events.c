@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * events.c: `cwppctl events list|show|alerts|entities|chain` and `cwppctl entities show`,
- * the analysts' read-only views of security events (DESIGN.md "Security events",
- * "Entities", "Assessment", "Limits"; the reference's "Assess a security event"). What
- * they read is written by the correlator (docs/correlator.md); docs/cwppctl.md describes
- * each verb, its output and its exit codes.
+ * the analysts' read-only views of security events (docs/architecture.md "Security
+ * events", "Entities", "Assessment", "Limits"; the reference's "Assess a security event").
+ * What they read is written by the correlator (docs/correlator.md); docs/cwppctl.md
+ * describes each verb, its output and its exit codes.
  *
  * This file holds the verbs (their arguments, the read-time settings, the dispatch); the
  * queries are in events_query.c, the text output with its one table printer in
@@ -18,9 +18,10 @@
  * that DOT text to `dot -Tsvg` through pipes (fork and exec, no shell).
  *
  * Two rules depend on the time of reading, so they are applied here and not stored:
- *   - retention (DESIGN.md "Limits"): the event list, and the events an entity appears
- *     in, hold only events whose latest occurrence is within CWPP_EVENT_RETENTION_DAYS
- *     (180) days. `events show ID` still shows an older event, and says it is not listed.
+ *   - retention (docs/architecture.md "Limits"): the event list, and the events an entity
+ *     appears in, hold only events whose latest occurrence is within
+ *     CWPP_EVENT_RETENTION_DAYS (180) days. `events show ID` still shows an older event,
+ *     and says it is not listed.
  *   - quiet ("no new related alerts for a long time: lower priority"): once an event's
  *     latest alert is more than CWPP_CTL_QUIET_HOURS (24) hours old, the urgency shown is
  *     one step below the stored one and the reason "quiet" is added. 24 hours is the
@@ -36,14 +37,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RETENTION_DAYS_DEFAULT 180 /* DESIGN.md "Limits": the event list's 180 days */
+#include "cwpp_alert.h"
+#include "cwpp_correlate.h"
+
+#define RETENTION_DAYS_DEFAULT 180 /* docs/architecture.md "Limits": the list's 180 days */
 #define QUIET_HOURS_DEFAULT    24  /* the correlator's default correlator.window.ms */
 #define LIST_LIMIT_DEFAULT     "100"
 
-static const char *const EVENT_STATUSES[] = {"unhandled", "handling", "handled", "failed", NULL};
+/* The event statuses and the entity types are not listed here: their one home is
+ * libs/correlate (cwpp_event_status_*) and libs/alert (cwpp_entity_type_*), which also
+ * give the names for the messages below. */
 static const char *const LEVELS[] = {"critical", "high", "medium", "low", NULL};
-static const char *const ENTITY_TYPES[] = {"host", "file", "process", "ip", "host_account",
-                                           NULL};
 
 int ev_find(const char *const *list, const char *s)
 {
@@ -146,14 +150,15 @@ int ctl_parse_when(const char *opt, const char *v, char *out, size_t size, int64
 
 static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
-    const char     *status = NULL, *level = NULL, *account = NULL, *limit = LIST_LIMIT_DEFAULT;
-    const char     *since = NULL, *until = NULL;
-    char            since_s[40], until_s[40];
-    int64_t         since_ms = 0, until_ms = 0;
-    ev_list_query_t q;
-    PGconn         *pg;
-    json_t         *arr;
-    int             i, rc;
+    const char         *status = NULL, *level = NULL, *account = NULL;
+    const char         *limit = LIST_LIMIT_DEFAULT, *since = NULL, *until = NULL;
+    char                since_s[40], until_s[40], names[128];
+    cwpp_event_status_t evs;
+    int64_t             since_ms = 0, until_ms = 0;
+    ev_list_query_t     q;
+    PGconn             *pg;
+    json_t             *arr;
+    int                 i, rc;
 
     for (i = 0; i < argc; i++) {
         const char *v;
@@ -161,9 +166,9 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
         if (strcmp(argv[i], "--status") == 0) {
             if ((status = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
-            if (ev_find(EVENT_STATUSES, status) < 0)
-                return ctl_fail(CTL_USAGE, "unknown event status \"%s\" (use unhandled, "
-                                "handling, handled or failed)", status);
+            if (cwpp_event_status_parse(status, &evs) != 0)
+                return ctl_fail(CTL_USAGE, "unknown event status \"%s\" (use %s)", status,
+                                cwpp_event_statuses_text(names, sizeof(names), ", ", " or "));
         } else if (strcmp(argv[i], "--level") == 0) {
             if ((level = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
@@ -367,10 +372,12 @@ int ctl_events(ctl_t *c, int argc, char **argv)
 
 static int entities_show(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
-    const char *pos[2] = {NULL, NULL}, *account = NULL, *limit = LIST_LIMIT_DEFAULT;
-    PGconn     *pg;
-    json_t     *stats, *events;
-    int         i, npos = 0, rc, opts = 1;
+    const char        *pos[2] = {NULL, NULL}, *account = NULL, *limit = LIST_LIMIT_DEFAULT;
+    char               names[128];
+    cwpp_entity_type_t et;
+    PGconn            *pg;
+    json_t            *stats, *events;
+    int                i, npos = 0, rc, opts = 1;
 
     for (i = 0; i < argc; i++) {
         if (opts && strcmp(argv[i], "--") == 0) {
@@ -397,9 +404,9 @@ static int entities_show(ctl_t *c, const settings_t *st, int argc, char **argv)
     if (npos != 2)
         return ctl_fail(CTL_USAGE, "usage: cwppctl entities show TYPE VALUE [--account A] "
                         "[--limit N]");
-    if (ev_find(ENTITY_TYPES, pos[0]) < 0)
-        return ctl_fail(CTL_USAGE, "unknown entity type \"%s\" (use host, file, process, ip or "
-                        "host_account)", pos[0]);
+    if (cwpp_entity_type_parse(pos[0], &et) != 0)
+        return ctl_fail(CTL_USAGE, "unknown entity type \"%s\" (use %s)", pos[0],
+                        cwpp_entity_types_text(names, sizeof(names), ", ", " or "));
     if ((rc = utf8_arg("VALUE", pos[1])) != CTL_OK)
         return rc;
     if ((pg = ctl_pg(c)) == NULL)

@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cwpp_alert.h"
+
 /* ------------------------------------------------------------- the document */
 
 /*
@@ -113,7 +115,8 @@ static const col_t EDGE_COLS[] = {
  * printing why (*rc says which exit). */
 static json_t *load_chain(PGconn *pg, const char *id, int *rc)
 {
-    const char *p[1] = {id};
+    const char *p[2] = {id, NULL};
+    char        order[128];
     PGresult   *r;
     json_t     *timeline = NULL, *nodes, *edges, *index, *doc;
     int64_t     prev_ms = 0, prev_gap = -1, first_ms = 0;
@@ -169,10 +172,12 @@ static json_t *load_chain(PGconn *pg, const char *id, int *rc)
     edges = json_array();
     index = json_object();
     json_object_set_new(doc, "graph", json_pack("{s:o, s:o}", "nodes", nodes, "edges", edges));
+    /* $2: the entity types in listing order, from libs/alert (host first, file last) */
+    p[1] = cwpp_entity_types_pg_order(order, sizeof(order));
     r = PQexecParams(pg, "SELECT entity_type, value FROM entity_alerts WHERE event_id = $1 "
                      "GROUP BY entity_type, value ORDER BY min(first_seen), "
-                     "array_position(ARRAY['host', 'ip', 'host_account', 'process', 'file'], "
-                     "entity_type), value", 1, NULL, p, NULL, NULL, 0);
+                     "array_position($2::text[], entity_type), value", 2, NULL, p, NULL, NULL,
+                     0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         goto failed;
     for (i = 0; i < PQntuples(r); i++)
@@ -215,19 +220,18 @@ oom:
     return NULL;
 }
 
-/* The provenance graph as a Graphviz digraph. Returns 0, or non-zero when out of memory. */
+/* The provenance graph as a Graphviz digraph. A node's shape and colour are its entity
+ * type's (cwpp_entity_type_def in libs/alert); a type the table does not know is drawn
+ * as a black ellipse. Returns 0, or non-zero when out of memory. */
 static int chain_dot(const json_t *doc, cwpp_buf_t *b)
 {
-    static const struct { const char *type, *shape, *color; } style[] = {
-        {"host", "box3d", "#4a6fa5"},      {"ip", "diamond", "#c0392b"},
-        {"host_account", "house", "#8e44ad"}, {"process", "box", "#27ae60"},
-        {"file", "note", "#7f8c8d"},
-    };
-    const json_t *g = json_object_get(doc, "graph");
-    const json_t *nodes = json_object_get(g, "nodes"), *edges = json_object_get(g, "edges");
-    size_t        k, s;
-    int           rc = 0;
-    char          num[64];
+    const json_t      *g = json_object_get(doc, "graph");
+    const json_t      *nodes = json_object_get(g, "nodes");
+    const json_t      *edges = json_object_get(g, "edges");
+    cwpp_entity_type_t et;
+    size_t             k;
+    int                rc = 0;
+    char               num[64];
 
     rc |= cwpp_buf_puts(b, "digraph \"");
     rc |= put_dot(b, ev_jstr(doc, "event_id"), 0);
@@ -241,11 +245,10 @@ static int chain_dot(const json_t *doc, cwpp_buf_t *b)
         const json_t *n = json_array_get(nodes, k);
         const char   *type = ev_jstr(n, "type"), *shape = "ellipse", *color = "black";
 
-        for (s = 0; s < sizeof(style) / sizeof(style[0]); s++)
-            if (type != NULL && strcmp(style[s].type, type) == 0) {
-                shape = style[s].shape;
-                color = style[s].color;
-            }
+        if (cwpp_entity_type_parse(type, &et) == 0) {
+            shape = cwpp_entity_type_def(et)->dot_shape;
+            color = cwpp_entity_type_def(et)->dot_color;
+        }
         rc |= cwpp_buf_puts(b, "  ");
         rc |= cwpp_buf_puts(b, ev_jstr(n, "id"));
         rc |= cwpp_buf_puts(b, " [shape=");

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_alert.h"
+
 /* The ms-since-epoch of a timestamptz column, in SQL text. */
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 
@@ -300,7 +302,8 @@ static const col_t STATS_COLS[] = {
 
 int ev_query_entities(PGconn *pg, const char *id, int affected, json_t **out)
 {
-    const char *p[2];
+    const char *p[3];
+    char        order[128];
     PGresult   *r;
     json_t     *arr;
     int         i;
@@ -308,6 +311,7 @@ int ev_query_entities(PGconn *pg, const char *id, int affected, json_t **out)
     *out = NULL;
     p[0] = id;
     p[1] = affected ? "true" : "false";
+    p[2] = cwpp_entity_types_pg_order(order, sizeof(order)); /* listing order, libs/alert */
     /* per entity: its assets and alerts within the event; its 30-day figures in the
      * account (entity_stats_30d, the lateral quals reach the view's index); for a host,
      * what the event's latest alert on it says about the asset */
@@ -329,9 +333,8 @@ int ev_query_entities(PGconn *pg, const char *id, int affected, json_t **out)
                      "FROM ent LEFT JOIN LATERAL (SELECT v.events, v.alerts, v.tasks, v.assets, "
                      "v.last_seen FROM entity_stats_30d v WHERE v.account_id = ent.account_id "
                      "AND v.entity_type = ent.entity_type AND v.value = ent.value) s ON true "
-                     "ORDER BY array_position(ARRAY['host', 'ip', 'host_account', 'process', "
-                     "'file'], ent.entity_type), ent.value",
-                     2, NULL, p, NULL, NULL, 0);
+                     "ORDER BY array_position($3::text[], ent.entity_type), ent.value",
+                     3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return ctl_query_failed(pg, r);
     arr = json_array();
@@ -340,7 +343,8 @@ int ev_query_entities(PGconn *pg, const char *id, int affected, json_t **out)
         int     k;
 
         for (k = 0; k < EV_NCOLS(STATS_COLS); k++)
-            json_object_set_new(s, STATS_COLS[k].key, ev_cell_json(r, i, 6 + k, STATS_COLS[k].kind));
+            json_object_set_new(s, STATS_COLS[k].key,
+                                ev_cell_json(r, i, 6 + k, STATS_COLS[k].kind));
         json_object_set_new(o, "stats_30d", s);
         if (!PQgetisnull(r, i, 11))
             json_object_set_new(o, "asset", ev_cell_json(r, i, 11, COL_JSON));
