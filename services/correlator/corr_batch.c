@@ -15,6 +15,7 @@
  */
 #include "corr_internal.h"
 
+#include <assert.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,49 +137,6 @@ static int ensure_items(corr_t *c, size_t n)
     c->items = ni;
     c->items_cap = n;
     return CWPP_OK;
-}
-
-static int collect_parts(corr_t *c, rd_kafka_message_t **msgs, size_t n)
-{
-    size_t i, p;
-
-    c->nparts = 0;
-    for (i = 0; i < n; i++) {
-        const char *t = rd_kafka_topic_name(msgs[i]->rkt);
-
-        for (p = 0; p < c->nparts; p++)
-            if (c->parts[p].partition == msgs[i]->partition && strcmp(c->parts[p].topic, t) == 0)
-                break;
-        if (p == c->nparts) {
-            if (c->nparts == c->parts_cap) {
-                size_t  nc = c->parts_cap ? c->parts_cap * 2 : 32;
-                part_t *np = realloc(c->parts, nc * sizeof(*np));
-
-                if (np == NULL)
-                    return CWPP_ENOMEM;
-                c->parts = np;
-                c->parts_cap = nc;
-            }
-            c->parts[p] = (part_t){t, msgs[i]->partition, msgs[i]->offset, msgs[i]->offset, 0};
-            c->nparts++;
-        }
-        if (msgs[i]->offset > c->parts[p].hi)
-            c->parts[p].hi = msgs[i]->offset;
-        if (msgs[i]->offset < c->parts[p].lo)
-            c->parts[p].lo = msgs[i]->offset;
-    }
-    return CWPP_OK;
-}
-
-static part_t *part_of(corr_t *c, const rd_kafka_message_t *m)
-{
-    const char *t = rd_kafka_topic_name(m->rkt);
-    size_t      p;
-
-    for (p = 0; p < c->nparts; p++)
-        if (c->parts[p].partition == m->partition && strcmp(c->parts[p].topic, t) == 0)
-            return &c->parts[p];
-    return NULL;
 }
 
 /* Validates one record into it (decoded alert or a dead-letter reason). */
@@ -561,7 +519,7 @@ typedef struct tx {
     size_t             n;         /* records in the batch */
     int64_t            now;
     cwpp_corr_index_t *ix;        /* the loaded events' index, for this batch only */
-    const char        *parts;     /* the batch's partitions as JSON (corr_json_parts) */
+    const char        *parts;     /* the batch's partitions as JSON (cwpp_fence_json) */
     PGresult          *r_notes;   /* notifications already sent for these records */
     size_t             changed;   /* events the batch changed */
 } tx_t;
@@ -574,31 +532,33 @@ static int tx_load(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
     PGresult      *r_lock = NULL, *r_ev = NULL, *r_keys = NULL, *r_al = NULL;
     cwpp_pg_stmt_t q[8];
     const char    *keys = NULL, *ids = NULL;
-    const char    *grp = c->conf->common.group_id;
     size_t         nq = 0;
     int            rc;
 
-    if ((tx->parts = corr_json_parts(&c->j_parts, c->parts, c->nparts)) == NULL ||
-        corr_json_lookup(&c->j_keys, &c->j_ids, c->items, tx->n, &keys, &ids) != CWPP_OK ||
+    if (corr_json_lookup(&c->j_keys, &c->j_ids, c->items, tx->n, &keys, &ids) != CWPP_OK ||
         /* each alert may point at an event per key and one by membership, and open one */
         ev_reserve(c, (CWPP_CORR_MAX_KEYS + 2) * tx->n + 16) != CWPP_OK ||
         (tx->ix = cwpp_corr_index_new(c->conf->window_ms)) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     q[nq++] = (cwpp_pg_stmt_t){"BEGIN", -1, {0}, PGRES_COMMAND_OK, NULL};
-    nq += corr_fence_lock_stmts(q + nq, grp, tx->parts, &r_lock);
+    if ((rc = cwpp_fence_lock_stmts(c->fence, q + nq, &r_lock, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    nq += CWPP_FENCE_LOCK_NSTMTS;
+    tx->parts = cwpp_fence_json(c->fence); /* t, p, lo, hi: load_notes reads them too */
     q[nq++] = (cwpp_pg_stmt_t){"load_events", 2, {keys, ids}, PGRES_TUPLES_OK, &r_ev};
     q[nq++] = (cwpp_pg_stmt_t){"load_keys", 1, {keys}, PGRES_TUPLES_OK, &r_keys};
     q[nq++] = (cwpp_pg_stmt_t){"load_alerts", 1, {ids}, PGRES_TUPLES_OK, &r_al};
     q[nq++] = (cwpp_pg_stmt_t){"load_notes", 1, {tx->parts}, PGRES_TUPLES_OK, &tx->r_notes};
     if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    corr_fence_read(c->parts, c->nparts, r_lock);
-    rc = seed(c, tx->ix, r_ev, r_keys, r_al);
+    if ((rc = cwpp_fence_read(c->fence, r_lock, errstr, errstr_size)) == CWPP_OK &&
+        (rc = seed(c, tx->ix, r_ev, r_keys, r_al)) != CWPP_OK)
+        cwpp_seterr(errstr, errstr_size, rc, "out of memory");
     PQclear(r_lock); /* copied into the index and the touched events: free them early */
     PQclear(r_ev);
     PQclear(r_keys);
     PQclear(r_al);
-    return rc == CWPP_OK ? CWPP_OK : cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    return rc;
 }
 
 /* Step 2, decide: the alerts in the batch's order (per partition: the order of the topic).
@@ -609,11 +569,11 @@ static int tx_decide(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
     size_t i;
     int    rc;
 
+    assert(cwpp_fence_nrecords(c->fence) == tx->n);
     for (i = 0; i < tx->n; i++) {
         item_t *it = &c->items[i];
-        part_t *p = part_of(c, it->m);
 
-        it->fresh = p == NULL || it->m->offset >= p->next;
+        it->fresh = !cwpp_fence_applied(c->fence, i); /* items[i] is the fence's record i */
         if (!it->fresh)
             c->n.replayed++;
         if (!it->ok)
@@ -691,7 +651,7 @@ static int tx_commit(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
         if (w->notes.n > 0)
             q[nq++] = (cwpp_pg_stmt_t){"notes_insert", 1, {j_notes}, PGRES_COMMAND_OK, NULL};
     }
-    nq += corr_fence_advance_stmt(q + nq, c->conf->common.group_id, tx->parts);
+    cwpp_fence_advance_stmt(c->fence, &q[nq++]);
     q[nq++] = (cwpp_pg_stmt_t){"COMMIT", -1, {0}, PGRES_COMMAND_OK, NULL};
     return cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size);
 }
@@ -772,8 +732,10 @@ int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t 
     int     rc;
     int64_t now = cwpp_now_ms(), t0;
 
-    if (ensure_items(c, n) != CWPP_OK || collect_parts(c, msgs, n) != CWPP_OK)
+    if (ensure_items(c, n) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if ((rc = cwpp_fence_batch(c->fence, msgs, n, errstr, errstr_size)) != CWPP_OK)
+        return rc;
     for (i = 0; i < n; i++)
         take(c, &c->items[i], msgs[i], now);
 

@@ -23,6 +23,7 @@
 #include "cwpp_alert.h"
 #include "cwpp_avro.h"
 #include "cwpp_correlate.h"
+#include "cwpp_fence.h"
 #include "cwpp_pg.h"
 #include "cwpp_service.h"
 #include "cwpp_util.h"
@@ -62,13 +63,6 @@ typedef struct item {
     char                 reason[300];
 } item_t;
 
-/* One partition of the batch: its offset range and the fence's next offset. */
-typedef struct part {
-    const char *topic;
-    int32_t     partition;
-    int64_t     lo, hi, next;
-} part_t;
-
 /* A JSON array of row objects written straight into a buffer (no tree: these are the
  * batch's largest allocations). Errors stick; corr_rw_text reports them. */
 typedef struct rw {
@@ -94,11 +88,10 @@ typedef struct corr {
     int                 nvalues;       /* of v_alert, v_rejected, v_event, v_note created */
     cwpp_buf_t          buf;           /* the record being encoded */
     rows_t              w;             /* the batch's row sets, buffers kept between batches */
-    rw_t                j_parts, j_keys, j_ids;
+    rw_t                j_keys, j_ids;
     item_t             *items;
     size_t              items_cap;
-    part_t             *parts;
-    size_t              nparts, parts_cap;
+    cwpp_fence_t       *fence;         /* this worker's share's partitions (libs/fence) */
     evs_t             **evs;           /* touched events, hash table by id */
     size_t              evs_cap, nevs;
     evs_t             **evlist;        /* the same, in the order first touched */
@@ -136,7 +129,6 @@ void        corr_rows_free(rows_t *w);
 const char *corr_rw_text(rw_t *w);
 
 /* The batch's partitions with their offset ranges as JSON into w; NULL on ENOMEM. */
-const char *corr_json_parts(rw_t *w, const part_t *parts, size_t nparts);
 /* The valid alerts' correlation keys and ids as JSON arrays; 0 or CWPP_ENOMEM. */
 int         corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_t n,
                              const char **keys, const char **ids);
@@ -159,19 +151,6 @@ void corr_row_note(rows_t *w, const char *note_id, const evs_t *e, const void *p
 /* An integer member of a JSON object, 0 when absent. */
 int64_t corr_sgeti(const json_t *o, const char *k);
 
-/*
- * The consumer-offset fence: this group's next offset per partition, in the batch's
- * transaction, so that a record applied before (a batch redelivered after a crash, or
- * a share of a batch that committed while another failed) changes nothing twice.
- * corr_fence_lock_stmts appends to q the statements that create and lock the batch's
- * offset rows (the result of the lock into *r_lock) and returns how many (2);
- * corr_fence_read copies the locked next offsets into parts; corr_fence_advance_stmt
- * appends the statement moving them past the batch and returns 1.
- */
-size_t corr_fence_lock_stmts(cwpp_pg_stmt_t *q, const char *group, const char *parts_json,
-                             PGresult **r_lock);
-void   corr_fence_read(part_t *parts, size_t nparts, const PGresult *r_lock);
-size_t corr_fence_advance_stmt(cwpp_pg_stmt_t *q, const char *group, const char *parts_json);
 
 /* --------------------------------------------------------- corr_batch.c */
 

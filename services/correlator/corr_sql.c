@@ -6,8 +6,8 @@
  * builders below write exactly the members (short names) the statement declares in its
  * AS x(...) list. The statements are prepared once per connection (corr_prepare).
  *
- * The consumer-offset fence (SQL_OFFSETS_*, corr_fence_*) is kept apart at the end: this
- * group's next offset per partition, locked and moved in the batch's own transaction.
+ * The consumer-offset fence (this group's next offset per partition, locked and moved in
+ * the batch's own transaction) is libs/fence's; corr_prepare prepares its statements too.
  */
 #include "corr_internal.h"
 
@@ -17,21 +17,6 @@
 
 /* ------------------------------------------------------- the statements */
 
-/* The fence (see corr_fence_lock_stmts). */
-static const char SQL_OFFSETS_ROWS[] =
-    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
-    "SELECT $1, x.t, x.p, 0 FROM json_to_recordset($2::json) AS x(t text, p int, lo bigint, "
-    "hi bigint) ORDER BY x.t, x.p ON CONFLICT DO NOTHING";
-static const char SQL_OFFSETS_LOCK[] =
-    "SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c "
-    "JOIN json_to_recordset($2::json) AS x(t text, p int, lo bigint, hi bigint) "
-    "ON c.topic = x.t AND c.partition = x.p WHERE c.consumer_group = $1 "
-    "ORDER BY c.topic, c.partition FOR UPDATE OF c";
-static const char SQL_OFFSETS_SET[] =
-    "UPDATE consumer_offsets c SET next_offset = x.hi + 1, updated_at = now() "
-    "FROM json_to_recordset($2::json) AS x(t text, p int, lo bigint, hi bigint) "
-    "WHERE c.consumer_group = $1 AND c.topic = x.t AND c.partition = x.p "
-    "AND c.next_offset < x.hi + 1";
 static const char SQL_LOAD_EVENTS[] =
     "SELECT e.event_id, e.account_id, e.status, "
     "(extract(epoch FROM e.first_seen) * 1000)::bigint, "
@@ -137,8 +122,7 @@ int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
 {
     PGconn *conn = cwpp_pg_conn(c->pg);
     static const struct { const char *name, *sql; } stmts[] = {
-        {"offsets_rows", SQL_OFFSETS_ROWS},     {"offsets_lock", SQL_OFFSETS_LOCK},
-        {"offsets_set", SQL_OFFSETS_SET},       {"load_events", SQL_LOAD_EVENTS},
+        {"load_events", SQL_LOAD_EVENTS},
         {"load_keys", SQL_LOAD_KEYS},           {"load_alerts", SQL_LOAD_ALERTS},
         {"load_notes", SQL_LOAD_NOTES},         {"events_upsert", SQL_EVENTS_UPSERT},
         {"alerts_upsert", SQL_ALERTS_UPSERT},   {"entities_upsert", SQL_ENTITIES_UPSERT},
@@ -147,13 +131,16 @@ int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
         {"ip_stats", SQL_IP_STATS},             {"notes_insert", SQL_NOTES_INSERT},
     };
     size_t i;
+    int    rc;
 
     if (c->prepared_on == conn)
         return CWPP_OK;
+    if ((rc = cwpp_fence_prepare(c->pg, errstr, errstr_size)) != CWPP_OK)
+        return rc;
     for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         PGresult *r = PQprepare(conn, stmts[i].name, stmts[i].sql, 0, NULL);
-        int       rc = cwpp_pg_check(c->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
-                                     errstr_size);
+
+        rc = cwpp_pg_check(c->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr, errstr_size);
 
         PQclear(r);
         if (rc != CWPP_OK)
@@ -272,23 +259,6 @@ int64_t corr_sgeti(const json_t *o, const char *k)
 }
 
 /* ---------------------------------------------------------- the lookups */
-
-/* load_events, load_notes and the fence: x(t text, p int, lo bigint, hi bigint). */
-const char *corr_json_parts(rw_t *w, const part_t *parts, size_t nparts)
-{
-    size_t i;
-
-    rw_start(w);
-    for (i = 0; i < nparts; i++) {
-        rw_row(w);
-        rw_s(w, "t", parts[i].topic);
-        rw_i(w, "p", parts[i].partition);
-        rw_i(w, "lo", parts[i].lo);
-        rw_i(w, "hi", parts[i].hi);
-        rw_end(w);
-    }
-    return corr_rw_text(w);
-}
 
 /* load_events, load_keys, load_alerts: arrays of strings. */
 int corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_t n,
@@ -439,32 +409,4 @@ void corr_row_note(rows_t *rows, const char *note_id, const evs_t *e, const void
     w->err |= cwpp_buf_hex(&w->b, payload, len);
     w->err |= cwpp_buf_append(&w->b, "\"", 1);
     rw_end(w);
-}
-
-/* ------------------------------------------------ the consumer-offset fence */
-
-size_t corr_fence_lock_stmts(cwpp_pg_stmt_t *q, const char *group, const char *parts_json,
-                             PGresult **r_lock)
-{
-    q[0] = (cwpp_pg_stmt_t){"offsets_rows", 2, {group, parts_json}, PGRES_COMMAND_OK, NULL};
-    q[1] = (cwpp_pg_stmt_t){"offsets_lock", 2, {group, parts_json}, PGRES_TUPLES_OK, r_lock};
-    return 2;
-}
-
-void corr_fence_read(part_t *parts, size_t nparts, const PGresult *r_lock)
-{
-    size_t i;
-    int    k;
-
-    for (k = 0; k < PQntuples(r_lock); k++)
-        for (i = 0; i < nparts; i++)
-            if (strcmp(parts[i].topic, PQgetvalue(r_lock, k, 0)) == 0 &&
-                parts[i].partition == atoi(PQgetvalue(r_lock, k, 1)))
-                parts[i].next = strtoll(PQgetvalue(r_lock, k, 2), NULL, 10);
-}
-
-size_t corr_fence_advance_stmt(cwpp_pg_stmt_t *q, const char *group, const char *parts_json)
-{
-    q[0] = (cwpp_pg_stmt_t){"offsets_set", 2, {group, parts_json}, PGRES_COMMAND_OK, NULL};
-    return 1;
 }

@@ -105,6 +105,8 @@ corr_t *corr_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         goto fail;
     }
+    if ((c->fence = cwpp_fence_new(conf->common.group_id, errstr, errstr_size)) == NULL)
+        goto fail;
     for (i = 0; i < 4; i++) {
         if ((*types[i] = cwpp_avro_type_builtin(names[i], errstr, errstr_size)) == NULL)
             goto fail;
@@ -151,7 +153,7 @@ void corr_destroy(corr_t *c)
     for (i = 0; i < c->items_cap; i++)
         cwpp_alert_clear(&c->items[i].alert);
     free(c->items);
-    free(c->parts);
+    cwpp_fence_destroy(c->fence);
     free(c->ipstats);
     free(c->ipaccts);
     for (i = 0; i < (size_t)c->nvalues; i++)
@@ -162,7 +164,6 @@ void corr_destroy(corr_t *c)
     cwpp_avro_type_destroy(c->t_note);
     cwpp_buf_free(&c->buf);
     corr_rows_free(&c->w);
-    cwpp_buf_free(&c->j_parts.b);
     cwpp_buf_free(&c->j_keys.b);
     cwpp_buf_free(&c->j_ids.b);
     cwpp_pg_destroy(c->pg);
