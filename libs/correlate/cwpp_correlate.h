@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cwpp_correlate: which security event an accepted alert joins (groundwork for the
- * correlator, issue 4; DESIGN.md "Security events").
+ * cwpp_correlate: which security event an accepted alert joins, for the correlator
+ * (docs/architecture.md "Security events"; docs/correlator.md).
  *
  * An alert joins an open event (unhandled, handling, failed) of its own account when it
  * shares a correlation key with it and its occurrence time is within the window after

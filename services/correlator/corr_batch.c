@@ -103,7 +103,7 @@ static evs_t *ev_add(corr_t *c, const char *id, const char *account)
     e->summary = json_object();
     e->level = 4;
     e->urgency = CWPP_URG_LOW;
-    snprintf(e->status, sizeof(e->status), "unhandled");
+    snprintf(e->status, sizeof(e->status), "%s", cwpp_event_status_name(CWPP_EVS_UNHANDLED));
     if (e->account == NULL || e->summary == NULL) {
         evs_free(e);
         return NULL;
@@ -196,7 +196,7 @@ static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_ke
         const char        *id = PQgetvalue(r_ev, i, 0), *st = PQgetvalue(r_ev, i, 2);
         evs_t             *e = ev_add(c, id, PQgetvalue(r_ev, i, 1));
         json_error_t       jerr;
-        cwpp_event_state_t state = strcmp(st, "handled") == 0 ? CWPP_EV_HANDLED : CWPP_EV_OPEN;
+        cwpp_event_state_t state = cwpp_event_status_state(st);
 
         if (e == NULL)
             return CWPP_ENOMEM;

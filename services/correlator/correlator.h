@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * correlator: aggregates accepted alerts into security events (DESIGN.md "Security
- * events", "Entities", "Assessment"; docs/correlator.md).
+ * correlator: aggregates accepted alerts into security events (docs/architecture.md
+ * "Security events", "Entities", "Assessment"; docs/correlator.md).
  *
  *   <prefix>alerts.accepted --> [correlator] --> PostgreSQL (events, their alerts,
  *                                                entities, graph, keys)

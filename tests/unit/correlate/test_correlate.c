@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_correlate: which event an alert joins (DESIGN.md "Security events"; issue 4):
+ * test_correlate: which event an alert joins (docs/architecture.md "Security events"):
  * keys strongest first, an attack story grouped with readable reasons, the window,
  * accounts never mixed, handled events taking no alerts (a new event names its
  * predecessor), recurrences, expiry, and the same events on replay.
