@@ -81,23 +81,13 @@ void cwpp_fence_destroy(cwpp_fence_t *f)
 
 int cwpp_fence_prepare(cwpp_pg_t *pg, char *errstr, size_t errstr_size)
 {
-    static const struct { const char *name, *sql; } stmts[] = {
+    static const cwpp_pg_named_t stmts[] = {
         {CWPP_FENCE_STMT_ROWS, SQL_ROWS},
         {CWPP_FENCE_STMT_LOCK, SQL_LOCK},
         {CWPP_FENCE_STMT_ADVANCE, SQL_ADVANCE},
     };
-    size_t i;
 
-    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-        PGresult *r = PQprepare(cwpp_pg_conn(pg), stmts[i].name, stmts[i].sql, 0, NULL);
-        int       rc = cwpp_pg_check(pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
-                                     errstr_size);
-
-        PQclear(r);
-        if (rc != CWPP_OK)
-            return rc;
-    }
-    return CWPP_OK;
+    return cwpp_pg_prepare(pg, stmts, sizeof(stmts) / sizeof(stmts[0]), errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------- the batch */

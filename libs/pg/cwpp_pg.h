@@ -47,6 +47,18 @@ int cwpp_pg_check(cwpp_pg_t *pg, const PGresult *r, ExecStatusType expect, const
  */
 int cwpp_pg_query(cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
                   ExecStatusType want, PGresult **res, char *errstr, size_t errstr_size);
+/* A statement to prepare: its name and its SQL text (fixed at compile time). */
+typedef struct cwpp_pg_named {
+    const char *name;
+    const char *sql;
+} cwpp_pg_named_t;
+
+/* Prepares the n statements on the live connection (prepared statements live as long as
+ * the connection: callers prepare again after a reconnect). Returns 0 or the first
+ * failure as cwpp_pg_check classifies it, naming the statement. */
+int cwpp_pg_prepare(cwpp_pg_t *pg, const cwpp_pg_named_t *stmts, size_t n, char *errstr,
+                    size_t errstr_size);
+
 /* Runs a parameterless command (BEGIN, COMMIT, ROLLBACK) and checks it. */
 int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_size);
 

@@ -125,6 +125,23 @@ int cwpp_pg_query(cwpp_pg_t *pg, const char *sql, int n, const char *const *v,
     return rc;
 }
 
+int cwpp_pg_prepare(cwpp_pg_t *pg, const cwpp_pg_named_t *stmts, size_t n, char *errstr,
+                    size_t errstr_size)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        PGresult *r = PQprepare(pg->conn, stmts[i].name, stmts[i].sql, 0, NULL);
+        int       rc = cwpp_pg_check(pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr,
+                                     errstr_size);
+
+        PQclear(r);
+        if (rc != CWPP_OK)
+            return rc;
+    }
+    return CWPP_OK;
+}
+
 int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_size)
 {
     PGresult *r = PQexec(pg->conn, sql);

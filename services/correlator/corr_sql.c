@@ -121,7 +121,7 @@ static const char SQL_NOTES_INSERT[] =
 int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
 {
     PGconn *conn = cwpp_pg_conn(c->pg);
-    static const struct { const char *name, *sql; } stmts[] = {
+    static const cwpp_pg_named_t stmts[] = {
         {"load_events", SQL_LOAD_EVENTS},
         {"load_keys", SQL_LOAD_KEYS},           {"load_alerts", SQL_LOAD_ALERTS},
         {"load_notes", SQL_LOAD_NOTES},         {"events_upsert", SQL_EVENTS_UPSERT},
@@ -130,22 +130,15 @@ int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
         {"keys_upsert", SQL_KEYS_UPSERT},
         {"ip_stats", SQL_IP_STATS},             {"notes_insert", SQL_NOTES_INSERT},
     };
-    size_t i;
     int    rc;
 
     if (c->prepared_on == conn)
         return CWPP_OK;
     if ((rc = cwpp_fence_prepare(c->pg, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-        PGresult *r = PQprepare(conn, stmts[i].name, stmts[i].sql, 0, NULL);
-
-        rc = cwpp_pg_check(c->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr, errstr_size);
-
-        PQclear(r);
-        if (rc != CWPP_OK)
-            return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
-    }
+    rc = cwpp_pg_prepare(c->pg, stmts, sizeof(stmts) / sizeof(stmts[0]), errstr, errstr_size);
+    if (rc != CWPP_OK)
+        return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
     c->prepared_on = conn;
     return CWPP_OK;
 }

@@ -219,24 +219,18 @@ static void count_reject(ingest_t *in, const char *code)
 static int prepare(ingest_t *in, char *errstr, size_t errstr_size)
 {
     PGconn   *c = cwpp_pg_conn(in->pg);
-    static const struct { const char *name, *sql; int n; } stmts[] = {
-        {"state", SQL_STATE, 1}, {"upsert_batch", SQL_UPSERT_BATCH, 1},
+    static const cwpp_pg_named_t stmts[] = {
+        {"state", SQL_STATE}, {"upsert_batch", SQL_UPSERT_BATCH},
     };
-    size_t    i;
     int       rc;
 
     if (in->prepared_on == c)
         return CWPP_OK;
     if ((rc = cwpp_fence_prepare(in->pg, errstr, errstr_size)) != CWPP_OK)
         return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
-    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-        PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
-
-        rc = cwpp_pg_check(in->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr, errstr_size);
-        PQclear(r);
-        if (rc != CWPP_OK)
-            return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
-    }
+    rc = cwpp_pg_prepare(in->pg, stmts, sizeof(stmts) / sizeof(stmts[0]), errstr, errstr_size);
+    if (rc != CWPP_OK)
+        return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
     in->prepared_on = c;
     return CWPP_OK;
 }

@@ -69,24 +69,18 @@ static const char SQL_HITS[] =
 static int prepare(wl_t *w, char *errstr, size_t errstr_size)
 {
     PGconn *c = cwpp_pg_conn(w->pg);
-    static const struct { const char *name, *sql; } stmts[] = {
+    static const cwpp_pg_named_t stmts[] = {
         {"status_read", SQL_STATUS_READ}, {"status_set", SQL_STATUS_SET}, {"hits", SQL_HITS},
     };
-    size_t i;
     int    rc;
 
     if (w->prepared_on == c)
         return CWPP_OK;
     if ((rc = cwpp_fence_prepare(w->pg, errstr, errstr_size)) != CWPP_OK)
         return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
-    for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-        PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
-
-        rc = cwpp_pg_check(w->pg, r, PGRES_COMMAND_OK, stmts[i].name, errstr, errstr_size);
-        PQclear(r);
-        if (rc != CWPP_OK)
-            return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
-    }
+    rc = cwpp_pg_prepare(w->pg, stmts, sizeof(stmts) / sizeof(stmts[0]), errstr, errstr_size);
+    if (rc != CWPP_OK)
+        return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
     w->prepared_on = c;
     return CWPP_OK;
 }
