@@ -444,38 +444,17 @@ static void loop_metrics(cwpp_loop_t *l)
 #undef MNAME
 }
 
-cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t errstr_size)
+/* The consumer's configuration: manual commits after the effect, a bounded prefetch,
+ * then the operator's pass-through properties. NULL (errstr filled) on a refused value. */
+static rd_kafka_conf_t *consumer_conf(const cwpp_loop_conf_t *conf, char *errstr,
+                                      size_t errstr_size)
 {
-    cwpp_loop_t                     *l;
-    rd_kafka_conf_t                 *cc = NULL, *pc = NULL;
-    rd_kafka_topic_partition_list_t *subs = NULL;
-    char                             rderr[512], name[256];
-    size_t                           i;
-    rd_kafka_resp_err_t              err;
+    rd_kafka_conf_t *cc;
+    char             name[256];
 
-    l = calloc(1, sizeof(*l));
-    if (l == NULL) {
-        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        return NULL;
-    }
-    l->conf = *conf;
-    l->done = rd_kafka_topic_partition_list_new(16);
-    cwpp_strlcpy(l->group, conf->group_id, sizeof(l->group));
-    l->conf.group_id = l->group;
-    for (i = 0; i < CWPP_TOPIC__COUNT; i++) {
-        cwpp_topic_name(conf->prefix, (cwpp_topic_id_t)i, name, sizeof(name));
-        if ((l->topics[i] = strdup(name)) == NULL)
-            goto oom;
-    }
-    l->msgs = calloc((size_t)conf->batch_max_messages, sizeof(*l->msgs));
-    if (l->msgs == NULL)
-        goto oom;
-    loop_metrics(l);
-
-    /* consumer */
     cc = cwpp_kafka_conf(conf->brokers, NULL, errstr, errstr_size);
     if (cc == NULL)
-        goto fail;
+        return NULL;
     if (set_or_fail(cc, "group.id", conf->group_id, errstr, errstr_size) ||
         set_or_fail(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
         set_or_fail(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
@@ -506,6 +485,43 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
             atoll(fv) < atoll(mv) && set_or_fail(cc, "fetch.max.bytes", mv, errstr, errstr_size))
             goto fail;
     }
+    return cc;
+fail:
+    rd_kafka_conf_destroy(cc);
+    return NULL;
+}
+
+cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t errstr_size)
+{
+    cwpp_loop_t                     *l;
+    rd_kafka_conf_t                 *cc = NULL, *pc = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    char                             rderr[512], name[256];
+    size_t                           i;
+    rd_kafka_resp_err_t              err;
+
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    l->conf = *conf;
+    l->done = rd_kafka_topic_partition_list_new(16);
+    cwpp_strlcpy(l->group, conf->group_id, sizeof(l->group));
+    l->conf.group_id = l->group;
+    for (i = 0; i < CWPP_TOPIC__COUNT; i++) {
+        cwpp_topic_name(conf->prefix, (cwpp_topic_id_t)i, name, sizeof(name));
+        if ((l->topics[i] = strdup(name)) == NULL)
+            goto oom;
+    }
+    l->msgs = calloc((size_t)conf->batch_max_messages, sizeof(*l->msgs));
+    if (l->msgs == NULL)
+        goto oom;
+    loop_metrics(l);
+
+    /* consumer */
+    if ((cc = consumer_conf(conf, errstr, errstr_size)) == NULL)
+        goto fail;
     rd_kafka_conf_set_opaque(cc, l);
     rd_kafka_conf_set_error_cb(cc, error_cb);
     rd_kafka_conf_set_offset_commit_cb(cc, commit_cb);
