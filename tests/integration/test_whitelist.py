@@ -662,9 +662,9 @@ def test_startswith_rule_on_a_path(prefix, services):
                    (rid,)) == [("startswith", "/opt/app/cache/")]
     time.sleep(0.5)
     t.produce(prefix + "alerts.raw", [
-        raw(name, acct, path="/opt/app/cache/blob.bin"),        # starts with: suppressed
-        raw(name, acct, path="/srv/opt/app/cache/blob.bin"),    # only contains it
-        raw(name, acct, path="/OPT/app/cache/blob.bin"),        # case differs
+        virus_alert(name, acct, path="/opt/app/cache/blob.bin"),        # starts with: suppressed
+        virus_alert(name, acct, path="/srv/opt/app/cache/blob.bin"),    # only contains it
+        virus_alert(name, acct, path="/OPT/app/cache/blob.bin"),        # case differs
     ])
     sup = decoded(prefix, "alerts.suppressed", 1)
     acc = decoded(prefix, "alerts.accepted", 2)
