@@ -124,7 +124,9 @@ int cwpp_rule_matches(cwpp_ruleset_t *rs, int64_t rule_id, const cwpp_alert_t *a
 
 /*
  * The value of field on alert a, as text in *out (pointing into a or into buf), and as a
- * number in *num with *is_num = 1 when it is one. Returns 0, or CWPP_ENOTFOUND when the
+ * number in *num with *is_num = 1 when it is one: a details value that is a JSON number
+ * or a text that reads as one, and process.pid; every other field of the contract is an
+ * identifier or a name and only ever text (eq compares it exactly). Returns 0, or CWPP_ENOTFOUND when the
  * alert lacks it (or it is an object, array or null), CWPP_EINVAL for an unknown field.
  */
 int cwpp_alert_field(const cwpp_alert_t *a, const char *field, char *buf, size_t bufsz,

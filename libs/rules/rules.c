@@ -241,6 +241,11 @@ int cwpp_alert_field(const cwpp_alert_t *a, const char *field, char *buf, size_t
         *out = plain_value(a, field, buf, bufsz);
         if (*out == NULL)
             return CWPP_ENOTFOUND;
+        /* The contract's fields are identifiers and names, compared as text: account
+         * "1000" is not account "1e3", and two long all-digit ids must not meet as one
+         * rounded double. Only the process id is a number. */
+        if (strcmp(field, "process.pid") != 0)
+            return CWPP_OK;
     }
     if (parse_number(*out, num) == 0)
         *is_num = 1;

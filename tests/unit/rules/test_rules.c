@@ -140,6 +140,50 @@ static void test_operators(void **state)
     }
 }
 
+/* The contract's fields are identifiers and names: eq compares them as text, never as
+ * numbers. An account-scoped rule (account_id eq 1000) must not whitelist account
+ * "1e3", "1000.0" or "01000", and two all-digit ids beyond a double's precision are two
+ * ids, not one. */
+static void test_identifiers_compare_as_text(void **state)
+{
+    static const char *json =
+        "{\"name\":\"N\",\"type\":\"virus\",\"severity\":\"high\","
+        "\"occurred_at\":\"2026-11-27T10:00:00Z\",\"source\":\"virus_scan\","
+        "\"account_id\":\"1000\",\"asset\":{\"id\":\"9123456789012345\"}}";
+    static const struct {
+        const char *field, *value;
+        int         match;
+    } ids[] = {
+        {"account_id", "1000", 1},
+        {"account_id", "1e3", 0},
+        {"account_id", "1000.0", 0},
+        {"account_id", "01000", 0},
+        {"asset.id", "9123456789012345", 1},
+        {"asset.id", "9123456789012344", 0},
+    };
+    cwpp_alert_opts_t o = {NULL, NOW, 3600000};
+    cwpp_alert_t      a;
+    const char       *code;
+    char              err[256];
+    size_t            i;
+
+    (void)state;
+    assert_int_equal(cwpp_alert_from_json(json, strlen(json), &o, &a, &code, err, sizeof(err)),
+                     CWPP_OK);
+    for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        cwpp_ruleset_t *rs = cwpp_ruleset_new(NULL);
+        cwpp_rule_def_t d = {1, "N", ids[i].field, CWPP_OP_EQ, ids[i].value,
+                             CWPP_SCOPE_ALL, NULL, 0};
+
+        assert_int_equal(cwpp_ruleset_add(rs, &d, err, sizeof(err)), CWPP_OK);
+        if ((cwpp_ruleset_match(rs, &a, NOW, NULL) == 1) != ids[i].match)
+            fail_msg("%s eq %s: wanted %s", ids[i].field, ids[i].value,
+                     ids[i].match ? "a match" : "no match");
+        cwpp_ruleset_destroy(rs);
+    }
+    cwpp_alert_clear(&a);
+}
+
 /* Scope: all assets (existing and future) or only the alert's asset. */
 static void test_scope(void **state)
 {
@@ -323,6 +367,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_operators),
+        cmocka_unit_test(test_identifiers_compare_as_text),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_or_and_name_restriction),
         cmocka_unit_test(test_expiry),
