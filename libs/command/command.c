@@ -216,6 +216,17 @@ cwpp_commander_t *cwpp_commander_new(const cwpp_command_conf_t *conf, cwpp_pg_t 
     if (cwpp_avro_value_new(cm->t_result, &cm->v_result) != CWPP_OK)
         goto fail_values;
     cm->nvalues = 2;
+    {
+        /* both outcomes' series exist from the start (dashboards, absent() alerts) */
+        static const char *const outcomes[] = {"ok", "error"};
+        char                     name[200];
+        size_t                   i;
+
+        for (i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+            snprintf(name, sizeof(name), "%s{status=\"%s\"}", cm->conf.metric, outcomes[i]);
+            cwpp_counter(cm->metrics, name, "Commands answered, by outcome.");
+        }
+    }
     return cm;
 fail_values:
     cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot make the command Avro values");
@@ -226,36 +237,81 @@ fail:
 
 /* ----------------------------------------------------------------- actors */
 
+/* What the database says of an actor and an account. */
+typedef enum actor_state {
+    ACTOR_UNKNOWN = 0,   /* no such user */
+    ACTOR_DISABLED,      /* a disabled user */
+    ACTOR_ADMIN,         /* an enabled admin: every account */
+    ACTOR_NOT_ADMIN,     /* an enabled user, and only an admin may (account NULL) */
+    ACTOR_PERMITTED,     /* an enabled user holding the account */
+    ACTOR_NO_PERMISSION  /* an enabled user not holding the account */
+} actor_state_t;
+
+/* Looks user up (and whether they hold account; NULL: only an admin may). Returns 0 with
+ * *st, or a project code with errstr on a database error. */
+static int actor_state(cwpp_commander_t *cm, const char *user, const char *account,
+                       actor_state_t *st, char *errstr, size_t errstr_size)
+{
+    PGresult   *res = NULL;
+    const char *p[2] = {user, account != NULL ? account : ""};
+    int         rc;
+
+    if ((rc = cwpp_pg_query(cm->pg, SQL_ACTOR, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
+        return rc;
+    if (PQntuples(res) == 0)
+        *st = ACTOR_UNKNOWN;
+    else if (PQgetvalue(res, 0, 1)[0] == 't')
+        *st = ACTOR_DISABLED;
+    else if (strcmp(PQgetvalue(res, 0, 0), "admin") == 0)
+        *st = ACTOR_ADMIN;
+    else if (account == NULL)
+        *st = ACTOR_NOT_ADMIN;
+    else
+        *st = PQgetvalue(res, 0, 2)[0] == 't' ? ACTOR_PERMITTED : ACTOR_NO_PERMISSION;
+    PQclear(res);
+    return CWPP_OK;
+}
+
+/* The sentence for a state that refuses (why is "" for the ones that allow). */
+static void actor_why(actor_state_t st, const char *user, const char *account, char *why,
+                      size_t why_size)
+{
+    why[0] = '\0';
+    switch (st) {
+    case ACTOR_UNKNOWN:
+        snprintf(why, why_size, "\"%.64s\" is not a known user (cwppctl users list)", user);
+        break;
+    case ACTOR_DISABLED:
+        snprintf(why, why_size, "user \"%.64s\" is disabled", user);
+        break;
+    case ACTOR_NOT_ADMIN:
+        snprintf(why, why_size, "user \"%.64s\" is not an admin", user);
+        break;
+    case ACTOR_NO_PERMISSION:
+        snprintf(why, why_size, "user \"%.64s\" holds no permission on account \"%.100s\"",
+                 user, account != NULL ? account : "");
+        break;
+    case ACTOR_ADMIN:
+    case ACTOR_PERMITTED:
+        break;
+    }
+    cwpp_utf8_sanitize(why);
+}
+
 int cwpp_commander_may_act(cwpp_commander_t *cm, const char *user, const char *account,
                            int *is_admin, char *why, size_t why_size, char *errstr,
                            size_t errstr_size)
 {
-    PGresult   *res = NULL;
-    const char *p[2] = {user, account};
-    int         rc, ok = 0, admin = 0;
+    actor_state_t st;
+    int           rc;
 
-    if ((rc = cwpp_pg_query(cm->pg, SQL_ACTOR, 2, p, PGRES_TUPLES_OK, &res, errstr,
-                            errstr_size)) != CWPP_OK)
+    if ((rc = actor_state(cm, user, account, &st, errstr, errstr_size)) != CWPP_OK)
         return -rc;
-    if (PQntuples(res) == 0) {
-        snprintf(why, why_size, "\"%.64s\" is not a known user (cwppctl users list)", user);
-    } else if (PQgetvalue(res, 0, 1)[0] == 't') {
-        snprintf(why, why_size, "user \"%.64s\" is disabled", user);
-    } else if (strcmp(PQgetvalue(res, 0, 0), "admin") == 0) {
-        ok = admin = 1;
-    } else if (account == NULL) {
-        snprintf(why, why_size, "user \"%.64s\" is not an admin", user);
-    } else if (PQgetvalue(res, 0, 2)[0] == 't') {
-        ok = 1;
-    } else {
-        snprintf(why, why_size, "user \"%.64s\" holds no permission on account \"%.100s\"",
-                 user, account);
-    }
-    PQclear(res);
     if (is_admin != NULL)
-        *is_admin = admin;
-    cwpp_utf8_sanitize(why);
-    return ok;
+        *is_admin = st == ACTOR_ADMIN;
+    actor_why(st, user, account, why, why_size);
+    return st == ACTOR_ADMIN || st == ACTOR_PERMITTED;
 }
 
 int cwpp_commander_permit(cwpp_commander_t *cm, const cwpp_command_t *c, const char *account,
@@ -277,27 +333,29 @@ int cwpp_commander_permit(cwpp_commander_t *cm, const cwpp_command_t *c, const c
 }
 
 /* Who-may-issue, before the handler: any known, enabled user; an admin for ADMIN types.
+ * Decided on the actor's state, never on the text of a sentence that holds their name.
  * 1 allowed; 0 refused in rp (*rc 0) or a database error (*rc). */
 static int actor_may_issue(cwpp_commander_t *cm, const cwpp_command_t *c,
                            const cwpp_command_def_t *def, cwpp_command_reply_t *rp, int *rc,
                            char *errstr, size_t errstr_size)
 {
-    char why[300] = "";
-    int  admin = 0, ok;
+    char          why[300];
+    actor_state_t st;
 
-    /* "" is never an account: the check reads "known and enabled" first */
-    ok = cwpp_commander_may_act(cm, c->actor, "", &admin, why, sizeof(why), errstr,
-                                errstr_size);
-    if (ok < 0) {
-        *rc = -ok;
+    if ((*rc = actor_state(cm, c->actor, NULL, &st, errstr, errstr_size)) != CWPP_OK)
         return 0;
-    }
-    *rc = CWPP_OK;
-    if (admin)
+    switch (st) {
+    case ACTOR_ADMIN:
         return 1;
-    if (strstr(why, "holds no permission") == NULL) { /* unknown or disabled */
+    case ACTOR_UNKNOWN:
+    case ACTOR_DISABLED:
+        actor_why(st, c->actor, NULL, why, sizeof(why));
         cwpp_command_refuse(rp, "Refused: %s; only known, enabled users issue commands.", why);
         return 0;
+    case ACTOR_NOT_ADMIN: /* an enabled user who is not an admin */
+    case ACTOR_PERMITTED:
+    case ACTOR_NO_PERMISSION:
+        break;
     }
     if (def->who == CWPP_COMMAND_ADMIN) {
         cwpp_command_refuse(rp, "Refused: user \"%.64s\" is not an admin; only admins issue "

@@ -295,12 +295,15 @@ static int actor_accounts(ex_t *x, const cmd_t *c, char **accounts, char *errstr
     if ((rc = cwpp_pg_query(x->pg, SQL_ACTOR, 1, pa, PGRES_TUPLES_OK, &r, errstr,
                             errstr_size)) != CWPP_OK)
         return rc;
-    if (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "admin") == 0) {
+    if (PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0] != 't' &&
+        strcmp(PQgetvalue(r, 0, 0), "admin") == 0) {
         PQclear(r);
         return CWPP_OK;
     }
-    /* no row (removed since the check): no account at all */
-    *accounts = strdup(PQntuples(r) == 1 ? PQgetvalue(r, 0, 2) : "[]");
+    /* checked again here, as the export's own guard: no row (removed since the check) or
+     * a disabled user holds no account at all */
+    *accounts = strdup(PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0] != 't' ?
+                       PQgetvalue(r, 0, 2) : "[]");
     PQclear(r);
     return *accounts != NULL ? CWPP_OK : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM,
                                                      "out of memory");

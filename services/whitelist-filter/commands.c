@@ -450,26 +450,38 @@ static int rule_def_of(wl_t *w, const cmd_t *c, cwpp_wl_def_t *d, reply_t *rp, i
 
 /* The alert a rule is created from exists, has the rule's name, and the actor may act on
  * its account. 1 so; 0 refused (*rc 0) or an error (*rc). */
+/* The alert a rule is created from: it exists, the actor may act on its account, and it
+ * has the rule's alert name. An alert the actor may not act on is answered exactly as a
+ * missing one, and its name is told only after the permission: neither its existence nor
+ * its name leaks to another account's user. */
 static int from_alert_ok(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, reply_t *rp, int *rc,
                          char *errstr, size_t errstr_size)
 {
     const char *pp[1] = {d->from_alert_id};
     PGresult   *r = NULL;
-    int         ok = 0;
+    char        why[300];
+    int         ok = 0, may = 0;
 
     if ((*rc = cwpp_pg_query(w->pg, "SELECT name, account_id FROM alerts WHERE alert_id = $1",
                              1, pp, PGRES_TUPLES_OK, &r, errstr, errstr_size)) != CWPP_OK)
         return 0;
-    if (PQntuples(r) != 1)
-        cwpp_command_refuse(rp, "The rule was not created: there is no alert %s to create it "
-                            "from.", d->from_alert_id);
+    if (PQntuples(r) == 1 &&
+        (may = cwpp_commander_may_act(w->cmd, c->actor, PQgetvalue(r, 0, 1), NULL, why,
+                                      sizeof(why), errstr, errstr_size)) < 0) {
+        *rc = -may;
+        PQclear(r);
+        return 0;
+    }
+    if (may != 1)
+        cwpp_command_refuse(rp, "The rule was not created: there is no alert %s that user "
+                            "\"%.64s\" may act on to create it from.", d->from_alert_id,
+                            c->actor);
     else if (strcmp(PQgetvalue(r, 0, 0), d->def.alert_name) != 0)
         cwpp_command_refuse(rp, "The rule was not created: it is for alerts named \"%s\" but "
                             "alert %s is named \"%s\".", d->def.alert_name, d->from_alert_id,
                             PQgetvalue(r, 0, 0));
     else
-        ok = cwpp_commander_permit(w->cmd, c, PQgetvalue(r, 0, 1), "alert", rp, rc, errstr,
-                                   errstr_size);
+        ok = 1;
     PQclear(r);
     return ok;
 }

@@ -334,6 +334,12 @@ def test_actors_need_permission_on_the_account(prefix, services):
     assert f'holds no permission on account "{acct}"' in \
         refused(f"oth-{g}", "whitelist", "rule", "add", "--alert-name", name, "--field",
                 "account_id", "--op", "eq", "--value", acct)
+    # a rule made from another account's alert: answered as if that alert did not exist,
+    # and its name is not told (the rule's own account, other, is one oth holds)
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", f"Guess {g}",
+                             "--field", "account_id", "--op", "eq", "--value", other,
+                             "--from-alert", x, "--force", actor=f"oth-{g}")
+    assert rc == 1 and f"there is no alert {x} that user" in err and name not in err, err
     # nothing changed, nothing logged
     assert stored([x]) == {x: "unhandled"}
     assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,)) == [(0,)]
