@@ -119,11 +119,17 @@ int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *co
  * 5 s: the wait between attempts to reach a dependency at start-up. */
 void cwpp_service_backoff(int *backoff_ms);
 
+/* The most of an input's value and key a dead letter copies: past them it keeps a prefix
+ * and says the original's length (and the value's SHA-256), so a dead letter always fits
+ * the producer's message.max.bytes (1,000,000 by default) whatever came in. */
+#define CWPP_DEAD_LETTER_VALUE_MAX 262144
+#define CWPP_DEAD_LETTER_KEY_MAX   4096
+
 /*
  * Queues the dead-letter record (schema rejected_record: the service, a reason code and
- * sentence, where m came from and its bytes) for m on <prefix>alerts.rejected. t and v
- * are that schema's type and a scratch value, buf scratch. Returns 0 or an error with
- * errstr.
+ * sentence, where m came from and its bytes, within the budgets above) for m on
+ * <prefix>alerts.rejected. t and v are that schema's type and a scratch value, buf
+ * scratch. Returns 0 or an error with errstr.
  */
 int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
                              const char *service, const rd_kafka_message_t *m,

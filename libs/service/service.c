@@ -8,6 +8,7 @@
 #include "cwpp_log.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -261,7 +262,11 @@ int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_bu
                              char *errstr, size_t errstr_size)
 {
     rd_kafka_timestamp_type_t tt;
-    int64_t                   ts = rd_kafka_message_timestamp(m, &tt);
+    int64_t                   ts = rd_kafka_message_timestamp(m, &tt), full_klen, full_vlen;
+    unsigned char             md[EVP_MAX_MD_SIZE];
+    unsigned int              mdlen = 0;
+    char                      hex[2 * EVP_MAX_MD_SIZE + 1];
+    size_t                    klen, vlen;
     int                       rc;
 
     avro_value_reset(v);
@@ -272,9 +277,24 @@ int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_bu
     rc |= cwpp_avro_set_int(v, "source_partition", m->partition);
     rc |= cwpp_avro_set_long(v, "source_offset", m->offset);
     rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms", ts >= 0 ? &ts : NULL);
-    rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, m->key_len);
-    rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", m->len);
+    /* A dead letter must fit its topic whatever came in: a value or key past its budget
+     * keeps a prefix, with the original's length (and the value's SHA-256) beside it. */
+    klen = m->key_len > CWPP_DEAD_LETTER_KEY_MAX ? CWPP_DEAD_LETTER_KEY_MAX : m->key_len;
+    vlen = m->len > CWPP_DEAD_LETTER_VALUE_MAX ? CWPP_DEAD_LETTER_VALUE_MAX : m->len;
+    full_klen = (int64_t)m->key_len;
+    full_vlen = (int64_t)m->len;
+    if (EVP_Digest(m->payload != NULL ? m->payload : "", m->len, md, &mdlen, EVP_sha256(),
+                   NULL) != 1)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot hash the dead letter");
+    for (unsigned int i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[2 * mdlen] = '\0';
+    rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, klen);
+    rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", vlen);
     rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
+    rc |= cwpp_avro_set_opt_long(v, "value_length", &full_vlen);
+    rc |= cwpp_avro_set_opt_str(v, "value_sha256", hex);
+    rc |= cwpp_avro_set_opt_long(v, "key_length", m->key != NULL ? &full_klen : NULL);
     if (rc != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot build RejectedRecord");
     cwpp_buf_reset(buf);

@@ -137,8 +137,9 @@ def delete_topics(prefixes):
         pass
 
 
-def produce(topic: str, values, keys=None):
-    p = Producer({"bootstrap.servers": BROKERS, "linger.ms": 5, "enable.idempotence": True})
+def produce(topic: str, values, keys=None, config=None):
+    p = Producer({"bootstrap.servers": BROKERS, "linger.ms": 5, "enable.idempotence": True,
+                  **(config or {})})
     for i, v in enumerate(values):
         k = keys[i] if keys else None
         while True:

@@ -296,6 +296,32 @@ def test_oversized_record_is_dead_lettered(prefix, services):
     assert svc.stop() == 0
 
 
+def test_a_dead_letter_always_fits_its_topic(prefix, services):
+    """A record whose dead letter would not fit the topic (1,040,000 bytes of non-JSON:
+    the copy plus its envelope passes the producer's 1,000,000-byte limit) is dead-lettered
+    with the first 262,144 bytes, its length and its SHA-256, and the record behind it
+    still gets through: one odd record never wedges the partition."""
+    import hashlib
+    svc = services("ingest", prefix).start()
+    svc.wait_ready()
+    huge = bytes(random.Random(7).randrange(256) for _ in range(1_040_000))
+    good = t.alert(f"acct-{uuid.uuid4().hex[:8]}", "Port scan", "network_attack", "low",
+                   "2026-11-27T10:00:00Z", "h1")
+    # value and key together stay under the broker's 1,048,588-byte record limit
+    t.produce(prefix + "alerts.raw", [huge, good], keys=[b"k" * 5_000, b"ok"],
+              config={"message.max.bytes": 2_000_000})
+    assert sum(t.high_watermarks(prefix + "alerts.raw", 3).values()) == 2
+    assert len(t.consume(prefix + "alerts.normalized", expect=1)) == 1
+    (m,) = t.consume(prefix + "alerts.rejected", expect=1)
+    r = REJECTED.decode(m.value())
+    assert r["reason_code"] == "invalid_utf8", r["reason"]  # random bytes
+    assert r["value"] == huge[:262_144] and r["value_length"] == len(huge)
+    assert r["value_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert r["key"] == b"k" * 4096 and r["key_length"] == 5_000
+    assert len(m.value()) < 1_000_000
+    assert svc.stop() == 0
+
+
 def test_bad_configuration_stops_startup_naming_the_key(tmp_path):
     """Bad configuration stops start-up with a sentence naming the key (exit 1)."""
     import subprocess

@@ -175,6 +175,9 @@ static void fill_rejected(avro_value_t *v)
     assert_int_equal(cwpp_avro_set_opt_bytes(v, "key", "k1", 2), 0);
     assert_int_equal(cwpp_avro_set_bytes(v, "value", "{not json\x00\xff", 12), 0);
     assert_int_equal(cwpp_avro_set_long(v, "rejected_at_ms", ts + 5), 0);
+    assert_int_equal(cwpp_avro_set_opt_long(v, "value_length", NULL), 0);
+    assert_int_equal(cwpp_avro_set_opt_str(v, "value_sha256", NULL), 0);
+    assert_int_equal(cwpp_avro_set_opt_long(v, "key_length", NULL), 0);
 }
 
 /* Encoding writes C3 01, the little-endian fingerprint, then a datum that decodes back. */
