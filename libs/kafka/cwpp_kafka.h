@@ -16,6 +16,13 @@
  * transient failure (database down) the same batch is retried with backoff, never
  * skipped; on SIGTERM an unfinished batch is left uncommitted for the next start.
  *
+ * While a batch waits to be retried (or for room among the in-flight batches) the
+ * consumer stays a live member of its group: its partitions are paused and it keeps
+ * polling, so an outage longer than max.poll.interval.ms does not get it evicted. A
+ * record polled meanwhile is not consumed: its partition is rewound to it. If a
+ * rebalance takes partitions away during the wait, the unapplied batch is abandoned
+ * (the new owner reads it from the committed offsets).
+ *
  * Threads: cwpp_loop_run runs on the caller's thread. cwpp_loop_stop is async-signal
  * safe. cwpp_loop_ready may be called from the HTTP thread.
  */
@@ -98,12 +105,36 @@ int cwpp_outbox_move(cwpp_outbox_t *dst, cwpp_outbox_t *src);
 
 /* ------------------------------------------------------------------- loop */
 
+/* What a dead letter describes: an input record, or an output the broker refused. */
+typedef struct cwpp_reject_src {
+    const char *topic;        /* where it came from (or was going) */
+    int32_t     partition;    /* -1 for an output */
+    int64_t     offset;       /* -1 for an output */
+    int64_t     timestamp_ms; /* -1 when unknown */
+    const void *key;          /* may be NULL */
+    size_t      klen;
+    const void *value;
+    size_t      vlen;
+} cwpp_reject_src_t;
+
+/*
+ * Queues on out the dead letter for src (reason code and sentence), its value cut to
+ * value_max bytes. The loop calls it for a record whose one-record batch the service
+ * reports as refused data (CWPP_EDATA, code "db_refused") and for an output the broker
+ * can never accept (too large: code "output_too_large"). Returns 0 or an error.
+ */
+typedef int (*cwpp_reject_fn)(void *opaque, const cwpp_reject_src_t *src, const char *code,
+                              const char *reason, size_t value_max, cwpp_outbox_t *out);
+
 /*
  * The service's batch function. msgs are the batch in poll order (never error
  * messages); they stay owned by the loop. Return 0 when the effect is durable and the
  * outbox filled; CWPP_ETRANSIENT to have the same batch retried later (the outbox is
- * emptied before each attempt). Any other code is treated as transient too, after
- * logging: a batch is never dropped.
+ * emptied before each attempt). CWPP_EDATA (nothing applied: the database refused some
+ * record's data) makes the loop apply the batch again one record at a time, each its own
+ * call with n = 1, and dead-letter (cwpp_reject_fn) each record whose own call still
+ * says CWPP_EDATA: one record the database cannot store never stops a partition. Any
+ * other code is treated as transient too, after logging: a batch is never dropped.
  */
 typedef int (*cwpp_batch_fn)(void *opaque, rd_kafka_message_t **msgs, size_t n,
                              cwpp_outbox_t *out, char *errstr, size_t errstr_size);
@@ -127,6 +158,11 @@ typedef struct cwpp_loop_conf {
                                             * timers; its outbox is produced like a
                                             * batch's */
     cwpp_metrics_t        *metrics;        /* may be NULL */
+    cwpp_reject_fn         reject;         /* dead letters the loop itself writes; NULL:
+                                            * CWPP_EDATA is retried like a transient
+                                            * failure and an output too large for the
+                                            * broker is retried for ever (tests only) */
+    void                  *reject_opaque;
 } cwpp_loop_conf_t;
 
 typedef struct cwpp_loop cwpp_loop_t;

@@ -12,6 +12,7 @@
 
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,7 @@ typedef struct ob_entry {
     size_t              vlen;
     rd_kafka_resp_err_t err;   /* delivery result */
     int                 done;  /* delivery report received */
+    int                 wraps; /* times it was replaced by its own dead letter */
 } ob_entry_t;
 
 struct cwpp_outbox {
@@ -326,9 +328,17 @@ struct cwpp_loop {
     atomic_int           failing;      /* the batch function is failing right now */
     atomic_int           fatal;        /* a fatal client error was raised */
     char                 group[256];
+    /* holding: partitions paused while the loop waits, the consumer still polled */
+    int                  paused;
+    int64_t              held_since, held_ms; /* for the held-seconds counter */
+    unsigned             revokes;      /* rebalances that took partitions away */
+    rd_kafka_topic_partition_list_t *rewind; /* records polled while paused: seek back */
+    cwpp_outbox_t        one;          /* outputs of one record (record-by-record mode) */
+    cwpp_outbox_t        conv;         /* a dead letter replacing an undeliverable output */
     /* metrics */
     cwpp_metric_t       *m_consumed, *m_produced, *m_batches, *m_retries, *m_commit_err,
-                        *m_delivery_err, *m_batch_size, *m_batch_seconds, *m_lag, *m_assigned;
+                        *m_delivery_err, *m_batch_size, *m_batch_seconds, *m_lag, *m_assigned,
+                        *m_dead_letters, *m_held, *m_rebalances;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -387,11 +397,19 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cwpp_info("partitions_assigned", "assigned %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, parts);
+        if (l->paused) /* the loop is holding: nothing is fetched until it resumes */
+            rd_kafka_pause_partitions(rk, parts);
         cwpp_metric_set(l->m_assigned, parts->cnt);
     } else {
         cwpp_info("partitions_revoked", "revoked %d partition(s)", parts->cnt);
+        l->revokes++;
+        cwpp_metric_add(l->m_rebalances, 1);
         rd_kafka_assign(rk, NULL);
         cwpp_metric_set(l->m_assigned, 0);
+        /* Positions restart at the committed offsets: rewinding to a record polled
+         * before would skip the records before it. */
+        if (l->rewind != NULL)
+            l->rewind->cnt = 0;
         /* Never re-commit offsets of partitions another member may own now. */
         if (l->done != NULL)
             rd_kafka_topic_partition_list_destroy(l->done);
@@ -441,6 +459,14 @@ static void loop_metrics(cwpp_loop_t *l)
                                "Input partitions this member of the group holds.");
     l->m_lag = cwpp_gauge(m, MNAME("consumer_lag"),
                           "Records behind the high watermark on the partitions of the last batch.");
+    l->m_dead_letters = cwpp_counter(m, MNAME("loop_dead_letters_total"),
+                                     "Records the database refused and outputs the broker "
+                                     "refused as too large, sent to the dead-letter topic.");
+    l->m_rebalances = cwpp_counter(m, MNAME("rebalances_total"),
+                                   "Rebalances that took this member's partitions away.");
+    l->m_held = cwpp_counter(m, MNAME("held_seconds_total"),
+                             "Seconds spent with the input paused, waiting for a dependency "
+                             "while staying in the consumer group.");
 #undef MNAME
 }
 
@@ -507,6 +533,7 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
     }
     l->conf = *conf;
     l->done = rd_kafka_topic_partition_list_new(16);
+    l->rewind = rd_kafka_topic_partition_list_new(4);
     cwpp_strlcpy(l->group, conf->group_id, sizeof(l->group));
     l->conf.group_id = l->group;
     for (i = 0; i < CWPP_TOPIC__COUNT; i++) {
@@ -617,6 +644,69 @@ int cwpp_loop_ready(cwpp_loop_t *l, char *reason, size_t reason_size)
 }
 
 
+/* Errors that producing the same record again can never cure. */
+static int permanent_error(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+/*
+ * Replaces an output the broker can never accept by its dead letter (a prefix, its
+ * length and SHA-256). A dead letter that is itself refused is replaced once more by one
+ * that keeps no bytes at all; past that the record is given up, loudly. Returns 1 when e
+ * now holds something to send, 0 when it was given up, -1 when no dead letter can be
+ * made (no hook, out of memory): e is sent again as it is.
+ */
+static int replace_by_dead_letter(cwpp_loop_t *l, ob_entry_t *e, rd_kafka_resp_err_t err)
+{
+    cwpp_reject_src_t src;
+    char              reason[512];
+    ob_entry_t       *d;
+
+    if (l->conf.reject == NULL)
+        return -1;
+    if (e->wraps >= 2) {
+        e->wraps = 3; /* given up for good */
+        cwpp_error("output_dropped", "a record of %zu bytes for %s cannot be delivered (%s) "
+                   "and no dead letter of it fits either: it is dropped", e->vlen,
+                   l->topics[e->topic], rd_kafka_err2str(err));
+        return 0;
+    }
+    snprintf(reason, sizeof(reason), "the record for %s is %zu bytes (key %zu bytes) and "
+             "the broker cannot accept it (%s); it was not delivered", l->topics[e->topic],
+             e->vlen, e->klen, rd_kafka_err2str(err));
+    src.topic = l->topics[e->topic];
+    src.partition = -1;
+    src.offset = -1;
+    src.timestamp_ms = -1;
+    src.key = e->key;
+    src.klen = e->klen;
+    src.value = e->value;
+    src.vlen = e->vlen;
+    outbox_clear(&l->conv);
+    if (l->conf.reject(l->conf.reject_opaque, &src, "output_too_large", reason,
+                       e->wraps == 0 ? SIZE_MAX : 0, &l->conv) != CWPP_OK ||
+        l->conv.n != 1) {
+        outbox_clear(&l->conv);
+        return -1;
+    }
+    cwpp_error("output_dead_lettered", "%s", reason);
+    cwpp_metric_add(l->m_dead_letters, 1);
+    d = &l->conv.e[0];
+    free(e->key);
+    free(e->value);
+    e->topic = d->topic;
+    e->key = d->key;
+    e->klen = d->klen;
+    e->value = d->value;
+    e->vlen = d->vlen;
+    e->wraps++;
+    l->conv.n = 0; /* the bytes are e's now */
+    return 1;
+}
+
 /* Produces the entries of b that are not delivered yet (all of them the first time). */
 static void produce_entries(cwpp_loop_t *l, inflight_t *b)
 {
@@ -626,8 +716,10 @@ static void produce_entries(cwpp_loop_t *l, inflight_t *b)
         ob_entry_t         *e = &b->ob.e[i];
         rd_kafka_resp_err_t err;
 
-        if (e->done && e->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        if ((e->done && e->err == RD_KAFKA_RESP_ERR_NO_ERROR) || e->wraps > 2)
             continue;
+        if (e->done && permanent_error(e->err) && replace_by_dead_letter(l, e, e->err) == 0)
+            continue; /* given up: stays done with its error */
         e->batch = b;
         e->done = 0;
         e->err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -637,9 +729,26 @@ static void produce_entries(cwpp_loop_t *l, inflight_t *b)
                                     RD_KAFKA_V_KEY(e->key, e->klen),
                                     RD_KAFKA_V_VALUE(e->value, e->vlen),
                                     RD_KAFKA_V_OPAQUE(e), RD_KAFKA_V_END);
-            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                break;
-            rd_kafka_poll(l->producer, 50);
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(l->producer, 50);
+                continue;
+            }
+            /* refused before sending (larger than message.max.bytes): send its dead
+             * letter instead, at once */
+            if (permanent_error(err)) {
+                int r = replace_by_dead_letter(l, e, err);
+
+                if (r == 1)
+                    continue;
+                if (r == 0) { /* given up */
+                    e->done = 1;
+                    e->err = err;
+                    b->pending--;
+                    err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                    goto next;
+                }
+            }
+            break;
         }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) { /* not queued: counts as a failed delivery */
             e->done = 1;
@@ -647,6 +756,7 @@ static void produce_entries(cwpp_loop_t *l, inflight_t *b)
             b->pending--;
             b->nfailed++;
         }
+    next:;
     }
 }
 
@@ -820,13 +930,254 @@ static rd_kafka_topic_partition_list_t *batch_offsets(cwpp_loop_t *l, size_t n)
     return offs;
 }
 
+/* ------------------------------------------------------------------ holding */
+
+/* run_batch's answer when a rebalance took partitions away while its batch waited: the
+ * batch is dropped unapplied and unconsumed (the partitions' new owner reads it). */
+#define LOOP_ABANDONED (-2)
+
+/* Pauses the assigned partitions, once: the loop is about to wait (for a dependency, or
+ * for room among in-flight batches) and must keep polling without consuming. */
+static void hold_begin(cwpp_loop_t *l)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+
+    if (l->paused)
+        return;
+    l->paused = 1;
+    l->held_since = cwpp_mono_ms();
+    if (rd_kafka_assignment(l->consumer, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a != NULL) {
+        if (a->cnt > 0)
+            rd_kafka_pause_partitions(l->consumer, a);
+        rd_kafka_topic_partition_list_destroy(a);
+    }
+}
+
+/* Polls the consumer up to ms while paused: heartbeats, max.poll.interval and
+ * rebalances are served. A record that still arrives (fetched before the pause) is not
+ * consumed: its partition is rewound to it when the hold ends. */
+static void hold_poll(cwpp_loop_t *l, int ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(l->consumer, ms);
+
+    if (m == NULL)
+        return;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char                 *t = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(l->rewind, t, m->partition);
+
+        if (p == NULL) {
+            p = rd_kafka_topic_partition_list_add(l->rewind, t, m->partition);
+            p->offset = m->offset;
+        } else if (m->offset < p->offset) {
+            p->offset = m->offset;
+        }
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        cwpp_warn("consume_error", "%s", rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+}
+
+/* Ends the hold: rewinds the partitions that returned records meanwhile and resumes the
+ * whole assignment. */
+static void hold_end(cwpp_loop_t *l)
+{
+    rd_kafka_topic_partition_list_t *a = NULL, *seek;
+    int64_t                          held;
+    int                              i;
+
+    if (!l->paused)
+        return;
+    l->paused = 0;
+    held = cwpp_mono_ms() - l->held_since + l->held_ms;
+    cwpp_metric_add(l->m_held, held / 1000);
+    l->held_ms = held % 1000;
+    if (rd_kafka_assignment(l->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || a == NULL) {
+        l->rewind->cnt = 0;
+        return;
+    }
+    seek = rd_kafka_topic_partition_list_new(l->rewind->cnt > 0 ? l->rewind->cnt : 1);
+    for (i = 0; i < l->rewind->cnt; i++) {
+        const rd_kafka_topic_partition_t *r = &l->rewind->elems[i];
+
+        if (rd_kafka_topic_partition_list_find(a, r->topic, r->partition) != NULL)
+            rd_kafka_topic_partition_list_add(seek, r->topic, r->partition)->offset = r->offset;
+    }
+    if (seek->cnt > 0) {
+        rd_kafka_error_t *err = rd_kafka_seek_partitions(l->consumer, seek, 5000);
+
+        if (err != NULL) {
+            cwpp_warn("seek_failed", "rewinding %d partition(s): %s", seek->cnt,
+                      rd_kafka_error_string(err));
+            rd_kafka_error_destroy(err);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+    l->rewind->cnt = 0;
+    if (a->cnt > 0)
+        rd_kafka_resume_partitions(l->consumer, a);
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+/* Waits ms (less if stopped) holding the input, earlier batches completing meanwhile. */
+static void hold_wait(cwpp_loop_t *l, int ms)
+{
+    int64_t until = cwpp_mono_ms() + ms;
+
+    hold_begin(l);
+    while (!l->stop) {
+        int64_t left = until - cwpp_mono_ms();
+
+        if (left <= 0)
+            break;
+        drain(l, 0);
+        hold_poll(l, left > 100 ? 100 : (int)left);
+    }
+}
+
+/* The backoff after a failed attempt: CWPP_OK to try again, CWPP_ETRANSIENT when
+ * stopping, LOOP_ABANDONED when a rebalance took partitions away meanwhile. */
+static int retry_wait(cwpp_loop_t *l, int *backoff, unsigned revokes0)
+{
+    if (!l->stop)
+        hold_wait(l, *backoff);
+    if (l->stop)
+        return CWPP_ETRANSIENT;
+    if (l->revokes != revokes0) {
+        cwpp_warn("batch_abandoned", "partitions were reassigned while the batch waited; its "
+                  "records go to their new owner unapplied");
+        return LOOP_ABANDONED;
+    }
+    *backoff = *backoff * 2 > l->conf.retry_max_ms ? l->conf.retry_max_ms : *backoff * 2;
+    return CWPP_OK;
+}
+
+/*
+ * Produces the records of ob now and waits for their acknowledgement (SIGTERM ends the
+ * wait). Returns 0 when all are acknowledged, else CWPP_ETRANSIENT with errstr.
+ */
+static int deliver_now(cwpp_loop_t *l, cwpp_outbox_t *ob, char *errstr, size_t errstr_size)
+{
+    size_t i, left = 0;
+
+    for (i = 0; i < ob->n; i++) {
+        ob_entry_t         *e = &ob->e[i];
+        rd_kafka_resp_err_t err;
+
+        e->batch = NULL;
+        e->done = 0;
+        e->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        while ((err = rd_kafka_producev(l->producer, RD_KAFKA_V_TOPIC(l->topics[e->topic]),
+                                        RD_KAFKA_V_KEY(e->key, e->klen),
+                                        RD_KAFKA_V_VALUE(e->value, e->vlen),
+                                        RD_KAFKA_V_OPAQUE(e), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(l->producer, 50);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            e->done = 1;
+            e->err = err;
+        }
+    }
+    for (;;) {
+        left = 0;
+        for (i = 0; i < ob->n; i++)
+            left += !ob->e[i].done;
+        if (left == 0 || l->stop)
+            break;
+        rd_kafka_poll(l->producer, 100);
+    }
+    if (left > 0) {
+        /* stopping: the records may still be delivered; their entries must outlive it */
+        rd_kafka_purge(l->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (rd_kafka_outq_len(l->producer) > 0)
+            rd_kafka_poll(l->producer, 100);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "stopping");
+    }
+    for (i = 0; i < ob->n; i++)
+        if (ob->e[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "dead letter to %s not "
+                               "delivered: %s", l->topics[ob->e[i].topic],
+                               rd_kafka_err2str(ob->e[i].err));
+    return CWPP_OK;
+}
+
+/*
+ * The batch function refused some record's data: applies the batch one record at a
+ * time, each record its own call (its own transaction), into l->outbox; a record whose
+ * own call is refused too is dead-lettered ("db_refused") and the rest goes on. Transient
+ * failures are retried as for a batch. The dead letter is delivered before the next
+ * record is applied: once a later record of its partition is applied, the service's
+ * fence treats the refused one as done, and a crash must not lose its dead letter.
+ */
+static int run_singly(cwpp_loop_t *l, size_t n, cwpp_batch_fn fn, void *opaque,
+                      unsigned revokes0)
+{
+    char   errstr[512];
+    size_t i;
+    int    rc;
+
+    outbox_clear(&l->outbox);
+    for (i = 0; i < n; i++) {
+        rd_kafka_message_t *m = l->msgs[i];
+        int                 backoff = 100;
+
+        for (;;) {
+            outbox_clear(&l->one);
+            errstr[0] = '\0';
+            rc = fn(opaque, &l->msgs[i], 1, &l->one, errstr, sizeof(errstr));
+            if (rc == CWPP_OK) {
+                rc = cwpp_outbox_move(&l->outbox, &l->one);
+            } else if (rc == CWPP_EDATA) {
+                cwpp_reject_src_t         src;
+                rd_kafka_timestamp_type_t tt;
+                char                      reason[700];
+
+                outbox_clear(&l->one);
+                snprintf(reason, sizeof(reason), "the database refused the record: %s",
+                         errstr);
+                src.topic = rd_kafka_topic_name(m->rkt);
+                src.partition = m->partition;
+                src.offset = m->offset;
+                src.timestamp_ms = rd_kafka_message_timestamp(m, &tt);
+                src.key = m->key;
+                src.klen = m->key_len;
+                src.value = m->payload;
+                src.vlen = m->len;
+                rc = l->conf.reject(l->conf.reject_opaque, &src, "db_refused", reason, SIZE_MAX,
+                                    &l->one);
+                if (rc == CWPP_OK)
+                    rc = deliver_now(l, &l->one, errstr, sizeof(errstr));
+                outbox_clear(&l->one);
+                if (rc == CWPP_OK) {
+                    cwpp_error("record_dead_lettered", "%s [%d] offset %lld: %s", src.topic,
+                               (int)src.partition, (long long)src.offset, reason);
+                    cwpp_metric_add(l->m_dead_letters, 1);
+                }
+            }
+            if (rc == CWPP_OK)
+                break;
+            atomic_store(&l->failing, 1);
+            cwpp_metric_add(l->m_retries, 1);
+            cwpp_warn("batch_retry", "record %zu of %zu not applied (%s: %s); retrying in %d ms",
+                      i + 1, n, cwpp_strerror(rc), errstr, backoff);
+            if ((rc = retry_wait(l, &backoff, revokes0)) != CWPP_OK)
+                return rc;
+        }
+    }
+    return CWPP_OK;
+}
+
 /* Applies the batch's effect (retrying while it fails), then hands its outputs and
- * offsets to the in-flight FIFO. Returns CWPP_ETRANSIENT when stopped first. */
+ * offsets to the in-flight FIFO. Returns CWPP_ETRANSIENT when stopped first,
+ * LOOP_ABANDONED when its partitions went to another member meanwhile. */
 static int run_batch(cwpp_loop_t *l, size_t n, int64_t started, cwpp_batch_fn fn, void *opaque)
 {
-    char        errstr[512];
-    int         backoff = 100, rc;
-    inflight_t *b;
+    char          errstr[512];
+    int           backoff = 100, rc;
+    unsigned      revokes0 = l->revokes;
+    int64_t       full_since = 0;
+    inflight_t   *b;
     cwpp_outbox_t tmp;
 
     cwpp_metric_add(l->m_consumed, (int64_t)n);
@@ -838,20 +1189,45 @@ static int run_batch(cwpp_loop_t *l, size_t n, int64_t started, cwpp_batch_fn fn
         rc = fn(opaque, l->msgs, n, &l->outbox, errstr, sizeof(errstr));
         if (rc == CWPP_OK)
             break;
+        if (rc == CWPP_EDATA && n > 0 && l->conf.reject != NULL) {
+            cwpp_warn("db_data_error", "the database refused a record of the batch of %zu (%s); "
+                      "applying it record by record", n, errstr);
+            rc = run_singly(l, n, fn, opaque, revokes0);
+            if (rc == CWPP_OK)
+                break;
+            hold_end(l);
+            return rc;
+        }
         atomic_store(&l->failing, 1);
         cwpp_metric_add(l->m_retries, 1);
         cwpp_warn("batch_retry", "batch of %zu not applied (%s: %s); retrying in %d ms", n,
                   cwpp_strerror(rc), errstr, backoff);
-        if (l->stop)
-            return CWPP_ETRANSIENT;
-        drain(l, backoff); /* earlier batches keep completing while we wait */
-        if (l->stop)
-            return CWPP_ETRANSIENT;
-        backoff = backoff * 2 > l->conf.retry_max_ms ? l->conf.retry_max_ms : backoff * 2;
+        if ((rc = retry_wait(l, &backoff, revokes0)) != CWPP_OK) {
+            hold_end(l);
+            return rc;
+        }
     }
+    hold_end(l);
     atomic_store(&l->failing, 0);
-    while (l->count == CWPP_MAX_INFLIGHT)
-        drain(l, 100);
+    /* Room among the in-flight batches: after a second of waiting (brokers slow or
+     * down) the input is held so the group membership survives. The effect is durable
+     * now: a rebalance meanwhile does not undo it (redelivered records are recognised). */
+    while (l->count == CWPP_MAX_INFLIGHT) {
+        if (full_since == 0)
+            full_since = cwpp_mono_ms();
+        if (cwpp_mono_ms() - full_since < 1000) {
+            drain(l, 100);
+            continue;
+        }
+        if (l->stop && cwpp_mono_ms() - full_since > 10000) {
+            hold_end(l);
+            return CWPP_ETRANSIENT; /* outputs unsent, offsets uncommitted: redelivered */
+        }
+        hold_begin(l);
+        drain(l, 50);
+        hold_poll(l, 10);
+    }
+    hold_end(l);
     b = &l->ring[(l->head + l->count) % CWPP_MAX_INFLIGHT];
     /* the filled outbox becomes the batch's; the batch's empty one is reused */
     tmp = b->ob;
@@ -938,6 +1314,8 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
         }
         for (i = 0; i < n; i++)
             rd_kafka_message_destroy(l->msgs[i]);
+        if (rc == LOOP_ABANDONED)
+            rc = CWPP_OK;
         if (rc != CWPP_OK)
             break;
     }
@@ -968,6 +1346,12 @@ void cwpp_loop_destroy(cwpp_loop_t *l)
     }
     outbox_clear(&l->outbox);
     free(l->outbox.e);
+    outbox_clear(&l->one);
+    free(l->one.e);
+    outbox_clear(&l->conv);
+    free(l->conv.e);
+    if (l->rewind != NULL)
+        rd_kafka_topic_partition_list_destroy(l->rewind);
     for (i = 0; i < CWPP_MAX_INFLIGHT; i++) {
         inflight_free(&l->ring[i]);
         free(l->ring[i].ob.e);

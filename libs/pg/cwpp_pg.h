@@ -3,8 +3,13 @@
  * cwpp_pg: one libpq connection per service thread, reconnected on demand, and the
  * classification of errors into "retry the batch" (connection lost, serialization,
  * server shutting down, out of resources) versus "this record's data is refused"
- * (classes 22 data exception and 23 integrity violation), which the caller isolates
- * and dead-letters.
+ * (classes 22 data exception, 23 integrity violation and 54 program limit exceeded),
+ * which the caller isolates and dead-letters.
+ *
+ * Every connection carries bounds so that a silent network partition or a stuck server
+ * is noticed in seconds, not in the kernel's two hours: TCP keepalives, a TCP user
+ * timeout, a statement timeout and an idle-in-transaction timeout (cwpp_pg_tuning_t,
+ * set once per process from the service's configuration).
  *
  * Every statement is parameterised: callers use PQexecParams / PQsendQueryParams with
  * the SQL text fixed at compile time. Not thread-safe: one cwpp_pg_t per thread.
@@ -17,11 +22,36 @@
 
 #include "cwpp_util.h"
 
-/* Returned for a statement the server refused because of the data (SQLSTATE 22xxx or
- * 23xxx): retrying the same data cannot succeed. */
-#define CWPP_EDATA 100
+/* CWPP_EDATA (cwpp_util.h) is returned for a statement the server refused because of
+ * the data (SQLSTATE 22xxx data exception, 23xxx integrity violation, 54xxx program
+ * limit exceeded such as an index row too large): retrying the same data cannot
+ * succeed. */
 
 typedef struct cwpp_pg cwpp_pg_t;
+
+/* Bounds every connection of the process gets (the DSN may override each). 0 leaves
+ * libpq's or the server's default. */
+typedef struct cwpp_pg_tuning {
+    int connect_timeout_s;     /* connect_timeout */
+    int statement_timeout_ms;  /* SET statement_timeout: a query that hangs fails */
+    int idle_in_tx_timeout_ms; /* SET idle_in_transaction_session_timeout: the server
+                                * ends a session whose client vanished mid-transaction,
+                                * releasing its locks */
+    int keepalives_idle_s;     /* TCP keepalives: probe an idle connection after this */
+    int keepalives_interval_s; /* then every this */
+    int keepalives_count;      /* and give up after this many unanswered */
+    int tcp_user_timeout_ms;   /* unacknowledged data for this long breaks the
+                                * connection (a partition during a query) */
+} cwpp_pg_tuning_t;
+
+/* The tuning new connections get (before any thread connects; the service skeleton
+ * calls it after loading the configuration). The defaults: connect 5 s, statement
+ * 60 s, idle in transaction 120 s, keepalives 30 s / 10 s / 3, TCP user timeout 30 s. */
+void cwpp_pg_set_tuning(const cwpp_pg_tuning_t *t);
+/* 1 when a server answers at dsn and accepts connections (PQpingParams: no login, so
+ * no password is checked), within timeout_s; 0 when it does not answer, refuses or
+ * is starting up or shutting down. For /readyz; thread-safe. */
+int cwpp_pg_ping(const char *dsn, int timeout_s);
 
 /* Stores the connection string; does not connect. NULL on allocation failure. */
 cwpp_pg_t *cwpp_pg_new(const char *dsn, const char *application_name);

@@ -5,6 +5,7 @@
  */
 #include "cwpp_pg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,12 +41,88 @@ void cwpp_pg_destroy(cwpp_pg_t *pg)
     free(pg);
 }
 
+/* Written once at start-up, before any connection (cwpp_pg_set_tuning's contract). */
+static cwpp_pg_tuning_t g_tuning = {5, 60000, 120000, 30, 10, 3, 30000};
+
+void cwpp_pg_set_tuning(const cwpp_pg_tuning_t *t)
+{
+    g_tuning = *t;
+}
+
+/* The tuning as libpq keywords, placed before "dbname" so that a DSN naming one of them
+ * wins; returns the number of pairs (at most 7). */
+typedef struct tuning_kv {
+    char        num[6][16];
+    char        options[128];
+    const char *keys[8];
+    const char *vals[8];
+} tuning_kv_t;
+
+static int tuning_params(tuning_kv_t *kv)
+{
+    const cwpp_pg_tuning_t *t = &g_tuning;
+    int                     n = 0, o;
+    const struct {
+        const char *key;
+        int         v;
+    } ints[] = {{"connect_timeout", t->connect_timeout_s},
+                {"keepalives_idle", t->keepalives_idle_s},
+                {"keepalives_interval", t->keepalives_interval_s},
+                {"keepalives_count", t->keepalives_count},
+                {"tcp_user_timeout", t->tcp_user_timeout_ms}};
+
+    kv->keys[n] = "keepalives";
+    kv->vals[n++] = "1";
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        if (ints[i].v <= 0)
+            continue;
+        snprintf(kv->num[i], sizeof(kv->num[i]), "%d", ints[i].v);
+        kv->keys[n] = ints[i].key;
+        kv->vals[n++] = kv->num[i];
+    }
+    o = 0;
+    if (t->statement_timeout_ms > 0)
+        o += snprintf(kv->options + o, sizeof(kv->options) - (size_t)o,
+                      "-c statement_timeout=%d ", t->statement_timeout_ms);
+    if (t->idle_in_tx_timeout_ms > 0)
+        o += snprintf(kv->options + o, sizeof(kv->options) - (size_t)o,
+                      "-c idle_in_transaction_session_timeout=%d", t->idle_in_tx_timeout_ms);
+    if (o > 0) {
+        kv->keys[n] = "options";
+        kv->vals[n++] = kv->options;
+    }
+    return n;
+}
+
+int cwpp_pg_ping(const char *dsn, int timeout_s)
+{
+    const char *keys[3] = {"dbname", "connect_timeout", NULL};
+    const char *vals[3] = {dsn, NULL, NULL};
+    char        t[16];
+
+    snprintf(t, sizeof(t), "%d", timeout_s > 0 ? timeout_s : 2);
+    vals[1] = t;
+    return PQpingParams(keys, vals, 1) == PQPING_OK;
+}
+
 int cwpp_pg_ensure(cwpp_pg_t *pg, char *errstr, size_t errstr_size)
 {
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {pg->dsn, pg->appname, "5", NULL};
+    tuning_kv_t kv;
+    const char *keys[12], *vals[12];
     char       *msg = NULL;
+    int         n = tuning_params(&kv), k = 0;
     PQconninfoOption *opts;
+
+    for (int i = 0; i < n; i++, k++) {
+        keys[k] = kv.keys[i];
+        vals[k] = kv.vals[i];
+    }
+    keys[k] = "dbname";
+    vals[k++] = pg->dsn;
+    keys[k] = "application_name";
+    vals[k++] = pg->appname;
+    keys[k] = NULL;
+    vals[k] = NULL;
 
     if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK)
         return CWPP_OK;
@@ -105,7 +182,10 @@ int cwpp_pg_check(cwpp_pg_t *pg, const PGresult *r, ExecStatusType expect, const
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
     state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (state != NULL && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
+    /* 22 data exception, 23 integrity violation, 54 program limit exceeded (an index row
+     * too large, too many arguments): this data can never be stored as it is */
+    if (state != NULL && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+                          strncmp(state, "54", 2) == 0))
         return cwpp_seterr(errstr, errstr_size, CWPP_EDATA, "%s: %s (SQLSTATE %s)", what, msg,
                            state);
     return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s: %s%s%s", what, msg,

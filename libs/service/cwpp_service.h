@@ -37,6 +37,10 @@ typedef struct cwpp_common_conf {
     int64_t batch_max_messages; /* records per batch at most */
     int64_t batch_max_ms;       /* wait for a batch to fill at most */
     int64_t retry_max_ms;       /* longest backoff between retries of a failing batch */
+    int64_t pg_statement_timeout_ms; /* a statement running longer fails (and is retried) */
+    int64_t pg_idle_tx_timeout_ms;   /* the server ends a session idle in a transaction */
+    int64_t pg_keepalives_idle_s;    /* TCP keepalive probes after this much silence */
+    int64_t pg_tcp_user_timeout_ms;  /* unacknowledged data this long breaks the link */
 } cwpp_common_conf_t;
 
 /* Table entries for the common properties; T is the service's config struct, M the name
@@ -67,7 +71,22 @@ typedef struct cwpp_common_conf {
     {"batch.max.ms", CWPP_CONF_INT, offsetof(T, M.batch_max_ms), "50", 1, 60000, 0,          \
      "Longest wait for a batch to fill after its first record."},                             \
     {"retry.max.ms", CWPP_CONF_INT, offsetof(T, M.retry_max_ms), "5000", 10, 600000, 0,      \
-     "Longest backoff between retries of a batch whose effect failed (database down)."}
+     "Longest backoff between retries of a batch whose effect failed (database down)."},      \
+    {"pg.statement.timeout.ms", CWPP_CONF_INT, offsetof(T, M.pg_statement_timeout_ms),        \
+     "60000", 0, 86400000, 0,                                                                  \
+     "A database statement running longer is cancelled and its batch retried (0: none)."},    \
+    {"pg.idle.in.transaction.timeout.ms", CWPP_CONF_INT, offsetof(T, M.pg_idle_tx_timeout_ms), \
+     "120000", 0, 86400000, 0,                                                                 \
+     "The server ends a session of ours idle inside a transaction this long (a vanished "     \
+     "client's locks are released); 0: never."},                                               \
+    {"pg.keepalives.idle.s", CWPP_CONF_INT, offsetof(T, M.pg_keepalives_idle_s), "30", 1,    \
+     86400, 0,                                                                                 \
+     "TCP keepalive probes start after this much silence on a database connection (then "     \
+     "every 10 s, 3 unanswered break it)."},                                                   \
+    {"pg.tcp.user.timeout.ms", CWPP_CONF_INT, offsetof(T, M.pg_tcp_user_timeout_ms), "30000", \
+     0, 3600000, 0,                                                                            \
+     "Data sent to the database and not acknowledged this long breaks the connection (a "     \
+     "network partition during a query); 0: the kernel's default."}
 
 typedef struct cwpp_service_env {
     cwpp_metrics_t      *metrics;      /* registry served on /metrics */
@@ -124,6 +143,17 @@ void cwpp_service_backoff(int *backoff_ms);
  * the producer's message.max.bytes (1,000,000 by default) whatever came in. */
 #define CWPP_DEAD_LETTER_VALUE_MAX 262144
 #define CWPP_DEAD_LETTER_KEY_MAX   4096
+
+/*
+ * Queues the dead letter (schema rejected_record) for src on <prefix>alerts.rejected, its
+ * value cut to value_max bytes (at most CWPP_DEAD_LETTER_VALUE_MAX) and its key to
+ * CWPP_DEAD_LETTER_KEY_MAX, with the original lengths and the value's SHA-256. t and v
+ * are that schema's type and a scratch value, buf scratch. Returns 0 or an error.
+ */
+int cwpp_service_reject(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
+                        const char *service, const cwpp_reject_src_t *src, const char *code,
+                        const char *reason, size_t value_max, cwpp_outbox_t *out,
+                        char *errstr, size_t errstr_size);
 
 /*
  * Queues the dead-letter record (schema rejected_record: the service, a reason code and

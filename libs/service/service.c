@@ -6,6 +6,7 @@
  */
 #include "cwpp_service.h"
 #include "cwpp_log.h"
+#include "cwpp_pg.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -138,6 +139,14 @@ int cwpp_service_main(const cwpp_service_def_t *def, int argc, char **argv)
         goto out;
     }
     cwpp_log_init(def->name, lvl);
+    {
+        /* every database connection of the process gets these bounds */
+        cwpp_pg_tuning_t t = {5, (int)common->pg_statement_timeout_ms,
+                              (int)common->pg_idle_tx_timeout_ms,
+                              (int)common->pg_keepalives_idle_s, 10, 3,
+                              (int)common->pg_tcp_user_timeout_ms};
+        cwpp_pg_set_tuning(&t);
+    }
     /* Test hook (docs/style.md: error paths run in tests too). Never set in production. */
     if (getenv("CWPP_FAULTS") != NULL) {
         if (cwpp_fault_arm_list(getenv("CWPP_FAULTS")) < 0) {
@@ -188,19 +197,60 @@ out:
 /* ------------------------------------------------------------- the run loop */
 
 typedef struct run_ready {
-    atomic_int  *db_ok;
-    cwpp_loop_t *loop;
+    atomic_int      *db_ok;
+    const char      *dsn;
+    cwpp_loop_t     *loop;
+    pthread_mutex_t  lock;
+    int64_t          pinged_at; /* monotonic ms of the last answer of PostgreSQL's */
+    int              ping_ok;
+    /* the loop's dead letters */
+    const char       *service;
+    cwpp_avro_type_t *t_rejected;
+    avro_value_t      v_rejected;
+    cwpp_buf_t        buf;
 } run_ready_t;
+
+/* Whether PostgreSQL answers, asked at most once a second (an idle service learns of an
+ * outage from here, a busy one also from its failing batches). */
+static int db_answers(run_ready_t *r)
+{
+    int64_t now = cwpp_mono_ms();
+    int     ok;
+
+    pthread_mutex_lock(&r->lock);
+    if (r->pinged_at == 0 || now - r->pinged_at >= 1000) {
+        r->ping_ok = cwpp_pg_ping(r->dsn, 2);
+        r->pinged_at = cwpp_mono_ms();
+    }
+    ok = r->ping_ok;
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
 
 static int loop_ready(void *opaque, char *reason, size_t reason_size)
 {
     run_ready_t *r = opaque;
 
-    if (r->db_ok != NULL && !atomic_load(r->db_ok)) {
+    if (r->db_ok != NULL && (!atomic_load(r->db_ok) || !db_answers(r))) {
         cwpp_seterr(reason, reason_size, 0, "PostgreSQL is not reachable");
         return 0;
     }
     return cwpp_loop_ready(r->loop, reason, reason_size);
+}
+
+/* The loop's dead letters (records the database refuses, outputs the broker refuses). */
+static int loop_reject(void *opaque, const cwpp_reject_src_t *src, const char *code,
+                       const char *reason, size_t value_max, cwpp_outbox_t *out)
+{
+    run_ready_t *r = opaque;
+    char         errstr[256];
+    int          rc;
+
+    rc = cwpp_service_reject(r->t_rejected, &r->v_rejected, &r->buf, r->service, src, code,
+                             reason, value_max, out, errstr, sizeof(errstr));
+    if (rc != CWPP_OK)
+        cwpp_error("dead_letter_failed", "cannot build a dead letter: %s", errstr);
+    return rc;
 }
 
 int cwpp_service_run_loop(const char *service, const cwpp_common_conf_t *common,
@@ -217,10 +267,23 @@ int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *co
                                atomic_int *db_ok, int tick_ms)
 {
     cwpp_loop_conf_t lc;
-    run_ready_t      r = {db_ok, NULL};
+    run_ready_t      r;
     char             errstr[512];
     int              rc;
 
+    memset(&r, 0, sizeof(r));
+    r.db_ok = db_ok;
+    r.dsn = common->pg_dsn;
+    r.service = service;
+    pthread_mutex_init(&r.lock, NULL);
+    r.t_rejected = cwpp_avro_type_builtin("rejected_record", errstr, sizeof(errstr));
+    if (r.t_rejected == NULL || cwpp_avro_value_new(r.t_rejected, &r.v_rejected) != CWPP_OK) {
+        cwpp_error("config_error", "rejected_record schema: %s",
+                   r.t_rejected == NULL ? errstr : "out of memory");
+        cwpp_avro_type_destroy(r.t_rejected);
+        pthread_mutex_destroy(&r.lock);
+        return 2;
+    }
     memset(&lc, 0, sizeof(lc));
     lc.service = service;
     lc.brokers = common->kafka_brokers;
@@ -234,10 +297,13 @@ int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *co
     lc.retry_max_ms = (int)common->retry_max_ms;
     lc.metrics = env->metrics;
     lc.tick_ms = tick_ms;
+    lc.reject = loop_reject;
+    lc.reject_opaque = &r;
     r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));
     if (r.loop == NULL) {
         cwpp_error("config_error", "%s", errstr);
-        return 1;
+        rc = 1;
+        goto out;
     }
     cwpp_service_set_loop(r.loop);
     cwpp_service_set_ready(loop_ready, &r);
@@ -245,7 +311,13 @@ int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *co
     cwpp_service_set_ready(NULL, NULL);
     cwpp_service_set_loop(NULL);
     cwpp_loop_destroy(r.loop);
-    return rc == CWPP_OK ? 0 : 2;
+    rc = rc == CWPP_OK ? 0 : 2;
+out:
+    avro_value_decref(&r.v_rejected);
+    cwpp_avro_type_destroy(r.t_rejected);
+    cwpp_buf_free(&r.buf);
+    pthread_mutex_destroy(&r.lock);
+    return rc;
 }
 
 void cwpp_service_backoff(int *backoff_ms)
@@ -256,51 +328,71 @@ void cwpp_service_backoff(int *backoff_ms)
     *backoff_ms = *backoff_ms * 2 > 5000 ? 5000 : *backoff_ms * 2;
 }
 
+int cwpp_service_reject(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
+                        const char *service, const cwpp_reject_src_t *src, const char *code,
+                        const char *reason, size_t value_max, cwpp_outbox_t *out,
+                        char *errstr, size_t errstr_size)
+{
+    int64_t       full_klen = (int64_t)src->klen, full_vlen = (int64_t)src->vlen;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int  mdlen = 0;
+    char          hex[2 * EVP_MAX_MD_SIZE + 1];
+    size_t        klen, vlen;
+    int           rc;
+
+    if (value_max > CWPP_DEAD_LETTER_VALUE_MAX)
+        value_max = CWPP_DEAD_LETTER_VALUE_MAX;
+    avro_value_reset(v);
+    rc = cwpp_avro_set_str(v, "service", service);
+    rc |= cwpp_avro_set_str(v, "reason_code", code);
+    rc |= cwpp_avro_set_str(v, "reason", reason);
+    rc |= cwpp_avro_set_str(v, "source_topic", src->topic);
+    rc |= cwpp_avro_set_int(v, "source_partition", src->partition);
+    rc |= cwpp_avro_set_long(v, "source_offset", src->offset);
+    rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms",
+                                 src->timestamp_ms >= 0 ? &src->timestamp_ms : NULL);
+    /* A dead letter must fit its topic whatever came in: a value or key past its budget
+     * keeps a prefix, with the original's length (and the value's SHA-256) beside it. */
+    klen = src->klen > CWPP_DEAD_LETTER_KEY_MAX ? CWPP_DEAD_LETTER_KEY_MAX : src->klen;
+    vlen = src->vlen > value_max ? value_max : src->vlen;
+    if (EVP_Digest(src->value != NULL ? src->value : "", src->vlen, md, &mdlen, EVP_sha256(),
+                   NULL) != 1)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot hash the dead letter");
+    for (unsigned int i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[2 * mdlen] = '\0';
+    rc |= cwpp_avro_set_opt_bytes(v, "key", src->key, klen);
+    rc |= cwpp_avro_set_bytes(v, "value", src->value != NULL ? src->value : "", vlen);
+    rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
+    rc |= cwpp_avro_set_opt_long(v, "value_length", &full_vlen);
+    rc |= cwpp_avro_set_opt_str(v, "value_sha256", hex);
+    rc |= cwpp_avro_set_opt_long(v, "key_length", src->key != NULL ? &full_klen : NULL);
+    if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot build RejectedRecord");
+    cwpp_buf_reset(buf);
+    if ((rc = cwpp_avro_encode(t, v, buf, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    /* the dead letter's own key is bounded too: the broker refuses what does not fit */
+    rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, src->key, klen, buf->data, buf->len);
+    return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
+}
+
 int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_buf_t *buf,
                              const char *service, const rd_kafka_message_t *m,
                              const char *code, const char *reason, cwpp_outbox_t *out,
                              char *errstr, size_t errstr_size)
 {
     rd_kafka_timestamp_type_t tt;
-    int64_t                   ts = rd_kafka_message_timestamp(m, &tt), full_klen, full_vlen;
-    unsigned char             md[EVP_MAX_MD_SIZE];
-    unsigned int              mdlen = 0;
-    char                      hex[2 * EVP_MAX_MD_SIZE + 1];
-    size_t                    klen, vlen;
-    int                       rc;
+    cwpp_reject_src_t         src;
 
-    avro_value_reset(v);
-    rc = cwpp_avro_set_str(v, "service", service);
-    rc |= cwpp_avro_set_str(v, "reason_code", code);
-    rc |= cwpp_avro_set_str(v, "reason", reason);
-    rc |= cwpp_avro_set_str(v, "source_topic", rd_kafka_topic_name(m->rkt));
-    rc |= cwpp_avro_set_int(v, "source_partition", m->partition);
-    rc |= cwpp_avro_set_long(v, "source_offset", m->offset);
-    rc |= cwpp_avro_set_opt_long(v, "source_timestamp_ms", ts >= 0 ? &ts : NULL);
-    /* A dead letter must fit its topic whatever came in: a value or key past its budget
-     * keeps a prefix, with the original's length (and the value's SHA-256) beside it. */
-    klen = m->key_len > CWPP_DEAD_LETTER_KEY_MAX ? CWPP_DEAD_LETTER_KEY_MAX : m->key_len;
-    vlen = m->len > CWPP_DEAD_LETTER_VALUE_MAX ? CWPP_DEAD_LETTER_VALUE_MAX : m->len;
-    full_klen = (int64_t)m->key_len;
-    full_vlen = (int64_t)m->len;
-    if (EVP_Digest(m->payload != NULL ? m->payload : "", m->len, md, &mdlen, EVP_sha256(),
-                   NULL) != 1)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot hash the dead letter");
-    for (unsigned int i = 0; i < mdlen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[2 * mdlen] = '\0';
-    rc |= cwpp_avro_set_opt_bytes(v, "key", m->key, klen);
-    rc |= cwpp_avro_set_bytes(v, "value", m->payload != NULL ? m->payload : "", vlen);
-    rc |= cwpp_avro_set_long(v, "rejected_at_ms", cwpp_now_ms());
-    rc |= cwpp_avro_set_opt_long(v, "value_length", &full_vlen);
-    rc |= cwpp_avro_set_opt_str(v, "value_sha256", hex);
-    rc |= cwpp_avro_set_opt_long(v, "key_length", m->key != NULL ? &full_klen : NULL);
-    if (rc != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot build RejectedRecord");
-    cwpp_buf_reset(buf);
-    if ((rc = cwpp_avro_encode(t, v, buf, errstr, errstr_size)) != CWPP_OK)
-        return rc;
-    rc = cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, m->key, m->key_len, buf->data,
-                         buf->len);
-    return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
+    src.topic = rd_kafka_topic_name(m->rkt);
+    src.partition = m->partition;
+    src.offset = m->offset;
+    src.timestamp_ms = rd_kafka_message_timestamp(m, &tt);
+    src.key = m->key;
+    src.klen = m->key_len;
+    src.value = m->payload;
+    src.vlen = m->len;
+    return cwpp_service_reject(t, v, buf, service, &src, code, reason,
+                               CWPP_DEAD_LETTER_VALUE_MAX, out, errstr, errstr_size);
 }

@@ -23,6 +23,9 @@ enum {
     CWPP_ECONFIG,    /* bad configuration: stop start-up */
     CWPP_EIO,        /* an I/O or library call failed */
     CWPP_ENOTFOUND,  /* the named thing does not exist */
+    CWPP_EDATA = 100 /* a dependency refused this record's data (a database constraint,
+                      * a value out of range): retrying the same record cannot succeed;
+                      * the loop isolates the record and dead-letters it */
 };
 
 /* Returns a static name for a CWPP_E* code ("ok", "invalid", ...). Cannot fail. */

@@ -26,6 +26,7 @@ const char *cwpp_strerror(int err)
     case CWPP_ECONFIG:    return "bad configuration";
     case CWPP_EIO:        return "i/o error";
     case CWPP_ENOTFOUND:  return "not found";
+    case CWPP_EDATA:      return "data refused";
     default:              return "unknown error";
     }
 }

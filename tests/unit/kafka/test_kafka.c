@@ -45,6 +45,7 @@ static void harness_start(harness_t *h)
     snprintf(h->brokers, sizeof(h->brokers), "%s", rd_kafka_mock_cluster_bootstraps(h->mc));
     assert_int_equal(rd_kafka_mock_topic_create(h->mc, "t.alerts.raw", 2, 1), 0);
     assert_int_equal(rd_kafka_mock_topic_create(h->mc, "t.alerts.normalized", 2, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(h->mc, "t.alerts.rejected", 2, 1), 0);
 }
 
 static void harness_produce_inputs(harness_t *h, int n)
@@ -71,7 +72,32 @@ typedef struct svc {
     int          retried_same;  /* a retried attempt saw the same first record */
     char         last_failed_first[32];
     int          target;
+    const char  *refused;       /* a batch holding this record is refused (CWPP_EDATA) */
+    const char  *too_large;     /* this record's output is larger than the broker takes */
+    int64_t      fail_for_ms;   /* fail transiently this long from the first call */
+    int64_t      fail_until_ms;
+    int          rejects;       /* reject hook calls */
+    char         reject_code[32];
+    int64_t      reject_offset;
+    size_t       reject_vlen;
 } svc_t;
+
+/* The reject hook a service installs: a small record on alerts.rejected naming the code. */
+static int reject_fn(void *opaque, const cwpp_reject_src_t *src, const char *code,
+                     const char *reason, size_t value_max, cwpp_outbox_t *out)
+{
+    svc_t *s = opaque;
+    char   v[128];
+
+    (void)value_max;
+    assert_non_null(reason);
+    s->rejects++;
+    snprintf(s->reject_code, sizeof(s->reject_code), "%s", code);
+    s->reject_offset = src->offset;
+    s->reject_vlen = src->vlen;
+    snprintf(v, sizeof(v), "%s:%s:%zu", code, src->topic, src->vlen);
+    return cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_REJECTED, src->key, src->klen, v, strlen(v));
+}
 
 static int batch_fn(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
                     char *errstr, size_t errstr_size)
@@ -87,15 +113,40 @@ static int batch_fn(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
             s->retried_same++;
         s->last_failed_first[0] = '\0';
     }
+    if (s->fail_for_ms > 0 && s->fail_until_ms == 0)
+        s->fail_until_ms = cwpp_mono_ms() + s->fail_for_ms;
+    if (s->fail_until_ms > 0 && cwpp_mono_ms() < s->fail_until_ms) {
+        snprintf(errstr, errstr_size, "database is down (injected)");
+        return CWPP_ETRANSIENT;
+    }
+    if (s->refused != NULL)
+        for (i = 0; i < n; i++)
+            if (msgs[i]->len == strlen(s->refused) &&
+                memcmp(msgs[i]->payload, s->refused, msgs[i]->len) == 0) {
+                snprintf(errstr, errstr_size, "value too long for type (SQLSTATE 22001)");
+                return CWPP_EDATA;
+            }
     if (s->fail_first > 0) {
         s->fail_first--;
         snprintf(s->last_failed_first, sizeof(s->last_failed_first), "%s", first);
         snprintf(errstr, errstr_size, "database is down (injected)");
         return CWPP_ETRANSIENT;
     }
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
+        if (s->too_large != NULL && msgs[i]->len == strlen(s->too_large) &&
+            memcmp(msgs[i]->payload, s->too_large, msgs[i]->len) == 0) {
+            size_t big = 1100000; /* over librdkafka's message.max.bytes (1,000,000) */
+            char  *v = calloc(1, big);
+
+            assert_non_null(v);
+            assert_int_equal(cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_NORMALIZED, msgs[i]->key,
+                                             msgs[i]->key_len, v, big), 0);
+            free(v);
+            continue;
+        }
         assert_int_equal(cwpp_outbox_add(out, CWPP_TOPIC_ALERTS_NORMALIZED, msgs[i]->key,
                                          msgs[i]->key_len, msgs[i]->payload, msgs[i]->len), 0);
+    }
     s->seen += (int)n;
     if (s->seen >= s->target)
         cwpp_loop_stop(s->loop);
@@ -169,6 +220,127 @@ static cwpp_loop_t *make_loop_props(harness_t *h, const char *group, cwpp_metric
 static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m)
 {
     return make_loop_props(h, group, m, NULL);
+}
+
+static cwpp_loop_t *make_loop_reject(harness_t *h, const char *group, cwpp_metrics_t *m,
+                                     const cwpp_kvlist_t *props, svc_t *s)
+{
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
+    cwpp_loop_conf_t lc;
+    char             err[256];
+    cwpp_loop_t     *l;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.service = "test";
+    lc.brokers = h->brokers;
+    lc.group_id = group;
+    lc.prefix = "t.";
+    lc.inputs = inputs;
+    lc.ninputs = 1;
+    lc.batch_max_messages = 50;
+    lc.batch_max_ms = 20;
+    lc.retry_max_ms = 200;
+    lc.metrics = m;
+    lc.props = props;
+    lc.reject = reject_fn;
+    lc.reject_opaque = s;
+    l = cwpp_loop_new(&lc, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("%s", err);
+    return l;
+}
+
+/* One record the database refuses (CWPP_EDATA) in a batch: the batch is applied record
+ * by record, that record alone is dead-lettered, every other record is applied and the
+ * offsets reach the end. */
+static void test_refused_record_is_dead_lettered(void **state)
+{
+    harness_t       h;
+    svc_t           s;
+    cwpp_metrics_t *m = cwpp_metrics_new();
+
+    (void)state;
+    harness_start(&h);
+    harness_produce_inputs(&h, N_RECORDS);
+    memset(&s, 0, sizeof(s));
+    s.refused = "rec-7";
+    s.target = N_RECORDS - 1;
+    s.loop = make_loop_reject(&h, "g-refused", m, NULL, &s);
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(s.seen, N_RECORDS - 1);
+    assert_int_equal(s.rejects, 1);
+    assert_string_equal(s.reject_code, "db_refused");
+    assert_int_equal(s.reject_vlen, strlen("rec-7"));
+    assert_int_equal(committed_total(&h, "g-refused"), N_RECORDS);
+    assert_int_equal(topic_total(&h, "t.alerts.normalized"), N_RECORDS - 1);
+    assert_int_equal(topic_total(&h, "t.alerts.rejected"), 1);
+    assert_int_equal(cwpp_metric_value(cwpp_counter(m, "cwpp_test_loop_dead_letters_total", "")), 1);
+    cwpp_metrics_destroy(m);
+    rd_kafka_destroy(h.mock_rk);
+}
+
+/* An output larger than the producer's message.max.bytes is never retried for ever: its
+ * dead letter (output_too_large) goes to alerts.rejected and the loop goes on. */
+static void test_output_too_large_is_dead_lettered(void **state)
+{
+    harness_t       h;
+    svc_t           s;
+    cwpp_metrics_t *m = cwpp_metrics_new();
+
+    (void)state;
+    harness_start(&h);
+    harness_produce_inputs(&h, N_RECORDS);
+    memset(&s, 0, sizeof(s));
+    s.too_large = "rec-3";
+    s.target = N_RECORDS;
+    s.loop = make_loop_reject(&h, "g-large", m, NULL, &s);
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(s.seen, N_RECORDS);
+    assert_int_equal(s.rejects, 1);
+    assert_string_equal(s.reject_code, "output_too_large");
+    assert_int_equal(s.reject_offset, -1);
+    assert_int_equal(s.reject_vlen, 1100000);
+    assert_int_equal(committed_total(&h, "g-large"), N_RECORDS);
+    assert_int_equal(topic_total(&h, "t.alerts.normalized"), N_RECORDS - 1);
+    assert_int_equal(topic_total(&h, "t.alerts.rejected"), 1);
+    cwpp_metrics_destroy(m);
+    rd_kafka_destroy(h.mock_rk);
+}
+
+/* A dependency down for longer than max.poll.interval.ms: the loop holds the input
+ * (paused, still polling) instead of being evicted from its group; no rebalance, every
+ * record applied once. */
+static void test_outage_keeps_group_membership(void **state)
+{
+    harness_t       h;
+    svc_t           s;
+    cwpp_metrics_t *m = cwpp_metrics_new();
+    cwpp_kvlist_t   props = {0};
+    char            err[256];
+
+    (void)state;
+    assert_int_equal(cwpp_kvlist_parse(&props, "consumer.session.timeout.ms=6000;"
+                                       "consumer.heartbeat.interval.ms=500;"
+                                       "consumer.max.poll.interval.ms=6000", err, sizeof(err)), 0);
+    harness_start(&h);
+    harness_produce_inputs(&h, N_RECORDS);
+    memset(&s, 0, sizeof(s));
+    s.target = N_RECORDS;
+    s.fail_for_ms = 13000; /* more than two poll intervals */
+    s.loop = make_loop_reject(&h, "g-hold", m, &props, &s);
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    /* (leaving the group on destroy revokes too: count before it) */
+    assert_int_equal(cwpp_metric_value(cwpp_counter(m, "cwpp_test_rebalances_total", "")), 0);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(s.seen, N_RECORDS);
+    assert_true(cwpp_metric_value(cwpp_counter(m, "cwpp_test_held_seconds_total", "")) >= 12);
+    assert_int_equal(committed_total(&h, "g-hold"), N_RECORDS);
+    assert_int_equal(topic_total(&h, "t.alerts.normalized"), N_RECORDS);
+    cwpp_kvlist_free(&props);
+    cwpp_metrics_destroy(m);
+    rd_kafka_destroy(h.mock_rk);
 }
 
 /* Effects failing transiently: the same batch is retried, nothing skipped, offsets and
@@ -321,6 +493,9 @@ int main(void)
         cmocka_unit_test(test_retry_without_loss),
         cmocka_unit_test(test_produce_errors_are_retried),
         cmocka_unit_test(test_stop_during_failure_commits_nothing),
+        cmocka_unit_test(test_refused_record_is_dead_lettered),
+        cmocka_unit_test(test_output_too_large_is_dead_lettered),
+        cmocka_unit_test(test_outage_keeps_group_membership),
     };
     cwpp_log_init("test", CWPP_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
