@@ -493,6 +493,29 @@ def test_migration_009_keeps_the_rows_of_older_versions(tmp_path):
             conn.close()
 
 
+def test_an_event_past_the_snapshot_caps_says_its_lists_are_truncated(services, prefix):
+    """One attacker IP against 120 hosts: one event of 120 affected assets. Its snapshot
+    on cwpp.events carries the first 100 (CWPP_SNAPSHOT_MAX_ASSETS) and says
+    lists_truncated; the events table counts all 120 (docs/correlator.md "Snapshot
+    size")."""
+    acct, ip, n = "acct-" + tag(), "198.51.100.99", 120
+    start_pipeline(services, prefix)
+    t.produce(prefix + "alerts.raw", [
+        alert(acct, "SSH brute force", "brute_force", "medium", at(60 - i * 0.1),
+              f"h{i:03d}", remote_ip=ip, logon={"ip": ip, "user": "root"})
+        for i in range(n)], keys=[acct.encode()] * n)
+    wait_alerts(acct, n)
+    evs = events_of(acct)
+    assert len(evs) == 1 and evs[0][4] == n and evs[0][6] == n, evs
+    eid = evs[0][0]
+    snaps = [EVENT.decode(m.value()) for m in t.consume(prefix + "events", 1, settle=2)
+             if m.key() == eid.encode()]
+    last = max(snaps, key=lambda x: x["version"])
+    assert last["alert_count"] == n
+    assert len(last["affected_assets"]) == 100 and last["lists_truncated"] is True
+    assert [a["asset_id"] for a in last["affected_assets"]] == [f"h{i:03d}" for i in range(100)]
+
+
 def workload(acct_prefix, n, seed=7):
     """n upstream alerts over 4 accounts: hosts, IPs, hashes and recurrences drawn so that
     events of several alerts form, and some alerts recur."""
