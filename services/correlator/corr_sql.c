@@ -6,6 +6,11 @@
  * builders below write exactly the members (short names) the statement declares in its
  * AS x(...) list. The statements are prepared once per connection (corr_prepare).
  *
+ * Entity values and graph nodes are written whole; the tables' keys are their bounded
+ * forms, which the database generates (value_key, src_key, dst_key = bounded_key(...),
+ * migration 009; docs/correlator.md "Bounded keys"), so the conflict targets and the
+ * lookups below name those, and a value of any length fits the indexes.
+ *
  * The consumer-offset fence (this group's next offset per partition, locked and moved in
  * the batch's own transaction) is libs/fence's; corr_prepare prepares its statements too.
  */
