@@ -288,7 +288,7 @@ static json_t *many_assets(size_t n)
 
     assert_non_null(o);
     for (i = 0; i < n; i++) {
-        char id[16], name[16];
+        char id[32], name[32];
 
         snprintf(id, sizeof(id), "a%04zu", i);
         snprintf(name, sizeof(name), "n%04zu", i);
