@@ -276,17 +276,22 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_service_goes_on(service
     future = dict(good, alert_id="al-" + uuid.uuid4().hex, occurred_at_ms=now + 10 * 86400000)
     listed = dict(good, alert_id="al-" + uuid.uuid4().hex, status="manually_whitelisted")
     badid = dict(good, alert_id="al-NOT-HEX")
+    # ids past the contract's bounds would be index keys as they are ("Bounded keys")
+    longacct = dict(good, alert_id="al-" + uuid.uuid4().hex, account_id="a" * 129)
+    longasset = dict(good, alert_id="al-" + uuid.uuid4().hex,
+                     asset=dict(good["asset"], id="h" * 257))
     t.produce(prefix + "alerts.accepted",
               [b"\x00garbage", ALERT.encode(good)[:-3], ALERT.encode(future),
-               ALERT.encode(listed), ALERT.encode(badid), ALERT.encode(fresh)],
-              keys=[acct.encode()] * 6)
+               ALERT.encode(listed), ALERT.encode(badid), ALERT.encode(longacct),
+               ALERT.encode(longasset), ALERT.encode(fresh)],
+              keys=[acct.encode()] * 8)
     wait_alerts(acct, 2)
-    rej = [REJECTED.decode(m.value()) for m in t.consume(prefix + "alerts.rejected", 5)]
+    rej = [REJECTED.decode(m.value()) for m in t.consume(prefix + "alerts.rejected", 7)]
     got = sorted((r["reason_code"], r["source_topic"]) for r in rej
                  if r["service"] == "correlator")
     # the malformed id is refused by the Alert decoder itself (values that break the model)
     assert [g[0] for g in got] == ["bad_avro", "bad_avro", "bad_avro", "future_time",
-                                   "whitelisted"], got
+                                   "invalid_alert", "invalid_alert", "whitelisted"], got
     texts = " | ".join(r["reason"] for r in rej)
     assert "alert_id" in texts or "alert id" in texts, texts
     assert "in the future" in texts and "never join events" in texts
