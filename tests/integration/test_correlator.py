@@ -407,6 +407,23 @@ def test_a_record_the_database_refuses_says_edata_and_rolls_back(services, prefi
                        dsn=fresh.admin) == [(0,)]
         assert t.query("SELECT count(*) FROM entity_alerts WHERE account_id = %s", (acct,),
                        dsn=fresh.admin) == [(0,)]
+        # the rollbacks left the connection clean: once the database takes the data, the
+        # next alert is applied on it (with the poison, or after it once the loop has
+        # dead-lettered it) and every row is consistent
+        t.query("ALTER TABLE cwpp.entity_alerts DROP CONSTRAINT poison", dsn=fresh.admin)
+        after = "after-" + tag()
+        t.produce(prefix + "alerts.raw", [
+            alert(acct, "After", "malicious_process", "high", at(4), "h1",
+                  process={"path": after})], keys=[acct.encode()])
+        t.wait_for(lambda: t.query("SELECT count(*) FROM entity_alerts WHERE value = %s",
+                                   (after,), dsn=fresh.admin)[0][0] == 1,
+                   timeout=60, what="the alert after the refused batch applied")
+        assert t.query("SELECT sum(alert_count) FROM events WHERE account_id = %s", (acct,),
+                       dsn=fresh.admin) == \
+            t.query("SELECT count(*) FROM event_alerts ea JOIN events e USING (event_id) "
+                    "WHERE e.account_id = %s", (acct,), dsn=fresh.admin)
+        assert_no_orphans(fresh.admin)
+        assert "PostgreSQL is not reachable" not in c.http("/readyz")[1]
         assert c.stop() == 0
     finally:
         fresh.drop()
