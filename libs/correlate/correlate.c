@@ -250,25 +250,37 @@ int cwpp_corr_key_string(const char *account, const cwpp_corr_key_t *k, char *bu
 {
     unsigned char md[32];
     unsigned int  mdlen = 0;
-    char          tmp[8192];
-    int           n, i;
+    char          kind[16];
+    const char   *asset = k->asset != NULL ? k->asset : "";
+    const char   *parts[7];
+    size_t        len, i;
+    int           n, ok;
+    EVP_MD_CTX   *ctx;
 
     if (size < CWPP_CORR_KEY_MAX)
         return -1;
-    n = snprintf(tmp, sizeof(tmp), "%s\x1f%d\x1f%s\x1f%s", account, (int)k->kind,
-                 k->asset != NULL ? k->asset : "", k->value);
-    if (n <= 0)
-        return -1;
-    if ((size_t)n < 200) {
-        memcpy(buf, tmp, (size_t)n + 1);
-        return 0;
+    snprintf(kind, sizeof(kind), "%d", (int)k->kind);
+    parts[0] = account, parts[1] = "\x1f", parts[2] = kind, parts[3] = "\x1f";
+    parts[4] = asset, parts[5] = "\x1f", parts[6] = k->value;
+    for (len = 0, i = 0; i < 7; i++)
+        len += strlen(parts[i]);
+    if (len < 200) {
+        n = snprintf(buf, size, "%s\x1f%s\x1f%s\x1f%s", account, kind, asset, k->value);
+        return n > 0 && (size_t)n < size ? 0 : -1;
     }
-    /* long values (paths, hostile input) by digest: bounded keys in memory and in the
-     * database's primary key; the prefix keeps accounts and kinds apart */
-    if (EVP_Digest(tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1, md, &mdlen,
-                   EVP_sha256(), NULL) != 1)
+    /* long values (paths, hostile input) by digest of the whole composed text: bounded
+     * keys in memory and in the database's primary key; the prefix keeps accounts and
+     * kinds apart */
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
         return -1;
-    n = snprintf(buf, size, "%.100s\x1f%d\x1f#", account, (int)k->kind);
+    ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (i = 0; ok && i < 7; i++)
+        ok = EVP_DigestUpdate(ctx, parts[i], strlen(parts[i])) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return -1;
+    n = snprintf(buf, size, "%.100s\x1f%s\x1f#", account, kind);
     for (i = 0; i < 32 && n > 0 && (size_t)n + 3 < size; i++)
         n += snprintf(buf + n, size - (size_t)n, "%02x", md[i]);
     return n > 0 && (size_t)n < size ? 0 : -1;

@@ -22,6 +22,26 @@
 #include "cwpp_util.h"
 
 /*
+ * The size budget of a snapshot (docs/correlator.md "Snapshot size"). Lists that grow
+ * with the input are cut at these counts, in their order (the first ones kept), and the
+ * record's lists_truncated says a list was cut; every string is cut at its bound (at a
+ * UTF-8 boundary, ending in "\u2026"). With every list and string at its bound a record
+ * stays under CWPP_SNAPSHOT_MAX_BYTES (tests/unit/snapshot checks the worst case), well
+ * inside a Kafka message. The events table keeps everything.
+ */
+#define CWPP_SNAPSHOT_MAX_ASSETS          100 /* affected_assets */
+#define CWPP_SNAPSHOT_MAX_ASSET_IPS       4   /* ips of one affected asset */
+#define CWPP_SNAPSHOT_MAX_NAMES           32  /* stages, sources */
+#define CWPP_SNAPSHOT_MAX_REASONS         32  /* assessment reasons */
+#define CWPP_SNAPSHOT_MAX_RECOMMENDATIONS 20  /* the assessment makes at most 20 */
+#define CWPP_SNAPSHOT_MAX_ID              256 /* bytes of an id, user, asset name or role,
+                                               * IP, stage, source, code, action, entity
+                                               * type or value */
+#define CWPP_SNAPSHOT_MAX_TEXT            512 /* bytes of a sentence: the event's name, a
+                                               * reason's text or a recommendation's */
+#define CWPP_SNAPSHOT_MAX_BYTES           (256 * 1024)
+
+/*
  * One event as its snapshot tells it. Everything is borrowed: the encoder reads it and
  * keeps nothing. Required strings given as NULL are sent as "" (enums: the defaults
  * named below), optional ones as null.
@@ -52,7 +72,9 @@ typedef struct cwpp_snapshot {
 /*
  * Encodes s as a SecurityEvent single-object record and appends it to out. t is the
  * "event" type, v a value of it (reset here; its content is undefined afterwards).
- * Non-string elements of stages, sources and an asset's ips are skipped.
+ * Non-string elements of stages, sources and an asset's ips are skipped. Lists and
+ * strings are cut to the budget above (lists_truncated is true when a list was), so the
+ * record appended is at most CWPP_SNAPSHOT_MAX_BYTES.
  * Returns 0, CWPP_EINVAL (a value the schema refuses, e.g. an unknown level symbol, or
  * t is not the event type) or CWPP_ENOMEM, with the reason in errstr.
  * Any thread, as long as v and out are its own.

@@ -139,6 +139,23 @@ static int ensure_items(corr_t *c, size_t n)
     return CWPP_OK;
 }
 
+/* 1 when the alert's account and asset ids keep the contract's bounds: they are index
+ * keys as they are (events, entity_alerts), unlike entity values, which the database
+ * bounds itself (migration 009). */
+static int ids_bounded(const cwpp_alert_t *a)
+{
+    size_t i;
+
+    if (strlen(a->account_id) > CORR_MAX_ACCOUNT_BYTES ||
+        strlen(a->asset.id) > CORR_MAX_ASSET_BYTES)
+        return 0;
+    for (i = 0; i < a->n_entities; i++)
+        if (a->entities[i].asset_id != NULL &&
+            strlen(a->entities[i].asset_id) > CORR_MAX_ASSET_BYTES)
+            return 0;
+    return 1;
+}
+
 /* Validates one record into it (decoded alert or a dead-letter reason). */
 static void take(corr_t *c, item_t *it, rd_kafka_message_t *m, int64_t now)
 {
@@ -168,6 +185,11 @@ static void take(corr_t *c, item_t *it, rd_kafka_message_t *m, int64_t now)
                it->alert.asset.id == NULL || it->alert.asset.id[0] == '\0') {
         it->code = "invalid_alert";
         snprintf(it->reason, sizeof(it->reason), "the alert has no account or no asset id");
+    } else if (!ids_bounded(&it->alert)) {
+        it->code = "invalid_alert";
+        snprintf(it->reason, sizeof(it->reason),
+                 "the account id is longer than %d bytes or an asset id longer than %d "
+                 "(docs/alert-format.md)", CORR_MAX_ACCOUNT_BYTES, CORR_MAX_ASSET_BYTES);
     } else if (it->alert.occurred_at_ms > now + c->conf->max_future_ms) {
         it->code = "future_time";
         snprintf(it->reason, sizeof(it->reason),
@@ -724,8 +746,13 @@ static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *er
     return rc;
 }
 
+int corr_failure_rc(int rc)
+{
+    return rc == CWPP_EDATA ? CWPP_EDATA : CWPP_ETRANSIENT;
+}
+
 int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
-                      char *errstr, size_t errstr_size)
+               char *errstr, size_t errstr_size)
 {
     corr_t *c = opaque;
     size_t  i;
@@ -745,7 +772,9 @@ int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t 
         (rc = run_tx(c, n, now, out, errstr, errstr_size)) != CWPP_OK) {
         char ignore[64];
 
-        atomic_store(&c->db_ok, 0);
+        /* the database refused the data: it is up (readiness stays), the batch is not */
+        if (rc != CWPP_EDATA)
+            atomic_store(&c->db_ok, 0);
         cwpp_metric_add(c->m_db_errors, 1);
         if (PQstatus(cwpp_pg_conn(c->pg)) == CONNECTION_OK)
             cwpp_pg_command(c->pg, "ROLLBACK", ignore, sizeof(ignore));
@@ -753,7 +782,9 @@ int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t 
             cwpp_pg_reset(c->pg);
             c->prepared_on = NULL;
         }
-        return CWPP_ETRANSIENT;
+        if (rc == CWPP_EDATA)
+            cwpp_warn("db_refused", "batch of %zu records rolled back: %s", n, errstr);
+        return corr_failure_rc(rc);
     }
     atomic_store(&c->db_ok, 1);
     cwpp_metric_observe(c->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);

@@ -29,6 +29,10 @@
 #include "cwpp_util.h"
 
 #define CORR_MAX_WORKERS 8
+/* The alert contract's bounds on the ids that are index keys as they are
+ * (docs/alert-format.md): longer ones are dead-lettered as invalid_alert. */
+#define CORR_MAX_ACCOUNT_BYTES 128
+#define CORR_MAX_ASSET_BYTES   256
 
 /* ------------------------------------------------------------------ state */
 
@@ -154,10 +158,16 @@ int64_t corr_sgeti(const json_t *o, const char *k);
 
 /* --------------------------------------------------------- corr_batch.c */
 
-/* One batch of one worker (cwpp_service batch callback): one transaction. Returns 0 or
- * CWPP_ETRANSIENT (the batch is retried). */
+/* One batch of one worker (cwpp_service batch callback): one transaction, rolled back
+ * whole on any failure. Returns 0, CWPP_EDATA when PostgreSQL refused the batch's data
+ * (cwpp_pg_check's classes: retrying the same records cannot succeed, the loop applies
+ * them one by one and dead-letters the one refused alone), or CWPP_ETRANSIENT for
+ * everything else (connection lost, out of memory, ...: the batch is retried). */
 int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
                char *errstr, size_t errstr_size);
+/* What corr_batch returns for a failed attempt whose first failure was rc: CWPP_EDATA
+ * stays, anything else becomes CWPP_ETRANSIENT. Pure. */
+int corr_failure_rc(int rc);
 void corr_evs_reset(corr_t *c);
 
 /* ------------------------------------------------------- corr_workers.c */
@@ -197,8 +207,15 @@ void        corr_set_destroy(corr_set_t *s);
 int         corr_set_nworkers(const corr_set_t *s);
 corr_t     *corr_set_worker(corr_set_t *s, int w);
 atomic_int *corr_set_db_ok(corr_set_t *s);
+/* What a batch split between workers returns, from the n shares' codes: 0 when every
+ * share committed; CWPP_ETRANSIENT when any share failed otherwise than CWPP_EDATA (the
+ * whole batch is retried first); else CWPP_EDATA. *which is the share whose code and
+ * message stand for the batch (-1 when 0 is returned). Pure. */
+int corr_combine_rc(const int *rcs, size_t n, int *which);
 /* The loop's batch callback: splits the batch between the workers and runs the shares
- * at once; the outputs reach out only when every share committed. */
+ * at once; the outputs reach out only when every share committed. Returns as
+ * corr_combine_rc (a share that committed stays committed: a retry finds its records
+ * applied, the fence). */
 int         corr_set_batch(void *opaque, rd_kafka_message_t **msgs, size_t n,
                            cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 

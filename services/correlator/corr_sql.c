@@ -6,6 +6,11 @@
  * builders below write exactly the members (short names) the statement declares in its
  * AS x(...) list. The statements are prepared once per connection (corr_prepare).
  *
+ * Entity values and graph nodes are written whole; the tables' keys are their bounded
+ * forms, which the database generates (value_key, src_key, dst_key = bounded_key(...),
+ * migration 009; docs/correlator.md "Bounded keys"), so the conflict targets and the
+ * lookups below name those, and a value of any length fits the indexes.
+ *
  * The consumer-offset fence (this group's next offset per partition, locked and moved in
  * the batch's own transaction) is libs/fence's; corr_prepare prepares its statements too.
  */
@@ -75,7 +80,7 @@ static const char SQL_ENTITIES_UPSERT[] =
     "to_timestamp(max(x.t) / 1000.0) "
     "FROM json_to_recordset($1::json) AS x(c text, ty text, v text, s text, e text, a text, "
     "t bigint) GROUP BY x.c, x.ty, x.v, x.s, x.e, x.a "
-    "ON CONFLICT (event_id, entity_type, value, asset_id, alert_id) DO UPDATE SET "
+    "ON CONFLICT (event_id, entity_type, value_key, asset_id, alert_id) DO UPDATE SET "
     "first_seen = LEAST(entity_alerts.first_seen, EXCLUDED.first_seen), "
     "last_seen = GREATEST(entity_alerts.last_seen, EXCLUDED.last_seen)";
 static const char SQL_ENTITIES_TOUCH[] =
@@ -83,7 +88,8 @@ static const char SQL_ENTITIES_TOUCH[] =
     "FROM (SELECT y.e, y.ty, y.v, y.s, y.a, max(y.t) AS t "
     "FROM json_to_recordset($1::json) AS y(ty text, v text, s text, e text, a text, t bigint) "
     "GROUP BY y.e, y.ty, y.v, y.s, y.a) x "
-    "WHERE e.event_id = x.e AND e.entity_type = x.ty AND e.value = x.v AND e.asset_id = x.s "
+    "WHERE e.event_id = x.e AND e.entity_type = x.ty AND e.value_key = bounded_key(x.v) "
+    "AND e.value = x.v AND e.asset_id = x.s "
     "AND e.alert_id = x.a AND e.last_seen < to_timestamp(x.t / 1000.0)";
 static const char SQL_EDGES_UPSERT[] =
     "INSERT INTO event_edges (event_id, src_type, src, relation, dst_type, dst, alert_id, "
@@ -93,7 +99,7 @@ static const char SQL_EDGES_UPSERT[] =
     "count(DISTINCT x.a) "
     "FROM json_to_recordset($1::json) AS x(e text, st text, s text, rel text, dt text, "
     "d text, a text, t bigint, o int) GROUP BY x.e, x.st, x.s, x.rel, x.dt, x.d "
-    "ON CONFLICT (event_id, src_type, src, relation, dst_type, dst) DO UPDATE SET "
+    "ON CONFLICT (event_id, src_type, src_key, relation, dst_type, dst_key) DO UPDATE SET "
     "first_seen = LEAST(event_edges.first_seen, EXCLUDED.first_seen), "
     "last_seen = GREATEST(event_edges.last_seen, EXCLUDED.last_seen), "
     "alerts = event_edges.alerts + EXCLUDED.alerts";
@@ -109,7 +115,8 @@ static const char SQL_IP_STATS[] =
     "SELECT x.c, x.v, count(DISTINCT e.event_id), count(DISTINCT e.alert_id), "
     "count(DISTINCT e.asset_id) FILTER (WHERE e.asset_id <> '') "
     "FROM (SELECT DISTINCT c, v FROM json_to_recordset($1::json) AS y(c text, v text)) x "
-    "JOIN entity_alerts e ON e.account_id = x.c AND e.entity_type = 'ip' AND e.value = x.v "
+    "JOIN entity_alerts e ON e.account_id = x.c AND e.entity_type = 'ip' "
+    "AND e.value_key = bounded_key(x.v) AND e.value = x.v "
     "AND e.last_seen > now() - interval '30 days' GROUP BY x.c, x.v";
 static const char SQL_NOTES_INSERT[] =
     "INSERT INTO notifications (notification_id, event_id, kind, urgency, source_topic, "

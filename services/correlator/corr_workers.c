@@ -5,7 +5,10 @@
  * transaction (corr_batch) on the worker's own connection, all at once; their outputs
  * reach the loop's outbox only when every share committed. A share that failed makes
  * the whole batch retried: the shares that had committed find their records applied
- * (the consumer-offset fence) and change nothing twice, exactly as after a crash.
+ * (the consumer-offset fence) and change nothing twice, exactly as after a crash. When
+ * every failed share failed because PostgreSQL refused its data (CWPP_EDATA), the batch
+ * says so, and the loop applies it again one record at a time (corr_combine_rc); a
+ * one-record batch is one share on one worker, the others stay idle.
  */
 #include "corr_internal.h"
 
@@ -116,6 +119,24 @@ static int split_batch(corr_set_t *s, rd_kafka_message_t **msgs, size_t n)
 
 /* ---------------------------------------------------------- the threads */
 
+int corr_combine_rc(const int *rcs, size_t n, int *which)
+{
+    size_t i;
+    int    rc = CWPP_OK;
+
+    *which = -1;
+    for (i = 0; i < n; i++) {
+        if (rcs[i] == CWPP_OK || rc == CWPP_ETRANSIENT)
+            continue;
+        if (rcs[i] != CWPP_EDATA || rc == CWPP_OK) { /* the first failure, or the first
+                                                      * that is not the data's */
+            rc = rcs[i] == CWPP_EDATA ? CWPP_EDATA : CWPP_ETRANSIENT;
+            *which = (int)i;
+        }
+    }
+    return rc;
+}
+
 static void *wjob_run(void *p)
 {
     wjob_t *j = p;
@@ -130,6 +151,7 @@ int corr_set_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbo
     corr_set_t *s = opaque;
     pthread_t   th[CORR_MAX_WORKERS];
     int         started[CORR_MAX_WORKERS] = {0}, skip[CORR_MAX_WORKERS] = {0};
+    int         rcs[CORR_MAX_WORKERS];
     int         w, first = -1, rc = CWPP_OK, ok = 1;
 
     if (s->n == 1) {
@@ -166,12 +188,12 @@ int corr_set_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbo
         if (started[w])
             pthread_join(th[w], NULL);
     for (w = 0; w < s->n; w++) {
-        ok &= atomic_load(&s->w[w]->db_ok);
-        if (s->jobs[w].n > 0 && s->jobs[w].rc != CWPP_OK && rc == CWPP_OK) {
-            rc = CWPP_ETRANSIENT;
-            cwpp_seterr(errstr, errstr_size, rc, "%s", s->jobs[w].err);
-        }
+        rcs[w] = s->jobs[w].n > 0 ? s->jobs[w].rc : CWPP_OK;
+        if (s->jobs[w].n > 0) /* an idle worker says nothing new about the database */
+            ok &= atomic_load(&s->w[w]->db_ok);
     }
+    if ((rc = corr_combine_rc(rcs, (size_t)s->n, &w)) != CWPP_OK)
+        cwpp_seterr(errstr, errstr_size, rc, "%s", s->jobs[w].err);
     atomic_store(&s->db_ok, ok);
     for (w = 0; rc == CWPP_OK && w < s->n; w++)
         if (cwpp_outbox_move(out, s->jobs[w].ob) != CWPP_OK)

@@ -313,15 +313,16 @@ int ev_query_entities(PGconn *pg, const char *id, int affected, json_t **out)
     p[1] = affected ? "true" : "false";
     p[2] = cwpp_entity_types_pg_order(order, sizeof(order)); /* listing order, libs/alert */
     /* per entity: its assets and alerts within the event; its 30-day figures in the
-     * account (entity_stats_30d, the lateral quals reach the view's index); for a host,
-     * what the event's latest alert on it says about the asset */
+     * account (entity_stats_30d, the lateral quals reach the view's index through the
+     * value's bounded key, migration 009: values themselves may be too long to index);
+     * for a host, what the event's latest alert on it says about the asset */
     r = PQexecParams(pg,
-                     "WITH ent AS (SELECT x.account_id, x.entity_type, x.value, "
+                     "WITH ent AS (SELECT x.account_id, x.entity_type, x.value, x.value_key, "
                      "array_agg(DISTINCT x.asset_id) FILTER (WHERE x.asset_id <> '') AS assets, "
                      "count(DISTINCT x.alert_id) AS n, min(x.first_seen) AS f, "
                      "max(x.last_seen) AS l FROM entity_alerts x WHERE x.event_id = $1 "
                      "AND (NOT $2::boolean OR x.entity_type = 'host') "
-                     "GROUP BY x.account_id, x.entity_type, x.value) "
+                     "GROUP BY x.account_id, x.entity_type, x.value_key, x.value) "
                      "SELECT ent.entity_type, ent.value, "
                      "array_to_json(COALESCE(ent.assets, '{}')), ent.n, " CTL_TS("ent.f") ", "
                      CTL_TS("ent.l") ", COALESCE(s.events, 0), COALESCE(s.alerts, 0), "
@@ -332,7 +333,8 @@ int ev_query_entities(PGconn *pg, const char *id, int affected, json_t **out)
                      "ORDER BY a.last_seen DESC, a.alert_id LIMIT 1) END "
                      "FROM ent LEFT JOIN LATERAL (SELECT v.events, v.alerts, v.tasks, v.assets, "
                      "v.last_seen FROM entity_stats_30d v WHERE v.account_id = ent.account_id "
-                     "AND v.entity_type = ent.entity_type AND v.value = ent.value) s ON true "
+                     "AND v.entity_type = ent.entity_type AND v.value_key = ent.value_key "
+                     "AND v.value = ent.value) s ON true "
                      "ORDER BY array_position($3::text[], ent.entity_type), ent.value",
                      3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -387,7 +389,8 @@ int ev_query_entity(PGconn *pg, const settings_t *st, const char *type, const ch
     p[5] = st->quiet;
     r = PQexecParams(pg,
                      "SELECT account_id, events, alerts, tasks, assets, " CTL_TS("last_seen")
-                     " FROM entity_stats_30d WHERE entity_type = $1 AND value = $2 "
+                     " FROM entity_stats_30d WHERE entity_type = $1 "
+                     "AND value_key = bounded_key($2) AND value = $2 "
                      "AND ($3::text IS NULL OR account_id = $3) ORDER BY account_id",
                      3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -403,7 +406,7 @@ int ev_query_entity(PGconn *pg, const settings_t *st, const char *type, const ch
                      "(WHERE x.asset_id <> '')), "
                      "e.last_seen < now() - make_interval(hours => $6::int) "
                      "FROM entity_alerts x JOIN events e USING (event_id) "
-                     "WHERE x.entity_type = $1 AND x.value = $2 "
+                     "WHERE x.entity_type = $1 AND x.value_key = bounded_key($2) AND x.value = $2 "
                      "AND ($3::text IS NULL OR x.account_id = $3) "
                      "AND e.last_seen > now() - make_interval(days => $4::int) "
                      "GROUP BY e.event_id ORDER BY e.last_seen DESC, e.event_id LIMIT $5::int",

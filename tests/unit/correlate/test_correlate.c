@@ -292,6 +292,30 @@ static void test_long_keys_are_digested(void **state)
     assert_int_equal(cwpp_corr_key_string("acct", &a, k2, 10), -1);
 }
 
+/* The digest covers the whole value, however long: two 40 KiB values that differ only in
+ * their last byte are two keys; the same value is always the same key; a short value
+ * stays readable (the composed text itself). */
+static void test_long_keys_digest_the_whole_value(void **state)
+{
+    static char     v1[40000], v2[40000];
+    char            k1[CWPP_CORR_KEY_MAX], k2[CWPP_CORR_KEY_MAX];
+    cwpp_corr_key_t a = {CWPP_CK_PROCESS, v1, "h1"}, b = {CWPP_CK_PROCESS, v2, "h1"};
+    cwpp_corr_key_t s = {CWPP_CK_IP, "203.0.113.9", NULL};
+
+    (void)state;
+    memset(v1, 'c', sizeof(v1) - 1);
+    memcpy(v2, v1, sizeof(v2));
+    v2[sizeof(v2) - 2] = 'd';
+    assert_int_equal(cwpp_corr_key_string("acct", &a, k1, sizeof(k1)), 0);
+    assert_int_equal(cwpp_corr_key_string("acct", &b, k2, sizeof(k2)), 0);
+    assert_string_not_equal(k1, k2);
+    assert_true(strlen(k1) < CWPP_CORR_KEY_MAX && strlen(k2) < CWPP_CORR_KEY_MAX);
+    assert_int_equal(cwpp_corr_key_string("acct", &b, k1, sizeof(k1)), 0);
+    assert_string_equal(k1, k2);
+    assert_int_equal(cwpp_corr_key_string("acct", &s, k1, sizeof(k1)), 0);
+    assert_string_equal(k1, "acct\x1f" "2\x1f\x1f" "203.0.113.9");
+}
+
 static int has_edge(const cwpp_corr_edge_t *e, size_t n, const char *s, const char *rel,
                     const char *d)
 {
@@ -512,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_replay_is_deterministic),
         cmocka_unit_test(test_seeded_index_decides_like_the_live_one),
         cmocka_unit_test(test_long_keys_are_digested),
+        cmocka_unit_test(test_long_keys_digest_the_whole_value),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_assessment_escalation_and_core_assets),
         cmocka_unit_test(test_assessment_block_ip),

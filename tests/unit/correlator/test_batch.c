@@ -8,7 +8,12 @@
  *  - the largest partition first, to the least loaded worker; ties go to the partition
  *    seen first and to the lowest worker;
  *  - the same partition number on two topics is two partitions;
- *  - one worker takes everything; extra workers stay idle; an empty batch is no work.
+ *  - one worker takes everything; extra workers stay idle; an empty batch is no work;
+ *    a one-record batch is one share, whatever the number of workers.
+ * And what a failed batch returns to the loop (corr_failure_rc, corr_combine_rc): a
+ * batch whose data PostgreSQL refused says CWPP_EDATA (the loop then applies it record
+ * by record and dead-letters the record refused alone); every other failure is
+ * CWPP_ETRANSIENT (retried whole), and wins over CWPP_EDATA when shares fail apart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +51,7 @@ static const split_case_t cases[] = {
     {"three workers, uneven partitions", 3, "aaaabbbccd",
      {0, 0, 0, 0, 1, 1, 1, 2, 2, 2}, {4, 3, 3}, 4},
     {"an empty batch", 2, "", {0}, {0, 0}, 0},
+    {"one record, several workers: one share on the first", 4, "c", {0}, {1, 0, 0, 0}, 1},
 };
 
 static void test_split_table(void **state)
@@ -92,10 +98,53 @@ static void test_split_table(void **state)
     }
 }
 
+static void test_failure_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(corr_failure_rc(CWPP_EDATA), CWPP_EDATA);
+    assert_int_equal(corr_failure_rc(CWPP_ETRANSIENT), CWPP_ETRANSIENT);
+    assert_int_equal(corr_failure_rc(CWPP_ENOMEM), CWPP_ETRANSIENT);
+    assert_int_equal(corr_failure_rc(CWPP_ECONFIG), CWPP_ETRANSIENT);
+    assert_int_equal(corr_failure_rc(CWPP_EINVAL), CWPP_ETRANSIENT);
+}
+
+typedef struct {
+    const char *name;
+    int         rcs[4];
+    size_t      n;
+    int         want, which;
+} combine_case_t;
+
+static void test_combine_table(void **state)
+{
+    static const combine_case_t ccases[] = {
+        {"every share committed", {0, 0, 0}, 3, CWPP_OK, -1},
+        {"no share at all", {0}, 0, CWPP_OK, -1},
+        {"one share's data refused", {0, CWPP_EDATA}, 2, CWPP_EDATA, 1},
+        {"two refused: the first speaks", {CWPP_EDATA, 0, CWPP_EDATA}, 3, CWPP_EDATA, 0},
+        {"transient wins over refused", {CWPP_EDATA, CWPP_ETRANSIENT}, 2, CWPP_ETRANSIENT, 1},
+        {"refused after transient", {CWPP_ETRANSIENT, CWPP_EDATA}, 2, CWPP_ETRANSIENT, 0},
+        {"out of memory is transient", {0, CWPP_ENOMEM, CWPP_EDATA}, 3, CWPP_ETRANSIENT, 1},
+        {"the first transient speaks", {CWPP_ENOMEM, CWPP_ETRANSIENT}, 2, CWPP_ETRANSIENT, 0},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ccases) / sizeof(ccases[0]); i++) {
+        int which = 99;
+
+        print_message("case: %s\n", ccases[i].name);
+        assert_int_equal(corr_combine_rc(ccases[i].rcs, ccases[i].n, &which), ccases[i].want);
+        assert_int_equal(which, ccases[i].which);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_table),
+        cmocka_unit_test(test_failure_codes),
+        cmocka_unit_test(test_combine_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

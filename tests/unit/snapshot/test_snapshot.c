@@ -9,18 +9,27 @@
  *    level and urgency "low", status "unhandled") and non-string array elements are
  *    skipped;
  *  - a value the schema refuses (an unknown level) is CWPP_EINVAL with the event's id,
- *    and the encoder appends nothing.
+ *    and the encoder appends nothing;
+ *  - the size budget (docs/correlator.md "Snapshot size"): an event with more affected
+ *    assets than CWPP_SNAPSHOT_MAX_ASSETS carries the first ones and says
+ *    lists_truncated; exactly at the caps nothing is said; with every list past its cap
+ *    and every string past its bound (multi-byte characters at the cut) the record
+ *    stays within CWPP_SNAPSHOT_MAX_BYTES, its strings cut at a UTF-8 boundary and
+ *    ending in U+2026.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "cwpp_snapshot.h"
+
+#define ELLIPSIS "\xe2\x80\xa6"
 
 typedef struct fx {
     cwpp_avro_type_t *t;
@@ -116,6 +125,16 @@ static void assert_strings(avro_value_t *rec, const char *field, const char *con
     }
 }
 
+static int truncated(avro_value_t *rec)
+{
+    avro_value_t f;
+    int          b = -1;
+
+    assert_int_equal(avro_value_get_by_name(rec, "lists_truncated", &f, NULL), 0);
+    assert_int_equal(avro_value_get_boolean(&f, &b), 0);
+    return b;
+}
+
 static void test_full_event_round_trips(void **state)
 {
     fx_t         *f = *state;
@@ -197,6 +216,7 @@ static void test_full_event_round_trips(void **state)
     assert_field_str(&x, "reason", "3 events");
     assert_long(&f->dec, "version", 12);
     assert_long(&f->dec, "updated_at_ms", 1795860700000LL);
+    assert_false(truncated(&f->dec));
 
     json_decref(stages);
     json_decref(sources);
@@ -259,12 +279,194 @@ static void test_a_value_the_schema_refuses_is_einval(void **state)
     assert_int_equal(f->buf.len, 0);
 }
 
+/* {"a0000": {"name": "n0000", "role": "web", "ips": ["10.0.0.1", "10.0.0.2"],
+ *  "alerts": 1}, ...}: n assets in that order. */
+static json_t *many_assets(size_t n)
+{
+    json_t *o = json_object();
+    size_t  i;
+
+    assert_non_null(o);
+    for (i = 0; i < n; i++) {
+        char id[32], name[32];
+
+        snprintf(id, sizeof(id), "a%04zu", i);
+        snprintf(name, sizeof(name), "n%04zu", i);
+        assert_int_equal(json_object_set_new(o, id,
+                                             json_pack("{s:s, s:s, s:[s, s], s:i}", "name",
+                                                       name, "role", "web", "ips",
+                                                       "10.0.0.1", "10.0.0.2", "alerts", 1)),
+                         0);
+    }
+    return o;
+}
+
+static void test_more_assets_than_the_cap_are_cut_and_said(void **state)
+{
+    fx_t           *f = *state;
+    json_t         *assets = many_assets(1000);
+    cwpp_snapshot_t s = {.event_id = "ev-many", .account_id = "a", .assets = assets,
+                         .alert_count = 1000};
+    avro_value_t    x;
+    const char     *o;
+
+    round_trip(f, &s);
+    assert_true(f->buf.len <= CWPP_SNAPSHOT_MAX_BYTES);
+    assert_true(truncated(&f->dec));
+    assert_int_equal(array_at(&f->dec, "affected_assets", 0, &x), CWPP_SNAPSHOT_MAX_ASSETS);
+    array_at(&f->dec, "affected_assets", 0, &x); /* the first ones, in order */
+    assert_field_str(&x, "asset_id", "a0000");
+    array_at(&f->dec, "affected_assets", CWPP_SNAPSHOT_MAX_ASSETS - 1, &x);
+    assert_field_str(&x, "asset_id", "a0099");
+    assert_int_equal(cwpp_avro_get_opt_str(&x, "name", &o), 0);
+    assert_string_equal(o, "n0099");
+    json_decref(assets);
+
+    /* exactly at the cap: all of them, nothing said */
+    assets = many_assets(CWPP_SNAPSHOT_MAX_ASSETS);
+    s.assets = assets;
+    round_trip(f, &s);
+    assert_false(truncated(&f->dec));
+    assert_int_equal(array_at(&f->dec, "affected_assets", 0, &x), CWPP_SNAPSHOT_MAX_ASSETS);
+    json_decref(assets);
+}
+
+/* A string of n bytes: "é" (2 bytes) repeated, so that a cut can fall inside one. */
+static char *long_str(size_t n)
+{
+    char  *p = malloc(n + 1);
+    size_t i;
+
+    assert_non_null(p);
+    for (i = 0; i + 1 < n; i += 2)
+        memcpy(p + i, "\xc3\xa9", 2);
+    if (i < n)
+        p[i++] = 'x';
+    p[n] = '\0';
+    return p;
+}
+
+/* A string field cut to max bytes: valid UTF-8, at most max, ending in U+2026. */
+static void assert_cut(avro_value_t *rec, const char *field, size_t max)
+{
+    const char *got = NULL;
+    size_t      n;
+
+    assert_int_equal(cwpp_avro_get_str(rec, field, &got), 0);
+    n = strlen(got);
+    assert_true(n <= max && n > max - 5);
+    assert_true(cwpp_utf8_valid(got, n));
+    assert_string_equal(got + n - 3, ELLIPSIS);
+}
+
+static void test_the_worst_case_stays_within_the_budget(void **state)
+{
+    fx_t           *f = *state;
+    char           *big = long_str(3001), *odd = long_str(CWPP_SNAPSHOT_MAX_ID + 1);
+    json_t         *names = json_array(), *assets = json_object(), *as, *reasons, *recs;
+    cwpp_snapshot_t s;
+    avro_value_t    x, y;
+    const char     *o;
+    size_t          i;
+    int             fits;
+
+    assert_non_null(names);
+    assert_non_null(assets);
+    for (i = 0; i < 3 * CWPP_SNAPSHOT_MAX_NAMES; i++)
+        json_array_append_new(names, json_string(big));
+    for (i = 0; i < 3 * CWPP_SNAPSHOT_MAX_ASSETS; i++) {
+        char  *id = long_str(700 + i); /* distinct ids, every one past the bound */
+        json_t *ips = json_array();
+        size_t k;
+
+        for (k = 0; k < 3 * CWPP_SNAPSHOT_MAX_ASSET_IPS; k++)
+            json_array_append_new(ips, json_string(big));
+        json_object_set_new(assets, id, json_pack("{s:s, s:s, s:o, s:i}", "name", big, "role",
+                                                  big, "ips", ips, "alerts", 7));
+        free(id);
+    }
+    reasons = json_array();
+    recs = json_array();
+    for (i = 0; i < 3 * CWPP_SNAPSHOT_MAX_REASONS; i++)
+        json_array_append_new(reasons, json_pack("{s:s, s:s}", "code", big, "text", big));
+    for (i = 0; i < 3 * CWPP_SNAPSHOT_MAX_RECOMMENDATIONS; i++)
+        json_array_append_new(recs, json_pack("{s:s, s:s, s:s, s:s}", "action", big,
+                                              "entity_type", big, "entity_value", big,
+                                              "reason", big));
+    as = json_pack("{s:o, s:o}", "reasons", reasons, "recommendations", recs);
+    assert_non_null(as);
+    s = (cwpp_snapshot_t){.event_id = odd, .account_id = big, .name = big, .owner = big,
+                          .predecessor = big, .stages = names, .sources = names,
+                          .assets = assets, .assessment = as};
+    round_trip(f, &s);
+    fits = f->buf.len <= CWPP_SNAPSHOT_MAX_BYTES;
+    print_message("worst case: %zu bytes (budget %d)\n", f->buf.len, CWPP_SNAPSHOT_MAX_BYTES);
+    assert_true(fits);
+    assert_true(truncated(&f->dec));
+    assert_cut(&f->dec, "event_id", CWPP_SNAPSHOT_MAX_ID); /* one byte past: cut too */
+    assert_cut(&f->dec, "account_id", CWPP_SNAPSHOT_MAX_ID);
+    assert_cut(&f->dec, "name", CWPP_SNAPSHOT_MAX_TEXT);
+    assert_int_equal(cwpp_avro_get_opt_str(&f->dec, "owner", &o), 0);
+    assert_true(strlen(o) <= CWPP_SNAPSHOT_MAX_ID);
+    assert_int_equal(array_at(&f->dec, "stages", 0, &x), CWPP_SNAPSHOT_MAX_NAMES);
+    assert_int_equal(array_at(&f->dec, "sources", 0, &x), CWPP_SNAPSHOT_MAX_NAMES);
+    assert_int_equal(array_at(&f->dec, "affected_assets", 0, &x), CWPP_SNAPSHOT_MAX_ASSETS);
+    assert_cut(&x, "asset_id", CWPP_SNAPSHOT_MAX_ID);
+    assert_int_equal(array_at(&x, "ips", 0, &y), CWPP_SNAPSHOT_MAX_ASSET_IPS);
+    assert_int_equal(array_at(&f->dec, "reasons", 0, &x), CWPP_SNAPSHOT_MAX_REASONS);
+    assert_cut(&x, "code", CWPP_SNAPSHOT_MAX_ID);
+    assert_cut(&x, "text", CWPP_SNAPSHOT_MAX_TEXT);
+    assert_int_equal(array_at(&f->dec, "recommendations", 0, &x),
+                     CWPP_SNAPSHOT_MAX_RECOMMENDATIONS);
+    assert_cut(&x, "entity_value", CWPP_SNAPSHOT_MAX_ID);
+    assert_cut(&x, "reason", CWPP_SNAPSHOT_MAX_TEXT);
+    json_decref(names);
+    json_decref(assets);
+    json_decref(as);
+    free(big);
+    free(odd);
+}
+
+/* One list past its cap is enough: a third IP list entry past 4, or a 33rd source. */
+static void test_any_list_past_its_cap_is_said(void **state)
+{
+    fx_t           *f = *state;
+    json_error_t    jerr;
+    json_t         *assets = json_loads("{\"h1\": {\"ips\": [\"10.0.0.1\", \"10.0.0.2\","
+                                        " \"10.0.0.3\", \"10.0.0.4\", \"10.0.0.5\"]}}", 0,
+                                        &jerr);
+    json_t         *sources = json_array();
+    cwpp_snapshot_t s = {.event_id = "ev-ips", .account_id = "a", .assets = assets};
+    avro_value_t    x, y;
+    size_t          i;
+
+    assert_non_null(assets);
+    round_trip(f, &s);
+    assert_true(truncated(&f->dec));
+    array_at(&f->dec, "affected_assets", 0, &x);
+    assert_int_equal(array_at(&x, "ips", 0, &y), CWPP_SNAPSHOT_MAX_ASSET_IPS);
+    json_decref(assets);
+    for (i = 0; i < CWPP_SNAPSHOT_MAX_NAMES; i++)
+        json_array_append_new(sources, json_string("src"));
+    s = (cwpp_snapshot_t){.event_id = "ev-src", .account_id = "a", .sources = sources};
+    round_trip(f, &s);
+    assert_false(truncated(&f->dec));
+    json_array_append_new(sources, json_string("one more"));
+    round_trip(f, &s);
+    assert_true(truncated(&f->dec));
+    assert_int_equal(array_at(&f->dec, "sources", 0, &x), CWPP_SNAPSHOT_MAX_NAMES);
+    json_decref(sources);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_event_round_trips),
         cmocka_unit_test(test_missing_parts_take_the_defaults),
         cmocka_unit_test(test_a_value_the_schema_refuses_is_einval),
+        cmocka_unit_test(test_more_assets_than_the_cap_are_cut_and_said),
+        cmocka_unit_test(test_the_worst_case_stays_within_the_budget),
+        cmocka_unit_test(test_any_list_past_its_cap_is_said),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
