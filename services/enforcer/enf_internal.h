@@ -98,6 +98,16 @@ int enf_ok(enf_outcome_t *o, const char *fmt, ...) __attribute__((format(printf,
 void enf_apply(const enf_ctx_t *c, const char *action_id, const char *action,
                const char *params_json, enf_outcome_t *o);
 
+/*
+ * The clock rule (docs/enforcer.md "Clocks"): an action is valid from issued_at_ms to
+ * deadline_ms by the responder's clock (0: that end unchecked); the agent, whose clock
+ * reads now, accepts it while now lies in that window widened by skew ms on both sides.
+ * Returns 0 when it does, else -1 with o failed and a reason that gives the agent's
+ * clock, the window and the tolerance ("not valid yet" / "arrived after its deadline").
+ */
+int enf_check_window(int64_t now, int64_t issued_at_ms, int64_t deadline_ms, int64_t skew,
+                     enf_outcome_t *o);
+
 /* 1 when name is one of the actions this agent knows (the metric label). */
 int enf_action_known(const char *name);
 /* The dispatch table's action names: how many, and the i-th (i < enf_action_count()).

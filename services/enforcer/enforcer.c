@@ -329,42 +329,6 @@ static int decode(enf_t *e, const rd_kafka_message_t *m, action_t *a, const char
 }
 
 /*
- * The clock rule (docs/enforcer.md "Clocks"): the action is valid from issued_at_ms to
- * deadline_ms by the responder's clock; this agent accepts it while its own clock is
- * within that window widened by enforcer.clock.skew.max.ms on both sides. 0 when it is,
- * else -1 with o failed and a reason that names the agent's clock and the window.
- */
-static int check_window(const enf_t *e, const action_t *a, int64_t now, enf_outcome_t *o)
-{
-    int64_t skew = e->conf->clock_skew_max_ms;
-    char    t_now[40], t_from[40], t_to[40];
-
-    if (!(a->issued_at_ms > 0 && a->issued_at_ms - skew > now) &&
-        !(a->deadline_ms > 0 && now - skew > a->deadline_ms))
-        return 0;
-    cwpp_format_time_ms(now, t_now, sizeof(t_now));
-    cwpp_format_time_ms(a->issued_at_ms, t_from, sizeof(t_from));
-    if (a->deadline_ms > 0)
-        cwpp_format_time_ms(a->deadline_ms, t_to, sizeof(t_to));
-    else
-        cwpp_strlcpy(t_to, "no deadline", sizeof(t_to));
-    if (a->issued_at_ms > 0 && a->issued_at_ms - skew > now)
-        enf_fail(o, "refused: the action is not valid yet by this agent's clock: it was "
-                 "issued at %s, %lld ms ahead of this agent's clock (%s), more than the %lld "
-                 "ms enforcer.clock.skew.max.ms tolerates (its window: %s to %s); not applied. "
-                 "Check the clocks (NTP) of this host and of the responder.",
-                 t_from, (long long)(a->issued_at_ms - now), t_now, (long long)skew, t_from,
-                 t_to);
-    else
-        enf_fail(o, "arrived after its deadline: by this agent's clock (%s) its window (%s to "
-                 "%s) ended %lld ms ago, more than the %lld ms enforcer.clock.skew.max.ms "
-                 "tolerates; not applied. If the action was sent just now, check the clocks "
-                 "(NTP) of this host and of the responder.",
-                 t_now, t_from, t_to, (long long)(now - a->deadline_ms), (long long)skew);
-    return -1;
-}
-
-/*
  * Applies a (ours, not in the journal) and returns its result in journal form; NULL
  * when out of memory, or (with *transient set and the reason in why) when the action
  * could not be applied only because the disk is full, to be tried again later.
@@ -381,7 +345,8 @@ static json_t *apply(enf_t *e, const action_t *a, int *transient, char *why, siz
     /* the name goes into the result and the log: bounded, valid UTF-8 */
     snprintf(name, sizeof(name), "%s", a->name);
     cwpp_utf8_sanitize(name);
-    if (check_window(e, a, now, &o) == 0)
+    if (enf_check_window(now, a->issued_at_ms, a->deadline_ms, e->conf->clock_skew_max_ms,
+                         &o) == 0)
         enf_apply(&e->ctx, a->id, a->name, a->params, &o);
     cwpp_utf8_sanitize(o.reason);
     if (!o.ok && o.transient) {

@@ -14,7 +14,9 @@
  *      journal's append report it as CWPP_ETRANSIENT and change nothing, a waf action
  *      is a transient failure (not answered), a later write succeeds once;
  *   8. deadlines: a spawned command that hangs is killed with its process group, a hung
- *      nftables child is killed, both within their timeout, and the next call runs.
+ *      nftables child is killed, both within their timeout, and the next call runs;
+ *   9. the clock rule: an action's window widened by the tolerated skew, refusals that
+ *      name the agent's clock and the window.
  * The nftables, kill and usermod paths run in tests/integration/test_enforcer.py.
  */
 #include <setjmp.h>
@@ -529,6 +531,58 @@ static void test_deadlines(void **state)
     assert_int_equal(waitpid(-1, &status, WNOHANG), -1); /* no child left behind */
 }
 
+/* -------------------------------------------------------------- 9. clocks */
+
+static const struct {
+    int64_t     now, issued, deadline, skew;
+    const char *want; /* NULL: accepted; else a piece of the refusal */
+} windows[] = {
+    /* the agent's clock 10 min ahead of the responder's (issued at 1e12, 60 s to go) */
+    {1000000600000, 1000000000000, 1000000060000, 900000, NULL},
+    {1000000600000, 1000000000000, 1000000060000, 30000, "arrived after its deadline"},
+    {1000000600000, 1000000000000, 1000000060000, 30000, "ended 540000 ms ago"},
+    {1000000600000, 1000000000000, 1000000060000, 30000,
+     "this agent's clock (2001-09-09T01:56:40.000Z)"},
+    /* 10 min behind */
+    {999999400000, 1000000000000, 1000000060000, 900000, NULL},
+    {999999400000, 1000000000000, 1000000060000, 30000, "not valid yet"},
+    {999999400000, 1000000000000, 1000000060000, 30000, "600000 ms ahead of this agent's clock"},
+    {999999400000, 1000000000000, 1000000060000, 30000,
+     "its window: 2001-09-09T01:46:40.000Z to 2001-09-09T01:47:40.000Z"},
+    /* the edges: exactly the tolerance is accepted, 1 ms more is not */
+    {1000000090000, 1000000000000, 1000000060000, 30000, NULL},
+    {1000000090001, 1000000000000, 1000000060000, 30000, "after its deadline"},
+    {999999970000, 1000000000000, 1000000060000, 30000, NULL},
+    {999999969999, 1000000000000, 1000000060000, 30000, "not valid yet"},
+    /* no tolerance; 0 = no deadline / issue time unchecked */
+    {1000000060001, 1000000000000, 1000000060000, 0, "after its deadline"},
+    {2000000000000, 1000000000000, 0, 0, NULL},
+    {1, 0, 0, 0, NULL},
+};
+
+static void test_clock_window(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
+        enf_outcome_t o;
+        int           rc;
+
+        memset(&o, 0, sizeof(o));
+        o.ok = -1;
+        rc = enf_check_window(windows[i].now, windows[i].issued, windows[i].deadline,
+                              windows[i].skew, &o);
+        if (windows[i].want == NULL && (rc != 0 || o.ok != -1))
+            fail_msg("case %zu: refused: %s", i, o.reason);
+        if (windows[i].want != NULL &&
+            (rc != -1 || o.ok != 0 || strstr(o.reason, windows[i].want) == NULL))
+            fail_msg("case %zu: rc %d reason \"%s\", wanted \"%s\"", i, rc, o.reason,
+                     windows[i].want);
+        assert_true(strlen(o.reason) < sizeof(o.reason) - 1); /* never cut short */
+    }
+}
+
 /* ----------------------------------------------------- 6. quarantine and scan */
 
 static void test_quarantine_and_scan(void **state)
@@ -645,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_dispatch_table_matches_responder),
         cmocka_unit_test_setup_teardown(test_disk_full, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_deadlines, setup_dir, teardown_dir),
+        cmocka_unit_test(test_clock_window),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
