@@ -169,8 +169,8 @@ int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, in
  * (at most out_size - 1 bytes, NUL-terminated; out may be NULL with out_size 0, the rest
  * is drained) until EOF, then reaps it into *status. At deadline_ms (cwpp_mono_ms()) it
  * kills the process group pgrp (> 0) or else pid with SIGKILL, and gives the kernel a
- * second to let it go; a child that still does not die (stuck in the kernel) is left to
- * be reaped later (enf_reap_later). Returns 0, or CWPP_EIO when the deadline passed.
+ * second to let it go; a child that still does not die (stuck in the kernel) is
+ * remembered and reaped by a later call. Returns 0, or CWPP_EIO when the deadline passed.
  * Used by enf_spawn and the nftables child.
  */
 int enf_wait_child(pid_t pid, pid_t pgrp, int fd, int64_t deadline_ms, char *out,

@@ -17,14 +17,15 @@
  *      enforcer.clock.skew.max.ms (issued in the future, or past its deadline), fails
  *      without being applied, its reason naming both clocks; any other is applied
  *      (actions.c) and its result remembered in the journal;
- *   5. the journal is synced (fsync) before the batch returns: the loop then produces
- *      the results and only after that commits the offsets, so a crash anywhere
- *      redelivers actions whose results are either in the journal or were never sent.
+ *   5. the journal is synced (fsync) as soon as an action's result is put in it, before
+ *      the next record: the loop produces the results only after the batch returns and
+ *      commits the offsets only after that, so a crash anywhere redelivers actions whose
+ *      results are either in the journal or were never sent.
  * A result that cannot be remembered (the journal's disk fails, typically full) fails
- * the batch, which the loop retries with backoff; the agent is then not ready (/readyz
- * says why). The retry first writes what is still queued, and applies nothing new while
- * that fails; once it succeeds the redelivered actions are replays from memory, so each
- * is applied once and answered once. An action whose own effect failed only because the
+ * the batch at that action (nothing after it is applied), which the loop retries with
+ * backoff; the agent is then not ready (/readyz says why). The retry first writes what
+ * is still queued, and applies nothing new while that fails; once it succeeds the
+ * redelivered action is a replay from memory, so it is applied once and answered once. An action whose own effect failed only because the
  * disk is full (the WAF deny file could not be rewritten: nothing changed) is not
  * answered either: it is tried again with the batch.
  *
@@ -248,10 +249,11 @@ static void stall(enf_t *e, const char *why)
     pthread_mutex_lock(&e->stall_lock);
     snprintf(e->stall_why, sizeof(e->stall_why), "%s", why);
     pthread_mutex_unlock(&e->stall_lock);
-    if (!atomic_exchange(&e->stalled, 1))
-        cwpp_metric_set(e->m_stalled, 1);
+    if (atomic_exchange(&e->stalled, 1))
+        return; /* logged when it began; the loop logs each failed retry */
+    cwpp_metric_set(e->m_stalled, 1);
     cwpp_error("journal_write_failed", "%s; the batch is not answered nor committed and "
-               "is retried", why);
+               "is retried until the state directory is writable", why);
 }
 
 /* /readyz (the HTTP thread): not ready while stalled, else the loop's own check. */
@@ -412,10 +414,16 @@ static int one(enf_t *e, rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr
     }
     count_action(e, a.name, json_string_value(json_object_get(r, "status")));
     rc = enf_journal_put(e->journal, a.id, r);
-    if (rc == CWPP_OK)
-        rc = send_result(e, r, out, errstr, errstr_size);
-    else
+    if (rc != CWPP_OK) {
         cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    } else if (enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
+        /* remembered before anything else is applied: at most this one action waits,
+         * applied, for the disk (actions are a trickle; an fsync each costs nothing) */
+        stall(e, why);
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s", why);
+    } else {
+        rc = send_result(e, r, out, errstr, errstr_size);
+    }
     json_decref(r);
     return rc;
 }
@@ -437,8 +445,9 @@ static int batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     }
     for (i = 0; i < n && rc == CWPP_OK; i++)
         rc = one(e, msgs[i], out, errstr, errstr_size);
-    /* what was applied is remembered even when a later record failed the batch */
-    if (enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
+    /* each action was synced as it was applied; this catches what a failure left */
+    if (enf_journal_pending(e->journal) > 0 &&
+        enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
         stall(e, why);
         if (rc == CWPP_OK)
             rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s", why);
