@@ -109,19 +109,18 @@ int enf_wait_child(pid_t pid, pid_t pgrp, int fd, int64_t deadline_ms, char *out
         }
     }
     close(fd);
-    /* EOF: the child closed its end, normally by exiting; it may still be running
-     * (a grandchild holds the pipe, or it closed it early), so the deadline holds */
-    for (;;) {
+    /* EOF: the child normally exits now; one that closed its output and goes on is
+     * still held to the deadline */
+    while (!timed_out) {
         pid_t w = waitpid(pid, status, WNOHANG);
 
-        if (w == pid)
-            return timed_out ? CWPP_EIO : CWPP_OK;
-        if (w < 0 && errno != EINTR) /* not ours (cannot happen): nothing to wait for */
-            return timed_out ? CWPP_EIO : CWPP_OK;
-        if (timed_out || cwpp_mono_ms() >= deadline_ms)
+        if (w == pid || (w < 0 && errno != EINTR)) /* < 0: not ours (cannot happen) */
+            return CWPP_OK;
+        if (cwpp_mono_ms() >= deadline_ms)
             break;
         poll(NULL, 0, 5);
     }
+    /* past the deadline: whatever it started dies with it, even if it has exited */
     kill(pgrp > 0 ? -pgrp : pid, SIGKILL);
     if (pgrp > 0)
         kill(pid, SIGKILL); /* in case it left its group */

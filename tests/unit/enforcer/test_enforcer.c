@@ -510,6 +510,21 @@ static void test_deadlines(void **state)
     fclose(fp);
     usleep(100000);
     assert_true(proc_gone(grandchild)); /* killed with its group */
+    /* one that exits at once, leaving a child that holds its output open: the same */
+    unlink(pidfile);
+    snprintf(cmd, sizeof(cmd), "sleep 60 & echo $! > %s", pidfile);
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = cmd;
+    argv[3] = NULL;
+    assert_int_equal(enf_spawn(argv, 300, out, sizeof(out), &status, why, sizeof(why)),
+                     CWPP_EIO);
+    fp = fopen(pidfile, "r");
+    assert_non_null(fp);
+    assert_int_equal(fscanf(fp, "%ld", &grandchild), 1);
+    fclose(fp);
+    usleep(100000);
+    assert_true(proc_gone(grandchild));
     /* the next command runs normally */
     argv[0] = "/bin/echo";
     argv[1] = "fine";
