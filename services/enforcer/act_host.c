@@ -187,7 +187,7 @@ void enf_act_account(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_
     argv[k++] = disable ? "1" : "";
     argv[k++] = (char *)user;
     argv[k] = NULL;
-    if (enf_spawn(argv, ENF_SPAWN_MS, out, sizeof(out), &status, why, sizeof(why)) != CWPP_OK) {
+    if (enf_spawn(argv, c->command_ms, out, sizeof(out), &status, why, sizeof(why)) != CWPP_OK) {
         enf_fail(o, "could not %s the account %s: %s.", disable ? "disable" : "enable", user,
                  why);
         return;
@@ -219,10 +219,10 @@ int enf_waf_edit(const char *file, const char *ip, int add, int *changed, char *
 {
     FILE       *fp = fopen(file, "re");
     cwpp_buf_t  b = {0};
-    char       *line = NULL, want[80], tmp[PATH_MAX + 32];
+    char       *line = NULL, want[80];
     size_t      cap = 0;
     ssize_t     len;
-    int         found = 0, fd, rc = CWPP_OK, last_nl = 1;
+    int         found = 0, rc = CWPP_OK, last_nl = 1;
     mode_t      mode = 0644;
     struct stat st;
 
@@ -269,20 +269,11 @@ int enf_waf_edit(const char *file, const char *ip, int add, int *changed, char *
         cwpp_buf_free(&b);
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     }
-    snprintf(tmp, sizeof(tmp), "%s.cwpp-tmp", file);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0 || (b.len > 0 && write(fd, b.data, b.len) != (ssize_t)b.len) ||
-        fchmod(fd, mode) != 0 || fsync(fd) != 0 || rename(tmp, file) != 0) {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot rewrite %s: %s", file,
-                         strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        unlink(tmp);
-        cwpp_buf_free(&b);
-        return rc;
-    }
-    close(fd);
+    rc = enf_rewrite_file(file, b.data != NULL ? b.data : (unsigned char *)"", b.len, mode,
+                          errstr, errstr_size);
     cwpp_buf_free(&b);
+    if (rc != CWPP_OK)
+        return rc;
     *changed = 1;
     return CWPP_OK;
 }
@@ -293,7 +284,7 @@ void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o
     const char              *action = add ? "waf_block_ip" : "waf_unblock_ip";
     enf_net_t                n;
     char                     ip[64], why[600];
-    int                      changed = 0;
+    int                      changed = 0, rc;
 
     (void)id;
     if (enf_only_keys(p, action, keys, o) != 0 || enf_p_ip(p, action, &n, ip, o) != 0)
@@ -311,8 +302,9 @@ void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o
         enf_fail(o, "refusing to deny %s at the WAF: it is a management address.", ip);
         return;
     }
-    if (enf_waf_edit(c->waf_deny_file, ip, add, &changed, why, sizeof(why)) != CWPP_OK) {
+    if ((rc = enf_waf_edit(c->waf_deny_file, ip, add, &changed, why, sizeof(why))) != CWPP_OK) {
         enf_fail(o, "%s.", why);
+        o->transient = rc == CWPP_ETRANSIENT; /* disk full, the file unchanged: later */
         return;
     }
     /* reload even when the file was already right: a retry after a failed reload must
@@ -320,7 +312,7 @@ void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o
     if (c->waf_reload[0] != '\0') {
         char *argv[33], *copy = strdup(c->waf_reload), *save = NULL, *tok, out[2048];
         char  line[300], st[64];
-        int   k = 0, status = 0, rc;
+        int   k = 0, status = 0;
 
         if (copy == NULL) {
             enf_fail(o, "out of memory.");
@@ -330,7 +322,7 @@ void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o
              tok = strtok_r(NULL, " ", &save))
             argv[k++] = tok;
         argv[k] = NULL;
-        rc = k > 0 ? enf_spawn(argv, ENF_SPAWN_MS, out, sizeof(out), &status, why, sizeof(why))
+        rc = k > 0 ? enf_spawn(argv, c->command_ms, out, sizeof(out), &status, why, sizeof(why))
                    : cwpp_seterr(why, sizeof(why), CWPP_EIO, "the command is empty");
         free(copy);
         if (rc != CWPP_OK) {

@@ -88,7 +88,7 @@ void enf_act_block_ip(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome
         cmds[1].text = get;
         cmds[1].probe = 1;
         cmds[2].text = change;
-        if (enf_nft_run(c->netns, cmds, 3, why, sizeof(why)) != CWPP_OK) {
+        if (enf_nft_run(c->netns, c->nft_ms, cmds, 3, why, sizeof(why)) != CWPP_OK) {
             enf_fail(o, "could not block %s: %s.", ip, why);
             return;
         }
@@ -103,7 +103,7 @@ void enf_act_block_ip(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome
     }
     cmds[0].text = get;
     cmds[0].probe = 1;
-    if (enf_nft_run(c->netns, cmds, 1, why, sizeof(why)) != CWPP_OK) {
+    if (enf_nft_run(c->netns, c->nft_ms, cmds, 1, why, sizeof(why)) != CWPP_OK) {
         enf_fail(o, "could not unblock %s: %s.", ip, why);
         return;
     }
@@ -114,7 +114,7 @@ void enf_act_block_ip(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome
     }
     memset(cmds, 0, sizeof(cmds));
     cmds[0].text = change;
-    if (enf_nft_run(c->netns, cmds, 1, why, sizeof(why)) != CWPP_OK) {
+    if (enf_nft_run(c->netns, c->nft_ms, cmds, 1, why, sizeof(why)) != CWPP_OK) {
         enf_fail(o, "could not unblock %s: %s.", ip, why);
         return;
     }
@@ -240,7 +240,7 @@ void enf_act_isolate(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_
     cmds[0].text = "list table inet cwpp_isolation";
     cmds[0].probe = 1;
     cmds[1].text = (const char *)b.data;
-    if (enf_nft_run(c->netns, cmds, 2, why, sizeof(why)) != CWPP_OK) {
+    if (enf_nft_run(c->netns, c->nft_ms, cmds, 2, why, sizeof(why)) != CWPP_OK) {
         enf_fail(o, "could not isolate the host: %s.", why);
     } else {
         json_t *ml = json_array();
@@ -283,7 +283,7 @@ void enf_act_restore(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_
     cmds[0].text = "list table inet cwpp_isolation";
     cmds[0].probe = 1;
     cmds[1].text = "table inet cwpp_isolation {}\ndelete table inet cwpp_isolation\n";
-    if (enf_nft_run(c->netns, cmds, 2, why, sizeof(why)) != CWPP_OK) {
+    if (enf_nft_run(c->netns, c->nft_ms, cmds, 2, why, sizeof(why)) != CWPP_OK) {
         enf_fail(o, "could not restore the host's network: %s.", why);
         return;
     }

@@ -48,6 +48,38 @@ int enf_ok(enf_outcome_t *o, const char *fmt, ...)
     return 0;
 }
 
+/* ------------------------------------------------------------------ clocks */
+
+int enf_check_window(int64_t now, int64_t issued_at_ms, int64_t deadline_ms, int64_t skew,
+                     enf_outcome_t *o)
+{
+    char t_now[40], t_from[40], t_to[40];
+
+    if (!(issued_at_ms > 0 && issued_at_ms - skew > now) &&
+        !(deadline_ms > 0 && now - skew > deadline_ms))
+        return 0;
+    cwpp_format_time_ms(now, t_now, sizeof(t_now));
+    cwpp_format_time_ms(issued_at_ms, t_from, sizeof(t_from));
+    if (deadline_ms > 0)
+        cwpp_format_time_ms(deadline_ms, t_to, sizeof(t_to));
+    else
+        cwpp_strlcpy(t_to, "no deadline", sizeof(t_to));
+    if (issued_at_ms > 0 && issued_at_ms - skew > now)
+        enf_fail(o, "refused: the action is not valid yet by this agent's clock: it was "
+                 "issued at %s, %lld ms ahead of this agent's clock (%s), more than the %lld "
+                 "ms enforcer.clock.skew.max.ms tolerates (its window: %s to %s); not applied. "
+                 "Check the clocks (NTP) of this host and of the responder.",
+                 t_from, (long long)(issued_at_ms - now), t_now, (long long)skew, t_from,
+                 t_to);
+    else
+        enf_fail(o, "arrived after its deadline: by this agent's clock (%s) its window (%s to "
+                 "%s) ended %lld ms ago, more than the %lld ms enforcer.clock.skew.max.ms "
+                 "tolerates; not applied. If the action was sent just now, check the clocks "
+                 "(NTP) of this host and of the responder.",
+                 t_now, t_from, t_to, (long long)(now - deadline_ms), (long long)skew);
+    return -1;
+}
+
 /* ------------------------------------------------------------ management */
 
 const enf_net_t *enf_mgmt_match(const enf_ctx_t *c, const enf_net_t *a)

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -27,7 +28,10 @@
 
 #define ENF_REASON_MAX   1024     /* bytes of a result's reason sentence */
 #define ENF_SCAN_MAX     10000    /* files scan_file hashes in one directory at most */
-#define ENF_SPAWN_MS     30000    /* a spawned command (usermod, WAF reload) gets this long */
+#define ENF_SPAWN_MS     30000    /* a spawned command (usermod, WAF reload): default deadline */
+#define ENF_NFT_MS       10000    /* the nftables child: default deadline */
+#define ENF_NAME_MAX     64       /* bytes of an action's name copied into a result */
+#define ENF_DETAILS_MAX  65536    /* bytes of details_json a result carries at most */
 
 /* ---------------------------------------------------------------- addresses */
 
@@ -66,6 +70,8 @@ typedef struct enf_ctx {
     const char      *scan_signatures; /* "" = none */
     const char      *usermod_root;   /* "" = none */
     const char      *usermod_path;   /* the usermod binary */
+    int              command_ms;     /* deadline of a spawned command (<= 0: ENF_SPAWN_MS) */
+    int              nft_ms;         /* deadline of the nftables child (<= 0: ENF_NFT_MS) */
 } enf_ctx_t;
 
 /* What became of one action. */
@@ -73,6 +79,9 @@ typedef struct enf_outcome {
     int     ok;                     /* 1 succeeded, 0 failed */
     char    reason[ENF_REASON_MAX]; /* one sentence */
     json_t *details;                /* a JSON object or NULL ({}); owned */
+    int     transient;              /* with ok 0: nothing was changed and the failure is
+                                     * the disk being full; the action is not answered
+                                     * but tried again when the batch is retried */
 } enf_outcome_t;
 
 /* Sets o to failed with the formatted reason; returns 0 (for "return enf_fail(...)"). */
@@ -88,6 +97,16 @@ int enf_ok(enf_outcome_t *o, const char *fmt, ...) __attribute__((format(printf,
  */
 void enf_apply(const enf_ctx_t *c, const char *action_id, const char *action,
                const char *params_json, enf_outcome_t *o);
+
+/*
+ * The clock rule (docs/enforcer.md "Clocks"): an action is valid from issued_at_ms to
+ * deadline_ms by the responder's clock (0: that end unchecked); the agent, whose clock
+ * reads now, accepts it while now lies in that window widened by skew ms on both sides.
+ * Returns 0 when it does, else -1 with o failed and a reason that gives the agent's
+ * clock, the window and the tolerance ("not valid yet" / "arrived after its deadline").
+ */
+int enf_check_window(int64_t now, int64_t issued_at_ms, int64_t deadline_ms, int64_t skew,
+                     enf_outcome_t *o);
 
 /* 1 when name is one of the actions this agent knows (the metric label). */
 int enf_action_known(const char *name);
@@ -135,21 +154,48 @@ const char *enf_status_text(int st, char *buf, size_t size);
 int enf_user_valid(const char *user);
 
 /*
- * Runs argv (argv[0] a path, or a name looked up in PATH) without a shell, stdin from
- * /dev/null, stdout and stderr captured into out (at most out_size - 1 bytes, always
- * NUL-terminated), killed after timeout_ms. *status is the waitpid status. Returns 0
- * when it ran (whatever its exit status), CWPP_EIO with errstr when it could not be
- * started or timed out.
+ * Runs argv (argv[0] a path, or a name looked up in PATH) without a shell, in its own
+ * process group, stdin from /dev/null, stdout and stderr captured into out (at most
+ * out_size - 1 bytes, always NUL-terminated). Past timeout_ms (<= 0: ENF_SPAWN_MS) its
+ * whole process group is killed. *status is the waitpid status. Returns 0 when it ran
+ * (whatever its exit status), CWPP_EIO with errstr when it could not be started or did
+ * not finish in time.
  */
 int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, int *status,
               char *errstr, size_t errstr_size);
 
+/*
+ * Waits for the child pid whose output arrives on fd (which it closes): reads into out
+ * (at most out_size - 1 bytes, NUL-terminated; out may be NULL with out_size 0, the rest
+ * is drained) until EOF, then reaps it into *status. At deadline_ms (cwpp_mono_ms()) it
+ * kills the process group pgrp (> 0) or else pid with SIGKILL, and gives the kernel a
+ * second to let it go; a child that still does not die (stuck in the kernel) is
+ * remembered and reaped by a later call. Returns 0, or CWPP_EIO when the deadline passed.
+ * Used by enf_spawn and the nftables child.
+ */
+int enf_wait_child(pid_t pid, pid_t pgrp, int fd, int64_t deadline_ms, char *out,
+                   size_t out_size, int *status);
+
 /* Rewrites the WAF deny file: add (1) or remove (0) the line "deny IP;"; *changed says
- * whether the file changed. Other lines are kept. Returns 0 or CWPP_EIO with errstr. */
+ * whether the file changed. Other lines are kept. Returns 0, CWPP_ETRANSIENT when the
+ * disk is full (the file unchanged) or CWPP_EIO, with errstr. */
 int enf_waf_edit(const char *file, const char *ip, int add, int *changed, char *errstr,
                  size_t errstr_size);
 
 /* ------------------------------------------------------------------- files */
+
+/*
+ * Replaces the file at path by len bytes of data atomically: writes <path>.cwpp-tmp
+ * (created with mode, O_NOFOLLOW), fsyncs it, renames it over path and fsyncs the
+ * directory. On failure path is unchanged and the temporary file removed. Returns 0,
+ * CWPP_ETRANSIENT when the file system is full (ENOSPC, EDQUOT: the same write works
+ * once space returns) or CWPP_EIO, with errstr "cannot rewrite PATH: ...". The fault
+ * point "enforcer.disk_full" makes a call fail with ENOSPC. (files.c)
+ */
+int enf_rewrite_file(const char *path, const void *data, size_t len, mode_t mode,
+                     char *errstr, size_t errstr_size);
+/* 1 when errno value err means "the file system is full" (ENOSPC, EDQUOT). */
+int enf_errno_disk_full(int err);
 
 /* SHA-256 of everything readable from fd (from its current offset) as 64 lower-case hex
  * digits into hex[65]. Returns 0 or CWPP_EIO with errstr. */
@@ -181,12 +227,14 @@ typedef struct enf_nft_cmd {
 
 /*
  * Runs the scripts in order in a forked child that first enters the network namespace
- * at netns (unless ""), with libnftables. Stops at the first failing non-probe script.
+ * at netns (unless ""), with libnftables; the child is killed when it has not finished
+ * after timeout_ms (<= 0: ENF_NFT_MS). Stops at the first failing non-probe script.
  * Returns 0 when every non-probe script succeeded (each cmds[i].rc set), else CWPP_EIO
- * with nft's error message (or why the child failed) in errstr.
+ * with nft's error message (or why the child failed, or that it timed out) in errstr.
+ * The fault point "enforcer.nft_hang" makes the child hang (tests of the deadline).
  */
-int enf_nft_run(const char *netns, enf_nft_cmd_t *cmds, size_t n, char *errstr,
-                size_t errstr_size);
+int enf_nft_run(const char *netns, int timeout_ms, enf_nft_cmd_t *cmds, size_t n,
+                char *errstr, size_t errstr_size);
 
 /* ------------------------------------------------------------------ journal */
 
@@ -205,9 +253,12 @@ json_t *enf_journal_get(enf_journal_t *j, const char *action_id);
  * CWPP_ENOMEM. */
 int enf_journal_put(enf_journal_t *j, const char *action_id, json_t *result);
 /* Appends the queued lines and fsyncs; on failure the file is cut back and the lines
- * stay queued. Rewrites the file when it grew past twice max lines. Returns 0 or
- * CWPP_EIO with errstr. */
+ * stay queued (a later sync writes them). Rewrites the file when it grew past twice max
+ * lines. Returns 0, CWPP_ETRANSIENT when the disk is full (ENOSPC, EDQUOT; the fault
+ * point "enforcer.disk_full" simulates it) or CWPP_EIO, with errstr. */
 int enf_journal_sync(enf_journal_t *j, char *errstr, size_t errstr_size);
+/* Lines queued and not yet written by a sync. */
+size_t enf_journal_pending(const enf_journal_t *j);
 /* Entries held in memory / lines in the file. */
 size_t enf_journal_count(const enf_journal_t *j);
 size_t enf_journal_file_lines(const enf_journal_t *j);

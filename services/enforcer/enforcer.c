@@ -13,18 +13,33 @@
  *   2. an action for another account or asset is skipped (counted);
  *   3. an action_id found in the journal is answered with the stored result, not
  *      applied again (counted as a replay);
- *   4. an action past its deadline fails without being applied; any other is applied
+ *   4. an action outside its validity window by this agent's clock, give or take
+ *      enforcer.clock.skew.max.ms (issued in the future, or past its deadline), fails
+ *      without being applied, its reason naming both clocks; any other is applied
  *      (actions.c) and its result remembered in the journal;
- *   5. the journal is synced (fsync) before the batch returns: the loop then produces
- *      the results and only after that commits the offsets, so a crash anywhere
- *      redelivers actions whose results are either in the journal or were never sent.
- * A result that cannot be remembered (the journal's disk fails) fails the batch, which
- * the loop retries: the redelivered actions are then replays from memory.
+ *   5. the journal is synced (fsync) as soon as an action's result is put in it, before
+ *      the next record: the loop produces the results only after the batch returns and
+ *      commits the offsets only after that, so a crash anywhere redelivers actions whose
+ *      results are either in the journal or were never sent.
+ * A result that cannot be remembered (the journal's disk fails, typically full) fails
+ * the batch at that action (nothing after it is applied), which the loop retries with
+ * backoff; the agent is then not ready (/readyz says why). The retry first writes what
+ * is still queued, and applies nothing new while that fails; once it succeeds the
+ * redelivered action is a replay from memory, so it is applied once and answered once. An action whose own effect failed only because the
+ * disk is full (the WAF deny file could not be rewritten: nothing changed) is not
+ * answered either: it is tried again with the batch.
+ *
+ * Whatever comes in, what goes out is bounded: a dead letter by cwpp_service_dead_letter,
+ * a result by its fields (ids at most ID_MAX bytes, the action's name ENF_NAME_MAX, the
+ * reason ENF_REASON_MAX, details_json ENF_DETAILS_MAX), so no record can make the agent
+ * produce something its topic refuses.
  */
 #include "enf_internal.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +89,19 @@ const cwpp_conf_prop_t enf_props[] = {
     {"enforcer.max.message.bytes", CWPP_CONF_INT, offsetof(enf_conf_t, max_message_bytes),
      "1048576", 1024, 16777216, 0,
      "Action records larger than this go to the dead-letter topic as oversized."},
+    {"enforcer.command.timeout.ms", CWPP_CONF_INT, offsetof(enf_conf_t, command_timeout_ms),
+     "30000", 100, 3600000, 0,
+     "Longest a spawned command (usermod, the WAF reload command) may run; past it its "
+     "process group is killed and the action fails."},
+    {"enforcer.nft.timeout.ms", CWPP_CONF_INT, offsetof(enf_conf_t, nft_timeout_ms), "10000",
+     100, 600000, 0,
+     "Longest an nftables change (a forked child running libnftables) may take; past it "
+     "the child is killed and the action fails."},
+    {"enforcer.clock.skew.max.ms", CWPP_CONF_INT, offsetof(enf_conf_t, clock_skew_max_ms),
+     "30000", 0, 86400000, 0,
+     "Tolerated difference between this host's clock and the responder's: an action issued "
+     "more than this in the agent's future, or whose deadline passed more than this ago, is "
+     "refused (answered failed, the clocks named in its reason)."},
 };
 const size_t enf_nprops = sizeof(enf_props) / sizeof(enf_props[0]);
 
@@ -92,7 +120,11 @@ typedef struct enf {
     int                have_values; /* bits: v_action, v_result, v_rejected made */
     cwpp_buf_t         buf;
     cwpp_metrics_t    *metrics;
-    cwpp_metric_t     *m_skipped, *m_dead, *m_replays, *m_journal;
+    cwpp_metric_t     *m_skipped, *m_dead, *m_replays, *m_journal, *m_stalled;
+    cwpp_loop_t       *loop;             /* while enf_run runs it */
+    atomic_int         stalled;          /* 1: the disk is full (or failing): waiting */
+    pthread_mutex_t    stall_lock;       /* guards stall_why (read by the HTTP thread) */
+    char               stall_why[600];   /* why, for /readyz */
 } enf_t;
 
 /* ---------------------------------------------------------------- config */
@@ -208,6 +240,37 @@ static int dead_letter(enf_t *e, const rd_kafka_message_t *m, const char *code,
                                     code, reason, out, errstr, errstr_size);
 }
 
+/* ------------------------------------------------------------------ stalls */
+
+/* The agent cannot remember results (or apply an action) because the disk is full or
+ * failing: logged as an error, counted, and /readyz says why until a batch succeeds. */
+static void stall(enf_t *e, const char *why)
+{
+    pthread_mutex_lock(&e->stall_lock);
+    snprintf(e->stall_why, sizeof(e->stall_why), "%s", why);
+    pthread_mutex_unlock(&e->stall_lock);
+    if (atomic_exchange(&e->stalled, 1))
+        return; /* logged when it began; the loop logs each failed retry */
+    cwpp_metric_set(e->m_stalled, 1);
+    cwpp_error("journal_write_failed", "%s; the batch is not answered nor committed and "
+               "is retried until the state directory is writable", why);
+}
+
+/* /readyz (the HTTP thread): not ready while stalled, else the loop's own check. */
+static int ready(void *opaque, char *reason, size_t reason_size)
+{
+    enf_t *e = opaque;
+
+    if (atomic_load(&e->stalled)) {
+        pthread_mutex_lock(&e->stall_lock);
+        cwpp_seterr(reason, reason_size, 0, "waiting for the state directory %s: %s",
+                    e->conf->state_dir, e->stall_why);
+        pthread_mutex_unlock(&e->stall_lock);
+        return 0;
+    }
+    return cwpp_loop_ready(e->loop, reason, reason_size);
+}
+
 /* ------------------------------------------------------------------ batch */
 
 typedef struct action {
@@ -259,38 +322,66 @@ static int decode(enf_t *e, const rd_kafka_message_t *m, action_t *a, const char
         snprintf(why, whysz, "the action_id or task_id is longer than %d bytes", ID_MAX);
         return -1;
     }
+    /* they are copied into the result and the journal (JSON): text, not any bytes */
+    if (!cwpp_utf8_valid(a->id, strlen(a->id)) || !cwpp_utf8_valid(a->task, strlen(a->task))) {
+        snprintf(why, whysz, "the action_id or task_id is not valid UTF-8");
+        return -1;
+    }
     return 0;
 }
 
-/* Applies a (ours, not in the journal) and returns its result in journal form. */
-static json_t *apply(enf_t *e, const action_t *a)
+/*
+ * Applies a (ours, not in the journal) and returns its result in journal form; NULL
+ * when out of memory, or (with *transient set and the reason in why) when the action
+ * could not be applied only because the disk is full, to be tried again later.
+ */
+static json_t *apply(enf_t *e, const action_t *a, int *transient, char *why, size_t whysz)
 {
     enf_outcome_t o;
     json_t       *r;
-    char         *details;
+    char         *details, name[ENF_NAME_MAX + 1];
     int64_t       now = cwpp_now_ms();
 
+    *transient = 0;
     memset(&o, 0, sizeof(o));
-    if (a->deadline_ms > 0 && now > a->deadline_ms)
-        enf_fail(&o, "arrived after its deadline (%lld ms late): not applied.",
-                 (long long)(now - a->deadline_ms));
-    else
+    /* the name goes into the result and the log: bounded, valid UTF-8 */
+    snprintf(name, sizeof(name), "%s", a->name);
+    cwpp_utf8_sanitize(name);
+    if (enf_check_window(now, a->issued_at_ms, a->deadline_ms, e->conf->clock_skew_max_ms,
+                         &o) == 0)
         enf_apply(&e->ctx, a->id, a->name, a->params, &o);
     cwpp_utf8_sanitize(o.reason);
+    if (!o.ok && o.transient) {
+        json_decref(o.details);
+        *transient = 1;
+        snprintf(why, whysz, "%s %s waits for disk space: %s", name, a->id, o.reason);
+        return NULL;
+    }
     details = o.details != NULL ? json_dumps(o.details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(o.details);
+    if (details != NULL && strlen(details) > ENF_DETAILS_MAX) {
+        /* e.g. scan_file listing thousands of infected files: the result must fit */
+        size_t len = strlen(details);
+
+        free(details);
+        details = NULL;
+        o.details = json_pack("{s:b, s:I}", "truncated", 1, "bytes", (json_int_t)len);
+        details = o.details != NULL ? json_dumps(o.details, JSON_COMPACT | JSON_SORT_KEYS)
+                                    : NULL;
+        json_decref(o.details);
+    }
     r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "action_id", a->id,
                   "task_id", a->task, "account_id", a->account, "asset_id", a->asset, "action",
-                  a->name, "agent", e->agent, "status", o.ok ? "succeeded" : "failed", "reason",
+                  name, "agent", e->agent, "status", o.ok ? "succeeded" : "failed", "reason",
                   o.reason, "details_json", details != NULL ? details : "{}", "finished_at_ms",
                   (json_int_t)cwpp_now_ms());
     free(details);
     if (r != NULL)
         cwpp_logj(o.ok ? CWPP_LOG_INFO : CWPP_LOG_WARN, "action",
                   json_pack("{s:s, s:s, s:s, s:i, s:s}", "action_id", a->id, "task_id", a->task,
-                            "action", a->name, "attempt", (int)a->attempt, "status",
+                            "action", name, "attempt", (int)a->attempt, "status",
                             o.ok ? "succeeded" : "failed"),
-                  "%s %s: %s: %s", a->name, a->id, o.ok ? "succeeded" : "failed", o.reason);
+                  "%s %s: %s: %s", name, a->id, o.ok ? "succeeded" : "failed", o.reason);
     return r;
 }
 
@@ -299,9 +390,9 @@ static int one(enf_t *e, rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr
 {
     action_t    a;
     const char *code = NULL;
-    char        why[400];
+    char        why[ENF_REASON_MAX + 400];
     json_t     *r;
-    int         rc;
+    int         rc, transient = 0;
 
     memset(&a, 0, sizeof(a));
     if (decode(e, m, &a, &code, why, sizeof(why)) != 0)
@@ -315,14 +406,24 @@ static int one(enf_t *e, rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr
         cwpp_info("replay", "%s %s was applied before: sending its result again", a.name, a.id);
         return send_result(e, r, out, errstr, errstr_size);
     }
-    if ((r = apply(e, &a)) == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if ((r = apply(e, &a, &transient, why, sizeof(why))) == NULL) {
+        if (!transient)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        stall(e, why);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s", why);
+    }
     count_action(e, a.name, json_string_value(json_object_get(r, "status")));
     rc = enf_journal_put(e->journal, a.id, r);
-    if (rc == CWPP_OK)
-        rc = send_result(e, r, out, errstr, errstr_size);
-    else
+    if (rc != CWPP_OK) {
         cwpp_seterr(errstr, errstr_size, rc, "out of memory");
+    } else if (enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
+        /* remembered before anything else is applied: at most this one action waits,
+         * applied, for the disk (actions are a trickle; an fsync each costs nothing) */
+        stall(e, why);
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s", why);
+    } else {
+        rc = send_result(e, r, out, errstr, errstr_size);
+    }
     json_decref(r);
     return rc;
 }
@@ -335,15 +436,29 @@ static int batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     char   why[512];
     int    rc = CWPP_OK;
 
+    /* results a failed sync left queued are written first: while that fails, nothing
+     * new is applied (its result could not be remembered either) */
+    if (enf_journal_pending(e->journal) > 0 &&
+        enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
+        stall(e, why);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s", why);
+    }
     for (i = 0; i < n && rc == CWPP_OK; i++)
         rc = one(e, msgs[i], out, errstr, errstr_size);
-    /* what was applied is remembered even when a later record failed the batch */
-    if (enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
-        cwpp_warn("journal_sync_failed", "%s", why);
+    /* each action was synced as it was applied; this catches what a failure left */
+    if (enf_journal_pending(e->journal) > 0 &&
+        enf_journal_sync(e->journal, why, sizeof(why)) != CWPP_OK) {
+        stall(e, why);
         if (rc == CWPP_OK)
             rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "%s", why);
     }
     cwpp_metric_set(e->m_journal, (int64_t)enf_journal_count(e->journal));
+    if (rc == CWPP_OK && atomic_load(&e->stalled)) {
+        atomic_store(&e->stalled, 0);
+        cwpp_metric_set(e->m_stalled, 0);
+        cwpp_info("journal_writable", "the state directory %s is writable again: going on",
+                  e->conf->state_dir);
+    }
     return rc;
 }
 
@@ -365,6 +480,7 @@ static void enf_destroy(enf_t *e)
     enf_journal_destroy(e->journal);
     cwpp_buf_free(&e->buf);
     free(e->mgmt);
+    pthread_mutex_destroy(&e->stall_lock);
     free(e);
 }
 
@@ -391,6 +507,8 @@ static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *err
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&e->stall_lock, NULL);
+    atomic_init(&e->stalled, 0);
     e->conf = conf;
     e->metrics = metrics;
     if (conf->name[0] != '\0')
@@ -435,6 +553,8 @@ static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *err
     e->ctx.scan_signatures = conf->scan_signatures;
     e->ctx.usermod_root = conf->usermod_root;
     e->ctx.usermod_path = usermod_path();
+    e->ctx.command_ms = (int)conf->command_timeout_ms;
+    e->ctx.nft_ms = (int)conf->nft_timeout_ms;
     e->m_skipped = cwpp_counter(metrics, "cwpp_enforcer_skipped_total",
                                 "Actions for another account or asset: not ours, skipped.");
     e->m_replays = cwpp_counter(metrics, "cwpp_enforcer_replays_total",
@@ -442,6 +562,9 @@ static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *err
                                 "applied again.");
     e->m_journal = cwpp_gauge(metrics, "cwpp_enforcer_journal_entries",
                               "Action ids the journal remembers.");
+    e->m_stalled = cwpp_gauge(metrics, "cwpp_enforcer_stalled",
+                              "1 while results cannot be written to the state directory "
+                              "(disk full): actions wait.");
     cwpp_counter(metrics, "cwpp_enforcer_dead_letters_total{reason=\"bad_avro\"}",
                  "Records sent to the dead-letter topic.");
     cwpp_metric_set(e->m_journal, (int64_t)enf_journal_count(e->journal));
@@ -449,6 +572,43 @@ static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *err
 fail:
     enf_destroy(e);
     return NULL;
+}
+
+/*
+ * cwpp_service_run_loop, with the agent's own readiness in front of the loop's: /readyz
+ * must say "the disk is full" when that is why batches fail. Returns the exit code.
+ */
+static int run_loop(enf_t *e, const cwpp_common_conf_t *common, const cwpp_service_env_t *env,
+                    const cwpp_topic_id_t *inputs, size_t ninputs)
+{
+    cwpp_loop_conf_t lc;
+    char             errstr[512];
+    int              rc;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.service = "enforcer";
+    lc.brokers = common->kafka_brokers;
+    lc.props = env->kafka_props;
+    lc.group_id = common->group_id;
+    lc.prefix = common->topic_prefix;
+    lc.inputs = inputs;
+    lc.ninputs = ninputs;
+    lc.batch_max_messages = (int)common->batch_max_messages;
+    lc.batch_max_ms = (int)common->batch_max_ms;
+    lc.retry_max_ms = (int)common->retry_max_ms;
+    lc.metrics = env->metrics;
+    if ((e->loop = cwpp_loop_new(&lc, errstr, sizeof(errstr))) == NULL) {
+        cwpp_error("config_error", "%s", errstr);
+        return 1;
+    }
+    cwpp_service_set_loop(e->loop);
+    cwpp_service_set_ready(ready, e);
+    rc = cwpp_loop_run(e->loop, batch, e);
+    cwpp_service_set_ready(NULL, NULL);
+    cwpp_service_set_loop(NULL);
+    cwpp_loop_destroy(e->loop);
+    e->loop = NULL;
+    return rc == CWPP_OK ? 0 : 2;
 }
 
 int enf_run(const void *confp, const cwpp_service_env_t *env)
@@ -477,7 +637,7 @@ int enf_run(const void *confp, const cwpp_service_env_t *env)
               "agent %s for account %s asset %s (%zu management addresses, %zu journal "
               "entries)", e->agent, conf->account_id, conf->asset_id, e->nmgmt,
               enf_journal_count(e->journal));
-    rc = cwpp_service_run_loop("enforcer", &common, env, inputs, 1, batch, e, NULL);
+    rc = run_loop(e, &common, env, inputs, 1);
     enf_destroy(e);
     return rc;
 }

@@ -36,6 +36,9 @@ typedef struct enf_conf {
     char              *usermod_root;   /* usermod --root DIR; "" = the machine's */
     int64_t            journal_max;    /* action ids remembered */
     int64_t            max_message_bytes; /* larger records are dead letters */
+    int64_t            command_timeout_ms; /* usermod, the WAF reload: killed past it */
+    int64_t            nft_timeout_ms;     /* the nftables child: killed past it */
+    int64_t            clock_skew_max_ms;  /* tolerated difference with the responder's clock */
 } enf_conf_t;
 
 extern const cwpp_conf_prop_t enf_props[];

@@ -13,11 +13,16 @@
  *
  * Signatures (enforcer.scan.signatures) are read at each scan, so an updated file takes
  * effect without a restart: one SHA-256 in hex per line, '#' starts a comment.
+ *
+ * Also the one atomic rewrite of a whole file (temporary file, fsync, rename, fsync of
+ * the directory) that the journal's compaction and the WAF deny file share.
  */
 #include "enf_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +33,76 @@
 #include <openssl/evp.h>
 
 #include "cwpp_log.h"
+
+int enf_errno_disk_full(int err)
+{
+    return err == ENOSPC || err == EDQUOT;
+}
+
+/* fsync of the directory holding path (after a rename in it); 0 or -1 with errno. */
+static int fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    int   fd, rc = -1;
+
+    if (copy == NULL)
+        return -1;
+    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        rc = fsync(fd);
+        close(fd);
+    }
+    free(copy);
+    return rc;
+}
+
+int enf_rewrite_file(const char *path, const void *data, size_t len, mode_t mode,
+                     char *errstr, size_t errstr_size)
+{
+    char                 tmp[PATH_MAX + 16];
+    const unsigned char *p = data;
+    size_t               done = 0;
+    int                  fd, err;
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.cwpp-tmp", path) >= sizeof(tmp))
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot rewrite %s: path too long",
+                           path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        goto fail;
+    if (cwpp_fault_hit("enforcer.disk_full")) {
+        errno = ENOSPC;
+        goto fail;
+    }
+    while (done < len) {
+        ssize_t w = write(fd, p + done, len - done);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            goto fail;
+        if (w == 0) {
+            errno = ENOSPC;
+            goto fail;
+        }
+        done += (size_t)w;
+    }
+    if (fchmod(fd, mode) != 0 || fsync(fd) != 0 || rename(tmp, path) != 0)
+        goto fail;
+    close(fd);
+    if (fsync_dir_of(path) != 0)
+        cwpp_warn("fsync_dir_failed", "cannot fsync the directory of %s: %s", path,
+                  strerror(errno)); /* the rename happened; only its durability is late */
+    return CWPP_OK;
+fail:
+    err = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return cwpp_seterr(errstr, errstr_size,
+                       enf_errno_disk_full(err) ? CWPP_ETRANSIENT : CWPP_EIO,
+                       "cannot rewrite %s: %s", path, strerror(err));
+}
 
 int enf_sha256_fd(int fd, char hex[65], char *errstr, size_t errstr_size)
 {

@@ -21,7 +21,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,31 +117,13 @@ static int append_line(cwpp_buf_t *b, json_t *result)
     return rc;
 }
 
-static int fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    int   fd, rc = -1;
-
-    if (copy == NULL)
-        return -1;
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        rc = fsync(fd);
-        close(fd);
-    }
-    free(copy);
-    return rc;
-}
-
 /* Rewrites the file with the entries held, oldest first, and reopens it. */
 static int compact(enf_journal_t *j, char *errstr, size_t errstr_size)
 {
     cwpp_buf_t b = {0};
-    char       tmp[4200];
     size_t     i;
-    int        fd = -1, rc = CWPP_OK;
+    int        rc = CWPP_OK;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
     for (i = 0; rc == CWPP_OK && i < j->count; i++)
         rc = append_line(&b, j->ring[(j->head + i) % j->max]->result);
     if (rc == CWPP_OK)
@@ -152,19 +133,11 @@ static int compact(enf_journal_t *j, char *errstr, size_t errstr_size)
         cwpp_buf_free(&b);
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, b.data != NULL ? b.data : (unsigned char *)"", b.len) !=
-                      (ssize_t)b.len || fsync(fd) != 0 || rename(tmp, j->path) != 0) {
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot rewrite the journal %s: %s",
-                         j->path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        unlink(tmp);
+    if ((rc = enf_rewrite_file(j->path, b.data != NULL ? b.data : (unsigned char *)"",
+                               b.len, 0600, errstr, errstr_size)) != CWPP_OK) {
         cwpp_buf_free(&b);
         return rc;
     }
-    close(fd);
-    fsync_dir_of(j->path);
     if (j->fd >= 0)
         close(j->fd);
     j->fd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -189,6 +162,7 @@ static int load(enf_journal_t *j, char *errstr, size_t errstr_size)
     char   *line = NULL;
     size_t  cap = 0, bad = 0, dup = 0;
     ssize_t len;
+    off_t   whole = 0; /* bytes up to the end of the last whole line */
     int     rc = CWPP_OK;
 
     if (fp == NULL)
@@ -206,6 +180,7 @@ static int load(enf_journal_t *j, char *errstr, size_t errstr_size)
             bad++;
             continue;
         }
+        whole += (off_t)len;
         r = json_loadb(line, (size_t)len, 0, &jerr);
         id = json_string_value(json_object_get(r, "action_id"));
         if (!json_is_object(r) || id == NULL || id[0] == '\0' ||
@@ -227,8 +202,19 @@ static int load(enf_journal_t *j, char *errstr, size_t errstr_size)
     if (rc == CWPP_OK && bad > 0)
         cwpp_warn("journal_bad_lines", "skipped %zu unreadable lines of the journal %s", bad,
                   j->path);
-    if (rc == CWPP_OK && (j->file_lines > j->count))
+    if (rc == CWPP_OK && (j->file_lines > j->count)) {
         rc = compact(j, errstr, errstr_size);
+        /* a full disk does not keep the agent from starting: the file stays as it is,
+         * less a line cut short at its end (cutting needs no space), and new lines are
+         * appended after it as usual */
+        if (rc == CWPP_ETRANSIENT) {
+            cwpp_warn("journal_compact_failed", "%s; keeping the journal as it is", errstr);
+            if (truncate(j->path, whole) != 0)
+                cwpp_warn("journal_truncate_failed", "cannot cut back the journal %s: %s",
+                          j->path, strerror(errno));
+            rc = CWPP_OK;
+        }
+    }
     (void)dup;
     return rc;
 }
@@ -309,11 +295,17 @@ int enf_journal_sync(enf_journal_t *j, char *errstr, size_t errstr_size)
         errno = EIO;
         goto fail;
     }
+    if (cwpp_fault_hit("enforcer.disk_full")) {
+        errno = ENOSPC;
+        goto fail;
+    }
     while (done < j->pending.len) {
         ssize_t w = write(j->fd, j->pending.data + done, j->pending.len - done);
 
         if (w < 0 && errno == EINTR)
             continue;
+        if (w == 0)
+            errno = ENOSPC;
         if (w <= 0)
             goto fail;
         done += (size_t)w;
@@ -338,9 +330,15 @@ fail:
         if (ftruncate(j->fd, j->file_size) != 0)
             cwpp_warn("journal_truncate_failed", "cannot cut back the journal %s: %s", j->path,
                       strerror(errno));
-        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot write the journal %s: %s",
-                           j->path, strerror(err));
+        return cwpp_seterr(errstr, errstr_size,
+                           enf_errno_disk_full(err) ? CWPP_ETRANSIENT : CWPP_EIO,
+                           "cannot write the journal %s: %s", j->path, strerror(err));
     }
+}
+
+size_t enf_journal_pending(const enf_journal_t *j)
+{
+    return j->pending_lines;
 }
 
 size_t enf_journal_count(const enf_journal_t *j)

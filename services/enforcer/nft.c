@@ -10,6 +10,12 @@
  * logging, no Kafka). The same path runs without a namespace, so the tested path is the
  * production path.
  *
+ * A libnftables call runs in the calling process and cannot be interrupted (a netlink
+ * request the kernel never answers, a lock held elsewhere), which is one more reason it
+ * lives in the child: the parent waits for it with a deadline (enforcer.nft.timeout.ms)
+ * and kills it past that (enf_wait_child), so a hung nftables change fails its action
+ * and the agent goes on with the next one.
+ *
  * Pipe protocol, child to parent: one byte per script run, '0' (ran) or '1' (failed);
  * after a failing non-probe script, 'E' and nft's error text up to EOF.
  */
@@ -43,11 +49,15 @@ static void put(int fd, const char *p, size_t len)
     }
 }
 
-/* The child: never returns. */
-static void child(int nsfd, int wfd, enf_nft_cmd_t *cmds, size_t n)
+/* The child: never returns. hang: the test fault "enforcer.nft_hang" (decided in the
+ * parent, where the fault counter lives). */
+static void child(int nsfd, int wfd, enf_nft_cmd_t *cmds, size_t n, int hang)
 {
     struct nft_ctx *ctx;
     size_t          i;
+
+    while (hang)
+        pause(); /* a libnftables call that never returns */
 
     if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) != 0) {
         char msg[256];
@@ -89,14 +99,17 @@ static void first_line(char *s)
         *nl = '\0';
 }
 
-int enf_nft_run(const char *netns, enf_nft_cmd_t *cmds, size_t n, char *errstr,
-                size_t errstr_size)
+int enf_nft_run(const char *netns, int timeout_ms, enf_nft_cmd_t *cmds, size_t n,
+                char *errstr, size_t errstr_size)
 {
-    char   buf[NFT_ERR_MAX + 256];
-    size_t got = 0, i;
-    int    p[2], nsfd = -1, status = 0, rc = CWPP_OK;
-    pid_t  pid;
+    char    buf[NFT_ERR_MAX + 256];
+    size_t  i;
+    int     p[2], nsfd = -1, status = 0, rc = CWPP_OK, hang;
+    int64_t until;
+    pid_t   pid;
 
+    if (timeout_ms <= 0)
+        timeout_ms = ENF_NFT_MS;
     for (i = 0; i < n; i++)
         cmds[i].rc = -1;
     if (netns != NULL && netns[0] != '\0' &&
@@ -107,6 +120,7 @@ int enf_nft_run(const char *netns, enf_nft_cmd_t *cmds, size_t n, char *errstr,
         rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "pipe: %s", strerror(errno));
         goto out;
     }
+    hang = cwpp_fault_hit("enforcer.nft_hang");
     if ((pid = fork()) < 0) {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "fork: %s", strerror(errno));
         close(p[0]);
@@ -115,32 +129,19 @@ int enf_nft_run(const char *netns, enf_nft_cmd_t *cmds, size_t n, char *errstr,
     }
     if (pid == 0) {
         close(p[0]);
-        child(nsfd, p[1], cmds, n);
+        child(nsfd, p[1], cmds, n, hang);
     }
     close(p[1]);
-    for (;;) {
-        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        if (got == sizeof(buf) - 1) { /* drain the rest of a long error */
-            char sink[512];
-
-            while (read(p[0], sink, sizeof(sink)) > 0)
-                ;
-            break;
-        }
+    until = cwpp_mono_ms() + timeout_ms;
+    if (enf_wait_child(pid, 0, p[0], until, buf, sizeof(buf), &status) != CWPP_OK) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO,
+                         "the nftables helper process did not finish within %d ms "
+                         "(enforcer.nft.timeout.ms) and was killed", timeout_ms);
+        goto out;
     }
-    close(p[0]);
-    buf[got] = '\0';
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    for (i = 0; i < got && i < n && (buf[i] == '0' || buf[i] == '1'); i++)
+    for (i = 0; buf[i] != '\0' && i < n && (buf[i] == '0' || buf[i] == '1'); i++)
         cmds[i].rc = buf[i] - '0';
-    if (i < got && buf[i] == 'E') {
+    if (buf[i] == 'E') {
         first_line(buf + i + 1);
         rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "nft: %s", buf + i + 1);
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || i < n) {

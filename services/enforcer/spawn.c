@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * spawn.c: running a helper program (usermod) without a shell, with a deadline, and
- * describing how it ended; the check of account names handed to it.
+ * spawn.c: running a helper program (usermod, the WAF reload command) without a shell,
+ * with a deadline past which its process group is killed, and describing how it ended;
+ * the wait with a deadline that the nftables child shares; the check of account names
+ * handed to usermod.
  */
 #include "enf_internal.h"
 
@@ -40,17 +42,115 @@ int enf_user_valid(const char *u)
 
 /* ---------------------------------------------------------------- spawning */
 
+/*
+ * Children killed at their deadline that did not die within a second (stuck in the
+ * kernel, e.g. a netlink call that never returns): reaped with WNOHANG on later waits,
+ * so they do not stay zombies. Past ORPHANS_MAX stuck at once they are forgotten.
+ */
+#define ORPHANS_MAX 16
+static pid_t orphans[ORPHANS_MAX];
+
+static void reap_orphans(void)
+{
+    int    st;
+    size_t i;
+
+    for (i = 0; i < ORPHANS_MAX; i++)
+        if (orphans[i] > 0 && waitpid(orphans[i], &st, WNOHANG) != 0)
+            orphans[i] = 0; /* reaped, or not ours any more */
+}
+
+static void remember_orphan(pid_t pid)
+{
+    size_t i;
+
+    for (i = 0; i < ORPHANS_MAX; i++)
+        if (orphans[i] <= 0) {
+            orphans[i] = pid;
+            return;
+        }
+}
+
+int enf_wait_child(pid_t pid, pid_t pgrp, int fd, int64_t deadline_ms, char *out,
+                   size_t out_size, int *status)
+{
+    size_t  got = 0;
+    int     timed_out = 0, i;
+    int64_t until;
+
+    reap_orphans();
+    if (out_size > 0)
+        out[0] = '\0';
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int64_t       left = deadline_ms - cwpp_mono_ms();
+        char          sink[512];
+        ssize_t       r;
+
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        if (poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR)
+            break;
+        if (pfd.revents == 0)
+            continue;
+        if (got + 1 < out_size)
+            r = read(fd, out + got, out_size - 1 - got);
+        else
+            r = read(fd, sink, sizeof(sink));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (got + 1 < out_size) {
+            got += (size_t)r;
+            out[got] = '\0';
+        }
+    }
+    close(fd);
+    /* EOF: the child normally exits now; one that closed its output and goes on is
+     * still held to the deadline */
+    while (!timed_out) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+
+        if (w == pid || (w < 0 && errno != EINTR)) /* < 0: not ours (cannot happen) */
+            return CWPP_OK;
+        if (cwpp_mono_ms() >= deadline_ms)
+            break;
+        poll(NULL, 0, 5);
+    }
+    /* past the deadline: whatever it started dies with it, even if it has exited */
+    kill(pgrp > 0 ? -pgrp : pid, SIGKILL);
+    if (pgrp > 0)
+        kill(pid, SIGKILL); /* in case it left its group */
+    until = cwpp_mono_ms() + 1000;
+    for (i = 0;; i++) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+
+        if (w == pid || (w < 0 && errno != EINTR))
+            break;
+        if (cwpp_mono_ms() >= until) {
+            remember_orphan(pid);
+            break;
+        }
+        poll(NULL, 0, i < 10 ? 1 : 10);
+    }
+    return CWPP_EIO;
+}
+
 int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, int *status,
               char *errstr, size_t errstr_size)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t          at;
     sigset_t                   none, def;
-    size_t                     got = 0;
-    int                        p[2], rc, timed_out = 0;
-    int64_t                    until = cwpp_mono_ms() + timeout_ms;
+    int                        p[2], rc;
+    int64_t                    until;
     pid_t                      pid;
 
+    if (timeout_ms <= 0)
+        timeout_ms = ENF_SPAWN_MS;
     if (out_size > 0)
         out[0] = '\0';
     if (pipe2(p, O_CLOEXEC) != 0)
@@ -67,7 +167,10 @@ int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, in
     sigaddset(&def, SIGINT);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &def);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    /* its own process group: at the deadline what it started dies with it */
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETPGROUP);
     rc = strchr(argv[0], '/') != NULL ? posix_spawn(&pid, argv[0], &fa, &at, argv, environ)
                                       : posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -78,40 +181,11 @@ int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, in
         return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot run %s: %s", argv[0],
                            strerror(rc));
     }
-    for (;;) {
-        struct pollfd pfd = {p[0], POLLIN, 0};
-        int64_t       left = until - cwpp_mono_ms();
-        char          sink[512];
-        ssize_t       r;
-
-        if (left <= 0) {
-            timed_out = 1;
-            kill(pid, SIGKILL);
-            break;
-        }
-        if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
-            break;
-        if (pfd.revents == 0)
-            continue;
-        if (got + 1 < out_size)
-            r = read(p[0], out + got, out_size - 1 - got);
-        else
-            r = read(p[0], sink, sizeof(sink));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        if (got + 1 < out_size) {
-            got += (size_t)r;
-            out[got] = '\0';
-        }
-    }
-    close(p[0]);
-    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-        ;
-    if (timed_out)
-        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "%s did not finish within %d s",
-                           argv[0], timeout_ms / 1000);
+    until = cwpp_mono_ms() + timeout_ms;
+    if (enf_wait_child(pid, pid, p[0], until, out, out_size, status) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO,
+                           "%s did not finish within %d ms and was killed", argv[0],
+                           timeout_ms);
     return CWPP_OK;
 }
 

@@ -13,10 +13,12 @@ so its nftables changes are HOST's firewall. One agent serves the module's tests
 start-up is the slow part); the redelivery test kills it with SIGKILL and restarts it,
 the last test stops it with SIGTERM.
 """
+import datetime
 import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import stat
@@ -127,9 +129,10 @@ class Agent:
         self.asset = "asset-" + uuid.uuid4().hex[:8]
 
     def send(self, action, params, action_id=None, asset=None, account=ACCOUNT, deadline=None,
-             raw_params=None):
+             raw_params=None, clock_shift_ms=0):
+        """clock_shift_ms: the sender's clock that far ahead of the real one."""
         action_id = action_id or f"task-{uuid.uuid4().hex[:12]}.1"
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) + clock_shift_ms
         rec = {"action_id": action_id, "task_id": action_id.rsplit(".", 1)[0],
                "policy_id": "pol-it", "event_id": "ev-it", "account_id": account,
                "asset_id": asset or self.asset, "action": action,
@@ -148,6 +151,42 @@ class Agent:
 
     def metrics(self):
         return t.metrics(self.svc)
+
+
+def other_agents(tmp, n, env_for=lambda i: {}):
+    """n more agents on a topic prefix of their own (one asset each), started together;
+    returns (prefix, results, [Agent]). Stop them with stop_agents."""
+    prefix = t.new_prefix()
+    t.create_topics(prefix, partitions=3)
+    results = Results(prefix)
+    agents = []
+    for i in range(n):
+        d = tmp / f"agent{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        name = "it-" + uuid.uuid4().hex[:8]
+        env = {"CWPP_GROUP_ID": "cwpp-enforcer", "CWPP_ENFORCER_ACCOUNT_ID": ACCOUNT,
+               "CWPP_ENFORCER_NAME": name, "CWPP_ENFORCER_STATE_DIR": str(d / "state"),
+               **env_for(i)}
+        svc = t.Service("enforcer", prefix, d, extra_env=env)
+        a = Agent(prefix, d, None, svc, results)
+        a.name = name
+        svc.env["CWPP_ENFORCER_ASSET_ID"] = a.asset
+        agents.append(a)
+    for a in agents:
+        a.svc.start()
+    for a in agents:
+        a.svc.wait_ready()
+    return prefix, results, agents
+
+
+def stop_agents(results, agents):
+    """SIGTERM: each must exit 0 (under ASan also: without leaks)."""
+    codes = []
+    for a in agents:
+        if a.svc.proc is not None:
+            codes.append(a.svc.stop())
+    results.close()
+    assert codes == [0] * len(codes), codes
 
 
 @pytest.fixture(scope="module")
@@ -492,7 +531,8 @@ def test_bad_input_is_dead_lettered_or_failed_and_the_agent_goes_on(agent, net):
         ("self_destruct", {}, None, "unknown action self_destruct"),
     ]
     ids = [agent.send(a, p, raw_params=raw) for a, p, raw, _ in cases]
-    late = agent.send("block_ip", {"ip": "192.0.2.55"}, deadline=int(time.time() * 1000) - 5000)
+    # past its deadline by more than the 30 s enforcer.clock.skew.max.ms tolerates
+    late = agent.send("block_ip", {"ip": "192.0.2.55"}, deadline=int(time.time() * 1000) - 65000)
     other = agent.send("block_ip", {"ip": "192.0.2.56"}, asset="someone-else")
     ok = agent.send("block_ip", {"ip": "192.0.2.57"})
     for aid, (_, _, _, want) in zip(ids, cases):
@@ -521,6 +561,221 @@ def test_bad_input_is_dead_lettered_or_failed_and_the_agent_goes_on(agent, net):
     assert m['cwpp_enforcer_actions_total{action="block_ip",status="succeeded"}'] >= 1
     assert agent.svc.proc.poll() is None
 
+
+def test_poison_records_are_answered_or_dead_lettered_and_the_agent_goes_on(agent, net):
+    """A 1,000,000-byte garbage value, a 1 MB Action whose action name is 900 kB (for this
+    very agent) and one whose params_json is 900 kB: the first is dead-lettered (bad_avro,
+    the dead letter cut to its 256 KiB prefix with the original's length and SHA-256),
+    the others answered failed with a result of a few hundred bytes (the name cut to 64
+    bytes); a valid action sent after them is applied; the agent is alive."""
+    big = {"message.max.bytes": 2000000}
+    garbage = os.urandom(1_000_000)
+    t.produce(agent.prefix + "actions", [garbage], keys=[b"poison"], config=big)
+    now = int(time.time() * 1000)
+
+    def action(aid, name, params):
+        return ACTION.encode({"action_id": aid, "task_id": aid.rsplit(".", 1)[0],
+                              "policy_id": "p", "event_id": "e", "account_id": ACCOUNT,
+                              "asset_id": agent.asset, "action": name, "params_json": params,
+                              "attempt": 1, "issued_at_ms": now, "deadline_ms": now + 60000})
+    long_name, long_params = f"pn-{uuid.uuid4().hex[:8]}.1", f"pp-{uuid.uuid4().hex[:8]}.1"
+    recs = [action(long_name, "x" * 900_000, "{}"),
+            action(long_params, "block_ip", json.dumps({"ip": "192.0.2.60", "pad": "y" * 900_000}))]
+    assert all(len(r) > 900_000 for r in recs)
+    t.produce(agent.prefix + "actions", recs, keys=[b"p1", b"p2"], config=big)
+    ok = agent.send("block_ip", {"ip": "192.0.2.61"})
+    (r,) = agent.results.wait(ok, timeout=60)
+    assert r["status"] == "succeeded", r
+    assert "192.0.2.61" in net.ruleset()
+
+    (r,) = agent.results.wait(long_name)
+    assert r["status"] == "failed" and "unknown action" in r["reason"], r
+    assert r["action"] == "x" * 64 and len(RESULT.encode(r)) < 2000, len(RESULT.encode(r))
+    (r,) = agent.results.wait(long_params)
+    assert r["status"] == "failed" and "has no parameter \"pad\"" in r["reason"], r
+    assert len(RESULT.encode(r)) < 2000 and "192.0.2.60" not in net.ruleset()
+
+    rej = [REJECTED.decode(m.value()) for m in t.consume(agent.prefix + "alerts.rejected", 5)]
+    mine = [x for x in rej if x["key"] == b"poison"]
+    assert len(mine) == 1, [x["key"] for x in rej]
+    d = mine[0]
+    assert d["service"] == "enforcer" and d["reason_code"] == "bad_avro" and d["reason"], d
+    assert len(d["value"]) == 262144 and d["value"] == garbage[:262144]
+    assert d["value_length"] == 1_000_000
+    assert d["value_sha256"] == hashlib.sha256(garbage).hexdigest()
+    assert agent.do("unblock_ip", {"ip": "192.0.2.61"})["status"] == "succeeded"
+    assert agent.svc.proc.poll() is None
+
+
+def test_hung_helpers_fail_their_action_and_the_next_one_runs(net, tmp_path):
+    """A WAF reload command that hangs is killed with its process group past
+    enforcer.command.timeout.ms, an nftables change that hangs (fault point
+    enforcer.nft_hang: libnftables never returns in the child) is killed past
+    enforcer.nft.timeout.ms: each action fails within the timeout with a reason saying so,
+    and the next action runs normally."""
+    flag, pidfile = tmp_path / "hang", tmp_path / "sleeper.pid"
+    reload = tmp_path / "reload.sh"
+    reload.write_text(f"#!/bin/sh\nif [ -e {flag} ]; then sleep 300 & echo $! > {pidfile}; wait; fi\n"
+                      f"echo x >> {tmp_path}/reloads\n")
+    reload.chmod(0o755)
+    prefix, results, (a,) = other_agents(tmp_path, 1, env_for=lambda i: {
+        "CWPP_FAULTS": "enforcer.nft_hang:1",
+        "CWPP_ENFORCER_NFT_TIMEOUT_MS": "1500",
+        "CWPP_ENFORCER_COMMAND_TIMEOUT_MS": "1500",
+        "CWPP_ENFORCER_NETNS": f"/run/netns/{net.host}",
+        "CWPP_ENFORCER_MANAGEMENT": net.mgmt_ip,
+        "CWPP_ENFORCER_WAF_DENY_FILE": str(tmp_path / "deny.conf"),
+        "CWPP_ENFORCER_WAF_RELOAD": str(reload)})
+    try:
+        t0 = time.time()
+        r = a.do("block_ip", {"ip": "192.0.2.70"})
+        assert r["status"] == "failed", r
+        assert "did not finish within 1500 ms (enforcer.nft.timeout.ms)" in r["reason"], r
+        assert time.time() - t0 < 15
+        assert "192.0.2.70" not in net.ruleset()
+        r = a.do("block_ip", {"ip": "192.0.2.71"})
+        assert r["status"] == "succeeded", r
+        assert "192.0.2.71" in net.ruleset()
+        assert a.do("unblock_ip", {"ip": "192.0.2.71"})["status"] == "succeeded"
+
+        flag.touch()
+        r = a.do("waf_block_ip", {"ip": "203.0.113.70"})
+        assert r["status"] == "failed", r
+        assert "reload failed" in r["reason"] and "did not finish within 1500 ms" in r["reason"], r
+        sleeper = int(pidfile.read_text())
+        time.sleep(0.3)
+        stat_line = Path(f"/proc/{sleeper}/stat")
+        assert not stat_line.exists() or stat_line.read_text().rsplit(")", 1)[1].split()[0] in "ZX", \
+            "the reload command's child survived its deadline"
+        flag.unlink()
+        r = a.do("waf_block_ip", {"ip": "203.0.113.70"})
+        assert r["status"] == "succeeded", r
+        assert a.svc.proc.poll() is None
+    finally:
+        stop_agents(results, [a])
+
+
+def test_full_state_disk_stalls_then_resumes_exactly_once(tmp_path):
+    """The state directory on a 64 KiB tmpfs, filled up: the action whose journal line
+    cannot be written is applied but not answered (nor committed), /readyz says the disk is
+    full, a later action is not applied meanwhile; once the filler is gone both are
+    answered, each applied and answered exactly once, and the agent is ready again."""
+    state = tmp_path / "agent0" / "state"
+    state.mkdir(parents=True)
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(state)],
+                       capture_output=True, text=True)
+    if m.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for the state directory: {m.stderr.strip()}")
+    reloads = tmp_path / "reloads"
+    reload = tmp_path / "reload.sh"
+    reload.write_text(f"#!/bin/sh\necho x >> {reloads}\n")
+    reload.chmod(0o755)
+    results, agents = None, []
+    try:
+        prefix, results, agents = other_agents(tmp_path, 1, env_for=lambda i: {
+            "CWPP_ENFORCER_WAF_DENY_FILE": str(tmp_path / "deny.conf"),
+            "CWPP_ENFORCER_WAF_RELOAD": str(reload)})
+        (a,) = agents
+        assert a.do("waf_block_ip", {"ip": "203.0.113.80"})["status"] == "succeeded"
+        assert len(reloads.read_text().splitlines()) == 1
+        filler = state / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 512)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+        def stalled():
+            code, body = a.svc.http("/readyz")
+            return body if code != 200 and "No space left on device" in body else None
+
+        # the journal's last page still has room for a few lines: send actions until one
+        # cannot be remembered
+        applied, body = 1, None
+        for k in range(60):
+            first = a.send("waf_block_ip", {"ip": f"203.0.113.{100 + k}"})
+
+            def answered_or_stalled():
+                a.results.poll(0.2)
+                return "answered" if first in a.results.by_id else stalled()
+            got = t.wait_for(answered_or_stalled, timeout=20, what="a result or a stall")
+            applied += 1
+            if got != "answered":
+                body = got
+                break
+        assert body is not None, "the journal never filled the disk"
+        assert str(state) in body, body
+        second = a.send("waf_block_ip", {"ip": "203.0.113.82"})
+        a.results.poll(3)
+        assert first not in a.results.by_id and second not in a.results.by_id
+        assert len(reloads.read_text().splitlines()) == applied  # the first applied, once
+        assert a.metrics()["cwpp_enforcer_stalled"] == 1
+        assert any(e.get("event") == "journal_write_failed" and e.get("level") == "error"
+                   for e in a.svc.log_events())
+        assert a.svc.proc.poll() is None
+
+        filler.unlink()
+        (r1,) = a.results.wait(first, timeout=30)
+        (r2,) = a.results.wait(second, timeout=30)
+        assert r1["status"] == "succeeded" and r2["status"] == "succeeded", (r1, r2)
+        a.results.poll(2)
+        assert len(a.results.by_id[first]) == 1 and len(a.results.by_id[second]) == 1
+        assert len(reloads.read_text().splitlines()) == applied + 1  # each applied once
+        journal = [json.loads(x) for x in (state / "journal.jsonl").read_text().splitlines()]
+        assert [x["action_id"] for x in journal].count(first) == 1
+        assert [x["action_id"] for x in journal].count(second) == 1
+        t.wait_for(lambda: a.svc.http("/readyz")[0] == 200, timeout=20, what="ready again")
+        assert a.metrics()["cwpp_enforcer_stalled"] == 0
+    finally:
+        if results is not None:
+            stop_agents(results, agents)
+        subprocess.run(["umount", "-l", str(state)], capture_output=True)
+
+
+def test_clock_skew_within_tolerance_acts_beyond_it_refuses(tmp_path):
+    """The agent's clock 10 minutes ahead of the responder's, and 10 minutes behind: with
+    enforcer.clock.skew.max.ms = 15 min the agent applies the action; with the default
+    30 s it refuses it, answering failed with a reason naming the agent's clock and the
+    action's window ("after its deadline" ahead, "not valid yet" behind).
+
+    The skew is made on the sender's side (its issued_at_ms/deadline_ms stamped 10 minutes
+    behind or ahead of the real clock): the rule compares the two clocks, nothing else.
+    Shifting the agent's own clock with faketime does not work for it: librdkafka's timed
+    waits (glibc's C11 cnd_timedwait, which libfaketime does not wrap) take their deadline
+    from the faked clock and wait 10 minutes too long, or give up at once."""
+    tolerant = {"CWPP_ENFORCER_CLOCK_SKEW_MAX_MS": str(15 * 60000)}
+    prefix, results, agents = other_agents(tmp_path, 2,
+                                           env_for=lambda i: tolerant if i == 0 else {})
+    try:
+        gone = 4194000  # a pid nobody has: kill_process answers "not running"
+        ids = {}
+        for i, a in enumerate(agents):
+            for side, shift in (("ahead", -600000), ("behind", 600000)):
+                ids[i, side] = a.send("kill_process", {"pid": gone}, clock_shift_ms=shift)
+        res = {k: results.wait(v, timeout=60)[0] for k, v in ids.items()}
+        now = time.time()
+        for side in ("ahead", "behind"):
+            r = res[0, side]
+            assert r["status"] == "succeeded" and "not running" in r["reason"], r
+        fast, slow = res[1, "ahead"], res[1, "behind"]
+        assert fast["status"] == "failed", fast
+        assert "arrived after its deadline" in fast["reason"], fast
+        assert slow["status"] == "failed", slow
+        assert "not valid yet" in slow["reason"], slow
+        for r in (fast, slow):
+            assert "30000 ms enforcer.clock.skew.max.ms" in r["reason"], r
+            assert "its window" in r["reason"] and "NTP" in r["reason"], r
+            m = re.search(r"this agent's clock \(([0-9T:.\-]+)Z\)", r["reason"])
+            assert m, r["reason"]
+            clock = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            assert abs(clock - now) < 60, (r["reason"], now)
+        assert all(a.svc.proc.poll() is None for a in agents)
+    finally:
+        stop_agents(results, agents)
 
 def test_default_group_is_per_agent_and_sigterm_exits_0(agent):
     """group.id left at its default becomes cwpp-enforcer-<name> and the agent commits its

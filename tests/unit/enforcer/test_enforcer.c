@@ -9,7 +9,14 @@
  *   4. the WAF deny file: add/remove "deny IP;", other lines kept, idempotent;
  *   5. the journal: remembered across reopen, a line cut by a crash skipped, bounded to
  *      max (oldest forgotten), compacted at open, a failed write cut back and retried;
- *   6. quarantine_file and scan_file on files in a temporary directory.
+ *   6. quarantine_file and scan_file on files in a temporary directory;
+ *   7. a full disk: the atomic rewrite (journal compaction, WAF deny file) and the
+ *      journal's append report it as CWPP_ETRANSIENT and change nothing, a waf action
+ *      is a transient failure (not answered), a later write succeeds once;
+ *   8. deadlines: a spawned command that hangs is killed with its process group, a hung
+ *      nftables child is killed, both within their timeout, and the next call runs;
+ *   9. the clock rule: an action's window widened by the tolerated skew, refusals that
+ *      name the agent's clock and the window.
  * The nftables, kill and usermod paths run in tests/integration/test_enforcer.py.
  */
 #include <setjmp.h>
@@ -19,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -146,6 +155,8 @@ static enf_ctx_t ctx_for(const char *dir)
     c.scan_signatures = "";
     c.usermod_root = "/nonexistent";
     c.usermod_path = "/bin/false";
+    c.command_ms = 5000;
+    c.nft_ms = 5000;
     return c;
 }
 
@@ -358,6 +369,235 @@ static void test_journal(void **state)
     enf_journal_destroy(NULL);
 }
 
+/* ------------------------------------------------------------- 7. disk full */
+
+static void test_disk_full(void **state)
+{
+    char           f[400], tmp[420], why[300], path[400], *s;
+    int            changed = -1;
+    enf_journal_t *j;
+    enf_ctx_t      c;
+    enf_outcome_t  o;
+    json_t        *r;
+
+    (void)state;
+    snprintf(f, sizeof(f), "%s/deny.conf", tmpdir);
+    snprintf(tmp, sizeof(tmp), "%s.cwpp-tmp", f);
+    put_file(f, "deny 192.0.2.1;\n");
+    /* the rewrite: ENOSPC is transient, the file unchanged, no temporary file left */
+    cwpp_fault_arm("enforcer.disk_full", 1);
+    assert_int_equal(enf_rewrite_file(f, "x\n", 2, 0600, why, sizeof(why)), CWPP_ETRANSIENT);
+    assert_non_null(strstr(why, "No space left on device"));
+    assert_int_equal(access(tmp, F_OK), -1);
+    s = slurp(f);
+    assert_string_equal(s, "deny 192.0.2.1;\n");
+    free(s);
+    /* any other failure is not */
+    snprintf(path, sizeof(path), "%s/no-such-dir/file", tmpdir);
+    assert_int_equal(enf_rewrite_file(path, "x", 1, 0600, why, sizeof(why)), CWPP_EIO);
+    /* the WAF deny file goes through it */
+    cwpp_fault_arm("enforcer.disk_full", 1);
+    assert_int_equal(enf_waf_edit(f, "192.0.2.9", 1, &changed, why, sizeof(why)),
+                     CWPP_ETRANSIENT);
+    assert_int_equal(changed, 0);
+    s = slurp(f);
+    assert_string_equal(s, "deny 192.0.2.1;\n");
+    free(s);
+    /* a waf action failing so is transient (not answered); then it works */
+    c = ctx_for(tmpdir);
+    c.waf_deny_file = f;
+    memset(&o, 0, sizeof(o));
+    cwpp_fault_arm("enforcer.disk_full", 1);
+    enf_apply(&c, "w.1", "waf_block_ip", "{\"ip\": \"192.0.2.9\"}", &o);
+    assert_int_equal(o.ok, 0);
+    assert_int_equal(o.transient, 1);
+    json_decref(o.details);
+    memset(&o, 0, sizeof(o));
+    enf_apply(&c, "w.1", "waf_block_ip", "{\"ip\": \"192.0.2.9\"}", &o);
+    assert_int_equal(o.ok, 1);
+    assert_int_equal(o.transient, 0);
+    json_decref(o.details);
+    s = slurp(f);
+    assert_string_equal(s, "deny 192.0.2.1;\ndeny 192.0.2.9;\n");
+    free(s);
+
+    /* the journal: a full disk keeps the line queued; the next sync writes it once */
+    snprintf(path, sizeof(path), "%s/journal.jsonl", tmpdir);
+    j = enf_journal_open(path, 5, why, sizeof(why));
+    assert_non_null(j);
+    r = result("d.1", "succeeded");
+    assert_int_equal(enf_journal_put(j, "d.1", r), CWPP_OK);
+    json_decref(r);
+    cwpp_fault_arm("enforcer.disk_full", 1);
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_ETRANSIENT);
+    assert_non_null(strstr(why, "No space left on device"));
+    assert_int_equal(enf_journal_pending(j), 1);
+    assert_int_equal(enf_journal_file_lines(j), 0);
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_OK);
+    assert_int_equal(enf_journal_pending(j), 0);
+    assert_int_equal(enf_journal_file_lines(j), 1);
+    enf_journal_destroy(j);
+    /* a full disk at start: the compaction fails, the agent still opens its journal (the
+     * line cut short at the end is cut off, so the next append starts a line) */
+    {
+        FILE *fp = fopen(path, "a");
+
+        fputs("{\"action_id\":\"cut", fp);
+        fclose(fp);
+    }
+    cwpp_fault_arm("enforcer.disk_full", 1);
+    j = enf_journal_open(path, 5, why, sizeof(why));
+    assert_non_null(j);
+    assert_int_equal(enf_journal_count(j), 1);
+    r = result("e.1", "failed");
+    assert_int_equal(enf_journal_put(j, "e.1", r), CWPP_OK);
+    json_decref(r);
+    assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_OK);
+    enf_journal_destroy(j);
+    j = enf_journal_open(path, 5, why, sizeof(why));
+    assert_non_null(j);
+    assert_non_null(enf_journal_get(j, "d.1"));
+    assert_non_null(enf_journal_get(j, "e.1"));
+    assert_int_equal(enf_journal_file_lines(j), 2);
+    enf_journal_destroy(j);
+}
+
+/* -------------------------------------------------------------- 8. deadlines */
+
+/* 1 when pid does not exist or is a zombie (dead, not yet reaped by its new parent). */
+static int proc_gone(long pid)
+{
+    char  path[64], buf[512], *rp;
+    FILE *fp;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return 1;
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    rp = strrchr(buf, ')');
+    return rp != NULL && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+static void test_deadlines(void **state)
+{
+    char          out[256], why[300], pidfile[400], cmd[600];
+    char         *argv[4];
+    int           status = 0;
+    int64_t       t0;
+    long          grandchild = 0;
+    FILE         *fp;
+    enf_nft_cmd_t cmds[1];
+
+    (void)state;
+    /* a command that starts a child and hangs: both die at the deadline */
+    snprintf(pidfile, sizeof(pidfile), "%s/grandchild.pid", tmpdir);
+    snprintf(cmd, sizeof(cmd), "sleep 60 & echo $! > %s; wait", pidfile);
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = cmd;
+    argv[3] = NULL;
+    t0 = cwpp_mono_ms();
+    assert_int_equal(enf_spawn(argv, 300, out, sizeof(out), &status, why, sizeof(why)),
+                     CWPP_EIO);
+    assert_true(cwpp_mono_ms() - t0 < 2000);
+    assert_non_null(strstr(why, "did not finish within 300 ms"));
+    fp = fopen(pidfile, "r");
+    assert_non_null(fp);
+    assert_int_equal(fscanf(fp, "%ld", &grandchild), 1);
+    fclose(fp);
+    usleep(100000);
+    assert_true(proc_gone(grandchild)); /* killed with its group */
+    /* one that exits at once, leaving a child that holds its output open: the same */
+    unlink(pidfile);
+    snprintf(cmd, sizeof(cmd), "sleep 60 & echo $! > %s", pidfile);
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = cmd;
+    argv[3] = NULL;
+    assert_int_equal(enf_spawn(argv, 300, out, sizeof(out), &status, why, sizeof(why)),
+                     CWPP_EIO);
+    fp = fopen(pidfile, "r");
+    assert_non_null(fp);
+    assert_int_equal(fscanf(fp, "%ld", &grandchild), 1);
+    fclose(fp);
+    usleep(100000);
+    assert_true(proc_gone(grandchild));
+    /* the next command runs normally */
+    argv[0] = "/bin/echo";
+    argv[1] = "fine";
+    argv[2] = NULL;
+    assert_int_equal(enf_spawn(argv, 300, out, sizeof(out), &status, why, sizeof(why)),
+                     CWPP_OK);
+    assert_string_equal(out, "fine\n");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* a libnftables call that never returns: the child is killed at the deadline */
+    memset(cmds, 0, sizeof(cmds));
+    cmds[0].text = "list ruleset";
+    cwpp_fault_arm("enforcer.nft_hang", 1);
+    t0 = cwpp_mono_ms();
+    assert_int_equal(enf_nft_run("", 300, cmds, 1, why, sizeof(why)), CWPP_EIO);
+    assert_true(cwpp_mono_ms() - t0 < 2000);
+    assert_non_null(strstr(why, "did not finish within 300 ms"));
+    assert_int_equal(cmds[0].rc, -1);
+    assert_int_equal(waitpid(-1, &status, WNOHANG), -1); /* no child left behind */
+}
+
+/* -------------------------------------------------------------- 9. clocks */
+
+static const struct {
+    int64_t     now, issued, deadline, skew;
+    const char *want; /* NULL: accepted; else a piece of the refusal */
+} windows[] = {
+    /* the agent's clock 10 min ahead of the responder's (issued at 1e12, 60 s to go) */
+    {1000000600000, 1000000000000, 1000000060000, 900000, NULL},
+    {1000000600000, 1000000000000, 1000000060000, 30000, "arrived after its deadline"},
+    {1000000600000, 1000000000000, 1000000060000, 30000, "ended 540000 ms ago"},
+    {1000000600000, 1000000000000, 1000000060000, 30000,
+     "this agent's clock (2001-09-09T01:56:40.000Z)"},
+    /* 10 min behind */
+    {999999400000, 1000000000000, 1000000060000, 900000, NULL},
+    {999999400000, 1000000000000, 1000000060000, 30000, "not valid yet"},
+    {999999400000, 1000000000000, 1000000060000, 30000, "600000 ms ahead of this agent's clock"},
+    {999999400000, 1000000000000, 1000000060000, 30000,
+     "its window: 2001-09-09T01:46:40.000Z to 2001-09-09T01:47:40.000Z"},
+    /* the edges: exactly the tolerance is accepted, 1 ms more is not */
+    {1000000090000, 1000000000000, 1000000060000, 30000, NULL},
+    {1000000090001, 1000000000000, 1000000060000, 30000, "after its deadline"},
+    {999999970000, 1000000000000, 1000000060000, 30000, NULL},
+    {999999969999, 1000000000000, 1000000060000, 30000, "not valid yet"},
+    /* no tolerance; 0 = no deadline / issue time unchecked */
+    {1000000060001, 1000000000000, 1000000060000, 0, "after its deadline"},
+    {2000000000000, 1000000000000, 0, 0, NULL},
+    {1, 0, 0, 0, NULL},
+};
+
+static void test_clock_window(void **state)
+{
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
+        enf_outcome_t o;
+        int           rc;
+
+        memset(&o, 0, sizeof(o));
+        o.ok = -1;
+        rc = enf_check_window(windows[i].now, windows[i].issued, windows[i].deadline,
+                              windows[i].skew, &o);
+        if (windows[i].want == NULL && (rc != 0 || o.ok != -1))
+            fail_msg("case %zu: refused: %s", i, o.reason);
+        if (windows[i].want != NULL &&
+            (rc != -1 || o.ok != 0 || strstr(o.reason, windows[i].want) == NULL))
+            fail_msg("case %zu: rc %d reason \"%s\", wanted \"%s\"", i, rc, o.reason,
+                     windows[i].want);
+        assert_true(strlen(o.reason) < sizeof(o.reason) - 1); /* never cut short */
+    }
+}
+
 /* ----------------------------------------------------- 6. quarantine and scan */
 
 static void test_quarantine_and_scan(void **state)
@@ -472,6 +712,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_quarantine_and_scan, setup_dir, teardown_dir),
         cmocka_unit_test(test_dispatch_table_matches_responder),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_deadlines, setup_dir, teardown_dir),
+        cmocka_unit_test(test_clock_window),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
