@@ -134,6 +134,19 @@ int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *co
                                const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
                                size_t ninputs, cwpp_batch_fn fn, void *opaque,
                                atomic_int *db_ok, int tick_ms);
+/* What a service adds to the shared loop (all optional: zero them). */
+typedef struct cwpp_service_loop_opts {
+    atomic_int   *db_ok;        /* 0 while the service's database work fails */
+    int           tick_ms;      /* as cwpp_service_run_loop_tick */
+    cwpp_ready_fn ready;        /* the service's own readiness, asked first (HTTP thread) */
+    void         *ready_opaque;
+} cwpp_service_loop_opts_t;
+
+/* cwpp_service_run_loop with the options above. */
+int cwpp_service_run_loop_opts(const char *service, const cwpp_common_conf_t *common,
+                               const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
+                               size_t ninputs, cwpp_batch_fn fn, void *opaque,
+                               const cwpp_service_loop_opts_t *o);
 /* Sleeps *backoff_ms (or until SIGTERM is near: at most that long) and doubles it, up to
  * 5 s: the wait between attempts to reach a dependency at start-up. */
 void cwpp_service_backoff(int *backoff_ms);

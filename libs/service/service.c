@@ -198,6 +198,8 @@ out:
 
 typedef struct run_ready {
     atomic_int      *db_ok;
+    cwpp_ready_fn    own;       /* the service's own check, first */
+    void            *own_opaque;
     const char      *dsn;
     cwpp_loop_t     *loop;
     pthread_mutex_t  lock;
@@ -231,6 +233,8 @@ static int loop_ready(void *opaque, char *reason, size_t reason_size)
 {
     run_ready_t *r = opaque;
 
+    if (r->own != NULL && !r->own(r->own_opaque, reason, reason_size))
+        return 0;
     if (r->db_ok != NULL && (!atomic_load(r->db_ok) || !db_answers(r))) {
         cwpp_seterr(reason, reason_size, 0, "PostgreSQL is not reachable");
         return 0;
@@ -266,13 +270,25 @@ int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *co
                                size_t ninputs, cwpp_batch_fn fn, void *opaque,
                                atomic_int *db_ok, int tick_ms)
 {
+    cwpp_service_loop_opts_t o = {db_ok, tick_ms, NULL, NULL};
+
+    return cwpp_service_run_loop_opts(service, common, env, inputs, ninputs, fn, opaque, &o);
+}
+
+int cwpp_service_run_loop_opts(const char *service, const cwpp_common_conf_t *common,
+                               const cwpp_service_env_t *env, const cwpp_topic_id_t *inputs,
+                               size_t ninputs, cwpp_batch_fn fn, void *opaque,
+                               const cwpp_service_loop_opts_t *o)
+{
     cwpp_loop_conf_t lc;
     run_ready_t      r;
     char             errstr[512];
     int              rc;
 
     memset(&r, 0, sizeof(r));
-    r.db_ok = db_ok;
+    r.db_ok = o->db_ok;
+    r.own = o->ready;
+    r.own_opaque = o->ready_opaque;
     r.dsn = common->pg_dsn;
     r.service = service;
     pthread_mutex_init(&r.lock, NULL);
@@ -296,7 +312,7 @@ int cwpp_service_run_loop_tick(const char *service, const cwpp_common_conf_t *co
     lc.batch_max_ms = (int)common->batch_max_ms;
     lc.retry_max_ms = (int)common->retry_max_ms;
     lc.metrics = env->metrics;
-    lc.tick_ms = tick_ms;
+    lc.tick_ms = o->tick_ms;
     lc.reject = loop_reject;
     lc.reject_opaque = &r;
     r.loop = cwpp_loop_new(&lc, errstr, sizeof(errstr));

@@ -121,7 +121,6 @@ typedef struct enf {
     cwpp_buf_t         buf;
     cwpp_metrics_t    *metrics;
     cwpp_metric_t     *m_skipped, *m_dead, *m_replays, *m_journal, *m_stalled;
-    cwpp_loop_t       *loop;             /* while enf_run runs it */
     atomic_int         stalled;          /* 1: the disk is full (or failing): waiting */
     pthread_mutex_t    stall_lock;       /* guards stall_why (read by the HTTP thread) */
     char               stall_why[600];   /* why, for /readyz */
@@ -256,7 +255,7 @@ static void stall(enf_t *e, const char *why)
                "is retried until the state directory is writable", why);
 }
 
-/* /readyz (the HTTP thread): not ready while stalled, else the loop's own check. */
+/* /readyz (the HTTP thread): not ready while stalled (the loop's own check follows). */
 static int ready(void *opaque, char *reason, size_t reason_size)
 {
     enf_t *e = opaque;
@@ -268,7 +267,7 @@ static int ready(void *opaque, char *reason, size_t reason_size)
         pthread_mutex_unlock(&e->stall_lock);
         return 0;
     }
-    return cwpp_loop_ready(e->loop, reason, reason_size);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ batch */
@@ -574,43 +573,6 @@ fail:
     return NULL;
 }
 
-/*
- * cwpp_service_run_loop, with the agent's own readiness in front of the loop's: /readyz
- * must say "the disk is full" when that is why batches fail. Returns the exit code.
- */
-static int run_loop(enf_t *e, const cwpp_common_conf_t *common, const cwpp_service_env_t *env,
-                    const cwpp_topic_id_t *inputs, size_t ninputs)
-{
-    cwpp_loop_conf_t lc;
-    char             errstr[512];
-    int              rc;
-
-    memset(&lc, 0, sizeof(lc));
-    lc.service = "enforcer";
-    lc.brokers = common->kafka_brokers;
-    lc.props = env->kafka_props;
-    lc.group_id = common->group_id;
-    lc.prefix = common->topic_prefix;
-    lc.inputs = inputs;
-    lc.ninputs = ninputs;
-    lc.batch_max_messages = (int)common->batch_max_messages;
-    lc.batch_max_ms = (int)common->batch_max_ms;
-    lc.retry_max_ms = (int)common->retry_max_ms;
-    lc.metrics = env->metrics;
-    if ((e->loop = cwpp_loop_new(&lc, errstr, sizeof(errstr))) == NULL) {
-        cwpp_error("config_error", "%s", errstr);
-        return 1;
-    }
-    cwpp_service_set_loop(e->loop);
-    cwpp_service_set_ready(ready, e);
-    rc = cwpp_loop_run(e->loop, batch, e);
-    cwpp_service_set_ready(NULL, NULL);
-    cwpp_service_set_loop(NULL);
-    cwpp_loop_destroy(e->loop);
-    e->loop = NULL;
-    return rc == CWPP_OK ? 0 : 2;
-}
-
 int enf_run(const void *confp, const cwpp_service_env_t *env)
 {
     const enf_conf_t             *conf = confp;
@@ -637,7 +599,13 @@ int enf_run(const void *confp, const cwpp_service_env_t *env)
               "agent %s for account %s asset %s (%zu management addresses, %zu journal "
               "entries)", e->agent, conf->account_id, conf->asset_id, e->nmgmt,
               enf_journal_count(e->journal));
-    rc = run_loop(e, &common, env, inputs, 1);
+    {
+        /* the agent's own readiness in front of the loop's: /readyz must say "the disk
+         * is full" when that is why batches fail */
+        cwpp_service_loop_opts_t o = {NULL, 0, ready, e};
+
+        rc = cwpp_service_run_loop_opts("enforcer", &common, env, inputs, 1, batch, e, &o);
+    }
     enf_destroy(e);
     return rc;
 }

@@ -429,8 +429,6 @@ def test_a_record_the_database_refuses_says_edata_and_rolls_back(services, prefi
         fresh.drop()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the shared loop's one-record isolation of "
-                                       "CWPP_EDATA (libs/kafka, integrator's branch)")
 def test_a_refused_record_is_dead_lettered_and_the_partition_goes_on(services, prefix):
     """With the loop's isolation: the record the database refuses goes to the dead-letter
     topic as db_refused, and the alert after it on the same partition joins its event."""
