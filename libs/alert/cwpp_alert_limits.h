@@ -57,13 +57,15 @@
 #define CWPP_CMD_MAX_USER          64     /* user names: user, owner */
 #define CWPP_CMD_MAX_ACCOUNT       200    /* account, manager (destination, grants) */
 #define CWPP_CMD_MAX_DISPLAY       256    /* users.add display_name, accounts.add_member name */
-#define CWPP_CMD_MAX_ENTITY        1023   /* "TYPE:VALUE" after the colon */
+#define CWPP_CMD_MAX_ENTITY        1040   /* "TYPE:VALUE": a type of at most 15 bytes, a
+                                             value of at most 1023 */
 #define CWPP_CMD_MAX_PLAYBOOK_NAME 64
 #define CWPP_CMD_MAX_PLAYBOOK_DESC 1000
 #define CWPP_CMD_MAX_PARAM         1024   /* a text inside a playbook step's params */
 
-/* One payload member's limit: key is a member name at any depth of the payload (the
- * elements of an array take the array's name). */
+/* One payload member's limit: key is a member name at any depth of the payload. The
+ * texts below a member (inside its object or array) without an entry of their own take
+ * its limit: {"params", 1024} bounds every text of a playbook step's params. */
 typedef struct cwpp_alert_text_limit {
     const char *key;
     size_t      max;
@@ -71,8 +73,9 @@ typedef struct cwpp_alert_text_limit {
 
 /*
  * Checks every string of obj, at any depth, against its limit: the entry of limits
- * (n entries) whose key is the string's member name (an array element takes the array's
- * name), else dflt; and every member name against dflt. Returns 1 when all fit; else 0 with
+ * (n entries) whose key is the string's member name, else the limit of the nearest
+ * member above it that has one (an array's elements take the array's), else dflt; and
+ * every member name against dflt. Returns 1 when all fit; else 0 with
  * one sentence in why naming the member and its limit:
  *   "\"alert_name\" is 10240 bytes, longer than its limit of 512 bytes"
  * Cannot fail otherwise; obj NULL or not an object fits.

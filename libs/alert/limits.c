@@ -11,30 +11,30 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The limit of a string under member key. */
+/* The limit under member key: its own entry, else inherited (its parent's limit). */
 static size_t limit_of(const char *key, const cwpp_alert_text_limit_t *limits, size_t n,
-                       size_t dflt)
+                       size_t inherited)
 {
     size_t i;
 
     for (i = 0; key != NULL && i < n; i++)
         if (strcmp(limits[i].key, key) == 0)
             return limits[i].max;
-    return dflt;
+    return inherited;
 }
 
-/* Walks v, found under member key at path (for the sentence). 1 fits, else 0 with why. */
+/* Walks v, found under member key at path (for the sentence), whose parent's limit is
+ * up. 1 fits, else 0 with why. */
 static int walk(const json_t *v, const char *key, const char *path,
-                const cwpp_alert_text_limit_t *limits, size_t n, size_t dflt, int depth,
-                char *why, size_t why_size)
+                const cwpp_alert_text_limit_t *limits, size_t n, size_t dflt, size_t up,
+                int depth, char *why, size_t why_size)
 {
     char        sub[160];
     const char *k;
     json_t     *m;
-    size_t      i, max;
+    size_t      i, max = limit_of(key, limits, n, up);
 
     if (json_is_string(v)) {
-        max = limit_of(key, limits, n, dflt);
         if (json_string_length(v) <= max)
             return 1;
         snprintf(why, why_size, "\"%s\" is %zu bytes, longer than its limit of %zu bytes",
@@ -46,7 +46,7 @@ static int walk(const json_t *v, const char *key, const char *path,
     if (json_is_array(v)) {
         for (i = 0; i < json_array_size(v); i++) {
             snprintf(sub, sizeof(sub), "%s[%zu]", path, i + 1);
-            if (!walk(json_array_get(v, i), key, sub, limits, n, dflt, depth + 1, why,
+            if (!walk(json_array_get(v, i), key, sub, limits, n, dflt, max, depth + 1, why,
                       why_size))
                 return 0;
         }
@@ -62,7 +62,7 @@ static int walk(const json_t *v, const char *key, const char *path,
             return 0;
         }
         snprintf(sub, sizeof(sub), "%s%s%.64s", path, path[0] != '\0' ? "." : "", k);
-        if (!walk(m, k, sub, limits, n, dflt, depth + 1, why, why_size))
+        if (!walk(m, k, sub, limits, n, dflt, max, depth + 1, why, why_size))
             return 0;
     }
     return 1;
@@ -75,5 +75,5 @@ int cwpp_alert_texts_fit(const json_t *obj, const cwpp_alert_text_limit_t *limit
         why[0] = '\0';
     if (!json_is_object(obj))
         return 1;
-    return walk(obj, NULL, "", limits, n, dflt, 0, why, why_size);
+    return walk(obj, NULL, "", limits, n, dflt, dflt, 0, why, why_size);
 }

@@ -373,6 +373,12 @@ static void test_texts_fit(void **state)
     assert_non_null(strstr(why, "member name"));
     assert_true(cwpp_alert_texts_fit(NULL, lim, 2, 16, why, sizeof(why)));
     json_decref(p);
+    /* texts below a member without an entry of their own take its limit */
+    p = json_pack("{s:{s:{s:s}}}", "alert_name", "deep", "x", "123456789012345678901");
+    assert_false(cwpp_alert_texts_fit(p, lim, 2, 16, why, sizeof(why)));
+    assert_string_equal(why, "\"alert_name.deep.x\" is 21 bytes, longer than its limit of "
+                        "20 bytes");
+    json_decref(p);
 }
 
 /* Precision-defence alerts are handled from the start (docs/architecture.md "Status"). */
