@@ -22,6 +22,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,12 +62,14 @@ static const char SQL_RULE_DEL[] =
 /* ------------------------------------------------------------------ helpers */
 
 /* The limit of every text a whitelist command carries (cwpp_alert_limits.h; the table of
- * docs/commands.md "Limits"). A regex value has a lower one, checked with the rule. */
+ * docs/commands.md "Limits"). A regex value has a lower one, checked with the rule.
+ * alert_id and alert_ids are exactly "al-" + 32 hex digits, checked as that by their
+ * handlers ("... is not an alert id"), so they need no length entry here. */
 static const cwpp_alert_text_limit_t LIMITS[] = {
     {"alert_name", CWPP_ALERT_MAX_NAME},       {"field", CWPP_CMD_MAX_RULE_FIELD},
     {"value", CWPP_CMD_MAX_RULE_VALUE},        {"asset_id", CWPP_ALERT_MAX_ID},
-    {"from_alert_id", CWPP_CMD_MAX_ALERT_ID},  {"alert_id", CWPP_CMD_MAX_ALERT_ID},
-    {"alert_ids", CWPP_CMD_MAX_ALERT_ID},      {"expires_at", CWPP_ALERT_MAX_TIME},
+    {"from_alert_id", CWPP_CMD_MAX_ALERT_ID},  {"alert_id", SIZE_MAX},
+    {"alert_ids", SIZE_MAX},                   {"expires_at", CWPP_ALERT_MAX_TIME},
     {"remark", CWPP_CMD_MAX_REMARK},
 };
 
