@@ -3,14 +3,18 @@
  * cwpp_alert_limits: the one table of how long each text the pipeline takes from outside
  * may be, part of libs/alert (cwpp_alert.h includes it).
  *
- * Two kinds of input carry text into the pipeline: upstream alerts (docs/alert-format.md
- * "Fields", "Limits") and analysts' commands (docs/commands.md "Limits"). Every text field
- * of either has a maximum here, in bytes of UTF-8; a longer one is refused with a sentence
- * naming the field and its limit, never truncated and never stored:
+ * Three kinds of input carry text into the pipeline: upstream alerts
+ * (docs/alert-format.md "Limits"), analysts' commands (docs/commands.md "Limits") and the
+ * agents' action results. Every text field of each has a maximum here, in bytes of UTF-8.
+ * A longer alert or command text is refused with a sentence naming the field and its
+ * limit, never truncated and never stored:
  *
  *   - an alert by ingest, dead-lettered with reason code too_long (libs/alert);
  *   - a command by the service it is addressed to, answered with status error before
  *     anything is written (cwpp_alert_texts_fit, called first by every handler).
+ *
+ * An agent's result is the one place where text is cut instead (see below): it reports
+ * what was done on a host, and refusing it would lose that outcome.
  *
  * The command limits sit here rather than in libs/command (the protocol) because most of
  * them are the alert's own: a whitelist rule's alert_name can be no longer than an alert's
@@ -62,6 +66,15 @@
 #define CWPP_CMD_MAX_PLAYBOOK_NAME 64
 #define CWPP_CMD_MAX_PLAYBOOK_DESC 1000
 #define CWPP_CMD_MAX_PARAM         1024   /* a text inside a playbook step's params */
+
+/* ------------------------------------------------------- agents' action results */
+
+/* An ActionResult's reason and details_json are free text from an agent: kept, cut to
+ * these (the task's outcome must not be lost to an over-long text; details over the
+ * limit become {"text": its first CWPP_RESULT_MAX_REASON bytes, "truncated": true,
+ * "length": N}). */
+#define CWPP_RESULT_MAX_REASON     4000
+#define CWPP_RESULT_MAX_DETAILS    65536
 
 /* One payload member's limit: key is a member name at any depth of the payload. The
  * texts below a member (inside its object or array) without an entry of their own take

@@ -826,3 +826,28 @@ def test_over_long_texts_are_refused_naming_the_field_and_nothing_changes(pipe):
     assert t.query("SELECT count(*) FROM users WHERE user_name = %s", (f"long-{u}",))[0][0] == 0
     assert t.query("SELECT count(*) FROM playbooks WHERE name = %s", (f"long-{u}",))[0][0] == 0
     assert pipe.responder.proc.poll() is None
+
+
+def test_an_agent_result_with_over_long_texts_is_kept_cut_to_its_limits(pipe):
+    """An agent's result is free text: its reason over 4,000 bytes and its details over
+    64 KiB are kept cut to those limits (details as {text, truncated, length}), on a
+    character boundary, so the task's outcome is never lost to an over-long text."""
+    acct, asset, ip = "acct-" + tag(), "long-" + tag(), "198.51.100.72"
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(2), asset, remote_ip=ip))
+    eid = pipe.event_of(acct, 1)
+    pipe.ok("events", "respond", eid, "--entity", f"ip:{ip}", "--status", "handled")
+    t.wait_for(lambda: bool(tasks_of(eid)), what="the task")
+    task_id, attempt = t.query("SELECT task_id, attempt FROM handling_tasks WHERE event_id = %s",
+                               (eid,))[0]
+    ar = t.AvroType("action_result")
+    t.produce(pipe.prefix + "action-results", [ar.encode({
+        "action_id": f"{task_id}.{attempt}", "task_id": task_id, "account_id": acct,
+        "asset_id": asset, "action": "block_ip", "agent": "test", "status": "succeeded",
+        "reason": "\u00e9" * 3000, "details_json": json.dumps({"log": "x" * 70000}),
+        "finished_at_ms": int(time.time() * 1000)})], keys=[f"{task_id}.{attempt}".encode()])
+    wait_status(eid, "handled")
+    reason, result = t.query("SELECT reason, result FROM handling_tasks WHERE task_id = %s",
+                             (task_id,))[0]
+    assert reason == "\u00e9" * 2000  # 4,000 bytes, whole characters
+    assert result["truncated"] is True and result["length"] > 70000
+    assert len(result["text"].encode()) <= 4000
