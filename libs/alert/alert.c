@@ -525,9 +525,11 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
     s = NULL;
     if ((rc = get_str(c, root, "", "source", 1, CWPP_ALERT_MAX_SOURCE, &a->source)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, root, "", "account_id", 1, CWPP_ALERT_MAX_ACCOUNT, &a->account_id)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "account_id", 1, CWPP_ALERT_MAX_ACCOUNT,
+                      &a->account_id)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, root, "", "alert_id", 0, CWPP_ALERT_MAX_ID, &a->source_alert_id)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "alert_id", 0, CWPP_ALERT_MAX_ID,
+                      &a->source_alert_id)) != CWPP_OK)
         goto fail;
 
     if ((rc = get_obj(c, root, "asset", 1, &o)) != CWPP_OK)
@@ -541,7 +543,8 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
         goto fail;
     if ((rc = check_ip(c, "asset.ip", a->asset.ip)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, o, "asset.", "public_ip", 0, CWPP_ALERT_MAX_IP, &a->asset.public_ip)) != CWPP_OK)
+    if ((rc = get_str(c, o, "asset.", "public_ip", 0, CWPP_ALERT_MAX_IP,
+                      &a->asset.public_ip)) != CWPP_OK)
         goto fail;
     if ((rc = check_ip(c, "asset.public_ip", a->asset.public_ip)) != CWPP_OK)
         goto fail;
@@ -553,11 +556,13 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
 
         goto fail;
     if (o != NULL) {
-        if ((rc = get_str(c, o, "attack.", "tactic", 0, CWPP_ALERT_MAX_ATTACK, &a->tactic)) != CWPP_OK)
+        if ((rc = get_str(c, o, "attack.", "tactic", 0, CWPP_ALERT_MAX_ATTACK,
+                          &a->tactic)) != CWPP_OK)
             goto fail;
         if ((rc = check_attack_id(c, "attack.tactic", a->tactic, 1)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "attack.", "technique", 0, CWPP_ALERT_MAX_ATTACK, &a->technique)) != CWPP_OK)
+        if ((rc = get_str(c, o, "attack.", "technique", 0, CWPP_ALERT_MAX_ATTACK,
+                          &a->technique)) != CWPP_OK)
             goto fail;
         if ((rc = check_attack_id(c, "attack.technique", a->technique, 0)) != CWPP_OK)
             goto fail;
@@ -596,7 +601,8 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
             goto fail;
         if ((rc = check_hex(c, "file.md5", a->file.md5, 32)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "file.", "sha256", 0, CWPP_ALERT_MAX_SHA256, &a->file.sha256)) != CWPP_OK)
+        if ((rc = get_str(c, o, "file.", "sha256", 0, CWPP_ALERT_MAX_SHA256,
+                          &a->file.sha256)) != CWPP_OK)
             goto fail;
         if ((rc = check_hex(c, "file.sha256", a->file.sha256, 64)) != CWPP_OK)
             goto fail;
@@ -621,11 +627,14 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
             a->process.pid = json_integer_value(v);
             a->process.has_pid = 1;
         }
-        if ((rc = get_str(c, o, "process.", "path", 0, CWPP_ALERT_MAX_PATH, &a->process.path)) != CWPP_OK)
+        if ((rc = get_str(c, o, "process.", "path", 0, CWPP_ALERT_MAX_PATH,
+                          &a->process.path)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "process.", "cmdline", 0, CWPP_ALERT_MAX_CMDLINE, &a->process.cmdline)) != CWPP_OK)
+        if ((rc = get_str(c, o, "process.", "cmdline", 0, CWPP_ALERT_MAX_CMDLINE,
+                          &a->process.cmdline)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "process.", "user", 0, CWPP_ALERT_MAX_LABEL, &a->process.user)) != CWPP_OK)
+        if ((rc = get_str(c, o, "process.", "user", 0, CWPP_ALERT_MAX_LABEL,
+                          &a->process.user)) != CWPP_OK)
             goto fail;
     }
 
@@ -643,7 +652,8 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
             goto fail;
         if ((rc = check_ip(c, "logon.ip", a->logon.ip)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "logon.", "user", 0, CWPP_ALERT_MAX_LABEL, &a->logon.user)) != CWPP_OK)
+        if ((rc = get_str(c, o, "logon.", "user", 0, CWPP_ALERT_MAX_LABEL,
+                          &a->logon.user)) != CWPP_OK)
             goto fail;
     }
 

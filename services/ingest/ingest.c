@@ -6,7 +6,9 @@
  * bursts, with many recurrences of the same alert. One consumed batch becomes:
  *
  *   1. parse + validate + normalize every record (libs/alert); a bad record becomes a
- *      RejectedRecord with its original bytes and reason;
+ *      RejectedRecord with its original bytes and reason; an occurred_at older than
+ *      ingest.max.age.s or later than ingest.max.future.s ahead is replaced by the batch's
+ *      receive time, the given one kept (counted and logged once the batch is applied);
  *   2. one PostgreSQL transaction, sent in pipelined chunks (one round trip per chunk,
  *      not per alert): lock this group's consumer_offsets rows for the batch's
  *      partitions (libs/fence), upsert each alert not yet applied (offset >=
@@ -159,7 +161,8 @@ ingest_t *ingest_new(const ingest_conf_t *conf, cwpp_metrics_t *metrics, char *e
     in->m_redelivered = cwpp_counter(metrics, "cwpp_ingest_redelivered_total",
                                      "Records redelivered after a restart whose effect was "
                                      "already stored (not applied twice).");
-    in->m_adj_old = cwpp_counter(metrics, "cwpp_ingest_occurred_at_adjusted_total{reason=\"too_old\"}",
+    in->m_adj_old = cwpp_counter(metrics,
+                                 "cwpp_ingest_occurred_at_adjusted_total{reason=\"too_old\"}",
                                  "Alerts whose occurred_at was replaced by the time ingest "
                                  "received them (docs/alert-format.md), by reason.");
     in->m_adj_future = cwpp_counter(metrics,
