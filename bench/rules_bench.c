@@ -67,7 +67,7 @@ static double ns_per_alert(cwpp_ruleset_t *rs, const cwpp_alert_t *a, long iters
 int main(int argc, char **argv)
 {
     long              iters = argc > 1 ? atol(argv[1]) : 1000000;
-    cwpp_alert_opts_t o = {NULL, 1795860000000LL, 3600000};
+    cwpp_alert_opts_t o = {NULL, 1795860000000LL, 3600000, 0};
     cwpp_alert_t      a;
     const char       *code;
     char              err[256], name[64];

@@ -327,6 +327,29 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
+static int count_cb(const char *buffer, size_t size, void *data)
+{
+    (void)buffer;
+    *(size_t *)data += size;
+    return 0;
+}
+
+/* details (with the unknown top-level fields) as compact JSON is at most
+ * CWPP_ALERT_MAX_DETAILS bytes: it is stored, sent on every Alert record and read by
+ * whitelist rules. */
+static int check_details(nctx_t *c, const json_t *details)
+{
+    size_t n = 0;
+
+    if (json_dump_callback(details, count_cb, &n, JSON_COMPACT) != 0)
+        return CWPP_ENOMEM;
+    if (n > CWPP_ALERT_MAX_DETAILS)
+        return cwpp_alert__bad(c, "too_long", "field \"details\" (with the unknown top-level "
+                               "fields kept in it) is %zu bytes as JSON, longer than %d", n,
+                               CWPP_ALERT_MAX_DETAILS);
+    return CWPP_OK;
+}
+
 /* ------------------------------------------------------------------- entities */
 
 static int add_entity(cwpp_alert_t *a, cwpp_entity_type_t t, const char *value,
@@ -460,9 +483,9 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
 
     memset(a, 0, sizeof(*a));
     a->format = fmt;
-    if ((rc = get_str(c, root, "", "name", 1, 512, &a->name)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "name", 1, CWPP_ALERT_MAX_NAME, &a->name)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, root, "", "type", 1, 64, &a->type)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "type", 1, CWPP_ALERT_MAX_TYPE, &a->type)) != CWPP_OK)
         goto fail;
     lower(a->type);
     for (i = 0; a->type[i] != '\0'; i++) {
@@ -473,7 +496,7 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
             goto fail;
         }
     }
-    if ((rc = get_str(c, root, "", "severity", 1, 32, &s)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "severity", 1, CWPP_ALERT_MAX_SEVERITY, &s)) != CWPP_OK)
         goto fail;
     if (cwpp_severity_parse(s, &a->severity) != 0) {
         rc = cwpp_alert__bad(c, "invalid_value", "field \"severity\" has unknown value \"%.32s\" "
@@ -482,48 +505,50 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
     }
     free(s);
     s = NULL;
-    if ((rc = get_str(c, root, "", "occurred_at", 1, 64, &s)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "occurred_at", 1, CWPP_ALERT_MAX_TIME, &s)) != CWPP_OK)
         goto fail;
     if (cwpp_parse_time_ms(s, fmt == CWPP_FMT_WAZUH, &a->occurred_at_ms) != CWPP_OK) {
         rc = cwpp_alert__bad(c, "invalid_value", "field \"occurred_at\" is not an RFC 3339 "
                              "date-time: \"%.64s\"", s);
         goto fail;
     }
-    if (a->occurred_at_ms > opts->now_ms + opts->max_future_ms) {
-        rc = cwpp_alert__bad(c, "invalid_value", "field \"occurred_at\" (%.64s) is more than "
-                             "%lld s in the future", s, (long long)(opts->max_future_ms / 1000));
-        goto fail;
-    }
-    if (a->occurred_at_ms < 0) {
-        rc = cwpp_alert__bad(c, "invalid_value", "field \"occurred_at\" (%.64s) is before 1970",
-                             s);
-        goto fail;
+    /* A detector whose clock is wrong still saw something: a time too far in the future,
+     * or so old that the event would be hidden from the list and deleted by retention at
+     * once, is replaced by the time ingest received the alert and the given one kept. */
+    if (a->occurred_at_ms > opts->now_ms + opts->max_future_ms || a->occurred_at_ms < 0 ||
+        (opts->max_age_ms > 0 && a->occurred_at_ms < opts->now_ms - opts->max_age_ms)) {
+        a->original_occurred_at_ms = a->occurred_at_ms;
+        a->has_original_occurred_at = 1;
+        a->occurred_at_ms = opts->now_ms;
     }
     free(s);
     s = NULL;
-    if ((rc = get_str(c, root, "", "source", 1, 128, &a->source)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "source", 1, CWPP_ALERT_MAX_SOURCE, &a->source)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, root, "", "account_id", 1, 128, &a->account_id)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "account_id", 1, CWPP_ALERT_MAX_ACCOUNT,
+                      &a->account_id)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, root, "", "alert_id", 0, 256, &a->source_alert_id)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "alert_id", 0, CWPP_ALERT_MAX_ID,
+                      &a->source_alert_id)) != CWPP_OK)
         goto fail;
 
     if ((rc = get_obj(c, root, "asset", 1, &o)) != CWPP_OK)
 
         goto fail;
-    if ((rc = get_str(c, o, "asset.", "id", 1, 256, &a->asset.id)) != CWPP_OK)
+    if ((rc = get_str(c, o, "asset.", "id", 1, CWPP_ALERT_MAX_ID, &a->asset.id)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, o, "asset.", "name", 0, 256, &a->asset.name)) != CWPP_OK)
+    if ((rc = get_str(c, o, "asset.", "name", 0, CWPP_ALERT_MAX_LABEL, &a->asset.name)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, o, "asset.", "ip", 0, 64, &a->asset.ip)) != CWPP_OK)
+    if ((rc = get_str(c, o, "asset.", "ip", 0, CWPP_ALERT_MAX_IP, &a->asset.ip)) != CWPP_OK)
         goto fail;
     if ((rc = check_ip(c, "asset.ip", a->asset.ip)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, o, "asset.", "public_ip", 0, 64, &a->asset.public_ip)) != CWPP_OK)
+    if ((rc = get_str(c, o, "asset.", "public_ip", 0, CWPP_ALERT_MAX_IP,
+                      &a->asset.public_ip)) != CWPP_OK)
         goto fail;
     if ((rc = check_ip(c, "asset.public_ip", a->asset.public_ip)) != CWPP_OK)
         goto fail;
-    if ((rc = get_str(c, o, "asset.", "role", 0, 64, &a->asset.role)) != CWPP_OK)
+    if ((rc = get_str(c, o, "asset.", "role", 0, CWPP_ALERT_MAX_ROLE, &a->asset.role)) != CWPP_OK)
         goto fail;
     lower(a->asset.role);
 
@@ -531,17 +556,19 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
 
         goto fail;
     if (o != NULL) {
-        if ((rc = get_str(c, o, "attack.", "tactic", 0, 16, &a->tactic)) != CWPP_OK)
+        if ((rc = get_str(c, o, "attack.", "tactic", 0, CWPP_ALERT_MAX_ATTACK,
+                          &a->tactic)) != CWPP_OK)
             goto fail;
         if ((rc = check_attack_id(c, "attack.tactic", a->tactic, 1)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "attack.", "technique", 0, 16, &a->technique)) != CWPP_OK)
+        if ((rc = get_str(c, o, "attack.", "technique", 0, CWPP_ALERT_MAX_ATTACK,
+                          &a->technique)) != CWPP_OK)
             goto fail;
         if ((rc = check_attack_id(c, "attack.technique", a->technique, 0)) != CWPP_OK)
             goto fail;
     }
 
-    if ((rc = get_str(c, root, "", "defense", 0, 32, &s)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "defense", 0, CWPP_ALERT_MAX_DEFENSE, &s)) != CWPP_OK)
 
         goto fail;
     a->defense = CWPP_DEF_NONE;
@@ -568,13 +595,14 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
 
         goto fail;
     if (o != NULL) {
-        if ((rc = get_str(c, o, "file.", "path", 0, 4096, &a->file.path)) != CWPP_OK)
+        if ((rc = get_str(c, o, "file.", "path", 0, CWPP_ALERT_MAX_PATH, &a->file.path)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "file.", "md5", 0, 64, &a->file.md5)) != CWPP_OK)
+        if ((rc = get_str(c, o, "file.", "md5", 0, CWPP_ALERT_MAX_MD5, &a->file.md5)) != CWPP_OK)
             goto fail;
         if ((rc = check_hex(c, "file.md5", a->file.md5, 32)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "file.", "sha256", 0, 128, &a->file.sha256)) != CWPP_OK)
+        if ((rc = get_str(c, o, "file.", "sha256", 0, CWPP_ALERT_MAX_SHA256,
+                          &a->file.sha256)) != CWPP_OK)
             goto fail;
         if ((rc = check_hex(c, "file.sha256", a->file.sha256, 64)) != CWPP_OK)
             goto fail;
@@ -599,15 +627,18 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
             a->process.pid = json_integer_value(v);
             a->process.has_pid = 1;
         }
-        if ((rc = get_str(c, o, "process.", "path", 0, 4096, &a->process.path)) != CWPP_OK)
+        if ((rc = get_str(c, o, "process.", "path", 0, CWPP_ALERT_MAX_PATH,
+                          &a->process.path)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "process.", "cmdline", 0, 32768, &a->process.cmdline)) != CWPP_OK)
+        if ((rc = get_str(c, o, "process.", "cmdline", 0, CWPP_ALERT_MAX_CMDLINE,
+                          &a->process.cmdline)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "process.", "user", 0, 256, &a->process.user)) != CWPP_OK)
+        if ((rc = get_str(c, o, "process.", "user", 0, CWPP_ALERT_MAX_LABEL,
+                          &a->process.user)) != CWPP_OK)
             goto fail;
     }
 
-    if ((rc = get_str(c, root, "", "remote_ip", 0, 64, &a->remote_ip)) != CWPP_OK)
+    if ((rc = get_str(c, root, "", "remote_ip", 0, CWPP_ALERT_MAX_IP, &a->remote_ip)) != CWPP_OK)
 
         goto fail;
     if ((rc = check_ip(c, "remote_ip", a->remote_ip)) != CWPP_OK)
@@ -617,11 +648,12 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
 
         goto fail;
     if (o != NULL) {
-        if ((rc = get_str(c, o, "logon.", "ip", 0, 64, &a->logon.ip)) != CWPP_OK)
+        if ((rc = get_str(c, o, "logon.", "ip", 0, CWPP_ALERT_MAX_IP, &a->logon.ip)) != CWPP_OK)
             goto fail;
         if ((rc = check_ip(c, "logon.ip", a->logon.ip)) != CWPP_OK)
             goto fail;
-        if ((rc = get_str(c, o, "logon.", "user", 0, 256, &a->logon.user)) != CWPP_OK)
+        if ((rc = get_str(c, o, "logon.", "user", 0, CWPP_ALERT_MAX_LABEL,
+                          &a->logon.user)) != CWPP_OK)
             goto fail;
     }
 
@@ -638,6 +670,8 @@ int cwpp_alert__normalize(nctx_t *c, json_t *root, cwpp_format_t fmt,
         if (!is_known_key(key) && json_object_get(a->details, key) == NULL)
             json_object_set(a->details, key, v);
     }
+    if ((rc = check_details(c, a->details)) != CWPP_OK)
+        goto fail;
 
     a->status = a->defense == CWPP_DEF_PRECISION ? CWPP_ST_HANDLED : CWPP_ST_UNHANDLED;
     a->first_seen_ms = a->last_seen_ms = a->occurred_at_ms;

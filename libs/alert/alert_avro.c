@@ -89,6 +89,9 @@ int cwpp_alert_to_avro(const cwpp_alert_t *a, const cwpp_avro_type_t *t, avro_va
     rc |= cwpp_avro_set_long(v, "last_seen_ms", a->last_seen_ms);
     rc |= cwpp_avro_set_long(v, "occurrences", a->occurrences);
     rc |= cwpp_avro_set_long(v, "ingested_at_ms", a->ingested_at_ms);
+    rc |= cwpp_avro_set_opt_long(v, "original_occurred_at_ms",
+                                 a->has_original_occurred_at ? &a->original_occurred_at_ms
+                                                             : NULL);
     free(details);
     if (rc != 0)
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
@@ -213,6 +216,8 @@ int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
     rc |= cwpp_avro_get_long(v, "last_seen_ms", &a->last_seen_ms);
     rc |= cwpp_avro_get_long(v, "occurrences", &a->occurrences);
     rc |= cwpp_avro_get_long(v, "ingested_at_ms", &a->ingested_at_ms);
+    rc |= cwpp_avro_get_opt_long(v, "original_occurred_at_ms", &a->original_occurred_at_ms,
+                                 &a->has_original_occurred_at);
     if (rc != 0) {
         cwpp_alert_clear(a);
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "Alert record is incomplete");

@@ -153,6 +153,7 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *a, char *err
     a->occurred_at_ms = a->last_seen_ms;
     a->occurrences = int_key(&c, root, "occurrences", NULL);
     a->ingested_at_ms = int_key(&c, root, "ingested_ms", NULL);
+    a->original_occurred_at_ms = int_key(&c, root, "original_ms", &a->has_original_occurred_at);
     json_decref(root);
     if (c.bad) {
         char copy[CWPP_ALERT_ID_LEN + 1];

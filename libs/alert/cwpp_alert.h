@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cwpp_alert_limits.h"
 #include "cwpp_avro.h"
 
 typedef enum { CWPP_SEV_CRITICAL = 0, CWPP_SEV_HIGH, CWPP_SEV_MEDIUM, CWPP_SEV_LOW } cwpp_severity_t;
@@ -133,19 +134,30 @@ typedef struct cwpp_alert {
     size_t          n_entities;
     cwpp_alert_status_t status;
     int64_t         first_seen_ms, last_seen_ms, occurrences, ingested_at_ms;
+    /* The occurred_at the producer gave when ingest replaced it by the time it received
+     * the alert (older than max_age_ms, or later than max_future_ms ahead: a detector's
+     * clock that is wrong); has_original_occurred_at 0 when the time was kept. On a
+     * stored alert, that of its latest occurrence whose time was replaced. */
+    int64_t         original_occurred_at_ms;
+    int             has_original_occurred_at;
 } cwpp_alert_t;
 
 typedef struct cwpp_alert_opts {
     const char *adapter_account_id; /* account for Falco/Wazuh alerts that carry none; NULL or
                                        "" = such alerts are rejected */
-    int64_t     now_ms;             /* reference time for the future-time check */
-    int64_t     max_future_ms;      /* occurred_at beyond now + this is rejected */
+    int64_t     now_ms;             /* when ingest received the record */
+    int64_t     max_future_ms;      /* occurred_at beyond now + this ... */
+    int64_t     max_age_ms;         /* ... or before now - this (0: no lower bound but 1970)
+                                       is replaced by now_ms, the original kept */
 } cwpp_alert_opts_t;
 
 /*
  * Parses, maps, validates and normalizes one upstream record. On success fills out
  * (clear it with cwpp_alert_clear) with status unhandled (handled for precision
  * defence), first_seen = last_seen = occurred_at, occurrences 1, ingested_at = now.
+ * An occurred_at outside [now - max_age, now + max_future] (before 1970 included) is not
+ * refused: occurred_at becomes now and the given time is kept in original_occurred_at_ms
+ * (docs/alert-format.md "occurred_at").
  * On failure returns CWPP_EINVAL, sets *code to a stable reason code (invalid_json,
  * invalid_utf8, unknown_shape, missing_field, wrong_type, invalid_value, too_long) and
  * writes one sentence into errstr; out is left cleared. CWPP_ENOMEM on allocation failure.
@@ -170,7 +182,9 @@ int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
 
 /*
  * The select list that turns a row of cwpp.alerts (table alias "a") into the JSON text
- * cwpp_alert_from_row() reads. occurred_at of a stored alert is its last_seen.
+ * cwpp_alert_from_row() reads. occurred_at of a stored alert is its last_seen; its
+ * original_occurred_at (schemas/sql/010) that of its latest occurrence whose time ingest
+ * replaced.
  */
 #define CWPP_ALERT_ROW_SQL                                                                     \
     "jsonb_build_object('alert_id', a.alert_id, 'dedup_key', a.dedup_key, "                   \
@@ -183,7 +197,8 @@ int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
     "'first_ms', (extract(epoch FROM a.first_seen) * 1000)::bigint, "                         \
     "'last_ms', (extract(epoch FROM a.last_seen) * 1000)::bigint, "                           \
     "'occurrences', a.occurrences, "                                                           \
-    "'ingested_ms', (extract(epoch FROM a.ingested_at) * 1000)::bigint)::text"
+    "'ingested_ms', (extract(epoch FROM a.ingested_at) * 1000)::bigint, "                     \
+    "'original_ms', (extract(epoch FROM a.original_occurred_at) * 1000)::bigint)::text"
 
 /* Reads one stored alert (the text CWPP_ALERT_ROW_SQL selects) into out (cleared first).
  * Returns 0, or CWPP_EINVAL with the reason. */

@@ -34,6 +34,44 @@ static int opt_str(json_t *obj, const char *key, char **dst, int required, char 
     return CWPP_OK;
 }
 
+/* One text of a rule against its limit (cwpp_alert_limits.h). */
+static int fits(const char *what, const char *s, size_t max, const char *why, char *errstr,
+                size_t errstr_size)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n <= max)
+        return CWPP_OK;
+    return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
+                       "the rule's %s is %zu bytes, longer than its limit of %zu bytes%s", what,
+                       n, max, why);
+}
+
+/* Every text of a rule within its limit: nothing longer is stored, indexed or loaded into
+ * every filter (a 10 KB alert_name could match no alert and stops no filter). */
+static int check_lengths(const char *an, const char *field, cwpp_rule_op_t op,
+                         const char *value, const char *asset, const char *from,
+                         const char *remark, char *errstr, size_t errstr_size)
+{
+    int rc;
+
+    if ((rc = fits("alert_name", an, CWPP_ALERT_MAX_NAME, " (the longest alert name)", errstr,
+                   errstr_size)) != CWPP_OK ||
+        (rc = fits("field", field, CWPP_CMD_MAX_RULE_FIELD, "", errstr, errstr_size)) !=
+            CWPP_OK ||
+        (rc = op == CWPP_OP_REGEX
+                  ? fits("regex", value, CWPP_CMD_MAX_RULE_REGEX, "", errstr, errstr_size)
+                  : fits("value", value, CWPP_CMD_MAX_RULE_VALUE, "", errstr, errstr_size)) !=
+            CWPP_OK ||
+        (rc = fits("asset_id", asset, CWPP_ALERT_MAX_ID, " (the longest asset id)", errstr,
+                   errstr_size)) != CWPP_OK ||
+        (rc = fits("from_alert_id", from, CWPP_CMD_MAX_ALERT_ID, " (an alert id)", errstr,
+                   errstr_size)) != CWPP_OK ||
+        (rc = fits("remark", remark, CWPP_CMD_MAX_REMARK, "", errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    return CWPP_OK;
+}
+
 void cwpp_wl_def_clear(cwpp_wl_def_t *d)
 {
     if (d == NULL)
@@ -79,7 +117,7 @@ int cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t 
     if (cwpp_rule_op_parse(op, &out->def.op) != 0) {
         char ops[128];
 
-        rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "unknown operator \"%s\" (use %s)",
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "unknown operator \"%.64s\" (use %s)",
                          op, cwpp_rule_ops_text(ops, sizeof(ops), ", ", " or "));
         goto done;
     }
@@ -94,14 +132,17 @@ int cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t 
         out->def.scope = CWPP_SCOPE_ASSET;
     } else {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
-                         "unknown scope \"%s\" (use all or asset)", scope);
+                         "unknown scope \"%.64s\" (use all or asset)", scope);
         goto done;
     }
     if (expires != NULL && cwpp_parse_time_ms(expires, 0, &out->def.expires_at_ms) != 0) {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
-                         "expires_at \"%s\" is not an RFC 3339 time", expires);
+                         "expires_at \"%.64s\" is not an RFC 3339 time", expires);
         goto done;
     }
+    if ((rc = check_lengths(an, field, out->def.op, value, asset, out->from_alert_id,
+                            out->remark, errstr, errstr_size)) != CWPP_OK)
+        goto done;
     f = json_object_get(obj, "force");
     out->force = json_is_true(f);
     out->def.alert_name = an;

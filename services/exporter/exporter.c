@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_alert.h"
 #include "cwpp_correlate.h"
 #include "cwpp_log.h"
 #include "cwpp_util.h"
@@ -189,7 +190,8 @@ static int word_list(const json_t *p, const char *key, const char *const *ok, si
     }
     for (i = 0; i < json_array_size(a); i++) {
         const char *s = json_string_value(json_array_get(a, i));
-        int         found = nok == 0 && s != NULL && s[0] != '\0' && strlen(s) < 256;
+        int         found = nok == 0 && s != NULL && s[0] != '\0' &&
+                        strlen(s) <= CWPP_CMD_MAX_EVENT_ID;
 
         for (k = 0; s != NULL && k < nok; k++)
             found |= strcmp(s, ok[k]) == 0;
@@ -201,7 +203,8 @@ static int word_list(const json_t *p, const char *key, const char *const *ok, si
                 snprintf(msg, msgsz, "\"%.40s\" is not a status (unhandled, handling, handled, "
                          "failed).", s != NULL ? s : "");
             else
-                snprintf(msg, msgsz, "Event id %zu is not a text of 1 to 255 bytes.", i + 1);
+                snprintf(msg, msgsz, "Event id %zu is not a text of 1 to %d bytes.", i + 1,
+                         CWPP_CMD_MAX_EVENT_ID);
             return -1;
         }
     }
@@ -387,6 +390,12 @@ static int store_job(ex_t *x, const cmd_t *c, int64_t count, const json_t *doc,
                                                    "out of memory");
 }
 
+/* The limit of every text of an export command (cwpp_alert_limits.h; docs/commands.md
+ * "Limits"): event ids; levels and statuses are then one of a few words. */
+static const cwpp_alert_text_limit_t LIMITS[] = {
+    {"ids", CWPP_CMD_MAX_EVENT_ID},
+};
+
 /* export.create: counts, reads the three sheets in this transaction's snapshot, builds and
  * stores the workbook. */
 static int cmd_export(void *svc, const cwpp_command_t *c, reply_t *rp, cwpp_outbox_t *out,
@@ -394,7 +403,7 @@ static int cmd_export(void *svc, const cwpp_command_t *c, reply_t *rp, cwpp_outb
 {
     ex_t          *x = svc;
     filt_t         f;
-    char           days[16], lim[16], *accounts = NULL;
+    char           days[16], lim[16], *accounts = NULL, why[300];
     const char    *p[8];
     PGresult      *r = NULL;
     json_t        *doc = NULL;
@@ -404,6 +413,12 @@ static int cmd_export(void *svc, const cwpp_command_t *c, reply_t *rp, cwpp_outb
     int            rc = CWPP_OK;
 
     (void)out;
+    memset(&f, 0, sizeof(f));
+    if (!cwpp_alert_texts_fit(c->payload, LIMITS, sizeof(LIMITS) / sizeof(LIMITS[0]),
+                              CWPP_CMD_MAX_DEFAULT, why, sizeof(why))) {
+        rc = cwpp_command_refuse(rp, "Refused: %s; nothing was exported.", why);
+        goto out;
+    }
     if (parse_filters(c->payload, &f, rp->msg, sizeof(rp->msg)) != 0) {
         rp->status = "error";
         goto out;

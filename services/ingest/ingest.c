@@ -6,7 +6,9 @@
  * bursts, with many recurrences of the same alert. One consumed batch becomes:
  *
  *   1. parse + validate + normalize every record (libs/alert); a bad record becomes a
- *      RejectedRecord with its original bytes and reason;
+ *      RejectedRecord with its original bytes and reason; an occurred_at older than
+ *      ingest.max.age.s or later than ingest.max.future.s ahead is replaced by the batch's
+ *      receive time, the given one kept (counted and logged once the batch is applied);
  *   2. one PostgreSQL transaction, sent in pipelined chunks (one round trip per chunk,
  *      not per alert): lock this group's consumer_offsets rows for the batch's
  *      partitions (libs/fence), upsert each alert not yet applied (offset >=
@@ -44,7 +46,13 @@ const cwpp_conf_prop_t ingest_props[] = {
      "", 0, 0, 0,
      "Account for Falco/Wazuh alerts that carry none (empty: such alerts are rejected)."},
     {"ingest.max.future.s", CWPP_CONF_INT, offsetof(ingest_conf_t, max_future_s), "3600", 0,
-     31536000, 0, "occurred_at later than now plus this many seconds is rejected."},
+     31536000, 0, "occurred_at later than now plus this many seconds is replaced by the time "
+     "ingest received the alert; the given time is kept as original_occurred_at."},
+    {"ingest.max.age.s", CWPP_CONF_INT, offsetof(ingest_conf_t, max_age_s), "15552000", 0,
+     3153600000LL, 0, "occurred_at older than this many seconds (default 180 days, the events' "
+     "retention.days) is replaced by the time ingest received the alert, so its event is "
+     "listed and not deleted by retention at once; the given time is kept as "
+     "original_occurred_at. 0: only times before 1970 are."},
     {"ingest.chunk", CWPP_CONF_INT, offsetof(ingest_conf_t, chunk), "250", 1, 100000, 0,
      "Records parsed and sent to the database per statement; the server applies one chunk "
      "while the next is parsed."},
@@ -81,6 +89,7 @@ struct ingest {
     atomic_int           db_ok;
     cwpp_metrics_t      *metrics;
     cwpp_metric_t       *m_new, *m_recur, *m_redelivered, *m_db_seconds, *m_db_errors;
+    cwpp_metric_t       *m_adj_old, *m_adj_future; /* occurred_at replaced */
 };
 
 /* One statement per batch: the rows arrive as one JSON array (no per-row round trip,
@@ -90,20 +99,24 @@ static const char SQL_UPSERT_BATCH[] =
     "INSERT INTO alerts (alert_id, dedup_key, account_id, name, type, severity, source, "
     "input_format, source_alert_id, asset_id, asset, attack_tactic, attack_technique, defense, "
     "file, process, remote_ip, logon, details, entities, status, first_seen, last_seen, "
-    "occurrences, ingested_at, updated_at) "
+    "occurrences, ingested_at, updated_at, original_occurred_at) "
     "SELECT alert_id, dedup_key, account_id, name, type, severity, source, input_format, "
     "source_alert_id, asset_id, asset, attack_tactic, attack_technique, defense, file, process, "
     "remote_ip, logon, details, entities, status, to_timestamp(first_ms / 1000.0), "
-    "to_timestamp(last_ms / 1000.0), n, to_timestamp(ingested_ms / 1000.0), now() "
+    "to_timestamp(last_ms / 1000.0), n, to_timestamp(ingested_ms / 1000.0), now(), "
+    "to_timestamp(original_ms / 1000.0) "
     "FROM jsonb_to_recordset($1::jsonb) AS x(alert_id text, dedup_key text, account_id text, "
     "name text, type text, severity text, source text, input_format text, source_alert_id text, "
     "asset_id text, asset jsonb, attack_tactic text, attack_technique text, defense text, "
     "file jsonb, process jsonb, remote_ip text, logon jsonb, details jsonb, entities jsonb, "
-    "status text, first_ms bigint, last_ms bigint, n bigint, ingested_ms bigint) "
+    "status text, first_ms bigint, last_ms bigint, n bigint, ingested_ms bigint, "
+    "original_ms bigint) "
     "ON CONFLICT (alert_id) DO UPDATE SET "
     "first_seen = LEAST(alerts.first_seen, EXCLUDED.first_seen), "
     "last_seen = GREATEST(alerts.last_seen, EXCLUDED.last_seen), "
-    "occurrences = alerts.occurrences + EXCLUDED.occurrences, updated_at = now() "
+    "occurrences = alerts.occurrences + EXCLUDED.occurrences, updated_at = now(), "
+    "original_occurred_at = COALESCE(EXCLUDED.original_occurred_at, "
+    "alerts.original_occurred_at) "
     "RETURNING alert_id, status, (extract(epoch FROM first_seen) * 1000)::bigint, "
     "(extract(epoch FROM last_seen) * 1000)::bigint, occurrences";
 static const char SQL_STATE[] =
@@ -148,6 +161,14 @@ ingest_t *ingest_new(const ingest_conf_t *conf, cwpp_metrics_t *metrics, char *e
     in->m_redelivered = cwpp_counter(metrics, "cwpp_ingest_redelivered_total",
                                      "Records redelivered after a restart whose effect was "
                                      "already stored (not applied twice).");
+    in->m_adj_old = cwpp_counter(metrics,
+                                 "cwpp_ingest_occurred_at_adjusted_total{reason=\"too_old\"}",
+                                 "Alerts whose occurred_at was replaced by the time ingest "
+                                 "received them (docs/alert-format.md), by reason.");
+    in->m_adj_future = cwpp_counter(metrics,
+                                    "cwpp_ingest_occurred_at_adjusted_total{reason=\"future\"}",
+                                    "Alerts whose occurred_at was replaced by the time ingest "
+                                    "received them (docs/alert-format.md), by reason.");
     in->m_db_errors = cwpp_counter(metrics, "cwpp_ingest_db_errors_total",
                                    "Batch transactions that failed and were retried.");
     {
@@ -212,6 +233,26 @@ static void count_reject(ingest_t *in, const char *code)
     snprintf(name, sizeof(name), "cwpp_ingest_rejected_total{reason=\"%s\"}", code);
     cwpp_metric_add(cwpp_counter(in->metrics, name, "Records rejected to the dead-letter topic, "
                                  "by reason."), 1);
+}
+
+/* Counts and logs an alert whose occurred_at was replaced (once its batch is applied). */
+static void note_adjusted(ingest_t *in, const item_t *it)
+{
+    const cwpp_alert_t *a = &it->alert;
+    char                orig[40], now[40];
+    int                 future = a->original_occurred_at_ms > a->occurred_at_ms;
+
+    cwpp_metric_add(future ? in->m_adj_future : in->m_adj_old, 1);
+    cwpp_warn("occurred_at_adjusted", "alert %s (account %.128s, asset %.256s, source %.128s) at "
+              "%s[%d]@%lld: occurred_at %s is %s; stored with the receive time %s, the given "
+              "time kept as original_occurred_at", a->alert_id, a->account_id, a->asset.id,
+              a->source, rd_kafka_topic_name(it->m->rkt), (int)it->m->partition,
+              (long long)it->m->offset,
+              a->original_occurred_at_ms < 0 ? "before 1970"
+                  : cwpp_format_time_ms(a->original_occurred_at_ms, orig, sizeof(orig)),
+              future ? "further in the future than ingest.max.future.s"
+                     : "older than ingest.max.age.s",
+              cwpp_format_time_ms(a->occurred_at_ms, now, sizeof(now)));
 }
 
 /* ------------------------------------------------------------------- database */
@@ -334,6 +375,7 @@ static int batch_rows(ingest_t *in, const size_t *firsts, size_t ngroups)
         item_t             *head = &in->items[firsts[g]], *x;
         const cwpp_alert_t *a = &head->alert;
         int64_t             first = a->occurred_at_ms, last = a->occurred_at_ms;
+        const cwpp_alert_t *orig = a->has_original_occurred_at ? a : NULL;
 
         for (x = head; x->next_same != SIZE_MAX; ) {
             x = &in->items[x->next_same];
@@ -341,6 +383,8 @@ static int batch_rows(ingest_t *in, const size_t *firsts, size_t ngroups)
                 first = x->alert.occurred_at_ms;
             if (x->alert.occurred_at_ms > last)
                 last = x->alert.occurred_at_ms;
+            if (x->alert.has_original_occurred_at)
+                orig = &x->alert; /* the latest replaced one of the batch */
         }
         cwpp_buf_append(b, g == 0 ? "{" : ",{", g == 0 ? 1 : 2);
         jkey(b, "alert_id", 1);
@@ -419,6 +463,8 @@ static int batch_rows(ingest_t *in, const size_t *firsts, size_t ngroups)
         jint(b, "last_ms", last);
         jint(b, "n", (int64_t)head->group_size);
         jint(b, "ingested_ms", a->ingested_at_ms);
+        if (orig != NULL)
+            jint(b, "original_ms", orig->original_occurred_at_ms);
         cwpp_buf_append(b, "}", 1);
     }
     cwpp_buf_append(b, "]", 2); /* with the terminating NUL */
@@ -786,6 +832,7 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     opts.adapter_account_id = in->conf->adapter_account_id;
     opts.now_ms = cwpp_now_ms();
     opts.max_future_ms = in->conf->max_future_s * 1000;
+    opts.max_age_ms = in->conf->max_age_s * 1000;
 
     in->batch_n = n;
     for (i = 0; i < n; i++) {
@@ -815,10 +862,13 @@ int ingest_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_
     atomic_store(&in->db_ok, 1);
     cwpp_metric_observe(in->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
     for (i = 0; i < n; i++) {
-        if (in->items[i].ok && in->items[i].apply)
+        if (in->items[i].ok && in->items[i].apply) {
             cwpp_metric_add(in->items[i].alert.occurrences > 1 ? in->m_recur : in->m_new, 1);
-        else if (!in->items[i].ok)
+            if (in->items[i].alert.has_original_occurred_at)
+                note_adjusted(in, &in->items[i]);
+        } else if (!in->items[i].ok) {
             count_reject(in, in->items[i].code != NULL ? in->items[i].code : "invalid");
+        }
     }
 
     /* 3. outputs */

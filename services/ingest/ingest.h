@@ -14,6 +14,7 @@ typedef struct ingest_conf {
     int64_t            max_message_bytes;  /* larger records are rejected */
     char              *adapter_account_id; /* account for Falco/Wazuh alerts without one */
     int64_t            max_future_s;       /* occurred_at tolerance into the future */
+    int64_t            max_age_s;          /* and into the past (0: back to 1970) */
     int64_t            chunk;              /* records per upsert statement */
 } ingest_conf_t;
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_alert.h"
 #include "cwpp_command.h"
 #include "cwpp_respond.h"
 #include "cwpp_util.h"
@@ -73,10 +74,11 @@ static const char *user_of(const cwpp_command_t *c, cwpp_command_reply_t *rp)
 {
     const char *user = pstr(c, "user");
 
-    if (name_ok(user, 64))
+    if (name_ok(user, CWPP_CMD_MAX_USER))
         return user;
-    cwpp_command_refuse(rp, "\"%.64s\" is not a user name (1 to 64 of A-Z a-z 0-9 . _ @ -, "
-                        "starting with a letter or digit).", user != NULL ? user : "");
+    cwpp_command_refuse(rp, "\"%.64s\" is not a user name (1 to %d of A-Z a-z 0-9 . _ @ -, "
+                        "starting with a letter or digit).", user != NULL ? user : "",
+                        CWPP_CMD_MAX_USER);
     return NULL;
 }
 
@@ -90,6 +92,8 @@ int rs_cmd_users_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
     int         rc;
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (user == NULL)
         return CWPP_OK;
     if (strcmp(p[2], "admin") != 0 && strcmp(p[2], "analyst") != 0)
@@ -115,9 +119,11 @@ int rs_cmd_users_grant(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
     char        refusal[400];
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (user == NULL)
         return CWPP_OK;
-    if (acc == NULL || acc[0] == '\0' || strlen(acc) > 200)
+    if (acc == NULL || acc[0] == '\0' || strlen(acc) > CWPP_CMD_MAX_ACCOUNT)
         return cwpp_command_refuse(rp, "Name the account (\"account\").");
     if (grant)
         snprintf(refusal, sizeof(refusal), "User %s is unknown or holds account %.200s "
@@ -149,6 +155,8 @@ int rs_cmd_users_disable(void *svc, const cwpp_command_t *c, cwpp_command_reply_
     char        refusal[400];
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (user == NULL)
         return CWPP_OK;
     if (dis && strcmp(user, c->actor) == 0)
@@ -177,8 +185,10 @@ int rs_cmd_accounts_add_member(void *svc, const cwpp_command_t *c, cwpp_command_
     int         rc;
 
     (void)out;
-    if (acc == NULL || mgr == NULL || acc[0] == '\0' || mgr[0] == '\0' || strlen(acc) > 200 ||
-        strlen(mgr) > 200 || strcmp(acc, mgr) == 0)
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
+    if (acc == NULL || mgr == NULL || acc[0] == '\0' || mgr[0] == '\0' || strlen(acc) > CWPP_CMD_MAX_ACCOUNT ||
+        strlen(mgr) > CWPP_CMD_MAX_ACCOUNT || strcmp(acc, mgr) == 0)
         return cwpp_command_refuse(rp, "Name the member account and a different manager "
                                    "account (\"account\", \"manager\").");
     snprintf(refusal, sizeof(refusal), "Account %.200s is a member account already.", acc);
@@ -204,6 +214,8 @@ int rs_cmd_playbooks_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_
     int         rc;
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (cwpp_playbook_check(pb, why, sizeof(why)) != 0)
         return cwpp_command_refuse(rp, "The playbook is not valid: %s.", why);
     name = json_string_value(json_object_get(pb, "name"));
@@ -250,8 +262,14 @@ int rs_cmd_playbooks_delete(void *svc, const cwpp_command_t *c, cwpp_command_rep
     int         rc;
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (name == NULL || name[0] == '\0')
         return cwpp_command_refuse(rp, "Name the playbook (\"name\").");
+    if (strlen(name) > CWPP_CMD_MAX_PLAYBOOK_NAME)
+        return cwpp_command_refuse(rp, "Refused: \"name\" is %zu bytes, longer than its limit "
+                                   "of %d bytes (a playbook name); nothing was changed.",
+                                   strlen(name), CWPP_CMD_MAX_PLAYBOOK_NAME);
     snprintf(refusal, sizeof(refusal), "There is no custom playbook \"%.64s\" (built-in "
              "and file playbooks cannot be deleted).", name);
     rc = change(r, c, rp, "DELETE FROM playbooks WHERE name = $1 AND origin = 'custom'", 1, p,

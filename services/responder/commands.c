@@ -77,6 +77,30 @@ static const char SQL_PLAYBOOK[] =
 
 /* ------------------------------------------------------------------ helpers */
 
+/* The limit of every text a responder command carries (cwpp_alert_limits.h; the table of
+ * docs/commands.md "Limits"); a text not named takes its parent member's limit, else
+ * CWPP_CMD_MAX_DEFAULT (statuses, levels, roles: then one of a few words). */
+static const cwpp_alert_text_limit_t LIMITS[] = {
+    {"remark", CWPP_CMD_MAX_REMARK},          {"event_id", CWPP_CMD_MAX_EVENT_ID},
+    {"owner", CWPP_CMD_MAX_USER},             {"user", CWPP_CMD_MAX_USER},
+    {"account", CWPP_CMD_MAX_ACCOUNT},        {"manager", CWPP_CMD_MAX_ACCOUNT},
+    {"display_name", CWPP_CMD_MAX_DISPLAY},   {"name", CWPP_CMD_MAX_DISPLAY},
+    {"entities", CWPP_CMD_MAX_ENTITY},        {"entity", CWPP_CMD_MAX_ENTITY},
+    {"playbook", CWPP_CMD_MAX_PLAYBOOK_NAME}, {"description", CWPP_CMD_MAX_PLAYBOOK_DESC},
+    {"params", CWPP_CMD_MAX_PARAM},
+};
+
+int rs_texts_fit(const cwpp_command_t *c, cwpp_command_reply_t *rp)
+{
+    char why[300];
+
+    if (cwpp_alert_texts_fit(c->payload, LIMITS, sizeof(LIMITS) / sizeof(LIMITS[0]),
+                             CWPP_CMD_MAX_DEFAULT, why, sizeof(why)))
+        return 1;
+    cwpp_command_refuse(rp, "Refused: %s; nothing was changed.", why);
+    return 0;
+}
+
 static const char *pstr(const cwpp_command_t *c, const char *k)
 {
     return json_string_value(json_object_get(c->payload, k));
@@ -208,6 +232,8 @@ static int cmd_status(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
     int                 rc;
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     /* every status but failed, which only a failed task sets */
     if (to == NULL || cwpp_event_status_parse(to, &es) != 0 || es == CWPP_EVS_FAILED)
         return cwpp_command_refuse(rp, "\"%.40s\" is not a status an analyst can set (unhandled, "
@@ -249,6 +275,8 @@ static int cmd_owner(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
     int         rc, ok;
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (owner == NULL || owner[0] == '\0')
         return cwpp_command_refuse(rp, "The command names no owner (\"owner\").");
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
@@ -292,6 +320,8 @@ static int cmd_level(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
     int         rc, i, known = 0;
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     for (i = 0; to != NULL && i < 4; i++)
         known |= strcmp(to, ok[i]) == 0;
     if (!known)
@@ -326,10 +356,13 @@ static int cmd_remark(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
     int  rc;
 
     (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (remark_of(c)[0] == '\0')
         return cwpp_command_refuse(rp, "The remark is empty.");
-    if (strlen(remark_of(c)) > 4000)
-        return cwpp_command_refuse(rp, "The remark is longer than 4000 bytes.");
+    if (strlen(remark_of(c)) > CWPP_CMD_MAX_REMARK)
+        return cwpp_command_refuse(rp, "The remark is longer than %d bytes.",
+                                   CWPP_CMD_MAX_REMARK);
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
@@ -506,6 +539,8 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
     size_t        i, j;
     int           rc, same = 1;
 
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if (target == NULL || (strcmp(target, "handling") != 0 && strcmp(target, "handled") != 0))
         return cwpp_command_refuse(rp,
                                    "Choose the status the event takes when the handling succeeds: "
@@ -623,6 +658,8 @@ static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t
     size_t       i;
     int          rc;
 
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
     if ((validity = validity_of(r, c, rp)) < 0)
         return CWPP_OK;
     if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)

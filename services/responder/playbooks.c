@@ -64,6 +64,26 @@ static int store(rs_t *r, const json_t *pb, const char *origin, char *errstr,
     return rc;
 }
 
+/* A file's playbook holds texts within the limits playbooks.add has (cwpp_alert_limits.h):
+ * checked as that command's payload would be. 1 fits; else logged. */
+static int texts_fit(const json_t *pb, const char *where)
+{
+    cwpp_command_t       c;
+    cwpp_command_reply_t rp;
+    int                  ok;
+
+    memset(&c, 0, sizeof(c));
+    memset(&rp, 0, sizeof(rp));
+    c.payload = json_pack("{s:O}", "playbook", (json_t *)pb);
+    if (c.payload == NULL)
+        return 1; /* out of memory: the store that follows says so */
+    ok = rs_texts_fit(&c, &rp);
+    if (!ok)
+        cwpp_error("playbook_invalid", "%s: not loaded: %s", where, rp.msg);
+    json_decref(c.payload);
+    return ok;
+}
+
 /* Every playbook of doc (an object or a list of them), each checked. */
 static int load_doc(rs_t *r, json_t *doc, const char *origin, const char *where, char *errstr,
                     size_t errstr_size)
@@ -77,6 +97,10 @@ static int load_doc(rs_t *r, json_t *doc, const char *origin, const char *where,
 
         if (cwpp_playbook_check(pb, why, sizeof(why)) != 0) {
             cwpp_error("playbook_invalid", "%s: not loaded: %s", where, why);
+            cwpp_metric_add(r->m_playbooks_invalid, 1);
+            continue;
+        }
+        if (!texts_fit(pb, where)) {
             cwpp_metric_add(r->m_playbooks_invalid, 1);
             continue;
         }

@@ -58,6 +58,11 @@ int  rs_set_status(rs_t *r, const char *event_id, const char *from, const char *
                    const char *actor, const char *command_id, const char *remark,
                    const char *via, int64_t *alerts_handled, char *errstr, size_t errstr_size);
 
+/* commands.c: every text of c's payload within its limit (cwpp_alert_limits.h), checked
+ * first by every handler, before anything is read or written; else refused in rp naming
+ * the field and the limit. 1 fits. */
+int  rs_texts_fit(const cwpp_command_t *c, cwpp_command_reply_t *rp);
+
 /* admin.c: the handlers (cwpp_command_fn) of users.*, accounts.add_member, playbooks.* */
 int  rs_cmd_users_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                       cwpp_outbox_t *out, char *errstr, size_t errstr_size);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cwpp_alert.h"
 #include "cwpp_log.h"
 #include "cwpp_respond.h"
 #include "cwpp_util.h"
@@ -495,12 +496,27 @@ static int retry_or_fail(rs_t *r, PGresult *t, int i, const char *final_state,
 
 /* ------------------------------------------------------------------ results */
 
+/* The first at most max bytes of s into dst (max + 1 bytes), cut at a character boundary
+ * (s is valid UTF-8: the Avro decoder checked it). */
+static void text_prefix(char *dst, const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
                     size_t errstr_size)
 {
     const char  *action_id, *task_id, *status, *reason, *details, *agent;
     const char  *dot;
-    char         why[300], att[16];
+    char         why[300], att[16], rbuf[CWPP_RESULT_MAX_REASON + 1];
     PGresult    *t = NULL;
     json_t      *dj;
     json_error_t jerr;
@@ -561,11 +577,30 @@ int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, ch
         PQclear(t);
         return CWPP_OK;
     }
+    /* An agent's reason and details are kept, cut to their limits (cwpp_alert_limits.h):
+     * the result itself (the task's outcome) must not be lost to an over-long text. */
+    if (strlen(reason) > CWPP_RESULT_MAX_REASON) {
+        text_prefix(rbuf, reason, CWPP_RESULT_MAX_REASON);
+        reason = rbuf;
+    }
     /* an agent's details are kept as JSON when they are an object, else as text */
-    dj = json_loads(details, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(dj)) {
-        json_decref(dj);
-        dj = json_pack("{s:s}", "text", details);
+    if (strlen(details) > CWPP_RESULT_MAX_DETAILS) {
+        char *head = malloc(CWPP_RESULT_MAX_REASON + 1);
+
+        if (head == NULL) {
+            PQclear(t);
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        }
+        text_prefix(head, details, CWPP_RESULT_MAX_REASON);
+        dj = json_pack("{s:s, s:b, s:I}", "text", head, "truncated", 1, "length",
+                       (json_int_t)strlen(details));
+        free(head);
+    } else {
+        dj = json_loads(details, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(dj)) {
+            json_decref(dj);
+            dj = json_pack("{s:s}", "text", details);
+        }
     }
     if (dj != NULL)
         json_object_set_new(dj, "agent", json_string(agent));

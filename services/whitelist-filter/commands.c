@@ -22,6 +22,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,31 @@ static const char SQL_RULE_DEL[] =
     "UPDATE whitelist_rules SET deleted_at = now(), deleted_by = $2 WHERE rule_id = $1";
 
 /* ------------------------------------------------------------------ helpers */
+
+/* The limit of every text a whitelist command carries (cwpp_alert_limits.h; the table of
+ * docs/commands.md "Limits"). A regex value has a lower one, checked with the rule.
+ * alert_id and alert_ids are exactly "al-" + 32 hex digits, checked as that by their
+ * handlers ("... is not an alert id"), so they need no length entry here. */
+static const cwpp_alert_text_limit_t LIMITS[] = {
+    {"alert_name", CWPP_ALERT_MAX_NAME},       {"field", CWPP_CMD_MAX_RULE_FIELD},
+    {"value", CWPP_CMD_MAX_RULE_VALUE},        {"asset_id", CWPP_ALERT_MAX_ID},
+    {"from_alert_id", CWPP_CMD_MAX_ALERT_ID},  {"alert_id", SIZE_MAX},
+    {"alert_ids", SIZE_MAX},                   {"expires_at", CWPP_ALERT_MAX_TIME},
+    {"remark", CWPP_CMD_MAX_REMARK},
+};
+
+/* Every text of the payload within its limit, checked before anything is read or
+ * written; else the command is refused naming the field and the limit. 1 fits. */
+static int texts_fit(const cmd_t *c, reply_t *rp)
+{
+    char why[300];
+
+    if (cwpp_alert_texts_fit(c->payload, LIMITS, sizeof(LIMITS) / sizeof(LIMITS[0]),
+                             CWPP_CMD_MAX_DEFAULT, why, sizeof(why)))
+        return 1;
+    cwpp_command_refuse(rp, "Refused: %s; nothing was changed.", why);
+    return 0;
+}
 
 /* Appends the activity_log entry of a change; takes before and after. */
 static int log_change(wl_t *w, const cmd_t *c, const char *otype, const char *oid,
@@ -152,6 +178,8 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
     char         why[200];
     int          rc;
 
+    if (!texts_fit(c, rp))
+        return CWPP_OK;
     if (!cwpp_alert_id_valid(id))
         return cwpp_command_refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 hex "
                                    "digits).", id != NULL ? id : "");
@@ -344,6 +372,8 @@ static int cmd_remove_alerts(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox
     PGresult   *r = NULL;
     int         rc, k;
 
+    if (!texts_fit(c, rp))
+        return CWPP_OK;
     if (!json_is_array(ids) || json_array_size(ids) == 0)
         return cwpp_command_refuse(rp, "Name at least one alert to remove from the whitelist.");
     if (json_array_size(ids) > MAX_REMOVE)
@@ -499,6 +529,8 @@ static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *o
     json_t           *def;
 
     (void)out;
+    if (!texts_fit(c, rp))
+        return CWPP_OK;
     if (!rule_def_of(w, c, &d, rp, &rc, errstr, errstr_size))
         return rc;
     if ((d.from_alert_id != NULL && !from_alert_ok(w, c, &d, rp, &rc, errstr, errstr_size)) ||
@@ -584,6 +616,8 @@ static int cmd_rule_delete(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t
     int             rc;
 
     (void)out;
+    if (!texts_fit(c, rp))
+        return CWPP_OK;
     if (!json_is_integer(jid) || json_integer_value(jid) <= 0)
         return cwpp_command_refuse(rp,
                                    "Name the rule to delete by its id (a positive number; cwppctl "

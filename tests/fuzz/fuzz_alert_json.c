@@ -16,7 +16,7 @@ static cwpp_avro_type_t *t;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    cwpp_alert_opts_t opts = {size % 2 ? "acct-fuzz" : NULL, 1795860000000LL, 3600000};
+    cwpp_alert_opts_t opts = {size % 2 ? "acct-fuzz" : NULL, 1795860000000LL, 3600000, 0};
     cwpp_alert_t      a, b;
     const char       *code = NULL;
     char              err[512];

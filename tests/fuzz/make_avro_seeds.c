@@ -11,7 +11,7 @@
 
 int main(int argc, char **argv)
 {
-    cwpp_alert_opts_t opts = {"acct-seed", 1795860000000LL, 3600000};
+    cwpp_alert_opts_t opts = {"acct-seed", 1795860000000LL, 3600000, 0};
     char              err[512], path[1024];
     cwpp_avro_type_t *t = cwpp_avro_type_builtin("alert", err, sizeof(err));
     avro_value_t      v;

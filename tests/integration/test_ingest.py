@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -487,3 +488,91 @@ def test_a_batch_over_300_partitions_is_fenced_once(prefix, services):
     finally:  # the shared broker keeps no 300-partition topic
         for f in admin.delete_topics([topic]).values():
             f.result(60)
+
+
+def test_an_over_long_field_is_dead_lettered_naming_it_and_the_next_alert_flows(prefix,
+                                                                                 services):
+    """Every text field of the contract has a limit (docs/alert-format.md "Limits"): an
+    alert whose name is 600 bytes (limit 512), or whose details are over 128 KiB as JSON,
+    is dead-lettered with reason too_long and a sentence naming the field and its limit,
+    and the normal alert behind them on the same partition gets through."""
+    acct = "long-" + uuid.uuid4().hex[:6]
+    long_name = t.alert(acct, "N" * 600, "virus", "low", "2026-11-27T10:00:00Z", "h1",
+                        file={"path": "/a"})
+    big_details = t.alert(acct, "Big", "virus", "low", "2026-11-27T10:00:00Z", "h1",
+                          file={"path": "/b"}, details={"blob": "y" * 140_000})
+    good = t.alert(acct, "Fine", "virus", "low", "2026-11-27T10:00:00Z", "h1",
+                   file={"path": "/c"})
+    svc = services("ingest", prefix).start()
+    svc.wait_ready()
+    t.produce(prefix + "alerts.raw", [long_name, big_details, good], keys=[b"k"] * 3)
+    rej = [REJECTED.decode(m.value()) for m in t.consume(prefix + "alerts.rejected", expect=2)]
+    assert [r["reason_code"] for r in rej] == ["too_long", "too_long"], rej
+    assert 'field "name" is 600 bytes, longer than 512' in rej[0]["reason"], rej[0]["reason"]
+    assert '"details"' in rej[1]["reason"] and "131072" in rej[1]["reason"], rej[1]["reason"]
+    assert rej[0]["value"] == long_name
+    (m,) = t.consume(prefix + "alerts.normalized", expect=1)
+    assert ALERT.decode(m.value())["name"] == "Fine"
+    assert [r[2] for r in account_rows([acct])] == ["Fine"]
+    assert t.metrics(svc)['cwpp_ingest_rejected_total{reason="too_long"}'] == 2
+    assert svc.stop() == 0
+
+
+def test_occurred_at_from_a_reset_clock_is_replaced_and_its_event_is_listed(prefix,
+                                                                            services):
+    """The occurred_at rule (docs/alert-format.md "occurred_at"): an alert from a detector
+    whose clock was reset to 2001 is not dropped. Ingest stores it with occurred_at = the
+    time it received it and keeps the given time (original_occurred_at_ms on the Alert,
+    alerts.original_occurred_at); it goes through the whitelist-filter and the correlator
+    into an event whose last_seen is the receive time, so `cwppctl events list` shows it
+    and retention leaves it alone. A time 2 days ahead (past ingest.max.future.s, 1 h)
+    follows the same rule. Each is counted and logged."""
+    acct = "clock-" + uuid.uuid4().hex[:6]
+    t.make_user("alice", role="admin")
+    ing = services("ingest", prefix).start()
+    wl = services("whitelist-filter", prefix, group=f"{prefix}wl",
+                  extra_env={"CWPP_PG_DSN": t.WHITELIST_DSN}).start()
+    corr = services("correlator", prefix, group=f"{prefix}corr",
+                    extra_env={"CWPP_PG_DSN": t.CORRELATOR_DSN}).start()
+    for s in (ing, wl, corr):
+        s.wait_ready()
+    future = (t.NOW + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = int(time.time() * 1000)
+    t.produce(prefix + "alerts.raw", [
+        t.alert(acct, "Old clock", "virus", "high", "2001-01-01T00:00:00Z", "h-old",
+                file={"path": "/old", "md5": t.md5hex("/old")}),
+        t.alert(acct, "Fast clock", "malicious_process", "high", future, "h-new",
+                process={"path": "/usr/bin/fast", "cmdline": "fast"}),
+    ], keys=[acct.encode()] * 2)
+    got = {a["name"]: a for a in (ALERT.decode(m.value()) for m in
+                                  t.consume(prefix + "alerts.accepted", expect=2))}
+    after = int(time.time() * 1000)
+    old, fast = got["Old clock"], got["Fast clock"]
+    assert old["original_occurred_at_ms"] == 978307200000
+    assert before - 1000 <= old["occurred_at_ms"] <= after
+    assert old["last_seen_ms"] == old["occurred_at_ms"] == old["first_seen_ms"]
+    assert fast["original_occurred_at_ms"] is not None
+    assert fast["original_occurred_at_ms"] > after + 86_400_000
+    assert before - 1000 <= fast["occurred_at_ms"] <= after
+    rows = dict(t.query("SELECT name, (extract(epoch FROM original_occurred_at) * 1000)::bigint "
+                        "FROM alerts WHERE account_id = %s", (acct,)))
+    assert rows == {"Old clock": 978307200000, "Fast clock": fast["original_occurred_at_ms"]}
+
+    def events():
+        return t.query("SELECT event_id, name, (extract(epoch FROM last_seen) * 1000)::bigint "
+                       "FROM events WHERE account_id = %s ORDER BY name", (acct,),
+                       dsn=t.CORRELATOR_DSN)
+    t.wait_for(lambda: len(events()) == 2, what="two events")
+    evs = {e[1]: e for e in events()}
+    assert before - 1000 <= evs["Old clock"][2] <= after
+    rc, doc, err = t.cwppctl_json(prefix, "events", "list", "--account", acct)
+    assert rc == 0, err
+    listed = {e["event_id"] for e in doc["events"]}
+    assert evs["Old clock"][0] in listed and evs["Fast clock"][0] in listed
+    m = t.metrics(ing)
+    assert m['cwpp_ingest_occurred_at_adjusted_total{reason="too_old"}'] == 1
+    assert m['cwpp_ingest_occurred_at_adjusted_total{reason="future"}'] == 1
+    logged = [e for e in ing.log_events() if e.get("event") == "occurred_at_adjusted"]
+    assert len(logged) == 2 and any("2001-01-01" in e["msg"] for e in logged), logged
+    for s in (ing, wl, corr):
+        assert s.stop() == 0

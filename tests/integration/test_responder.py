@@ -786,3 +786,68 @@ def test_sigterm_stops_cleanly_and_metrics_count(pipe):
     assert pipe.responder.http("/healthz")[0] == 200
     assert pipe.responder.stop() == 0
     pipe.start_responder()
+
+
+def test_over_long_texts_are_refused_naming_the_field_and_nothing_changes(pipe):
+    """Every text a responder command carries has a limit (docs/commands.md "Limits"),
+    checked before anything is written: a 5,000-byte remark on event.status (limit 4000),
+    a 300-byte display_name on users.add (256) and a 2,000-byte text in a playbook step's
+    params (1024) are each refused with a sentence naming the field and its limit; the
+    event, the users and the playbooks are unchanged, and the next command is applied."""
+    acct, u = "acct-" + tag(), tag()
+    pipe.raw(acct, alert(acct, "Port scan", "network_attack", "low", at(9), "h3",
+                         remote_ip="198.51.100.21"))
+    eid = pipe.event_of(acct, 1)
+    ids = {k: f"cmd-{k}-{tag()}" for k in ("remark", "user", "playbook", "ok")}
+    t.produce(pipe.prefix + "commands", [
+        command(ids["remark"], "event.status", {"event_id": eid, "status": "handling",
+                                                "remark": "r" * 5000}),
+        command(ids["user"], "users.add", {"user": f"long-{u}", "role": "analyst",
+                                           "display_name": "d" * 300}),
+        command(ids["playbook"], "playbooks.add", {"playbook": {
+            "name": f"long-{u}", "entity_type": "host",
+            "steps": [{"action": "isolate_host", "params": {"note": "p" * 2000}}]}}),
+        command(ids["ok"], "event.status", {"event_id": eid, "status": "handling"}),
+    ], keys=[acct.encode()] * 4)
+    got = answers(pipe.prefix, {v: 1 for v in ids.values()})
+    res = {k: got[v][0] for k, v in ids.items()}
+    for k in ("remark", "user", "playbook"):
+        assert res[k]["status"] == "error", res[k]
+    assert '"remark" is 5000 bytes, longer than its limit of 4000 bytes' in \
+        res["remark"]["message"]
+    assert '"display_name" is 300 bytes, longer than its limit of 256 bytes' in \
+        res["user"]["message"]
+    assert '"playbook.steps[1].params.note" is 2000 bytes, longer than its limit of 1024 ' \
+        'bytes' in res["playbook"]["message"]
+    assert res["ok"]["status"] == "ok", res["ok"]
+    assert status_of(eid) == "handling"
+    assert t.query("SELECT count(*) FROM activity_log WHERE event_id = %s AND action = "
+                   "'event.status'", (eid,))[0][0] == 1
+    assert t.query("SELECT count(*) FROM users WHERE user_name = %s", (f"long-{u}",))[0][0] == 0
+    assert t.query("SELECT count(*) FROM playbooks WHERE name = %s", (f"long-{u}",))[0][0] == 0
+    assert pipe.responder.proc.poll() is None
+
+
+def test_an_agent_result_with_over_long_texts_is_kept_cut_to_its_limits(pipe):
+    """An agent's result is free text: its reason over 4,000 bytes and its details over
+    64 KiB are kept cut to those limits (details as {text, truncated, length}), on a
+    character boundary, so the task's outcome is never lost to an over-long text."""
+    acct, asset, ip = "acct-" + tag(), "long-" + tag(), "198.51.100.72"
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(2), asset, remote_ip=ip))
+    eid = pipe.event_of(acct, 1)
+    pipe.ok("events", "respond", eid, "--entity", f"ip:{ip}", "--status", "handled")
+    t.wait_for(lambda: bool(tasks_of(eid)), what="the task")
+    task_id, attempt = t.query("SELECT task_id, attempt FROM handling_tasks WHERE event_id = %s",
+                               (eid,))[0]
+    ar = t.AvroType("action_result")
+    t.produce(pipe.prefix + "action-results", [ar.encode({
+        "action_id": f"{task_id}.{attempt}", "task_id": task_id, "account_id": acct,
+        "asset_id": asset, "action": "block_ip", "agent": "test", "status": "succeeded",
+        "reason": "\u00e9" * 3000, "details_json": json.dumps({"log": "x" * 70000}),
+        "finished_at_ms": int(time.time() * 1000)})], keys=[f"{task_id}.{attempt}".encode()])
+    wait_status(eid, "handled")
+    reason, result = t.query("SELECT reason, result FROM handling_tasks WHERE task_id = %s",
+                             (task_id,))[0]
+    assert reason == "\u00e9" * 2000  # 4,000 bytes, whole characters
+    assert result["truncated"] is True and result["length"] > 70000
+    assert len(result["text"].encode()) <= 4000

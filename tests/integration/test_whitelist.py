@@ -680,3 +680,39 @@ def test_startswith_rule_on_a_path(prefix, services):
         ("/OPT/app/cache/blob.bin", "unhandled"), ("/srv/opt/app/cache/blob.bin", "unhandled")]
     assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 1
     assert t.metrics(f)[f'cwpp_whitelist_rule_hits_total{{rule_id="{rid}"}}'] == 1
+
+
+def test_a_10_kb_alert_name_is_refused_and_filtering_goes_on(prefix, services):
+    """Every text of a whitelist command has a limit (docs/commands.md "Limits"), checked
+    before anything is written: a rule whose alert_name is 10 KB (longer than any alert
+    name can be: 512 bytes) is refused with a sentence naming the field and the limit, and
+    so is a 5,000-byte remark; no rule is stored, and alerts right after are filtered by
+    the rules there are (one matching alert suppressed, another accepted)."""
+    g = tag()
+    name, acct = f"Bounded {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "eq",
+             "--value", "/w/1")
+    huge = "N" * 10240
+    res = send_raw_command(prefix, "whitelist.rule_add",
+                           {"alert_name": huge, "field": "file.path", "op": "eq",
+                            "value": "/w/1"})
+    assert res["status"] == "error", res
+    assert '"alert_name" is 10240 bytes, longer than its limit of 512 bytes' in res["message"]
+    res = send_raw_command(prefix, "whitelist.rule_add",
+                           {"alert_name": name, "field": "file.path", "op": "eq",
+                            "value": "/w/2", "remark": "r" * 5000})
+    assert res["status"] == "error" and '"remark"' in res["message"] and \
+        "4000" in res["message"], res
+    assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s OR "
+                   "length(alert_name) > 512", (huge,))[0][0] == 0
+    assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s",
+                   (name,))[0][0] == 1
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/w/1"),
+                                      virus_alert(name, acct, path="/w/2")])
+    sup = decoded(prefix, "alerts.suppressed", 1)
+    acc = decoded(prefix, "alerts.accepted", 1)
+    assert [a["file"]["path"] for a in sup] == ["/w/1"]
+    assert [a["file"]["path"] for a in acc] == ["/w/2"]
+    assert f.proc.poll() is None

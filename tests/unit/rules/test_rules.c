@@ -36,7 +36,7 @@ static cwpp_alert_t alert;
 
 static int setup(void **state)
 {
-    cwpp_alert_opts_t o = {NULL, NOW, 3600000};
+    cwpp_alert_opts_t o = {NULL, NOW, 3600000, 0};
     const char       *code;
     char              err[256];
 
@@ -161,7 +161,7 @@ static void test_identifiers_compare_as_text(void **state)
         {"asset.id", "9123456789012345", 1},
         {"asset.id", "9123456789012344", 0},
     };
-    cwpp_alert_opts_t o = {NULL, NOW, 3600000};
+    cwpp_alert_opts_t o = {NULL, NOW, 3600000, 0};
     cwpp_alert_t      a;
     const char       *code;
     char              err[256];

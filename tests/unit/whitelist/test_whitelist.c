@@ -122,6 +122,61 @@ static void test_def_refused(void **state)
     }
 }
 
+/* Every text of a rule has its limit (cwpp_alert_limits.h): one byte over is refused with
+ * a sentence naming the field and the limit, the limit itself is accepted. A regex value
+ * has a lower limit than other values. alert_name's is the longest alert name: a 10 KB
+ * one (indexed, loaded into every filter) is refused. */
+static void test_def_limits(void **state)
+{
+    static const struct {
+        const char *key, *op, *says;
+        size_t      max;
+    } cases[] = {
+        {"alert_name", "eq", "alert_name", CWPP_ALERT_MAX_NAME},
+        {"value", "eq", "value", CWPP_CMD_MAX_RULE_VALUE},
+        {"value", "contains", "value", CWPP_CMD_MAX_RULE_VALUE},
+        {"value", "regex", "regex", CWPP_CMD_MAX_RULE_REGEX},
+        {"asset_id", "eq", "asset_id", CWPP_ALERT_MAX_ID},
+        {"remark", "eq", "remark", CWPP_CMD_MAX_REMARK},
+        {"alert_name", "eq", "alert_name", 10240},
+    };
+    size_t i, k;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (k = 0; k < 2; k++) {
+            size_t        len = cases[i].max + k;
+            char         *v = malloc(len + 1), err[512] = "", want[120];
+            json_t       *o = json_pack("{s:s, s:s, s:s, s:s}", "alert_name", "A", "field",
+                                        "file.path", "op", cases[i].op, "value", "x");
+            cwpp_wl_def_t d;
+            int           rc;
+
+            memset(v, 'a', len);
+            v[len] = '\0';
+            json_object_set_new(o, cases[i].key, json_string(v));
+            if (strcmp(cases[i].key, "asset_id") == 0)
+                json_object_set_new(o, "scope", json_string("asset"));
+            rc = cwpp_wl_def_from_json(o, &d, err, sizeof(err));
+            if (cases[i].max == 10240 || k == 1) {
+                snprintf(want, sizeof(want), "the rule's %s is %zu bytes, longer than its limit "
+                         "of %zu bytes", cases[i].says, len,
+                         cases[i].max == 10240 ? (size_t)CWPP_ALERT_MAX_NAME : cases[i].max);
+                if (rc != CWPP_EINVAL || strstr(err, want) == NULL)
+                    fail_msg("case %zu+%zu: rc %d, \"%s\" (wanted \"%s\")", i, k, rc, err,
+                             want);
+                assert_null(d.def.alert_name);
+            } else {
+                if (rc != CWPP_OK)
+                    fail_msg("case %zu at its limit refused: %s", i, err);
+                cwpp_wl_def_clear(&d);
+            }
+            json_decref(o);
+            free(v);
+        }
+    }
+}
+
 static int broad(const char *field, cwpp_rule_op_t op, const char *value,
                  const cwpp_wl_preview_t *p, char *why, size_t whysz)
 {
@@ -271,6 +326,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_def_valid),
         cmocka_unit_test(test_def_refused),
+        cmocka_unit_test(test_def_limits),
         cmocka_unit_test(test_broad_conditions),
         cmocka_unit_test(test_broad_share),
         cmocka_unit_test(test_alert_from_row),
