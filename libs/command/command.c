@@ -24,6 +24,8 @@
 
 /* A command issued this far ahead of the receiver's clock is refused. */
 #define FUTURE_MS 300000
+/* A user name's most bytes (the users table's check): a longer actor is nobody. */
+#define ACTOR_MAX 64
 
 static const char SQL_LOCK[] = "SELECT pg_advisory_xact_lock(hashtext($1))";
 static const char SQL_APPLIED[] =
@@ -155,6 +157,11 @@ const cwpp_command_def_t *cwpp_command_precheck(const cwpp_command_t *c, const c
     if (c->actor == NULL || c->actor[0] == '\0') {
         snprintf(why, why_size, "The command names no actor; every change must say who "
                  "makes it.");
+        return NULL;
+    }
+    if (strlen(c->actor) > ACTOR_MAX) {
+        snprintf(why, why_size, "The command's actor is %zu bytes, longer than a user name "
+                 "can be (%d bytes); nothing was changed.", strlen(c->actor), ACTOR_MAX);
         return NULL;
     }
     age = now_ms - c->issued_at_ms;
@@ -536,7 +543,7 @@ int cwpp_commander_apply(cwpp_commander_t *cm, const rd_kafka_message_t *m, cwpp
     }
 out:
     json_decref(c.payload);
-    return rc == CWPP_EDATA ? CWPP_ETRANSIENT : rc;
+    return rc;
 }
 
 /* ------------------------------------------------------------ activity log */

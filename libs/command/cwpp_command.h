@@ -176,8 +176,10 @@ void cwpp_commander_destroy(cwpp_commander_t *cm);
 
 /*
  * Applies the command record m (the sequence above), adding its answer to out. Returns 0
- * (applied, refused, answered again, another service's, or dead-lettered) or
- * CWPP_ETRANSIENT / another error to fail the batch; never CWPP_EDATA.
+ * (applied, refused, answered again, another service's, or dead-lettered),
+ * CWPP_EDATA when the database refuses even the plain answer (the service fails the
+ * batch with it: the loop then dead-letters this record alone) or CWPP_ETRANSIENT /
+ * another error to fail the batch.
  */
 int cwpp_commander_apply(cwpp_commander_t *cm, const rd_kafka_message_t *m, cwpp_outbox_t *out,
                          char *errstr, size_t errstr_size);

@@ -586,11 +586,14 @@ static int ex_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
         }
     }
     if (rc != CWPP_OK) {
-        atomic_store(&x->db_ok, 0);
+        if (rc != CWPP_EDATA) /* refused data is no outage */
+            atomic_store(&x->db_ok, 0);
         cwpp_metric_add(x->m_db_errors, 1);
         if (PQstatus(cwpp_pg_conn(x->pg)) != CONNECTION_OK)
             cwpp_pg_reset(x->pg);
-        return CWPP_ETRANSIENT;
+        /* the loop applies a refused batch record by record and dead-letters the record
+         * the database refuses on its own */
+        return rc == CWPP_EDATA && n > 0 ? CWPP_EDATA : CWPP_ETRANSIENT;
     }
     atomic_store(&x->db_ok, 1);
     return CWPP_OK;

@@ -223,14 +223,17 @@ static int rs_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
         char ignore[64];
 
         untouch_all(r);
-        atomic_store(&r->db_ok, 0);
         cwpp_metric_add(r->m_db_errors, 1);
+        if (rc != CWPP_EDATA) /* refused data is no outage */
+            atomic_store(&r->db_ok, 0);
         if (PQstatus(cwpp_pg_conn(r->pg)) == CONNECTION_OK)
             cwpp_pg_command(r->pg, "ROLLBACK", ignore, sizeof(ignore));
         else
             cwpp_pg_reset(r->pg);
         r->resent = r->resent < 0 ? 0 : r->resent;
-        return CWPP_ETRANSIENT;
+        /* the loop applies a refused batch record by record and dead-letters the record
+         * the database refuses on its own */
+        return rc == CWPP_EDATA && n > 0 ? CWPP_EDATA : CWPP_ETRANSIENT;
     }
     if (r->resent < 0)
         r->resent = 1; /* the resend of the first tick is committed and queued */

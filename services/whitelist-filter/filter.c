@@ -678,7 +678,8 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
         (rc = run_tx(w, n, out, errstr, errstr_size)) != CWPP_OK) {
         char ignore[64];
 
-        atomic_store(&w->db_ok, 0);
+        if (rc != CWPP_EDATA) /* refused data is no outage */
+            atomic_store(&w->db_ok, 0);
         cwpp_metric_add(w->m_db_errors, 1);
         if (PQstatus(cwpp_pg_conn(w->pg)) == CONNECTION_OK)
             cwpp_pg_command(w->pg, "ROLLBACK", ignore, sizeof(ignore));
@@ -686,7 +687,9 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
             cwpp_pg_reset(w->pg);
             w->prepared_on = NULL;
         }
-        return CWPP_ETRANSIENT;
+        /* the loop applies a refused batch record by record and dead-letters the record
+         * the database refuses on its own */
+        return rc == CWPP_EDATA && n > 0 ? CWPP_EDATA : CWPP_ETRANSIENT;
     }
     atomic_store(&w->db_ok, 1);
     cwpp_metric_observe(w->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);

@@ -145,6 +145,10 @@ static void test_precheck(void **state)
         {"demo.change", "ana", 0, 0, NULL, "issue time"},               /* time first */
         {"demo.change", "ana", NOW, 0, NULL, "payload is not a JSON object"},
         {"demo.change", "", NOW, 1, NULL, "names no actor"},
+        {"demo.change", "a123456789012345678901234567890123456789012345678901234567890123",
+         NOW, 1, "demo.change", NULL},                                   /* 64 bytes */
+        {"demo.change", "a1234567890123456789012345678901234567890123456789012345678901234",
+         NOW, 1, NULL, "actor is 65 bytes, longer than a user name can be (64 bytes)"},
         {"demo.change", "", NOW, 0, NULL, "payload is not a JSON object"},
         {"demo.change", "ana", NOW - MAXAGE - 1000, 1, NULL,
          "Stale command: issued 601 s ago, longer than demo.max.age allows (600 s)"},
