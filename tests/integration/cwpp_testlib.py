@@ -202,6 +202,85 @@ def free_port() -> int:
     return port
 
 
+class TcpProxy:
+    """A TCP forwarder on loopback between a service and a server (PostgreSQL): cut()
+    closes the listener and every connection, as a server that went away; restore()
+    listens again on the same port. For outages of one service's dependency without
+    touching the shared server."""
+
+    def __init__(self, host, port):
+        import threading
+        self.target = (host, int(port))
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._socks = []
+        self._listener = None
+        self.restore()
+
+    def _listen(self, lsock):
+        import threading
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self._lock:
+                self._socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restore(self):
+        import threading
+        lsock = socket.socket()
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind(("127.0.0.1", self.port))
+        lsock.listen(64)
+        self._listener = lsock
+        threading.Thread(target=self._listen, args=(lsock,), daemon=True).start()
+
+    def cut(self):
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def dsn(self, dsn):
+        """dsn with its host and port replaced by the proxy's."""
+        parts = [kv for kv in dsn.split() if not kv.startswith(("host=", "port=", "hostaddr="))]
+        return " ".join(["host=127.0.0.1", f"port={self.port}"] + parts)
+
+
 class Service:
     """One of our services as a real process, with its JSON log captured to a file."""
 

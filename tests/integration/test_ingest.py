@@ -435,6 +435,52 @@ def test_transient_database_failure_retries_the_batch_once_counted(prefix, servi
     assert svc.stop() == 0
 
 
+def test_a_database_outage_is_waited_out_in_the_group(prefix, services):
+    """PostgreSQL gone for longer than max.poll.interval.ms: the idle service notices it
+    (/readyz 503 naming PostgreSQL, from its ping), the batch that arrives meanwhile waits
+    with the input paused while the consumer stays in its group (no rebalance), and within
+    seconds of the database's return the service is ready again and every alert is applied
+    exactly once."""
+    host = next(kv.split("=", 1)[1] for kv in t.INGEST_DSN.split() if kv.startswith("host="))
+    port = next(kv.split("=", 1)[1] for kv in t.INGEST_DSN.split() if kv.startswith("port="))
+    proxy = t.TcpProxy(host, port)
+    acct = "outage-" + uuid.uuid4().hex[:6]
+
+    def alerts(first, n):
+        return [t.alert(acct, f"n{i}", "virus", "low", "2026-11-27T10:00:00Z", {"id": f"h{i}"},
+                        defense=None, source="s") for i in range(first, first + n)]
+
+    svc = services("ingest", prefix, extra_env={
+        "CWPP_PG_DSN": proxy.dsn(t.INGEST_DSN),
+        "CWPP_KAFKA_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500;"
+                                 "consumer.max.poll.interval.ms=8000"}).start()
+    try:
+        svc.wait_ready()
+        t.produce(prefix + "alerts.raw", alerts(0, 10))
+        assert len(t.consume(prefix + "alerts.normalized", expect=10, settle=1)) == 10
+        proxy.cut()
+        t.wait_for(lambda: "PostgreSQL is not reachable" in svc.http("/readyz")[1],
+                   timeout=10, what="/readyz naming PostgreSQL")
+        assert svc.http("/readyz")[0] == 503
+        t.produce(prefix + "alerts.raw", alerts(10, 30))
+        time.sleep(14)  # longer than max.poll.interval.ms
+        assert svc.http("/readyz")[0] == 503
+        down = time.time()
+        proxy.restore()
+        t.wait_for(lambda: svc.http("/readyz")[0] == 200, timeout=30, what="ready again")
+        back = time.time() - down
+        assert len(t.consume(prefix + "alerts.normalized", expect=40, settle=2)) == 40
+        assert t.query("SELECT count(*), sum(occurrences) FROM alerts WHERE account_id = %s",
+                       (acct,))[0] == (40, 40)
+        m = t.metrics(svc)
+        assert m["cwpp_ingest_rebalances_total"] == 0, "the member left its group"
+        assert m["cwpp_ingest_held_seconds_total"] >= 10
+        assert back < 30
+    finally:
+        proxy.cut()
+    assert svc.stop() == 0
+
+
 def test_a_batch_over_300_partitions_is_fenced_once(prefix, services):
     """No double effect at any partition count (libs/fence; a copy of the fence in ingest
     once refused batches over 256 partitions and retried them for ever): one batch of
