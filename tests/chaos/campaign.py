@@ -391,6 +391,32 @@ class Svc(t.Service):
             pass
 
 
+class ReadySampler(threading.Thread):
+    """Asks every service's /readyz once a second during a fault: which ones ever said
+    "not ready" (a service that stays ready while its database is gone says so here)."""
+
+    def __init__(self, camp):
+        super().__init__(daemon=True)
+        self.c = camp
+        self.stop_ev = threading.Event()
+        self.seen = defaultdict(Counter)
+
+    def run(self):
+        while not self.stop_ev.wait(1.0):
+            for s in self.c.all_instances():
+                if s.alive():
+                    self.seen[s.name][s.http("/readyz", timeout=0.8)[0] == 200] += 1
+
+    def finish(self):
+        self.stop_ev.set()
+        self.join(10)
+        parts = []
+        for name, c in sorted(self.seen.items()):
+            if c[False]:
+                parts.append(f"{name} {c[False]}/{c[False] + c[True]}")
+        return "during the fault /readyz said not ready: " + (", ".join(parts) or "never")
+
+
 # ----------------------------------------------------------------- campaign
 
 class Campaign:
@@ -467,6 +493,12 @@ class Campaign:
         return s
 
     def start_services(self):
+        for old in Path(self.args.state).glob("exptmp-*"):   # left by a killed run
+            subprocess.run(["umount", str(old)], capture_output=True)
+            try:
+                old.rmdir()
+            except OSError:
+                pass
         self.exptmp.mkdir(parents=True, exist_ok=True)
         sh("mount", "-t", "tmpfs", "-o", f"size={self.args.tmpfs_kib}k,mode=0777",
            f"cwpp-chaos-{self.run}", self.exptmp)
@@ -823,12 +855,15 @@ class Campaign:
                 self.disk_note = None
                 t0 = time.time()
                 notes = []
+                sampler = ReadySampler(self)
+                sampler.start()
                 try:
                     fn()
                 except Exception as e:  # noqa: BLE001 - the harness itself failed
                     notes.append(f"harness error: {e}")
                     self.errors.append(f"{name}: harness error: {e}")
                 t1 = time.time()
+                notes.append(sampler.finish())
                 ready, rn = self.wait_all_ready(t1)
                 notes += rn
                 caught, cn = self.wait_caught_up(t1, a.catchup_bound)
