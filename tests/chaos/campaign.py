@@ -433,6 +433,7 @@ class Campaign:
         self.errors = []          # failed checks (sentences)
         self.burst_done = []      # handled accounts whose burst was produced
         self.handle_cmds = {}     # command id -> event id
+        self.handled_done = set() # handled accounts whose commands are made
         self.results = {}         # command id -> final CommandResult
         self.results_stop = threading.Event()
         self.exptmp = Path(args.state) / f"exptmp-{self.run}"
@@ -534,8 +535,8 @@ class Campaign:
         finally:
             c.close()
 
-    def command(self, service, typ, payload, actor="admin"):
-        cid = f"cmd-{uuid.uuid4().hex}"
+    def command(self, service, typ, payload, actor="admin", cid=None):
+        cid = cid or f"cmd-{uuid.uuid4().hex}"
         t.produce(self.prefix + "commands", [COMMAND.encode({
             "command_id": cid, "service": service, "type": typ, "actor": actor,
             "issued_at_ms": int(time.time() * 1000), "payload_json": json.dumps(payload)})],
@@ -552,28 +553,35 @@ class Campaign:
 
     def handler(self):
         """Sets the events of each handled account to handled once all its alerts are in
-        events (no alert of that account comes afterwards, so none can open a successor)."""
-        done = set()
+        events (no alert of that account comes afterwards, so none can open a successor).
+        A command that could not be sent (broker down) is sent again with the same id, so
+        it is applied once."""
+        done = self.handled_done
+        unsent = []   # (command id, event id)
         while not self.results_stop.is_set():
-            for acct in list(self.burst_done):
-                if acct in done:
-                    continue
-                want = self.stream.handled_accounts[acct]["want"]
-                try:
+            try:
+                for acct in list(self.burst_done):
+                    if acct in done:
+                        continue
+                    want = self.stream.handled_accounts[acct]["want"]
                     got = self.q("SELECT coalesce(sum(occurrences), 0) FROM events "
                                  "WHERE account_id = %s", (acct,))[0][0]
                     if got < want:
                         continue
-                    evs = [r[0] for r in self.q("SELECT event_id FROM events WHERE "
-                                                "account_id = %s ORDER BY event_id", (acct,))]
-                except psycopg2.Error:
-                    continue
-                for eid in evs:
-                    cid = self.command("responder", "event.status",
-                                       {"event_id": eid, "status": "handled",
-                                        "remark": "chaos campaign"})
-                    self.handle_cmds[cid] = eid
-                done.add(acct)
+                    for (eid,) in self.q("SELECT event_id FROM events WHERE account_id = %s "
+                                         "ORDER BY event_id", (acct,)):
+                        cid = f"cmd-{uuid.uuid4().hex}"
+                        self.handle_cmds[cid] = eid
+                        unsent.append((cid, eid))
+                    done.add(acct)
+                while unsent:
+                    cid, eid = unsent[0]
+                    self.command("responder", "event.status",
+                                 {"event_id": eid, "status": "handled",
+                                  "remark": "chaos campaign"}, cid=cid)
+                    unsent.pop(0)
+            except Exception:  # noqa: BLE001 - database or broker down: next round
+                pass
             time.sleep(1)
 
     # ------------------------------------------------------------- waiting
@@ -901,7 +909,7 @@ class Campaign:
             except Exception as e:  # noqa: BLE001
                 lag = {"?": str(e)}
             pending_h = [a for a in self.stream.handled_accounts
-                         if a not in self.burst_done] + \
+                         if a not in self.handled_done] + \
                 [c for c in self.handle_cmds if c not in self.results]
             if all(v == 0 for v in lag.values()) and not pending_h and \
                     len(self.burst_done) == len(self.stream.handled_accounts) and \
