@@ -25,9 +25,17 @@ The stream: several accounts, each with incidents (own assets, attacker IP, file
 processes) whose alerts recur (occurrence counts matter), a few alerts whitelisted by the
 rule, a few records that must be dead-lettered, and short-lived "handled" accounts whose
 events are set to handled through the responder once all their alerts are in events (so
-the exporter publishes them on events.handled during the faults). Every fault starts a
-new window: incidents never cross windows, so each alert id, and each loss or duplicate,
-belongs to one fault.
+the exporter publishes them on events.handled during the faults). A fault's window holds
+the records produced from the previous fault's recovery to its own (so records in flight
+when it starts are its); incidents never cross windows, so each alert id, and each loss or
+duplicate, belongs to one fault.
+
+The partitioned service reaches the host's broker and PostgreSQL, which listen on
+127.0.0.1 only, through nftables: inside the namespace 127.0.0.1:<kafka port> (what the
+broker advertises) is DNATed to the host end of the veth pair and masqueraded; on the
+host, what arrives there for the broker or PostgreSQL port is DNATed to 127.0.0.1
+(route_localnet on the veth) and SNATed to 127.0.0.1, so pg_hba's 127.0.0.1/32 lets the
+service role in. The deploy scripts stay as they are.
 
 After each fault it waits for every service's /readyz and records the time from the
 fault's end. At the end it stops producing, waits until every consumer group has
@@ -147,6 +155,7 @@ class Generator:
         self.seq = 0
         self.scanners = [f"192.0.2.{10 + i}" for i in range(4)]
         self.scanner_tag = f"chaos-{run}-authorized"
+        self.lock = threading.Lock()   # a window changes between two records, never in one
 
     def new_incident(self, acct):
         rng, inc = self.rng, self.next_inc
@@ -161,8 +170,9 @@ class Generator:
                 "scenario": inc % 3}
 
     def set_window(self, w):
-        self.window = w
-        self.incidents = {}   # a fault's window starts new incidents
+        with self.lock:
+            self.window = w
+            self.incidents = {}   # a fault's window starts new incidents
 
     def alert(self, acct, now_ms, recur=0.35):
         """One alert document of acct (a new alert or a recurrence of one of its
@@ -329,7 +339,8 @@ class Stream(threading.Thread):
                 d = target - time.time()
                 if d > 0:
                     time.sleep(d)
-                key, val, info = self.one(int(time.time() * 1000))
+                with self.gen.lock:
+                    key, val, info = self.one(int(time.time() * 1000))
                 while True:
                     try:
                         self.p.produce(topic, value=val, key=key.encode(),
@@ -845,20 +856,19 @@ class Campaign:
             raise RuntimeError(f"whitelist rule not created: {r}")
         self.rule_id = json.loads(r["result_json"])["rule_id"]
         time.sleep(2.5)  # every filter instance reloads rules within a second
+        # A fault's window: the records produced from the previous fault's recovery (its
+        # pipeline caught up) to its own, so records in flight when it starts are its.
+        w = 1
         self.stream = Stream(self, a.rate)
+        self.stream.gen.set_window(w)
         self.stream.start()
         threading.Thread(target=self.handler, daemon=True).start()
         t_begin = time.time()
         time.sleep(a.warmup)
-        self.rows.append({"fault": "(warm-up, no fault)", "window": 0, "duration": a.warmup,
-                          "ready": 0.0, "caught": 0.0, "notes": []})
         plan = self.plan()
-        w = 0
         rounds = 0
         while True:
             for name, fn in plan:
-                w += 1
-                self.stream.gen.set_window(w)
                 log(f"fault {name} (window {w})")
                 self.disk_note = None
                 t0 = time.time()
@@ -889,11 +899,15 @@ class Campaign:
                                   "ready": ready, "caught": caught, "notes": notes})
                 log(f"  {name}: {t1 - t0:.1f} s, ready after {ready:.1f} s, caught up after "
                     f"{caught:.1f} s {notes or ''}")
+                w += 1
+                self.stream.gen.set_window(w)
                 time.sleep(a.settle)
             rounds += 1
             if not a.long or time.time() - t_begin > a.minutes * 60 - 60:
                 break
-        # the last window has no fault: alerts after the last settle
+        time.sleep(a.warmup)
+        self.rows.append({"fault": "(after the last fault)", "window": w,
+                          "duration": 0.0, "ready": 0.0, "caught": 0.0, "notes": []})
         self.stream.finish()
         log(f"stream stopped: {self.stream.sent} sent, {self.stream.delivered} delivered")
         self.drain()
