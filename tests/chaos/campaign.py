@@ -53,7 +53,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -275,9 +274,6 @@ class Stream(threading.Thread):
         self.p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 5,
                            "enable.idempotence": True, "message.timeout.ms": 0,
                            "queue.buffering.max.messages": 1000000, "log_level": 0})
-
-    def window_records(self):
-        return self.gen.window
 
     def _deliver(self, info):
         def cb(err, msg):
@@ -829,10 +825,6 @@ class Campaign:
             elif f == "rebalance":
                 out.append(("rebalance", self.fault_rebalance))
         return out
-
-    def repeat_plan(self, plan, minutes):
-        """--long: the plan again until the minutes are used."""
-        return plan
 
     # ----------------------------------------------------------------- run
     def main(self):
