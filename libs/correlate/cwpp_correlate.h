@@ -193,6 +193,10 @@ void cwpp_assess_conf_default(cwpp_assess_conf_t *c);
  */
 int cwpp_ev_summary_add(json_t *summary, const cwpp_alert_t *a, int new_alert,
                         const cwpp_assess_conf_t *c);
+/* The same for a record that stands for n occurrences (n >= 1: the ones since the last
+ * record of its alert applied, when emissions between were lost upstream). */
+int cwpp_ev_summary_add_n(json_t *summary, const cwpp_alert_t *a, int new_alert, int64_t n,
+                          const cwpp_assess_conf_t *c);
 
 typedef enum {
     CWPP_URG_ACT_NOW = 0, CWPP_URG_HIGH, CWPP_URG_MEDIUM, CWPP_URG_LOW

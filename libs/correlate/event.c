@@ -217,12 +217,18 @@ static int ip_asset(json_t *s, const char *ip, const char *asset)
 int cwpp_ev_summary_add(json_t *s, const cwpp_alert_t *a, int new_alert,
                         const cwpp_assess_conf_t *c)
 {
+    return cwpp_ev_summary_add_n(s, a, new_alert, 1, c);
+}
+
+int cwpp_ev_summary_add_n(json_t *s, const cwpp_alert_t *a, int new_alert, int64_t n,
+                          const cwpp_assess_conf_t *c)
+{
     int     rc = 0;
     int64_t t = a->occurred_at_ms;
 
-    if (!json_is_object(s))
+    if (!json_is_object(s) || n < 1)
         return CWPP_EINVAL;
-    rc |= seti(s, "occurrences", geti(s, "occurrences") + 1);
+    rc |= seti(s, "occurrences", geti(s, "occurrences") + n);
     if (json_object_get(s, "first_ms") == NULL || t < geti(s, "first_ms"))
         rc |= seti(s, "first_ms", t);
     if (json_object_get(s, "last_ms") == NULL || t > geti(s, "last_ms"))

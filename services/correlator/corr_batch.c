@@ -208,11 +208,57 @@ static void take(corr_t *c, item_t *it, rd_kafka_message_t *m, int64_t now)
     cwpp_alert_clear(&it->alert);
 }
 
-/* Loads the locked events, their keys and memberships into ix and the touched table. */
+/* The slot of alert id in the batch's sequence table (created with seq 0: nothing
+ * applied yet); NULL only if the table is full, which seqs_reset's sizing rules out. */
+static seqent_t *seq_slot(corr_t *c, const char *id)
+{
+    size_t h = 5381, i, k;
+
+    for (k = 0; id[k] != '\0'; k++)
+        h = h * 33 + (unsigned char)id[k];
+    for (i = 0; i < c->seqs_cap; i++) {
+        seqent_t *s = &c->seqs[(h + i) & (c->seqs_cap - 1)];
+
+        if (!s->used) {
+            s->used = 1;
+            s->seq = 0;
+            snprintf(s->id, sizeof(s->id), "%s", id);
+            return s;
+        }
+        if (strcmp(s->id, id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* Empties the sequence table, sized for n alerts at most half full. */
+static int seqs_reset(corr_t *c, size_t n)
+{
+    size_t cap = 64;
+
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap > c->seqs_cap) {
+        seqent_t *ns = realloc(c->seqs, cap * sizeof(*ns));
+
+        if (ns == NULL)
+            return CWPP_ENOMEM;
+        c->seqs = ns;
+        c->seqs_cap = cap;
+    }
+    memset(c->seqs, 0, c->seqs_cap * sizeof(*c->seqs));
+    return CWPP_OK;
+}
+
+/* Loads the locked events, their keys and memberships into ix and the touched table,
+ * and the highest occurrence applied of each of the batch's n alerts. */
 static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_keys,
-                PGresult *r_alerts)
+                PGresult *r_alerts, size_t n)
 {
     int i;
+
+    if (seqs_reset(c, n + (size_t)PQntuples(r_alerts)) != CWPP_OK)
+        return CWPP_ENOMEM;
 
     for (i = 0; i < PQntuples(r_ev); i++) {
         const char        *id = PQgetvalue(r_ev, i, 0), *st = PQgetvalue(r_ev, i, 2);
@@ -252,11 +298,45 @@ static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_ke
         if (cwpp_corr_index_seed_key(ix, PQgetvalue(r_keys, i, 0), PQgetvalue(r_keys, i, 1),
                                      PQgetvalue(r_keys, i, 2)) == CWPP_ENOMEM)
             return CWPP_ENOMEM;
-    for (i = 0; i < PQntuples(r_alerts); i++)
+    for (i = 0; i < PQntuples(r_alerts); i++) {
+        seqent_t *s;
+
         if (cwpp_corr_index_seed_alert(ix, PQgetvalue(r_alerts, i, 0),
-                                       PQgetvalue(r_alerts, i, 1)) == CWPP_ENOMEM)
+                                       PQgetvalue(r_alerts, i, 1)) == CWPP_ENOMEM ||
+            (s = seq_slot(c, PQgetvalue(r_alerts, i, 0))) == NULL)
             return CWPP_ENOMEM;
+        if (PQgetisnull(r_alerts, i, 2)) { /* a row from before sequences */
+            if (s->seq == 0)
+                s->seq = -1;
+        } else {
+            int64_t q = strtoll(PQgetvalue(r_alerts, i, 2), NULL, 10);
+
+            if (q > s->seq)
+                s->seq = q;
+        }
+    }
     return CWPP_OK;
+}
+
+/* How many occurrences an alert record adds: those since the highest one applied for
+ * its alert (0: a repeat of an occurrence applied before, emitted again upstream), and
+ * moves that mark. A record stands for several occurrences when emissions before it
+ * were lost upstream and ingest's redelivery emitted the latest count. */
+static int64_t seq_advance(corr_t *c, const cwpp_alert_t *a)
+{
+    seqent_t *s = seq_slot(c, a->alert_id);
+    int64_t   n;
+
+    if (s == NULL || a->occurrences < 1)
+        return 1; /* cannot happen (sized table; ingest counts from 1): count the record */
+    if (s->seq < 0)
+        n = 1; /* only rows from before sequences: count the record, as they did */
+    else if (a->occurrences <= s->seq)
+        return 0;
+    else
+        n = a->occurrences - s->seq;
+    s->seq = a->occurrences;
+    return n;
 }
 
 /* Decides and applies one fresh alert: index, event figures, rows. */
@@ -266,10 +346,16 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
     cwpp_corr_key_t  keys[CWPP_CORR_MAX_KEYS];
     evs_t           *e;
     size_t           i;
+    int64_t          occ = seq_advance(c, a);
     char             ks[CWPP_CORR_MAX_KEYS][CWPP_CORR_KEY_MAX];
     const char      *before[CWPP_CORR_MAX_KEYS], *by;
-    size_t           nk = cwpp_corr_keys(a, keys);
+    size_t           nk;
 
+    if (occ == 0) { /* applied before: nothing moves */
+        c->n.repeats++;
+        return CWPP_OK;
+    }
+    nk = cwpp_corr_keys(a, keys);
     for (i = 0; i < nk; i++) { /* who owned each key before: only changes are written */
         before[i] = NULL;
         if (cwpp_corr_key_string(a->account_id, &keys[i], ks[i], sizeof(ks[i])) != 0)
@@ -299,10 +385,10 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
         e->note_at = a->occurred_at_ms;
     if (it->d.recurrence)
         c->n.recurrences++;
-    if (cwpp_ev_summary_add(e->summary, a, !it->d.recurrence, &c->ac) != CWPP_OK)
+    if (cwpp_ev_summary_add_n(e->summary, a, !it->d.recurrence, occ, &c->ac) != CWPP_OK)
         return CWPP_ENOMEM;
 
-    corr_row_alert(w, e->id, a, &it->d, ord);
+    corr_row_alert(w, e->id, a, &it->d, ord, occ);
     for (i = 0; i < nk; i++) {
         const char *owner;
 
@@ -574,7 +660,7 @@ static int tx_load(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
     if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
         return rc;
     if ((rc = cwpp_fence_read(c->fence, r_lock, errstr, errstr_size)) == CWPP_OK &&
-        (rc = seed(c, tx->ix, r_ev, r_keys, r_al)) != CWPP_OK)
+        (rc = seed(c, tx->ix, r_ev, r_keys, r_al, tx->n)) != CWPP_OK)
         cwpp_seterr(errstr, errstr_size, rc, "out of memory");
     PQclear(r_lock); /* copied into the index and the touched events: free them early */
     PQclear(r_ev);
@@ -691,6 +777,7 @@ static int tx_emit(corr_t *c, tx_t *tx, cwpp_outbox_t *out, char *errstr, size_t
     cwpp_metric_add(c->m_opened, c->n.opened);
     cwpp_metric_add(c->m_joined, c->n.joined);
     cwpp_metric_add(c->m_replayed, c->n.replayed);
+    cwpp_metric_add(c->m_repeats, c->n.repeats);
     for (k = 0; k < PQntuples(tx->r_notes); k++) { /* sent before a crash: send them again */
         size_t         len = 0;
         unsigned char *b = PQunescapeBytea(

@@ -81,6 +81,14 @@ typedef struct rows {
     rw_t events, alerts, entities, touch, edges, keys, ips, notes;
 } rows_t;
 
+/* The highest occurrence sequence (an Alert's `occurrences`) applied for one alert:
+ * seq -1 when only rows from before sequences were kept exist (count one per record). */
+typedef struct seqent {
+    char    id[CWPP_ALERT_ID_LEN + 1];
+    int64_t seq;
+    int     used;
+} seqent_t;
+
 /* One worker's correlator: its connection, Avro values, buffers and the batch's state. */
 typedef struct corr {
     const corr_conf_t  *conf;
@@ -95,6 +103,8 @@ typedef struct corr {
     rw_t                j_keys, j_ids;
     item_t             *items;
     size_t              items_cap;
+    seqent_t           *seqs;          /* the batch's alerts' sequences, hash table by id */
+    size_t              seqs_cap;
     cwpp_fence_t       *fence;         /* this worker's share's partitions (libs/fence) */
     evs_t             **evs;           /* touched events, hash table by id */
     size_t              evs_cap, nevs;
@@ -104,11 +114,11 @@ typedef struct corr {
     char              **ipaccts;       /* account of each ipstats entry */
     atomic_int          db_ok;
     struct {
-        int64_t alerts, recurrences, opened, joined, replayed;
+        int64_t alerts, recurrences, opened, joined, replayed, repeats;
     } n;                               /* this attempt's counts: metrics once committed */
 
     cwpp_metric_t *m_alerts, *m_recurrences, *m_opened, *m_joined, *m_dead, *m_db_errors;
-    cwpp_metric_t *m_notes, *m_snapshots, *m_replayed, *m_db_seconds;
+    cwpp_metric_t *m_notes, *m_snapshots, *m_replayed, *m_db_seconds, *m_repeats;
 } corr_t;
 
 /* --------------------------------------------------------- correlator.c */
@@ -141,7 +151,7 @@ int         corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_
  * recurrence: their last_seen only) and, for a new alert, its graph edges. ord is its
  * place in the batch. */
 void corr_row_alert(rows_t *w, const char *event_id, const cwpp_alert_t *a,
-                    const cwpp_corr_decision_t *d, size_t ord);
+                    const cwpp_corr_decision_t *d, size_t ord, int64_t occurrences);
 /* A key's new owner (event, and the alert that brought it there). */
 void corr_row_key(rows_t *w, const char *key, const char *account, const char *event_id,
                   const char *alert_id, size_t ord);

@@ -36,7 +36,7 @@ static const char SQL_LOAD_KEYS[] =
     "SELECT k.key, k.event_id, k.alert_id FROM event_keys k WHERE k.key IN "
     "(SELECT json_array_elements_text($1::json))";
 static const char SQL_LOAD_ALERTS[] =
-    "SELECT a.alert_id, a.event_id FROM event_alerts a WHERE a.alert_id IN "
+    "SELECT a.alert_id, a.event_id, a.seq FROM event_alerts a WHERE a.alert_id IN "
     "(SELECT json_array_elements_text($1::json))";
 static const char SQL_LOAD_NOTES[] =
     "SELECT n.payload, n.event_id FROM notifications n "
@@ -64,15 +64,18 @@ static const char SQL_EVENTS_UPSERT[] =
     "urgency = EXCLUDED.urgency, assessment = EXCLUDED.assessment, summary = EXCLUDED.summary, "
     "version = events.version + 1, updated_at = now()";
 static const char SQL_ALERTS_UPSERT[] =
-    "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, last_seen, occurrences) "
+    "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, last_seen, occurrences, "
+    "seq) "
     "SELECT x.e, x.a, (array_agg(x.r ORDER BY x.o))[1], to_timestamp(min(x.t) / 1000.0), "
-    "to_timestamp(max(x.t) / 1000.0), count(*) "
-    "FROM json_to_recordset($1::json) AS x(e text, a text, r text, t bigint, o int) "
+    "to_timestamp(max(x.t) / 1000.0), sum(x.n), max(x.q) "
+    "FROM json_to_recordset($1::json) AS x(e text, a text, r text, t bigint, o int, n bigint, "
+    "q bigint) "
     "GROUP BY x.e, x.a "
     "ON CONFLICT (event_id, alert_id) DO UPDATE SET "
     "first_seen = LEAST(event_alerts.first_seen, EXCLUDED.first_seen), "
     "last_seen = GREATEST(event_alerts.last_seen, EXCLUDED.last_seen), "
-    "occurrences = event_alerts.occurrences + EXCLUDED.occurrences";
+    "occurrences = event_alerts.occurrences + EXCLUDED.occurrences, "
+    "seq = GREATEST(event_alerts.seq, EXCLUDED.seq)";
 static const char SQL_ENTITIES_UPSERT[] =
     "INSERT INTO entity_alerts (account_id, entity_type, value, asset_id, event_id, alert_id, "
     "first_seen, last_seen) "
@@ -292,7 +295,7 @@ int corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_t n,
 /* alerts_upsert x(e, a, r, t, o); entities_upsert x(c, ty, v, s, e, a, t);
  * entities_touch y(ty, v, s, e, a, t); edges_upsert x(e, st, s, rel, dt, d, a, t, o). */
 void corr_row_alert(rows_t *w, const char *event_id, const cwpp_alert_t *a,
-                    const cwpp_corr_decision_t *d, size_t ord)
+                    const cwpp_corr_decision_t *d, size_t ord, int64_t occurrences)
 {
     cwpp_corr_edge_t edges[CWPP_CORR_MAX_EDGES];
     int64_t          t = a->occurred_at_ms;
@@ -304,6 +307,8 @@ void corr_row_alert(rows_t *w, const char *event_id, const cwpp_alert_t *a,
     rw_s(&w->alerts, "r", d->reason);
     rw_i(&w->alerts, "t", t);
     rw_i(&w->alerts, "o", (int64_t)ord);
+    rw_i(&w->alerts, "n", occurrences);
+    rw_i(&w->alerts, "q", a->occurrences);
     rw_end(&w->alerts);
     /* a new alert's entities; a recurrence moves the last_seen of the entities its alert
      * already has (so an alert that keeps recurring stays in their 30-day figures), but

@@ -129,6 +129,9 @@ corr_t *corr_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
     c->m_snapshots = C("cwpp_correlator_snapshots_total", "Event snapshots sent.");
     c->m_replayed = C("cwpp_correlator_replayed_total",
                       "Records already applied before (redelivered after a crash): skipped.");
+    c->m_repeats = C("cwpp_correlator_repeats_total",
+                     "Alert records whose occurrence was applied before (emitted again "
+                     "upstream): skipped.");
 #undef C
     c->m_db_seconds = cwpp_histogram(metrics, "cwpp_correlator_db_seconds",
                                      "Time of one batch's transaction.", b, 9);
@@ -153,6 +156,7 @@ void corr_destroy(corr_t *c)
     for (i = 0; i < c->items_cap; i++)
         cwpp_alert_clear(&c->items[i].alert);
     free(c->items);
+    free(c->seqs);
     cwpp_fence_destroy(c->fence);
     free(c->ipstats);
     free(c->ipaccts);

@@ -303,6 +303,36 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_service_goes_on(service
 
 # ------------------------------------------------------------ bounded index keys
 
+def test_an_occurrence_emitted_twice_upstream_counts_once(services, prefix):
+    """Upstream topics are at-least-once: ingest emits again what a redelivery cannot know
+    was sent. An Alert record whose occurrence (its running `occurrences`) was applied
+    before adds nothing; one that stands for several lost emissions adds them all. The
+    alert's figures equal what happened: here 5 occurrences whatever the repeats."""
+    acct = "acct-" + tag()
+    (c,) = start_pipeline(services, prefix)
+    t.produce(prefix + "alerts.raw", [alert(acct, "Seed", "virus", "high", at(2), "h1")],
+              keys=[acct.encode()])
+    wait_alerts(acct, 1)
+    (m,) = t.consume(prefix + "alerts.accepted", 1)
+    first = ALERT.decode(m.value())
+    assert first["occurrences"] == 1
+    # 2 and 3, then 2 and 3 again (repeats), then 5 (4 was lost upstream: 5 stands for both),
+    # then 5 again and 1 again
+    seqs = [2, 3, 2, 3, 5, 5, 1]
+    t.produce(prefix + "alerts.accepted",
+              [ALERT.encode(dict(first, occurrences=q, last_seen_ms=first["last_seen_ms"] + q))
+               for q in seqs], keys=[acct.encode()] * len(seqs))
+    t.wait_for(lambda: t.metrics(c).get("cwpp_correlator_repeats_total", 0) >= 4,
+               timeout=30, what="four repeats recognised")
+    time.sleep(1)
+    (ev,) = events_of(acct)
+    assert ev[4] == 1 and ev[5] == 5, ev  # one alert, five occurrences
+    assert t.query("SELECT occurrences, seq FROM event_alerts WHERE alert_id = %s",
+                   (first["alert_id"],)) == [(5, 5)]
+    assert t.metrics(c)["cwpp_correlator_repeats_total"] == 4
+    assert c.stop() == 0
+
+
 def bounded_key(v):
     """cwpp.bounded_key (migration 009, docs/correlator.md "Bounded keys"), in Python."""
     b = v.encode()
@@ -593,6 +623,14 @@ def accepted_count(prefix):
     return sum(t.high_watermarks(prefix + "alerts.accepted", 3).values())
 
 
+def accepted_occurrences(prefix, records):
+    """The distinct occurrences among the records on alerts.accepted: upstream services
+    may emit a record again (at-least-once), and the correlator counts each (alert_id,
+    occurrences) once."""
+    msgs = t.consume(prefix + "alerts.accepted", records, settle=0.5)
+    return len({(a["alert_id"], a["occurrences"]) for a in (ALERT.decode(m.value()) for m in msgs)})
+
+
 def test_kill9_replay_and_two_instances_give_the_same_events(services, prefix, tmp_path):
     """The same accepted topic, correlated three ways, gives exactly the same events:
     (1) one instance killed with SIGKILL twice mid-stream and restarted, into the shared
@@ -603,8 +641,9 @@ def test_kill9_replay_and_two_instances_give_the_same_events(services, prefix, t
     alerts, keys = workload(ap, 3000)
     start_pipeline(services, prefix, correlators=0)
     t.produce(prefix + "alerts.raw", alerts, keys=keys)
-    n = t.wait_for(lambda: (lambda c: c if c >= 3000 else 0)(accepted_count(prefix)),
-                   what="3000 accepted records")
+    records = t.wait_for(lambda: (lambda c: c if c >= 3000 else 0)(accepted_count(prefix)),
+                         what="3000 accepted records")
+    n = accepted_occurrences(prefix, records)
 
     env = {"CWPP_BATCH_MAX_MESSAGES": "100"}
     c = services("correlator", prefix, group=f"{prefix}corr",
@@ -668,8 +707,9 @@ def test_a_batch_whose_workers_fail_apart_is_applied_exactly_once(services, pref
     alerts, keys = workload(ap, 1200, seed=11)
     start_pipeline(services, prefix, correlators=0)
     t.produce(prefix + "alerts.raw", alerts, keys=keys)
-    n = t.wait_for(lambda: (lambda c: c if c >= 1200 else 0)(accepted_count(prefix)),
-                   what="1200 accepted records")
+    records = t.wait_for(lambda: (lambda c: c if c >= 1200 else 0)(accepted_count(prefix)),
+                         what="1200 accepted records")
+    n = accepted_occurrences(prefix, records)
     assert all(v > 0 for v in t.high_watermarks(prefix + "alerts.accepted", 3).values())
     # small per-partition fetches and batches that fill (the backlog is there): every
     # batch holds records of all three partitions, so both workers have a share of it
