@@ -614,6 +614,53 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
     assert f.proc.poll() is None
 
 
+def test_alerts_re_emitted_upstream_count_their_occurrences_once(prefix, services):
+    """Ingest re-emits alerts after a rebalance or a failed offset commit, at new offsets
+    the filter's fence cannot recognise. Every record carries its occurrence number: a
+    repeated occurrence adds no rule hit (it is still forwarded), a record standing for
+    several lost emissions adds them all, and a non-whitelisted alert's repeats change no
+    hit count."""
+    g = tag()
+    name, acct = f"Seq {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "eq",
+                   "--value", "/seq/hit", "--force")
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/seq/hit"),
+                                      virus_alert(name, acct, path="/seq/miss")])
+    decoded(prefix, "alerts.suppressed", 1)
+    decoded(prefix, "alerts.accepted", 1)
+    norm = {ALERT.decode(m.value())["file"]["path"]: m
+            for m in t.consume(prefix + "alerts.normalized", 2)}
+    hit, miss = norm["/seq/hit"], norm["/seq/miss"]
+    x = ALERT.decode(hit.value())["alert_id"]
+
+    def again(m, occurrences):
+        a = ALERT.decode(m.value())
+        out = []
+        for o in occurrences:
+            a["occurrences"] = o
+            out.append(ALERT.encode(a))
+        t.produce(prefix + "alerts.normalized", out, keys=[m.key()] * len(out))
+
+    again(hit, [2, 3, 2, 3, 5])   # 2 and 3 repeated; 5 stands for the lost 4 and 5
+    sup = decoded(prefix, "alerts.suppressed", 6, settle=1.5)
+    assert [a["occurrences"] for a in sup] == [1, 2, 3, 2, 3, 5]
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 5
+    m = t.metrics(f)
+    assert m[f'cwpp_whitelist_rule_hits_total{{rule_id="{rid}"}}'] == 5
+    assert m["cwpp_whitelist_repeats_total"] == 2
+    assert t.query("SELECT filtered_seq FROM alerts WHERE alert_id = %s", (x,))[0][0] == 5
+
+    again(miss, [2, 2, 1])
+    acc = decoded(prefix, "alerts.accepted", 4, settle=1.5)
+    assert [a["occurrences"] for a in acc] == [1, 2, 2, 1]
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 5
+    m = t.metrics(f)
+    assert m["cwpp_whitelist_repeats_total"] == 4
+    assert m[f'cwpp_whitelist_rule_hits_total{{rule_id="{rid}"}}'] == 5
+
+
 def test_sigterm_stops_cleanly(prefix, services):
     """SIGTERM: the filter finishes its batch, commits and exits 0."""
     _, (f,) = start(services, prefix)
