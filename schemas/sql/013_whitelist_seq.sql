@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: Apache-2.0
--- Exact whitelist rule hits under redelivery (docs/whitelist.md "Rule hits").
+-- Exact whitelist rule hits under redelivery (docs/whitelist.md "Rule hits under redelivery").
 --
 -- Output topics are at-least-once: after a rebalance or a failed offset commit ingest
 -- emits a batch's alerts again, at new offsets of cwpp.alerts.normalized, where
