@@ -7,10 +7,9 @@
  * partitions (libs/fence), read the stored status of the batch's alerts, write status
  * changes, add rule hits (only for records not applied before: exactly-once counts),
  * apply commands, record the highest occurrence decided per alert, move the offsets,
- * commit. Outputs are produced after the commit and
- * the Kafka offsets committed after they are acknowledged (the shared loop), so a crash
- * anywhere redelivers the batch and the redelivery re-emits the same decisions without
- * counting twice. Ingest re-emits alerts too (at new offsets, which the fence cannot
+ * commit. Outputs are produced after the commit and the Kafka offsets committed after
+ * they are acknowledged (the shared loop), so a crash anywhere redelivers the batch and
+ * the redelivery re-emits the same decisions without counting twice. Ingest re-emits alerts too (at new offsets, which the fence cannot
  * recognise); every Alert record carries its occurrence number, and alerts.filtered_seq
  * the highest this service has decided, so a repeated occurrence adds no hit and a record
  * standing for several lost emissions adds them all.

@@ -594,7 +594,7 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
     out once decided, and the rule's hits are exact."""
     g = tag()
     name, acct = f"Flaky {g}", f"acct-{g}"
-    # results checked: 6 prepares at start-up, then ~7 per batch; fail a few inside batches
+    # results checked: 7 prepares at start-up, then ~8 per batch; fail a few inside batches
     _, (f,) = start(services, prefix, env={"CWPP_FAULTS": "pg_exec:9,pg_exec:12,pg_exec:20",
                                            "CWPP_BATCH_MAX_MESSAGES": "20"})
     rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
