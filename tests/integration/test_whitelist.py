@@ -660,6 +660,14 @@ def test_alerts_re_emitted_upstream_count_their_occurrences_once(prefix, service
     assert m["cwpp_whitelist_repeats_total"] == 4
     assert m[f'cwpp_whitelist_rule_hits_total{{rule_id="{rid}"}}'] == 5
 
+    # a row from before filtered_seq (NULL): its next record counts one hit, and marks it
+    t.query("UPDATE alerts SET filtered_seq = NULL WHERE alert_id = %s", (x,))
+    again(hit, [8, 8])
+    assert len(decoded(prefix, "alerts.suppressed", 8, settle=1.5)) == 8
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 6
+    assert t.query("SELECT filtered_seq FROM alerts WHERE alert_id = %s", (x,))[0][0] == 8
+    assert t.metrics(f)["cwpp_whitelist_repeats_total"] == 5
+
 
 def test_sigterm_stops_cleanly(prefix, services):
     """SIGTERM: the filter finishes its batch, commits and exits 0."""
