@@ -6,10 +6,13 @@
  * One batch is one transaction: lock this group's consumer_offsets rows of the batch's
  * partitions (libs/fence), read the stored status of the batch's alerts, write status
  * changes, add rule hits (only for records not applied before: exactly-once counts),
- * apply commands, move the offsets, commit. Outputs are produced after the commit and
- * the Kafka offsets committed after they are acknowledged (the shared loop), so a crash
- * anywhere redelivers the batch and the redelivery re-emits the same decisions without
- * counting twice.
+ * apply commands, record the highest occurrence decided per alert, move the offsets,
+ * commit. Outputs are produced after the commit and the Kafka offsets committed after
+ * they are acknowledged (the shared loop), so a crash anywhere redelivers the batch and
+ * the redelivery re-emits the same decisions without counting twice. Ingest re-emits alerts too (at new offsets, which the fence cannot
+ * recognise); every Alert record carries its occurrence number, and alerts.filtered_seq
+ * the highest this service has decided, so a repeated occurrence adds no hit and a record
+ * standing for several lost emissions adds them all.
  *
  * Rule changes: every change bumps whitelist_state.version in its transaction. A thread
  * with its own connection polls the version every whitelist.refresh.ms, builds the new
@@ -17,6 +20,7 @@
  */
 #include "filter_internal.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +59,17 @@ const size_t wl_nprops = sizeof(wl_props) / sizeof(wl_props[0]);
 /* ------------------------------------------------------------------ SQL */
 
 static const char SQL_STATUS_READ[] =
-    "SELECT alert_id, status FROM alerts WHERE alert_id = ANY($1::text[])";
+    "SELECT alert_id, status, filtered_seq FROM alerts WHERE alert_id = ANY($1::text[])";
 /* Guarded by the status read: a concurrent command's change is never overwritten. */
 static const char SQL_STATUS_SET[] =
     "UPDATE alerts a SET status = x.st, updated_at = now() "
     "FROM jsonb_to_recordset($1::jsonb) AS x(id text, old text, st text) "
     "WHERE a.alert_id = x.id AND a.status = x.old";
+/* Never backwards: a stale or repeated record leaves a higher mark alone. */
+static const char SQL_SEQ_SET[] =
+    "UPDATE alerts a SET filtered_seq = x.seq "
+    "FROM jsonb_to_recordset($1::jsonb) AS x(id text, seq bigint) "
+    "WHERE a.alert_id = x.id AND (a.filtered_seq IS NULL OR a.filtered_seq < x.seq)";
 static const char SQL_HITS[] =
     "UPDATE whitelist_rules r SET hits = r.hits + u.n, "
     "last_hit_at = GREATEST(r.last_hit_at, now()) "
@@ -70,7 +79,8 @@ static int prepare(wl_t *w, char *errstr, size_t errstr_size)
 {
     PGconn *c = cwpp_pg_conn(w->pg);
     static const cwpp_pg_named_t stmts[] = {
-        {"status_read", SQL_STATUS_READ}, {"status_set", SQL_STATUS_SET}, {"hits", SQL_HITS},
+        {"status_read", SQL_STATUS_READ}, {"status_set", SQL_STATUS_SET},
+        {"seq_set", SQL_SEQ_SET},         {"hits", SQL_HITS},
     };
     int    rc;
 
@@ -160,6 +170,9 @@ static wl_t *wl_new(const wl_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
                      "Regex evaluations stopped by the match, depth or JIT stack limit "
                      "(treated as no match).");
     w->m_reloads = C("cwpp_whitelist_rule_reloads_total", "Rulesets loaded.");
+    w->m_repeats = C("cwpp_whitelist_repeats_total",
+                     "Alert records whose occurrence was decided before (re-emitted upstream "
+                     "at a new offset): they add no rule hit.");
 #undef C
     w->m_rules = cwpp_gauge(metrics, "cwpp_whitelist_rules", "Live rules loaded.");
     w->m_version = cwpp_gauge(metrics, "cwpp_whitelist_rules_version",
@@ -209,6 +222,7 @@ static void wl_destroy(wl_t *w)
     cwpp_buf_free(&w->sql);
     cwpp_buf_free(&w->b_ids);
     cwpp_buf_free(&w->b_status);
+    cwpp_buf_free(&w->b_seq);
     cwpp_buf_free(&w->b_hit_ids);
     cwpp_buf_free(&w->b_hit_counts);
     cwpp_pg_destroy(w->pg);
@@ -415,7 +429,8 @@ static size_t id_array(wl_t *w, size_t n)
     return k;
 }
 
-/* Spreads the stored status (rows of status_read) over the items (all occurrences). */
+/* Spreads the stored status and filtered_seq (rows of status_read) over the items (all
+ * occurrences). */
 static void read_status(wl_t *w, size_t k, const PGresult *r)
 {
     int row;
@@ -436,8 +451,12 @@ static void read_status(wl_t *w, size_t k, const PGresult *r)
                 hi = mid;
         }
         for (; lo < k && strcmp(w->items[w->order[lo]].alert.alert_id, id) == 0; lo++) {
-            w->items[w->order[lo]].in_db = 1;
-            w->items[w->order[lo]].db_status = st;
+            item_t *it = &w->items[w->order[lo]];
+
+            it->in_db = 1;
+            it->db_status = st;
+            it->db_seq_known = !PQgetisnull(r, row, 2);
+            it->db_seq = it->db_seq_known ? strtoll(PQgetvalue(r, row, 2), NULL, 10) : 0;
         }
     }
 }
@@ -493,25 +512,81 @@ static size_t status_rows(wl_t *w, size_t k)
     return rows;
 }
 
-static int cmp_i64(const void *a, const void *b)
+/*
+ * Occurrences, after decide(): walks each alert's records in batch order (adjacent in
+ * w->order) from the stored filtered_seq. A fresh record whose occurrence is not above
+ * the highest known (stored, or seen earlier in the batch) is a repeat and adds no hit;
+ * otherwise an automatically whitelisted record adds one hit per occurrence it newly
+ * decides (one when nothing is known: rows from before filtered_seq). Sets it->nhits and
+ * w->repeats_n, and the new marks as JSON rows in w->b_seq. Returns the row count, or
+ * (size_t)-1 for lack of memory.
+ */
+static size_t seq_rows(wl_t *w, size_t k)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    cwpp_buf_t *b = &w->b_seq;
+    size_t      j, rows = 0;
+    int         known_set = 0;
+    int64_t     known = 0;
+
+    w->repeats_n = 0;
+    cwpp_buf_reset(b);
+    cwpp_buf_append(b, "[", 1);
+    for (j = 0; j < k; j++) {
+        item_t *it = &w->items[w->order[j]];
+        int64_t o = it->alert.occurrences;
+        char    row[128];
+
+        assert(it->ok);
+        if (j == 0 || strcmp(w->items[w->order[j - 1]].alert.alert_id, it->alert.alert_id) != 0) {
+            known_set = it->db_seq_known;
+            known = it->db_seq;
+        }
+        it->nhits = 0;
+        if (it->fresh) {
+            if (known_set && o <= known)
+                w->repeats_n++;
+            else if (it->decision == D_SUPPRESS && it->status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
+                it->nhits = known_set ? o - known : 1;
+        }
+        if (!known_set || o > known) {
+            known = o;
+            known_set = 1;
+        }
+        if (j + 1 < k && strcmp(w->items[w->order[j + 1]].alert.alert_id, it->alert.alert_id) == 0)
+            continue; /* the alert's last record: known is the batch's mark */
+        if (!it->in_db || (it->db_seq_known && known <= it->db_seq))
+            continue;
+        snprintf(row, sizeof(row), "%s{\"id\":\"%s\",\"seq\":%lld}", rows > 0 ? "," : "",
+                 it->alert.alert_id, (long long)known);
+        cwpp_buf_append(b, row, strlen(row));
+        rows++;
+    }
+    cwpp_buf_append(b, "]", 2);
+    if (b->data == NULL || b->data[b->len - 2] != ']')
+        return (size_t)-1;
+    return rows;
+}
+
+static int cmp_hit(const void *a, const void *b)
+{
+    int64_t x = ((const wl_hit_t *)a)->rule_id, y = ((const wl_hit_t *)b)->rule_id;
 
     return x < y ? -1 : x > y;
 }
 
-/* The batch's fresh hits per rule as "{ids}" and "{counts}" in w->b_hit_ids and
- * w->b_hit_counts (sorted ids: no lock-order cycles). Returns the number of rules, or
- * (size_t)-1 for lack of memory. */
+/* The batch's fresh hits per rule (it->nhits, set by seq_rows) as "{ids}" and "{counts}"
+ * in w->b_hit_ids and w->b_hit_counts (sorted ids: no lock-order cycles), and one entry
+ * per rule in w->hits for /metrics. Returns the number of rules, or (size_t)-1 for lack
+ * of memory. */
 static size_t hit_arrays(wl_t *w, size_t n)
 {
-    int64_t    *ids;
+    wl_hit_t   *ids;
     cwpp_buf_t *a = &w->b_hit_ids, *c = &w->b_hit_counts;
     size_t      i, k = 0, j, rules = 0;
     char        num[32];
 
     if (n + 1 > w->hits_cap) {
-        int64_t *nh = realloc(w->hits, (n + 1) * sizeof(*nh));
+        wl_hit_t *nh = realloc(w->hits, (n + 1) * sizeof(*nh));
 
         if (nh == NULL)
             return (size_t)-1;
@@ -520,26 +595,31 @@ static size_t hit_arrays(wl_t *w, size_t n)
     }
     ids = w->hits;
     for (i = 0; i < n; i++)
-        if (w->items[i].ok && w->items[i].fresh && w->items[i].decision == D_SUPPRESS &&
-            w->items[i].status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
-            ids[k++] = w->items[i].rule_id;
-    qsort(ids, k, sizeof(*ids), cmp_i64);
+        if (w->items[i].ok && w->items[i].fresh && w->items[i].nhits > 0) {
+            assert(w->items[i].rule_id > 0);
+            ids[k].rule_id = w->items[i].rule_id;
+            ids[k++].n = w->items[i].nhits;
+        }
+    qsort(ids, k, sizeof(*ids), cmp_hit);
     cwpp_buf_reset(a);
     cwpp_buf_reset(c);
     cwpp_buf_append(a, "{", 1);
     cwpp_buf_append(c, "{", 1);
     for (i = 0; i < k; i = j) {
-        for (j = i; j < k && ids[j] == ids[i]; j++)
-            ;
-        snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
+        int64_t sum = 0;
+
+        for (j = i; j < k && ids[j].rule_id == ids[i].rule_id; j++)
+            sum += ids[j].n;
+        snprintf(num, sizeof(num), "%s%lld", rules > 0 ? "," : "", (long long)ids[i].rule_id);
         cwpp_buf_append(a, num, strlen(num));
-        snprintf(num, sizeof(num), "%s%zu", i > 0 ? "," : "", j - i);
+        snprintf(num, sizeof(num), "%s%lld", rules > 0 ? "," : "", (long long)sum);
         cwpp_buf_append(c, num, strlen(num));
-        rules++;
+        ids[rules].rule_id = ids[i].rule_id; /* compacted in place: rules <= i */
+        ids[rules++].n = sum;
     }
     cwpp_buf_append(a, "}", 2);
     cwpp_buf_append(c, "}", 2);
-    w->hits_n = k;
+    w->hits_n = rules;
     if (a->data == NULL || c->data == NULL || a->data[a->len - 2] != '}' ||
         c->data[c->len - 2] != '}')
         return (size_t)-1;
@@ -557,7 +637,7 @@ static int pipeline(wl_t *w, pstmt_t *q, size_t nq, char *errstr, size_t errstr_
  * The batch's transaction in two round trips when it holds no commands:
  *   1. BEGIN; make sure this group's offset rows exist and lock them; read the stored
  *      status of the batch's alerts;
- *   2. status changes, rule hits, the new offsets, COMMIT.
+ *   2. status changes, occurrence marks, rule hits, the new offsets, COMMIT.
  * Commands go between them, one by one (each in its own savepoint, see commands.c),
  * before the alerts are decided, so the batch's alerts see the status they leave behind:
  * a recurrence next to "whitelist this alert" is suppressed. The status is then read
@@ -566,8 +646,8 @@ static int pipeline(wl_t *w, pstmt_t *q, size_t nq, char *errstr, size_t errstr_
 static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
     PGresult *r_lock = NULL, *r_status = NULL;
-    pstmt_t   q[5];
-    size_t    i, k, nq = 0, rows, rules;
+    pstmt_t   q[6];
+    size_t    i, k, nq = 0, rows, seqs, rules;
     int       rc, cmds = 0;
 
     for (i = 0; i < n; i++)
@@ -613,11 +693,14 @@ static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t er
         if (w->items[i].ok)
             decide(w, &w->items[i]);
 
-    if ((rows = status_rows(w, k)) == (size_t)-1 || (rules = hit_arrays(w, n)) == (size_t)-1)
+    if ((rows = status_rows(w, k)) == (size_t)-1 || (seqs = seq_rows(w, k)) == (size_t)-1 ||
+        (rules = hit_arrays(w, n)) == (size_t)-1)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     nq = 0;
     if (rows > 0)
         q[nq++] = (pstmt_t){"status_set", 1, {(char *)w->b_status.data}, PGRES_COMMAND_OK, NULL};
+    if (seqs > 0)
+        q[nq++] = (pstmt_t){"seq_set", 1, {(char *)w->b_seq.data}, PGRES_COMMAND_OK, NULL};
     if (rules > 0)
         q[nq++] = (pstmt_t){"hits", 2, {(char *)w->b_hit_ids.data, (char *)w->b_hit_counts.data},
                             PGRES_COMMAND_OK, NULL};
@@ -642,6 +725,7 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
     w->rules_changed = 0;
     w->pending_hits_n = 0;
     w->hits_n = 0;
+    w->repeats_n = 0;
     memset(&w->stats, 0, sizeof(w->stats));
     for (i = 0; i < n; i++) {
         item_t             *it = &w->items[i];
@@ -698,14 +782,9 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
     for (i = 0; i < w->pending_hits_n; i++)
         count_hits(w, w->pending_hits[i], 1);
     w->pending_hits_n = 0;
-    for (i = 0; i < w->hits_n; ) { /* sorted: one update per rule */
-        size_t j = i;
-
-        while (j < w->hits_n && w->hits[j] == w->hits[i])
-            j++;
-        count_hits(w, w->hits[i], (int64_t)(j - i));
-        i = j;
-    }
+    for (i = 0; i < w->hits_n; i++) /* one entry per rule */
+        count_hits(w, w->hits[i].rule_id, w->hits[i].n);
+    cwpp_metric_add(w->m_repeats, w->repeats_n);
 
     for (i = 0; i < n; i++) {
         item_t *it = &w->items[i];

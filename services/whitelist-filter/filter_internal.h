@@ -26,6 +26,9 @@ typedef struct item {
     int                 fresh;       /* offset not applied before (count hits) */
     int                 in_db;       /* its row was found */
     cwpp_alert_status_t db_status;   /* the stored status, when in_db */
+    int                 db_seq_known;  /* the row's filtered_seq is not NULL */
+    int64_t             db_seq;        /* the row's filtered_seq, when db_seq_known */
+    int64_t             nhits;         /* rule hits it adds (occurrences it newly decides) */
     int64_t             rule_id;     /* live rule that matches, or 0 */
     decision_t          decision;
     cwpp_alert_status_t status;      /* status it leaves with */
@@ -33,6 +36,11 @@ typedef struct item {
     const char         *code;        /* dead-letter reason code */
     char                reason[300];
 } item_t;
+
+/* One rule's fresh hits in a batch. */
+typedef struct wl_hit {
+    int64_t rule_id, n;
+} wl_hit_t;
 
 typedef struct wl {
     const wl_conf_t    *conf;
@@ -43,7 +51,7 @@ typedef struct wl {
     int                 nvalues;    /* how many of v_alert, v_rejected exist (destroy) */
     cwpp_commander_t   *cmd;        /* the command protocol (commands.c) */
     cwpp_buf_t          buf, sql;
-    cwpp_buf_t          b_ids, b_status, b_hit_ids, b_hit_counts;
+    cwpp_buf_t          b_ids, b_status, b_seq, b_hit_ids, b_hit_counts;
     item_t             *items;
     size_t              items_cap;
     size_t             *order;      /* items sorted by alert id (lookups) */
@@ -59,8 +67,9 @@ typedef struct wl {
 #define WL_PENDING_HITS_MAX 1000
     int64_t             pending_hits[WL_PENDING_HITS_MAX]; /* command hits for /metrics */
     size_t              pending_hits_n;                    /* counted after the commit */
-    int64_t            *hits;     /* the batch's fresh hits by rule id, sorted (/metrics) */
+    wl_hit_t           *hits;     /* the batch's fresh hits by rule id, sorted (/metrics) */
     size_t              hits_n, hits_cap;
+    int64_t             repeats_n; /* the batch's repeated occurrences (/metrics) */
 
     /* refresher thread: polls the rules version, builds and hands over new rulesets */
     pthread_t           thr;
@@ -76,7 +85,7 @@ typedef struct wl {
     cwpp_metrics_t     *metrics;
     cwpp_metric_t      *m_accepted, *m_suppressed_auto, *m_suppressed_manual, *m_precision;
     cwpp_metric_t      *m_dead, *m_db_errors, *m_rules, *m_version, *m_aborted, *m_reloads;
-    cwpp_metric_t      *m_db_seconds;
+    cwpp_metric_t      *m_db_seconds, *m_repeats;
 } wl_t;
 
 /* commands.c: the commander of the whitelist commands for w (w->pg, w->conf, w->metrics

@@ -594,7 +594,7 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
     out once decided, and the rule's hits are exact."""
     g = tag()
     name, acct = f"Flaky {g}", f"acct-{g}"
-    # results checked: 6 prepares at start-up, then ~7 per batch; fail a few inside batches
+    # results checked: 7 prepares at start-up, then ~8 per batch; fail a few inside batches
     _, (f,) = start(services, prefix, env={"CWPP_FAULTS": "pg_exec:9,pg_exec:12,pg_exec:20",
                                            "CWPP_BATCH_MAX_MESSAGES": "20"})
     rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
@@ -612,6 +612,61 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
     m = t.metrics(f)
     assert m["cwpp_whitelist_db_errors_total"] >= 1
     assert f.proc.poll() is None
+
+
+def test_alerts_re_emitted_upstream_count_their_occurrences_once(prefix, services):
+    """Ingest re-emits alerts after a rebalance or a failed offset commit, at new offsets
+    the filter's fence cannot recognise. Every record carries its occurrence number: a
+    repeated occurrence adds no rule hit (it is still forwarded), a record standing for
+    several lost emissions adds them all, and a non-whitelisted alert's repeats change no
+    hit count."""
+    g = tag()
+    name, acct = f"Seq {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix)
+    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "eq",
+                   "--value", "/seq/hit", "--force")
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/seq/hit"),
+                                      virus_alert(name, acct, path="/seq/miss")])
+    decoded(prefix, "alerts.suppressed", 1)
+    decoded(prefix, "alerts.accepted", 1)
+    norm = {ALERT.decode(m.value())["file"]["path"]: m
+            for m in t.consume(prefix + "alerts.normalized", 2)}
+    hit, miss = norm["/seq/hit"], norm["/seq/miss"]
+    x = ALERT.decode(hit.value())["alert_id"]
+
+    def again(m, occurrences):
+        a = ALERT.decode(m.value())
+        out = []
+        for o in occurrences:
+            a["occurrences"] = o
+            out.append(ALERT.encode(a))
+        t.produce(prefix + "alerts.normalized", out, keys=[m.key()] * len(out))
+
+    again(hit, [2, 3, 2, 3, 5])   # 2 and 3 repeated; 5 stands for the lost 4 and 5
+    sup = decoded(prefix, "alerts.suppressed", 6, settle=1.5)
+    assert [a["occurrences"] for a in sup] == [1, 2, 3, 2, 3, 5]
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 5
+    m = t.metrics(f)
+    assert m[f'cwpp_whitelist_rule_hits_total{{rule_id="{rid}"}}'] == 5
+    assert m["cwpp_whitelist_repeats_total"] == 2
+    assert t.query("SELECT filtered_seq FROM alerts WHERE alert_id = %s", (x,))[0][0] == 5
+
+    again(miss, [2, 2, 1])
+    acc = decoded(prefix, "alerts.accepted", 4, settle=1.5)
+    assert [a["occurrences"] for a in acc] == [1, 2, 2, 1]
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 5
+    m = t.metrics(f)
+    assert m["cwpp_whitelist_repeats_total"] == 4
+    assert m[f'cwpp_whitelist_rule_hits_total{{rule_id="{rid}"}}'] == 5
+
+    # a row from before filtered_seq (NULL): its next record counts one hit, and marks it
+    t.query("UPDATE alerts SET filtered_seq = NULL WHERE alert_id = %s", (x,))
+    again(hit, [8, 8])
+    assert len(decoded(prefix, "alerts.suppressed", 8, settle=1.5)) == 8
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 6
+    assert t.query("SELECT filtered_seq FROM alerts WHERE alert_id = %s", (x,))[0][0] == 8
+    assert t.metrics(f)["cwpp_whitelist_repeats_total"] == 5
 
 
 def test_sigterm_stops_cleanly(prefix, services):
