@@ -20,6 +20,19 @@ steady stream of upstream alerts at a fixed rate while the faults run one after 
   disk-full     the exporter's export.tmp.dir is a small tmpfs, filled up while an export
                 is requested through the command topic, then freed
   rebalance     a second whitelist-filter and correlator join their groups, then leave
+  agent-disk-full   the enforcer agent's state directory (a small tmpfs) filled up while
+                it receives actions, /readyz must say not ready, then freed
+  agent-clock-skew  actions stamped 10 minutes ahead of and behind the agent's clock
+                (refused, the reason naming the clock) and within
+                enforcer.clock.skew.max.ms (applied)
+
+With an agent fault selected, one cwpp-enforcer agent runs for the first account (asset
+h-<run>-agent), its journal on that tmpfs, its only effect on the host a WAF deny file and
+a reload script of the run's log directory; a trickle of waf_block_ip actions (one new
+address each) is sent to it on <prefix>actions from the stream's start to its end. Each
+action belongs to the window it was sent in; at the end every one must have exactly one
+ActionResult (lost: none, duplicated: more than one, or applied twice: two journal lines,
+an "already blocked" answer for an address sent once, more reloads than applications).
 
 The stream: several accounts, each with incidents (own assets, attacker IP, file hashes,
 processes) whose alerts recur (occurrence counts matter), a few alerts whitelisted by the
@@ -83,7 +96,12 @@ SERVICES = {
     "exporter": ("CWPP_PG_DSN_EXPORTER", ["commands"]),
 }
 ALL_FAULTS = ["kill", "broker", "pg-restart", "pg-long", "partition", "disk-full",
-              "rebalance"]
+              "rebalance", "agent-disk-full", "agent-clock-skew"]
+AGENT_FAULTS = ("agent-disk-full", "agent-clock-skew")
+ACTION = t.AvroType("action")
+ACTION_RESULT = t.AvroType("action_result")
+SKEW_BEYOND_MS = 600000     # 10 minutes: far past the default 30 s tolerance
+SKEW_WITHIN_MS = 10000      # within it
 COMMAND = t.AvroType("command")
 RESULT = t.AvroType("command_result")
 REJECTED = t.AvroType("rejected_record")
@@ -446,6 +464,13 @@ class Campaign:
         self.exptmp = Path(args.state) / f"exptmp-{self.run}"
         self.netns_up = False
         self.short = not args.long
+        self.agent = None         # the enforcer agent's Svc (agent faults only)
+        self.agstate = Path(args.state) / f"agentstate-{self.run}"
+        self.actions = {}         # action id -> {"window", "kind", "ip", "shift"}
+        self.aresults = defaultdict(list)   # action id -> [ActionResult]
+        self.alock = threading.Lock()
+        self.agent_note = None
+        self.trickle_stop = threading.Event()
 
     # ---------------------------------------------------------------- set-up
     def setup_db(self):
@@ -759,6 +784,266 @@ class Campaign:
             if s.alive():
                 s.stop(timeout=30)
 
+    # ------------------------------------------------------------ the agent
+    def start_agent(self):
+        """One cwpp-enforcer for the first account, its state directory (journal,
+        quarantine) on a tmpfs of its own; its WAF deny file and reload script live in the
+        run's log directory, so the actions it applies touch nothing else on the host."""
+        for old in Path(self.args.state).glob("agentstate-*"):   # left by a killed run
+            subprocess.run(["umount", "-l", str(old)], capture_output=True)
+            try:
+                old.rmdir()
+            except OSError:
+                pass
+        self.agstate.mkdir(parents=True, exist_ok=True)
+        sh("mount", "-t", "tmpfs", "-o", f"size={self.args.agent_tmpfs_kib}k,mode=0700",
+           f"cwpp-chaos-agent-{self.run}", self.agstate)
+        work = self.logdir / "agent"
+        work.mkdir(exist_ok=True)
+        self.deny = work / "deny.conf"
+        self.deny.write_text("# managed in part by cwpp-enforcer\n")
+        self.reloads = work / "reloads"
+        self.reloads.write_text("")
+        reload = work / "reload.sh"
+        reload.write_text(f"#!/bin/sh\necho x >> {self.reloads}\n")
+        reload.chmod(0o755)
+        self.agent_account = f"chaos-{self.run}-a0"
+        self.agent_asset = f"h-{self.run}-agent"
+        env = {"CWPP_GROUP_ID": "cwpp-enforcer",     # the default: one group per agent
+               "CWPP_ENFORCER_ACCOUNT_ID": self.agent_account,
+               "CWPP_ENFORCER_ASSET_ID": self.agent_asset,
+               "CWPP_ENFORCER_NAME": f"chaos-{self.run}-agent",
+               "CWPP_ENFORCER_STATE_DIR": str(self.agstate),
+               "CWPP_ENFORCER_WAF_DENY_FILE": str(self.deny),
+               "CWPP_ENFORCER_WAF_RELOAD": str(reload),
+               "CWPP_LOG_LEVEL": "info", "CWPP_RETRY_MAX_MS": "1000"}
+        s = Svc("enforcer", self.prefix, self.logdir, extra_env=env)
+        s.start()
+        s.wait_ready(60)
+        self.agent = self.svcs["enforcer"] = s     # its /readyz counts like the others'
+        self.aproducer = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 5,
+                                   "enable.idempotence": True, "message.timeout.ms": 600000,
+                                   "log_level": 0})
+        threading.Thread(target=self.action_results_reader, daemon=True).start()
+        log(f"enforcer agent ready (account {self.agent_account}, asset {self.agent_asset}, "
+            f"state on a {self.args.agent_tmpfs_kib} KiB tmpfs)")
+
+    def action_results_reader(self):
+        """Every ActionResult on <prefix>action-results from the start, by action id."""
+        topic = self.prefix + "action-results"
+        c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "chaos-ar-" + uuid.uuid4().hex,
+                      "enable.auto.commit": False, "log_level": 0})
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        try:
+            while not self.results_stop.is_set():
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                try:
+                    r = ACTION_RESULT.decode(m.value())
+                except Exception:  # noqa: BLE001
+                    continue
+                with self.alock:
+                    self.aresults[r["action_id"]].append(r)
+        finally:
+            c.close()
+
+    def send_action(self, kind, shift_ms=0):
+        """A waf_block_ip of a new address to the agent, stamped as by a sender whose clock
+        is shift_ms ahead of the real one; it belongs to the current window once the
+        broker has it."""
+        with self.alock:
+            n = len(self.actions)
+            aid = f"chaos-{self.run}-act{n}.1"
+            ip = f"198.18.{n >> 8 & 255}.{n & 255}"
+            info = {"window": self.stream.gen.window, "kind": kind, "ip": ip,
+                    "shift": shift_ms, "delivered": None}
+            self.actions[aid] = info
+        now = int(time.time() * 1000) + shift_ms
+        rec = {"action_id": aid, "task_id": aid.rsplit(".", 1)[0], "policy_id": "pol-chaos",
+               "event_id": "ev-chaos", "account_id": self.agent_account,
+               "asset_id": self.agent_asset, "action": "waf_block_ip",
+               "params_json": json.dumps({"ip": ip}), "attempt": 1, "issued_at_ms": now,
+               "deadline_ms": now + 60000}
+
+        def done(err, _msg):
+            info["delivered"] = err is None
+        while True:
+            try:
+                self.aproducer.produce(self.prefix + "actions", value=ACTION.encode(rec),
+                                       key=f"{self.agent_account}/{self.agent_asset}".encode(),
+                                       on_delivery=done)
+                break
+            except BufferError:
+                self.aproducer.poll(0.1)
+        self.aproducer.poll(0)
+        return aid
+
+    def action_trickle(self):
+        """A valid action every 1/--agent-rate s from the stream's start to its end."""
+        i = 0
+        t0 = time.time()
+        while not self.trickle_stop.is_set():
+            d = t0 + i / self.args.agent_rate - time.time()
+            if d > 0 and self.trickle_stop.wait(d):
+                break
+            try:
+                self.send_action("trickle")
+            except Exception:  # noqa: BLE001 - reported, makes the run fail
+                self.errors.append("action trickle: " + traceback.format_exc())
+                return
+            i += 1
+
+    def agent_ready(self):
+        return self.agent.http("/readyz", timeout=1.0)
+
+    def fault_agent_disk_full(self):
+        """Fills the agent's state tmpfs while actions keep coming; /readyz must say not
+        ready (No space left on device); a few seconds later the space is freed."""
+        filler = self.agstate / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)
+        except OSError:
+            pass
+        try:
+            while True:     # the last pages
+                os.write(fd, b"\0" * 512)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        t0 = time.time()
+        body = None
+        while time.time() < t0 + 30:
+            code, b = self.agent_ready()
+            if code != 200 and "No space left on device" in b:
+                body = b
+                break
+            time.sleep(0.3)
+        with self.alock:
+            answered = sum(1 for a in self.actions if a in self.aresults)
+        if body is None:
+            self.agent_note = "agent /readyz never said the disk is full within 30 s"
+            self.errors.append("agent-disk-full: the agent's /readyz never reported the full "
+                               "state directory")
+        else:
+            b = " ".join(body.split())
+            self.agent_note = (f"agent not ready {time.time() - t0:.1f} s after the disk "
+                               f"filled: {b[:50]} ... {b[-45:]}")
+        time.sleep(6)       # actions keep arriving while it is full
+        with self.alock:
+            after = sum(1 for a in self.actions if a in self.aresults)
+        still = self.agent_ready()[0]
+        self.agent_note += (f"; results while full: {after - answered} new, /readyz {still} "
+                            "6 s later")
+        if body is not None and still == 200:
+            self.errors.append("agent-disk-full: the agent said ready again while the disk "
+                               "was still full")
+        filler.unlink()     # the fault's end: "time to ready" includes the agent's
+
+    def fault_agent_clock_skew(self):
+        """Actions stamped 10 minutes ahead and behind (beyond enforcer.clock.skew.max.ms,
+        30 s by default: refused) and a few seconds off (within it: applied); the skew is
+        the sender's, as in tests/integration/test_enforcer.py (libfaketime cannot shift
+        an agent's clock under librdkafka)."""
+        sent = []
+        for _ in range(3):
+            for shift in (SKEW_BEYOND_MS, -SKEW_BEYOND_MS):
+                sent.append(self.send_action("skew-beyond", shift))
+            for shift in (SKEW_WITHIN_MS, 0, -SKEW_WITHIN_MS):
+                sent.append(self.send_action("skew-within", shift))
+            time.sleep(0.5)
+        self.aproducer.flush(30)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with self.alock:
+                if all(a in self.aresults for a in sent):
+                    break
+            time.sleep(0.3)
+        with self.alock:
+            got = Counter(r["status"] for a in sent for r in self.aresults.get(a, [])[:1])
+        self.agent_note = (f"{len(sent)} skewed actions (+-{SKEW_BEYOND_MS // 60000} min x6, "
+                           f"+-{SKEW_WITHIN_MS // 1000} s/0 x9): results {dict(got)}")
+
+    def reconcile_agent(self, lost, dup, why):
+        """Every delivered action has exactly one result, each applied at most once;
+        skewed ones beyond the tolerance refused naming the clock, within it applied."""
+        self.aproducer.flush(60)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with self.alock:
+                if all(a in self.aresults for a, i in self.actions.items() if i["delivered"]):
+                    break
+            time.sleep(0.5)
+        time.sleep(2)   # a second result, if any, has time to arrive
+        journal = Counter()
+        try:
+            for line in (self.agstate / "journal.jsonl").read_text().splitlines():
+                try:
+                    journal[json.loads(line)["action_id"]] += 1
+                except (ValueError, KeyError):
+                    pass
+        except OSError as e:
+            self.errors.append(f"enforcer journal unreadable: {e}")
+        denied = Counter(x.split()[1].rstrip(";") for x in self.deny.read_text().splitlines()
+                         if x.startswith("deny "))
+        reloads = len(self.reloads.read_text().splitlines())
+        with self.alock:
+            actions = dict(self.actions)
+            res = {k: list(v) for k, v in self.aresults.items()}
+        applied = 0
+        undelivered = 0
+        for aid, i in actions.items():
+            w, rs = i["window"], res.get(aid, [])
+            if not i["delivered"]:
+                undelivered += 1
+                continue
+            if not rs:
+                lost[w] += 1
+                why[w].append(f"action {aid} ({i['kind']}) has no result")
+                continue
+            if len(rs) > 1:
+                dup[w] += len(rs) - 1
+                same = all(r == rs[0] for r in rs)
+                why[w].append(f"action {aid} ({i['kind']}) has {len(rs)} results"
+                              f"{' (identical)' if same else ': ' + str([r['status'] for r in rs])}")
+            r = rs[0]
+            if journal[aid] > 1:
+                dup[w] += journal[aid] - 1
+                why[w].append(f"action {aid} is {journal[aid]} times in the agent's journal")
+            if r["status"] == "succeeded" and "already" in r["reason"]:
+                dup[w] += 1
+                why[w].append(f"action {aid} applied twice: {r['reason'][:100]}")
+            if i["kind"] == "skew-beyond":
+                if r["status"] != "failed" or "this agent's clock" not in r["reason"] or \
+                        "enforcer.clock.skew.max.ms" not in r["reason"] or denied[i["ip"]]:
+                    self.errors.append(f"agent-clock-skew: {aid} stamped "
+                                       f"{i['shift'] // 1000:+d} s: {r['status']}: "
+                                       f"{r['reason'][:160]} (in the deny file "
+                                       f"{denied[i['ip']]} times)")
+            else:
+                if r["status"] != "succeeded" or denied[i["ip"]] != 1:
+                    self.errors.append(f"enforcer: {aid} ({i['kind']}, "
+                                       f"{i['shift'] // 1000:+d} s) {r['status']}: "
+                                       f"{r['reason'][:160]} (in the deny file "
+                                       f"{denied[i['ip']]} times)")
+                else:
+                    applied += 1
+        if reloads > applied:
+            self.errors.append(f"enforcer: {reloads} WAF reloads for {applied} actions "
+                               "applied (one applied more than once)")
+        if undelivered:
+            self.errors.append(f"enforcer: {undelivered} actions never reached the broker")
+        kinds = Counter(i["kind"] for i in actions.values())
+        self.agent_summary = (f"enforcer agent: {len(actions)} actions sent "
+                              f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
+                              f"{sum(1 for a in actions if a in res)} answered, "
+                              f"{sum(len(v) for a, v in res.items() if a in actions)} results, "
+                              f"{applied} applied ({reloads} WAF reloads), "
+                              f"journal {sum(journal.values())} lines")
+
     # --------------------------------------------------------------- netns
     def netns_setup(self):
         kport, pport = os.environ["CWPP_KAFKA_PORT"], os.environ["CWPP_PG_PORT"]
@@ -824,6 +1109,10 @@ class Campaign:
                 out.append(("disk-full", self.fault_disk_full))
             elif f == "rebalance":
                 out.append(("rebalance", self.fault_rebalance))
+            elif f == "agent-disk-full":
+                out.append((f, self.fault_agent_disk_full))
+            elif f == "agent-clock-skew":
+                out.append((f, self.fault_agent_clock_skew))
         return out
 
     # ----------------------------------------------------------------- run
@@ -837,6 +1126,8 @@ class Campaign:
         if "partition" in a.faults:
             self.netns_setup()
         self.start_services()
+        if set(a.faults) & set(AGENT_FAULTS):
+            self.start_agent()
         threading.Thread(target=self.results_reader, daemon=True).start()
         t.make_user("admin", role="admin")
         cid = self.command("whitelist", "whitelist.rule_add", {
@@ -855,6 +1146,8 @@ class Campaign:
         self.stream.gen.set_window(w)
         self.stream.start()
         threading.Thread(target=self.handler, daemon=True).start()
+        if self.agent is not None:
+            threading.Thread(target=self.action_trickle, daemon=True).start()
         t_begin = time.time()
         time.sleep(a.warmup)
         plan = self.plan()
@@ -884,6 +1177,9 @@ class Campaign:
                                        "after it")
                 if self.disk_note:
                     notes.append(self.disk_note)
+                if self.agent_note:
+                    notes.append(self.agent_note)
+                    self.agent_note = None
                 if ready > READY_BOUND_S:
                     self.errors.append(f"{name}: not every service ready within "
                                        f"{READY_BOUND_S} s of the fault's end")
@@ -901,6 +1197,7 @@ class Campaign:
         self.rows.append({"fault": "(after the last fault)", "window": w,
                           "duration": 0.0, "ready": 0.0, "caught": 0.0, "notes": []})
         self.stream.finish()
+        self.trickle_stop.set()
         log(f"stream stopped: {self.stream.sent} sent, {self.stream.delivered} delivered")
         self.drain()
         self.reconcile()
@@ -1077,6 +1374,8 @@ class Campaign:
         self.n_handled = (len(self.handle_cmds), len(hrows), len(recs))
         if any(v for v in self.final_lag.values()):
             self.errors.append(f"consumer lag not zero at the end: {self.final_lag}")
+        if self.agent is not None:
+            self.reconcile_agent(lost, dup, why)
         self.explain_dups(why, dup)
         for row in self.rows:
             w = row["window"]
@@ -1116,6 +1415,8 @@ class Campaign:
               f"{len(self.stream.bad)} bad records ({self.dead_letters} dead letters), "
               f"{self.n_handled[0]} events set handled ({self.n_handled[2]} records on "
               f"events.handled)")
+        if self.agent is not None:
+            print(self.agent_summary)
         print(f"{'fault':<22} {'duration (s)':>12} {'time to ready (s)':>18} {'lost':>6} "
               f"{'duplicated':>10} {'caught up (s)':>13}")
         failed_rows = 0
@@ -1153,6 +1454,12 @@ class Campaign:
             self.exptmp.rmdir()
         except OSError:
             pass
+        if self.agent is not None:
+            subprocess.run(["umount", "-l", str(self.agstate)], capture_output=True)
+            try:
+                self.agstate.rmdir()
+            except OSError:
+                pass
         self.netns_teardown()
         if not self.args.keep:
             t.delete_topics([self.prefix])
@@ -1177,6 +1484,11 @@ def main():
                     help="seconds after a fault's end by which every group must have "
                          "committed what was produced before it (60; --long 180)")
     ap.add_argument("--tmpfs-kib", type=int, default=2048)
+    ap.add_argument("--agent-tmpfs-kib", type=int, default=4096,
+                    help="the enforcer agent's state tmpfs (its journal grows ~0.5 KiB an "
+                         "action)")
+    ap.add_argument("--agent-rate", type=float, default=2.0,
+                    help="actions per second sent to the enforcer agent")
     ap.add_argument("--keep", action="store_true", help="keep the run's topics")
     ap.add_argument("--logdir", default=str(REPO / "build" / "chaos"))
     ap.add_argument("--state", default=os.environ.get("CWPP_STATE_DIR", ""))
