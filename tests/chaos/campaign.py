@@ -106,9 +106,14 @@ COMMAND = t.AvroType("command")
 RESULT = t.AvroType("command_result")
 REJECTED = t.AvroType("rejected_record")
 HANDLED = t.AvroType("handled_event")
-NETNS = "cwppchaos"
-VETH_HOST, VETH_NS = "cwppch0", "cwppch1"
-ADDR_HOST, ADDR_NS = "10.231.77.1", "10.231.77.2"
+# Named after the stack's PostgreSQL port, so campaigns on two chaos stacks (the short one
+# of tests/run beside a long one on other ports) never share a namespace, link or table.
+_NET_ID = int(os.environ.get("CWPP_PG_PORT", "55329") or 55329)
+NETNS = f"cwppchaos{_NET_ID}"
+VETH_HOST, VETH_NS = f"cwc{_NET_ID}h", f"cwc{_NET_ID}n"
+ADDR_HOST = f"10.231.{_NET_ID % 250}.1"
+ADDR_NS = f"10.231.{_NET_ID % 250}.2"
+NAT_TABLE = f"cwpp_chaos_nat_{_NET_ID}"
 
 
 def log(msg):
@@ -1060,24 +1065,24 @@ class Campaign:
         sh(*ns, "ip", "route", "add", "default", "via", ADDR_HOST)
         # inside: the broker advertises 127.0.0.1:<port>; send that to the host
         sh(*ns, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
-        nsrules = (f"add table ip cwpp_chaos_nat\n"
-                   f"add chain ip cwpp_chaos_nat out {{ type nat hook output priority -100; }}\n"
-                   f"add rule ip cwpp_chaos_nat out ip daddr 127.0.0.1 tcp dport {kport} "
+        nsrules = (f"add table ip {NAT_TABLE}\n"
+                   f"add chain ip {NAT_TABLE} out {{ type nat hook output priority -100; }}\n"
+                   f"add rule ip {NAT_TABLE} out ip daddr 127.0.0.1 tcp dport {kport} "
                    f"dnat to {ADDR_HOST}\n"
-                   f"add chain ip cwpp_chaos_nat post {{ type nat hook postrouting priority 100; }}\n"
-                   f"add rule ip cwpp_chaos_nat post oifname {VETH_NS} masquerade\n")
+                   f"add chain ip {NAT_TABLE} post {{ type nat hook postrouting priority 100; }}\n"
+                   f"add rule ip {NAT_TABLE} post oifname {VETH_NS} masquerade\n")
         p = subprocess.run([*ns, "nft", "-f", "-"], input=nsrules, text=True, capture_output=True)
         if p.returncode:
             raise RuntimeError(f"nft in netns: {p.stderr}")
         # host: what comes in on the veth for the broker and PostgreSQL goes to 127.0.0.1,
         # seen as from 127.0.0.1 (pg_hba lets the service roles in from there only)
         sh("sysctl", "-qw", f"net.ipv4.conf.{VETH_HOST}.route_localnet=1")
-        hrules = (f"add table ip cwpp_chaos_nat\n"
-                  f"add chain ip cwpp_chaos_nat pre {{ type nat hook prerouting priority -100; }}\n"
-                  f"add rule ip cwpp_chaos_nat pre iifname {VETH_HOST} ip daddr {ADDR_HOST} "
+        hrules = (f"add table ip {NAT_TABLE}\n"
+                  f"add chain ip {NAT_TABLE} pre {{ type nat hook prerouting priority -100; }}\n"
+                  f"add rule ip {NAT_TABLE} pre iifname {VETH_HOST} ip daddr {ADDR_HOST} "
                   f"tcp dport {{ {kport}, {pport} }} dnat to 127.0.0.1\n"
-                  f"add chain ip cwpp_chaos_nat in {{ type nat hook input priority 100; }}\n"
-                  f"add rule ip cwpp_chaos_nat in iifname {VETH_HOST} ip saddr {ADDR_NS} "
+                  f"add chain ip {NAT_TABLE} in {{ type nat hook input priority 100; }}\n"
+                  f"add rule ip {NAT_TABLE} in iifname {VETH_HOST} ip saddr {ADDR_NS} "
                   f"snat to 127.0.0.1\n")
         p = subprocess.run(["nft", "-f", "-"], input=hrules, text=True, capture_output=True)
         if p.returncode:
@@ -1085,7 +1090,7 @@ class Campaign:
         self.netns_up = True
 
     def netns_teardown(self, quiet=False):
-        subprocess.run(["nft", "delete", "table", "ip", "cwpp_chaos_nat"], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", NAT_TABLE], capture_output=True)
         subprocess.run(["ip", "link", "del", VETH_HOST], capture_output=True)
         subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
         self.netns_up = False
