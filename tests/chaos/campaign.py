@@ -111,8 +111,9 @@ HANDLED = t.AvroType("handled_event")
 _NET_ID = int(os.environ.get("CWPP_PG_PORT", "55329") or 55329)
 NETNS = f"cwppchaos{_NET_ID}"
 VETH_HOST, VETH_NS = f"cwc{_NET_ID}h", f"cwc{_NET_ID}n"
-ADDR_HOST = f"10.231.{_NET_ID % 250}.1"
-ADDR_NS = f"10.231.{_NET_ID % 250}.2"
+# a /30 of 10.0.0.0/8 spelled by the port's two bytes: distinct ports, distinct networks
+ADDR_HOST = f"10.{(_NET_ID >> 8) & 255}.{_NET_ID & 255}.1"
+ADDR_NS = f"10.{(_NET_ID >> 8) & 255}.{_NET_ID & 255}.2"
 NAT_TABLE = f"cwpp_chaos_nat_{_NET_ID}"
 
 
