@@ -514,10 +514,11 @@ static size_t status_rows(wl_t *w, size_t k)
 
 /*
  * Occurrences, after decide(): walks each alert's records in batch order (adjacent in
- * w->order) from the stored filtered_seq. A fresh record whose occurrence is not above
- * the highest known (stored, or seen earlier in the batch) is a repeat and adds no hit;
- * otherwise an automatically whitelisted record adds one hit per occurrence it newly
- * decides (one when nothing is known: rows from before filtered_seq). Sets it->nhits and
+ * w->order) from the stored filtered_seq, the highest occurrence suppressed. A fresh
+ * automatically whitelisted record whose occurrence is not above the highest known
+ * (stored, or seen earlier in the batch) is a repeat and adds no hit; otherwise it adds
+ * one hit per occurrence since that mark (one when there is none yet). Accepted records
+ * neither count nor move the mark, so nothing is written for them. Sets it->nhits and
  * w->repeats_n, and the new marks as JSON rows in w->b_seq. Returns the row count, or
  * (size_t)-1 for lack of memory.
  */
@@ -525,7 +526,7 @@ static size_t seq_rows(wl_t *w, size_t k)
 {
     cwpp_buf_t *b = &w->b_seq;
     size_t      j, rows = 0;
-    int         known_set = 0;
+    int         known_set = 0, moved = 0;
     int64_t     known = 0;
 
     w->repeats_n = 0;
@@ -534,27 +535,34 @@ static size_t seq_rows(wl_t *w, size_t k)
     for (j = 0; j < k; j++) {
         item_t *it = &w->items[w->order[j]];
         int64_t o = it->alert.occurrences;
+        int     supp = it->decision == D_SUPPRESS &&
+                       it->status == CWPP_ST_AUTOMATICALLY_WHITELISTED;
         char    row[128];
 
         assert(it->ok);
         if (j == 0 || strcmp(w->items[w->order[j - 1]].alert.alert_id, it->alert.alert_id) != 0) {
             known_set = it->db_seq_known;
             known = it->db_seq;
+            moved = 0;
         }
         it->nhits = 0;
-        if (it->fresh) {
+        /* only suppressed records count hits and move the mark: an accepted alert's
+         * records are not written for (they are most of the stream, and their rows are
+         * ingest's to update) */
+        if (supp && it->fresh) {
             if (known_set && o <= known)
                 w->repeats_n++;
-            else if (it->decision == D_SUPPRESS && it->status == CWPP_ST_AUTOMATICALLY_WHITELISTED)
+            else
                 it->nhits = known_set ? o - known : 1;
         }
-        if (!known_set || o > known) {
+        if (supp && (!known_set || o > known)) {
             known = o;
             known_set = 1;
+            moved = 1;
         }
         if (j + 1 < k && strcmp(w->items[w->order[j + 1]].alert.alert_id, it->alert.alert_id) == 0)
             continue; /* the alert's last record: known is the batch's mark */
-        if (!it->in_db || (it->db_seq_known && known <= it->db_seq))
+        if (!moved || !it->in_db || (it->db_seq_known && known <= it->db_seq))
             continue;
         snprintf(row, sizeof(row), "%s{\"id\":\"%s\",\"seq\":%lld}", rows > 0 ? "," : "",
                  it->alert.alert_id, (long long)known);
