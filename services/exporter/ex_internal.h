@@ -36,6 +36,7 @@ typedef struct ex {
     int64_t              published_seq;
     int64_t              gap_seq;       /* a missing seq waited for, */
     char                 gap_xmax[32];  /* until transactions open then have ended */
+    int                  gap_reread;    /* they have: the rows are read once more first */
 
     cwpp_metrics_t      *metrics;
     cwpp_metric_t       *m_dead, *m_db_errors, *m_handled;
