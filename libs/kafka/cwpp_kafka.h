@@ -117,6 +117,9 @@ typedef struct cwpp_reject_src {
     size_t      vlen;
 } cwpp_reject_src_t;
 
+/* What a dead letter of the consumed record m describes (pointers into m). */
+cwpp_reject_src_t cwpp_reject_src_of(const rd_kafka_message_t *m);
+
 /*
  * Queues on out the dead letter for src (reason code and sentence), its value cut to
  * value_max bytes. The loop calls it for a record whose one-record batch the service

@@ -644,6 +644,22 @@ int cwpp_loop_ready(cwpp_loop_t *l, char *reason, size_t reason_size)
 }
 
 
+cwpp_reject_src_t cwpp_reject_src_of(const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t tt;
+    cwpp_reject_src_t         src;
+
+    src.topic = rd_kafka_topic_name(m->rkt);
+    src.partition = m->partition;
+    src.offset = m->offset;
+    src.timestamp_ms = rd_kafka_message_timestamp(m, &tt);
+    src.key = m->key;
+    src.klen = m->key_len;
+    src.value = m->payload;
+    src.vlen = m->len;
+    return src;
+}
+
 /* Errors that producing the same record again can never cure. */
 static int permanent_error(rd_kafka_resp_err_t err)
 {
@@ -1129,21 +1145,12 @@ static int run_singly(cwpp_loop_t *l, size_t n, cwpp_batch_fn fn, void *opaque,
             if (rc == CWPP_OK) {
                 rc = cwpp_outbox_move(&l->outbox, &l->one);
             } else if (rc == CWPP_EDATA) {
-                cwpp_reject_src_t         src;
-                rd_kafka_timestamp_type_t tt;
-                char                      reason[700];
+                cwpp_reject_src_t src = cwpp_reject_src_of(m);
+                char              reason[700];
 
                 outbox_clear(&l->one);
                 snprintf(reason, sizeof(reason), "the database refused the record: %s",
                          errstr);
-                src.topic = rd_kafka_topic_name(m->rkt);
-                src.partition = m->partition;
-                src.offset = m->offset;
-                src.timestamp_ms = rd_kafka_message_timestamp(m, &tt);
-                src.key = m->key;
-                src.klen = m->key_len;
-                src.value = m->payload;
-                src.vlen = m->len;
                 rc = l->conf.reject(l->conf.reject_opaque, &src, "db_refused", reason, SIZE_MAX,
                                     &l->one);
                 if (rc == CWPP_OK)

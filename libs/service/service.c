@@ -398,17 +398,8 @@ int cwpp_service_dead_letter(const cwpp_avro_type_t *t, avro_value_t *v, cwpp_bu
                              const char *code, const char *reason, cwpp_outbox_t *out,
                              char *errstr, size_t errstr_size)
 {
-    rd_kafka_timestamp_type_t tt;
-    cwpp_reject_src_t         src;
+    cwpp_reject_src_t src = cwpp_reject_src_of(m);
 
-    src.topic = rd_kafka_topic_name(m->rkt);
-    src.partition = m->partition;
-    src.offset = m->offset;
-    src.timestamp_ms = rd_kafka_message_timestamp(m, &tt);
-    src.key = m->key;
-    src.klen = m->key_len;
-    src.value = m->payload;
-    src.vlen = m->len;
     return cwpp_service_reject(t, v, buf, service, &src, code, reason,
                                CWPP_DEAD_LETTER_VALUE_MAX, out, errstr, errstr_size);
 }

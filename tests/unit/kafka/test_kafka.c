@@ -191,8 +191,10 @@ static int64_t topic_total(harness_t *h, const char *topic)
     return total;
 }
 
-static cwpp_loop_t *make_loop_props(harness_t *h, const char *group, cwpp_metrics_t *m,
-                                    const cwpp_kvlist_t *props)
+/* The loop under test; s non-NULL: with the reject hook a service installs, its dead
+ * letters counted in s. */
+static cwpp_loop_t *make_loop_conf(harness_t *h, const char *group, cwpp_metrics_t *m,
+                                   const cwpp_kvlist_t *props, svc_t *s)
 {
     static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
     cwpp_loop_conf_t lc;
@@ -211,43 +213,26 @@ static cwpp_loop_t *make_loop_props(harness_t *h, const char *group, cwpp_metric
     lc.retry_max_ms = 50;
     lc.metrics = m;
     lc.props = props;
+    if (s != NULL) { /* the reject hook a service installs */
+        lc.retry_max_ms = 200;
+        lc.reject = reject_fn;
+        lc.reject_opaque = s;
+    }
     l = cwpp_loop_new(&lc, err, sizeof(err));
     if (l == NULL)
         fail_msg("%s", err);
     return l;
+}
+
+static cwpp_loop_t *make_loop_props(harness_t *h, const char *group, cwpp_metrics_t *m,
+                                    const cwpp_kvlist_t *props)
+{
+    return make_loop_conf(h, group, m, props, NULL);
 }
 
 static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m)
 {
     return make_loop_props(h, group, m, NULL);
-}
-
-static cwpp_loop_t *make_loop_reject(harness_t *h, const char *group, cwpp_metrics_t *m,
-                                     const cwpp_kvlist_t *props, svc_t *s)
-{
-    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
-    cwpp_loop_conf_t lc;
-    char             err[256];
-    cwpp_loop_t     *l;
-
-    memset(&lc, 0, sizeof(lc));
-    lc.service = "test";
-    lc.brokers = h->brokers;
-    lc.group_id = group;
-    lc.prefix = "t.";
-    lc.inputs = inputs;
-    lc.ninputs = 1;
-    lc.batch_max_messages = 50;
-    lc.batch_max_ms = 20;
-    lc.retry_max_ms = 200;
-    lc.metrics = m;
-    lc.props = props;
-    lc.reject = reject_fn;
-    lc.reject_opaque = s;
-    l = cwpp_loop_new(&lc, err, sizeof(err));
-    if (l == NULL)
-        fail_msg("%s", err);
-    return l;
 }
 
 /* One record the database refuses (CWPP_EDATA) in a batch: the batch is applied record
@@ -265,7 +250,7 @@ static void test_refused_record_is_dead_lettered(void **state)
     memset(&s, 0, sizeof(s));
     s.refused = "rec-7";
     s.target = N_RECORDS - 1;
-    s.loop = make_loop_reject(&h, "g-refused", m, NULL, &s);
+    s.loop = make_loop_conf(&h, "g-refused", m, NULL, &s);
     assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
     cwpp_loop_destroy(s.loop);
     assert_int_equal(s.seen, N_RECORDS - 1);
@@ -294,7 +279,7 @@ static void test_output_too_large_is_dead_lettered(void **state)
     memset(&s, 0, sizeof(s));
     s.too_large = "rec-3";
     s.target = N_RECORDS;
-    s.loop = make_loop_reject(&h, "g-large", m, NULL, &s);
+    s.loop = make_loop_conf(&h, "g-large", m, NULL, &s);
     assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
     cwpp_loop_destroy(s.loop);
     assert_int_equal(s.seen, N_RECORDS);
@@ -329,7 +314,7 @@ static void test_outage_keeps_group_membership(void **state)
     memset(&s, 0, sizeof(s));
     s.target = N_RECORDS;
     s.fail_for_ms = 13000; /* more than two poll intervals */
-    s.loop = make_loop_reject(&h, "g-hold", m, &props, &s);
+    s.loop = make_loop_conf(&h, "g-hold", m, &props, &s);
     assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
     /* (leaving the group on destroy revokes too: count before it) */
     assert_int_equal(cwpp_metric_value(cwpp_counter(m, "cwpp_test_rebalances_total", "")), 0);
