@@ -1,0 +1,5 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* respond.c: routes of cwpp-api (api.h). */
+#include "api.h"
+
+const api_route_t api_respond_routes[] = {{NULL, NULL, NULL, 0}};
