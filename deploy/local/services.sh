@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# deploy/local/services.sh start|stop|status|list [SERVICE...]: the long-lived services of
+# deploy/local/services.sh start|stop|status|ready|running|list [SERVICE...]: the long-lived services of
 # the local stack (docs/local-stack.md "The long-lived services"): cwpp-ingest,
 # cwpp-whitelist-filter, cwpp-correlator, cwpp-responder, cwpp-exporter and cwpp-api, on
 # the default topic prefix ($CWPP_TOPIC_PREFIX, cwpp.), their default consumer groups
@@ -20,6 +20,7 @@
 #   status  one line per service: pid, health (/readyz), port, log; exit 0 when every
 #           built one is running and ready, 3 otherwise.
 #   ready SERVICE  exit 0 when that service runs and its /readyz answers, 1 otherwise.
+#   running  the names of those that run, one a line; exit 0 when at least one does.
 #   list    the service names, one a line.
 # It only ever signals the pid in run/<service>.pid, and only while that process is the
 # service's binary started for this state dir (CWPP_STATE_DIR in its environment).
@@ -200,7 +201,7 @@ status_one() {
     pid=-
     if [ -x "$BIN/cwpp-$svc" ]; then health=stopped; else health="not built"; fi
   fi
-  printf '  %-17s %-8s %-10s %-6s %s%s\n' "cwpp-$svc" "$pid" "$health" "$(port_of "$svc")" \
+  printf '  %-22s %-8s %-10s %-6s %s%s\n' "cwpp-$svc" "$pid" "$health" "$(port_of "$svc")" \
     "$RUN/$svc.log" "$note"
   case $health in
     ready) return 0 ;;
@@ -241,7 +242,7 @@ case $cmd in
     exit "$rc"
     ;;
   status)
-    printf '  %-17s %-8s %-10s %-6s %s\n' service pid health port log
+    printf '  %-22s %-8s %-10s %-6s %s\n' service pid health port log
     rc=0
     for n in "${names[@]}"; do
       st=0
@@ -254,9 +255,19 @@ case $cmd in
     [ ${#names[@]} -eq 1 ] || die "usage: $0 ready SERVICE"
     ours "$(recorded_pid "${names[0]}")" "${names[0]}" && ready "${names[0]}"
     ;;
+  running)
+    any=1
+    for n in "${names[@]}"; do
+      if ours "$(recorded_pid "$n")" "$n"; then
+        echo "$n"
+        any=0
+      fi
+    done
+    exit "$any"
+    ;;
   list) printf '%s\n' "${ALL[@]}" ;;
   *)
-    echo "usage: $0 start|stop|status|list [SERVICE...]  (services: ${ALL[*]})" >&2
+    echo "usage: $0 start|stop|status|ready|running|list [SERVICE...]  (services: ${ALL[*]})" >&2
     exit 2
     ;;
 esac

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# deploy/local/tls.sh ensure: the local stack's development TLS material for cwpp-api, in
-# $CWPP_STATE_DIR/tls (made with openssl):
-#   ca.crt / ca.key          a development CA ("cwpp local development CA", 10 years), the
-#                            one file a client trusts: CWPP_API_CA (deploy/local/env)
-#   server.crt / server.key  the API's certificate for 127.0.0.1, ::1 and localhost,
-#                            signed by that CA (825 days)
+# deploy/local/tls.sh ensure|compose: development TLS material for cwpp-api, made with
+# openssl.
+#   ensure   for the local stack, in $CWPP_STATE_DIR/tls:
+#              ca.crt / ca.key          a development CA ("cwpp local development CA", 10
+#                                       years), the one file a client trusts: CWPP_API_CA
+#                                       (deploy/local/env)
+#              server.crt / server.key  the API's certificate for 127.0.0.1, ::1 and
+#                                       localhost, signed by that CA (825 days)
+#   compose  the same for docker-compose.yml, in deploy/docker/dev-tls of the repository
+#            (ignored by git and by the image build), the certificate also naming the
+#            compose service "api"; there server.key is mode 0644, since compose mounts a
+#            file secret with the host file's owner and mode and the API runs as uid 10001.
 # Made once: an existing CA is kept, and the server certificate is made again only when
-# it is missing, expires within a day or is not signed by ca.crt. Keys are mode 0600.
-# Local development only: never use this CA or key anywhere else. Prints the paths.
+# it is missing, expires within a day, is not signed by ca.crt or lacks a name asked for.
+# Keys are mode 0600 (but see compose). Development only: never use this CA or key
+# anywhere else. Prints the paths.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -16,6 +23,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 . "$here/env"
 
 DIR=$CWPP_STATE_DIR/tls
+SAN="IP:127.0.0.1,IP:::1,DNS:localhost"
+KEY_MODE=0600
 
 say() { echo "tls: $*"; }
 die() {
@@ -41,13 +50,13 @@ make_ca() {
 }
 
 make_server() {
-  say "making the API's certificate $DIR/server.crt (127.0.0.1, ::1, localhost)"
+  say "making the API's certificate $DIR/server.crt ($SAN)"
   local ext=$DIR/server.ext
   cat >"$ext" <<EOF
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost
+subjectAltName=$SAN
 EOF
   {
     openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$DIR/server.key.new" \
@@ -62,6 +71,16 @@ EOF
   rm -f "$DIR/server.csr" "$ext"
 }
 
+# True when server.crt names every entry of $SAN.
+names_ok() {
+  local have want
+  have=$(openssl x509 -in "$DIR/server.crt" -noout -ext subjectAltName 2>/dev/null |
+    tail -n +2 | tr -d ' ' | sed 's/IPAddress:0:0:0:0:0:0:0:1/IP:::1/; s/IPAddress:/IP:/g')
+  for want in ${SAN//,/ }; do
+    [[ ",$have," == *",$want,"* ]] || return 1
+  done
+}
+
 ensure() {
   command -v openssl >/dev/null || die "openssl not found (run deploy/local/install-deps)"
   mkdir -p "$DIR"
@@ -69,11 +88,13 @@ ensure() {
   umask 077
   if ! valid "$DIR/ca.crt" || [ ! -s "$DIR/ca.key" ]; then make_ca; fi
   if ! valid "$DIR/server.crt" || [ ! -s "$DIR/server.key" ] ||
-    ! openssl verify -CAfile "$DIR/ca.crt" "$DIR/server.crt" >/dev/null 2>&1; then
+    ! openssl verify -CAfile "$DIR/ca.crt" "$DIR/server.crt" >/dev/null 2>&1 ||
+    ! names_ok; then
     make_server
   fi
   chmod 0644 "$DIR/ca.crt" "$DIR/server.crt"
-  chmod 0600 "$DIR/ca.key" "$DIR/server.key"
+  chmod 0600 "$DIR/ca.key"
+  chmod "$KEY_MODE" "$DIR/server.key"
   # the directory is traversable so an analyst's client can read ca.crt; the keys are not
   chmod 0711 "$DIR"
   rm -f "$DIR/openssl.log"
@@ -82,8 +103,14 @@ ensure() {
 
 case ${1:-} in
   ensure) ensure ;;
+  compose)
+    DIR=$REPO/deploy/docker/dev-tls
+    SAN="$SAN,DNS:api"
+    KEY_MODE=0644
+    ensure
+    ;;
   *)
-    echo "usage: $0 ensure" >&2
+    echo "usage: $0 ensure|compose" >&2
     exit 2
     ;;
 esac
