@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# deploy/local/services.sh start|stop|status|ready|running|list [SERVICE...]: the long-lived services of
+# deploy/local/services.sh start|stop|restart|status|ready|running|list [SERVICE...]: the long-lived services of
 # the local stack (docs/local-stack.md "The long-lived services"): cwpp-ingest,
 # cwpp-whitelist-filter, cwpp-correlator, cwpp-responder, cwpp-exporter and cwpp-api, on
 # the default topic prefix ($CWPP_TOPIC_PREFIX, cwpp.), their default consumer groups
@@ -19,6 +19,7 @@
 #           $CWPP_SERVICE_STOP_TIMEOUT (30 s); no-op for one that does not run.
 #   status  one line per service: pid, health (/readyz), port, log; exit 0 when every
 #           built one is running and ready, 3 otherwise.
+#   restart stop, then start (to run binaries rebuilt since: status marks those).
 #   ready SERVICE  exit 0 when that service runs and its /readyz answers, 1 otherwise.
 #   running  the names of those that run, one a line; exit 0 when at least one does.
 #   list    the service names, one a line.
@@ -220,15 +221,23 @@ for n in "${names[@]}"; do
     *) die "unknown service '$n' (one of: ${ALL[*]})" ;;
   esac
 done
+# in start order, whatever order they were named in
+given=" ${names[*]} "
+names=()
+for n in "${ALL[@]}"; do [[ $given != *" $n "* ]] || names+=("$n"); done
 
 case $cmd in
-  start)
+  start | restart)
     if [ ! -f "$STATE/.cwpp-state" ] || [ ! -d "$RUN" ]; then
       die "$STATE is not a started stack (deploy/local/up starts PostgreSQL and Kafka first)"
     fi
     exec 9>"$RUN/services.lock"
     flock -w 600 9 || die "another services.sh holds $RUN/services.lock"
     rc=0
+    if [ "$cmd" = restart ]; then
+      for ((i = ${#names[@]} - 1; i >= 0; i--)); do stop_one "${names[i]}" || rc=1; done
+      [ "$rc" = 0 ] || exit 1
+    fi
     for n in "${names[@]}"; do start_one "$n" || rc=1; done
     exit "$rc"
     ;;
@@ -267,7 +276,7 @@ case $cmd in
     ;;
   list) printf '%s\n' "${ALL[@]}" ;;
   *)
-    echo "usage: $0 start|stop|status|ready|running|list [SERVICE...]  (services: ${ALL[*]})" >&2
+    echo "usage: $0 start|stop|restart|status|ready|running|list [SERVICE...]  (services: ${ALL[*]})" >&2
     exit 2
     ;;
 esac
