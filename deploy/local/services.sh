@@ -76,9 +76,10 @@ service_env() {
 ours() {
   local pid=$1 svc=$2 argv0
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || return 1
+  # (stderr first: the pid may be gone by the time the file is opened)
+  IFS= read -r -d '' argv0 2>/dev/null <"/proc/$pid/cmdline" || return 1
   [ "${argv0##*/}" = "cwpp-$svc" ] || return 1
-  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "CWPP_STATE_DIR=$STATE"
+  grep -zqxF "CWPP_STATE_DIR=$STATE" 2>/dev/null <"/proc/$pid/environ"
 }
 
 recorded_pid() { cat "$RUN/$1.pid" 2>/dev/null || true; }
