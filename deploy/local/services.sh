@@ -121,7 +121,7 @@ start_one() {
   pid=$(recorded_pid "$svc")
   if ours "$pid" "$svc"; then
     wait_ready "$svc" "$pid" || return 1
-    say "cwpp-$svc already running (pid $pid, health 127.0.0.1:$(port_of "$svc"))"
+    say "cwpp-$svc already running (pid $pid, health 127.0.0.1:$(port_of "$svc"))$(stale_note "$pid" "$svc")"
     return 0
   fi
   rm -f "$pidfile"
@@ -190,15 +190,20 @@ stop_one() {
   say "cwpp-$svc stopped (pid $pid)"
 }
 
+# A note when pid $1 runs a binary that has been replaced (rebuilt) since it started.
+stale_note() {
+  if [[ $(readlink "/proc/$1/exe" 2>/dev/null) == *" (deleted)" ]]; then
+    printf '  (rebuilt since it started: deploy/local/services.sh restart %s)' "$2"
+  fi
+}
+
 # One status line; returns 0 when running and ready, 3 otherwise (1 when not built).
 status_one() {
   local svc=$1 pid health note=""
   pid=$(recorded_pid "$svc")
   if ours "$pid" "$svc"; then
     if ready "$svc"; then health=ready; else health="NOT READY"; fi
-    if [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == *" (deleted)" ]]; then
-      note="  (rebuilt since it started: restart to run the new binary)"
-    fi
+    note=$(stale_note "$pid" "$svc")
   else
     pid=-
     if [ -x "$BIN/cwpp-$svc" ]; then health=stopped; else health="not built"; fi
