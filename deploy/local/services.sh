@@ -13,7 +13,9 @@
 #           deploy/local/env), and waits, bounded by $CWPP_SERVICE_START_TIMEOUT (60 s),
 #           until its /readyz answers 200; on failure it prints the log's tail, stops that
 #           service and exits non-zero. A running one is only waited for. A binary that
-#           is not built is skipped with a warning. cwpp-api serves HTTPS on
+#           is not built is skipped with a warning. A service's environment holds only
+#           the CWPP_* settings given here (and CWPP_LOG_LEVEL, CWPP_KAFKA_PROPERTIES when
+#           set), never other ones of the calling shell. cwpp-api serves HTTPS on
 #           127.0.0.1:$CWPP_LOCAL_API_PORT with the development certificate of tls.sh.
 #   stop    SIGTERM (the services finish their batch, commit and exit 0), SIGKILL after
 #           $CWPP_SERVICE_STOP_TIMEOUT (30 s); no-op for one that does not run.
@@ -51,9 +53,20 @@ port_of() {
   printf '%s' "${!v}"
 }
 
-# Fills the array ENV with the NAME=VALUE settings service $1 runs with.
+# Fills the array ENV with env's arguments for service $1: -u for every CWPP_* name of
+# this shell (a CWPP_GROUP_ID, CWPP_FAULTS or CWPP_CONFIG left from a test must not reach
+# a long-lived service) except CWPP_LOG_LEVEL and CWPP_KAFKA_PROPERTIES, which pass
+# through, then the NAME=VALUE settings the service runs with.
 service_env() {
-  ENV=(CWPP_STATE_DIR="$STATE" CWPP_KAFKA_BROKERS="$CWPP_KAFKA_BROKERS"
+  local n
+  ENV=()
+  while read -r n; do
+    case $n in
+      CWPP_LOG_LEVEL | CWPP_KAFKA_PROPERTIES) ;;
+      *) ENV+=(-u "$n") ;;
+    esac
+  done < <(compgen -e | grep '^CWPP_' || true)
+  ENV+=(CWPP_STATE_DIR="$STATE" CWPP_KAFKA_BROKERS="$CWPP_KAFKA_BROKERS"
     CWPP_TOPIC_PREFIX="$CWPP_TOPIC_PREFIX" CWPP_HTTP_ADDRESS=127.0.0.1
     CWPP_HTTP_PORT="$(port_of "$1")")
   case $1 in
