@@ -57,6 +57,11 @@ int api_ev_text_arg(api_resp_t *rs, const char *name, const char *v, size_t max)
  * no '/', no control character), else 0. */
 int api_ev_id_ok(const char *id);
 
+/* The 404 for an event the caller does not see (missing, or another tenant's: the same
+ * sentence, which says "no event ID" as cwppctl always has). id NULL: not an id at all.
+ * Returns 0. */
+int api_ev_not_found(api_resp_t *rs, const char *id);
+
 /* 1 when the event id exists in one of the caller's accounts; else 0 with rs set (404
  * "not_found", the same for another tenant's event, or the database's problem). */
 int api_ev_visible(api_req_t *rq, api_resp_t *rs, const char *id);

@@ -129,6 +129,15 @@ int api_ev_id_ok(const char *id)
     return 1;
 }
 
+int api_ev_not_found(api_resp_t *rs, const char *id)
+{
+    if (id == NULL)
+        return api_problem(rs, 404, "not_found", "There is no event with such an id (1 to 128 "
+                           "characters of UTF-8 without '/' or control characters).");
+    return api_problem(rs, 404, "not_found", "There is no event %.128s among the accounts "
+                       "you hold.", id);
+}
+
 int api_ev_visible(api_req_t *rq, api_resp_t *rs, const char *id)
 {
     const char *p[2] = {id, api_scope(rq)};
@@ -136,7 +145,7 @@ int api_ev_visible(api_req_t *rq, api_resp_t *rs, const char *id)
     int         n;
 
     if (!api_ev_id_ok(id)) {
-        api_not_found(rs, "event", "(not an event id)");
+        api_ev_not_found(rs, NULL);
         return 0;
     }
     if (api_sql(rq, rs, "SELECT 1 FROM events e WHERE e.event_id = $1 AND "
@@ -145,7 +154,7 @@ int api_ev_visible(api_req_t *rq, api_resp_t *rs, const char *id)
     n = PQntuples(r);
     PQclear(r);
     if (n != 1) {
-        api_not_found(rs, "event", id);
+        api_ev_not_found(rs, id);
         return 0;
     }
     return 1;
@@ -705,7 +714,7 @@ static int events_show(api_req_t *rq, api_resp_t *rs)
     if (!api_args_known(rq, rs, known) || !api_ev_rules(rq, rs, &rules))
         return 0;
     if (!api_ev_id_ok(id))
-        return api_not_found(rs, "event", "(not an event id)");
+        return api_ev_not_found(rs, NULL);
     p[0] = id;
     p[1] = rules.quiet;
     p[2] = rules.retention;
@@ -714,7 +723,7 @@ static int events_show(api_req_t *rq, api_resp_t *rs)
         return 0;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return api_not_found(rs, "event", id);
+        return api_ev_not_found(rs, id);
     }
     doc = api_row(r, 0);
     stored = cwpp_strdup(PQgetvalue(r, 0, PQfnumber(r, "_assessment")));

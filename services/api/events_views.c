@@ -279,14 +279,14 @@ int api_ev_chain(api_req_t *rq, api_resp_t *rs)
     if (!api_args_known(rq, rs, known))
         return 0;
     if (!api_ev_id_ok(id))
-        return api_not_found(rs, "event", "(not an event id)");
+        return api_ev_not_found(rs, NULL);
     p[1] = api_scope(rq);
     if (api_sql(rq, rs, "SELECT e.event_id, e.name, e.asset_count FROM events e "
                 "WHERE e.event_id = $1 AND " API_SCOPE("e.account_id", "2"), 2, p, &r) != 0)
         return 0;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return api_not_found(rs, "event", id);
+        return api_ev_not_found(rs, id);
     }
     doc = api_row(r, 0);
     PQclear(r);
@@ -463,7 +463,8 @@ int api_ev_entity(api_req_t *rq, api_resp_t *rs)
     else
         json_object_set_new(doc, "next_cursor", json_null());
     if (state == NULL && json_array_size(stats) == 0 && n == 0) {
-        rc = api_problem(rs, 404, "not_found", "no %s entity \"%s\"%s%s in the last %d days",
+        rc = api_problem(rs, 404, "not_found", "There is no %s entity \"%.256s\"%s%.128s in the last %d days "
+                         "among the accounts you hold.",
                          p[0], value, account != NULL ? " in account " : "",
                          account != NULL ? account : "", rules.retention_days);
         goto out;
