@@ -11,6 +11,8 @@ every event older than 24 hours quiet), one 200 days old (past the 180-day reten
 and in account B three events, one of which shares A's attacker IP. The real cwpp-api
 reads them through the real HTTP interface, as three users: one holding A, one holding
 A and B, and a viewer holding A."""
+import base64
+import hashlib
 import http.client
 import json
 import urllib.parse
@@ -500,6 +502,37 @@ def test_cursor_of_another_query_is_refused():
         assert status == 400 and p["code"] == "bad_cursor", (other, p)
     status, p = get(f"/api/v1/events/ev-{S['tg']}-04/alerts", cursor=doc["next_cursor"])
     assert status == 400
+
+
+def forged(route, state, **args):
+    """A cursor made outside the API for the query route+args: its binding digest is
+    public (BLAKE2b of the route and arguments), so the state inside is caller-chosen."""
+    bound = dict({"\x01route": route}, **{k: str(v) for k, v in args.items()})
+    text = json.dumps(bound, separators=(",", ":"), sort_keys=True)
+    dig = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    raw_ = json.dumps([dig, state], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw_).decode().rstrip("=")
+
+
+def test_forged_cursors_are_values_or_400():
+    """A forged cursor's state is only ever parameters: a wrong shape or a value that is
+    not of its key's type is a 400, a well-typed one pages from there, still only within
+    the caller's accounts; never a 5xx."""
+    good = ok("/api/v1/events", limit=1)["next_cursor"]
+    assert get("/api/v1/events", limit=1, cursor=forged("/api/v1/events", ["x"]))[0] == 400
+    real = json.loads(base64.urlsafe_b64decode(good + "=" * (-len(good) % 4)))
+    assert forged("/api/v1/events", real[1]) == good  # forged as the API makes them
+    for state in (["now", "not a time", "x"], ["now", 5, "x"], ["now", "2026-01-01"],
+                  ["now", "2026-01-01T00:00:00Z", "x", "y"], {"a": 1}, "x",
+                  ["' OR 1=1 --", "2026-01-01T00:00:00Z", "x"]):
+        status, p = get("/api/v1/events", limit=3, cursor=forged("/api/v1/events", state))
+        assert status == 400 and p["code"] in ("bad_cursor", "bad_request"), (state, p)
+    for state in (["infinity", "infinity", "' OR 1=1 --"], ["now", "2999-01-01T00:00:00Z", ""]):
+        doc = ok("/api/v1/events", limit=500, cursor=forged("/api/v1/events", state))
+        assert {e["account_id"] for e in doc["events"]} <= {S["a"]}
+    status, p = get("/api/v1/events", sort="alerts",
+                    cursor=forged("/api/v1/events", ["now", "many", "now", "x"], sort="alerts"))
+    assert status == 400, p
 
 
 @pytest.mark.parametrize("name", ["account", "owner", "q", "asset", "source"])
