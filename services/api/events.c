@@ -83,7 +83,7 @@ int api_ev_int_arg(const api_req_t *rq, api_resp_t *rs, const char *name, int de
     errno = 0;
     n = strtol(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi || v[0] == ' ') {
-        api_problem(rs, 400, "bad_filter", "%s must be a whole number from %d to %d", name, lo,
+        api_problem(rs, 400, "bad_filter", "%s must be a whole number from %d to %d.", name, lo,
                     hi);
         return 0;
     }
@@ -110,7 +110,7 @@ int api_ev_text_arg(api_resp_t *rs, const char *name, const char *v, size_t max)
         return 1;
     n = strlen(v);
     if (n == 0 || n > max || !cwpp_utf8_valid(v, n)) {
-        api_problem(rs, 400, "bad_filter", "%s must be 1 to %zu bytes of UTF-8 text", name,
+        api_problem(rs, 400, "bad_filter", "%s must be 1 to %zu bytes of UTF-8 text.", name,
                     max);
         return 0;
     }
@@ -168,7 +168,7 @@ int api_ev_as_of(api_req_t *rq, api_resp_t *rs, const json_t *state, char *out, 
         const char *s = json_string_value(json_array_get(state, 0));
 
         if (s == NULL || strlen(s) >= size) {
-            api_problem(rs, 400, "bad_cursor", "the cursor is not one this query gave");
+            api_problem(rs, 400, "bad_cursor", "The cursor is not one this query gave.");
             return 0;
         }
         snprintf(out, size, "%s", s);
@@ -238,7 +238,7 @@ int api_ev_cursor_keys(api_resp_t *rs, const json_t *state, int nkeys, const cha
     }
     return 1;
 bad:
-    api_problem(rs, 400, "bad_cursor", "the cursor is not one this query gave");
+    api_problem(rs, 400, "bad_cursor", "The cursor is not one this query gave.");
     return 0;
 }
 
@@ -409,7 +409,7 @@ static int word_list(const api_req_t *rq, api_resp_t *rs, const char *name,
                             : cwpp_event_status_parse(word, &st) != 0)
             goto bad;
         if (n + len + 4 >= size) {
-            api_problem(rs, 400, "bad_filter", "%s names too many values", name);
+            api_problem(rs, 400, "bad_filter", "%s names too many values.", name);
             return 0;
         }
         if (ranks)
@@ -431,7 +431,7 @@ bad:
     } else {
         cwpp_event_statuses_text(names, sizeof(names), ", ", " or ");
     }
-    api_problem(rs, 400, "bad_filter", "%s must be one or more of %s, separated by commas",
+    api_problem(rs, 400, "bad_filter", "%s must be one or more of %s, separated by commas.",
                 name, names);
     return 0;
 }
@@ -453,7 +453,7 @@ static int time_arg(const api_req_t *rq, api_resp_t *rs, const char *name, char 
     }
     if (strlen(v) > 40 || cwpp_parse_time_ms(v, 0, ms) != 0) {
         api_problem(rs, 400, "bad_filter", "%s must be an RFC 3339 time "
-                    "(2026-05-01T08:00:00Z) or a date (2026-05-01)", name);
+                    "(2026-05-01T08:00:00Z) or a date (2026-05-01).", name);
         return 0;
     }
     cwpp_format_time_ms(*ms, out, size);
@@ -478,7 +478,7 @@ static int list_filters(const api_req_t *rq, api_resp_t *rs, list_filters_t *f,
         return 0;
     if (f->since[0] != '\0' && f->until[0] != '\0' && until_ms < since_ms)
         return api_problem(rs, 400, "bad_filter", "until %s is before since %s: nothing can "
-                           "match", f->until, f->since), 0;
+                           "match.", f->until, f->since), 0;
     if (!api_ev_text_arg(rs, "account", api_arg(rq, "account"), 128) ||
         !api_ev_text_arg(rs, "owner", api_arg(rq, "owner"), 64) ||
         !api_ev_text_arg(rs, "q", api_arg(rq, "q"), 256) ||
@@ -501,20 +501,20 @@ static int list_filters(const api_req_t *rq, api_resp_t *rs, list_filters_t *f,
         if (colon == NULL || colon == v || (size_t)(colon - v) >= sizeof(type) ||
             colon[1] == '\0')
             return api_problem(rs, 400, "bad_filter", "entity must be TYPE:VALUE "
-                               "(ip:203.0.113.9, file:/tmp/x)"), 0;
+                               "(ip:203.0.113.9, file:/tmp/x)."), 0;
         memcpy(type, v, (size_t)(colon - v));
         type[colon - v] = '\0';
         if (cwpp_entity_type_parse(type, &et) != 0)
             return api_problem(rs, 400, "bad_filter", "entity: unknown entity type \"%s\" "
-                               "(use %s)", type,
+                               "(use %s).", type,
                                cwpp_entity_types_text(names, sizeof(names), ", ", " or ")), 0;
         f->entity_type = cwpp_entity_type_name(et);
         if ((f->entity_value = cwpp_strdup(colon + 1)) == NULL)
-            return api_problem(rs, 503, "unavailable", "out of memory"), 0;
+            return api_problem(rs, 503, "unavailable", "Out of memory."), 0;
     }
     if ((v = api_arg(rq, "stage")) != NULL && (f->stage = cwpp_alert_tactic_find(v)) == NULL)
         return api_problem(rs, 400, "bad_filter", "stage must be an ATT&CK tactic: its id "
-                           "(TA0006) or its name (credential-access)"), 0;
+                           "(TA0006) or its name (credential-access)."), 0;
     p[4] = f->status[0] != '\0' ? f->status : NULL;
     p[5] = f->level[0] != '\0' ? f->level : NULL;
     p[6] = f->urgency[0] != '\0' ? f->urgency : NULL;
@@ -559,7 +559,7 @@ static int events_list(api_req_t *rq, api_resp_t *rs)
     if (sort == NULL) {
         s = 0;
     } else if (s == NSORTS) {
-        api_problem(rs, 400, "bad_filter", "sort must be last_seen, level, urgency or alerts");
+        api_problem(rs, 400, "bad_filter", "sort must be last_seen, level, urgency or alerts.");
         goto out;
     }
     if (!api_cursor_take(rq, rs, &state) ||

@@ -50,7 +50,7 @@ static int alert_rows(api_req_t *rq, api_resp_t *rs, const char *const *p, int p
         api_ev_keyset(&sql, ALERT_KEYS, ALERT_NKEYS, 0, 1) != 0 ||
         cwpp_buf_puts(&sql, " LIMIT $2::int") != 0 || cwpp_buf_cstr(&sql) != 0) {
         cwpp_buf_free(&sql);
-        api_problem(rs, 503, "unavailable", "out of memory");
+        api_problem(rs, 503, "unavailable", "Out of memory.");
         return -1;
     }
     rc = api_sql(rq, rs, (const char *)sql.data, paged ? 2 + ALERT_NKEYS : 2, p, res);
@@ -166,7 +166,7 @@ int api_ev_entities(api_req_t *rq, api_resp_t *rs)
     if (!api_args_known(rq, rs, known))
         return 0;
     if (affected < 0)
-        return api_problem(rs, 400, "bad_filter", "affected must be 1 or 0 (true or false)");
+        return api_problem(rs, 400, "bad_filter", "affected must be 1 or 0 (true or false).");
     if (!api_ev_visible(rq, rs, id))
         return 0;
     p[0] = id;
@@ -385,10 +385,10 @@ int api_ev_entity(api_req_t *rq, api_resp_t *rs)
         !api_limit(rq, rs, API_EV_LIMIT_DEFAULT, API_EV_LIMIT_MAX, &limit))
         return 0;
     if (rq->ids[0] == NULL || cwpp_entity_type_parse(rq->ids[0], &et) != 0)
-        return api_problem(rs, 400, "bad_filter", "unknown entity type (use %s)",
+        return api_problem(rs, 400, "bad_filter", "Unknown entity type (use %s).",
                            cwpp_entity_types_text(names, sizeof(names), ", ", " or "));
     if (value == NULL)
-        return api_problem(rs, 400, "bad_filter", "value is required: the entity's value");
+        return api_problem(rs, 400, "bad_filter", "value is required: the entity's value.");
     if (!api_ev_text_arg(rs, "value", value, 40000) ||
         !api_ev_text_arg(rs, "account", account, 128) || !api_cursor_take(rq, rs, &state))
         return 0;
@@ -465,8 +465,8 @@ int api_ev_entity(api_req_t *rq, api_resp_t *rs)
     else
         json_object_set_new(doc, "next_cursor", json_null());
     if (state == NULL && json_array_size(stats) == 0 && n == 0) {
-        rc = api_problem(rs, 404, "not_found", "There is no %s entity \"%.256s\"%s%.128s in the last %d days "
-                         "among the accounts you hold.",
+        rc = api_problem(rs, 404, "not_found", "There is no %s entity \"%.256s\"%s%.128s in "
+                         "the last %d days among the accounts you hold.",
                          p[0], value, account != NULL ? " in account " : "",
                          account != NULL ? account : "", rules.retention_days);
         goto out;
