@@ -60,7 +60,8 @@ void ev_rules_from(const json_t *doc, settings_t *st);
  */
 int ev_get_pages(ctl_t *c, const char *path, const char *member, long max, json_t **out);
 
-/* GETs path (query included): the document in *out. CTL_OK or ctl_api's exit code. */
+/* GETs path (query included): the document in *out. CTL_OK or ctl_api's exit code;
+ * CTL_USAGE (printed) for a path too long for the transport. */
 int ev_get(ctl_t *c, const char *path, json_t **out);
 
 /* --------------------------------------------------------- events_render.c */

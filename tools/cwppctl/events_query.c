@@ -14,6 +14,9 @@
 #include <string.h>
 
 #define PAGE_MAX 500 /* the API's largest page */
+/* The longest path (query included) sent: the transport builds URLs of at most 4 KiB
+ * (api_client.c); a longer one would be cut, asking about another value. */
+#define PATH_MAX_SENT 3800
 
 const char *ev_jstr(const json_t *o, const char *key)
 {
@@ -71,6 +74,9 @@ int ev_get(ctl_t *c, const char *path, json_t **out)
     int rc;
 
     *out = NULL;
+    if (strlen(path) > PATH_MAX_SENT)
+        return ctl_fail(CTL_USAGE, "what you asked about is too long to send to cwpp-api "
+                        "(%zu bytes percent-encoded, at most %d)", strlen(path), PATH_MAX_SENT);
     if ((rc = ctl_api(c, "GET", path, NULL, out)) != CTL_OK)
         return rc;
     if (!json_is_object(*out)) {
