@@ -550,6 +550,16 @@ def test_sqlish_strings_are_only_values(name):
     assert t.query("SELECT count(*) FROM events WHERE account_id = %s", (S["a"],))[0][0] == 26
 
 
+@pytest.mark.parametrize("name", ["status", "level", "urgency", "since", "until", "sort",
+                                  "stage", "limit", "retention_days", "quiet_hours", "entity"])
+def test_sqlish_strings_in_checked_filters_are_400(name):
+    """A filter with a closed vocabulary or a type refuses SQL-ish text with a 400 problem
+    naming the filter."""
+    for v in SQLISH:
+        status, p = get("/api/v1/events", **{name: v})
+        assert status == 400 and name in p["detail"], (name, v, p)
+
+
 @pytest.mark.parametrize("path", [
     "/api/v1/events/..%2F..%2Fetc%2Fpasswd", "/api/v1/events/%2e%2e",
     "/api/v1/events/..%2Fevents/alerts", "/api/v1/events/" + "e" * 200,
