@@ -20,7 +20,7 @@
  * through pipes (fork and exec, no shell), here on the analyst's machine: the API serves
  * the chain as JSON only.
  *
- * Two rules depend on the time of reading, so they are applied here and not stored:
+ * Two rules depend on the time of reading, so they are applied when read, not stored:
  *   - retention (docs/architecture.md "Limits"): the event list, and the events an entity
  *     appears in, hold only events whose latest occurrence is within
  *     CWPP_EVENT_RETENTION_DAYS (180) days. `events show ID` still shows an older event,
@@ -104,7 +104,8 @@ static int settings_load(settings_t *s)
         return rc;
     s->retention_set = getenv("CWPP_EVENT_RETENTION_DAYS") != NULL &&
                        *getenv("CWPP_EVENT_RETENTION_DAYS") != '\0';
-    s->quiet_set = getenv("CWPP_CTL_QUIET_HOURS") != NULL && *getenv("CWPP_CTL_QUIET_HOURS") != '\0';
+    s->quiet_set = getenv("CWPP_CTL_QUIET_HOURS") != NULL &&
+                   *getenv("CWPP_CTL_QUIET_HOURS") != '\0';
     return CTL_OK;
 }
 
