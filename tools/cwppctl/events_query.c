@@ -16,7 +16,7 @@
 #define PAGE_MAX 500 /* the API's largest page */
 /* The longest path (query included) sent: the transport builds URLs of at most 4 KiB
  * (api_client.c); a longer one would be cut, asking about another value. */
-#define PATH_MAX_SENT 3800
+#define PATH_MAX_SENT 120000
 
 const char *ev_jstr(const json_t *o, const char *key)
 {
