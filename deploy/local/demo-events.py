@@ -1,16 +1,19 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""The events part of deploy/local/demo: what cwpp-correlator made of the demo's alerts,
-read back as cwppctl's read-only role from PostgreSQL, and the snapshots and notifications
-on the prefix's topics decoded with python3-avro and schemas/ alone.
+"""The events part of deploy/local/demo: what cwpp-correlator made of the demo's alerts:
+the snapshots and notifications on the prefix's topics decoded with python3-avro and
+schemas/ alone, and the largest event's alerts and provenance graph as the demo's admin
+reads them through cwpp-api (cwppctl --json).
 Usage: demo-events.py PREFIX CORRELATOR_PORT"""
+import json
+import os
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 import cwpp_testlib as t  # noqa: E402
+from demo_ctl import ADMIN, ctl  # noqa: E402
 
 prefix, port = sys.argv[1], sys.argv[2]
 
@@ -23,7 +26,8 @@ def metric(name):
     return 0.0
 
 
-accepted = sum(t.high_watermarks(prefix + "alerts.accepted", int(__import__("os").environ.get("CWPP_TOPIC_PARTITIONS", "6"))).values())
+accepted = sum(t.high_watermarks(prefix + "alerts.accepted",
+                                 int(os.environ.get("CWPP_TOPIC_PARTITIONS", "6"))).values())
 t.wait_for(lambda: metric("cwpp_correlator_alerts_total") >= accepted, timeout=60,
            what="the correlator to apply every accepted alert")
 snaps = {}
@@ -41,17 +45,19 @@ for r in top["reasons"]:
     print(f"  - [{r['code']}] {r['text']}")
 for r in top["recommendations"]:
     print(f"  recommended: {r['action']} {r['entity_value']} ({r['reason']})")
-print("\n  its alerts, in order, and why each joined:")
-rows = t.query("SELECT a.first_seen, a.name, a.defense, ea.reason FROM event_alerts ea "
-               "JOIN alerts a USING (alert_id) WHERE ea.event_id = %s ORDER BY a.first_seen",
-               (top["event_id"],), dsn=t.CTL_DSN)
-for at, name, defense, reason in rows:
-    print(f"  {at:%H:%M:%S}  {name:<32} defence={defense:<9} {reason}")
-print("\n  its provenance graph (entity -relation-> entity):")
-for st, s, rel, dt, d in t.query(
-        "SELECT src_type, src, relation, dst_type, dst FROM event_edges WHERE event_id = %s "
-        "ORDER BY first_seen, src, relation", (top["event_id"],), dsn=t.CTL_DSN):
-    print(f"  {st}:{s} -{rel}-> {dt}:{d}")
+print(f"\n  its alerts, in order, and why each joined ([{ADMIN}]$ cwppctl --json events alerts "
+      f"{top['event_id']}):")
+doc = json.loads(ctl("--json", "events", "alerts", top["event_id"], show=False,
+                     check=True).stdout)
+for a in doc["alerts"]:
+    print(f"  {a['first_seen'][11:19]}  {a['name']:<32} defence={a['defense'] or '-':<9} "
+          f"{a['reason']}")
+print(f"\n  its provenance graph, entity -relation-> entity ([{ADMIN}]$ cwppctl --json events "
+      f"chain {top['event_id']}):")
+chain = json.loads(ctl("--json", "events", "chain", top["event_id"], show=False,
+                       check=True).stdout)
+for e in chain["graph"]["edges"]:
+    print(f"  {e['src_type']}:{e['src']} -{e['relation']}-> {e['dst_type']}:{e['dst']}")
 notes = [t.AvroType("notification").decode(m.value())
          for m in t.consume(prefix + "notifications", 1, 20, 2)]
 print(f"\n== {len(notes)} notifications on {prefix}notifications "

@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """deploy/local/demo-export.py PREFIX EVENT_ID: what cwpp-exporter (started by deploy/local/demo)
-made of the demo: the Excel export of acct-1001's events through the real cwppctl, opened
-with python3-openpyxl, and the handled event on PREFIX events.handled (Avro, decoded with
-python3-avro and schemas/ alone) and events.handled.ocsf (OCSF JSON), read with
-python3-confluent-kafka as read_committed. (On a database other runs used too, the new
-topics also get their handled events: the one of EVENT_ID is shown.)"""
+made of the demo: the Excel export of acct-1001's events, asked for and downloaded by the
+analyst alice through cwpp-api with cwppctl, opened with python3-openpyxl, and the handled
+event on PREFIX events.handled (Avro, decoded with python3-avro and schemas/ alone) and
+events.handled.ocsf (OCSF JSON), read with python3-confluent-kafka as read_committed. (On
+a database other runs used too, the new topics also get their handled events: the one of
+EVENT_ID is shown.)"""
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,26 +16,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 import cwpp_testlib as t  # noqa: E402
+from demo_ctl import ctl  # noqa: E402
 
 import openpyxl  # noqa: E402
 from confluent_kafka import Consumer  # noqa: E402
 
 PREFIX, EVENT = sys.argv[1], sys.argv[2]
-ENV = dict(os.environ, CWPP_TOPIC_PREFIX=PREFIX)
-CTL = str(REPO / "build" / "bin" / "cwppctl")
 
 
 def main():
-    evs = json.loads(subprocess.run([CTL, "--json", "events", "list", "--account", "acct-1001"],
-                                    env=ENV, capture_output=True, text=True).stdout)["events"]
+    evs = json.loads(ctl("--json", "events", "list", "--account", "acct-1001", user="alice",
+                         show=False, check=True).stdout)["events"]
     out = Path(os.environ["CWPP_STATE_DIR"]) / "run" / "demo-events.xlsx"
     ids = [e["event_id"] for e in evs]
-    print("\n== cwppctl export --ids <the", len(ids), "events of acct-1001> --out", out)
-    p = subprocess.run([CTL, "--actor", "alice", "export", "--ids", *ids, "--out", str(out)],
-                       env=ENV, text=True, capture_output=True)
-    sys.stdout.write(p.stdout)
+    print(f"\n== alice exports the {len(ids)} events of acct-1001 to Excel")
+    p = ctl("export", "--ids", *ids, "--out", str(out), user="alice", show=False)
+    print(f"[alice]$ cwppctl export --ids <the {len(ids)} events> --out {out}")
+    sys.stdout.write(p.stdout + p.stderr)
     if p.returncode != 0:
-        sys.exit(f"demo: export failed: {p.stderr}")
+        sys.exit(f"demo: export failed ({p.returncode})")
     wb = openpyxl.load_workbook(out)
     for ws in wb.worksheets:
         print(f"demo: sheet {ws.title!r}: {ws.max_row - 1} rows; columns: "

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""deploy/local/demo-respond.py PREFIX EVENT_ID: an analyst responds to the event through
-the real cwppctl and cwpp-responder (started by deploy/local/demo): the admin adds the
-analyst, the analyst takes the event, sets its level, looks at the recommended handling
-and blocks the attacking IP for 8 seconds. When run as root, the real cwpp-enforcer applies
-the block inside two network namespaces made for the demo (the host the alert names, and
-an attacker holding the IP), so a ping from the attacker fails, and works again once the
-lease ended and the responder rolled the block back. Without root the task times out and
-the event becomes failed, which is shown too. Then the event's tasks and activity log."""
+"""deploy/local/demo-respond.py PREFIX EVENT_ID: the analyst alice (added, granted acct-1001
+and logged in by deploy/local/demo) responds to the event through cwpp-api with cwppctl,
+applied by the real cwpp-responder (started by deploy/local/demo): she takes the event,
+sets its level, looks at the recommended handling and blocks the attacking IP for 8
+seconds. When run as root, the real cwpp-enforcer applies the block inside two network
+namespaces made for the demo (the host the alert names, and an attacker holding the IP),
+so a ping from the attacker fails, and works again once the lease ended and the responder
+rolled the block back. Without root the task times out and the event becomes failed,
+which is shown too. Then the event's tasks and activity log."""
 import ipaddress
 import json
 import os
@@ -18,21 +19,14 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CTL = REPO / "build" / "bin" / "cwppctl"
+from demo_ctl import ctl as run_ctl  # noqa: E402
+
 PREFIX, EVENT = sys.argv[1], sys.argv[2]
-ENV = dict(os.environ, CWPP_TOPIC_PREFIX=PREFIX)
+ENV = dict(os.environ, CWPP_TOPIC_PREFIX=PREFIX)  # the enforcer's (a service), not cwppctl's
 
 
-def ctl(*args, actor="alice", show=True, check=True):
-    p = subprocess.run([str(CTL), "--actor", actor, *args], env=ENV, capture_output=True,
-                       text=True, timeout=60)
-    if show:
-        print(f"$ cwppctl --actor {actor} {' '.join(args)}")
-        sys.stdout.write(p.stdout)
-        sys.stderr.write(p.stderr)
-    if check and p.returncode != 0:
-        sys.exit(f"demo: cwppctl {' '.join(args)} failed ({p.returncode})")
-    return p
+def ctl(*args, user="alice", show=True, check=True):
+    return run_ctl(*args, user=user, show=show, check=check)
 
 
 def sh(*args, check=True):
@@ -47,9 +41,6 @@ def main():
               "`deploy/local/down --purge` starts afresh")
         ctl("events", "log", EVENT)
         return
-    ctl("users", "add", "alice", "--role", "analyst", "--display-name", "Alice (SOC)",
-        actor="admin", check=False)
-    ctl("users", "grant", "alice", "acct-1001", actor="admin", check=False)
     ctl("events", "owner", EVENT, "alice", "--remark", "on call")
     ctl("events", "level", EVENT, "critical", "--remark", "database server involved")
     ctl("events", "recommend", EVENT)
@@ -77,13 +68,12 @@ def main():
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "-n", ns, "addr", "add", addr + "/24", "dev", dev)
             sh("ip", "-n", ns, "link", "set", dev, "up")
-        # the asset the responder will address: the IP's latest alert's asset
-        asset = subprocess.run(
-            ["psql", "-X", "-At", "-d", os.environ["CWPP_CTL_PG_DSN"], "-c",
-             "SELECT a.asset_id FROM cwpp.entity_alerts e JOIN cwpp.alerts a USING (alert_id) "
-             f"WHERE e.event_id = '{EVENT}' AND e.entity_type = 'ip' AND e.value = '{ip}' "
-             "ORDER BY e.last_seen DESC, a.alert_id LIMIT 1"],
-            capture_output=True, text=True).stdout.strip()
+        # the asset the responder will address: the one of the IP's latest alert
+        ent = next(e for e in rec["entities"] if e["type"] == "ip" and e["value"] == ip)
+        assets = ent["assets"] if isinstance(ent["assets"], list) else ent["assets"].split(",")
+        alerts = json.loads(ctl("--json", "events", "alerts", EVENT, show=False).stdout)["alerts"]
+        asset = max((a for a in alerts if a["asset_id"] in assets),
+                    key=lambda a: (a["last_seen"], a["alert_id"]))["asset_id"]
         state = Path(os.environ["CWPP_STATE_DIR"]) / "run" / f"demo-enforcer-{n}"
         log = open(Path(os.environ["CWPP_STATE_DIR"]) / "run" / "demo-enforcer.log", "ab")
         agent = subprocess.Popen([str(REPO / "build" / "bin" / "cwpp-enforcer")], env=dict(

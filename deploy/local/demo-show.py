@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Prints what ingest wrote for the demo: normalized alerts (Avro, decoded with
-python3-avro from schemas/ alone), recurrences of the same alert, and rejected records.
+python3-avro from schemas/ alone), recurrences of the same alert, and rejected records;
+then the same alerts as the demo's admin lists them through cwpp-api (cwppctl).
 Usage: demo-show.py PREFIX EXPECTED_RECORDS"""
 import json
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 import cwpp_testlib as t  # noqa: E402
+from demo_ctl import ADMIN, ctl  # noqa: E402
 
 prefix, expected = sys.argv[1], int(sys.argv[2])
 alert, rejected = t.AvroType("alert"), t.AvroType("rejected_record")
@@ -41,7 +43,9 @@ for m in bad:
     print(f"offset {r['source_partition']}:{r['source_offset']:<4} {r['reason_code']:<14} "
           f"{r['reason'][:90]}\n{'':22}original: {raw!r}")
 
-counts = t.query("SELECT count(*), sum(occurrences) FROM alerts WHERE alert_id = ANY(%s)",
-                 (list(by_id),))[0]
-print(f"\n== PostgreSQL: {counts[0]} alert rows for these ids, {counts[1]} occurrences "
-      f"(ids are stable: rerunning the demo adds occurrences to the same rows)")
+listed = json.loads(ctl("--json", "alerts", "list", "--limit", "500", show=False,
+                         check=True).stdout)["alerts"]
+mine = [a for a in listed if a["alert_id"] in by_id]
+print(f"\n== [{ADMIN}]$ cwppctl alerts list: {len(mine)} of these alerts, "
+      f"{sum(a['occurrences'] for a in mine)} occurrences "
+      f"(ids are stable: rerunning the demo adds occurrences to the same alerts)")

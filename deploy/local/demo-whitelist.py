@@ -1,35 +1,27 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""The whitelist part of deploy/local/demo, with the real cwppctl and whitelist-filter:
-what the filter let through, a broad rule refused, a precise rule created, an alert
-whitelisted by hand, their recurrences suppressed, then both undone (rule deleted, alert
-removed from the whitelist and passed on again), so the demo can be rerun.
+"""The whitelist part of deploy/local/demo: what whitelist-filter let through (read from the
+topics), then the demo's admin, through cwpp-api with cwppctl: a broad rule refused, a
+precise rule created for the account of the alert, an alert whitelisted by hand, their
+recurrences suppressed, then both undone (rule deleted, alert removed from the whitelist
+and passed on again), so the demo can be rerun.
 Usage: demo-whitelist.py PREFIX FEED FILTER_PORT"""
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 import cwpp_testlib as t  # noqa: E402
+from demo_ctl import ctl as run_ctl  # noqa: E402
 
 prefix, feed, port = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 alert = t.AvroType("alert")
-ctl_env = {"CWPP_ACTOR": "demo-analyst"}
 
 
 def ctl(*args, show=True):
-    if show:
-        print("$ cwppctl " + " ".join(a if " " not in a and "$" not in a and "^" not in a
-                                      else repr(a) for a in args))
-    rc, out, err = t.cwppctl(prefix, *args, env=ctl_env)
-    if show:
-        sys.stdout.write(out)
-        if err:
-            sys.stdout.write(err)
-        print(f"(exit {rc})")
-    return rc, out
+    p = run_ctl(*args, show=show, exit_code=True)
+    return p.returncode, p.stdout
 
 
 def topic(name, expect, settle=1.0):
@@ -57,24 +49,21 @@ shell = next(ln for ln in lines if b"Terminal shell in container" in ln)
 scan = next(ln for ln in lines if b"Port scan from external IP" in ln)
 scan_id = json.loads(ctl("--json", "alerts", "list", "--name", "Port scan from external IP",
                          show=False)[1])["alerts"][0]["alert_id"]
+# a rule belongs to an account: the one of the shell alert
+shell_acct = json.loads(ctl("--json", "alerts", "list", "--name", "Terminal shell in container",
+                            show=False)[1])["alerts"][0]["account_id"]
 
-# Every command's actor is a known, enabled user with permission on the account it acts on
-# (docs/commands.md); rules like these apply to every account's alerts, which only admins
-# change. The responder (running, with its bootstrap admin) adds the demo's analyst.
-rc, _, err = t.cwppctl(prefix, "users", "add", "demo-analyst", "--role", "admin",
-                       "--display-name", "Demo analyst", env={"CWPP_ACTOR": "admin"})
-print("\n== the demo's analyst, demo-analyst, is an admin"
-      + ("" if rc == 0 else f" (already: {err.strip()})"))
-
-print("\n== a rule as broad as the reference's warning is refused without --force")
-ctl("whitelist", "preview", "--alert-name", "Terminal shell in container", "--field",
-    "process.path", "--op", "contains", "--value", "/usr/")
-ctl("whitelist", "rule", "add", "--alert-name", "Terminal shell in container", "--field",
-    "process.path", "--op", "contains", "--value", "/usr/")
+print(f"\n== a rule as broad as the reference's warning is refused without --force "
+      f"(account {shell_acct})")
+ctl("whitelist", "preview", "--account", shell_acct, "--alert-name",
+    "Terminal shell in container", "--field", "process.path", "--op", "contains", "--value", "/usr/")
+ctl("whitelist", "rule", "add", "--account", shell_acct, "--alert-name",
+    "Terminal shell in container", "--field", "process.path", "--op", "contains", "--value", "/usr/")
 
 print("\n== a precise rule: shells in the shop namespace's nginx pods are the web team's "
       "debugging (expires in 10 minutes)")
-rc, out = ctl("--json", "whitelist", "rule", "add", "--alert-name", "Terminal shell in container",
+rc, out = ctl("--json", "whitelist", "rule", "add", "--account", shell_acct, "--alert-name",
+              "Terminal shell in container",
               "--field", "details.output_fields.k8s.ns.name", "--op", "eq", "--value", "shop",
               "--expires", "10m", "--force", "--remark", "web team debugging, ticket OPS-1234")
 rule_id = json.loads(out)["result"]["rule_id"] if rc == 0 else None
@@ -98,7 +87,8 @@ for a in sup:
     print(f"   suppressed {a['alert_id']} {a['name']!r:34} {a['status']:<26} "
           f"occurrences {a['occurrences']}")
 print("   rule hits in /metrics:", metric("cwpp_whitelist_rule_hits_total"))
-ctl("whitelist", "rule", "list", "--alert-name", "Terminal shell in container")
+ctl("whitelist", "rule", "list", "--account", shell_acct, "--alert-name",
+    "Terminal shell in container")
 
 print("\n== undo: delete the rule (only future alerts are affected), remove the alert from "
       "the whitelist (it is evaluated again and passes on)")
