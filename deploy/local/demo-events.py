@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The events part of deploy/local/demo: what cwpp-correlator made of the demo's alerts:
 the snapshots and notifications on the prefix's topics decoded with python3-avro and
-schemas/ alone, and the largest event's alerts and provenance graph as the demo's admin
+schemas/ alone, and the largest event's alerts with why each joined, as the demo's admin
 reads them through cwpp-api (cwppctl --json).
 Usage: demo-events.py PREFIX CORRELATOR_PORT"""
 import json
@@ -52,12 +52,8 @@ doc = json.loads(ctl("--json", "events", "alerts", top["event_id"], show=False,
 for a in doc["alerts"]:
     print(f"  {a['first_seen'][11:19]}  {a['name']:<32} defence={a['defense'] or '-':<9} "
           f"{a['reason']}")
-print(f"\n  its provenance graph, entity -relation-> entity ([{ADMIN}]$ cwppctl --json events "
-      f"chain {top['event_id']}):")
-chain = json.loads(ctl("--json", "events", "chain", top["event_id"], show=False,
-                       check=True).stdout)
-for e in chain["graph"]["edges"]:
-    print(f"  {e['src_type']}:{e['src']} -{e['relation']}-> {e['dst_type']}:{e['dst']}")
+print("\n  (its timeline and provenance graph: below, as alice sees them with cwppctl events "
+      "chain)")
 notes = [t.AvroType("notification").decode(m.value())
          for m in t.consume(prefix + "notifications", 1, 20, 2)]
 print(f"\n== {len(notes)} notifications on {prefix}notifications "
