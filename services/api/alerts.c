@@ -304,6 +304,13 @@ out:
 
 /* ------------------------------------------------------------------- one alert */
 
+/* api_not_found's 404, worded "there is no alert" as cwppctl always said it. */
+static void not_found(api_resp_t *rs, const char *id)
+{
+    api_problem(rs, 404, "not_found", "There is no alert \"%.128s\" among the accounts you "
+                "hold.", id);
+}
+
 /* The alert {id} of the caller's accounts: 1 with *r (its SQL_ALERT row); else 0 after a
  * 404 (or the problem api_sql set). An id that cannot be one is a 404 without a query. */
 static int alert_row(api_req_t *rq, api_resp_t *rs, PGresult **r)
@@ -316,7 +323,7 @@ static int alert_row(api_req_t *rq, api_resp_t *rs, PGresult **r)
     if (id == NULL || !cwpp_alert_id_valid(id)) {
         cwpp_strlcpy(shown, id != NULL ? id : "", sizeof(shown));
         cwpp_utf8_sanitize(shown);
-        api_not_found(rs, "alert", shown);
+        not_found(rs, shown);
         return 0;
     }
     p[0] = id;
@@ -326,7 +333,7 @@ static int alert_row(api_req_t *rq, api_resp_t *rs, PGresult **r)
     if (PQntuples(*r) != 1) {
         PQclear(*r);
         *r = NULL;
-        api_not_found(rs, "alert", id);
+        not_found(rs, id);
         return 0;
     }
     return 1;

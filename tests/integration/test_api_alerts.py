@@ -145,7 +145,7 @@ A_NEWEST_FIRST = ["a1", "a2", "a3", "a4", "a5", "a7", "a6"]
     ({"account": "ACCT_B"}, []),                     # an account not held matches nothing
     ({"since": "MIN:35"}, ["a1", "a2", "a3"]),       # latest occurrence not before since
     ({"until": "MIN:1000"}, ["a6"]),                 # first occurrence not after until
-    ({"since": "MIN:65", "until": "MIN:175"}, ["a1", "a2", "a3", "a4"]),
+    ({"since": "MIN:45", "until": "MIN:25"}, ["a1", "a2", "a3", "a4"]),  # active then
     ({"name": "Trojan", "severity": "critical,low", "handled": "no"}, ["a1", "a7"]),
     ({"name": "'; DROP TABLE alerts; --"}, []),
     ({"name": "Trojan' OR '1'='1"}, []),
