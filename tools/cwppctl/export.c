@@ -157,7 +157,7 @@ static int export_list(ctl_t *c, int argc, char **argv)
     while (rc == CTL_OK && (long)json_array_size(jobs) < limit) {
         cwpp_buf_t b = {0};
         json_t    *doc = NULL, *page;
-        char       n[16];
+        char        n[24];
         const char *next;
         size_t      k;
 

@@ -90,7 +90,7 @@ static int alerts_list(ctl_t *c, int argc, char **argv)
         cwpp_buf_t  b = {0};
         json_t     *doc = NULL, *page;
         const char *next;
-        char        n[16];
+        char        n[24];
         long        want = limit - (long)json_array_size(arr);
 
         snprintf(n, sizeof(n), "%ld", want > 500 ? 500L : want);
