@@ -16,9 +16,11 @@
  * holds every one of those accounts; admins hold all. Any other job is "not found",
  * whoever made it. An export that the exporter refused stored no workbook: it shows as a
  * failed job to its own actor only (commands_applied). A job still running is in neither
- * table yet: GET /api/v1/commands/{id} follows it.
+ * table yet: its actor sees it "running" with the percent of the exporter's latest
+ * progress record, as long as this replica saw it (GET /api/v1/commands/{id} likewise).
  */
 #include "api.h"
+#include "api_internal.h" /* api_cmd_seen: a running job's progress */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +281,37 @@ out:
     return rc;
 }
 
+/* The text at key of o, or "" (never NULL). */
+static const char *text_of(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    return v != NULL ? v : "";
+}
+
+/* A job not stored yet: "running" with its progress when this replica saw a progress
+ * record of the caller's (or, for an admin, anyone's) export.create id; else a 404. */
+static int running(api_req_t *rq, api_resp_t *rs, const char *id)
+{
+    json_t       *seen = api_cmd_seen(rq->api->cmd, id);
+    const json_t *pct = json_object_get(json_object_get(seen, "result"), "percent");
+    int           rc;
+
+    if (seen == NULL || strcmp(text_of(seen, "service"), "exporter") != 0 ||
+        strcmp(text_of(seen, "type"), "export.create") != 0 ||
+        strcmp(text_of(seen, "status"), "progress") != 0 ||
+        (strcmp(text_of(seen, "actor"), rq->user->name) != 0 && !rq->user->is_admin)) {
+        json_decref(seen);
+        return api_not_found(rs, "export job", id);
+    }
+    rc = api_json(rs, 200, json_pack("{s:s, s:s, s:s, s:I, s:s}", "job_id", id, "actor",
+                                     text_of(seen, "actor"), "state", "running", "progress",
+                                     json_is_integer(pct) ? json_integer_value(pct) : 0,
+                                     "message", text_of(seen, "message")));
+    json_decref(seen);
+    return rc;
+}
+
 static int export_show(api_req_t *rq, api_resp_t *rs)
 {
     static const char *const known[] = {NULL};
@@ -305,7 +338,7 @@ static int export_show(api_req_t *rq, api_resp_t *rs)
 
         rc = doc != NULL ? api_json(rs, 200, doc) : -1;
     } else {
-        api_not_found(rs, "export job", id);
+        rc = running(rq, rs, id);
     }
     PQclear(r);
     return rc;
