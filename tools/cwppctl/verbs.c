@@ -134,8 +134,8 @@ static int alerts_list(ctl_t *c, int argc, char **argv)
                json_string_value(json_object_get(a, "alert_id")),
                json_string_value(json_object_get(a, "status")),
                json_string_value(json_object_get(a, "severity")),
-               json_string_value(json_object_get(a, "name")),
-               json_string_value(json_object_get(a, "asset_id")),
+               ctl_safe(json_string_value(json_object_get(a, "name"))),
+               ctl_safe(json_string_value(json_object_get(a, "asset_id"))),
                json_string_value(json_object_get(a, "last_seen")),
                json_integer_value(json_object_get(a, "occurrences")));
     }
@@ -156,7 +156,7 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
     /* an alert id is "al-" and 32 hex digits: nothing else can name one (nor needs
      * escaping in the path) */
     if (!cwpp_alert_id_valid(argv[0]))
-        return ctl_fail(CTL_REFUSED, "there is no alert %.*s", 200, argv[0]);
+        return ctl_fail(CTL_REFUSED, "there is no alert %s", ctl_safe(argv[0]));
     snprintf(path, sizeof(path), "/api/v1/alerts/%s", argv[0]);
     if ((rc = ctl_api(c, "GET", path, NULL, &doc)) != CTL_OK)
         return rc;
@@ -178,7 +178,7 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
             json_t *v = json_object_get(doc, keys[k]);
 
             if (json_is_string(v))
-                printf("%-17s %s\n", keys[k], json_string_value(v));
+                printf("%-17s %s\n", keys[k], ctl_safe(json_string_value(v)));
             else if (json_is_integer(v))
                 printf("%-17s %" JSON_INTEGER_FORMAT "\n", keys[k], json_integer_value(v));
         }
@@ -200,10 +200,11 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
 
             printf("  %s  %-12s %-26s %s -> %s%s%s\n",
                    json_string_value(json_object_get(e, "at")),
-                   json_string_value(json_object_get(e, "actor")),
+                   ctl_safe(json_string_value(json_object_get(e, "actor"))),
                    json_string_value(json_object_get(e, "action")), b ? b : "", a ? a : "",
                    json_string_length(json_object_get(e, "remark")) ? "  remark: " : "",
-                   json_string_value(json_object_get(e, "remark")));
+                   json_string_length(json_object_get(e, "remark"))
+                       ? ctl_safe(json_string_value(json_object_get(e, "remark"))) : "");
             free(b);
             free(a);
         }
