@@ -288,7 +288,7 @@ int ctl_export(ctl_t *c, int argc, char **argv)
     json_decref(lv);
     json_decref(st);
     json_decref(ids);
-    /* 200: the job is done; 202: no answer in time (the exporter is busy or down) */
+    /* 200: the job is done (a 202, no answer in time, is CTL_INFRA naming the command) */
     rc = ctl_api(c, "POST", "/api/v1/exports", body, &answer);
     json_decref(body);
     if (rc != CTL_OK)
@@ -297,11 +297,7 @@ int ctl_export(ctl_t *c, int argc, char **argv)
     result = json_object_get(answer, "result");
     job = json_string_value(json_object_get(result, "job_id"));
     if (status == NULL || strcmp(status, "ok") != 0 || job == NULL) {
-        rc = ctl_fail(CTL_INFRA, "no answer from the exporter within the API's wait (command "
-                      "%s): cwppctl export list shows the job once it is done",
-                      json_string_value(json_object_get(answer, "command_id")) != NULL
-                          ? json_string_value(json_object_get(answer, "command_id"))
-                          : "?");
+        rc = ctl_fail(CTL_INFRA, "the API's answer names no export job");
     } else if ((rc = download(c, job, out, 1)) == CTL_OK) {
         const char *message = json_string_value(json_object_get(answer, "message"));
 
