@@ -8,6 +8,7 @@ through the same routes."""
 import io
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -24,6 +25,7 @@ EXPORTER_DSN = os.environ.get(
     "CWPP_PG_DSN_EXPORTER",
     t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_exporter")
                 .replace("password=cwpp-dev-ingest", "password=cwpp-dev-exporter"))
+RESULT = t.AvroType("command_result")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -175,6 +177,25 @@ def test_the_job_list_pages_with_a_cursor(env):
         if cursor is None:
             break
     assert len(seen) == len(set(seen)) == lst["total"] and mine <= set(seen)
+
+
+def test_a_running_job_shows_its_progress_to_its_actor(env):
+    """A job not stored yet: its actor sees it running with the exporter's latest progress
+    (read off <prefix>command-results); anyone else gets a 404."""
+    cid = "cmd-" + uuid.uuid4().hex
+    t.produce(env.prefix + "command-results", [RESULT.encode({
+        "command_id": cid, "service": "exporter", "type": "export.create", "actor": env.ana,
+        "status": "progress", "message": "reading events", "result_json": '{"percent": 40}',
+        "answered_at_ms": int(time.time() * 1000)})], keys=[cid.encode()])
+
+    def seen():
+        return env.api.get(f"/api/v1/exports/{cid}", user=env.ana)[0] == 200
+    t.wait_for(seen, timeout=20, what="the progress record seen by cwpp-api")
+    st, j, _ = env.api.get(f"/api/v1/exports/{cid}", user=env.ana)
+    assert (j["state"], j["progress"], j["actor"], j["message"]) == \
+        ("running", 40, env.ana, "reading events")
+    assert env.api.get(f"/api/v1/exports/{cid}", user=env.bob)[0] == 404
+    assert env.api.get(f"/api/v1/exports/{cid}/file", user=env.ana)[0] == 404
 
 
 def test_a_viewer_may_not_export(env):
