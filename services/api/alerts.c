@@ -201,7 +201,7 @@ static int alerts_list(api_req_t *rq, api_resp_t *rs)
     int64_t       since_ms = 0, until_ms = 0;
     int           has_since, has_until, limit, rc = 0, ok, i, n;
     json_t       *cursor = NULL, *arr = NULL, *state = NULL;
-    PGresult     *rc_count = NULL, *rl = NULL;
+    PGresult     *rcount = NULL, *rl = NULL;
     size_t        k;
 
     memset(p, 0, sizeof(p));
@@ -258,7 +258,7 @@ static int alerts_list(api_req_t *rq, api_resp_t *rs)
     p[10] = api_arg(rq, "event");
     snprintf(lim, sizeof(lim), "%d", limit + 1); /* one more: is there a next page? */
     p[13] = lim;
-    if (api_sql(rq, rs, SQL_COUNT, NFILTER, p, &rc_count) != 0 ||
+    if (api_sql(rq, rs, SQL_COUNT, NFILTER, p, &rcount) != 0 ||
         api_sql(rq, rs, SQL_LIST, 14, p, &rl) != 0)
         goto out;
     n = PQntuples(rl);
@@ -279,7 +279,9 @@ static int alerts_list(api_req_t *rq, api_resp_t *rs)
     if (n > limit) {
         int last = limit - 1;
 
-        state = json_pack("[I, s]", (json_int_t)strtoll(PQgetvalue(rl, last, 13), NULL, 10),
+        state = json_pack("[I, s]",
+                          (json_int_t)strtoll(PQgetvalue(rl, last, PQfnumber(rl, "k_us")),
+                                              NULL, 10),
                           PQgetvalue(rl, last, 0));
         if (state == NULL || (next = api_cursor_make(rq, state)) == NULL) {
             rc = -1;
@@ -287,11 +289,11 @@ static int alerts_list(api_req_t *rq, api_resp_t *rs)
         }
     }
     rc = api_json(rs, 200, json_pack("{s:o, s:I, s:s?}", "alerts", arr, "total",
-                                     (json_int_t)strtoll(PQgetvalue(rc_count, 0, 0), NULL, 10),
+                                     (json_int_t)strtoll(PQgetvalue(rcount, 0, 0), NULL, 10),
                                      "next_cursor", next));
     arr = NULL;
 out:
-    PQclear(rc_count);
+    PQclear(rcount);
     PQclear(rl);
     json_decref(arr);
     json_decref(cursor);

@@ -212,7 +212,7 @@ static int exports_list(api_req_t *rq, api_resp_t *rs)
     const char *p[6], *all = api_arg(rq, "all");
     char        lim[16], key_us[24], *next = NULL;
     json_t     *cursor = NULL, *arr = NULL, *state = NULL;
-    PGresult   *rl = NULL, *rc_count = NULL;
+    PGresult   *rl = NULL, *rcount = NULL;
     int         limit, n, i, rc = 0;
 
     if (!api_args_known(rq, rs, known) || !api_limit(rq, rs, LIST_DEFAULT, LIST_MAX, &limit))
@@ -239,7 +239,7 @@ static int exports_list(api_req_t *rq, api_resp_t *rs)
     p[2] = all != NULL ? all : "no";
     snprintf(lim, sizeof(lim), "%d", limit + 1);
     p[5] = lim;
-    if (api_sql(rq, rs, SQL_COUNT, 3, p, &rc_count) != 0 ||
+    if (api_sql(rq, rs, SQL_COUNT, 3, p, &rcount) != 0 ||
         api_sql(rq, rs, SQL_LIST, 6, p, &rl) != 0)
         goto out;
     if ((arr = json_array()) == NULL) {
@@ -268,12 +268,12 @@ static int exports_list(api_req_t *rq, api_resp_t *rs)
         }
     }
     rc = api_json(rs, 200, json_pack("{s:o, s:I, s:s?}", "exports", arr, "total",
-                                     (json_int_t)strtoll(PQgetvalue(rc_count, 0, 0), NULL, 10),
+                                     (json_int_t)strtoll(PQgetvalue(rcount, 0, 0), NULL, 10),
                                      "next_cursor", next));
     arr = NULL;
 out:
     PQclear(rl);
-    PQclear(rc_count);
+    PQclear(rcount);
     json_decref(arr);
     json_decref(cursor);
     json_decref(state);
