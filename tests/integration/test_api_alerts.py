@@ -30,18 +30,18 @@ class Seed:
     ago). acct-b has alerts too, some with the same names and assets."""
 
     A = {
-        # key   name           type          severity    status                       asset  first last
-        "a1": ("Trojan",     "virus",       "critical", "unhandled",                 "h1", 300, 10),
-        "a2": ("Trojan",     "virus",       "high",     "handled",                   "h2", 200, 20),
-        "a3": ("Brute force", "brute_force", "medium",  "handling",                  "h1", 190, 30),
-        "a4": ("Brute force", "brute_force", "low",     "manually_whitelisted",      "h3", 180, 40),
-        "a5": ("Web shell",  "webshell",    "high",     "automatically_whitelisted", "h2", 170, 50),
-        "a6": ("Web shell",  "webshell",    "critical", "unhandled",                 "h3", 2000, 1500),
-        "a7": ("Trojan",     "virus",       "low",      "unhandled",                 "h1", 60, 60),
+        # key: name, type, severity, status, asset, first and last seen (minutes ago)
+        "a1": ("Trojan", "virus", "critical", "unhandled", "h1", 300, 10),
+        "a2": ("Trojan", "virus", "high", "handled", "h2", 200, 20),
+        "a3": ("Brute force", "brute_force", "medium", "handling", "h1", 190, 30),
+        "a4": ("Brute force", "brute_force", "low", "manually_whitelisted", "h3", 180, 40),
+        "a5": ("Web shell", "webshell", "high", "automatically_whitelisted", "h2", 170, 50),
+        "a6": ("Web shell", "webshell", "critical", "unhandled", "h3", 2000, 1500),
+        "a7": ("Trojan", "virus", "low", "unhandled", "h1", 60, 60),
     }
     B = {
-        "b1": ("Trojan",     "virus",       "critical", "unhandled",                 "h1", 100, 5),
-        "b2": ("Brute force", "brute_force", "high",    "handled",                   "h2", 100, 15),
+        "b1": ("Trojan", "virus", "critical", "unhandled", "h1", 100, 5),
+        "b2": ("Brute force", "brute_force", "high", "handled", "h2", 100, 15),
     }
 
     def __init__(self):
@@ -284,28 +284,30 @@ def test_hostile_ids_are_404s(env, alert_id):
 
 def test_cwppctl_alerts_through_the_api(env):
     """cwppctl's alerts list/show now GET the API: same JSON shapes, scoped to the actor."""
-    prefix, _, s = env
-    rc, doc, err = t.cwppctl_json(prefix, "alerts", "list", "--name", "Trojan", actor=s.ana)
+    prefix, api, s = env
+    rc, doc, err = t.cwppctl_json(prefix, "alerts", "list", "--name", "Trojan", actor=s.ana,
+                                  api=api)
     assert rc == 0, err
     assert s.keys(doc["alerts"]) == ["a1", "a2", "a7"]
     a = doc["alerts"][0]
     assert set(a) >= {"alert_id", "name", "severity", "status", "account_id", "asset_id",
                       "last_seen", "occurrences", "defense"}
-    rc, doc, err = t.cwppctl_json(prefix, "alerts", "list", "--limit", "3", actor=s.ana)
+    rc, doc, err = t.cwppctl_json(prefix, "alerts", "list", "--limit", "3", actor=s.ana, api=api)
     assert rc == 0 and s.keys(doc["alerts"]) == A_NEWEST_FIRST[:3]
     rc, doc, err = t.cwppctl_json(prefix, "alerts", "list", "--status", "unhandled",
-                                  "--account", s.acct_a, actor=s.ana)
+                                  "--account", s.acct_a, actor=s.ana, api=api)
     assert rc == 0 and s.keys(doc["alerts"]) == ["a1", "a7", "a6"]
-    rc, out, err = t.cwppctl(prefix, "alerts", "list", "--name", "Web shell", actor=s.ana)
+    rc, out, err = t.cwppctl(prefix, "alerts", "list", "--name", "Web shell", actor=s.ana, api=api)
     assert rc == 0 and out.splitlines()[0].split()[:3] == ["ALERT", "STATUS", "SEVERITY"]
     assert [ln.split()[0] for ln in out.splitlines()[1:]] == [s.ids["a5"], s.ids["a6"]]
-    rc, out, err = t.cwppctl(prefix, "alerts", "list", "--name", "nothing-" + tag(), actor=s.ana)
+    rc, out, err = t.cwppctl(prefix, "alerts", "list", "--name", "nothing-" + tag(),
+                             actor=s.ana, api=api)
     assert rc == 0 and "(no alerts match)" in out
-    rc, doc, err = t.cwppctl_json(prefix, "alerts", "show", s.ids["a4"], actor=s.ana)
+    rc, doc, err = t.cwppctl_json(prefix, "alerts", "show", s.ids["a4"], actor=s.ana, api=api)
     assert rc == 0 and doc["status"] == "manually_whitelisted" and len(doc["activity"]) == 1
-    rc, out, err = t.cwppctl(prefix, "alerts", "show", s.ids["a4"], actor=s.ana)
+    rc, out, err = t.cwppctl(prefix, "alerts", "show", s.ids["a4"], actor=s.ana, api=api)
     assert rc == 0 and "whitelist.add_alert" in out and "remark: lab host" in out
-    rc, _, err = t.cwppctl(prefix, "alerts", "show", s.ids["b1"], actor=s.ana)
+    rc, _, err = t.cwppctl(prefix, "alerts", "show", s.ids["b1"], actor=s.ana, api=api)
     assert rc == 1 and "no alert" in err
-    rc, _, err = t.cwppctl(prefix, "alerts", "list", "--status", "bogus", actor=s.ana)
+    rc, _, err = t.cwppctl(prefix, "alerts", "list", "--status", "bogus", actor=s.ana, api=api)
     assert rc == 2 and "unknown status" in err

@@ -262,25 +262,25 @@ def test_bad_bodies_and_arguments(env):
 def test_cwppctl_export_verbs_through_the_api(env, tmp_path):
     out = tmp_path / "mine.xlsx"
     rc, doc, err = t.cwppctl_json(env.prefix, "export", "--ids", *env.all_ids(), "--out",
-                                  str(out), actor=env.ana)
+                                  str(out), actor=env.ana, api=env.api)
     assert rc == 0, err
     assert doc["status"] == "ok" and doc["result"]["events"] == 3
     assert doc["result"]["file"] == str(out)
     wb = openpyxl.load_workbook(out)
     assert len(list(wb["Events"].iter_rows(min_row=2))) == 3
     job = doc["result"]["job_id"]
-    rc, lst, err = t.cwppctl_json(env.prefix, "export", "list", actor=env.ana)
+    rc, lst, err = t.cwppctl_json(env.prefix, "export", "list", actor=env.ana, api=env.api)
     assert rc == 0 and job in [j["job_id"] for j in lst["exports"]]
     again = tmp_path / "again.xlsx"
     rc, d2, err = t.cwppctl_json(env.prefix, "export", "download", job, "--out", str(again),
-                                 actor=env.ana)
+                                 actor=env.ana, api=env.api)
     assert rc == 0 and again.read_bytes() == out.read_bytes() and d2["bytes"] == len(
         out.read_bytes())
     rc, _, err = t.cwppctl(env.prefix, "export", "download", job, "--out",
-                           str(tmp_path / "b.xlsx"), actor=env.bob)
+                           str(tmp_path / "b.xlsx"), actor=env.bob, api=env.api)
     assert rc == 1 and not (tmp_path / "b.xlsx").exists()
     rc, _, err = t.cwppctl(env.prefix, "export", "--ids", *env.ev[env.acct_a], "--out",
-                           str(tmp_path / "v.xlsx"), actor=env.vic)
+                           str(tmp_path / "v.xlsx"), actor=env.vic, api=env.api)
     assert rc == 1 and not (tmp_path / "v.xlsx").exists()
-    rc, out_text, err = t.cwppctl(env.prefix, "export", "list", actor=env.ana)
+    rc, out_text, err = t.cwppctl(env.prefix, "export", "list", actor=env.ana, api=env.api)
     assert rc == 0 and job in out_text

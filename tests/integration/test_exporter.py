@@ -36,6 +36,10 @@ class ExportPipe(Pipe):
         super().__init__(tmp)
         self.exporter = None
         self.start_exporter()
+        # cwppctl's cwpp-api, started with the module's services: the test library's Api
+        # creates (and records) its prefix's topics, and topics recorded inside a test are
+        # deleted when that test ends
+        t.api_for(self.prefix)
 
     def start_exporter(self, **env):
         e = {"CWPP_PG_DSN": EXPORTER_DSN, "CWPP_EXPORTER_TICK_MS": "200",
