@@ -44,9 +44,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cwpp_testlib as t  # noqa: E402
-from bench import vmhwm_kib  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "bench-api."
@@ -239,22 +237,79 @@ def pct(sorted_ms, q):
     return round(sorted_ms[k], 2)
 
 
-def run_open_loop(name, api, token, paths, rate, seconds):
+class Probe:
+    """CPU time of cwpp-api and of its database sessions (their backends' /proc stat),
+    the machine's busy share (/proc/stat) and cwpp-api's RSS, around one phase."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, api, db):
+        self.pid, self.db = api.proc.pid, db
+
+    @staticmethod
+    def _cpu(pid):
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / Probe.TICK
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    @staticmethod
+    def _machine():
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(f), f[3] + f[4]  # total, idle + iowait
+
+    def _backends(self):
+        return [r[0] for r in t.query("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                      "AND usename = 'cwpp_api'", (self.db,),
+                                      dsn=admin_dsn(self.db))]
+
+    def start(self):
+        self.pids = self._backends()
+        self.t0 = time.time()
+        self.api0 = self._cpu(self.pid)
+        self.pg0 = {p: self._cpu(p) for p in self.pids}
+        self.m0 = self._machine()
+
+    def stop(self, requests):
+        api = self._cpu(self.pid) - self.api0
+        pg = sum(self._cpu(p) - c for p, c in self.pg0.items())
+        m1 = self._machine()
+        total, idle = m1[0] - self.m0[0], m1[1] - self.m0[1]
+        n = max(1, requests)
+        return {"api_cpu_ms_per_req": round(api * 1000 / n, 3),
+                "pg_cpu_ms_per_req": round(pg * 1000 / n, 3),
+                "machine_busy": round(1 - idle / total, 3) if total else None,
+                "api_rss_mib": round(vm(self.pid, "VmRSS") / 1024, 1),
+                "api_hwm_mib": round(vm(self.pid, "VmHWM") / 1024, 1)}
+
+
+def vm(pid, key):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_open_loop(name, api, probe, token, paths, rate, seconds):
     u = urllib.parse.urlsplit(api.url)
     # warm: every request thread's connection and the database's caches
     asyncio.run(open_loop(u.hostname, u.port, token, paths, 50, 2))
+    probe.start()
     lat, errors, late, conns = asyncio.run(
         open_loop(u.hostname, u.port, token, paths, rate, seconds))
     ms = sorted(x * 1000.0 for x in lat)
     res = {"rate_per_s": rate, "seconds": seconds, "requests": int(rate * seconds),
            "answered": len(ms), "errors": errors, "p50_ms": pct(ms, 50),
            "p90_ms": pct(ms, 90), "p99_ms": pct(ms, 99), "max_ms": round(ms[-1], 2) if ms
-           else None, "client_max_lateness_ms": round(late * 1000, 2), "connections": conns}
+           else None, "client_max_lateness_ms": round(late * 1000, 2), "connections": conns,
+           **probe.stop(len(ms))}
     print(f"{name}: {json.dumps(res)}", flush=True)
     return res
 
 
-def run_wrk(url, token, seconds, conns):
+def run_wrk(url, probe, token, seconds, conns):
+    probe.start()
     p = subprocess.run(["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{seconds}s",
                         "--latency", "-H", f"Authorization: Bearer {token}", url],
                        capture_output=True, text=True, timeout=seconds + 60)
@@ -277,6 +332,7 @@ def run_wrk(url, token, seconds, conns):
     res["non_2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"(\d+) requests in", out)
     res["requests"] = int(m.group(1)) if m else None
+    res.update(probe.stop(res["requests"] or 0))
     print("wrk:", json.dumps({k: v for k, v in res.items() if k != "raw"}), flush=True)
     return res
 
@@ -391,6 +447,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None,
                     help="CWPP_API_THREADS for cwpp-api (default: its own default)")
     ap.add_argument("--skip-admin", action="store_true", help="no admin open-loop phase")
+    ap.add_argument("--plans-only", action="store_true",
+                    help="only print the plans of the list and detail statements")
     ap.add_argument("--note", default="", help="a note stored with the results")
     ap.add_argument("--out", default=str(HERE / "results"))
     a = ap.parse_args()
@@ -418,6 +476,13 @@ def main():
             **seeded}
     print("data:", json.dumps(data), flush=True)
 
+    if a.plans_only:
+        for k, (plan, _) in explain(a.db, scope, since, ids[0]).items():
+            print(f"--- {k}\n{plan}")
+        return
+    load = os.getloadavg()
+    print(f"bench: load average {load[0]:.2f} before the run (2 cores here are shared: "
+          "compare runs made under similar load)", flush=True)
     env = {"CWPP_LOG_LEVEL": "warn"}
     if a.threads:
         env["CWPP_API_THREADS"] = str(a.threads)
@@ -435,19 +500,22 @@ def main():
         assert st == 200, (st, doc)
 
         results = {}
-        results["list"] = run_open_loop("list (analyst)", api, tok_an, lambda i: list_path,
+        probe = Probe(api, a.db)
+        results["list"] = run_open_loop("list (analyst)", api, probe, tok_an, lambda i: list_path,
                                         a.rate, a.seconds)
         results["detail"] = run_open_loop(
-            "detail (analyst)", api, tok_an,
+            "detail (analyst)", api, probe, tok_an,
             lambda i: "/api/v1/events/" + urllib.parse.quote(picks[i % len(picks)], safe=""),
             a.rate, a.seconds)
-        if not a.skip_admin:
-            results["list_admin"] = run_open_loop("list (admin)", api, tok_ad,
-                                                  lambda i: list_path, a.rate, a.seconds)
-        results["wrk_list"] = run_wrk(api.url + list_path, tok_an, a.wrk_seconds,
+        results["wrk_list"] = run_wrk(api.url + list_path, probe, tok_an, a.wrk_seconds,
                                       a.wrk_connections)
-        rss = round(vmhwm_kib(api.proc.pid) / 1024, 1)
+        rss = round(vm(api.proc.pid, "VmHWM") / 1024, 1)
         print(f"cwpp-api peak RSS: {rss} MiB", flush=True)
+        # last: an admin's list reads every account (and may overload the server, whose
+        # every open connection holds its memory pool: its RSS is reported apart)
+        if not a.skip_admin:
+            results["list_admin"] = run_open_loop("list (admin)", api, probe, tok_ad,
+                                                  lambda i: list_path, a.rate, a.seconds)
     finally:
         rc = api.stop()
     plans = explain(a.db, scope, since, picks[0])
@@ -457,7 +525,10 @@ def main():
         "bench": "api", "at": datetime.now(timezone.utc).isoformat(), "note": a.note,
         "db": a.db, "data": data, "filters": "status=unhandled,handling&level=high,critical"
         "&since=30d", "api_threads": a.threads or "default", **results,
-        "api_peak_rss_mib": rss, "sigterm_rc": rc,
+        "api_peak_rss_mib": rss, "sigterm_rc": rc, "load_before": round(load[0], 2),
+        "indexes": [r[0] for r in t.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'cwpp' AND tablename = "
+            "'events' ORDER BY 1", dsn=admin_dsn(a.db))],
         "plans_ms": {k: v[1] for k, v in plans.items()},
         "goals": {
             "list_p99_ms": [results["list"]["p99_ms"], GOALS["list_p99_ms"],
