@@ -64,6 +64,12 @@ def ensure_database(db):
     if not t.query("SELECT 1 FROM pg_database WHERE datname = %s", (db,),
                    dsn=admin_dsn(db, "postgres")):
         t.query(f'CREATE DATABASE "{db}"', dsn=admin_dsn(db, "postgres"))
+    elif t.query("SELECT to_regclass('cwpp.events') IS NOT NULL", dsn=admin_dsn(db))[0][0] and \
+            t.query("SELECT EXISTS (SELECT 1 FROM cwpp.events WHERE event_id NOT LIKE "
+                    "'ev-bench-%%')", dsn=admin_dsn(db))[0][0]:
+        # the bench migrates and empties its database: never the stack's (or a test's)
+        raise SystemExit(f"bench: database {db} holds events that are not the bench's; "
+                         "name a database of its own (--db)")
     env = dict(os.environ, CWPP_PG_ADMIN_DSN=admin_dsn(db),
                CWPP_SCHEMA_DIR=str(t.REPO / "schemas" / "sql"))
     p = subprocess.run([str(t.REPO / "deploy" / "migrate")], env=env, capture_output=True,
@@ -390,6 +396,66 @@ SHOW = (
     "FROM events e WHERE e.event_id = $1 AND ($4::text[] IS NULL OR e.account_id = ANY($4::text[]))")
 
 
+# The C string constants of services/api/events.c, read from the source itself so that the
+# plans are those of the API as built: a constant is its string literals and the macros
+# URANK, LRANK, API_SCOPE(col, n), API_EV_TS(col) expanded.
+C_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\w+)\s*\(([^()]*)\)|(\w+)')
+
+
+def c_literals(text):
+    return "".join(bytes(m, "utf-8").decode("unicode_escape")
+                   for m in re.findall(r'"((?:[^"\\]|\\.)*)"', text))
+
+
+def c_expand(body, src):
+    out = []
+    for m in C_TOKEN.finditer(body):
+        lit, fn, args, ident = m.groups()
+        if lit is not None:
+            out.append(bytes(lit, "utf-8").decode("unicode_escape"))
+        elif fn == "API_SCOPE":
+            col, n = re.findall(r'"([^"]*)"', args)
+            out.append(f"(${n}::text[] IS NULL OR {col} = ANY(${n}::text[]))")
+        elif fn == "API_EV_TS":
+            out.append(TS.format(re.findall(r'"([^"]*)"', args)[0]))
+        elif ident is not None:
+            d = re.search(rf"^#define {ident}\b((?:.*\\\n)*.*)$", src, re.M)
+            if d is None:
+                raise ValueError(f"unknown macro {ident}")
+            out.append(c_literals(d.group(1)))
+        else:
+            raise ValueError(f"unexpected {m.group(0)}")
+    return "".join(out)
+
+
+def c_constant(src, name):
+    m = re.search(rf"static const char {name}\[\] =(.*?);\n", src, re.S)
+    if m is None:
+        raise ValueError(f"{name} not found")
+    return c_expand(m.group(1), src)
+
+
+def api_sql():
+    """The list's and the detail's statements as events.c has them (a warning, and this
+    file's copies, when it cannot be read or differs from them)."""
+    global LIST_COUNT, LIST_PAGE, SHOW
+    try:
+        src = (t.REPO / "services" / "api" / "events.c").read_text()
+        where, select, show = (c_constant(src, n) for n in ("LIST_WHERE", "LIST_SELECT",
+                                                             "SHOW_SQL"))
+    except (OSError, ValueError) as e:
+        print(f"bench: warning: services/api/events.c not read ({e}): the plans are those "
+              "of bench/api.py's copy of its SQL", file=sys.stderr)
+        return
+    count = "SELECT count(*)" + where
+    page = (select + ", (e.last_seen)::text AS _k0, (e.event_id)::text AS _k1" + where
+            + " ORDER BY e.last_seen DESC, e.event_id ASC LIMIT $19::int")
+    if (count, page, show) != (LIST_COUNT, LIST_PAGE, SHOW):
+        print("bench: warning: services/api/events.c's SQL differs from bench/api.py's copy: "
+              "the plans are of events.c's (update the copy)", file=sys.stderr)
+    LIST_COUNT, LIST_PAGE, SHOW = count, page, show
+
+
 def pg_array(xs):
     return "{" + ",".join(xs) + "}"
 
@@ -400,6 +466,7 @@ def explain(db, scope, since, event_id):
     through PREPARE/EXECUTE with custom plans (what PQexecParams gets). Returns
     {name: (plan text, execution ms)}."""
     out = {}
+    api_sql()
     conn = t.db(admin_dsn(db))
     try:
         with conn.cursor() as cur:
@@ -452,6 +519,8 @@ def main():
     ap.add_argument("--note", default="", help="a note stored with the results")
     ap.add_argument("--out", default=str(HERE / "results"))
     a = ap.parse_args()
+    if a.db == "cwpp":
+        raise SystemExit("bench: cwpp is the stack's database; the bench needs one of its own")
     if a.accounts > 1000:
         raise SystemExit("bench: --accounts is at most 1000 (acct-000 .. acct-999)")
 
