@@ -236,6 +236,14 @@ async def open_loop(host, port, token, paths, rate, seconds, max_conns=256, warm
     return lat, errors, late[0], opened[0]
 
 
+async def burst(host, port, token, paths, n):
+    """n requests at once, each on a connection of its own."""
+    conns = [await Conn.open(host, port) for _ in range(n)]
+    await asyncio.gather(*[c.get(host, paths(i), token) for i, c in enumerate(conns)])
+    for c in conns:
+        c.close()
+
+
 def pct(sorted_ms, q):
     if not sorted_ms:
         return None
@@ -279,7 +287,9 @@ class Probe:
 
     def stop(self, requests):
         api = self._cpu(self.pid) - self.api0
-        pg = sum(self._cpu(p) - c for p, c in self.pg0.items())
+        # a session the pool opened during the phase counts from zero
+        pg = sum(self._cpu(p) - self.pg0.get(p, 0.0)
+                 for p in set(self.pg0) | set(self._backends()))
         m1 = self._machine()
         total, idle = m1[0] - self.m0[0], m1[1] - self.m0[1]
         n = max(1, requests)
@@ -299,7 +309,9 @@ def vm(pid, key):
 
 def run_open_loop(name, api, probe, token, paths, rate, seconds):
     u = urllib.parse.urlsplit(api.url)
-    # warm: every request thread's connection and the database's caches
+    # warm: every database session of the pool (a burst keeps every request thread busy)
+    # and the database's caches
+    asyncio.run(burst(u.hostname, u.port, token, paths, 16))
     asyncio.run(open_loop(u.hostname, u.port, token, paths, 50, 2))
     probe.start()
     lat, errors, late, conns = asyncio.run(
