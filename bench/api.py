@@ -19,10 +19,11 @@ The measures, each on a warmed server:
     connections (a new one when every open one is busy); p50/p90/p99/max.
  2. detail (open loop): GET /api/v1/events/{id} over random events of the analyst's
     accounts, the same way.
- 3. list as the admin (open loop, every account): the same filters, the same rate.
- 4. wrk, closed loop: the analyst's list at the most it gives, 4 connections, 15 s; its
+ 3. wrk, closed loop: the analyst's list at the most it gives, 4 connections, 15 s; its
     latency distribution and requests/s.
- 5. cwpp-api's peak RSS (VmHWM) after all of it.
+ 4. list as the admin (open loop, every account): the same filters, the same rate.
+ 5. cwpp-api's peak RSS (VmHWM) after 1, 2 and 4 (the goal's figure), and its RSS with
+    200 keep-alive connections held open (each holds its memory pool: KiB per connection).
  6. EXPLAIN (ANALYZE, BUFFERS) of the two statements the list runs for those filters
     (the total and the page), as services/api/events.c builds them, run as cwpp_api with
     the analyst's scope, and of the detail's statement: where the time goes.
@@ -234,6 +235,20 @@ async def open_loop(host, port, token, paths, rate, seconds, max_conns=256, warm
     for c in idle:
         c.close()
     return lat, errors, late[0], opened[0]
+
+
+async def held_connections(api, token, path, n):
+    """cwpp-api's RSS (MiB) with n keep-alive connections open, each after one request,
+    and after they closed."""
+    u = urllib.parse.urlsplit(api.url)
+    conns = [await Conn.open(u.hostname, u.port) for _ in range(n)]
+    await asyncio.gather(*[c.get(u.hostname, path, token) for c in conns])
+    await asyncio.sleep(0.5)
+    held = vm(api.proc.pid, "VmRSS") / 1024
+    for c in conns:
+        c.close()
+    await asyncio.sleep(1)
+    return held, vm(api.proc.pid, "VmRSS") / 1024
 
 
 async def burst(host, port, token, paths, n):
@@ -597,6 +612,13 @@ def main():
         if not a.skip_admin:
             results["list_admin"] = run_open_loop("list (admin)", api, probe, tok_ad,
                                                   lambda i: list_path, a.rate, a.seconds)
+        # what an open connection costs: cwpp-api's RSS with 200 of them held open
+        held, after = asyncio.run(held_connections(api, tok_an, "/api/v1/events/" + picks[0],
+                                                   200))
+        results["connections_200"] = {
+            "rss_mib": round(held, 1), "rss_after_close_mib": round(after, 1),
+            "kib_per_connection": round((held - after) * 1024 / 200)}
+        print("200 connections:", json.dumps(results["connections_200"]), flush=True)
     finally:
         rc = api.stop()
     plans = explain(a.db, scope, since, picks[0])
