@@ -22,11 +22,13 @@ The measures, each on a warmed server:
  3. wrk, closed loop: the analyst's list at the most it gives, 4 connections, 15 s; its
     latency distribution and requests/s.
  4. list as the admin (open loop, every account): the same filters, the same rate.
- 5. cwpp-api's peak RSS (VmHWM) after 1, 2 and 4 (the goal's figure), and its RSS with
+ 5. cwpp-api's peak RSS (VmHWM) after 1, 2 and 3 (the goal's figure), and its RSS with
     200 keep-alive connections held open (each holds its memory pool: KiB per connection).
  6. EXPLAIN (ANALYZE, BUFFERS) of the two statements the list runs for those filters
     (the total and the page), as services/api/events.c builds them, run as cwpp_api with
     the analyst's scope, and of the detail's statement: where the time goes.
+Each phase also reports the CPU ms per request of cwpp-api and of its database sessions,
+how busy the machine was (other work on it skews every figure) and cwpp-api's RSS.
 Results are appended to bench/results/api.jsonl; the plans go to
 bench/results/api-plans.txt. Goals (docs, bench section of HACKING.md): list p99 <= 50 ms
 at 200/s, detail p99 <= 50 ms, RSS <= 64 MiB. Not a test: figures for notes. Run through
