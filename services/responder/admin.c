@@ -96,8 +96,10 @@ int rs_cmd_users_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         return CWPP_OK;
     if (user == NULL)
         return CWPP_OK;
-    if (strcmp(p[2], "admin") != 0 && strcmp(p[2], "analyst") != 0)
-        return cwpp_command_refuse(rp, "\"%.40s\" is not a role (admin or analyst).", p[2]);
+    if (strcmp(p[2], "admin") != 0 && strcmp(p[2], "analyst") != 0 &&
+        strcmp(p[2], "viewer") != 0)
+        return cwpp_command_refuse(rp, "\"%.40s\" is not a role (admin, analyst or viewer).",
+                                   p[2]);
     snprintf(refusal, sizeof(refusal), "User %s exists already.", user);
     rc = change(r, c, rp, "INSERT INTO users (user_name, display_name, role, created_by) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, p, "user", user,
