@@ -783,6 +783,7 @@ static const cwpp_command_def_t COMMANDS[] = {
     {"users.revoke", rs_cmd_users_grant, CWPP_COMMAND_ADMIN},
     {"users.disable", rs_cmd_users_disable, CWPP_COMMAND_ADMIN},
     {"users.enable", rs_cmd_users_disable, CWPP_COMMAND_ADMIN},
+    {"users.role", rs_cmd_users_role, CWPP_COMMAND_ADMIN},
     {"accounts.add_member", rs_cmd_accounts_add_member, CWPP_COMMAND_ADMIN},
     {"playbooks.add", rs_cmd_playbooks_add, CWPP_COMMAND_ADMIN},
     {"playbooks.delete", rs_cmd_playbooks_delete, CWPP_COMMAND_ADMIN},

@@ -70,6 +70,8 @@ int  rs_cmd_users_grant(void *svc, const cwpp_command_t *c, cwpp_command_reply_t
                         cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_users_disable(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                           cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_users_role(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                       cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_accounts_add_member(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                                 cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_playbooks_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
