@@ -206,7 +206,7 @@ int rs_cmd_users_role(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
                 errstr, errstr_size);
     if (rc == CWPP_OK && strcmp(rp->status, "ok") == 0)
         snprintf(rp->msg, sizeof(rp->msg), "User %s is now %s %s.", user,
-                 strcmp(role, "admin") == 0 ? "an" : "a", role);
+                 strcmp(role, "viewer") == 0 ? "a" : "an", role);
     return rc;
 }
 
