@@ -147,6 +147,17 @@ static int opt_string(const api_req_t *rq, api_resp_t *rs, const char *key, int 
     return 0;
 }
 
+/* 1 when s is one of the NULL-terminated words. */
+static int in_list(const char *s, const char *const *words)
+{
+    size_t i;
+
+    for (i = 0; words[i] != NULL; i++)
+        if (strcmp(s, words[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* 1 when s is one of the NULL-terminated words; else 0 after a 400 naming key and them. */
 static int one_of(api_resp_t *rs, const char *key, const char *s, const char *const *words,
                   const char *list)
@@ -171,11 +182,14 @@ static int check_field(const api_req_t *rq, api_resp_t *rs, const char *verb)
     if (!opt_string(rq, rs, verb, 1) || !opt_string(rq, rs, "remark", 0))
         return 0;
     v = json_string_value(json_object_get(rq->body, verb));
-    if (strcmp(verb, "status") == 0)
-        return one_of(rs, "status", v, STATUSES, "unhandled, handling or handled");
-    if (strcmp(verb, "level") == 0)
-        return one_of(rs, "level", v, LEVELS, "critical, high, medium or low");
-    if (v[0] == '\0')
+    /* the responder's own sentences: cwppctl users see the same whichever refuses */
+    if (strcmp(verb, "status") == 0 && !in_list(v, STATUSES))
+        return api_problem(rs, 400, "bad_request", "\"%.40s\" is not a status an analyst can "
+                           "set (unhandled, handling or handled).", v), 0;
+    if (strcmp(verb, "level") == 0 && !in_list(v, LEVELS))
+        return api_problem(rs, 400, "bad_request", "\"%.40s\" is not a level (critical, high, "
+                           "medium or low).", v), 0;
+    if (strcmp(verb, "owner") == 0 && v[0] == '\0')
         return api_problem(rs, 400, "bad_request", "\"owner\" is empty: name a user."), 0;
     return 1;
 }
@@ -261,10 +275,12 @@ static int event_change(api_req_t *rq, api_resp_t *rs)
                 return api_problem(rs, 400, "bad_request", "\"entities\" must list 1 to 50 "
                                    "entities (\"TYPE:VALUE\", or {\"entity\", \"validity_s\", "
                                    "\"account\"}).");
-            if (!opt_string(rq, rs, "status", 1) ||
-                !one_of(rs, "status", json_string_value(json_object_get(rq->body, "status")),
-                        STATUSES + 1, "handling or handled"))
+            if (!opt_string(rq, rs, "status", 1))
                 return 0;
+            if (!in_list(json_string_value(json_object_get(rq->body, "status")), STATUSES + 1))
+                return api_problem(rs, 400, "bad_request", "Choose the status the event takes "
+                                   "when the handling succeeds: handling or handled "
+                                   "(\"status\").");
         } else if (!opt_string(rq, rs, "entity", 1) || !opt_string(rq, rs, "playbook", 0)) {
             return 0;
         }

@@ -471,13 +471,16 @@ static int print_table(ctl_t *c, json_t *doc, const char *key, const char *const
 /* A change the API answers with a document (a DELETE): printed as a command's answer. */
 static int print_answer(ctl_t *c, json_t *doc)
 {
-    if (c->json) {
-        ctl_print_json(doc);
-        return CTL_OK;
-    }
-    printf("%s\n", json_string_value(json_object_get(doc, "message")) != NULL
-                       ? json_string_value(json_object_get(doc, "message"))
-                       : "Done.");
+    const char *msg = json_string_value(json_object_get(doc, "message"));
+
+    if (c->json)
+        ctl_print_json(json_pack("{s:s, s:s, s:o}", "status", "ok", "message",
+                                 msg != NULL ? msg : "", "result",
+                                 json_object_get(doc, "result") != NULL
+                                     ? json_incref(json_object_get(doc, "result"))
+                                     : json_object()));
+    else
+        printf("%s\n", msg != NULL ? msg : "done");
     json_decref(doc);
     return CTL_OK;
 }
