@@ -13,14 +13,9 @@ changed); policies.cancel sends the rollback now; hostile input gets a clear 4xx
 
 Events and policies are written straight into the database as its owner (the pipeline
 that makes them is tested elsewhere): these tests are about the API and its commands."""
-import hashlib
 import json
 import os
 import secrets
-import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -32,58 +27,22 @@ RESPONDER_DSN = os.environ.get(
     "CWPP_PG_DSN_RESPONDER",
     t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
                 .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
-API_DSN = os.environ.get(
-    "CWPP_PG_DSN_API",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_api")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-api"))
 ACTION = t.AvroType("action")
 
 
 # ------------------------------------------------------------------ the API
 
-class ApiProc:
-    """build/bin/cwpp-api on a topic prefix, plain HTTP on a free port, and bearer tokens
-    inserted straight into api_tokens (only SHA-256 of the secret is stored)."""
+class ApiClient:
+    """The test library's cwpp-api (t.Api) with the calls these tests make: call(method,
+    path, body=, user=, headers=, raw=bytes) -> (status, document, headers)."""
 
     def __init__(self, prefix, tmp):
-        self.port = t.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.svc = t.Service("api", prefix, tmp, extra_env={
-            "CWPP_PG_DSN": API_DSN, "CWPP_API_ADDRESS": "127.0.0.1",
-            "CWPP_API_PORT": str(self.port), "CWPP_API_COOKIE_SECURE": "0",
-            "CWPP_API_COMMAND_TIMEOUT_MS": "20000"}).start()
-        self.svc.wait_ready()
-        self.tokens = {}
-
-    def token(self, user):
-        if user not in self.tokens:
-            tid, secret = secrets.token_hex(8), secrets.token_hex(32)
-            t.query("INSERT INTO api_tokens (token_id, user_name, kind, name, secret_hash, "
-                    "expires_at) VALUES (%s, %s, 'token', 'tests', %s, now() + interval "
-                    "'1 day')",
-                    (tid, user, hashlib.sha256(secret.encode()).digest()))
-            self.tokens[user] = f"cwpp_{tid}_{secret}"
-        return self.tokens[user]
+        self.api = t.Api(prefix, tmp=tmp)
 
     def call(self, method, path, body=None, user=None, headers=None, raw=None):
-        h = dict(headers or {})
-        if user is not None:
-            h["Authorization"] = "Bearer " + self.token(user)
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None
-                                            else None)
-        if data is not None:
-            h.setdefault("Content-Type", "application/json")
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
-        try:
-            with urllib.request.urlopen(req, timeout=120) as r:
-                status, text, hdrs = r.status, r.read(), dict(r.headers)
-        except urllib.error.HTTPError as e:
-            status, text, hdrs = e.code, e.read(), dict(e.headers)
-        try:
-            doc = json.loads(text) if text else None
-        except ValueError:
-            doc = text
-        return status, doc, hdrs
+        if raw is not None:
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
+        return self.api.request(method, path, body=body, user=user, headers=headers, data=raw)
 
     def get(self, path, **kw):
         return self.call("GET", path, **kw)
@@ -95,7 +54,7 @@ class ApiProc:
         return self.call("DELETE", path, **kw)
 
     def stop(self):
-        self.svc.stop()
+        self.api.stop()
 
 
 class Desk:
@@ -108,7 +67,7 @@ class Desk:
             "CWPP_PG_DSN": RESPONDER_DSN, "CWPP_RESPONDER_TICK_MS": "200",
             "CWPP_RESPONDER_VALIDITY_MIN_S": "1"}).start()
         self.responder.wait_ready()
-        self.api = ApiProc(self.prefix, tmp)
+        self.api = ApiClient(self.prefix, tmp)
 
     def close(self):
         self.api.stop()
@@ -475,3 +434,31 @@ def test_hostile_input_gets_a_clear_4xx(desk, people):
         assert st == 400, doc
     assert event_row(eid)[0] == "unhandled"
     assert api.get(f"/api/v1/events/{eid}/log", user=ana)[0] == 200
+
+
+def test_cwppctl_goes_through_the_api(desk, people):
+    """cwppctl's respond and admin verbs are clients of these routes: a viewer's change is
+    refused with the API's sentence (exit 1), users role changes a role, and --json prints
+    the API's documents."""
+    api = t.Api(desk.prefix)
+    try:
+        eid = new_event(people["a"])
+        rc, _, err = t.cwppctl(desk.prefix, "events", "status", eid, "handling",
+                               actor=people["vic"], api=api)
+        assert rc == 1 and "viewer" in err, err
+        rc, out, err = t.cwppctl(desk.prefix, "events", "status", eid, "handling", "--remark",
+                                 "via cwppctl", actor=people["ana"], api=api)
+        assert rc == 0 and "unhandled -> handling" in out, err
+        rc, doc, err = t.cwppctl_json(desk.prefix, "events", "log", eid, actor=people["ana"],
+                                      api=api)
+        assert rc == 0 and doc["log"][0]["actor"] == people["ana"], err
+        u = t.make_user("rolf-" + tag())
+        rc, out, err = t.cwppctl(desk.prefix, "users", "role", u, "viewer", actor=people["adm"],
+                                 api=api)
+        assert rc == 0 and "now a viewer" in out, err
+        assert t.query("SELECT role FROM users WHERE user_name = %s", (u,))[0][0] == "viewer"
+        rc, _, err = t.cwppctl(desk.prefix, "users", "role", u, "admin", actor=people["ana"],
+                               api=api)
+        assert rc == 1 and "admin" in err
+    finally:
+        api.stop()
