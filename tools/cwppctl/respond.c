@@ -260,6 +260,9 @@ fail:
 
 /* -------------------------------------------------------------------- reads */
 
+/* Member k of object o as text safe for a terminal (ctl_safe: at most 4 in one call). */
+#define JS(o, k) ctl_safe(json_string_value(json_object_get((o), (k))))
+
 /* GET /api/v1/events/ID/what into *doc (a 404 said "there is no event"). */
 static int event_get(ctl_t *c, const char *id, const char *what, json_t **doc)
 {
@@ -292,10 +295,8 @@ static int events_recommend(ctl_t *c, int argc, char **argv)
         json_t     *o = json_array_get(ents, i), *pol = json_object_get(o, "policy");
         const char *ent = json_string_value(json_object_get(o, "entity"));
 
-        printf("%-44.200s %-22s %s\n", ent,
-               pol != NULL && !json_is_null(pol)
-                   ? json_string_value(json_object_get(pol, "title"))
-                   : "-",
+        printf("%-44.200s %-22s %s\n", ctl_safe(ent),
+               pol != NULL && !json_is_null(pol) ? JS(pol, "title") : "-",
                pol == NULL || json_is_null(pol) ? "no built-in handling policy"
                : json_is_true(json_object_get(o, "recommended"))
                    ? "recommended by the assessment"
@@ -306,10 +307,9 @@ static int events_recommend(ctl_t *c, int argc, char **argv)
     for (i = 0; i < (int)json_array_size(pbs); i++) {
         json_t *o = json_array_get(pbs, i);
 
-        printf("  %-24s %-13s %s%s\n", json_string_value(json_object_get(o, "name")),
-               json_string_value(json_object_get(o, "entity_type")),
+        printf("  %-24s %-13s %s%s\n", JS(o, "name"), JS(o, "entity_type"),
                json_is_true(json_object_get(o, "is_default")) ? "(default) " : "",
-               json_string_value(json_object_get(o, "description")));
+               JS(o, "description"));
     }
     json_decref(doc);
     return CTL_OK;
@@ -336,30 +336,23 @@ static int events_tasks(ctl_t *c, int argc, char **argv)
     for (i = 0; i < json_array_size(pols); i++) {
         json_t *pol = json_array_get(pols, i), *ts = json_object_get(pol, "tasks");
 
-        printf("%s %-8s %-22s %s:%.200s on %s (account %s): %s, valid until %s%s%s\n",
-               json_string_value(json_object_get(pol, "policy_id")),
-               json_string_value(json_object_get(pol, "kind")),
-               json_string_value(json_object_get(pol, "name")),
-               json_string_value(json_object_get(pol, "entity_type")),
-               json_string_value(json_object_get(pol, "entity_value")),
-               json_string_value(json_object_get(pol, "asset_id")),
-               json_string_value(json_object_get(pol, "dest_account")),
-               json_string_value(json_object_get(pol, "state")),
-               json_string_value(json_object_get(pol, "valid_until")),
+        printf("%s %-8s %-22s %s:", JS(pol, "policy_id"), JS(pol, "kind"), JS(pol, "name"),
+               JS(pol, "entity_type"));
+        printf("%.200s on %s (account %s): %s, ", JS(pol, "entity_value"), JS(pol, "asset_id"),
+               JS(pol, "dest_account"), JS(pol, "state"));
+        printf("valid until %s%s%s\n", JS(pol, "valid_until"),
                json_string_length(json_object_get(pol, "reason")) ? ": " : "",
-               json_string_value(json_object_get(pol, "reason")));
+               json_string_length(json_object_get(pol, "reason")) ? JS(pol, "reason") : "");
         for (j = 0; j < json_array_size(ts); j++) {
             json_t *t = json_array_get(ts, j);
 
-            printf("    %s %-8s step %lld %-16s %-11s attempt %lld/%lld %.300s\n",
-                   json_string_value(json_object_get(t, "task_id")),
-                   json_string_value(json_object_get(t, "kind")),
+            printf("    %s %-8s step %lld %-16s ", JS(t, "task_id"), JS(t, "kind"),
                    (long long)json_integer_value(json_object_get(t, "step")) + 1,
-                   json_string_value(json_object_get(t, "action")),
-                   json_string_value(json_object_get(t, "state")),
+                   JS(t, "action"));
+            printf("%-11s attempt %lld/%lld %.300s\n", JS(t, "state"),
                    (long long)json_integer_value(json_object_get(t, "attempt")),
                    (long long)json_integer_value(json_object_get(t, "max_attempts")),
-                   json_string_value(json_object_get(t, "reason")));
+                   json_string_length(json_object_get(t, "reason")) ? JS(t, "reason") : "");
         }
     }
     json_decref(doc);
@@ -390,13 +383,11 @@ static int events_log(ctl_t *c, int argc, char **argv)
         char       *a = json_dumps(json_object_get(o, "after"), JSON_COMPACT | JSON_ENCODE_ANY);
         const char *rem = json_string_value(json_object_get(o, "remark"));
 
-        printf("%s  %-12.64s %-18s %s %.120s  %s -> %s%s%.300s%s\n",
-               json_string_value(json_object_get(o, "at")),
-               json_string_value(json_object_get(o, "actor")),
-               json_string_value(json_object_get(o, "action")),
-               json_string_value(json_object_get(o, "object_type")),
-               json_string_value(json_object_get(o, "object_id")), b ? b : "null",
-               a ? a : "null", rem ? "  (\"" : "", rem ? rem : "", rem ? "\")" : "");
+        printf("%s  %-12.64s %-18s %s ", JS(o, "at"), JS(o, "actor"), JS(o, "action"),
+               JS(o, "object_type"));
+        printf("%.120s  %s -> %s", JS(o, "object_id"), ctl_safe(b ? b : "null"),
+               ctl_safe(a ? a : "null"));
+        printf("%s%.300s%s\n", rem ? "  (\"" : "", rem ? ctl_safe(rem) : "", rem ? "\")" : "");
         free(b);
         free(a);
     }
@@ -461,7 +452,7 @@ static int print_table(ctl_t *c, json_t *doc, const char *key, const char *const
         for (j = 0; j < n; j++) {
             char *v = cell(json_object_get(json_array_get(rows, i), cols[j]));
 
-            printf(j + 1 < n ? "%-22.200s " : "%.400s\n", v != NULL ? v : "-");
+            printf(j + 1 < n ? "%-22.200s " : "%.400s\n", ctl_safe(v != NULL ? v : "-"));
             free(v);
         }
     json_decref(doc);
@@ -556,14 +547,11 @@ int ctl_playbooks(ctl_t *c, int argc, char **argv)
             json_t *o = json_array_get(rows, i);
             char   *steps = json_dumps(json_object_get(o, "step_list"), JSON_ENCODE_ANY);
 
-            printf("%-24s %-13s %-8s %s%lld step(s): %s\n    %s\n",
-                   json_string_value(json_object_get(o, "name")),
-                   json_string_value(json_object_get(o, "entity_type")),
-                   json_string_value(json_object_get(o, "origin")),
-                   json_is_true(json_object_get(o, "default")) ? "default, " : "",
-                   (long long)json_integer_value(json_object_get(o, "steps")),
-                   steps != NULL ? steps : "[]",
-                   json_string_value(json_object_get(o, "description")));
+            printf("%-24s %-13s %-8s %s%lld step(s): ", JS(o, "name"), JS(o, "entity_type"),
+                   JS(o, "origin"), json_is_true(json_object_get(o, "default")) ? "default, " : "",
+                   (long long)json_integer_value(json_object_get(o, "steps")));
+            printf("%s\n    %s\n", ctl_safe(steps != NULL ? steps : "[]"),
+                   JS(o, "description"));
             free(steps);
         }
         if (json_array_size(rows) == 0)
