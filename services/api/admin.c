@@ -108,6 +108,7 @@ static int users_add(api_req_t *rq, api_resp_t *rs)
     static const char *const known[] = {"user", "role", "display_name", NULL};
     const char *role;
     json_t     *p;
+    char        cut[41];
 
     if (!api_args_known(rq, rs, NONE) || !api_body_known(rq, rs, known) ||
         !text_field(rq, rs, "user", 1) || !text_field(rq, rs, "role", 0) ||
@@ -117,9 +118,12 @@ static int users_add(api_req_t *rq, api_resp_t *rs)
     if (role == NULL)
         role = "analyst";
     if (strcmp(role, "admin") != 0 && strcmp(role, "analyst") != 0 &&
-        strcmp(role, "viewer") != 0)
+        strcmp(role, "viewer") != 0) {
+        snprintf(cut, sizeof(cut), "%s", role);
+        cwpp_utf8_sanitize(cut);
         return api_problem(rs, 400, "bad_request", "\"role\" must be admin, analyst or viewer, "
-                           "not \"%.40s\".", role);
+                           "not \"%s\".", cut);
+    }
     p = json_pack("{s:O, s:s}", "user", json_object_get(rq->body, "user"), "role", role);
     if (p != NULL && json_object_get(rq->body, "display_name") != NULL)
         json_object_set(p, "display_name", json_object_get(rq->body, "display_name"));

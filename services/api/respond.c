@@ -147,6 +147,15 @@ static int opt_string(const api_req_t *rq, api_resp_t *rs, const char *key, int 
     return 0;
 }
 
+/* s cut to fit buf (size bytes) at a character boundary: for echoing a caller's value in
+ * a problem's detail, which must stay valid UTF-8. Returns buf. */
+static const char *clip(char *buf, size_t size, const char *s)
+{
+    snprintf(buf, size, "%s", s != NULL ? s : "");
+    cwpp_utf8_sanitize(buf);
+    return buf;
+}
+
 /* 1 when s is one of the NULL-terminated words. */
 static int in_list(const char *s, const char *const *words)
 {
@@ -163,11 +172,13 @@ static int one_of(api_resp_t *rs, const char *key, const char *s, const char *co
                   const char *list)
 {
     size_t i;
+    char   cut[41];
 
     for (i = 0; words[i] != NULL; i++)
         if (strcmp(s, words[i]) == 0)
             return 1;
-    api_problem(rs, 400, "bad_request", "\"%s\" must be %s, not \"%.40s\".", key, list, s);
+    api_problem(rs, 400, "bad_request", "\"%s\" must be %s, not \"%s\".", key, list,
+                clip(cut, sizeof(cut), s));
     return 0;
 }
 
@@ -178,17 +189,18 @@ static const char *const LEVELS[] = {"critical", "high", "medium", "low", NULL};
 static int check_field(const api_req_t *rq, api_resp_t *rs, const char *verb)
 {
     const char *v;
+    char        cut[41];
 
     if (!opt_string(rq, rs, verb, 1) || !opt_string(rq, rs, "remark", 0))
         return 0;
     v = json_string_value(json_object_get(rq->body, verb));
     /* the responder's own sentences: cwppctl users see the same whichever refuses */
     if (strcmp(verb, "status") == 0 && !in_list(v, STATUSES))
-        return api_problem(rs, 400, "bad_request", "\"%.40s\" is not a status an analyst can "
-                           "set (unhandled, handling or handled).", v), 0;
+        return api_problem(rs, 400, "bad_request", "\"%s\" is not a status an analyst can "
+                           "set (unhandled, handling or handled).", clip(cut, sizeof(cut), v)), 0;
     if (strcmp(verb, "level") == 0 && !in_list(v, LEVELS))
-        return api_problem(rs, 400, "bad_request", "\"%.40s\" is not a level (critical, high, "
-                           "medium or low).", v), 0;
+        return api_problem(rs, 400, "bad_request", "\"%s\" is not a level (critical, high, "
+                           "medium or low).", clip(cut, sizeof(cut), v)), 0;
     if (strcmp(verb, "owner") == 0 && v[0] == '\0')
         return api_problem(rs, 400, "bad_request", "\"owner\" is empty: name a user."), 0;
     return 1;
@@ -205,9 +217,11 @@ static int change_answer(api_resp_t *rs, json_t *answer)
     const char   *cf = json_string_value(json_object_get(res, "conflict"));
 
     if (st != NULL && strcmp(st, "error") == 0 && cf != NULL && strcmp(cf, "version") == 0) {
+        const char *eid = json_string_value(json_object_get(res, "event_id"));
+
         api_problem(rs, 412, "precondition_failed", "Event %.100s changed meanwhile: it is at "
                     "version %lld now; nothing was changed (read it again).",
-                    json_string_value(json_object_get(res, "event_id")),
+                    eid != NULL ? eid : "?",
                     (long long)json_integer_value(json_object_get(res, "version")));
         json_decref(answer);
         return 0;
@@ -318,10 +332,11 @@ static int bulk_change(api_req_t *rq, api_resp_t *rs)
     char          type[32];
     size_t        i, j, nok = 0;
     int           rc = -1;
+    char          cut[101];
 
     if (strcmp(verb, "status") != 0 && strcmp(verb, "owner") != 0 && strcmp(verb, "level") != 0)
-        return api_problem(rs, 404, "not_found", "There is no bulk change \"%.40s\" (status, "
-                           "owner, level).", verb);
+        return api_problem(rs, 404, "not_found", "There is no bulk change \"%s\" (status, "
+                           "owner, level).", clip(cut, sizeof(cut), verb));
     if (!api_args_known(rq, rs, none) ||
         !api_body_known(rq, rs, strcmp(verb, "status") == 0  ? k_status
                                 : strcmp(verb, "owner") == 0 ? k_owner
@@ -338,7 +353,8 @@ static int bulk_change(api_req_t *rq, api_resp_t *rs)
             return api_problem(rs, 400, "bad_request", "\"ids\" item %zu is not a text.", i + 1);
         for (j = 0; j < i; j++)
             if (strcmp(a, json_string_value(json_array_get(ids, j))) == 0)
-                return api_problem(rs, 400, "bad_request", "\"ids\" names %.100s twice.", a);
+                return api_problem(rs, 400, "bad_request", "\"ids\" names %s twice.",
+                                   clip(cut, sizeof(cut), a));
     }
     /* which of them the caller sees, in one query (ids are passed as a JSON array) */
     memset(&lit, 0, sizeof(lit));

@@ -462,3 +462,14 @@ def test_cwppctl_goes_through_the_api(desk, people):
         assert rc == 1 and "admin" in err
     finally:
         api.stop()
+
+
+def test_a_value_echoed_in_a_problem_stays_valid_utf8(desk, people):
+    """A bad value cut to fit a problem's sentence is cut between characters: the problem
+    is still a JSON document naming it."""
+    eid = new_event(people["a"])
+    st, doc, _ = desk.api.post(f"/api/v1/events/{eid}/level", {"level": "€" * 30},
+                               user=people["ana"])
+    assert st == 400 and "is not a level" in doc["detail"] and "€" in doc["detail"]
+    st, doc, _ = desk.api.get("/api/v1/tasks?state=" + "%E2%82%AC" * 30, user=people["ana"])
+    assert st == 400 and "state" in doc["detail"]
