@@ -107,7 +107,7 @@ static long request(ctl_t *c, const char *method, const char *path, const json_t
 {
     CURL              *h = curl_easy_init();
     struct curl_slist *hd = NULL;
-    char               url[4096], auth[256];
+    char              *url, auth[256];
     char              *text = NULL, *ct = NULL;
     long               status = 0;
     CURLcode           rc;
@@ -116,7 +116,14 @@ static long request(ctl_t *c, const char *method, const char *path, const json_t
         ctl_fail(CTL_INFRA, "cannot start libcurl");
         return 0;
     }
-    snprintf(url, sizeof(url), "%s%s", c->api_url, path);
+    url = malloc(strlen(c->api_url) + strlen(path) + 1);
+    if (url == NULL) {
+        curl_easy_cleanup(h);
+        ctl_fail(CTL_INFRA, "out of memory");
+        return 0;
+    }
+    strcpy(url, c->api_url);
+    strcat(url, path);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -152,6 +159,7 @@ static long request(ctl_t *c, const char *method, const char *path, const json_t
     curl_slist_free_all(hd);
     curl_easy_cleanup(h);
     free(text);
+    free(url);
     return status;
 }
 
