@@ -214,6 +214,8 @@ def test_if_match_is_the_events_version(desk, people):
     api, ana = desk.api, people["ana"]
     eid = new_event(people["a"])
     v = event_row(eid)[3]
+    st, doc, hdrs = api.get(f"/api/v1/events/{eid}", user=ana)
+    assert st == 200 and doc["version"] == v and hdrs["ETag"] == f'"{v}"'
     path = f"/api/v1/events/{eid}/level"
     st, doc, _ = api.post(path, {"level": "high"}, user=ana, headers={"If-Match": f'"{v + 1}"'})
     assert st == 412 and doc["code"] == "precondition_failed", doc
