@@ -442,28 +442,25 @@ def test_cwppctl_goes_through_the_api(desk, people):
     """cwppctl's respond and admin verbs are clients of these routes: a viewer's change is
     refused with the API's sentence (exit 1), users role changes a role, and --json prints
     the API's documents."""
-    api = t.Api(desk.prefix)
-    try:
-        eid = new_event(people["a"])
-        rc, _, err = t.cwppctl(desk.prefix, "events", "status", eid, "handling",
-                               actor=people["vic"], api=api)
-        assert rc == 1 and "viewer" in err, err
-        rc, out, err = t.cwppctl(desk.prefix, "events", "status", eid, "handling", "--remark",
-                                 "via cwppctl", actor=people["ana"], api=api)
-        assert rc == 0 and "unhandled -> handling" in out, err
-        rc, doc, err = t.cwppctl_json(desk.prefix, "events", "log", eid, actor=people["ana"],
-                                      api=api)
-        assert rc == 0 and doc["log"][0]["actor"] == people["ana"], err
-        u = t.make_user("rolf-" + tag())
-        rc, out, err = t.cwppctl(desk.prefix, "users", "role", u, "viewer", actor=people["adm"],
-                                 api=api)
-        assert rc == 0 and "now a viewer" in out, err
-        assert t.query("SELECT role FROM users WHERE user_name = %s", (u,))[0][0] == "viewer"
-        rc, _, err = t.cwppctl(desk.prefix, "users", "role", u, "admin", actor=people["ana"],
-                               api=api)
-        assert rc == 1 and "admin" in err
-    finally:
-        api.stop()
+    api = desk.api.api
+    eid = new_event(people["a"])
+    rc, _, err = t.cwppctl(desk.prefix, "events", "status", eid, "handling",
+                           actor=people["vic"], api=api)
+    assert rc == 1 and "viewer" in err, err
+    rc, out, err = t.cwppctl(desk.prefix, "events", "status", eid, "handling", "--remark",
+                             "via cwppctl", actor=people["ana"], api=api)
+    assert rc == 0 and "unhandled -> handling" in out, err
+    rc, doc, err = t.cwppctl_json(desk.prefix, "events", "log", eid, actor=people["ana"],
+                                  api=api)
+    assert rc == 0 and doc["log"][0]["actor"] == people["ana"], err
+    u = t.make_user("rolf-" + tag())
+    rc, out, err = t.cwppctl(desk.prefix, "users", "role", u, "viewer", actor=people["adm"],
+                             api=api)
+    assert rc == 0 and "now a viewer" in out, err
+    assert t.query("SELECT role FROM users WHERE user_name = %s", (u,))[0][0] == "viewer"
+    rc, _, err = t.cwppctl(desk.prefix, "users", "role", u, "admin", actor=people["ana"],
+                           api=api)
+    assert rc == 1 and "admin" in err
 
 
 def test_a_value_echoed_in_a_problem_stays_valid_utf8(desk, people):

@@ -68,6 +68,9 @@ class Pipe:
             self.svcs.append(t.Service(name, self.prefix, tmp, extra_env=env).start())
         self.responder = None
         self.start_responder()
+        # cwppctl's cwpp-api for this prefix, started here, with the module: started inside
+        # a test, its create_topics would count the prefix as that test's, deleted after it
+        t.api_for(self.prefix)
         for s in self.svcs:
             s.wait_ready()
 
