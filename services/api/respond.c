@@ -12,7 +12,8 @@
  *        command is issued, and again by the responder, which holds the event's lock)
  *   POST /api/v1/events/_bulk/status|owner|level   {ids: [...] (1-500), ...}
  *        one command per event, answered item by item; an event the caller does not see
- *        is a not_found item and nothing is issued for it
+ *        is a not_found item and nothing is issued for it; once one goes unanswered in
+ *        time (or cannot be sent), the rest are not sent (unavailable items)
  *   GET  /api/v1/events/{id}/log | policies | recommendations
  *   GET  /api/v1/policies, /api/v1/tasks        across events: filters, keyset paging
  *   POST /api/v1/policies/{id}/cancel           policies.cancel: the lease ends now
@@ -333,6 +334,7 @@ static int bulk_change(api_req_t *rq, api_resp_t *rs)
     size_t        i, j, nok = 0;
     int           rc = -1;
     char          cut[101];
+    const char   *stalled = NULL; /* the first item the responder did not answer in time */
 
     if (strcmp(verb, "status") != 0 && strcmp(verb, "owner") != 0 && strcmp(verb, "level") != 0)
         return api_problem(rs, 404, "not_found", "There is no bulk change \"%s\" (status, "
@@ -392,6 +394,10 @@ static int bulk_change(api_req_t *rq, api_resp_t *rs)
         memset(&one, 0, sizeof(one));
         if (json_object_get(seen, id) == NULL) {
             api_not_found(&one, "event", strlen(id) <= ID_MAX ? id : "(too long)");
+        } else if (stalled != NULL) {
+            /* each would wait as long again: the caller sends the rest once it answers */
+            api_problem(&one, 503, "unavailable", "Not sent: the responder did not answer "
+                        "the change of %s in time; send this one again later.", stalled);
         } else {
             payload = json_pack("{s:s, s:O}", "event_id", id, verb,
                                 json_object_get(rq->body, verb));
@@ -401,6 +407,8 @@ static int bulk_change(api_req_t *rq, api_resp_t *rs)
                 goto out;
             if (api_command(rq, &one, "responder", type, payload, &answer))
                 api_answer(&one, answer);
+            else if (one.status == 202 || one.status >= 500)
+                stalled = id;
         }
         if (one.status == 200) {
             item = json_pack("{s:s, s:s, s:O?, s:O?, s:O?}", "id", id, "status", "ok",

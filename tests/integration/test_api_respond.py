@@ -16,6 +16,7 @@ that makes them is tested elsewhere): these tests are about the API and its comm
 import json
 import os
 import secrets
+import time
 import uuid
 
 import pytest
@@ -472,3 +473,22 @@ def test_a_value_echoed_in_a_problem_stays_valid_utf8(desk, people):
     assert st == 400 and "is not a level" in doc["detail"] and "€" in doc["detail"]
     st, doc, _ = desk.api.get("/api/v1/tasks?state=" + "%E2%82%AC" * 30, user=people["ana"])
     assert st == 400 and "state" in doc["detail"]
+
+
+def test_a_bulk_change_stops_sending_once_the_responder_does_not_answer(people, tmp_path):
+    """No responder on the prefix: the first change of a bulk is pending after the API's
+    wait (its command stays on the topic) and the others are not sent (unavailable), so
+    one request never waits 500 times as long."""
+    api = t.Api(t.new_prefix(), tmp=tmp_path, extra_env={"CWPP_API_COMMAND_TIMEOUT_MS": "1000"})
+    try:
+        ids = [new_event(people["a"]) for _ in range(3)]
+        started = time.time()
+        st, doc, _ = api.post("/api/v1/events/_bulk/status", {"ids": ids, "status": "handling"},
+                              user=people["ana"])
+        assert st == 200 and time.time() - started < 10, doc
+        assert [x["status"] for x in doc["items"]] == ["pending", "error", "error"]
+        assert doc["items"][0]["command_id"]
+        assert all(x["problem"]["code"] == "unavailable" for x in doc["items"][1:])
+        assert (doc["ok"], doc["failed"]) == (0, 3)
+    finally:
+        api.stop()
