@@ -572,3 +572,36 @@ def test_hostile_paths_are_4xx_problems(path):
     status, h, body = raw("GET", path, bearer())
     assert 400 <= status < 500, (path, status, body)
     assert json.loads(body)["status"] == status
+
+
+def test_cwppctl_text_shows_control_osc_and_bidi_characters_as_escapes():
+    """An event name from an attacked host may carry terminal controls: an OSC sequence
+    that retitles the terminal, ESC, BEL, a right-to-left override. cwppctl's text prints
+    each as a visible escape, never raw."""
+    tg = uuid.uuid4().hex[:8]
+    acct = f"acct-{tg}-h"
+    name = f"hostile {tg} \x1b]0;pwned\x07 \u202eexe.txt \u2066x\u2069 \x9b31m"
+    last = NOW - timedelta(hours=1)
+    conn = t.db()
+    try:
+        with conn.cursor() as cur:
+            seed_event(cur, dict(id=f"ev-{tg}-h", account=acct, name=name, level="high",
+                                 status="unhandled", urgency="high", owner=None,
+                                 first=last - timedelta(hours=1), last=last, alerts=1,
+                                 stages=["TA0001"], sources=["virus_scan"], asset="web-h",
+                                 entities=[], alert_names=[name]))
+    finally:
+        conn.close()
+    user = t.make_user(f"uh-{tg}", acct)
+    for args in (("events", "list", "--account", acct), ("events", "show", f"ev-{tg}-h"),
+                 ("events", "alerts", f"ev-{tg}-h")):
+        rc, out, err = t.cwppctl(S["api"].prefix, *args, actor=user, api=S["api"])
+        assert rc == 0, err
+        assert f"hostile {tg}" in out, args
+        for raw_char in ("\x1b", "\x07", "\u202e", "\u2066", "\u2069", "\x9b"):
+            assert raw_char not in out, (args, repr(raw_char))
+        if args[1] == "show":  # the whole name (the tables cut it to their columns)
+            assert "\\x1b]0;pwned\\x07" in out and "\\u202e" in out, out
+    rc, out, _ = t.cwppctl(S["api"].prefix, "--json", "events", "show", f"ev-{tg}-h",
+                           actor=user, api=S["api"])
+    assert rc == 0 and json.loads(out)["name"] == name  # JSON keeps the value exact

@@ -302,7 +302,7 @@ int ctl_login(ctl_t *c, int argc, char **argv)
 {
     const char *user = getenv("USER");
     char        pw[1100], dir[900], path[1000], tmp[1100];
-    json_t     *doc = NULL;
+    json_t     *doc = NULL, *body;
     const char *tok;
     int         i, fd, rc;
     FILE       *f;
@@ -319,8 +319,9 @@ int ctl_login(ctl_t *c, int argc, char **argv)
     if (read_password(pw, sizeof(pw)) != 0)
         return ctl_fail(CTL_USAGE, "no password given");
     c->token[0] = '\0';
-    rc = ctl_api(c, "POST", "/api/v1/login",
-                 json_pack("{s:s, s:s}", "username", user, "password", pw), &doc);
+    body = json_pack("{s:s, s:s}", "username", user, "password", pw);
+    rc = ctl_api(c, "POST", "/api/v1/login", body, &doc);
+    json_decref(body);
     memset(pw, 0, sizeof(pw));
     if (rc != CTL_OK)
         return rc;
@@ -357,14 +358,16 @@ int ctl_login(ctl_t *c, int argc, char **argv)
 
 int ctl_logout(ctl_t *c, int argc, char **argv)
 {
-    json_t *doc = NULL;
+    json_t *doc = NULL, *body;
     char    dir[900], path[1000];
     int     rc;
 
     (void)argv;
     if (argc != 0)
         return ctl_fail(CTL_USAGE, "usage: cwppctl logout");
-    rc = ctl_api(c, "POST", "/api/v1/logout", json_object(), &doc);
+    body = json_object();
+    rc = ctl_api(c, "POST", "/api/v1/logout", body, &doc);
+    json_decref(body);
     json_decref(doc);
     if (getenv("CWPP_API_TOKEN") == NULL && config_dir(dir, sizeof(dir)) == 0) {
         snprintf(path, sizeof(path), "%s/token", dir);
