@@ -60,7 +60,8 @@ scan_id = json.loads(ctl("--json", "alerts", "list", "--name", "Port scan from e
 
 # Every command's actor is a known, enabled user with permission on the account it acts on
 # (docs/commands.md); rules like these apply to every account's alerts, which only admins
-# change. The responder (running, with its bootstrap admin) adds the demo's analyst.
+# change. There is no built-in admin: the test library's cwppctl acts as a user it makes
+# an admin, who adds the demo's analyst.
 rc, _, err = t.cwppctl(prefix, "users", "add", "demo-analyst", "--role", "admin",
                        "--display-name", "Demo analyst", env={"CWPP_ACTOR": "admin"})
 print("\n== the demo's analyst, demo-analyst, is an admin"
