@@ -248,6 +248,7 @@ fail:
 typedef enum actor_state {
     ACTOR_UNKNOWN = 0,   /* no such user */
     ACTOR_DISABLED,      /* a disabled user */
+    ACTOR_VIEWER,        /* an enabled viewer: reads, never acts (whatever the command) */
     ACTOR_ADMIN,         /* an enabled admin: every account */
     ACTOR_NOT_ADMIN,     /* an enabled user, and only an admin may (account NULL) */
     ACTOR_PERMITTED,     /* an enabled user holding the account */
@@ -272,6 +273,8 @@ static int actor_state(cwpp_commander_t *cm, const char *user, const char *accou
         *st = ACTOR_DISABLED;
     else if (strcmp(PQgetvalue(res, 0, 0), "admin") == 0)
         *st = ACTOR_ADMIN;
+    else if (strcmp(PQgetvalue(res, 0, 0), "analyst") != 0)
+        *st = ACTOR_VIEWER; /* a viewer, or any role that is not known to act */
     else if (account == NULL)
         *st = ACTOR_NOT_ADMIN;
     else
@@ -291,6 +294,10 @@ static void actor_why(actor_state_t st, const char *user, const char *account, c
         break;
     case ACTOR_DISABLED:
         snprintf(why, why_size, "user \"%.64s\" is disabled", user);
+        break;
+    case ACTOR_VIEWER:
+        snprintf(why, why_size, "user \"%.64s\" is a viewer (viewers read and never act)",
+                 user);
         break;
     case ACTOR_NOT_ADMIN:
         snprintf(why, why_size, "user \"%.64s\" is not an admin", user);
@@ -358,6 +365,11 @@ static int actor_may_issue(cwpp_commander_t *cm, const cwpp_command_t *c,
     case ACTOR_DISABLED:
         actor_why(st, c->actor, NULL, why, sizeof(why));
         cwpp_command_refuse(rp, "Refused: %s; only known, enabled users issue commands.", why);
+        return 0;
+    case ACTOR_VIEWER: /* whatever the command: the API refuses them first, this is the
+                        * service's own check */
+        actor_why(st, c->actor, NULL, why, sizeof(why));
+        cwpp_command_refuse(rp, "Refused: %s; only analysts and admins issue commands.", why);
         return 0;
     case ACTOR_NOT_ADMIN: /* an enabled user who is not an admin */
     case ACTOR_PERMITTED:

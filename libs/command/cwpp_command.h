@@ -16,7 +16,7 @@
  *      redelivery hook re-sends what the answer implies)
  *   -> SAVEPOINT
  *   -> the pure checks: issue time, payload, actor named, staleness, a known type
- *   -> the actor: a known, enabled user; an admin for admin-only types
+ *   -> the actor: a known, enabled user who is not a viewer; an admin for admin-only types
  *   -> the handler of the service's table
  *   -> ROLLBACK TO SAVEPOINT on a refusal or a refusal by the database (and the records
  *      the handler queued are dropped, the service's undo hook runs)
@@ -186,7 +186,8 @@ int cwpp_commander_apply(cwpp_commander_t *cm, const rd_kafka_message_t *m, cwpp
 
 /*
  * Whether user may act on account (NULL: only an admin may): 1 yes; 0 no, with why (not
- * a known user, disabled, no permission on the account, not an admin); a negative
+ * a known user, disabled, a viewer — viewers never act, whatever the account —, no
+ * permission on the account, not an admin); a negative
  * project code (-rc) on a database error, with errstr. *is_admin (may be NULL) says
  * whether user is an enabled admin.
  */

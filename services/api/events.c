@@ -641,7 +641,7 @@ static const char SHOW_SQL[] =
     "e.last_seen < now() - make_interval(hours => $2::int) AS _quiet, "
     "greatest(0, extract(epoch FROM now() - e.last_seen))::bigint AS quiet_for_s, "
     "e.last_seen > now() - make_interval(days => $3::int) AS in_event_list, "
-    API_EV_TS("e.updated_at") " AS updated_at "
+    API_EV_TS("e.updated_at") " AS updated_at, e.version "
     "FROM events e WHERE e.event_id = $1 AND " API_SCOPE("e.account_id", "4");
 
 /* The event's assessment as read now: the stored reasons (with "quiet" added when the
@@ -740,6 +740,14 @@ static int events_show(api_req_t *rq, api_resp_t *rs)
     json_object_set_new(doc, "assessment", assessment);
     json_object_set_new(doc, "quiet_after_hours", json_integer(rules.quiet_hours));
     json_object_set_new(doc, "retention_days", json_integer(rules.retention_days));
+    {
+        /* the version a change's If-Match names (docs/api/parts/respond.yaml) */
+        char etag[32];
+
+        snprintf(etag, sizeof(etag), "\"%lld\"",
+                 (long long)json_integer_value(json_object_get(doc, "version")));
+        api_header(rs, "ETag", etag);
+    }
     return api_json(rs, 200, doc);
 }
 

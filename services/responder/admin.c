@@ -5,6 +5,7 @@
  *
  *   users.add       {user, role, display_name}      users.grant / users.revoke {user, account}
  *   users.disable / users.enable {user}              accounts.add_member {account, manager, name}
+ *   users.role      {user, role}
  *   playbooks.add   {playbook: {...}}                playbooks.delete {name}
  *
  * Each is one statement whose effect (a row changed, or none: refused with a sentence)
@@ -96,8 +97,10 @@ int rs_cmd_users_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         return CWPP_OK;
     if (user == NULL)
         return CWPP_OK;
-    if (strcmp(p[2], "admin") != 0 && strcmp(p[2], "analyst") != 0)
-        return cwpp_command_refuse(rp, "\"%.40s\" is not a role (admin or analyst).", p[2]);
+    if (strcmp(p[2], "admin") != 0 && strcmp(p[2], "analyst") != 0 &&
+        strcmp(p[2], "viewer") != 0)
+        return cwpp_command_refuse(rp, "\"%.40s\" is not a role (admin, analyst or viewer).",
+                                   p[2]);
     snprintf(refusal, sizeof(refusal), "User %s exists already.", user);
     rc = change(r, c, rp, "INSERT INTO users (user_name, display_name, role, created_by) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4, p, "user", user,
@@ -172,6 +175,38 @@ int rs_cmd_users_disable(void *svc, const cwpp_command_t *c, cwpp_command_reply_
                 refusal, errstr, errstr_size);
     if (rc == CWPP_OK && strcmp(rp->status, "ok") == 0)
         snprintf(rp->msg, sizeof(rp->msg), "User %s %s.", user, dis ? "disabled" : "enabled");
+    return rc;
+}
+
+/* users.role {user, role} */
+int rs_cmd_users_role(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                      cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    rs_t       *r = svc;
+    const char *user = user_of(c, rp), *role = pstr(c, "role");
+    const char *p[2] = {user, role};
+    char        refusal[400];
+    int         rc;
+
+    (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
+    if (user == NULL)
+        return CWPP_OK;
+    if (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "analyst") != 0 &&
+                         strcmp(role, "viewer") != 0))
+        return cwpp_command_refuse(rp, "\"%.40s\" is not a role (admin, analyst or viewer).",
+                                   role != NULL ? role : "");
+    /* an admin who demotes themselves may leave nobody to manage users */
+    if (strcmp(user, c->actor) == 0)
+        return cwpp_command_refuse(rp, "You cannot change your own role.");
+    snprintf(refusal, sizeof(refusal), "User %s is unknown or %s already.", user, role);
+    rc = change(r, c, rp, "UPDATE users SET role = $2 WHERE user_name = $1 AND role <> $2", 2,
+                p, "user", user, json_pack("{s:s, s:s}", "user", user, "role", role), refusal,
+                errstr, errstr_size);
+    if (rc == CWPP_OK && strcmp(rp->status, "ok") == 0)
+        snprintf(rp->msg, sizeof(rp->msg), "User %s is now %s %s.", user,
+                 strcmp(role, "viewer") == 0 ? "a" : "an", role);
     return rc;
 }
 

@@ -17,6 +17,7 @@
  *   users.add       {user, role, display_name}      users.grant / users.revoke {user, account}
  *   users.disable / users.enable {user}              accounts.add_member {account, manager, name}
  *   playbooks.add   {playbook: {...}}                playbooks.delete {name}
+ *   policies.cancel {policy_id, remark}              (tasks.c)
  */
 #include "rs_internal.h"
 
@@ -38,7 +39,7 @@ typedef struct ev {
 } ev_t;
 
 static const char SQL_EVENT[] =
-    "SELECT event_id, account_id, status, owner, level, level_source FROM events "
+    "SELECT event_id, account_id, status, owner, level, level_source, version FROM events "
     "WHERE event_id = $1 FOR UPDATE";
 static const char SQL_STATUS[] =
     "UPDATE events SET status = $2, status_changed_at = now(), handled_at = CASE WHEN $2 = "
@@ -124,7 +125,11 @@ static void copy(char *dst, size_t size, const char *s)
     dst[n] = '\0';
 }
 
-/* Loads and locks the event. 0 found, 1 not found (refused), else a database error. */
+/* Loads and locks the event. 0 found, 1 not found or not at the version the payload
+ * expects ("version", optional: the API's If-Match; refused with result {event_id,
+ * version, expected, conflict: "version"}), else a database error. The version is checked
+ * before the actor's permission is: its refusal says only a number, and the API has
+ * checked that the caller sees the event before it issued the command. */
 static int load_event(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp, ev_t *ev,
                       char *errstr, size_t errstr_size)
 {
@@ -154,6 +159,28 @@ static int load_event(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp
                             "The event's id or account is longer than the responder handles (%zu, "
                             "%zu bytes).", sizeof(ev->id) - 1, sizeof(ev->account) - 1);
         return 1;
+    }
+    if (json_object_get(c->payload, "version") != NULL) {
+        const json_t *want = json_object_get(c->payload, "version");
+        json_int_t    now = (json_int_t)strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+
+        if (!json_is_integer(want)) {
+            PQclear(res);
+            cwpp_command_refuse(rp, "\"version\" must be a whole number (the event's version "
+                                "the change was decided on).");
+            return 1;
+        }
+        if (json_integer_value(want) != now) {
+            rp->result = json_pack("{s:s, s:I, s:I, s:s}", "event_id", PQgetvalue(res, 0, 0),
+                                   "version", now, "expected", json_integer_value(want),
+                                   "conflict", "version");
+            cwpp_command_refuse(rp, "Event %.100s changed meanwhile (version %" PRId64 ", not %"
+                                PRId64 "); nothing was changed: look at it again.",
+                                PQgetvalue(res, 0, 0), (int64_t)now,
+                                (int64_t)json_integer_value(want));
+            PQclear(res);
+            return 1;
+        }
     }
     memset(ev, 0, sizeof(*ev));
     copy(ev->id, sizeof(ev->id), PQgetvalue(res, 0, 0));
@@ -756,9 +783,11 @@ static const cwpp_command_def_t COMMANDS[] = {
     {"users.revoke", rs_cmd_users_grant, CWPP_COMMAND_ADMIN},
     {"users.disable", rs_cmd_users_disable, CWPP_COMMAND_ADMIN},
     {"users.enable", rs_cmd_users_disable, CWPP_COMMAND_ADMIN},
+    {"users.role", rs_cmd_users_role, CWPP_COMMAND_ADMIN},
     {"accounts.add_member", rs_cmd_accounts_add_member, CWPP_COMMAND_ADMIN},
     {"playbooks.add", rs_cmd_playbooks_add, CWPP_COMMAND_ADMIN},
     {"playbooks.delete", rs_cmd_playbooks_delete, CWPP_COMMAND_ADMIN},
+    {"policies.cancel", rs_cmd_policies_cancel, CWPP_COMMAND_ACCOUNT},
 };
 
 /* A command applied before: its running actions again, and the event's snapshot (it may
@@ -773,6 +802,10 @@ static int redeliver(void *svc, const cwpp_command_t *c, const char *status,
 
     (void)status;
     rc = rs_resend_for_response(r, c->id, out, errstr, errstr_size);
+    if (rc == CWPP_OK && strcmp(c->type, "policies.cancel") == 0 &&
+        json_string_value(json_object_get(result, "policy_id")) != NULL)
+        rc = rs_resend_rollbacks(r, json_string_value(json_object_get(result, "policy_id")),
+                                 out, errstr, errstr_size);
     if (rc == CWPP_OK && eid != NULL)
         rc = rs_touch(r, eid, errstr, errstr_size);
     return rc;

@@ -42,10 +42,6 @@ const cwpp_conf_prop_t rs_props[] = {
     {"responder.playbooks.dir", CWPP_CONF_STR, offsetof(rs_conf_t, playbooks_dir), "", 0, 0, 0,
      "Directory of custom playbooks (*.json, one playbook or a list each), validated and "
      "loaded at start; empty for none."},
-    {"responder.bootstrap.admin", CWPP_CONF_STR, offsetof(rs_conf_t, bootstrap_admin), "admin",
-     0, 0, 0,
-     "User created as an admin at start when missing, so the first users can be added; "
-     "empty for none."},
 };
 const size_t rs_nprops = sizeof(rs_props) / sizeof(rs_props[0]);
 
@@ -337,23 +333,6 @@ fail:
     return NULL;
 }
 
-static int bootstrap(rs_t *r, char *errstr, size_t errstr_size)
-{
-    static const char sql[] =
-        "INSERT INTO users (user_name, display_name, role, created_by) "
-        "VALUES ($1, 'bootstrap admin', 'admin', 'responder.bootstrap.admin') "
-        "ON CONFLICT DO NOTHING";
-    const char *p[1] = {r->conf->bootstrap_admin};
-    int         rc;
-
-    if ((rc = rs_load_playbooks(r, errstr, errstr_size)) != CWPP_OK)
-        return rc;
-    if (r->conf->bootstrap_admin[0] == '\0')
-        return CWPP_OK;
-    rc = cwpp_pg_query(r->pg, sql, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-    return rc == CWPP_EDATA ? CWPP_ECONFIG : rc;
-}
-
 int rs_run(const void *confp, const cwpp_service_env_t *env)
 {
     const rs_conf_t              *conf = confp;
@@ -369,7 +348,7 @@ int rs_run(const void *confp, const cwpp_service_env_t *env)
     while (!cwpp_service_stopping()) {
         rc = cwpp_pg_ensure(r->pg, errstr, sizeof(errstr));
         if (rc == CWPP_OK)
-            rc = bootstrap(r, errstr, sizeof(errstr));
+            rc = rs_load_playbooks(r, errstr, sizeof(errstr));
         if (rc == CWPP_OK)
             break;
         if (rc == CWPP_ECONFIG) {

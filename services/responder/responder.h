@@ -34,7 +34,6 @@ typedef struct rs_conf {
     int64_t            task_attempts;
     int64_t            tick_ms;
     char              *playbooks_dir;
-    char              *bootstrap_admin;
 } rs_conf_t;
 
 extern const cwpp_conf_prop_t rs_props[];

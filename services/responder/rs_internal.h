@@ -70,6 +70,8 @@ int  rs_cmd_users_grant(void *svc, const cwpp_command_t *c, cwpp_command_reply_t
                         cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_users_disable(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                           cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_users_role(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                       cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_accounts_add_member(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                                 cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_playbooks_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
@@ -94,6 +96,14 @@ int  rs_start_policy(rs_t *r, const char *response_id, int index, const char *ev
  * command). */
 int  rs_resend_for_response(rs_t *r, const char *response_id, cwpp_outbox_t *out,
                             char *errstr, size_t errstr_size);
+
+/* tasks.c: policies.cancel {policy_id, remark}: ends the lease now (the rollbacks are sent
+ * as when it runs out); permission on the policy's (its event's) account. */
+int  rs_cmd_policies_cancel(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                            cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+/* Sends again the running rollbacks of a policy (a redelivered policies.cancel). */
+int  rs_resend_rollbacks(rs_t *r, const char *policy_id, cwpp_outbox_t *out, char *errstr,
+                         size_t errstr_size);
 
 /* playbooks.c: writes the built-in playbooks and those of responder.playbooks.dir. */
 int  rs_load_playbooks(rs_t *r, char *errstr, size_t errstr_size);

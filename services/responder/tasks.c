@@ -645,14 +645,20 @@ int rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, ch
 
 /* -------------------------------------------------------------------- timer */
 
-static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *errstr,
-                     size_t errstr_size)
+/* Ends the lease of policy pid (locked by the caller; its state was from): the rollback of
+ * every step that may be in force is sent (as actor, for command cmd: NULL for the timer)
+ * and the policy is expiring, expired, or stays failed. *state_out (may be NULL) gets the
+ * new state (static), *nrollbacks the rollbacks sent. */
+static int lease_end(rs_t *r, const char *pid, const char *from, const char *event_id,
+                     const char *actor, const char *cmd, const char *action,
+                     const char *remark, const char **state_out, int *nrollbacks,
+                     cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
-    const char *pid = PQgetvalue(pol, i, 0);
     const char *p[2] = {pid, NULL};
     PGresult   *tasks = NULL, *res = NULL;
     int         rc, j, n = 0;
     char        ns[16];
+    const char *st;
 
     if ((rc = cwpp_pg_query(r->pg, SQL_APPLIED_TASKS, 1, p, PGRES_TUPLES_OK, &tasks, errstr,
                             errstr_size)))
@@ -669,8 +675,7 @@ static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *er
         if (rc == CWPP_OK)
             rc = send_all(r, res, out, errstr, errstr_size);
         if (rc == CWPP_OK && PQntuples(res) == 1)
-            rc = log_task(r, res, 0, "responder", NULL, "task.started", "the lease ended", errstr,
-                          errstr_size);
+            rc = log_task(r, res, 0, actor, cmd, "task.started", remark, errstr, errstr_size);
         PQclear(res);
         res = NULL;
         n++;
@@ -683,15 +688,136 @@ static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *er
     if ((rc = cwpp_pg_query(r->pg, SQL_LEASE_END, 2, p, PGRES_TUPLES_OK, &res, errstr,
                             errstr_size)))
         return rc;
-    rc = cwpp_command_log(r->pg, "responder", NULL, "policy", pid, PQgetvalue(pol, i, 2),
-                          strcmp(PQgetvalue(res, 0, 0), "expiring") == 0  ? "policy.expiring"
-                          : strcmp(PQgetvalue(res, 0, 0), "expired") == 0 ? "policy.expired"
-                          : "policy.lease_ended",
-                          json_pack("{s:s}", "state", PQgetvalue(pol, i, 1)),
-                          json_pack("{s:s, s:i}", "state", PQgetvalue(res, 0, 0), "rollbacks", n),
-                          "the validity period ended", errstr, errstr_size);
+    st = strcmp(PQgetvalue(res, 0, 0), "expiring") == 0  ? "expiring"
+         : strcmp(PQgetvalue(res, 0, 0), "expired") == 0 ? "expired"
+                                                          : "failed";
     PQclear(res);
+    if (action == NULL)
+        action = strcmp(st, "expiring") == 0  ? "policy.expiring"
+                 : strcmp(st, "expired") == 0 ? "policy.expired"
+                                              : "policy.lease_ended";
+    rc = cwpp_command_log(r->pg, actor, cmd, "policy", pid, event_id, action,
+                          json_pack("{s:s}", "state", from),
+                          json_pack("{s:s, s:i}", "state", st, "rollbacks", n), remark, errstr,
+                          errstr_size);
+    if (state_out != NULL)
+        *state_out = st;
+    if (nrollbacks != NULL)
+        *nrollbacks = n;
     cwpp_metric_add(r->m_expired, 1);
+    return rc;
+}
+
+static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *errstr,
+                     size_t errstr_size)
+{
+    return lease_end(r, PQgetvalue(pol, i, 0), PQgetvalue(pol, i, 1), PQgetvalue(pol, i, 2),
+                     "responder", NULL, NULL, "the validity period ended", NULL, NULL, out,
+                     errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------------- cancel */
+
+static const char SQL_POLICY_CANCEL_GET[] =
+    "SELECT policy_id, event_id, account_id, state, rolled_back, kind, step, "
+    "jsonb_array_length(steps) FROM handling_policies WHERE policy_id = $1 FOR UPDATE";
+static const char SQL_POLICY_CUT[] =
+    "UPDATE handling_policies SET valid_until = LEAST(valid_until, now()), updated_at = now() "
+    "WHERE policy_id = $1 RETURNING " "to_char(valid_until AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+static const char SQL_ROLLBACKS_RUNNING[] =
+    "SELECT " TASK_COLS " FROM handling_tasks t WHERE t.policy_id = $1 AND t.kind = 'rollback' "
+    "AND t.state = 'running' ORDER BY t.task_id";
+
+int rs_cmd_policies_cancel(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                           cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    rs_t       *r = svc;
+    const char *pid = json_string_value(json_object_get(c->payload, "policy_id"));
+    const char *remark = json_string_value(json_object_get(c->payload, "remark"));
+    const char *p[1] = {pid}, *st = NULL;
+    PGresult   *res = NULL, *cut = NULL;
+    char        from[16], event_id[256], note[4200];
+    int         rc, n = 0;
+
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
+    if (pid == NULL || pid[0] == '\0')
+        return cwpp_command_refuse(rp, "The command names no policy (\"policy_id\").");
+    if ((rc = cwpp_pg_query(r->pg, SQL_POLICY_CANCEL_GET, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cwpp_command_refuse(rp, "There is no policy \"%.100s\" (cwppctl events tasks "
+                                   "EVENT_ID shows an event's policies).", pid);
+    }
+    if (!cwpp_commander_permit(r->cmd, c, PQgetvalue(res, 0, 2), "policy", rp, &rc, errstr,
+                               errstr_size)) {
+        PQclear(res);
+        return rc;
+    }
+    snprintf(from, sizeof(from), "%s", PQgetvalue(res, 0, 3));
+    snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(res, 0, 1));
+    if (strcmp(from, "applying") == 0) {
+        cwpp_command_refuse(rp, "Policy %.100s is still applying (step %d of %s): its result is "
+                            "awaited; cancel it once it is active or failed.", pid,
+                            atoi(PQgetvalue(res, 0, 6)) + 1, PQgetvalue(res, 0, 7));
+        PQclear(res);
+        return CWPP_OK;
+    }
+    if (PQgetvalue(res, 0, 4)[0] == 't' || (strcmp(from, "active") != 0 &&
+                                            strcmp(from, "failed") != 0)) {
+        cwpp_command_refuse(rp, "Policy %.100s has ended already (%s%s): there is nothing "
+                            "to cancel.", pid, from,
+                            PQgetvalue(res, 0, 4)[0] == 't' ? ", rolled back" : "");
+        PQclear(res);
+        return CWPP_OK;
+    }
+    PQclear(res);
+    if ((rc = cwpp_pg_query(r->pg, SQL_POLICY_CUT, 1, p, PGRES_TUPLES_OK, &cut, errstr,
+                            errstr_size)) != CWPP_OK)
+        return rc;
+    snprintf(note, sizeof(note), "cancelled by %.64s%s%.4000s", c->actor,
+             remark != NULL && remark[0] ? ": " : "", remark != NULL ? remark : "");
+    cwpp_utf8_sanitize(note);
+    rc = lease_end(r, pid, from, event_id, c->actor, c->id, "policy.cancelled", note, &st, &n,
+                   out, errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = rs_touch(r, event_id, errstr, errstr_size);
+    if (rc == CWPP_OK) {
+        rp->result = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "policy_id", pid, "event_id",
+                               event_id, "before", from, "state", st, "rollbacks", n,
+                               "valid_until", PQgetvalue(cut, 0, 0));
+        if (rp->result == NULL)
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    }
+    PQclear(cut);
+    if (rc != CWPP_OK)
+        return rc;
+    if (n == 0)
+        snprintf(rp->msg, sizeof(rp->msg), "Policy %.100s cancelled: no step had anything to "
+                 "roll back; it is %s.", pid, st);
+    else
+        snprintf(rp->msg, sizeof(rp->msg), "Policy %.100s cancelled: %d rollback%s sent; %s.",
+                 pid, n, n == 1 ? "" : "s",
+                 strcmp(st, "expiring") == 0 ? "it is expired once they are done"
+                                             : "it stays failed");
+    return CWPP_OK;
+}
+
+int rs_resend_rollbacks(rs_t *r, const char *policy_id, cwpp_outbox_t *out, char *errstr,
+                        size_t errstr_size)
+{
+    const char *p[1] = {policy_id};
+    PGresult   *res = NULL;
+    int         rc = cwpp_pg_query(r->pg, SQL_ROLLBACKS_RUNNING, 1, p, PGRES_TUPLES_OK, &res,
+                                   errstr, errstr_size);
+
+    if (rc != CWPP_OK)
+        return rc;
+    rc = send_all(r, res, out, errstr, errstr_size);
+    PQclear(res);
     return rc;
 }
 

@@ -541,7 +541,7 @@ class Campaign:
         self.exptmp.mkdir(parents=True, exist_ok=True)
         sh("mount", "-t", "tmpfs", "-o", f"size={self.args.tmpfs_kib}k,mode=0777",
            f"cwpp-chaos-{self.run}", self.exptmp)
-        # the responder first: it creates the admin every other command is sent as
+        # the responder first (its admin is made with make_user before the first command)
         order = ["responder", "ingest", "whitelist-filter", "correlator", "exporter"]
         for name in order:
             s = self.new_svc(name, netns=(name == "correlator" and self.netns_up))

@@ -60,12 +60,17 @@ class Pipe:
         (self.pbdir / "20-broken.json").write_text(json.dumps({
             "name": "broken", "entity_type": "ip",
             "steps": [{"action": "format_disk", "params": {}}]}))
+        # there is no built-in admin any more (cwpp-admin users bootstrap makes the first)
+        t.make_user("admin", role="admin")
         self.svcs = []
         for name, env in (("ingest", {}), ("whitelist-filter", {"CWPP_PG_DSN": t.WHITELIST_DSN}),
                           ("correlator", {"CWPP_PG_DSN": t.CORRELATOR_DSN})):
             self.svcs.append(t.Service(name, self.prefix, tmp, extra_env=env).start())
         self.responder = None
         self.start_responder()
+        # cwppctl's cwpp-api for this prefix, started here, with the module: started inside
+        # a test, its create_topics would count the prefix as that test's, deleted after it
+        t.api_for(self.prefix)
         for s in self.svcs:
             s.wait_ready()
 
@@ -233,14 +238,33 @@ def test_users_permissions_and_refusals_are_clear_and_logged(pipe):
                          remote_ip="198.51.100.9"))
     eid = pipe.event_of(acct, 1)
 
-    err = pipe.refused("events", "status", eid, "handling", actor=f"bob-{u}")
+    # cwppctl goes through cwpp-api, which refuses these first (another tenant's event is
+    # not found; only admins reach the users' routes; an unknown user has no token)...
+    assert "No event" in pipe.refused("events", "status", eid, "handling", actor=f"bob-{u}")
+    assert "admin" in pipe.refused("users", "add", f"eve-{u}", actor=f"ana-{u}")
+    # ... and the responder refuses them again whoever writes the command record
+    ids = {k: f"cmd-{k}-{u}" for k in ("bob", "nobody", "ana", "disabled")}
+    t.produce(pipe.prefix + "commands", [
+        command(ids["bob"], "event.status", {"event_id": eid, "status": "handling"},
+                actor=f"bob-{u}"),
+        command(ids["nobody"], "event.status", {"event_id": eid, "status": "handling"},
+                actor=f"nobody-{u}"),
+        command(ids["ana"], "users.add", {"user": f"eve-{u}", "role": "analyst"},
+                actor=f"ana-{u}")])
+    got = answers(pipe.prefix, {ids["bob"]: 1, ids["nobody"]: 1, ids["ana"]: 1})
+    err = got[ids["bob"]][0]["message"]
     assert f"holds no permission on account \"{acct}\"" in err
-    err = pipe.refused("events", "status", eid, "handling", actor=f"nobody-{u}")
+    err = got[ids["nobody"]][0]["message"]
     assert "is not a known user" in err
-    err = pipe.refused("users", "add", f"eve-{u}", actor=f"ana-{u}")
+    err = got[ids["ana"]][0]["message"]
     assert "not an admin" in err
     pipe.ok("users", "disable", f"bob-{u}")
     err = pipe.refused("users", "grant", f"bob-{u}", acct, actor=f"bob-{u}")
+    assert "is disabled" in err
+    t.produce(pipe.prefix + "commands", [
+        command(ids["disabled"], "users.grant", {"user": f"bob-{u}", "account": acct},
+                actor=f"bob-{u}")])
+    err = answers(pipe.prefix, {ids["disabled"]: 1})[ids["disabled"]][0]["message"]
     assert "is disabled" in err
     assert status_of(eid) == "unhandled"
 
@@ -655,7 +679,12 @@ def test_playbooks_are_data_listed_added_and_validated(pipe, tmp_path):
                                         "timeout_s": 10}]}))
     ana = "ana-" + tag()
     pipe.user(ana, "acct-x")
-    assert "not an admin" in pipe.refused("playbooks", "add", str(f), actor=ana)
+    # cwpp-api lets only admins reach the route; the responder refuses a record naming ana
+    assert "admin" in pipe.refused("playbooks", "add", str(f), actor=ana)
+    cid = "cmd-pb-" + tag()
+    t.produce(pipe.prefix + "commands", [command(cid, "playbooks.add", {
+        "playbook": json.loads(f.read_text())}, actor=ana)])
+    assert "not an admin" in answers(pipe.prefix, {cid: 1})[cid][0]["message"]
     pipe.ok("playbooks", "add", str(f))
     rc, doc, _ = pipe.ctl_json("playbooks", "list", "--entity-type", "ip")
     assert name in {p["name"] for p in doc["playbooks"]}
@@ -851,3 +880,106 @@ def test_an_agent_result_with_over_long_texts_is_kept_cut_to_its_limits(pipe):
     assert reason == "\u00e9" * 2000  # 4,000 bytes, whole characters
     assert result["truncated"] is True and result["length"] > 70000
     assert len(result["text"].encode()) <= 4000
+
+
+def test_policies_cancel_ends_the_lease_now_and_sends_the_rollback(pipe):
+    """policies.cancel (docs/commands.md): an analyst holding the policy's account ends an
+    active block-IP lease early; its rollback action (unblock_ip) is sent at once, the
+    policy is expiring, then expired when the rollback succeeds, and the log says who
+    cancelled it. Someone without the account, a viewer, an applying or ended policy:
+    refused, nothing changes."""
+    acct, other = "acct-" + tag(), "acct-" + tag()
+    ana, bob, vic = "ana-" + tag(), "bob-" + tag(), "vic-" + tag()
+    pipe.user(ana, acct)
+    pipe.user(bob, other)
+    t.make_user(vic, acct, role="viewer")
+    asset, ip = "cancel-" + tag(), "198.51.100.%d" % (int(tag()[:2], 16) % 200 + 20)
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(4), asset, remote_ip=ip))
+    eid = pipe.event_of(acct, 1)
+    rc, doc, err = pipe.ctl_json("events", "respond", eid, "--entity", f"ip:{ip}",
+                                 "--validity", "1h", "--status", "handling", actor=ana)
+    assert rc == 0, err
+    pid = doc["result"]["policies"][0]["policy_id"]
+    (task_id,) = t.query("SELECT task_id FROM handling_tasks WHERE policy_id = %s", (pid,))[0]
+    ar = t.AvroType("action_result")
+
+    def result(tid, action, reason):
+        return ar.encode({"action_id": f"{tid}.1", "task_id": tid, "account_id": acct,
+                          "asset_id": asset, "action": action, "agent": "test",
+                          "status": "succeeded", "reason": reason, "details_json": "{}",
+                          "finished_at_ms": int(time.time() * 1000)})
+
+    early = f"cmd-early-{tag()}"
+    t.produce(pipe.prefix + "commands", [command(early, "policies.cancel",
+                                                 {"policy_id": pid}, actor=ana)])
+    got = answers(pipe.prefix, {early: 1})
+    assert "still applying" in got[early][0]["message"]
+    t.produce(pipe.prefix + "action-results", [result(task_id, "block_ip", "blocked")],
+              keys=[task_id.encode()])
+    t.wait_for(lambda: t.query("SELECT state FROM handling_policies WHERE policy_id = %s",
+                               (pid,))[0][0] == "active", timeout=20, what="the policy active")
+
+    ids = {k: f"cmd-{k}-{tag()}" for k in ("bob", "viewer", "none", "ana", "again")}
+    t.produce(pipe.prefix + "commands", [
+        command(ids["bob"], "policies.cancel", {"policy_id": pid}, actor=bob),
+        command(ids["viewer"], "policies.cancel", {"policy_id": pid}, actor=vic),
+        command(ids["none"], "policies.cancel", {"policy_id": "pol-" + "0" * 32}, actor=ana),
+        command(ids["ana"], "policies.cancel", {"policy_id": pid, "remark": "false positive"},
+                actor=ana),
+        command(ids["again"], "policies.cancel", {"policy_id": pid}, actor=ana),
+    ], keys=[pid.encode()] * 5)  # one partition: applied in this order
+    got = answers(pipe.prefix, {v: 1 for v in ids.values()})
+    ans = {k: got[v][0] for k, v in ids.items()}
+    assert f"holds no permission on account \"{acct}\"" in ans["bob"]["message"]
+    assert "is a viewer" in ans["viewer"]["message"]
+    assert "There is no policy" in ans["none"]["message"]
+    assert ans["ana"]["status"] == "ok", ans["ana"]["message"]
+    res = json.loads(ans["ana"]["result_json"])
+    assert (res["policy_id"], res["before"], res["state"], res["rollbacks"]) == \
+        (pid, "active", "expiring", 1)
+    assert "has ended already" in ans["again"]["message"]
+
+    # the rollback action is on its way to the agent, now (not in an hour)
+    def rollback_sent():
+        for m in t.consume(pipe.prefix + "actions", 1, timeout=5, settle=0.5):
+            a = ACTION.decode(m.value())
+            if a["policy_id"] == pid and a["action"] == "unblock_ip":
+                return a
+        return None
+    sent = t.wait_for(rollback_sent, timeout=20, what="the unblock_ip action sent")
+    assert sent["account_id"] == acct and sent["asset_id"] == asset
+    (state, left) = t.query("SELECT state, valid_until <= now() FROM handling_policies "
+                            "WHERE policy_id = %s", (pid,))[0]
+    assert state == "expiring" and left
+    t.produce(pipe.prefix + "action-results", [result(sent["task_id"], "unblock_ip", "unblocked")],
+              keys=[sent["task_id"].encode()])
+    t.wait_for(lambda: t.query("SELECT state FROM handling_policies WHERE policy_id = %s",
+                               (pid,))[0][0] == "expired", timeout=20, what="the policy expired")
+    cancelled = [r for r in log_of(eid) if r[1] == "policy.cancelled"]
+    assert len(cancelled) == 1 and cancelled[0][0] == ana
+    assert "false positive" in cancelled[0][6]
+    assert [(k, a, s) for k, a, s, _, _ in tasks_of(eid)] == \
+        [("apply", "block_ip", "rolled_back"), ("rollback", "unblock_ip", "succeeded")]
+
+
+def test_a_change_decided_on_an_old_version_is_refused(pipe):
+    """An event command may carry the version the change was decided on (the API's
+    If-Match): when the event moved meanwhile it is refused with the current version in its
+    result, and nothing changes."""
+    acct = "acct-" + tag()
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "low", at(6), "h-ver",
+                         remote_ip="198.51.100.41"))
+    eid = pipe.event_of(acct, 1)
+    (v,) = t.query("SELECT version FROM events WHERE event_id = %s", (eid,))[0]
+    ids = {k: f"cmd-{k}-{tag()}" for k in ("old", "now")}
+    t.produce(pipe.prefix + "commands", [
+        command(ids["old"], "event.level", {"event_id": eid, "level": "high",
+                                            "version": v - 1}),
+        command(ids["now"], "event.level", {"event_id": eid, "level": "high", "version": v}),
+    ], keys=[eid.encode()] * 2)
+    got = answers(pipe.prefix, {x: 1 for x in ids.values()})
+    old, now = got[ids["old"]][0], got[ids["now"]][0]
+    assert old["status"] == "error" and "changed meanwhile" in old["message"]
+    assert json.loads(old["result_json"]) == {"event_id": eid, "version": v,
+                                              "expected": v - 1, "conflict": "version"}
+    assert now["status"] == "ok", now["message"]

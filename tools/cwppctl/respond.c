@@ -5,8 +5,12 @@
  *
  *   events status|owner|level|remark|respond|playbook ...   commands
  *   events recommend|tasks|log ID                           reads
- *   playbooks list|add|delete, users list|add|grant|revoke|disable|enable,
+ *   playbooks list|add|delete, users list|add|grant|revoke|disable|enable|role,
  *   accounts list|add-member
+ *
+ * Everything goes through cwpp-api (docs/api/parts/respond.yaml, admin.yaml): the changes
+ * are answered from the responder's command answer (ctl_api_change), the reads are its
+ * documents, rendered here as text (or printed as they are with --json).
  */
 #include "ctl.h"
 
@@ -17,6 +21,7 @@
 
 #include "cwpp_correlate.h"
 #include "cwpp_respond.h"
+#include "cwpp_util.h"
 
 /* Takes "--name VALUE" out of argv (every occurrence when list != NULL, appended to it;
  * else the last one into *out). CTL_OK or CTL_USAGE. */
@@ -86,14 +91,6 @@ static long long parse_duration(const char *s)
     if (strcmp(end, "d") == 0)
         return v * 86400;
     return -1;
-}
-
-static int need_actor(const ctl_t *c)
-{
-    if (c->actor == NULL || c->actor[0] == '\0')
-        return ctl_fail(CTL_USAGE, "who are you? Set CWPP_ACTOR or --actor: every change is "
-                        "logged with its actor");
-    return CTL_OK;
 }
 
 static int valid_event_id(const char *id)
@@ -167,11 +164,9 @@ static int event_change(ctl_t *c, const char *verb, int argc, char **argv)
     const char *remark = NULL, *validity = NULL, *account = NULL, *status = NULL;
     const char *playbook = NULL;
     json_t     *ents = json_array(), *payload = json_object();
-    char        type[32];
+    char        path[128];
     int         rc;
 
-    if ((rc = need_actor(c)) != CTL_OK)
-        goto fail;
     if (strcmp(verb, "respond") == 0 &&
         (rc = respond_entities(&argc, argv, ents, &validity, &account)) != CTL_OK)
         goto fail;
@@ -252,8 +247,11 @@ static int event_change(ctl_t *c, const char *verb, int argc, char **argv)
     if (remark != NULL)
         json_object_set_new(payload, "remark", json_string(remark));
     json_decref(ents);
-    snprintf(type, sizeof(type), "event.%s", verb);
-    return ctl_command(c, "responder", type, payload);
+    /* the event is the path's; the API takes the rest of the command's payload */
+    snprintf(path, sizeof(path), "/api/v1/events/%s/%s",
+             json_string_value(json_object_get(payload, "event_id")), verb);
+    json_object_del(payload, "event_id");
+    return ctl_api_change(c, path, payload);
 fail:
     json_decref(ents);
     json_decref(payload);
@@ -262,127 +260,30 @@ fail:
 
 /* -------------------------------------------------------------------- reads */
 
-static PGresult *query(ctl_t *c, const char *sql, int n, const char *const *p, int *rc)
+/* Member k of object o as text safe for a terminal (ctl_safe: at most 4 in one call). */
+#define JS(o, k) ctl_safe(json_string_value(json_object_get((o), (k))))
+
+/* GET /api/v1/events/ID/what into *doc (a 404 said "there is no event"). */
+static int event_get(ctl_t *c, const char *id, const char *what, json_t **doc)
 {
-    PGconn   *pg = ctl_pg(c);
-    PGresult *r;
+    char path[160];
 
-    if (pg == NULL) {
-        *rc = CTL_INFRA;
-        return NULL;
-    }
-    r = PQexecParams(pg, sql, n, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        *rc = ctl_query_failed(pg, r);
-        return NULL;
-    }
-    *rc = CTL_OK;
-    return r;
+    snprintf(path, sizeof(path), "/api/v1/events/%s/%s", id, what);
+    return ctl_api(c, "GET", path, NULL, doc);
 }
-
-/* Fails with "no event" when id is not an event. */
-static int event_exists(ctl_t *c, const char *id)
-{
-    const char *p[1] = {id};
-    int         rc;
-    PGresult   *r = query(c, "SELECT 1 FROM events WHERE event_id = $1", 1, p, &rc);
-
-    if (r == NULL)
-        return rc;
-    rc = PQntuples(r) == 1 ? CTL_OK
-                           : ctl_fail(CTL_REFUSED, "there is no event %s (cwppctl events list)",
-                                      id);
-    PQclear(r);
-    return rc;
-}
-
-/* Rows of r as a JSON array (every column a string or null; json columns parsed). */
-static json_t *rows_json(PGresult *r)
-{
-    json_t *arr = json_array();
-    int     i, j;
-
-    for (i = 0; i < PQntuples(r); i++) {
-        json_t *o = json_object();
-
-        for (j = 0; j < PQnfields(r); j++) {
-            json_t *v = json_null();
-
-            if (!PQgetisnull(r, i, j)) {
-                const char *s = PQgetvalue(r, i, j);
-                Oid         t = PQftype(r, j);
-
-                if (t == 114 || t == 3802) { /* json, jsonb */
-                    json_error_t jerr;
-
-                    v = json_loads(s, JSON_DECODE_ANY, &jerr);
-                    if (v == NULL)
-                        v = json_string(s);
-                } else if (t == 20 || t == 23) { /* int8, int4 */
-                    v = json_integer(strtoll(s, NULL, 10));
-                } else if (t == 16) {
-                    v = json_boolean(s[0] == 't');
-                } else {
-                    v = json_string(s);
-                }
-            }
-            json_object_set_new(o, PQfname(r, j), v);
-        }
-        json_array_append_new(arr, o);
-    }
-    return arr;
-}
-
-static const char SQL_RECOMMEND[] =
-    "SELECT e.entity_type, e.value, count(DISTINCT e.alert_id)::int AS alerts, "
-    "string_agg(DISTINCT a.asset_id, ',') AS assets, "
-    "EXISTS (SELECT 1 FROM jsonb_array_elements(ev.assessment -> 'recommendations') r "
-    "WHERE r ->> 'entity_type' = e.entity_type AND r ->> 'entity_value' = e.value) AS recommended "
-    "FROM entity_alerts e JOIN alerts a ON a.alert_id = e.alert_id "
-    "JOIN events ev ON ev.event_id = e.event_id WHERE e.event_id = $1 "
-    "GROUP BY e.entity_type, e.value, ev.assessment ORDER BY e.entity_type, e.value";
 
 static int events_recommend(ctl_t *c, int argc, char **argv)
 {
-    const char *p[1];
-    PGresult   *r, *pb;
-    json_t     *doc, *ents, *pbs;
-    int         rc, i;
+    json_t *doc = NULL, *ents, *pbs;
+    int     rc, i;
 
     if (argc != 1)
         return ctl_fail(CTL_USAGE, "usage: cwppctl events recommend EVENT_ID");
-    if ((rc = valid_event_id(argv[0])) != CTL_OK || (rc = event_exists(c, argv[0])) != CTL_OK)
+    if ((rc = valid_event_id(argv[0])) != CTL_OK ||
+        (rc = event_get(c, argv[0], "recommendations", &doc)) != CTL_OK)
         return rc;
-    p[0] = argv[0];
-    if ((r = query(c, SQL_RECOMMEND, 1, p, &rc)) == NULL)
-        return rc;
-    if ((pb = query(c, "SELECT name, entity_type, description, origin, is_default FROM playbooks "
-                    "ORDER BY entity_type, NOT is_default, name", 0, NULL, &rc)) == NULL) {
-        PQclear(r);
-        return rc;
-    }
-    ents = json_array();
-    for (i = 0; i < PQntuples(r); i++) {
-        const char              *t = PQgetvalue(r, i, 0), *v = PQgetvalue(r, i, 1);
-        const cwpp_policy_def_t *pd = cwpp_policy_for(t);
-        json_t                  *o = json_pack("{s:s++, s:s, s:s, s:i, s:s, s:b}", "entity", t,
-                                               ":", v, "type", t, "value", v, "alerts",
-                                               atoi(PQgetvalue(r, i, 2)), "assets",
-                                               PQgetvalue(r, i, 3), "recommended",
-                                               PQgetvalue(r, i, 4)[0] == 't');
-
-        if (pd != NULL)
-            json_object_set_new(o, "policy", json_pack("{s:s, s:s, s:s}", "action", pd->action,
-                                                       "title", pd->title, "description",
-                                                       pd->description));
-        else
-            json_object_set_new(o, "policy", json_null());
-        json_array_append_new(ents, o);
-    }
-    pbs = rows_json(pb);
-    doc = json_pack("{s:s, s:o, s:o}", "event_id", argv[0], "entities", ents, "playbooks", pbs);
-    PQclear(r);
-    PQclear(pb);
+    ents = json_object_get(doc, "entities");
+    pbs = json_object_get(doc, "playbooks");
     if (c->json) {
         ctl_print_json(doc);
         return CTL_OK;
@@ -394,10 +295,8 @@ static int events_recommend(ctl_t *c, int argc, char **argv)
         json_t     *o = json_array_get(ents, i), *pol = json_object_get(o, "policy");
         const char *ent = json_string_value(json_object_get(o, "entity"));
 
-        printf("%-44.200s %-22s %s\n", ent,
-               pol != NULL && !json_is_null(pol)
-                   ? json_string_value(json_object_get(pol, "title"))
-                   : "-",
+        printf("%-44.200s %-22s %s\n", ctl_safe(ent),
+               pol != NULL && !json_is_null(pol) ? JS(pol, "title") : "-",
                pol == NULL || json_is_null(pol) ? "no built-in handling policy"
                : json_is_true(json_object_get(o, "recommended"))
                    ? "recommended by the assessment"
@@ -408,66 +307,28 @@ static int events_recommend(ctl_t *c, int argc, char **argv)
     for (i = 0; i < (int)json_array_size(pbs); i++) {
         json_t *o = json_array_get(pbs, i);
 
-        printf("  %-24s %-13s %s%s\n", json_string_value(json_object_get(o, "name")),
-               json_string_value(json_object_get(o, "entity_type")),
+        printf("  %-24s %-13s %s%s\n", JS(o, "name"), JS(o, "entity_type"),
                json_is_true(json_object_get(o, "is_default")) ? "(default) " : "",
-               json_string_value(json_object_get(o, "description")));
+               JS(o, "description"));
     }
     json_decref(doc);
     return CTL_OK;
 }
 
-static const char SQL_POLICIES[] =
-    "SELECT policy_id, kind, name, entity_type, entity_value, asset_id, dest_account, state, "
-    "target_status, reason, " CTL_TS("valid_until") " AS valid_until, created_by, "
-    CTL_TS("created_at") " AS created_at FROM handling_policies WHERE event_id = $1 "
-    "ORDER BY created_at, policy_id";
-static const char SQL_TASKS[] =
-    "SELECT task_id, policy_id, kind, step, action, asset_id, state, attempt, max_attempts, "
-    "reason, result, " CTL_TS("created_at") " AS created_at, " CTL_TS("finished_at")
-    " AS finished_at FROM handling_tasks WHERE event_id = $1 ORDER BY created_at, kind, step, "
-    "task_id";
-
 static int events_tasks(ctl_t *c, int argc, char **argv)
 {
-    const char *p[1];
-    PGresult   *rp, *rt;
-    json_t     *pols, *tasks;
-    int         rc;
-    size_t      i, j;
+    json_t *doc = NULL, *pols;
+    int     rc;
+    size_t  i, j;
 
     if (argc != 1)
         return ctl_fail(CTL_USAGE, "usage: cwppctl events tasks EVENT_ID");
-    if ((rc = valid_event_id(argv[0])) != CTL_OK || (rc = event_exists(c, argv[0])) != CTL_OK)
+    if ((rc = valid_event_id(argv[0])) != CTL_OK ||
+        (rc = event_get(c, argv[0], "policies", &doc)) != CTL_OK)
         return rc;
-    p[0] = argv[0];
-    if ((rp = query(c, SQL_POLICIES, 1, p, &rc)) == NULL)
-        return rc;
-    if ((rt = query(c, SQL_TASKS, 1, p, &rc)) == NULL) {
-        PQclear(rp);
-        return rc;
-    }
-    pols = rows_json(rp);
-    tasks = rows_json(rt);
-    PQclear(rp);
-    PQclear(rt);
-    for (i = 0; i < json_array_size(pols); i++) {
-        json_t     *pol = json_array_get(pols, i), *mine = json_array();
-        const char *pid = json_string_value(json_object_get(pol, "policy_id"));
-
-        for (j = 0; j < json_array_size(tasks); j++) {
-            json_t *t = json_array_get(tasks, j);
-
-            const char *tp = json_string_value(json_object_get(t, "policy_id"));
-
-            if (tp != NULL && pid != NULL && strcmp(tp, pid) == 0)
-                json_array_append(mine, t);
-        }
-        json_object_set_new(pol, "tasks", mine);
-    }
-    json_decref(tasks);
+    pols = json_object_get(doc, "policies");
     if (c->json) {
-        ctl_print_json(json_pack("{s:s, s:o}", "event_id", argv[0], "policies", pols));
+        ctl_print_json(doc);
         return CTL_OK;
     }
     if (json_array_size(pols) == 0)
@@ -475,59 +336,43 @@ static int events_tasks(ctl_t *c, int argc, char **argv)
     for (i = 0; i < json_array_size(pols); i++) {
         json_t *pol = json_array_get(pols, i), *ts = json_object_get(pol, "tasks");
 
-        printf("%s %-8s %-22s %s:%.200s on %s (account %s): %s, valid until %s%s%s\n",
-               json_string_value(json_object_get(pol, "policy_id")),
-               json_string_value(json_object_get(pol, "kind")),
-               json_string_value(json_object_get(pol, "name")),
-               json_string_value(json_object_get(pol, "entity_type")),
-               json_string_value(json_object_get(pol, "entity_value")),
-               json_string_value(json_object_get(pol, "asset_id")),
-               json_string_value(json_object_get(pol, "dest_account")),
-               json_string_value(json_object_get(pol, "state")),
-               json_string_value(json_object_get(pol, "valid_until")),
+        printf("%s %-8s %-22s %s:", JS(pol, "policy_id"), JS(pol, "kind"), JS(pol, "name"),
+               JS(pol, "entity_type"));
+        printf("%.200s on %s (account %s): %s, ", JS(pol, "entity_value"), JS(pol, "asset_id"),
+               JS(pol, "dest_account"), JS(pol, "state"));
+        printf("valid until %s%s%s\n", JS(pol, "valid_until"),
                json_string_length(json_object_get(pol, "reason")) ? ": " : "",
-               json_string_value(json_object_get(pol, "reason")));
+               json_string_length(json_object_get(pol, "reason")) ? JS(pol, "reason") : "");
         for (j = 0; j < json_array_size(ts); j++) {
             json_t *t = json_array_get(ts, j);
 
-            printf("    %s %-8s step %lld %-16s %-11s attempt %lld/%lld %.300s\n",
-                   json_string_value(json_object_get(t, "task_id")),
-                   json_string_value(json_object_get(t, "kind")),
+            printf("    %s %-8s step %lld %-16s ", JS(t, "task_id"), JS(t, "kind"),
                    (long long)json_integer_value(json_object_get(t, "step")) + 1,
-                   json_string_value(json_object_get(t, "action")),
-                   json_string_value(json_object_get(t, "state")),
+                   JS(t, "action"));
+            printf("%-11s attempt %lld/%lld %.300s\n", JS(t, "state"),
                    (long long)json_integer_value(json_object_get(t, "attempt")),
                    (long long)json_integer_value(json_object_get(t, "max_attempts")),
-                   json_string_value(json_object_get(t, "reason")));
+                   json_string_length(json_object_get(t, "reason")) ? JS(t, "reason") : "");
         }
     }
-    json_decref(pols);
+    json_decref(doc);
     return CTL_OK;
 }
 
-static const char SQL_LOG[] =
-    "SELECT log_id, " CTL_TS("at") " AS at, actor, action, object_type, object_id, before, "
-    "after, remark, command_id FROM activity_log WHERE event_id = $1 ORDER BY at, log_id";
-
 static int events_log(ctl_t *c, int argc, char **argv)
 {
-    const char *p[1];
-    PGresult   *r;
-    json_t     *rows;
-    int         rc;
-    size_t      i;
+    json_t *doc = NULL, *rows;
+    int     rc;
+    size_t  i;
 
     if (argc != 1)
         return ctl_fail(CTL_USAGE, "usage: cwppctl events log EVENT_ID");
-    if ((rc = valid_event_id(argv[0])) != CTL_OK || (rc = event_exists(c, argv[0])) != CTL_OK)
+    if ((rc = valid_event_id(argv[0])) != CTL_OK ||
+        (rc = event_get(c, argv[0], "log", &doc)) != CTL_OK)
         return rc;
-    p[0] = argv[0];
-    if ((r = query(c, SQL_LOG, 1, p, &rc)) == NULL)
-        return rc;
-    rows = rows_json(r);
-    PQclear(r);
+    rows = json_object_get(doc, "log");
     if (c->json) {
-        ctl_print_json(json_pack("{s:s, s:o}", "event_id", argv[0], "log", rows));
+        ctl_print_json(doc);
         return CTL_OK;
     }
     if (json_array_size(rows) == 0)
@@ -538,17 +383,15 @@ static int events_log(ctl_t *c, int argc, char **argv)
         char       *a = json_dumps(json_object_get(o, "after"), JSON_COMPACT | JSON_ENCODE_ANY);
         const char *rem = json_string_value(json_object_get(o, "remark"));
 
-        printf("%s  %-12.64s %-18s %s %.120s  %s -> %s%s%.300s%s\n",
-               json_string_value(json_object_get(o, "at")),
-               json_string_value(json_object_get(o, "actor")),
-               json_string_value(json_object_get(o, "action")),
-               json_string_value(json_object_get(o, "object_type")),
-               json_string_value(json_object_get(o, "object_id")), b ? b : "null",
-               a ? a : "null", rem ? "  (\"" : "", rem ? rem : "", rem ? "\")" : "");
+        printf("%s  %-12.64s %-18s %s ", JS(o, "at"), JS(o, "actor"), JS(o, "action"),
+               JS(o, "object_type"));
+        printf("%.120s  %s -> %s", JS(o, "object_id"), ctl_safe(b ? b : "null"),
+               ctl_safe(a ? a : "null"));
+        printf("%s%.300s%s\n", rem ? "  (\"" : "", rem ? ctl_safe(rem) : "", rem ? "\")" : "");
         free(b);
         free(a);
     }
-    json_decref(rows);
+    json_decref(doc);
     return CTL_OK;
 }
 
@@ -574,26 +417,100 @@ int ctl_events_respond(ctl_t *c, int argc, char **argv)
 
 /* ------------------------------------------------ playbooks, users, accounts */
 
-static int print_rows(ctl_t *c, PGresult *r, const char *key, const char *empty)
+/* A JSON value as table text: strings as they are, null "-", booleans t/f, the rest as
+ * JSON. Returns a malloc'd string (NULL on allocation failure). */
+static char *cell(const json_t *v)
 {
-    json_t *rows = rows_json(r);
-    size_t  i;
-    int     j;
+    if (v == NULL || json_is_null(v))
+        return strdup("-");
+    if (json_is_string(v))
+        return strdup(json_string_value(v));
+    if (json_is_boolean(v))
+        return strdup(json_is_true(v) ? "t" : "f");
+    return json_dumps(v, JSON_ENCODE_ANY);
+}
+
+/* Prints doc's array key as a table of cols (the API's columns, in order) or, with --json,
+ * doc itself. Takes doc. */
+static int print_table(ctl_t *c, json_t *doc, const char *key, const char *const *cols,
+                       const char *empty)
+{
+    json_t *rows = json_object_get(doc, key);
+    size_t  i, j, n = 0;
 
     if (c->json) {
-        ctl_print_json(json_pack("{s:o}", key, rows));
+        ctl_print_json(doc);
         return CTL_OK;
     }
+    while (cols[n] != NULL)
+        n++;
     if (json_array_size(rows) == 0)
         printf("%s\n", empty);
-    for (j = 0; j < PQnfields(r); j++)
-        printf(j + 1 < PQnfields(r) ? "%-22s " : "%s\n", PQfname(r, j));
-    for (i = 0; i < (size_t)PQntuples(r); i++)
-        for (j = 0; j < PQnfields(r); j++)
-            printf(j + 1 < PQnfields(r) ? "%-22.200s " : "%.400s\n",
-                   PQgetisnull(r, (int)i, j) ? "-" : PQgetvalue(r, (int)i, j));
-    json_decref(rows);
+    for (j = 0; j < n; j++)
+        printf(j + 1 < n ? "%-22s " : "%s\n", cols[j]);
+    for (i = 0; i < json_array_size(rows); i++)
+        for (j = 0; j < n; j++) {
+            char *v = cell(json_object_get(json_array_get(rows, i), cols[j]));
+
+            printf(j + 1 < n ? "%-22.200s " : "%.400s\n", ctl_safe(v != NULL ? v : "-"));
+            free(v);
+        }
+    json_decref(doc);
     return CTL_OK;
+}
+
+/* A change the API answers with a document (a DELETE): printed as a command's answer. */
+static int print_answer(ctl_t *c, json_t *doc)
+{
+    const char *msg = json_string_value(json_object_get(doc, "message"));
+
+    if (c->json)
+        ctl_print_json(json_pack("{s:s, s:s, s:o}", "status", "ok", "message",
+                                 msg != NULL ? msg : "", "result",
+                                 json_object_get(doc, "result") != NULL
+                                     ? json_incref(json_object_get(doc, "result"))
+                                     : json_object()));
+    else
+        printf("%s\n", msg != NULL ? msg : "done");
+    json_decref(doc);
+    return CTL_OK;
+}
+
+/* Appends the percent-encoded segment s to b (a path). */
+static void seg(cwpp_buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == '@') {
+            cwpp_buf_append(b, s, 1);
+        } else {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+
+            cwpp_buf_append(b, e, 3);
+        }
+    }
+}
+
+/* "/api/v1/<coll>/<name percent-encoded><tail>" as a malloc'd string (NULL: out of
+ * memory). */
+static char *object_path(const char *coll, const char *name, const char *tail)
+{
+    cwpp_buf_t b;
+    char      *out;
+
+    memset(&b, 0, sizeof(b));
+    cwpp_buf_append(&b, "/api/v1/", 8);
+    cwpp_buf_append(&b, coll, strlen(coll));
+    cwpp_buf_append(&b, "/", 1);
+    seg(&b, name);
+    cwpp_buf_append(&b, tail, strlen(tail));
+    out = strndup(b.data != NULL ? (const char *)b.data : "", b.len);
+    cwpp_buf_free(&b);
+    return out;
 }
 
 int ctl_playbooks(ctl_t *c, int argc, char **argv)
@@ -601,8 +518,12 @@ int ctl_playbooks(ctl_t *c, int argc, char **argv)
     int rc;
 
     if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-        const char *type = NULL, *p[1];
-        PGresult   *r;
+        static const char *const cols[] = {"name", "entity_type", "origin", "default",
+                                           "steps", "description", "step_list", NULL};
+        const char *type = NULL;
+        cwpp_buf_t  path;
+        json_t     *doc = NULL, *rows;
+        size_t      i;
 
         argc--;
         argv++;
@@ -610,32 +531,34 @@ int ctl_playbooks(ctl_t *c, int argc, char **argv)
             return rc;
         if (argc != 0)
             return ctl_fail(CTL_USAGE, "usage: cwppctl playbooks list [--entity-type T]");
-        p[0] = type;
-        r = query(c, "SELECT name, entity_type, origin, is_default AS \"default\", "
-                  "jsonb_array_length(steps) AS steps, description, steps AS step_list "
-                  "FROM playbooks WHERE $1::text IS NULL OR entity_type = $1 "
-                  "ORDER BY entity_type, NOT is_default, name", 1, p, &rc);
-        if (r == NULL)
+        memset(&path, 0, sizeof(path));
+        cwpp_buf_append(&path, "/api/v1/playbooks", 17);
+        if (type != NULL)
+            ctl_q(&path, "entity_type", type);
+        cwpp_buf_append(&path, "", 1);
+        rc = ctl_api(c, "GET", (const char *)path.data, NULL, &doc);
+        cwpp_buf_free(&path);
+        if (rc != CTL_OK)
             return rc;
-        if (!c->json) {
-            int i;
+        if (c->json)
+            return print_table(c, doc, "playbooks", cols, "");
+        rows = json_object_get(doc, "playbooks");
+        for (i = 0; i < json_array_size(rows); i++) {
+            json_t *o = json_array_get(rows, i);
+            char   *steps = json_dumps(json_object_get(o, "step_list"), JSON_ENCODE_ANY);
 
-            for (i = 0; i < PQntuples(r); i++)
-                printf("%-24s %-13s %-8s %s%s step(s): %s\n    %s\n", PQgetvalue(r, i, 0),
-                       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                       PQgetvalue(r, i, 3)[0] == 't' ? "default, " : "", PQgetvalue(r, i, 4),
-                       PQgetvalue(r, i, 6), PQgetvalue(r, i, 5));
-            if (PQntuples(r) == 0)
-                printf("No playbooks (the responder writes the built-in ones when it starts).\n");
-            PQclear(r);
-            return CTL_OK;
+            printf("%-24s %-13s %-8s %s%lld step(s): ", JS(o, "name"), JS(o, "entity_type"),
+                   JS(o, "origin"), json_is_true(json_object_get(o, "default")) ? "default, " : "",
+                   (long long)json_integer_value(json_object_get(o, "steps")));
+            printf("%s\n    %s\n", ctl_safe(steps != NULL ? steps : "[]"),
+                   JS(o, "description"));
+            free(steps);
         }
-        rc = print_rows(c, r, "playbooks", "");
-        PQclear(r);
-        return rc;
+        if (json_array_size(rows) == 0)
+            printf("No playbooks (the responder writes the built-in ones when it starts).\n");
+        json_decref(doc);
+        return CTL_OK;
     }
-    if ((rc = need_actor(c)) != CTL_OK)
-        return rc;
     if (argc == 2 && strcmp(argv[0], "add") == 0) {
         json_error_t jerr;
         json_t      *pb = json_load_file(argv[1], JSON_REJECT_DUPLICATES, &jerr);
@@ -648,13 +571,37 @@ int ctl_playbooks(ctl_t *c, int argc, char **argv)
             json_decref(pb);
             return ctl_fail(CTL_USAGE, "%s: %s", argv[1], why);
         }
-        return ctl_command(c, "responder", "playbooks.add", json_pack("{s:o}", "playbook", pb));
+        return ctl_api_change(c, "/api/v1/playbooks", pb);
     }
-    if (argc == 2 && strcmp(argv[0], "delete") == 0)
-        return ctl_command(c, "responder", "playbooks.delete",
-                           json_pack("{s:s}", "name", argv[1]));
+    if (argc == 2 && strcmp(argv[0], "delete") == 0) {
+        char   *path = object_path("playbooks", argv[1], "");
+        json_t *doc = NULL;
+
+        if (path == NULL)
+            return ctl_fail(CTL_INFRA, "out of memory");
+        rc = ctl_api(c, "DELETE", path, NULL, &doc);
+        free(path);
+        return rc != CTL_OK ? rc : print_answer(c, doc);
+    }
     return ctl_fail(CTL_USAGE, "usage: cwppctl playbooks list [--entity-type T] | add FILE.json | "
                     "delete NAME");
+}
+
+/* POST /api/v1/users/USER/verb with body (stolen). */
+static int user_change(ctl_t *c, const char *user, const char *verb, json_t *body)
+{
+    char  tail[32];
+    char *path;
+    int   rc;
+
+    snprintf(tail, sizeof(tail), "/%s", verb);
+    if ((path = object_path("users", user, tail)) == NULL) {
+        json_decref(body);
+        return ctl_fail(CTL_INFRA, "out of memory");
+    }
+    rc = ctl_api_change(c, path, body);
+    free(path);
+    return rc;
 }
 
 int ctl_users(ctl_t *c, int argc, char **argv)
@@ -663,24 +610,16 @@ int ctl_users(ctl_t *c, int argc, char **argv)
     int         rc;
 
     if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-        PGresult *r;
+        static const char *const cols[] = {"user", "role", "display_name", "state", "accounts",
+                                           NULL};
+        json_t *doc = NULL;
 
         if (argc != 1)
             return ctl_fail(CTL_USAGE, "usage: cwppctl users list");
-        r = query(c, "SELECT u.user_name AS user, u.role, u.display_name, "
-                  "CASE WHEN u.disabled_at IS NULL THEN 'enabled' ELSE 'disabled' END AS state, "
-                  "COALESCE(string_agg(a.account_id, ',' ORDER BY a.account_id), "
-                  "CASE WHEN u.role = 'admin' THEN '(all)' ELSE '' END) AS accounts "
-                  "FROM users u LEFT JOIN user_accounts a USING (user_name) "
-                  "GROUP BY u.user_name ORDER BY u.user_name", 0, NULL, &rc);
-        if (r == NULL)
+        if ((rc = ctl_api(c, "GET", "/api/v1/users", NULL, &doc)) != CTL_OK)
             return rc;
-        rc = print_rows(c, r, "users", "No users.");
-        PQclear(r);
-        return rc;
+        return print_table(c, doc, "users", cols, "No users.");
     }
-    if ((rc = need_actor(c)) != CTL_OK)
-        return rc;
     if (argc >= 2 && strcmp(argv[0], "add") == 0) {
         json_t *p;
 
@@ -690,29 +629,22 @@ int ctl_users(ctl_t *c, int argc, char **argv)
             (rc = take_opt(&argc, argv, "--display-name", &dn, NULL)) != CTL_OK)
             return rc;
         if (argc != 1 || no_extra_options(argc, argv) != CTL_OK)
-            return ctl_fail(CTL_USAGE, "usage: cwppctl users add USER [--role analyst|admin] "
-                            "[--display-name N]");
+            return ctl_fail(CTL_USAGE, "usage: cwppctl users add USER [--role "
+                            "analyst|admin|viewer] [--display-name N]");
         p = json_pack("{s:s, s:s}", "user", argv[0], "role", role != NULL ? role : "analyst");
         if (dn != NULL)
             json_object_set_new(p, "display_name", json_string(dn));
-        return ctl_command(c, "responder", "users.add", p);
+        return ctl_api_change(c, "/api/v1/users", p);
     }
-    if (argc == 3 && (strcmp(argv[0], "grant") == 0 || strcmp(argv[0], "revoke") == 0)) {
-        char type[32];
-
-        snprintf(type, sizeof(type), "users.%s", argv[0]);
-        return ctl_command(c, "responder", type,
-                           json_pack("{s:s, s:s}", "user", argv[1], "account", argv[2]));
-    }
-    if (argc == 2 && (strcmp(argv[0], "disable") == 0 || strcmp(argv[0], "enable") == 0)) {
-        char type[32];
-
-        snprintf(type, sizeof(type), "users.%s", argv[0]);
-        return ctl_command(c, "responder", type, json_pack("{s:s}", "user", argv[1]));
-    }
-    return ctl_fail(CTL_USAGE, "usage: cwppctl users list | add USER [--role analyst|admin] "
-                    "[--display-name N] | grant USER ACCOUNT | revoke USER ACCOUNT | "
-                    "disable USER | enable USER");
+    if (argc == 3 && (strcmp(argv[0], "grant") == 0 || strcmp(argv[0], "revoke") == 0))
+        return user_change(c, argv[1], argv[0], json_pack("{s:s}", "account", argv[2]));
+    if (argc == 3 && strcmp(argv[0], "role") == 0)
+        return user_change(c, argv[1], "role", json_pack("{s:s}", "role", argv[2]));
+    if (argc == 2 && (strcmp(argv[0], "disable") == 0 || strcmp(argv[0], "enable") == 0))
+        return user_change(c, argv[1], argv[0], json_object());
+    return ctl_fail(CTL_USAGE, "usage: cwppctl users list | add USER [--role "
+                    "analyst|admin|viewer] [--display-name N] | grant USER ACCOUNT | revoke "
+                    "USER ACCOUNT | role USER analyst|admin|viewer | disable USER | enable USER");
 }
 
 int ctl_accounts(ctl_t *c, int argc, char **argv)
@@ -721,21 +653,16 @@ int ctl_accounts(ctl_t *c, int argc, char **argv)
     int         rc;
 
     if (argc == 1 && strcmp(argv[0], "list") == 0) {
-        PGresult *r = query(c, "SELECT account_id AS member, manager_account_id AS manager, name, "
-                            "created_by FROM managed_accounts ORDER BY manager_account_id, "
-                            "account_id", 0, NULL, &rc);
+        static const char *const cols[] = {"member", "manager", "name", "created_by", NULL};
+        json_t *doc = NULL;
 
-        if (r == NULL)
+        if ((rc = ctl_api(c, "GET", "/api/v1/accounts", NULL, &doc)) != CTL_OK)
             return rc;
-        rc = print_rows(c, r, "member_accounts", "No member accounts.");
-        PQclear(r);
-        return rc;
+        return print_table(c, doc, "member_accounts", cols, "No member accounts.");
     }
     if (argc >= 2 && strcmp(argv[0], "add-member") == 0) {
         json_t *p;
 
-        if ((rc = need_actor(c)) != CTL_OK)
-            return rc;
         argc--;
         argv++;
         if ((rc = take_opt(&argc, argv, "--manager", &mgr, NULL)) != CTL_OK ||
@@ -747,7 +674,7 @@ int ctl_accounts(ctl_t *c, int argc, char **argv)
         p = json_pack("{s:s, s:s}", "account", argv[0], "manager", mgr);
         if (name != NULL)
             json_object_set_new(p, "name", json_string(name));
-        return ctl_command(c, "responder", "accounts.add_member", p);
+        return ctl_api_change(c, "/api/v1/accounts/members", p);
     }
     return ctl_fail(CTL_USAGE, "usage: cwppctl accounts list | add-member ACCOUNT --manager "
                     "ACCOUNT [--name N]");
