@@ -54,6 +54,9 @@ static void usage(FILE *f)
         "                 [--account A] [--remark R]\n"
         "  events tasks EVENT_ID           handling policies and playbook runs with their tasks\n"
         "  events log EVENT_ID             the activity log of the event, in order\n"
+        "  policies list|tasks list [--state S] [--event ID] [--entity TYPE:VALUE] [--account A]\n"
+        "                 [--limit N]       handling policies (tasks) across events, newest first\n"
+        "  policies cancel POLICY_ID [--remark R]   end a lease now: its actions roll back\n"
         "  playbooks list [--entity-type T] | add FILE.json | delete NAME\n"
         "  users list | add USER [--role analyst|admin|viewer] [--display-name N]\n"
         "        | grant USER ACCOUNT | revoke USER ACCOUNT | role USER analyst|admin|viewer\n"
@@ -175,6 +178,10 @@ int main(int argc, char **argv)
         rc = ctl_whitelist(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "export") == 0) {
         rc = ctl_export(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "policies") == 0) {
+        rc = ctl_policies(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "tasks") == 0) {
+        rc = ctl_tasks(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "playbooks") == 0) {
         rc = ctl_playbooks(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "users") == 0) {
