@@ -226,6 +226,7 @@ static int rule_options(int argc, char **argv, json_t *payload, int allow_force)
             {"--alert-name", "alert_name"}, {"--field", "field"},   {"--op", "op"},
             {"--value", "value"},           {"--scope", "scope"},   {"--asset", "asset_id"},
             {"--from-alert", "from_alert_id"}, {"--remark", "remark"},
+            {"--account", "account_id"},
         };
         size_t k;
         int    done = 0;
@@ -290,6 +291,9 @@ static int check_rule(json_t *payload)
     json_t       *copy;
     int           rc;
 
+    if (json_object_get(payload, "account_id") == NULL)
+        return ctl_fail(CTL_USAGE, "--account is required (a rule applies to the alerts of one "
+                        "account)");
     if (json_object_get(payload, "alert_name") == NULL)
         return ctl_fail(CTL_USAGE, "--alert-name is required");
     if (json_object_get(payload, "field") == NULL)
