@@ -46,6 +46,8 @@ typedef struct api_user {
     const char *scope;
     char        token_id[40]; /* the token or session this request came with */
     int         via_session;  /* 1: the session cookie (changes need the CSRF header) */
+    char        csrf[72];     /* the CSRF token that session's changes must carry */
+    char       *scope_buf;    /* owns scope */
 } api_user_t;
 
 /*

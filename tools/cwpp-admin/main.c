@@ -5,6 +5,8 @@
  *   cwpp-admin topics create [--brokers B] [--prefix P] [--partitions N]
  *                            [--replication-factor R] [--timeout-ms T]
  *   cwpp-admin topics list   [--prefix P]
+ *   cwpp-admin users bootstrap NAME [--pg-dsn DSN]   (users.c)
+ *   cwpp-admin users password NAME  [--pg-dsn DSN]   (the password on standard input)
  *
  * "topics create" creates every topic of the project's table (libs/kafka) under the
  * prefix; it is idempotent, so deployment scripts and the compose/k8s init steps run it
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "cwpp_kafka.h"
 #include "cwpp_log.h"
 
@@ -22,7 +25,9 @@ static void usage(FILE *fp)
 {
     fprintf(fp, "usage: cwpp-admin topics create [--brokers B] [--prefix P] [--partitions N]\n"
                 "                                [--replication-factor R] [--timeout-ms T]\n"
-                "       cwpp-admin topics list [--prefix P]\n");
+                "       cwpp-admin topics list [--prefix P]\n"
+                "       cwpp-admin users bootstrap NAME [--pg-dsn DSN]\n"
+                "       cwpp-admin users password NAME [--pg-dsn DSN]   (password on stdin)\n");
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -55,6 +60,8 @@ int main(int argc, char **argv)
     cwpp_kvlist_t props = {0};
 
     cwpp_log_init("admin", CWPP_LOG_WARN);
+    if (argc >= 2 && strcmp(argv[1], "users") == 0)
+        return admin_users(argc, argv);
     if (parse_int(env_or("CWPP_TOPIC_PARTITIONS", "6"), "CWPP_TOPIC_PARTITIONS", 1, 10000,
                   &partitions) != 0)
         return 1;

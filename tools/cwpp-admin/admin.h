@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cwpp-admin's verbs other than topics. */
+#ifndef CWPP_ADMIN_H
+#define CWPP_ADMIN_H
+
+/* `cwpp-admin users bootstrap|password NAME [--pg-dsn DSN]`: users.c. Exit code. */
+int admin_users(int argc, char **argv);
+
+#endif
