@@ -3,6 +3,7 @@
 local Kafka broker and PostgreSQL server, read topics with a third-party client
 (confluent-kafka) and decode Avro with a third-party library (python3-avro) from the
 schema files alone."""
+import atexit
 import hashlib
 import io
 import json
@@ -35,13 +36,24 @@ CORRELATOR_DSN = os.environ.get(
     "CWPP_PG_DSN_CORRELATOR",
     INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_correlator")
               .replace("password=cwpp-dev-ingest", "password=cwpp-dev-correlator"))
+API_DSN = os.environ.get(
+    "CWPP_PG_DSN_API",
+    INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_api")
+              .replace("password=cwpp-dev-ingest", "password=cwpp-dev-api"))
 
 
-def cwppctl(prefix, *args, actor="alice", timeout=60, env=None):
-    """Runs build/bin/cwppctl; returns (exit code, stdout, stderr)."""
+def cwppctl(prefix, *args, actor="alice", timeout=60, env=None, api=None):
+    """Runs build/bin/cwppctl as actor against cwpp-api (api, else the one of prefix,
+    started on first use: api_for); returns (exit code, stdout, stderr). The actor's
+    token comes from Api.token (a user the test did not make is made an admin there).
+    actor=None runs without a token."""
+    api = api or api_for(prefix)
     e = dict(os.environ)
-    e.update({"CWPP_KAFKA_BROKERS": BROKERS, "CWPP_TOPIC_PREFIX": prefix,
-              "CWPP_CTL_PG_DSN": CTL_DSN, "CWPP_ACTOR": actor})
+    for k in ("CWPP_CTL_PG_DSN", "CWPP_ACTOR", "CWPP_API_TOKEN"):
+        e.pop(k, None)
+    e.update({"CWPP_API_URL": api.url, "XDG_CONFIG_HOME": str(api.tmp / "xdg")})
+    if actor is not None:
+        e["CWPP_API_TOKEN"] = api.token(actor)
     if env:
         e.update(env)
     p = subprocess.run([str(BIN / "cwppctl"), *args], env=e, capture_output=True, text=True,
@@ -529,3 +541,145 @@ def make_user(name, *accounts, role="analyst", disabled=False, dsn=None):
     finally:
         conn.close()
     return name
+
+
+# ------------------------------------------------------------------------ cwpp-api
+
+
+def dbname_of(dsn: str) -> str:
+    for part in dsn.split():
+        if part.startswith("dbname="):
+            return part[len("dbname="):]
+    return "cwpp"
+
+
+class Api:
+    """cwpp-api as a real process on topic prefix and database dsn (default the API role
+    on the test database), plain HTTP on a free loopback port (TLS is tested on its own),
+    with cheap Argon2id parameters unless extra_env says otherwise. .url, .token(user),
+    .request/.get/.post/.delete, .stop()."""
+
+    def __init__(self, prefix, dsn=None, extra_env=None, tmp=None):
+        import tempfile
+        self.prefix = prefix
+        self.dsn = dsn or API_DSN
+        self.admin_dsn = with_dbname(ADMIN_DSN, dbname_of(self.dsn))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = Path(tmp or tempfile.mkdtemp(prefix="cwpp-api-"))
+        self.log_path = self.tmp / f"api-{uuid.uuid4().hex[:6]}.log"
+        self.env = dict(os.environ)
+        self.env.update({
+            "CWPP_KAFKA_BROKERS": BROKERS, "CWPP_TOPIC_PREFIX": prefix,
+            "CWPP_PG_DSN": self.dsn, "CWPP_API_ADDRESS": "127.0.0.1",
+            "CWPP_API_PORT": str(self.port), "CWPP_HTTP_PORT": str(free_port()),
+            "CWPP_API_COOKIE_SECURE": "0", "CWPP_API_ARGON2_OPSLIMIT": "1",
+            "CWPP_API_ARGON2_MEMLIMIT_KIB": "8192", "CWPP_API_COMMAND_TIMEOUT_MS": "30000",
+        })
+        if extra_env:
+            self.env.update(extra_env)
+        self.tokens = {}
+        self._logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(BIN / "cwpp-api")], env=self.env, stdout=self._logf,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"cwpp-api exited with {self.proc.returncode}:\n"
+                                     + self.log_path.read_text()[-3000:])
+            try:
+                if self.request("GET", "/readyz", raw=True)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise AssertionError("cwpp-api not ready:\n" + self.log_path.read_text()[-3000:])
+            time.sleep(0.2)
+
+    def token(self, user, role="admin"):
+        """A bearer token for user, inserted straight into api_tokens (an hour). A user
+        that does not exist yet is made with role (admin: sees every account); tests of
+        permissions make their users with make_user first."""
+        if user in self.tokens:
+            return self.tokens[user]
+        conn = db(self.admin_dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO users (user_name, display_name, role, created_by) "
+                            "VALUES (%s, %s, %s, 'tests-api-token') ON CONFLICT DO NOTHING",
+                            (user, user + " (tests)", role))
+                tid = uuid.uuid4().hex[:16]
+                secret = uuid.uuid4().hex + uuid.uuid4().hex
+                cur.execute("INSERT INTO api_tokens (token_id, user_name, kind, name, secret_hash,"
+                            " expires_at) VALUES (%s, %s, 'token', 'tests', %s, "
+                            "now() + interval '1 hour')",
+                            (tid, user, hashlib.sha256(secret.encode()).digest()))
+        finally:
+            conn.close()
+        self.tokens[user] = f"cwpp_{tid}_{secret}"
+        return self.tokens[user]
+
+    def request(self, method, path, body=None, user=None, token=None, headers=None,
+                raw=False, data=None, timeout=60):
+        """(status, JSON document or bytes, headers) of method path; body is sent as JSON
+        (data: raw bytes instead); user or token authenticates."""
+        h = dict(headers or {})
+        if user is not None:
+            token = self.token(user)
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                status, payload, hdrs = r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            status, payload, hdrs = e.code, e.read(), e.headers
+        if not raw and payload and "json" in (hdrs.get("Content-Type") or ""):
+            payload = json.loads(payload)
+        return status, payload, hdrs
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body if body is not None else {}, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._logf.close()
+        return self.proc.returncode
+
+
+_APIS = {}
+
+
+def api_for(prefix, dsn=None):
+    """The cwpp-api of (prefix, dsn), started on first use and stopped when the tests end."""
+    key = (prefix, dsn)
+    if key not in _APIS or _APIS[key].proc.poll() is not None:
+        _APIS[key] = Api(prefix, dsn)
+    return _APIS[key]
+
+
+@atexit.register
+def _stop_apis():
+    for a in _APIS.values():
+        try:
+            a.stop(10)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass

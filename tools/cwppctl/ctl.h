@@ -22,6 +22,10 @@ typedef struct ctl {
     int         timeout_s;
     int         json;
     PGconn     *pg;
+    /* the API (api_client.c): every verb goes through it */
+    const char *api_url; /* CWPP_API_URL */
+    const char *api_ca;  /* CWPP_API_CA: a private CA's PEM file, or NULL */
+    char        token[200];
 } ctl_t;
 
 /* Prints "cwppctl: <sentence>" on stderr and returns code. */
@@ -55,6 +59,34 @@ int ctl_command(ctl_t *c, const char *service, const char *type, json_t *payload
 
 /* Prints a JSON document on stdout (indented). Steals doc. */
 void ctl_print_json(json_t *doc);
+
+/* ----------------------------------------------------- api_client.c: the API */
+
+#include "cwpp_util.h"
+
+/* Reads CWPP_API_URL, CWPP_API_CA and the token (CWPP_API_TOKEN or the login file). */
+void ctl_api_init(ctl_t *c);
+/* method path (query included, built with ctl_q) with body (borrowed; NULL: none). 2xx:
+ * CTL_OK with *doc (owned; NULL when not JSON). 4xx: CTL_REFUSED after printing
+ * "cwppctl: <problem detail>". No answer, 5xx or 202: CTL_INFRA after printing why. */
+int ctl_api(ctl_t *c, const char *method, const char *path, json_t *body, json_t **doc);
+/* GET path as raw bytes (the .xlsx): *data malloc'd, *len. Codes as ctl_api. */
+int ctl_api_raw(ctl_t *c, const char *path, char **data, size_t *len);
+/* POST path with body (stolen), a change answered by a command: prints the answer as
+ * changes always printed (text: the message; --json: {status, message, result}) and
+ * returns the exit code (a 422 refusal: CTL_REFUSED with the reason on stderr). */
+int ctl_api_change(ctl_t *c, const char *path, json_t *body);
+/* Appends "name=value" (percent-encoded, with ? or &) to the path being built in b
+ * (which must hold the path already). */
+void ctl_q(cwpp_buf_t *b, const char *name, const char *value);
+/* s with control characters (C0, DEL, C1) and bidi controls as visible escapes, for a
+ * terminal; at most about 4 KiB (longer ends in "..."). One of 4 rotating static buffers:
+ * use it before the fifth call. NULL gives "-". */
+const char *ctl_safe(const char *s);
+/* `cwppctl login [--user NAME]`, `logout`, `whoami`. */
+int ctl_login(ctl_t *c, int argc, char **argv);
+int ctl_logout(ctl_t *c, int argc, char **argv);
+int ctl_whoami(ctl_t *c, int argc, char **argv);
 
 int ctl_alerts(ctl_t *c, int argc, char **argv);
 int ctl_whitelist(ctl_t *c, int argc, char **argv);

@@ -22,6 +22,9 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: cwppctl [--json] [--timeout S] [--actor NAME] VERB ...\n"
         "\n"
+        "  login [--user NAME]            log in to cwpp-api (password from the terminal or\n"
+        "                                 stdin); the token is kept for the next commands\n"
+        "  logout | whoami\n"
         "  alerts list [--status S] [--name N] [--account A] [--limit N]\n"
         "  alerts show ALERT_ID\n"
         "  events list [--status S] [--level L] [--since T] [--until T] [--account A]\n"
@@ -98,6 +101,7 @@ int main(int argc, char **argv)
     c.kafka_props = env_or("CWPP_KAFKA_PROPERTIES", "");
     c.actor = env_or("CWPP_ACTOR", env_or("USER", env_or("LOGNAME", "")));
     c.timeout_s = atoi(env_or("CWPP_CTL_TIMEOUT_S", "30"));
+    ctl_api_init(&c);
     /* librdkafka's own log lines go to stderr only when they are errors */
     cwpp_log_init("cwppctl", CWPP_LOG_ERROR);
 
@@ -150,7 +154,13 @@ int main(int argc, char **argv)
         }
         argc = k;
     }
-    if (strcmp(argv[i], "alerts") == 0) {
+    if (strcmp(argv[i], "login") == 0) {
+        rc = ctl_login(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "logout") == 0) {
+        rc = ctl_logout(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "whoami") == 0) {
+        rc = ctl_whoami(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "alerts") == 0) {
         rc = ctl_alerts(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "events") == 0) {
         rc = ctl_events(&c, argc - i - 1, argv + i + 1);
