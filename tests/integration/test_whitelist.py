@@ -350,16 +350,26 @@ def test_actors_need_permission_on_the_account(prefix, services):
     t.make_user(f"dis-{g}", acct, disabled=True)
     t.make_user(f"oth-{g}", other)
 
-    def refused(actor, *args):
-        rc, out, err = t.cwppctl(prefix, *args, actor=actor)
+    def refused(actor, *args, env=None):
+        rc, out, err = t.cwppctl(prefix, *args, actor=actor, env=env)
         assert rc == 1, (rc, out, err)
         assert err.strip().endswith(".") and "Refused: " in err, err
         return err
 
-    assert "is not a known user" in refused(f"ghost-{g}", "whitelist", "add-alert", x)
-    assert f'user "dis-{g}" is disabled' in refused(f"dis-{g}", "whitelist", "add-alert", x)
-    assert f'holds no permission on account "{acct}"' in \
-        refused(f"oth-{g}", "whitelist", "add-alert", x)
+    def unseen(actor, *args, env=None):
+        """cwpp-api answers before any command: 401 (no such user), 404 (not theirs)."""
+        rc, out, err = t.cwppctl(prefix, *args, actor=actor, env=env)
+        assert rc == 1 and err.strip().endswith("."), (rc, out, err)
+        return err
+
+    # through cwpp-api an unknown or disabled user is not authenticated at all, and an
+    # alert of an account the actor does not hold is answered as a missing one
+    assert "not one this server issued" in unseen(
+        None, "whitelist", "add-alert", x,
+        env={"CWPP_API_TOKEN": "cwpp_" + "0" * 16 + "_" + "0" * 64})
+    assert "the user is disabled" in unseen(f"dis-{g}", "whitelist", "add-alert", x)
+    assert f'No alert "{x}" exists among the accounts you hold' in \
+        unseen(f"oth-{g}", "whitelist", "add-alert", x)
     # a rule of another account: refused, whatever its condition; one of acct: acct's users
     assert f'holds no permission on account "{other}"' in \
         refused(ana, "whitelist", "rule", "add", "--account", other, "--alert-name", name,
@@ -383,14 +393,14 @@ def test_actors_need_permission_on_the_account(prefix, services):
     rc, doc, err = t.cwppctl_json(prefix, "whitelist", "add-alert", x, actor=ana)
     assert rc == 0 and doc["result"]["after"] == "manually_whitelisted", (doc, err)
     assert stored([x]) == {x: "manually_whitelisted"}
-    assert "holds no permission" in refused(f"oth-{g}", "whitelist", "remove", x)
+    assert "name no alert" in unseen(f"oth-{g}", "whitelist", "remove", x)
     rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "add", "--account", acct,
                                   "--alert-name", name, "--field", "file.path", "--op", "eq",
                                   "--value", "/p/1", "--force", actor=ana)
     assert rc == 0, (doc, err)
     rid = doc["result"]["rule_id"]
-    assert "holds no permission" in refused(f"oth-{g}", "whitelist", "rule", "delete",
-                                            str(rid))
+    assert f'No whitelist rule "{rid}" exists' in unseen(f"oth-{g}", "whitelist", "rule",
+                                                           "delete", str(rid))
     assert t.cwppctl(prefix, "whitelist", "rule", "delete", str(rid), actor=ana)[0] == 0
     assert t.cwppctl(prefix, "whitelist", "remove", x, actor=ana)[0] == 0
     assert [r[0] for r in t.query(
@@ -769,8 +779,18 @@ def test_cwppctl_errors_are_sentences_with_exit_codes(prefix):
     assert rc == 1 and "unknown operator" in err
     rc, _, err = t.cwppctl(prefix, "alerts", "show", "al-" + "f" * 32)
     assert rc == 1 and "no alert" in err
-    # no filter running on this prefix: the command waits, then says so
-    rc, _, err = t.cwppctl(prefix, "--timeout", "2", "whitelist", "add-alert", "al-" + "f" * 32)
+    # no filter running on this prefix: the command waits (the API's wait, 2 s here), then
+    # says so; the alert exists (the API answers a missing one itself)
+    x = "al-" + uuid.uuid4().hex
+    t.query("INSERT INTO alerts (alert_id, dedup_key, account_id, name, type, severity, "
+            "source, input_format, asset_id, asset, defense, status, first_seen, last_seen) "
+            "VALUES (%s, %s, %s, 'x', 'virus', 'high', 'virus_scan', 'cwpp', 'i-1', '{}', "
+            "'none', 'unhandled', now(), now())", (x, x, acct))
+    api = t.Api(prefix, extra_env={"CWPP_API_COMMAND_TIMEOUT_MS": "2000"})
+    try:
+        rc, _, err = t.cwppctl(prefix, "--timeout", "2", "whitelist", "add-alert", x, api=api)
+    finally:
+        api.stop()
     assert rc == 3 and "no answer" in err
 
 

@@ -167,10 +167,7 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[i], "entities") == 0) {
         rc = ctl_entities(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "whitelist") == 0) {
-        if (c.actor[0] == '\0' && i + 1 < argc && strcmp(argv[i + 1], "preview") != 0 &&
-            !(i + 2 < argc && strcmp(argv[i + 2], "list") == 0))
-            return ctl_fail(CTL_USAGE, "who are you? Set CWPP_ACTOR or --actor: every change "
-                            "is logged with its actor");
+        /* the API's authenticated user is the actor */
         rc = ctl_whitelist(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "export") == 0) {
         rc = ctl_export(&c, argc - i - 1, argv + i + 1);
