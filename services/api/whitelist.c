@@ -104,9 +104,9 @@ static int rule_valid(api_resp_t *rs, json_t *rule, const char *where)
     const char   *scope = json_string_value(json_object_get(rule, "scope"));
 
     if (force != NULL && !json_is_boolean(force))
-        return !api_problem(rs, 400, "bad_request", "%s: force must be true or false.", where);
+        return api_problem(rs, 400, "bad_request", "%s: force must be true or false.", where);
     if ((copy = json_deep_copy(rule)) == NULL)
-        return !api_problem(rs, 503, "unavailable", "Out of memory; try again.");
+        return api_problem(rs, 503, "unavailable", "Out of memory; try again.");
     if (scope != NULL && strcmp(scope, "asset") == 0 &&
         json_object_get(copy, "asset_id") == NULL &&
         json_object_get(copy, "from_alert_id") != NULL)
@@ -114,10 +114,10 @@ static int rule_valid(api_resp_t *rs, json_t *rule, const char *where)
     rc = cwpp_wl_def_from_json(copy, &d, why, sizeof(why));
     json_decref(copy);
     if (rc != CWPP_OK)
-        return !api_problem(rs, 400, "bad_rule", "%s is not valid: %s.", where, why);
+        return api_problem(rs, 400, "bad_rule", "%s is not valid: %s.", where, why);
     if (d.def.expires_at_ms > 0 && d.def.expires_at_ms <= cwpp_now_ms()) {
         cwpp_wl_def_clear(&d);
-        return !api_problem(rs, 400, "bad_rule", "%s is not valid: expires_at is in the past.",
+        return api_problem(rs, 400, "bad_rule", "%s is not valid: expires_at is in the past.",
                             where);
     }
     cwpp_wl_def_clear(&d);
