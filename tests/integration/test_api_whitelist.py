@@ -300,6 +300,8 @@ def test_hostile_input_is_a_clear_4xx(prefix, services):
     problem("POST", "/api/v1/alerts/_bulk/unwhitelist",
             {"ids": ["al-" + "%032x" % k for k in range(1001)]})
     problem("POST", "/api/v1/alerts/_bulk/unwhitelist", {"ids": ["al-x"], "remark": 5})
+    d = problem("POST", "/api/v1/alerts/_bulk/unwhitelist", {"ids": [1, None, {"a": 1}, "../x"]})
+    assert [i["status"] for i in d["items"]] == [400] * 4
     problem("POST", RULES + "/preview", dict(rule(a, name, "/x"), op="regex", value="(ab["))
     # a catastrophic pattern is valid: previewed, its runs stopped by PCRE2's limits
     t0 = time.time()
