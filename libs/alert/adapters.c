@@ -62,6 +62,38 @@ static const struct {
 };
 #define NTACTICS (sizeof(tactics) / sizeof(tactics[0]))
 
+const char *cwpp_alert_tactic_name(const char *id)
+{
+    size_t i;
+
+    for (i = 0; id != NULL && i < NTACTICS; i++)
+        if (strcmp(tactics[i].id, id) == 0)
+            return tactics[i].name;
+    return NULL;
+}
+
+/* 1 when s names the tactic name: case aside, '-' and '_' stand for spaces. */
+static int tactic_name_is(const char *s, const char *name)
+{
+    for (; *s != '\0' && *name != '\0'; s++, name++) {
+        int c = (*s == '-' || *s == '_') ? ' ' : tolower((unsigned char)*s);
+
+        if (c != tolower((unsigned char)*name))
+            return 0;
+    }
+    return *s == '\0' && *name == '\0';
+}
+
+const char *cwpp_alert_tactic_find(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s != NULL && i < NTACTICS; i++)
+        if (strcasecmp(tactics[i].id, s) == 0 || tactic_name_is(s, tactics[i].name))
+            return tactics[i].id;
+    return NULL;
+}
+
 static int looks_like_technique(const char *s)
 {
     size_t n = strlen(s), i;

@@ -209,4 +209,14 @@ int cwpp_alert_from_row(const char *json, size_t len, cwpp_alert_t *out, char *e
  * this). Returns 0 or CWPP_ENOMEM. */
 int cwpp_alert_compute_identity(cwpp_alert_t *a);
 
+/*
+ * ATT&CK tactics (the enterprise matrix's fourteen): the name of the tactic whose id is id
+ * ("TA0006" -> "Credential Access"), or NULL for an id the table does not hold. And the
+ * id of the tactic named s, where s is an id, a name ("Credential Access") or a name
+ * written in lower case with '-' or '_' for spaces ("credential-access"), compared
+ * without regard to case; NULL when none is.
+ */
+const char *cwpp_alert_tactic_name(const char *id);
+const char *cwpp_alert_tactic_find(const char *s);
+
 #endif /* CWPP_ALERT_H */

@@ -453,6 +453,7 @@ int api_server_start(api_t *a, char *errstr, size_t errstr_size)
                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->conf->threads,
                            MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
                            MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                           MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                            MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
                            MHD_OPTION_HTTPS_MEM_KEY, a->tls_key,
                            MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
@@ -460,7 +461,9 @@ int api_server_start(api_t *a, char *errstr, size_t errstr_size)
         : MHD_start_daemon(flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, &sin,
                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->conf->threads,
                            MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
-                           MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+                           MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                           MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                           MHD_OPTION_END);
     if (a->daemon == NULL) {
         snprintf(errstr, errstr_size, "cannot listen on %s:%lld%s (in use?)", a->conf->address,
                  (long long)a->conf->port, tls ? " with TLS (certificate and key valid?)" : "");

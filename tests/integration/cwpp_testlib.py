@@ -579,6 +579,7 @@ class Api:
         if extra_env:
             self.env.update(extra_env)
         self.tokens = {}
+        create_topics(prefix)  # idempotent: the API reads <prefix>command-results
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(BIN / "cwpp-api")], env=self.env, stdout=self._logf,
                                      stderr=subprocess.STDOUT)
@@ -645,7 +646,9 @@ class Api:
         return self.request("GET", path, **kw)
 
     def post(self, path, body=None, **kw):
-        return self.request("POST", path, body=body if body is not None else {}, **kw)
+        if body is None and kw.get("data") is None:
+            body = {}
+        return self.request("POST", path, body=body, **kw)
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)

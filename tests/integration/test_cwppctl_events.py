@@ -8,6 +8,8 @@ what the correlator wrote (read with the admin role) and against the story itsel
 test names the behaviour it pins down (docs/architecture.md "Security events", "Entities",
 "Assessment", "Limits"; the reference's "Assess a security event"; docs/cwppctl.md).
 
+cwppctl reads through cwpp-api as a user holding both accounts of the story.
+
 The story, in account A (a random tag, so nothing else in the shared database is seen):
   E_old  3 days ago: a virus alert (defence failed) from attacker IP X     -> quiet
   E1     30..25 minutes ago: brute force from X on db1 (database), a logon from X, a
@@ -36,8 +38,9 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
 def ctl(*args, env=None):
-    """The real cwppctl; (exit code, stdout, stderr)."""
-    return t.cwppctl(STORY["prefix"], *args, env=env)
+    """The real cwppctl, as a user holding both accounts of the story, against cwpp-api;
+    (exit code, stdout, stderr)."""
+    return t.cwppctl(STORY["prefix"], *args, env=env, actor=STORY["reader"])
 
 
 def ctl_json(*args, env=None):
@@ -114,6 +117,7 @@ def story(tmp_path_factory):
                         "Port scan"}, evs
     (eb,) = [r[0] for r in t.query("SELECT event_id FROM events WHERE account_id = %s", (b,))]
     STORY.update(prefix=prefix, a=a, b=b, ip=ip, md5=md5, old=evs["Trojan dropped"],
+                 reader=t.make_user(f"reader-{tg}", a, b),
                  e1=evs["Malware downloaded"], h=evs['Odd "process" <b>'],
                  ret=evs["Port scan"], eb=eb)
     # the responder sets statuses; retention is a matter of time

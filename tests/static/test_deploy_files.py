@@ -250,6 +250,7 @@ SERVICES = [
      "CWPP_PG_PASSWORD_RESPONDER", "cwpp-db-responder"),
     ("exporter", "cwpp-exporter", "exporter", "cwpp_exporter",
      "CWPP_PG_PASSWORD_EXPORTER", "cwpp-db-exporter"),
+    ("api", "cwpp-api", "api", "cwpp_api", "CWPP_PG_PASSWORD_API", "cwpp-db-api"),
 ]
 
 
@@ -707,3 +708,78 @@ def test_enforcer_agent_deployment():
     assert asset["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+# Pins down: no credential is written inline where it does not belong: k8s containers take
+# passwords and keys only from Secrets (no env value or ConfigMap entry holds a password or
+# a private key), compose file secrets come from files, and no private key is committed.
+def test_no_inline_secrets():
+    def leaks(v):
+        v = str(v or "")
+        return "password=" in v.lower() or "PRIVATE KEY" in v
+    for obj, _, c in our_k8s_containers():
+        for e in c.get("env", []):
+            assert not leaks(e.get("value")), f"k8s {obj}: {e['name']} holds a credential inline"
+    for k, v in k8s_object("ConfigMap", "cwpp-config")["data"].items():
+        assert not leaks(v), f"ConfigMap cwpp-config: {k} holds a credential"
+    for name, sec in compose().get("secrets", {}).items():
+        assert set(sec) == {"file"}, f"compose secret {name} must come from a file"
+    if shutil.which("git") is None:
+        pytest.skip("git not installed: cannot list the committed files")
+    ls = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True)
+    if ls.returncode != 0:
+        pytest.skip("not a git checkout: cannot list the committed files")
+    pem_key = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\s+[A-Za-z0-9+/=]{40}")
+    for rel in filter(None, ls.stdout.decode().split("\0")):
+        p = REPO / rel
+        if not p.is_file() or p.stat().st_size > 1_000_000:
+            continue
+        try:
+            text = p.read_text()
+        except (UnicodeDecodeError, OSError):
+            continue
+        assert not pem_key.search(text), f"{rel} holds a private key"
+
+
+# Pins down: the API serves TLS from key material mounted read-only from a Secret (k8s) or a
+# compose file secret, on the port its Service and compose publish; the TLS Secret holds
+# placeholders only; the migration sets the API role's password.
+def test_api_tls_and_ports():
+    # compose
+    s = compose()["services"]["api"]
+    env = env_map(s["environment"])
+    mounted = {f"/run/secrets/{x if isinstance(x, str) else x['source']}" for x in s["secrets"]}
+    assert {env["CWPP_API_TLS_CERT_FILE"], env["CWPP_API_TLS_KEY_FILE"]} <= mounted
+    assert set(s["secrets"]) <= set(compose()["secrets"])
+    api_ports = [p for p in s["ports"] if isinstance(p, dict) and
+                 p.get("target") == int(env["CWPP_API_PORT"])]
+    assert api_ports and all(p.get("host_ip") == "127.0.0.1" for p in api_ports), \
+        "compose publishes the API on 127.0.0.1 only"
+    assert env["CWPP_API_ADDRESS"] == "0.0.0.0", "Docker forwards to the container's address"
+    assert "CWPP_PG_PASSWORD_API" in env_map(compose()["services"]["init"]["environment"])
+    # k8s
+    dep = k8s_object("Deployment", "cwpp-api")
+    spec = dep["spec"]["template"]["spec"]
+    (c,) = [c for c in spec["containers"] if c["name"] == "api"]
+    vals = k8s_env_values(c)
+    tls = k8s_object("Secret", "cwpp-api-tls")
+    assert tls["type"] == "kubernetes.io/tls"
+    assert set(tls["stringData"]) == {"tls.crt", "tls.key"}
+    assert all("REPLACE" in v for v in tls["stringData"].values()), \
+        "the TLS Secret must hold obvious placeholders, not material"
+    vols = {v["name"]: v for v in spec["volumes"]}
+    (mount,) = [m for m in c["volumeMounts"]
+                if vols[m["name"]].get("secret", {}).get("secretName") == "cwpp-api-tls"]
+    assert mount.get("readOnly") is True, "the TLS material is mounted read-only"
+    assert vols[mount["name"]]["secret"].get("defaultMode", 0o644) & 0o007 == 0, \
+        "the key must not be world-readable"
+    for var, key in (("CWPP_API_TLS_CERT_FILE", "tls.crt"), ("CWPP_API_TLS_KEY_FILE", "tls.key")):
+        assert vals[var] == mount["mountPath"].rstrip("/") + "/" + key, var
+    api_port = int(vals["CWPP_API_PORT"])
+    ports = {p.get("name"): p["containerPort"] for p in c["ports"]}
+    assert api_port in ports.values()
+    assert vals["CWPP_API_ADDRESS"] == "0.0.0.0"
+    svc = k8s_object("Service", "cwpp-api")
+    assert any((ports.get(p["targetPort"]) if isinstance(p["targetPort"], str)
+                else p["targetPort"]) == api_port for p in svc["spec"]["ports"])
+    assert "CWPP_PG_PASSWORD_API" in k8s_object("Secret", "cwpp-db-admin")["stringData"]

@@ -28,7 +28,7 @@ PREFIX = "cwpp."
 WRITE_RIGHTS = ("INSERT", "UPDATE", "DELETE")
 # Who may appear in the producer and consumer columns of the topic matrix.
 PARTIES = {"ingest", "whitelist-filter", "correlator", "responder", "exporter", "enforcer",
-           "cwppctl", "upstream", "downstream"}
+           "cwpp-api", "upstream", "downstream"}
 
 
 # ------------------------------------------------------------------ the document

@@ -107,7 +107,7 @@ static long request(ctl_t *c, const char *method, const char *path, const json_t
 {
     CURL              *h = curl_easy_init();
     struct curl_slist *hd = NULL;
-    char               url[4096], auth[256];
+    char              *url, auth[256];
     char              *text = NULL, *ct = NULL;
     long               status = 0;
     CURLcode           rc;
@@ -116,7 +116,14 @@ static long request(ctl_t *c, const char *method, const char *path, const json_t
         ctl_fail(CTL_INFRA, "cannot start libcurl");
         return 0;
     }
-    snprintf(url, sizeof(url), "%s%s", c->api_url, path);
+    url = malloc(strlen(c->api_url) + strlen(path) + 1);
+    if (url == NULL) {
+        curl_easy_cleanup(h);
+        ctl_fail(CTL_INFRA, "out of memory");
+        return 0;
+    }
+    strcpy(url, c->api_url);
+    strcat(url, path);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -152,6 +159,7 @@ static long request(ctl_t *c, const char *method, const char *path, const json_t
     curl_slist_free_all(hd);
     curl_easy_cleanup(h);
     free(text);
+    free(url);
     return status;
 }
 
@@ -294,7 +302,7 @@ int ctl_login(ctl_t *c, int argc, char **argv)
 {
     const char *user = getenv("USER");
     char        pw[1100], dir[900], path[1000], tmp[1100];
-    json_t     *doc = NULL;
+    json_t     *doc = NULL, *body;
     const char *tok;
     int         i, fd, rc;
     FILE       *f;
@@ -311,8 +319,9 @@ int ctl_login(ctl_t *c, int argc, char **argv)
     if (read_password(pw, sizeof(pw)) != 0)
         return ctl_fail(CTL_USAGE, "no password given");
     c->token[0] = '\0';
-    rc = ctl_api(c, "POST", "/api/v1/login",
-                 json_pack("{s:s, s:s}", "username", user, "password", pw), &doc);
+    body = json_pack("{s:s, s:s}", "username", user, "password", pw);
+    rc = ctl_api(c, "POST", "/api/v1/login", body, &doc);
+    json_decref(body);
     memset(pw, 0, sizeof(pw));
     if (rc != CTL_OK)
         return rc;
@@ -349,14 +358,16 @@ int ctl_login(ctl_t *c, int argc, char **argv)
 
 int ctl_logout(ctl_t *c, int argc, char **argv)
 {
-    json_t *doc = NULL;
+    json_t *doc = NULL, *body;
     char    dir[900], path[1000];
     int     rc;
 
     (void)argv;
     if (argc != 0)
         return ctl_fail(CTL_USAGE, "usage: cwppctl logout");
-    rc = ctl_api(c, "POST", "/api/v1/logout", json_object(), &doc);
+    body = json_object();
+    rc = ctl_api(c, "POST", "/api/v1/logout", body, &doc);
+    json_decref(body);
     json_decref(doc);
     if (getenv("CWPP_API_TOKEN") == NULL && config_dir(dir, sizeof(dir)) == 0) {
         snprintf(path, sizeof(path), "%s/token", dir);

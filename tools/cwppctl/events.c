@@ -7,17 +7,20 @@
  * describes each verb, its output and its exit codes.
  *
  * This file holds the verbs (their arguments, the read-time settings, the dispatch); the
- * queries are in events_query.c, the text output with its one table printer in
- * events_render.c, the chain with DOT and SVG in events_chain.c (events.h). Every verb is
- * a few parameterised queries (PQexecParams only: nothing a user types is ever part of
- * SQL text) as the read-only role. The rows become one JSON document; --json
- * prints it, and the text output is rendered from the same document, so the two never
- * disagree. Alert names and entity values come from upstream producers and are hostile
- * input: text output shows control characters as escapes (a terminal must not be driven
- * by them), DOT output escapes them for Graphviz's quoted strings, and --format svg hands
- * that DOT text to `dot -Tsvg` through pipes (fork and exec, no shell).
+ * fetches are in events_query.c, the text output with its one table printer in
+ * events_render.c, the chain with DOT and SVG in events_chain.c (events.h). Every verb
+ * reads one document from cwpp-api (GET /api/v1/events..., /api/v1/entities/...), which
+ * answers only about the accounts the caller holds: another account's event is "no
+ * event", exactly like a missing one. --json prints the document, and the text output is
+ * rendered from the same document, so the two never disagree. Arguments are checked here
+ * first (a bad one is exit code 2 before anything is sent). Alert names and entity
+ * values come from upstream producers and are hostile input: text output shows control
+ * characters as escapes (a terminal must not be driven by them), DOT output escapes them
+ * for Graphviz's quoted strings, and --format svg hands that DOT text to `dot -Tsvg`
+ * through pipes (fork and exec, no shell), here on the analyst's machine: the API serves
+ * the chain as JSON only.
  *
- * Two rules depend on the time of reading, so they are applied here and not stored:
+ * Two rules depend on the time of reading, so they are applied when read, not stored:
  *   - retention (docs/architecture.md "Limits"): the event list, and the events an entity
  *     appears in, hold only events whose latest occurrence is within
  *     CWPP_EVENT_RETENTION_DAYS (180) days. `events show ID` still shows an older event,
@@ -27,8 +30,10 @@
  *     one step below the stored one and the reason "quiet" is added. 24 hours is the
  *     correlator's default joining window (correlator.window.ms): after it, a related
  *     alert occurring now opens a new event instead of joining this one.
- * Every comparison with "now" is made by the database server (its now()), so retention,
- * quiet and the 30-day entity view agree with each other.
+ * The API applies both, with the same defaults; cwppctl sends the two settings
+ * (retention_days, quiet_hours) only when they are set, and prints what the API says it
+ * applied. Every comparison with "now" is made by the database server (its now()), so
+ * retention, quiet and the 30-day entity view agree with each other.
  */
 #include "events.h"
 
@@ -42,7 +47,7 @@
 
 #define RETENTION_DAYS_DEFAULT 180 /* docs/architecture.md "Limits": the list's 180 days */
 #define QUIET_HOURS_DEFAULT    24  /* the correlator's default correlator.window.ms */
-#define LIST_LIMIT_DEFAULT     "100"
+#define LIST_LIMIT_DEFAULT     100
 
 /* The event statuses and the entity types are not listed here: their one home is
  * libs/correlate (cwpp_event_status_*) and libs/alert (cwpp_entity_type_*), which also
@@ -97,13 +102,15 @@ static int settings_load(settings_t *s)
         (rc = env_int("CWPP_CTL_QUIET_HOURS", QUIET_HOURS_DEFAULT, 1, 87600, &s->quiet_hours)) !=
             CTL_OK)
         return rc;
-    snprintf(s->retention, sizeof(s->retention), "%d", s->retention_days);
-    snprintf(s->quiet, sizeof(s->quiet), "%d", s->quiet_hours);
+    s->retention_set = getenv("CWPP_EVENT_RETENTION_DAYS") != NULL &&
+                       *getenv("CWPP_EVENT_RETENTION_DAYS") != '\0';
+    s->quiet_set = getenv("CWPP_CTL_QUIET_HOURS") != NULL &&
+                   *getenv("CWPP_CTL_QUIET_HOURS") != '\0';
     return CTL_OK;
 }
 
-/* Parses a --limit value (1..100000). CTL_OK or CTL_USAGE (printed). */
-static int parse_limit(const char *v)
+/* Parses a --limit value (1..100000) into *out. CTL_OK or CTL_USAGE (printed). */
+static int parse_limit(const char *v, long *out)
 {
     char *end;
     long  n;
@@ -112,6 +119,7 @@ static int parse_limit(const char *v)
     n = strtol(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || n < 1 || n > 100000)
         return ctl_fail(CTL_USAGE, "--limit must be a number from 1 to 100000, not \"%s\"", v);
+    *out = n;
     return CTL_OK;
 }
 
@@ -148,16 +156,28 @@ int ctl_parse_when(const char *opt, const char *v, char *out, size_t size, int64
 
 /* ------------------------------------------------------------------ the verbs */
 
+/* The path /api/v1/events/ID[/what] with the id percent-encoded, into b (NUL-ended).
+ * CTL_OK or CTL_INFRA (out of memory, printed). */
+static int event_path(cwpp_buf_t *b, const char *id, const char *what)
+{
+    if (cwpp_buf_puts(b, "/api/v1/events/") != 0 || ev_path_segment(b, id) != 0 ||
+        (what != NULL && (cwpp_buf_puts(b, "/") != 0 || cwpp_buf_puts(b, what) != 0)) ||
+        cwpp_buf_cstr(b) != 0)
+        return ctl_fail(CTL_INFRA, "out of memory");
+    return CTL_OK;
+}
+
 static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
-    const char         *status = NULL, *level = NULL, *account = NULL;
-    const char         *limit = LIST_LIMIT_DEFAULT, *since = NULL, *until = NULL;
+    const char         *status = NULL, *level = NULL, *account = NULL, *limit_s = NULL;
+    const char         *since = NULL, *until = NULL;
     char                since_s[40], until_s[40], names[128];
     cwpp_event_status_t evs;
     int64_t             since_ms = 0, until_ms = 0;
-    ev_list_query_t     q;
-    PGconn             *pg;
-    json_t             *arr;
+    long                limit = LIST_LIMIT_DEFAULT;
+    settings_t          applied = *st;
+    cwpp_buf_t          path = {0};
+    json_t             *doc;
     int                 i, rc;
 
     for (i = 0; i < argc; i++) {
@@ -181,9 +201,9 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
             if ((rc = utf8_arg("--account", account)) != CTL_OK)
                 return rc;
         } else if (strcmp(argv[i], "--limit") == 0) {
-            if ((limit = ctl_value_of(argc, argv, &i)) == NULL)
+            if ((limit_s = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
-            if ((rc = parse_limit(limit)) != CTL_OK)
+            if ((rc = parse_limit(limit_s, &limit)) != CTL_OK)
                 return rc;
         } else if (strcmp(argv[i], "--since") == 0 || strcmp(argv[i], "--until") == 0) {
             int is_since = argv[i][2] == 's';
@@ -205,77 +225,98 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
     if (since != NULL && until != NULL && until_ms < since_ms)
         return ctl_fail(CTL_USAGE, "--until %s is before --since %s: nothing can match",
                         until_s, since_s);
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    q = (ev_list_query_t){status, level, account, since, until, limit};
-    if ((rc = ev_query_list(pg, st, &q, &arr)) != CTL_OK)
-        return rc;
-    if (c->json) {
-        ctl_print_json(json_pack("{s:o, s:i, s:i}", "events", arr, "retention_days",
-                                 st->retention_days, "quiet_after_hours", st->quiet_hours));
-        return CTL_OK;
+    if (cwpp_buf_puts(&path, "/api/v1/events") != 0)
+        return ctl_fail(CTL_INFRA, "out of memory");
+    if (status != NULL)
+        ctl_q(&path, "status", status);
+    if (level != NULL)
+        ctl_q(&path, "level", level);
+    if (account != NULL)
+        ctl_q(&path, "account", account);
+    if (since != NULL)
+        ctl_q(&path, "since", since);
+    if (until != NULL)
+        ctl_q(&path, "until", until);
+    ev_rules_query(&path, st);
+    if (cwpp_buf_cstr(&path) != 0) {
+        cwpp_buf_free(&path);
+        return ctl_fail(CTL_INFRA, "out of memory");
     }
-    ev_render_list(arr, st);
-    json_decref(arr);
-    return CTL_OK;
-}
-
-static int events_show(ctl_t *c, const settings_t *st, int argc, char **argv)
-{
-    PGconn *pg;
-    json_t *doc;
-    int     rc;
-
-    if (argc != 1 || argv[0][0] == '-')
-        return ctl_fail(CTL_USAGE, "usage: cwppctl events show EVENT_ID [--json]");
-    if ((rc = utf8_arg("EVENT_ID", argv[0])) != CTL_OK)
-        return rc;
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    if ((rc = ev_query_show(pg, st, argv[0], &doc)) != CTL_OK)
+    rc = ev_get_pages(c, (const char *)path.data, "events", limit, &doc);
+    cwpp_buf_free(&path);
+    if (rc != CTL_OK)
         return rc;
     if (c->json) {
         ctl_print_json(doc);
         return CTL_OK;
     }
-    ev_render_show(doc, st);
+    ev_rules_from(doc, &applied);
+    ev_render_list(json_object_get(doc, "events"), &applied);
+    json_decref(doc);
+    return CTL_OK;
+}
+
+static int events_show(ctl_t *c, const settings_t *st, int argc, char **argv)
+{
+    settings_t applied = *st;
+    cwpp_buf_t path = {0};
+    json_t    *doc;
+    int        rc;
+
+    if (argc != 1 || argv[0][0] == '-')
+        return ctl_fail(CTL_USAGE, "usage: cwppctl events show EVENT_ID [--json]");
+    if ((rc = utf8_arg("EVENT_ID", argv[0])) != CTL_OK)
+        return rc;
+    if ((rc = event_path(&path, argv[0], NULL)) == CTL_OK) {
+        ev_rules_query(&path, st); /* the NUL is not part of path.len */
+        rc = cwpp_buf_cstr(&path) != 0 ? ctl_fail(CTL_INFRA, "out of memory")
+                                       : ev_get(c, (const char *)path.data, &doc);
+    }
+    cwpp_buf_free(&path);
+    if (rc != CTL_OK)
+        return rc;
+    if (c->json) {
+        ctl_print_json(doc);
+        return CTL_OK;
+    }
+    ev_rules_from(doc, &applied);
+    ev_render_show(doc, &applied);
     json_decref(doc);
     return CTL_OK;
 }
 
 static int events_alerts(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
-    PGconn *pg;
-    json_t *arr;
-    size_t  k;
-    int     rc;
+    cwpp_buf_t path = {0};
+    json_t    *doc;
+    int        rc;
 
     (void)st; /* checked by ctl_events, not needed here */
     if (argc != 1 || argv[0][0] == '-')
         return ctl_fail(CTL_USAGE, "usage: cwppctl events alerts EVENT_ID [--json]");
     if ((rc = utf8_arg("EVENT_ID", argv[0])) != CTL_OK)
         return rc;
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    if ((rc = ev_query_exists(pg, argv[0])) != CTL_OK ||
-        (rc = ev_query_alerts(pg, argv[0], &arr)) != CTL_OK)
+    if ((rc = event_path(&path, argv[0], "alerts")) == CTL_OK)
+        rc = ev_get_pages(c, (const char *)path.data, "alerts", 1L << 40, &doc);
+    cwpp_buf_free(&path);
+    if (rc != CTL_OK)
         return rc;
-    for (k = 0; k < json_array_size(arr); k++)
-        json_object_del(json_array_get(arr, k), "first_seen_ms");
     if (c->json) {
-        ctl_print_json(json_pack("{s:s, s:o}", "event_id", argv[0], "alerts", arr));
+        ctl_print_json(json_pack("{s:s, s:O}", "event_id", argv[0], "alerts",
+                                 json_object_get(doc, "alerts")));
+        json_decref(doc);
         return CTL_OK;
     }
-    ev_render_alerts(arr);
-    json_decref(arr);
+    ev_render_alerts(json_object_get(doc, "alerts"));
+    json_decref(doc);
     return CTL_OK;
 }
 
 static int events_entities(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
     const char *id = NULL;
-    PGconn     *pg;
-    json_t     *arr;
+    cwpp_buf_t  path = {0};
+    json_t     *doc;
     int         i, rc, affected = 0;
 
     (void)st; /* checked by ctl_events, not needed here */
@@ -293,18 +334,19 @@ static int events_entities(ctl_t *c, const settings_t *st, int argc, char **argv
                         "[--json]");
     if ((rc = utf8_arg("EVENT_ID", id)) != CTL_OK)
         return rc;
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    if ((rc = ev_query_exists(pg, id)) != CTL_OK ||
-        (rc = ev_query_entities(pg, id, affected, &arr)) != CTL_OK)
+    if ((rc = event_path(&path, id, affected ? "entities?affected=1" : "entities")) == CTL_OK)
+        rc = ev_get(c, (const char *)path.data, &doc);
+    cwpp_buf_free(&path);
+    if (rc != CTL_OK)
         return rc;
     if (c->json) {
-        ctl_print_json(json_pack("{s:s, s:b, s:o}", "event_id", id, "affected_only",
-                                 affected, "entities", arr));
+        ctl_print_json(json_pack("{s:s, s:b, s:O}", "event_id", id, "affected_only", affected,
+                                 "entities", json_object_get(doc, "entities")));
+        json_decref(doc);
         return CTL_OK;
     }
-    ev_render_entities(arr, affected);
-    json_decref(arr);
+    ev_render_entities(json_object_get(doc, "entities"), affected);
+    json_decref(doc);
     return CTL_OK;
 }
 
@@ -372,11 +414,13 @@ int ctl_events(ctl_t *c, int argc, char **argv)
 
 static int entities_show(ctl_t *c, const settings_t *st, int argc, char **argv)
 {
-    const char        *pos[2] = {NULL, NULL}, *account = NULL, *limit = LIST_LIMIT_DEFAULT;
+    const char        *pos[2] = {NULL, NULL}, *account = NULL, *limit_s;
     char               names[128];
     cwpp_entity_type_t et;
-    PGconn            *pg;
-    json_t            *stats, *events;
+    settings_t         applied = *st;
+    cwpp_buf_t         path = {0};
+    json_t            *doc;
+    long               limit = LIST_LIMIT_DEFAULT;
     int                i, npos = 0, rc, opts = 1;
 
     for (i = 0; i < argc; i++) {
@@ -388,9 +432,9 @@ static int entities_show(ctl_t *c, const settings_t *st, int argc, char **argv)
             if ((rc = utf8_arg("--account", account)) != CTL_OK)
                 return rc;
         } else if (opts && strcmp(argv[i], "--limit") == 0) {
-            if ((limit = ctl_value_of(argc, argv, &i)) == NULL)
+            if ((limit_s = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
-            if ((rc = parse_limit(limit)) != CTL_OK)
+            if ((rc = parse_limit(limit_s, &limit)) != CTL_OK)
                 return rc;
         } else if (opts && argv[i][0] == '-' && argv[i][1] == '-') {
             return ctl_fail(CTL_USAGE, "entities show: unknown option \"%s\" (a VALUE that "
@@ -409,20 +453,32 @@ static int entities_show(ctl_t *c, const settings_t *st, int argc, char **argv)
                         cwpp_entity_types_text(names, sizeof(names), ", ", " or "));
     if ((rc = utf8_arg("VALUE", pos[1])) != CTL_OK)
         return rc;
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    if ((rc = ev_query_entity(pg, st, pos[0], pos[1], account, limit, &stats, &events)) !=
-        CTL_OK)
+    if (cwpp_buf_puts(&path, "/api/v1/entities/") != 0 || ev_path_segment(&path, pos[0]) != 0)
+        return ctl_fail(CTL_INFRA, "out of memory");
+    ctl_q(&path, "value", pos[1]);
+    if (account != NULL)
+        ctl_q(&path, "account", account);
+    ev_rules_query(&path, st);
+    if (cwpp_buf_cstr(&path) != 0) {
+        cwpp_buf_free(&path);
+        return ctl_fail(CTL_INFRA, "out of memory");
+    }
+    rc = ev_get_pages(c, (const char *)path.data, "events", limit, &doc);
+    cwpp_buf_free(&path);
+    if (rc != CTL_OK)
         return rc;
+    ev_rules_from(doc, &applied);
     if (c->json) {
-        ctl_print_json(json_pack("{s:s, s:s, s:o, s:o, s:i}", "entity_type", pos[0], "value",
-                                 pos[1], "stats_30d", stats, "events", events,
-                                 "retention_days", st->retention_days));
+        ctl_print_json(json_pack("{s:s, s:s, s:O, s:O, s:i}", "entity_type", pos[0], "value",
+                                 pos[1], "stats_30d", json_object_get(doc, "stats_30d"),
+                                 "events", json_object_get(doc, "events"), "retention_days",
+                                 applied.retention_days));
+        json_decref(doc);
         return CTL_OK;
     }
-    ev_render_entity(pos[0], pos[1], stats, events, st);
-    json_decref(stats);
-    json_decref(events);
+    ev_render_entity(pos[0], pos[1], json_object_get(doc, "stats_30d"),
+                     json_object_get(doc, "events"), &applied);
+    json_decref(doc);
     return CTL_OK;
 }
 

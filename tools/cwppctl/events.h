@@ -2,7 +2,8 @@
 /*
  * events.h: shared by the files of the read-only event views (events.c has the essay):
  *   events.c         the verbs: arguments, read-time settings, dispatch;
- *   events_query.c   the queries, each giving one JSON document (what --json prints);
+ *   events_query.c   the fetches from cwpp-api, each giving one JSON document (what
+ *                    --json prints);
  *   events_render.c  the text output, drawn from those documents with one table printer;
  *   events_chain.c   the event chain: its document, its text, DOT and SVG (Graphviz).
  */
@@ -10,19 +11,19 @@
 #define CWPPCTL_EVENTS_H
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ctl.h"
 #include "cwpp_util.h"
 
-/* The read-time settings (events.c, "Two rules depend on the time of reading"). */
+/* The read-time settings (events.c, "Two rules depend on the time of reading"): checked
+ * here, applied by the API (which has the same defaults); sent only when set. */
 typedef struct settings {
     int  retention_days; /* CWPP_EVENT_RETENTION_DAYS */
     int  quiet_hours;    /* CWPP_CTL_QUIET_HOURS */
-    char retention[16];  /* the same two as query parameters */
-    char quiet[16];
+    int  retention_set;  /* the variable is set: sent as retention_days */
+    int  quiet_set;      /* the variable is set: sent as quiet_hours */
 } settings_t;
 
 /* ---------------------------------------------------------------- events.c */
@@ -32,45 +33,36 @@ int ev_find(const char *const *list, const char *s);
 
 /* ---------------------------------------------------------- events_query.c */
 
-/* How a column becomes a JSON member: a string, an integer, a boolean, JSON text; SQL
- * NULL is null whatever the kind. */
-typedef enum { COL_STR, COL_INT, COL_BOOL, COL_JSON } col_kind_t;
-
-typedef struct col {
-    const char *key;  /* member name; NULL: not copied (used by the caller) */
-    col_kind_t  kind;
-} col_t;
-
-/* The cell (row, col) of r as JSON of the kind. */
-json_t *ev_cell_json(const PGresult *r, int row, int col, col_kind_t kind);
-/* Row `row` of r as an object of the columns in cols (ncols of them, from column 0). */
-json_t *ev_row_object(const PGresult *r, int row, const col_t *cols, int ncols);
 #define EV_NCOLS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* A string / integer member of o (NULL / 0 when absent). */
 const char *ev_jstr(const json_t *o, const char *key);
 json_int_t  ev_jint(const json_t *o, const char *key);
 
-/* The filters of `events list` (NULL: not filtered); limit is a checked number. */
-typedef struct ev_list_query {
-    const char *status, *level, *account, *since, *until, *limit;
-} ev_list_query_t;
+/* Appends s to the path in b as one path segment, percent-encoded (every byte but
+ * the unreserved ones). Returns 0, or non-zero when out of memory. */
+int ev_path_segment(cwpp_buf_t *b, const char *s);
 
-/* Each query returns CTL_OK with the document in *out (the caller's), or the exit code
- * after printing why (CTL_REFUSED: no such event; CTL_INFRA: the database). */
-int ev_query_list(PGconn *pg, const settings_t *st, const ev_list_query_t *q, json_t **out);
-/* `events show`: the event with its assessment as read now (quiet applied). */
-int ev_query_show(PGconn *pg, const settings_t *st, const char *id, json_t **out);
-/* The event exists: CTL_OK, else CTL_REFUSED / CTL_INFRA after a sentence. */
-int ev_query_exists(PGconn *pg, const char *id);
-/* The event's alerts in the order of their first occurrence, each with "first_seen_ms". */
-int ev_query_alerts(PGconn *pg, const char *id, json_t **out);
-/* The event's entities (affected: hosts only) with their 30-day figures. */
-int ev_query_entities(PGconn *pg, const char *id, int affected, json_t **out);
-/* An entity's 30-day figures per account and its events (newest first). CTL_REFUSED
- * after a sentence when neither has any row. */
-int ev_query_entity(PGconn *pg, const settings_t *st, const char *type, const char *value,
-                    const char *account, const char *limit, json_t **stats, json_t **events);
+/* Appends the read-time settings that are set (retention_days, quiet_hours) to the path
+ * in b as query arguments. */
+void ev_rules_query(cwpp_buf_t *b, const settings_t *st);
+
+/* The settings the API applied (its answer's retention_days and quiet_after_hours) into
+ * st, for the text output. */
+void ev_rules_from(const json_t *doc, settings_t *st);
+
+/*
+ * GETs the paged collection at path (its query included, without limit and cursor),
+ * page after page (500 at most each), until max items of the array member are in hand or
+ * the last page came. *out: the first page's document, with member holding every item
+ * and without next_cursor (the caller's). Returns CTL_OK, or the exit code of ctl_api
+ * after it printed why (CTL_REFUSED: 4xx, such as a 404 for an event not there).
+ */
+int ev_get_pages(ctl_t *c, const char *path, const char *member, long max, json_t **out);
+
+/* GETs path (query included): the document in *out. CTL_OK or ctl_api's exit code;
+ * CTL_USAGE (printed) for a path too long for the transport. */
+int ev_get(ctl_t *c, const char *path, json_t **out);
 
 /* --------------------------------------------------------- events_render.c */
 

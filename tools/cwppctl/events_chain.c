@@ -3,7 +3,8 @@
  * events_chain.c: `cwppctl events chain ID`, the event as a story: its alerts on a
  * timeline with the pace between them, and its provenance graph (entities as nodes, the
  * behaviours between them as edges; docs/correlator.md "Provenance graph"). One JSON
- * document holds both (--format json); text, DOT and SVG are drawn from it. Entity
+ * document from cwpp-api holds both (GET /api/v1/events/ID/chain; --format json prints
+ * it); text, DOT and SVG are drawn from it here, on the analyst's machine. Entity
  * values are hostile input: DOT output escapes them for Graphviz's quoted strings, and
  * --format svg hands that DOT text to `dot -Tsvg` through pipes (fork and exec, no
  * shell).
@@ -66,158 +67,6 @@ static int put_dot(cwpp_buf_t *b, const char *s, int max)
         p++;
     }
     return rc;
-}
-
-/* The event's entities and the ends of its edges as nodes, each once: "type:value" -> the
- * node's index in nodes. Returns 0 or -1. */
-static int add_node(json_t *index, json_t *nodes, const char *type, const char *value)
-{
-    char   *key;
-    size_t  n = strlen(type) + strlen(value) + 2;
-    int     rc = 0;
-
-    if ((key = malloc(n)) == NULL)
-        return -1;
-    snprintf(key, n, "%s:%s", type, value);
-    if (json_object_get(index, key) == NULL) {
-        char id[24];
-
-        snprintf(id, sizeof(id), "n%zu", json_array_size(nodes) + 1);
-        rc |= json_object_set_new(index, key, json_integer((json_int_t)json_array_size(nodes)));
-        rc |= json_array_append_new(nodes, json_pack("{s:s, s:s, s:s}", "id", id, "type", type,
-                                                     "value", value));
-    }
-    free(key);
-    return rc != 0 ? -1 : 0;
-}
-
-static const char *node_id(json_t *index, json_t *nodes, const char *type, const char *value)
-{
-    size_t n = strlen(type) + strlen(value) + 2;
-    char  *key = malloc(n);
-    json_t *ix;
-
-    if (key == NULL)
-        return "n0";
-    snprintf(key, n, "%s:%s", type, value);
-    ix = json_object_get(index, key);
-    free(key);
-    return ev_jstr(json_array_get(nodes, (size_t)json_integer_value(ix)), "id");
-}
-
-static const col_t EDGE_COLS[] = {
-    {"src_type", COL_STR},  {"src", COL_STR},        {"relation", COL_STR},
-    {"dst_type", COL_STR},  {"dst", COL_STR},        {"alert_id", COL_STR},
-    {"alerts", COL_INT},    {"first_seen", COL_STR}, {"last_seen", COL_STR},
-};
-
-/* The chain document: {event_id, name, timeline, graph {nodes, edges}}; NULL after
- * printing why (*rc says which exit). */
-static json_t *load_chain(PGconn *pg, const char *id, int *rc)
-{
-    const char *p[2] = {id, NULL};
-    char        order[128];
-    PGresult   *r;
-    json_t     *timeline = NULL, *nodes, *edges, *index, *doc;
-    int64_t     prev_ms = 0, prev_gap = -1, first_ms = 0;
-    size_t      k;
-    int         i;
-
-    r = PQexecParams(pg, "SELECT name, account_id, asset_count FROM events WHERE event_id = $1",
-                     1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        *rc = ctl_query_failed(pg, r);
-        return NULL;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        *rc = ctl_fail(CTL_REFUSED, "there is no event %s (cwppctl events list shows them)",
-                       id);
-        return NULL;
-    }
-    doc = json_pack("{s:s, s:o, s:o}", "event_id", id, "name", ev_cell_json(r, 0, 0, COL_STR),
-                    "asset_count", ev_cell_json(r, 0, 2, COL_INT));
-    PQclear(r);
-    if ((*rc = ev_query_alerts(pg, id, &timeline)) != CTL_OK) {
-        json_decref(doc);
-        return NULL;
-    }
-    /* the pace: the gap to the previous alert, and whether it shrank (faster) or grew */
-    for (k = 0; k < json_array_size(timeline); k++) {
-        json_t *o = json_array_get(timeline, k);
-        int64_t t = ev_jint(o, "first_seen_ms");
-
-        if (k == 0) {
-            first_ms = t;
-            json_object_set_new(o, "gap_s", json_null());
-            json_object_set_new(o, "pace", json_string("start"));
-        } else {
-            int64_t gap = (t - prev_ms) / 1000;
-
-            json_object_set_new(o, "gap_s", json_integer(gap));
-            json_object_set_new(o, "pace", json_string(prev_gap < 0    ? "first gap"
-                                                       : gap < prev_gap ? "faster"
-                                                       : gap > prev_gap ? "slower" : "steady"));
-            prev_gap = gap;
-        }
-        prev_ms = t;
-        json_object_del(o, "first_seen_ms");
-        json_object_del(o, "reason");
-    }
-    json_object_set_new(doc, "span_s", json_integer(json_array_size(timeline) > 0
-                                                        ? (prev_ms - first_ms) / 1000 : 0));
-    json_object_set_new(doc, "timeline", timeline);
-
-    nodes = json_array();
-    edges = json_array();
-    index = json_object();
-    json_object_set_new(doc, "graph", json_pack("{s:o, s:o}", "nodes", nodes, "edges", edges));
-    /* $2: the entity types in listing order, from libs/alert (host first, file last) */
-    p[1] = cwpp_entity_types_pg_order(order, sizeof(order));
-    r = PQexecParams(pg, "SELECT entity_type, value FROM entity_alerts WHERE event_id = $1 "
-                     "GROUP BY entity_type, value ORDER BY min(first_seen), "
-                     "array_position($2::text[], entity_type), value", 2, NULL, p, NULL, NULL,
-                     0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        goto failed;
-    for (i = 0; i < PQntuples(r); i++)
-        if (add_node(index, nodes, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)) != 0)
-            goto oom;
-    PQclear(r);
-    r = PQexecParams(pg, "SELECT src_type, src, relation, dst_type, dst, alert_id, alerts, "
-                     CTL_TS("first_seen") ", " CTL_TS("last_seen") " FROM event_edges "
-                     "WHERE event_id = $1 ORDER BY first_seen, src_type, src, relation, "
-                     "dst_type, dst", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        goto failed;
-    for (i = 0; i < PQntuples(r); i++) {
-        json_t *e = ev_row_object(r, i, EDGE_COLS, EV_NCOLS(EDGE_COLS));
-
-        if (add_node(index, nodes, ev_jstr(e, "src_type"), ev_jstr(e, "src")) != 0 ||
-            add_node(index, nodes, ev_jstr(e, "dst_type"), ev_jstr(e, "dst")) != 0) {
-            json_decref(e);
-            goto oom;
-        }
-        json_object_set_new(e, "from", json_string(node_id(index, nodes, ev_jstr(e, "src_type"),
-                                                           ev_jstr(e, "src"))));
-        json_object_set_new(e, "to", json_string(node_id(index, nodes, ev_jstr(e, "dst_type"),
-                                                         ev_jstr(e, "dst"))));
-        json_array_append_new(edges, e);
-    }
-    PQclear(r);
-    json_decref(index);
-    return doc;
-failed:
-    *rc = ctl_query_failed(pg, r);
-    json_decref(index);
-    json_decref(doc);
-    return NULL;
-oom:
-    PQclear(r);
-    json_decref(index);
-    json_decref(doc);
-    *rc = ctl_fail(CTL_INFRA, "out of memory");
-    return NULL;
 }
 
 /* The provenance graph as a Graphviz digraph. A node's shape and colour are its entity
@@ -513,14 +362,18 @@ static void chain_text(const json_t *doc)
 
 int ev_chain(ctl_t *c, const char *id, const char *format)
 {
-    cwpp_buf_t dot = {0}, svg = {0};
-    PGconn    *pg;
-    json_t    *doc;
+    cwpp_buf_t dot = {0}, svg = {0}, path = {0};
+    json_t    *doc = NULL;
     int        rc = CTL_OK;
 
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    if ((doc = load_chain(pg, id, &rc)) == NULL)
+    /* the chain document from cwpp-api (GET /api/v1/events/ID/chain) */
+    if (cwpp_buf_puts(&path, "/api/v1/events/") != 0 || ev_path_segment(&path, id) != 0 ||
+        cwpp_buf_puts(&path, "/chain") != 0 || cwpp_buf_cstr(&path) != 0)
+        rc = ctl_fail(CTL_INFRA, "out of memory");
+    else
+        rc = ev_get(c, (const char *)path.data, &doc);
+    cwpp_buf_free(&path);
+    if (rc != CTL_OK)
         return rc;
     if (strcmp(format, "json") == 0) {
         ctl_print_json(doc);

@@ -5,7 +5,7 @@
  * through one printer (ev_table_head / ev_table_row) that takes its columns (title,
  * width, alignment, what comes before) and the cells of a row. Alert names and entity
  * values come from upstream producers and are hostile input: cells show control
- * characters as escapes, so a terminal is never driven by them.
+ * characters and bidi controls as escapes, so a terminal is never driven by them.
  */
 #include "events.h"
 
@@ -37,7 +37,15 @@ void ev_cell(const char *s, int width)
                                   : *p == '\t' ? "\\t" : *p == '\r' ? "\\r" : "\\x%02x", *p);
         else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
             n += (size_t)snprintf(out + n, sizeof(out) - n, "\\u%04x", *++p);
-        else
+        else if (*p == 0xe2 && ((p[1] == 0x80 && ((p[2] >= 0xaa && p[2] <= 0xae) ||
+                                                  p[2] == 0x8e || p[2] == 0x8f)) ||
+                                (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9))) {
+            /* bidi controls (U+200E-200F, U+202A-202E, U+2066-2069) would reorder the
+             * line a terminal shows: visible escapes too */
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "\\u%04x",
+                                  0x2000u + ((unsigned)(p[1] & 0x3f) << 6) + (p[2] & 0x3f));
+            p += 2;
+        } else
             out[n++] = (char)*p;
     }
     /* 2. cut to width characters, the last three of them "..." */

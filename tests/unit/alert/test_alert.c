@@ -697,6 +697,44 @@ static void test_vocab_alert_statuses_in_schemas(void **state)
         fail_msg("%d alert status(es) disagree with libs/alert's table (lines above)", nbad);
 }
 
+/* ATT&CK tactics by id and by name (the API shows stages with their names and filters on
+ * either): a table of cases, ids and names both ways, case and separators aside. */
+static void test_tactic_names(void **state)
+{
+    static const struct {
+        const char *in, *id;
+    } finds[] = {
+        {"TA0006", "TA0006"},           {"ta0006", "TA0006"},
+        {"Credential Access", "TA0006"}, {"credential-access", "TA0006"},
+        {"CREDENTIAL_ACCESS", "TA0006"}, {"command-and-control", "TA0011"},
+        {"Impact", "TA0040"},           {"TA9999", NULL},
+        {"credential", NULL},           {"credential-access-x", NULL},
+        {"", NULL},                     {"' OR 1=1 --", NULL},
+    };
+    size_t i;
+
+    (void)state;
+    assert_string_equal(cwpp_alert_tactic_name("TA0006"), "Credential Access");
+    assert_string_equal(cwpp_alert_tactic_name("TA0043"), "Reconnaissance");
+    assert_null(cwpp_alert_tactic_name("ta0006")); /* ids as stored: upper case */
+    assert_null(cwpp_alert_tactic_name("TA9999"));
+    assert_null(cwpp_alert_tactic_name(NULL));
+    assert_null(cwpp_alert_tactic_find(NULL));
+    for (i = 0; i < sizeof(finds) / sizeof(finds[0]); i++) {
+        const char *got = cwpp_alert_tactic_find(finds[i].in);
+
+        if (finds[i].id == NULL) {
+            if (got != NULL)
+                fail_msg("\"%s\" found %s", finds[i].in, got);
+        } else if (got == NULL || strcmp(got, finds[i].id) != 0) {
+            fail_msg("\"%s\" found %s, not %s", finds[i].in, got ? got : "nothing",
+                     finds[i].id);
+        }
+        if (got != NULL)
+            assert_non_null(cwpp_alert_tactic_name(got));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_vocab_entity_table),
         cmocka_unit_test(test_vocab_entity_types_in_schemas),
         cmocka_unit_test(test_vocab_alert_statuses_in_schemas),
+        cmocka_unit_test(test_tactic_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
