@@ -8,7 +8,8 @@
  *   POST   /api/v1/whitelist/rules              create a rule (whitelist.rule_add)
  *   DELETE /api/v1/whitelist/rules/{id}         delete a rule (whitelist.rule_delete)
  *   POST   /api/v1/whitelist/rules/preview      impact preview and broad-rule warning
- *                                               (read-only, on the request's connection)
+ *                                               (read-only, on the request's connection;
+ *                                               analysts and admins, as the changes)
  *   POST   /api/v1/alerts/{id}/whitelist        whitelist an alert, with the rules made
  *                                               from it, in one all-or-nothing command
  *                                               (whitelist.add_alert with rules)
@@ -603,7 +604,8 @@ out:
 const api_route_t api_whitelist_routes[] = {
     {"GET", "/api/v1/whitelist/rules", rules_list, 0},
     {"POST", "/api/v1/whitelist/rules", rules_create, API_CHANGE},
-    {"POST", "/api/v1/whitelist/rules/preview", rules_preview, 0},
+    /* read-only, but a step of creating a rule: analysts' (a POST, like every change) */
+    {"POST", "/api/v1/whitelist/rules/preview", rules_preview, API_CHANGE},
     {"DELETE", "/api/v1/whitelist/rules/{id}", rules_delete, API_CHANGE},
     {"POST", "/api/v1/alerts/_bulk/unwhitelist", bulk_unwhitelist, API_CHANGE},
     {"POST", "/api/v1/alerts/{id}/whitelist", alert_whitelist, API_CHANGE},

@@ -120,7 +120,8 @@ def test_tenants_see_and_change_only_their_own(prefix, services):
 
 
 def test_viewers_change_nothing(prefix, services):
-    """A viewer of an account reads its rules and previews, and every change is a 403."""
+    """A viewer of an account reads its rules; every change, and the preview that is a step
+    of one, is a 403."""
     g = tag()
     name, a = f"View {g}", f"acct-{g}"
     api, _ = start(services, prefix)
@@ -129,9 +130,10 @@ def test_viewers_change_nothing(prefix, services):
     st, doc, _ = api.post(RULES, rule(a, name, "/v/1"), user="alice")
     rid = doc["result"]["rule_id"]
     assert api.get(RULES + "?account=" + a, user=v)[0] == 200
-    st, doc, _ = api.post(RULES + "/preview", rule(a, name, "/v/1"), user=v)
+    st, doc, _ = api.post(RULES + "/preview", rule(a, name, "/v/1"), user="alice")
     assert st == 200 and doc["matched"] == 1, doc
     for method, path, body in [("POST", RULES, rule(a, name, "/v/2")),
+                               ("POST", RULES + "/preview", rule(a, name, "/v/1")),
                                ("DELETE", f"{RULES}/{rid}", None),
                                ("POST", f"/api/v1/alerts/{x}/whitelist", {}),
                                ("POST", "/api/v1/alerts/_bulk/unwhitelist", {"ids": [x]})]:
