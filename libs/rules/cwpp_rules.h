@@ -136,4 +136,8 @@ int cwpp_rule_matches(cwpp_ruleset_t *rs, int64_t rule_id, const cwpp_alert_t *a
 int cwpp_alert_field(const cwpp_alert_t *a, const char *field, char *buf, size_t bufsz,
                      const char **out, double *num, int *is_num);
 
+/* The normalized fields a rule may name (the list above, without the "details.<key>"
+ * paths), NULL-terminated, static. */
+const char *const *cwpp_rule_fields(void);
+
 #endif /* CWPP_RULES_H */

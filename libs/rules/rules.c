@@ -122,6 +122,11 @@ static const char *const plain_fields[] = {
     "file.path", "file.md5", "file.sha256", "process.pid", "process.path", "process.cmdline",
     "process.user", "remote_ip", "logon.ip", "logon.user", "occurred_at", NULL};
 
+const char *const *cwpp_rule_fields(void)
+{
+    return plain_fields;
+}
+
 static int known_field(const char *f)
 {
     int i;

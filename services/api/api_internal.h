@@ -22,6 +22,8 @@ typedef struct api_conf {
     char   *tls_cert_file;      /* api.tls.cert.file: PEM; empty = plain HTTP */
     char   *tls_key_file;       /* api.tls.key.file */
     int64_t threads;            /* api.threads: request threads (and connections) */
+    int64_t max_conns;          /* api.connections.max: open client connections at most */
+    int64_t idle_s;             /* api.connection.idle.s: an idle connection is closed */
     int64_t body_max;           /* api.body.max.bytes */
     int64_t session_ttl_s;      /* api.session.ttl.s */
     int64_t token_ttl_default_s;

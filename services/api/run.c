@@ -28,6 +28,11 @@ const cwpp_conf_prop_t api_props[] = {
      CWPP_CONF_SECRET, "PEM private key of that certificate."},
     {"api.threads", CWPP_CONF_INT, offsetof(api_conf_t, threads), "4", 1, 64, 0,
      "Request threads, each with its own database connection."},
+    {"api.connections.max", CWPP_CONF_INT, offsetof(api_conf_t, max_conns), "128", 4, 100000,
+     0, "Client connections open at once at most (each may hold a 256 KiB buffer: 128 keep "
+     "the API within 64 MiB); more are turned away until one closes."},
+    {"api.connection.idle.s", CWPP_CONF_INT, offsetof(api_conf_t, idle_s), "30", 1, 3600, 0,
+     "A client connection idle this long is closed."},
     {"api.body.max.bytes", CWPP_CONF_INT, offsetof(api_conf_t, body_max), "1048576", 1024,
      67108864, 0, "Largest request body taken; a larger one is answered 413."},
     {"api.session.ttl.s", CWPP_CONF_INT, offsetof(api_conf_t, session_ttl_s), "28800", 60,

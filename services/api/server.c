@@ -452,7 +452,8 @@ int api_server_start(api_t *a, char *errstr, size_t errstr_size)
         ? MHD_start_daemon(flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, &sin,
                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->conf->threads,
                            MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
-                           MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->conf->idle_s,
+                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->conf->max_conns,
                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                            MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
                            MHD_OPTION_HTTPS_MEM_KEY, a->tls_key,
@@ -461,7 +462,8 @@ int api_server_start(api_t *a, char *errstr, size_t errstr_size)
         : MHD_start_daemon(flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, &sin,
                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->conf->threads,
                            MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
-                           MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->conf->idle_s,
+                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->conf->max_conns,
                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                            MHD_OPTION_END);
     if (a->daemon == NULL) {

@@ -66,7 +66,8 @@ const size_t ex_nprops = sizeof(ex_props) / sizeof(ex_props[0]);
     "AND ($7::json IS NULL OR e.account_id IN (SELECT json_array_elements_text($7::json)))"
 static const char SQL_COUNT[] = "SELECT count(*) " FILTER;
 static const char SQL_EVENTS[] =
-    "SELECT json_build_object('event_id', e.event_id, 'name', e.name, 'level', e.level, "
+    "SELECT json_build_object('event_id', e.event_id, 'account_id', e.account_id, "
+    "'name', e.name, 'level', e.level, "
     "'status', e.status, 'owner', e.owner, 'stages', array_to_string(e.stages, ', '), "
     "'assets', e.asset_count, 'alerts', e.alert_count, 'first_ms', " MS("e.first_seen") ", "
     "'last_ms', " MS("e.last_seen") ", 'sources', array_to_string(e.sources, ', '), "
@@ -106,9 +107,11 @@ static const char SQL_ACTOR[] =
     "SELECT u.role, u.disabled_at IS NOT NULL, COALESCE((SELECT json_agg(a.account_id) FROM "
     "user_accounts a WHERE a.user_name = u.user_name), '[]')::text FROM users u "
     "WHERE u.user_name = $1";
+/* $6 the accounts of the exported events (a JSON list): who may see the job */
 static const char SQL_JOB[] =
-    "INSERT INTO export_jobs (job_id, actor, filters, state, events, message, finished_at) "
-    "VALUES ($1, $2, $3::jsonb, 'done', $4::int, $5, now())";
+    "INSERT INTO export_jobs (job_id, actor, filters, state, events, message, finished_at, "
+    "accounts) VALUES ($1, $2, $3::jsonb, 'done', $4::int, $5, now(), "
+    "ARRAY(SELECT DISTINCT a FROM json_array_elements_text($6::json) a ORDER BY a))";
 static const char SQL_FILE[] =
     "INSERT INTO export_files (job_id, file_name, bytes, sha256) VALUES ($1, $2, $3, "
     "encode(sha256($3), 'hex')) RETURNING sha256";
@@ -358,19 +361,30 @@ static int store_job(ex_t *x, const cmd_t *c, int64_t count, const json_t *doc,
                      const unsigned char *bytes, size_t len, int64_t t0, json_t **result,
                      char *errstr, size_t errstr_size)
 {
-    char       *fj = json_dumps(c->payload, JSON_COMPACT);
+    char       *fj = json_dumps(c->payload, JSON_COMPACT), *aj = NULL;
     char        fname[96], nbuf[24];
-    const char *pj[5] = {c->id, c->actor, fj, nbuf, ""};
+    const char *pj[6] = {c->id, c->actor, fj, nbuf, "", NULL};
+    json_t     *accounts = json_array();
+    json_t     *evs = json_object_get(doc, "events");
+    size_t      i;
     const char *pf[3] = {c->id, fname, (const char *)bytes};
     int         lens[3] = {0, 0, (int)len}, fmts[3] = {0, 0, 1}, rc;
     PGresult   *rf;
 
     snprintf(nbuf, sizeof(nbuf), "%" PRId64, count);
     snprintf(fname, sizeof(fname), "cwpp-events-%s.xlsx", c->id);
-    rc = fj != NULL ? cwpp_pg_query(x->pg, SQL_JOB, 5, pj, PGRES_COMMAND_OK, NULL, errstr,
-                                    errstr_size)
-                    : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    /* the accounts whose events the workbook holds (SQL_JOB makes them distinct) */
+    for (i = 0; accounts != NULL && i < json_array_size(evs); i++)
+        json_array_append(accounts, json_object_get(json_array_get(evs, i), "account_id"));
+    if (accounts != NULL)
+        aj = json_dumps(accounts, JSON_COMPACT);
+    json_decref(accounts);
+    pj[5] = aj;
+    rc = fj != NULL && aj != NULL
+             ? cwpp_pg_query(x->pg, SQL_JOB, 6, pj, PGRES_COMMAND_OK, NULL, errstr, errstr_size)
+             : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     free(fj);
+    free(aj);
     if (rc != CWPP_OK)
         return rc;
     /* the workbook as binary: not cwpp_pg_query, whose parameters are texts */

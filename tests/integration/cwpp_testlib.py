@@ -579,7 +579,14 @@ class Api:
         if extra_env:
             self.env.update(extra_env)
         self.tokens = {}
-        create_topics(prefix)  # idempotent: the API reads <prefix>command-results
+        # the API reads <prefix>command-results: make sure the topics exist, but leave
+        # their deletion to whoever made the prefix (a module's topics recorded again
+        # inside one test would be deleted when that test ends)
+        if prefix in CREATED_PREFIXES:
+            subprocess.run([str(BIN / "cwpp-admin"), "topics", "create", "--brokers", BROKERS,
+                            "--prefix", prefix], check=True, capture_output=True, timeout=60)
+        else:
+            create_topics(prefix)
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(BIN / "cwpp-api")], env=self.env, stdout=self._logf,
                                      stderr=subprocess.STDOUT)

@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * export.c: Excel exports, run as jobs by cwpp-exporter (docs/exporter.md):
+ * export.c: Excel exports, run as jobs by cwpp-exporter (docs/exporter.md), through
+ * cwpp-api's /api/v1/exports:
  *
  *   export [--level L...] [--status S...] [--since T] [--until T] [--ids ID...] --out FILE
  *   export download JOB --out FILE
- *   export list [--limit N]
+ *   export list [--all] [--limit N]
  *
- * The filters are checked here first (a sentence naming the problem, exit 2), then sent
- * as an export.create command; the exporter's progress records are shown as a bar and the
- * finished workbook is read from PostgreSQL, wherever the exporter runs.
+ * The filters are checked here first (a sentence naming the problem, exit 2), then POSTed;
+ * the API issues the exporter's export.create command as the token's user and answers
+ * when the job is done; the workbook is then downloaded from the API.
  */
 #include "ctl.h"
 #include "cwpp_correlate.h"
+#include "cwpp_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -71,72 +73,122 @@ static int write_file(const char *path, const char *data, size_t len)
     return CTL_OK;
 }
 
+/* Appends s to b percent-encoded as one path segment (a job id). */
+static void put_segment(cwpp_buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            cwpp_buf_append(b, s, 1);
+        } else {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+
+            cwpp_buf_append(b, e, 3);
+        }
+    }
+}
+
+/* "/api/v1/exports/<job><suffix>" into b (NUL-terminated). */
+static const char *job_path(cwpp_buf_t *b, const char *job, const char *suffix)
+{
+    cwpp_buf_reset(b);
+    cwpp_buf_puts(b, "/api/v1/exports/");
+    put_segment(b, job);
+    cwpp_buf_puts(b, suffix);
+    return cwpp_buf_cstr(b) == 0 ? (const char *)b->data : "";
+}
+
+/* Fetches the job's workbook into out; with !quiet prints what was written. */
 static int download(ctl_t *c, const char *job, const char *out, int quiet)
 {
-    PGconn     *pg = ctl_pg(c);
-    const char *p[1] = {job};
-    PGresult   *r;
-    int         rc;
+    cwpp_buf_t b = {0};
+    json_t    *doc = NULL;
+    char      *data = NULL;
+    size_t     len = 0;
+    int        rc;
 
-    if (pg == NULL)
-        return CTL_INFRA;
-    /* binary results: the bytea as it is (and the text column's bytes, NUL-ended) */
-    r = PQexecParams(pg, "SELECT f.bytes, f.sha256 FROM export_files f WHERE f.job_id = $1", 1,
-                     NULL, p, NULL, NULL, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return ctl_query_failed(pg, r);
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return ctl_fail(CTL_REFUSED, "there is no finished export %s (cwppctl export list)",
-                        job);
-    }
-    rc = write_file(out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    rc = ctl_api(c, "GET", job_path(&b, job, ""), NULL, &doc);
+    if (rc == CTL_OK)
+        rc = ctl_api_raw(c, job_path(&b, job, "/file"), &data, &len);
+    cwpp_buf_free(&b);
+    if (rc == CTL_OK)
+        rc = write_file(out, data, len);
     if (rc == CTL_OK && !quiet) {
+        const char *sha = json_string_value(json_object_get(doc, "sha256"));
+
         if (c->json)
             ctl_print_json(json_pack("{s:s, s:s, s:I, s:s}", "job_id", job, "file", out, "bytes",
-                                     (json_int_t)PQgetlength(r, 0, 0), "sha256",
-                                     PQgetvalue(r, 0, 1)));
+                                     (json_int_t)len, "sha256", sha != NULL ? sha : ""));
         else
-            printf("%s: %d bytes (sha256 %s)\n", out, PQgetlength(r, 0, 0), PQgetvalue(r, 0, 1));
+            printf("%s: %zu bytes (sha256 %s)\n", out, len, sha != NULL ? sha : "");
     }
-    PQclear(r);
+    free(data);
+    json_decref(doc);
     return rc;
 }
 
 static int export_list(ctl_t *c, int argc, char **argv)
 {
-    PGconn     *pg;
-    PGresult   *r;
-    const char *p[1] = {"50"};
-    json_t     *jobs;
-    int         i;
+    json_t *jobs;
+    char   *cursor = NULL;
+    long    limit = 50;
+    int     i, all = 0, rc = CTL_OK;
 
-    if (argc == 2 && strcmp(argv[0], "--limit") == 0)
-        p[0] = argv[1];
-    else if (argc != 0)
-        return ctl_fail(CTL_USAGE, "usage: cwppctl export list [--limit N]");
-    if (strspn(p[0], "0123456789") != strlen(p[0]) || atoi(p[0]) < 1 || atoi(p[0]) > 10000)
-        return ctl_fail(CTL_USAGE, "--limit must be 1 to 10000");
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    r = PQexecParams(pg, "SELECT j.job_id, j.actor, j.events, " CTL_TS("j.created_at")
-                     ", j.filters::text, COALESCE(octet_length(f.bytes), 0) FROM export_jobs j "
-                     "LEFT JOIN export_files f USING (job_id) ORDER BY j.created_at DESC "
-                     "LIMIT $1::int", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return ctl_query_failed(pg, r);
-    jobs = json_array();
-    for (i = 0; i < PQntuples(r); i++) {
-        json_error_t jerr;
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--all") == 0) {
+            all = 1;
+        } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            const char *v = argv[++i];
 
-        json_array_append_new(jobs, json_pack("{s:s, s:s, s:i, s:s, s:o?, s:i}", "job_id",
-                                              PQgetvalue(r, i, 0), "actor", PQgetvalue(r, i, 1),
-                                              "events", atoi(PQgetvalue(r, i, 2)), "created_at",
-                                              PQgetvalue(r, i, 3), "filters",
-                                              json_loads(PQgetvalue(r, i, 4), 0, &jerr), "bytes",
-                                              atoi(PQgetvalue(r, i, 5))));
+            if (strspn(v, "0123456789") != strlen(v) || strlen(v) > 6 || atol(v) < 1 ||
+                atol(v) > 10000)
+                return ctl_fail(CTL_USAGE, "--limit must be 1 to 10000");
+            limit = atol(v);
+        } else {
+            return ctl_fail(CTL_USAGE, "usage: cwppctl export list [--all] [--limit N]");
+        }
     }
-    PQclear(r);
+    jobs = json_array();
+    /* pages of at most 500 (the API's most) until the limit or the end */
+    while (rc == CTL_OK && (long)json_array_size(jobs) < limit) {
+        cwpp_buf_t b = {0};
+        json_t    *doc = NULL, *page;
+        char        n[24];
+        const char *next;
+        size_t      k;
+
+        snprintf(n, sizeof(n), "%ld", limit - (long)json_array_size(jobs) > 500
+                                          ? 500L : limit - (long)json_array_size(jobs));
+        cwpp_buf_puts(&b, "/api/v1/exports");
+        ctl_q(&b, "limit", n);
+        if (all)
+            ctl_q(&b, "all", "yes");
+        if (cursor != NULL)
+            ctl_q(&b, "cursor", cursor);
+        cwpp_buf_cstr(&b);
+        rc = ctl_api(c, "GET", (const char *)b.data, NULL, &doc);
+        cwpp_buf_free(&b);
+        if (rc != CTL_OK)
+            break;
+        page = json_object_get(doc, "exports");
+        for (k = 0; k < json_array_size(page); k++)
+            json_array_append(jobs, json_array_get(page, k));
+        next = json_string_value(json_object_get(doc, "next_cursor"));
+        free(cursor);
+        cursor = next != NULL && json_array_size(page) > 0 ? strdup(next) : NULL;
+        json_decref(doc);
+        if (cursor == NULL)
+            break;
+    }
+    free(cursor);
+    if (rc != CTL_OK) {
+        json_decref(jobs);
+        return rc;
+    }
     if (c->json) {
         ctl_print_json(json_pack("{s:o}", "exports", jobs));
         return CTL_OK;
@@ -163,9 +215,9 @@ int ctl_export(ctl_t *c, int argc, char **argv)
 {
     static const char *const levels[] = {"critical", "high", "medium", "low"};
     const char *statuses[CWPP_EVS__COUNT];
-    json_t     *lv, *st, *ids, *payload, *result;
-    const char *out = NULL;
-    char       *status = NULL, *message = NULL, when[40];
+    json_t     *lv, *st, *ids, *body, *answer = NULL, *result;
+    const char *out = NULL, *status, *job;
+    char        since_s[40], until_s[40];
     int64_t     since = 0, until = 0;
     int         i, rc = CTL_OK, has_since = 0, has_until = 0;
 
@@ -200,10 +252,10 @@ int ctl_export(ctl_t *c, int argc, char **argv)
         } else if (strcmp(o, "--status") == 0) {
             rc = add_words(st, o, argv[++i], statuses, CWPP_EVS__COUNT, "status");
         } else if (strcmp(o, "--since") == 0) {
-            rc = ctl_parse_when(o, argv[++i], when, sizeof(when), &since);
+            rc = ctl_parse_when(o, argv[++i], since_s, sizeof(since_s), &since);
             has_since = 1;
         } else if (strcmp(o, "--until") == 0) {
-            rc = ctl_parse_when(o, argv[++i], when, sizeof(when), &until);
+            rc = ctl_parse_when(o, argv[++i], until_s, sizeof(until_s), &until);
             has_until = 1;
         } else if (strcmp(o, "--out") == 0) {
             out = argv[++i];
@@ -216,53 +268,47 @@ int ctl_export(ctl_t *c, int argc, char **argv)
     if (rc == CTL_OK && out == NULL)
         rc = ctl_fail(CTL_USAGE, "usage: cwppctl export [--level L...] [--status S...] "
                       "[--since T] [--until T] [--ids ID...] --out FILE.xlsx");
-    if (rc == CTL_OK && (c->actor == NULL || c->actor[0] == '\0'))
-        rc = ctl_fail(CTL_USAGE, "who are you? Set CWPP_ACTOR or --actor: every export is "
-                      "logged with its actor");
     if (rc != CTL_OK) {
         json_decref(lv);
         json_decref(st);
         json_decref(ids);
         return rc;
     }
-    payload = json_object();
+    body = json_object();
     if (json_array_size(lv) > 0)
-        json_object_set(payload, "levels", lv);
+        json_object_set(body, "levels", lv);
     if (json_array_size(st) > 0)
-        json_object_set(payload, "statuses", st);
+        json_object_set(body, "statuses", st);
     if (json_array_size(ids) > 0)
-        json_object_set(payload, "ids", ids);
+        json_object_set(body, "ids", ids);
     if (has_since)
-        json_object_set_new(payload, "since_ms", json_integer(since));
+        json_object_set_new(body, "since", json_string(since_s));
     if (has_until)
-        json_object_set_new(payload, "until_ms", json_integer(until));
+        json_object_set_new(body, "until", json_string(until_s));
     json_decref(lv);
     json_decref(st);
     json_decref(ids);
-    rc = ctl_send(c, "exporter", "export.create", payload, &status, &message, &result);
-    json_decref(payload);
+    /* 200: the job is done (a 202, no answer in time, is CTL_INFRA naming the command) */
+    rc = ctl_api(c, "POST", "/api/v1/exports", body, &answer);
+    json_decref(body);
     if (rc != CTL_OK)
         return rc;
-    if (strcmp(status, "ok") != 0) {
-        fprintf(stderr, "cwppctl: %s\n", message);
-        rc = CTL_REFUSED;
-    } else {
-        const char *job = json_string_value(json_object_get(result, "job_id"));
+    status = json_string_value(json_object_get(answer, "status"));
+    result = json_object_get(answer, "result");
+    job = json_string_value(json_object_get(result, "job_id"));
+    if (status == NULL || strcmp(status, "ok") != 0 || job == NULL) {
+        rc = ctl_fail(CTL_INFRA, "the API's answer names no export job");
+    } else if ((rc = download(c, job, out, 1)) == CTL_OK) {
+        const char *message = json_string_value(json_object_get(answer, "message"));
 
-        rc = job != NULL ? download(c, job, out, 1)
-                         : ctl_fail(CTL_INFRA, "the exporter's answer names no job");
-        if (rc == CTL_OK) {
-            if (c->json) {
-                json_object_set_new(result, "file", json_string(out));
-                ctl_print_json(json_pack("{s:s, s:s, s:O}", "status", status, "message",
-                                         message, "result", result));
-            } else {
-                printf("%s\n%s written.\n", message, out);
-            }
+        if (c->json) {
+            json_object_set_new(result, "file", json_string(out));
+            ctl_print_json(json_pack("{s:s, s:s, s:O}", "status", status, "message",
+                                     message != NULL ? message : "", "result", result));
+        } else {
+            printf("%s\n%s written.\n", message != NULL ? message : "", out);
         }
     }
-    free(status);
-    free(message);
-    json_decref(result);
+    json_decref(answer);
     return rc;
 }

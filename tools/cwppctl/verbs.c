@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * verbs.c: `cwppctl alerts ...` and `cwppctl whitelist ...`. The whitelist verbs are
- * clients of cwpp-api (below); changes are commands answered by whitelist-filter.
+ * verbs.c: `cwppctl alerts ...` and `cwppctl whitelist ...`, clients of cwpp-api; the
+ * whitelist changes are commands answered by whitelist-filter.
  */
 #include "ctl.h"
 
@@ -23,135 +23,144 @@ static int is_flag(const char *a, const char *name)
 
 static int alerts_list(ctl_t *c, int argc, char **argv)
 {
-    const char *status = NULL, *name = NULL, *account = NULL, *limit = "100";
-    const char *p[4];
-    PGresult   *r;
-    PGconn     *pg;
-    int         i;
+    /* options passed on as the API's query arguments (checked there too) */
+    static const struct { const char *opt, *arg; } pass[] = {
+        {"--status", "status"}, {"--name", "name"},   {"--account", "account"},
+        {"--type", "type"},     {"--severity", "severity"}, {"--asset", "asset"},
+        {"--event", "event"},   {"--handled", "handled"},   {"--since", "since"},
+        {"--until", "until"}};
+    enum { NPASS = sizeof(pass) / sizeof(pass[0]) };
+    const char *val[NPASS] = {NULL};
+    char        since_s[40], until_s[40], *cursor = NULL;
+    json_t     *arr;
+    long        limit = 100;
+    int64_t     ms;
+    int         i, rc = CTL_OK;
+    size_t      k;
 
     for (i = 0; i < argc; i++) {
-        if (is_flag(argv[i], "--status")) {
-            cwpp_alert_status_t st;
-
-            if ((status = ctl_value_of(argc, argv, &i)) == NULL)
-                return CTL_USAGE;
-            if (cwpp_status_parse(status, &st) != 0) {
-                char names[160];
-
-                return ctl_fail(CTL_USAGE, "unknown status \"%s\" (use %s)", status,
-                                cwpp_statuses_text(names, sizeof(names), ", ", " or "));
-            }
-        } else if (is_flag(argv[i], "--name")) {
-            if ((name = ctl_value_of(argc, argv, &i)) == NULL)
-                return CTL_USAGE;
-        } else if (is_flag(argv[i], "--account")) {
-            if ((account = ctl_value_of(argc, argv, &i)) == NULL)
+        for (k = 0; k < NPASS && !is_flag(argv[i], pass[k].opt); k++)
+            ;
+        if (k < NPASS) {
+            if ((val[k] = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
         } else if (is_flag(argv[i], "--limit")) {
-            char *end;
-            long  v;
+            const char *v;
+            char       *end;
 
-            if ((limit = ctl_value_of(argc, argv, &i)) == NULL)
+            if ((v = ctl_value_of(argc, argv, &i)) == NULL)
                 return CTL_USAGE;
-            v = strtol(limit, &end, 10);
-            if (*end != '\0' || v < 1 || v > 100000)
+            limit = strtol(v, &end, 10);
+            if (*end != '\0' || limit < 1 || limit > 100000)
                 return ctl_fail(CTL_USAGE, "--limit must be a number from 1 to 100000");
         } else {
             return ctl_fail(CTL_USAGE, "alerts list: unknown option \"%s\"", argv[i]);
         }
     }
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    p[0] = status;
-    p[1] = name;
-    p[2] = account;
-    p[3] = limit;
-    r = PQexecParams(pg,
-                     "SELECT alert_id, name, severity, status, account_id, asset_id, "
-                     CTL_TS("last_seen") ", occurrences, defense FROM alerts "
-                     "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR name = $2) "
-                     "AND ($3::text IS NULL OR account_id = $3) "
-                     "ORDER BY last_seen DESC, alert_id LIMIT $4::int",
-                     4, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return ctl_query_failed(pg, r);
-    if (c->json) {
-        json_t *arr = json_array();
+    if (val[0] != NULL) { /* every status of a comma-separated list */
+        const char *p = val[0];
 
-        for (i = 0; i < PQntuples(r); i++)
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "alert_id",
-                               PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1), "severity",
-                               PQgetvalue(r, i, 2), "status", PQgetvalue(r, i, 3), "account_id",
-                               PQgetvalue(r, i, 4), "asset_id", PQgetvalue(r, i, 5), "last_seen",
-                               PQgetvalue(r, i, 6), "occurrences",
-                               (json_int_t)strtoll(PQgetvalue(r, i, 7), NULL, 10), "defense",
-                               PQgetvalue(r, i, 8)));
-        ctl_print_json(json_pack("{s:o}", "alerts", arr));
-    } else {
-        printf("%-35s  %-26s  %-8s  %-25s  %-20s  %-20s  %s\n", "ALERT", "STATUS", "SEVERITY",
-               "NAME", "ASSET", "LAST SEEN", "COUNT");
-        for (i = 0; i < PQntuples(r); i++)
-            printf("%-35s  %-26s  %-8s  %-25.25s  %-20.20s  %-20s  %s\n", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 3), PQgetvalue(r, i, 2), PQgetvalue(r, i, 1),
-                   PQgetvalue(r, i, 5), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
-        if (PQntuples(r) == 0)
-            printf("(no alerts match)\n");
+        for (;;) {
+            const char         *end = strchr(p, ',');
+            char                w[64], names[160];
+            cwpp_alert_status_t st;
+
+            snprintf(w, sizeof(w), "%.*s", (int)(end != NULL ? end - p : (long)strlen(p)), p);
+            if (cwpp_status_parse(w, &st) != 0)
+                return ctl_fail(CTL_USAGE, "unknown status \"%s\" (use %s)", w,
+                                cwpp_statuses_text(names, sizeof(names), ", ", " or "));
+            if (end == NULL)
+                break;
+            p = end + 1;
+        }
     }
-    PQclear(r);
+    if (val[8] != NULL) {
+        if ((rc = ctl_parse_when("--since", val[8], since_s, sizeof(since_s), &ms)) != CTL_OK)
+            return rc;
+        val[8] = since_s;
+    }
+    if (val[9] != NULL) {
+        if ((rc = ctl_parse_when("--until", val[9], until_s, sizeof(until_s), &ms)) != CTL_OK)
+            return rc;
+        val[9] = until_s;
+    }
+    arr = json_array();
+    /* pages of at most 500 (the API's most) until the limit or the end */
+    while (rc == CTL_OK && (long)json_array_size(arr) < limit) {
+        cwpp_buf_t  b = {0};
+        json_t     *doc = NULL, *page;
+        const char *next;
+        char        n[24];
+        long        want = limit - (long)json_array_size(arr);
+
+        snprintf(n, sizeof(n), "%ld", want > 500 ? 500L : want);
+        cwpp_buf_puts(&b, "/api/v1/alerts");
+        for (k = 0; k < NPASS; k++)
+            if (val[k] != NULL)
+                ctl_q(&b, pass[k].arg, val[k]);
+        ctl_q(&b, "limit", n);
+        if (cursor != NULL)
+            ctl_q(&b, "cursor", cursor);
+        cwpp_buf_cstr(&b);
+        rc = ctl_api(c, "GET", (const char *)b.data, NULL, &doc);
+        cwpp_buf_free(&b);
+        if (rc != CTL_OK)
+            break;
+        page = json_object_get(doc, "alerts");
+        for (k = 0; k < json_array_size(page); k++)
+            json_array_append(arr, json_array_get(page, k));
+        next = json_string_value(json_object_get(doc, "next_cursor"));
+        free(cursor);
+        cursor = next != NULL && json_array_size(page) > 0 ? strdup(next) : NULL;
+        json_decref(doc);
+        if (cursor == NULL)
+            break;
+    }
+    free(cursor);
+    if (rc != CTL_OK) {
+        json_decref(arr);
+        return rc;
+    }
+    if (c->json) {
+        ctl_print_json(json_pack("{s:o}", "alerts", arr));
+        return CTL_OK;
+    }
+    printf("%-35s  %-26s  %-8s  %-25s  %-20s  %-20s  %s\n", "ALERT", "STATUS", "SEVERITY",
+           "NAME", "ASSET", "LAST SEEN", "COUNT");
+    for (k = 0; k < json_array_size(arr); k++) {
+        json_t *a = json_array_get(arr, k);
+
+        printf("%-35s  %-26s  %-8s  %-25.25s  %-20.20s  %-20s  %" JSON_INTEGER_FORMAT "\n",
+               json_string_value(json_object_get(a, "alert_id")),
+               json_string_value(json_object_get(a, "status")),
+               json_string_value(json_object_get(a, "severity")),
+               ctl_safe(json_string_value(json_object_get(a, "name"))),
+               ctl_safe(json_string_value(json_object_get(a, "asset_id"))),
+               json_string_value(json_object_get(a, "last_seen")),
+               json_integer_value(json_object_get(a, "occurrences")));
+    }
+    if (json_array_size(arr) == 0)
+        printf("(no alerts match)\n");
+    json_decref(arr);
     return CTL_OK;
 }
 
 static int alerts_show(ctl_t *c, int argc, char **argv)
 {
-    const char  *p[1];
-    PGresult    *r, *lg;
-    PGconn      *pg;
-    json_t      *doc, *log;
-    json_error_t jerr;
-    int          i;
+    json_t *doc = NULL, *log;
+    char    path[64];
+    int     rc;
 
     if (argc != 1)
         return ctl_fail(CTL_USAGE, "usage: cwppctl alerts show ALERT_ID [--json]");
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    p[0] = argv[0];
-    r = PQexecParams(pg, "SELECT " CWPP_ALERT_ROW_SQL ", " CTL_TS("a.first_seen") ", "
-                     CTL_TS("a.last_seen") " FROM alerts a WHERE a.alert_id = $1",
-                     1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return ctl_query_failed(pg, r);
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return ctl_fail(CTL_REFUSED, "there is no alert %s", argv[0]);
-    }
-    doc = json_loads(PQgetvalue(r, 0, 0), 0, &jerr);
-    if (doc == NULL) {
-        PQclear(r);
-        return ctl_fail(CTL_INFRA, "cannot read alert %s", argv[0]);
-    }
-    json_object_set_new(doc, "first_seen", json_string(PQgetvalue(r, 0, 1)));
-    json_object_set_new(doc, "last_seen", json_string(PQgetvalue(r, 0, 2)));
-    PQclear(r);
-    lg = PQexecParams(pg, "SELECT " CTL_TS("at") ", actor, action, "
-                      "COALESCE(before::text, 'null'), COALESCE(after::text, 'null'), "
-                      "COALESCE(remark, '') FROM activity_log "
-                      "WHERE object_type = 'alert' AND object_id = $1 ORDER BY at, log_id",
-                      1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(lg) != PGRES_TUPLES_OK) {
-        json_decref(doc);
-        return ctl_query_failed(pg, lg);
-    }
-    log = json_array();
-    for (i = 0; i < PQntuples(lg); i++)
-        json_array_append_new(
-            log, json_pack("{s:s, s:s, s:s, s:o, s:o, s:s}", "at", PQgetvalue(lg, i, 0), "actor",
-                           PQgetvalue(lg, i, 1), "action", PQgetvalue(lg, i, 2), "before",
-                           json_loads(PQgetvalue(lg, i, 3), JSON_DECODE_ANY, &jerr), "after",
-                           json_loads(PQgetvalue(lg, i, 4), JSON_DECODE_ANY, &jerr), "remark",
-                           PQgetvalue(lg, i, 5)));
-    PQclear(lg);
-    json_object_set_new(doc, "activity", log);
+    /* an alert id is "al-" and 32 hex digits: nothing else can name one (nor needs
+     * escaping in the path) */
+    if (!cwpp_alert_id_valid(argv[0]))
+        return ctl_fail(CTL_REFUSED, "there is no alert %s", ctl_safe(argv[0]));
+    snprintf(path, sizeof(path), "/api/v1/alerts/%s", argv[0]);
+    if ((rc = ctl_api(c, "GET", path, NULL, &doc)) != CTL_OK)
+        return rc;
+    log = json_object_get(doc, "activity");
     if (c->json) {
         ctl_print_json(doc);
         return CTL_OK;
@@ -161,14 +170,15 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
                                            "defense", "source", "account_id", "first_seen",
                                            "last_seen", "occurrences", "attack_tactic",
                                            "attack_technique", "remote_ip"};
-        static const char *const objs[] = {"asset", "file", "process", "logon", "details"};
+        static const char *const objs[] = {"asset", "file", "process", "logon", "details",
+                                           "handling"};
         size_t k;
 
         for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
             json_t *v = json_object_get(doc, keys[k]);
 
             if (json_is_string(v))
-                printf("%-17s %s\n", keys[k], json_string_value(v));
+                printf("%-17s %s\n", keys[k], ctl_safe(json_string_value(v)));
             else if (json_is_integer(v))
                 printf("%-17s %" JSON_INTEGER_FORMAT "\n", keys[k], json_integer_value(v));
         }
@@ -190,10 +200,11 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
 
             printf("  %s  %-12s %-26s %s -> %s%s%s\n",
                    json_string_value(json_object_get(e, "at")),
-                   json_string_value(json_object_get(e, "actor")),
+                   ctl_safe(json_string_value(json_object_get(e, "actor"))),
                    json_string_value(json_object_get(e, "action")), b ? b : "", a ? a : "",
                    json_string_length(json_object_get(e, "remark")) ? "  remark: " : "",
-                   json_string_value(json_object_get(e, "remark")));
+                   json_string_length(json_object_get(e, "remark"))
+                       ? ctl_safe(json_string_value(json_object_get(e, "remark"))) : "");
             free(b);
             free(a);
         }
@@ -210,8 +221,9 @@ int ctl_alerts(ctl_t *c, int argc, char **argv)
         return alerts_list(c, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "show") == 0)
         return alerts_show(c, argc - 1, argv + 1);
-    return ctl_fail(CTL_USAGE, "usage: cwppctl alerts list [--status S] [--name N] "
-                    "[--account A] [--limit N] | alerts show ALERT_ID");
+    return ctl_fail(CTL_USAGE, "usage: cwppctl alerts list [--status S,...] [--handled "
+                    "yes|no] [--name N] [--type T] [--severity S,...] [--asset A] [--account A] "
+                    "[--event E] [--since T] [--until T] [--limit N] | alerts show ALERT_ID");
 }
 
 /* ----------------------------------------------------------------- whitelist */

@@ -393,6 +393,32 @@ static void test_vocab_operators(void **state)
         fail_msg("whitelist_rules.op disagrees with libs/rules's operator table (lines above)");
 }
 
+/* cwpp_rule_fields lists the normalized fields a rule may name (cwpp-api's
+ * GET /api/v1/alerts/{id}/fields shows them): each one checks as a rule's field and is
+ * never an unknown field to cwpp_alert_field; it names no details path. */
+static void test_rule_fields_listed(void **state)
+{
+    const char *const *f = cwpp_rule_fields();
+    cwpp_alert_t       a;
+    size_t             n;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    for (n = 0; f[n] != NULL; n++) {
+        cwpp_rule_def_t d = {1, "n", f[n], CWPP_OP_EQ, "1", CWPP_SCOPE_ALL, NULL, 0};
+        char            err[256], buf[64];
+        const char     *v;
+        double          num;
+        int             is_num;
+
+        assert_int_equal(cwpp_rule_check(&d, err, sizeof(err)), 0);
+        assert_int_not_equal(cwpp_alert_field(&a, f[n], buf, sizeof(buf), &v, &num, &is_num),
+                             CWPP_EINVAL);
+        assert_true(strncmp(f[n], "details.", 8) != 0);
+    }
+    assert_true(n >= 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_hostile_regex),
         cmocka_unit_test(test_index_by_name),
         cmocka_unit_test(test_vocab_operators),
+        cmocka_unit_test(test_rule_fields_listed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
