@@ -405,7 +405,7 @@ static void test_rule_fields_listed(void **state)
     (void)state;
     memset(&a, 0, sizeof(a));
     for (n = 0; f[n] != NULL; n++) {
-        cwpp_rule_def_t d = {1, "n", f[n], CWPP_OP_EQ, "1", CWPP_SCOPE_ALL, NULL, 0};
+        cwpp_rule_def_t d = {1, "n", f[n], CWPP_OP_EQ, "1", CWPP_SCOPE_ALL, NULL, 0, NULL};
         char            err[256], buf[64];
         const char     *v;
         double          num;
