@@ -55,6 +55,9 @@ for status in sorted({a["status"] for a in acc}):
 lines = [ln for ln in feed.read_bytes().split(b"\n") if ln.strip()]
 shell = next(ln for ln in lines if b"Terminal shell in container" in ln)
 scan = next(ln for ln in lines if b"Port scan from external IP" in ln)
+# a rule belongs to one account: the shell alert's (as ingest stored it)
+shell_acct = json.loads(ctl("--json", "alerts", "list", "--name", "Terminal shell in container",
+                            "--limit", "1", show=False)[1])["alerts"][0]["account_id"]
 scan_id = json.loads(ctl("--json", "alerts", "list", "--name", "Port scan from external IP",
                          show=False)[1])["alerts"][0]["alert_id"]
 
@@ -68,14 +71,15 @@ print("\n== the demo's analyst, demo-analyst, is an admin"
       + ("" if rc == 0 else f" (already: {err.strip()})"))
 
 print("\n== a rule as broad as the reference's warning is refused without --force")
-ctl("whitelist", "preview", "--alert-name", "Terminal shell in container", "--field",
+ctl("whitelist", "preview", "--account", shell_acct, "--alert-name", "Terminal shell in container", "--field",
     "process.path", "--op", "contains", "--value", "/usr/")
-ctl("whitelist", "rule", "add", "--alert-name", "Terminal shell in container", "--field",
+ctl("whitelist", "rule", "add", "--account", shell_acct, "--alert-name", "Terminal shell in container", "--field",
     "process.path", "--op", "contains", "--value", "/usr/")
 
 print("\n== a precise rule: shells in the shop namespace's nginx pods are the web team's "
       "debugging (expires in 10 minutes)")
-rc, out = ctl("--json", "whitelist", "rule", "add", "--alert-name", "Terminal shell in container",
+rc, out = ctl("--json", "whitelist", "rule", "add", "--account", shell_acct,
+              "--alert-name", "Terminal shell in container",
               "--field", "details.output_fields.k8s.ns.name", "--op", "eq", "--value", "shop",
               "--expires", "10m", "--force", "--remark", "web team debugging, ticket OPS-1234")
 rule_id = json.loads(out)["result"]["rule_id"] if rc == 0 else None
