@@ -41,7 +41,7 @@ static void add_rules_for(cwpp_ruleset_t *rs, const char *name, int first_id)
 
     for (i = 0; i < 10; i++) {
         cwpp_rule_def_t d = {first_id + i, name, mix[i].field, mix[i].op, mix[i].value,
-                             CWPP_SCOPE_ALL, NULL, 0};
+                             CWPP_SCOPE_ALL, NULL, 0, NULL};
         if (cwpp_ruleset_add(rs, &d, err, sizeof(err)) != CWPP_OK) {
             fprintf(stderr, "rules_bench: %s\n", err);
             exit(2);

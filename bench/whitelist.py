@@ -27,22 +27,26 @@ import cwpp_testlib as t  # noqa: E402
 from bench import RELAY, create_relay_topic, read_topic, records, span_rate, vmhwm_kib  # noqa: E402
 
 
-def make_rules(run, name, total):
-    """total rules: one matching ~10 % of the bench alerts, 9 more of the same name that
-    never match, the rest spread over 1,000 other names."""
-    rows = [(name, "file.path", "regex", r"^/var/tmp/\.cache/x\d*0$", f"bench-{run}-0")]
+def make_rules(run, name, total, accounts):
+    """total rules: one matching ~10 % of the bench alerts (a rule belongs to one account:
+    one such rule for each of the alerts' accounts), 9 more of the same name that never
+    match, the rest spread over 1,000 other names, their accounts taken in turn."""
+    rows = [(name, "file.path", "regex", r"^/var/tmp/\.cache/x\d*0$", f"bench-{run}-0-{i}", a)
+            for i, a in enumerate(accounts)]
     for k in range(1, 10):
-        rows.append((name, "details.file_size", "gt", str(10_000_000 + k), f"bench-{run}-{k}"))
+        rows.append((name, "details.file_size", "gt", str(10_000_000 + k), f"bench-{run}-{k}",
+                     accounts[k % len(accounts)]))
     for k in range(10, total):
         rows.append((f"Other alert {k % 1000} {run}", "process.cmdline", "contains",
-                     f"--token-{k}", f"bench-{run}-{k}"))
+                     f"--token-{k}", f"bench-{run}-{k}", accounts[k % len(accounts)]))
     conn = t.db()
     with conn.cursor() as cur:
         cur.execute("SET ROLE cwpp_owner")
         psycopg2.extras.execute_values(
             cur, "INSERT INTO whitelist_rules (alert_name, field, op, value, scope, created_by, "
-            "command_id) VALUES %s", [(n_, f_, o_, v_, "all", "bench", c_)
-                                      for n_, f_, o_, v_, c_ in rows], page_size=1000)
+            "command_id, account_id) VALUES %s", [(n_, f_, o_, v_, "all", "bench", c_, a_)
+                                                  for n_, f_, o_, v_, c_, a_ in rows],
+            page_size=1000)
         cur.execute("UPDATE whitelist_state SET version = version + 1")
     conn.close()
 
@@ -96,7 +100,7 @@ def main():
 
     res = {"records": n, "relay_alerts_per_s": round(relay_rate)}
     for total in (10, 10000):
-        make_rules(f"{run}{total}", name, total)
+        make_rules(f"{run}{total}", name, total, [f"bench-{run}-{k}" for k in range(13)])
         time.sleep(1)
         # each filter run writes to its own output topics: mirror the input topic name
         # through a prefix whose normalized topic is the source's (same topic object)

@@ -51,7 +51,7 @@ scan_id = json.loads(ctl("--json", "alerts", "list", "--name", "Port scan from e
                          show=False)[1])["alerts"][0]["alert_id"]
 # a rule belongs to an account: the one of the shell alert
 shell_acct = json.loads(ctl("--json", "alerts", "list", "--name", "Terminal shell in container",
-                            show=False)[1])["alerts"][0]["account_id"]
+                            "--limit", "1", show=False)[1])["alerts"][0]["account_id"]
 
 print(f"\n== a rule as broad as the reference's warning is refused without --force "
       f"(account {shell_acct})")

@@ -4,8 +4,9 @@
  * "Add an alert to the whitelist").
  *
  * A rule has four parts - an alert field, an operator (regex match, greater than, equal
- * to, less than, contains, starts with), a value, a scope (all assets, or only one
- * asset) - and applies only to alerts with its alert name; it may expire. Rules of one name are OR-ed: an
+ * to, less than, contains, starts with), a value, a scope (all assets of its account, or
+ * only one asset of it) - and applies only to alerts with its alert name and of its
+ * account; it may expire. Rules of one name are OR-ed: an
  * alert is whitelisted when any applicable rule matches.
  *
  * Fields are the normalized alert's ("name", "type", "severity", "source",
@@ -70,6 +71,9 @@ typedef struct cwpp_rule_def {
     cwpp_rule_scope_t scope;
     const char       *asset_id;      /* with CWPP_SCOPE_ASSET: the only asset it covers */
     int64_t           expires_at_ms; /* 0 = never; from then on the rule no longer applies */
+    const char       *account_id;    /* applies to alerts of exactly this account; NULL
+                                        (unit tests and benches only: stored rules always
+                                        have one) matches every account */
 } cwpp_rule_def_t;
 
 typedef struct cwpp_rules_limits {

@@ -293,6 +293,8 @@ int cwpp_rule_check(const cwpp_rule_def_t *def, char *errstr, size_t errstr_size
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "the rule value must be UTF-8 text");
     if ((unsigned)def->op >= CWPP_OP__COUNT)
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "unknown operator");
+    if (def->account_id != NULL && *def->account_id == '\0')
+        return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "a rule's account id is empty");
     if (def->scope == CWPP_SCOPE_ASSET && (def->asset_id == NULL || *def->asset_id == '\0'))
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
                            "a rule scoped to one asset needs the asset id");
@@ -357,6 +359,7 @@ void cwpp_ruleset_destroy(cwpp_ruleset_t *rs)
     if (rs == NULL)
         return;
     for (i = 0; i < rs->n; i++) {
+        free((char *)rs->rules[i].def.account_id);
         free((char *)rs->rules[i].def.alert_name);
         free((char *)rs->rules[i].def.field);
         free((char *)rs->rules[i].def.value);
@@ -433,6 +436,7 @@ int cwpp_ruleset_add(cwpp_ruleset_t *rs, const cwpp_rule_def_t *def, char *errst
     r = &rs->rules[rs->n];
     memset(r, 0, sizeof(*r));
     r->def = *def;
+    r->def.account_id = cwpp_strdup(def->account_id);
     r->def.alert_name = strdup(def->alert_name);
     r->def.field = strdup(def->field);
     r->def.value = strdup(def->value);
@@ -455,8 +459,10 @@ int cwpp_ruleset_add(cwpp_ruleset_t *rs, const cwpp_rule_def_t *def, char *errst
         }
     }
     if (r->def.alert_name == NULL || r->def.field == NULL || r->def.value == NULL ||
-        (def->asset_id != NULL && r->def.asset_id == NULL) || b->name == NULL ||
+        (def->asset_id != NULL && r->def.asset_id == NULL) ||
+        (def->account_id != NULL && r->def.account_id == NULL) || b->name == NULL ||
         b->n == b->cap || (def->op == CWPP_OP_REGEX && r->re == NULL)) {
+        free((char *)r->def.account_id);
         free((char *)r->def.alert_name);
         free((char *)r->def.field);
         free((char *)r->def.value);
@@ -481,6 +487,9 @@ static int eval(cwpp_ruleset_t *rs, const rule_t *r, const cwpp_alert_t *a, int6
     int64_t     t;
 
     if (r->def.expires_at_ms != 0 && now_ms >= r->def.expires_at_ms)
+        return 0;
+    if (r->def.account_id != NULL &&
+        (a->account_id == NULL || strcmp(a->account_id, r->def.account_id) != 0))
         return 0;
     if (r->def.scope == CWPP_SCOPE_ASSET &&
         (a->asset.id == NULL || strcmp(a->asset.id, r->def.asset_id) != 0))

@@ -24,9 +24,11 @@ typedef struct cwpp_wl_def {
 } cwpp_wl_def_t;
 
 /*
- * Reads {"alert_name", "field", "op", "value", "scope": "all"|"asset", "asset_id",
+ * Reads {"account_id", "alert_name", "field", "op", "value", "scope": "all"|"asset", "asset_id",
  * "from_alert_id", "expires_at" (RFC 3339), "remark", "force"} into out and checks it with
- * cwpp_rule_check. Returns 0, or CWPP_EINVAL with one sentence (CWPP_ENOMEM).
+ * cwpp_rule_check. account_id may be absent here (previews over every account); the
+ * whitelist-filter refuses to store a rule without one. Returns 0, or CWPP_EINVAL with one
+ * sentence (CWPP_ENOMEM).
  */
 int  cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t errstr_size);
 void cwpp_wl_def_clear(cwpp_wl_def_t *d);
@@ -34,7 +36,8 @@ void cwpp_wl_def_clear(cwpp_wl_def_t *d);
 json_t *cwpp_wl_def_to_json(const cwpp_rule_def_t *d, int64_t rule_id);
 
 /*
- * Loads every live rule (not deleted, not expired at the database's now) into a new
+ * Loads every live rule (not deleted, not expired at the database's now; each with its
+ * account, so it matches only that account's alerts) into a new
  * ruleset and reads the rules version. A stored rule that no longer compiles is skipped
  * and counted in *skipped. Returns 0 or CWPP_ETRANSIENT/CWPP_EIO/CWPP_ENOMEM with errstr.
  */
@@ -57,8 +60,9 @@ typedef struct cwpp_wl_preview {
 
 /*
  * Replays rule d (as if live now, ignoring its expiry; regexes run with limits, NULL for
- * the defaults) over the stored alerts whose name
- * is d->alert_name and whose last occurrence is within the last days days. Read-only.
+ * the defaults) over the stored alerts of its account (d->account_id; NULL: every
+ * account) whose name is d->alert_name and whose last occurrence is within the last days
+ * days, so the share and the open events are the account's. Read-only.
  * Returns 0 (fill out; free with cwpp_wl_preview_clear), CWPP_EINVAL for a rule that
  * does not check, or CWPP_ETRANSIENT/CWPP_EIO/CWPP_ENOMEM with errstr.
  */

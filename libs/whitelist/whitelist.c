@@ -49,13 +49,16 @@ static int fits(const char *what, const char *s, size_t max, const char *why, ch
 
 /* Every text of a rule within its limit: nothing longer is stored, indexed or loaded into
  * every filter (a 10 KB alert_name could match no alert and stops no filter). */
-static int check_lengths(const char *an, const char *field, cwpp_rule_op_t op,
-                         const char *value, const char *asset, const char *from,
-                         const char *remark, char *errstr, size_t errstr_size)
+static int check_lengths(const char *acct, const char *an, const char *field,
+                         cwpp_rule_op_t op, const char *value, const char *asset,
+                         const char *from, const char *remark, char *errstr,
+                         size_t errstr_size)
 {
     int rc;
 
-    if ((rc = fits("alert_name", an, CWPP_ALERT_MAX_NAME, " (the longest alert name)", errstr,
+    if ((rc = fits("account_id", acct, CWPP_ALERT_MAX_ACCOUNT, " (the longest account id)",
+                   errstr, errstr_size)) != CWPP_OK ||
+        (rc = fits("alert_name", an, CWPP_ALERT_MAX_NAME, " (the longest alert name)", errstr,
                    errstr_size)) != CWPP_OK ||
         (rc = fits("field", field, CWPP_CMD_MAX_RULE_FIELD, "", errstr, errstr_size)) !=
             CWPP_OK ||
@@ -76,6 +79,7 @@ void cwpp_wl_def_clear(cwpp_wl_def_t *d)
 {
     if (d == NULL)
         return;
+    free((char *)d->def.account_id);
     free((char *)d->def.alert_name);
     free((char *)d->def.field);
     free((char *)d->def.value);
@@ -88,7 +92,7 @@ void cwpp_wl_def_clear(cwpp_wl_def_t *d)
 int cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t errstr_size)
 {
     char *an = NULL, *field = NULL, *op = NULL, *value = NULL, *scope = NULL, *asset = NULL;
-    char *expires = NULL;
+    char *expires = NULL, *acct = NULL;
     json_t *f;
     int   rc;
 
@@ -102,7 +106,8 @@ int cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t 
         (rc = opt_str(obj, "asset_id", &asset, 0, errstr, errstr_size)) ||
         (rc = opt_str(obj, "from_alert_id", &out->from_alert_id, 0, errstr, errstr_size)) ||
         (rc = opt_str(obj, "expires_at", &expires, 0, errstr, errstr_size)) ||
-        (rc = opt_str(obj, "remark", &out->remark, 0, errstr, errstr_size)))
+        (rc = opt_str(obj, "remark", &out->remark, 0, errstr, errstr_size)) ||
+        (rc = opt_str(obj, "account_id", &acct, 0, errstr, errstr_size)))
         goto done;
     /* The value may be empty for "eq" (an empty field); it must be a string. */
     f = json_object_get(obj, "value");
@@ -140,18 +145,20 @@ int cwpp_wl_def_from_json(json_t *obj, cwpp_wl_def_t *out, char *errstr, size_t 
                          "expires_at \"%.64s\" is not an RFC 3339 time", expires);
         goto done;
     }
-    if ((rc = check_lengths(an, field, out->def.op, value, asset, out->from_alert_id,
+    if ((rc = check_lengths(acct, an, field, out->def.op, value, asset, out->from_alert_id,
                             out->remark, errstr, errstr_size)) != CWPP_OK)
         goto done;
     f = json_object_get(obj, "force");
     out->force = json_is_true(f);
+    out->def.account_id = acct;
     out->def.alert_name = an;
     out->def.field = field;
     out->def.value = value;
     out->def.asset_id = asset;
-    an = field = value = asset = NULL;
+    acct = an = field = value = asset = NULL;
     rc = cwpp_rule_check(&out->def, errstr, errstr_size);
 done:
+    free(acct);
     free(an);
     free(field);
     free(op);
@@ -175,6 +182,8 @@ json_t *cwpp_wl_def_to_json(const cwpp_rule_def_t *d, int64_t rule_id)
         return NULL;
     if (rule_id > 0)
         json_object_set_new(o, "rule_id", json_integer(rule_id));
+    if (d->account_id != NULL)
+        json_object_set_new(o, "account_id", json_string(d->account_id));
     if (d->asset_id != NULL)
         json_object_set_new(o, "asset_id", json_string(d->asset_id));
     if (d->expires_at_ms > 0)
@@ -196,8 +205,8 @@ static int res_check(PGresult *r, ExecStatusType want, const char *what, char *e
 
 static const char SQL_LOAD[] =
     "SELECT rule_id, alert_name, field, op, value, scope, asset_id, "
-    "COALESCE((extract(epoch FROM expires_at) * 1000)::bigint, 0) "
-    "FROM whitelist_rules WHERE deleted_at IS NULL "
+    "COALESCE((extract(epoch FROM expires_at) * 1000)::bigint, 0), account_id "
+    "FROM whitelist_rules WHERE deleted_at IS NULL AND account_id IS NOT NULL "
     "AND (expires_at IS NULL OR expires_at > now()) ORDER BY rule_id";
 
 int cwpp_wl_load(PGconn *c, const cwpp_rules_limits_t *limits, cwpp_ruleset_t **out,
@@ -247,6 +256,7 @@ int cwpp_wl_load(PGconn *c, const cwpp_rules_limits_t *limits, cwpp_ruleset_t **
         d.scope = strcmp(PQgetvalue(r, i, 5), "asset") == 0 ? CWPP_SCOPE_ASSET : CWPP_SCOPE_ALL;
         d.asset_id = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
         d.expires_at_ms = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+        d.account_id = PQgetvalue(r, i, 8);
         rc = cwpp_ruleset_add(rs, &d, why, sizeof(why));
         if (rc == CWPP_ENOMEM) {
             cwpp_ruleset_destroy(rs);
@@ -280,7 +290,7 @@ static int cmp_str(const void *a, const void *b)
 static const char SQL_PREVIEW[] =
     "DECLARE cwpp_preview NO SCROLL CURSOR FOR SELECT " CWPP_ALERT_ROW_SQL
     " FROM alerts a WHERE a.name = $1 AND a.last_seen >= now() - make_interval(days => $2::int)"
-    " AND a.defense <> 'precision_defense'";
+    " AND a.defense <> 'precision_defense' AND ($3::text IS NULL OR a.account_id = $3)";
 static const char SQL_EVENTS[] =
     "SELECT e.event_id, e.name, e.status, count(*) FROM event_alerts ea "
     "JOIN events e USING (event_id) WHERE ea.alert_id = ANY($1::text[]) "
@@ -299,7 +309,7 @@ int cwpp_wl_preview(PGconn *c, const cwpp_rule_def_t *d, const cwpp_rules_limits
     char             **assets = NULL;
     size_t             nassets = 0, capassets = 0, i;
     char               daysbuf[16];
-    const char        *params[2];
+    const char        *params[3];
     PGresult          *r = NULL;
     int                rc = CWPP_OK, in_tx = 0;
 
@@ -330,7 +340,8 @@ int cwpp_wl_preview(PGconn *c, const cwpp_rule_def_t *d, const cwpp_rules_limits
     snprintf(daysbuf, sizeof(daysbuf), "%d", days);
     params[0] = d->alert_name;
     params[1] = daysbuf;
-    r = PQexecParams(c, SQL_PREVIEW, 2, NULL, params, NULL, NULL, 0);
+    params[2] = d->account_id;
+    r = PQexecParams(c, SQL_PREVIEW, 3, NULL, params, NULL, NULL, 0);
     if ((rc = res_check(r, PGRES_COMMAND_OK, "preview", errstr, errstr_size)))
         goto done;
     for (;;) {

@@ -60,6 +60,8 @@ int api_problem(api_resp_t *rs, int status, const char *code, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
+    /* a caller's value echoed and cut (%.128s) may end mid-character: JSON needs UTF-8 */
+    cwpp_utf8_sanitize(detail);
     snprintf(type, sizeof(type), "/api/v1/problems/%s", code);
     api_json(rs, status,
              json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", title_of(status),

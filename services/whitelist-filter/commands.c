@@ -4,16 +4,18 @@
  * transaction, each in its own savepoint so a refused or failing command never takes the
  * batch with it:
  *
- *   whitelist.add_alert      {alert_id, remark}       -> manually whitelisted
+ *   whitelist.add_alert      {alert_id, remark, rules?: [rule, ...]} -> manually
+ *                            whitelisted, and the rules (made from that alert, of its
+ *                            account) created with it: all or nothing
  *   whitelist.remove_alerts  {alert_ids: [...], remark} -> unhandled, evaluated again
- *   whitelist.rule_add       {alert_name, field, op, value, scope, asset_id, from_alert_id,
- *                             expires_at, remark, force}
+ *   whitelist.rule_add       {account_id, alert_name, field, op, value, scope, asset_id,
+ *                             from_alert_id, expires_at, remark, force}
  *   whitelist.rule_delete    {rule_id, remark}
  *
  * libs/command runs the protocol (checks, apply once, savepoint, answer); this file holds
  * the handlers and their table. The actor must be a known, enabled user permitted on the
- * account of what the command changes: the alert's account; for a rule, the account its
- * condition names (account_id eq X), else (a rule over every account's alerts) admins only.
+ * account of what the command changes: the alert's account, or the rule's (every rule
+ * belongs to one account and applies only to its alerts).
  * A redelivered command (same command_id) gets the stored answer again and re-emits the
  * alerts it changed, as they are stored now, so a crash between commit and produce loses
  * nothing. Every change is appended to activity_log.
@@ -35,6 +37,7 @@ typedef cwpp_command_t       cmd_t;
 typedef cwpp_command_reply_t reply_t;
 
 #define MAX_REMOVE 1000
+#define MAX_ALERT_RULES 20 /* rules created with one add_alert */
 
 static const char SQL_ALERT_ROWS[] =
     "SELECT " CWPP_ALERT_ROW_SQL " FROM alerts a WHERE a.alert_id = ANY($1::text[]) "
@@ -49,13 +52,13 @@ static const char SQL_HIT[] =
 static const char SQL_BUMP[] = "UPDATE whitelist_state SET version = version + 1 WHERE id = 1";
 static const char SQL_RULE_ADD[] =
     "INSERT INTO whitelist_rules (alert_name, field, op, value, scope, asset_id, from_alert_id, "
-    "expires_at, remark, created_by, command_id) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-    "CASE WHEN $8::bigint > 0 THEN to_timestamp($8::bigint / 1000.0) END, $9, $10, $11) "
-    "RETURNING rule_id";
+    "expires_at, remark, created_by, command_id, account_id) VALUES ($1, $2, $3, $4, $5, $6, "
+    "$7, CASE WHEN $8::bigint > 0 THEN to_timestamp($8::bigint / 1000.0) END, $9, $10, $11, "
+    "$12) RETURNING rule_id";
 static const char SQL_RULE_GET[] =
     "SELECT rule_id, alert_name, field, op, value, scope, asset_id, "
-    "COALESCE((extract(epoch FROM expires_at) * 1000)::bigint, 0), deleted_at, deleted_by "
-    "FROM whitelist_rules WHERE rule_id = $1 FOR UPDATE";
+    "COALESCE((extract(epoch FROM expires_at) * 1000)::bigint, 0), deleted_at, deleted_by, "
+    "account_id FROM whitelist_rules WHERE rule_id = $1 FOR UPDATE";
 static const char SQL_RULE_DEL[] =
     "UPDATE whitelist_rules SET deleted_at = now(), deleted_by = $2 WHERE rule_id = $1";
 
@@ -70,7 +73,7 @@ static const cwpp_alert_text_limit_t LIMITS[] = {
     {"value", CWPP_CMD_MAX_RULE_VALUE},        {"asset_id", CWPP_ALERT_MAX_ID},
     {"from_alert_id", CWPP_CMD_MAX_ALERT_ID},  {"alert_id", SIZE_MAX},
     {"alert_ids", SIZE_MAX},                   {"expires_at", CWPP_ALERT_MAX_TIME},
-    {"remark", CWPP_CMD_MAX_REMARK},
+    {"remark", CWPP_CMD_MAX_REMARK},           {"account_id", CWPP_ALERT_MAX_ACCOUNT},
 };
 
 /* Every text of the payload within its limit, checked before anything is read or
@@ -155,6 +158,54 @@ static int reemit(wl_t *w, json_t *ids, cwpp_outbox_t *out, char *errstr, size_t
 
 /* -------------------------------------------------------------- the commands */
 
+static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, char *errstr,
+                       size_t errstr_size);
+
+/* add_alert's rules (checked: an array of objects): each made from alert a and of its
+ * account, created in order as the command's rules 1, 2, ...; their answers appended to
+ * list. The first refusal refuses the whole command in rp, naming the rule; the commander
+ * then rolls everything back (the alert's status too). Returns 0 or an error. */
+static int alert_rules(wl_t *w, const cmd_t *c, const cwpp_alert_t *a, json_t *rules,
+                       json_t *list, reply_t *rp, char *errstr, size_t errstr_size)
+{
+    size_t i, n = json_array_size(rules);
+    int    rc = CWPP_OK;
+
+    for (i = 0; i < n && rc == CWPP_OK; i++) {
+        json_t     *one = json_deep_copy(json_array_get(rules, i));
+        const char *from = json_string_value(json_object_get(one, "from_alert_id"));
+        reply_t     sub;
+
+        if (one == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        memset(&sub, 0, sizeof(sub));
+        sub.status = "ok";
+        if (from != NULL && strcmp(from, a->alert_id) != 0) {
+            json_decref(one);
+            return cwpp_command_refuse(rp, "Alert %s was not whitelisted and no rule was "
+                                       "created: rule %zu of %zu names another alert (%.40s); "
+                                       "the rules given with an alert are made from it.",
+                                       a->alert_id, i + 1, n, from);
+        }
+        json_object_set_new(one, "from_alert_id", json_string(a->alert_id));
+        if (json_object_get(one, "account_id") == NULL)
+            json_object_set_new(one, "account_id", json_string(a->account_id));
+        rc = rule_create(w, c, one, (int)i + 1, &sub, errstr, errstr_size);
+        json_decref(one);
+        if (rc == CWPP_OK && strcmp(sub.status, "ok") != 0) {
+            cwpp_command_refuse(rp, "Alert %s was not whitelisted and no rule was created: "
+                                "rule %zu of %zu: %.3500s", a->alert_id, i + 1, n, sub.msg);
+            rp->result = sub.result != NULL ? sub.result : json_object();
+            json_object_set_new(rp->result, "rule_index", json_integer((json_int_t)i + 1));
+            return CWPP_OK;
+        }
+        if (rc == CWPP_OK && json_array_append(list, sub.result) != 0)
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        json_decref(sub.result);
+    }
+    return rc;
+}
+
 /* Refuses a removal, naming up to five of the nbad offending ids collected in bad. */
 static int refuse_list(reply_t *rp, cwpp_buf_t *bad, size_t nbad, const char *what)
 {
@@ -170,6 +221,7 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
 {
     wl_t        *w = svc;
     const char  *id = json_string_value(json_object_get(c->payload, "alert_id"));
+    json_t      *rules = json_object_get(c->payload, "rules"), *made = NULL;
     json_t      *ids;
     char        *arr;
     const char  *p[2];
@@ -177,12 +229,22 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
     cwpp_alert_t a = {0};
     char         why[200];
     int          rc;
+    size_t       i;
 
     if (!texts_fit(c, rp))
         return CWPP_OK;
     if (!cwpp_alert_id_valid(id))
         return cwpp_command_refuse(rp, "\"%.60s\" is not an alert id (al- followed by 32 hex "
                                    "digits).", id != NULL ? id : "");
+    if (json_is_null(rules))
+        rules = NULL;
+    if (rules != NULL && (!json_is_array(rules) || json_array_size(rules) > MAX_ALERT_RULES))
+        return cwpp_command_refuse(rp, "\"rules\" must be a list of at most %d rules; nothing "
+                                   "was changed.", MAX_ALERT_RULES);
+    for (i = 0; i < json_array_size(rules); i++)
+        if (!json_is_object(json_array_get(rules, i)))
+            return cwpp_command_refuse(rp, "Rule %zu of \"rules\" is not an object; nothing was "
+                                       "changed.", i + 1);
     if ((ids = json_pack("[s]", id)) == NULL || (arr = id_array(ids)) == NULL) {
         json_decref(ids);
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
@@ -209,10 +271,22 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
                                  "whitelist.", id);
         goto out;
     }
+    if (rules != NULL) {
+        if ((made = json_array()) == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = alert_rules(w, c, &a, rules, made, rp, errstr, errstr_size)) != CWPP_OK ||
+            strcmp(rp->status, "ok") != 0)
+            goto out;
+    }
     if (a.status == CWPP_ST_MANUALLY_WHITELISTED) {
-        snprintf(rp->msg, sizeof(rp->msg), "Alert %s is already manually whitelisted.", id);
+        snprintf(rp->msg, sizeof(rp->msg), "Alert %s is already manually whitelisted.%s", id,
+                 json_array_size(made) > 0 ? " Its rules were created." : "");
         rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
                                cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED), "after", cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED));
+        if (made != NULL && rp->result != NULL)
+            json_object_set(rp->result, "rules", made);
         goto out;
     }
     p[0] = id;
@@ -226,12 +300,16 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
         goto out;
     snprintf(rp->msg, sizeof(rp->msg),
              "Alert %s (\"%s\" on asset %s) is now manually whitelisted (was %s); its "
-             "recurrences stay suppressed.", id, a.name, a.asset.id, cwpp_status_name(a.status));
+             "recurrences stay suppressed.%s", id, a.name, a.asset.id, cwpp_status_name(a.status),
+             json_array_size(made) > 0 ? " Its rules were created." : "");
     rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
                            cwpp_status_name(a.status), "after", cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED));
+    if (made != NULL && rp->result != NULL)
+        json_object_set(rp->result, "rules", made);
     rc = reemit(w, ids, out, errstr, errstr_size);
 out:
     PQclear(r);
+    json_decref(made);
     json_decref(ids);
     cwpp_alert_clear(&a);
     return rc;
@@ -434,19 +512,12 @@ out:
     return rc;
 }
 
-/* The account a rule belongs to: the one its condition names (account_id eq X), else NULL
- * (it applies to the alerts of every account: admins only). */
-static const char *rule_account(const char *field, const char *op, const char *value)
-{
-    return strcmp(field, "account_id") == 0 && strcmp(op, "eq") == 0 ? value : NULL;
-}
-
-/* The rule of the payload (an asset scope without an asset takes the asset of the alert it
+/* The rule of payload pl (an asset scope without an asset takes the asset of the alert it
  * is created from). 1 read; 0 refused (*rc 0) or an error (*rc). */
-static int rule_def_of(wl_t *w, const cmd_t *c, cwpp_wl_def_t *d, reply_t *rp, int *rc,
+static int rule_def_of(wl_t *w, json_t *pl, cwpp_wl_def_t *d, reply_t *rp, int *rc,
                        char *errstr, size_t errstr_size)
 {
-    json_t     *pl = c->payload, *copy = NULL;
+    json_t     *copy = NULL;
     const char *scope = json_string_value(json_object_get(pl, "scope"));
     const char *aid = json_string_value(json_object_get(pl, "from_alert_id"));
     char        why[1024];
@@ -478,12 +549,11 @@ static int rule_def_of(wl_t *w, const cmd_t *c, cwpp_wl_def_t *d, reply_t *rp, i
     return 1;
 }
 
-/* The alert a rule is created from exists, has the rule's name, and the actor may act on
- * its account. 1 so; 0 refused (*rc 0) or an error (*rc). */
-/* The alert a rule is created from: it exists, the actor may act on its account, and it
- * has the rule's alert name. An alert the actor may not act on is answered exactly as a
- * missing one, and its name is told only after the permission: neither its existence nor
- * its name leaks to another account's user. */
+/* The alert a rule is created from: it exists, the actor may act on its account, it has
+ * the rule's alert name and is of the rule's account. An alert the actor may not act on
+ * is answered exactly as a missing one, and its name and account are told only after the
+ * permission: neither its existence nor its name leaks to another account's user. 1 so;
+ * 0 refused (*rc 0) or an error (*rc). */
 static int from_alert_ok(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, reply_t *rp, int *rc,
                          char *errstr, size_t errstr_size)
 {
@@ -510,34 +580,45 @@ static int from_alert_ok(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, reply_
         cwpp_command_refuse(rp, "The rule was not created: it is for alerts named \"%s\" but "
                             "alert %s is named \"%s\".", d->def.alert_name, d->from_alert_id,
                             PQgetvalue(r, 0, 0));
+    else if (strcmp(PQgetvalue(r, 0, 1), d->def.account_id) != 0)
+        cwpp_command_refuse(rp, "The rule was not created: it is for account \"%s\" but "
+                            "alert %s is of account \"%s\".", d->def.account_id,
+                            d->from_alert_id, PQgetvalue(r, 0, 1));
     else
         ok = 1;
     PQclear(r);
     return ok;
 }
 
-static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
-                        char *errstr, size_t errstr_size)
+/*
+ * Creates the rule of payload pl as command c's n-th rule (n 0: the command's only rule,
+ * stored under the command's id; n > 0: one of several, stored under "<id>#<n>"): the
+ * checks (definition, the alert it is made from, the actor's permission on the rule's
+ * account), the impact preview over that account's alerts and the broad-rule check, then
+ * the row, the version bump and the activity log. Sets rp (ok with the message and
+ * {rule_id, rule, preview}, or a refusal). Returns 0 or an error that fails the batch.
+ */
+static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, char *errstr,
+                       size_t errstr_size)
 {
-    wl_t             *w = svc;
     cwpp_wl_def_t     d;
     cwpp_wl_preview_t pv;
-    char              why[1024], num[32], idbuf[32];
-    const char       *p[11];
+    char              why[1024], num[32], idbuf[32], cid[256];
+    const char       *p[12];
     PGresult         *r = NULL;
     int               rc, broad;
     json_t           *def;
 
-    (void)out;
-    if (!texts_fit(c, rp))
-        return CWPP_OK;
-    if (!rule_def_of(w, c, &d, rp, &rc, errstr, errstr_size))
+    if (!rule_def_of(w, pl, &d, rp, &rc, errstr, errstr_size))
         return rc;
+    if (d.def.account_id == NULL) {
+        cwpp_wl_def_clear(&d);
+        return cwpp_command_refuse(rp, "The rule was not created: it needs an account_id (a "
+                                   "rule applies to the alerts of one account).");
+    }
     if ((d.from_alert_id != NULL && !from_alert_ok(w, c, &d, rp, &rc, errstr, errstr_size)) ||
-        !cwpp_commander_permit(w->cmd, c, rule_account(d.def.field,
-                               cwpp_rule_op_name(d.def.op), d.def.value),
-                               "rule (a rule without an account_id eq condition applies to "
-                               "every account: admins only)", rp, &rc, errstr, errstr_size)) {
+        !cwpp_commander_permit(w->cmd, c, d.def.account_id, "account's whitelist rules", rp,
+                               &rc, errstr, errstr_size)) {
         cwpp_wl_def_clear(&d);
         return rc;
     }
@@ -560,6 +641,10 @@ static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *o
         cwpp_wl_def_clear(&d);
         return CWPP_OK;
     }
+    if (n > 0)
+        snprintf(cid, sizeof(cid), "%s#%d", c->id, n);
+    else
+        snprintf(cid, sizeof(cid), "%s", c->id);
     snprintf(num, sizeof(num), "%" PRId64, d.def.expires_at_ms);
     p[0] = d.def.alert_name;
     p[1] = d.def.field;
@@ -571,8 +656,9 @@ static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *o
     p[7] = num;
     p[8] = d.remark;
     p[9] = c->actor;
-    p[10] = c->id;
-    rc = cwpp_pg_query(w->pg, SQL_RULE_ADD, 11, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
+    p[10] = cid;
+    p[11] = d.def.account_id;
+    rc = cwpp_pg_query(w->pg, SQL_RULE_ADD, 12, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
     if (rc == CWPP_OK) {
         d.def.id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);
@@ -587,11 +673,13 @@ static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *o
     if (rc == CWPP_OK) {
         w->rules_changed = 1;
         snprintf(rp->msg, sizeof(rp->msg),
-                 "Created rule %" PRId64 " for \"%s\" alerts: %s %s \"%s\" on %s. Over the last "
-                 "%d days it would have suppressed %lld of %lld such alerts on %lld asset%s.%s%s",
-                 d.def.id, d.def.alert_name, d.def.field, cwpp_rule_op_name(d.def.op),
-                 d.def.value, d.def.scope == CWPP_SCOPE_ASSET ? d.def.asset_id : "all assets",
-                 pv.days, (long long)pv.matched, (long long)pv.considered, (long long)pv.assets,
+                 "Created rule %" PRId64 " for \"%s\" alerts of account %s: %s %s \"%s\" on %s. "
+                 "Over the last %d days it would have suppressed %lld of %lld such alerts on "
+                 "%lld asset%s.%s%s",
+                 d.def.id, d.def.alert_name, d.def.account_id, d.def.field,
+                 cwpp_rule_op_name(d.def.op), d.def.value,
+                 d.def.scope == CWPP_SCOPE_ASSET ? d.def.asset_id : "all its assets", pv.days,
+                 (long long)pv.matched, (long long)pv.considered, (long long)pv.assets,
                  pv.assets == 1 ? "" : "s", broad ? " Created with --force although: " : "",
                  broad ? why : "");
         rp->result = json_pack("{s:I, s:O, s:o}", "rule_id", (json_int_t)d.def.id, "rule", def,
@@ -601,6 +689,15 @@ static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *o
     cwpp_wl_preview_clear(&pv);
     cwpp_wl_def_clear(&d);
     return rc;
+}
+
+static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
+                        char *errstr, size_t errstr_size)
+{
+    (void)out;
+    if (!texts_fit(c, rp))
+        return CWPP_OK;
+    return rule_create(svc, c, c->payload, 0, rp, errstr, errstr_size);
 }
 
 static int cmd_rule_delete(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
@@ -631,10 +728,9 @@ static int cmd_rule_delete(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t
         PQclear(r);
         return cwpp_command_refuse(rp, "There is no whitelist rule %s.", num);
     }
-    if (!cwpp_commander_permit(w->cmd, c, rule_account(PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
-                               PQgetvalue(r, 0, 4)),
-                               "rule (a rule without an account_id eq condition applies to "
-                               "every account: admins only)", rp, &rc, errstr, errstr_size)) {
+    /* A rule of no account (deleted by migration 015): admins only. */
+    if (!cwpp_commander_permit(w->cmd, c, PQgetisnull(r, 0, 10) ? NULL : PQgetvalue(r, 0, 10),
+                               "account's whitelist rules", rp, &rc, errstr, errstr_size)) {
         PQclear(r);
         return rc;
     }
@@ -653,6 +749,7 @@ static int cmd_rule_delete(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t
     d.scope = strcmp(PQgetvalue(r, 0, 5), "asset") == 0 ? CWPP_SCOPE_ASSET : CWPP_SCOPE_ALL;
     d.asset_id = PQgetisnull(r, 0, 6) ? NULL : PQgetvalue(r, 0, 6);
     d.expires_at_ms = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
+    d.account_id = PQgetisnull(r, 0, 10) ? NULL : PQgetvalue(r, 0, 10);
     before = cwpp_wl_def_to_json(&d, strtoll(num, NULL, 10));
     PQclear(r);
     p[1] = c->actor;

@@ -1136,14 +1136,19 @@ class Campaign:
             self.start_agent()
         threading.Thread(target=self.results_reader, daemon=True).start()
         t.make_user("admin", role="admin")
-        cid = self.command("whitelist", "whitelist.rule_add", {
-            "alert_name": "Authorized vulnerability scan", "field": "details.scanner",
-            "op": "eq", "value": f"chaos-{self.run}-authorized", "scope": "all",
-            "remark": "the chaos campaign's authorized scanner", "force": True})
-        r = self.wait_result(cid, 60)
-        if r is None or r["status"] != "ok":
-            raise RuntimeError(f"whitelist rule not created: {r}")
-        self.rule_id = json.loads(r["result_json"])["rule_id"]
+        # a rule belongs to one account: the scanner's rule for each account of the stream
+        # (Stream's Generator: chaos-<run>-a0 .. a5)
+        self.rule_ids = []
+        for i in range(6):
+            cid = self.command("whitelist", "whitelist.rule_add", {
+                "account_id": f"chaos-{self.run}-a{i}",
+                "alert_name": "Authorized vulnerability scan", "field": "details.scanner",
+                "op": "eq", "value": f"chaos-{self.run}-authorized", "scope": "all",
+                "remark": "the chaos campaign's authorized scanner", "force": True})
+            r = self.wait_result(cid, 60)
+            if r is None or r["status"] != "ok":
+                raise RuntimeError(f"whitelist rule not created: {r}")
+            self.rule_ids.append(json.loads(r["result_json"])["rule_id"])
         time.sleep(2.5)  # every filter instance reloads rules within a second
         # A fault's window: the records produced from the previous fault's recovery (its
         # pipeline caught up) to its own, so records in flight when it starts are its.
@@ -1343,7 +1348,8 @@ class Campaign:
                 why[w].append(f"bad record {v[:40]!r} not dead-lettered")
         self.dead_letters = len(rej)
         # whitelist rule hits
-        hits = self.q("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (self.rule_id,))[0][0]
+        hits = self.q("SELECT COALESCE(sum(hits), 0) FROM whitelist_rules "
+                      "WHERE rule_id = ANY(%s)", (self.rule_ids,))[0][0]
         n_wl = sum(sum(s.expect[a].values()) for a in ours if s.meta[a][1])
         if hits != n_wl:
             self.errors.append(f"whitelist rule hits {hits}, whitelisted records produced {n_wl}")

@@ -114,6 +114,9 @@ def test_unknown_paths_methods_and_hostile_input_are_clear_problems(api):
     st, doc, _ = api.delete("/api/v1/tokens/..%5C..%5Cetc", user="itadmin")
     assert st == 404 and doc["code"] == "not_found"
     assert api.get("/api/v1/tokens/x0", user="itadmin")[0] == 405
+    # an id echoed in the problem and cut mid-character still gives a JSON problem
+    st, doc, _ = api.delete("/api/v1/tokens/" + "a" * 127 + "%C3%A9%C3%A9", user="itadmin")
+    assert st == 404 and doc["code"] == "not_found" and doc["detail"].count("a") >= 127
     assert api.request("PUT", "/api/v1/me", user="itadmin")[0] == 405
     st, doc, _ = api.post("/api/v1/tokens", user="itadmin", data=b"{not json",
                           headers={"Content-Type": "application/json"})

@@ -326,6 +326,21 @@ def test_policies_and_tasks_listed_and_a_lease_cancelled(desk, people):
     # the other policy was not touched
     assert t.query("SELECT state FROM handling_policies WHERE policy_id = %s",
                    (pid2,))[0][0] == "active"
+    # the same through cwppctl: listed, then cancelled; bob's cwppctl finds nothing
+    rc, out, err = t.cwppctl(desk.prefix, "--json", "policies", "list", "--account", people["a"],
+                             "--limit", "5", actor=ana, api=api.api)
+    assert rc == 0, err
+    listed = json.loads(out)
+    assert {p["policy_id"] for p in listed["policies"]} == {pid, pid2} and listed["total"] == 2
+    rc, out, err = t.cwppctl(desk.prefix, "tasks", "list", "--event", eid2, actor=ana, api=api.api)
+    assert rc == 0 and "block_ip" in out, err
+    rc, out, err = t.cwppctl(desk.prefix, "policies", "cancel", pid2, actor=bob, api=api.api)
+    assert rc == 1 and "no policy" in err.lower(), err
+    rc, out, err = t.cwppctl(desk.prefix, "policies", "cancel", pid2, "--remark", "done",
+                             actor=ana, api=api.api)
+    assert rc == 0, err
+    assert t.query("SELECT state FROM handling_policies WHERE policy_id = %s",
+                   (pid2,))[0][0] in ("expiring", "expired")
 
 
 def test_admin_resources(desk, people):

@@ -22,8 +22,8 @@ RESULT = t.AvroType("command_result")
 
 
 def setup_module(_):
-    # the actors of these tests (cwppctl's default "alice", raw commands' "bob"): rules
-    # without an account condition apply to every account, which only admins change
+    # the actors of these tests (cwppctl's default "alice", raw commands' "bob") act on
+    # the accounts of every test: admins (an admin holds every account)
     t.make_user("alice", role="admin")
     t.make_user("bob", role="admin")
 
@@ -73,11 +73,11 @@ def test_rules_by_name_or_ed_with_scope_and_precision_defence(prefix, services):
     g = tag()
     name, other, acct = f"Trojan {g}", f"Miner {g}", f"acct-{g}"
     _, (f,) = start(services, prefix)
-    r1 = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "regex",
+    r1 = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "regex",
                   "--value", r"^/opt/scanner/.*\.bin$")
-    r2 = add_rule(prefix, "--alert-name", name, "--field", "details.signer", "--op", "eq",
+    r2 = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "details.signer", "--op", "eq",
                   "--value", "Acme Corp", "--scope", "asset", "--asset", "i-2")
-    r3 = add_rule(prefix, "--alert-name", name, "--field", "details.size", "--op", "gt",
+    r3 = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "details.size", "--op", "gt",
                   "--value", "1000000")
     time.sleep(0.5)
     t.produce(prefix + "alerts.raw", [
@@ -132,7 +132,7 @@ def test_deleting_a_rule_affects_only_future_alerts(prefix, services):
     g = tag()
     name, acct = f"Webshell {g}", f"acct-{g}"
     start(services, prefix)
-    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "contains",
                    "--value", "/var/www/uploads/")
     time.sleep(0.5)
     t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/var/www/uploads/a.php")])
@@ -157,9 +157,13 @@ def test_deleting_a_rule_affects_only_future_alerts(prefix, services):
 
 def test_rule_change_reaches_two_running_instances_within_a_second(prefix, services):
     """Two filter instances of one group: a rule created through one of them is in force
-    on both within one second, without a restart; alerts on every partition obey it."""
+    on both within one second, without a restart; alerts on every partition obey it.
+    Alerts are keyed by account and a rule applies to one account's alerts, so the
+    accounts spread over every partition each have their rule (the first one timed)."""
     g = tag()
     name = f"Miner {g}"
+    accts = [f"acct-{g}-{k}" for k in range(30)]
+    acct = accts[0]
     _, fs = start(services, prefix, filters=2)
     # both loaded rules and hold partitions (3 of alerts.normalized + 3 of commands)
     t.wait_for(lambda: all(t.metrics(f).get("cwpp_whitelist_rule_reloads_total", 0) >= 1
@@ -169,7 +173,7 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
                and sum(t.metrics(f)["cwpp_whitelist_assigned_partitions"] for f in fs) == 6
                else None, timeout=90, what="the group to settle over both instances")
     before = [t.metrics(f)["cwpp_whitelist_rules_version"] for f in fs]
-    rid = add_rule(prefix, "--alert-name", name, "--field", "process.path", "--op", "eq",
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "process.path", "--op", "eq",
                    "--value", "/usr/bin/xmrig")
     answered = time.time()
     version = t.query("SELECT version FROM whitelist_state")[0][0]
@@ -181,10 +185,17 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
                 seen[i] = time.time() - answered
         time.sleep(0.02)
     assert len(seen) == 2 and max(seen.values()) <= 1.0, seen
+    # the same rule for the other accounts, then both instances hold all of them
+    rids = [rid] + [r["rule_id"] for r in send_raw_commands(prefix, "whitelist.rule_add", [
+        {"account_id": a, "alert_name": name, "field": "process.path", "op": "eq",
+         "value": "/usr/bin/xmrig"} for a in accts[1:]])]
+    version = t.query("SELECT version FROM whitelist_state")[0][0]
+    t.wait_for(lambda: all(t.metrics(f)["cwpp_whitelist_rules_version"] >= version for f in fs),
+               what="both instances to load every account's rule")
     # alerts of many accounts spread over all partitions, so both instances decide some
     vals = []
     for k in range(30):
-        a = json.loads(virus_alert(name, f"acct-{g}-{k}", path=f"/p/{k}"))
+        a = json.loads(virus_alert(name, accts[k], path=f"/p/{k}"))
         a["process"] = {"path": "/usr/bin/xmrig", "pid": 100 + k}
         vals.append(json.dumps(a).encode())
     t.produce(prefix + "alerts.raw", vals)
@@ -193,7 +204,9 @@ def test_rule_change_reaches_two_running_instances_within_a_second(prefix, servi
     decided = [t.metrics(f)['cwpp_whitelist_alerts_total{decision="automatically_whitelisted"}']
                for f in fs]
     assert sum(decided) == 30 and min(decided) > 0, decided
-    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 30
+    hits = dict(t.query("SELECT rule_id, hits FROM whitelist_rules WHERE rule_id = ANY(%s)",
+                        (rids,)))
+    assert sum(hits.values()) == 30 and set(hits.values()) == {1}, hits
 
 
 def test_hostile_regex_cannot_stall_the_filter(prefix, services):
@@ -204,7 +217,7 @@ def test_hostile_regex_cannot_stall_the_filter(prefix, services):
     g = tag()
     name, acct = f"Cmd {g}", f"acct-{g}"
     _, (f,) = start(services, prefix)
-    add_rule(prefix, "--alert-name", name, "--field", "details.cmd", "--op", "regex",
+    add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "details.cmd", "--op", "regex",
              "--value", "^(a|aa)+$", "--force")
     time.sleep(0.5)
     evil = "a" * 30000 + "b"
@@ -218,12 +231,12 @@ def test_hostile_regex_cannot_stall_the_filter(prefix, services):
     assert time.time() - t0 < 30
     assert t.metrics(f)["cwpp_whitelist_regex_aborted_total"] >= 20
     # invalid: refused by cwppctl with PCRE2's words ...
-    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", acct, "--alert-name", name,
                              "--field", "details.cmd", "--op", "regex", "--value", "(ab[")
     assert rc == 1 and "offset 4" in err and "missing terminating ]" in err, err
     # ... and by the service when a client skips that check
     res = send_raw_command(prefix, "whitelist.rule_add",
-                           {"alert_name": name, "field": "details.cmd", "op": "regex",
+                           {"account_id": acct, "alert_name": name, "field": "details.cmd", "op": "regex",
                             "value": "(ab["})
     assert res["status"] == "error" and "offset 4" in res["message"], res
     assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,))[0][0] == 1
@@ -242,6 +255,25 @@ def send_raw_command(prefix, ctype, payload, command_id=None, times=1, actor="bo
             got.append(r)
     assert len(got) == times, got
     return got[0] if times == 1 else got
+
+
+def send_raw_commands(prefix, ctype, payloads, actor="bob"):
+    """Sends one command per payload at once; returns their decoded results (JSON), in
+    order, after asserting each was applied."""
+    cids = ["cmd-" + uuid.uuid4().hex for _ in payloads]
+    now = int(time.time() * 1000)
+    t.produce(prefix + "commands", [COMMAND.encode(
+        {"command_id": c, "service": "whitelist", "type": ctype, "actor": actor,
+         "issued_at_ms": now, "payload_json": json.dumps(p)}) for c, p in zip(cids, payloads)],
+        keys=[c.encode() for c in cids])
+    got, deadline = {}, time.time() + 90
+    while len(got) < len(cids) and time.time() < deadline:
+        for m in t.consume(prefix + "command-results", len(cids), timeout=10, settle=0.5):
+            r = RESULT.decode(m.value())
+            if r["command_id"] in cids:
+                got[r["command_id"]] = r
+    assert len(got) == len(cids) and all(r["status"] == "ok" for r in got.values()), got
+    return [json.loads(got[c]["result_json"]) for c in cids]
 
 
 # ----------------------------------------------------------------- manual whitelist
@@ -304,10 +336,10 @@ def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
 
 def test_actors_need_permission_on_the_account(prefix, services):
     """Every whitelist command's actor is a known, enabled user holding permission on the
-    account of what it changes (docs/commands.md): the alert's account, or for a rule the
-    account its condition names (account_id eq X), admins only for a rule over every
-    account. An unknown, a disabled and an unpermitted actor are each refused with a
-    sentence and change nothing; a permitted one succeeds."""
+    account of what it changes (docs/commands.md): the alert's account, or the rule's
+    account (every rule belongs to one). An unknown, a disabled and an unpermitted actor
+    are each refused with a sentence and change nothing (an analyst of one account cannot
+    add a rule for another); a permitted one succeeds."""
     g = tag()
     name, acct, other = f"Perm {g}", f"acct-{g}", f"acct-{g}-other"
     start(services, prefix)
@@ -318,25 +350,36 @@ def test_actors_need_permission_on_the_account(prefix, services):
     t.make_user(f"dis-{g}", acct, disabled=True)
     t.make_user(f"oth-{g}", other)
 
-    def refused(actor, *args):
-        rc, out, err = t.cwppctl(prefix, *args, actor=actor)
+    def refused(actor, *args, env=None):
+        rc, out, err = t.cwppctl(prefix, *args, actor=actor, env=env)
         assert rc == 1, (rc, out, err)
         assert err.strip().endswith(".") and "Refused: " in err, err
         return err
 
-    assert "is not a known user" in refused(f"ghost-{g}", "whitelist", "add-alert", x)
-    assert f'user "dis-{g}" is disabled' in refused(f"dis-{g}", "whitelist", "add-alert", x)
+    def unseen(actor, *args, env=None):
+        """cwpp-api answers before any command: 401 (no such user), 404 (not theirs)."""
+        rc, out, err = t.cwppctl(prefix, *args, actor=actor, env=env)
+        assert rc == 1 and err.strip().endswith("."), (rc, out, err)
+        return err
+
+    # through cwpp-api an unknown or disabled user is not authenticated at all, and an
+    # alert of an account the actor does not hold is answered as a missing one
+    assert "not one this server issued" in unseen(
+        None, "whitelist", "add-alert", x,
+        env={"CWPP_API_TOKEN": "cwpp_" + "0" * 16 + "_" + "0" * 64})
+    assert "the user is disabled" in unseen(f"dis-{g}", "whitelist", "add-alert", x)
+    assert f'No alert "{x}" exists among the accounts you hold' in \
+        unseen(f"oth-{g}", "whitelist", "add-alert", x)
+    # a rule of another account: refused, whatever its condition; one of acct: acct's users
+    assert f'holds no permission on account "{other}"' in \
+        refused(ana, "whitelist", "rule", "add", "--account", other, "--alert-name", name,
+                "--field", "file.path", "--op", "eq", "--value", "/p/1")
     assert f'holds no permission on account "{acct}"' in \
-        refused(f"oth-{g}", "whitelist", "add-alert", x)
-    # a rule over every account's alerts: admins only; one of acct: acct's users
-    assert "is not an admin" in refused(ana, "whitelist", "rule", "add", "--alert-name", name,
-                                        "--field", "file.path", "--op", "eq", "--value", "/p/1")
-    assert f'holds no permission on account "{acct}"' in \
-        refused(f"oth-{g}", "whitelist", "rule", "add", "--alert-name", name, "--field",
+        refused(f"oth-{g}", "whitelist", "rule", "add", "--account", acct, "--alert-name", name, "--field",
                 "account_id", "--op", "eq", "--value", acct)
     # a rule made from another account's alert: answered as if that alert did not exist,
     # and its name is not told (the rule's own account, other, is one oth holds)
-    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", f"Guess {g}",
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", other, "--alert-name", f"Guess {g}",
                              "--field", "account_id", "--op", "eq", "--value", other,
                              "--from-alert", x, "--force", actor=f"oth-{g}")
     assert rc == 1 and f"there is no alert {x} that user" in err and name not in err, err
@@ -350,20 +393,56 @@ def test_actors_need_permission_on_the_account(prefix, services):
     rc, doc, err = t.cwppctl_json(prefix, "whitelist", "add-alert", x, actor=ana)
     assert rc == 0 and doc["result"]["after"] == "manually_whitelisted", (doc, err)
     assert stored([x]) == {x: "manually_whitelisted"}
-    assert "holds no permission" in refused(f"oth-{g}", "whitelist", "remove", x)
-    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "add", "--alert-name", name,
-                                  "--field", "account_id", "--op", "eq", "--value", acct,
-                                  "--force", actor=ana)
+    assert "name no alert" in unseen(f"oth-{g}", "whitelist", "remove", x)
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "rule", "add", "--account", acct,
+                                  "--alert-name", name, "--field", "file.path", "--op", "eq",
+                                  "--value", "/p/1", "--force", actor=ana)
     assert rc == 0, (doc, err)
     rid = doc["result"]["rule_id"]
-    assert "holds no permission" in refused(f"oth-{g}", "whitelist", "rule", "delete",
-                                            str(rid))
+    assert f'No whitelist rule "{rid}" exists' in unseen(f"oth-{g}", "whitelist", "rule",
+                                                           "delete", str(rid))
     assert t.cwppctl(prefix, "whitelist", "rule", "delete", str(rid), actor=ana)[0] == 0
     assert t.cwppctl(prefix, "whitelist", "remove", x, actor=ana)[0] == 0
     assert [r[0] for r in t.query(
         "SELECT actor FROM activity_log WHERE (object_type = 'alert' AND object_id = %s) OR "
         "(object_type = 'whitelist_rule' AND object_id = %s) ORDER BY log_id",
         (x, str(rid)))] == [ana] * 4
+
+
+def test_a_rule_applies_only_to_its_account(prefix, services):
+    """A rule belongs to an account: scope all is every asset of that account, scope asset
+    one asset of it. A rule of acct-a suppresses acct-a's alert and counts its hit; the
+    same alert name, field and asset in acct-b passes unhandled; the preview of acct-a's
+    rule counts acct-a's alerts only."""
+    g = tag()
+    name, acct, other = f"Tenant {g}", f"acct-{g}-a", f"acct-{g}-b"
+    start(services, prefix)
+    r_all = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path",
+                     "--op", "startswith", "--value", "/opt/tool/", "--force")
+    r_asset = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path",
+                       "--op", "eq", "--value", "/srv/x", "--scope", "asset", "--asset", "i-9",
+                       "--force")
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [
+        virus_alert(name, acct, path="/opt/tool/a"),                 # r_all
+        virus_alert(name, other, path="/opt/tool/a"),                # other account: passes
+        virus_alert(name, acct, asset="i-9", path="/srv/x"),         # r_asset
+        virus_alert(name, other, asset="i-9", path="/srv/x"),        # same asset id, acct-b
+    ])
+    sup = decoded(prefix, "alerts.suppressed", 2)
+    acc = decoded(prefix, "alerts.accepted", 2)
+    assert sorted((a["account_id"], a["file"]["path"]) for a in sup) == [
+        (acct, "/opt/tool/a"), (acct, "/srv/x")]
+    assert sorted((a["account_id"], a["file"]["path"], a["status"]) for a in acc) == [
+        (other, "/opt/tool/a", "unhandled"), (other, "/srv/x", "unhandled")]
+    assert dict(t.query("SELECT rule_id, hits FROM whitelist_rules WHERE rule_id = ANY(%s)",
+                        ([r_all, r_asset],))) == {r_all: 1, r_asset: 1}
+    assert t.query("SELECT account_id FROM whitelist_rules WHERE rule_id = %s",
+                   (r_all,)) == [(acct,)]
+    rc, pv, err = t.cwppctl_json(prefix, "whitelist", "preview", "--account", acct,
+                                 "--alert-name", name, "--field", "file.path", "--op",
+                                 "startswith", "--value", "/opt/tool/")
+    assert rc == 0 and (pv["considered"], pv["matched"]) == (2, 1), (pv, err)
 
 
 def test_removed_alert_matching_a_rule_is_whitelisted_again(prefix, services):
@@ -376,7 +455,7 @@ def test_removed_alert_matching_a_rule_is_whitelisted_again(prefix, services):
     decoded(prefix, "alerts.accepted", 1)
     x = ids_by(prefix, acct, "/srv/tools/scan")
     assert t.cwppctl(prefix, "whitelist", "add-alert", x)[0] == 0
-    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "eq",
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "eq",
                    "--value", "/srv/tools/scan", "--from-alert", x, "--scope", "asset", "--force")
     assert t.query("SELECT asset_id FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == "i-1"
     time.sleep(0.5)
@@ -413,7 +492,7 @@ def test_preview_and_broad_rules_need_force(prefix, services):
             (ev, acct))
     for i in ids:
         t.query("INSERT INTO event_alerts VALUES (%s, %s)", (ev, i))
-    rc, pv, err = t.cwppctl_json(prefix, "whitelist", "preview", "--alert-name", name,
+    rc, pv, err = t.cwppctl_json(prefix, "whitelist", "preview", "--account", acct, "--alert-name", name,
                                  "--field", "asset.id", "--op", "eq", "--value", "i-0")
     assert rc == 0, err
     assert (pv["considered"], pv["matched"], pv["assets"]) == (10, 4, 1)
@@ -421,20 +500,20 @@ def test_preview_and_broad_rules_need_force(prefix, services):
     assert pv["open_events"] == [{"event_id": ev, "name": "Trojan story", "status": "unhandled",
                                   "alerts": 2}]
     assert len(pv["sample"]) == 4 and {s["asset_id"] for s in pv["sample"]} == {"i-0"}
-    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", acct, "--alert-name", name,
                              "--field", "asset.id", "--op", "eq", "--value", "i-0")
     assert rc == 1 and "too broad" in err and "4 of 10" in err and "--force" in err, err
-    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+    rc, out, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", acct, "--alert-name", name,
                              "--field", "file.path", "--op", "contains", "--value", "/data/")
     assert rc == 1 and "top-level directory" in err, err
-    rc, pv, _ = t.cwppctl_json(prefix, "whitelist", "preview", "--alert-name", name,
+    rc, pv, _ = t.cwppctl_json(prefix, "whitelist", "preview", "--account", acct, "--alert-name", name,
                                "--field", "file.path", "--op", "eq", "--value", "/data/app/f1")
     assert (pv["matched"], pv["needs_force"]) == (1, False)
-    rc, out, err = t.cwppctl(prefix, "whitelist", "preview", "--alert-name", name,
+    rc, out, err = t.cwppctl(prefix, "whitelist", "preview", "--account", acct, "--alert-name", name,
                              "--field", "file.path", "--op", "contains", "--value", "/data/")
     assert rc == 0 and "needs --force" in out and "10 of 10" in out
     assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,))[0][0] == 0
-    rid = add_rule(prefix, "--alert-name", name, "--field", "asset.id", "--op", "eq",
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "asset.id", "--op", "eq",
                    "--value", "i-0", "--force")
     assert rid > 0
 
@@ -444,12 +523,12 @@ def test_rule_expiry(prefix, services):
     g = tag()
     name, acct = f"Tool {g}", f"acct-{g}"
     start(services, prefix)
-    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name, "--field",
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", acct, "--alert-name", name, "--field",
                            "file.path", "--op", "eq", "--value", "/t", "--expires",
                            "2020-01-01T00:00:00Z")
     assert rc == 2 and "in the past" in err
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
-    add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
+    add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "contains",
              "--value", "/opt/t/", "--expires", until)
     time.sleep(0.5)
     t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/opt/t/1")])
@@ -547,10 +626,10 @@ def test_redelivered_command_is_applied_once(prefix, services):
     """The same command delivered twice (a client retry, or a redelivery after a crash)
     creates one rule and one log entry, and gets the same answer twice."""
     g = tag()
-    name = f"Dup {g}"
+    name, acct = f"Dup {g}", f"acct-{g}"
     start(services, prefix)
     res = send_raw_command(prefix, "whitelist.rule_add",
-                           {"alert_name": name, "field": "file.path", "op": "eq", "value": "/z"},
+                           {"account_id": acct, "alert_name": name, "field": "file.path", "op": "eq", "value": "/z"},
                            times=2)
     assert [r["status"] for r in res] == ["ok", "ok"] and res[0]["message"] == res[1]["message"]
     assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,))[0][0] == 1
@@ -566,8 +645,10 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_hits_once(prefix, services)
     g = tag()
     name, acct = f"Kill {g}", f"acct-{g}"
     _, (f,) = start(services, prefix, env={"CWPP_BATCH_MAX_MESSAGES": "50"})
-    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "regex",
-                   "--value", r"/even/", "--force")
+    # the rule for each of the 7 accounts the alerts spread over (a rule is one account's)
+    rids = [add_rule(prefix, "--account", f"{acct}-{k}", "--alert-name", name, "--field",
+                     "file.path", "--op", "regex", "--value", r"/even/", "--force")
+            for k in range(7)]
     time.sleep(0.5)
     n = 3000
     t.produce(prefix + "alerts.raw",
@@ -585,7 +666,8 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_hits_once(prefix, services)
     assert {a["alert_id"] for a in sup} | {a["alert_id"] for a in acc} == \
         {r[0] for r in t.query("SELECT alert_id FROM alerts WHERE account_id LIKE %s", (acct + "-%",))}
     assert len({a["alert_id"] for a in sup}) == n // 2
-    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == n // 2
+    assert t.query("SELECT sum(hits) FROM whitelist_rules WHERE rule_id = ANY(%s)",
+                   (rids,))[0][0] == n // 2
 
 
 def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
@@ -597,7 +679,7 @@ def test_database_failures_mid_batch_are_retried_exactly_once(prefix, services):
     # results checked: 7 prepares at start-up, then ~8 per batch; fail a few inside batches
     _, (f,) = start(services, prefix, env={"CWPP_FAULTS": "pg_exec:9,pg_exec:12,pg_exec:20",
                                            "CWPP_BATCH_MAX_MESSAGES": "20"})
-    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "contains",
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "contains",
                    "--value", "/flaky/hit/", "--force")
     time.sleep(0.5)
     n = 200
@@ -623,7 +705,7 @@ def test_alerts_re_emitted_upstream_count_their_occurrences_once(prefix, service
     g = tag()
     name, acct = f"Seq {g}", f"acct-{g}"
     _, (f,) = start(services, prefix)
-    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "eq",
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "eq",
                    "--value", "/seq/hit", "--force")
     time.sleep(0.5)
     t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/seq/hit"),
@@ -683,18 +765,32 @@ def test_sigterm_stops_cleanly(prefix, services):
 
 def test_cwppctl_errors_are_sentences_with_exit_codes(prefix):
     """Bad command lines exit 2 with a sentence; an unreachable service gives up with 3."""
+    acct = f"acct-{tag()}"
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", "x", "--field",
+                           "file.path", "--op", "eq", "--value", "1")
+    assert rc == 2 and "--account is required" in err
     rc, _, err = t.cwppctl(prefix, "alerts", "list", "--status", "bogus")
     assert rc == 2 and "unknown status" in err
-    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", "x", "--field",
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", acct, "--alert-name", "x", "--field",
                            "nope", "--op", "eq", "--value", "1")
     assert rc == 1 and "field" in err
-    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", "x", "--field",
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", acct, "--alert-name", "x", "--field",
                            "file.path", "--op", "like", "--value", "1")
     assert rc == 1 and "unknown operator" in err
     rc, _, err = t.cwppctl(prefix, "alerts", "show", "al-" + "f" * 32)
     assert rc == 1 and "no alert" in err
-    # no filter running on this prefix: the command waits, then says so
-    rc, _, err = t.cwppctl(prefix, "--timeout", "2", "whitelist", "add-alert", "al-" + "f" * 32)
+    # no filter running on this prefix: the command waits (the API's wait, 2 s here), then
+    # says so; the alert exists (the API answers a missing one itself)
+    x = "al-" + uuid.uuid4().hex
+    t.query("INSERT INTO alerts (alert_id, dedup_key, account_id, name, type, severity, "
+            "source, input_format, asset_id, asset, defense, status, first_seen, last_seen) "
+            "VALUES (%s, %s, %s, 'x', 'virus', 'high', 'virus_scan', 'cwpp', 'i-1', '{}', "
+            "'none', 'unhandled', now(), now())", (x, x, acct))
+    api = t.Api(prefix, extra_env={"CWPP_API_COMMAND_TIMEOUT_MS": "2000"})
+    try:
+        rc, _, err = t.cwppctl(prefix, "--timeout", "2", "whitelist", "add-alert", x, api=api)
+    finally:
+        api.stop()
     assert rc == 3 and "no answer" in err
 
 
@@ -717,10 +813,10 @@ def test_startswith_rule_on_a_path(prefix, services):
     g = tag()
     name, acct = f"Cache dropper {g}", f"acct-{g}"
     _, (f,) = start(services, prefix)
-    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--alert-name", name,
+    rc, _, err = t.cwppctl(prefix, "whitelist", "rule", "add", "--account", acct, "--alert-name", name,
                            "--field", "file.path", "--op", "startswith", "--value", "/")
     assert rc == 1 and "matches almost anything" in err, err
-    rid = add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "startswith",
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "startswith",
                    "--value", "/opt/app/cache/")
     assert t.query("SELECT op, value FROM whitelist_rules WHERE rule_id = %s",
                    (rid,)) == [("startswith", "/opt/app/cache/")]
@@ -749,16 +845,16 @@ def test_a_10_kb_alert_name_is_refused_and_filtering_goes_on(prefix, services):
     g = tag()
     name, acct = f"Bounded {g}", f"acct-{g}"
     _, (f,) = start(services, prefix)
-    add_rule(prefix, "--alert-name", name, "--field", "file.path", "--op", "eq",
+    add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path", "--op", "eq",
              "--value", "/w/1")
     huge = "N" * 10240
     res = send_raw_command(prefix, "whitelist.rule_add",
-                           {"alert_name": huge, "field": "file.path", "op": "eq",
+                           {"account_id": acct, "alert_name": huge, "field": "file.path", "op": "eq",
                             "value": "/w/1"})
     assert res["status"] == "error", res
     assert '"alert_name" is 10240 bytes, longer than its limit of 512 bytes' in res["message"]
     res = send_raw_command(prefix, "whitelist.rule_add",
-                           {"alert_name": name, "field": "file.path", "op": "eq",
+                           {"account_id": acct, "alert_name": name, "field": "file.path", "op": "eq",
                             "value": "/w/2", "remark": "r" * 5000})
     assert res["status"] == "error" and '"remark"' in res["message"] and \
         "4000" in res["message"], res

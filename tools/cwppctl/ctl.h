@@ -88,6 +88,10 @@ int ctl_login(ctl_t *c, int argc, char **argv);
 int ctl_logout(ctl_t *c, int argc, char **argv);
 int ctl_whoami(ctl_t *c, int argc, char **argv);
 
+/* policies.c: `policies list|cancel`, `tasks list`. */
+int ctl_policies(ctl_t *c, int argc, char **argv);
+int ctl_tasks(ctl_t *c, int argc, char **argv);
+
 int ctl_alerts(ctl_t *c, int argc, char **argv);
 int ctl_whitelist(ctl_t *c, int argc, char **argv);
 /* events.c: `events list|show|alerts|entities|chain` and `entities show` (read-only). */

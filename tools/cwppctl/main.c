@@ -37,10 +37,10 @@ static void usage(FILE *f)
         "                                 TYPE: %s\n"
         "  whitelist add-alert ALERT_ID [--remark R]\n"
         "  whitelist remove ALERT_ID... [--remark R]\n"
-        "  whitelist rule add --alert-name N --field F --op %s --value V\n"
+        "  whitelist rule add --account A --alert-name N --field F --op %s --value V\n"
         "                     [--scope all|asset] [--asset A] [--from-alert ALERT_ID]\n"
         "                     [--expires TIME|30d|12h] [--remark R] [--force]\n"
-        "  whitelist rule list [--all] [--alert-name N]\n"
+        "  whitelist rule list [--all] [--alert-name N] [--account A]\n"
         "  whitelist rule delete RULE_ID [--remark R]\n"
         "  whitelist preview <the options of rule add>\n"
         "  events status EVENT_ID unhandled|handling|handled [--remark R]\n"
@@ -54,6 +54,9 @@ static void usage(FILE *f)
         "                 [--account A] [--remark R]\n"
         "  events tasks EVENT_ID           handling policies and playbook runs with their tasks\n"
         "  events log EVENT_ID             the activity log of the event, in order\n"
+        "  policies list|tasks list [--state S] [--event ID] [--entity TYPE:VALUE] [--account A]\n"
+        "                 [--limit N]       handling policies (tasks) across events, newest first\n"
+        "  policies cancel POLICY_ID [--remark R]   end a lease now: its actions roll back\n"
         "  playbooks list [--entity-type T] | add FILE.json | delete NAME\n"
         "  users list | add USER [--role analyst|admin|viewer] [--display-name N]\n"
         "        | grant USER ACCOUNT | revoke USER ACCOUNT | role USER analyst|admin|viewer\n"
@@ -168,13 +171,14 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[i], "entities") == 0) {
         rc = ctl_entities(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "whitelist") == 0) {
-        if (c.actor[0] == '\0' && i + 1 < argc && strcmp(argv[i + 1], "preview") != 0 &&
-            !(i + 2 < argc && strcmp(argv[i + 2], "list") == 0))
-            return ctl_fail(CTL_USAGE, "who are you? Set CWPP_ACTOR or --actor: every change "
-                            "is logged with its actor");
+        /* the API's authenticated user is the actor */
         rc = ctl_whitelist(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "export") == 0) {
         rc = ctl_export(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "policies") == 0) {
+        rc = ctl_policies(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "tasks") == 0) {
+        rc = ctl_tasks(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "playbooks") == 0) {
         rc = ctl_playbooks(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "users") == 0) {

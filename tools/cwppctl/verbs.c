@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * verbs.c: `cwppctl alerts ...` and `cwppctl whitelist ...`. Reads are queries as the
- * read-only role; changes are commands answered by whitelist-filter.
+ * verbs.c: `cwppctl alerts ...` and `cwppctl whitelist ...`, clients of cwpp-api; the
+ * whitelist changes are commands answered by whitelist-filter.
  */
 #include "ctl.h"
 
@@ -227,6 +227,12 @@ int ctl_alerts(ctl_t *c, int argc, char **argv)
 }
 
 /* ----------------------------------------------------------------- whitelist */
+/*
+ * The whitelist verbs are clients of cwpp-api (docs/api/parts/whitelist.yaml): reads GET
+ * the caller's rules or POST a preview, changes POST or DELETE and print the command's
+ * answer as every change prints it. Rule options are checked here first, as the API and
+ * the filter check them, so a typo is told before anything is sent.
+ */
 
 /* Reads rule options into a payload object. Returns CTL_OK or CTL_USAGE (printed). */
 static int rule_options(int argc, char **argv, json_t *payload, int allow_force)
@@ -238,6 +244,7 @@ static int rule_options(int argc, char **argv, json_t *payload, int allow_force)
             {"--alert-name", "alert_name"}, {"--field", "field"},   {"--op", "op"},
             {"--value", "value"},           {"--scope", "scope"},   {"--asset", "asset_id"},
             {"--from-alert", "from_alert_id"}, {"--remark", "remark"},
+            {"--account", "account_id"},
         };
         size_t k;
         int    done = 0;
@@ -302,6 +309,9 @@ static int check_rule(json_t *payload)
     json_t       *copy;
     int           rc;
 
+    if (json_object_get(payload, "account_id") == NULL)
+        return ctl_fail(CTL_USAGE, "--account is required (a rule applies to the alerts of one "
+                        "account)");
     if (json_object_get(payload, "alert_name") == NULL)
         return ctl_fail(CTL_USAGE, "--alert-name is required");
     if (json_object_get(payload, "field") == NULL)
@@ -324,184 +334,166 @@ static int check_rule(json_t *payload)
     return CTL_OK;
 }
 
-static double broad_share(void)
+static const char *str_of(json_t *o, const char *key)
 {
-    const char *v = getenv("CWPP_WHITELIST_BROAD_PERCENT");
-    double      p = v != NULL && *v != '\0' ? atof(v) : 20.0;
+    const char *s = json_string_value(json_object_get(o, key));
 
-    return (p < 0 || p > 100 ? 20.0 : p) / 100.0;
+    return s != NULL ? s : "";
 }
 
 static int whitelist_preview(ctl_t *c, int argc, char **argv)
 {
-    json_t           *payload = json_object();
-    cwpp_wl_def_t     d;
-    cwpp_wl_preview_t pv;
-    char              why[1024];
-    PGconn           *pg;
-    int               rc, broad, days = 30;
-    const char       *dv = getenv("CWPP_WHITELIST_PREVIEW_DAYS");
+    json_t *payload = json_object(), *doc = NULL, *rule, *events, *sample;
+    int     rc;
+    size_t  i;
 
-    if (dv != NULL && atoi(dv) > 0)
-        days = atoi(dv);
     if ((rc = rule_options(argc, argv, payload, 1)) != CTL_OK ||
         (rc = check_rule(payload)) != CTL_OK) {
         json_decref(payload);
         return rc;
     }
-    if ((pg = ctl_pg(c)) == NULL) {
-        json_decref(payload);
-        return CTL_INFRA;
-    }
-    if (json_object_get(payload, "asset_id") == NULL && scope_is_asset(payload) &&
-        json_is_string(json_object_get(payload, "from_alert_id"))) {
-        const char *p[1] = {json_string_value(json_object_get(payload, "from_alert_id"))};
-        PGresult   *r = PQexecParams(pg, "SELECT asset_id FROM alerts WHERE alert_id = $1", 1,
-                                     NULL, p, NULL, NULL, 0);
-
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-            json_object_set_new(payload, "asset_id", json_string(PQgetvalue(r, 0, 0)));
-        PQclear(r);
-    }
-    rc = cwpp_wl_def_from_json(payload, &d, why, sizeof(why));
+    rc = ctl_api(c, "POST", "/api/v1/whitelist/rules/preview", payload, &doc);
     json_decref(payload);
-    if (rc != CWPP_OK)
-        return ctl_fail(CTL_REFUSED, "the rule is not valid: %s", why);
-    rc = cwpp_wl_preview(pg, &d.def, NULL, days, cwpp_now_ms(), &pv, why, sizeof(why));
-    if (rc != CWPP_OK) {
-        cwpp_wl_def_clear(&d);
-        return ctl_fail(CTL_INFRA, "preview failed: %s", why);
-    }
-    broad = cwpp_wl_broad(&d.def, &pv, broad_share(), why, sizeof(why));
+    if (rc != CTL_OK)
+        return rc;
     if (c->json) {
-        json_t *doc = cwpp_wl_preview_to_json(&pv);
-
-        json_object_set_new(doc, "rule", cwpp_wl_def_to_json(&d.def, 0));
-        json_object_set_new(doc, "needs_force", json_boolean(broad));
-        json_object_set_new(doc, "broad", broad ? json_string(why) : json_null());
         ctl_print_json(doc);
-    } else {
-        size_t i;
-
-        printf("Rule: \"%s\" alerts where %s %s \"%s\" on %s\n", d.def.alert_name, d.def.field,
-               cwpp_rule_op_name(d.def.op), d.def.value,
-               d.def.scope == CWPP_SCOPE_ASSET ? d.def.asset_id : "all assets");
-        printf("Over the last %d days it would have suppressed %lld of %lld \"%s\" alerts "
-               "(%.1f %%) on %lld asset%s.\n", pv.days, (long long)pv.matched,
-               (long long)pv.considered, d.def.alert_name, pv.share * 100.0,
-               (long long)pv.assets, pv.assets == 1 ? "" : "s");
-        if (pv.regex_aborted > 0)
-            printf("The regex gave up on %lld alerts (too much backtracking); those count as "
-                   "no match.\n", (long long)pv.regex_aborted);
-        printf("Open events that would lose alerts: %zu\n", json_array_size(pv.events));
-        for (i = 0; i < json_array_size(pv.events); i++) {
-            json_t *e = json_array_get(pv.events, i);
-
-            printf("  %s  %-10s %s (%" JSON_INTEGER_FORMAT " alert%s)\n",
-                   json_string_value(json_object_get(e, "event_id")),
-                   json_string_value(json_object_get(e, "status")),
-                   json_string_value(json_object_get(e, "name")),
-                   json_integer_value(json_object_get(e, "alerts")),
-                   json_integer_value(json_object_get(e, "alerts")) == 1 ? "" : "s");
-        }
-        if (json_array_size(pv.sample) > 0)
-            printf("Sample of matched alerts:\n");
-        for (i = 0; i < json_array_size(pv.sample); i++) {
-            json_t *e = json_array_get(pv.sample, i);
-
-            printf("  %s  %-20s %-26s last seen %s\n",
-                   json_string_value(json_object_get(e, "alert_id")),
-                   json_string_value(json_object_get(e, "asset_id")),
-                   json_string_value(json_object_get(e, "status")),
-                   json_string_value(json_object_get(e, "last_seen")));
-        }
-        if (broad)
-            printf("Warning: %s Creating it needs --force.\n", why);
+        return CTL_OK;
     }
-    cwpp_wl_preview_clear(&pv);
-    cwpp_wl_def_clear(&d);
+    rule = json_object_get(doc, "rule");
+    events = json_object_get(doc, "open_events");
+    sample = json_object_get(doc, "sample");
+    printf("Rule: \"%s\" alerts of account %s where %s %s \"%s\" on %s\n",
+           ctl_safe(str_of(rule, "alert_name")), ctl_safe(str_of(rule, "account_id")),
+           ctl_safe(str_of(rule, "field")), str_of(rule, "op"), ctl_safe(str_of(rule, "value")),
+           json_object_get(rule, "asset_id") != NULL ? ctl_safe(str_of(rule, "asset_id"))
+                                                     : "all its assets");
+    printf("Over the last %" JSON_INTEGER_FORMAT " days it would have suppressed %"
+           JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " \"%s\" alerts (%.1f %%) on %"
+           JSON_INTEGER_FORMAT " asset%s.\n", json_integer_value(json_object_get(doc, "days")),
+           json_integer_value(json_object_get(doc, "matched")),
+           json_integer_value(json_object_get(doc, "considered")),
+           ctl_safe(str_of(rule, "alert_name")),
+           json_number_value(json_object_get(doc, "share")) * 100.0,
+           json_integer_value(json_object_get(doc, "assets")),
+           json_integer_value(json_object_get(doc, "assets")) == 1 ? "" : "s");
+    if (json_integer_value(json_object_get(doc, "regex_aborted")) > 0)
+        printf("The regex gave up on %" JSON_INTEGER_FORMAT " alerts (too much backtracking); "
+               "those count as no match.\n",
+               json_integer_value(json_object_get(doc, "regex_aborted")));
+    printf("Open events that would lose alerts: %zu\n", json_array_size(events));
+    for (i = 0; i < json_array_size(events); i++) {
+        json_t *e = json_array_get(events, i);
+
+        printf("  %s  %-10s %s (%" JSON_INTEGER_FORMAT " alert%s)\n",
+               ctl_safe(str_of(e, "event_id")), str_of(e, "status"), ctl_safe(str_of(e, "name")),
+               json_integer_value(json_object_get(e, "alerts")),
+               json_integer_value(json_object_get(e, "alerts")) == 1 ? "" : "s");
+    }
+    if (json_array_size(sample) > 0)
+        printf("Sample of matched alerts:\n");
+    for (i = 0; i < json_array_size(sample); i++) {
+        json_t *e = json_array_get(sample, i);
+
+        printf("  %s  %-20s %-26s last seen %s\n", str_of(e, "alert_id"),
+               ctl_safe(str_of(e, "asset_id")), str_of(e, "status"), str_of(e, "last_seen"));
+    }
+    if (json_is_true(json_object_get(doc, "needs_force")))
+        printf("Warning: %s Creating it needs --force.\n", ctl_safe(str_of(doc, "broad")));
+    json_decref(doc);
     return CTL_OK;
+}
+
+/* A text column of the list: "" for null. */
+static const char *col(json_t *r, const char *key)
+{
+    return json_is_string(json_object_get(r, key)) ? json_string_value(json_object_get(r, key))
+                                                   : "";
 }
 
 static int rule_list(ctl_t *c, int argc, char **argv)
 {
-    const char *name = NULL, *all = "false", *p[2];
-    PGconn     *pg;
-    PGresult   *r;
-    int         i;
+    const char *name = NULL, *account = NULL, *all = "false", *last = NULL;
+    json_t     *rules = json_array(), *doc = NULL;
+    char       *cursor = NULL;
+    int         i, rc = CTL_OK;
+    size_t      k;
 
     for (i = 0; i < argc; i++) {
         if (is_flag(argv[i], "--all"))
             all = "true";
         else if (is_flag(argv[i], "--alert-name")) {
             if ((name = ctl_value_of(argc, argv, &i)) == NULL)
-                return CTL_USAGE;
-        } else
-            return ctl_fail(CTL_USAGE, "whitelist rule list: unknown option \"%s\"", argv[i]);
+                rc = CTL_USAGE;
+        } else if (is_flag(argv[i], "--account")) {
+            if ((account = ctl_value_of(argc, argv, &i)) == NULL)
+                rc = CTL_USAGE;
+        } else {
+            rc = ctl_fail(CTL_USAGE, "whitelist rule list: unknown option \"%s\"", argv[i]);
+        }
+        if (rc != CTL_OK) {
+            json_decref(rules);
+            return rc;
+        }
     }
-    if ((pg = ctl_pg(c)) == NULL)
-        return CTL_INFRA;
-    p[0] = all;
-    p[1] = name;
-    r = PQexecParams(pg,
-                     "SELECT rule_id, alert_name, field, op, value, scope, COALESCE(asset_id, ''), "
-                     "COALESCE(" CTL_TS("expires_at") ", ''), hits, "
-                     "COALESCE(" CTL_TS("last_hit_at") ", ''), created_by, "
-                     CTL_TS("created_at") ", COALESCE(" CTL_TS("deleted_at") ", ''), "
-                     "COALESCE(deleted_by, ''), COALESCE(remark, ''), "
-                     "(expires_at IS NOT NULL AND expires_at <= now()) "
-                     "FROM whitelist_rules WHERE ($1::boolean OR deleted_at IS NULL) "
-                     "AND ($2::text IS NULL OR alert_name = $2) ORDER BY alert_name, rule_id",
-                     2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return ctl_query_failed(pg, r);
+    /* every page: the list is what cwppctl prints whole */
+    do {
+        cwpp_buf_t path = {0};
+
+        cwpp_buf_append(&path, "/api/v1/whitelist/rules", 23);
+        ctl_q(&path, "limit", "500");
+        ctl_q(&path, "all", all);
+        if (name != NULL)
+            ctl_q(&path, "alert_name", name);
+        if (account != NULL)
+            ctl_q(&path, "account", account);
+        if (cursor != NULL)
+            ctl_q(&path, "cursor", cursor);
+        cwpp_buf_append(&path, "", 1);
+        free(cursor);
+        cursor = NULL;
+        rc = path.data != NULL ? ctl_api(c, "GET", (const char *)path.data, NULL, &doc)
+                               : ctl_fail(CTL_INFRA, "out of memory");
+        cwpp_buf_free(&path);
+        if (rc != CTL_OK)
+            break;
+        json_array_extend(rules, json_object_get(doc, "rules"));
+        if (json_is_string(json_object_get(doc, "next_cursor")))
+            cursor = strdup(json_string_value(json_object_get(doc, "next_cursor")));
+        json_decref(doc);
+        doc = NULL;
+    } while (cursor != NULL);
+    if (rc != CTL_OK) {
+        json_decref(rules);
+        return rc;
+    }
     if (c->json) {
-        json_t *arr = json_array();
-
-        for (i = 0; i < PQntuples(r); i++) {
-            json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:b}", "rule_id",
-                                  (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10),
-                                  "alert_name", PQgetvalue(r, i, 1), "field", PQgetvalue(r, i, 2),
-                                  "op", PQgetvalue(r, i, 3), "value", PQgetvalue(r, i, 4),
-                                  "scope", PQgetvalue(r, i, 5), "hits",
-                                  (json_int_t)strtoll(PQgetvalue(r, i, 8), NULL, 10),
-                                  "created_by", PQgetvalue(r, i, 10), "created_at",
-                                  PQgetvalue(r, i, 11), "expired",
-                                  PQgetvalue(r, i, 15)[0] == 't');
-            static const struct { int col; const char *key; } opt[] = {
-                {6, "asset_id"}, {7, "expires_at"}, {9, "last_hit_at"}, {12, "deleted_at"},
-                {13, "deleted_by"}, {14, "remark"}};
-            size_t k;
-
-            for (k = 0; k < sizeof(opt) / sizeof(opt[0]); k++)
-                json_object_set_new(o, opt[k].key, PQgetvalue(r, i, opt[k].col)[0]
-                                                       ? json_string(PQgetvalue(r, i, opt[k].col))
-                                                       : json_null());
-            json_array_append_new(arr, o);
-        }
-        ctl_print_json(json_pack("{s:o}", "rules", arr));
-    } else {
-        const char *last = NULL;
-
-        for (i = 0; i < PQntuples(r); i++) {
-            if (last == NULL || strcmp(last, PQgetvalue(r, i, 1)) != 0)
-                printf("%s\"%s\" (rules are OR-ed)\n", last ? "\n" : "", PQgetvalue(r, i, 1));
-            last = PQgetvalue(r, i, 1);
-            printf("  rule %-6s %s %s \"%s\" on %s  hits %s", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-                   PQgetvalue(r, i, 6)[0] ? PQgetvalue(r, i, 6) : "all assets",
-                   PQgetvalue(r, i, 8));
-            if (PQgetvalue(r, i, 7)[0])
-                printf("  expires %s%s", PQgetvalue(r, i, 7),
-                       PQgetvalue(r, i, 15)[0] == 't' ? " (expired)" : "");
-            if (PQgetvalue(r, i, 12)[0])
-                printf("  deleted %s by %s", PQgetvalue(r, i, 12), PQgetvalue(r, i, 13));
-            putchar('\n');
-        }
-        if (PQntuples(r) == 0)
-            printf("(no whitelist rules)\n");
+        ctl_print_json(json_pack("{s:o}", "rules", rules));
+        return CTL_OK;
     }
-    PQclear(r);
+    for (k = 0; k < json_array_size(rules); k++) {
+        json_t *r = json_array_get(rules, k);
+
+        if (last == NULL || strcmp(last, col(r, "alert_name")) != 0)
+            printf("%s\"%s\" (rules are OR-ed)\n", last ? "\n" : "",
+                   ctl_safe(col(r, "alert_name")));
+        last = col(r, "alert_name");
+        printf("  rule %-6" JSON_INTEGER_FORMAT " account %s  %s %s \"%s\" on %s  hits %"
+               JSON_INTEGER_FORMAT, json_integer_value(json_object_get(r, "rule_id")),
+               ctl_safe(col(r, "account_id")), ctl_safe(col(r, "field")), col(r, "op"),
+               ctl_safe(col(r, "value")),
+               col(r, "asset_id")[0] ? ctl_safe(col(r, "asset_id")) : "all assets",
+               json_integer_value(json_object_get(r, "hits")));
+        if (col(r, "expires_at")[0])
+            printf("  expires %s%s", col(r, "expires_at"),
+                   json_is_true(json_object_get(r, "expired")) ? " (expired)" : "");
+        if (col(r, "deleted_at")[0])
+            printf("  deleted %s by %s", col(r, "deleted_at"), ctl_safe(col(r, "deleted_by")));
+        putchar('\n');
+    }
+    if (json_array_size(rules) == 0)
+        printf("(no whitelist rules)\n");
+    json_decref(rules);
     return CTL_OK;
 }
 
@@ -523,9 +515,52 @@ static int take_remark(int *argc, char **argv, json_t *payload)
     return CTL_OK;
 }
 
+/* prefix + the percent-encoded id + suffix, as a path (malloc'd), or NULL. */
+static char *id_path(const char *prefix, const char *id, const char *suffix)
+{
+    cwpp_buf_t b = {0};
+    cwpp_buf_t q = {0};
+    char      *out;
+
+    /* ctl_q encodes a value; take its text after "?x=" */
+    cwpp_buf_append(&q, "/", 1);
+    ctl_q(&q, "x", id);
+    cwpp_buf_append(&b, prefix, strlen(prefix));
+    if (q.data != NULL && q.len > 4)
+        cwpp_buf_append(&b, (const char *)q.data + 4, q.len - 4);
+    cwpp_buf_append(&b, suffix, strlen(suffix) + 1);
+    cwpp_buf_free(&q);
+    out = (char *)b.data;
+    return out;
+}
+
+/* A change the API answers with a command's answer, by DELETE: printed as ctl_api_change
+ * prints a POST's. Takes body. */
+static int delete_change(ctl_t *c, const char *path, json_t *body)
+{
+    json_t     *doc = NULL;
+    const char *msg;
+    int         rc = ctl_api(c, "DELETE", path, body, &doc);
+
+    json_decref(body);
+    if (rc != CTL_OK)
+        return rc;
+    msg = json_string_value(json_object_get(doc, "message"));
+    if (c->json)
+        ctl_print_json(json_pack("{s:s, s:s, s:O}", "status", "ok", "message",
+                                 msg != NULL ? msg : "", "result",
+                                 json_object_get(doc, "result") != NULL
+                                     ? json_object_get(doc, "result") : json_object()));
+    else
+        printf("%s\n", msg != NULL ? ctl_safe(msg) : "done");
+    json_decref(doc);
+    return CTL_OK;
+}
+
 int ctl_whitelist(ctl_t *c, int argc, char **argv)
 {
     json_t *payload;
+    char   *path;
     int     rc, i;
 
     if (argc >= 1 && strcmp(argv[0], "preview") == 0)
@@ -539,10 +574,10 @@ int ctl_whitelist(ctl_t *c, int argc, char **argv)
             json_decref(payload);
             return rc;
         }
-        return ctl_command(c, "whitelist", "whitelist.rule_add", payload);
+        return ctl_api_change(c, "/api/v1/whitelist/rules", payload);
     }
     if (argc >= 2 && strcmp(argv[0], "rule") == 0 && strcmp(argv[1], "delete") == 0) {
-        char *end;
+        char     *end;
         long long id;
 
         argc -= 2;
@@ -558,8 +593,13 @@ int ctl_whitelist(ctl_t *c, int argc, char **argv)
             return ctl_fail(CTL_USAGE, "\"%s\" is not a rule id (cwppctl whitelist rule list "
                             "shows them)", argv[0]);
         }
-        json_object_set_new(payload, "rule_id", json_integer(id));
-        return ctl_command(c, "whitelist", "whitelist.rule_delete", payload);
+        if ((path = id_path("/api/v1/whitelist/rules/", argv[0], "")) == NULL) {
+            json_decref(payload);
+            return ctl_fail(CTL_INFRA, "out of memory");
+        }
+        rc = delete_change(c, path, payload);
+        free(path);
+        return rc;
     }
     if (argc >= 1 && strcmp(argv[0], "add-alert") == 0) {
         argc -= 1;
@@ -569,8 +609,13 @@ int ctl_whitelist(ctl_t *c, int argc, char **argv)
             return rc != CTL_OK ? rc : ctl_fail(CTL_USAGE, "usage: cwppctl whitelist add-alert "
                                                 "ALERT_ID [--remark R]");
         }
-        json_object_set_new(payload, "alert_id", json_string(argv[0]));
-        return ctl_command(c, "whitelist", "whitelist.add_alert", payload);
+        if ((path = id_path("/api/v1/alerts/", argv[0], "/whitelist")) == NULL) {
+            json_decref(payload);
+            return ctl_fail(CTL_INFRA, "out of memory");
+        }
+        rc = ctl_api_change(c, path, payload);
+        free(path);
+        return rc;
     }
     if (argc >= 1 && strcmp(argv[0], "remove") == 0) {
         json_t *ids = json_array();
@@ -585,8 +630,8 @@ int ctl_whitelist(ctl_t *c, int argc, char **argv)
         }
         for (i = 0; i < argc; i++)
             json_array_append_new(ids, json_string(argv[i]));
-        json_object_set_new(payload, "alert_ids", ids);
-        return ctl_command(c, "whitelist", "whitelist.remove_alerts", payload);
+        json_object_set_new(payload, "ids", ids);
+        return ctl_api_change(c, "/api/v1/alerts/_bulk/unwhitelist", payload);
     }
     json_decref(payload);
     return ctl_fail(CTL_USAGE,

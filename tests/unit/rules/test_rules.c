@@ -125,7 +125,7 @@ static void test_operators(void **state)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cwpp_ruleset_t *rs = cwpp_ruleset_new(NULL);
         cwpp_rule_def_t d = {1, "Suspicious process", cases[i].field, 0, cases[i].value,
-                             CWPP_SCOPE_ALL, NULL, 0};
+                             CWPP_SCOPE_ALL, NULL, 0, NULL};
         int64_t got;
 
         assert_int_equal(cwpp_rule_op_parse(cases[i].op, &d.op), 0);
@@ -173,7 +173,7 @@ static void test_identifiers_compare_as_text(void **state)
     for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         cwpp_ruleset_t *rs = cwpp_ruleset_new(NULL);
         cwpp_rule_def_t d = {1, "N", ids[i].field, CWPP_OP_EQ, ids[i].value,
-                             CWPP_SCOPE_ALL, NULL, 0};
+                             CWPP_SCOPE_ALL, NULL, 0, NULL};
 
         assert_int_equal(cwpp_ruleset_add(rs, &d, err, sizeof(err)), CWPP_OK);
         if ((cwpp_ruleset_match(rs, &a, NOW, NULL) == 1) != ids[i].match)
@@ -189,9 +189,9 @@ static void test_scope(void **state)
 {
     cwpp_ruleset_t *rs = cwpp_ruleset_new(NULL);
     cwpp_rule_def_t only_other = {7, "Suspicious process", "file.path", CWPP_OP_CONTAINS, "/data/",
-                                  CWPP_SCOPE_ASSET, "i-db01", 0};
+                                  CWPP_SCOPE_ASSET, "i-db01", 0, NULL};
     cwpp_rule_def_t only_this = {8, "Suspicious process", "file.path", CWPP_OP_CONTAINS, "/data/",
-                                 CWPP_SCOPE_ASSET, "i-app01", 0};
+                                 CWPP_SCOPE_ASSET, "i-app01", 0, NULL};
     char err[256];
 
     (void)state;
@@ -202,18 +202,48 @@ static void test_scope(void **state)
     cwpp_ruleset_destroy(rs);
 }
 
+/* A rule belongs to an account: scope all is every asset of that account, scope asset one
+ * asset of it; neither matches the same alert in another account. */
+static void test_account(void **state)
+{
+    cwpp_ruleset_t *rs = cwpp_ruleset_new(NULL);
+    cwpp_rule_def_t other_all = {9, "Suspicious process", "file.path", CWPP_OP_CONTAINS, "/data/",
+                                 CWPP_SCOPE_ALL, NULL, 0, "acct-other"};
+    cwpp_rule_def_t other_asset = {10, "Suspicious process", "file.path", CWPP_OP_CONTAINS,
+                                   "/data/", CWPP_SCOPE_ASSET, "i-app01", 0, "acct-other"};
+    cwpp_rule_def_t own = {11, "Suspicious process", "file.path", CWPP_OP_CONTAINS, "/data/",
+                           CWPP_SCOPE_ALL, NULL, 0, NULL};
+    cwpp_alert_t    a = alert;
+    char            err[256];
+
+    (void)state;
+    assert_int_equal(cwpp_ruleset_add(rs, &other_all, err, sizeof(err)), CWPP_OK);
+    assert_int_equal(cwpp_ruleset_add(rs, &other_asset, err, sizeof(err)), CWPP_OK);
+    assert_int_equal(cwpp_ruleset_match(rs, &a, NOW, NULL), 0);
+    assert_int_equal(cwpp_rule_matches(rs, 9, &a, NOW, NULL), 0);
+    a.account_id = "acct-other";
+    assert_int_equal(cwpp_ruleset_match(rs, &a, NOW, NULL), 9);
+    a.account_id = (char *)alert.account_id;
+    own.account_id = alert.account_id;
+    assert_int_equal(cwpp_ruleset_add(rs, &own, err, sizeof(err)), CWPP_OK);
+    assert_int_equal(cwpp_ruleset_match(rs, &a, NOW, NULL), 11);
+    own.account_id = "";
+    assert_int_equal(cwpp_ruleset_add(rs, &own, err, sizeof(err)), CWPP_EINVAL);
+    cwpp_ruleset_destroy(rs);
+}
+
 /* Several rules are OR-ed; the first match (in order added) is reported. */
 static void test_or_and_name_restriction(void **state)
 {
     cwpp_ruleset_t *rs = cwpp_ruleset_new(NULL);
     cwpp_rule_def_t other_name = {1, "Another alert", "file.path", CWPP_OP_CONTAINS, "/data/",
-                                  CWPP_SCOPE_ALL, NULL, 0};
+                                  CWPP_SCOPE_ALL, NULL, 0, NULL};
     cwpp_rule_def_t miss = {2, "Suspicious process", "remote_ip", CWPP_OP_EQ, "198.51.100.1",
-                            CWPP_SCOPE_ALL, NULL, 0};
+                            CWPP_SCOPE_ALL, NULL, 0, NULL};
     cwpp_rule_def_t hit = {3, "Suspicious process", "remote_ip", CWPP_OP_EQ, "203.0.113.9",
-                           CWPP_SCOPE_ALL, NULL, 0};
+                           CWPP_SCOPE_ALL, NULL, 0, NULL};
     cwpp_rule_def_t hit2 = {4, "Suspicious process", "severity", CWPP_OP_EQ, "high",
-                            CWPP_SCOPE_ALL, NULL, 0};
+                            CWPP_SCOPE_ALL, NULL, 0, NULL};
     char err[256];
 
     (void)state;
@@ -236,7 +266,7 @@ static void test_expiry(void **state)
 {
     cwpp_ruleset_t *rs = cwpp_ruleset_new(NULL);
     cwpp_rule_def_t d = {5, "Suspicious process", "severity", CWPP_OP_EQ, "high", CWPP_SCOPE_ALL,
-                         NULL, NOW + 1000};
+                         NULL, NOW + 1000, NULL};
     char err[256];
 
     (void)state;
@@ -251,18 +281,18 @@ static const struct {
     cwpp_rule_def_t def;
     const char     *mentions;
 } invalid[] = {
-    {{1, "n", "file.path", CWPP_OP_REGEX, "^/data/(unclosed", CWPP_SCOPE_ALL, NULL, 0}, "offset 16"},
-    {{1, "n", "file.path", CWPP_OP_REGEX, "a{2,1}", CWPP_SCOPE_ALL, NULL, 0}, "offset"},
-    {{1, "n", "no.such.field", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0}, "unknown alert field"},
-    {{1, "n", "details.", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0}, "unknown alert field"},
-    {{1, "n", "details.a..b", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0}, "unknown alert field"},
-    {{1, "n", "details.port", CWPP_OP_GT, "many", CWPP_SCOPE_ALL, NULL, 0}, "number or an RFC 3339"},
-    {{1, "n", "file.path", CWPP_OP_CONTAINS, "", CWPP_SCOPE_ALL, NULL, 0}, "match everything"},
-    {{1, "n", "file.path", CWPP_OP_STARTSWITH, "", CWPP_SCOPE_ALL, NULL, 0},
+    {{1, "n", "file.path", CWPP_OP_REGEX, "^/data/(unclosed", CWPP_SCOPE_ALL, NULL, 0, NULL}, "offset 16"},
+    {{1, "n", "file.path", CWPP_OP_REGEX, "a{2,1}", CWPP_SCOPE_ALL, NULL, 0, NULL}, "offset"},
+    {{1, "n", "no.such.field", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0, NULL}, "unknown alert field"},
+    {{1, "n", "details.", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0, NULL}, "unknown alert field"},
+    {{1, "n", "details.a..b", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0, NULL}, "unknown alert field"},
+    {{1, "n", "details.port", CWPP_OP_GT, "many", CWPP_SCOPE_ALL, NULL, 0, NULL}, "number or an RFC 3339"},
+    {{1, "n", "file.path", CWPP_OP_CONTAINS, "", CWPP_SCOPE_ALL, NULL, 0, NULL}, "match everything"},
+    {{1, "n", "file.path", CWPP_OP_STARTSWITH, "", CWPP_SCOPE_ALL, NULL, 0, NULL},
      "match everything"},
-    {{1, "n", "file.path", CWPP_OP_EQ, "x", CWPP_SCOPE_ASSET, NULL, 0}, "asset id"},
-    {{1, "", "file.path", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0}, "alert name"},
-    {{1, "n", "file.path", CWPP_OP_EQ, "\xff", CWPP_SCOPE_ALL, NULL, 0}, "UTF-8"},
+    {{1, "n", "file.path", CWPP_OP_EQ, "x", CWPP_SCOPE_ASSET, NULL, 0, NULL}, "asset id"},
+    {{1, "", "file.path", CWPP_OP_EQ, "x", CWPP_SCOPE_ALL, NULL, 0, NULL}, "alert name"},
+    {{1, "n", "file.path", CWPP_OP_EQ, "\xff", CWPP_SCOPE_ALL, NULL, 0, NULL}, "UTF-8"},
 };
 
 /* Invalid rules are refused when created, with a sentence; invalid regexes with
@@ -291,7 +321,7 @@ static void test_hostile_regex(void **state)
 {
     cwpp_ruleset_t    *rs = cwpp_ruleset_new(NULL);
     cwpp_rule_def_t    d = {9, "Suspicious process", "details.vendor", CWPP_OP_REGEX,
-                            "^(a+)+$", CWPP_SCOPE_ALL, NULL, 0};
+                            "^(a+)+$", CWPP_SCOPE_ALL, NULL, 0, NULL};
     cwpp_rules_stats_t st = {0, 0};
     char               subject[64], err[256];
     struct timespec    t0, t1;
@@ -322,7 +352,7 @@ static void test_index_by_name(void **state)
 
     (void)state;
     for (i = 0; i < 10000; i++) {
-        cwpp_rule_def_t d = {i + 1, name, "file.path", CWPP_OP_EQ, value, CWPP_SCOPE_ALL, NULL, 0};
+        cwpp_rule_def_t d = {i + 1, name, "file.path", CWPP_OP_EQ, value, CWPP_SCOPE_ALL, NULL, 0, NULL};
         snprintf(name, sizeof(name), "alert-%d", i % 1000);
         snprintf(value, sizeof(value), "/nowhere/%d", i);
         assert_int_equal(cwpp_ruleset_add(rs, &d, err, sizeof(err)), CWPP_OK);
@@ -375,7 +405,7 @@ static void test_rule_fields_listed(void **state)
     (void)state;
     memset(&a, 0, sizeof(a));
     for (n = 0; f[n] != NULL; n++) {
-        cwpp_rule_def_t d = {1, "n", f[n], CWPP_OP_EQ, "1", CWPP_SCOPE_ALL, NULL, 0};
+        cwpp_rule_def_t d = {1, "n", f[n], CWPP_OP_EQ, "1", CWPP_SCOPE_ALL, NULL, 0, NULL};
         char            err[256], buf[64];
         const char     *v;
         double          num;
@@ -395,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_operators),
         cmocka_unit_test(test_identifiers_compare_as_text),
         cmocka_unit_test(test_scope),
+        cmocka_unit_test(test_account),
         cmocka_unit_test(test_or_and_name_restriction),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_invalid_rules_refused),

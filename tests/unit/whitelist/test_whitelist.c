@@ -48,6 +48,7 @@ static void test_def_valid(void **state)
     assert_int_equal(d.force, 1);
     assert_string_equal(d.remark, "r");
     assert_string_equal(d.from_alert_id, "al-x");
+    assert_null(d.def.account_id);
     {
         json_t *j = cwpp_wl_def_to_json(&d.def, 7);
 
@@ -55,6 +56,18 @@ static void test_def_valid(void **state)
         assert_string_equal(json_string_value(json_object_get(j, "op")), "regex");
         assert_string_equal(json_string_value(json_object_get(j, "expires_at")),
                             "2030-01-01T00:00:00.000Z");
+        json_decref(j);
+    }
+    cwpp_wl_def_clear(&d);
+    /* a rule's account: read, and written back */
+    assert_int_equal(def_from("{\"account_id\":\"acct-a\",\"alert_name\":\"A\",\"field\":"
+                              "\"file.path\",\"op\":\"eq\",\"value\":\"/x\"}", &d, err,
+                              sizeof(err)), CWPP_OK);
+    assert_string_equal(d.def.account_id, "acct-a");
+    {
+        json_t *j = cwpp_wl_def_to_json(&d.def, 0);
+
+        assert_string_equal(json_string_value(json_object_get(j, "account_id")), "acct-a");
         json_decref(j);
     }
     cwpp_wl_def_clear(&d);
@@ -138,6 +151,7 @@ static void test_def_limits(void **state)
         {"value", "regex", "regex", CWPP_CMD_MAX_RULE_REGEX},
         {"asset_id", "eq", "asset_id", CWPP_ALERT_MAX_ID},
         {"remark", "eq", "remark", CWPP_CMD_MAX_REMARK},
+        {"account_id", "eq", "account_id", CWPP_ALERT_MAX_ACCOUNT},
         {"alert_name", "eq", "alert_name", 10240},
     };
     size_t i, k;
@@ -180,7 +194,7 @@ static void test_def_limits(void **state)
 static int broad(const char *field, cwpp_rule_op_t op, const char *value,
                  const cwpp_wl_preview_t *p, char *why, size_t whysz)
 {
-    cwpp_rule_def_t d = {0, "Trojan", field, op, value, CWPP_SCOPE_ALL, NULL, 0};
+    cwpp_rule_def_t d = {0, "Trojan", field, op, value, CWPP_SCOPE_ALL, NULL, 0, NULL};
 
     return cwpp_wl_broad(&d, p, 0.20, why, whysz);
 }
