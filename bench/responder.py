@@ -74,6 +74,8 @@ def fixture(acct, n, files_dir):
         cur.executemany("INSERT INTO entity_alerts (account_id, entity_type, value, asset_id, "
                         "event_id, alert_id, first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, "
                         "%s, %s, %s)", rows_ent)
+    # the commands' actor: there is no built-in admin (cwpp-admin users bootstrap makes one)
+    t.make_user("admin", role="admin")
     return ids
 
 

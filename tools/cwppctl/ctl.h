@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cwppctl internals: the environment, the command transport, output helpers. */
+/* cwppctl internals: the settings, the API client, output helpers. */
 #ifndef CWPPCTL_H
 #define CWPPCTL_H
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stdint.h>
 
 /* Exit codes: documented in `cwppctl --help` and docs/cwppctl.md. */
@@ -14,14 +13,8 @@
 #define CTL_INFRA   3 /* Kafka or PostgreSQL unreachable, or no answer in time */
 
 typedef struct ctl {
-    const char *pg_dsn;
-    const char *brokers;
-    const char *prefix;
-    const char *kafka_props;
-    const char *actor;
-    int         timeout_s;
-    int         json;
-    PGconn     *pg;
+    int         timeout_s; /* how long a request may take (the API waits for answers) */
+    int         json;      /* --json */
     /* the API (api_client.c): every verb goes through it */
     const char *api_url; /* CWPP_API_URL */
     const char *api_ca;  /* CWPP_API_CA: a private CA's PEM file, or NULL */
@@ -31,31 +24,9 @@ typedef struct ctl {
 /* Prints "cwppctl: <sentence>" on stderr and returns code. */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The read-only database connection (connects on first use, client encoding UTF-8);
- * NULL after printing why. */
-PGconn *ctl_pg(ctl_t *c);
-
-/* Prints why a query failed (CTL_INFRA), clears r (NULL accepted) and returns CTL_INFRA. */
-int ctl_query_failed(PGconn *pg, PGresult *r);
-
 /* The value after option argv[*i] (and moves *i onto it); NULL, after printing
  * "<option> needs a value", when there is none or the next word is another --option. */
 const char *ctl_value_of(int argc, char **argv, int *i);
-
-/* A timestamptz column as RFC 3339 UTC in SQL text (second precision). */
-#define CTL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-/*
- * Sends a command (service, type, payload) and waits for its final answer. On return
- * *status is "ok" or "error", *message the sentence and *result the details (owned by the
- * caller). Returns CTL_OK when an answer came (whatever it says), CTL_INFRA otherwise
- * (after printing why).
- */
-int ctl_send(ctl_t *c, const char *service, const char *type, json_t *payload, char **status,
-             char **message, json_t **result);
-
-/* Sends, prints the answer (text or --json) and returns the exit code. Steals payload. */
-int ctl_command(ctl_t *c, const char *service, const char *type, json_t *payload);
 
 /* Prints a JSON document on stdout (indented). Steals doc. */
 void ctl_print_json(json_t *doc);

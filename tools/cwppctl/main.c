@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cwppctl: the analysts' client (docs/cwppctl.md). Reads are PostgreSQL queries as the
- * read-only role cwpp_reader; every change is a command on <prefix>commands, applied by
- * the service owning that state and answered on <prefix>command-results.
+ * cwppctl: the analysts' client of cwpp-api (docs/cwppctl.md, docs/api.md). It holds no
+ * database or Kafka credentials: it logs in, reads what the API shows the user and asks
+ * the API for changes, which the owning service applies with the user as actor.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@ static void usage(FILE *f)
     char types[128], ops[128], statuses[128];
 
     fprintf(f,
-        "usage: cwppctl [--json] [--timeout S] [--actor NAME] VERB ...\n"
+        "usage: cwppctl [--json] [--timeout S] VERB ...\n"
         "\n"
         "  login [--user NAME]            log in to cwpp-api (password from the terminal or\n"
         "                                 stdin); the token is kept for the next commands\n"
@@ -71,15 +71,15 @@ static void usage(FILE *f)
         "(YYYY-MM-DD, UTC), now, or how long ago (30m, 12h, 7d).\n"
         "S: %s; L: critical, high, medium, low.\n"
         "\n"
-        "Environment: CWPP_CTL_PG_DSN (read-only database role), CWPP_KAFKA_BROKERS,\n"
-        "CWPP_TOPIC_PREFIX, CWPP_KAFKA_PROPERTIES, CWPP_ACTOR (default $USER),\n"
-        "CWPP_WHITELIST_BROAD_PERCENT (20), CWPP_WHITELIST_PREVIEW_DAYS (30),\n"
-        "CWPP_EVENT_RETENTION_DAYS (180: older events leave the lists), CWPP_CTL_QUIET_HOURS\n"
-        "(24: an event with no alert for longer is shown one urgency step lower).\n"
+        "Environment: CWPP_API_URL (https://127.0.0.1:8443), CWPP_API_CA (a private CA to\n"
+        "trust), CWPP_API_TOKEN (else the token `login` kept in $XDG_CONFIG_HOME/cwpp/token),\n"
+        "CWPP_CTL_TIMEOUT_S (30), CWPP_EVENT_RETENTION_DAYS (180: older events leave the lists)\n"
+        "and CWPP_CTL_QUIET_HOURS (24: an event with no alert for longer is shown one urgency\n"
+        "step lower), both sent to the API as parameters.\n"
         "D (--validity): seconds, or 90s, 30m, 12h, 7d.\n"
         "\n"
         "Exit status: 0 done; 1 refused or not found (the reason on stderr); 2 bad command line\n"
-        "or setting; 3 Kafka or PostgreSQL unreachable, no answer in time, or dot (Graphviz)\n"
+        "or setting; 3 the API unreachable or failing, no answer in time, or dot (Graphviz)\n"
         "missing or failing.\n",
             cwpp_entity_types_text(types, sizeof(types), ", ", " or "),
             cwpp_rule_ops_text(ops, sizeof(ops), "|", "|"),
@@ -99,14 +99,8 @@ int main(int argc, char **argv)
     int   i, rc;
 
     memset(&c, 0, sizeof(c));
-    c.pg_dsn = env_or("CWPP_CTL_PG_DSN", "host=127.0.0.1 port=54329 dbname=cwpp user=cwpp_reader");
-    c.brokers = env_or("CWPP_KAFKA_BROKERS", "127.0.0.1:9092");
-    c.prefix = getenv("CWPP_TOPIC_PREFIX") != NULL ? getenv("CWPP_TOPIC_PREFIX") : "cwpp.";
-    c.kafka_props = env_or("CWPP_KAFKA_PROPERTIES", "");
-    c.actor = env_or("CWPP_ACTOR", env_or("USER", env_or("LOGNAME", "")));
     c.timeout_s = atoi(env_or("CWPP_CTL_TIMEOUT_S", "30"));
     ctl_api_init(&c);
-    /* librdkafka's own log lines go to stderr only when they are errors */
     cwpp_log_init("cwppctl", CWPP_LOG_ERROR);
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -117,8 +111,9 @@ int main(int argc, char **argv)
             return CTL_OK;
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             c.timeout_s = atoi(argv[++i]);
-        } else if (strcmp(argv[i], "--actor") == 0 && i + 1 < argc) {
-            c.actor = argv[++i];
+        } else if (strcmp(argv[i], "--actor") == 0) {
+            return ctl_fail(CTL_USAGE, "--actor is gone: the actor of every change is the user "
+                            "logged in (cwppctl login, or CWPP_API_TOKEN)");
         } else {
             usage(stderr);
             return ctl_fail(CTL_USAGE, "unknown option \"%s\"", argv[i]);
@@ -189,7 +184,5 @@ int main(int argc, char **argv)
         usage(stderr);
         rc = ctl_fail(CTL_USAGE, "unknown verb \"%s\"", argv[i]);
     }
-    if (c.pg != NULL)
-        PQfinish(c.pg);
     return rc;
 }
