@@ -19,7 +19,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -189,9 +191,40 @@ static void close_fd(int *fd)
 }
 
 /*
- * Starts prog -Tsvg with in_fd as its stdin and out_fd as its stdout. Returns 0 with
- * *pid, or the errno of the failure (posix_spawn reports the exec's own errno: ENOENT
- * for a program that does not exist).
+ * Finds prog: a path with a '/' as it is, a name in the directories of the caller's PATH
+ * (default "/usr/bin:/bin"), the first executable regular file. Writes the path into out.
+ * Returns 0, or ENOENT / the errno of the check. Looked up here rather than left to
+ * posix_spawnp so that a missing program is told the same way wherever the spawn's own
+ * report of the exec's errno is not available (valgrind runs it as a plain fork).
+ */
+static int resolve(const char *prog, char *out, size_t size)
+{
+    const char *path = getenv("PATH"), *dir, *end;
+    struct stat st;
+
+    if (strchr(prog, '/') != NULL) {
+        if (snprintf(out, size, "%s", prog) >= (int)size)
+            return ENAMETOOLONG;
+        if (stat(out, &st) != 0)
+            return errno;
+        return S_ISREG(st.st_mode) && access(out, X_OK) == 0 ? 0 : EACCES;
+    }
+    for (dir = path != NULL ? path : "/usr/bin:/bin"; ; dir = end + 1) {
+        int len;
+
+        end = strchr(dir, ':');
+        len = end != NULL ? (int)(end - dir) : (int)strlen(dir);
+        if (snprintf(out, size, "%.*s/%s", len, len > 0 ? dir : ".", prog) < (int)size &&
+            stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+            return 0;
+        if (end == NULL)
+            return ENOENT;
+    }
+}
+
+/*
+ * Starts prog (a path) -Tsvg with in_fd as its stdin and out_fd as its stdout. Returns 0
+ * with *pid, or the errno of the failure.
  */
 static int spawn_dot(const char *prog, int in_fd, int out_fd, pid_t *pid)
 {
@@ -217,7 +250,7 @@ static int spawn_dot(const char *prog, int in_fd, int out_fd, pid_t *pid)
         (err = posix_spawnattr_setsigdefault(&at, &all)) == 0 &&
         (err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
                                               POSIX_SPAWN_SETSIGDEF)) == 0)
-        err = posix_spawnp(pid, prog, &fa, &at, args, CHILD_ENV);
+        err = posix_spawn(pid, prog, &fa, &at, args, CHILD_ENV);
     posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     return err;
@@ -299,6 +332,7 @@ int cwpp_graph_svg(const char *prog, const cwpp_buf_t *dot, cwpp_buf_t *svg, int
     int64_t  deadline = cwpp_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     pid_t    pid = -1;
     sigset_t pipe_set, old_mask, pending;
+    char     file[4096];
 
     if (prog == NULL || prog[0] == '\0')
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOTFOUND,
@@ -315,7 +349,9 @@ int cwpp_graph_svg(const char *prog, const cwpp_buf_t *dot, cwpp_buf_t *svg, int
                          strerror(errno));
         goto out;
     }
-    err = spawn_dot(prog, to_child[0], from_child[1], &pid);
+    err = resolve(prog, file, sizeof(file));
+    if (err == 0)
+        err = spawn_dot(file, to_child[0], from_child[1], &pid);
     close_fd(&to_child[0]);
     close_fd(&from_child[1]);
     if (err != 0) {
