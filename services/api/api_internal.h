@@ -36,6 +36,7 @@ typedef struct api_conf {
     int64_t command_timeout_ms; /* api.command.timeout.ms */
     int64_t password_min;       /* api.password.min.length */
     int64_t cookie_secure;      /* api.cookie.secure: 1 Secure cookies (0 only for tests) */
+    char   *dot_path;           /* api.dot.path: Graphviz dot for ?format=svg */
 } api_conf_t;
 
 extern const cwpp_conf_prop_t api_props[];

@@ -14,9 +14,10 @@
  *   GET /api/v1/events/{id}/alerts      its alerts in order of first occurrence (paged)
  *   GET /api/v1/events/{id}/entities    its entities with 30-day figures (?affected=1:
  *                                       the affected assets)
- *   GET /api/v1/events/{id}/chain       its timeline and provenance graph (JSON; the
- *                                       Graphviz picture is drawn by the client from it:
- *                                       cwppctl --format dot|svg)
+ *   GET /api/v1/events/{id}/chain       its timeline and provenance graph (JSON;
+ *                                       ?format=dot|svg: the provenance graph as Graphviz
+ *                                       text or as the SVG picture, libs/graph, the same
+ *                                       drawing as cwppctl's --format dot|svg)
  *   GET /api/v1/entities/{type}?value=  an entity's 30-day figures per account and the
  *                                       events it appears in (paged)
  * (events_views.c has the last four.)

@@ -3,7 +3,8 @@
  * events_views.c: an event's alerts, entities and chain, and the entity view, for
  * cwpp-api (events.c has the essay: scope, parameters, the read-time rules). Each answer
  * is the document cwppctl prints with --json; cwppctl draws its text, DOT and SVG output
- * from them.
+ * from them. The chain is also served as the picture itself (?format=dot|svg), drawn by
+ * libs/graph exactly as cwppctl draws it.
  */
 #include "api_events.h"
 
@@ -11,7 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_internal.h" /* api.dot.path */
 #include "cwpp_alert.h"
+#include "cwpp_graph.h"
+#include "cwpp_log.h"
+
+/* The SVG of a chain: dot gets this long, and may write this much (a graph of thousands
+ * of entities stays far below; a stuck or runaway dot costs a request thread no more). */
+#define CHAIN_SVG_TIMEOUT_MS 5000
+#define CHAIN_SVG_MAX        ((size_t)8 << 20)
+#define CHAIN_SVG_CSP        "default-src 'none'; style-src 'unsafe-inline'"
 
 /* The ms-since-epoch of a timestamptz column, in SQL text. */
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
@@ -269,10 +279,73 @@ static void timeline(json_t *doc, json_t *arr)
     json_object_set_new(doc, "timeline", arr);
 }
 
+/*
+ * Answers the chain document doc (borrowed) as format "dot" (text/vnd.graphviz) or "svg"
+ * (image/svg+xml, run through api.dot.path, with a Content-Security-Policy that lets the
+ * picture run nothing when opened on its own). dot missing, failing, too slow or too
+ * talkative: 503 "unavailable" with a sentence, the cause logged. Returns 0, or -1 when
+ * out of memory.
+ */
+static int chain_picture(api_req_t *rq, api_resp_t *rs, const json_t *doc, const char *format)
+{
+    cwpp_buf_t  dot = {0}, svg = {0};
+    cwpp_buf_t *answer = &dot;
+    const char *why = NULL;
+    char        errstr[512];
+    int         err;
+
+    if (cwpp_graph_dot(doc, &dot) != CWPP_OK) {
+        cwpp_buf_free(&dot);
+        return -1;
+    }
+    if (strcmp(format, "svg") == 0) {
+        err = cwpp_graph_svg(rq->api->conf->dot_path, &dot, &svg, CHAIN_SVG_TIMEOUT_MS,
+                             CHAIN_SVG_MAX, errstr, sizeof(errstr));
+        cwpp_buf_free(&dot);
+        answer = &svg;
+        switch (err) {
+        case CWPP_OK:
+            break;
+        case CWPP_ENOMEM:
+            cwpp_buf_free(&svg);
+            return -1;
+        case CWPP_ENOTFOUND:
+            why = "Graphviz (dot) is not installed on the server";
+            break;
+        case CWPP_ETRANSIENT:
+            why = "Graphviz (dot) did not finish in time";
+            break;
+        case CWPP_EINVAL:
+            why = "the picture is larger than the server serves";
+            break;
+        default:
+            why = "Graphviz (dot) failed";
+        }
+        if (why != NULL) {
+            cwpp_log(CWPP_LOG_WARN, "api_chain_svg_failed", "%s", errstr);
+            cwpp_buf_free(&svg);
+            return api_problem(rs, 503, "unavailable", "The chain cannot be drawn as SVG: %s; "
+                               "format=dot or format=json still answer.", why);
+        }
+        api_header(rs, "Content-Security-Policy", CHAIN_SVG_CSP);
+        rs->ctype = "image/svg+xml";
+    } else {
+        rs->ctype = "text/vnd.graphviz; charset=utf-8";
+    }
+    rs->status = 200;
+    rs->raw = (char *)cwpp_buf_detach(answer, &rs->raw_len);
+    if (rs->raw == NULL) { /* nothing to detach: DOT text is never empty, a successful dot's SVG neither */
+        cwpp_buf_free(answer);
+        return -1;
+    }
+    return 0;
+}
+
 int api_ev_chain(api_req_t *rq, api_resp_t *rs)
 {
-    static const char *const known[] = {NULL};
+    static const char *const known[] = {"format", NULL};
     const char *id = rq->ids[0], *p[3] = {id, NULL, NULL};
+    const char *format = api_arg(rq, "format");
     char        order[128];
     PGresult   *r = NULL;
     json_t     *doc = NULL, *nodes, *edges, *index = NULL;
@@ -280,6 +353,11 @@ int api_ev_chain(api_req_t *rq, api_resp_t *rs)
 
     if (!api_args_known(rq, rs, known))
         return 0;
+    if (format == NULL)
+        format = "json";
+    if (strcmp(format, "json") != 0 && strcmp(format, "dot") != 0 &&
+        strcmp(format, "svg") != 0)
+        return api_problem(rs, 400, "bad_filter", "format must be json, dot or svg.");
     if (!api_ev_id_ok(id))
         return api_ev_not_found(rs, NULL);
     p[1] = api_scope(rq);
@@ -338,6 +416,10 @@ int api_ev_chain(api_req_t *rq, api_resp_t *rs)
         json_object_set_new(e, "from", json_string(from));
         json_object_set_new(e, "to", json_string(to));
         json_array_append_new(edges, e);
+    }
+    if (strcmp(format, "json") != 0) {
+        rc = chain_picture(rq, rs, doc, format);
+        goto out;
     }
     rc = api_json(rs, 200, doc);
     doc = NULL;

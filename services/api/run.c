@@ -57,6 +57,9 @@ const cwpp_conf_prop_t api_props[] = {
      "15000", 100, 600000, 0,
      "How long a change waits for its service's answer before answering 202 with the "
      "command id to poll."},
+    {"api.dot.path", CWPP_CONF_STR, offsetof(api_conf_t, dot_path), "/usr/bin/dot", 0, 0, 0,
+     "Graphviz dot program drawing GET /api/v1/events/{id}/chain?format=svg (run without a "
+     "shell or our environment, killed after 5 s); missing, that format answers 503."},
     {"api.cookie.secure", CWPP_CONF_INT, offsetof(api_conf_t, cookie_secure), "1", 0, 1, 0,
      "1: the session cookie is Secure (sent over HTTPS only); 0 only for plain-HTTP tests."},
 };

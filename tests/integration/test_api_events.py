@@ -15,8 +15,10 @@ import base64
 import hashlib
 import http.client
 import json
+import re
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -605,3 +607,146 @@ def test_cwppctl_text_shows_control_osc_and_bidi_characters_as_escapes():
     rc, out, _ = t.cwppctl(S["api"].prefix, "--json", "events", "show", f"ev-{tg}-h",
                            actor=user, api=S["api"])
     assert rc == 0 and json.loads(out)["name"] == name  # JSON keeps the value exact
+
+
+# ------------------------------------------------------------------ the chain as a picture
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+# an entity value from an attacked host: quotes, backslashes, a newline, ESC, BEL, markup
+HOSTILE = 'a"b\\c\n\x1b[31m<script>alert(1)</script>&amp;\x07\\'
+HOSTILE_SHOWN = 'a"b\\c\\n\\x1b[31m<script>alert(1)</script>&amp;\\x07\\'
+
+
+@pytest.fixture(scope="module")
+def hostile_chain():
+    """An event of its own account whose process entity (linked to its host by an edge)
+    and name are hostile; (event id, user holding the account)."""
+    tg = uuid.uuid4().hex[:8]
+    acct, last = f"acct-{tg}-s", NOW - timedelta(hours=1)
+    conn = t.db()
+    try:
+        with conn.cursor() as cur:
+            seed_event(cur, dict(id=f"ev-{tg}-s", account=acct, name='Odd "name" <b>\x1b',
+                                 level="high", status="unhandled", urgency="high", owner=None,
+                                 first=last - timedelta(hours=1), last=last, alerts=1,
+                                 stages=["TA0001"], sources=["virus_scan"], asset="web-s",
+                                 entities=[("process", HOSTILE, "web-s")],
+                                 alert_names=["<script>alert(2)</script>"]))
+    finally:
+        conn.close()
+    return f"ev-{tg}-s", t.make_user(f"us-{tg}", acct)
+
+
+def chain_raw(eid, fmt, user=None, api=None):
+    """GET .../chain?format=fmt as raw bytes; (status, body, headers)."""
+    status, body, headers = (api or S["api"]).request(
+        "GET", f"/api/v1/events/{eid}/chain?format={fmt}", user=user or S["ua"], raw=True)
+    return status, body, headers
+
+
+def safe_svg(body):
+    """The SVG body parsed, after checking it carries nothing active: no script element,
+    no event-handler attribute, no control character."""
+    assert b"<script" not in body.lower()
+    assert not [c for c in body if c < 0x20 and c not in b"\n\r\t"]
+    root = ET.fromstring(body)
+    assert root.tag == SVG_NS + "svg"
+    for el in root.iter():
+        assert not el.tag.lower().endswith("script"), el.tag
+        assert not [k for k in el.attrib if k.lower().startswith("on")], el.attrib
+    return root
+
+
+def test_chain_svg_is_the_graph_drawn_safely():
+    """?format=svg: the provenance graph drawn by the server's Graphviz (libs/graph, the
+    drawing cwppctl makes), served as image/svg+xml under a Content-Security-Policy that
+    lets it run nothing; every entity of the chain is in the picture."""
+    eid = f"ev-{S['tg']}-08"
+    doc = ok(f"/api/v1/events/{eid}/chain")
+    status, body, h = chain_raw(eid, "svg")
+    assert status == 200, body
+    assert h["Content-Type"] == "image/svg+xml"
+    assert h["Content-Security-Policy"] == CSP
+    assert h["X-Content-Type-Options"] == "nosniff"
+    root = safe_svg(body)
+    texts = {x.text for x in root.iter(SVG_NS + "text")}
+    for n in doc["graph"]["nodes"]:
+        assert n["type"] in texts and n["value"] in texts, (n, texts)
+    assert len(root.findall(f".//{SVG_NS}g[@class='node']")) == len(doc["graph"]["nodes"])
+    assert len(root.findall(f".//{SVG_NS}g[@class='edge']")) == len(doc["graph"]["edges"])
+
+
+def test_chain_dot_is_what_cwppctl_draws():
+    """?format=dot: the Graphviz text, text/vnd.graphviz, byte for byte the DOT cwppctl
+    writes for the same event (both draw through libs/graph)."""
+    eid = f"ev-{S['tg']}-08"
+    status, body, h = chain_raw(eid, "dot")
+    assert status == 200 and h["Content-Type"].startswith("text/vnd.graphviz"), (status, h)
+    assert body.startswith(f'digraph "{eid}" {{'.encode())
+    rc, out, err = t.cwppctl(S["api"].prefix, "events", "chain", eid, "--format", "dot",
+                             actor=S["ua"], api=S["api"])
+    assert rc == 0, err
+    assert out.encode() == body
+
+
+def test_chain_svg_and_dot_escape_hostile_values(hostile_chain):
+    """Entity values and names are hostile input: in DOT they stay inside their quoted
+    strings (one statement per line, no control character); in the SVG they are text,
+    shown with visible escapes, never markup: no <script> element, nothing raw."""
+    eid, user = hostile_chain
+    doc = ok(f"/api/v1/events/{eid}/chain", user=user)
+    assert ("process", HOSTILE) in {(n["type"], n["value"]) for n in doc["graph"]["nodes"]}
+    status, dot, _ = chain_raw(eid, "dot", user=user)
+    assert status == 200
+    text = dot.decode()
+    assert "\x1b" not in text and "\x07" not in text
+    for ln in text.splitlines()[1:-1]:
+        assert re.match(r"^  (graph|node|edge|n\d+( -> n\d+)?) \[.*\];$", ln), ln
+    status, body, h = chain_raw(eid, "svg", user=user)
+    assert status == 200 and h["Content-Security-Policy"] == CSP
+    root = safe_svg(body)
+    texts = [x.text for x in root.iter(SVG_NS + "text")]
+    assert HOSTILE_SHOWN in texts, texts
+    titles = [v for el in root.iter() for k, v in el.attrib.items() if k.endswith("title")]
+    assert HOSTILE_SHOWN in titles
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_chain_picture_access_and_bad_format(hostile_chain):
+    """The picture is read like the JSON: 401 without a token, another tenant's event
+    404 (the same answer as a missing one), a format other than json|dot|svg 400."""
+    eid, user = hostile_chain
+    for fmt in ("svg", "dot"):
+        status, _, body = raw("GET", f"/api/v1/events/{eid}/chain?format={fmt}")
+        assert status == 401, body
+        status, body, _ = chain_raw(eid, fmt)  # ua does not hold that account
+        assert status == 404 and json.loads(body)["code"] == "not_found", body
+        status, body, _ = chain_raw(f"ev-{S['tg']}-b1", fmt)
+        assert status == 404 and json.loads(body)["code"] == "not_found", body
+    assert ok(f"/api/v1/events/{eid}/chain", user=user, format="json")["event_id"] == eid
+    for fmt in ("png", "", "SVG", "svg;x", "json,svg", "../svg"):
+        status, p = get(f"/api/v1/events/{eid}/chain", user=user, format=fmt)
+        assert status == 400 and p["code"] == "bad_filter", (fmt, p)
+        assert "format must be json, dot or svg" in p["detail"]
+
+
+@pytest.mark.parametrize("dot_path", ["/nonexistent", "/bin/false"])
+def test_chain_svg_without_a_working_dot_is_503(dot_path):
+    """An API whose api.dot.path is missing or fails answers the SVG with a 503
+    "unavailable" problem saying so; the JSON and the DOT text still answer 200."""
+    prefix = t.new_prefix()
+    t.create_topics(prefix, partitions=1)
+    api = t.Api(prefix, extra_env={"CWPP_API_DOT_PATH": dot_path})
+    try:
+        eid = f"ev-{S['tg']}-08"
+        status, body, h = chain_raw(eid, "svg", api=api)
+        assert status == 503, body
+        p = json.loads(body)
+        assert p["code"] == "unavailable" and "cannot be drawn as SVG" in p["detail"], p
+        assert ("not installed" in p["detail"]) == (dot_path == "/nonexistent"), p
+        assert chain_raw(eid, "dot", api=api)[0] == 200
+        status, doc, _ = api.get(f"/api/v1/events/{eid}/chain", user=S["ua"])
+        assert status == 200 and doc["event_id"] == eid
+    finally:
+        api.stop()

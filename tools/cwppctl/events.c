@@ -17,8 +17,8 @@
  * values come from upstream producers and are hostile input: text output shows control
  * characters as escapes (a terminal must not be driven by them), DOT output escapes them
  * for Graphviz's quoted strings, and --format svg hands that DOT text to `dot -Tsvg`
- * through pipes (fork and exec, no shell), here on the analyst's machine: the API serves
- * the chain as JSON only.
+ * through pipes (no shell), here on the analyst's machine; both come from libs/graph,
+ * which the API also draws its ?format=dot|svg answers with.
  *
  * Two rules depend on the time of reading, so they are applied when read, not stored:
  *   - retention (docs/architecture.md "Limits"): the event list, and the events an entity
