@@ -750,3 +750,25 @@ def test_chain_svg_without_a_working_dot_is_503(dot_path):
         assert status == 200 and doc["event_id"] == eid
     finally:
         api.stop()
+
+
+@pytest.mark.parametrize("opts,pred", [
+    (["--entity", f"ip:{IP}", "--sort", "alerts"], lambda e: ("ip", IP, "") in e["entities"]),
+    (["--stage", "lateral-movement", "--owner", "none"],
+     lambda e: "TA0008" in e["stages"] and e["owner"] is None),
+    (["--q", "BRUTE force", "--source", "virus_scan", "--asset", "web-1", "--urgency",
+      "act_now,high,medium,low"],
+     lambda e: "brute force" in e["name"].lower() and "virus_scan" in e["sources"] and
+     e["asset"] == "web-1"),
+])
+def test_cwppctl_events_list_passes_the_apis_filters(opts, pred):
+    """cwppctl events list --entity/--stage/--owner/--q/--source/--asset/--urgency/--sort
+    list what the API lists for those filters."""
+    rc, out, err = t.cwppctl(S["api"].prefix, "--json", "events", "list", "--account", S["a"],
+                             "--limit", "500", *opts, actor=S["ua"], api=S["api"])
+    assert rc == 0, err
+    got = {e["event_id"] for e in json.loads(out)["events"]}
+    assert got == {e["id"] for e in mine() if pred(e)}
+    rc, _, err = t.cwppctl(S["api"].prefix, "events", "list", "--sort", "bogus",
+                           actor=S["ua"], api=S["api"])
+    assert rc == 1 and "sort" in err

@@ -272,6 +272,18 @@ def test_bulk_status_answers_each_item_and_touches_nothing_else(desk, people):
                           user=people["vic"])
     assert st == 403
 
+    # cwppctl's bulk form: a comma-separated list, one line per event, exit 1 when some
+    # were not changed
+    rc, out, err = t.cwppctl(desk.prefix, "events", "level", ",".join(mine[:3] + theirs[:1]),
+                             "low", "--remark", "bulk via cwppctl", actor=ana, api=api.api)
+    assert rc == 1, err
+    lines = out.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:4]] == mine[:3] + theirs[:1]
+    assert "not changed" in lines[3] and lines[-1] == "3 changed, 1 not"
+    for e in mine[:3]:
+        assert t.query("SELECT level FROM events WHERE event_id = %s", (e,))[0][0] == "low"
+    assert event_row(theirs[0])[2] == "medium"  # another tenant's: untouched
+
 
 def test_policies_and_tasks_listed_and_a_lease_cancelled(desk, people):
     """GET /api/v1/policies and /tasks see the caller's accounts only, filter and page;

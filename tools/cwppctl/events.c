@@ -178,7 +178,11 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
     settings_t          applied = *st;
     cwpp_buf_t          path = {0};
     json_t             *doc;
-    int                 i, rc;
+    int                 i, k, rc;
+    /* the API's other filters and its sort, passed as they are */
+    static const char *const PASS[] = {"urgency", "owner", "q", "asset", "entity", "source",
+                                       "stage", "sort", NULL};
+    const char *pass[sizeof(PASS) / sizeof(PASS[0])] = {0};
 
     for (i = 0; i < argc; i++) {
         const char *v;
@@ -218,6 +222,14 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
                 since = since_s;
             else
                 until = until_s;
+        } else if ((k = ev_find(PASS, argv[i] + (argv[i][0] == '-' && argv[i][1] == '-' ? 2 : 0)))
+                       >= 0 && argv[i][0] == '-') {
+            /* filters the API checks itself (its refusal is printed, exit 1) */
+            if ((v = ctl_value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+            if ((rc = utf8_arg(argv[i - 1], v)) != CTL_OK)
+                return rc;
+            pass[k] = v;
         } else {
             return ctl_fail(CTL_USAGE, "events list: unknown option \"%s\"", argv[i]);
         }
@@ -237,6 +249,9 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
         ctl_q(&path, "since", since);
     if (until != NULL)
         ctl_q(&path, "until", until);
+    for (k = 0; PASS[k] != NULL; k++)
+        if (pass[k] != NULL)
+            ctl_q(&path, PASS[k], pass[k]);
     ev_rules_query(&path, st);
     if (cwpp_buf_cstr(&path) != 0) {
         cwpp_buf_free(&path);

@@ -159,6 +159,66 @@ static int respond_entities(int *argc, char **argv, json_t *ents, const char **v
     return CTL_OK;
 }
 
+/*
+ * `events status|owner|level ID,ID,... VALUE [--remark R]`: the bulk form (POST
+ * /api/v1/events/_bulk/VERB), one line per event: ok, or why not. Exit 0 when every one
+ * changed, 1 when some did not. Takes payload (an empty object).
+ */
+static int bulk_change(ctl_t *c, const char *verb, const char *list, const char *value,
+                       const char *remark, json_t *payload)
+{
+    json_t     *ids = json_array(), *doc = NULL, *item;
+    char       *copy = strdup(list), *save = NULL, *id, path[96];
+    size_t      i;
+    int         rc;
+
+    for (id = copy != NULL ? strtok_r(copy, ",", &save) : NULL; id != NULL;
+         id = strtok_r(NULL, ",", &save)) {
+        if (valid_event_id(id) != CTL_OK) {
+            free(copy);
+            json_decref(ids);
+            json_decref(payload);
+            return CTL_USAGE;
+        }
+        json_array_append_new(ids, json_string(id));
+    }
+    free(copy);
+    json_object_set_new(payload, "ids", ids);
+    json_object_set_new(payload, verb, json_string(value));
+    if (remark != NULL)
+        json_object_set_new(payload, "remark", json_string(remark));
+    snprintf(path, sizeof(path), "/api/v1/events/_bulk/%s", verb);
+    rc = ctl_api(c, "POST", path, payload, &doc);
+    json_decref(payload);
+    if (rc != CTL_OK)
+        return rc;
+    if (c->json) {
+        rc = json_integer_value(json_object_get(doc, "failed")) > 0 ? CTL_REFUSED : CTL_OK;
+        ctl_print_json(doc);
+        return rc;
+    }
+    json_array_foreach(json_object_get(doc, "items"), i, item) {
+        const char *st = json_string_value(json_object_get(item, "status"));
+
+        if (st != NULL && strcmp(st, "ok") == 0)
+            printf("%s: %s\n", ctl_safe(json_string_value(json_object_get(item, "id"))),
+                   ctl_safe(json_string_value(json_object_get(item, "message"))));
+        else
+            printf("%s: not changed: %s\n",
+                   ctl_safe(json_string_value(json_object_get(item, "id"))),
+                   ctl_safe(json_string_value(json_object_get(json_object_get(item, "problem"),
+                                                              "detail")) != NULL
+                                ? json_string_value(json_object_get(
+                                      json_object_get(item, "problem"), "detail"))
+                                : st));
+    }
+    rc = json_integer_value(json_object_get(doc, "failed")) > 0 ? CTL_REFUSED : CTL_OK;
+    printf("%lld changed, %lld not\n", (long long)json_integer_value(json_object_get(doc, "ok")),
+           (long long)json_integer_value(json_object_get(doc, "failed")));
+    json_decref(doc);
+    return rc;
+}
+
 static int event_change(ctl_t *c, const char *verb, int argc, char **argv)
 {
     const char *remark = NULL, *validity = NULL, *account = NULL, *status = NULL;
@@ -192,6 +252,10 @@ static int event_change(ctl_t *c, const char *verb, int argc, char **argv)
         if (strcmp(verb, "remark") == 0 && remark != NULL) {
             ctl_fail(CTL_USAGE, "usage: cwppctl events remark EVENT_ID TEXT");
             goto fail;
+        }
+        if (strchr(argv[0], ',') != NULL && strcmp(verb, "remark") != 0) {
+            json_decref(ents);
+            return bulk_change(c, verb, argv[0], argv[1], remark, payload);
         }
         if (valid_event_id(argv[0]) != CTL_OK)
             goto fail;
