@@ -572,7 +572,13 @@ static char *object_path(const char *coll, const char *name, const char *tail)
     cwpp_buf_append(&b, "/", 1);
     seg(&b, name);
     cwpp_buf_append(&b, tail, strlen(tail));
-    out = strndup(b.data != NULL ? (const char *)b.data : "", b.len);
+    /* the buffer is not NUL-terminated: copy its bytes, then end them */
+    out = malloc(b.len + 1);
+    if (out != NULL) {
+        if (b.len > 0)
+            memcpy(out, b.data, b.len);
+        out[b.len] = '\0';
+    }
     cwpp_buf_free(&b);
     return out;
 }
