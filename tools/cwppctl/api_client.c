@@ -173,7 +173,7 @@ static int problem(ctl_t *c, long status, const sink_t *s, json_t **doc)
     if (status == 401 && c->token[0] == '\0')
         ctl_fail(code, "not logged in: run `cwppctl login` or set CWPP_API_TOKEN");
     else
-        ctl_fail(code, "%s", d != NULL ? d : "the API answered an error");
+        ctl_fail(code, "%s", d != NULL ? ctl_safe(d) : "the API answered an error");
     if (doc != NULL)
         *doc = p;
     else
@@ -185,10 +185,14 @@ int ctl_api(ctl_t *c, const char *method, const char *path, json_t *body, json_t
 {
     sink_t s = {0};
     char   ct[128];
-    long   st = request(c, method, path, body, &s, ct, sizeof(ct));
+    long   st;
     int    rc;
 
     *doc = NULL;
+    if (strlen(path) > CTL_PATH_MAX)
+        return ctl_fail(CTL_USAGE, "what you asked about is too long to send to cwpp-api "
+                        "(%zu bytes percent-encoded, at most %d)", strlen(path), CTL_PATH_MAX);
+    st = request(c, method, path, body, &s, ct, sizeof(ct));
     if (st == 0) {
         rc = CTL_INFRA;
     } else if (st >= 200 && st < 300 && st != 202) {
@@ -232,11 +236,21 @@ int ctl_api_raw(ctl_t *c, const char *path, char **data, size_t *len)
     return CTL_OK;
 }
 
-int ctl_api_change(ctl_t *c, const char *path, json_t *body)
+/* The --json form of a command's answer: {status, message, result}. */
+static void print_answer(const char *status, const char *msg, const json_t *doc)
+{
+    json_t *result = json_object_get(doc, "result");
+
+    ctl_print_json(json_pack("{s:s, s:s, s:o}", "status", status, "message",
+                             msg != NULL ? msg : "", "result",
+                             result != NULL ? json_incref(result) : json_object()));
+}
+
+int ctl_api_send(ctl_t *c, const char *method, const char *path, json_t *body)
 {
     sink_t      s = {0};
     char        ct[128];
-    long        st = request(c, "POST", path, body, &s, ct, sizeof(ct));
+    long        st = request(c, method, path, body, &s, ct, sizeof(ct));
     json_t     *doc = s.data != NULL ? json_loadb(s.data, s.len, 0, NULL) : NULL;
     const char *msg;
     int         rc;
@@ -247,21 +261,15 @@ int ctl_api_change(ctl_t *c, const char *path, json_t *body)
     } else if (st == 200 || st == 201) {
         msg = json_string_value(json_object_get(doc, "message"));
         if (c->json)
-            ctl_print_json(json_pack("{s:s, s:s, s:O}", "status", "ok", "message",
-                                     msg != NULL ? msg : "", "result",
-                                     json_object_get(doc, "result") != NULL
-                                         ? json_object_get(doc, "result") : json_object()));
+            print_answer("ok", msg, doc);
         else
-            printf("%s\n", msg != NULL ? msg : "done");
+            printf("%s\n", msg != NULL ? ctl_safe(msg) : "done");
         rc = CTL_OK;
     } else if (st == 422) {
         msg = json_string_value(json_object_get(doc, "detail"));
         if (c->json)
-            ctl_print_json(json_pack("{s:s, s:s, s:O}", "status", "error", "message",
-                                     msg != NULL ? msg : "", "result",
-                                     json_object_get(doc, "result") != NULL
-                                         ? json_object_get(doc, "result") : json_object()));
-        rc = ctl_fail(CTL_REFUSED, "%s", msg != NULL ? msg : "refused");
+            print_answer("error", msg, doc);
+        rc = ctl_fail(CTL_REFUSED, "%s", msg != NULL ? ctl_safe(msg) : "refused");
     } else if (st == 202) {
         rc = ctl_fail(CTL_INFRA, "no answer to command %s within the API's wait; it will still "
                       "be applied when the service reads it",
@@ -272,6 +280,71 @@ int ctl_api_change(ctl_t *c, const char *path, json_t *body)
     }
     json_decref(doc);
     free(s.data);
+    return rc;
+}
+
+int ctl_api_change(ctl_t *c, const char *path, json_t *body)
+{
+    return ctl_api_send(c, "POST", path, body);
+}
+
+int ctl_api_pages(ctl_t *c, const char *path, const char *member, long max, json_t **out)
+{
+    cwpp_buf_t  b = {0};
+    json_t     *doc = NULL, *page = NULL, *all;
+    char       *cursor = NULL, n[24];
+    int         rc = CTL_OK;
+
+    *out = NULL;
+    for (;;) {
+        long want = max - (long)(doc != NULL ? json_array_size(json_object_get(doc, member)) : 0);
+        const char *next;
+
+        if (want > CTL_PAGE_MAX)
+            want = CTL_PAGE_MAX;
+        snprintf(n, sizeof(n), "%ld", want);
+        cwpp_buf_reset(&b);
+        if (cwpp_buf_puts(&b, path) != 0)
+            goto oom;
+        ctl_q(&b, "limit", n);
+        if (cursor != NULL)
+            ctl_q(&b, "cursor", cursor);
+        if (cwpp_buf_cstr(&b) != 0)
+            goto oom;
+        if ((rc = ctl_api(c, "GET", (const char *)b.data, NULL, &page)) != CTL_OK)
+            goto out;
+        if (!json_is_array(json_object_get(page, member))) {
+            rc = ctl_fail(CTL_INFRA, "cwpp-api answered %s without \"%s\"", path, member);
+            goto out;
+        }
+        if (doc == NULL) {
+            doc = page;
+        } else if (json_array_extend(json_object_get(doc, member),
+                                     json_object_get(page, member)) != 0) {
+            goto oom;
+        }
+        next = json_string_value(json_object_get(page, "next_cursor"));
+        free(cursor);
+        cursor = next != NULL ? strdup(next) : NULL;
+        if (page != doc)
+            json_decref(page);
+        page = NULL;
+        all = json_object_get(doc, member);
+        if (cursor == NULL || (long)json_array_size(all) >= max)
+            break;
+    }
+    json_object_del(doc, "next_cursor");
+    *out = doc;
+    doc = NULL;
+    goto out;
+oom:
+    rc = ctl_fail(CTL_INFRA, "out of memory");
+out:
+    if (page != doc)
+        json_decref(page);
+    json_decref(doc);
+    free(cursor);
+    cwpp_buf_free(&b);
     return rc;
 }
 

@@ -41,12 +41,27 @@ void ctl_api_init(ctl_t *c);
  * CTL_OK with *doc (owned; NULL when not JSON). 4xx: CTL_REFUSED after printing
  * "cwppctl: <problem detail>". No answer, 5xx or 202: CTL_INFRA after printing why. */
 int ctl_api(ctl_t *c, const char *method, const char *path, json_t *body, json_t **doc);
+/* The longest path with query ctl_api sends (an entity value runs to 32 KiB, three times
+ * that percent-encoded); longer is CTL_USAGE after a sentence. */
+#define CTL_PATH_MAX 120000
+/* The API's largest page. */
+#define CTL_PAGE_MAX 500
+/*
+ * GETs the paged collection at path (its query included, without limit and cursor),
+ * page after page (CTL_PAGE_MAX at most each), until max items of the array member are in
+ * hand or the last page came. *out: the first page's document, with member holding every
+ * item and without next_cursor. Returns CTL_OK, or the exit code of ctl_api after it
+ * printed why (CTL_REFUSED: 4xx, such as a 404 for an event not there).
+ */
+int ctl_api_pages(ctl_t *c, const char *path, const char *member, long max, json_t **out);
 /* GET path as raw bytes (the .xlsx): *data malloc'd, *len. Codes as ctl_api. */
 int ctl_api_raw(ctl_t *c, const char *path, char **data, size_t *len);
 /* POST path with body (stolen), a change answered by a command: prints the answer as
  * changes always printed (text: the message; --json: {status, message, result}) and
  * returns the exit code (a 422 refusal: CTL_REFUSED with the reason on stderr). */
 int ctl_api_change(ctl_t *c, const char *path, json_t *body);
+/* The same with another method (DELETE). */
+int ctl_api_send(ctl_t *c, const char *method, const char *path, json_t *body);
 /* Appends "name=value" (percent-encoded, with ? or &) to the path being built in b
  * (which must hold the path already). */
 void ctl_q(cwpp_buf_t *b, const char *name, const char *value);

@@ -257,7 +257,7 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
         cwpp_buf_free(&path);
         return ctl_fail(CTL_INFRA, "out of memory");
     }
-    rc = ev_get_pages(c, (const char *)path.data, "events", limit, &doc);
+    rc = ctl_api_pages(c, (const char *)path.data, "events", limit, &doc);
     cwpp_buf_free(&path);
     if (rc != CTL_OK)
         return rc;
@@ -312,7 +312,7 @@ static int events_alerts(ctl_t *c, const settings_t *st, int argc, char **argv)
     if ((rc = utf8_arg("EVENT_ID", argv[0])) != CTL_OK)
         return rc;
     if ((rc = event_path(&path, argv[0], "alerts")) == CTL_OK)
-        rc = ev_get_pages(c, (const char *)path.data, "alerts", 1L << 40, &doc);
+        rc = ctl_api_pages(c, (const char *)path.data, "alerts", 1L << 40, &doc);
     cwpp_buf_free(&path);
     if (rc != CTL_OK)
         return rc;
@@ -478,7 +478,7 @@ static int entities_show(ctl_t *c, const settings_t *st, int argc, char **argv)
         cwpp_buf_free(&path);
         return ctl_fail(CTL_INFRA, "out of memory");
     }
-    rc = ev_get_pages(c, (const char *)path.data, "events", limit, &doc);
+    rc = ctl_api_pages(c, (const char *)path.data, "events", limit, &doc);
     cwpp_buf_free(&path);
     if (rc != CTL_OK)
         return rc;

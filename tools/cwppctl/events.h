@@ -51,15 +51,6 @@ void ev_rules_query(cwpp_buf_t *b, const settings_t *st);
  * st, for the text output. */
 void ev_rules_from(const json_t *doc, settings_t *st);
 
-/*
- * GETs the paged collection at path (its query included, without limit and cursor),
- * page after page (500 at most each), until max items of the array member are in hand or
- * the last page came. *out: the first page's document, with member holding every item
- * and without next_cursor (the caller's). Returns CTL_OK, or the exit code of ctl_api
- * after it printed why (CTL_REFUSED: 4xx, such as a 404 for an event not there).
- */
-int ev_get_pages(ctl_t *c, const char *path, const char *member, long max, json_t **out);
-
 /* GETs path (query included): the document in *out. CTL_OK or ctl_api's exit code;
  * CTL_USAGE (printed) for a path too long for the transport. */
 int ev_get(ctl_t *c, const char *path, json_t **out);

@@ -13,10 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE_MAX 500 /* the API's largest page */
 /* The longest path (query included) sent: the transport builds URLs of at most 4 KiB
  * (api_client.c); a longer one would be cut, asking about another value. */
-#define PATH_MAX_SENT 120000
 
 const char *ev_jstr(const json_t *o, const char *key)
 {
@@ -74,9 +72,6 @@ int ev_get(ctl_t *c, const char *path, json_t **out)
     int rc;
 
     *out = NULL;
-    if (strlen(path) > PATH_MAX_SENT)
-        return ctl_fail(CTL_USAGE, "what you asked about is too long to send to cwpp-api "
-                        "(%zu bytes percent-encoded, at most %d)", strlen(path), PATH_MAX_SENT);
     if ((rc = ctl_api(c, "GET", path, NULL, out)) != CTL_OK)
         return rc;
     if (!json_is_object(*out)) {
@@ -87,62 +82,3 @@ int ev_get(ctl_t *c, const char *path, json_t **out)
     return CTL_OK;
 }
 
-int ev_get_pages(ctl_t *c, const char *path, const char *member, long max, json_t **out)
-{
-    cwpp_buf_t  b = {0};
-    json_t     *doc = NULL, *page = NULL, *all;
-    char       *cursor = NULL, n[24];
-    int         rc = CTL_OK;
-
-    *out = NULL;
-    for (;;) {
-        long want = max - (long)(doc != NULL ? json_array_size(json_object_get(doc, member)) : 0);
-        const char *next;
-
-        if (want > PAGE_MAX)
-            want = PAGE_MAX;
-        snprintf(n, sizeof(n), "%ld", want);
-        cwpp_buf_reset(&b);
-        if (cwpp_buf_puts(&b, path) != 0)
-            goto oom;
-        ctl_q(&b, "limit", n);
-        if (cursor != NULL)
-            ctl_q(&b, "cursor", cursor);
-        if (cwpp_buf_cstr(&b) != 0)
-            goto oom;
-        if ((rc = ev_get(c, (const char *)b.data, &page)) != CTL_OK)
-            goto out;
-        if (!json_is_array(json_object_get(page, member))) {
-            rc = ctl_fail(CTL_INFRA, "cwpp-api answered %s without \"%s\"", path, member);
-            goto out;
-        }
-        if (doc == NULL) {
-            doc = page;
-        } else if (json_array_extend(json_object_get(doc, member),
-                                     json_object_get(page, member)) != 0) {
-            goto oom;
-        }
-        next = ev_jstr(page, "next_cursor");
-        free(cursor);
-        cursor = next != NULL ? strdup(next) : NULL;
-        if (page != doc)
-            json_decref(page);
-        page = NULL;
-        all = json_object_get(doc, member);
-        if (cursor == NULL || (long)json_array_size(all) >= max)
-            break;
-    }
-    json_object_del(doc, "next_cursor");
-    *out = doc;
-    doc = NULL;
-    goto out;
-oom:
-    rc = ctl_fail(CTL_INFRA, "out of memory");
-out:
-    if (page != doc)
-        json_decref(page);
-    json_decref(doc);
-    free(cursor);
-    cwpp_buf_free(&b);
-    return rc;
-}

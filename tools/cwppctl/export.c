@@ -134,7 +134,6 @@ static int download(ctl_t *c, const char *job, const char *out, int quiet)
 static int export_list(ctl_t *c, int argc, char **argv)
 {
     json_t *jobs;
-    char   *cursor = NULL;
     long    limit = 50;
     int     i, all = 0, rc = CTL_OK;
 
@@ -152,42 +151,20 @@ static int export_list(ctl_t *c, int argc, char **argv)
             return ctl_fail(CTL_USAGE, "usage: cwppctl export list [--all] [--limit N]");
         }
     }
-    jobs = json_array();
-    /* pages of at most 500 (the API's most) until the limit or the end */
-    while (rc == CTL_OK && (long)json_array_size(jobs) < limit) {
+    {
         cwpp_buf_t b = {0};
-        json_t    *doc = NULL, *page;
-        char        n[24];
-        const char *next;
-        size_t      k;
+        json_t    *doc = NULL;
 
-        snprintf(n, sizeof(n), "%ld", limit - (long)json_array_size(jobs) > 500
-                                          ? 500L : limit - (long)json_array_size(jobs));
         cwpp_buf_puts(&b, "/api/v1/exports");
-        ctl_q(&b, "limit", n);
         if (all)
             ctl_q(&b, "all", "yes");
-        if (cursor != NULL)
-            ctl_q(&b, "cursor", cursor);
         cwpp_buf_cstr(&b);
-        rc = ctl_api(c, "GET", (const char *)b.data, NULL, &doc);
+        rc = ctl_api_pages(c, (const char *)b.data, "exports", limit, &doc);
         cwpp_buf_free(&b);
         if (rc != CTL_OK)
-            break;
-        page = json_object_get(doc, "exports");
-        for (k = 0; k < json_array_size(page); k++)
-            json_array_append(jobs, json_array_get(page, k));
-        next = json_string_value(json_object_get(doc, "next_cursor"));
-        free(cursor);
-        cursor = next != NULL && json_array_size(page) > 0 ? strdup(next) : NULL;
+            return rc;
+        jobs = json_incref(json_object_get(doc, "exports"));
         json_decref(doc);
-        if (cursor == NULL)
-            break;
-    }
-    free(cursor);
-    if (rc != CTL_OK) {
-        json_decref(jobs);
-        return rc;
     }
     if (c->json) {
         ctl_print_json(json_pack("{s:o}", "exports", jobs));

@@ -8,8 +8,9 @@
  *   cwppctl policies cancel POLICY_ID [--remark R]
  *                                            ends the lease now; its actions are rolled back
  *
- * Lists page through the API's keyset cursor until --limit rows (default 50). Text output
- * escapes every value (ctl_safe): policy names and entity values come from alerts.
+ * Lists page through the API's keyset cursor (ctl_api_pages) until --limit rows (default
+ * 50). Text output escapes every value (ctl_safe): policy names and entity values come
+ * from alerts.
  */
 #include "ctl.h"
 
@@ -21,9 +22,7 @@ static int list(ctl_t *c, const char *what, int argc, char **argv)
 {
     static const char *const OPTS[] = {"--state", "--event", "--entity", "--account", NULL};
     cwpp_buf_t  base = {0};
-    json_t     *all = json_array(), *doc = NULL;
-    const char *cursor = NULL;
-    char       *cur_copy = NULL;
+    json_t     *all = NULL, *doc = NULL;
     long        limit = 50;
     int         i, k, rc = CTL_OK;
     size_t      j;
@@ -53,8 +52,6 @@ static int list(ctl_t *c, const char *what, int argc, char **argv)
                     rc = CTL_USAGE;
                     goto out;
                 }
-                cwpp_buf_append(&base, "", 1); /* NUL for ctl_q's search, then drop it */
-                base.len--;
                 ctl_q(&base, OPTS[k] + 2, v);
                 known = 1;
             }
@@ -64,31 +61,11 @@ static int list(ctl_t *c, const char *what, int argc, char **argv)
             goto out;
         }
     }
-    do {
-        cwpp_buf_t page = {0};
-        char       lim[24];
-        long       want = limit - (long)json_array_size(all);
-
-        cwpp_buf_append(&page, base.data, base.len);
-        cwpp_buf_append(&page, "", 1);
-        page.len--;
-        snprintf(lim, sizeof(lim), "%ld", want > 500 ? 500 : want);
-        ctl_q(&page, "limit", lim);
-        if (cursor != NULL)
-            ctl_q(&page, "cursor", cursor);
-        cwpp_buf_append(&page, "", 1);
-        json_decref(doc);
-        rc = ctl_api(c, "GET", (const char *)page.data, NULL, &doc);
-        cwpp_buf_free(&page);
-        if (rc != CTL_OK)
-            goto out;
-        json_array_extend(all, json_object_get(doc, what));
-        free(cur_copy);
-        cur_copy = json_string_value(json_object_get(doc, "next_cursor")) != NULL
-                       ? strdup(json_string_value(json_object_get(doc, "next_cursor")))
-                       : NULL;
-        cursor = cur_copy;
-    } while (cursor != NULL && (long)json_array_size(all) < limit);
+    cwpp_buf_cstr(&base);
+    rc = ctl_api_pages(c, (const char *)base.data, what, limit, &doc);
+    if (rc != CTL_OK)
+        goto out;
+    all = json_incref(json_object_get(doc, what));
     if (c->json) {
         ctl_print_json(json_pack("{s:O, s:O}", what, all, "total",
                                  json_object_get(doc, "total")));
@@ -121,7 +98,6 @@ static int list(ctl_t *c, const char *what, int argc, char **argv)
     printf("(%zu of %lld)\n", json_array_size(all),
            (long long)json_integer_value(json_object_get(doc, "total")));
 out:
-    free(cur_copy);
     json_decref(doc);
     json_decref(all);
     cwpp_buf_free(&base);

@@ -31,7 +31,7 @@ static int alerts_list(ctl_t *c, int argc, char **argv)
         {"--until", "until"}};
     enum { NPASS = sizeof(pass) / sizeof(pass[0]) };
     const char *val[NPASS] = {NULL};
-    char        since_s[40], until_s[40], *cursor = NULL;
+    char        since_s[40], until_s[40];
     json_t     *arr;
     long        limit = 100;
     int64_t     ms;
@@ -84,42 +84,21 @@ static int alerts_list(ctl_t *c, int argc, char **argv)
             return rc;
         val[9] = until_s;
     }
-    arr = json_array();
-    /* pages of at most 500 (the API's most) until the limit or the end */
-    while (rc == CTL_OK && (long)json_array_size(arr) < limit) {
-        cwpp_buf_t  b = {0};
-        json_t     *doc = NULL, *page;
-        const char *next;
-        char        n[24];
-        long        want = limit - (long)json_array_size(arr);
+    {
+        cwpp_buf_t b = {0};
+        json_t    *doc = NULL;
 
-        snprintf(n, sizeof(n), "%ld", want > 500 ? 500L : want);
         cwpp_buf_puts(&b, "/api/v1/alerts");
         for (k = 0; k < NPASS; k++)
             if (val[k] != NULL)
                 ctl_q(&b, pass[k].arg, val[k]);
-        ctl_q(&b, "limit", n);
-        if (cursor != NULL)
-            ctl_q(&b, "cursor", cursor);
         cwpp_buf_cstr(&b);
-        rc = ctl_api(c, "GET", (const char *)b.data, NULL, &doc);
+        rc = ctl_api_pages(c, (const char *)b.data, "alerts", limit, &doc);
         cwpp_buf_free(&b);
         if (rc != CTL_OK)
-            break;
-        page = json_object_get(doc, "alerts");
-        for (k = 0; k < json_array_size(page); k++)
-            json_array_append(arr, json_array_get(page, k));
-        next = json_string_value(json_object_get(doc, "next_cursor"));
-        free(cursor);
-        cursor = next != NULL && json_array_size(page) > 0 ? strdup(next) : NULL;
+            return rc;
+        arr = json_incref(json_object_get(doc, "alerts"));
         json_decref(doc);
-        if (cursor == NULL)
-            break;
-    }
-    free(cursor);
-    if (rc != CTL_OK) {
-        json_decref(arr);
-        return rc;
     }
     if (c->json) {
         ctl_print_json(json_pack("{s:o}", "alerts", arr));
@@ -534,29 +513,6 @@ static char *id_path(const char *prefix, const char *id, const char *suffix)
     return out;
 }
 
-/* A change the API answers with a command's answer, by DELETE: printed as ctl_api_change
- * prints a POST's. Takes body. */
-static int delete_change(ctl_t *c, const char *path, json_t *body)
-{
-    json_t     *doc = NULL;
-    const char *msg;
-    int         rc = ctl_api(c, "DELETE", path, body, &doc);
-
-    json_decref(body);
-    if (rc != CTL_OK)
-        return rc;
-    msg = json_string_value(json_object_get(doc, "message"));
-    if (c->json)
-        ctl_print_json(json_pack("{s:s, s:s, s:O}", "status", "ok", "message",
-                                 msg != NULL ? msg : "", "result",
-                                 json_object_get(doc, "result") != NULL
-                                     ? json_object_get(doc, "result") : json_object()));
-    else
-        printf("%s\n", msg != NULL ? ctl_safe(msg) : "done");
-    json_decref(doc);
-    return CTL_OK;
-}
-
 int ctl_whitelist(ctl_t *c, int argc, char **argv)
 {
     json_t *payload;
@@ -597,7 +553,7 @@ int ctl_whitelist(ctl_t *c, int argc, char **argv)
             json_decref(payload);
             return ctl_fail(CTL_INFRA, "out of memory");
         }
-        rc = delete_change(c, path, payload);
+        rc = ctl_api_send(c, "DELETE", path, payload);
         free(path);
         return rc;
     }
