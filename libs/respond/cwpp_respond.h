@@ -65,6 +65,9 @@ int cwpp_entity_type_known(const char *s);
  * Validates a playbook definition
  *   {"name", "entity_type", "description", "default": bool,
  *    "steps": [{"action", "params": {...}, "timeout_s"}]}
+ * A step's params are only those its action takes; what the action acts on (ip, path,
+ * pid, user, sha256) must be the placeholder filled from the entity ("{entity}", "{pid}",
+ * "{path}", "{sha256}") of the playbook's entity type, never a fixed value.
  * Returns 0, or -1 with a sentence naming the problem in why.
  */
 int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size);
@@ -73,12 +76,12 @@ int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size);
 const char *cwpp_playbooks_builtin(void);
 
 /*
- * Params of a step with the placeholders "{entity}", "{asset}", "{pid}", "{sha256}" (a
- * whole string value) replaced by the values given (NULL ones leave the key out). A new
- * reference, or NULL on ENOMEM.
+ * Params of a step with the placeholders "{entity}", "{asset}", "{pid}", "{path}",
+ * "{sha256}" (a whole string value) replaced by the values given (NULL ones leave the key
+ * out). A new reference, or NULL on ENOMEM.
  */
 json_t *cwpp_playbook_params(const json_t *params, const char *entity, const char *asset,
-                             const char *pid, const char *sha256);
+                             const char *pid, const char *path, const char *sha256);
 
 /*
  * policy.c: the steps of the built-in handling policy of an entity (type:value, seen with

@@ -145,6 +145,119 @@ static int name_ok(const char *s)
 
 #define WHY(...) (snprintf(why, why_size, __VA_ARGS__), -1)
 
+/*
+ * What a playbook step may put in each action's params. A step is stored once and run
+ * against entities of attacked hosts, so what the action acts on (an address, a path, a
+ * pid, a user, a hash) can only be a placeholder filled from the event's entity, never a
+ * fixed value: a custom playbook cannot aim an agent at /etc/passwd, pid 1 or root. The
+ * few options that only shape how the action works (an isolation's allow list, scanning's
+ * quarantine switch) may be fixed. A param not listed for its action is refused.
+ */
+typedef enum { SP_TARGET, SP_BOOL, SP_ADDRESSES } step_param_kind_t;
+
+static const struct step_param {
+    cwpp_action_t      action;
+    const char        *name;
+    step_param_kind_t  kind;
+    const char        *placeholder; /* SP_TARGET: the only value it may hold */
+    cwpp_entity_type_t entity;      /* SP_TARGET: the entity type the placeholder needs */
+} step_params[] = {
+    {CWPP_ACT_BLOCK_IP, "ip", SP_TARGET, "{entity}", CWPP_ENT_IP},
+    {CWPP_ACT_UNBLOCK_IP, "ip", SP_TARGET, "{entity}", CWPP_ENT_IP},
+    {CWPP_ACT_WAF_BLOCK_IP, "ip", SP_TARGET, "{entity}", CWPP_ENT_IP},
+    {CWPP_ACT_WAF_UNBLOCK_IP, "ip", SP_TARGET, "{entity}", CWPP_ENT_IP},
+    {CWPP_ACT_ISOLATE_HOST, "allow", SP_ADDRESSES, NULL, CWPP_ENT__COUNT},
+    {CWPP_ACT_KILL_PROCESS, "pid", SP_TARGET, "{pid}", CWPP_ENT_PROCESS},
+    {CWPP_ACT_KILL_PROCESS, "path", SP_TARGET, "{path}", CWPP_ENT_PROCESS},
+    {CWPP_ACT_QUARANTINE_FILE, "path", SP_TARGET, "{entity}", CWPP_ENT_FILE},
+    {CWPP_ACT_QUARANTINE_FILE, "sha256", SP_TARGET, "{sha256}", CWPP_ENT_FILE},
+    {CWPP_ACT_DISABLE_ACCOUNT, "user", SP_TARGET, "{entity}", CWPP_ENT_HOST_ACCOUNT},
+    {CWPP_ACT_ENABLE_ACCOUNT, "user", SP_TARGET, "{entity}", CWPP_ENT_HOST_ACCOUNT},
+    {CWPP_ACT_SCAN_FILE, "path", SP_TARGET, "{entity}", CWPP_ENT_FILE},
+    {CWPP_ACT_SCAN_FILE, "quarantine_if_infected", SP_BOOL, NULL, CWPP_ENT__COUNT},
+};
+
+/* The params an action takes in a step, "a, b" or "none", for error sentences. */
+static const char *step_param_names(cwpp_action_t a, char *buf, size_t size)
+{
+    size_t i, used = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < sizeof(step_params) / sizeof(step_params[0]); i++) {
+        if (step_params[i].action == a && used < size)
+            used += (size_t)snprintf(buf + used, size - used, "%s\"%s\"", used ? ", " : "",
+                                     step_params[i].name);
+    }
+    return buf[0] != '\0' ? buf : "none";
+}
+
+/* An allow-list entry: an IPv4/IPv6 address or CIDR, by its characters and length (the
+ * agent parses it fully when it applies the isolation). */
+static int address_like(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t      n;
+
+    if (s == NULL || (n = strlen(s)) == 0 || n > 49)
+        return 0;
+    return strspn(s, "0123456789abcdefABCDEF.:/") == n;
+}
+
+/* Checks the params of step i (1-based) of playbook name, of entity type type. */
+static int step_params_check(const char *name, const char *type, size_t i, cwpp_action_t a,
+                             const json_t *params, char *why, size_t why_size)
+{
+    const char *key;
+    json_t     *v;
+    char        names[128];
+
+    json_object_foreach((json_t *)params, key, v) {
+        const struct step_param *sp = NULL;
+        size_t                   k;
+
+        for (k = 0; k < sizeof(step_params) / sizeof(step_params[0]); k++)
+            if (step_params[k].action == a && strcmp(step_params[k].name, key) == 0)
+                sp = &step_params[k];
+        if (sp == NULL)
+            return WHY("playbook %s: step %zu: %s takes no parameter \"%.40s\" (it takes %s)",
+                       name, i, cwpp_action_name(a), key, step_param_names(a, names,
+                                                                          sizeof(names)));
+        switch (sp->kind) {
+        case SP_TARGET:
+            if (!json_is_string(v) || strcmp(json_string_value(v), sp->placeholder) != 0)
+                return WHY("playbook %s: step %zu: \"%s\" of %s must be the placeholder "
+                           "\"%s\", filled from the event's entity; a playbook may not fix "
+                           "what an agent acts on", name, i, key, cwpp_action_name(a),
+                           sp->placeholder);
+            if (strcmp(type, cwpp_entity_type_name(sp->entity)) != 0)
+                return WHY("playbook %s: step %zu: \"%s\" of %s needs a %s entity, and the "
+                           "playbook is for %s entities", name, i, key, cwpp_action_name(a),
+                           cwpp_entity_type_name(sp->entity), type);
+            break;
+        case SP_BOOL:
+            if (!json_is_boolean(v))
+                return WHY("playbook %s: step %zu: \"%s\" of %s must be true or false", name,
+                           i, key, cwpp_action_name(a));
+            break;
+        case SP_ADDRESSES: {
+            size_t  j;
+            json_t *e;
+
+            if (!json_is_array(v) || json_array_size(v) > 256)
+                return WHY("playbook %s: step %zu: \"%s\" of %s must be a list of at most "
+                           "256 addresses or CIDRs", name, i, key, cwpp_action_name(a));
+            json_array_foreach(v, j, e) {
+                if (!address_like(e))
+                    return WHY("playbook %s: step %zu: \"%s\"[%zu] of %s is not an address "
+                               "or CIDR", name, i, key, j + 1, cwpp_action_name(a));
+            }
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
 int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size)
 {
     const json_t *steps, *desc, *def, *k;
@@ -199,6 +312,9 @@ int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size)
         p = json_object_get(st, "params");
         if (p != NULL && !json_is_object(p))
             return WHY("playbook %s: step %zu: \"params\" must be an object", name, i + 1);
+        if (p != NULL && step_params_check(name, type, i + 1, cwpp_action_find(act)->action, p,
+                                           why, why_size) != 0)
+            return -1;
         to = json_object_get(st, "timeout_s");
         if (to != NULL && (!json_is_integer(to) || json_integer_value(to) < 1 ||
                            json_integer_value(to) > 86400))
@@ -209,7 +325,7 @@ int cwpp_playbook_check(const json_t *pb, char *why, size_t why_size)
 }
 
 json_t *cwpp_playbook_params(const json_t *params, const char *entity, const char *asset,
-                             const char *pid, const char *sha256)
+                             const char *pid, const char *path, const char *sha256)
 {
     json_t     *out = json_object(), *v;
     const char *key;
@@ -228,6 +344,8 @@ json_t *cwpp_playbook_params(const json_t *params, const char *entity, const cha
             sub = pid;
         else if (s != NULL && strcmp(s, "{sha256}") == 0)
             sub = sha256;
+        else if (s != NULL && strcmp(s, "{path}") == 0)
+            sub = path;
         else
             is_tok = 0;
         if (!is_tok) {

@@ -727,7 +727,8 @@ static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t
     for (i = 0; steps != NULL && bound != NULL && i < json_array_size(steps); i++) {
         json_t *st = json_array_get(steps, i);
         json_t *pr = cwpp_playbook_params(json_object_get(st, "params"), e.value, e.asset,
-                                          e.pid[0] ? e.pid : NULL, e.sha256[0] ? e.sha256 : NULL);
+                                          e.pid[0] ? e.pid : NULL, e.path[0] == '/' ? e.path : NULL,
+                                          e.sha256[0] ? e.sha256 : NULL);
         json_t *nst = json_deep_copy(st);
 
         if (pr == NULL || nst == NULL) {

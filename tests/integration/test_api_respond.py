@@ -405,6 +405,20 @@ def test_admin_resources(desk, people):
     st, doc, _ = api.post("/api/v1/playbooks", dict(pb, steps=[{"action": "format_disk"}]),
                           user=adm)
     assert st == 400 and "not valid" in doc["detail"]
+    # what a step acts on comes from the event's entity only: an admin cannot store a
+    # playbook aimed at a fixed file, process or account
+    for et, step, says in (
+            ("file", {"action": "quarantine_file", "params": {"path": "/etc/shadow"}},
+             '"path" of quarantine_file must be the placeholder "{entity}"'),
+            ("process", {"action": "kill_process", "params": {"pid": 1}},
+             '"pid" of kill_process must be the placeholder "{pid}"'),
+            ("host_account", {"action": "enable_account", "params": {"user": "root"}},
+             '"user" of enable_account must be the placeholder "{entity}"')):
+        fixed = f"pb-fixed-{et}-" + tag()
+        st, doc, _ = api.post("/api/v1/playbooks", {"name": fixed, "entity_type": et,
+                                                    "steps": [step]}, user=adm)
+        assert st == 400 and says in doc["detail"], doc
+        assert t.query("SELECT count(*) FROM playbooks WHERE name = %s", (fixed,))[0][0] == 0
     st, doc, _ = api.delete(f"/api/v1/playbooks/{name}", user=adm)
     assert st == 200, doc
     st, doc, _ = api.delete(f"/api/v1/playbooks/{name}", user=adm)

@@ -693,6 +693,15 @@ def test_playbooks_are_data_listed_added_and_validated(pipe, tmp_path):
                                "steps": [{"action": "rm_rf", "params": {}}]}))
     rc, _, err = pipe.ctl("playbooks", "add", str(bad))
     assert rc == 2 and "unknown action" in err
+    # a record that reaches the responder without cwpp-api's check is refused by it too: a
+    # step may not fix what the agent acts on
+    cid = "cmd-pb-fixed-" + tag()
+    t.produce(pipe.prefix + "commands", [command(cid, "playbooks.add", {"playbook": {
+        "name": "pb-fixed-" + tag(), "entity_type": "file",
+        "steps": [{"action": "quarantine_file", "params": {"path": "/etc/passwd"}}]}})])
+    got = answers(pipe.prefix, {cid: 1})[cid][0]
+    assert got["status"] == "error" and \
+        '"path" of quarantine_file must be the placeholder "{entity}"' in got["message"], got
     assert "cannot be deleted" in pipe.refused("playbooks", "delete", "waf-block-ip")
     pipe.ok("playbooks", "delete", name)
 

@@ -112,11 +112,66 @@ static void test_playbook_check_names_the_problem(void **state)
                    "[{\"action\": \"block_ip\"}]}", "default");
 }
 
+static void expect_valid(const char *doc)
+{
+    json_t *pb = parse(doc);
+    char    why[300] = "";
+
+    if (cwpp_playbook_check(pb, why, sizeof(why)) != 0)
+        fail_msg("refused: %s", why);
+    json_decref(pb);
+}
+
+/* What a step acts on comes only from the entity: a fixed address, path, pid, user or
+ * hash is refused, as is a placeholder of another entity type and a param the action does
+ * not take; the options that only shape an action may be fixed. */
+static void test_playbook_steps_take_only_placeholders_for_targets(void **state)
+{
+    (void)state;
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"file\", \"steps\": [{\"action\": "
+                   "\"quarantine_file\", \"params\": {\"path\": \"/etc/passwd\"}}]}",
+                   "\"path\" of quarantine_file must be the placeholder \"{entity}\"");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"file\", \"steps\": [{\"action\": "
+                   "\"scan_file\", \"params\": {\"path\": \"{entity}/../../etc\"}}]}",
+                   "must be the placeholder");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"process\", \"steps\": [{\"action\": "
+                   "\"kill_process\", \"params\": {\"pid\": 1}}]}",
+                   "\"pid\" of kill_process must be the placeholder \"{pid}\"");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"host_account\", \"steps\": "
+                   "[{\"action\": \"disable_account\", \"params\": {\"user\": \"root\"}}]}",
+                   "\"user\" of disable_account must be the placeholder");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"ip\", \"steps\": [{\"action\": "
+                   "\"block_ip\", \"params\": {\"ip\": \"10.0.0.1\"}}]}", "placeholder");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"file\", \"steps\": [{\"action\": "
+                   "\"quarantine_file\", \"params\": {\"path\": \"{entity}\", \"sha256\": "
+                   "\"00\"}}]}", "\"sha256\" of quarantine_file must be the placeholder");
+    /* {entity} of a host playbook is a host name, not a user */
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"host\", \"steps\": [{\"action\": "
+                   "\"disable_account\", \"params\": {\"user\": \"{entity}\"}}]}",
+                   "needs a host_account entity, and the playbook is for host entities");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"host\", \"steps\": [{\"action\": "
+                   "\"restore_host\", \"params\": {\"path\": \"{entity}\"}}]}",
+                   "restore_host takes no parameter \"path\" (it takes none)");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"host\", \"steps\": [{\"action\": "
+                   "\"isolate_host\", \"params\": {\"allow\": [\"10.0.0.0/8\", \"$(id)\"]}}]}",
+                   "\"allow\"[2] of isolate_host is not an address");
+    expect_refused("{\"name\": \"a\", \"entity_type\": \"file\", \"steps\": [{\"action\": "
+                   "\"scan_file\", \"params\": {\"path\": \"{entity}\", "
+                   "\"quarantine_if_infected\": \"yes\"}}]}", "true or false");
+    expect_valid("{\"name\": \"a\", \"entity_type\": \"process\", \"steps\": [{\"action\": "
+                 "\"kill_process\", \"params\": {\"pid\": \"{pid}\", \"path\": \"{path}\"}}]}");
+    expect_valid("{\"name\": \"a\", \"entity_type\": \"host\", \"steps\": [{\"action\": "
+                 "\"isolate_host\", \"params\": {\"allow\": [\"198.51.100.0/24\", "
+                 "\"2001:db8::5\"]}}]}");
+    expect_valid("{\"name\": \"a\", \"entity_type\": \"host_account\", \"steps\": "
+                 "[{\"action\": \"disable_account\", \"params\": {\"user\": \"{entity}\"}}]}");
+}
+
 static void test_params_placeholders(void **state)
 {
     json_t *p = parse("{\"ip\": \"{entity}\", \"host\": \"{asset}\", \"pid\": \"{pid}\", "
                       "\"sha256\": \"{sha256}\", \"keep\": \"{entity} x\", \"n\": 3}");
-    json_t *out = cwpp_playbook_params(p, "203.0.113.1", "web1", "4242", NULL);
+    json_t *out = cwpp_playbook_params(p, "203.0.113.1", "web1", "4242", NULL, NULL);
 
     (void)state;
     assert_non_null(out);
@@ -168,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_policies_per_entity_type),
         cmocka_unit_test(test_builtin_playbooks_are_valid_one_default_per_type),
         cmocka_unit_test(test_playbook_check_names_the_problem),
+        cmocka_unit_test(test_playbook_steps_take_only_placeholders_for_targets),
         cmocka_unit_test(test_params_placeholders),
         cmocka_unit_test(test_vocab_actions),
     };
