@@ -172,6 +172,14 @@ int enf_check(const void *confp, char *errstr, size_t errstr_size)
         return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
                            "enforcer.verify.key.file (CWPP_ENFORCER_VERIFY_KEY_FILE) is "
                            "required: the responder's public key (action-signing.pub)");
+    {
+        cwpp_sign_key_t *k = cwpp_sign_load_public(c->verify_key_file, why, sizeof(why));
+
+        if (k == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.verify.key.file: %s",
+                               why);
+        cwpp_sign_key_destroy(k);
+    }
     if (c->usermod_root[0] != '\0' && (stat(c->usermod_root, &st) != 0 || !S_ISDIR(st.st_mode)))
         return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
                            "enforcer.usermod.root %s is not a directory", c->usermod_root);
