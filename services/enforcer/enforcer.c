@@ -11,11 +11,16 @@
  *   1. a record that is not a decodable Action (oversized, bad Avro, an empty id) goes
  *      to the dead-letter topic with its reason;
  *   2. an action for another account or asset is skipped (counted);
+ *   2b. an action not signed by enforcer.verify.key.file is refused: answered failed with
+ *      the reason, counted, not applied and not journaled (a forged record must not take
+ *      the genuine action_id);
  *   3. an action_id found in the journal is answered with the stored result, not
  *      applied again (counted as a replay);
  *   4. an action outside its validity window by this agent's clock, give or take
  *      enforcer.clock.skew.max.ms (issued in the future, or past its deadline), fails
- *      without being applied, its reason naming both clocks; any other is applied
+ *      without being applied, its reason naming both clocks; so does one without a
+ *      deadline or with one beyond enforcer.action.horizon.ms, issued before the agent's
+ *      enrollment or at or before the journal's floor (refuse()); any other is applied
  *      (actions.c) and its result remembered in the journal;
  *   5. the journal is synced (fsync) as soon as an action's result is put in it, before
  *      the next record: the loop produces the results only after the batch returns and
