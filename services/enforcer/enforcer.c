@@ -136,7 +136,7 @@ typedef struct enf {
     cwpp_avro_type_t  *t_unsigned;       /* Action as it was before signatures */
     avro_value_t       v_unsigned;
     avro_value_t       v_action, v_result, v_rejected;
-    int                have_values; /* bits: v_action, v_result, v_rejected made */
+    int                have_values; /* bits: v_action, v_result, v_rejected, v_unsigned */
     cwpp_buf_t         buf;
     cwpp_metrics_t    *metrics;
     cwpp_metric_t     *m_skipped, *m_dead, *m_replays, *m_journal, *m_stalled;
