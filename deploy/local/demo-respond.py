@@ -79,7 +79,8 @@ def main():
         agent = subprocess.Popen([str(REPO / "build" / "bin" / "cwpp-enforcer")], env=dict(
             ENV, CWPP_ENFORCER_ACCOUNT_ID="acct-1001", CWPP_ENFORCER_ASSET_ID=asset,
             CWPP_ENFORCER_NETNS=f"/run/netns/{host_ns}", CWPP_ENFORCER_STATE_DIR=str(state),
-            CWPP_HTTP_PORT="0", CWPP_GROUP_ID=f"{PREFIX}enforcer-{asset}"),
+            CWPP_HTTP_PORT="0", CWPP_GROUP_ID=f"{PREFIX}enforcer-{asset}",
+            CWPP_ENFORCER_VERIFY_KEY_FILE=os.environ["CWPP_ACTION_VERIFY_KEY"]),
             stdout=log, stderr=subprocess.STDOUT)
         time.sleep(2)
 

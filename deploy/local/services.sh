@@ -5,7 +5,8 @@
 # cwpp-whitelist-filter, cwpp-correlator, cwpp-responder, cwpp-exporter and cwpp-api, on
 # the default topic prefix ($CWPP_TOPIC_PREFIX, cwpp.), their default consumer groups
 # (cwpp-<service>) and database cwpp, each as its own role. No SERVICE means all of them,
-# in that order (stop goes in reverse). Binaries come from $CWPP_BIN_DIR (default
+# in that order (stop goes in reverse). cwpp-responder signs actions with
+# $CWPP_ACTION_SIGNING_KEY (made by deploy/local/up). Binaries come from $CWPP_BIN_DIR (default
 # build/bin).
 #   start   starts each one not already running, detached (setsid + nohup; pid in
 #           run/<service>.pid, log appended to run/<service>.log under the state dir),
@@ -73,7 +74,8 @@ service_env() {
     ingest) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN") ;;
     whitelist-filter) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN_WHITELIST") ;;
     correlator) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN_CORRELATOR") ;;
-    responder) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN_RESPONDER") ;;
+    responder) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN_RESPONDER"
+      CWPP_RESPONDER_SIGNING_KEY_FILE="$CWPP_ACTION_SIGNING_KEY") ;;
     exporter) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN_EXPORTER") ;;
     api)
       ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN_API" CWPP_API_ADDRESS=127.0.0.1

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "cwpp_sign.h"
 #include "enforcer.h"
 
 #define ENF_REASON_MAX   1024     /* bytes of a result's reason sentence */
@@ -261,6 +262,9 @@ int enf_journal_sync(enf_journal_t *j, char *errstr, size_t errstr_size);
 size_t enf_journal_pending(const enf_journal_t *j);
 /* Entries held in memory / lines in the file. */
 size_t enf_journal_count(const enf_journal_t *j);
+/* The greatest issued_at_ms (a result's "issued_at_ms") among the entries forgotten, 0 if
+ * none: an action issued at or before it may have been applied and is refused. */
+int64_t enf_journal_floor(const enf_journal_t *j);
 size_t enf_journal_file_lines(const enf_journal_t *j);
 /* Accepts NULL. */
 void enf_journal_destroy(enf_journal_t *j);

@@ -11,11 +11,16 @@
  *   1. a record that is not a decodable Action (oversized, bad Avro, an empty id) goes
  *      to the dead-letter topic with its reason;
  *   2. an action for another account or asset is skipped (counted);
+ *   2b. an action not signed by enforcer.verify.key.file is refused: answered failed with
+ *      the reason, counted, not applied and not journaled (a forged record must not take
+ *      the genuine action_id);
  *   3. an action_id found in the journal is answered with the stored result, not
  *      applied again (counted as a replay);
  *   4. an action outside its validity window by this agent's clock, give or take
  *      enforcer.clock.skew.max.ms (issued in the future, or past its deadline), fails
- *      without being applied, its reason naming both clocks; any other is applied
+ *      without being applied, its reason naming both clocks; so does one without a
+ *      deadline or with one beyond enforcer.action.horizon.ms, issued before the agent's
+ *      enrollment or at or before the journal's floor (refuse()); any other is applied
  *      (actions.c) and its result remembered in the journal;
  *   5. the journal is synced (fsync) as soon as an action's result is put in it, before
  *      the next record: the loop produces the results only after the batch returns and
@@ -102,6 +107,16 @@ const cwpp_conf_prop_t enf_props[] = {
      "Tolerated difference between this host's clock and the responder's: an action issued "
      "more than this in the agent's future, or whose deadline passed more than this ago, is "
      "refused (answered failed, the clocks named in its reason)."},
+    {"enforcer.verify.key.file", CWPP_CONF_STR, offsetof(enf_conf_t, verify_key_file), "", 0,
+     0, 0,
+     "Required: file of the responder's Ed25519 public key (one base64 line, 32 bytes; "
+     "action-signing.pub). Actions not signed by it are refused (docs/actions.md "
+     "\"Signatures\")."},
+    {"enforcer.action.horizon.ms", CWPP_CONF_INT, offsetof(enf_conf_t, horizon_ms),
+     "3600000", 1000, 604800000LL, 0,
+     "The most an action's deadline_ms may lie after its issued_at_ms; an action without a "
+     "deadline, or with one further away, is refused. At least the responder's longest "
+     "step timeout (playbook timeout_s, responder.task.timeout.ms)."},
 };
 const size_t enf_nprops = sizeof(enf_props) / sizeof(enf_props[0]);
 
@@ -115,9 +130,13 @@ typedef struct enf {
     size_t             nmgmt;
     enf_ctx_t          ctx;
     enf_journal_t     *journal;
+    cwpp_sign_key_t   *verifier;         /* enforcer.verify.key.file */
+    int64_t            enrolled_at_ms;   /* the agent's first start (state_dir/enrolled.json) */
     cwpp_avro_type_t  *t_action, *t_result, *t_rejected;
+    cwpp_avro_type_t  *t_unsigned;       /* Action as it was before signatures */
+    avro_value_t       v_unsigned;
     avro_value_t       v_action, v_result, v_rejected;
-    int                have_values; /* bits: v_action, v_result, v_rejected made */
+    int                have_values; /* bits: v_action, v_result, v_rejected, v_unsigned */
     cwpp_buf_t         buf;
     cwpp_metrics_t    *metrics;
     cwpp_metric_t     *m_skipped, *m_dead, *m_replays, *m_journal, *m_stalled;
@@ -154,6 +173,18 @@ int enf_check(const void *confp, char *errstr, size_t errstr_size)
     if (c->netns[0] != '\0' && stat(c->netns, &st) != 0)
         return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
                            "enforcer.netns %s: %s", c->netns, strerror(errno));
+    if (c->verify_key_file[0] == '\0')
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.verify.key.file (CWPP_ENFORCER_VERIFY_KEY_FILE) is "
+                           "required: the responder's public key (action-signing.pub)");
+    {
+        cwpp_sign_key_t *k = cwpp_sign_load_public(c->verify_key_file, why, sizeof(why));
+
+        if (k == NULL)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.verify.key.file: %s",
+                               why);
+        cwpp_sign_key_destroy(k);
+    }
     if (c->usermod_root[0] != '\0' && (stat(c->usermod_root, &st) != 0 || !S_ISDIR(st.st_mode)))
         return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
                            "enforcer.usermod.root %s is not a directory", c->usermod_root);
@@ -276,12 +307,17 @@ typedef struct action {
     const char *id, *task, *policy, *event, *account, *asset, *name, *params;
     int32_t     attempt;
     int64_t     issued_at_ms, deadline_ms;
+    const char *key_id;     /* "" when unsigned */
+    const void *sig;        /* NULL / 0 when unsigned */
+    size_t      sig_len;
 } action_t;
 
 /* Decodes m into a; 0, or -1 with the dead-letter code and reason. */
 static int decode(enf_t *e, const rd_kafka_message_t *m, action_t *a, const char **code,
                   char *why, size_t whysz)
 {
+    avro_value_t *v;
+
     if (m->len > (size_t)e->conf->max_message_bytes) {
         *code = "oversized";
         snprintf(why, whysz, "the record has %zu bytes, more than the %lld allowed "
@@ -293,20 +329,38 @@ static int decode(enf_t *e, const rd_kafka_message_t *m, action_t *a, const char
         snprintf(why, whysz, "the record is empty");
         return -1;
     }
-    if (cwpp_avro_decode(e->t_action, m->payload, m->len, &e->v_action, why, whysz) != CWPP_OK)
-        return -1;
+    {
+        /* an Action written before signatures decodes with that schema, to be answered
+         * as unsigned rather than dead-lettered */
+        char why2[300];
+
+        v = &e->v_action;
+        if (cwpp_avro_decode(e->t_action, m->payload, m->len, v, why, whysz) != CWPP_OK) {
+            if (cwpp_avro_decode(e->t_unsigned, m->payload, m->len, &e->v_unsigned, why2,
+                                 sizeof(why2)) != CWPP_OK)
+                return -1;
+            v = &e->v_unsigned;
+        }
+    }
     *code = "missing_field";
-    if (cwpp_avro_get_str(&e->v_action, "action_id", &a->id) != CWPP_OK ||
-        cwpp_avro_get_str(&e->v_action, "task_id", &a->task) != CWPP_OK ||
-        cwpp_avro_get_str(&e->v_action, "policy_id", &a->policy) != CWPP_OK ||
-        cwpp_avro_get_str(&e->v_action, "event_id", &a->event) != CWPP_OK ||
-        cwpp_avro_get_str(&e->v_action, "account_id", &a->account) != CWPP_OK ||
-        cwpp_avro_get_str(&e->v_action, "asset_id", &a->asset) != CWPP_OK ||
-        cwpp_avro_get_str(&e->v_action, "action", &a->name) != CWPP_OK ||
-        cwpp_avro_get_str(&e->v_action, "params_json", &a->params) != CWPP_OK ||
-        cwpp_avro_get_int(&e->v_action, "attempt", &a->attempt) != CWPP_OK ||
-        cwpp_avro_get_long(&e->v_action, "issued_at_ms", &a->issued_at_ms) != CWPP_OK ||
-        cwpp_avro_get_long(&e->v_action, "deadline_ms", &a->deadline_ms) != CWPP_OK) {
+    if (cwpp_avro_get_str(v, "action_id", &a->id) != CWPP_OK ||
+        cwpp_avro_get_str(v, "task_id", &a->task) != CWPP_OK ||
+        cwpp_avro_get_str(v, "policy_id", &a->policy) != CWPP_OK ||
+        cwpp_avro_get_str(v, "event_id", &a->event) != CWPP_OK ||
+        cwpp_avro_get_str(v, "account_id", &a->account) != CWPP_OK ||
+        cwpp_avro_get_str(v, "asset_id", &a->asset) != CWPP_OK ||
+        cwpp_avro_get_str(v, "action", &a->name) != CWPP_OK ||
+        cwpp_avro_get_str(v, "params_json", &a->params) != CWPP_OK ||
+        cwpp_avro_get_int(v, "attempt", &a->attempt) != CWPP_OK ||
+        cwpp_avro_get_long(v, "issued_at_ms", &a->issued_at_ms) != CWPP_OK ||
+        cwpp_avro_get_long(v, "deadline_ms", &a->deadline_ms) != CWPP_OK) {
+        snprintf(why, whysz, "the Action record is incomplete");
+        return -1;
+    }
+    a->key_id = "";
+    if (v == &e->v_action && (cwpp_avro_get_str(v, "key_id", &a->key_id) != CWPP_OK ||
+                              cwpp_avro_get_bytes(v, "signature", &a->sig, &a->sig_len) !=
+                                  CWPP_OK)) {
         snprintf(why, whysz, "the Action record is incomplete");
         return -1;
     }
@@ -329,6 +383,72 @@ static int decode(enf_t *e, const rd_kafka_message_t *m, action_t *a, const char
     return 0;
 }
 
+/* The result of a in journal form (issued_at_ms kept for the journal's floor), or NULL
+ * when out of memory. name: the action's name, bounded and sanitized. */
+static json_t *result_of(enf_t *e, const action_t *a, const char *name, int ok,
+                         const char *reason, const char *details)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "action_id",
+                     a->id, "task_id", a->task, "account_id", a->account, "asset_id", a->asset,
+                     "action", name, "agent", e->agent, "status", ok ? "succeeded" : "failed",
+                     "reason", reason, "details_json", details != NULL ? details : "{}",
+                     "finished_at_ms", (json_int_t)cwpp_now_ms(), "issued_at_ms",
+                     (json_int_t)a->issued_at_ms);
+}
+
+static void count_refusal(enf_t *e, const char *reason)
+{
+    char name[200];
+
+    snprintf(name, sizeof(name), "cwpp_enforcer_refused_total{reason=\"%s\"}", reason);
+    cwpp_metric_add(cwpp_counter(e->metrics, name, "Actions refused without being applied, by "
+                                 "reason (answered failed)."), 1);
+}
+
+/*
+ * The rules a validly signed action must also meet (docs/actions.md "What an agent
+ * refuses"), once its clock window passed: a deadline, not before its issue nor beyond
+ * enforcer.action.horizon.ms after it; issued after the agent's enrollment (give or take
+ * the clock skew) and after the journal's floor. Returns 0, or -1 with o failed and
+ * *label the metric's reason.
+ */
+static int refuse(enf_t *e, const action_t *a, enf_outcome_t *o, const char **label)
+{
+    int64_t h = e->conf->horizon_ms;
+
+    if (a->deadline_ms <= 0) {
+        *label = "no_deadline";
+        return enf_fail(o, "refused: the action has no deadline (deadline_ms %lld)",
+                        (long long)a->deadline_ms) - 1;
+    }
+    if (a->deadline_ms < a->issued_at_ms) {
+        *label = "bad_deadline";
+        return enf_fail(o, "refused: the action's deadline (%lld) is before its issue (%lld)",
+                        (long long)a->deadline_ms, (long long)a->issued_at_ms) - 1;
+    }
+    if (a->deadline_ms - a->issued_at_ms > h) {
+        *label = "beyond_horizon";
+        return enf_fail(o, "refused: the action's deadline is %lld ms after its issue, more "
+                        "than the %lld ms enforcer.action.horizon.ms allows",
+                        (long long)(a->deadline_ms - a->issued_at_ms), (long long)h) - 1;
+    }
+    if (a->issued_at_ms < e->enrolled_at_ms - e->conf->clock_skew_max_ms) {
+        *label = "before_enrollment";
+        return enf_fail(o, "refused: the action was issued (%lld) before this agent was "
+                        "enrolled (%lld, give or take %lld ms enforcer.clock.skew.max.ms)",
+                        (long long)a->issued_at_ms, (long long)e->enrolled_at_ms,
+                        (long long)e->conf->clock_skew_max_ms) - 1;
+    }
+    if (a->issued_at_ms <= enf_journal_floor(e->journal)) {
+        *label = "before_journal";
+        return enf_fail(o, "refused: the action was issued (%lld) no later than actions the "
+                        "journal has forgotten (%lld): it may have been applied already",
+                        (long long)a->issued_at_ms,
+                        (long long)enf_journal_floor(e->journal)) - 1;
+    }
+    return 0;
+}
+
 /*
  * Applies a (ours, not in the journal) and returns its result in journal form; NULL
  * when out of memory, or (with *transient set and the reason in why) when the action
@@ -340,6 +460,7 @@ static json_t *apply(enf_t *e, const action_t *a, int *transient, char *why, siz
     json_t       *r;
     char         *details, name[ENF_NAME_MAX + 1];
     int64_t       now = cwpp_now_ms();
+    const char   *refused = NULL;
 
     *transient = 0;
     memset(&o, 0, sizeof(o));
@@ -347,8 +468,12 @@ static json_t *apply(enf_t *e, const action_t *a, int *transient, char *why, siz
     snprintf(name, sizeof(name), "%s", a->name);
     cwpp_utf8_sanitize(name);
     if (enf_check_window(now, a->issued_at_ms, a->deadline_ms, e->conf->clock_skew_max_ms,
-                         &o) == 0)
+                         &o) != 0)
+        refused = "outside_window";
+    else if (refuse(e, a, &o, &refused) == 0)
         enf_apply(&e->ctx, a->id, a->name, a->params, &o);
+    if (refused != NULL)
+        count_refusal(e, refused);
     cwpp_utf8_sanitize(o.reason);
     if (!o.ok && o.transient) {
         json_decref(o.details);
@@ -369,11 +494,7 @@ static json_t *apply(enf_t *e, const action_t *a, int *transient, char *why, siz
                                     : NULL;
         json_decref(o.details);
     }
-    r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "action_id", a->id,
-                  "task_id", a->task, "account_id", a->account, "asset_id", a->asset, "action",
-                  name, "agent", e->agent, "status", o.ok ? "succeeded" : "failed", "reason",
-                  o.reason, "details_json", details != NULL ? details : "{}", "finished_at_ms",
-                  (json_int_t)cwpp_now_ms());
+    r = result_of(e, a, name, o.ok, o.reason, details);
     free(details);
     if (r != NULL)
         cwpp_logj(o.ok ? CWPP_LOG_INFO : CWPP_LOG_WARN, "action",
@@ -399,6 +520,29 @@ static int one(enf_t *e, rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr
     if (strcmp(a.account, e->conf->account_id) != 0 || strcmp(a.asset, e->conf->asset_id) != 0) {
         cwpp_metric_add(e->m_skipped, 1);
         return CWPP_OK;
+    }
+    {
+        /* a forged or unsigned action is answered but not remembered: remembering it would
+         * let anyone pre-empt the genuine action_id */
+        cwpp_sign_action_t  s = {a.id, a.task, a.policy, a.event, a.account, a.asset, a.name,
+                                 a.params, a.key_id, a.attempt, a.issued_at_ms, a.deadline_ms};
+        cwpp_sign_verdict_t v = cwpp_sign_verify(e->verifier, &s, a.sig, a.sig_len, why,
+                                                 sizeof(why));
+        char                name[ENF_NAME_MAX + 1], reason[ENF_REASON_MAX];
+
+        if (v != CWPP_SIGN_VALID) {
+            snprintf(name, sizeof(name), "%s", a.name);
+            cwpp_utf8_sanitize(name);
+            snprintf(reason, sizeof(reason), "refused: %.900s", why);
+            cwpp_utf8_sanitize(reason);
+            count_refusal(e, cwpp_sign_verdict_name(v));
+            cwpp_warn("action_refused", "%s %s: %s", name, a.id, reason);
+            if ((r = result_of(e, &a, name, 0, reason, NULL)) == NULL)
+                return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            rc = send_result(e, r, out, errstr, errstr_size);
+            json_decref(r);
+            return rc;
+        }
     }
     if ((r = enf_journal_get(e->journal, a.id)) != NULL) {
         cwpp_metric_add(e->m_replays, 1);
@@ -473,6 +617,10 @@ static void enf_destroy(enf_t *e)
         avro_value_decref(&e->v_result);
     if (e->have_values & 4)
         avro_value_decref(&e->v_rejected);
+    if (e->have_values & 8)
+        avro_value_decref(&e->v_unsigned);
+    cwpp_avro_type_destroy(e->t_unsigned);
+    cwpp_sign_key_destroy(e->verifier);
     cwpp_avro_type_destroy(e->t_action);
     cwpp_avro_type_destroy(e->t_result);
     cwpp_avro_type_destroy(e->t_rejected);
@@ -496,11 +644,73 @@ static const char *usermod_path(void)
     return "usermod";
 }
 
+/*
+ * The agent's enrollment time: read from <state_dir>/enrolled.json, or at the first
+ * start now, written there once (atomically, fsynced). Actions issued before it are
+ * refused: a new agent does not act on what waited in the topic for others.
+ */
+static int enrollment(const char *state_dir, int64_t *at, char *errstr, size_t errstr_size)
+{
+    char         path[PATH_MAX + 32], text[128];
+    json_t      *j;
+    json_error_t jerr;
+    int          n, rc;
+
+    snprintf(path, sizeof(path), "%s/enrolled.json", state_dir);
+    if ((j = json_load_file(path, 0, &jerr)) != NULL) {
+        json_t *v = json_object_get(j, "enrolled_at_ms");
+
+        *at = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+        json_decref(j);
+        if (*at <= 0)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                               "%s has no enrolled_at_ms: restore it or remove it (the agent "
+                               "then counts as enrolled now)", path);
+        return CWPP_OK;
+    }
+    if (access(path, F_OK) == 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "cannot read %s: %s", path,
+                           jerr.text);
+    *at = cwpp_now_ms();
+    n = snprintf(text, sizeof(text), "{\"enrolled_at_ms\": %lld}\n", (long long)*at);
+    if ((rc = enf_rewrite_file(path, text, (size_t)n, 0600, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    cwpp_info("enrolled", "first start: enrolled at %lld (%s); actions issued before are "
+              "refused", (long long)*at, path);
+    return CWPP_OK;
+}
+
+/* The Action schema without key_id and signature: what records written before
+ * signatures were encoded with. */
+static cwpp_avro_type_t *unsigned_type(char *errstr, size_t errstr_size)
+{
+    size_t             len, i;
+    const char        *text = cwpp_avro_builtin_text("action", &len);
+    json_t            *s = text != NULL ? json_loadb(text, len, 0, NULL) : NULL;
+    json_t            *f = json_object_get(s, "fields");
+    char              *out = NULL;
+    cwpp_avro_type_t  *t = NULL;
+
+    for (i = json_array_size(f); i > 0; i--) {
+        const char *n = json_string_value(json_object_get(json_array_get(f, i - 1), "name"));
+
+        if (n != NULL && (strcmp(n, "key_id") == 0 || strcmp(n, "signature") == 0))
+            json_array_remove(f, i - 1);
+    }
+    if (s == NULL || (out = json_dumps(s, JSON_COMPACT)) == NULL)
+        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot make the unsigned Action schema");
+    else
+        t = cwpp_avro_type_new(out, strlen(out), errstr, errstr_size);
+    free(out);
+    json_decref(s);
+    return t;
+}
+
 static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
                       size_t errstr_size)
 {
     enf_t *e = calloc(1, sizeof(*e));
-    char   jpath[PATH_MAX + 32];
+    char   jpath[PATH_MAX + 32], why[400];
 
     if (e == NULL) {
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
@@ -524,6 +734,12 @@ static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *err
         mkdirs(conf->state_dir, errstr, errstr_size) != CWPP_OK ||
         mkdirs(e->qdir, errstr, errstr_size) != CWPP_OK)
         goto fail;
+    if ((e->verifier = cwpp_sign_load_public(conf->verify_key_file, why, sizeof(why))) == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.verify.key.file: %s", why);
+        goto fail;
+    }
+    if (enrollment(conf->state_dir, &e->enrolled_at_ms, errstr, errstr_size) != CWPP_OK)
+        goto fail;
     snprintf(jpath, sizeof(jpath), "%s/journal.jsonl", conf->state_dir);
     if ((e->journal = enf_journal_open(jpath, (size_t)conf->journal_max, errstr,
                                        errstr_size)) == NULL)
@@ -539,7 +755,11 @@ static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *err
         e->have_values |= 2;
     if (cwpp_avro_value_new(e->t_rejected, &e->v_rejected) == CWPP_OK)
         e->have_values |= 4;
-    if (e->have_values != 7) {
+    if ((e->t_unsigned = unsigned_type(errstr, errstr_size)) == NULL)
+        goto fail;
+    if (cwpp_avro_value_new(e->t_unsigned, &e->v_unsigned) == CWPP_OK)
+        e->have_values |= 8;
+    if (e->have_values != 15) {
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot set up the Avro values");
         goto fail;
     }

@@ -12,6 +12,11 @@
  * sent is written to a journal in the state directory before the batch's offsets are
  * committed, and a redelivered action_id gets the stored result again without being
  * applied a second time. The agent uses no database.
+ *
+ * It acts only on actions signed by the responder's key (enforcer.verify.key.file), with
+ * a deadline at most enforcer.action.horizon.ms after their issue, issued after the
+ * agent's enrollment (its first start) and not before what the journal forgot; any other
+ * is refused: answered failed with the reason, nothing done (docs/actions.md).
  */
 #ifndef CWPP_ENFORCER_H
 #define CWPP_ENFORCER_H
@@ -39,6 +44,8 @@ typedef struct enf_conf {
     int64_t            command_timeout_ms; /* usermod, the WAF reload: killed past it */
     int64_t            nft_timeout_ms;     /* the nftables child: killed past it */
     int64_t            clock_skew_max_ms;  /* tolerated difference with the responder's clock */
+    char              *verify_key_file;    /* the responder's Ed25519 public key */
+    int64_t            horizon_ms;         /* deadline_ms - issued_at_ms at most */
 } enf_conf_t;
 
 extern const cwpp_conf_prop_t enf_props[];

@@ -15,6 +15,12 @@
  * keeps the latest max lines; when the file held more, or bad lines, it is rewritten
  * (temp file, fsync, rename, fsync of the directory). While running, the file is
  * rewritten when it reaches twice max lines.
+ *
+ * The floor: each result carries the issued_at_ms of its action; the greatest one among
+ * the entries forgotten (evicted, or dropped at load) is the journal's floor, and the
+ * agent refuses any action issued at or before it, since the journal could no longer
+ * tell whether it was applied. A compacted file keeps it in a first line
+ * {"floor_issued_at_ms": N}.
  */
 #include "enf_internal.h"
 
@@ -33,6 +39,7 @@ typedef struct jent {
     struct jent *next;      /* hash chain */
     char        *id;        /* action_id (owned) */
     json_t      *result;    /* the result object (one reference) */
+    int64_t      issued;    /* its action's issued_at_ms (0: unknown) */
 } jent_t;
 
 struct enf_journal {
@@ -46,6 +53,7 @@ struct enf_journal {
     off_t       file_size;  /* bytes known to be whole lines */
     cwpp_buf_t  pending;    /* lines put since the last sync */
     size_t      pending_lines;
+    int64_t     floor;      /* greatest issued_at_ms of the entries forgotten */
 };
 
 static size_t hash(const char *s)
@@ -73,6 +81,8 @@ static void evict_oldest(enf_journal_t *j)
 
     assert(*p == e);
     *p = e->next;
+    if (e->issued > j->floor)
+        j->floor = e->issued;
     json_decref(e->result);
     free(e->id);
     free(e);
@@ -97,6 +107,7 @@ static int insert(enf_journal_t *j, const char *id, json_t *result)
         p = slot(j, id); /* the chain may have changed */
     }
     e->result = json_incref(result);
+    e->issued = (int64_t)json_integer_value(json_object_get(result, "issued_at_ms"));
     *p = e;
     j->ring[(j->head + j->count) % j->max] = e;
     j->count++;
@@ -124,6 +135,12 @@ static int compact(enf_journal_t *j, char *errstr, size_t errstr_size)
     size_t     i;
     int        rc = CWPP_OK;
 
+    if (j->floor > 0) {
+        json_t *f = json_pack("{s:I}", "floor_issued_at_ms", (json_int_t)j->floor);
+
+        rc = f != NULL ? append_line(&b, f) : CWPP_ENOMEM;
+        json_decref(f);
+    }
     for (i = 0; rc == CWPP_OK && i < j->count; i++)
         rc = append_line(&b, j->ring[(j->head + i) % j->max]->result);
     if (rc == CWPP_OK)
@@ -183,6 +200,15 @@ static int load(enf_journal_t *j, char *errstr, size_t errstr_size)
         whole += (off_t)len;
         r = json_loadb(line, (size_t)len, 0, &jerr);
         id = json_string_value(json_object_get(r, "action_id"));
+        if (id == NULL && json_is_integer(json_object_get(r, "floor_issued_at_ms"))) {
+            int64_t f = (int64_t)json_integer_value(json_object_get(r, "floor_issued_at_ms"));
+
+            if (f > j->floor)
+                j->floor = f;
+            j->file_lines--; /* not an entry: compaction writes it again */
+            json_decref(r);
+            continue;
+        }
         if (!json_is_object(r) || id == NULL || id[0] == '\0' ||
             json_string_value(json_object_get(r, "status")) == NULL) {
             json_decref(r);
@@ -339,6 +365,11 @@ fail:
 size_t enf_journal_pending(const enf_journal_t *j)
 {
     return j->pending_lines;
+}
+
+int64_t enf_journal_floor(const enf_journal_t *j)
+{
+    return j->floor;
 }
 
 size_t enf_journal_count(const enf_journal_t *j)

@@ -42,6 +42,11 @@ const cwpp_conf_prop_t rs_props[] = {
     {"responder.playbooks.dir", CWPP_CONF_STR, offsetof(rs_conf_t, playbooks_dir), "", 0, 0, 0,
      "Directory of custom playbooks (*.json, one playbook or a list each), validated and "
      "loaded at start; empty for none."},
+    {"responder.signing.key.file", CWPP_CONF_STR, offsetof(rs_conf_t, signing_key_file), "", 0,
+     0, 0,
+     "Required: file of the Ed25519 key that signs every Action (one base64 line, the 32-byte "
+     "seed; mode 0600: refused when group or other may read it). Agents verify with its "
+     "public key (docs/actions.md \"Signatures\"); make a pair with cwpp-admin keys generate."},
 };
 const size_t rs_nprops = sizeof(rs_props) / sizeof(rs_props[0]);
 
@@ -256,6 +261,7 @@ static void rs_destroy(rs_t *r)
         avro_value_decref(values[i]);
     cwpp_commander_destroy(r->cmd);
     cwpp_avro_type_destroy(r->t_action);
+    cwpp_sign_key_destroy(r->signer);
     cwpp_avro_type_destroy(r->t_aresult);
     cwpp_avro_type_destroy(r->t_event);
     cwpp_avro_type_destroy(r->t_rejected);
@@ -279,6 +285,20 @@ static rs_t *rs_new(const rs_conf_t *conf, cwpp_metrics_t *metrics, char *errstr
     }
     r->conf = conf;
     r->metrics = metrics;
+    if (conf->signing_key_file[0] == '\0') {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                    "responder.signing.key.file (CWPP_RESPONDER_SIGNING_KEY_FILE) is required: "
+                    "the key that signs every action (cwpp-admin keys generate --out DIR)");
+        goto fail;
+    }
+    if ((r->signer = cwpp_sign_load_secret(conf->signing_key_file, errstr, errstr_size)) ==
+        NULL) {
+        char why[400];
+
+        cwpp_strlcpy(why, errstr, sizeof(why));
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "responder.signing.key.file: %s", why);
+        goto fail;
+    }
     if ((r->touched = calloc(RS_MAX_TOUCHED, sizeof(*r->touched))) == NULL ||
         (r->pg = cwpp_pg_new(conf->common.pg_dsn, "cwpp-responder")) == NULL) {
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");

@@ -34,6 +34,7 @@ typedef struct rs_conf {
     int64_t            task_attempts;
     int64_t            tick_ms;
     char              *playbooks_dir;
+    char              *signing_key_file; /* Ed25519 seed that signs every Action */
 } rs_conf_t;
 
 extern const cwpp_conf_prop_t rs_props[];

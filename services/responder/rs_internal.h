@@ -16,6 +16,7 @@
 #include "cwpp_kafka.h"
 #include "cwpp_pg.h"
 #include "cwpp_service.h"
+#include "cwpp_sign.h"
 #include "responder.h"
 
 #define RS_MAX_TOUCHED 4096
@@ -29,6 +30,7 @@ typedef struct rs {
     cwpp_commander_t *cmd;          /* the command protocol (commands.c) */
     size_t            cmd_touched;  /* ntouched before the current command */
     cwpp_buf_t        buf;
+    cwpp_sign_key_t  *signer;       /* responder.signing.key.file: signs every Action */
     char              cmd_topic[256];
     int               resent;       /* running tasks' actions sent again after start */
     char            **touched;      /* events changed in this batch: snapshots */

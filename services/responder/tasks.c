@@ -128,9 +128,11 @@ static const char SQL_ROLLBACKS_LEFT[] =
 static int send_action(rs_t *r, PGresult *res, int i, cwpp_outbox_t *out, char *errstr,
                        size_t errstr_size)
 {
-    avro_value_t *v = &r->v_action;
-    char          action_id[160], key[600];
-    int           rc;
+    avro_value_t      *v = &r->v_action;
+    char               action_id[160], key[600];
+    unsigned char      sig[CWPP_SIGN_BYTES];
+    cwpp_sign_action_t s;
+    int                rc;
 
     snprintf(action_id, sizeof(action_id), "%s.%s", PQgetvalue(res, i, TC_ID),
              PQgetvalue(res, i, TC_ATTEMPT));
@@ -146,9 +148,27 @@ static int send_action(rs_t *r, PGresult *res, int i, cwpp_outbox_t *out, char *
     rc |= cwpp_avro_set_str(v, "params_json", PQgetvalue(res, i, TC_PARAMS));
     rc |= cwpp_avro_set_int(v, "attempt", (int32_t)strtol(PQgetvalue(res, i, TC_ATTEMPT), NULL,
                                                           10));
-    rc |= cwpp_avro_set_long(v, "issued_at_ms", cwpp_now_ms());
-    rc |= cwpp_avro_set_long(v, "deadline_ms", strtoll(PQgetvalue(res, i, TC_DEADLINE), NULL, 10));
+    /* signed over exactly the values encoded (docs/actions.md "Signatures") */
+    s.action_id = action_id;
+    s.task_id = PQgetvalue(res, i, TC_ID);
+    s.policy_id = PQgetvalue(res, i, TC_POLICY);
+    s.event_id = PQgetvalue(res, i, TC_EVENT);
+    s.account_id = PQgetvalue(res, i, TC_DEST);
+    s.asset_id = PQgetvalue(res, i, TC_ASSET);
+    s.action = PQgetvalue(res, i, TC_ACTION);
+    s.params_json = PQgetvalue(res, i, TC_PARAMS);
+    s.key_id = cwpp_sign_key_id(r->signer);
+    s.attempt = (int32_t)strtol(PQgetvalue(res, i, TC_ATTEMPT), NULL, 10);
+    s.issued_at_ms = cwpp_now_ms();
+    s.deadline_ms = strtoll(PQgetvalue(res, i, TC_DEADLINE), NULL, 10);
+    rc |= cwpp_avro_set_long(v, "issued_at_ms", s.issued_at_ms);
+    rc |= cwpp_avro_set_long(v, "deadline_ms", s.deadline_ms);
+    rc |= cwpp_avro_set_str(v, "key_id", s.key_id);
     if (rc != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build Action");
+    if ((rc = cwpp_sign_action(r->signer, &s, sig, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    if (cwpp_avro_set_bytes(v, "signature", sig, sizeof(sig)) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot build Action");
     cwpp_buf_reset(&r->buf);
     if ((rc = cwpp_avro_encode(r->t_action, v, &r->buf, errstr, errstr_size)) != CWPP_OK)

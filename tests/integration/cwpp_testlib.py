@@ -90,6 +90,7 @@ class AvroType:
     """A schema from schemas/NAME.avsc, parsed by python3-avro."""
 
     def __init__(self, name):
+        self.name = name
         self.schema = avro.schema.parse((REPO / "schemas" / f"{name}.avsc").read_text())
         self.fingerprint = crc64_avro(self.schema.canonical_form.encode())
         self.reader = avro.io.DatumReader(self.schema)
@@ -105,10 +106,79 @@ class AvroType:
         return datum
 
     def encode(self, datum: dict) -> bytes:
-        """Avro single-object encoding of datum (what our services read)."""
+        """Avro single-object encoding of datum (what our services read). An Action
+        without a "signature" key is signed with the session's test key first."""
+        if self.name == "action" and "signature" not in datum:
+            datum = sign_action(datum)
         buf = io.BytesIO()
         avro.io.DatumWriter(self.schema).write(datum, avro.io.BinaryEncoder(buf))
         return b"\xc3\x01" + struct.pack("<Q", self.fingerprint) + buf.getvalue()
+
+
+# -------------------------------------------------------------- action signing
+# One Ed25519 pair per test session (docs/actions.md "Signatures"): the responder signs
+# with its secret file, every enforcer verifies with its public file (Service sets both),
+# and the test side signs the Actions it sends as the responder would.
+
+SIGN_FIELDS = ("action_id", "task_id", "policy_id", "event_id", "account_id", "asset_id",
+               "action", "params_json", "key_id")
+_SIGNING = {}
+
+
+def action_canonical(rec: dict) -> bytes:
+    """The canonical bytes of an Action: what its signature covers."""
+    out = b"cwpp-action-sig-v1\x00"
+    for f in SIGN_FIELDS:
+        s = rec.get(f, "").encode()
+        out += struct.pack(">I", len(s)) + s
+    return out + struct.pack(">iqq", rec["attempt"], rec["issued_at_ms"], rec["deadline_ms"])
+
+
+def key_id_of(public: bytes) -> str:
+    return hashlib.sha256(public).hexdigest()[:16]
+
+
+def write_key_pair(directory, seed: bytes = None):
+    """Writes action-signing.key (0600) and action-signing.pub into directory, as
+    cwpp-admin keys generate does; returns (private key, key path, pub path)."""
+    import base64
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    seed = seed or os.urandom(32)
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    kp, pp = d / "action-signing.key", d / "action-signing.pub"
+    fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, base64.b64encode(seed) + b"\n")
+    os.close(fd)
+    os.chmod(kp, 0o600)
+    pp.write_bytes(base64.b64encode(pub) + b"\n")
+    return key, kp, pp
+
+
+def signing_keys():
+    """The session's (private key, key file, public file), made at first use."""
+    if not _SIGNING:
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="cwpp-it-keys-")
+        atexit.register(shutil.rmtree, d, True)
+        _SIGNING["pair"] = write_key_pair(d)
+    return _SIGNING["pair"]
+
+
+def sign_action(rec: dict, key=None) -> dict:
+    """rec with key_id and signature set by key (default: the session's)."""
+    from cryptography.hazmat.primitives import serialization
+    key = key or signing_keys()[0]
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    rec = dict(rec, key_id=key_id_of(pub))
+    rec["signature"] = key.sign(action_canonical(rec))
+    return rec
 
 
 # ----------------------------------------------------------------------- Kafka
@@ -311,6 +381,10 @@ class Service:
             "CWPP_RETRY_MAX_MS": "500",
             "CWPP_KAFKA_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
         })
+        if name == "responder":
+            self.env["CWPP_RESPONDER_SIGNING_KEY_FILE"] = str(signing_keys()[1])
+        if name == "enforcer":
+            self.env["CWPP_ENFORCER_VERIFY_KEY_FILE"] = str(signing_keys()[2])
         if extra_env:
             self.env.update(extra_env)
         self.proc = None

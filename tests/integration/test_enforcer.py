@@ -129,16 +129,21 @@ class Agent:
         self.asset = "asset-" + uuid.uuid4().hex[:8]
 
     def send(self, action, params, action_id=None, asset=None, account=ACCOUNT, deadline=None,
-             raw_params=None, clock_shift_ms=0):
-        """clock_shift_ms: the sender's clock that far ahead of the real one."""
+             raw_params=None, clock_shift_ms=0, issued_at=None, key=None, unsigned=False,
+             after_signing=None):
+        """clock_shift_ms: the sender's clock that far ahead of the real one. Signed with
+        key (default: the session's test key, the agent's verify key) unless unsigned;
+        after_signing: fields changed once signed (tampering)."""
         action_id = action_id or f"task-{uuid.uuid4().hex[:12]}.1"
         now = int(time.time() * 1000) + clock_shift_ms
         rec = {"action_id": action_id, "task_id": action_id.rsplit(".", 1)[0],
                "policy_id": "pol-it", "event_id": "ev-it", "account_id": account,
                "asset_id": asset or self.asset, "action": action,
                "params_json": raw_params if raw_params is not None else json.dumps(params),
-               "attempt": 1, "issued_at_ms": now,
+               "attempt": 1, "issued_at_ms": issued_at if issued_at is not None else now,
                "deadline_ms": deadline if deadline is not None else now + 60000}
+        rec = dict(rec, key_id="", signature=b"") if unsigned else t.sign_action(rec, key)
+        rec.update(after_signing or {})
         t.produce(self.prefix + "actions", [ACTION.encode(rec)],
                   keys=[f"{account}/{rec['asset_id']}".encode()])
         return action_id

@@ -5,5 +5,7 @@
 
 /* `cwpp-admin users bootstrap|password NAME [--pg-dsn DSN]`: users.c. Exit code. */
 int admin_users(int argc, char **argv);
+/* `cwpp-admin keys generate --out DIR`: keys.c. Exit code. */
+int admin_keys(int argc, char **argv);
 
 #endif

@@ -369,6 +369,47 @@ static void test_journal(void **state)
     enf_journal_destroy(NULL);
 }
 
+/* The floor: the greatest issued_at_ms among forgotten entries, kept across a reopen
+ * (the compacted file's first line) and raised by what a smaller bound drops at load. */
+static void test_journal_floor(void **state)
+{
+    char           path[400], why[300], id[32];
+    enf_journal_t *j;
+    json_t        *r;
+    int            i;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/journal.jsonl", tmpdir);
+    unlink(path);
+    j = enf_journal_open(path, 2, why, sizeof(why));
+    assert_non_null(j);
+    assert_int_equal(enf_journal_floor(j), 0);
+    for (i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "f%d.1", i);
+        /* out of issue order: 1000, 5000, 2000, 3000, 4000 */
+        r = json_pack("{s:s, s:s, s:I}", "action_id", id, "status", "succeeded",
+                      "issued_at_ms", (json_int_t)(i == 1 ? 5000 : i == 0 ? 1000 : i * 1000));
+        assert_int_equal(enf_journal_put(j, id, r), CWPP_OK);
+        json_decref(r);
+        assert_int_equal(enf_journal_sync(j, why, sizeof(why)), CWPP_OK);
+    }
+    /* f0 (1000), f1 (5000), f2 (2000) forgotten: the greatest counts */
+    assert_int_equal(enf_journal_count(j), 2);
+    assert_int_equal(enf_journal_floor(j), 5000);
+    enf_journal_destroy(j);
+    j = enf_journal_open(path, 2, why, sizeof(why));
+    assert_non_null(j);
+    assert_int_equal(enf_journal_floor(j), 5000);
+    assert_int_equal(enf_journal_count(j), 2);
+    assert_non_null(enf_journal_get(j, "f4.1"));
+    enf_journal_destroy(j);
+    j = enf_journal_open(path, 1, why, sizeof(why));
+    assert_non_null(j);
+    assert_int_equal(enf_journal_floor(j), 5000);
+    assert_int_equal(enf_journal_count(j), 1);
+    enf_journal_destroy(j);
+}
+
 /* ------------------------------------------------------------- 7. disk full */
 
 static void test_disk_full(void **state)
@@ -710,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test_setup_teardown(test_waf_edit, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_journal, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_journal_floor, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_quarantine_and_scan, setup_dir, teardown_dir),
         cmocka_unit_test(test_dispatch_table_matches_responder),
         cmocka_unit_test_setup_teardown(test_disk_full, setup_dir, teardown_dir),
