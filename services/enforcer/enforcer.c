@@ -74,8 +74,9 @@ const cwpp_conf_prop_t enf_props[] = {
      "File of \"deny IP;\" lines that waf_block_ip and waf_unblock_ip maintain (nginx "
      "syntax); empty makes those actions fail."},
     {"enforcer.waf.reload", CWPP_CONF_STR, offsetof(enf_conf_t, waf_reload), "", 0, 0, 0,
-     "Command run after a waf action (split on spaces, no shell), e.g. \"/usr/sbin/nginx -s "
-     "reload\"; its failure fails the action. Empty: none."},
+     "Command run after a waf action (split on spaces, no shell, at most 32 words; the "
+     "program by its absolute path, run with PATH=/usr/sbin:/usr/bin:/sbin:/bin and LANG=C "
+     "only), e.g. \"/usr/sbin/nginx -s reload\"; its failure fails the action. Empty: none."},
     {"enforcer.scan.signatures", CWPP_CONF_STR, offsetof(enf_conf_t, scan_signatures), "", 0,
      0, 0, "File of malware signatures for scan_file: one SHA-256 in hex per line, '#' "
            "comments; read at each scan. Empty makes scan_file fail."},

@@ -231,6 +231,27 @@ static int ids_add_protected(const char *item, void *arg)
     return 0;
 }
 
+/* Adds the identity of the file given to this process as --config FILE (read from
+ * /proc/self/cmdline: the service skeleton keeps it to itself). */
+static void ids_add_cmdline_config(ids_t *ids)
+{
+    char        buf[8192];
+    struct stat st;
+    size_t      n, i;
+    FILE       *fp = fopen("/proc/self/cmdline", "re");
+
+    if (fp == NULL)
+        return;
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    for (i = 0; i < n; i += strlen(buf + i) + 1)
+        if (strcmp(buf + i, "--config") == 0 && i + 9 < n && stat(buf + i + 9, &st) == 0) {
+            ids_add(ids, &st, "the agent's configuration");
+            return;
+        }
+}
+
 /* The identities of what is protected: the agent's own files (in its own mount
  * namespace) and the protected paths beneath the host root. */
 static void ids_load(const enf_ctx_t *c, int rootfd, ids_t *ids)
@@ -249,6 +270,7 @@ static void ids_load(const enf_ctx_t *c, int rootfd, ids_t *ids)
             ids_add(ids, &st, i == 0 ? "the agent's state directory"
                               : i == 1 ? "the quarantine directory"
                                        : "the agent's configuration");
+    ids_add_cmdline_config(ids);
     each_item(enf_builtin_protected, ':', ids_add_protected, ids);
     if (c->protect_paths != NULL)
         each_item(c->protect_paths, ':', ids_add_protected, ids);
