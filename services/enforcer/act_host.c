@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * act_host.c: the actions on the host itself - kill_process (pidfd, SIGKILL, the
- * executable checked first, protected processes refused by guard.c), disable_account / enable_account (usermod), waf_block_ip /
+ * executable checked first, protected processes refused by guard.c), disable_account /
+ * enable_account (usermod; protected accounts refused by guard.c), waf_block_ip /
  * waf_unblock_ip (the "deny IP;" lines of the WAF deny file) and the glue of
  * quarantine_file and scan_file to files.c.
  */
@@ -315,7 +316,8 @@ void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o
     /* reload even when the file was already right: a retry after a failed reload must
      * still get the WAF to read it */
     if (c->waf_reload[0] != '\0') {
-        char *argv[ENF_ARGV_MAX + 1], *copy = strdup(c->waf_reload), *save = NULL, *tok, out[2048];
+        char *argv[ENF_ARGV_MAX + 1], *copy = strdup(c->waf_reload), *save = NULL, *tok;
+        char  out[2048];
         char  line[300], st[64];
         int   k = 0, status = 0;
 

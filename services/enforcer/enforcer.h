@@ -52,7 +52,8 @@ extern const cwpp_conf_prop_t enf_props[];
 extern const size_t           enf_nprops;
 
 /* Validates the configuration beyond the table's bounds (required ids, the management
- * list, the netns path, the guards' lists, absolute program paths). Returns 0 or CWPP_ECONFIG with a sentence naming the key. */
+ * list, the netns path, the host root, the guards' lists, absolute program paths).
+ * Returns 0 or CWPP_ECONFIG with a sentence naming the key. */
 int enf_check(const void *conf, char *errstr, size_t errstr_size);
 
 /* Runs the agent until SIGTERM. Returns the process exit code. */
