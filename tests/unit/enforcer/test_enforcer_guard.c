@@ -405,6 +405,41 @@ static void test_race(void **state)
     close(qfd);
 }
 
+/* The quarantine on another file system (/dev/shm): the copy path moves the file, and
+ * a file replaced between the hash and the move is left alone. */
+static void test_cross_fs(void **state)
+{
+    char          q[64], f[600], params[1200], cmd[200];
+    enf_ctx_t     c;
+    enf_outcome_t o;
+    struct stat   a, b;
+
+    (void)state;
+    snprintf(q, sizeof(q), "/dev/shm/test_enforcer_guard.XXXXXX");
+    if (mkdtemp(q) == NULL || stat(q, &a) != 0 || stat(tmpdir, &b) != 0 || a.st_dev == b.st_dev) {
+        print_message("no other file system at /dev/shm: skipped\n");
+        if (q[0] != '\0')
+            rmdir(q);
+        return;
+    }
+    path_of(f, sizeof(f), "%s/x.bin", tmpdir);
+    put_file(f, "hello");
+    c = ctx_for(q, tmpdir);
+    snprintf(params, sizeof(params), "{\"path\": \"%s\"}", f);
+    memset(&o, 0, sizeof(o));
+    enf_apply(&c, "x.1", "quarantine_file", params, &o);
+    assert_int_equal(o.ok, 1);
+    json_decref(o.details);
+    assert_int_equal(access(f, F_OK), -1);
+    path_of(f, sizeof(f), "%s/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+            q);
+    assert_int_equal(stat(f, &a), 0);
+    assert_int_equal(a.st_mode & 07777, 0);
+    assert_int_equal(a.st_size, 5);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", q);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ------------------------------------------------------------- 4. processes */
 
 static pid_t run_copy_of_sleep(const char *as)
@@ -601,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_normalize),
         cmocka_unit_test_setup_teardown(test_walk, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_race, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_cross_fs, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_processes, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_accounts, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_children, setup_dir, teardown_dir),
