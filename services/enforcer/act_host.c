@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * act_host.c: the actions on the host itself - kill_process (pidfd, SIGKILL, the
- * executable checked first), disable_account / enable_account (usermod), waf_block_ip /
+ * executable checked first, protected processes refused by guard.c), disable_account /
+ * enable_account (usermod; protected accounts refused by guard.c), waf_block_ip /
  * waf_unblock_ip (the "deny IP;" lines of the WAF deny file) and the glue of
  * quarantine_file and scan_file to files.c.
  */
@@ -57,7 +58,6 @@ void enf_act_kill(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *
     ssize_t                  n;
     struct pollfd            pl;
 
-    (void)c;
     (void)id;
     if (enf_only_keys(p, "kill_process", keys, o) != 0 ||
         enf_p_path(p, "kill_process", "path", 0, &want, o) != 0)
@@ -73,15 +73,13 @@ void enf_act_kill(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *
         return;
     }
     pid = (long)json_integer_value(jp);
-    if (pid <= 1) {
-        enf_fail(o, "refusing to kill pid %ld (init).", pid);
+    if (pid <= 1 || pid == (long)getpid()) {
+        enf_guard_process(c, pid, o);
         return;
     }
-    if (pid == (long)getpid()) {
-        enf_fail(o, "refusing to kill pid %ld: it is this agent.", pid);
-        return;
-    }
-    /* a pidfd names this process, not whatever reuses the number later */
+    /* a pidfd names this process, not whatever reuses the number later; the guards
+     * look at the process the pidfd holds (checked again below, once the pidfd is open,
+     * so a pid reused between the two is caught by the executable check) */
     pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
     if (pfd < 0 && errno == ESRCH) {
         o->details = json_pack("{s:I, s:b}", "pid", (json_int_t)pid, "killed", 0);
@@ -90,6 +88,13 @@ void enf_act_kill(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *
     }
     if (pfd < 0 && errno != ENOSYS) {
         enf_fail(o, "cannot open pid %ld: %s.", pid, strerror(errno));
+        return;
+    }
+    if (enf_guard_process(c, pid, o) != 0) {
+        o->details = json_pack("{s:I, s:b, s:s}", "pid", (json_int_t)pid, "killed", 0,
+                               "refused", o->refusal);
+        if (pfd >= 0)
+            close(pfd);
         return;
     }
     snprintf(link, sizeof(link), "/proc/%ld/exe", pid);
@@ -104,8 +109,9 @@ void enf_act_kill(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *
             o->details = json_pack("{s:I, s:b}", "pid", (json_int_t)pid, "killed", 0);
             enf_ok(o, "pid %ld is not running%s.", pid, st != 0 ? " (it has exited)" : "");
         } else {
-            enf_fail(o, "pid %ld has no executable to check (%s): a kernel thread is not "
-                     "killed.", pid, strerror(err));
+            enf_refuse(c, o, "kernel_thread", "refusing to kill pid %ld: it has no "
+                       "executable to check (%s); a kernel thread is not killed.", pid,
+                       strerror(err));
         }
         return;
     }
@@ -173,8 +179,8 @@ void enf_act_account(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_
                  "([a-z_][a-z0-9_-]{0,31}).", action, user);
         return;
     }
-    if (disable && strcmp(user, "root") == 0) {
-        enf_fail(o, "refusing to disable the root account.");
+    if (enf_guard_account(c, action, user, o) != 0) {
+        o->details = json_pack("{s:s, s:s}", "user", user, "refused", o->refusal);
         return;
     }
     argv[k++] = (char *)c->usermod_path;
@@ -310,7 +316,8 @@ void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o
     /* reload even when the file was already right: a retry after a failed reload must
      * still get the WAF to read it */
     if (c->waf_reload[0] != '\0') {
-        char *argv[33], *copy = strdup(c->waf_reload), *save = NULL, *tok, out[2048];
+        char *argv[ENF_ARGV_MAX + 1], *copy = strdup(c->waf_reload), *save = NULL, *tok;
+        char  out[2048];
         char  line[300], st[64];
         int   k = 0, status = 0;
 
@@ -318,12 +325,16 @@ void enf_act_waf(const enf_ctx_t *c, const char *id, json_t *p, enf_outcome_t *o
             enf_fail(o, "out of memory.");
             return;
         }
-        for (tok = strtok_r(copy, " ", &save); tok != NULL && k < 32;
+        for (tok = strtok_r(copy, " ", &save); tok != NULL && k <= ENF_ARGV_MAX;
              tok = strtok_r(NULL, " ", &save))
             argv[k++] = tok;
-        argv[k] = NULL;
-        rc = k > 0 ? enf_spawn(argv, c->command_ms, out, sizeof(out), &status, why, sizeof(why))
-                   : cwpp_seterr(why, sizeof(why), CWPP_EIO, "the command is empty");
+        argv[k < ENF_ARGV_MAX ? k : ENF_ARGV_MAX] = NULL;
+        /* never run a command cut short: more words than argv holds is an error */
+        rc = k > ENF_ARGV_MAX ? cwpp_seterr(why, sizeof(why), CWPP_EIO, "the command has "
+                                            "more than %d words", ENF_ARGV_MAX)
+             : k > 0 ? enf_spawn(argv, c->command_ms, out, sizeof(out), &status, why,
+                                 sizeof(why))
+                     : cwpp_seterr(why, sizeof(why), CWPP_EIO, "the command is empty");
         free(copy);
         if (rc != CWPP_OK) {
             enf_fail(o, "%s the deny file %s, but the WAF reload failed: %s.",

@@ -9,6 +9,7 @@
  *               quarantine_file and scan_file
  *   netaddr.c   addresses and networks
  *   spawn.c     running a helper program (usermod) with a deadline
+ *   guard.c     protected paths, processes and accounts; the safe walk of a path
  *   files.c     SHA-256, the quarantine, scan_file
  *   nft.c       nftables changes, made by a forked child (in enforcer.netns if set)
  *   journal.c   action_id -> result sent, on disk and in memory
@@ -25,7 +26,10 @@
 #include <jansson.h>
 
 #include "cwpp_sign.h"
+#include "cwpp_http.h"
 #include "enforcer.h"
+
+struct stat;
 
 #define ENF_REASON_MAX   1024     /* bytes of a result's reason sentence */
 #define ENF_SCAN_MAX     10000    /* files scan_file hashes in one directory at most */
@@ -33,6 +37,14 @@
 #define ENF_NFT_MS       10000    /* the nftables child: default deadline */
 #define ENF_NAME_MAX     64       /* bytes of an action's name copied into a result */
 #define ENF_DETAILS_MAX  65536    /* bytes of details_json a result carries at most */
+#define ENF_ARGV_MAX     32       /* words of enforcer.waf.reload at most */
+
+/* The guards' defaults (enforcer.workload.roots, enforcer.protect.processes,
+ * enforcer.protect.uid.below); the built-in protected paths are enf_builtin_protected. */
+#define ENF_DEFAULT_ROOTS      "/home:/srv:/opt:/var/www:/tmp:/var/tmp"
+#define ENF_DEFAULT_PROCESSES  "systemd,init,kubelet,containerd,dockerd"
+#define ENF_DEFAULT_UID_BELOW  1000
+#define ENF_CHILD_PATH         "PATH=/usr/sbin:/usr/bin:/sbin:/bin" /* a child's PATH */
 
 /* ---------------------------------------------------------------- addresses */
 
@@ -73,6 +85,18 @@ typedef struct enf_ctx {
     const char      *usermod_path;   /* the usermod binary */
     int              command_ms;     /* deadline of a spawned command (<= 0: ENF_SPAWN_MS) */
     int              nft_ms;         /* deadline of the nftables child (<= 0: ENF_NFT_MS) */
+    /* the guards (guard.c); a NULL list takes its default */
+    const char      *host_root;      /* action paths resolve beneath it; NULL/"" = "/" */
+    const char      *workload_roots; /* colon list; NULL: ENF_DEFAULT_ROOTS */
+    const char      *protect_paths;  /* colon list added to the built-in ones; NULL: none */
+    const char      *protect_processes; /* comma list of executable base names; NULL:
+                                         * ENF_DEFAULT_PROCESSES (sshd always) */
+    const char      *protect_pids;   /* comma list; NULL: none */
+    const char      *protect_accounts; /* comma list; NULL: none (root always) */
+    long             protect_uid_below; /* <= 0: ENF_DEFAULT_UID_BELOW */
+    const char      *state_dir;      /* protected by identity (NULL: none) */
+    const char      *config_path;    /* protected by identity (NULL: none) */
+    cwpp_metrics_t  *metrics;        /* refusals are counted here; NULL: not counted */
 } enf_ctx_t;
 
 /* What became of one action. */
@@ -83,6 +107,8 @@ typedef struct enf_outcome {
     int     transient;              /* with ok 0: nothing was changed and the failure is
                                      * the disk being full; the action is not answered
                                      * but tried again when the batch is retried */
+    const char *refusal;            /* with ok 0: the guard's reason code when the target
+                                     * is protected (a static string), else NULL */
 } enf_outcome_t;
 
 /* Sets o to failed with the formatted reason; returns 0 (for "return enf_fail(...)"). */
@@ -155,7 +181,8 @@ const char *enf_status_text(int st, char *buf, size_t size);
 int enf_user_valid(const char *user);
 
 /*
- * Runs argv (argv[0] a path, or a name looked up in PATH) without a shell, in its own
+ * Runs argv (argv[0] an absolute path; anything else is refused) without a shell, with
+ * a minimal environment (ENF_CHILD_PATH and LANG=C, nothing inherited), in its own
  * process group, stdin from /dev/null, stdout and stderr captured into out (at most
  * out_size - 1 bytes, always NUL-terminated). Past timeout_ms (<= 0: ENF_SPAWN_MS) its
  * whole process group is killed. *status is the waitpid status. Returns 0 when it ran
@@ -182,6 +209,56 @@ int enf_wait_child(pid_t pid, pid_t pgrp, int fd, int64_t deadline_ms, char *out
  * disk is full (the file unchanged) or CWPP_EIO, with errstr. */
 int enf_waf_edit(const char *file, const char *ip, int add, int *changed, char *errstr,
                  size_t errstr_size);
+
+/* ------------------------------------------------------------------- guards */
+
+/* The built-in protected paths, a colon list ("/lib*" matches by prefix). */
+extern const char enf_builtin_protected[];
+
+/* Fails o with the formatted reason as a refusal with code (a static string: the
+ * metric's reason label and o->refusal) and counts it; returns -1. */
+int enf_refuse(const enf_ctx_t *c, enf_outcome_t *o, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Normalizes the absolute path in: repeated '/' and "." dropped, ".." removes the
+ * component before it (never above "/"). Exact for a path that is then walked without
+ * following links. Returns 0, or -1 when in is not absolute or out (size) is too small. */
+int enf_path_normalize(const char *in, char *out, size_t size);
+
+/* A path from an action, opened up to its parent directory. */
+typedef struct enf_target {
+    int  dirfd;                /* the parent directory (O_RDONLY), or -1 */
+    char name[256];            /* the last component; "." when the path is "/" */
+    char rel[4096];            /* the normalized path (beneath the host root) */
+} enf_target_t;
+
+#define ENF_RESOLVE_OK       0
+#define ENF_RESOLVE_REFUSED  (-1) /* o failed: refused or an error */
+#define ENF_RESOLVE_MISSING  1    /* a directory on the way does not exist (o untouched) */
+
+/*
+ * Checks path (absolute, from an action about to action, e.g. "quarantine_file") against
+ * the protected paths and the workload roots, then opens its parent directory beneath
+ * the host root one component at a time without following links, comparing every
+ * directory by identity with the protected ones (guard.c). Returns ENF_RESOLVE_OK with
+ * t->dirfd open (close it with enf_target_close), ENF_RESOLVE_MISSING, or
+ * ENF_RESOLVE_REFUSED with o failed (a refusal is counted).
+ */
+int enf_resolve(const enf_ctx_t *c, const char *action, const char *path, enf_target_t *t,
+                enf_outcome_t *o);
+/* Closes t->dirfd (if open). */
+void enf_target_close(enf_target_t *t);
+/* Refuses (-1, o failed and counted) when st, the opened target (shown in the reason),
+ * is by identity a protected directory or one of the agent's own files; else 0. */
+int enf_guard_inode(const enf_ctx_t *c, const char *action, const char *shown,
+                    const struct stat *st, enf_outcome_t *o);
+/* kill_process: refuses (-1) pid 1, the agent, its ancestors, enforcer.protect.pids,
+ * kernel threads and protected executables; 0 when pid may be killed (or is gone). */
+int enf_guard_process(const enf_ctx_t *c, long pid, enf_outcome_t *o);
+/* disable_account / enable_account (action): refuses (-1) root, protected accounts and
+ * accounts whose uid is below the bound (or whose passwd cannot be read); else 0. */
+int enf_guard_account(const enf_ctx_t *c, const char *action, const char *user,
+                      enf_outcome_t *o);
 
 /* ------------------------------------------------------------------- files */
 
@@ -210,13 +287,18 @@ void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int q
               enf_outcome_t *o);
 
 /*
- * Quarantines the regular file open at fd (opened from path, whose SHA-256 is sha):
- * moves it into qdir as <sha> with mode 000 and appends the manifest line. Returns 0 with
- * the quarantined path in as (size as_size), or CWPP_EIO with errstr. (files.c)
+ * Quarantines the regular file open at fd, named name in the directory open at dirfd
+ * (path: the action's path, for the manifest and reasons), whose SHA-256 is sha, into
+ * the quarantine directory open at qfd (named qdir): checks the entry still names fd's
+ * inode, sets mode 000, moves it with renameat (linkat-free: a rename into a temporary
+ * name, checked, then to <sha>) or, across file systems, copies fd into qfd and unlinks
+ * the entry; on any mismatch it puts back what it moved and the mode, and fails. Appends
+ * the manifest line. Returns 0 with the quarantined path in as (size as_size), or
+ * CWPP_EIO with errstr. (files.c)
  */
-int enf_quarantine_fd(const char *qdir, const char *action_id, const char *path, int fd,
-                      const char *sha, char *as, size_t as_size, char *errstr,
-                      size_t errstr_size);
+int enf_quarantine_fd(int qfd, const char *qdir, const char *action_id, const char *path,
+                      int dirfd, const char *name, int fd, const char *sha, char *as,
+                      size_t as_size, char *errstr, size_t errstr_size);
 
 /* ------------------------------------------------------------------ nftables */
 

@@ -79,14 +79,43 @@ const cwpp_conf_prop_t enf_props[] = {
      "File of \"deny IP;\" lines that waf_block_ip and waf_unblock_ip maintain (nginx "
      "syntax); empty makes those actions fail."},
     {"enforcer.waf.reload", CWPP_CONF_STR, offsetof(enf_conf_t, waf_reload), "", 0, 0, 0,
-     "Command run after a waf action (split on spaces, no shell), e.g. \"/usr/sbin/nginx -s "
-     "reload\"; its failure fails the action. Empty: none."},
+     "Command run after a waf action (split on spaces, no shell, at most 32 words; the "
+     "program by its absolute path, run with PATH=/usr/sbin:/usr/bin:/sbin:/bin and LANG=C "
+     "only), e.g. \"/usr/sbin/nginx -s reload\"; its failure fails the action. Empty: none."},
     {"enforcer.scan.signatures", CWPP_CONF_STR, offsetof(enf_conf_t, scan_signatures), "", 0,
      0, 0, "File of malware signatures for scan_file: one SHA-256 in hex per line, '#' "
            "comments; read at each scan. Empty makes scan_file fail."},
     {"enforcer.usermod.root", CWPP_CONF_STR, offsetof(enf_conf_t, usermod_root), "", 0, 0, 0,
      "Passed as usermod --root DIR by disable_account and enable_account (a chroot's "
-     "accounts); empty means the machine's."},
+     "accounts), whose etc/passwd gives the uids enforcer.protect.uid.below checks; empty "
+     "means enforcer.host_root (the machine's own when that is /)."},
+    {"enforcer.host_root", CWPP_CONF_STR, offsetof(enf_conf_t, host_root), "/", 0, 0, 0,
+     "Directory the paths of actions (quarantine_file, scan_file) are resolved beneath, "
+     "e.g. /host in a container that mounts the node's / there. Absolute."},
+    {"enforcer.workload.roots", CWPP_CONF_STR, offsetof(enf_conf_t, workload_roots),
+     ENF_DEFAULT_ROOTS, 0, 0, 0,
+     "Colon-separated absolute directories (beneath enforcer.host_root) where "
+     "quarantine_file and scan_file may act: where workloads keep their files (homes, "
+     "served and installed applications, web roots, temporary directories malware drops "
+     "into). Anything outside is refused."},
+    {"enforcer.protect.paths", CWPP_CONF_STR, offsetof(enf_conf_t, protect_paths), "", 0, 0,
+     0, "Colon-separated absolute paths never quarantined nor scanned, in addition to the "
+        "built-in ones (/bin /sbin /usr /lib* /boot /etc /proc /sys /dev, the state and "
+        "quarantine directories and the configuration file); a path is protected with "
+        "everything beneath it."},
+    {"enforcer.protect.processes", CWPP_CONF_STR, offsetof(enf_conf_t, protect_processes),
+     ENF_DEFAULT_PROCESSES, 0, 0, 0,
+     "Comma-separated executable base names kill_process refuses, in addition to sshd and "
+     "sshd-session (always), pid 1, the agent, its ancestors and kernel threads."},
+    {"enforcer.protect.pids", CWPP_CONF_STR, offsetof(enf_conf_t, protect_pids), "", 0, 0, 0,
+     "Comma-separated process ids kill_process refuses."},
+    {"enforcer.protect.accounts", CWPP_CONF_STR, offsetof(enf_conf_t, protect_accounts), "", 0,
+     0, 0, "Comma-separated account names disable_account and enable_account refuse, in "
+           "addition to root (always)."},
+    {"enforcer.protect.uid.below", CWPP_CONF_INT, offsetof(enf_conf_t, protect_uid_below),
+     "1000", 1, 4294967295LL, 0,
+     "disable_account and enable_account refuse accounts whose uid (in the passwd of "
+     "enforcer.usermod.root) is below this: the system accounts."},
     {"enforcer.journal.max_entries", CWPP_CONF_INT, offsetof(enf_conf_t, journal_max),
      "100000", 1, 10000000, 0,
      "Action ids the journal remembers (the latest); the file is compacted at start when it "
@@ -147,6 +176,72 @@ typedef struct enf {
 
 /* ---------------------------------------------------------------- config */
 
+/* The items of the guards' lists: 0, or -1 with why. */
+static int item_abs_path(const char *it, char *why, size_t whysz)
+{
+    char norm[PATH_MAX];
+
+    if (it[0] != '/' || enf_path_normalize(it, norm, sizeof(norm)) != 0)
+        return snprintf(why, whysz, "\"%.200s\" is not an absolute path", it), -1;
+    return 0;
+}
+
+static int item_exe_name(const char *it, char *why, size_t whysz)
+{
+    if (strchr(it, '/') != NULL || strlen(it) > 255)
+        return snprintf(why, whysz, "\"%.200s\" is not an executable's base name", it), -1;
+    return 0;
+}
+
+static int item_pid(const char *it, char *why, size_t whysz)
+{
+    char *end;
+    long  v;
+
+    errno = 0;
+    v = strtol(it, &end, 10);
+    if (*end != '\0' || end == it || errno != 0 || v < 1 || v > 4194304)
+        return snprintf(why, whysz, "\"%.200s\" is not a process id", it), -1;
+    return 0;
+}
+
+static int item_user(const char *it, char *why, size_t whysz)
+{
+    if (!enf_user_valid(it))
+        return snprintf(why, whysz, "\"%.200s\" is not an account name", it), -1;
+    return 0;
+}
+
+/* Checks each item (blanks trimmed, empty items skipped) of list separated by sep. */
+static int check_list(const char *list, char sep, int (*fn)(const char *, char *, size_t),
+                      char *why, size_t whysz)
+{
+    const char *p = list;
+    char        it[PATH_MAX];
+
+    while (p != NULL && *p != '\0') {
+        const char *end = strchr(p, sep);
+        size_t      n = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n >= sizeof(it))
+            return snprintf(why, whysz, "an item is longer than %d bytes", PATH_MAX - 1), -1;
+        if (n > 0) {
+            memcpy(it, p, n);
+            it[n] = '\0';
+            if (fn(it, why, whysz) != 0)
+                return -1;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return 0;
+}
+
 int enf_check(const void *confp, char *errstr, size_t errstr_size)
 {
     const enf_conf_t *c = confp;
@@ -188,6 +283,41 @@ int enf_check(const void *confp, char *errstr, size_t errstr_size)
     if (c->usermod_root[0] != '\0' && (stat(c->usermod_root, &st) != 0 || !S_ISDIR(st.st_mode)))
         return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
                            "enforcer.usermod.root %s is not a directory", c->usermod_root);
+    if (c->host_root[0] != '/' || stat(c->host_root, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "enforcer.host_root %s is not an absolute path of a directory",
+                           c->host_root);
+    if (check_list(c->workload_roots, ':', item_abs_path, why, sizeof(why)) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.workload.roots: %s",
+                           why);
+    if (check_list(c->protect_paths, ':', item_abs_path, why, sizeof(why)) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.protect.paths: %s",
+                           why);
+    if (check_list(c->protect_processes, ',', item_exe_name, why, sizeof(why)) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.protect.processes: %s",
+                           why);
+    if (check_list(c->protect_pids, ',', item_pid, why, sizeof(why)) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.protect.pids: %s", why);
+    if (check_list(c->protect_accounts, ',', item_user, why, sizeof(why)) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.protect.accounts: %s",
+                           why);
+    if (c->waf_reload[0] != '\0') {
+        /* run without a shell nor PATH: the program by its absolute path, every word kept */
+        const char *w = c->waf_reload;
+        size_t      words = 0;
+
+        while (*w == ' ')
+            w++;
+        if (*w != '/')
+            return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.waf.reload must "
+                               "start with the absolute path of its program");
+        for (; *w != '\0'; w++)
+            if (*w != ' ' && (w == c->waf_reload || w[-1] == ' '))
+                words++;
+        if (words > ENF_ARGV_MAX)
+            return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "enforcer.waf.reload has "
+                               "%zu words, more than %d", words, ENF_ARGV_MAX);
+    }
     return CWPP_OK;
 }
 
@@ -641,7 +771,7 @@ static const char *usermod_path(void)
     for (i = 0; i < sizeof(where) / sizeof(where[0]); i++)
         if (access(where[i], X_OK) == 0)
             return where[i];
-    return "usermod";
+    return where[0]; /* absolute: a missing one fails the action, never a PATH search */
 }
 
 /*
@@ -770,8 +900,19 @@ static enf_t *enf_new(const enf_conf_t *conf, cwpp_metrics_t *metrics, char *err
     e->ctx.waf_deny_file = conf->waf_deny_file;
     e->ctx.waf_reload = conf->waf_reload;
     e->ctx.scan_signatures = conf->scan_signatures;
-    e->ctx.usermod_root = conf->usermod_root;
+    e->ctx.usermod_root = conf->usermod_root[0] != '\0' ? conf->usermod_root
+                          : strcmp(conf->host_root, "/") != 0 ? conf->host_root : "";
     e->ctx.usermod_path = usermod_path();
+    e->ctx.host_root = conf->host_root;
+    e->ctx.workload_roots = conf->workload_roots;
+    e->ctx.protect_paths = conf->protect_paths;
+    e->ctx.protect_processes = conf->protect_processes;
+    e->ctx.protect_pids = conf->protect_pids;
+    e->ctx.protect_accounts = conf->protect_accounts;
+    e->ctx.protect_uid_below = (long)conf->protect_uid_below;
+    e->ctx.state_dir = conf->state_dir;
+    e->ctx.config_path = getenv("CWPP_CONFIG");
+    e->ctx.metrics = metrics;
     e->ctx.command_ms = (int)conf->command_timeout_ms;
     e->ctx.nft_ms = (int)conf->nft_timeout_ms;
     e->m_skipped = cwpp_counter(metrics, "cwpp_enforcer_skipped_total",

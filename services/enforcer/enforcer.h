@@ -46,13 +46,21 @@ typedef struct enf_conf {
     int64_t            clock_skew_max_ms;  /* tolerated difference with the responder's clock */
     char              *verify_key_file;    /* the responder's Ed25519 public key */
     int64_t            horizon_ms;         /* deadline_ms - issued_at_ms at most */
+    char              *host_root;      /* action paths resolve beneath it ("/") */
+    char              *workload_roots; /* colon list: the only places files are acted on */
+    char              *protect_paths;  /* colon list added to the built-in protected paths */
+    char              *protect_processes; /* comma list of executable names never killed */
+    char              *protect_pids;   /* comma list of pids never killed */
+    char              *protect_accounts; /* comma list of accounts never disabled/enabled */
+    int64_t            protect_uid_below; /* accounts with a lower uid are never touched */
 } enf_conf_t;
 
 extern const cwpp_conf_prop_t enf_props[];
 extern const size_t           enf_nprops;
 
 /* Validates the configuration beyond the table's bounds (required ids, the management
- * list, the netns path). Returns 0 or CWPP_ECONFIG with a sentence naming the key. */
+ * list, the netns path, the host root, the guards' lists, absolute program paths).
+ * Returns 0 or CWPP_ECONFIG with a sentence naming the key. */
 int enf_check(const void *conf, char *errstr, size_t errstr_size);
 
 /* Runs the agent until SIGTERM. Returns the process exit code. */

@@ -2,14 +2,22 @@
 /*
  * files.c: quarantine_file and scan_file.
  *
- * A file is opened once, with O_NOFOLLOW (a symlink is refused, never followed), checked
- * to be a regular file on that descriptor, and hashed from it: what is hashed is what
- * is quarantined. The move is a rename() into the quarantine directory, checked
- * afterwards to have moved the same inode; across file systems the bytes are copied from
- * the descriptor into a mode-000 file, fsynced, and only then the original unlinked
- * (after checking the name still names that inode). The quarantined file is named by
- * its SHA-256 and has mode 000; <quarantine_dir>/manifest.jsonl gets one line
- * {path, sha256, at, action_id} per quarantined file.
+ * A path from an action is first checked and opened up to its parent directory by
+ * guard.c (protected paths, workload roots, beneath enforcer.host_root, no link ever
+ * followed); the file is then opened with O_NOFOLLOW relative to that directory, checked
+ * to be a regular file with one link and not protected by identity, and hashed through
+ * that descriptor: what is hashed is what is quarantined. Before the move the directory
+ * entry is checked to still name the inode hashed (fstatat AT_SYMLINK_NOFOLLOW against
+ * fstat); the move is a renameat from that directory descriptor into the quarantine
+ * directory (opened once per action as a descriptor) under a temporary name, checked
+ * again, then renamed to its SHA-256; across file systems the bytes are copied from the
+ * descriptor into a mode-000 file there, fsynced, and the entry unlinked only after the
+ * same check. Whatever happens to the path meanwhile (a parent directory swapped for a
+ * link to somewhere else), nothing outside the directory that was checked is touched;
+ * on any mismatch what was moved is put back and the file's mode restored. The
+ * quarantined file is named by its SHA-256 and has mode 000;
+ * <quarantine_dir>/manifest.jsonl gets one line {path, sha256, at, action_id} per
+ * quarantined file.
  *
  * Signatures (enforcer.scan.signatures) are read at each scan, so an updated file takes
  * effect without a restart: one SHA-256 in hex per line, '#' starts a comment.
@@ -27,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -56,20 +66,53 @@ static int fsync_dir_of(const char *path)
     return rc;
 }
 
+/* A unique temporary name "<base>.cwpp-XXXXXXXXXXXX" created with O_CREAT|O_EXCL|
+ * O_NOFOLLOW relative to dirfd (AT_FDCWD: base is a path); the fd, or -1 with errno. */
+static int create_unique(int dirfd, const char *base, char *tmp, size_t tmp_size, mode_t mode)
+{
+    static const char xd[] = "0123456789abcdef";
+    unsigned char     rnd[6];
+    int               i, k, fd;
+
+    for (i = 0; i < 100; i++) {
+        char   sfx[16];
+        size_t j;
+
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+            for (j = 0; j < sizeof(rnd); j++)
+                rnd[j] = (unsigned char)(rand() ^ (int)(cwpp_mono_ms() >> (j * 3)));
+        for (j = 0, k = 0; j < sizeof(rnd); j++) {
+            sfx[k++] = xd[rnd[j] >> 4];
+            sfx[k++] = xd[rnd[j] & 15];
+        }
+        sfx[k] = '\0';
+        if ((size_t)snprintf(tmp, tmp_size, "%s.cwpp-%s", base, sfx) >= tmp_size) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
 int enf_rewrite_file(const char *path, const void *data, size_t len, mode_t mode,
                      char *errstr, size_t errstr_size)
 {
-    char                 tmp[PATH_MAX + 16];
+    char                 tmp[PATH_MAX + 32];
     const unsigned char *p = data;
     size_t               done = 0;
     int                  fd, err;
 
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.cwpp-tmp", path) >= sizeof(tmp))
-        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot rewrite %s: path too long",
-                           path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0)
-        goto fail;
+    fd = create_unique(AT_FDCWD, path, tmp, sizeof(tmp), mode & 0600);
+    if (fd < 0) {
+        err = errno;
+        return cwpp_seterr(errstr, errstr_size,
+                           enf_errno_disk_full(err) ? CWPP_ETRANSIENT : CWPP_EIO,
+                           "cannot rewrite %s: %s", path, strerror(err));
+    }
     if (cwpp_fault_hit("enforcer.disk_full")) {
         errno = ENOSPC;
         goto fail;
@@ -216,57 +259,113 @@ static int manifest_add(const char *qdir, const char *path, const char *sha,
     return rc;
 }
 
-int enf_quarantine_fd(const char *qdir, const char *action_id, const char *path, int fd,
-                      const char *sha, char *as, size_t as_size, char *errstr,
-                      size_t errstr_size)
+/* 0 when the entry name in dirfd is (not following a link) the inode st describes. */
+static int same_entry(int dirfd, const char *name, const struct stat *st)
+{
+    struct stat now;
+
+    if (fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    return now.st_dev == st->st_dev && now.st_ino == st->st_ino ? 0 : -1;
+}
+
+/* renameat2(RENAME_NOREPLACE): puts back what was moved without overwriting anything. */
+static int rename_back(int fromfd, const char *from, int tofd, const char *to)
+{
+    return (int)syscall(SYS_renameat2, fromfd, from, tofd, to, 1 /* RENAME_NOREPLACE */);
+}
+
+int enf_quarantine_fd(int qfd, const char *qdir, const char *action_id, const char *path,
+                      int dirfd, const char *name, int fd, const char *sha, char *as,
+                      size_t as_size, char *errstr, size_t errstr_size)
 {
     struct stat st, dst;
-    int         out;
+    char        tmp[128], shown[1100];
+    int         out, err, rc;
 
-    snprintf(as, as_size, "%s/%s", qdir, sha);
+    safe_copy(shown, sizeof(shown), path);
+    if ((size_t)snprintf(as, as_size, "%s/%s", qdir, sha) >= as_size)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "the quarantine path is too long");
     if (fstat(fd, &st) != 0)
         return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "fstat: %s", strerror(errno));
+    if (same_entry(dirfd, name, &st) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "%s was replaced while it was being "
+                           "hashed; nothing was moved", shown);
     if (fchmod(fd, 0) != 0)
-        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot chmod %s: %s", path,
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot chmod %s: %s", shown,
                            strerror(errno));
-    if (rename(path, as) == 0) {
-        if (lstat(as, &dst) != 0 || dst.st_dev != st.st_dev || dst.st_ino != st.st_ino)
-            return cwpp_seterr(errstr, errstr_size, CWPP_EIO,
-                               "%s was replaced while it was being quarantined", path);
+    out = create_unique(qfd, ".q", tmp, sizeof(tmp), 0);
+    if (out < 0) {
+        err = errno;
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot create a file in %s: %s", qdir,
+                         strerror(err));
+        goto restore_mode;
+    }
+    /* the temporary name exists (reserved); the rename replaces it */
+    if (renameat(dirfd, name, qfd, tmp) == 0) {
+        close(out);
+        if (fstatat(qfd, tmp, &dst, AT_SYMLINK_NOFOLLOW) != 0 || dst.st_dev != st.st_dev ||
+            dst.st_ino != st.st_ino) {
+            /* another file took the name between the check and the move: put it back */
+            if (rename_back(qfd, tmp, dirfd, name) != 0)
+                cwpp_warn("quarantine_put_back_failed", "cannot put back the file that "
+                          "replaced %s (left in %s as %s): %s", shown, qdir, tmp,
+                          strerror(errno));
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "%s was replaced while it was "
+                             "being quarantined; nothing was quarantined", shown);
+            goto restore_mode;
+        }
+        if (renameat(qfd, tmp, qfd, sha) != 0) {
+            err = errno;
+            if (rename_back(qfd, tmp, dirfd, name) != 0)
+                unlinkat(qfd, tmp, 0); /* cannot happen: the name was ours a moment ago */
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot move %s into %s: %s",
+                             shown, qdir, strerror(err));
+            goto restore_mode;
+        }
+        fsync(qfd);
+        fsync(dirfd);
         return manifest_add(qdir, path, sha, action_id, errstr, errstr_size);
     }
-    if (errno != EXDEV)
-        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot move %s into %s: %s", path,
-                           qdir, strerror(errno));
-    /* another file system: copy what was hashed, then remove the original */
-    {
-        char tmp[4300];
-
-        snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", qdir, sha);
-        unlink(tmp);
-        out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0);
-        if (out < 0)
-            return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot create %s: %s", tmp,
-                               strerror(errno));
-        if (copy_fd(fd, out) != 0 || fsync(out) != 0 || rename(tmp, as) != 0) {
-            int err = errno;
-
-            close(out);
-            unlink(tmp);
-            return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot copy %s into %s: %s",
-                               path, qdir, strerror(err));
-        }
+    err = errno;
+    if (err != EXDEV) {
         close(out);
+        unlinkat(qfd, tmp, 0);
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot move %s into %s: %s", shown,
+                         qdir, strerror(err));
+        goto restore_mode;
     }
-    if (lstat(path, &dst) == 0 && (dst.st_dev != st.st_dev || dst.st_ino != st.st_ino))
-        return cwpp_seterr(errstr, errstr_size, CWPP_EIO,
-                           "%s was replaced while it was being quarantined (a copy of the "
-                           "original is in %s)", path, as);
-    if (unlink(path) != 0 && errno != ENOENT)
-        return cwpp_seterr(errstr, errstr_size, CWPP_EIO,
-                           "copied %s into %s but cannot remove it: %s", path, qdir,
-                           strerror(errno));
+    /* another file system: copy what was hashed, then remove the original */
+    if (copy_fd(fd, out) != 0 || fsync(out) != 0) {
+        err = errno;
+        close(out);
+        unlinkat(qfd, tmp, 0);
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot copy %s into %s: %s", shown,
+                         qdir, strerror(err));
+        goto restore_mode;
+    }
+    close(out);
+    if (same_entry(dirfd, name, &st) != 0) {
+        unlinkat(qfd, tmp, 0);
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "%s was replaced while it was being "
+                         "quarantined; nothing was quarantined", shown);
+        goto restore_mode;
+    }
+    if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) {
+        err = errno;
+        unlinkat(qfd, tmp, 0);
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot remove %s: %s", shown,
+                         strerror(err));
+        goto restore_mode;
+    }
+    if (renameat(qfd, tmp, qfd, sha) != 0)
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "removed %s but cannot name its "
+                           "copy %s/%s: %s", shown, qdir, tmp, strerror(errno));
+    fsync(qfd);
     return manifest_add(qdir, path, sha, action_id, errstr, errstr_size);
+restore_mode:
+    fchmod(fd, st.st_mode & 07777);
+    return rc;
 }
 
 /* The sha256 the manifest last recorded for path, into sha[65]; 0 when found. */
@@ -297,14 +396,14 @@ static int manifest_find(const char *qdir, const char *path, char sha[65])
     return found;
 }
 
-/* Opens path for hashing: 0 with *fd, or a failed outcome (symlink, not regular ...). */
-static int open_regular(const char *path, int *fd, enf_outcome_t *o)
+/* Opens name in dirfd (the action's path shown as p) for hashing, not following a
+ * link: 0 with *fd, or a failed outcome (symlink, not regular, protected, linked). */
+static int open_regular(const enf_ctx_t *c, const char *action, int dirfd, const char *name,
+                        const char *p, int *fd, enf_outcome_t *o)
 {
     struct stat st;
-    char        p[1100];
 
-    safe_copy(p, sizeof(p), path);
-    *fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    *fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (*fd < 0) {
         if (errno == ELOOP)
             enf_fail(o, "%s is a symbolic link; only regular files are handled.", p);
@@ -314,25 +413,52 @@ static int open_regular(const char *path, int *fd, enf_outcome_t *o)
     }
     if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         enf_fail(o, "%s is not a regular file.", p);
-        close(*fd);
-        *fd = -1;
-        return -1;
+        goto fail;
+    }
+    if (enf_guard_inode(c, action, p, &st, o) != 0)
+        goto fail;
+    if (st.st_nlink > 1) {
+        /* another name of the same inode stays behind (and may be a protected file's) */
+        enf_refuse(c, o, "hard_links", "refusing to %s %s: it has %lu hard links; its "
+                   "other names would stay.", action, p, (unsigned long)st.st_nlink);
+        goto fail;
     }
     return 0;
+fail:
+    close(*fd);
+    *fd = -1;
+    return -1;
+}
+
+/* The quarantine directory as a descriptor, or -1 with o failed. */
+static int open_qdir(const enf_ctx_t *c, enf_outcome_t *o)
+{
+    int qfd = open(c->quarantine_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (qfd < 0)
+        enf_fail(o, "cannot open the quarantine directory %s: %s.", c->quarantine_dir,
+                 strerror(errno));
+    return qfd;
 }
 
 void enf_quarantine(const enf_ctx_t *c, const char *action_id, const char *path,
                     const char *want_sha, enf_outcome_t *o)
 {
-    char        sha[65], as[4300], why[600], p[1100];
-    struct stat st;
-    int         fd;
+    char         sha[65], as[4300], why[600], p[1100];
+    struct stat  st;
+    enf_target_t t;
+    int          fd = -1, qfd = -1, rc;
 
     safe_copy(p, sizeof(p), path);
-    if (lstat(path, &st) != 0 && errno == ENOENT) {
+    rc = enf_resolve(c, "quarantine", path, &t, o);
+    if (rc == ENF_RESOLVE_REFUSED)
+        return;
+    if (rc == ENF_RESOLVE_MISSING ||
+        (fstatat(t.dirfd, t.name, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)) {
         /* gone: fine if we are the ones who took it */
         int known;
 
+        enf_target_close(&t);
         if (want_sha != NULL) {
             memcpy(sha, want_sha, 65);
             known = 1;
@@ -348,28 +474,32 @@ void enf_quarantine(const enf_ctx_t *c, const char *action_id, const char *path,
         enf_fail(o, "%s does not exist (and is not in quarantine).", p);
         return;
     }
-    if (open_regular(path, &fd, o) != 0)
-        return;
+    if (open_regular(c, "quarantine", t.dirfd, t.name, p, &fd, o) != 0)
+        goto out;
     if (enf_sha256_fd(fd, sha, why, sizeof(why)) != CWPP_OK) {
         enf_fail(o, "cannot hash %s: %s.", p, why);
-        close(fd);
-        return;
+        goto out;
     }
     if (want_sha != NULL && strcmp(want_sha, sha) != 0) {
         o->details = json_pack("{s:s}", "sha256", sha);
         enf_fail(o, "%s has SHA-256 %s, not %s: not quarantined.", p, sha, want_sha);
-        close(fd);
-        return;
+        goto out;
     }
-    if (enf_quarantine_fd(c->quarantine_dir, action_id, path, fd, sha, as, sizeof(as), why,
-                          sizeof(why)) != CWPP_OK) {
+    if ((qfd = open_qdir(c, o)) < 0)
+        goto out;
+    if (enf_quarantine_fd(qfd, c->quarantine_dir, action_id, path, t.dirfd, t.name, fd, sha,
+                          as, sizeof(as), why, sizeof(why)) != CWPP_OK) {
         enf_fail(o, "%s", why);
-        close(fd);
-        return;
+        goto out;
     }
-    close(fd);
     o->details = json_pack("{s:s, s:s}", "sha256", sha, "quarantined_as", as);
     enf_ok(o, "Moved %s into quarantine as %s.", p, as);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (qfd >= 0)
+        close(qfd);
+    enf_target_close(&t);
 }
 
 /* ---------------------------------------------------------------- scan_file */
@@ -456,16 +586,18 @@ typedef struct scan {
     const char      *action_id;
     const sigs_t    *sigs;
     int              quarantine;
+    int              qfd;     /* the quarantine directory, when quarantine */
     size_t           scanned, infected, quarantined, errors;
     json_t          *list;   /* [{path, sha256, quarantined_as?}] */
     char             first_error[300];
 } scan_t;
 
-/* Hashes the regular file at fd (named path) and records it. */
-static void scan_one(scan_t *s, const char *path, int fd)
+/* Hashes the regular file at fd (named name in dirfd, shown as path) and records it. */
+static void scan_one(scan_t *s, const char *path, int dirfd, const char *name, int fd)
 {
-    char    sha[65], why[600], as[4300], p[1100];
-    json_t *e;
+    char        sha[65], why[600], as[4300], p[1100];
+    json_t     *e;
+    struct stat st;
 
     if (enf_sha256_fd(fd, sha, why, sizeof(why)) != CWPP_OK) {
         if (s->errors++ == 0)
@@ -479,8 +611,12 @@ static void scan_one(scan_t *s, const char *path, int fd)
     safe_copy(p, sizeof(p), path);
     e = json_pack("{s:s, s:s}", "path", p, "sha256", sha);
     if (s->quarantine) {
-        if (enf_quarantine_fd(s->c->quarantine_dir, s->action_id, path, fd, sha, as,
-                              sizeof(as), why, sizeof(why)) == CWPP_OK) {
+        if (fstat(fd, &st) == 0 && st.st_nlink > 1) {
+            json_object_set_new(e, "quarantine_error",
+                                json_string("refused: it has more than one hard link"));
+        } else if (enf_quarantine_fd(s->qfd, s->c->quarantine_dir, s->action_id, path, dirfd,
+                                     name, fd, sha, as, sizeof(as), why,
+                                     sizeof(why)) == CWPP_OK) {
             s->quarantined++;
             json_object_set_new(e, "quarantined_as", json_string(as));
         } else {
@@ -497,9 +633,11 @@ void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int q
     sigs_t      sigs;
     scan_t      s;
     char        why[600], p[1100];
-    struct stat st;
-    int         fd, truncated = 0;
+    struct stat  st;
+    enf_target_t t;
+    int          fd = -1, truncated = 0, rc;
 
+    t.dirfd = -1;
     safe_copy(p, sizeof(p), path);
     if (c->scan_signatures[0] == '\0') {
         enf_fail(o, "no signature file is configured (enforcer.scan.signatures).");
@@ -515,7 +653,15 @@ void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int q
     s.sigs = &sigs;
     s.quarantine = quarantine;
     s.list = json_array();
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    s.qfd = -1;
+    rc = enf_resolve(c, "scan", path, &t, o);
+    if (rc == ENF_RESOLVE_REFUSED)
+        goto out;
+    if (rc == ENF_RESOLVE_MISSING) {
+        enf_fail(o, "cannot open %s: %s.", p, strerror(ENOENT));
+        goto out;
+    }
+    fd = openat(t.dirfd, t.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         if (errno == ELOOP)
             enf_fail(o, "%s is a symbolic link; only regular files and directories are "
@@ -528,8 +674,14 @@ void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int q
         enf_fail(o, "cannot stat %s: %s.", p, strerror(errno));
         goto out;
     }
+    if ((S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
+        enf_guard_inode(c, "scan", p, &st, o) != 0)
+        goto out;
+    if (quarantine && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
+        (s.qfd = open_qdir(c, o)) < 0)
+        goto out;
     if (S_ISREG(st.st_mode)) {
-        scan_one(&s, path, fd);
+        scan_one(&s, path, t.dirfd, t.name, fd);
     } else if (S_ISDIR(st.st_mode)) {
         int            dfd = dup(fd);
         DIR           *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -542,7 +694,7 @@ void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int q
             goto out;
         }
         while ((de = readdir(d)) != NULL) {
-            char full[4200];
+            char full[PATH_MAX + 300];
             int  f;
 
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -556,9 +708,15 @@ void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int q
             if (f < 0)
                 continue; /* symlinks (ELOOP) and vanished entries are not files to scan */
             if (fstat(f, &st) == 0 && S_ISREG(st.st_mode)) {
-                snprintf(full, sizeof(full), "%s%s%s", path,
-                         path[strlen(path) - 1] == '/' ? "" : "/", de->d_name);
-                scan_one(&s, full, f);
+                if ((size_t)snprintf(full, sizeof(full), "%s%s%s", path,
+                                     path[strlen(path) - 1] == '/' ? "" : "/", de->d_name) >=
+                    sizeof(full)) {
+                    if (s.errors++ == 0)
+                        snprintf(s.first_error, sizeof(s.first_error), "%.200s: the path is "
+                                 "too long", de->d_name);
+                } else {
+                    scan_one(&s, full, fd, de->d_name, f);
+                }
             }
             close(f);
         }
@@ -589,6 +747,9 @@ void enf_scan(const enf_ctx_t *c, const char *action_id, const char *path, int q
 out:
     if (fd >= 0)
         close(fd);
+    if (s.qfd >= 0)
+        close(s.qfd);
+    enf_target_close(&t);
     json_decref(s.list);
     free(sigs.sha);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * spawn.c: running a helper program (usermod, the WAF reload command) without a shell,
+ * by its absolute path only, with a minimal environment of its own (PATH, LANG=C:
+ * nothing of the agent's, which may hold secrets or LD_* variables, is inherited),
  * with a deadline past which its process group is killed, and describing how it ended;
  * the wait with a deadline that the nftables child shares; the check of account names
  * handed to usermod.
@@ -24,8 +26,6 @@
 #include <unistd.h>
 
 #include "cwpp_log.h"
-
-extern char **environ;
 
 int enf_user_valid(const char *u)
 {
@@ -149,10 +149,15 @@ int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, in
     int64_t                    until;
     pid_t                      pid;
 
+    static char *const env[] = {ENF_CHILD_PATH, "LANG=C", NULL};
+
     if (timeout_ms <= 0)
         timeout_ms = ENF_SPAWN_MS;
     if (out_size > 0)
         out[0] = '\0';
+    if (argv[0] == NULL || argv[0][0] != '/')
+        return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot run %s: not an absolute "
+                           "path", argv[0] != NULL ? argv[0] : "(nothing)");
     if (pipe2(p, O_CLOEXEC) != 0)
         return cwpp_seterr(errstr, errstr_size, CWPP_EIO, "pipe: %s", strerror(errno));
     posix_spawn_file_actions_init(&fa);
@@ -171,8 +176,7 @@ int enf_spawn(char *const argv[], int timeout_ms, char *out, size_t out_size, in
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                       POSIX_SPAWN_SETPGROUP);
-    rc = strchr(argv[0], '/') != NULL ? posix_spawn(&pid, argv[0], &fa, &at, argv, environ)
-                                      : posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+    rc = posix_spawn(&pid, argv[0], &fa, &at, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(p[1]);
