@@ -174,7 +174,8 @@ def test_guard_configuration_is_checked_at_start_up(tmp_path):
     """A relative WAF reload program, a relative workload root or a bad protected pid
     stop start-up with exit 1 naming the key."""
     base = {"CWPP_ENFORCER_ACCOUNT_ID": "a", "CWPP_ENFORCER_ASSET_ID": "h",
-            "CWPP_ENFORCER_STATE_DIR": str(tmp_path / "s"), "CWPP_HTTP_PORT": "-1"}
+            "CWPP_ENFORCER_STATE_DIR": str(tmp_path / "s"), "CWPP_HTTP_PORT": "-1",
+            "CWPP_ENFORCER_VERIFY_KEY_FILE": str(t.signing_keys()[2])}
     for extra, key in (({"CWPP_ENFORCER_WAF_RELOAD": "nginx -s reload"}, "enforcer.waf.reload"),
                        ({"CWPP_ENFORCER_WORKLOAD_ROOTS": "/srv:srv2"}, "enforcer.workload.roots"),
                        ({"CWPP_ENFORCER_PROTECT_PIDS": "1,x"}, "enforcer.protect.pids"),
