@@ -10,8 +10,9 @@
  *
  * "topics create" creates every topic of the project's table (libs/kafka) under the
  * prefix; it is idempotent, so deployment scripts and the compose/k8s init steps run it
- * on every start. Defaults come from CWPP_KAFKA_BROKERS, CWPP_TOPIC_PREFIX and
- * CWPP_TOPIC_PARTITIONS. Exit 0 on success, 1 on bad arguments, 2 when the brokers fail.
+ * on every start. Defaults come from CWPP_KAFKA_BROKERS, CWPP_TOPIC_PREFIX,
+ * CWPP_TOPIC_PARTITIONS and CWPP_TOPIC_REPLICATION (1, for a one-broker local stack; a
+ * production cluster sets 3). Exit 0 on success, 1 on bad arguments, 2 when the brokers fail.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,9 @@ int main(int argc, char **argv)
         return admin_users(argc, argv);
     if (parse_int(env_or("CWPP_TOPIC_PARTITIONS", "6"), "CWPP_TOPIC_PARTITIONS", 1, 10000,
                   &partitions) != 0)
+        return 1;
+    if (parse_int(env_or("CWPP_TOPIC_REPLICATION", "1"), "CWPP_TOPIC_REPLICATION", 1, 100,
+                  &replication) != 0)
         return 1;
     if (argc < 3 || strcmp(argv[1], "topics") != 0 ||
         (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "list") != 0)) {

@@ -11,8 +11,13 @@
  * the user and ends their sessions. Both hash with Argon2id at cwpp-api's default
  * parameters (cwpp-api rehashes at its own on the next login) and append to
  * activity_log with the actor "cwpp-admin".
+ *
+ * The connection takes TLS settings as the services do (libs/pg, cwpp_pg_conninfo):
+ * CWPP_PG_SSLMODE and CWPP_PG_SSLROOTCERT, empty or unset for libpq's default; a DSN
+ * naming another sslmode or sslrootcert is refused.
  */
 #include "admin.h"
+#include "cwpp_pg.h"
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -25,15 +30,25 @@
 
 static PGconn *connect_admin(const char *dsn)
 {
-    PGconn   *pg;
-    PGresult *r;
+    /* no bounds (an operator's tool may wait for a lock), TLS from the environment */
+    cwpp_pg_tuning_t   tuning = {0, 0, 0, 0, 0, 0, 0, getenv("CWPP_PG_SSLMODE"),
+                                 getenv("CWPP_PG_SSLROOTCERT")};
+    cwpp_pg_conninfo_t ci;
+    char               errstr[512];
+    PGconn            *pg;
+    PGresult          *r;
 
     if (dsn == NULL || dsn[0] == '\0') {
         fprintf(stderr, "cwpp-admin: set CWPP_PG_ADMIN_DSN or pass --pg-dsn (the database's "
                         "administrative connection)\n");
         return NULL;
     }
-    pg = PQconnectdb(dsn);
+    cwpp_pg_set_tuning(&tuning);
+    if (cwpp_pg_conninfo(&ci, dsn, "cwpp-admin", errstr, sizeof(errstr)) != CWPP_OK) {
+        fprintf(stderr, "cwpp-admin: %s\n", errstr);
+        return NULL;
+    }
+    pg = PQconnectdbParams(ci.keys, ci.vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
         fprintf(stderr, "cwpp-admin: cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
         PQfinish(pg);
