@@ -5,5 +5,7 @@
 
 /* `cwpp-admin users bootstrap|password NAME [--pg-dsn DSN]`: users.c. Exit code. */
 int admin_users(int argc, char **argv);
+/* `cwpp-admin pg-verifier ROLE [--pg-dsn DSN]`: users.c. Exit code. */
+int admin_pg_verifier(int argc, char **argv);
 
 #endif

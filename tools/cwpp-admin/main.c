@@ -7,6 +7,8 @@
  *   cwpp-admin topics list   [--prefix P]
  *   cwpp-admin users bootstrap NAME [--pg-dsn DSN]   (users.c)
  *   cwpp-admin users password NAME  [--pg-dsn DSN]   (the password on standard input)
+ *   cwpp-admin pg-verifier ROLE     [--pg-dsn DSN]   (users.c; the password on stdin,
+ *                                                     prints its SCRAM-SHA-256 verifier)
  *
  * "topics create" creates every topic of the project's table (libs/kafka) under the
  * prefix; it is idempotent, so deployment scripts and the compose/k8s init steps run it
@@ -28,7 +30,8 @@ static void usage(FILE *fp)
                 "                                [--replication-factor R] [--timeout-ms T]\n"
                 "       cwpp-admin topics list [--prefix P]\n"
                 "       cwpp-admin users bootstrap NAME [--pg-dsn DSN]\n"
-                "       cwpp-admin users password NAME [--pg-dsn DSN]   (password on stdin)\n");
+                "       cwpp-admin users password NAME [--pg-dsn DSN]   (password on stdin)\n"
+                "       cwpp-admin pg-verifier ROLE [--pg-dsn DSN]      (password on stdin)\n");
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -63,6 +66,8 @@ int main(int argc, char **argv)
     cwpp_log_init("admin", CWPP_LOG_WARN);
     if (argc >= 2 && strcmp(argv[1], "users") == 0)
         return admin_users(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "pg-verifier") == 0)
+        return admin_pg_verifier(argc, argv);
     if (parse_int(env_or("CWPP_TOPIC_PARTITIONS", "6"), "CWPP_TOPIC_PARTITIONS", 1, 10000,
                   &partitions) != 0)
         return 1;

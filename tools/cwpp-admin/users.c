@@ -247,3 +247,62 @@ int admin_users(int argc, char **argv)
     PQfinish(pg);
     return rc;
 }
+
+/*
+ * `cwpp-admin pg-verifier ROLE [--pg-dsn DSN]`: reads a database role's password from the
+ * first line of standard input and prints its SCRAM-SHA-256 verifier
+ * ("SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"), computed here by libpq
+ * (PQencryptPasswordConn, which also applies SASLprep as the server does) with a fresh
+ * random salt. deploy/migrate sends `ALTER ROLE ... PASSWORD '<verifier>'`, so the server
+ * (and its statement log) never sees the password itself. The connection is only what
+ * libpq asks for; nothing is sent on it. Exit 0, 1 bad arguments or input, 2 no server.
+ */
+int admin_pg_verifier(int argc, char **argv)
+{
+    const char *dsn = getenv("CWPP_PG_ADMIN_DSN"), *role;
+    char        line[1100], *v;
+    PGconn     *pg;
+    size_t      n;
+    int         i;
+
+    if (argc < 3 || argv[2][0] == '\0' || strlen(argv[2]) > 63) {
+        fprintf(stderr, "usage: cwpp-admin pg-verifier ROLE [--pg-dsn DSN]   (password on "
+                        "stdin)\n");
+        return 1;
+    }
+    role = argv[2];
+    for (i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--pg-dsn") == 0 && i + 1 < argc) {
+            dsn = argv[++i];
+        } else {
+            fprintf(stderr, "cwpp-admin: unknown option %s\n", argv[i]);
+            return 1;
+        }
+    }
+    if (fgets(line, sizeof(line), stdin) == NULL) {
+        fprintf(stderr, "cwpp-admin: give the password on standard input\n");
+        return 1;
+    }
+    n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (n == 0 || n > 1024) {
+        sodium_memzero(line, sizeof(line));
+        fprintf(stderr, "cwpp-admin: a role's password has 1 to 1024 characters\n");
+        return 1;
+    }
+    if ((pg = connect_admin(dsn)) == NULL) {
+        sodium_memzero(line, sizeof(line));
+        return 2;
+    }
+    v = PQencryptPasswordConn(pg, line, role, "scram-sha-256");
+    sodium_memzero(line, sizeof(line));
+    if (v == NULL) {
+        fprintf(stderr, "cwpp-admin: cannot compute the verifier: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return 2;
+    }
+    printf("%s\n", v);
+    PQfreemem(v);
+    PQfinish(pg);
+    return 0;
+}
