@@ -150,6 +150,16 @@ def test_writers_still_append(role):
                    "object_id, action) VALUES ('t', 't', 't', 'test')") is None
 
 
+# Pins down: the exporter, which no longer may delete the log, refuses the option that
+# asked it to (instead of failing every clean-up run).
+def test_exporter_refuses_deleting_the_activity_log():
+    r = subprocess.run([str(t.BIN / "cwpp-exporter")], capture_output=True, text=True,
+                       timeout=20, env=env(CWPP_RETENTION_KEEP_ACTIVITY_LOG="false",
+                                           CWPP_HTTP_PORT="-1"))
+    assert r.returncode == 1
+    assert "retention.keep.activity.log" in r.stderr and "cwpp_retention" in r.stderr
+
+
 # Pins down: the catalog agrees: nobody but the owner holds UPDATE/DELETE/TRUNCATE, and
 # cwpp_retention only DELETE; cwpp_retention cannot log in by default.
 def test_catalog_holds_no_other_write_right():
