@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pg.c: connection parameters (tuning, TLS), lifecycle and error classification. The fault point "pg_exec" makes
- * cwpp_pg_check report a transient failure, so tests can drive retry paths.
+ * pg.c: connection parameters (tuning, TLS), lifecycle and error classification. The
+ * fault point "pg_exec" makes cwpp_pg_check report a transient failure, so tests can
+ * drive retry paths.
  */
 #include "cwpp_pg.h"
 
@@ -173,22 +174,19 @@ int cwpp_pg_ping(const char *dsn, int timeout_s)
 {
     cwpp_pg_conninfo_t ci;
     char               t[16], errstr[64];
+    int                n = 0;
 
     if (cwpp_pg_conninfo(&ci, dsn, "cwpp-ping", errstr, sizeof(errstr)) != CWPP_OK)
         return 0;
-    /* the caller's bound, not the connections' connect_timeout */
+    /* the caller's bound, last so that it wins over the tuning's and the DSN's */
     snprintf(t, sizeof(t), "%d", timeout_s > 0 ? timeout_s : 2);
-    for (int i = 0; ci.keys[i] != NULL; i++)
-        if (strcmp(ci.keys[i], "connect_timeout") == 0)
-            ci.vals[i] = t;
-    if (g_tuning.connect_timeout_s <= 0) { /* not among the keys: add it first */
-        for (int i = 15; i > 0; i--) {
-            ci.keys[i] = ci.keys[i - 1];
-            ci.vals[i] = ci.vals[i - 1];
-        }
-        ci.keys[0] = "connect_timeout";
-        ci.vals[0] = t;
-    }
+    while (ci.keys[n] != NULL)
+        n++;
+    assert((size_t)n + 1 < sizeof(ci.keys) / sizeof(ci.keys[0]));
+    ci.keys[n] = "connect_timeout";
+    ci.vals[n++] = t;
+    ci.keys[n] = NULL;
+    ci.vals[n] = NULL;
     return PQpingParams(ci.keys, ci.vals, 1) == PQPING_OK;
 }
 
