@@ -10,7 +10,8 @@
 #                                       localhost, signed by that CA (825 days)
 #   compose  the same for docker-compose.yml, in deploy/docker/dev-tls of the repository
 #            (ignored by git and by the image build), the certificate also naming the
-#            compose service "api"; there server.key is mode 0644, since compose mounts a
+#            compose services "api", "postgres" and "kafka" (the one server certificate
+#            of the three, each client verifying it with ca.crt); there server.key is mode 0644, since compose mounts a
 #            file secret with the host file's owner and mode and the API runs as uid 10001.
 # Made once: an existing CA is kept, and the server certificate is made again only when
 # it is missing, expires within a day, is not signed by ca.crt or lacks a name asked for.
@@ -105,7 +106,7 @@ case ${1:-} in
   ensure) ensure ;;
   compose)
     DIR=$REPO/deploy/docker/dev-tls
-    SAN="$SAN,DNS:api"
+    SAN="$SAN,DNS:api,DNS:postgres,DNS:kafka"
     KEY_MODE=0644
     ensure
     ;;

@@ -11,6 +11,13 @@
  * timeout, a statement timeout and an idle-in-transaction timeout (cwpp_pg_tuning_t,
  * set once per process from the service's configuration).
  *
+ * TLS to the server is the same for every connection of the process: pg.sslmode and
+ * pg.sslrootcert (cwpp_pg_tuning_t's sslmode, sslrootcert) are added to every connection's
+ * parameters, so a deployment asks for verify-full once instead of editing each DSN.
+ * Empty leaves libpq's default (PGSSLMODE, else prefer). A DSN may name them too; when it
+ * names one with a different value than the configuration, the connection is refused as
+ * a configuration error (CWPP_ECONFIG naming both): neither silently overrides the other.
+ *
  * Every statement is parameterised: callers use PQexecParams / PQsendQueryParams with
  * the SQL text fixed at compile time. Not thread-safe: one cwpp_pg_t per thread.
  */
@@ -42,14 +49,37 @@ typedef struct cwpp_pg_tuning {
     int keepalives_count;      /* and give up after this many unanswered */
     int tcp_user_timeout_ms;   /* unacknowledged data for this long breaks the
                                 * connection (a partition during a query) */
+    const char *sslmode;       /* libpq sslmode (disable, allow, prefer, require,
+                                * verify-ca, verify-full); NULL or "": libpq's default */
+    const char *sslrootcert;   /* CA file verifying the server; NULL or "": libpq's
+                                * default (~/.postgresql/root.crt) */
 } cwpp_pg_tuning_t;
+
+/* The libpq keywords and values one connection is opened with (cwpp_pg_conninfo). */
+typedef struct cwpp_pg_conninfo {
+    const char *keys[16]; /* NULL-terminated */
+    const char *vals[16];
+    char        num[6][16];
+    char        options[128];
+} cwpp_pg_conninfo_t;
 
 /* The tuning new connections get (before any thread connects; the service skeleton
  * calls it after loading the configuration). The defaults: connect 5 s, statement
  * 60 s, idle in transaction 120 s, keepalives 30 s / 10 s / 3, TCP user timeout 30 s. */
 void cwpp_pg_set_tuning(const cwpp_pg_tuning_t *t);
+/*
+ * Fills ci with the parameters a connection to dsn gets, for PQconnectdbParams with
+ * expand_dbname = 1: the tuning first (the DSN may override each), then the TLS settings,
+ * then "dbname" = dsn (expanded there), then application_name. ci's arrays point into ci
+ * and into the strings given and the process's tuning: use ci before those change.
+ * Returns 0; CWPP_ECONFIG when the DSN is malformed, the configured sslmode is not one of
+ * libpq's six, or the DSN names sslmode or sslrootcert with another value than the
+ * configuration (errstr names both). Thread-safe once the tuning is set.
+ */
+int cwpp_pg_conninfo(cwpp_pg_conninfo_t *ci, const char *dsn, const char *application_name,
+                     char *errstr, size_t errstr_size);
 /* 1 when a server answers at dsn and accepts connections (PQpingParams: no login, so
- * no password is checked), within timeout_s; 0 when it does not answer, refuses or
+ * no password is checked; the process's TLS settings apply), within timeout_s; 0 when it does not answer, refuses or
  * is starting up or shutting down. For /readyz; thread-safe. */
 int cwpp_pg_ping(const char *dsn, int timeout_s);
 
@@ -58,7 +88,8 @@ cwpp_pg_t *cwpp_pg_new(const char *dsn, const char *application_name);
 /* Closes and frees. Accepts NULL. */
 void cwpp_pg_destroy(cwpp_pg_t *pg);
 /* Connects if not connected (or the connection went bad). Returns 0 or CWPP_ETRANSIENT
- * with libpq's reason; CWPP_ECONFIG when the DSN itself is malformed. */
+ * with libpq's reason (a server that refuses the TLS asked for is one); CWPP_ECONFIG
+ * when the DSN itself is malformed or contradicts the TLS settings (cwpp_pg_conninfo). */
 int cwpp_pg_ensure(cwpp_pg_t *pg, char *errstr, size_t errstr_size);
 /* The live connection (NULL before cwpp_pg_ensure succeeded). */
 PGconn *cwpp_pg_conn(cwpp_pg_t *pg);

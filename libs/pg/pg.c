@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pg.c: connection lifecycle and error classification. The fault point "pg_exec" makes
- * cwpp_pg_check report a transient failure, so tests can drive retry paths.
+ * pg.c: connection parameters (tuning, TLS), lifecycle and error classification. The
+ * fault point "pg_exec" makes cwpp_pg_check report a transient failure, so tests can
+ * drive retry paths.
  */
 #include "cwpp_pg.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,24 +43,26 @@ void cwpp_pg_destroy(cwpp_pg_t *pg)
     free(pg);
 }
 
-/* Written once at start-up, before any connection (cwpp_pg_set_tuning's contract). */
-static cwpp_pg_tuning_t g_tuning = {5, 60000, 120000, 30, 10, 3, 30000};
+/* Written once at start-up, before any connection (cwpp_pg_set_tuning's contract). The
+ * TLS strings are copied: the caller's configuration may be freed before the last
+ * connection is. */
+static cwpp_pg_tuning_t g_tuning = {5, 60000, 120000, 30, 10, 3, 30000, NULL, NULL};
+static char             g_sslmode[32];
+static char             g_sslrootcert[4096];
 
 void cwpp_pg_set_tuning(const cwpp_pg_tuning_t *t)
 {
     g_tuning = *t;
+    cwpp_strlcpy(g_sslmode, t->sslmode != NULL ? t->sslmode : "", sizeof(g_sslmode));
+    cwpp_strlcpy(g_sslrootcert, t->sslrootcert != NULL ? t->sslrootcert : "",
+                 sizeof(g_sslrootcert));
+    g_tuning.sslmode = g_sslmode;
+    g_tuning.sslrootcert = g_sslrootcert;
 }
 
 /* The tuning as libpq keywords, placed before "dbname" so that a DSN naming one of them
  * wins; returns the number of pairs (at most 7). */
-typedef struct tuning_kv {
-    char        num[6][16];
-    char        options[128];
-    const char *keys[8];
-    const char *vals[8];
-} tuning_kv_t;
-
-static int tuning_params(tuning_kv_t *kv)
+static int tuning_params(cwpp_pg_conninfo_t *kv)
 {
     const cwpp_pg_tuning_t *t = &g_tuning;
     int                     n = 0, o;
@@ -81,6 +85,7 @@ static int tuning_params(tuning_kv_t *kv)
         kv->vals[n++] = kv->num[i];
     }
     o = 0;
+    kv->options[0] = '\0';
     if (t->statement_timeout_ms > 0)
         o += snprintf(kv->options + o, sizeof(kv->options) - (size_t)o,
                       "-c statement_timeout=%d ", t->statement_timeout_ms);
@@ -94,35 +99,101 @@ static int tuning_params(tuning_kv_t *kv)
     return n;
 }
 
+/* libpq's sslmode values. */
+static int sslmode_known(const char *m)
+{
+    static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca",
+                                        "verify-full"};
+
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        if (strcmp(m, modes[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int cwpp_pg_conninfo(cwpp_pg_conninfo_t *ci, const char *dsn, const char *application_name,
+                     char *errstr, size_t errstr_size)
+{
+    const struct {
+        const char *key;  /* the libpq keyword */
+        const char *conf; /* the configuration key naming it */
+        const char *val;  /* configured value, "" = none */
+    } tls[] = {{"sslmode", "pg.sslmode", g_tuning.sslmode != NULL ? g_tuning.sslmode : ""},
+               {"sslrootcert", "pg.sslrootcert",
+                g_tuning.sslrootcert != NULL ? g_tuning.sslrootcert : ""}};
+    PQconninfoOption *opts, *o;
+    char             *msg = NULL;
+    int               n, rc = CWPP_OK;
+
+    assert(ci != NULL);
+    if (dsn == NULL)
+        dsn = "";
+    if (tls[0].val[0] != '\0' && !sslmode_known(tls[0].val))
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "pg.sslmode \"%.40s\" is not disable, allow, prefer, require, "
+                           "verify-ca or verify-full", tls[0].val);
+    opts = PQconninfoParse(dsn, &msg);
+    if (opts == NULL) {
+        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "pg.dsn is malformed: %s",
+                    msg != NULL ? msg : "out of memory");
+        PQfreemem(msg);
+        return CWPP_ECONFIG;
+    }
+    /* A DSN naming a TLS setting the configuration names differently: refuse, rather
+     * than let either silently win (a verify-full asked for in one place and a disable
+     * in the other is a mistake to show, not to resolve). */
+    for (o = opts; o->keyword != NULL && rc == CWPP_OK; o++)
+        for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
+            if (strcmp(o->keyword, tls[i].key) == 0 && o->val != NULL && o->val[0] != '\0' &&
+                tls[i].val[0] != '\0' && strcmp(o->val, tls[i].val) != 0) {
+                rc = cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                                 "pg.dsn says %s=%.200s but %s is \"%.200s\": set it in one "
+                                 "place only", tls[i].key, o->val, tls[i].conf, tls[i].val);
+                break;
+            }
+    PQconninfoFree(opts);
+    if (rc != CWPP_OK)
+        return rc;
+    n = tuning_params(ci);
+    for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
+        if (tls[i].val[0] != '\0') {
+            ci->keys[n] = tls[i].key;
+            ci->vals[n++] = tls[i].val;
+        }
+    ci->keys[n] = "dbname";
+    ci->vals[n++] = dsn;
+    ci->keys[n] = "application_name";
+    ci->vals[n++] = application_name != NULL ? application_name : "cwpp";
+    ci->keys[n] = NULL;
+    ci->vals[n] = NULL;
+    assert((size_t)n < sizeof(ci->keys) / sizeof(ci->keys[0]));
+    return CWPP_OK;
+}
+
 int cwpp_pg_ping(const char *dsn, int timeout_s)
 {
-    const char *keys[3] = {"dbname", "connect_timeout", NULL};
-    const char *vals[3] = {dsn, NULL, NULL};
-    char        t[16];
+    cwpp_pg_conninfo_t ci;
+    char               t[16], errstr[64];
+    int                n = 0;
 
+    if (cwpp_pg_conninfo(&ci, dsn, "cwpp-ping", errstr, sizeof(errstr)) != CWPP_OK)
+        return 0;
+    /* the caller's bound, last so that it wins over the tuning's and the DSN's */
     snprintf(t, sizeof(t), "%d", timeout_s > 0 ? timeout_s : 2);
-    vals[1] = t;
-    return PQpingParams(keys, vals, 1) == PQPING_OK;
+    while (ci.keys[n] != NULL)
+        n++;
+    assert((size_t)n + 1 < sizeof(ci.keys) / sizeof(ci.keys[0]));
+    ci.keys[n] = "connect_timeout";
+    ci.vals[n++] = t;
+    ci.keys[n] = NULL;
+    ci.vals[n] = NULL;
+    return PQpingParams(ci.keys, ci.vals, 1) == PQPING_OK;
 }
 
 int cwpp_pg_ensure(cwpp_pg_t *pg, char *errstr, size_t errstr_size)
 {
-    tuning_kv_t kv;
-    const char *keys[12], *vals[12];
-    char       *msg = NULL;
-    int         n = tuning_params(&kv), k = 0;
-    PQconninfoOption *opts;
-
-    for (int i = 0; i < n; i++, k++) {
-        keys[k] = kv.keys[i];
-        vals[k] = kv.vals[i];
-    }
-    keys[k] = "dbname";
-    vals[k++] = pg->dsn;
-    keys[k] = "application_name";
-    vals[k++] = pg->appname;
-    keys[k] = NULL;
-    vals[k] = NULL;
+    cwpp_pg_conninfo_t ci;
+    int                rc;
 
     if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK)
         return CWPP_OK;
@@ -130,16 +201,10 @@ int cwpp_pg_ensure(cwpp_pg_t *pg, char *errstr, size_t errstr_size)
         PQfinish(pg->conn);
         pg->conn = NULL;
     }
-    opts = PQconninfoParse(pg->dsn, &msg);
-    if (opts == NULL) {
-        cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG, "pg.dsn is malformed: %s",
-                    msg != NULL ? msg : "out of memory");
-        PQfreemem(msg);
-        return CWPP_ECONFIG;
-    }
-    PQconninfoFree(opts);
+    if ((rc = cwpp_pg_conninfo(&ci, pg->dsn, pg->appname, errstr, errstr_size)) != CWPP_OK)
+        return rc;
     /* expand_dbname=1: dbname holds the whole conninfo string or URI. */
-    pg->conn = PQconnectdbParams(keys, vals, 1);
+    pg->conn = PQconnectdbParams(ci.keys, ci.vals, 1);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
         cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot connect to PostgreSQL: %s",
                     pg->conn != NULL ? PQerrorMessage(pg->conn) : "out of memory");

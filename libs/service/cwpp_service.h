@@ -41,6 +41,8 @@ typedef struct cwpp_common_conf {
     int64_t pg_idle_tx_timeout_ms;   /* the server ends a session idle in a transaction */
     int64_t pg_keepalives_idle_s;    /* TCP keepalive probes after this much silence */
     int64_t pg_tcp_user_timeout_ms;  /* unacknowledged data this long breaks the link */
+    char   *pg_sslmode;              /* libpq sslmode of every connection, "" = default */
+    char   *pg_sslrootcert;          /* CA file verifying the server, "" = default */
 } cwpp_common_conf_t;
 
 /* Table entries for the common properties; T is the service's config struct, M the name
@@ -86,7 +88,14 @@ typedef struct cwpp_common_conf {
     {"pg.tcp.user.timeout.ms", CWPP_CONF_INT, offsetof(T, M.pg_tcp_user_timeout_ms), "30000", \
      0, 3600000, 0,                                                                            \
      "Data sent to the database and not acknowledged this long breaks the connection (a "     \
-     "network partition during a query); 0: the kernel's default."}
+     "network partition during a query); 0: the kernel's default."},                       \
+    {"pg.sslmode", CWPP_CONF_STR, offsetof(T, M.pg_sslmode), "", 0, 0, 0,                     \
+     "TLS to the database for every connection: disable, allow, prefer, require, verify-ca "  \
+     "or verify-full (production: verify-full); empty: libpq's default. A pg.dsn naming "     \
+     "another sslmode is refused."},                                                           \
+    {"pg.sslrootcert", CWPP_CONF_STR, offsetof(T, M.pg_sslrootcert), "", 0, 0, 0,             \
+     "File of the CA certificate(s) that verify the database server's certificate "          \
+     "(verify-ca, verify-full); empty: libpq's default. A pg.dsn naming another is refused."}
 
 typedef struct cwpp_service_env {
     cwpp_metrics_t      *metrics;      /* registry served on /metrics */

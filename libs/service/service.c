@@ -141,11 +141,20 @@ int cwpp_service_main(const cwpp_service_def_t *def, int argc, char **argv)
     cwpp_log_init(def->name, lvl);
     {
         /* every database connection of the process gets these bounds */
-        cwpp_pg_tuning_t t = {5, (int)common->pg_statement_timeout_ms,
-                              (int)common->pg_idle_tx_timeout_ms,
-                              (int)common->pg_keepalives_idle_s, 10, 3,
-                              (int)common->pg_tcp_user_timeout_ms};
+        cwpp_pg_tuning_t   t = {5, (int)common->pg_statement_timeout_ms,
+                                (int)common->pg_idle_tx_timeout_ms,
+                                (int)common->pg_keepalives_idle_s, 10, 3,
+                                (int)common->pg_tcp_user_timeout_ms, common->pg_sslmode,
+                                common->pg_sslrootcert};
+        cwpp_pg_conninfo_t ci;
+
         cwpp_pg_set_tuning(&t);
+        /* a DSN contradicting pg.sslmode / pg.sslrootcert stops start-up, once, here */
+        if (cwpp_pg_conninfo(&ci, common->pg_dsn, def->name, errstr, sizeof(errstr)) !=
+            CWPP_OK) {
+            fprintf(stderr, "cwpp-%s: configuration error: %s\n", def->name, errstr);
+            goto out;
+        }
     }
     /* Test hook (docs/style.md: error paths run in tests too). Never set in production. */
     if (getenv("CWPP_FAULTS") != NULL) {

@@ -44,7 +44,8 @@ const cwpp_conf_prop_t ex_props[] = {
      "How often the clean-up runs; a run deletes a batch per tick until none is left."},
     {"retention.keep.activity.log", CWPP_CONF_BOOL, offsetof(ex_conf_t, retention_keep_log),
      "true", 0, 0, 0,
-     "Keep the activity log of deleted events (audit); false deletes it with them."},
+     "Keep the activity log of deleted events (audit). Only true is accepted: the log is "
+     "append-only, its own retention is the role cwpp_retention's (docs/exporter.md)."},
     {"exporter.command.max.age.ms", CWPP_CONF_INT, offsetof(ex_conf_t, command_max_age_ms),
      "600000", 1000, 604800000LL, 0, "An export command issued longer ago than this is refused "
      "as stale."},
@@ -130,8 +131,6 @@ static const char SQL_RETENTION[] =
     "p AS (DELETE FROM handling_policies x USING old WHERE x.event_id = old.event_id), "
     "h AS (DELETE FROM handled_events x USING old WHERE x.event_id = old.event_id AND "
     "x.seq <= (SELECT COALESCE(min(handled_seq), 0) FROM exporter_state)), "
-    "l AS (DELETE FROM activity_log x USING old WHERE NOT $3::boolean AND "
-    "x.event_id = old.event_id), "
     "e AS (DELETE FROM events x USING old WHERE x.event_id = old.event_id RETURNING 1), "
     "a AS (DELETE FROM alerts x WHERE x.alert_id IN (SELECT alert_id FROM ea) AND NOT EXISTS "
     "(SELECT 1 FROM event_alerts y WHERE y.alert_id = x.alert_id AND y.event_id NOT IN "
@@ -540,7 +539,7 @@ static int apply_command(ex_t *x, const rd_kafka_message_t *m, cwpp_outbox_t *ou
 static int retention(ex_t *x, int *more, char *errstr, size_t errstr_size)
 {
     char        days[16], batch[16];
-    const char *p[3] = {days, batch, x->conf->retention_keep_log ? "true" : "false"};
+    const char *p[2] = {days, batch};
     int         round, rc = CWPP_OK;
     int64_t     total = 0;
 
@@ -551,7 +550,7 @@ static int retention(ex_t *x, int *more, char *errstr, size_t errstr_size)
         PGresult *r = NULL;
         int64_t   ne, na;
 
-        if ((rc = cwpp_pg_query(x->pg, SQL_RETENTION, 3, p, PGRES_TUPLES_OK, &r, errstr,
+        if ((rc = cwpp_pg_query(x->pg, SQL_RETENTION, 2, p, PGRES_TUPLES_OK, &r, errstr,
                        errstr_size)) != CWPP_OK)
             break;
         ne = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -716,6 +715,21 @@ fail_values:
 fail:
     ex_destroy(x);
     return NULL;
+}
+
+int ex_check(const void *confp, char *errstr, size_t errstr_size)
+{
+    const ex_conf_t *conf = confp;
+
+    /* Migration 019 took the exporter's DELETE right on activity_log away (an audit trail
+     * the audited services can erase is none): the old "false" would only fail every
+     * clean-up run, so it is refused here, once, with the reason. */
+    if (!conf->retention_keep_log)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ECONFIG,
+                           "retention.keep.activity.log = false is no longer supported: the "
+                           "activity log is append-only; its retention is done as the role "
+                           "cwpp_retention (docs/exporter.md, \"Retention\")");
+    return CWPP_OK;
 }
 
 int ex_run(const void *confp, const cwpp_service_env_t *env)

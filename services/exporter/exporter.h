@@ -34,7 +34,7 @@ typedef struct ex_conf {
     int64_t            retention_days;
     int64_t            retention_batch;
     int64_t            retention_interval_ms;
-    int                retention_keep_log;
+    int                retention_keep_log; /* must be 1: the activity log is append-only */
     int64_t            command_max_age_ms;
 } ex_conf_t;
 
@@ -42,5 +42,7 @@ extern const cwpp_conf_prop_t ex_props[];
 extern const size_t           ex_nprops;
 
 int ex_run(const void *conf, const cwpp_service_env_t *env);
+/* The configuration beyond bounds: 0, or CWPP_ECONFIG naming the key. */
+int ex_check(const void *conf, char *errstr, size_t errstr_size);
 
 #endif /* CWPP_EXPORTER_H */

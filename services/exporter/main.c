@@ -16,6 +16,7 @@ int main(int argc, char **argv)
         .nprops = 0, /* set below: the table's size lives in exporter.c */
         .conf_size = sizeof(ex_conf_t),
         .common_offset = offsetof(ex_conf_t, common),
+        .check = ex_check,
         .run = ex_run,
     };
     cwpp_service_def_t d = def;

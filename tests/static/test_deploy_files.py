@@ -34,7 +34,8 @@ BIN_DIR_IN_IMAGE = "/usr/local/bin"
 # Commands the scripts may use besides our binaries, and the Debian package that must be
 # installed in the runtime stage for each (None: part of debian:bookworm-slim).
 SYSTEM_COMMANDS = {"bash": "bash", "sh": None, "curl": "curl", "psql": "postgresql-client",
-                   "sha256sum": "coreutils", "true": None, "sleep": None}
+                   "sha256sum": "coreutils", "install": "coreutils", "true": None,
+                   "sleep": None}
 SHELL_BUILTINS = {"exec", "set", "echo", "test", "[", "export", "cd", ":"}
 
 
@@ -237,6 +238,11 @@ def k8s_env_values(container):
     return vals
 
 
+# What the enforcement agent (k8s DaemonSet) is given, each for a reason written beside it in
+# deploy/k8s/enforcer-daemonset.yaml, and nothing else: no privileged container.
+ENFORCER_CAPS = {"NET_ADMIN", "KILL", "SYS_PTRACE", "DAC_OVERRIDE", "FOWNER", "CHOWN",
+                 "SYS_CHROOT"}
+
 # The long-running services deployed so far: compose service, binary (= k8s Deployment
 # and Service name), k8s container, database role, password variable, k8s Secret.
 SERVICES = [
@@ -254,6 +260,13 @@ SERVICES = [
 ]
 
 
+# The broker credentials every client reads under names of their own, outside the
+# configuration table (libs/config: cwpp_conf_kafka_env), so --print-env does not list them.
+KAFKA_CLIENT_ENV = {"CWPP_KAFKA_SECURITY_PROTOCOL", "CWPP_KAFKA_SASL_MECHANISM",
+                    "CWPP_KAFKA_SASL_USERNAME", "CWPP_KAFKA_SASL_PASSWORD",
+                    "CWPP_KAFKA_SSL_CA_LOCATION"}
+
+
 def ingest_known_env(binary="cwpp-ingest"):
     exe = BIN / binary
     if not os.access(exe, os.X_OK):
@@ -262,7 +275,7 @@ def ingest_known_env(binary="cwpp-ingest"):
     assert out.returncode == 0, f"{binary} --print-env failed: {out.stderr}"
     names = set(out.stdout.split())
     assert "CWPP_PG_DSN" in names, "--print-env output does not look like env names"
-    return names
+    return names | KAFKA_CLIENT_ENV
 
 
 def dsn(conninfo):
@@ -279,7 +292,8 @@ def service_roles():
 def setup_env_known(name):
     """For the migrate/topics step: True if cwpp-admin or deploy/migrate reads `name`,
     False if not, None if deploy/migrate is missing and only it could read it."""
-    if name in set(re.findall(r'"(CWPP_\w+)"', ADMIN_SRC.read_text())):
+    if name in set(re.findall(r'"(CWPP_\w+)"', ADMIN_SRC.read_text())) or \
+            name in KAFKA_CLIENT_ENV:
         return True
     if not MIGRATE.exists():
         return None
@@ -495,7 +509,7 @@ def test_compose_kafka_and_topics_agree():
     kenv = env_map(svcs["kafka"]["environment"])
     ienv = env_map(svcs["ingest"]["environment"])
     assert kenv["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    assert kenv["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://" + ienv["CWPP_KAFKA_BROKERS"]
+    assert kenv["KAFKA_ADVERTISED_LISTENERS"] == "SASL_SSL://" + ienv["CWPP_KAFKA_BROKERS"]
     for k in ("KAFKA_NODE_ID", "KAFKA_PROCESS_ROLES", "KAFKA_LISTENERS",
               "KAFKA_CONTROLLER_LISTENER_NAMES", "KAFKA_CONTROLLER_QUORUM_VOTERS",
               "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"):
@@ -504,7 +518,8 @@ def test_compose_kafka_and_topics_agree():
               "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
               "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
         assert kenv.get(k) == "1", f"kafka: {k} must be 1 on one node"
-    admin = [w for w in simple_commands(svcs["init"]["command"]) if w[0] == "cwpp-admin"]
+    admin = [w for w in simple_commands(svcs["init"]["command"])
+             if w[0] == "cwpp-admin" and w[1] == "topics"]
     assert len(admin) == 1 and admin[0][1:3] == ["topics", "create"]
     args = admin[0]
     assert args[args.index("--brokers") + 1] == ienv["CWPP_KAFKA_BROKERS"]
@@ -587,11 +602,10 @@ def test_non_root_and_security_context():
         psc, csc = spec.get("securityContext", {}), c.get("securityContext", {})
         if obj == "cwpp-enforcer":
             # the one root container: it changes the node's firewall and kills processes;
-            # it gets only the capabilities that needs, and no escalation
+            # it gets only the capabilities that needs (ENFORCER_CAPS), and no escalation
             assert csc.get("runAsUser") == 0 and csc.get("allowPrivilegeEscalation") is False
             assert csc["capabilities"]["drop"] == ["ALL"]
-            assert set(csc["capabilities"]["add"]) <= {"NET_ADMIN", "KILL", "DAC_OVERRIDE",
-                                                       "FOWNER", "CHOWN"}
+            assert set(csc["capabilities"]["add"]) == ENFORCER_CAPS
             assert csc.get("readOnlyRootFilesystem") is True
             continue
         assert psc.get("runAsNonRoot") or csc.get("runAsNonRoot"), obj
@@ -783,3 +797,253 @@ def test_api_tls_and_ports():
     assert any((ports.get(p["targetPort"]) if isinstance(p["targetPort"], str)
                 else p["targetPort"]) == api_port for p in svc["spec"]["ports"])
     assert "CWPP_PG_PASSWORD_API" in k8s_object("Secret", "cwpp-db-admin")["stringData"]
+
+
+# ------------------------------------------------ transport security and least privilege
+
+# Each part's Kafka principal: compose service / k8s object -> SASL user name.
+PRINCIPALS = {"ingest": "cwpp-ingest", "whitelist-filter": "cwpp-whitelist",
+              "correlator": "cwpp-correlator", "responder": "cwpp-responder",
+              "exporter": "cwpp-exporter", "api": "cwpp-api", "enforcer": "cwpp-enforcer",
+              "init": "cwpp-admin"}
+K8S_PRINCIPALS = {"cwpp-ingest": "cwpp-ingest", "cwpp-whitelist-filter": "cwpp-whitelist",
+                  "cwpp-correlator": "cwpp-correlator", "cwpp-responder": "cwpp-responder",
+                  "cwpp-exporter": "cwpp-exporter", "cwpp-api": "cwpp-api",
+                  "cwpp-enforcer": "cwpp-enforcer", "cwpp-migrate": "cwpp-admin"}
+REQUIRED_VAR = re.compile(r"\$\{(\w+):\?[^}]*\}")
+
+
+def compose_secret_path(service, path):
+    """The compose secret a service reads at path (/run/secrets/NAME or a long-syntax
+    target), or None."""
+    for x in service.get("secrets", []):
+        src = x if isinstance(x, str) else x["source"]
+        target = f"/run/secrets/{src}" if isinstance(x, str) else \
+            (x.get("target") if str(x.get("target", "")).startswith("/")
+             else f"/run/secrets/{x.get('target', src)}")
+        if target == path:
+            return src
+    return None
+
+
+def k8s_file_source(spec, container, path):
+    """(volume, key within it) a k8s container reads at path, through its volumeMounts."""
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    best = None
+    for m in container.get("volumeMounts", []):
+        mp = m["mountPath"].rstrip("/")
+        if path.startswith(mp + "/") and (best is None or len(mp) > len(best["mountPath"])):
+            best = m
+    assert best is not None, f"{container['name']}: nothing mounted at {path}"
+    return vols[best["name"]], path[len(best["mountPath"].rstrip("/")) + 1:]
+
+
+def k8s_key_present(vol, key):
+    """True when the ConfigMap or Secret volume vol provides key (items or whole object)."""
+    for kind, ref in (("ConfigMap", "configMap"), ("Secret", "secret")):
+        if ref in vol:
+            name = vol[ref].get("name") or vol[ref].get("secretName")
+            items = vol[ref].get("items")
+            if items:
+                key = next((i["key"] for i in items if i["path"] == key), None)
+                if key is None:
+                    return False
+            obj = k8s_object(kind, name)
+            return key in (obj.get("data") or {}) or key in (obj.get("stringData") or {})
+    return False
+
+
+# Pins down: every part of the pipeline talks to Kafka over SASL_SSL with SCRAM-SHA-512 as
+# its own principal, its password from a required variable (compose) or a Secret (k8s),
+# verifying the brokers with a CA file it really has.
+def test_every_service_authenticates_to_kafka_as_itself():
+    svcs = compose()["services"]
+    seen = {}
+    for name, principal in PRINCIPALS.items():
+        s = svcs[name]
+        env = env_map(s.get("environment"))
+        assert env.get("CWPP_KAFKA_SECURITY_PROTOCOL") == "SASL_SSL", name
+        assert env.get("CWPP_KAFKA_SASL_MECHANISM") == "SCRAM-SHA-512", name
+        assert env.get("CWPP_KAFKA_SASL_USERNAME") == principal, name
+        assert REQUIRED_VAR.fullmatch(env.get("CWPP_KAFKA_SASL_PASSWORD", "")), \
+            f"compose {name}: the Kafka password must be a required variable"
+        assert compose_secret_path(s, env.get("CWPP_KAFKA_SSL_CA_LOCATION")), \
+            f"compose {name}: the broker CA is not a mounted secret"
+        seen.setdefault(env["CWPP_KAFKA_SASL_PASSWORD"], name)
+    assert len(seen) == len(PRINCIPALS), "each principal has a password of its own"
+    kenv = env_map(svcs["kafka"]["environment"])
+    assert "SASL_SSL" in kenv["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert "PLAINTEXT:PLAINTEXT" not in kenv["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert kenv["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert kenv["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert kenv["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    for n in {p.split("-", 1)[1].upper() for p in PRINCIPALS.values()}:
+        assert REQUIRED_VAR.fullmatch(kenv.get(f"CWPP_KAFKA_PASSWORD_{n}", "")), \
+            f"the broker lacks the credential of cwpp-{n.lower()}"
+    # k8s
+    users = {}
+    for obj, spec, c in our_k8s_containers():
+        if obj not in K8S_PRINCIPALS or c in spec.get("initContainers", []):
+            continue
+        vals, names = k8s_env_values(c), k8s_env_names(c)
+        assert vals.get("CWPP_KAFKA_SECURITY_PROTOCOL") == "SASL_SSL", obj
+        assert vals.get("CWPP_KAFKA_SASL_MECHANISM") == "SCRAM-SHA-512", obj
+        assert vals.get("CWPP_KAFKA_SASL_USERNAME") == K8S_PRINCIPALS[obj], obj
+        assert "CWPP_KAFKA_SASL_PASSWORD" in names, obj
+        assert not any(e["name"] == "CWPP_KAFKA_SASL_PASSWORD" and "value" in e
+                       for e in c.get("env", [])), f"{obj}: the password inline"
+        src = [x["secretRef"]["name"] for x in c.get("envFrom", []) if "secretRef" in x
+               and "CWPP_KAFKA_SASL_PASSWORD" in k8s_object(
+                   "Secret", x["secretRef"]["name"]).get("stringData", {})]
+        assert len(src) == 1, f"{obj}: the Kafka password from one Secret"
+        users.setdefault(src[0], set()).add(obj)
+        vol, key = k8s_file_source(spec, c, vals["CWPP_KAFKA_SSL_CA_LOCATION"])
+        assert k8s_key_present(vol, key), f"{obj}: no broker CA at the path given"
+    assert set(K8S_PRINCIPALS) <= {o for s in users.values() for o in s}
+    assert all(len(objs) == 1 for objs in users.values()), "a Secret per principal"
+
+
+# Pins down: no password has a default: compose requires each (${VAR:?...}) and the k8s
+# Secrets hold placeholders only; no development password is written anywhere.
+def test_no_default_passwords():
+    text = COMPOSE.read_text()
+    assert "cwpp-dev" not in text, "a development password in docker-compose.yml"
+    for m in re.finditer(r"\$\{(\w*PASSWORD\w*)(:?[-?])", text):
+        assert m.group(2) == ":?", f"{m.group(1)} has a default in docker-compose.yml"
+    for name, s in compose()["services"].items():
+        for k, v in env_map(s.get("environment")).items():
+            if "PASSWORD" in k:
+                assert REQUIRED_VAR.fullmatch(v), f"compose {name}: {k} = {v!r}"
+            for pw in re.findall(r"password=(\S+)", v):
+                assert REQUIRED_VAR.fullmatch(pw), f"compose {name}: {k} password {pw!r}"
+    for p in k8s_files():
+        assert "cwpp-dev" not in p.read_text(), f"a development password in {p.name}"
+    for _, o in k8s_objects():
+        if o["kind"] != "Secret":
+            continue
+        for k, v in o.get("stringData", {}).items():
+            if "PASSWORD" in k or k.endswith(".key"):
+                assert "REPLACE-ME" in v, f"Secret {o['metadata']['name']}: {k}"
+            for pw in re.findall(r"password=(\S+)", v):
+                assert "REPLACE-ME" in pw, f"Secret {o['metadata']['name']}: {k}"
+
+
+# Pins down: every database client verifies the server (sslmode=verify-full) against a CA
+# it really has; no DSN says otherwise (it would be refused); compose's server speaks TLS.
+def test_pg_verify_full_with_a_ca():
+    svcs = compose()["services"]
+    for name, s in our_compose_services().items():
+        env = env_map(s.get("environment"))
+        assert env.get("CWPP_PG_SSLMODE") == "verify-full", name
+        assert compose_secret_path(s, env.get("CWPP_PG_SSLROOTCERT")), \
+            f"compose {name}: CWPP_PG_SSLROOTCERT is not a mounted secret"
+        for k, v in env.items():
+            assert "sslmode=" not in v or "sslmode=verify-full" in v, f"{name}: {k}"
+    pg = svcs["postgres"]
+    cmd = " ".join(pg["command"]) if isinstance(pg["command"], list) else pg["command"]
+    assert "ssl=on" in cmd and "ssl_cert_file=/run/secrets/" in cmd and "ssl_key_file=" in cmd
+    assert {"tls_server_cert", "tls_server_key"} <= set(pg["secrets"])
+    cm = k8s_object("ConfigMap", "cwpp-config")["data"]
+    assert cm["CWPP_PG_SSLMODE"] == "verify-full"
+    for obj, spec, c in our_k8s_containers():
+        if c in spec.get("initContainers", []) or obj == "cwpp-enforcer":
+            continue
+        vals = k8s_env_values(c)
+        assert vals.get("CWPP_PG_SSLMODE") == "verify-full", obj
+        vol, key = k8s_file_source(spec, c, vals["CWPP_PG_SSLROOTCERT"])
+        assert k8s_key_present(vol, key), f"{obj}: no PostgreSQL CA at the path given"
+        for k, v in vals.items():
+            assert "sslmode=" not in str(v) or "sslmode=verify-full" in str(v), f"{obj}: {k}"
+    for _, o in k8s_objects():
+        if o["kind"] == "Secret":
+            for k, v in o.get("stringData", {}).items():
+                assert "sslmode=" not in v or "sslmode=verify-full" in v, k
+
+
+# Pins down: the k8s Job creates the topics with replication 3, then the ACLs, as the
+# admin principal; compose's init makes the ACLs too (replication 1: one broker).
+def test_setup_creates_topics_with_replication_and_acls():
+    job = k8s_object("Job", "cwpp-migrate")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    cmds = simple_commands((c.get("command") or []) + (c.get("args") or []))
+    admin = [w for w in cmds if w[0] == "cwpp-admin"]
+    verbs = [w[1] for w in admin]
+    assert verbs == ["topics", "acls"], verbs
+    topics = admin[0]
+    vals = k8s_env_values(c)
+    rf = topics[topics.index("--replication-factor") + 1] if "--replication-factor" in topics \
+        else vals.get("CWPP_TOPIC_REPLICATION")
+    assert rf == "3", f"replication factor {rf}"
+    assert "CWPP_TOPIC_REPLICATION" in ADMIN_SRC.read_text(), \
+        "cwpp-admin does not read CWPP_TOPIC_REPLICATION"
+    assert vals.get("CWPP_KAFKA_SASL_USERNAME") == "cwpp-admin"
+    init = compose()["services"]["init"]
+    verbs = [w[1] for w in simple_commands(init["command"]) if w[0] == "cwpp-admin"]
+    assert verbs == ["topics", "acls"], verbs
+
+
+# Pins down: the responder signs with the key of Secret cwpp-action-signing, kept readable
+# by its uid only; the enforcers verify with the public key of ConfigMap cwpp-action-verify.
+def test_action_signing_keys():
+    dep = k8s_object("Deployment", "cwpp-responder")
+    spec = dep["spec"]["template"]["spec"]
+    (c,) = [c for c in spec["containers"] if c["name"] == "responder"]
+    vals = k8s_env_values(c)
+    path = vals["CWPP_RESPONDER_SIGNING_KEY_FILE"]
+    assert path == "/etc/cwpp/keys/action-signing.key"
+    vol, key = k8s_file_source(spec, c, path)
+    assert "emptyDir" in vol, "the key is copied to a private volume"
+    (init,) = spec["initContainers"]
+    assert init["command"][0] == "install" and "0400" in init["command"]
+    src_vol, src_key = k8s_file_source(spec, init, init["command"][-2])
+    assert src_vol["secret"]["secretName"] == "cwpp-action-signing"
+    assert k8s_key_present(src_vol, src_key) and src_key == "action-signing.key"
+    assert any(m["name"] == vol["name"] and init["command"][-1].startswith(m["mountPath"])
+               for m in init["volumeMounts"])
+    ds = k8s_object("DaemonSet", "cwpp-enforcer")
+    spec = ds["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    path = k8s_env_values(c)["CWPP_ENFORCER_VERIFY_KEY_FILE"]
+    assert path == "/etc/cwpp/keys/action-signing.pub"
+    vol, key = k8s_file_source(spec, c, path)
+    assert vol["configMap"]["name"] == "cwpp-action-verify" and k8s_key_present(vol, key)
+    svcs = compose()["services"]
+    assert compose_secret_path(svcs["responder"], env_map(svcs["responder"]["environment"])[
+        "CWPP_RESPONDER_SIGNING_KEY_FILE"]) == "action_signing_key"
+    assert compose_secret_path(svcs["enforcer"], env_map(svcs["enforcer"]["environment"])[
+        "CWPP_ENFORCER_VERIFY_KEY_FILE"]) == "action_verify_key"
+
+
+# Pins down: the enforcer DaemonSet gets what the agent needs and nothing more: the node's
+# processes and network, exactly ENFORCER_CAPS (each with its reason in a comment), the
+# node's / at /host for quarantine, scan and usermod, a hostPath state dir; not privileged.
+def test_enforcer_daemonset_least_privilege():
+    ds = k8s_object("DaemonSet", "cwpp-enforcer")
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["hostPID"] is True and spec["hostNetwork"] is True
+    assert not spec.get("hostIPC"), "the agent needs no host IPC"
+    (c,) = spec["containers"]
+    assert not spec.get("initContainers")
+    csc = c["securityContext"]
+    assert csc.get("privileged") is not True
+    assert csc["capabilities"]["drop"] == ["ALL"]
+    assert set(csc["capabilities"]["add"]) == ENFORCER_CAPS
+    text = (K8S / "enforcer-daemonset.yaml").read_text()
+    for cap in ENFORCER_CAPS:
+        m = re.search(r"((?:^[ \t]*#[^\n]*\n)+)[ \t]*- " + cap + r"\s*$", text, re.M)
+        assert m, f"capability {cap} has no comment giving its reason"
+    vols = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: vols[m["name"]] for m in c["volumeMounts"]}
+    host = {p: v["hostPath"]["path"] for p, v in mounts.items() if "hostPath" in v}
+    assert host == {"/host": "/", "/var/lib/cwpp-enforcer": "/var/lib/cwpp-enforcer"}, host
+    assert all("hostPath" not in v or v["hostPath"]["path"] in ("/", "/var/lib/cwpp-enforcer")
+               for v in vols.values())
+    assert set(mounts) == {"/host", "/var/lib/cwpp-enforcer", "/tmp", "/etc/cwpp/ca",
+                           "/etc/cwpp/keys"}, sorted(mounts)
+    assert all(m.get("readOnly") for m in c["volumeMounts"]
+               if m["mountPath"] in ("/etc/cwpp/ca", "/etc/cwpp/keys"))
+    vals = k8s_env_values(c)
+    assert vals["CWPP_ENFORCER_HOST_ROOT"] == "/host"
+    assert vals["CWPP_ENFORCER_USERMOD_ROOT"] == "/host"
+    assert vals["CWPP_ENFORCER_STATE_DIR"] == "/var/lib/cwpp-enforcer"
+    assert "CWPP_PG_DSN" not in vals, "the agent uses no database"

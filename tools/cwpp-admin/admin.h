@@ -7,5 +7,7 @@
 int admin_users(int argc, char **argv);
 /* `cwpp-admin keys generate --out DIR`: keys.c. Exit code. */
 int admin_keys(int argc, char **argv);
+/* `cwpp-admin pg-verifier ROLE [--pg-dsn DSN]`: users.c. Exit code. */
+int admin_pg_verifier(int argc, char **argv);
 
 #endif

@@ -8,11 +8,14 @@
  *   cwpp-admin users bootstrap NAME [--pg-dsn DSN]   (users.c)
  *   cwpp-admin users password NAME  [--pg-dsn DSN]   (the password on standard input)
  *   cwpp-admin keys generate --out DIR               (keys.c)
+ *   cwpp-admin pg-verifier ROLE     [--pg-dsn DSN]   (users.c; the password on stdin,
+ *                                                     prints its SCRAM-SHA-256 verifier)
  *
  * "topics create" creates every topic of the project's table (libs/kafka) under the
  * prefix; it is idempotent, so deployment scripts and the compose/k8s init steps run it
- * on every start. Defaults come from CWPP_KAFKA_BROKERS, CWPP_TOPIC_PREFIX and
- * CWPP_TOPIC_PARTITIONS. Exit 0 on success, 1 on bad arguments, 2 when the brokers fail.
+ * on every start. Defaults come from CWPP_KAFKA_BROKERS, CWPP_TOPIC_PREFIX,
+ * CWPP_TOPIC_PARTITIONS and CWPP_TOPIC_REPLICATION (1, for a one-broker local stack; a
+ * production cluster sets 3). Exit 0 on success, 1 on bad arguments, 2 when the brokers fail.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,8 @@ static void usage(FILE *fp)
                 "       cwpp-admin topics list [--prefix P]\n"
                 "       cwpp-admin users bootstrap NAME [--pg-dsn DSN]\n"
                 "       cwpp-admin users password NAME [--pg-dsn DSN]   (password on stdin)\n"
-                "       cwpp-admin keys generate --out DIR\n");
+                "       cwpp-admin keys generate --out DIR\n"
+                "       cwpp-admin pg-verifier ROLE [--pg-dsn DSN]      (password on stdin)\n");
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -66,8 +70,13 @@ int main(int argc, char **argv)
         return admin_users(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "keys") == 0)
         return admin_keys(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "pg-verifier") == 0)
+        return admin_pg_verifier(argc, argv);
     if (parse_int(env_or("CWPP_TOPIC_PARTITIONS", "6"), "CWPP_TOPIC_PARTITIONS", 1, 10000,
                   &partitions) != 0)
+        return 1;
+    if (parse_int(env_or("CWPP_TOPIC_REPLICATION", "1"), "CWPP_TOPIC_REPLICATION", 1, 100,
+                  &replication) != 0)
         return 1;
     if (argc < 3 || strcmp(argv[1], "topics") != 0 ||
         (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "list") != 0)) {

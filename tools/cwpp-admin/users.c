@@ -11,8 +11,13 @@
  * the user and ends their sessions. Both hash with Argon2id at cwpp-api's default
  * parameters (cwpp-api rehashes at its own on the next login) and append to
  * activity_log with the actor "cwpp-admin".
+ *
+ * The connection takes TLS settings as the services do (libs/pg, cwpp_pg_conninfo):
+ * CWPP_PG_SSLMODE and CWPP_PG_SSLROOTCERT, empty or unset for libpq's default; a DSN
+ * naming another sslmode or sslrootcert is refused.
  */
 #include "admin.h"
+#include "cwpp_pg.h"
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -25,15 +30,25 @@
 
 static PGconn *connect_admin(const char *dsn)
 {
-    PGconn   *pg;
-    PGresult *r;
+    /* no bounds (an operator's tool may wait for a lock), TLS from the environment */
+    cwpp_pg_tuning_t   tuning = {0, 0, 0, 0, 0, 0, 0, getenv("CWPP_PG_SSLMODE"),
+                                 getenv("CWPP_PG_SSLROOTCERT")};
+    cwpp_pg_conninfo_t ci;
+    char               errstr[512];
+    PGconn            *pg;
+    PGresult          *r;
 
     if (dsn == NULL || dsn[0] == '\0') {
         fprintf(stderr, "cwpp-admin: set CWPP_PG_ADMIN_DSN or pass --pg-dsn (the database's "
                         "administrative connection)\n");
         return NULL;
     }
-    pg = PQconnectdb(dsn);
+    cwpp_pg_set_tuning(&tuning);
+    if (cwpp_pg_conninfo(&ci, dsn, "cwpp-admin", errstr, sizeof(errstr)) != CWPP_OK) {
+        fprintf(stderr, "cwpp-admin: %s\n", errstr);
+        return NULL;
+    }
+    pg = PQconnectdbParams(ci.keys, ci.vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
         fprintf(stderr, "cwpp-admin: cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
         PQfinish(pg);
@@ -231,4 +246,63 @@ int admin_users(int argc, char **argv)
     rc = strcmp(verb, "bootstrap") == 0 ? bootstrap(pg, user) : password(pg, user);
     PQfinish(pg);
     return rc;
+}
+
+/*
+ * `cwpp-admin pg-verifier ROLE [--pg-dsn DSN]`: reads a database role's password from the
+ * first line of standard input and prints its SCRAM-SHA-256 verifier
+ * ("SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"), computed here by libpq
+ * (PQencryptPasswordConn, which also applies SASLprep as the server does) with a fresh
+ * random salt. deploy/migrate sends `ALTER ROLE ... PASSWORD '<verifier>'`, so the server
+ * (and its statement log) never sees the password itself. The connection is only what
+ * libpq asks for; nothing is sent on it. Exit 0, 1 bad arguments or input, 2 no server.
+ */
+int admin_pg_verifier(int argc, char **argv)
+{
+    const char *dsn = getenv("CWPP_PG_ADMIN_DSN"), *role;
+    char        line[1100], *v;
+    PGconn     *pg;
+    size_t      n;
+    int         i;
+
+    if (argc < 3 || argv[2][0] == '\0' || strlen(argv[2]) > 63) {
+        fprintf(stderr, "usage: cwpp-admin pg-verifier ROLE [--pg-dsn DSN]   (password on "
+                        "stdin)\n");
+        return 1;
+    }
+    role = argv[2];
+    for (i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--pg-dsn") == 0 && i + 1 < argc) {
+            dsn = argv[++i];
+        } else {
+            fprintf(stderr, "cwpp-admin: unknown option %s\n", argv[i]);
+            return 1;
+        }
+    }
+    if (fgets(line, sizeof(line), stdin) == NULL) {
+        fprintf(stderr, "cwpp-admin: give the password on standard input\n");
+        return 1;
+    }
+    n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (n == 0 || n > 1024) {
+        sodium_memzero(line, sizeof(line));
+        fprintf(stderr, "cwpp-admin: a role's password has 1 to 1024 characters\n");
+        return 1;
+    }
+    if ((pg = connect_admin(dsn)) == NULL) {
+        sodium_memzero(line, sizeof(line));
+        return 2;
+    }
+    v = PQencryptPasswordConn(pg, line, role, "scram-sha-256");
+    sodium_memzero(line, sizeof(line));
+    if (v == NULL) {
+        fprintf(stderr, "cwpp-admin: cannot compute the verifier: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return 2;
+    }
+    printf("%s\n", v);
+    PQfreemem(v);
+    PQfinish(pg);
+    return 0;
 }
