@@ -3,7 +3,15 @@
 #ifndef CWPP_ADMIN_H
 #define CWPP_ADMIN_H
 
+#include "cwpp_config.h"
+
 /* `cwpp-admin users bootstrap|password NAME [--pg-dsn DSN]`: users.c. Exit code. */
 int admin_users(int argc, char **argv);
+
+/* `cwpp-admin acls [--print] [--prefix P] [--group-prefix G] ...`: acls.c. brokers and
+ * prefix are the defaults (environment), props the client properties (credentials).
+ * Exit code. */
+int admin_acls(int argc, char **argv, const char *brokers, const char *prefix,
+               const cwpp_kvlist_t *props);
 
 #endif
