@@ -210,7 +210,7 @@ log4j.appender.file.MaxBackupIndex=2
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.request.logger=WARN
-log4j.logger.kafka.authorizer.logger=WARN
+log4j.logger.kafka.authorizer.logger=INFO
 EOF
 }
 
