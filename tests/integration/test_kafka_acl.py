@@ -33,7 +33,9 @@ def produce_error(topic, auth, timeout=20):
 
 def consume_error(topic, auth, timeout=20):
     """Subscribes to topic with auth; returns the first error code polled (None: none)."""
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "it-acl-" + uuid.uuid4().hex,
+    # a group the principal may join (the test's groups are named after its prefix), so
+    # that the topic is what is refused
+    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": topic + "-acl-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest", **auth})
     try:
         c.subscribe([topic])
