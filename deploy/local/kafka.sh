@@ -291,6 +291,12 @@ start() {
   command -v kcat >/dev/null || die "kcat not found (run deploy/local/install-deps)"
   if running; then
     pid=$(recorded_pid)
+    # a broker started with the other CWPP_KAFKA_SASL setting would never answer us
+    local want=PLAINTEXT
+    if sasl_on; then want=SASL_PLAINTEXT; fi
+    grep -q "^listeners=$want://" "$CONF" ||
+      die "the running broker (pid $pid) was started with CWPP_KAFKA_SASL=$([ "$want" = PLAINTEXT ] && echo 1 || echo 0); \
+stop it (deploy/local/down) and start again$(sasl_on && [ ! -f "$KDIR/sasl.formatted" ] && echo ' with --purge (its storage has no SCRAM credentials)')"
     wait_ready "$pid"
     say "already running (pid $pid, 127.0.0.1:$CWPP_KAFKA_PORT)"
     return 0

@@ -75,10 +75,15 @@ def kafka_env(name: str = "admin") -> dict:
 KAFKA_AUTH = kafka_auth("admin")
 
 
+def admin_env() -> dict:
+    """This process's environment plus cwpp-admin's Kafka credentials (for tools)."""
+    return dict(os.environ, **kafka_env("admin"))
+
+
 def admin_tool(*args, timeout=60):
     """cwpp-admin ARGS as the admin principal; raises on failure."""
     return subprocess.run([str(BIN / "cwpp-admin"), *args], check=True, capture_output=True,
-                          timeout=timeout, env=dict(os.environ, **kafka_env("admin")))
+                          timeout=timeout, env=admin_env())
 
 
 def cwppctl(prefix, *args, actor="alice", timeout=60, env=None, api=None):
