@@ -3,6 +3,7 @@
 ACLs of libs/kafka's table (docs/kafka-security.md), created for the test's prefix by
 `cwpp-admin acls --prefix` (the prefix fixture): no anonymous client, no wrong password,
 and each service principal only where its table row lets it."""
+import time
 import uuid
 
 import pytest
@@ -39,7 +40,6 @@ def consume_error(topic, auth, timeout=20):
                   "auto.offset.reset": "earliest", **auth})
     try:
         c.subscribe([topic])
-        import time
         deadline = time.time() + timeout
         while time.time() < deadline:
             m = c.poll(0.5)
@@ -51,6 +51,7 @@ def consume_error(topic, auth, timeout=20):
 
 
 def anonymous():
+    """No security settings: PLAINTEXT to the SASL listener."""
     return {}
 
 
@@ -101,7 +102,6 @@ def test_the_enforcer_reads_actions_and_writes_action_results(prefix):
                   "auto.offset.reset": "earliest", **t.kafka_auth("enforcer")})
     try:
         c.subscribe([prefix + "actions"])
-        import time
         deadline, got = time.time() + 30, None
         while time.time() < deadline and got is None:
             m = c.poll(0.5)
