@@ -5,7 +5,8 @@
  * cwpp_kafka_acls): for every service principal, ALLOW of each operation on its topics
  * (LITERAL <prefix><suffix>), consumer groups and transactional ids. CreateAcls is
  * idempotent (a binding that exists is not added twice), so deployment scripts run it at
- * every start, after `topics create`. --group-prefix G adds, for every principal that
+ * every start, after `topics create`; it returns once the broker applies them.
+ * --group-prefix G adds, for every principal that
  * consumes, READ on the groups whose names start with G (PREFIXED): the integration
  * tests name their groups after their topic prefix. The transactional-id binding needs
  * librdkafka >= 2.4 (Debian's 2.0.2 has no such resource type): without it a warning
@@ -135,6 +136,46 @@ static int build(rd_kafka_AclBinding_t **b, size_t *nb, const char *prefix,
     return (int)*nb;
 }
 
+/*
+ * Waits until the broker's authorizer holds the bindings just created: the controller
+ * commits them before the broker applies them, and a client that meets the old state
+ * in that moment gets a denial it caches. DescribeAcls is answered from the broker's own
+ * authorizer; the bindings come in one batch, so the table's first one stands for all.
+ * Returns 0, or -1 after timeout_ms.
+ */
+static int wait_applied(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *prefix,
+                        int timeout_ms)
+{
+    size_t                       n;
+    const cwpp_acl_def_t        *d = cwpp_kafka_acls(&n);
+    char                         name[256], who[128], err[256];
+    int                          waited;
+
+    cwpp_kafka_acl_resource(&d[0], prefix, name, sizeof(name));
+    snprintf(who, sizeof(who), "User:%s", d[0].principal);
+    for (waited = 0; waited < timeout_ms; waited += 100) {
+        rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
+            RD_KAFKA_RESOURCE_TOPIC, name, RD_KAFKA_RESOURCE_PATTERN_LITERAL, who, NULL,
+            RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY, err, sizeof(err));
+        rd_kafka_event_t *ev;
+        size_t            found = 0;
+
+        if (f == NULL)
+            return -1;
+        rd_kafka_DescribeAcls(rk, f, NULL, q);
+        ev = rd_kafka_queue_poll(q, 10000);
+        rd_kafka_AclBinding_destroy(f);
+        if (ev != NULL && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev), &found);
+        if (ev != NULL)
+            rd_kafka_event_destroy(ev);
+        if (found > 0)
+            return 0;
+        rd_kafka_poll(rk, 100);
+    }
+    return -1;
+}
+
 int admin_acls(int argc, char **argv, const char *brokers, const char *prefix,
                const cwpp_kvlist_t *props)
 {
@@ -225,6 +266,11 @@ int admin_acls(int argc, char **argv, const char *brokers, const char *prefix,
                 rc = 2;
             }
         }
+    }
+    if (rc == 0 && wait_applied(rk, q, prefix, timeout_ms) != 0) {
+        fprintf(stderr, "cwpp-admin: the ACLs were created but the broker did not apply them "
+                        "within %d ms\n", timeout_ms);
+        rc = 2;
     }
     if (rc == 0)
         printf("cwpp-admin: %zu ACL bindings for prefix \"%s\"%s%s%s present on %s\n", nb,
