@@ -56,7 +56,7 @@ def records(n, run, start_seq=0):
 
 def create_relay_topic(name):
     """The relay's output topic is not one of ours: create it like cwpp-admin would."""
-    admin = AdminClient({"bootstrap.servers": t.BROKERS})
+    admin = AdminClient({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS})
     for f in admin.create_topics([NewTopic(name, 6, 1)]).values():
         f.result(30)  # keep admin referenced until the answer arrives
 
@@ -69,7 +69,7 @@ def vmhwm_kib(pid):
 
 
 def read_topic(topic, expect, timeout=180):
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "bench-r-" + uuid.uuid4().hex,
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "bench-r-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
                   "fetch.max.bytes": 52428800})
     c.subscribe([topic])
@@ -110,7 +110,7 @@ def phase_throughput(n, tmp, run):
     bad = sum(1 for r in raw if not r.endswith(b"}"))
 
     relay = subprocess.Popen([str(RELAY), t.BROKERS, prefix + "relay", prefix + "alerts.raw",
-                              prefix + "relay.out", str(n)], stdout=subprocess.PIPE, text=True)
+                              prefix + "relay.out", str(n)], env=t.admin_env(), stdout=subprocess.PIPE, text=True)
     relay_rss = 0
     while relay.poll() is None:
         try:
@@ -141,11 +141,11 @@ def phase_latency(rate, seconds, tmp, run):
     create_relay_topic(prefix + "relay.out")
     n = rate * seconds
     relay = subprocess.Popen([str(RELAY), t.BROKERS, prefix + "relay", prefix + "alerts.raw",
-                              prefix + "relay.out", str(n)], stdout=subprocess.DEVNULL)
+                              prefix + "relay.out", str(n)], env=t.admin_env(), stdout=subprocess.DEVNULL)
     svc = start_ingest(prefix, prefix + "ingest", tmp)
     time.sleep(3)  # let both join their groups
     raw = records(n, run, start_seq=10_000_000)
-    p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 1})
+    p = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "linger.ms": 1})
     sent_ts = {}
     t0 = time.time()
     for i, v in enumerate(raw):

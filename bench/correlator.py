@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 
 def topic_size(topic):
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "bench-size-" + uuid.uuid4().hex})
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "bench-size-" + uuid.uuid4().hex})
     md = c.list_topics(topic, timeout=10)
     n = 0
     for p in md.topics[topic].partitions:

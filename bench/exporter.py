@@ -94,7 +94,7 @@ def main():
                         (ids,))[0][0]
     svc = t.Service("exporter", prefix, tmp, group=prefix + "exporter", extra_env={
         "CWPP_PG_DSN": EXPORTER_DSN, "CWPP_LOG_LEVEL": "warn",
-        "CWPP_HANDLED_TRANSACTIONAL_ID": prefix + "handled", "CWPP_HANDLED_BATCH": "500",
+        "CWPP_HANDLED_TRANSACTIONAL_ID": "cwpp-exporter-handled-" + prefix, "CWPP_HANDLED_BATCH": "500",
         "CWPP_RETENTION_INTERVAL_MS": "604800000"})
     # older handled rows (tests, demos) would be published first: this run counts its own
     svc.start()
@@ -102,7 +102,7 @@ def main():
 
     # 1. export of the E events (after a first, refused command: the group has joined)
     from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": t.BROKERS})
+    p = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS})
     warm = f"cmd-warm-{run}"
     p.produce(prefix + "commands", COMMAND.encode({
         "command_id": warm, "service": "exporter", "type": "export.none", "actor": "bench",
@@ -117,7 +117,7 @@ def main():
         "command_id": cid, "service": "exporter", "type": "export.create", "actor": "bench",
         "issued_at_ms": int(sent * 1000), "payload_json": json.dumps({"ids": ids})}), key=cid)
     p.flush(10)
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([prefix + "command-results"])
     ans, deadline = None, time.time() + 120
@@ -148,7 +148,7 @@ def main():
 
     # 2. the handled-event stream
     want = set(ids)
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
                   "isolation.level": "read_committed"})
     c.subscribe([prefix + "events.handled"])

@@ -150,7 +150,7 @@ def preflight(need_relay):
         raise BenchError(f"not built in {t.BIN}: {', '.join(absent)} "
                          f"(cmake --build build --target {' '.join(bins)} cwpp-bench-relay)")
     try:
-        admin = AdminClient({"bootstrap.servers": t.BROKERS, "socket.timeout.ms": 5000,
+        admin = AdminClient({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "socket.timeout.ms": 5000,
                              "log_level": 0})
         admin.list_topics(timeout=8)
     except KafkaException as e:
@@ -181,7 +181,7 @@ def preflight(need_relay):
 # ------------------------------------------------------------------ Kafka helpers
 
 def new_consumer(tag):
-    return Consumer({"bootstrap.servers": t.BROKERS, "group.id": f"bench-{tag}-{uuid.uuid4().hex}",
+    return Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": f"bench-{tag}-{uuid.uuid4().hex}",
                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
                      "fetch.max.bytes": 52428800, "log_level": 3})
 
@@ -195,7 +195,7 @@ def committed(group_consumer_cache, group, topic):
     """Committed offsets of group on topic (a consumer per group, kept in the cache)."""
     gc = group_consumer_cache.get(group)
     if gc is None:
-        gc = Consumer({"bootstrap.servers": t.BROKERS, "group.id": group,
+        gc = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": group,
                        "enable.auto.commit": False, "log_level": 3})
         group_consumer_cache[group] = gc
     tps = gc.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
@@ -505,7 +505,7 @@ def latency_templates(n, run, per_incident=5):
 
 def produce_fast(topic, values, keys=None):
     """Produces values as fast as the client goes; returns (first, last) produce time."""
-    p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 5, "batch.size": 1000000,
+    p = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "linger.ms": 5, "batch.size": 1000000,
                   "queue.buffering.max.messages": 1000000, "compression.type": "none"})
     t_first = time.time()
     for i, v in enumerate(values):
@@ -582,7 +582,7 @@ def phase_throughput(procs, n, run, tmp, relay_ok):
     if relay_ok:
         create_relay_topic(prefix + "relay.out")
         relay = procs.popen([RELAY, t.BROKERS, prefix + "relay", prefix + "alerts.raw",
-                             prefix + "relay.out", n], stdout=subprocess.PIPE, text=True)
+                             prefix + "relay.out", n], env=t.admin_env(), stdout=subprocess.PIPE, text=True)
         try:
             out, _ = relay.communicate(timeout=max(300, n // 1000))
         except subprocess.TimeoutExpired:
@@ -631,7 +631,7 @@ def phase_latency(procs, rate, seconds, run, tmp):
     tpl, base_ms, m = latency_templates(n, run)
     prefix = f"bench{run}b."
     svcs = start_pipeline(procs, prefix, tmp)
-    p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 1, "enable.idempotence": True})
+    p = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "linger.ms": 1, "enable.idempotence": True})
     sent_ms = [0.0] * n
     topic = prefix + "alerts.raw"
     t0 = time.time()

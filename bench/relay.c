@@ -40,6 +40,20 @@ static rd_kafka_t *mk(rd_kafka_type_t type, const char *brokers, const char *gro
     rd_kafka_t      *rk;
 
     rd_kafka_conf_set(c, "bootstrap.servers", brokers, err, sizeof(err));
+    /* the broker's credentials, as the services take them (docs/kafka-security.md) */
+    {
+        static const char *const env[][2] = {
+            {"CWPP_KAFKA_SECURITY_PROTOCOL", "security.protocol"},
+            {"CWPP_KAFKA_SASL_MECHANISM", "sasl.mechanisms"},
+            {"CWPP_KAFKA_SASL_USERNAME", "sasl.username"},
+            {"CWPP_KAFKA_SASL_PASSWORD", "sasl.password"},
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(env) / sizeof(env[0]); i++)
+            if (getenv(env[i][0]) != NULL && *getenv(env[i][0]) != '\0')
+                rd_kafka_conf_set(c, env[i][1], getenv(env[i][0]), err, sizeof(err));
+    }
     if (type == RD_KAFKA_CONSUMER) {
         rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
         rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err));

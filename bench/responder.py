@@ -87,7 +87,7 @@ def command(cid, typ, payload):
 
 def read_answers(prefix, want, timeout):
     """{command_id: (broker timestamp ms, status)} of the answers to the ids in want."""
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([prefix + "command-results"])
     got, deadline = {}, time.time() + timeout
@@ -103,7 +103,7 @@ def read_answers(prefix, want, timeout):
 
 
 def topic_records(topic, decode, timeout=10):
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "bench-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([topic])
     out, idle = [], 0
@@ -138,7 +138,7 @@ def main():
     evs = fixture(acct, a.events, tmp)
 
     # phase 1: a backlog of status commands
-    p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 20, "enable.idempotence": True})
+    p = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "linger.ms": 20, "enable.idempotence": True})
     ids = []
     for i in range(a.commands):
         eid = evs[i % len(evs)][0]

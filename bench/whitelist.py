@@ -94,7 +94,7 @@ def main():
     # 2. the relay on the same input
     create_relay_topic(src + "relay.out")
     relay = subprocess.Popen([str(RELAY), t.BROKERS, src + "relay", src + "alerts.normalized",
-                              src + "relay.out", str(n)], stdout=subprocess.DEVNULL)
+                              src + "relay.out", str(n)], env=t.admin_env(), stdout=subprocess.DEVNULL)
     relay.wait(300)
     relay_rate, _ = span_rate(read_topic(src + "relay.out", n))
 

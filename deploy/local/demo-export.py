@@ -42,7 +42,7 @@ def main():
     print("\n== the handled-event stream (read_committed)")
     handled = t.AvroType("handled_event")
     for suffix in ("events.handled", "events.handled.ocsf"):
-        c = Consumer({"bootstrap.servers": os.environ["CWPP_KAFKA_BROKERS"],
+        c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": os.environ["CWPP_KAFKA_BROKERS"],
                       "group.id": f"demo-{time.time()}", "auto.offset.reset": "earliest",
                       "isolation.level": "read_committed", "enable.auto.commit": False})
         c.subscribe([PREFIX + suffix])

@@ -19,10 +19,13 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import cwpp_testlib as t  # noqa: E402
 from demo_ctl import ctl as run_ctl  # noqa: E402
 
 PREFIX, EVENT = sys.argv[1], sys.argv[2]
-ENV = dict(os.environ, CWPP_TOPIC_PREFIX=PREFIX)  # the enforcer's (a service), not cwppctl's
+# the enforcer's (a service, as its own Kafka principal), not cwppctl's
+ENV = dict(os.environ, CWPP_TOPIC_PREFIX=PREFIX, **t.kafka_env("enforcer"))
 
 
 def ctl(*args, user="alice", show=True, check=True):

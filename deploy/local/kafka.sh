@@ -17,6 +17,19 @@
 #   status  exit 0 when running, 3 when not.
 # It only ever signals the pid in run/kafka.pid, and only while that pid's command line
 # is still kafka.Kafka with our server.properties.
+# Security (docs/kafka-security.md), with CWPP_KAFKA_SASL=1 (the default): the client
+# listener is SASL_PLAINTEXT with SCRAM-SHA-512 (brokers talk to each other on it as
+# cwpp-admin); the controller listener is SASL_PLAINTEXT with PLAIN for the user
+# cwpp-controller, whose random password (kafka/controller.password) only this broker's
+# JAAS config knows; StandardAuthorizer with allow.everyone.if.no.acl.found=false and
+# super users cwpp-admin and cwpp-controller. The SCRAM credentials of every principal
+# (cwpp-admin and the seven services, passwords CWPP_KAFKA_PASSWORD_*) are written when
+# the storage is formatted (marker kafka/sasl.formatted). A storage formatted earlier
+# without them is refused with a message to run deploy/local/down --purge (its
+# credentials cannot be added without a super user to connect as). After each start the
+# one binding librdkafka cannot create (WRITE on transactional ids cwpp-exporter-handled*
+# for cwpp-exporter) is added with Kafka's AclCommand; cwpp-admin acls adds the others.
+# CWPP_KAFKA_SASL=0: PLAINTEXT listeners, no authorizer (development only).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -66,10 +79,21 @@ recorded_pid() { cat "$PIDFILE" 2>/dev/null || true; }
 
 running() { ours "$(recorded_pid)"; }
 
+sasl_on() { [ "$CWPP_KAFKA_SASL" != 0 ]; }
+
+# kcat's client settings: the admin principal's credentials when SASL is on.
+kcat_auth() {
+  sasl_on || return 0
+  printf '%s\n' -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=SCRAM-SHA-512 \
+    -X sasl.username=cwpp-admin -X "sasl.password=$CWPP_KAFKA_PASSWORD_ADMIN"
+}
+
 # True when the broker answers a metadata request and lists itself (it is unfenced).
 answering() {
+  local auth
   (exec 3<>"/dev/tcp/127.0.0.1/$CWPP_KAFKA_PORT") 2>/dev/null || return 1
-  kcat -b "127.0.0.1:$CWPP_KAFKA_PORT" -L -t __cwpp_probe -m 5 2>/dev/null |
+  mapfile -t auth < <(kcat_auth)
+  kcat -b "127.0.0.1:$CWPP_KAFKA_PORT" "${auth[@]}" -L -t __cwpp_probe -m 5 2>/dev/null |
     grep -q "broker 1 at 127.0.0.1:$CWPP_KAFKA_PORT"
 }
 
@@ -112,17 +136,55 @@ cluster_id() {
   cat "$KDIR/cluster.id"
 }
 
-write_config() {
-  cat >"$CONF" <<EOF
-# Written by deploy/local/kafka.sh at every start; edits here are lost.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CWPP_KAFKA_CONTROLLER_PORT
+# The controller user's password: random, made once, only in this state dir.
+controller_password() {
+  if [ ! -s "$KDIR/controller.password" ]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$KDIR/controller.password")
+  fi
+  cat "$KDIR/controller.password"
+}
+
+# The listener and authorizer lines of server.properties.
+write_security() {
+  if ! sasl_on; then
+    cat <<EOF
 listeners=PLAINTEXT://127.0.0.1:$CWPP_KAFKA_PORT,CONTROLLER://127.0.0.1:$CWPP_KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$CWPP_KAFKA_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+EOF
+    return 0
+  fi
+  local cpw
+  cpw=$(controller_password)
+  cat <<EOF
+listeners=SASL_PLAINTEXT://127.0.0.1:$CWPP_KAFKA_PORT,CONTROLLER://127.0.0.1:$CWPP_KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$CWPP_KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="cwpp-admin" password="$CWPP_KAFKA_PASSWORD_ADMIN";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="cwpp-controller" password="$cpw" user_cwpp-controller="$cpw";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:cwpp-admin;User:cwpp-controller
+EOF
+}
+
+write_config() {
+  (umask 077 && : >"$CONF")
+  cat >"$CONF" <<EOF
+# Written by deploy/local/kafka.sh at every start; edits here are lost.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CWPP_KAFKA_CONTROLLER_PORT
+$(write_security)
 log.dirs=$DATA
 auto.create.topics.enable=false
 num.partitions=6
@@ -148,18 +210,60 @@ log4j.appender.file.MaxBackupIndex=2
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.request.logger=WARN
-log4j.logger.kafka.authorizer.logger=WARN
+log4j.logger.kafka.authorizer.logger=INFO
 EOF
 }
 
+# --add-scram arguments for every principal (cwpp-admin and the services).
+scram_args() {
+  local n v
+  for n in admin ingest whitelist correlator responder exporter api enforcer; do
+    v="CWPP_KAFKA_PASSWORD_${n^^}"
+    printf '%s\n' --add-scram "SCRAM-SHA-512=[name=cwpp-$n,password=${!v}]"
+  done
+}
+
 format_storage() {
-  [ -f "$DATA/meta.properties" ] && return 0
+  if [ -f "$DATA/meta.properties" ]; then
+    if sasl_on && [ ! -f "$KDIR/sasl.formatted" ]; then
+      die "the storage in $DATA was formatted without the SCRAM credentials of the \
+principals (before CWPP_KAFKA_SASL); run deploy/local/down --purge and start again \
+(or CWPP_KAFKA_SASL=0 to keep it, without authentication)"
+    fi
+    return 0
+  fi
+  local scram=()
+  if sasl_on; then mapfile -t scram < <(scram_args); fi
   say "formatting storage in $DATA"
   if ! "$JAVA" -Xmx256m -Dlog4j.configuration="file:$L4J" -cp "$LIBS/*" \
-    kafka.tools.StorageTool format -t "$(cluster_id)" -c "$CONF" \
+    kafka.tools.StorageTool format -t "$(cluster_id)" -c "$CONF" "${scram[@]}" \
     >"$RUN/kafka-format.log" 2>&1 9>&-; then
     cat "$RUN/kafka-format.log" >&2
     die "formatting the storage failed"
+  fi
+  # The credentials are written with the storage; a later CWPP_KAFKA_SASL=1 start of a
+  # storage formatted without them is refused above.
+  if sasl_on; then echo "SCRAM-SHA-512 credentials of every principal" >"$KDIR/sasl.formatted"; fi
+}
+
+# WRITE on transactional ids cwpp-exporter-handled* for cwpp-exporter: the one binding
+# of libs/kafka's table that Debian's librdkafka cannot create (cwpp-admin acls makes the
+# others). Kafka's own AclCommand, as cwpp-admin; idempotent.
+txn_acl() {
+  sasl_on || return 0
+  (umask 077 && cat >"$KDIR/admin.properties" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="cwpp-admin" password="$CWPP_KAFKA_PASSWORD_ADMIN";
+EOF
+  )
+  if ! "$JAVA" -Xmx128m -Dlog4j.configuration="file:$L4J" -cp "$LIBS/*" kafka.admin.AclCommand \
+    --bootstrap-server "127.0.0.1:$CWPP_KAFKA_PORT" --command-config "$KDIR/admin.properties" \
+    --add --allow-principal User:cwpp-exporter --operation Write \
+    --transactional-id cwpp-exporter-handled --resource-pattern-type prefixed \
+    >"$RUN/kafka-acl.log" 2>&1 9>&-; then
+    cat "$RUN/kafka-acl.log" >&2
+    die "adding the exporter's transactional-id ACL failed"
   fi
 }
 
@@ -187,6 +291,12 @@ start() {
   command -v kcat >/dev/null || die "kcat not found (run deploy/local/install-deps)"
   if running; then
     pid=$(recorded_pid)
+    # a broker started with the other CWPP_KAFKA_SASL setting would never answer us
+    local want=PLAINTEXT
+    if sasl_on; then want=SASL_PLAINTEXT; fi
+    grep -q "^listeners=$want://" "$CONF" ||
+      die "the running broker (pid $pid) was started with CWPP_KAFKA_SASL=$([ "$want" = PLAINTEXT ] && echo 1 || echo 0); \
+stop it (deploy/local/down) and start again$(sasl_on && [ ! -f "$KDIR/sasl.formatted" ] && echo ' with --purge (its storage has no SCRAM credentials)')"
     wait_ready "$pid"
     say "already running (pid $pid, 127.0.0.1:$CWPP_KAFKA_PORT)"
     return 0
@@ -224,6 +334,7 @@ start() {
   pid=$(recorded_pid)
   say "starting (pid $pid), waiting up to ${START_TIMEOUT}s for 127.0.0.1:$CWPP_KAFKA_PORT"
   wait_ready "$pid"
+  txn_acl
   say "started in $((SECONDS - t0))s (pid $pid, 127.0.0.1:$CWPP_KAFKA_PORT, Kafka $(kafka_version))"
 }
 

@@ -8,7 +8,10 @@ subscribes, so it does not join the group nor disturb its members), and compares
 the partitions' high watermarks. It prints one line per (group, topic) the group has
 committed on: the summed lag and how many partitions it covers; a group with no committed
 offset at all (not started yet, or it has not committed) gets one line saying so. Exit 0
-when the broker answered, 1 when it did not. Run with Debian's /usr/bin/python3."""
+when the broker answered, 1 when it did not. Run with Debian's /usr/bin/python3.
+It connects as cwpp-admin (CWPP_KAFKA_PASSWORD_ADMIN) unless CWPP_KAFKA_SASL=0
+(docs/kafka-security.md)."""
+import os
 import sys
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -23,6 +26,11 @@ def main(argv):
     brokers, prefix, groups = argv[0], argv[1], argv[2:]
     base = {"bootstrap.servers": brokers, "enable.auto.commit": False,
             "socket.timeout.ms": TIMEOUT_S * 1000}
+    if os.environ.get("CWPP_KAFKA_SASL", "1") != "0":
+        base.update({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
+                     "sasl.username": "cwpp-admin",
+                     "sasl.password": os.environ.get("CWPP_KAFKA_PASSWORD_ADMIN",
+                                                     "cwpp-dev-kafka-admin")})
     probe = Consumer(dict(base, **{"group.id": "cwpp-status-probe"}))
     try:
         md = probe.list_topics(timeout=TIMEOUT_S)

@@ -70,6 +70,9 @@ service_env() {
   ENV+=(CWPP_STATE_DIR="$STATE" CWPP_KAFKA_BROKERS="$CWPP_KAFKA_BROKERS"
     CWPP_TOPIC_PREFIX="$CWPP_TOPIC_PREFIX" CWPP_HTTP_ADDRESS=127.0.0.1
     CWPP_HTTP_PORT="$(port_of "$1")")
+  # the service's own Kafka principal (docs/kafka-security.md; none with CWPP_KAFKA_SASL=0)
+  local principal=${1%-filter} kv
+  while read -r kv; do ENV+=("$kv"); done < <(cwpp_kafka_env "$principal")
   case $1 in
     ingest) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN") ;;
     whitelist-filter) ENV+=(CWPP_PG_DSN="$CWPP_PG_DSN_WHITELIST") ;;

@@ -255,6 +255,34 @@ static int load_file(const cwpp_conf_prop_t *props, size_t n, void *dst, const c
     return err;
 }
 
+/* The broker credentials under environment names of their own, so that a Secret can be
+ * injected as variables (the password never in CWPP_KAFKA_PROPERTIES). */
+static const struct {
+    const char *env;
+    const char *key;
+} kafka_env[] = {
+    {"CWPP_KAFKA_SECURITY_PROTOCOL", "security.protocol"},
+    {"CWPP_KAFKA_SASL_MECHANISM", "sasl.mechanisms"},
+    {"CWPP_KAFKA_SASL_USERNAME", "sasl.username"},
+    {"CWPP_KAFKA_SASL_PASSWORD", "sasl.password"},
+    {"CWPP_KAFKA_SSL_CA_LOCATION", "ssl.ca.location"},
+};
+
+int cwpp_conf_kafka_env(cwpp_kvlist_t *passthrough)
+{
+    size_t i;
+    int    err;
+
+    for (i = 0; i < sizeof(kafka_env) / sizeof(kafka_env[0]); i++) {
+        const char *v = getenv(kafka_env[i].env);
+
+        if (v != NULL && *v != '\0' &&
+            (err = cwpp_kvlist_set(passthrough, kafka_env[i].key, v)) != CWPP_OK)
+            return err;
+    }
+    return CWPP_OK;
+}
+
 int cwpp_conf_load(const cwpp_conf_prop_t *props, size_t n, void *dst, const char *path,
                    cwpp_kvlist_t *passthrough, char *errstr, size_t errstr_size)
 {
@@ -270,6 +298,8 @@ int cwpp_conf_load(const cwpp_conf_prop_t *props, size_t n, void *dst, const cha
     }
     if (path != NULL && *path != '\0' &&
         (err = load_file(props, n, dst, path, passthrough, errstr, errstr_size)) != CWPP_OK)
+        return err;
+    if (passthrough != NULL && (err = cwpp_conf_kafka_env(passthrough)) != CWPP_OK)
         return err;
     for (i = 0; i < n; i++) {
         const char *v;
@@ -311,8 +341,13 @@ void cwpp_conf_print_help(FILE *fp, const cwpp_conf_prop_t *props, size_t n)
         fputc('\n', fp);
     }
     fprintf(fp, "  %-28s librdkafka property NAME, passed through (file only;\n"
-                "  %-28s env CWPP_KAFKA_PROPERTIES=\"name=value;...\")\n",
-            "kafka.NAME", "");
+                "  %-28s env CWPP_KAFKA_PROPERTIES=\"name=value;...\")\n"
+                "  %-28s env CWPP_KAFKA_SECURITY_PROTOCOL, CWPP_KAFKA_SASL_MECHANISM,\n"
+                "  %-28s CWPP_KAFKA_SASL_USERNAME, CWPP_KAFKA_SASL_PASSWORD,\n"
+                "  %-28s CWPP_KAFKA_SSL_CA_LOCATION give kafka.security.protocol,\n"
+                "  %-28s kafka.sasl.mechanisms, .sasl.username, .sasl.password,\n"
+                "  %-28s .ssl.ca.location\n",
+            "kafka.NAME", "", "", "", "", "", "");
 }
 
 void cwpp_conf_print_env(FILE *fp, const cwpp_conf_prop_t *props, size_t n)
@@ -337,7 +372,13 @@ void cwpp_conf_print_doc(FILE *fp, const char *service, const cwpp_conf_prop_t *
                 "Values come from the default, then the file given with `--config FILE` (or\n"
                 "`CWPP_CONFIG`), lines `key = value`, then the environment. File keys\n"
                 "`kafka.NAME` not listed here pass through to librdkafka as property NAME;\n"
-                "from the environment use `CWPP_KAFKA_PROPERTIES=\"name=value;name=value\"`.\n\n",
+                "from the environment use `CWPP_KAFKA_PROPERTIES=\"name=value;name=value\"`.\n"
+                "The broker credentials have environment names of their own (they override\n"
+                "the file; CWPP_KAFKA_PROPERTIES overrides them): `CWPP_KAFKA_SECURITY_PROTOCOL`\n"
+                "(`kafka.security.protocol`), `CWPP_KAFKA_SASL_MECHANISM` (`kafka.sasl.mechanisms`),\n"
+                "`CWPP_KAFKA_SASL_USERNAME` (`kafka.sasl.username`), `CWPP_KAFKA_SASL_PASSWORD`\n"
+                "(`kafka.sasl.password`, never printed) and `CWPP_KAFKA_SSL_CA_LOCATION`\n"
+                "(`kafka.ssl.ca.location`).\n\n",
             service);
     fprintf(fp, "| key | environment | default | range | description |\n");
     fprintf(fp, "| --- | --- | --- | --- | --- |\n");

@@ -57,6 +57,15 @@ int  cwpp_kvlist_parse(cwpp_kvlist_t *l, const char *text, char *errstr, size_t 
 void cwpp_kvlist_free(cwpp_kvlist_t *l);
 
 /*
+ * Sets the broker credentials given by their own environment names into passthrough:
+ * CWPP_KAFKA_SECURITY_PROTOCOL -> security.protocol, CWPP_KAFKA_SASL_MECHANISM ->
+ * sasl.mechanisms, CWPP_KAFKA_SASL_USERNAME -> sasl.username, CWPP_KAFKA_SASL_PASSWORD ->
+ * sasl.password, CWPP_KAFKA_SSL_CA_LOCATION -> ssl.ca.location (unset or empty: left
+ * alone). cwpp_conf_load calls it after the file. Returns 0 or CWPP_ENOMEM.
+ */
+int cwpp_conf_kafka_env(cwpp_kvlist_t *passthrough);
+
+/*
  * Loads configuration into dst (a zeroed struct) from defaults, the file at path (may be
  * NULL) and the environment; file "kafka.*" keys not in the table go to passthrough.
  * Returns 0, or CWPP_ECONFIG with a sentence naming the key, or CWPP_ENOMEM.

@@ -65,6 +65,51 @@ const cwpp_topic_def_t *cwpp_topic_def(cwpp_topic_id_t id);
 /* prefix + suffix into buf. */
 void cwpp_topic_name(const char *prefix, cwpp_topic_id_t id, char *buf, size_t size);
 
+/* ------------------------------------------------------------------- ACLs */
+
+/*
+ * Who may do what on the broker: one principal (SASL/SCRAM user) per service, mirroring
+ * the PostgreSQL roles. Kafka's StandardAuthorizer denies whatever no binding allows
+ * (allow.everyone.if.no.acl.found=false); cwpp-admin is a super user and needs none.
+ * Topic bindings are LITERAL on <prefix><suffix>. Group and transactional-id bindings
+ * name the ids the services form (libs/service: group.id "cwpp-<service>"); PREFIXED
+ * only where a service forms a family of ids at run time (the enforcer's
+ * "cwpp-enforcer-<agent>", the API's "cwpp-api-results-<random>"). An idempotent
+ * producer needs only WRITE on its topics (Kafka >= 2.8); the exporter's transactional
+ * publisher needs WRITE on its transactional id. READ on a topic or group implies
+ * DESCRIBE (metadata, committed offsets).
+ */
+typedef enum {
+    CWPP_ACL_TOPIC = 0, /* topic cwpp_acl_def_t.topic under the prefix, LITERAL */
+    CWPP_ACL_GROUP,     /* consumer group .name */
+    CWPP_ACL_TXN,       /* transactional id .name */
+} cwpp_acl_res_t;
+
+#define CWPP_ACL_READ  0x1
+#define CWPP_ACL_WRITE 0x2
+
+typedef struct cwpp_acl_def {
+    const char     *principal; /* SASL user name, without "User:" */
+    cwpp_acl_res_t  res;
+    cwpp_topic_id_t topic;     /* CWPP_ACL_TOPIC only */
+    const char     *name;      /* group / transactional id; NULL for a topic */
+    int             prefixed;  /* 1: PREFIXED pattern on name, else LITERAL */
+    int             ops;       /* CWPP_ACL_READ | CWPP_ACL_WRITE */
+} cwpp_acl_def_t;
+
+/* The principal cwpp-admin (super user: topics, ACLs, operators and tests). */
+#define CWPP_KAFKA_ADMIN_PRINCIPAL "cwpp-admin"
+
+/* The binding table; *n gets its length. Static storage, never fails. */
+const cwpp_acl_def_t *cwpp_kafka_acls(size_t *n);
+
+/*
+ * The resource name of binding d under topic prefix: the topic's full name, or d->name.
+ * Returns buf.
+ */
+const char *cwpp_kafka_acl_resource(const cwpp_acl_def_t *d, const char *prefix, char *buf,
+                                    size_t size);
+
 /*
  * A librdkafka configuration with bootstrap.servers = brokers, the pass-through
  * properties applied, and logs routed to cwpp_log. Returns NULL with errstr naming the

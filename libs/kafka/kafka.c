@@ -34,6 +34,86 @@ static const cwpp_topic_def_t topic_defs[CWPP_TOPIC__COUNT] = {
     [CWPP_TOPIC_NOTIFICATIONS]     = {"notifications", 0, "event notifications"},
 };
 
+/* Who reads and writes what (cwpp_kafka.h; docs/kafka-security.md shows it as a table,
+ * tests/static checks that the two agree). Every service that dead-letters writes
+ * alerts.rejected. Services that answer commands (whitelist, responder, exporter) read
+ * commands and write command-results; only cwpp-api writes commands, only the responder
+ * writes actions. */
+#define T_(p, t, o)  {p, CWPP_ACL_TOPIC, CWPP_TOPIC_##t, NULL, 0, o}
+#define G_(p, g, px) {p, CWPP_ACL_GROUP, CWPP_TOPIC_ALERTS_RAW, g, px, CWPP_ACL_READ}
+#define R CWPP_ACL_READ
+#define W CWPP_ACL_WRITE
+static const cwpp_acl_def_t acl_defs[] = {
+    T_("cwpp-ingest", ALERTS_RAW, R),
+    T_("cwpp-ingest", ALERTS_NORMALIZED, W),
+    T_("cwpp-ingest", ALERTS_REJECTED, W),
+    G_("cwpp-ingest", "cwpp-ingest", 0),
+
+    T_("cwpp-whitelist", ALERTS_NORMALIZED, R),
+    T_("cwpp-whitelist", COMMANDS, R),
+    T_("cwpp-whitelist", ALERTS_SUPPRESSED, W),
+    T_("cwpp-whitelist", ALERTS_ACCEPTED, W),
+    T_("cwpp-whitelist", COMMAND_RESULTS, W),
+    T_("cwpp-whitelist", ALERTS_REJECTED, W),
+    G_("cwpp-whitelist", "cwpp-whitelist", 0),
+
+    T_("cwpp-correlator", ALERTS_ACCEPTED, R),
+    T_("cwpp-correlator", EVENTS, W),
+    T_("cwpp-correlator", NOTIFICATIONS, W),
+    T_("cwpp-correlator", ALERTS_REJECTED, W),
+    G_("cwpp-correlator", "cwpp-correlator", 0),
+
+    T_("cwpp-responder", COMMANDS, R),
+    T_("cwpp-responder", ACTION_RESULTS, R),
+    T_("cwpp-responder", EVENTS, W),
+    T_("cwpp-responder", ACTIONS, W),
+    T_("cwpp-responder", COMMAND_RESULTS, W),
+    T_("cwpp-responder", ALERTS_REJECTED, W),
+    G_("cwpp-responder", "cwpp-responder", 0),
+
+    T_("cwpp-exporter", COMMANDS, R),
+    T_("cwpp-exporter", EVENTS_HANDLED, R | W),
+    T_("cwpp-exporter", EVENTS_HANDLED_OCSF, W),
+    T_("cwpp-exporter", COMMAND_RESULTS, W),
+    T_("cwpp-exporter", ALERTS_REJECTED, W),
+    G_("cwpp-exporter", "cwpp-exporter", 0),
+    G_("cwpp-exporter", "cwpp-exporter-tail", 0),
+    /* the handled publisher: transactional id handled.transactional.id and its position
+     * group "<id>.position"; PREFIXED so that several deployments (and tests) sharing a
+     * broker name theirs cwpp-exporter-handled<something> */
+    G_("cwpp-exporter", "cwpp-exporter-handled", 1),
+    {"cwpp-exporter", CWPP_ACL_TXN, CWPP_TOPIC_ALERTS_RAW, "cwpp-exporter-handled", 1, W},
+
+    T_("cwpp-api", COMMANDS, W),
+    T_("cwpp-api", COMMAND_RESULTS, R),
+    G_("cwpp-api", "cwpp-api-results-", 1), /* one group per API process */
+
+    T_("cwpp-enforcer", ACTIONS, R),
+    T_("cwpp-enforcer", ACTION_RESULTS, W),
+    T_("cwpp-enforcer", ALERTS_REJECTED, W),
+    G_("cwpp-enforcer", "cwpp-enforcer-", 1), /* one group per agent */
+};
+#undef T_
+#undef G_
+#undef R
+#undef W
+
+const cwpp_acl_def_t *cwpp_kafka_acls(size_t *n)
+{
+    *n = sizeof(acl_defs) / sizeof(acl_defs[0]);
+    return acl_defs;
+}
+
+const char *cwpp_kafka_acl_resource(const cwpp_acl_def_t *d, const char *prefix, char *buf,
+                                    size_t size)
+{
+    if (d->res == CWPP_ACL_TOPIC)
+        cwpp_topic_name(prefix, d->topic, buf, size);
+    else
+        snprintf(buf, size, "%s", d->name);
+    return buf;
+}
+
 const cwpp_topic_def_t *cwpp_topic_def(cwpp_topic_id_t id)
 {
     return (unsigned)id < CWPP_TOPIC__COUNT ? &topic_defs[id] : NULL;

@@ -295,7 +295,7 @@ class Stream(threading.Thread):
         self.hburst = None           # [acct, left]
         self.next_handled = time.time() + 5
         self.handled_every = camp.args.handled_every
-        self.p = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 5,
+        self.p = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "linger.ms": 5,
                            "enable.idempotence": True, "message.timeout.ms": 0,
                            "queue.buffering.max.messages": 1000000, "log_level": 0})
 
@@ -515,7 +515,7 @@ class Campaign:
              "CWPP_BATCH_MAX_MS": "50", "CWPP_RETRY_MAX_MS": "1000"}
         if name == "exporter":
             e.update({"CWPP_EXPORT_TMP_DIR": str(self.exptmp), "CWPP_EXPORTER_TICK_MS": "200",
-                      "CWPP_HANDLED_TRANSACTIONAL_ID": f"{self.prefix}handled"})
+                      "CWPP_HANDLED_TRANSACTIONAL_ID": f"cwpp-exporter-handled-{self.prefix}"})
         if name == "responder":
             e["CWPP_RESPONDER_TICK_MS"] = "200"
         return e
@@ -555,7 +555,7 @@ class Campaign:
 
     # ------------------------------------------------------------ commands
     def results_reader(self):
-        c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "chaos-rd-" + uuid.uuid4().hex,
+        c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "chaos-rd-" + uuid.uuid4().hex,
                       "auto.offset.reset": "earliest", "enable.auto.commit": False,
                       "log_level": 0})
         c.subscribe([self.prefix + "command-results"])
@@ -655,11 +655,11 @@ class Campaign:
         """{(group, topic, partition): (committed, high watermark)} over every group's
         inputs."""
         out = {}
-        c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "chaos-wm-" + uuid.uuid4().hex,
+        c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "chaos-wm-" + uuid.uuid4().hex,
                       "log_level": 0})
         try:
             for name, (_, topics) in SERVICES.items():
-                g = Consumer({"bootstrap.servers": t.BROKERS, "group.id": f"{self.prefix}{name}",
+                g = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": f"{self.prefix}{name}",
                               "enable.auto.commit": False, "log_level": 0})
                 try:
                     for tp in topics:
@@ -827,7 +827,7 @@ class Campaign:
         s.start()
         s.wait_ready(60)
         self.agent = self.svcs["enforcer"] = s     # its /readyz counts like the others'
-        self.aproducer = Producer({"bootstrap.servers": t.BROKERS, "linger.ms": 5,
+        self.aproducer = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "linger.ms": 5,
                                    "enable.idempotence": True, "message.timeout.ms": 600000,
                                    "log_level": 0})
         threading.Thread(target=self.action_results_reader, daemon=True).start()
@@ -837,7 +837,7 @@ class Campaign:
     def action_results_reader(self):
         """Every ActionResult on <prefix>action-results from the start, by action id."""
         topic = self.prefix + "action-results"
-        c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "chaos-ar-" + uuid.uuid4().hex,
+        c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "chaos-ar-" + uuid.uuid4().hex,
                       "enable.auto.commit": False, "log_level": 0})
         c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         try:
@@ -1254,7 +1254,7 @@ class Campaign:
 
     def read_topic(self, suffix, committed=False):
         topic = self.prefix + suffix
-        c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "chaos-rd-" + uuid.uuid4().hex,
+        c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "chaos-rd-" + uuid.uuid4().hex,
                       "auto.offset.reset": "earliest", "enable.auto.commit": False,
                       "isolation.level": "read_committed" if committed else "read_uncommitted",
                       "log_level": 0})

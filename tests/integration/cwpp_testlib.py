@@ -41,6 +41,50 @@ API_DSN = os.environ.get(
     INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_api")
               .replace("password=cwpp-dev-ingest", "password=cwpp-dev-api"))
 
+# Kafka authentication (docs/kafka-security.md): with CWPP_KAFKA_SASL on (deploy/local/env's
+# default) every client authenticates with SCRAM-SHA-512 as a principal of its own: the
+# test's own clients (python Producer/Consumer/AdminClient, cwpp-admin) as cwpp-admin,
+# each service a test starts as its service's principal. The one place that says how.
+KAFKA_SASL = os.environ.get("CWPP_KAFKA_SASL", "1") != "0"
+# service binary name -> principal name (cwpp-<name>)
+PRINCIPALS = {"whitelist-filter": "whitelist"}
+
+
+def kafka_password(name: str) -> str:
+    return os.environ.get(f"CWPP_KAFKA_PASSWORD_{name.upper()}", f"cwpp-dev-kafka-{name}")
+
+
+def kafka_auth(name: str = "admin") -> dict:
+    """librdkafka settings of principal cwpp-<name> ({} with SASL off)."""
+    if not KAFKA_SASL:
+        return {}
+    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": f"cwpp-{name}", "sasl.password": kafka_password(name)}
+
+
+def kafka_env(name: str = "admin") -> dict:
+    """The same as the CWPP_KAFKA_* environment of a service or of cwpp-admin."""
+    a = kafka_auth(name)
+    return {"CWPP_KAFKA_SECURITY_PROTOCOL": a["security.protocol"],
+            "CWPP_KAFKA_SASL_MECHANISM": a["sasl.mechanisms"],
+            "CWPP_KAFKA_SASL_USERNAME": a["sasl.username"],
+            "CWPP_KAFKA_SASL_PASSWORD": a["sasl.password"]} if a else {}
+
+
+# every python client of the tests: cwpp-admin (a super user)
+KAFKA_AUTH = kafka_auth("admin")
+
+
+def admin_env() -> dict:
+    """This process's environment plus cwpp-admin's Kafka credentials (for tools)."""
+    return dict(os.environ, **kafka_env("admin"))
+
+
+def admin_tool(*args, timeout=60):
+    """cwpp-admin ARGS as the admin principal; raises on failure."""
+    return subprocess.run([str(BIN / "cwpp-admin"), *args], check=True, capture_output=True,
+                          timeout=timeout, env=admin_env())
+
 
 def cwppctl(prefix, *args, actor="alice", timeout=60, env=None, api=None):
     """Runs build/bin/cwppctl as actor against cwpp-api (api, else the one of prefix,
@@ -195,9 +239,31 @@ CREATED_PREFIXES = []
 
 def create_topics(prefix: str, partitions: int = 3):
     CREATED_PREFIXES.append(prefix)
-    subprocess.run([str(BIN / "cwpp-admin"), "topics", "create", "--brokers", BROKERS,
-                    "--prefix", prefix, "--partitions", str(partitions)],
-                   check=True, capture_output=True, timeout=60)
+    admin_tool("topics", "create", "--brokers", BROKERS, "--prefix", prefix,
+               "--partitions", str(partitions))
+    create_acls(prefix)
+
+
+def create_acls(prefix: str):
+    """The services' ACLs on prefix's topics, and on the groups named after it (the tests'
+    group ids are <prefix><something>); nothing with SASL off."""
+    if not KAFKA_SASL:
+        return
+    admin_tool("acls", "--brokers", BROKERS, "--prefix", prefix, "--group-prefix", prefix)
+    # the controller commits them before the broker's authorizer has them (a moment
+    # later): wait until a principal sees its topic, so no client meets a stale denial
+    topic = prefix + "alerts.raw"
+    deadline = time.time() + 30
+    while True:
+        p = Producer({**kafka_auth("ingest"), "bootstrap.servers": BROKERS})
+        try:
+            if p.list_topics(topic, timeout=5).topics[topic].error is None:
+                return
+        except Exception:  # noqa: BLE001 - retried until the deadline
+            pass
+        if time.time() > deadline:
+            raise AssertionError(f"the ACLs of {prefix} did not reach the broker in 30 s")
+        time.sleep(0.2)
 
 
 def delete_topics(prefixes):
@@ -206,7 +272,7 @@ def delete_topics(prefixes):
     prefixes = tuple(prefixes)
     if not prefixes:
         return
-    admin = AdminClient({"bootstrap.servers": BROKERS})
+    admin = AdminClient({**KAFKA_AUTH, "bootstrap.servers": BROKERS})
     try:
         names = [n for n in admin.list_topics(timeout=15).topics if n.startswith(prefixes)]
         if names:
@@ -220,7 +286,7 @@ def delete_topics(prefixes):
 
 
 def produce(topic: str, values, keys=None, config=None):
-    p = Producer({"bootstrap.servers": BROKERS, "linger.ms": 5, "enable.idempotence": True,
+    p = Producer({**KAFKA_AUTH, "bootstrap.servers": BROKERS, "linger.ms": 5, "enable.idempotence": True,
                   **(config or {})})
     for i, v in enumerate(values):
         k = keys[i] if keys else None
@@ -236,7 +302,7 @@ def produce(topic: str, values, keys=None, config=None):
 def consume(topic: str, expect: int, timeout: float = 60.0, settle: float = 1.0):
     """All records of topic (from the start) once at least expect arrived, then settle s
     more to catch extras. Returns confluent_kafka Message objects."""
-    c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-reader-" + uuid.uuid4().hex,
+    c = Consumer({**KAFKA_AUTH, "bootstrap.servers": BROKERS, "group.id": "it-reader-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([topic])
     out = []
@@ -257,7 +323,7 @@ def consume(topic: str, expect: int, timeout: float = 60.0, settle: float = 1.0)
 
 
 def committed(group: str, topic: str, partitions: int):
-    c = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
+    c = Consumer({**KAFKA_AUTH, "bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
     try:
         tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return {tp.partition: tp.offset for tp in tps}
@@ -266,7 +332,7 @@ def committed(group: str, topic: str, partitions: int):
 
 
 def high_watermarks(topic: str, partitions: int):
-    c = Consumer({"bootstrap.servers": BROKERS, "group.id": "it-wm-" + uuid.uuid4().hex})
+    c = Consumer({**KAFKA_AUTH, "bootstrap.servers": BROKERS, "group.id": "it-wm-" + uuid.uuid4().hex})
     try:
         return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                 for p in range(partitions)}
@@ -380,6 +446,7 @@ class Service:
             "CWPP_BATCH_MAX_MS": "20",
             "CWPP_RETRY_MAX_MS": "500",
             "CWPP_KAFKA_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
+            **kafka_env(PRINCIPALS.get(name, name)),
         })
         if name == "responder":
             self.env["CWPP_RESPONDER_SIGNING_KEY_FILE"] = str(signing_keys()[1])
@@ -645,6 +712,7 @@ class Api:
         self.env = dict(os.environ)
         self.env.update({
             "CWPP_KAFKA_BROKERS": BROKERS, "CWPP_TOPIC_PREFIX": prefix,
+            **kafka_env("api"),
             "CWPP_PG_DSN": self.dsn, "CWPP_API_ADDRESS": "127.0.0.1",
             "CWPP_API_PORT": str(self.port), "CWPP_HTTP_PORT": str(free_port()),
             "CWPP_API_COOKIE_SECURE": "0", "CWPP_API_ARGON2_OPSLIMIT": "1",
@@ -657,8 +725,7 @@ class Api:
         # their deletion to whoever made the prefix (a module's topics recorded again
         # inside one test would be deleted when that test ends)
         if prefix in CREATED_PREFIXES:
-            subprocess.run([str(BIN / "cwpp-admin"), "topics", "create", "--brokers", BROKERS,
-                            "--prefix", prefix], check=True, capture_output=True, timeout=60)
+            admin_tool("topics", "create", "--brokers", BROKERS, "--prefix", prefix)
         else:
             create_topics(prefix)
         self._logf = open(self.log_path, "ab")

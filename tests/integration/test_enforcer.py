@@ -97,7 +97,7 @@ class Results:
 
     def __init__(self, prefix):
         self.topic = prefix + "action-results"
-        self.c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "it-res-" + uuid.uuid4().hex,
+        self.c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "it-res-" + uuid.uuid4().hex,
                            "enable.auto.commit": False})
         self.c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(3)])
         self.by_id = {}

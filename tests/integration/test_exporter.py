@@ -43,8 +43,9 @@ class ExportPipe(Pipe):
 
     def start_exporter(self, **env):
         e = {"CWPP_PG_DSN": EXPORTER_DSN, "CWPP_EXPORTER_TICK_MS": "200",
-             # one publisher per deployment: this test's own transactional id
-             "CWPP_HANDLED_TRANSACTIONAL_ID": f"{self.prefix}handled"}
+             # one publisher per deployment: this test's own transactional id, under
+             # the exporter principal's cwpp-exporter-handled* (docs/kafka-security.md)
+             "CWPP_HANDLED_TRANSACTIONAL_ID": f"cwpp-exporter-handled-{self.prefix}"}
         e.update(env)
         self.exporter = t.Service("exporter", self.prefix, self.tmp, extra_env=e,
                                   group=f"{self.prefix}exporter").start()
@@ -84,7 +85,7 @@ def read_handled(prefix, timeout=20):
     from confluent_kafka import Consumer
     out = {}
     for suffix in ("events.handled", "events.handled.ocsf"):
-        c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "rd-" + uuid.uuid4().hex,
+        c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "rd-" + uuid.uuid4().hex,
                       "auto.offset.reset": "earliest", "enable.auto.commit": False,
                       "isolation.level": "read_committed"})
         c.subscribe([prefix + suffix])

@@ -127,7 +127,8 @@ def test_kcat_reads_the_topics(prefix, services):
     svc.wait_ready()
     t.produce(prefix + "alerts.raw", examples()[:1])
     t.consume(prefix + "alerts.normalized", expect=1)
-    out = subprocess.run(["kcat", "-b", t.BROKERS, "-C", "-t", prefix + "alerts.normalized",
+    auth = [a for k, v in t.KAFKA_AUTH.items() for a in ("-X", f"{k}={v}")]
+    out = subprocess.run(["kcat", "-b", t.BROKERS, *auth, "-C", "-t", prefix + "alerts.normalized",
                           "-o", "beginning", "-e", "-c", "1", "-f", "%k\\t%S\\t%s"],
                          capture_output=True, timeout=30, check=True).stdout
     key, size, value = out.split(b"\t", 2)
@@ -493,11 +494,11 @@ def test_a_batch_over_300_partitions_is_fenced_once(prefix, services):
     nparts = 300
     topic = prefix + "alerts.raw"
     group = prefix + "ingest"
-    admin = AdminClient({"bootstrap.servers": t.BROKERS})
+    admin = AdminClient({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS})
     for f in admin.create_partitions([NewPartitions(topic, nparts)]).values():
         f.result(60)
     acct = "parts-" + uuid.uuid4().hex[:6]
-    p = t.Producer({"bootstrap.servers": t.BROKERS, "enable.idempotence": True})
+    p = t.Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "enable.idempotence": True})
     t.wait_for(lambda: len(p.list_topics(topic, timeout=10).topics[topic].partitions) == nparts,
                timeout=60, what="the new partitions")
     for part in range(nparts):
@@ -520,7 +521,7 @@ def test_a_batch_over_300_partitions_is_fenced_once(prefix, services):
         assert rows[0][0] > 256, rows
         assert svc.stop() == 0
 
-        rewind = t.Consumer({"bootstrap.servers": t.BROKERS, "group.id": group})
+        rewind = t.Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": group})
         rewind.commit(offsets=[t.TopicPartition(topic, part, 0) for part in range(nparts)],
                       asynchronous=False)
         rewind.close()

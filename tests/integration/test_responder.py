@@ -151,7 +151,7 @@ def wait_status(eid, want, timeout=30):
 def snapshots(prefix, eid, timeout=20):
     """Every snapshot of eid on <prefix>events, in order."""
     from confluent_kafka import Consumer
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "snap-" + tag(),
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "snap-" + tag(),
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([prefix + "events"])
     out, deadline, idle = [], time.time() + timeout, 0
@@ -402,7 +402,7 @@ def command(cid, typ, payload, actor="admin", issued=None, service="responder"):
 def answers(prefix, want, timeout=30):
     """The answers on <prefix>command-results to the commands of want {id: how many}."""
     from confluent_kafka import Consumer
-    c = Consumer({"bootstrap.servers": t.BROKERS, "group.id": "ans-" + tag(),
+    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "ans-" + tag(),
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([prefix + "command-results"])
     got, deadline = {}, time.time() + timeout

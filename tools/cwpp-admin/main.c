@@ -5,6 +5,7 @@
  *   cwpp-admin topics create [--brokers B] [--prefix P] [--partitions N]
  *                            [--replication-factor R] [--timeout-ms T]
  *   cwpp-admin topics list   [--prefix P]
+ *   cwpp-admin acls [--prefix P] [--group-prefix G] [--print]   (acls.c)
  *   cwpp-admin users bootstrap NAME [--pg-dsn DSN]   (users.c)
  *   cwpp-admin users password NAME  [--pg-dsn DSN]   (the password on standard input)
  *   cwpp-admin keys generate --out DIR               (keys.c)
@@ -30,6 +31,7 @@ static void usage(FILE *fp)
     fprintf(fp, "usage: cwpp-admin topics create [--brokers B] [--prefix P] [--partitions N]\n"
                 "                                [--replication-factor R] [--timeout-ms T]\n"
                 "       cwpp-admin topics list [--prefix P]\n"
+                "       cwpp-admin acls [--brokers B] [--prefix P] [--group-prefix G] [--print]\n"
                 "       cwpp-admin users bootstrap NAME [--pg-dsn DSN]\n"
                 "       cwpp-admin users password NAME [--pg-dsn DSN]   (password on stdin)\n"
                 "       cwpp-admin keys generate --out DIR\n"
@@ -72,6 +74,18 @@ int main(int argc, char **argv)
         return admin_keys(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "pg-verifier") == 0)
         return admin_pg_verifier(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "acls") == 0) {
+        if (cwpp_conf_kafka_env(&props) != CWPP_OK ||
+            cwpp_kvlist_parse(&props, getenv("CWPP_KAFKA_PROPERTIES"), errstr,
+                              sizeof(errstr)) != CWPP_OK) {
+            fprintf(stderr, "cwpp-admin: CWPP_KAFKA_PROPERTIES: %s\n", errstr);
+            cwpp_kvlist_free(&props);
+            return 1;
+        }
+        rc = admin_acls(argc, argv, brokers, prefix, &props);
+        cwpp_kvlist_free(&props);
+        return rc;
+    }
     if (parse_int(env_or("CWPP_TOPIC_PARTITIONS", "6"), "CWPP_TOPIC_PARTITIONS", 1, 10000,
                   &partitions) != 0)
         return 1;
@@ -114,7 +128,8 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (cwpp_kvlist_parse(&props, getenv("CWPP_KAFKA_PROPERTIES"), errstr, sizeof(errstr)) !=
+    if (cwpp_conf_kafka_env(&props) != CWPP_OK ||
+        cwpp_kvlist_parse(&props, getenv("CWPP_KAFKA_PROPERTIES"), errstr, sizeof(errstr)) !=
         CWPP_OK) {
         fprintf(stderr, "cwpp-admin: CWPP_KAFKA_PROPERTIES: %s\n", errstr);
         return 1;

@@ -91,6 +91,54 @@ static void test_file_env_precedence_and_passthrough(void **state)
     clear_env();
 }
 
+/* The broker credentials' own environment names override the file's kafka.* keys, and
+ * --print-config (cwpp_conf_dump) never shows the password. */
+static void test_kafka_credential_env(void **state)
+{
+    tconf_t       c = {0};
+    cwpp_kvlist_t kv = {0};
+    char          err[256], *dump = NULL;
+    size_t        i, dlen = 0, found = 0;
+    FILE         *fp;
+    char         *path = write_file("kafka.sasl.username = from-file\n");
+
+    (void)state;
+    clear_env();
+    setenv("CWPP_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT", 1);
+    setenv("CWPP_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", 1);
+    setenv("CWPP_KAFKA_SASL_USERNAME", "cwpp-ingest", 1);
+    setenv("CWPP_KAFKA_SASL_PASSWORD", "s3cret-pw", 1);
+    setenv("CWPP_KAFKA_SSL_CA_LOCATION", "/ca.pem", 1);
+    assert_int_equal(cwpp_conf_load(props, NPROPS, &c, path, &kv, err, sizeof(err)), CWPP_OK);
+    for (i = 0; i < kv.n; i++) {
+        const char *k = kv.items[i].key, *v = kv.items[i].value;
+
+        found += !strcmp(k, "security.protocol") && !strcmp(v, "SASL_PLAINTEXT");
+        found += !strcmp(k, "sasl.mechanisms") && !strcmp(v, "SCRAM-SHA-512");
+        found += !strcmp(k, "sasl.username") && !strcmp(v, "cwpp-ingest");
+        found += !strcmp(k, "sasl.password") && !strcmp(v, "s3cret-pw");
+        found += !strcmp(k, "ssl.ca.location") && !strcmp(v, "/ca.pem");
+    }
+    assert_int_equal(kv.n, 5);
+    assert_int_equal(found, 5);
+    fp = open_memstream(&dump, &dlen);
+    assert_non_null(fp);
+    cwpp_conf_dump(fp, props, NPROPS, &c);
+    fclose(fp);
+    assert_null(strstr(dump, "s3cret-pw"));
+    free(dump);
+    unsetenv("CWPP_KAFKA_SECURITY_PROTOCOL");
+    unsetenv("CWPP_KAFKA_SASL_MECHANISM");
+    unsetenv("CWPP_KAFKA_SASL_USERNAME");
+    unsetenv("CWPP_KAFKA_SASL_PASSWORD");
+    unsetenv("CWPP_KAFKA_SSL_CA_LOCATION");
+    cwpp_conf_free(props, NPROPS, &c);
+    cwpp_kvlist_free(&kv);
+    unlink(path);
+    free(path);
+    clear_env();
+}
+
 static const struct {
     const char *file;
     const char *env_name, *env_value;
@@ -160,6 +208,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_file_env_precedence_and_passthrough),
+        cmocka_unit_test(test_kafka_credential_env),
         cmocka_unit_test(test_bad_config_names_key),
         cmocka_unit_test(test_kvlist_parse),
         cmocka_unit_test(test_env_names),
