@@ -14,7 +14,9 @@
 #      cwpp-<name> from CWPP_KAFKA_PASSWORD_<NAME> (admin ingest whitelist correlator
 #      responder exporter api enforcer);
 #   4. /tmp/cwpp-admin.properties, the client settings of cwpp-admin for the healthcheck;
-#   5. exec the broker.
+#   5. in the background, once the broker answers, the exporter's transactional-id ACL
+#      (the binding cwpp-admin acls cannot create with librdkafka before 2.4);
+#   6. exec the broker.
 # No password is written anywhere but the container's /tmp (mode 0600) and the storage.
 set -euo pipefail
 
@@ -69,4 +71,21 @@ for n in "${NAMES[@]}"; do
   scram+=(--add-scram "SCRAM-SHA-512=[name=cwpp-$n,password=${!v}]")
 done
 /opt/kafka/bin/kafka-storage.sh format --ignore-formatted -t "$CLUSTER_ID" -c "$CONF" "${scram[@]}"
+
+# WRITE on transactional ids cwpp-exporter-handled* for cwpp-exporter: the one binding
+# cwpp-admin acls (librdkafka) cannot create, added here with Kafka's own tool as soon as
+# the broker answers, as deploy/local/kafka.sh does; idempotent, retried for 5 minutes.
+(
+  for _ in $(seq 1 60); do
+    if /opt/kafka/bin/kafka-acls.sh --bootstrap-server kafka:9092 \
+      --command-config /tmp/cwpp-admin.properties --add --allow-principal User:cwpp-exporter \
+      --operation Write --transactional-id cwpp-exporter-handled \
+      --resource-pattern-type prefixed >/dev/null 2>&1; then
+      echo "kafka-start: the exporter's transactional-id ACL is in place"
+      exit 0
+    fi
+    sleep 5
+  done
+  echo "kafka-start: could not add the exporter's transactional-id ACL" >&2
+) &
 exec /opt/kafka/bin/kafka-server-start.sh "$CONF"
