@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (cwpp_action_find(json_string_value(json_object_get(st, "action"))) == NULL)
             abort();
         bound = cwpp_playbook_params(params, "203.0.113.1", "web1", size % 2 ? "42" : NULL,
-                                     "ab");
+                                     size % 3 ? "/usr/bin/x" : NULL, "ab");
         if (bound == NULL)
             continue; /* out of memory */
         json_object_foreach(bound, k, v) {
