@@ -43,17 +43,25 @@ static void set_id(cwpp_sign_key_t *k)
     sodium_bin2hex(k->id, sizeof(k->id), h, CWPP_SIGN_KEY_ID_LEN / 2);
 }
 
-cwpp_sign_key_t *cwpp_sign_key_from_seed(const unsigned char seed[CWPP_SIGN_SEED_BYTES],
-                                         char *errstr, size_t errstr_size)
+/* An empty key once libsodium is initialised, or NULL with errstr. */
+static cwpp_sign_key_t *key_new(char *errstr, size_t errstr_size)
 {
     cwpp_sign_key_t *k;
 
     if (start(errstr, errstr_size) != CWPP_OK)
         return NULL;
-    if ((k = calloc(1, sizeof(*k))) == NULL) {
+    if ((k = calloc(1, sizeof(*k))) == NULL)
         cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    return k;
+}
+
+cwpp_sign_key_t *cwpp_sign_key_from_seed(const unsigned char seed[CWPP_SIGN_SEED_BYTES],
+                                         char *errstr, size_t errstr_size)
+{
+    cwpp_sign_key_t *k = key_new(errstr, errstr_size);
+
+    if (k == NULL)
         return NULL;
-    }
     crypto_sign_seed_keypair(k->pk, k->sk, seed);
     k->can_sign = 1;
     set_id(k);
@@ -63,14 +71,10 @@ cwpp_sign_key_t *cwpp_sign_key_from_seed(const unsigned char seed[CWPP_SIGN_SEED
 cwpp_sign_key_t *cwpp_sign_key_from_public(const unsigned char pk[CWPP_SIGN_PUB_BYTES],
                                            char *errstr, size_t errstr_size)
 {
-    cwpp_sign_key_t *k;
+    cwpp_sign_key_t *k = key_new(errstr, errstr_size);
 
-    if (start(errstr, errstr_size) != CWPP_OK)
+    if (k == NULL)
         return NULL;
-    if ((k = calloc(1, sizeof(*k))) == NULL) {
-        cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-        return NULL;
-    }
     memcpy(k->pk, pk, sizeof(k->pk));
     set_id(k);
     return k;

@@ -206,11 +206,8 @@ int admin_acls(int argc, char **argv, const char *brokers, const char *prefix,
         else if (!strcmp(argv[i], "--group-prefix"))
             group_prefix = argv[++i];
         else if (!strcmp(argv[i], "--timeout-ms")) {
-            timeout_ms = atoi(argv[++i]);
-            if (timeout_ms < 100 || timeout_ms > 600000) {
-                fprintf(stderr, "cwpp-admin: --timeout-ms must be in 100..600000\n");
+            if (admin_parse_int(argv[++i], "--timeout-ms", 100, 600000, &timeout_ms) != 0)
                 return 1;
-            }
         } else {
             fprintf(stderr, "cwpp-admin: unknown option %s\n", argv[i]);
             return 1;

@@ -18,4 +18,7 @@ int admin_pg_verifier(int argc, char **argv);
 int admin_acls(int argc, char **argv, const char *brokers, const char *prefix,
                const cwpp_kvlist_t *props);
 
+/* s as an int in min..max into *out: 0, or -1 after a message naming what: main.c. */
+int admin_parse_int(const char *s, const char *what, int min, int max, int *out);
+
 #endif

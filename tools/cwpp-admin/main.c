@@ -45,7 +45,7 @@ static const char *env_or(const char *name, const char *def)
     return v != NULL && *v != '\0' ? v : def;
 }
 
-static int parse_int(const char *s, const char *what, int min, int max, int *out)
+int admin_parse_int(const char *s, const char *what, int min, int max, int *out)
 {
     char *end;
     long  v = strtol(s, &end, 10);
@@ -86,11 +86,11 @@ int main(int argc, char **argv)
         cwpp_kvlist_free(&props);
         return rc;
     }
-    if (parse_int(env_or("CWPP_TOPIC_PARTITIONS", "6"), "CWPP_TOPIC_PARTITIONS", 1, 10000,
-                  &partitions) != 0)
+    if (admin_parse_int(env_or("CWPP_TOPIC_PARTITIONS", "6"), "CWPP_TOPIC_PARTITIONS", 1, 10000,
+                        &partitions) != 0)
         return 1;
-    if (parse_int(env_or("CWPP_TOPIC_REPLICATION", "1"), "CWPP_TOPIC_REPLICATION", 1, 100,
-                  &replication) != 0)
+    if (admin_parse_int(env_or("CWPP_TOPIC_REPLICATION", "1"), "CWPP_TOPIC_REPLICATION", 1, 100,
+                        &replication) != 0)
         return 1;
     if (argc < 3 || strcmp(argv[1], "topics") != 0 ||
         (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "list") != 0)) {
@@ -107,13 +107,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--prefix"))
             prefix = argv[++i];
         else if (!strcmp(argv[i], "--partitions")) {
-            if (parse_int(argv[++i], "--partitions", 1, 10000, &partitions) != 0)
+            if (admin_parse_int(argv[++i], "--partitions", 1, 10000, &partitions) != 0)
                 return 1;
         } else if (!strcmp(argv[i], "--replication-factor")) {
-            if (parse_int(argv[++i], "--replication-factor", 1, 100, &replication) != 0)
+            if (admin_parse_int(argv[++i], "--replication-factor", 1, 100, &replication) != 0)
                 return 1;
         } else if (!strcmp(argv[i], "--timeout-ms")) {
-            if (parse_int(argv[++i], "--timeout-ms", 100, 600000, &timeout_ms) != 0)
+            if (admin_parse_int(argv[++i], "--timeout-ms", 100, 600000, &timeout_ms) != 0)
                 return 1;
         } else {
             fprintf(stderr, "cwpp-admin: unknown option %s\n", argv[i]);
