@@ -25,8 +25,8 @@
 # super users cwpp-admin and cwpp-controller. The SCRAM credentials of every principal
 # (cwpp-admin and the seven services, passwords CWPP_KAFKA_PASSWORD_*) are written when
 # the storage is formatted (marker kafka/sasl.formatted). A storage formatted earlier
-# without them is refused with a message to run deploy/local/down --purge (its
-# credentials cannot be added without a super user to connect as). After each start the
+# without them (its credentials cannot be added without a super user to connect as) is
+# moved aside to kafka/data.pre-sasl.<time> and a new one is formatted. After each start the
 # one binding librdkafka cannot create (WRITE on transactional ids cwpp-exporter-handled*
 # for cwpp-exporter) is added with Kafka's AclCommand; cwpp-admin acls adds the others.
 # CWPP_KAFKA_SASL=0: PLAINTEXT listeners, no authorizer (development only).
@@ -226,11 +226,18 @@ scram_args() {
 format_storage() {
   if [ -f "$DATA/meta.properties" ]; then
     if sasl_on && [ ! -f "$KDIR/sasl.formatted" ]; then
-      die "the storage in $DATA was formatted without the SCRAM credentials of the \
-principals (before CWPP_KAFKA_SASL); run deploy/local/down --purge and start again \
-(or CWPP_KAFKA_SASL=0 to keep it, without authentication)"
+      # Formatted by an older run without the principals' SCRAM credentials: no client
+      # could authenticate. The storage is kept aside, not deleted, and a new one is
+      # formatted; CWPP_KAFKA_SASL=0 with the old directory moved back restores it.
+      local aside
+      aside="$DATA.pre-sasl.$(date -u +%Y%m%dT%H%M%SZ)"
+      mv "$DATA" "$aside"
+      mkdir -p "$DATA"
+      say "the storage in $DATA was formatted without the SCRAM credentials of the \
+principals (before CWPP_KAFKA_SASL); kept it as $aside and formatting a new one"
+    else
+      return 0
     fi
-    return 0
   fi
   local scram=()
   if sasl_on; then mapfile -t scram < <(scram_args); fi
@@ -242,7 +249,7 @@ principals (before CWPP_KAFKA_SASL); run deploy/local/down --purge and start aga
     die "formatting the storage failed"
   fi
   # The credentials are written with the storage; a later CWPP_KAFKA_SASL=1 start of a
-  # storage formatted without them is refused above.
+  # storage formatted without them moves it aside above.
   if sasl_on; then echo "SCRAM-SHA-512 credentials of every principal" >"$KDIR/sasl.formatted"; fi
 }
 
@@ -296,7 +303,7 @@ start() {
     if sasl_on; then want=SASL_PLAINTEXT; fi
     grep -q "^listeners=$want://" "$CONF" ||
       die "the running broker (pid $pid) was started with CWPP_KAFKA_SASL=$([ "$want" = PLAINTEXT ] && echo 1 || echo 0); \
-stop it (deploy/local/down) and start again$(sasl_on && [ ! -f "$KDIR/sasl.formatted" ] && echo ' with --purge (its storage has no SCRAM credentials)')"
+stop it (deploy/local/down) and start again"
     wait_ready "$pid"
     say "already running (pid $pid, 127.0.0.1:$CWPP_KAFKA_PORT)"
     return 0
