@@ -81,6 +81,25 @@ int cwpp_status_parse(const char *s, cwpp_alert_status_t *out)
     return -1;
 }
 
+static const char *const tr_names[] = {"occurrence", "whitelisted", "restored"};
+
+const char *cwpp_transition_name(cwpp_alert_transition_t t)
+{
+    return (unsigned)t < sizeof(tr_names) / sizeof(tr_names[0]) ? tr_names[t] : NULL;
+}
+
+int cwpp_transition_parse(const char *s, cwpp_alert_transition_t *out)
+{
+    size_t i;
+
+    for (i = 0; s != NULL && i < sizeof(tr_names) / sizeof(tr_names[0]); i++)
+        if (strcmp(s, tr_names[i]) == 0) {
+            *out = (cwpp_alert_transition_t)i;
+            return 0;
+        }
+    return -1;
+}
+
 int cwpp_entity_type_parse(const char *s, cwpp_entity_type_t *out)
 {
     int i;

@@ -92,6 +92,7 @@ int cwpp_alert_to_avro(const cwpp_alert_t *a, const cwpp_avro_type_t *t, avro_va
     rc |= cwpp_avro_set_opt_long(v, "original_occurred_at_ms",
                                  a->has_original_occurred_at ? &a->original_occurred_at_ms
                                                              : NULL);
+    rc |= cwpp_avro_set_enum(v, "transition", cwpp_transition_name(a->transition));
     free(details);
     if (rc != 0)
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL,
@@ -218,6 +219,9 @@ int cwpp_alert_from_avro(const cwpp_avro_type_t *t, const void *buf, size_t len,
     rc |= cwpp_avro_get_long(v, "ingested_at_ms", &a->ingested_at_ms);
     rc |= cwpp_avro_get_opt_long(v, "original_occurred_at_ms", &a->original_occurred_at_ms,
                                  &a->has_original_occurred_at);
+    if (cwpp_avro_get_enum(v, "transition", &sym) != CWPP_OK ||
+        cwpp_transition_parse(sym, &a->transition) != 0)
+        rc = 1;
     if (rc != 0) {
         cwpp_alert_clear(a);
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "Alert record is incomplete");

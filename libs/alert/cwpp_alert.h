@@ -41,6 +41,18 @@ typedef enum {
     CWPP_ST_AUTOMATICALLY_WHITELISTED,
     CWPP_ST__COUNT /* not a status: the number of them */
 } cwpp_alert_status_t;
+/* Why an Alert record was sent (schemas/alert.avsc "transition"): an occurrence ingest
+ * saw, or, on alerts.accepted, whitelist-filter's news that the alert was whitelisted
+ * (it leaves its event) or removed from the whitelist (restored: Unhandled again, joins
+ * under the normal rules, not an occurrence). */
+typedef enum {
+    CWPP_TR_OCCURRENCE = 0, CWPP_TR_WHITELISTED, CWPP_TR_RESTORED
+} cwpp_alert_transition_t;
+
+/* The schema's symbol of t, or NULL for a value outside the enum. */
+const char *cwpp_transition_name(cwpp_alert_transition_t t);
+/* Parses a symbol into *out; returns 0, or -1 (out unchanged) for an unknown one. */
+int cwpp_transition_parse(const char *s, cwpp_alert_transition_t *out);
 
 /* One entity type (docs/alert-format.md "Entities"). */
 typedef struct cwpp_entity_type_def {
@@ -140,6 +152,7 @@ typedef struct cwpp_alert {
      * stored alert, that of its latest occurrence whose time was replaced. */
     int64_t         original_occurred_at_ms;
     int             has_original_occurred_at;
+    cwpp_alert_transition_t transition; /* occurrence unless whitelist-filter says otherwise */
 } cwpp_alert_t;
 
 typedef struct cwpp_alert_opts {

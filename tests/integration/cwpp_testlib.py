@@ -154,6 +154,12 @@ class AvroType:
         without a "signature" key is signed with the session's test key first."""
         if self.name == "action" and "signature" not in datum:
             datum = sign_action(datum)
+        # a field the caller left out takes the schema's default, as a writer of an
+        # older version of the schema would send (python3-avro refuses a missing field)
+        missing = {f.name: f.default for f in self.schema.fields
+                   if f.name not in datum and f.has_default}
+        if missing:
+            datum = dict(datum, **missing)
         buf = io.BytesIO()
         avro.io.DatumWriter(self.schema).write(datum, avro.io.BinaryEncoder(buf))
         return b"\xc3\x01" + struct.pack("<Q", self.fingerprint) + buf.getvalue()
