@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cwpp_alert.h"
 
@@ -93,5 +94,14 @@ json_t *cwpp_playbook_params(const json_t *params, const char *entity, const cha
 json_t *cwpp_policy_steps(const char *type, const char *value, const char *pid,
                           const char *path, const char *sha256, const char **action, char *why,
                           size_t why_size);
+
+/*
+ * policy.c: the time the steps of a playbook or policy ([{"action", "params",
+ * "timeout_s"?}]) need to run to their end, in ms: the sum of the steps' timeouts, a step's
+ * "timeout_s" when it has one, else default_timeout_ms (one attempt each: a retried step
+ * may need more, and a lease that ends first stops the run). The shortest validity period
+ * a run of these steps is given (docs/responder.md "Validity"). 0 for no steps.
+ */
+int64_t cwpp_steps_need_ms(const json_t *steps, int64_t default_timeout_ms);
 
 #endif /* CWPP_RESPOND_H */

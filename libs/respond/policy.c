@@ -4,7 +4,8 @@
  * "Recommended handling policy"): an IP is blocked by address, a host isolated, a host
  * account disabled by user name, a process killed by pid (with its path when known, so
  * the agent can check it is still that program), a file quarantined by path (with its
- * hash when known). Pure: no I/O; the caller found the entity and what its alerts carry.
+ * hash when known); and the time a run of steps needs (the shortest validity it may be
+ * given). Pure: no I/O; the caller found the entity and what its alerts carry.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,4 +67,19 @@ json_t *cwpp_policy_steps(const char *type, const char *value, const char *pid,
     if (params == NULL)
         return NULL;
     return json_pack("[{s:s, s:o}]", "action", pd->action, "params", params);
+}
+
+int64_t cwpp_steps_need_ms(const json_t *steps, int64_t default_timeout_ms)
+{
+    int64_t need = 0;
+    size_t  i;
+
+    for (i = 0; i < json_array_size(steps); i++) {
+        const json_t *to = json_object_get(json_array_get(steps, i), "timeout_s");
+
+        need += json_is_integer(to) && json_integer_value(to) > 0
+                    ? (int64_t)json_integer_value(to) * 1000
+                    : default_timeout_ms;
+    }
+    return need;
 }

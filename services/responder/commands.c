@@ -56,8 +56,9 @@ static const char SQL_CASCADE[] =
     "action, before, after, remark) SELECT $3, $4, 'alert', h.alert_id, $1, 'alert.status', "
     "'{\"status\": \"unhandled\"}', jsonb_build_object('status', 'handled', 'handling', "
     "$2::jsonb), $5 FROM h ON CONFLICT DO NOTHING) SELECT count(*) FROM h";
-static const char SQL_HANDLED_QUEUE[] =
-    "INSERT INTO handled_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING";
+/* One row per handling: an event reopened and handled again is queued again, with a new
+ * seq (migration 021). */
+static const char SQL_HANDLED_QUEUE[] = "INSERT INTO handled_events (event_id) VALUES ($1)";
 static const char SQL_OWNER[] =
     "UPDATE events SET owner = $2, version = version + 1, updated_at = now() "
     "WHERE event_id = $1";
@@ -66,11 +67,20 @@ static const char SQL_LEVEL[] =
     "updated_at = now() WHERE event_id = $1";
 static const char SQL_DEST_OK[] =
     "SELECT 1 FROM managed_accounts WHERE account_id = $1 AND manager_account_id = $2";
+/* Where an entity was seen: each asset once, with what its latest alert there carries,
+ * the most recently seen asset first. SQL_ENTITY: among the event's alerts (the event's
+ * own account); SQL_ENTITY_MEMBER: among every alert of a member account ($1). */
+#define ENTITY_TARGETS(FROM_WHERE)                                                          \
+    "SELECT x.asset_id, x.pid, x.sha256, x.path FROM (SELECT DISTINCT ON (a.asset_id) "    \
+    "a.asset_id, a.process ->> 'pid' AS pid, a.file ->> 'sha256' AS sha256, "             \
+    "a.process ->> 'path' AS path, e.last_seen FROM entity_alerts e JOIN alerts a ON "    \
+    "a.alert_id = e.alert_id " FROM_WHERE " ORDER BY a.asset_id, e.last_seen DESC, "      \
+    "a.alert_id) x ORDER BY x.last_seen DESC, x.asset_id LIMIT $4::int"
 static const char SQL_ENTITY[] =
-    "SELECT a.asset_id, a.process ->> 'pid', a.file ->> 'sha256', a.process ->> 'path' "
-    "FROM entity_alerts e JOIN alerts a ON a.alert_id = e.alert_id "
-    "WHERE e.event_id = $1 AND e.entity_type = $2 AND e.value = $3 "
-    "ORDER BY e.last_seen DESC, a.alert_id LIMIT 1";
+    ENTITY_TARGETS("WHERE e.event_id = $1 AND e.entity_type = $2 AND e.value = $3");
+static const char SQL_ENTITY_MEMBER[] =
+    ENTITY_TARGETS("WHERE e.account_id = $1 AND e.entity_type = $2 AND "
+                   "e.value_key = bounded_key($3) AND e.value = $3");
 static const char SQL_PLAYBOOK[] =
     "SELECT name, entity_type, steps::text FROM playbooks WHERE "
     "CASE WHEN $1 = '' THEN entity_type = $2 AND is_default ELSE name = $1 END "
@@ -241,6 +251,8 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
     after = json_pack("{s:s, s:s}", "status", to, "via", via);
     if (after != NULL && strcmp(to, "handled") == 0)
         json_object_set_new(after, "alerts_handled", json_integer(n));
+    if (after != NULL && strcmp(from, "handled") == 0)
+        json_object_set_new(after, "reopened", json_true());
     rc = cwpp_command_log(r->pg, actor, command_id, "event", event_id, event_id, "event.status",
                           obj1("status", from), after, remark, errstr, errstr_size);
     if (rc == CWPP_OK)
@@ -269,10 +281,9 @@ static int cmd_status(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
-    if (strcmp(ev.status, "handled") == 0)
-        return cwpp_command_refuse(rp, "Event %s is handled: it is closed, takes no more alerts "
-                                   "and its status cannot change (a related new alert opens a "
-                                   "new event).", ev.id);
+    /* A handled event may be reopened (unhandled or handling): it takes related alerts
+     * again until it is handled again; its alerts handled before keep their status and
+     * handling information (docs/responder.md "Reopening a handled event"). */
     if (strcmp(ev.status, to) == 0)
         return cwpp_command_refuse(rp, "Event %s is %s already.", ev.id, to);
     if ((rc = rs_set_status(r, ev.id, ev.status, to, c->actor, c->id, remark_of(c), "status",
@@ -284,6 +295,10 @@ static int cmd_status(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
         snprintf(rp->msg, sizeof(rp->msg), "Event %s: %s -> handled; %" PRId64 " associated "
                  "alert%s handled with it. The event takes no more alerts.", ev.id, ev.status,
                  n, n == 1 ? "" : "s");
+    else if (strcmp(ev.status, "handled") == 0)
+        snprintf(rp->msg, sizeof(rp->msg), "Event %s: handled -> %s (reopened): it takes "
+                 "related alerts again until it is handled again; the alerts handled with it "
+                 "keep their status and handling.", ev.id, to);
     else
         snprintf(rp->msg, sizeof(rp->msg), "Event %s: %s -> %s.", ev.id, ev.status, to);
     return CWPP_OK;
@@ -469,17 +484,78 @@ static int dest_of(rs_t *r, const cwpp_command_t *c, const ev_t *ev, const char 
     return dest_ok(r, pstr(c, "account"), ev, dest, rp, rc, errstr, errstr_size);
 }
 
+/* The most assets one entity's handling acts on (one policy each). */
+#define MAX_TARGETS 100
+
+/* One asset an entity's handling acts on, with what its latest alert there carries. */
+typedef struct target {
+    char asset[1024], pid[32], sha256[80], path[1024];
+} target_t;
+
+/* An entity of the event and its targets (t: n of them, malloc'd; ent_free). */
 typedef struct ent {
-    char type[16], value[1024], asset[1024], pid[32], sha256[80], path[1024];
+    char      type[16], value[1024];
+    target_t *t;
+    size_t    n;
 } ent_t;
 
-/* "type:value" of the event, with where it was seen. 1 found; 0 refused. */
-static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_command_reply_t *rp,
-                     int *rc, char *errstr, size_t errstr_size)
+static void ent_free(ent_t *e)
+{
+    free(e->t);
+    e->t = NULL;
+    e->n = 0;
+}
+
+/* The targets of e from res (SQL_ENTITY's columns): at most MAX_TARGETS. 1 taken, 0
+ * refused in rp, -1 out of memory. A host is acted on as itself, once. */
+static int targets_of(PGresult *res, ent_t *e, cwpp_command_reply_t *rp)
+{
+    int i, n = PQntuples(res);
+
+    if (n > MAX_TARGETS) {
+        cwpp_command_refuse(rp, "Entity %s:%.200s was seen on more than %d assets; handle it "
+                            "on fewer at a time (a member account's, or another event's).",
+                            e->type, e->value, MAX_TARGETS);
+        return 0;
+    }
+    if (strcmp(e->type, "host") == 0)
+        n = n > 0 ? 1 : 0;
+    if ((e->t = calloc((size_t)(n > 0 ? n : 1), sizeof(*e->t))) == NULL)
+        return -1;
+    for (i = 0; i < n; i++) {
+        target_t *t = &e->t[i];
+
+        if (strlen(PQgetvalue(res, i, 0)) >= sizeof(t->asset) ||
+            strlen(PQgetvalue(res, i, 1)) >= sizeof(t->pid) ||
+            strlen(PQgetvalue(res, i, 2)) >= sizeof(t->sha256) ||
+            strlen(PQgetvalue(res, i, 3)) >= sizeof(t->path)) {
+            cwpp_command_refuse(rp, "Entity %s:%.200s: its asset id, pid, hash or path is too "
+                                "long to act on safely.", e->type, e->value);
+            return 0;
+        }
+        copy(t->asset, sizeof(t->asset), PQgetvalue(res, i, 0));
+        copy(t->pid, sizeof(t->pid), PQgetvalue(res, i, 1));
+        copy(t->sha256, sizeof(t->sha256), PQgetvalue(res, i, 2));
+        copy(t->path, sizeof(t->path), PQgetvalue(res, i, 3));
+        if (strcmp(e->type, "host") == 0)
+            copy(t->asset, sizeof(t->asset), e->value);
+    }
+    e->n = (size_t)n;
+    return 1;
+}
+
+/* "type:value" of the event, and where its handling acts (docs/responder.md "Targets"):
+ * on the event's own account (dest), every asset of the event where it was seen; on a
+ * member account, every asset of that account whose alerts carry it. 1 found (e->t to be
+ * freed with ent_free, also after 0); 0 refused, or a database error in *rc. */
+static int entity_of(rs_t *r, const ev_t *ev, const char *spec, const char *dest, ent_t *e,
+                     cwpp_command_reply_t *rp, int *rc, char *errstr, size_t errstr_size)
 {
     const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
     PGresult   *res = NULL;
-    const char *p[3];
+    const char *p[4];
+    char        lim[16];
+    int         ok;
 
     *rc = CWPP_OK;
     memset(e, 0, sizeof(*e));
@@ -500,10 +576,12 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_c
                             cwpp_entity_types_text(names, sizeof(names), ", ", ", "));
         return 0;
     }
+    snprintf(lim, sizeof(lim), "%d", MAX_TARGETS + 1);
     p[0] = ev->id;
     p[1] = e->type;
     p[2] = e->value;
-    if ((*rc = cwpp_pg_query(r->pg, SQL_ENTITY, 3, p, PGRES_TUPLES_OK, &res, errstr,
+    p[3] = lim;
+    if ((*rc = cwpp_pg_query(r->pg, SQL_ENTITY, 4, p, PGRES_TUPLES_OK, &res, errstr,
                              errstr_size)) != CWPP_OK)
         return 0;
     if (PQntuples(res) == 0) {
@@ -513,36 +591,61 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, ent_t *e, cwpp_c
                             "them).", ev->id, e->type, e->value, ev->id);
         return 0;
     }
-    if (strlen(PQgetvalue(res, 0, 0)) >= sizeof(e->asset) ||
-        strlen(PQgetvalue(res, 0, 1)) >= sizeof(e->pid) ||
-        strlen(PQgetvalue(res, 0, 2)) >= sizeof(e->sha256) ||
-        strlen(PQgetvalue(res, 0, 3)) >= sizeof(e->path)) {
+    if (strcmp(dest, ev->account) != 0) {
+        /* a member account: its own assets that hold the entity, never the event's */
         PQclear(res);
-        cwpp_command_refuse(rp, "Entity %s:%.200s: its asset id, pid, hash or path is too long "
-                            "to act on safely.", e->type, e->value);
-        return 0;
+        res = NULL;
+        p[0] = dest;
+        if ((*rc = cwpp_pg_query(r->pg, SQL_ENTITY_MEMBER, 4, p, PGRES_TUPLES_OK, &res, errstr,
+                                 errstr_size)) != CWPP_OK)
+            return 0;
+        if (PQntuples(res) == 0) {
+            PQclear(res);
+            cwpp_command_refuse(rp, "Member account %.100s has no asset where %s:%.200s was "
+                                "seen (none of its alerts carries it), so there is nothing to "
+                                "act on there; choose the event's account (%.100s) or a member "
+                                "account whose assets saw it.", dest, e->type, e->value,
+                                ev->account);
+            return 0;
+        }
     }
-    copy(e->asset, sizeof(e->asset), PQgetvalue(res, 0, 0));
-    copy(e->pid, sizeof(e->pid), PQgetvalue(res, 0, 1));
-    copy(e->sha256, sizeof(e->sha256), PQgetvalue(res, 0, 2));
-    copy(e->path, sizeof(e->path), PQgetvalue(res, 0, 3));
+    ok = targets_of(res, e, rp);
     PQclear(res);
-    if (strcmp(e->type, "host") == 0)
-        copy(e->asset, sizeof(e->asset), e->value);
-    return 1;
+    if (ok < 0)
+        *rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    return ok > 0;
 }
 
-/* The steps of the built-in policy for e (cwpp_policy_steps), or NULL with the refusal in
- * rp (status "error") or, rp untouched, out of memory. */
-static json_t *policy_steps(const ent_t *e, const char **action, cwpp_command_reply_t *rp)
+/* The steps of the built-in policy for e on its target t (cwpp_policy_steps), or NULL with
+ * the refusal in rp (status "error") or, rp untouched, out of memory. */
+static json_t *policy_steps(const ent_t *e, const target_t *t, const char **action,
+                            cwpp_command_reply_t *rp)
 {
     char    why[600];
-    json_t *steps = cwpp_policy_steps(e->type, e->value, e->pid, e->path, e->sha256, action,
+    json_t *steps = cwpp_policy_steps(e->type, e->value, t->pid, t->path, t->sha256, action,
                                       why, sizeof(why));
 
     if (steps == NULL && why[0] != '\0')
         cwpp_command_refuse(rp, "%s", why);
     return steps;
+}
+
+/* 1 when validity_s leaves the steps the time they need (cwpp_steps_need_ms: the sum of
+ * their timeouts), else 0 refused in rp naming what (a playbook's name, or the policy's
+ * action) and the shortest validity it accepts. */
+static int validity_fits(rs_t *r, const json_t *steps, const char *what, int64_t validity_s,
+                         cwpp_command_reply_t *rp)
+{
+    int64_t need = cwpp_steps_need_ms(steps, r->conf->task_timeout_ms);
+    int64_t need_s = (need + 999) / 1000;
+
+    if (validity_s * 1000 >= need)
+        return 1;
+    cwpp_command_refuse(rp, "A validity period of %" PRId64 " s is shorter than %s needs: its "
+                        "steps may take %" PRId64 " s (the sum of their timeouts), and the "
+                        "run stops when the validity ends; give %" PRId64 " s or more.",
+                        validity_s, what, need_s, need_s);
+    return 0;
 }
 
 /* The spec "TYPE:VALUE" of entities item i: a text, or {"entity", "validity_s"?,
@@ -583,8 +686,8 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
     if (strcmp(ev.status, "handled") == 0)
-        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new handling.",
-                                   ev.id);
+        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new handling "
+                                   "(reopen it first: status unhandled or handling).", ev.id);
     if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
         return rc;
     for (i = 0; i < json_array_size(ents); i++) {
@@ -631,23 +734,39 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
             }
             same &= ev_validity == validity && strcmp(edest, dest) == 0;
         }
-        if (!entity_of(r, &ev, entity_spec(it), &e, rp, &rc, errstr, errstr_size)) {
+        if (!entity_of(r, &ev, entity_spec(it), edest, &e, rp, &rc, errstr, errstr_size)) {
+            ent_free(&e);
             json_decref(pols);
             return rc;
         }
-        if ((steps = policy_steps(&e, &action, rp)) == NULL) {
-            json_decref(pols);
-            return strcmp(rp->status, "error") == 0
-                       ? CWPP_OK : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        /* one policy per target asset, each with its own tasks, result and rollback; the
+         * first target keeps the policy id an entity had when it had one target */
+        for (j = 0; j < e.n; j++) {
+            if ((steps = policy_steps(&e, &e.t[j], &action, rp)) == NULL) {
+                ent_free(&e);
+                json_decref(pols);
+                return strcmp(rp->status, "error") == 0
+                           ? CWPP_OK
+                           : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            }
+            if (j == 0 && !validity_fits(r, steps, action, ev_validity, rp)) {
+                json_decref(steps);
+                ent_free(&e);
+                json_decref(pols);
+                return CWPP_OK;
+            }
+            rc = rs_start_policy(r, c->id, (int)(i + 1000 * j), ev.id, ev.account, edest,
+                                 "policy", action, e.type, e.value, e.t[j].asset, steps, target,
+                                 ev_validity, c->actor, remark_of(c), pols, out, errstr,
+                                 errstr_size);
+            json_decref(steps);
+            if (rc != CWPP_OK) {
+                ent_free(&e);
+                json_decref(pols);
+                return rc;
+            }
         }
-        rc = rs_start_policy(r, c->id, (int)i, ev.id, ev.account, edest, "policy", action,
-                             e.type, e.value, e.asset, steps, target, ev_validity, c->actor,
-                             remark_of(c), pols, out, errstr, errstr_size);
-        json_decref(steps);
-        if (rc != CWPP_OK) {
-            json_decref(pols);
-            return rc;
-        }
+        ent_free(&e);
     }
     if (strcmp(ev.status, "handling") != 0 &&
         (rc = rs_set_status(r, ev.id, ev.status, "handling", c->actor, c->id, remark_of(c),
@@ -660,75 +779,29 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
     if (same)
         snprintf(rp->msg, sizeof(rp->msg), "Event %s: %zu handling polic%s created, valid for %"
                  PRId64 " s on account %s; the event is handling until the tasks finish, then "
-                 "%s (failed if a task fails).", ev.id, json_array_size(ents),
-                 json_array_size(ents) == 1 ? "y" : "ies", validity, dest, target);
+                 "%s (failed if a task fails).", ev.id, json_array_size(pols),
+                 json_array_size(pols) == 1 ? "y" : "ies", validity, dest, target);
     else
         snprintf(rp->msg, sizeof(rp->msg), "Event %s: %zu handling policies created, each with "
                  "its own validity and account (cwppctl events tasks %s); the event is handling "
                  "until the tasks finish, then %s (failed if a task fails).", ev.id,
-                 json_array_size(ents), ev.id, target);
+                 json_array_size(pols), ev.id, target);
     return CWPP_OK;
 }
 
-static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
-                        cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+/* The steps of a playbook with their placeholders bound to e on its target t: a new
+ * reference, or NULL out of memory. */
+static json_t *bind_steps(const json_t *steps, const ent_t *e, const target_t *t)
 {
-    rs_t *r = svc;
-    const char  *name = pstr(c, "playbook"), *dest;
-    const char  *p[2];
-    PGresult    *res = NULL;
-    json_t      *steps, *pols, *bound;
-    json_error_t jerr;
-    int64_t      validity;
-    ev_t         ev;
-    ent_t        e;
-    size_t       i;
-    int          rc;
+    json_t *bound = json_array();
+    size_t  i;
 
-    if (!rs_texts_fit(c, rp))
-        return CWPP_OK;
-    if ((validity = validity_of(r, c, rp)) < 0)
-        return CWPP_OK;
-    if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
-        return rc == 1 ? CWPP_OK : rc;
-    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
-        return rc;
-    if (strcmp(ev.status, "handled") == 0)
-        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new playbook.",
-                                   ev.id);
-    if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
-        return rc;
-    if (!entity_of(r, &ev, pstr(c, "entity"), &e, rp, &rc, errstr, errstr_size))
-        return rc;
-    p[0] = name != NULL ? name : "";
-    p[1] = e.type;
-    if ((rc = cwpp_pg_query(r->pg, SQL_PLAYBOOK, 2, p, PGRES_TUPLES_OK, &res, errstr,
-                            errstr_size)) != CWPP_OK)
-        return rc;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        if (name != NULL && name[0] != '\0')
-            return cwpp_command_refuse(rp,
-                                       "There is no playbook \"%.64s\" (cwppctl playbooks list).",
-                                       name);
-        return cwpp_command_refuse(rp,
-                                   "No built-in playbook for entity type %s (cwppctl playbooks "
-                                   "list).",
-                                   e.type);
-    }
-    if (strcmp(PQgetvalue(res, 0, 1), e.type) != 0) {
-        cwpp_command_refuse(rp, "Playbook %.64s is for %s entities, not %s.", PQgetvalue(res, 0, 0),
-                            PQgetvalue(res, 0, 1), e.type);
-        PQclear(res);
-        return CWPP_OK;
-    }
-    steps = json_loads(PQgetvalue(res, 0, 2), 0, &jerr);
-    bound = json_array();
-    for (i = 0; steps != NULL && bound != NULL && i < json_array_size(steps); i++) {
+    for (i = 0; bound != NULL && i < json_array_size(steps); i++) {
         json_t *st = json_array_get(steps, i);
-        json_t *pr = cwpp_playbook_params(json_object_get(st, "params"), e.value, e.asset,
-                                          e.pid[0] ? e.pid : NULL, e.path[0] == '/' ? e.path : NULL,
-                                          e.sha256[0] ? e.sha256 : NULL);
+        json_t *pr = cwpp_playbook_params(json_object_get(st, "params"), e->value, t->asset,
+                                          t->pid[0] ? t->pid : NULL,
+                                          t->path[0] == '/' ? t->path : NULL,
+                                          t->sha256[0] ? t->sha256 : NULL);
         json_t *nst = json_deep_copy(st);
 
         if (pr == NULL || nst == NULL) {
@@ -742,31 +815,103 @@ static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t
             bound = NULL;
         }
     }
-    json_decref(steps);
-    if (bound == NULL || (pols = json_array()) == NULL) {
-        PQclear(res);
-        json_decref(bound);
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    return bound;
+}
+
+static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                        cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    rs_t *r = svc;
+    const char  *name = pstr(c, "playbook"), *dest;
+    const char  *p[2];
+    PGresult    *res = NULL;
+    json_t      *steps = NULL, *pols = NULL, *bound;
+    json_error_t jerr;
+    int64_t      validity;
+    ev_t         ev;
+    ent_t        e;
+    char         what[100];
+    size_t       j;
+    int          rc;
+
+    memset(&e, 0, sizeof(e));
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
+    if ((validity = validity_of(r, c, rp)) < 0)
+        return CWPP_OK;
+    if ((rc = load_event(r, c, rp, &ev, errstr, errstr_size)) != 0)
+        return rc == 1 ? CWPP_OK : rc;
+    if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
+        return rc;
+    if (strcmp(ev.status, "handled") == 0)
+        return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new playbook "
+                                   "(reopen it first: status unhandled or handling).", ev.id);
+    if (!dest_of(r, c, &ev, &dest, rp, &rc, errstr, errstr_size))
+        return rc;
+    if (!entity_of(r, &ev, pstr(c, "entity"), dest, &e, rp, &rc, errstr, errstr_size))
+        goto out;
+    p[0] = name != NULL ? name : "";
+    p[1] = e.type;
+    if ((rc = cwpp_pg_query(r->pg, SQL_PLAYBOOK, 2, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    if (PQntuples(res) == 0) {
+        if (name != NULL && name[0] != '\0')
+            cwpp_command_refuse(rp, "There is no playbook \"%.64s\" (cwppctl playbooks list).",
+                                name);
+        else
+            cwpp_command_refuse(rp, "No built-in playbook for entity type %s (cwppctl "
+                                "playbooks list).", e.type);
+        goto out;
     }
-    rc = rs_start_policy(r, c->id, 0, ev.id, ev.account, dest, "playbook", PQgetvalue(res, 0, 0),
-                         e.type, e.value, e.asset, bound, "handled", validity, c->actor,
-                         remark_of(c), pols, out, errstr, errstr_size);
-    json_decref(bound);
+    if (strcmp(PQgetvalue(res, 0, 1), e.type) != 0) {
+        cwpp_command_refuse(rp, "Playbook %.64s is for %s entities, not %s.", PQgetvalue(res, 0, 0),
+                            PQgetvalue(res, 0, 1), e.type);
+        goto out;
+    }
+    steps = json_loads(PQgetvalue(res, 0, 2), 0, &jerr);
+    if (steps == NULL || (pols = json_array()) == NULL) {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        goto out;
+    }
+    snprintf(what, sizeof(what), "playbook %.64s", PQgetvalue(res, 0, 0));
+    if (!validity_fits(r, steps, what, validity, rp))
+        goto out;
+    /* one run per target asset, each with its own tasks, results and rollbacks */
+    for (j = 0; rc == CWPP_OK && j < e.n; j++) {
+        if ((bound = bind_steps(steps, &e, &e.t[j])) == NULL) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            break;
+        }
+        rc = rs_start_policy(r, c->id, (int)j, ev.id, ev.account, dest, "playbook",
+                             PQgetvalue(res, 0, 0), e.type, e.value, e.t[j].asset, bound,
+                             "handled", validity, c->actor, remark_of(c), pols, out, errstr,
+                             errstr_size);
+        json_decref(bound);
+    }
     if (rc == CWPP_OK && strcmp(ev.status, "handling") != 0)
         rc = rs_set_status(r, ev.id, ev.status, "handling", c->actor, c->id, remark_of(c),
                            "playbook", NULL, errstr, errstr_size);
-    if (rc != CWPP_OK) {
-        PQclear(res);
-        json_decref(pols);
-        return rc;
-    }
-    rp->result = json_pack("{s:s, s:s, s:o}", "event_id", ev.id, "playbook",
+    if (rc != CWPP_OK)
+        goto out;
+    rp->result = json_pack("{s:s, s:s, s:O}", "event_id", ev.id, "playbook",
                            PQgetvalue(res, 0, 0), "policies", pols);
-    snprintf(rp->msg, sizeof(rp->msg), "Event %s: playbook %s started on %s:%.200s (account %s, "
-             "valid for %" PRId64 " s); the event becomes handled when it completes.", ev.id,
-             PQgetvalue(res, 0, 0), e.type, e.value, dest, validity);
+    if (e.n == 1)
+        snprintf(rp->msg, sizeof(rp->msg), "Event %s: playbook %s started on %s:%.200s "
+                 "(account %s, asset %.200s, valid for %" PRId64 " s); the event becomes "
+                 "handled when it completes.", ev.id, PQgetvalue(res, 0, 0), e.type, e.value,
+                 dest, e.t[0].asset, validity);
+    else
+        snprintf(rp->msg, sizeof(rp->msg), "Event %s: playbook %s started on %s:%.200s on "
+                 "%zu assets (account %s, valid for %" PRId64 " s); the event becomes handled "
+                 "when every run completes.", ev.id, PQgetvalue(res, 0, 0), e.type, e.value,
+                 e.n, dest, validity);
+out:
     PQclear(res);
-    return CWPP_OK;
+    json_decref(steps);
+    json_decref(pols);
+    ent_free(&e);
+    return rc;
 }
 
 /* -------------------------------------------------------------------- entry */

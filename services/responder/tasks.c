@@ -10,7 +10,9 @@
  * with no result by its deadline, is retried while attempts remain; then the task is
  * failed (or timed_out) and so are its policy and its event. When every step succeeded the
  * policy is active until valid_until; the timer then sends the rollback of every applied
- * step that has one and the policy is expired once they are done. A result for an
+ * step that has one and the policy is expired once they are done. A run whose validity
+ * ends while it is still applying starts no more steps: its unfinished tasks are cancelled,
+ * it fails (and its event), and what may be in force is rolled back. A result for an
  * attempt that is over (a duplicate, or one that came after its retry) changes nothing.
  */
 #include "rs_internal.h"
@@ -81,9 +83,10 @@ static const char SQL_POLICY_REASON[] =
     "UPDATE handling_policies SET reason = $2, updated_at = now() WHERE policy_id = $1";
 static const char SQL_POLICY_GET[] =
     "SELECT policy_id, event_id, response_id, kind, step, jsonb_array_length(steps), state, "
-    "target_status, name, created_by FROM handling_policies WHERE policy_id = $1 FOR UPDATE";
+    "target_status, name, created_by, valid_until <= now() FROM handling_policies "
+    "WHERE policy_id = $1 FOR UPDATE";
 enum { PC_ID, PC_EVENT, PC_RESPONSE, PC_KIND, PC_STEP, PC_NSTEPS, PC_STATE, PC_TARGET, PC_NAME,
-       PC_BY };
+       PC_BY, PC_ENDED };
 static const char SQL_POLICY_STEP[] =
     "UPDATE handling_policies SET step = $2::int, updated_at = now() WHERE policy_id = $1";
 static const char SQL_POLICY_STATE[] =
@@ -105,15 +108,27 @@ static const char SQL_RUNNING[] =
 static const char SQL_OVERDUE[] =
     "SELECT " TASK_COLS " FROM handling_tasks t WHERE t.state = 'running' AND t.deadline < now() "
     "ORDER BY t.deadline LIMIT 200 FOR UPDATE SKIP LOCKED";
+/* Leases that ended: of policies in force, and of runs still applying (stopped). */
 static const char SQL_LEASES_ENDED[] =
-    "SELECT policy_id, state, event_id FROM handling_policies WHERE state IN ('active', 'failed') "
+    "SELECT policy_id, state, event_id, kind, step, jsonb_array_length(steps) "
+    "FROM handling_policies WHERE state IN ('applying', 'active', 'failed') "
     "AND NOT rolled_back AND valid_until <= now() ORDER BY valid_until LIMIT 100 "
     "FOR UPDATE SKIP LOCKED";
-/* What may be in force: the applied steps, and the failed or timed-out ones whose agent
- * may have acted without its result arriving (rollbacks are idempotent). */
+/* What may be in force: the applied steps, and the failed, timed-out or cancelled ones
+ * whose action was sent and whose agent may have acted without its result arriving
+ * (rollbacks are idempotent). */
 static const char SQL_APPLIED_TASKS[] =
     "SELECT task_id, action FROM handling_tasks WHERE policy_id = $1 AND kind = 'apply' "
-    "AND state IN ('succeeded', 'failed', 'timed_out') ORDER BY step DESC";
+    "AND (state IN ('succeeded', 'failed', 'timed_out') OR (state = 'cancelled' AND "
+    "attempt > 0)) ORDER BY step DESC";
+/* A run whose validity ended while it was applying: its steps not finished are cancelled
+ * (the pending ones never start; the running one's result is no longer awaited). */
+static const char SQL_TASKS_CANCEL[] =
+    "UPDATE handling_tasks t SET state = 'cancelled', finished_at = now(), updated_at = now(), "
+    "reason = CASE WHEN t.state = 'running' THEN 'the validity period ended before its result "
+    "came' ELSE 'the validity period ended before this step started' END "
+    "WHERE t.policy_id = $1 AND t.kind = 'apply' AND t.state IN ('pending', 'running') "
+    "RETURNING " TASK_COLS;
 static const char SQL_LEASE_END[] =
     "UPDATE handling_policies SET rolled_back = true, updated_at = now(), state = CASE WHEN "
     "state = 'active' THEN CASE WHEN $2::int > 0 THEN 'expiring' ELSE 'expired' END ELSE state "
@@ -331,7 +346,12 @@ static int finish_response(rs_t *r, const char *response_id, const char *event_i
     return rc;
 }
 
-/* The task of its step succeeded: the next step, or the policy is applied. */
+static int stop_run(rs_t *r, const char *pid, const char *event_id, const char *kind, int step,
+                    int nsteps, const char *cmd, cwpp_outbox_t *out, char *errstr,
+                    size_t errstr_size);
+
+/* The task of its step succeeded: the next step, or the policy is applied; but a run whose
+ * validity ended meanwhile starts no more steps and stops (stop_run). */
 static int advance(rs_t *r, const char *policy_id, const char *cmd, cwpp_outbox_t *out,
                    char *errstr, size_t errstr_size)
 {
@@ -349,6 +369,12 @@ static int advance(rs_t *r, const char *policy_id, const char *cmd, cwpp_outbox_
     }
     step = atoi(PQgetvalue(res, 0, PC_STEP));
     nsteps = atoi(PQgetvalue(res, 0, PC_NSTEPS));
+    if (PQgetvalue(res, 0, PC_ENDED)[0] == 't') {
+        rc = stop_run(r, policy_id, PQgetvalue(res, 0, PC_EVENT), PQgetvalue(res, 0, PC_KIND),
+                      step, nsteps, cmd, out, errstr, errstr_size);
+        PQclear(res);
+        return rc;
+    }
     if (step + 1 < nsteps) {
         snprintf(s, sizeof(s), "%d", step + 1);
         p[1] = s;
@@ -736,6 +762,38 @@ static int end_lease(rs_t *r, PGresult *pol, int i, cwpp_outbox_t *out, char *er
                      errstr, errstr_size);
 }
 
+/* The validity of policy pid (locked; kind "policy" or "playbook") ended while it was still
+ * applying, at step (0-based) of nsteps: it starts no more steps (those not finished are
+ * cancelled), fails with that reason (and so does its event, as for a failed step), and
+ * what may be in force is rolled back (docs/responder.md "Validity"). */
+static int stop_run(rs_t *r, const char *pid, const char *event_id, const char *kind, int step,
+                    int nsteps, const char *cmd, cwpp_outbox_t *out, char *errstr,
+                    size_t errstr_size)
+{
+    const char *p[1] = {pid};
+    PGresult   *res = NULL;
+    char        why[300];
+    int         rc, i;
+
+    if ((rc = cwpp_pg_query(r->pg, SQL_TASKS_CANCEL, 1, p, PGRES_TUPLES_OK, &res, errstr,
+                            errstr_size)) != CWPP_OK)
+        return rc;
+    for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++)
+        rc = log_task(r, res, i, "responder", cmd, "task.cancelled",
+                      "the validity period ended", errstr, errstr_size);
+    PQclear(res);
+    if (rc != CWPP_OK)
+        return rc;
+    snprintf(why, sizeof(why), "the validity period ended at step %d of %d, before the %s "
+             "completed", step + 1, nsteps, strcmp(kind, "playbook") == 0 ? "playbook"
+                                                                          : "policy");
+    cwpp_info("run_stopped", "policy %s: %s", pid, why);
+    if ((rc = fail_policy(r, pid, why, cmd, errstr, errstr_size)) != CWPP_OK)
+        return rc;
+    return lease_end(r, pid, "failed", event_id, "responder", cmd, NULL,
+                     "the validity period ended", NULL, NULL, out, errstr, errstr_size);
+}
+
 /* ------------------------------------------------------------------- cancel */
 
 static const char SQL_POLICY_CANCEL_GET[] =
@@ -878,7 +936,11 @@ int rs_tick(rs_t *r, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
                             errstr_size)))
         return rc;
     for (i = 0; rc == CWPP_OK && i < PQntuples(res); i++)
-        rc = end_lease(r, res, i, out, errstr, errstr_size);
+        rc = strcmp(PQgetvalue(res, i, 1), "applying") == 0
+                 ? stop_run(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 2),
+                            PQgetvalue(res, i, 3), atoi(PQgetvalue(res, i, 4)),
+                            atoi(PQgetvalue(res, i, 5)), NULL, out, errstr, errstr_size)
+                 : end_lease(r, res, i, out, errstr, errstr_size);
     PQclear(res);
     return rc;
 }

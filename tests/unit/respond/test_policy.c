@@ -81,10 +81,42 @@ static void test_steps(void **state)
     }
 }
 
+/* The time a run needs: the sum of its steps' timeouts, a step's own timeout_s winning
+ * over the default; the built-in deep-virus-scan needs its 600 s step. */
+static void test_steps_need(void **state)
+{
+    json_t      *steps, *pbs;
+    json_error_t jerr;
+    size_t       i;
+    int          seen = 0;
+
+    (void)state;
+    assert_int_equal(cwpp_steps_need_ms(NULL, 1000), 0);
+    steps = json_loads("[{\"action\": \"block_ip\"}, {\"action\": \"waf_block_ip\", "
+                       "\"timeout_s\": 10}, {\"action\": \"block_ip\", \"timeout_s\": 0}]", 0,
+                       &jerr);
+    assert_non_null(steps);
+    assert_int_equal(cwpp_steps_need_ms(steps, 2500), 2500 + 10000 + 2500);
+    json_decref(steps);
+    pbs = json_loads(cwpp_playbooks_builtin(), 0, &jerr);
+    assert_non_null(pbs);
+    for (i = 0; i < json_array_size(pbs); i++) {
+        const json_t *pb = json_array_get(pbs, i);
+
+        if (strcmp(json_string_value(json_object_get(pb, "name")), "deep-virus-scan") == 0) {
+            assert_true(cwpp_steps_need_ms(json_object_get(pb, "steps"), 60000) >= 600000);
+            seen = 1;
+        }
+    }
+    assert_true(seen);
+    json_decref(pbs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steps),
+        cmocka_unit_test(test_steps_need),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
