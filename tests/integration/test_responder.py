@@ -283,8 +283,9 @@ def test_users_permissions_and_refusals_are_clear_and_logged(pipe):
 
 def test_status_rules_and_the_handled_cascade_skips_precision_defence(pipe):
     """Handling/unhandled leave alert statuses alone; handled hands every unhandled alert
-    the handling information, never touches precision-defence alerts, closes the event (a
-    related alert opens a successor), and is final. Each step is logged and published."""
+    the handling information, never touches precision-defence alerts and closes the event
+    (a related alert opens a successor). Each step is logged and published. (Reopening a
+    handled event: test_a_handled_event_is_reopened_...)"""
     acct = "acct-" + tag()
     ana = "ana-" + tag()
     pipe.user(ana, acct)
@@ -328,8 +329,7 @@ def test_status_rules_and_the_handled_cascade_skips_precision_defence(pipe):
         else:
             assert handling["event_id"] == eid and handling["by"] == ana
             assert handling["remark"] == "contained"
-    err = pipe.refused("events", "status", eid, "handling", actor=ana)
-    assert "is handled" in err and "new event" in err
+    assert "already" in pipe.refused("events", "status", eid, "handled", actor=ana)
 
     # the closed event takes no more alerts: a related one opens a successor
     pipe.raw(acct, alert(acct, "Reverse shell", "malicious_process", "high", at(1), "db1",
@@ -554,9 +554,10 @@ def test_block_ip_in_a_namespace_then_the_lease_ends_and_rolls_back(pipe, net, t
         actions.index("policy.expired")
     text = pipe.ok("events", "tasks", eid)
     assert "expired" in text and "rolled_back" in text
-    # the entity's 30-day figures count the task
+    # the entity's 30-day figures count the task that handled it: the block, not its
+    # automatic unblock at the end of the lease
     assert t.query("SELECT tasks FROM entity_stats_30d WHERE account_id = %s AND entity_type = "
-                   "'ip' AND value = %s", (acct, net.attacker_ip))[0][0] == 2
+                   "'ip' AND value = %s", (acct, net.attacker_ip))[0][0] == 1
     assert agent.stop() == 0
 
 
@@ -752,21 +753,37 @@ def test_a_custom_playbook_runs_its_steps_in_order_and_rolls_all_back(pipe, net,
 
 
 def test_member_accounts_as_destination(pipe, net, tmp_path):
-    """A policy may go to a managed member account: the action is addressed to it."""
-    acct, member = "acct-" + tag(), "acct-" + tag()
-    asset = "host-" + tag()
+    """A policy may go to a managed member account: the action is addressed to it, and to
+    the member account's own asset that saw the entity (its alerts), never to the event
+    account's asset; a member account none of whose assets saw the entity is refused."""
+    acct, member, bare = "acct-" + tag(), "acct-" + tag(), "acct-" + tag()
+    asset = "host-" + tag()         # the member account's asset, where its agent runs
+    edge = "edge-" + tag()          # the event account's asset the IP attacked
     pipe.ok("accounts", "add-member", member, "--manager", acct, "--name", "prod")
     assert "already" in pipe.refused("accounts", "add-member", member, "--manager", acct)
     rc, doc, _ = pipe.ctl_json("accounts", "list")
     assert {"member": member, "manager": acct} .items() <= \
         [x for x in doc["member_accounts"] if x["member"] == member][0].items()
+    pipe.ok("accounts", "add-member", bare, "--manager", acct)
     agent = enforcer(pipe, tmp_path, member, asset, netns=net.host)
     try:
-        pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(2), asset,
+        pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(2), edge,
                              remote_ip=net.attacker_ip))
+        pipe.raw(member, alert(member, "Scan", "network_attack", "medium", at(2), asset,
+                               remote_ip=net.attacker_ip))
         eid = pipe.event_of(acct, 1)
-        pipe.ok("events", "respond", eid, "--entity", f"ip:{net.attacker_ip}", "--account",
-                member, "--validity", "1h", "--status", "handling")
+        pipe.event_of(member, 1)
+        err = pipe.refused("events", "respond", eid, "--entity", f"ip:{net.attacker_ip}",
+                           "--account", bare, "--validity", "1h", "--status", "handling")
+        assert f"Member account {bare} has no asset where ip:{net.attacker_ip} was seen" in err
+        rc, doc, err = pipe.ctl_json("events", "respond", eid, "--entity",
+                                     f"ip:{net.attacker_ip}", "--account", member,
+                                     "--validity", "1h", "--status", "handling")
+        assert rc == 0, err
+        (pol,) = doc["result"]["policies"]
+        assert (pol["account"], pol["asset_id"]) == (member, asset), pol
+        assert t.query("SELECT dest_account, asset_id FROM handling_tasks WHERE event_id = %s",
+                       (eid,)) == [(member, asset)]
         t.wait_for(lambda: tasks_of(eid) and tasks_of(eid)[0][2] == "succeeded",
                    what="the member account's agent applied it")
         assert not net.ping_ok()
@@ -992,3 +1009,223 @@ def test_a_change_decided_on_an_old_version_is_refused(pipe):
     assert json.loads(old["result_json"]) == {"event_id": eid, "version": v,
                                               "expected": v - 1, "conflict": "version"}
     assert now["status"] == "ok", now["message"]
+
+
+def result_of(task_id, attempt, acct, asset, action, status="succeeded", reason="done"):
+    """An agent's ActionResult for attempt of task_id (as the enforcer writes it)."""
+    return t.AvroType("action_result").encode({
+        "action_id": f"{task_id}.{attempt}", "task_id": task_id, "account_id": acct,
+        "asset_id": asset, "action": action, "agent": "test", "status": status,
+        "reason": reason, "details_json": "{}", "finished_at_ms": int(time.time() * 1000)})
+
+
+def test_a_handled_event_is_reopened_takes_alerts_again_and_is_handled_again(pipe):
+    """Handled is not final (the status dialog offers Handled, Unhandled and Handling with
+    a remark such as "Re-handle"): a handled event is reopened with a remark, logged with
+    before and after; it takes related alerts again (by the keys it still holds) until it
+    is handled again; the alerts handled with it keep their status and handling; a
+    successor opened while it was handled stays separate; a policy and a playbook are
+    accepted on the reopened event; each handling is queued for the exporter, with its own
+    seq."""
+    acct = "acct-" + tag()
+    ana = "ana-" + tag()
+    pipe.user(ana, acct)
+    ip = "203.0.113.78"
+    pipe.raw(acct,
+             alert(acct, "Brute force", "brute_force", "medium", at(40), "db1", remote_ip=ip),
+             alert(acct, "Logon from attacker", "abnormal_logon", "high", at(39), "db1",
+                   logon={"ip": ip, "user": "root"}))
+    eid = pipe.event_of(acct, 2)
+    rc, doc, err = pipe.ctl_json("events", "status", eid, "handled", "--remark", "contained",
+                                 actor=ana)
+    assert rc == 0 and doc["result"]["alerts_handled"] == 2, err
+    first = dict(t.query("SELECT a.name, a.handling FROM alerts a JOIN event_alerts ea USING "
+                         "(alert_id) WHERE ea.event_id = %s", (eid,)))
+    # while it is handled, the attacker IP comes back on another asset: a successor
+    pipe.raw(acct, alert(acct, "Scan from attacker", "network_attack", "medium", at(35), "web9",
+                         remote_ip=ip))
+    t.wait_for(lambda: len(t.query("SELECT 1 FROM events WHERE account_id = %s", (acct,))) == 2,
+               what="a successor event")
+    (succ,) = t.query("SELECT event_id FROM events WHERE account_id = %s AND predecessor = %s",
+                      (acct, eid))[0]
+
+    rc, doc, err = pipe.ctl_json("events", "status", eid, "unhandled", "--remark", "Re-handle",
+                                 actor=ana)
+    assert rc == 0, err
+    assert doc["result"]["before"] == "handled" and doc["result"]["status"] == "unhandled"
+    assert "reopened" in doc["message"]
+    assert t.query("SELECT status, handled_at FROM events WHERE event_id = %s",
+                   (eid,))[0] == ("unhandled", None)
+    reopen = [r for r in log_of(eid) if r[1] == "event.status"][-1]
+    assert (reopen[0], reopen[4], reopen[5]["status"], reopen[5]["reopened"], reopen[6]) == \
+        (ana, {"status": "handled"}, "unhandled", True, "Re-handle")
+    # the alerts handled with it keep their status and handling information
+    assert dict(t.query("SELECT a.name, a.handling FROM alerts a JOIN event_alerts ea USING "
+                        "(alert_id) WHERE ea.event_id = %s", (eid,))) == first
+    assert {s for (s,) in t.query("SELECT a.status FROM alerts a JOIN event_alerts ea USING "
+                                  "(alert_id) WHERE ea.event_id = %s", (eid,))} == {"handled"}
+
+    # a related alert on its asset joins the reopened event; the successor stays separate
+    pipe.raw(acct, alert(acct, "Miner on db1", "malicious_process", "high", at(30), "db1",
+                         process={"path": "/tmp/xm", "pid": 4321, "user": "svc"}))
+    t.wait_for(lambda: t.query("SELECT alert_count FROM events WHERE event_id = %s",
+                               (eid,))[0][0] == 3, what="the new alert joined the reopened event")
+    assert t.query("SELECT a.name FROM alerts a JOIN event_alerts ea USING (alert_id) "
+                   "WHERE ea.event_id = %s", (succ,)) == [("Scan from attacker",)]
+    assert t.query("SELECT status, predecessor FROM events WHERE event_id = %s",
+                   (succ,))[0] == ("unhandled", eid)
+
+    # handled again: only the new alert is handled now; the others keep their first handling
+    rc, doc, err = pipe.ctl_json("events", "status", eid, "handled", "--remark", "again",
+                                 actor=ana)
+    assert rc == 0 and doc["result"]["alerts_handled"] == 1, err
+    rows = dict(t.query("SELECT a.name, a.handling FROM alerts a JOIN event_alerts ea USING "
+                        "(alert_id) WHERE ea.event_id = %s", (eid,)))
+    assert {k: rows[k] for k in first} == first
+    assert rows["Miner on db1"]["remark"] == "again"
+    # each handling is queued for the exporter's handled-event stream, in order
+    seqs = [r[0] for r in t.query("SELECT seq FROM handled_events WHERE event_id = %s "
+                                  "ORDER BY seq", (eid,))]
+    assert len(seqs) == 2 and seqs[0] < seqs[1]
+
+    # reopened to handling: a policy and a playbook are accepted (a handled one is refused)
+    err = pipe.refused("events", "respond", eid, "--entity", f"ip:{ip}", "--status", "handled",
+                       actor=ana)
+    assert "reopen it first" in err
+    pipe.ok("events", "status", eid, "handling", "--remark", "Re-handle", actor=ana)
+    pipe.ok("events", "respond", eid, "--entity", f"ip:{ip}", "--status", "handled",
+            actor=ana)
+    pipe.ok("events", "playbook", eid, "--entity", f"ip:{ip}", "--playbook", "waf-block-ip",
+            actor=ana)
+    assert t.query("SELECT count(*) FROM handling_policies WHERE event_id = %s",
+                   (eid,))[0][0] == 2
+    snaps = snapshots(pipe.prefix, eid)
+    assert [s["status"] for s in snaps][-1] == "handling"
+    assert "unhandled" in [s["status"] for s in snaps[1:]]
+
+
+def test_block_ip_acts_on_every_asset_the_ip_attacked(pipe):
+    """One IP attacking several assets of the event (a targeted attack): "block IP" makes
+    one policy per attacked asset, each with its own task, result and rollback; the event
+    is handled when every one succeeded; at the end of the lease each asset gets its
+    unblock. The 30-day figures count the two blocks, not the unblocks."""
+    acct = "acct-" + tag()
+    a1, a2 = "host-" + tag(), "host-" + tag()
+    ip = "198.51.100.73"
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(4), a1, remote_ip=ip),
+         alert(acct, "Brute force", "brute_force", "high", at(3), a2, remote_ip=ip))
+    eid = pipe.event_of(acct, 2)
+    assert t.query("SELECT alert_count FROM events WHERE event_id = %s", (eid,))[0][0] == 2
+    rc, doc, err = pipe.ctl_json("events", "respond", eid, "--entity", f"ip:{ip}",
+                                 "--validity", "8s", "--status", "handled")
+    assert rc == 0, err
+    pols = doc["result"]["policies"]
+    assert sorted(p["asset_id"] for p in pols) == sorted([a1, a2])
+    assert pols[0]["asset_id"] == a2  # the most recently attacked first
+    assert len({p["policy_id"] for p in pols}) == 2
+    tasks = t.query("SELECT task_id, asset_id FROM handling_tasks WHERE event_id = %s "
+                    "AND kind = 'apply' ORDER BY asset_id", (eid,))
+    assert [r[1] for r in tasks] == sorted([a1, a2])
+
+    def answer(task_id, asset):
+        (attempt,) = t.query("SELECT attempt FROM handling_tasks WHERE task_id = %s",
+                             (task_id,))[0]
+        t.produce(pipe.prefix + "action-results",
+                  [result_of(task_id, attempt, acct, asset, "block_ip")],
+                  keys=[f"{task_id}.{attempt}".encode()])
+    # each asset's agent answers for its own task
+    answer(*tasks[0])
+    t.wait_for(lambda: t.query("SELECT state FROM handling_tasks WHERE task_id = %s",
+                               (tasks[0][0],))[0][0] == "succeeded",
+               what="the first asset's task")
+    assert status_of(eid) == "handling"  # the other asset's block is still awaited
+    answer(*tasks[1])
+    wait_status(eid, "handled")
+    sent = [ACTION.decode(m.value()) for m in t.consume(pipe.prefix + "actions", 1, settle=2)]
+    assert {(x["account_id"], x["asset_id"], x["action"]) for x in sent
+            if x["event_id"] == eid and x["action"] == "block_ip"} == \
+        {(acct, a1, "block_ip"), (acct, a2, "block_ip")}
+    # the leases end: one unblock per asset
+    t.wait_for(lambda: len(t.query("SELECT 1 FROM handling_tasks WHERE event_id = %s AND "
+                                   "kind = 'rollback'", (eid,))) == 2, timeout=20,
+               what="the two rollbacks")
+    assert sorted(t.query("SELECT asset_id, action FROM handling_tasks WHERE event_id = %s AND "
+                          "kind = 'rollback'", (eid,))) == sorted([(a1, "unblock_ip"),
+                                                                   (a2, "unblock_ip")])
+    assert t.query("SELECT tasks, assets FROM entity_stats_30d WHERE account_id = %s AND "
+                   "entity_type = 'ip' AND value = %s", (acct, ip))[0] == (2, 2)
+
+
+def test_a_validity_shorter_than_the_steps_need_is_refused(pipe):
+    """A playbook's validity must leave its steps the time they need (the sum of their
+    timeouts): deep-virus-scan's 600 s step refuses 60 s, and nothing is created."""
+    acct = "acct-" + tag()
+    pipe.raw(acct, alert(acct, "Dropper", "virus", "high", at(3), "host-" + tag(),
+                         file={"path": "/tmp/dropper-" + tag(), "md5": t.md5hex(acct)}))
+    eid = pipe.event_of(acct, 1)
+    (fpath,) = t.query("SELECT value FROM entity_alerts WHERE event_id = %s AND entity_type = "
+                       "'file'", (eid,))[0]
+    err = pipe.refused("events", "playbook", eid, "--entity", f"file:{fpath}", "--playbook",
+                       "deep-virus-scan", "--validity", "60s")
+    assert "shorter than playbook deep-virus-scan needs" in err and "600 s or more" in err, err
+    assert t.query("SELECT count(*) FROM handling_policies WHERE event_id = %s", (eid,))[0][0] == 0
+    assert status_of(eid) == "unhandled"
+
+
+def test_a_playbook_stops_when_its_validity_ends(pipe, tmp_path):
+    """A run still applying when its validity ends starts no more steps: the unfinished
+    ones are cancelled (a late result is ignored), what may be in force is rolled back, the
+    run fails with that reason, and so does its event. Its validity may not be shorter than
+    the sum of its steps' timeouts."""
+    acct = "acct-" + tag()
+    asset = "host-" + tag()
+    ip = "198.51.100.74"
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "high", at(3), asset, remote_ip=ip))
+    eid = pipe.event_of(acct, 1)
+    name = "pb-" + tag()
+    f = tmp_path / "pb.json"
+    f.write_text(json.dumps({"name": name, "entity_type": "ip",
+                             "steps": [{"action": "block_ip", "params": {"ip": "{entity}"},
+                                        "timeout_s": 30},
+                                       {"action": "waf_block_ip", "params": {"ip": "{entity}"},
+                                        "timeout_s": 30}]}))
+    pipe.ok("playbooks", "add", str(f))
+    try:
+        pipe.ok("events", "playbook", eid, "--entity", f"ip:{ip}", "--playbook", name,
+                "--validity", "60s")
+        (task_id, attempt), = t.query("SELECT task_id, attempt FROM handling_tasks WHERE "
+                                      "event_id = %s AND step = 0", (eid,))
+        # step 1 is still running when the validity ends (the clock is moved forward)
+        t.query("UPDATE handling_policies SET valid_until = now() WHERE event_id = %s "
+                "RETURNING 1", (eid,))
+        wait_status(eid, "failed")
+        # step 1's result comes late: ignored; step 2 never starts
+        t.produce(pipe.prefix + "action-results",
+                  [result_of(task_id, attempt, acct, asset, "block_ip")],
+                  keys=[f"{task_id}.{attempt}".encode()])
+        time.sleep(3)
+        pol = t.query("SELECT state, rolled_back, reason FROM handling_policies WHERE "
+                      "event_id = %s", (eid,))[0]
+        assert pol[:2] == ("failed", True) and "validity period ended at step 1 of 2" in pol[2]
+        rows = t.query("SELECT kind, step, action, state, attempt FROM handling_tasks WHERE "
+                       "event_id = %s ORDER BY kind, step", (eid,))
+        assert rows == [("apply", 0, "block_ip", "cancelled", 1),
+                        ("apply", 1, "waf_block_ip", "cancelled", 0),
+                        ("rollback", 0, "unblock_ip", "running", 1)] or \
+            [r[:4] for r in rows] == [("apply", 0, "block_ip", "cancelled"),
+                                      ("apply", 1, "waf_block_ip", "cancelled"),
+                                      ("rollback", 0, "unblock_ip", "running")], rows
+        assert rows[1][4] == 0  # never sent
+        sent = [ACTION.decode(m.value()) for m in t.consume(pipe.prefix + "actions", 1,
+                                                             settle=2)]
+        assert "waf_block_ip" not in {x["action"] for x in sent if x["event_id"] == eid}
+        actions = [r[1] for r in log_of(eid)]
+        assert actions.count("task.cancelled") == 2 and "playbook.failed" in actions
+        assert "policy.lease_ended" in actions
+        # the validity must cover the sum of the steps' timeouts (30 s + 30 s)
+        pipe.ok("events", "status", eid, "handling")
+        err = pipe.refused("events", "playbook", eid, "--entity", f"ip:{ip}", "--playbook", name,
+                           "--validity", "59s")
+        assert "60 s or more" in err, err
+    finally:
+        pipe.ok("playbooks", "delete", name)
