@@ -499,6 +499,10 @@ def test_recommend_lists_a_policy_per_entity_or_says_there_is_none(pipe):
     # first --entity apply to all, after an --entity to that one
     member = "acct-" + tag()
     pipe.ok("accounts", "add-member", member, "--manager", acct)
+    # the IP attacked an asset of the member account too: there the policy acts on it
+    pipe.raw(member, alert(member, "Scan", "network_attack", "medium", at(5), "h3m",
+                           remote_ip=ip))
+    pipe.event_of(member, 1)
     rc, doc, err = pipe.ctl_json("events", "respond", eid, "--validity", "2h",
                                  "--entity", f"ip:{ip}", "--account", member,
                                  "--entity", "host:h3", "--validity", "30m",
@@ -508,6 +512,8 @@ def test_recommend_lists_a_policy_per_entity_or_says_there_is_none(pipe):
                    "created_at) / 60) FROM handling_policies WHERE event_id = %s "
                    "ORDER BY entity_type", (eid,))
     assert rows == [("host", acct, 30), ("ip", member, 120), ("process", acct, 120)], rows
+    assert t.query("SELECT asset_id FROM handling_policies WHERE event_id = %s AND "
+                   "entity_type = 'ip'", (eid,)) == [("h3m",)]
     assert "each with its own validity" in doc["message"]
     m = t.metrics(pipe.responder)
     assert m.get("cwpp_responder_playbooks_invalid_total", 0) >= 1
