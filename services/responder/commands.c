@@ -7,6 +7,12 @@
  * of its still running tasks are sent again (same action ids; the hook below). Every
  * change is appended to activity_log. The admins' commands are in admin.c.
  *
+ * A handled event may be reopened (event.status unhandled or handling). A response or
+ * playbook acts on every asset the entity was seen on (one policy each): the event's
+ * assets on its own account, the member account's own assets on a member account; its
+ * validity must cover the sum of its steps' timeouts (docs/responder.md "Targets",
+ * "Validity").
+ *
  *   event.status    {event_id, status, remark}
  *   event.owner     {event_id, owner, remark}
  *   event.level     {event_id, level, remark}
