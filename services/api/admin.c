@@ -2,7 +2,7 @@
 /*
  * admin.c: users, member accounts and playbooks (docs/api/parts/admin.yaml). The changes
  * are the responder's admin commands (docs/commands.md: users.*, accounts.add_member,
- * playbooks.*) issued as the authenticated admin; the responder checks again that the
+ * accounts.perimeter, playbooks.*) issued as the authenticated admin; the responder checks again that the
  * actor is an admin. Passwords and tokens are auth.c's.
  *
  *   GET    /api/v1/users                          admins: {users}
@@ -10,8 +10,10 @@
  *   POST   /api/v1/users/{name}/disable|enable    {remark?}
  *   POST   /api/v1/users/{name}/grant|revoke      {account, remark?}
  *   POST   /api/v1/users/{name}/role              {role, remark?}
- *   GET    /api/v1/accounts                       {accounts, member_accounts} (scoped)
+ *   GET    /api/v1/accounts                       {accounts, member_accounts,
+ *                                                  perimeter_agents} (scoped)
  *   POST   /api/v1/accounts/members               {account, manager, name?}
+ *   POST   /api/v1/accounts/perimeter             {account, asset, remove?, remark?}
  *   GET    /api/v1/playbooks                      anyone: {playbooks} (?entity_type=)
  *   POST   /api/v1/playbooks                      the playbook itself (validated here first)
  *   DELETE /api/v1/playbooks/{name}
@@ -171,8 +173,8 @@ static int users_change(api_req_t *rq, api_resp_t *rs)
 static int accounts_list(api_req_t *rq, api_resp_t *rs)
 {
     const char *p[1] = {api_scope(rq)};
-    PGresult   *rm = NULL, *ra = NULL;
-    json_t     *members, *accounts;
+    PGresult   *rm = NULL, *ra = NULL, *rp = NULL;
+    json_t     *members, *accounts, *perimeter;
 
     if (!api_args_known(rq, rs, NONE))
         return 0;
@@ -189,7 +191,17 @@ static int accounts_list(api_req_t *rq, api_resp_t *rs)
         PQclear(rm);
         return 0;
     }
+    /* perimeter agents of the accounts the caller holds */
+    if (api_sql(rq, rs, "SELECT account_id AS account, asset_id AS asset, declared_by, "
+                "declared_at FROM perimeter_agents WHERE " API_SCOPE("account_id", "1")
+                " ORDER BY account_id, asset_id", 1, p, &rp) != 0) {
+        PQclear(rm);
+        PQclear(ra);
+        return 0;
+    }
     members = api_rows(rm);
+    perimeter = api_rows(rp);
+    PQclear(rp);
     accounts = json_array();
     {
         int i;
@@ -199,13 +211,15 @@ static int accounts_list(api_req_t *rq, api_resp_t *rs)
     }
     PQclear(rm);
     PQclear(ra);
-    if (members == NULL || accounts == NULL) {
+    if (members == NULL || accounts == NULL || perimeter == NULL) {
         json_decref(members);
         json_decref(accounts);
+        json_decref(perimeter);
         return -1;
     }
-    return api_json(rs, 200, json_pack("{s:o, s:o}", "accounts", accounts, "member_accounts",
-                                       members));
+    return api_json(rs, 200, json_pack("{s:o, s:o, s:o}", "accounts", accounts,
+                                       "member_accounts", members, "perimeter_agents",
+                                       perimeter));
 }
 
 static int accounts_add_member(api_req_t *rq, api_resp_t *rs)
@@ -217,6 +231,21 @@ static int accounts_add_member(api_req_t *rq, api_resp_t *rs)
         !text_field(rq, rs, "name", 0) || !text_field(rq, rs, "remark", 0))
         return 0;
     return issue(rq, rs, "accounts.add_member", json_deep_copy(rq->body));
+}
+
+/* accounts.perimeter: {account, asset, remove?, remark?} */
+static int accounts_perimeter(api_req_t *rq, api_resp_t *rs)
+{
+    static const char *const known[] = {"account", "asset", "remove", "remark", NULL};
+    const json_t *rm = json_object_get(rq->body, "remove");
+
+    if (!api_args_known(rq, rs, NONE) || !api_body_known(rq, rs, known) ||
+        !text_field(rq, rs, "account", 1) || !text_field(rq, rs, "asset", 1) ||
+        !text_field(rq, rs, "remark", 0))
+        return 0;
+    if (rm != NULL && !json_is_boolean(rm))
+        return api_problem(rs, 400, "bad_request", "\"remove\" must be true or false.");
+    return issue(rq, rs, "accounts.perimeter", json_deep_copy(rq->body));
 }
 
 /* --------------------------------------------------------------- playbooks */
@@ -280,6 +309,7 @@ const api_route_t api_admin_routes[] = {
     {"POST", "/api/v1/users/{name}/role", users_change, API_ADMIN | API_CHANGE},
     {"GET", "/api/v1/accounts", accounts_list, 0},
     {"POST", "/api/v1/accounts/members", accounts_add_member, API_ADMIN | API_CHANGE},
+    {"POST", "/api/v1/accounts/perimeter", accounts_perimeter, API_ADMIN | API_CHANGE},
     {"GET", "/api/v1/playbooks", playbooks_list, 0},
     {"POST", "/api/v1/playbooks", playbooks_add, API_ADMIN | API_CHANGE},
     {"DELETE", "/api/v1/playbooks/{name}", playbooks_delete, API_ADMIN | API_CHANGE},

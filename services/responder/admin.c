@@ -5,7 +5,7 @@
  *
  *   users.add       {user, role, display_name}      users.grant / users.revoke {user, account}
  *   users.disable / users.enable {user}              accounts.add_member {account, manager, name}
- *   users.role      {user, role}
+ *   users.role      {user, role}                    accounts.perimeter {account, asset, remove?}
  *   playbooks.add   {playbook: {...}}                playbooks.delete {name}
  *
  * Each is one statement whose effect (a row changed, or none: refused with a sentence)
@@ -235,6 +235,51 @@ int rs_cmd_accounts_add_member(void *svc, const cwpp_command_t *c, cwpp_command_
     if (rc == CWPP_OK && strcmp(rp->status, "ok") == 0)
         snprintf(rp->msg, sizeof(rp->msg), "Account %.200s is now a member account managed by "
                  "%.200s.", acc, mgr);
+    return rc;
+}
+
+/* accounts.perimeter: declares (or with "remove": true, withdraws) the agent of an asset
+ * as the perimeter of an account; blocking an IP of that account then acts there
+ * (commands.c entity_of). */
+int rs_cmd_accounts_perimeter(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                              cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    rs_t       *r = svc;
+    const char *acc = pstr(c, "account"), *asset = pstr(c, "asset");
+    json_t     *rm = json_object_get(c->payload, "remove");
+    const char *p[3] = {acc, asset, c->actor};
+    char        refusal[600];
+    int         rc, remove = json_is_true(rm);
+
+    (void)out;
+    if (!rs_texts_fit(c, rp))
+        return CWPP_OK;
+    if (acc == NULL || asset == NULL || acc[0] == '\0' || asset[0] == '\0' ||
+        strlen(acc) > CWPP_CMD_MAX_ACCOUNT || strlen(asset) > CWPP_ALERT_MAX_ID)
+        return cwpp_command_refuse(rp, "Name the account and the asset whose agent is its "
+                                   "perimeter (\"account\", \"asset\").");
+    if (rm != NULL && !json_is_boolean(rm))
+        return cwpp_command_refuse(rp, "\"remove\" is true or false.");
+    if (remove)
+        snprintf(refusal, sizeof(refusal), "Asset %.200s is not a perimeter agent of account "
+                 "%.200s.", asset, acc);
+    else
+        snprintf(refusal, sizeof(refusal), "Asset %.200s is a perimeter agent of account "
+                 "%.200s already.", asset, acc);
+    rc = change(r, c, rp,
+                remove ? "DELETE FROM perimeter_agents WHERE account_id = $1 AND asset_id = $2 "
+                         "AND $3::text IS NOT NULL"
+                       : "INSERT INTO perimeter_agents (account_id, asset_id, declared_by) "
+                         "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                3, p, "account", acc,
+                json_pack("{s:s, s:s, s:b}", "account", acc, "perimeter_asset", asset,
+                          "perimeter", !remove),
+                refusal, errstr, errstr_size);
+    if (rc == CWPP_OK && strcmp(rp->status, "ok") == 0)
+        snprintf(rp->msg, sizeof(rp->msg), remove
+                     ? "Asset %.200s is no longer a perimeter agent of account %.200s."
+                     : "Asset %.200s is a perimeter agent of account %.200s: blocking an IP "
+                       "of that account acts there.", asset, acc);
     return rc;
 }
 

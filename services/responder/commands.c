@@ -9,7 +9,8 @@
  *
  * A handled event may be reopened (event.status unhandled or handling). A response or
  * playbook acts on every asset the entity was seen on (one policy each): the event's
- * assets on its own account, the member account's own assets on a member account; its
+ * assets on its own account, the member account's own assets on a member account, and
+ * for an IP the destination account's perimeter agents when an admin declared some; its
  * validity must cover the sum of its steps' timeouts (docs/responder.md "Targets",
  * "Validity").
  *
@@ -87,6 +88,11 @@ static const char SQL_ENTITY[] =
 static const char SQL_ENTITY_MEMBER[] =
     ENTITY_TARGETS("WHERE e.account_id = $1 AND e.entity_type = $2 AND "
                    "e.value_key = bounded_key($3) AND e.value = $3");
+/* The perimeter agents an admin declared for an account (accounts.perimeter): an IP of
+ * that account is blocked there rather than on each asset it touched. */
+static const char SQL_PERIMETER[] =
+    "SELECT asset_id, '', '', '' FROM perimeter_agents WHERE account_id = $1 "
+    "ORDER BY asset_id LIMIT $2::int";
 static const char SQL_PLAYBOOK[] =
     "SELECT name, entity_type, steps::text FROM playbooks WHERE "
     "CASE WHEN $1 = '' THEN entity_type = $2 AND is_default ELSE name = $1 END "
@@ -597,6 +603,23 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, const char *dest
                             "them).", ev->id, e->type, e->value, ev->id);
         return 0;
     }
+    if (strcmp(e->type, "ip") == 0) {
+        /* an account with perimeter agents blocks an IP there, whoever it touched */
+        const char *q[2] = {dest, lim};
+        PGresult   *per = NULL;
+
+        if ((*rc = cwpp_pg_query(r->pg, SQL_PERIMETER, 2, q, PGRES_TUPLES_OK, &per, errstr,
+                                 errstr_size)) != CWPP_OK) {
+            PQclear(res);
+            return 0;
+        }
+        if (PQntuples(per) > 0) {
+            PQclear(res);
+            res = per;
+            goto found;
+        }
+        PQclear(per);
+    }
     if (strcmp(dest, ev->account) != 0) {
         /* a member account: its own assets that hold the entity, never the event's */
         PQclear(res);
@@ -615,6 +638,7 @@ static int entity_of(rs_t *r, const ev_t *ev, const char *spec, const char *dest
             return 0;
         }
     }
+found:
     ok = targets_of(res, e, rp);
     PQclear(res);
     if (ok < 0)
@@ -937,6 +961,7 @@ static const cwpp_command_def_t COMMANDS[] = {
     {"users.enable", rs_cmd_users_disable, CWPP_COMMAND_ADMIN},
     {"users.role", rs_cmd_users_role, CWPP_COMMAND_ADMIN},
     {"accounts.add_member", rs_cmd_accounts_add_member, CWPP_COMMAND_ADMIN},
+    {"accounts.perimeter", rs_cmd_accounts_perimeter, CWPP_COMMAND_ADMIN},
     {"playbooks.add", rs_cmd_playbooks_add, CWPP_COMMAND_ADMIN},
     {"playbooks.delete", rs_cmd_playbooks_delete, CWPP_COMMAND_ADMIN},
     {"policies.cancel", rs_cmd_policies_cancel, CWPP_COMMAND_ACCOUNT},

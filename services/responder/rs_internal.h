@@ -76,6 +76,8 @@ int  rs_cmd_users_role(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
                        cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_accounts_add_member(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                                 cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+int  rs_cmd_accounts_perimeter(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                               cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_playbooks_add(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                           cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 int  rs_cmd_playbooks_delete(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,

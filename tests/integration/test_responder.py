@@ -1162,6 +1162,58 @@ def test_block_ip_acts_on_every_asset_the_ip_attacked(pipe):
                    "entity_type = 'ip' AND value = %s", (acct, ip))[0] == (2, 2)
 
 
+def test_block_ip_goes_to_the_perimeter_agents_an_admin_declared(pipe):
+    """An admin declares agents the perimeter of an account (accounts.perimeter): blocking
+    an IP of that account then makes one policy per perimeter agent instead of one per
+    attacked asset, a member account with a perimeter may block an IP none of its assets
+    saw, only an admin declares, and a withdrawn perimeter gives the per-asset targets back."""
+    acct = "acct-" + tag()
+    a1, a2 = "host-" + tag(), "host-" + tag()
+    gw1, gw2 = "gw-" + tag(), "gw-" + tag()
+    ip = "198.51.100.75"
+    pipe.raw(acct, alert(acct, "Scan", "network_attack", "medium", at(4), a1, remote_ip=ip),
+             alert(acct, "Brute force", "brute_force", "high", at(3), a2, remote_ip=ip))
+    eid = pipe.event_of(acct, 2)
+    ana = "ana-" + tag()
+    pipe.user(ana, acct)
+    assert "Only an admin" in pipe.refused("accounts", "perimeter", acct, gw1, actor=ana)
+    pipe.ok("accounts", "perimeter", acct, gw1)
+    pipe.ok("accounts", "perimeter", acct, gw2)
+    assert "already" in pipe.refused("accounts", "perimeter", acct, gw1)
+    out = pipe.ok("accounts", "perimeter", "list")
+    assert gw1 in out and gw2 in out
+    assert t.query("SELECT count(*) FROM activity_log WHERE action = 'accounts.perimeter' AND "
+                   "object_id = %s", (acct,))[0][0] == 2
+    rc, doc, err = pipe.ctl_json("events", "respond", eid, "--entity", f"ip:{ip}",
+                                 "--validity", "1h", "--status", "handling")
+    assert rc == 0, err
+    assert sorted(p["asset_id"] for p in doc["result"]["policies"]) == sorted([gw1, gw2])
+    sent = [ACTION.decode(m.value()) for m in t.consume(pipe.prefix + "actions", 1, settle=2)]
+    assert {(x["account_id"], x["asset_id"]) for x in sent
+            if x["event_id"] == eid and x["action"] == "block_ip"} == {(acct, gw1), (acct, gw2)}
+    # a member account none of whose assets saw the IP blocks it at its perimeter
+    member = "acct-" + tag()
+    pipe.ok("accounts", "add-member", member, "--manager", acct)
+    assert "has no asset where" in pipe.refused("events", "respond", eid, "--entity",
+                                                f"ip:{ip}", "--account", member,
+                                                "--validity", "1h", "--status", "handling")
+    mgw = "gw-" + tag()
+    pipe.ok("accounts", "perimeter", member, mgw)
+    rc, doc, err = pipe.ctl_json("events", "respond", eid, "--entity", f"ip:{ip}", "--account",
+                                 member, "--validity", "1h", "--status", "handling")
+    assert rc == 0, err
+    assert [p["asset_id"] for p in doc["result"]["policies"]] == [mgw]
+    # withdrawn: the IP is blocked on the assets it attacked again
+    pipe.ok("accounts", "perimeter", acct, gw1, "--remove")
+    pipe.ok("accounts", "perimeter", acct, gw2, "--remove")
+    assert "is not a perimeter agent" in pipe.refused("accounts", "perimeter", acct, gw1,
+                                                     "--remove")
+    rc, doc, err = pipe.ctl_json("events", "respond", eid, "--entity", f"ip:{ip}",
+                                 "--validity", "1h", "--status", "handling")
+    assert rc == 0, err
+    assert sorted(p["asset_id"] for p in doc["result"]["policies"]) == sorted([a1, a2])
+
+
 def test_a_validity_shorter_than_the_steps_need_is_refused(pipe):
     """A playbook's validity must leave its steps the time they need (the sum of their
     timeouts): deep-virus-scan's 600 s step refuses 60 s, and nothing is created."""

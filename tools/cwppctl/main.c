@@ -67,6 +67,7 @@ static void usage(FILE *f)
         "        | grant USER ACCOUNT | revoke USER ACCOUNT | role USER analyst|admin|viewer\n"
         "        | disable USER | enable USER\n"
         "  accounts list | add-member ACCOUNT --manager ACCOUNT [--name N]\n"
+        "  accounts perimeter ACCOUNT ASSET [--remove] | perimeter list\n"
         "  export [--level L...] [--status S...] [--since T] [--until T] [--ids ID...]\n"
         "         --out FILE.xlsx            an Excel workbook of at most 1,000 events\n"
         "  export download JOB --out FILE.xlsx | export list [--limit N]\n"

@@ -6,7 +6,7 @@
  *   events status|owner|level|remark|respond|playbook ...   commands
  *   events recommend|tasks|log ID                           reads
  *   playbooks list|add|delete, users list|add|grant|revoke|disable|enable|role,
- *   accounts list|add-member
+ *   accounts list|add-member|perimeter
  *
  * Everything goes through cwpp-api (docs/api/parts/respond.yaml, admin.yaml): the changes
  * are answered from the responder's command answer (ctl_api_change), the reads are its
@@ -746,6 +746,32 @@ int ctl_accounts(ctl_t *c, int argc, char **argv)
             json_object_set_new(p, "name", json_string(name));
         return ctl_api_change(c, "/api/v1/accounts/members", p);
     }
+    if (argc == 2 && strcmp(argv[0], "perimeter") == 0 && strcmp(argv[1], "list") == 0) {
+        static const char *const cols[] = {"account", "asset", "declared_by", "declared_at",
+                                           NULL};
+        json_t *doc = NULL;
+
+        if ((rc = ctl_api(c, "GET", "/api/v1/accounts", NULL, &doc)) != CTL_OK)
+            return rc;
+        return print_table(c, doc, "perimeter_agents", cols, "No perimeter agents.");
+    }
+    if (argc >= 3 && strcmp(argv[0], "perimeter") == 0) {
+        int remove = 0, i, j;
+
+        for (i = j = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--remove") == 0)
+                remove = 1;
+            else
+                argv[j++] = argv[i];
+        }
+        argc = j;
+        if (argc != 3 || no_extra_options(argc - 1, argv + 1) != CTL_OK)
+            return ctl_fail(CTL_USAGE, "usage: cwppctl accounts perimeter ACCOUNT ASSET "
+                            "[--remove] | perimeter list");
+        return ctl_api_change(c, "/api/v1/accounts/perimeter",
+                              json_pack("{s:s, s:s, s:b}", "account", argv[1], "asset",
+                                        argv[2], "remove", remove));
+    }
     return ctl_fail(CTL_USAGE, "usage: cwppctl accounts list | add-member ACCOUNT --manager "
-                    "ACCOUNT [--name N]");
+                    "ACCOUNT [--name N] | perimeter ACCOUNT ASSET [--remove] | perimeter list");
 }
