@@ -484,8 +484,8 @@ static void test_assessment_block_ip(void **state)
 
 /* The event status table (libs/correlate) is the only definition: schemas/event.avsc
  * EventStatus and the CHECK on events.status list exactly its statuses, the statuses a
- * handling policy may leave an event in are among them, and only "handled" takes no
- * more alerts. */
+ * handling policy may leave an event in are among them, and only "handled" and "merged"
+ * take no more alerts. */
 static void test_vocab_event_statuses(void **state)
 {
     const char *want[CWPP_EVS__COUNT];
@@ -501,7 +501,8 @@ static void test_vocab_event_statuses(void **state)
         assert_int_equal(cwpp_event_status_parse(want[t], &back), 0);
         assert_int_equal(back, t);
         assert_int_equal(cwpp_event_status_state(want[t]),
-                         t == CWPP_EVS_HANDLED ? CWPP_EV_HANDLED : CWPP_EV_OPEN);
+                         t == CWPP_EVS_HANDLED || t == CWPP_EVS_MERGED ? CWPP_EV_HANDLED
+                                                                       : CWPP_EV_OPEN);
     }
     assert_int_equal(cwpp_event_status_state("no-such-status"), CWPP_EV_OPEN);
     nbad += vf_diff("the event status table (libs/correlate)", want, CWPP_EVS__COUNT, &got,
