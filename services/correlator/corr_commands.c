@@ -31,6 +31,27 @@
 
 /* ------------------------------------------------------------------ helpers */
 
+/* The limit of every text of a correlator command (cwpp_alert_limits.h; docs/commands.md
+ * "Limits"). */
+static const cwpp_alert_text_limit_t LIMITS[] = {
+    {"event_ids", CWPP_CMD_MAX_EVENT_ID},
+    {"event_id", CWPP_CMD_MAX_EVENT_ID},
+    {"alert_ids", CWPP_CMD_MAX_ALERT_ID},
+    {"remark", CWPP_CMD_MAX_REMARK},
+};
+
+/* 1 when every text of the payload keeps its limit; else 0 with the refusal in rp. */
+static int texts_fit(const cwpp_command_t *c, cwpp_command_reply_t *rp)
+{
+    char why[300];
+
+    if (cwpp_alert_texts_fit(c->payload, LIMITS, sizeof(LIMITS) / sizeof(LIMITS[0]),
+                             CWPP_CMD_MAX_DEFAULT, why, sizeof(why)))
+        return 1;
+    cwpp_command_refuse(rp, "Refused: %s; nothing was changed.", why);
+    return 0;
+}
+
 /* The string members of a JSON array as a JSON text (owned), after checking: an array of
  * min..max distinct non-empty strings of at most 64 bytes. NULL with the refusal in rp. */
 static char *id_list(const json_t *arr, const char *field, size_t min, size_t max,
@@ -46,7 +67,7 @@ static char *id_list(const json_t *arr, const char *field, size_t min, size_t ma
     for (i = 0; i < json_array_size(arr); i++) {
         const json_t *v = json_array_get(arr, i);
 
-        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 64) {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
             cwpp_command_refuse(rp, "Refused: \"%s\" holds a value that is not an id.",
                                 field);
             return NULL;
@@ -68,8 +89,8 @@ static const char *remark_of(const json_t *payload, cwpp_command_reply_t *rp)
 
     if (r == NULL || json_is_null(r))
         return "";
-    if (!json_is_string(r) || json_string_length(r) > 1000) {
-        cwpp_command_refuse(rp, "Refused: \"remark\" must be a text of at most 1000 bytes.");
+    if (!json_is_string(r)) {
+        cwpp_command_refuse(rp, "Refused: \"remark\" must be a text.");
         return NULL;
     }
     return json_string_value(r);
@@ -185,7 +206,7 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
 {
     corr_t            *cr = svc;
     const json_t      *arr = json_object_get(c->payload, "event_ids");
-    const char        *remark = remark_of(c->payload, rp), *account;
+    const char        *remark, *account;
     char              *ids = NULL, *others = NULL;
     cwpp_corr_index_t *ix = NULL;
     evs_t             *surv = NULL;
@@ -194,7 +215,8 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
     int64_t            before_alerts, now = cwpp_now_ms();
     int                rc = CWPP_OK;
 
-    if (remark == NULL || (ids = id_list(arr, "event_ids", MERGE_MIN, MERGE_MAX, rp)) == NULL)
+    if (!texts_fit(c, rp) || (remark = remark_of(c->payload, rp)) == NULL ||
+        (ids = id_list(arr, "event_ids", MERGE_MIN, MERGE_MAX, rp)) == NULL)
         return CWPP_OK;
     n = json_array_size(arr);
     if ((ix = cwpp_corr_index_new(cr->conf->window_ms)) == NULL) {
@@ -314,7 +336,7 @@ static int cmd_detach(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
     corr_t            *cr = svc;
     const json_t      *jev = json_object_get(c->payload, "event_id");
     const json_t      *arr = json_object_get(c->payload, "alert_ids");
-    const char        *remark = remark_of(c->payload, rp), *first;
+    const char        *remark, *first;
     char              *alerts = NULL, *one = NULL, nid[CWPP_EVENT_ID_LEN + 1];
     cwpp_corr_index_t *ix = NULL;
     evs_t             *src, *dst;
@@ -325,9 +347,9 @@ static int cmd_detach(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
     int64_t            before_alerts, now = cwpp_now_ms();
     int                rc = CWPP_OK, i;
 
-    if (remark == NULL)
+    if (!texts_fit(c, rp) || (remark = remark_of(c->payload, rp)) == NULL)
         return CWPP_OK;
-    if (!json_is_string(jev) || json_string_length(jev) == 0 || json_string_length(jev) > 64)
+    if (!json_is_string(jev) || json_string_length(jev) == 0)
         return cwpp_command_refuse(rp, "Refused: \"event_id\" must name an event.");
     if ((alerts = id_list(arr, "alert_ids", 1, DETACH_MAX, rp)) == NULL)
         return CWPP_OK;
