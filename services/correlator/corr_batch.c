@@ -895,12 +895,32 @@ static int run_tx(corr_t *c, item_t *items, size_t n, int64_t now, cwpp_outbox_t
                   char *errstr, size_t errstr_size)
 {
     tx_t tx = {.n = n, .now = now, .items = items};
-    int  rc;
+    int  rc, attempt;
 
-    corr_evs_reset(c);
-    corr_rows_start(&c->w);
-    memset(&c->n, 0, sizeof(c->n));
-    if ((rc = tx_load(c, &tx, errstr, errstr_size)) == CWPP_OK &&
+    for (attempt = 0;; attempt++) {
+        size_t i;
+        int    merged = 0;
+
+        corr_evs_reset(c);
+        corr_rows_start(&c->w);
+        memset(&c->n, 0, sizeof(c->n));
+        if ((rc = tx_load(c, &tx, errstr, errstr_size)) != CWPP_OK || attempt == 3)
+            break;
+        /* an event merged while this load waited for its lock: the keys and memberships
+         * it read moved to the survivor since (a merged event holds none). Load again:
+         * the merge has committed, the statements now see where they went. */
+        for (i = 0; i < c->nevs; i++)
+            merged |= strcmp(c->evlist[i]->status, cwpp_event_status_name(CWPP_EVS_MERGED)) == 0;
+        if (!merged)
+            break;
+        PQclear(tx.r_notes);
+        PQclear(tx.r_al);
+        cwpp_corr_index_destroy(tx.ix);
+        tx = (tx_t){.n = n, .now = now, .items = items};
+        if ((rc = cwpp_pg_command(c->pg, "ROLLBACK", errstr, errstr_size)) != CWPP_OK)
+            return rc;
+    }
+    if (rc == CWPP_OK &&
         (rc = tx_decide(c, &tx, errstr, errstr_size)) == CWPP_OK &&
         (rc = tx_write(c, &tx, errstr, errstr_size)) == CWPP_OK &&
         (rc = tx_commit(c, &tx, errstr, errstr_size)) == CWPP_OK)

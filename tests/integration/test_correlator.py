@@ -266,7 +266,7 @@ def test_a_whitelisted_alert_leaves_its_event_and_a_restored_one_rejoins(service
     again under the normal rules without adding an occurrence; restored while still a
     member, nothing moves."""
     acct, md5, ip = "acct-" + tag(), t.md5hex("leave" + tag()), "198.51.100.23"
-    start_pipeline(services, prefix)
+    (c,) = start_pipeline(services, prefix)
     t.produce(prefix + "alerts.raw", [
         alert(acct, "Miner dropped", "virus", "critical", at(30), "web9", tactic="TA0002",
               source="virus_scan", file={"path": "/tmp/m", "md5": md5}),
@@ -317,13 +317,15 @@ def test_a_whitelisted_alert_leaves_its_event_and_a_restored_one_rejoins(service
     t.produce(prefix + "alerts.accepted", [ALERT.encode(restored)], keys=[acct.encode()])
     time.sleep(3)
     assert [(e[4], e[5]) for e in events_of(acct)] == [(2, 2)]
+    assert t.metrics(c)["cwpp_correlator_alerts_left_total"] == 1
+    assert c.stop() == 0
 
 
 def test_a_whitelisted_alert_that_was_the_only_one_leaves_an_empty_event(services, prefix):
     """The event of a whitelisted alert that was its only alert keeps its id and status
     with 0 alerts and no keys: it takes no alerts; restoring the alert brings it back."""
     acct = "acct-" + tag()
-    start_pipeline(services, prefix)
+    (c,) = start_pipeline(services, prefix)
     t.produce(prefix + "alerts.raw", [alert(acct, "Lonely", "virus", "high", at(10), "h5")],
               keys=[acct.encode()])
     wait_alerts(acct, 1)
@@ -341,6 +343,7 @@ def test_a_whitelisted_alert_that_was_the_only_one_leaves_an_empty_event(service
               keys=[acct.encode()])
     t.wait_for(lambda: events_of(acct)[0][4] == 1, timeout=30, what="the alert restored")
     assert [(e[0], e[4], e[5]) for e in events_of(acct)] == [(ev[0], 1, 1)]
+    assert c.stop() == 0
 
 
 def test_a_handled_alert_recurring_after_its_event_is_unhandled_in_the_successor(
@@ -350,7 +353,7 @@ def test_a_handled_alert_recurring_after_its_event_is_unhandled_in_the_successor
     activity log, with the change logged by the correlator), so the successor's own
     Handled cascade handles it."""
     acct = "acct-" + tag()
-    start_pipeline(services, prefix)
+    (c,) = start_pipeline(services, prefix)
     first = alert(acct, "Webshell", "webshell", "high", at(20), "web8",
                   file={"path": "/var/www/b.php", "md5": t.md5hex(acct + "b")})
     t.produce(prefix + "alerts.raw", [first], keys=[acct.encode()])
@@ -380,6 +383,8 @@ def test_a_handled_alert_recurring_after_its_event_is_unhandled_in_the_successor
     # the old event keeps its figures and status
     old = [e for e in evs if e[0] == e1][0]
     assert (old[3], old[4]) == ("handled", 1)
+    assert t.metrics(c)["cwpp_correlator_alerts_reopened_total"] == 1
+    assert c.stop() == 0
 
 
 def test_accounts_never_share_an_event(services, prefix):

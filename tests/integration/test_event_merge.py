@@ -141,7 +141,7 @@ def test_merge_combines_events_into_the_oldest(services, prefix):
     with a merged event's key joins the survivor."""
     acct, u = "acct-" + tag(), tag()
     ana = t.make_user(f"ana-{u}", acct)
-    start(services, prefix)
+    corr = start(services, prefix)
     e1, e2, e3, before = three_events(prefix, acct)
     assert len({e1, e2, e3}) == 3
     assert "core_asset" not in [r["code"] for r in before[e1][8].get("reasons", [])]
@@ -192,6 +192,7 @@ def test_merge_combines_events_into_the_oldest(services, prefix):
     t.wait_for(lambda: events_of(acct)[e1][3] == 4, timeout=30, what="joined the survivor")
     assert len(events_of(acct)) == 3
     assert event_with(acct, "SSH brute force 2") == e1
+    assert corr.stop() == 0
 
 
 def test_merge_refusals(services, prefix):
@@ -248,7 +249,7 @@ def test_detach_moves_alerts_into_a_new_event(services, prefix):
     with them); the change is logged; refusals leave everything as it was."""
     acct, u = "acct-" + tag(), tag()
     ana = t.make_user(f"ana-{u}", acct)
-    start(services, prefix)
+    corr = start(services, prefix)
     t.produce(prefix + "alerts.raw", [
         alert(acct, "Miner", "virus", "critical", at(30), "h9", source="virus_scan",
               file={"path": "/tmp/xmr", "md5": t.md5hex(acct + "x")}),
@@ -305,6 +306,7 @@ def test_detach_moves_alerts_into_a_new_event(services, prefix):
     assert got[all_][0]["status"] == "error" and "must stay" in got[all_][0]["message"]
     assert [(e[3]) for e in sorted(events_of(acct).values())] == \
         [e[3] for e in sorted(evs.values())]
+    assert corr.stop() == 0
 
 
 # -------------------------------------------------------------------- crashes
@@ -325,7 +327,7 @@ def test_kill9_mid_merge_applies_the_merge_once(services, prefix):
     assert all(e[1] == "unhandled" and e[3] == 1 for e in evs.values()), evs
     assert t.query("SELECT count(*) FROM commands_applied WHERE command_id = %s",
                    (cid,)) == [(0,)]
-    start_correlator(services, prefix)
+    corr = start_correlator(services, prefix)
     status, msg, res = answer(prefix, cid)
     assert status == "ok", msg
     got = answers(prefix, {cid: 1}, timeout=10, settle=3)
@@ -342,3 +344,4 @@ def test_kill9_mid_merge_applies_the_merge_once(services, prefix):
     assert len(log_of(cid)) == 3
     assert t.query("SELECT count(*) FROM commands_applied WHERE command_id = %s",
                    (cid,)) == [(1,)]
+    assert corr.stop() == 0
