@@ -19,6 +19,7 @@ static const cwpp_event_status_def_t evs_tab[CWPP_EVS__COUNT] = {
     {CWPP_EVS_HANDLING,  "handling",  "Handling",  CWPP_EV_OPEN},
     {CWPP_EVS_HANDLED,   "handled",   "Handled",   CWPP_EV_HANDLED},
     {CWPP_EVS_FAILED,    "failed",    "Failed",    CWPP_EV_OPEN},
+    {CWPP_EVS_MERGED,    "merged",    "Merged",    CWPP_EV_HANDLED},
 };
 
 const cwpp_event_status_def_t *cwpp_event_status_def(cwpp_event_status_t s)
@@ -577,5 +578,32 @@ int cwpp_corr_index_key_owner(const cwpp_corr_index_t *ix, const char *key,
         return CWPP_ENOTFOUND;
     *event_id = e->ev->id;
     *alert_id = e->alert_id;
+    return CWPP_OK;
+}
+
+/* --------------------------------------------------------- membership changes */
+
+int cwpp_corr_index_alert_event(const cwpp_corr_index_t *ix, const char *alert_id,
+                                const char **event_id, cwpp_event_state_t *st)
+{
+    const ev_t *ev = map_get(&ix->alerts, alert_id);
+
+    if (ev == NULL)
+        return CWPP_ENOTFOUND;
+    *event_id = ev->id;
+    *st = ev->state;
+    return CWPP_OK;
+}
+
+int cwpp_corr_index_forget_alert(cwpp_corr_index_t *ix, const char *alert_id)
+{
+    node_t **p, *x;
+
+    if (ix->alerts.nb == 0 || *(p = slot(&ix->alerts, alert_id)) == NULL)
+        return CWPP_ENOTFOUND;
+    x = *p; /* the alerts map does not own its values (the events map does) */
+    *p = x->next;
+    free(x);
+    ix->alerts.n--;
     return CWPP_OK;
 }

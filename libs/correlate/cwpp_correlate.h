@@ -60,6 +60,7 @@ typedef enum {
  */
 typedef enum {
     CWPP_EVS_UNHANDLED = 0, CWPP_EVS_HANDLING, CWPP_EVS_HANDLED, CWPP_EVS_FAILED,
+    CWPP_EVS_MERGED, /* merged into another event (events.merged_into): takes no alerts */
     CWPP_EVS__COUNT /* not a status: the number of them */
 } cwpp_event_status_t;
 
@@ -224,5 +225,64 @@ typedef struct cwpp_assessment {
 int  cwpp_ev_assess(const json_t *summary, const cwpp_assess_conf_t *c, int64_t now_ms,
                     const cwpp_ip_stat_t *ips, size_t nips, cwpp_assessment_t *out);
 void cwpp_assessment_clear(cwpp_assessment_t *a);
+
+/* ------------------------------------- membership changes (membership.c, correlate.c) */
+
+/*
+ * The event an alert is a member of in the index (the open one, else the latest: as
+ * seeded), and that event's state. 0, or CWPP_ENOTFOUND when the alert is in no event the
+ * index holds. event_id points into the index (valid until it changes).
+ */
+int cwpp_corr_index_alert_event(const cwpp_corr_index_t *ix, const char *alert_id,
+                                const char **event_id, cwpp_event_state_t *st);
+
+/* The alert is no longer a member of any event (it left: whitelisted, or moved by a
+ * command); the keys stay with their owners. Returns 0 or CWPP_ENOTFOUND. */
+int cwpp_corr_index_forget_alert(cwpp_corr_index_t *ix, const char *alert_id);
+
+/* One member of an event as stored: its alert (a stored row, cwpp_alert_from_row) and its
+ * figures within the event (event_alerts: first and last occurrence, occurrences). */
+typedef struct cwpp_corr_member {
+    const cwpp_alert_t *alert;
+    int64_t             first_ms, last_ms, occurrences;
+} cwpp_corr_member_t;
+
+/*
+ * Rebuilds an event's running figures from its members, in the order given (the order
+ * they joined): each member is added as a new alert at its first occurrence, then its
+ * further occurrences at its last one, through cwpp_ev_summary_add_n, so the figures are
+ * those the event would have had with only these alerts. From old (the figures before,
+ * may be NULL) it keeps what is not made of alerts: "notified" (notifications are not
+ * sent twice), and, when no member is left, the times, name and severity (the event
+ * stays readable with 0 alerts). *out is a new object (the caller owns it). Returns 0,
+ * CWPP_ENOMEM, or CWPP_EINVAL for a member without alert.
+ */
+int cwpp_ev_rebuild(const cwpp_corr_member_t *m, size_t n, const json_t *old,
+                    const cwpp_assess_conf_t *c, json_t **out);
+
+/*
+ * Where each correlation key goes when events are rebuilt from new member lists. The
+ * caller gives the keys the rebuilt events own now (key, owner, alert that brought it)
+ * and every (key, rebuilt event, member alert) its new members hold, in member order.
+ * For each owned key: the owner keeps it when one
+ * of its members still holds it (its alert is the old one if still a holder, else the
+ * first holder); otherwise the first rebuilt event (in ids order) whose members hold it
+ * takes it; otherwise it is dropped. Fills out_event/out_alert per key (pointers into the
+ * inputs; NULL: dropped). Pure.
+ */
+typedef struct cwpp_corr_keyref {
+    const char *key, *event_id, *alert_id;
+} cwpp_corr_keyref_t;
+
+/* The id of the event that alerts detached from event_id form: "ev-" + 32 hex of
+ * SHA-256 over account, event_id, the first detached alert and a "detach" marker (the
+ * same on a replay of the command). */
+void cwpp_corr_detach_event_id(const char *account, const char *event_id,
+                               const char *alert_id, char out[CWPP_EVENT_ID_LEN + 1]);
+
+void cwpp_corr_keys_reassign(const cwpp_corr_keyref_t *owned, size_t nowned,
+                             const cwpp_corr_keyref_t *held, size_t nheld,
+                             const char *const *ids, size_t nids, const char **out_event,
+                             const char **out_alert);
 
 #endif /* CWPP_CORRELATE_H */

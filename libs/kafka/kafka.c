@@ -58,8 +58,10 @@ static const cwpp_acl_def_t acl_defs[] = {
     G_("cwpp-whitelist", "cwpp-whitelist", 0),
 
     T_("cwpp-correlator", ALERTS_ACCEPTED, R),
+    T_("cwpp-correlator", COMMANDS, R),
     T_("cwpp-correlator", EVENTS, W),
     T_("cwpp-correlator", NOTIFICATIONS, W),
+    T_("cwpp-correlator", COMMAND_RESULTS, W),
     T_("cwpp-correlator", ALERTS_REJECTED, W),
     G_("cwpp-correlator", "cwpp-correlator", 0),
 

@@ -51,7 +51,8 @@ typedef struct cwpp_snapshot {
     const char   *account_id;
     const char   *name;           /* the name of the event's most severe alert */
     const char   *level;          /* critical, high, medium, low (NULL: low) */
-    const char   *status;         /* unhandled, handling, handled, failed (NULL: unhandled) */
+    const char   *status;         /* unhandled, handling, handled, failed, merged (NULL:
+                                   * unhandled) */
     const char   *owner;          /* NULL: none */
     const char   *predecessor;    /* NULL: none */
     const json_t *stages;         /* array of strings (ATT&CK tactics); NULL: empty */
@@ -67,6 +68,7 @@ typedef struct cwpp_snapshot {
                                    * NULL: neither */
     int64_t       version;
     int64_t       updated_at_ms;
+    const char   *merged_into;    /* status merged: the survivor; NULL: none */
 } cwpp_snapshot_t;
 
 /*

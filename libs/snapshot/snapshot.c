@@ -201,6 +201,7 @@ int cwpp_snapshot_encode(const cwpp_avro_type_t *t, avro_value_t *v, const cwpp_
     if (rc == 0 && (avro_value_get_by_name(v, "lists_truncated", &f, NULL) != 0 ||
                     avro_value_set_boolean(&f, e.truncated) != 0))
         rc = -1;
+    rc |= set_opt_str(&e, v, "merged_into", s->merged_into, CWPP_SNAPSHOT_MAX_ID);
     if (rc != 0)
         return cwpp_seterr(errstr, errstr_size, CWPP_EINVAL, "cannot build SecurityEvent %.64s",
                            or_else(s->event_id, "(no id)"));

@@ -33,6 +33,7 @@ static void evs_free(evs_t *e)
     free(e->account);
     free(e->owner);
     free(e->predecessor);
+    free(e->merged_into);
     json_decref(e->summary);
     json_decref(e->assessment);
     free(e->stored_assessment);
@@ -62,7 +63,7 @@ static uint64_t fnv(const char *s)
     return h;
 }
 
-static evs_t *ev_find(corr_t *c, const char *id)
+evs_t *corr_ev_find(corr_t *c, const char *id)
 {
     size_t i;
 
@@ -75,7 +76,7 @@ static evs_t *ev_find(corr_t *c, const char *id)
 }
 
 /* Sizes the table for n more events (called once per batch with an upper bound). */
-static int ev_reserve(corr_t *c, size_t n)
+int corr_ev_reserve(corr_t *c, size_t n)
 {
     size_t cap = 64;
 
@@ -91,7 +92,7 @@ static int ev_reserve(corr_t *c, size_t n)
     return c->evs_cap ? CWPP_OK : CWPP_ENOMEM;
 }
 
-static evs_t *ev_add(corr_t *c, const char *id, const char *account)
+evs_t *corr_ev_add(corr_t *c, const char *id, const char *account)
 {
     evs_t *e;
     size_t i;
@@ -195,6 +196,16 @@ static void take(corr_t *c, item_t *it, rd_kafka_message_t *m, int64_t now)
         snprintf(it->reason, sizeof(it->reason),
                  "the alert occurred %lld s in the future, more than correlator.max.future.ms",
                  (long long)((it->alert.occurred_at_ms - now) / 1000));
+    } else if ((it->alert.status == CWPP_ST_MANUALLY_WHITELISTED ||
+                it->alert.status == CWPP_ST_AUTOMATICALLY_WHITELISTED) &&
+               it->alert.transition == CWPP_TR_WHITELISTED) {
+        it->ok = it->leave = 1; /* whitelisted after it was accepted: it leaves its events */
+        return;
+    } else if (it->alert.transition == CWPP_TR_WHITELISTED) {
+        it->code = "invalid_alert";
+        snprintf(it->reason, sizeof(it->reason),
+                 "transition whitelisted on a %s alert: only a whitelisted alert leaves "
+                 "its events", cwpp_status_name(it->alert.status));
     } else if (it->alert.status == CWPP_ST_MANUALLY_WHITELISTED ||
                it->alert.status == CWPP_ST_AUTOMATICALLY_WHITELISTED) {
         it->code = "whitelisted";
@@ -250,19 +261,13 @@ static int seqs_reset(corr_t *c, size_t n)
     return CWPP_OK;
 }
 
-/* Loads the locked events, their keys and memberships into ix and the touched table,
- * and the highest occurrence applied of each of the batch's n alerts. */
-static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_keys,
-                PGresult *r_alerts, size_t n)
+int corr_seed_events(corr_t *c, cwpp_corr_index_t *ix, const PGresult *r_ev)
 {
     int i;
 
-    if (seqs_reset(c, n + (size_t)PQntuples(r_alerts)) != CWPP_OK)
-        return CWPP_ENOMEM;
-
     for (i = 0; i < PQntuples(r_ev); i++) {
         const char        *id = PQgetvalue(r_ev, i, 0), *st = PQgetvalue(r_ev, i, 2);
-        evs_t             *e = ev_add(c, id, PQgetvalue(r_ev, i, 1));
+        evs_t             *e = corr_ev_add(c, id, PQgetvalue(r_ev, i, 1));
         json_error_t       jerr;
         cwpp_event_state_t state = cwpp_event_status_state(st);
 
@@ -288,12 +293,28 @@ static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_ke
         if ((e->stored_assessment = strdup(PQgetvalue(r_ev, i, 11))) == NULL)
             return CWPP_ENOMEM;
         e->level = level_rank(PQgetvalue(r_ev, i, 10));
+        if (PQnfields(r_ev) > 13 && !PQgetisnull(r_ev, i, 13) &&
+            (e->merged_into = strdup(PQgetvalue(r_ev, i, 13))) == NULL)
+            return CWPP_ENOMEM;
         e->level_fixed = PQgetvalue(r_ev, i, 12)[0] == 't';
         if (cwpp_corr_index_seed_event(ix, id, e->account, state,
                                        strtoll(PQgetvalue(r_ev, i, 3), NULL, 10),
                                        strtoll(PQgetvalue(r_ev, i, 4), NULL, 10)) == CWPP_ENOMEM)
             return CWPP_ENOMEM;
     }
+    return CWPP_OK;
+}
+
+/* Loads the locked events, their keys and memberships into ix and the touched table,
+ * and the highest occurrence applied of each of the batch's n alerts. */
+static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_keys,
+                PGresult *r_alerts, size_t n)
+{
+    int i;
+
+    if (seqs_reset(c, n + (size_t)PQntuples(r_alerts)) != CWPP_OK ||
+        corr_seed_events(c, ix, r_ev) != CWPP_OK)
+        return CWPP_ENOMEM;
     for (i = 0; i < PQntuples(r_keys); i++)
         if (cwpp_corr_index_seed_key(ix, PQgetvalue(r_keys, i, 0), PQgetvalue(r_keys, i, 1),
                                      PQgetvalue(r_keys, i, 2)) == CWPP_ENOMEM)
@@ -351,6 +372,16 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
     const char      *before[CWPP_CORR_MAX_KEYS], *by;
     size_t           nk;
 
+    const char      *prev_ev = NULL;
+    cwpp_event_state_t prev_st = CWPP_EV_OPEN;
+    char             prev[CWPP_EVENT_ID_LEN + 1] = "";
+
+    if (cwpp_corr_index_alert_event(ix, a->alert_id, &prev_ev, &prev_st) == CWPP_OK) {
+        if (a->transition == CWPP_TR_RESTORED)
+            return CWPP_OK; /* removed from the whitelist but still a member: only its
+                             * status changed (whitelist-filter's), no occurrence */
+        snprintf(prev, sizeof(prev), "%s", prev_ev);
+    }
     if (occ == 0) { /* applied before: nothing moves */
         c->n.repeats++;
         return CWPP_OK;
@@ -367,9 +398,16 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
         return CWPP_EINVAL;
     if (cwpp_corr_index_apply(ix, a, &it->d) != CWPP_OK)
         return CWPP_ENOMEM;
-    e = ev_find(c, it->d.event_id);
+    if (prev[0] != '\0' && prev_st == CWPP_EV_HANDLED && !it->d.recurrence &&
+        strcmp(prev, it->d.event_id) != 0) {
+        /* recurred after its event was handled: unhandled in the event it joins now, so
+         * that event's own Handled cascade handles it (only if it is handled now) */
+        corr_row_reopen(w, a->alert_id, it->d.event_id, prev);
+        c->n.reopened++;
+    }
+    e = corr_ev_find(c, it->d.event_id);
     if (e == NULL) {
-        if ((e = ev_add(c, it->d.event_id, a->account_id)) == NULL)
+        if ((e = corr_ev_add(c, it->d.event_id, a->account_id)) == NULL)
             return CWPP_ENOMEM;
         e->is_new = 1;
         if (it->d.predecessor[0] && (e->predecessor = strdup(it->d.predecessor)) == NULL)
@@ -402,8 +440,8 @@ static int apply(corr_t *c, cwpp_corr_index_t *ix, item_t *it, size_t ord, rows_
 }
 
 /* The changed events' level and version after this batch, and the IPs whose 30-day
- * figures the assessment needs. The events rows themselves are written by assess(). */
-static int event_prep(corr_t *c, rows_t *w)
+ * figures the assessment needs. The events rows themselves are written by corr_assess(). */
+int corr_event_prep(corr_t *c, rows_t *w)
 {
     size_t i;
 
@@ -430,7 +468,7 @@ static int event_prep(corr_t *c, rows_t *w)
     return w->ips.err ? CWPP_ENOMEM : CWPP_OK;
 }
 
-static int read_ipstats(corr_t *c, const PGresult *r)
+int corr_read_ipstats(corr_t *c, const PGresult *r)
 {
     int i, n = PQntuples(r);
 
@@ -481,7 +519,7 @@ static void note_id(const evs_t *e, char *id, size_t size)
 }
 
 /* The notification record of e (kind 1 opened, 2 urgency raised) into c->buf. */
-static int build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size)
+int corr_build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size)
 {
     avro_value_t *v = &c->v_note, arr, x;
     const json_t *reasons = json_object_get(e->assessment, "reasons");
@@ -530,7 +568,7 @@ static int build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_siz
 }
 
 /* Assessments and notifications of the changed events. */
-static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size)
+int corr_assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size)
 {
     size_t i, j;
     int    rc = 0;
@@ -573,7 +611,7 @@ static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr
             if (json_object_set_new(e->summary, "notified",
                                     json_string(cwpp_urgency_name(e->urgency))) != 0)
                 return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-            if ((rc = build_note(c, e, errstr, errstr_size)) != CWPP_OK)
+            if ((rc = corr_build_note(c, e, errstr, errstr_size)) != CWPP_OK)
                 return rc;
             note_id(e, id, sizeof(id));
             corr_row_note(w, id, e, c->buf.data, c->buf.len);
@@ -586,7 +624,7 @@ static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr
 }
 
 /* The snapshot record of e (libs/snapshot) into c->buf. */
-static int build_snapshot(corr_t *c, evs_t *e, int64_t now, char *errstr, size_t errstr_size)
+int corr_build_snapshot(corr_t *c, evs_t *e, int64_t now, char *errstr, size_t errstr_size)
 {
     const json_t   *s = e->summary;
     cwpp_snapshot_t snap;
@@ -615,6 +653,7 @@ static int build_snapshot(corr_t *c, evs_t *e, int64_t now, char *errstr, size_t
         .assessment = e->assessment,
         .version = e->version,
         .updated_at_ms = now,
+        .merged_into = e->merged_into,
     };
     cwpp_buf_reset(&c->buf);
     return cwpp_snapshot_encode(c->t_event, &c->v_event, &snap, &c->buf, errstr, errstr_size);
@@ -629,6 +668,8 @@ typedef struct tx {
     cwpp_corr_index_t *ix;        /* the loaded events' index, for this batch only */
     const char        *parts;     /* the batch's partitions as JSON (cwpp_fence_json) */
     PGresult          *r_notes;   /* notifications already sent for these records */
+    PGresult          *r_al;      /* the memberships of the batch's alerts, as loaded */
+    item_t            *items;     /* the records of this transaction (n) */
     size_t             changed;   /* events the batch changed */
 } tx_t;
 
@@ -637,15 +678,15 @@ typedef struct tx {
  * the notifications already sent for these offsets. One round trip. */
 static int tx_load(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
 {
-    PGresult      *r_lock = NULL, *r_ev = NULL, *r_keys = NULL, *r_al = NULL;
+    PGresult      *r_lock = NULL, *r_ev = NULL, *r_keys = NULL;
     cwpp_pg_stmt_t q[8];
     const char    *keys = NULL, *ids = NULL;
     size_t         nq = 0;
     int            rc;
 
-    if (corr_json_lookup(&c->j_keys, &c->j_ids, c->items, tx->n, &keys, &ids) != CWPP_OK ||
+    if (corr_json_lookup(&c->j_keys, &c->j_ids, tx->items, tx->n, &keys, &ids) != CWPP_OK ||
         /* each alert may point at an event per key and one by membership, and open one */
-        ev_reserve(c, (CWPP_CORR_MAX_KEYS + 2) * tx->n + 16) != CWPP_OK ||
+        corr_ev_reserve(c, (CWPP_CORR_MAX_KEYS + 2) * tx->n + 16) != CWPP_OK ||
         (tx->ix = cwpp_corr_index_new(c->conf->window_ms)) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     q[nq++] = (cwpp_pg_stmt_t){"BEGIN", -1, {0}, PGRES_COMMAND_OK, NULL};
@@ -655,18 +696,37 @@ static int tx_load(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
     tx->parts = cwpp_fence_json(c->fence); /* t, p, lo, hi: load_notes reads them too */
     q[nq++] = (cwpp_pg_stmt_t){"load_events", 2, {keys, ids}, PGRES_TUPLES_OK, &r_ev};
     q[nq++] = (cwpp_pg_stmt_t){"load_keys", 1, {keys}, PGRES_TUPLES_OK, &r_keys};
-    q[nq++] = (cwpp_pg_stmt_t){"load_alerts", 1, {ids}, PGRES_TUPLES_OK, &r_al};
+    q[nq++] = (cwpp_pg_stmt_t){"load_alerts", 1, {ids}, PGRES_TUPLES_OK, &tx->r_al};
     q[nq++] = (cwpp_pg_stmt_t){"load_notes", 1, {tx->parts}, PGRES_TUPLES_OK, &tx->r_notes};
     if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
         return rc;
     if ((rc = cwpp_fence_read(c->fence, r_lock, errstr, errstr_size)) == CWPP_OK &&
-        (rc = seed(c, tx->ix, r_ev, r_keys, r_al, tx->n)) != CWPP_OK)
+        (rc = seed(c, tx->ix, r_ev, r_keys, tx->r_al, tx->n)) != CWPP_OK)
         cwpp_seterr(errstr, errstr_size, rc, "out of memory");
     PQclear(r_lock); /* copied into the index and the touched events: free them early */
     PQclear(r_ev);
     PQclear(r_keys);
-    PQclear(r_al);
     return rc;
+}
+
+/* A whitelisted alert leaves every event holding it (as loaded: memberships of the
+ * batch's alerts); those events are rebuilt from the members left (corr_members.c). */
+static void leave(corr_t *c, tx_t *tx, item_t *it)
+{
+    int i;
+
+    for (i = 0; i < PQntuples(tx->r_al); i++) {
+        evs_t *e;
+
+        if (strcmp(PQgetvalue(tx->r_al, i, 0), it->alert.alert_id) != 0 ||
+            (e = corr_ev_find(c, PQgetvalue(tx->r_al, i, 1))) == NULL)
+            continue;
+        corr_row_leave(&c->w, e->id, it->alert.alert_id);
+        e->rebuild = e->changed = e->touched = 1;
+        e->src = it->m;
+        c->n.left++;
+    }
+    cwpp_corr_index_forget_alert(tx->ix, it->alert.alert_id);
 }
 
 /* Step 2, decide: the alerts in the batch's order (per partition: the order of the topic).
@@ -679,17 +739,22 @@ static int tx_decide(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
 
     assert(cwpp_fence_nrecords(c->fence) == tx->n);
     for (i = 0; i < tx->n; i++) {
-        item_t *it = &c->items[i];
+        item_t *it = &tx->items[i];
 
         it->fresh = !cwpp_fence_applied(c->fence, i); /* items[i] is the fence's record i */
         if (!it->fresh)
             c->n.replayed++;
         if (!it->ok)
             continue;
+        if (it->leave) {
+            if (it->fresh)
+                leave(c, tx, it);
+            continue;
+        }
         if (!it->fresh) {
             /* applied before: re-send the snapshot of the event it is in */
             if (cwpp_corr_decide(tx->ix, &it->alert, &it->d) == CWPP_OK && it->d.recurrence &&
-                (it->ev = ev_find(c, it->d.event_id)) != NULL)
+                (it->ev = corr_ev_find(c, it->d.event_id)) != NULL)
                 it->ev->touched = 1;
             continue;
         }
@@ -698,10 +763,10 @@ static int tx_decide(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
                                it->alert.alert_id);
     }
     for (i = 0; i < tx->n; i++) /* decided: the rest of the batch needs only the events */
-        cwpp_alert_clear(&c->items[i].alert);
+        cwpp_alert_clear(&tx->items[i].alert);
     for (i = 0; i < c->nevs; i++)
         tx->changed += c->evlist[i]->changed;
-    if ((rc = event_prep(c, &c->w)) != CWPP_OK)
+    if ((rc = corr_event_prep(c, &c->w)) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
     return CWPP_OK;
 }
@@ -713,8 +778,8 @@ static int tx_write(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
 {
     rows_t        *w = &c->w;
     PGresult      *r_ips = NULL;
-    cwpp_pg_stmt_t q[8];
-    const char    *j_al, *j_ent, *j_touch, *j_edge, *j_keys, *j_ips;
+    cwpp_pg_stmt_t q[12];
+    const char    *j_al, *j_ent, *j_touch, *j_edge, *j_keys, *j_ips, *j_leave, *j_reopen;
     size_t         nq = 0;
     int            rc;
 
@@ -724,7 +789,9 @@ static int tx_write(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
         (j_ent = corr_rw_text(&w->entities)) == NULL ||
         (j_touch = corr_rw_text(&w->touch)) == NULL ||
         (j_edge = corr_rw_text(&w->edges)) == NULL ||
-        (j_keys = corr_rw_text(&w->keys)) == NULL || (j_ips = corr_rw_text(&w->ips)) == NULL)
+        (j_keys = corr_rw_text(&w->keys)) == NULL || (j_ips = corr_rw_text(&w->ips)) == NULL ||
+        (j_leave = corr_rw_text(&w->leave)) == NULL ||
+        (j_reopen = corr_rw_text(&w->reopen)) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     q[nq++] = (cwpp_pg_stmt_t){"alerts_upsert", 1, {j_al}, PGRES_COMMAND_OK, NULL};
     q[nq++] = (cwpp_pg_stmt_t){"entities_upsert", 1, {j_ent}, PGRES_COMMAND_OK, NULL};
@@ -732,14 +799,22 @@ static int tx_write(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
         q[nq++] = (cwpp_pg_stmt_t){"entities_touch", 1, {j_touch}, PGRES_COMMAND_OK, NULL};
     q[nq++] = (cwpp_pg_stmt_t){"edges_upsert", 1, {j_edge}, PGRES_COMMAND_OK, NULL};
     q[nq++] = (cwpp_pg_stmt_t){"keys_upsert", 1, {j_keys}, PGRES_COMMAND_OK, NULL};
+    if (w->leave.n > 0)
+        q[nq++] = (cwpp_pg_stmt_t){"leave", 1, {j_leave}, PGRES_COMMAND_OK, NULL};
+    if (w->reopen.n > 0)
+        q[nq++] = (cwpp_pg_stmt_t){"reopen", 1, {j_reopen}, PGRES_COMMAND_OK, NULL};
     q[nq++] = (cwpp_pg_stmt_t){"ip_stats", 1, {j_ips}, PGRES_TUPLES_OK, &r_ips};
     if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
         return rc;
-    rc = read_ipstats(c, r_ips);
+    if ((rc = corr_rebuild(c, errstr, errstr_size)) != CWPP_OK) {
+        PQclear(r_ips);
+        return rc;
+    }
+    rc = corr_read_ipstats(c, r_ips);
     PQclear(r_ips);
     if (rc != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, rc, "out of memory");
-    return assess(c, w, tx->now, errstr, errstr_size);
+    return corr_assess(c, w, tx->now, errstr, errstr_size);
 }
 
 /* Step 4, commit: the events rows, the new notifications, the fence moved past the batch,
@@ -778,6 +853,8 @@ static int tx_emit(corr_t *c, tx_t *tx, cwpp_outbox_t *out, char *errstr, size_t
     cwpp_metric_add(c->m_joined, c->n.joined);
     cwpp_metric_add(c->m_replayed, c->n.replayed);
     cwpp_metric_add(c->m_repeats, c->n.repeats);
+    cwpp_metric_add(c->m_left, c->n.left);
+    cwpp_metric_add(c->m_reopened, c->n.reopened);
     for (k = 0; k < PQntuples(tx->r_notes); k++) { /* sent before a crash: send them again */
         size_t         len = 0;
         unsigned char *b = PQunescapeBytea(
@@ -796,13 +873,13 @@ static int tx_emit(corr_t *c, tx_t *tx, cwpp_outbox_t *out, char *errstr, size_t
 
         if (!e->touched)
             continue;
-        if ((rc = build_snapshot(c, e, tx->now, errstr, errstr_size)) != CWPP_OK ||
+        if ((rc = corr_build_snapshot(c, e, tx->now, errstr, errstr_size)) != CWPP_OK ||
             (rc = cwpp_outbox_add(out, CWPP_TOPIC_EVENTS, e->id, strlen(e->id), c->buf.data,
                                   c->buf.len)) != CWPP_OK)
             return rc;
         cwpp_metric_add(c->m_snapshots, 1);
         if (e->note_kind) {
-            if ((rc = build_note(c, e, errstr, errstr_size)) != CWPP_OK ||
+            if ((rc = corr_build_note(c, e, errstr, errstr_size)) != CWPP_OK ||
                 (rc = cwpp_outbox_add(out, CWPP_TOPIC_NOTIFICATIONS, e->id, strlen(e->id),
                                       c->buf.data, c->buf.len)) != CWPP_OK)
                 return rc;
@@ -814,21 +891,42 @@ static int tx_emit(corr_t *c, tx_t *tx, cwpp_outbox_t *out, char *errstr, size_t
 
 /* Runs the batch's transaction, load -> decide -> write -> commit, three round trips;
  * on success the outbox holds its records (emit). On failure the caller rolls back. */
-static int run_tx(corr_t *c, size_t n, int64_t now, cwpp_outbox_t *out, char *errstr,
-                  size_t errstr_size)
+static int run_tx(corr_t *c, item_t *items, size_t n, int64_t now, cwpp_outbox_t *out,
+                  char *errstr, size_t errstr_size)
 {
-    tx_t tx = {.n = n, .now = now};
-    int  rc;
+    tx_t tx = {.n = n, .now = now, .items = items};
+    int  rc, attempt;
 
-    corr_evs_reset(c);
-    corr_rows_start(&c->w);
-    memset(&c->n, 0, sizeof(c->n));
-    if ((rc = tx_load(c, &tx, errstr, errstr_size)) == CWPP_OK &&
+    for (attempt = 0;; attempt++) {
+        size_t i;
+        int    merged = 0;
+
+        corr_evs_reset(c);
+        corr_rows_start(&c->w);
+        memset(&c->n, 0, sizeof(c->n));
+        if ((rc = tx_load(c, &tx, errstr, errstr_size)) != CWPP_OK || attempt == 3)
+            break;
+        /* an event merged while this load waited for its lock: the keys and memberships
+         * it read moved to the survivor since (a merged event holds none). Load again:
+         * the merge has committed, the statements now see where they went. */
+        for (i = 0; i < c->nevs; i++)
+            merged |= strcmp(c->evlist[i]->status, cwpp_event_status_name(CWPP_EVS_MERGED)) == 0;
+        if (!merged)
+            break;
+        PQclear(tx.r_notes);
+        PQclear(tx.r_al);
+        cwpp_corr_index_destroy(tx.ix);
+        tx = (tx_t){.n = n, .now = now, .items = items};
+        if ((rc = cwpp_pg_command(c->pg, "ROLLBACK", errstr, errstr_size)) != CWPP_OK)
+            return rc;
+    }
+    if (rc == CWPP_OK &&
         (rc = tx_decide(c, &tx, errstr, errstr_size)) == CWPP_OK &&
         (rc = tx_write(c, &tx, errstr, errstr_size)) == CWPP_OK &&
         (rc = tx_commit(c, &tx, errstr, errstr_size)) == CWPP_OK)
         rc = tx_emit(c, &tx, out, errstr, errstr_size);
     PQclear(tx.r_notes);
+    PQclear(tx.r_al);
     cwpp_corr_index_destroy(tx.ix);
     return rc;
 }
@@ -838,25 +936,17 @@ int corr_failure_rc(int rc)
     return rc == CWPP_EDATA ? CWPP_EDATA : CWPP_ETRANSIENT;
 }
 
-int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
-               char *errstr, size_t errstr_size)
+/* One transaction over records [from, to) of the batch; on failure the rollback. */
+static int run_range(corr_t *c, rd_kafka_message_t **msgs, size_t from, size_t to,
+                     int64_t now, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
-    corr_t *c = opaque;
-    size_t  i;
-    int     rc;
-    int64_t now = cwpp_now_ms(), t0;
+    int rc;
 
-    if (ensure_items(c, n) != CWPP_OK)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    if ((rc = cwpp_fence_batch(c->fence, msgs, n, errstr, errstr_size)) != CWPP_OK)
-        return rc;
-    for (i = 0; i < n; i++)
-        take(c, &c->items[i], msgs[i], now);
-
-    t0 = cwpp_mono_ms();
-    if ((rc = cwpp_pg_ensure(c->pg, errstr, errstr_size)) != CWPP_OK ||
+    if ((rc = cwpp_fence_batch(c->fence, msgs + from, to - from, errstr, errstr_size)) !=
+            CWPP_OK ||
+        (rc = cwpp_pg_ensure(c->pg, errstr, errstr_size)) != CWPP_OK ||
         (rc = corr_prepare(c, errstr, errstr_size)) != CWPP_OK ||
-        (rc = run_tx(c, n, now, out, errstr, errstr_size)) != CWPP_OK) {
+        (rc = run_tx(c, c->items + from, to - from, now, out, errstr, errstr_size)) != CWPP_OK) {
         char ignore[64];
 
         /* the database refused the data: it is up (readiness stays), the batch is not */
@@ -870,8 +960,69 @@ int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t 
             c->prepared_on = NULL;
         }
         if (rc == CWPP_EDATA)
-            cwpp_warn("db_refused", "batch of %zu records rolled back: %s", n, errstr);
+            cwpp_warn("db_refused", "batch of %zu records rolled back: %s", to - from, errstr);
         return corr_failure_rc(rc);
+    }
+    return CWPP_OK;
+}
+
+/* One command record in a transaction of its own (corr_commands.c). */
+static int run_command(corr_t *c, rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
+                       size_t errstr_size)
+{
+    int rc;
+
+    if ((rc = cwpp_pg_ensure(c->pg, errstr, errstr_size)) != CWPP_OK ||
+        (rc = corr_prepare(c, errstr, errstr_size)) != CWPP_OK ||
+        (rc = corr_apply_command(c, m, out, errstr, errstr_size)) != CWPP_OK) {
+        if (rc != CWPP_EDATA)
+            atomic_store(&c->db_ok, 0);
+        cwpp_metric_add(c->m_db_errors, 1);
+        if (PQstatus(cwpp_pg_conn(c->pg)) != CONNECTION_OK || rc != CWPP_EDATA) {
+            cwpp_pg_reset(c->pg);
+            c->prepared_on = NULL;
+        }
+        return corr_failure_rc(rc);
+    }
+    return CWPP_OK;
+}
+
+int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
+               char *errstr, size_t errstr_size)
+{
+    corr_t *c = opaque;
+    size_t  i, from, to;
+    int     rc;
+    int64_t now = cwpp_now_ms(), t0;
+
+    if (ensure_items(c, n) != CWPP_OK)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    for (i = 0; i < n; i++) {
+        if (strcmp(rd_kafka_topic_name(msgs[i]->rkt), c->cmd_topic) == 0) {
+            cwpp_alert_clear(&c->items[i].alert);
+            memset(&c->items[i], 0, sizeof(c->items[i]));
+            c->items[i].m = msgs[i];
+            c->items[i].cmd = 1;
+            continue;
+        }
+        take(c, &c->items[i], msgs[i], now);
+    }
+
+    t0 = cwpp_mono_ms();
+    /* a whitelisted alert leaving its events, and a command, are transactions of their
+     * own between the records before and after them: each sees what those before wrote */
+    for (from = 0; from < n; from = to) {
+        to = from + 1;
+        if (c->items[from].cmd) {
+            if ((rc = run_command(c, msgs[from], out, errstr, errstr_size)) != CWPP_OK)
+                return rc;
+            continue;
+        }
+        if (!c->items[from].leave)
+            while (to < n && !c->items[to].leave && !c->items[to].cmd)
+                to++;
+        if ((rc = run_range(c, msgs, from, to, now, out, errstr, errstr_size)) != CWPP_OK)
+            return rc;
     }
     atomic_store(&c->db_ok, 1);
     cwpp_metric_observe(c->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);

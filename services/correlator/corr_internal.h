@@ -40,10 +40,12 @@
 typedef struct evs {
     char               id[CWPP_EVENT_ID_LEN + 1];
     char              *account, *owner, *predecessor;
+    char              *merged_into;    /* status merged: the survivor (commands) */
     char               status[16];
     int                level;          /* stored level rank, or 4 when new */
     int                level_fixed;    /* an analyst set the level: alerts do not move it */
     int                is_new, changed, touched;
+    int                rebuild;        /* its members changed: figures rebuilt from them */
     int64_t            version;
     cwpp_urgency_t     urgency;        /* after this batch */
     json_t            *summary;
@@ -60,6 +62,8 @@ typedef struct evs {
 typedef struct item {
     rd_kafka_message_t  *m;
     int                  ok, fresh;    /* a valid alert; not applied before (the fence) */
+    int                  leave;        /* transition whitelisted: it leaves its events */
+    int                  cmd;          /* a record of the commands topic */
     cwpp_alert_t         alert;
     cwpp_corr_decision_t d;
     evs_t               *ev;
@@ -79,6 +83,10 @@ typedef struct rw {
 /* The rows the batch writes, one set per statement of corr_sql.c. */
 typedef struct rows {
     rw_t events, alerts, entities, touch, edges, keys, ips, notes;
+    rw_t leave;   /* (event, alert) memberships that end: whitelisted alerts */
+    rw_t reopen;  /* handled alerts that recurred into a successor: unhandled again */
+    rw_t rebuilt; /* ids of the events rebuilt from their members */
+    rw_t dropkeys;/* keys no member of their rebuilt owner holds any more */
 } rows_t;
 
 /* The highest occurrence sequence (an Alert's `occurrences`) applied for one alert:
@@ -114,11 +122,16 @@ typedef struct corr {
     char              **ipaccts;       /* account of each ipstats entry */
     atomic_int          db_ok;
     struct {
-        int64_t alerts, recurrences, opened, joined, replayed, repeats;
+        int64_t alerts, recurrences, opened, joined, replayed, repeats, left, reopened;
     } n;                               /* this attempt's counts: metrics once committed */
 
     cwpp_metric_t *m_alerts, *m_recurrences, *m_opened, *m_joined, *m_dead, *m_db_errors;
     cwpp_metric_t *m_notes, *m_snapshots, *m_replayed, *m_db_seconds, *m_repeats;
+    cwpp_metric_t *m_left, *m_reopened;
+
+    struct cwpp_commander    *cmd;      /* event.merge, event.detach (corr_commands.c) */
+    const rd_kafka_message_t *cmd_msg;  /* the command record being applied */
+    char                      cmd_topic[256];
 } corr_t;
 
 /* --------------------------------------------------------- correlator.c */
@@ -137,6 +150,8 @@ void    corr_destroy(corr_t *c);
 int         corr_prepare(corr_t *c, char *errstr, size_t errstr_size);
 
 void        corr_rows_start(rows_t *w);
+/* Empties one row set (a statement's rows sent, the set is filled again). */
+void        corr_rw_start(rw_t *w);
 void        corr_rows_free(rows_t *w);
 /* The array as a C string (the statement's parameter), or NULL after any error (out of
  * memory). */
@@ -155,6 +170,16 @@ void corr_row_alert(rows_t *w, const char *event_id, const cwpp_alert_t *a,
 /* A key's new owner (event, and the alert that brought it there). */
 void corr_row_key(rows_t *w, const char *key, const char *account, const char *event_id,
                   const char *alert_id, size_t ord);
+/* A membership that ends (a whitelisted alert leaves event_id). */
+void corr_row_leave(rows_t *w, const char *event_id, const char *alert_id);
+/* A handled alert that recurred into event_id after its event prev was handled. */
+void corr_row_reopen(rows_t *w, const char *alert_id, const char *event_id,
+                     const char *prev);
+/* The graph edges of one member of a rebuilt event (all its behaviours, new rows). */
+void corr_row_member_edges(rows_t *w, const char *event_id, const cwpp_alert_t *a,
+                           int64_t first_ms, int64_t last_ms, size_t ord);
+/* A string element of a plain array (rebuilt, dropkeys). */
+void corr_row_str(rw_t *w, const char *s);
 /* An IP whose 30-day figures the assessment needs. */
 void corr_row_ip(rows_t *w, const char *account, const char *ip);
 /* The events row of a changed event (after its assessment). */
@@ -179,6 +204,40 @@ int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t 
  * stays, anything else becomes CWPP_ETRANSIENT. Pure. */
 int corr_failure_rc(int rc);
 void corr_evs_reset(corr_t *c);
+/* The batch's touched events (corr_ev_reserve sizes the table for n more; corr_ev_add:
+ * NULL on ENOMEM). */
+int    corr_ev_reserve(corr_t *c, size_t n);
+evs_t *corr_ev_find(corr_t *c, const char *id);
+evs_t *corr_ev_add(corr_t *c, const char *id, const char *account);
+/* The events rows r_ev (load_events' columns) into the touched table and ix. 0 or
+ * CWPP_ENOMEM. */
+int corr_seed_events(corr_t *c, cwpp_corr_index_t *ix, const PGresult *r_ev);
+/* The changed events' level and version, and the IPs the assessment needs into w. */
+int corr_event_prep(corr_t *c, rows_t *w);
+/* The rows of ip_stats into c's IP figures. 0 or CWPP_ENOMEM. */
+int corr_read_ipstats(corr_t *c, const PGresult *r);
+/* Assessments and notifications of the changed events; their events rows into w. */
+int corr_assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size);
+/* The snapshot / notification record of e into c->buf. */
+int corr_build_snapshot(corr_t *c, evs_t *e, int64_t now, char *errstr, size_t errstr_size);
+int corr_build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------- corr_members.c */
+
+/* The batch's events marked rebuild, rebuilt from their members as they are now in the
+ * transaction (figures, level, graph, keys); before assess. Two round trips, none when
+ * no event is marked. Returns 0 or an error (CWPP_EDATA: a member cannot be read back). */
+int corr_rebuild(corr_t *c, char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------ corr_commands.c */
+
+/* cr's commander (event.merge, event.detach) on its connection. 0 or an error. */
+int corr_commander_new(corr_t *cr, cwpp_metrics_t *metrics, char *errstr,
+                       size_t errstr_size);
+/* Applies the command record m in a transaction of its own (libs/command), its answer
+ * and snapshots into out. Returns as cwpp_commander_apply. */
+int corr_apply_command(corr_t *cr, rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
+                       size_t errstr_size);
 
 /* ------------------------------------------------------- corr_workers.c */
 

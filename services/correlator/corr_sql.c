@@ -128,6 +128,97 @@ static const char SQL_NOTES_INSERT[] =
     "FROM json_to_recordset($1::json) AS x(id text, e text, k text, u text, t text, p int, "
     "o bigint, b text) ON CONFLICT DO NOTHING";
 
+/* Memberships that end (whitelisted alerts leave): the alert's rows of the event. */
+static const char SQL_LEAVE[] =
+    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(e text, a text)), "
+    "d AS (DELETE FROM entity_alerts en USING x WHERE en.event_id = x.e AND en.alert_id = x.a) "
+    "DELETE FROM event_alerts ea USING x WHERE ea.event_id = x.e AND ea.alert_id = x.a";
+/* The members of the rebuilt events, in the order they joined, with their stored alert. */
+static const char SQL_MEMBERS[] =
+    "SELECT ea.event_id, (extract(epoch FROM ea.first_seen) * 1000)::bigint, "
+    "(extract(epoch FROM ea.last_seen) * 1000)::bigint, ea.occurrences, " CWPP_ALERT_ROW_SQL " "
+    "FROM event_alerts ea JOIN alerts a ON a.alert_id = ea.alert_id "
+    "WHERE ea.event_id IN (SELECT json_array_elements_text($1::json)) "
+    "ORDER BY ea.event_id, ea.joined_at, ea.first_seen, ea.alert_id";
+/* The keys the rebuilt events own. */
+static const char SQL_OWNED_KEYS[] =
+    "SELECT k.key, k.event_id, k.alert_id FROM event_keys k "
+    "WHERE k.event_id IN (SELECT json_array_elements_text($1::json)) ORDER BY k.key";
+/* A rebuilt event's graph is written again from its members. */
+static const char SQL_EDGES_CLEAR[] =
+    "DELETE FROM event_edges WHERE event_id IN (SELECT json_array_elements_text($1::json))";
+/* Keys owned by a rebuilt event that none of the rebuilt events' members hold any more. */
+static const char SQL_KEYS_DROP[] =
+    "DELETE FROM event_keys WHERE key IN (SELECT json_array_elements_text($1::json)) "
+    "AND event_id IN (SELECT json_array_elements_text($2::json))";
+/* A handled alert that recurred after its event was handled is unhandled in the
+ * successor (its handling info cleared; the entry logged keeps what it was). */
+static const char SQL_REOPEN[] =
+    "WITH x AS (SELECT DISTINCT ON (y.a) y.a, y.e, y.p "
+    "FROM json_to_recordset($1::json) AS y(a text, e text, p text) ORDER BY y.a), "
+    "u AS (UPDATE alerts al SET status = 'unhandled', handling = NULL, updated_at = now() "
+    "FROM x, alerts o WHERE al.alert_id = x.a AND o.alert_id = x.a AND al.status = 'handled' "
+    "RETURNING al.alert_id, x.e, x.p, o.handling) "
+    "INSERT INTO activity_log (actor, object_type, object_id, event_id, action, before, after, "
+    "remark) SELECT 'correlator', 'alert', u.alert_id, u.e, 'alert.status', "
+    "jsonb_build_object('status', 'handled', 'handling', u.handling), "
+    "jsonb_build_object('status', 'unhandled'), "
+    "'recurred after its event ' || u.p || ' was handled: unhandled in event ' || u.e FROM u";
+
+/* Commands (corr_commands.c): the events named, locked in the order the batches lock
+ * them (load_events' columns, then merged_into). */
+static const char SQL_CMD_EVENTS[] =
+    "SELECT e.event_id, e.account_id, e.status, "
+    "(extract(epoch FROM e.first_seen) * 1000)::bigint, "
+    "(extract(epoch FROM e.last_seen) * 1000)::bigint, e.owner, e.predecessor, e.urgency, "
+    "e.summary::text, e.version, e.level, e.assessment::text, "
+    "e.level_source = 'analyst', e.merged_into FROM events e WHERE e.event_id IN ("
+    "SELECT json_array_elements_text($1::json)) ORDER BY e.event_id FOR UPDATE OF e";
+/* event.merge: the merged events' memberships and entities move to the survivor $1 (an
+ * alert in two of them is one member, its figures combined), and their keys. */
+static const char SQL_MERGE_ALERTS[] =
+    "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, last_seen, occurrences, "
+    "joined_at, seq) SELECT $1, a.alert_id, (array_agg(a.reason ORDER BY a.joined_at))[1], "
+    "min(a.first_seen), max(a.last_seen), sum(a.occurrences), min(a.joined_at), max(a.seq) "
+    "FROM event_alerts a WHERE a.event_id IN (SELECT json_array_elements_text($2::json)) "
+    "GROUP BY a.alert_id ON CONFLICT (event_id, alert_id) DO UPDATE SET "
+    "first_seen = LEAST(event_alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(event_alerts.last_seen, EXCLUDED.last_seen), "
+    "occurrences = event_alerts.occurrences + EXCLUDED.occurrences, "
+    "seq = GREATEST(event_alerts.seq, EXCLUDED.seq)";
+static const char SQL_MERGE_ALERTS_DEL[] =
+    "DELETE FROM event_alerts WHERE event_id IN (SELECT json_array_elements_text($1::json))";
+static const char SQL_MERGE_ENTITIES[] =
+    "INSERT INTO entity_alerts (account_id, entity_type, value, asset_id, event_id, alert_id, "
+    "first_seen, last_seen) SELECT x.account_id, x.entity_type, x.value, x.asset_id, $1, "
+    "x.alert_id, min(x.first_seen), max(x.last_seen) FROM entity_alerts x "
+    "WHERE x.event_id IN (SELECT json_array_elements_text($2::json)) "
+    "GROUP BY x.account_id, x.entity_type, x.value, x.asset_id, x.alert_id "
+    "ON CONFLICT (event_id, entity_type, value_key, asset_id, alert_id) DO UPDATE SET "
+    "first_seen = LEAST(entity_alerts.first_seen, EXCLUDED.first_seen), "
+    "last_seen = GREATEST(entity_alerts.last_seen, EXCLUDED.last_seen)";
+static const char SQL_MERGE_ENTITIES_DEL[] =
+    "DELETE FROM entity_alerts WHERE event_id IN (SELECT json_array_elements_text($1::json))";
+static const char SQL_MERGE_KEYS[] =
+    "UPDATE event_keys SET event_id = $1, updated_at = now() "
+    "WHERE event_id IN (SELECT json_array_elements_text($2::json))";
+static const char SQL_MARK_MERGED[] =
+    "UPDATE events SET status = 'merged', merged_into = $1, status_changed_at = now() "
+    "WHERE event_id IN (SELECT json_array_elements_text($2::json))";
+/* event.detach: which of the alerts $2 are members of event $1; an event id taken. */
+static const char SQL_DETACH_MEMBERS[] =
+    "SELECT ea.alert_id FROM event_alerts ea WHERE ea.event_id = $1 AND ea.alert_id IN "
+    "(SELECT json_array_elements_text($2::json)) ORDER BY ea.alert_id";
+static const char SQL_EVENT_EXISTS[] = "SELECT status FROM events WHERE event_id = $1";
+static const char SQL_MEMBER_COUNT[] = "SELECT count(*) FROM event_alerts WHERE event_id = $1";
+/* The detached alerts' memberships and entities move from $1 to the new event $2. */
+static const char SQL_DETACH_ALERTS[] =
+    "UPDATE event_alerts SET event_id = $2 WHERE event_id = $1 AND alert_id IN "
+    "(SELECT json_array_elements_text($3::json))";
+static const char SQL_DETACH_ENTITIES[] =
+    "UPDATE entity_alerts SET event_id = $2 WHERE event_id = $1 AND alert_id IN "
+    "(SELECT json_array_elements_text($3::json))";
+
 int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
 {
     PGconn *conn = cwpp_pg_conn(c->pg);
@@ -139,6 +230,17 @@ int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
         {"edges_upsert", SQL_EDGES_UPSERT},     {"entities_touch", SQL_ENTITIES_TOUCH},
         {"keys_upsert", SQL_KEYS_UPSERT},
         {"ip_stats", SQL_IP_STATS},             {"notes_insert", SQL_NOTES_INSERT},
+        {"leave", SQL_LEAVE},                   {"members", SQL_MEMBERS},
+        {"owned_keys", SQL_OWNED_KEYS},         {"edges_clear", SQL_EDGES_CLEAR},
+        {"keys_drop", SQL_KEYS_DROP},           {"reopen", SQL_REOPEN},
+        {"cmd_events", SQL_CMD_EVENTS},         {"merge_alerts", SQL_MERGE_ALERTS},
+        {"merge_alerts_del", SQL_MERGE_ALERTS_DEL},
+        {"merge_entities", SQL_MERGE_ENTITIES},
+        {"merge_entities_del", SQL_MERGE_ENTITIES_DEL},
+        {"merge_keys", SQL_MERGE_KEYS},         {"mark_merged", SQL_MARK_MERGED},
+        {"detach_members", SQL_DETACH_MEMBERS}, {"event_exists", SQL_EVENT_EXISTS},
+        {"member_count", SQL_MEMBER_COUNT},     {"detach_alerts", SQL_DETACH_ALERTS},
+        {"detach_entities", SQL_DETACH_ENTITIES},
     };
     int    rc;
 
@@ -155,7 +257,7 @@ int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
 
 /* ------------------------------------------------------------ row sets */
 
-static void rw_start(rw_t *w)
+void corr_rw_start(rw_t *w)
 {
     cwpp_buf_reset(&w->b);
     w->n = 0;
@@ -240,18 +342,26 @@ void corr_rows_free(rows_t *w)
     cwpp_buf_free(&w->keys.b);
     cwpp_buf_free(&w->ips.b);
     cwpp_buf_free(&w->notes.b);
+    cwpp_buf_free(&w->leave.b);
+    cwpp_buf_free(&w->reopen.b);
+    cwpp_buf_free(&w->rebuilt.b);
+    cwpp_buf_free(&w->dropkeys.b);
 }
 
 void corr_rows_start(rows_t *w)
 {
-    rw_start(&w->events);
-    rw_start(&w->alerts);
-    rw_start(&w->entities);
-    rw_start(&w->touch);
-    rw_start(&w->edges);
-    rw_start(&w->keys);
-    rw_start(&w->ips);
-    rw_start(&w->notes);
+    corr_rw_start(&w->events);
+    corr_rw_start(&w->alerts);
+    corr_rw_start(&w->entities);
+    corr_rw_start(&w->touch);
+    corr_rw_start(&w->edges);
+    corr_rw_start(&w->keys);
+    corr_rw_start(&w->ips);
+    corr_rw_start(&w->notes);
+    corr_rw_start(&w->leave);
+    corr_rw_start(&w->reopen);
+    corr_rw_start(&w->rebuilt);
+    corr_rw_start(&w->dropkeys);
 }
 
 int64_t corr_sgeti(const json_t *o, const char *k)
@@ -269,8 +379,8 @@ int corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_t n,
 {
     size_t i, j;
 
-    rw_start(wkeys);
-    rw_start(wids);
+    corr_rw_start(wkeys);
+    corr_rw_start(wids);
     for (i = 0; i < n; i++) {
         const cwpp_alert_t *al = &items[i].alert;
         cwpp_corr_key_t     ks[CWPP_CORR_MAX_KEYS];
@@ -280,6 +390,8 @@ int corr_json_lookup(rw_t *wkeys, rw_t *wids, const item_t *items, size_t n,
         if (!items[i].ok)
             continue;
         rw_elem(wids, al->alert_id);
+        if (items[i].leave)
+            continue; /* it leaves the events holding it: it joins none */
         nk = cwpp_corr_keys(al, ks);
         for (j = 0; j < nk; j++)
             if (cwpp_corr_key_string(al->account_id, &ks[j], s, sizeof(s)) == 0)
@@ -356,6 +468,55 @@ void corr_row_key(rows_t *w, const char *key, const char *account, const char *e
     rw_s(&w->keys, "a", alert_id);
     rw_i(&w->keys, "o", (int64_t)ord);
     rw_end(&w->keys);
+}
+
+/* leave x(e, a). */
+void corr_row_leave(rows_t *w, const char *event_id, const char *alert_id)
+{
+    rw_row(&w->leave);
+    rw_s(&w->leave, "e", event_id);
+    rw_s(&w->leave, "a", alert_id);
+    rw_end(&w->leave);
+}
+
+/* reopen y(a, e, p). */
+void corr_row_reopen(rows_t *w, const char *alert_id, const char *event_id, const char *prev)
+{
+    rw_row(&w->reopen);
+    rw_s(&w->reopen, "a", alert_id);
+    rw_s(&w->reopen, "e", event_id);
+    rw_s(&w->reopen, "p", prev);
+    rw_end(&w->reopen);
+}
+
+/* edges_upsert x(e, st, s, rel, dt, d, a, t, o): a member's edges at its first and last
+ * occurrence (the upsert keeps the earliest and latest time). */
+void corr_row_member_edges(rows_t *w, const char *event_id, const cwpp_alert_t *a,
+                           int64_t first_ms, int64_t last_ms, size_t ord)
+{
+    cwpp_corr_edge_t edges[CWPP_CORR_MAX_EDGES];
+    size_t           i, n = cwpp_corr_edges(a, edges);
+    int              k;
+
+    for (i = 0; i < n; i++)
+        for (k = 0; k < (last_ms > first_ms ? 2 : 1); k++) {
+            rw_row(&w->edges);
+            rw_s(&w->edges, "e", event_id);
+            rw_s(&w->edges, "st", edges[i].src_type);
+            rw_s(&w->edges, "s", edges[i].src);
+            rw_s(&w->edges, "rel", edges[i].relation);
+            rw_s(&w->edges, "dt", edges[i].dst_type);
+            rw_s(&w->edges, "d", edges[i].dst);
+            rw_s(&w->edges, "a", a->alert_id);
+            rw_i(&w->edges, "t", k == 0 ? first_ms : last_ms);
+            rw_i(&w->edges, "o", (int64_t)ord);
+            rw_end(&w->edges);
+        }
+}
+
+void corr_row_str(rw_t *w, const char *s)
+{
+    rw_elem(w, s);
 }
 
 /* ip_stats y(c, v). */

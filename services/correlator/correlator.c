@@ -7,6 +7,8 @@
  */
 #include "corr_internal.h"
 
+#include "cwpp_command.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,10 @@ const cwpp_conf_prop_t corr_props[] = {
     {"correlator.max.message.bytes", CWPP_CONF_INT, offsetof(corr_conf_t, max_message_bytes),
      "1048576", 1024, 16777216, 0,
      "Input records larger than this go to the dead-letter topic as oversized."},
+    {"correlator.command.max.age.ms", CWPP_CONF_INT,
+     offsetof(corr_conf_t, command_max_age_ms), "600000", 1000, 604800000LL, 0,
+     "An event.merge or event.detach command issued longer ago than this is refused as "
+     "stale."},
     {"assess.core.roles", CWPP_CONF_STR, offsetof(corr_conf_t, core_roles),
      "database,application", 0, 0, 0,
      "Asset roles that make an asset core (comma-separated): a core asset raises urgency."},
@@ -132,9 +138,17 @@ corr_t *corr_new(const corr_conf_t *conf, cwpp_metrics_t *metrics, char *errstr,
     c->m_repeats = C("cwpp_correlator_repeats_total",
                      "Alert records whose occurrence was applied before (emitted again "
                      "upstream): skipped.");
+    c->m_left = C("cwpp_correlator_alerts_left_total",
+                  "Whitelisted alerts that left their events (figures rebuilt).");
+    c->m_reopened = C("cwpp_correlator_alerts_reopened_total",
+                      "Handled alerts that recurred into a successor event: unhandled again.");
 #undef C
     c->m_db_seconds = cwpp_histogram(metrics, "cwpp_correlator_db_seconds",
                                      "Time of one batch's transaction.", b, 9);
+    cwpp_topic_name(conf->common.topic_prefix, CWPP_TOPIC_COMMANDS, c->cmd_topic,
+                    sizeof(c->cmd_topic));
+    if (corr_commander_new(c, metrics, errstr, errstr_size) != CWPP_OK)
+        goto fail;
     return c;
 fail:
     corr_destroy(c);
@@ -150,6 +164,7 @@ void corr_destroy(corr_t *c)
         return;
     values[0] = &c->v_alert, values[1] = &c->v_rejected, values[2] = &c->v_event;
     values[3] = &c->v_note;
+    cwpp_commander_destroy(c->cmd);
     corr_evs_reset(c);
     free(c->evs);
     free(c->evlist);
@@ -207,7 +222,7 @@ static int wait_database(corr_set_t *s)
 int corr_run(const void *confp, const cwpp_service_env_t *env)
 {
     const corr_conf_t            *conf = confp;
-    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_ACCEPTED};
+    static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_ACCEPTED, CWPP_TOPIC_COMMANDS};
     char                         errstr[512] = "out of memory";
     corr_set_t                   *s = corr_set_new(conf, env->metrics, errstr, sizeof(errstr));
     cwpp_kvlist_t                 props = {0};
@@ -241,7 +256,7 @@ int corr_run(const void *confp, const cwpp_service_env_t *env)
         rc = cwpp_kvlist_set(&props, env->kafka_props->items[i].key,
                              env->kafka_props->items[i].value);
     e.kafka_props = &props;
-    rc = rc == CWPP_OK ? cwpp_service_run_loop("correlator", &conf->common, &e, inputs, 1,
+    rc = rc == CWPP_OK ? cwpp_service_run_loop("correlator", &conf->common, &e, inputs, 2,
                                                corr_set_batch, s, corr_set_db_ok(s))
                        : 2;
     cwpp_kvlist_free(&props);

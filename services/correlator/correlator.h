@@ -35,6 +35,7 @@ typedef struct corr_conf {
     int64_t            escalation_ms, escalation_alerts, escalation_types;
     int64_t            ip_block_events, ip_block_alerts, ip_targeted_assets;
     int64_t            workers;
+    int64_t            command_max_age_ms;
 } corr_conf_t;
 
 extern const cwpp_conf_prop_t corr_props[];

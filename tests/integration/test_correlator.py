@@ -8,6 +8,7 @@ PostgreSQL and from cwpp.events / cwpp.notifications with third-party clients
 Every test uses accounts of its own (a random tag), so tests never see each other's
 events in the shared database."""
 import hashlib
+import json
 import os
 import random
 import signal
@@ -244,6 +245,146 @@ def test_handled_event_takes_no_alerts_a_related_one_opens_a_successor(services,
     reason = t.query("SELECT ea.reason FROM event_alerts ea JOIN alerts a USING (alert_id) "
                      "WHERE ea.event_id = %s AND a.name = 'Reverse shell'", (e2[0],))[0][0]
     assert f"related event {e1}" in reason and "is handled" in reason
+
+
+def accepted_by_name(prefix, n):
+    """The Alert records on alerts.accepted (at least n), by alert name (the latest)."""
+    return {r["name"]: r for r in (ALERT.decode(m.value())
+                                   for m in t.consume(prefix + "alerts.accepted", n))}
+
+
+def snapshots_of(prefix, event_id, n=1):
+    return [s for s in (EVENT.decode(m.value()) for m in t.consume(prefix + "events", n, settle=2))
+            if s["event_id"] == event_id]
+
+
+def test_a_whitelisted_alert_leaves_its_event_and_a_restored_one_rejoins(services, prefix):
+    """whitelist-filter sends an alert whitelisted after it was accepted with transition
+    whitelisted: it leaves its event (membership, entities, graph edges and keys only it
+    brought) and the event's figures, level and assessment are rebuilt from the alerts
+    left, with a snapshot. Removed from the whitelist (transition restored), it joins
+    again under the normal rules without adding an occurrence; restored while still a
+    member, nothing moves."""
+    acct, md5, ip = "acct-" + tag(), t.md5hex("leave" + tag()), "198.51.100.23"
+    (c,) = start_pipeline(services, prefix)
+    t.produce(prefix + "alerts.raw", [
+        alert(acct, "Miner dropped", "virus", "critical", at(30), "web9", tactic="TA0002",
+              source="virus_scan", file={"path": "/tmp/m", "md5": md5}),
+        alert(acct, "SSH brute force", "brute_force", "medium", at(29), "web9",
+              tactic="TA0006", remote_ip=ip)], keys=[acct.encode()] * 2)
+    wait_alerts(acct, 2)
+    (ev,) = events_of(acct)
+    eid = ev[0]
+    assert (ev[2], ev[4], ev[5]) == ("critical", 2, 2), ev
+    recs = accepted_by_name(prefix, 2)
+    virus, brute = recs["Miner dropped"], recs["SSH brute force"]
+    hash_key = t.query("SELECT key FROM event_keys WHERE event_id = %s AND alert_id = %s "
+                       "AND key LIKE %s", (eid, virus["alert_id"], "%" + md5 + "%"))
+    assert hash_key, "the virus alert brought its hash key"
+
+    t.produce(prefix + "alerts.accepted",
+              [ALERT.encode(dict(virus, status="manually_whitelisted",
+                                 transition="whitelisted"))], keys=[acct.encode()])
+    t.wait_for(lambda: events_of(acct)[0][4] == 1, timeout=30, what="the alert left")
+    (ev,) = events_of(acct)
+    assert (ev[2], ev[3], ev[4], ev[5], ev[6]) == ("medium", "unhandled", 1, 1, 1), ev
+    assert ev[7] == ["TA0006"] and ev[8] == ["ids"], ev
+    assert t.query("SELECT alert_id FROM event_alerts WHERE event_id = %s", (eid,)) == \
+        [(brute["alert_id"],)]
+    assert t.query("SELECT count(*) FROM entity_alerts WHERE alert_id = %s",
+                   (virus["alert_id"],)) == [(0,)]
+    assert all(r[0] == brute["alert_id"] for r in t.query(
+        "SELECT alert_id FROM event_edges WHERE event_id = %s", (eid,)))
+    assert ("file", md5) not in {(e[3], e[4]) for e in edges_of(eid)}
+    assert ("ip", ip, "attacked", "host", "web9") in edges_of(eid)
+    keys = t.query("SELECT key, alert_id FROM event_keys WHERE event_id = %s", (eid,))
+    assert keys and all(k[1] == brute["alert_id"] for k in keys), keys
+    assert not any(md5 in k[0] for k in keys), keys
+    snaps = snapshots_of(prefix, eid, 3)
+    assert snaps[-1]["alert_count"] == 1 and snaps[-1]["level"] == "medium", snaps[-1]
+    # not a dead letter
+    assert not [m for m in t.consume(prefix + "alerts.rejected", 0, timeout=3, settle=1)]
+
+    restored = dict(virus, status="unhandled", transition="restored")
+    t.produce(prefix + "alerts.accepted", [ALERT.encode(restored)], keys=[acct.encode()])
+    t.wait_for(lambda: events_of(acct)[0][4] == 2, timeout=30, what="the alert rejoined")
+    (ev,) = events_of(acct)
+    assert len(events_of(acct)) == 1 and ev[11] is None, ev
+    assert (ev[2], ev[4], ev[5]) == ("critical", 2, 2), ev
+    assert t.query("SELECT count(*) FROM entity_alerts WHERE alert_id = %s",
+                   (virus["alert_id"],))[0][0] > 0
+    # restored again while a member: its status only, no occurrence, no new event
+    t.produce(prefix + "alerts.accepted", [ALERT.encode(restored)], keys=[acct.encode()])
+    time.sleep(3)
+    assert [(e[4], e[5]) for e in events_of(acct)] == [(2, 2)]
+    assert t.metrics(c)["cwpp_correlator_alerts_left_total"] == 1
+    assert c.stop() == 0
+
+
+def test_a_whitelisted_alert_that_was_the_only_one_leaves_an_empty_event(services, prefix):
+    """The event of a whitelisted alert that was its only alert keeps its id and status
+    with 0 alerts and no keys: it takes no alerts; restoring the alert brings it back."""
+    acct = "acct-" + tag()
+    (c,) = start_pipeline(services, prefix)
+    t.produce(prefix + "alerts.raw", [alert(acct, "Lonely", "virus", "high", at(10), "h5")],
+              keys=[acct.encode()])
+    wait_alerts(acct, 1)
+    (ev,) = events_of(acct)
+    rec = accepted_by_name(prefix, 1)["Lonely"]
+    t.produce(prefix + "alerts.accepted",
+              [ALERT.encode(dict(rec, status="automatically_whitelisted",
+                                 transition="whitelisted"))], keys=[acct.encode()])
+    t.wait_for(lambda: events_of(acct)[0][4] == 0, timeout=30, what="the event emptied")
+    (e2,) = events_of(acct)
+    assert (e2[0], e2[3], e2[4], e2[5], e2[6]) == (ev[0], "unhandled", 0, 0, 0), e2
+    assert t.query("SELECT count(*) FROM event_keys WHERE event_id = %s", (ev[0],)) == [(0,)]
+    t.produce(prefix + "alerts.accepted",
+              [ALERT.encode(dict(rec, status="unhandled", transition="restored"))],
+              keys=[acct.encode()])
+    t.wait_for(lambda: events_of(acct)[0][4] == 1, timeout=30, what="the alert restored")
+    assert [(e[0], e[4], e[5]) for e in events_of(acct)] == [(ev[0], 1, 1)]
+    assert c.stop() == 0
+
+
+def test_a_handled_alert_recurring_after_its_event_is_unhandled_in_the_successor(
+        services, prefix):
+    """A handled alert that recurs after its event was handled joins the successor event
+    as Unhandled: its handling info is cleared (the previous handling stays in the
+    activity log, with the change logged by the correlator), so the successor's own
+    Handled cascade handles it."""
+    acct = "acct-" + tag()
+    (c,) = start_pipeline(services, prefix)
+    first = alert(acct, "Webshell", "webshell", "high", at(20), "web8",
+                  file={"path": "/var/www/b.php", "md5": t.md5hex(acct + "b")})
+    t.produce(prefix + "alerts.raw", [first], keys=[acct.encode()])
+    wait_alerts(acct, 1)
+    (e1,) = [e[0] for e in events_of(acct)]
+    (aid,) = t.query("SELECT alert_id FROM event_alerts WHERE event_id = %s", (e1,))[0]
+    handling = {"event_id": e1, "actor": "alice", "remark": "Handled manually"}
+    t.query("UPDATE events SET status = 'handled' WHERE event_id = %s", (e1,))
+    t.query("UPDATE alerts SET status = 'handled', handling = %s::jsonb WHERE alert_id = %s",
+            (json.dumps(handling), aid))
+    again = alert(acct, "Webshell", "webshell", "high", at(5), "web8",
+                  file={"path": "/var/www/b.php", "md5": t.md5hex(acct + "b")})
+    t.produce(prefix + "alerts.raw", [again], keys=[acct.encode()])
+    wait_alerts(acct, 2)
+    evs = events_of(acct)
+    assert len(evs) == 2, evs
+    e2 = [e for e in evs if e[0] != e1][0]
+    assert e2[11] == e1 and e2[4] == 1
+    t.wait_for(lambda: t.query("SELECT status FROM alerts WHERE alert_id = %s",
+                               (aid,))[0][0] == "unhandled", timeout=20, what="unhandled")
+    assert t.query("SELECT status, handling FROM alerts WHERE alert_id = %s", (aid,)) == \
+        [("unhandled", None)]
+    log = t.query("SELECT actor, event_id, action, before, after FROM activity_log "
+                  "WHERE object_type = 'alert' AND object_id = %s", (aid,))
+    assert log == [("correlator", e2[0], "alert.status",
+                    {"status": "handled", "handling": handling}, {"status": "unhandled"})], log
+    # the old event keeps its figures and status
+    old = [e for e in evs if e[0] == e1][0]
+    assert (old[3], old[4]) == ("handled", 1)
+    assert t.metrics(c)["cwpp_correlator_alerts_reopened_total"] == 1
+    assert c.stop() == 0
 
 
 def test_accounts_never_share_an_event(services, prefix):

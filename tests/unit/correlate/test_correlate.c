@@ -484,8 +484,8 @@ static void test_assessment_block_ip(void **state)
 
 /* The event status table (libs/correlate) is the only definition: schemas/event.avsc
  * EventStatus and the CHECK on events.status list exactly its statuses, the statuses a
- * handling policy may leave an event in are among them, and only "handled" takes no
- * more alerts. */
+ * handling policy may leave an event in are among them, and only "handled" and "merged"
+ * take no more alerts. */
 static void test_vocab_event_statuses(void **state)
 {
     const char *want[CWPP_EVS__COUNT];
@@ -501,7 +501,8 @@ static void test_vocab_event_statuses(void **state)
         assert_int_equal(cwpp_event_status_parse(want[t], &back), 0);
         assert_int_equal(back, t);
         assert_int_equal(cwpp_event_status_state(want[t]),
-                         t == CWPP_EVS_HANDLED ? CWPP_EV_HANDLED : CWPP_EV_OPEN);
+                         t == CWPP_EVS_HANDLED || t == CWPP_EVS_MERGED ? CWPP_EV_HANDLED
+                                                                       : CWPP_EV_OPEN);
     }
     assert_int_equal(cwpp_event_status_state("no-such-status"), CWPP_EV_OPEN);
     nbad += vf_diff("the event status table (libs/correlate)", want, CWPP_EVS__COUNT, &got,
@@ -525,6 +526,123 @@ static void test_vocab_event_statuses(void **state)
         fail_msg("%d event status(es) disagree with libs/correlate's table (lines above)", nbad);
 }
 
+/* An event rebuilt from its members has the figures a running sum over the same alerts
+ * gives (a member's occurrences: first at its first time, the rest at its last); an
+ * empty one keeps its times and name, 0 alerts; "notified" is kept. */
+static void test_rebuild_from_members(void **state)
+{
+    cwpp_assess_conf_t c;
+    cwpp_alert_t       a[3];
+    cwpp_corr_member_t m[3];
+    json_t            *run = json_object(), *old, *got = NULL;
+    int                i;
+
+    (void)state;
+    cwpp_assess_conf_default(&c);
+    for (i = 0; i < 3; i++) {
+        static const char *const names[] = {"a1", "a2", "a3"};
+
+        a[i] = mk(names[i], "acct", i == 2 ? "h2" : "h1", T0 + i * 60000);
+        a[i].type = (char *)"virus";
+        a[i].name = (char *)names[i];
+        a[i].severity = i == 1 ? CWPP_SEV_CRITICAL : CWPP_SEV_LOW;
+        a[i].source = (char *)"ids";
+        a[i].tactic = (char *)(i == 2 ? "TA0002" : "TA0001");
+        m[i] = (cwpp_corr_member_t){&a[i], a[i].occurred_at_ms, a[i].occurred_at_ms + (i == 0) * H,
+                                    i == 0 ? 3 : 1};
+    }
+    /* the running sum as the correlator built it: a1, a2, a1 again twice (at +H), a3 */
+    assert_int_equal(cwpp_ev_summary_add(run, &a[0], 1, &c), CWPP_OK);
+    assert_int_equal(cwpp_ev_summary_add(run, &a[1], 1, &c), CWPP_OK);
+    {
+        cwpp_alert_t later = a[0];
+
+        later.occurred_at_ms += H;
+        assert_int_equal(cwpp_ev_summary_add_n(run, &later, 0, 2, &c), CWPP_OK);
+    }
+    assert_int_equal(cwpp_ev_summary_add(run, &a[2], 1, &c), CWPP_OK);
+    assert_int_equal(json_object_set_new(run, "notified", json_string("high")), 0);
+    assert_int_equal(cwpp_ev_rebuild(m, 3, run, &c, &got), CWPP_OK);
+    assert_true(json_equal(got, run));
+    json_decref(got);
+
+    /* a2 (the critical one) leaves: the best severity and name fall back to a1's */
+    m[1] = m[2];
+    assert_int_equal(cwpp_ev_rebuild(m, 2, run, &c, &got), CWPP_OK);
+    assert_int_equal(json_integer_value(json_object_get(got, "alerts")), 2);
+    assert_int_equal(json_integer_value(json_object_get(got, "occurrences")), 4);
+    assert_int_equal(json_integer_value(json_object_get(got, "sev")), CWPP_SEV_LOW);
+    assert_string_equal(json_string_value(json_object_get(got, "name")), "a1");
+    assert_int_equal(json_object_size(json_object_get(got, "assets")), 2);
+    assert_string_equal(json_string_value(json_object_get(got, "notified")), "high");
+    json_decref(got);
+
+    /* none left */
+    old = run;
+    assert_int_equal(cwpp_ev_rebuild(m, 0, old, &c, &got), CWPP_OK);
+    assert_int_equal(json_integer_value(json_object_get(got, "alerts")), 0);
+    assert_int_equal(json_integer_value(json_object_get(got, "occurrences")), 0);
+    assert_int_equal(json_integer_value(json_object_get(got, "first_ms")), T0);
+    assert_string_equal(json_string_value(json_object_get(got, "name")), "a2");
+    json_decref(got);
+    json_decref(run);
+}
+
+/* Keys after a membership change: kept by the owner while a member holds them (brought by
+ * the old alert if it still holds them, else the first holder), else to another rebuilt
+ * event whose members hold them, else dropped. */
+static void test_keys_reassign(void **state)
+{
+    static const char *const ids[] = {"ev-src", "ev-new"};
+    const cwpp_corr_keyref_t owned[] = {
+        {"k-asset", "ev-src", "al-gone"},   /* al-gone left; al-b, al-c still hold it */
+        {"k-ip", "ev-src", "al-a"},         /* al-a detached into ev-new */
+        {"k-hash", "ev-src", "al-gone"},    /* nobody holds it any more */
+        {"k-proc", "ev-src", "al-b"},       /* unchanged */
+    };
+    const cwpp_corr_keyref_t held[] = {
+        {"k-asset", "ev-src", "al-b"}, {"k-asset", "ev-src", "al-c"},
+        {"k-proc", "ev-src", "al-c"},  {"k-proc", "ev-src", "al-b"},
+        {"k-ip", "ev-new", "al-a"},    {"k-asset", "ev-new", "al-a"},
+    };
+    const char *ev[4], *al[4];
+
+    (void)state;
+    cwpp_corr_keys_reassign(owned, 4, held, 6, ids, 2, ev, al);
+    assert_string_equal(ev[0], "ev-src");
+    assert_string_equal(al[0], "al-b");
+    assert_string_equal(ev[1], "ev-new");
+    assert_string_equal(al[1], "al-a");
+    assert_null(ev[2]);
+    assert_null(al[2]);
+    assert_string_equal(ev[3], "ev-src");
+    assert_string_equal(al[3], "al-b");
+}
+
+/* The index forgets an alert that left (a restored one is then not "still a member"). */
+static void test_index_forgets_an_alert(void **state)
+{
+    cwpp_corr_index_t   *ix = cwpp_corr_index_new(24 * H);
+    cwpp_alert_t         a = mk("f1", "acct", "h1", T0);
+    cwpp_corr_decision_t d;
+    const char          *ev;
+    cwpp_event_state_t   st;
+
+    (void)state;
+    feed(ix, &a, &d);
+    assert_int_equal(cwpp_corr_index_alert_event(ix, a.alert_id, &ev, &st), CWPP_OK);
+    assert_string_equal(ev, d.event_id);
+    assert_int_equal(st, CWPP_EV_OPEN);
+    assert_int_equal(cwpp_corr_index_forget_alert(ix, a.alert_id), CWPP_OK);
+    assert_int_equal(cwpp_corr_index_alert_event(ix, a.alert_id, &ev, &st), CWPP_ENOTFOUND);
+    assert_int_equal(cwpp_corr_index_forget_alert(ix, a.alert_id), CWPP_ENOTFOUND);
+    /* it joins its old event again by its keys, not as a recurrence */
+    assert_int_equal(cwpp_corr_decide(ix, &a, &d), CWPP_OK);
+    assert_true(d.join);
+    assert_false(d.recurrence);
+    cwpp_corr_index_destroy(ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +659,9 @@ int main(void)
         cmocka_unit_test(test_assessment_escalation_and_core_assets),
         cmocka_unit_test(test_assessment_block_ip),
         cmocka_unit_test(test_vocab_event_statuses),
+        cmocka_unit_test(test_rebuild_from_members),
+        cmocka_unit_test(test_keys_reassign),
+        cmocka_unit_test(test_index_forgets_an_alert),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
