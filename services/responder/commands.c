@@ -42,15 +42,17 @@
 
 typedef struct ev {
     char id[256], account[1024], status[16], owner[128], level[16], level_source[16];
+    char merged_into[256];
     int  has_owner;
 } ev_t;
 
 static const char SQL_EVENT[] =
-    "SELECT event_id, account_id, status, owner, level, level_source, version FROM events "
-    "WHERE event_id = $1 FOR UPDATE";
+    "SELECT event_id, account_id, status, owner, level, level_source, version, "
+    "coalesce(merged_into, '') FROM events WHERE event_id = $1 FOR UPDATE";
 static const char SQL_STATUS[] =
     "UPDATE events SET status = $2, status_changed_at = now(), handled_at = CASE WHEN $2 = "
-    "'handled' THEN now() END, version = version + 1, updated_at = now() WHERE event_id = $1";
+    "'handled' THEN now() END, version = version + 1, updated_at = now() WHERE event_id = $1 "
+    "AND status <> 'merged'";
 /* Handled: every associated unhandled alert becomes handled, precision defence never
  * touched (those are handled from the start anyway); one log entry per alert. */
 static const char SQL_CASCADE[] =
@@ -212,8 +214,20 @@ static int load_event(rs_t *r, const cwpp_command_t *c, cwpp_command_reply_t *rp
     copy(ev->owner, sizeof(ev->owner), PQgetvalue(res, 0, 3));
     copy(ev->level, sizeof(ev->level), PQgetvalue(res, 0, 4));
     copy(ev->level_source, sizeof(ev->level_source), PQgetvalue(res, 0, 5));
+    copy(ev->merged_into, sizeof(ev->merged_into), PQgetvalue(res, 0, 7));
     PQclear(res);
     return 0;
+}
+
+/* 1 when ev was merged into another event (the correlator's event.merge), refused in rp:
+ * the survivor is where analysts act; only a remark is still taken. */
+static int merged_refused(const ev_t *ev, cwpp_command_reply_t *rp)
+{
+    if (strcmp(ev->status, "merged") != 0)
+        return 0;
+    cwpp_command_refuse(rp, "Event %s was merged into %s; act on %s.", ev->id, ev->merged_into,
+                        ev->merged_into);
+    return 1;
 }
 
 static json_t *obj1(const char *k, const char *v)
@@ -230,11 +244,21 @@ int rs_set_status(rs_t *r, const char *event_id, const char *from, const char *t
     const char *p[2] = {event_id, to};
     json_t     *after;
     int64_t     n = 0;
-    int         rc;
+    int         rc, changed;
+    PGresult   *st = NULL;
 
-    if ((rc = cwpp_pg_query(r->pg, SQL_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr,
+    if ((rc = cwpp_pg_query(r->pg, SQL_STATUS, 2, p, PGRES_COMMAND_OK, &st, errstr,
                             errstr_size)) != CWPP_OK)
         return rc;
+    changed = strcmp(PQcmdTuples(st), "0") != 0;
+    PQclear(st);
+    if (!changed) {
+        /* merged meanwhile (a policy that finishes on an event the correlator merged):
+         * the survivor's status is the analysts' to set */
+        if (alerts_handled != NULL)
+            *alerts_handled = 0;
+        return CWPP_OK;
+    }
     if (strcmp(to, "handled") == 0) {
         json_t     *h = json_pack("{s:s, s:s, s:s, s:I, s:s?}", "event_id", event_id, "via", via,
                                   "by", actor, "at_ms", (json_int_t)cwpp_now_ms(), "remark",
@@ -293,6 +317,8 @@ static int cmd_status(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
+    if (merged_refused(&ev, rp))
+        return CWPP_OK;
     /* A handled event may be reopened (unhandled or handling): it takes related alerts
      * again until it is handled again; its alerts handled before keep their status and
      * handling information (docs/responder.md "Reopening a handled event"). */
@@ -337,6 +363,8 @@ static int cmd_owner(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
+    if (merged_refused(&ev, rp))
+        return CWPP_OK;
     ok = cwpp_commander_may_act(r->cmd, owner, ev.account, NULL, why, sizeof(why), errstr,
                                 errstr_size);
     if (ok < 0)
@@ -385,6 +413,8 @@ static int cmd_level(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
+    if (merged_refused(&ev, rp))
+        return CWPP_OK;
     if (strcmp(ev.level, to) == 0 && strcmp(ev.level_source, "analyst") == 0)
         return cwpp_command_refuse(rp, "Event %s is at level %s already.", ev.id, to);
     p[0] = ev.id;
@@ -715,6 +745,8 @@ static int cmd_respond(void *svc, const cwpp_command_t *c, cwpp_command_reply_t 
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
+    if (merged_refused(&ev, rp))
+        return CWPP_OK;
     if (strcmp(ev.status, "handled") == 0)
         return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new handling "
                                    "(reopen it first: status unhandled or handling).", ev.id);
@@ -873,6 +905,8 @@ static int cmd_playbook(void *svc, const cwpp_command_t *c, cwpp_command_reply_t
         return rc == 1 ? CWPP_OK : rc;
     if (!cwpp_commander_permit(r->cmd, c, ev.account, "event", rp, &rc, errstr, errstr_size))
         return rc;
+    if (merged_refused(&ev, rp))
+        return CWPP_OK;
     if (strcmp(ev.status, "handled") == 0)
         return cwpp_command_refuse(rp, "Event %s is handled already; it takes no new playbook "
                                    "(reopen it first: status unhandled or handling).", ev.id);

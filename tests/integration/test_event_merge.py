@@ -7,12 +7,17 @@ are read from <prefix>command-results, events from PostgreSQL and <prefix>events
 
 Every test uses accounts and users of its own (a random tag)."""
 import json
+import os
 import time
 
 import cwpp_testlib as t
 from cwpp_testlib import alert, at, tag
 
 EVENT = t.AvroType("event")
+RESPONDER_DSN = os.environ.get(
+    "CWPP_PG_DSN_RESPONDER",
+    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
+                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
 COMMAND = t.AvroType("command")
 RESULT = t.AvroType("command_result")
 
@@ -192,6 +197,26 @@ def test_merge_combines_events_into_the_oldest(services, prefix):
     t.wait_for(lambda: events_of(acct)[e1][3] == 4, timeout=30, what="joined the survivor")
     assert len(events_of(acct)) == 3
     assert event_with(acct, "SSH brute force 2") == e1
+
+    # the responder refuses to act on a merged event and points at the survivor; the
+    # survivor takes the analyst's status
+    rs = services("responder", prefix, group=f"{prefix}rs",
+                  extra_env={"CWPP_PG_DSN": RESPONDER_DSN}).start()
+    rs.wait_ready()
+    for cid, ev in (("cmd-" + tag(), e2), ("cmd-" + tag(), e1)):
+        t.produce(prefix + "commands", [COMMAND.encode({
+            "command_id": cid, "service": "responder", "type": "event.status", "actor": ana,
+            "issued_at_ms": int(time.time() * 1000),
+            "payload_json": json.dumps({"event_id": ev, "status": "handling"})})],
+            keys=[cid.encode()])
+        st, msg, _ = answer(prefix, cid)
+        if ev == e2:
+            assert st == "error" and f"was merged into {e1}" in msg, msg
+        else:
+            assert st == "ok", msg
+    rows = events_of(acct)
+    assert (rows[e2][1], rows[e1][1]) == ("merged", "handling")
+    assert rs.stop() == 0
     assert corr.stop() == 0
 
 
