@@ -267,17 +267,16 @@ void api_ev_next_cursor(const api_req_t *rq, const PGresult *r, int i, int nkeys
 
 void api_ev_apply_quiet(json_t *o, int quiet)
 {
-    const char *stored = json_string_value(json_object_get(o, "urgency"));
-    const json_t *stages = json_object_get(o, "stages");
-    int         u = find(URGENCIES, stored);
-    json_t     *s = json_string(stored != NULL ? stored : "low");
+    const char    *stored = json_string_value(json_object_get(o, "urgency"));
+    const json_t  *stages = json_object_get(o, "stages");
+    cwpp_urgency_t u = CWPP_URG_LOW;
+    json_t        *s = json_string(stored != NULL ? stored : "low");
 
-    if (u < 0)
-        u = 3;
-    if (quiet && URGENCIES[u + 1] != NULL)
-        u++;
+    /* the quiet rule is libs/correlate's (cwpp_urgency_shown; the SQL gave "quiet") */
+    if (cwpp_urgency_parse(stored, &u) != 0)
+        u = CWPP_URG_LOW;
     json_object_set_new(o, "assessed_urgency", s);
-    json_object_set_new(o, "urgency", json_string(URGENCIES[u]));
+    json_object_set_new(o, "urgency", json_string(cwpp_urgency_name(cwpp_urgency_shown(u, quiet))));
     json_object_set_new(o, "quiet", json_boolean(quiet));
     if (json_is_array(stages)) {
         json_t *tactics = json_array();
@@ -313,9 +312,7 @@ void api_ev_strip(json_t *o)
 
 /* The urgency shown, as its rank 1 (act_now) .. 4 (low): the stored one, one step lower
  * when the event is quiet at the reading time $1 (quiet_hours $3). */
-#define URANK                                                                                 \
-    "LEAST(COALESCE(array_position('{act_now,high,medium,low}'::text[], e.urgency), 4) + "    \
-    "(e.last_seen < $1::timestamptz - make_interval(hours => $3::int))::int, 4)"
+#define URANK CWPP_SQL_URGENCY_RANK("e.urgency", "e.last_seen", "$1", "$3")
 #define LRANK "COALESCE(array_position('{critical,high,medium,low}'::text[], e.level), 5)"
 
 /* The sort orders; each ends in the event id, so the order is total. */
@@ -363,7 +360,7 @@ static const char LIST_SELECT[] =
     "SELECT e.event_id, e.account_id, e.name, e.level, e.status, e.urgency, "
     "e.alert_count, e.asset_count, e.occurrences, array_to_json(e.stages) AS stages, "
     API_EV_TS("e.first_seen") " AS first_seen, " API_EV_TS("e.last_seen") " AS last_seen, "
-    "e.owner, e.last_seen < $1::timestamptz - make_interval(hours => $3::int) AS _quiet";
+    "e.owner, " CWPP_SQL_QUIET("e.last_seen", "$1", "$3") " AS _quiet";
 
 /* The parsed filters: their text, and the buffers the multi-valued ones are built in. */
 typedef struct list_filters {
@@ -639,7 +636,7 @@ static const char SHOW_SQL[] =
     API_EV_TS("e.first_seen") " AS first_seen, " API_EV_TS("e.last_seen") " AS last_seen, "
     "array_to_json(e.sources) AS sources, e.predecessor, e.urgency, "
     "e.assessment::text AS _assessment, "
-    "e.last_seen < now() - make_interval(hours => $2::int) AS _quiet, "
+    CWPP_SQL_QUIET("e.last_seen", "now()", "$2") " AS _quiet, "
     "greatest(0, extract(epoch FROM now() - e.last_seen))::bigint AS quiet_for_s, "
     "e.last_seen > now() - make_interval(days => $3::int) AS in_event_list, "
     API_EV_TS("e.updated_at") " AS updated_at, e.version "
