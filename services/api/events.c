@@ -331,7 +331,8 @@ static const struct {
 };
 #define NSORTS (sizeof(SORTS) / sizeof(SORTS[0]))
 
-/* The filters, $1..$18 (events.c's essay; the openapi part describes each). */
+/* The filters, $1..$19 (events.c's essay; the openapi part describes each). q is a keyword
+ * (the event's name, its id, or one of its alerts' names); name only the event's name. */
 static const char LIST_WHERE[] =
     " FROM events e WHERE e.last_seen > $1::timestamptz - make_interval(days => $2::int) "
     "AND " API_SCOPE("e.account_id", "4") " "
@@ -353,14 +354,20 @@ static const char LIST_WHERE[] =
     "  WHERE x.event_id = e.event_id AND x.entity_type = $15 "
     "  AND x.value_key = bounded_key($16::text) AND x.value = $16::text)) "
     "AND ($17::text IS NULL OR $17 = ANY(e.sources)) "
-    "AND ($18::text IS NULL OR $18 = ANY(e.stages)) ";
-#define LIST_NPARAMS 18
+    "AND ($18::text IS NULL OR $18 = ANY(e.stages)) "
+    "AND ($19::text IS NULL OR strpos(lower(e.name), lower($19)) > 0) ";
+#define LIST_NPARAMS 19
+
+/* The event an event was merged into (status "merged"), or null. Read from the row as
+ * JSON so that a database without the column (before the correlator's merge migration)
+ * reads null instead of failing. */
+#define MERGED_INTO "to_jsonb(e) ->> 'merged_into' AS merged_into"
 
 static const char LIST_SELECT[] =
     "SELECT e.event_id, e.account_id, e.name, e.level, e.status, e.urgency, "
     "e.alert_count, e.asset_count, e.occurrences, array_to_json(e.stages) AS stages, "
     API_EV_TS("e.first_seen") " AS first_seen, " API_EV_TS("e.last_seen") " AS last_seen, "
-    "e.owner, " CWPP_SQL_QUIET("e.last_seen", "$1", "$3") " AS _quiet";
+    "e.owner, " MERGED_INTO ", " CWPP_SQL_QUIET("e.last_seen", "$1", "$3") " AS _quiet";
 
 /* The parsed filters: their text, and the buffers the multi-valued ones are built in. */
 typedef struct list_filters {
@@ -480,6 +487,7 @@ static int list_filters(const api_req_t *rq, api_resp_t *rs, list_filters_t *f,
     if (!api_ev_text_arg(rs, "account", api_arg(rq, "account"), 128) ||
         !api_ev_text_arg(rs, "owner", api_arg(rq, "owner"), 64) ||
         !api_ev_text_arg(rs, "q", api_arg(rq, "q"), 256) ||
+        !api_ev_text_arg(rs, "name", api_arg(rq, "name"), 256) ||
         !api_ev_text_arg(rs, "asset", api_arg(rq, "asset"), 4096) ||
         !api_ev_text_arg(rs, "source", api_arg(rq, "source"), 128) ||
         !api_ev_text_arg(rs, "entity", api_arg(rq, "entity"), 40000) ||
@@ -527,6 +535,7 @@ static int list_filters(const api_req_t *rq, api_resp_t *rs, list_filters_t *f,
     p[15] = f->entity_value;
     p[16] = api_arg(rq, "source");
     p[17] = f->stage;
+    p[18] = api_arg(rq, "name");
     return 1;
 }
 
@@ -534,7 +543,7 @@ static int events_list(api_req_t *rq, api_resp_t *rs)
 {
     static const char *const known[] = {
         "since", "until", "status", "level", "urgency", "account", "owner", "q", "asset",
-        "entity", "source", "stage", "sort", "limit", "cursor", "retention_days",
+        "entity", "source", "stage", "name", "sort", "limit", "cursor", "retention_days",
         "quiet_hours", NULL};
     list_filters_t  f;
     api_ev_rules_t  rules;
@@ -593,7 +602,7 @@ static int events_list(api_req_t *rq, api_resp_t *rs)
                                          LIST_NPARAMS + 2, 0) != 0)) ||
         cwpp_buf_puts(&sql, " ORDER BY ") != 0 ||
         api_ev_keyset(&sql, SORTS[s].keys, SORTS[s].nkeys, 0, 1) != 0 ||
-        cwpp_buf_puts(&sql, " LIMIT $19::int") != 0 || cwpp_buf_cstr(&sql) != 0)
+        cwpp_buf_puts(&sql, " LIMIT $20::int") != 0 || cwpp_buf_cstr(&sql) != 0)
         goto oom;
     np = LIST_NPARAMS + 1 + (state != NULL ? SORTS[s].nkeys : 0);
     if (api_sql(rq, rs, (const char *)sql.data, np, p, &r) != 0)
@@ -634,7 +643,7 @@ static const char SHOW_SQL[] =
     "SELECT e.event_id, e.account_id, e.name, e.level, e.status, e.owner, "
     "array_to_json(e.stages) AS stages, e.asset_count, e.alert_count, e.occurrences, "
     API_EV_TS("e.first_seen") " AS first_seen, " API_EV_TS("e.last_seen") " AS last_seen, "
-    "array_to_json(e.sources) AS sources, e.predecessor, e.urgency, "
+    "array_to_json(e.sources) AS sources, e.predecessor, " MERGED_INTO ", e.urgency, "
     "e.assessment::text AS _assessment, "
     CWPP_SQL_QUIET("e.last_seen", "now()", "$2") " AS _quiet, "
     "greatest(0, extract(epoch FROM now() - e.last_seen))::bigint AS quiet_for_s, "

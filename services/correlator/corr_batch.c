@@ -529,6 +529,30 @@ static int build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_siz
     return cwpp_avro_encode(c->t_note, v, &c->buf, errstr, errstr_size);
 }
 
+/* notifications.set (the responder; migration 022): whether the account of e wants a
+ * notification about it now: its setting is on and e's level is at least its minimum
+ * level. No row: on, from low. Read in the batch's transaction, for notifying events only.
+ * 0 with *wanted, or a database error. */
+static int note_wanted(corr_t *c, const evs_t *e, int *wanted, char *errstr,
+                       size_t errstr_size)
+{
+    const char *p[2] = {e->account,
+                        cwpp_severity_name((cwpp_severity_t)(e->level < 4 ? e->level : 3))};
+    PGresult   *r = NULL;
+    int         rc;
+
+    rc = cwpp_pg_query(c->pg, "SELECT NOT EXISTS (SELECT 1 FROM notification_settings WHERE "
+                       "account_id = $1 AND (NOT enabled OR array_position('{critical,high,"
+                       "medium,low}'::text[], $2) > array_position('{critical,high,medium,"
+                       "low}'::text[], min_level)))", 2, p, PGRES_TUPLES_OK, &r, errstr,
+                       errstr_size);
+    if (rc != CWPP_OK)
+        return rc;
+    *wanted = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return CWPP_OK;
+}
+
 /* Assessments and notifications of the changed events. */
 static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size)
 {
@@ -566,6 +590,14 @@ static int assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr
                 e->note_kind = 2;
                 e->note_prev = prev;
             }
+        }
+        if (e->note_kind) { /* the account may have switched them off (notifications.set) */
+            int wanted = 1;
+
+            if ((rc = note_wanted(c, e, &wanted, errstr, errstr_size)) != CWPP_OK)
+                return rc;
+            if (!wanted)
+                e->note_kind = 0; /* not marked notified: it notifies once wanted again */
         }
         if (e->note_kind) {
             char id[128];
