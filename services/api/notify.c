@@ -7,7 +7,8 @@
  *                                             updated_by, updated_at}
  *   PUT /api/v1/accounts/{id}/notifications   {enabled, min_level?, remark?}: the
  *        responder's notifications.set (docs/commands.md), issued as the authenticated
- *        user and answered from its CommandResult
+ *        user and answered from its CommandResult; without min_level the level set
+ *        before stays (low when none was)
  *
  * An account without a stored setting has the default: on, from level low (default:
  * true). The correlator reads the setting before it sends a notification. A caller sees
@@ -84,8 +85,20 @@ static int settings_put(api_req_t *rq, api_resp_t *rs)
                            "bytes.", CWPP_CMD_MAX_REMARK);
     if (!account_seen(rq, rs, id))
         return 0;
-    payload = json_pack("{s:s, s:O, s:s}", "account_id", id, "enabled", en, "min_level",
-                        lvl != NULL ? json_string_value(lvl) : "low");
+    if (lvl == NULL) { /* keep the level set before (switching off and on keeps it) */
+        const char *p[1] = {id};
+        PGresult   *r = NULL;
+
+        if (api_sql(rq, rs, "SELECT COALESCE((SELECT min_level FROM notification_settings "
+                    "WHERE account_id = $1), 'low')", 1, p, &r) != 0)
+            return 0;
+        payload = json_pack("{s:s, s:O, s:s}", "account_id", id, "enabled", en, "min_level",
+                            PQgetvalue(r, 0, 0));
+        PQclear(r);
+    } else {
+        payload = json_pack("{s:s, s:O, s:O}", "account_id", id, "enabled", en, "min_level",
+                            lvl);
+    }
     if (payload == NULL)
         return -1;
     if (rm != NULL)
