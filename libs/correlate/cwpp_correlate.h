@@ -221,6 +221,10 @@ int         cwpp_urgency_parse(const char *s, cwpp_urgency_t *out);
  * than quiet_hours hours (>= 1) passed since. A last_seen_ms <= 0 (none) is never quiet. */
 int cwpp_urgency_quiet(int64_t last_seen_ms, int64_t now_ms, int64_t quiet_hours);
 
+/* The urgency shown for a stored one: stored, or one step lower when quiet (a reader
+ * that learnt "quiet" from CWPP_SQL_QUIET below). An unknown stored value is low. */
+cwpp_urgency_t cwpp_urgency_shown(cwpp_urgency_t stored, int quiet);
+
 /* The urgency shown at now_ms of an event with the stored urgency and latest alert at
  * last_seen_ms: stored, or one step lower when quiet (cwpp_urgency_quiet, into *quiet
  * when not NULL). Cannot fail. */

@@ -331,9 +331,14 @@ cwpp_urgency_t cwpp_urgency_as_of(cwpp_urgency_t stored, int64_t last_seen_ms, i
 
     if (quiet != NULL)
         *quiet = q;
+    return cwpp_urgency_shown(stored, q);
+}
+
+cwpp_urgency_t cwpp_urgency_shown(cwpp_urgency_t stored, int quiet)
+{
     if ((unsigned)stored > CWPP_URG_LOW)
         stored = CWPP_URG_LOW;
-    return q && stored < CWPP_URG_LOW ? (cwpp_urgency_t)(stored + 1) : stored;
+    return quiet && stored < CWPP_URG_LOW ? (cwpp_urgency_t)(stored + 1) : stored;
 }
 
 void cwpp_assessment_clear(cwpp_assessment_t *a)
