@@ -275,6 +275,10 @@ static void test_urgency_as_of(void **state)
     }
     /* no latest alert: never quiet */
     assert_int_equal(cwpp_urgency_as_of(CWPP_URG_HIGH, 0, T0, 24, NULL), CWPP_URG_HIGH);
+    /* the step alone, for readers that learnt "quiet" from CWPP_SQL_QUIET */
+    assert_int_equal(cwpp_urgency_shown(CWPP_URG_ACT_NOW, 1), CWPP_URG_HIGH);
+    assert_int_equal(cwpp_urgency_shown(CWPP_URG_ACT_NOW, 0), CWPP_URG_ACT_NOW);
+    assert_int_equal(cwpp_urgency_shown(CWPP_URG_LOW, 1), CWPP_URG_LOW);
     /* an unknown stored value is shown as low */
     assert_int_equal(cwpp_urgency_as_of((cwpp_urgency_t)9, T0, T0, 24, NULL), CWPP_URG_LOW);
 }
