@@ -96,23 +96,23 @@ def test_each_act_now_signal_makes_an_event_act_now(pipe):
 def test_the_quiet_urgency_is_the_same_in_the_api_the_export_and_the_handled_stream(
         pipe, tmp_path):
     """An event whose latest alert is 30 hours old is shown one step lower by every reader:
-    its stored urgency act_now (a core asset) reads high through the API and cwppctl, in
+    its stored urgency medium (a failed defence) reads low through the API and cwppctl, in
     the export workbook (with the stored one beside it and the reason) and on the
-    handled-event stream. Before, the workbook and the stream said act_now."""
+    handled-event stream. Before, the workbook and the stream said medium."""
     acct = "quiet-" + tag()
-    pipe.raw(acct, alert(acct, "Web shell", "webshell", "high", at(30 * 60), "db-1",
-                         role="database", defense="blocked"))
+    pipe.raw(acct, alert(acct, "Web shell", "webshell", "high", at(30 * 60), "web-1",
+                         defense="failed"))
     pipe.event_of(acct, 1)
     eid, stored, _ = assessed(acct)
-    assert stored == "act_now"
+    assert stored == "medium"
     api = t.api_for(pipe.prefix)
     st, doc, _ = api.get(f"/api/v1/events/{eid}", user="admin")
     assert st == 200 and (doc["urgency"], doc["assessed_urgency"], doc["quiet"]) == \
-        ("high", "act_now", True)
+        ("low", "medium", True)
     rc, shown, _ = pipe.ctl_json("events", "show", eid)
-    assert rc == 0 and shown["urgency"] == "high"
+    assert rc == 0 and shown["urgency"] == "low"
     st, lst, _ = api.get(f"/api/v1/events?account={acct}", user="admin")
-    assert [e["urgency"] for e in lst["events"]] == ["high"]
+    assert [e["urgency"] for e in lst["events"]] == ["low"]
 
     out = tmp_path / "quiet.xlsx"
     rc, _, err = pipe.ctl_json("export", "--ids", eid, "--out", str(out))
@@ -120,8 +120,9 @@ def test_the_quiet_urgency_is_the_same_in_the_api_the_export_and_the_handled_str
     ev = openpyxl.load_workbook(out)["Events"]
     head = [c.value for c in ev[1]]
     row = dict(zip(head, next(ev.iter_rows(min_row=2, values_only=True))))
-    assert (row["Urgency"], row["Assessed urgency"]) == ("high", "act_now")
-    assert "lower priority" in row["Urgency reasons"]
+    assert row["Urgency"] == "low"
+    assert (row["Assessed urgency"], "lower priority" in row["Urgency reasons"]) == \
+        ("medium", True)
 
     pipe.ok("events", "status", eid, "handled", "--remark", "old story")
 
@@ -131,7 +132,7 @@ def test_the_quiet_urgency_is_the_same_in_the_api_the_export_and_the_handled_str
     t.wait_for(published, timeout=30, what="the handled event published")
     recs = [HANDLED.decode(m.value()) for m in read_handled(pipe.prefix)["events.handled"]
             if m.key().decode() == eid]
-    assert [r["urgency"] for r in recs] == ["high"]
+    assert [r["urgency"] for r in recs] == ["low"]
 
 
 def test_a_fresh_event_shows_its_stored_urgency_everywhere(pipe, tmp_path):

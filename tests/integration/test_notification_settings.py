@@ -120,11 +120,13 @@ def test_a_user_holding_the_account_switches_notifications_and_it_is_logged(pipe
 def test_the_correlator_notifies_only_as_the_account_wants(pipe):
     """Three accounts: one switched off gets no notification at all; one from level high
     gets none for its low event, then one once a critical alert joins the event (it opens
-    then); one left at the default gets its notification as always."""
+    then); one left at the default gets its notification as always. The settings are
+    written as the responder writes them (the command is the test above), so this pins
+    the correlator's side alone."""
     g = tag()
     off, high, dflt = f"off-{g}", f"high-{g}", f"dflt-{g}"
-    pipe.ok("notifications", "set", off, "off")
-    pipe.ok("notifications", "set", high, "on", "--min-level", "high")
+    t.query("INSERT INTO notification_settings (account_id, enabled, min_level, updated_by) "
+            "VALUES (%s, false, 'low', 'tests'), (%s, true, 'high', 'tests')", (off, high))
     for acct in (off, high, dflt):
         pipe.raw(acct, alert(acct, "Port scan", "port_scan", "low", at(10), "web-1",
                              remote_ip="198.51.100.91"))
