@@ -36,7 +36,7 @@ static json_t *summary_of(const spec_t *sp, size_t n, const cwpp_assess_conf_t *
 {
     json_t *s = json_object();
     size_t  i;
-    char    id[8];
+    char    id[24];
 
     for (i = 0; i < n; i++) {
         cwpp_alert_t a;
