@@ -229,3 +229,25 @@ def test_cwppctl_checks_ids_before_sending(env):
                        (["merge", env.a[0], env.a[1], "--force"], "unknown option")):
         rc, _, err = t.cwppctl(env.prefix, "events", *args, actor=env.ana, api=env.api)
         assert rc == 2 and says in err, (args, err)
+
+
+def test_a_merged_event_shows_where_it_went(env):
+    """Once the correlator merged an event (status merged, merged_into the survivor: its
+    migration adds the column), the event list, the event and cwppctl show where it went;
+    every other event shows merged_into null."""
+    if not t.query("SELECT 1 FROM information_schema.columns WHERE table_schema = 'cwpp' "
+                   "AND table_name = 'events' AND column_name = 'merged_into'"):
+        pytest.skip("events.merged_into comes with the correlator's merge migration")
+    gone = ev_id()
+    with t.db() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO events (event_id, account_id, name, level, status, "
+                    "merged_into, first_seen, last_seen) VALUES (%s, %s, 'story', 'high', "
+                    "'merged', %s, %s, %s)", (gone, env.acct_a, env.a[0],
+                                              NOW - timedelta(hours=1), NOW))
+    st, doc, _ = env.api.get(f"/api/v1/events/{gone}", user=env.ana)
+    assert st == 200 and (doc["status"], doc["merged_into"]) == ("merged", env.a[0]), doc
+    st, doc, _ = env.api.get(f"/api/v1/events?account={env.acct_a}", user=env.ana)
+    got = {e["event_id"]: e["merged_into"] for e in doc["events"]}
+    assert got[gone] == env.a[0] and got[env.a[0]] is None
+    rc, out, err = t.cwppctl(env.prefix, "events", "show", gone, actor=env.ana, api=env.api)
+    assert rc == 0 and "Merged into" in out and env.a[0] in out, (out, err)
