@@ -36,7 +36,9 @@
  *   - quiet ("no new related alerts for a long time: lower priority"): once an event's
  *     latest alert is more than quiet_hours (24) hours old, the urgency shown is one step
  *     below the stored one and the reason "quiet" is added. 24 hours is the correlator's
- *     default joining window (correlator.window.ms).
+ *     default joining window (correlator.window.ms). The rule is libs/correlate's
+ *     (CWPP_SQL_QUIET, CWPP_SQL_URGENCY_RANK, cwpp_urgency_shown), which the export
+ *     workbook and the handled-event stream apply too.
  * Both are query arguments with those defaults (cwppctl passes its CWPP_EVENT_RETENTION_
  * DAYS and CWPP_CTL_QUIET_HOURS). Every comparison with "now" is made by the database
  * server: a paged query reads its "now" once, on its first page, and carries it in the
@@ -276,7 +278,8 @@ void api_ev_apply_quiet(json_t *o, int quiet)
     if (cwpp_urgency_parse(stored, &u) != 0)
         u = CWPP_URG_LOW;
     json_object_set_new(o, "assessed_urgency", s);
-    json_object_set_new(o, "urgency", json_string(cwpp_urgency_name(cwpp_urgency_shown(u, quiet))));
+    json_object_set_new(o, "urgency",
+                        json_string(cwpp_urgency_name(cwpp_urgency_shown(u, quiet))));
     json_object_set_new(o, "quiet", json_boolean(quiet));
     if (json_is_array(stages)) {
         json_t *tactics = json_array();
