@@ -205,6 +205,53 @@ typedef enum {
 const char *cwpp_urgency_name(cwpp_urgency_t u);
 int         cwpp_urgency_parse(const char *s, cwpp_urgency_t *out);
 
+/*
+ * The quiet rule, once for every reader ("no new related alerts for a long time: lower
+ * priority"; docs/correlator.md "Assessment"). It depends on the time of reading, so it
+ * is never stored: the stored urgency is as of the latest change, and whoever shows an
+ * event (cwpp-api's event list and event, the export workbook, the handled-event stream,
+ * the correlator's notifications) shows the urgency as of its reading time: one step
+ * lower (act_now -> high -> medium -> low; low stays low) once the latest alert is more
+ * than quiet_hours old. CWPP_QUIET_HOURS_DEFAULT is the correlator's default joining
+ * window (correlator.window.ms): after it, a related alert opens a new event.
+ */
+#define CWPP_QUIET_HOURS_DEFAULT   24
+#define CWPP_QUIET_HOURS_DEFAULT_S "24" /* the same, for SQL text */
+
+/* 1 when an event whose latest alert occurred at last_seen_ms is quiet at now_ms: more
+ * than quiet_hours hours (>= 1) passed since. A last_seen_ms <= 0 (none) is never quiet. */
+int cwpp_urgency_quiet(int64_t last_seen_ms, int64_t now_ms, int64_t quiet_hours);
+
+/* The urgency shown for a stored one: stored, or one step lower when quiet (a reader
+ * that learnt "quiet" from CWPP_SQL_QUIET below). An unknown stored value is low. */
+cwpp_urgency_t cwpp_urgency_shown(cwpp_urgency_t stored, int quiet);
+
+/* The urgency shown at now_ms of an event with the stored urgency and latest alert at
+ * last_seen_ms: stored, or one step lower when quiet (cwpp_urgency_quiet, into *quiet
+ * when not NULL). Cannot fail. */
+cwpp_urgency_t cwpp_urgency_as_of(cwpp_urgency_t stored, int64_t last_seen_ms, int64_t now_ms,
+                                  int64_t quiet_hours, int *quiet);
+
+/*
+ * The same rule in SQL, for readers that select events: each macro takes SQL expressions
+ * (a column, a parameter such as "$3", or a literal) and gives SQL text, so every reader
+ * composes the one definition. urgency: the stored urgency text; last: the latest
+ * occurrence (timestamptz); now: the reading time (timestamptz); hours: quiet hours (int).
+ *   CWPP_SQL_QUIET        boolean: the event is quiet at now
+ *   CWPP_SQL_URGENCY_RANK the urgency shown as its rank, 1 (act_now) .. 4 (low); an
+ *                         unknown stored text counts as low
+ *   CWPP_SQL_URGENCY_AS_OF the urgency shown, as text
+ * tests/unit/correlate checks the ranks agree with cwpp_urgency_name.
+ */
+#define CWPP_SQL_URGENCIES "'{act_now,high,medium,low}'::text[]"
+#define CWPP_SQL_QUIET(last, now, hours)                                                      \
+    "((" last ") < (" now ")::timestamptz - make_interval(hours => (" hours ")::int))"
+#define CWPP_SQL_URGENCY_RANK(urgency, last, now, hours)                                      \
+    "LEAST(COALESCE(array_position(" CWPP_SQL_URGENCIES ", " urgency "), 4) + "              \
+    "(" CWPP_SQL_QUIET(last, now, hours) ")::int, 4)"
+#define CWPP_SQL_URGENCY_AS_OF(urgency, last, now, hours)                                     \
+    "(" CWPP_SQL_URGENCIES ")[" CWPP_SQL_URGENCY_RANK(urgency, last, now, hours) "]"
+
 /* The 30-day figures of one IP of the event's account (entity_stats_30d). */
 typedef struct cwpp_ip_stat {
     const char *ip;

@@ -18,6 +18,7 @@
  */
 #include "cwpp_correlate.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -317,6 +318,29 @@ int cwpp_urgency_parse(const char *s, cwpp_urgency_t *out)
     return -1;
 }
 
+int cwpp_urgency_quiet(int64_t last_seen_ms, int64_t now_ms, int64_t quiet_hours)
+{
+    assert(quiet_hours >= 1);
+    return last_seen_ms > 0 && now_ms - last_seen_ms > quiet_hours * 3600000;
+}
+
+cwpp_urgency_t cwpp_urgency_as_of(cwpp_urgency_t stored, int64_t last_seen_ms, int64_t now_ms,
+                                  int64_t quiet_hours, int *quiet)
+{
+    int q = cwpp_urgency_quiet(last_seen_ms, now_ms, quiet_hours);
+
+    if (quiet != NULL)
+        *quiet = q;
+    return cwpp_urgency_shown(stored, q);
+}
+
+cwpp_urgency_t cwpp_urgency_shown(cwpp_urgency_t stored, int quiet)
+{
+    if ((unsigned)stored > CWPP_URG_LOW)
+        stored = CWPP_URG_LOW;
+    return quiet && stored < CWPP_URG_LOW ? (cwpp_urgency_t)(stored + 1) : stored;
+}
+
 void cwpp_assessment_clear(cwpp_assessment_t *a)
 {
     if (a == NULL)
@@ -394,7 +418,7 @@ int cwpp_ev_assess(const json_t *s, const cwpp_assess_conf_t *c, int64_t now_ms,
     const char   *k;
     json_t       *v;
     int64_t       alerts = geti(s, "alerts"), last = geti(s, "last_ms"), score = 0, n;
-    int           core = 0, escalation = 0, failed = 0, rc = 0;
+    int           core = 0, escalation = 0, act_now = 0, rc = 0;
     char          d1[32], cores[256] = "";
     size_t        i;
 
@@ -417,23 +441,38 @@ int cwpp_ev_assess(const json_t *s, const cwpp_assess_conf_t *c, int64_t now_ms,
                 snprintf(cores + l, sizeof(cores) - l, "%s%s (%s)", l ? ", " : "", k, role);
         }
     }
+    /* the reference's "when to act immediately": a core asset involved, an alert count
+     * high and growing, recent activity that may be ongoing, an authoritative source */
     if (core) {
-        rc |= reason(r, "core_asset", "core asset%s involved: %s%s", core > 1 ? "s" : "", cores,
-                     core > 3 ? ", ..." : "");
+        rc |= reason(r, "core_asset", "core asset%s involved: %s%s: act now", core > 1 ? "s" : "",
+                     cores, core > 3 ? ", ..." : "");
         score += 2;
+        act_now = 1;
     }
     n = recent_count(times, last, c->recent_ms);
     if (alerts >= c->alerts_high && n >= c->growth_alerts) {
         dur(c->recent_ms, d1, sizeof(d1));
         rc |= reason(r, "alerts_growing",
-                     "%" PRId64 " associated alerts and growing: %" PRId64 " new in the last %s",
-                     alerts, n, d1);
+                     "%" PRId64 " associated alerts and growing: %" PRId64 " new in the last %s: "
+                     "act now", alerts, n, d1);
         score += 2;
+        act_now = 1;
     }
     if (last > 0 && now_ms - last <= c->recent_ms) {
+        char d2[32];
+
         dur(now_ms - last, d1, sizeof(d1));
-        rc |= reason(r, "recent_activity",
-                     "latest alert %s ago: the attack may still be going on", d1);
+        dur(c->recent_ms, d2, sizeof(d2));
+        /* ongoing: the latest alerts cluster in the recent period, not one late alert */
+        if (n >= c->growth_alerts) {
+            rc |= reason(r, "recent_activity",
+                         "latest alert %s ago and %" PRId64 " alerts within %s: the attack "
+                         "may be ongoing: act now", d1, n, d2);
+            act_now = 1;
+        } else {
+            rc |= reason(r, "recent_activity",
+                         "latest alert %s ago: the attack may still be going on", d1);
+        }
         score += 1;
     }
     {
@@ -450,16 +489,16 @@ int cwpp_ev_assess(const json_t *s, const cwpp_assess_conf_t *c, int64_t now_ms,
             }
         }
         if (list[0]) {
-            rc |= reason(r, "authoritative_source", "alerts from an authoritative source: %s",
-                         list);
+            rc |= reason(r, "authoritative_source",
+                         "alerts from an authoritative source: %s: act now", list);
             score += 1;
+            act_now = 1;
         }
     }
     if ((n = geti(def, "failed")) > 0) {
         rc |= reason(r, "defense_failed", "%" PRId64 " alert%s where the defence failed", n,
                      n > 1 ? "s" : "");
         score += 2;
-        failed = 1;
     }
     if ((n = geti(def, "none")) > 0) {
         rc |= reason(r, "defense_missing", "%" PRId64 " alert%s with no defence in place", n,
@@ -524,7 +563,7 @@ int cwpp_ev_assess(const json_t *s, const cwpp_assess_conf_t *c, int64_t now_ms,
         rc |= reason(r, "precision_defense",
                      "every alert was stopped by precision defence: nothing to do");
         out->urgency = CWPP_URG_LOW;
-    } else if (escalation || (core && failed)) {
+    } else if (escalation || act_now) {
         out->urgency = CWPP_URG_ACT_NOW;
     } else if (score >= 4) {
         out->urgency = CWPP_URG_HIGH;

@@ -14,7 +14,8 @@
  *   pool.c     the PostgreSQL connections (one per request thread, the cwpp_api role)
  *   cmd.c      the command transport: produce a Command, await its CommandResult
  *   util.c     problem details, query arguments, cursors, JSON helpers (below)
- *   events.c, respond.c, alerts.c, whitelist.c, exports.c, admin.c: the resources, each
+ *   events.c, respond.c, alerts.c, whitelist.c, exports.c, admin.c, merge.c (event.merge,
+ *              event.detach), notify.c (an account's notification setting): the resources, each
  *              a route table (api_<area>_routes) of handlers written against this header
  *
  * A handler runs on a request thread with rq filled in and fills rs. It returns 0 after
@@ -107,6 +108,8 @@ extern const api_route_t api_alerts_routes[];
 extern const api_route_t api_whitelist_routes[];
 extern const api_route_t api_exports_routes[];
 extern const api_route_t api_admin_routes[];
+extern const api_route_t api_merge_routes[];
+extern const api_route_t api_notify_routes[];
 
 /* ------------------------------------------------------------- answers (util.c) */
 
@@ -185,9 +188,9 @@ json_t *api_row(const PGresult *r, int i);
 /* ---------------------------------------------------------- commands (cmd.c) */
 
 /*
- * Issues a command to service ("responder", "whitelist", "exporter") of type with
- * payload (stolen) as the authenticated user, and waits for its answer (api.command.
- * timeout.ms). Returns 1 with *answer (owned): {"command_id", "status": "ok"|"error",
+ * Issues a command to service ("responder", "whitelist", "exporter", "correlator") of
+ * type with payload (stolen) as the authenticated user, and waits for its answer
+ * (api.command.timeout.ms). Returns 1 with *answer (owned): {"command_id", "status": "ok"|"error",
  * "message", "result": {...}}; or 0 with rs set: 202 {"command_id", "status":"pending"}
  * when no answer came in time (GET /api/v1/commands/{id} tells it later), 503 when the
  * command could not be sent.

@@ -36,7 +36,9 @@
  *   - quiet ("no new related alerts for a long time: lower priority"): once an event's
  *     latest alert is more than quiet_hours (24) hours old, the urgency shown is one step
  *     below the stored one and the reason "quiet" is added. 24 hours is the correlator's
- *     default joining window (correlator.window.ms).
+ *     default joining window (correlator.window.ms). The rule is libs/correlate's
+ *     (CWPP_SQL_QUIET, CWPP_SQL_URGENCY_RANK, cwpp_urgency_shown), which the export
+ *     workbook and the handled-event stream apply too.
  * Both are query arguments with those defaults (cwppctl passes its CWPP_EVENT_RETENTION_
  * DAYS and CWPP_CTL_QUIET_HOURS). Every comparison with "now" is made by the database
  * server: a paged query reads its "now" once, on its first page, and carries it in the
@@ -267,17 +269,17 @@ void api_ev_next_cursor(const api_req_t *rq, const PGresult *r, int i, int nkeys
 
 void api_ev_apply_quiet(json_t *o, int quiet)
 {
-    const char *stored = json_string_value(json_object_get(o, "urgency"));
-    const json_t *stages = json_object_get(o, "stages");
-    int         u = find(URGENCIES, stored);
-    json_t     *s = json_string(stored != NULL ? stored : "low");
+    const char    *stored = json_string_value(json_object_get(o, "urgency"));
+    const json_t  *stages = json_object_get(o, "stages");
+    cwpp_urgency_t u = CWPP_URG_LOW;
+    json_t        *s = json_string(stored != NULL ? stored : "low");
 
-    if (u < 0)
-        u = 3;
-    if (quiet && URGENCIES[u + 1] != NULL)
-        u++;
+    /* the quiet rule is libs/correlate's (cwpp_urgency_shown; the SQL gave "quiet") */
+    if (cwpp_urgency_parse(stored, &u) != 0)
+        u = CWPP_URG_LOW;
     json_object_set_new(o, "assessed_urgency", s);
-    json_object_set_new(o, "urgency", json_string(URGENCIES[u]));
+    json_object_set_new(o, "urgency",
+                        json_string(cwpp_urgency_name(cwpp_urgency_shown(u, quiet))));
     json_object_set_new(o, "quiet", json_boolean(quiet));
     if (json_is_array(stages)) {
         json_t *tactics = json_array();
@@ -313,9 +315,7 @@ void api_ev_strip(json_t *o)
 
 /* The urgency shown, as its rank 1 (act_now) .. 4 (low): the stored one, one step lower
  * when the event is quiet at the reading time $1 (quiet_hours $3). */
-#define URANK                                                                                 \
-    "LEAST(COALESCE(array_position('{act_now,high,medium,low}'::text[], e.urgency), 4) + "    \
-    "(e.last_seen < $1::timestamptz - make_interval(hours => $3::int))::int, 4)"
+#define URANK CWPP_SQL_URGENCY_RANK("e.urgency", "e.last_seen", "$1", "$3")
 #define LRANK "COALESCE(array_position('{critical,high,medium,low}'::text[], e.level), 5)"
 
 /* The sort orders; each ends in the event id, so the order is total. */
@@ -334,7 +334,8 @@ static const struct {
 };
 #define NSORTS (sizeof(SORTS) / sizeof(SORTS[0]))
 
-/* The filters, $1..$18 (events.c's essay; the openapi part describes each). */
+/* The filters, $1..$19 (events.c's essay; the openapi part describes each). q is a keyword
+ * (the event's name, its id, or one of its alerts' names); name only the event's name. */
 static const char LIST_WHERE[] =
     " FROM events e WHERE e.last_seen > $1::timestamptz - make_interval(days => $2::int) "
     "AND " API_SCOPE("e.account_id", "4") " "
@@ -356,14 +357,18 @@ static const char LIST_WHERE[] =
     "  WHERE x.event_id = e.event_id AND x.entity_type = $15 "
     "  AND x.value_key = bounded_key($16::text) AND x.value = $16::text)) "
     "AND ($17::text IS NULL OR $17 = ANY(e.sources)) "
-    "AND ($18::text IS NULL OR $18 = ANY(e.stages)) ";
-#define LIST_NPARAMS 18
+    "AND ($18::text IS NULL OR $18 = ANY(e.stages)) "
+    "AND ($19::text IS NULL OR strpos(lower(e.name), lower($19)) > 0) ";
+#define LIST_NPARAMS 19
+
+/* The event an event was merged into (status "merged"), or null (migration 020). */
+#define MERGED_INTO "e.merged_into AS merged_into"
 
 static const char LIST_SELECT[] =
     "SELECT e.event_id, e.account_id, e.name, e.level, e.status, e.urgency, "
     "e.alert_count, e.asset_count, e.occurrences, array_to_json(e.stages) AS stages, "
     API_EV_TS("e.first_seen") " AS first_seen, " API_EV_TS("e.last_seen") " AS last_seen, "
-    "e.owner, e.last_seen < $1::timestamptz - make_interval(hours => $3::int) AS _quiet";
+    "e.owner, " MERGED_INTO ", " CWPP_SQL_QUIET("e.last_seen", "$1", "$3") " AS _quiet";
 
 /* The parsed filters: their text, and the buffers the multi-valued ones are built in. */
 typedef struct list_filters {
@@ -483,6 +488,7 @@ static int list_filters(const api_req_t *rq, api_resp_t *rs, list_filters_t *f,
     if (!api_ev_text_arg(rs, "account", api_arg(rq, "account"), 128) ||
         !api_ev_text_arg(rs, "owner", api_arg(rq, "owner"), 64) ||
         !api_ev_text_arg(rs, "q", api_arg(rq, "q"), 256) ||
+        !api_ev_text_arg(rs, "name", api_arg(rq, "name"), 256) ||
         !api_ev_text_arg(rs, "asset", api_arg(rq, "asset"), 4096) ||
         !api_ev_text_arg(rs, "source", api_arg(rq, "source"), 128) ||
         !api_ev_text_arg(rs, "entity", api_arg(rq, "entity"), 40000) ||
@@ -530,6 +536,7 @@ static int list_filters(const api_req_t *rq, api_resp_t *rs, list_filters_t *f,
     p[15] = f->entity_value;
     p[16] = api_arg(rq, "source");
     p[17] = f->stage;
+    p[18] = api_arg(rq, "name");
     return 1;
 }
 
@@ -537,7 +544,7 @@ static int events_list(api_req_t *rq, api_resp_t *rs)
 {
     static const char *const known[] = {
         "since", "until", "status", "level", "urgency", "account", "owner", "q", "asset",
-        "entity", "source", "stage", "sort", "limit", "cursor", "retention_days",
+        "entity", "source", "stage", "name", "sort", "limit", "cursor", "retention_days",
         "quiet_hours", NULL};
     list_filters_t  f;
     api_ev_rules_t  rules;
@@ -596,7 +603,7 @@ static int events_list(api_req_t *rq, api_resp_t *rs)
                                          LIST_NPARAMS + 2, 0) != 0)) ||
         cwpp_buf_puts(&sql, " ORDER BY ") != 0 ||
         api_ev_keyset(&sql, SORTS[s].keys, SORTS[s].nkeys, 0, 1) != 0 ||
-        cwpp_buf_puts(&sql, " LIMIT $19::int") != 0 || cwpp_buf_cstr(&sql) != 0)
+        cwpp_buf_puts(&sql, " LIMIT $20::int") != 0 || cwpp_buf_cstr(&sql) != 0)
         goto oom;
     np = LIST_NPARAMS + 1 + (state != NULL ? SORTS[s].nkeys : 0);
     if (api_sql(rq, rs, (const char *)sql.data, np, p, &r) != 0)
@@ -637,9 +644,9 @@ static const char SHOW_SQL[] =
     "SELECT e.event_id, e.account_id, e.name, e.level, e.status, e.owner, "
     "array_to_json(e.stages) AS stages, e.asset_count, e.alert_count, e.occurrences, "
     API_EV_TS("e.first_seen") " AS first_seen, " API_EV_TS("e.last_seen") " AS last_seen, "
-    "array_to_json(e.sources) AS sources, e.predecessor, e.urgency, "
+    "array_to_json(e.sources) AS sources, e.predecessor, " MERGED_INTO ", e.urgency, "
     "e.assessment::text AS _assessment, "
-    "e.last_seen < now() - make_interval(hours => $2::int) AS _quiet, "
+    CWPP_SQL_QUIET("e.last_seen", "now()", "$2") " AS _quiet, "
     "greatest(0, extract(epoch FROM now() - e.last_seen))::bigint AS quiet_for_s, "
     "e.last_seen > now() - make_interval(days => $3::int) AS in_event_list, "
     API_EV_TS("e.updated_at") " AS updated_at, e.version "

@@ -14,6 +14,7 @@
 
 #include "api_internal.h" /* api.dot.path */
 #include "cwpp_alert.h"
+#include "cwpp_correlate.h"
 #include "cwpp_graph.h"
 #include "cwpp_log.h"
 
@@ -516,8 +517,7 @@ int api_ev_entity(api_req_t *rq, api_resp_t *rs)
                       "count(DISTINCT x.alert_id) AS entity_alerts, "
                       "COALESCE(array_to_json(array_agg(DISTINCT x.asset_id) FILTER "
                       "(WHERE x.asset_id <> '')), '[]') AS assets, "
-                      "e.last_seen < $5::timestamptz - make_interval(hours => $7::int) "
-                      "AS _quiet") != 0 ||
+                      CWPP_SQL_QUIET("e.last_seen", "$5", "$7") " AS _quiet") != 0 ||
         api_ev_keyset(&sql, ENTITY_EVENT_KEYS, ENTITY_NKEYS, 0, 2) != 0 ||
         cwpp_buf_puts(&sql, ENTITY_EVENTS_FROM) != 0 ||
         (state != NULL && (cwpp_buf_puts(&sql, "AND ") != 0 ||

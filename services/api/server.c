@@ -40,7 +40,8 @@ typedef struct conn_ctx {
 
 static const api_route_t *const TABLES[] = {
     api_auth_routes, api_events_routes, api_respond_routes, api_alerts_routes,
-    api_whitelist_routes, api_exports_routes, api_admin_routes,
+    api_whitelist_routes, api_exports_routes, api_admin_routes, api_merge_routes,
+    api_notify_routes,
 };
 
 /* 1 when path matches pattern; fills ids with copies of the {…} segments into buf. */

@@ -567,8 +567,52 @@ int corr_build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size)
     return cwpp_avro_encode(c->t_note, v, &c->buf, errstr, errstr_size);
 }
 
-/* Assessments and notifications of the changed events. */
-int corr_assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size)
+/* notifications.set (the responder; migration 022): the settings of the accounts of the
+ * batch's changed events, read once per batch in its transaction (one round trip), as
+ * rows (account_id, enabled, rank of min_level 0 critical .. 3 low) into *out. An
+ * account without a row has the default: on, from low. 0, or a database error. */
+static int note_settings(corr_t *c, PGresult **out, char *errstr, size_t errstr_size)
+{
+    json_t     *accts = json_array();
+    char       *text = NULL;
+    const char *p[1];
+    size_t      i;
+    int         rc;
+
+    for (i = 0; accts != NULL && i < c->nevs; i++)
+        if (c->evlist[i]->changed &&
+            json_array_append_new(accts, json_string(c->evlist[i]->account)) != 0)
+            break;
+    if (accts == NULL || i < c->nevs || (text = json_dumps(accts, JSON_COMPACT)) == NULL) {
+        json_decref(accts);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    }
+    json_decref(accts);
+    p[0] = text;
+    rc = cwpp_pg_query(c->pg, "SELECT account_id, enabled, array_position('{critical,high,"
+                       "medium,low}'::text[], min_level) - 1 FROM notification_settings "
+                       "WHERE account_id IN (SELECT json_array_elements_text($1::json))", 1,
+                       p, PGRES_TUPLES_OK, out, errstr, errstr_size);
+    free(text);
+    return rc;
+}
+
+/* 1 when the account of e wants a notification about it now (settings: note_settings):
+ * its setting is on and e's level is at least its minimum level, or it has none. */
+static int note_wanted(const PGresult *settings, const evs_t *e)
+{
+    int i, level = e->level < 4 ? e->level : 3;
+
+    for (i = 0; i < PQntuples(settings); i++)
+        if (strcmp(PQgetvalue(settings, i, 0), e->account) == 0)
+            return PQgetvalue(settings, i, 1)[0] == 't' &&
+                   level <= atoi(PQgetvalue(settings, i, 2));
+    return 1;
+}
+
+/* Assessments and notifications of the changed events; settings: note_settings. */
+static int assess_events(corr_t *c, rows_t *w, int64_t now, const PGresult *settings,
+                         char *errstr, size_t errstr_size)
 {
     size_t i, j;
     int    rc = 0;
@@ -605,6 +649,10 @@ int corr_assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_s
                 e->note_prev = prev;
             }
         }
+        /* the account may have switched them off (notifications.set); not marked
+         * notified then: it notifies at a change once it wants it again */
+        if (e->note_kind && !note_wanted(settings, e))
+            e->note_kind = 0;
         if (e->note_kind) {
             char id[128];
 
@@ -621,6 +669,19 @@ int corr_assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_s
     if (w->notes.err || w->events.err)
         rc = -1;
     return rc ? cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory") : CWPP_OK;
+}
+
+/* Assessments and notifications of the changed events, with the batch's notification
+ * settings (read once here). */
+int corr_assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size)
+{
+    PGresult *settings = NULL;
+    int       rc = note_settings(c, &settings, errstr, errstr_size);
+
+    if (rc == CWPP_OK)
+        rc = assess_events(c, w, now, settings, errstr, errstr_size);
+    PQclear(settings);
+    return rc;
 }
 
 /* The snapshot record of e (libs/snapshot) into c->buf. */

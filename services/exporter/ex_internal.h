@@ -44,7 +44,7 @@ typedef struct ex {
     cwpp_metric_t       *m_gaps_skipped, *m_export_seconds, *m_txn_aborts, *m_unpublishable;
 } ex_t;
 
-/* xlsx.c: the workbook of doc {"events": [...], "assets": [...], "entities": [...]} into
+/* xlsx.c: the workbook of doc {"events", "assets", "entities", "alerts": [...]} into
  * *out (malloc'd, *len bytes). 0, or an error with errstr. */
 int ex_workbook(const ex_conf_t *conf, const json_t *doc, unsigned char **out, size_t *len,
                 char *errstr, size_t errstr_size);

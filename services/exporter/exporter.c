@@ -72,8 +72,13 @@ static const char SQL_EVENTS[] =
     "'status', e.status, 'owner', e.owner, 'stages', array_to_string(e.stages, ', '), "
     "'assets', e.asset_count, 'alerts', e.alert_count, 'first_ms', " MS("e.first_seen") ", "
     "'last_ms', " MS("e.last_seen") ", 'sources', array_to_string(e.sources, ', '), "
-    "'urgency', e.urgency, 'reasons', (SELECT string_agg(r ->> 'text', '; ') FROM "
-    "jsonb_array_elements(e.assessment -> 'reasons') r), 'handling', concat_ws('; ', "
+    "'urgency', " CWPP_SQL_URGENCY_AS_OF("e.urgency", "e.last_seen", "now()",
+                                         CWPP_QUIET_HOURS_DEFAULT_S) ", "
+    "'assessed_urgency', e.urgency, 'reasons', concat_ws('; ', (SELECT string_agg(r ->> "
+    "'text', '; ') FROM jsonb_array_elements(e.assessment -> 'reasons') r), CASE WHEN "
+    CWPP_SQL_QUIET("e.last_seen", "now()", CWPP_QUIET_HOURS_DEFAULT_S) " THEN 'no new "
+    "related alerts for over " CWPP_QUIET_HOURS_DEFAULT_S " hours: lower priority' END), "
+    "'handling', concat_ws('; ', "
     "(SELECT string_agg(p.name || ' ' || p.entity_type || ':' || p.entity_value || ' (' || "
     "p.state || ')', '; ' ORDER BY p.created_at) FROM handling_policies p WHERE p.event_id = "
     "e.event_id), CASE WHEN e.handled_at IS NOT NULL THEN 'handled ' || to_char(e.handled_at "
@@ -88,6 +93,20 @@ static const char SQL_ASSETS[] =
     "e.last_seen " FILTER " ORDER BY e.last_seen DESC, e.event_id LIMIT $8) e, "
     "json_each(COALESCE(e.summary -> 'assets', '{}'::json)) a "
     "ORDER BY e.last_seen DESC, e.event_id, a.key";
+/* The alerts of the exported events with their handling info (alerts.handling: the
+ * event that handled it, how, by whom, when, the remark), in order of first occurrence. */
+static const char SQL_ALERTS[] =
+    "SELECT json_build_object('event_id', e.event_id, 'alert_id', a.alert_id, 'name', a.name, "
+    "'type', a.type, 'severity', a.severity, 'status', a.status, 'defense', a.defense, "
+    "'asset_id', a.asset_id, 'first_ms', " MS("a.first_seen") ", 'last_ms', "
+    MS("a.last_seen") ", 'occurrences', a.occurrences, "
+    "'handled_event', a.handling ->> 'event_id', 'handled_via', a.handling ->> 'via', "
+    "'handled_by', a.handling ->> 'by', 'handled_ms', CASE WHEN a.handling ->> 'at_ms' ~ "
+    "'^[0-9]{1,15}$' THEN (a.handling ->> 'at_ms')::bigint END, 'handling_remark', "
+    "a.handling ->> 'remark')::text FROM (SELECT e.event_id, e.last_seen " FILTER
+    " ORDER BY e.last_seen DESC, e.event_id LIMIT $8) e "
+    "JOIN event_alerts ea ON ea.event_id = e.event_id JOIN alerts a ON a.alert_id = ea.alert_id "
+    "ORDER BY e.last_seen DESC, e.event_id, a.first_seen, a.alert_id";
 /* The 30-day figures of each entity, as entity_stats_30d defines them, looked up per
  * entity (the view aggregates every entity of every account). */
 static const char SQL_ENTITIES[] =
@@ -314,13 +333,13 @@ static int actor_accounts(ex_t *x, const cmd_t *c, char **accounts, char *errstr
                                                      "out of memory");
 }
 
-/* The three sheets {"events", "assets", "entities"} of the filter p, in this transaction's
- * snapshot, into *doc. */
+/* The four sheets {"events", "assets", "entities", "alerts"} of the filter p, in this
+ * transaction's snapshot, into *doc. */
 static int read_doc(ex_t *x, const cmd_t *c, const char *const *p, json_t **doc, char *errstr,
                     size_t errstr_size)
 {
-    PGresult *re = NULL, *ra = NULL, *rn = NULL;
-    json_t   *je, *ja, *jn;
+    PGresult *re = NULL, *ra = NULL, *rn = NULL, *rl = NULL;
+    json_t   *je, *ja, *jn, *jl;
     int       rc;
 
     *doc = NULL;
@@ -336,15 +355,22 @@ static int read_doc(ex_t *x, const cmd_t *c, const char *const *p, json_t **doc,
     if ((rc = cwpp_pg_query(x->pg, SQL_ENTITIES, 8, p, PGRES_TUPLES_OK, &rn, errstr,
                             errstr_size)) != CWPP_OK)
         goto out;
+    progress(x, c, 70, "reading alerts and their handling");
+    if ((rc = cwpp_pg_query(x->pg, SQL_ALERTS, 8, p, PGRES_TUPLES_OK, &rl, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
     je = rows(re);
     ja = rows(ra);
     jn = rows(rn);
-    if (je != NULL && ja != NULL && jn != NULL)
-        *doc = json_pack("{s:o, s:o, s:o}", "events", je, "assets", ja, "entities", jn);
+    jl = rows(rl);
+    if (je != NULL && ja != NULL && jn != NULL && jl != NULL)
+        *doc = json_pack("{s:o, s:o, s:o, s:o}", "events", je, "assets", ja, "entities", jn,
+                         "alerts", jl);
     else {
         json_decref(je);
         json_decref(ja);
         json_decref(jn);
+        json_decref(jl);
     }
     if (*doc == NULL)
         rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "cannot read the rows");
@@ -352,6 +378,7 @@ out:
     PQclear(re);
     PQclear(ra);
     PQclear(rn);
+    PQclear(rl);
     return rc;
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * xlsx.c: the export workbook (libxlsxwriter), three sheets: Events, Affected assets and
- * Entities (docs/exporter.md "Workbook"). The header row is bold on grey and frozen,
+ * xlsx.c: the export workbook (libxlsxwriter), four sheets: Events, Affected assets,
+ * Entities and Alerts (docs/exporter.md "Workbook"). The header row is bold on grey and frozen,
  * columns have widths, occurrence times are real Excel date cells (UTC). libxlsxwriter
  * writes a file: it is made in export.tmp.dir, read back and removed.
  */
@@ -35,6 +35,7 @@ static const col_t EVENT_COLS[] = {
     {"last_ms", "Last occurrence (UTC)", C_TIME, 20},
     {"sources", "Alert sources", C_STR, 24},      {"urgency", "Urgency", C_STR, 10},
     {"reasons", "Urgency reasons", C_STR, 60},    {"handling", "Handling", C_STR, 50},
+    {"assessed_urgency", "Assessed urgency", C_STR, 10},
 };
 static const col_t ASSET_COLS[] = {
     {"event_id", "Event ID", C_STR, 38}, {"asset_id", "Asset ID", C_STR, 20},
@@ -45,6 +46,27 @@ static const col_t ENTITY_COLS[] = {
     {"event_id", "Event ID", C_STR, 38},      {"type", "Entity type", C_STR, 13},
     {"value", "Value", C_STR, 48},            {"events", "Events (30 days)", C_INT, 10},
     {"alerts", "Alerts (30 days)", C_INT, 10}, {"tasks", "Handling tasks (30 days)", C_INT, 12},
+};
+
+/* Each alert of the exported events with the handling info its event's handling added
+ * (the reference: "the event handling information is added to alert details"). */
+static const col_t ALERT_COLS[] = {
+    {"event_id", "Event ID", C_STR, 38},
+    {"alert_id", "Alert ID", C_STR, 38},
+    {"name", "Name", C_STR, 28},
+    {"type", "Type", C_STR, 16},
+    {"severity", "Severity", C_STR, 9},
+    {"status", "Status", C_STR, 11},
+    {"defense", "Defence", C_STR, 12},
+    {"asset_id", "Asset ID", C_STR, 20},
+    {"first_ms", "First occurrence (UTC)", C_TIME, 20},
+    {"last_ms", "Last occurrence (UTC)", C_TIME, 20},
+    {"occurrences", "Occurrences", C_INT, 9},
+    {"handled_event", "Handled with event", C_STR, 38},
+    {"handled_via", "Handled via", C_STR, 14},
+    {"handled_by", "Handled by", C_STR, 14},
+    {"handled_ms", "Handled at (UTC)", C_TIME, 20},
+    {"handling_remark", "Handling remark", C_STR, 40},
 };
 
 /* Excel cells hold at most 32,767 characters; a longer value is cut (on a UTF-8 boundary)
@@ -157,7 +179,9 @@ int ex_workbook(const ex_conf_t *conf, const json_t *doc, unsigned char **out, s
         sheet(wb, "Affected assets", ASSET_COLS, sizeof(ASSET_COLS) / sizeof(ASSET_COLS[0]),
               json_object_get(doc, "assets"), head, date) != 0 ||
         sheet(wb, "Entities", ENTITY_COLS, sizeof(ENTITY_COLS) / sizeof(ENTITY_COLS[0]),
-              json_object_get(doc, "entities"), head, date) != 0)
+              json_object_get(doc, "entities"), head, date) != 0 ||
+        sheet(wb, "Alerts", ALERT_COLS, sizeof(ALERT_COLS) / sizeof(ALERT_COLS[0]),
+              json_object_get(doc, "alerts"), head, date) != 0)
         rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot fill a sheet");
     if ((e = workbook_close(wb)) != LXW_NO_ERROR && rc == CWPP_OK)
         rc = cwpp_seterr(errstr, errstr_size, CWPP_EIO, "cannot write the workbook: %s",

@@ -999,6 +999,7 @@ static const cwpp_command_def_t COMMANDS[] = {
     {"playbooks.add", rs_cmd_playbooks_add, CWPP_COMMAND_ADMIN},
     {"playbooks.delete", rs_cmd_playbooks_delete, CWPP_COMMAND_ADMIN},
     {"policies.cancel", rs_cmd_policies_cancel, CWPP_COMMAND_ACCOUNT},
+    {"notifications.set", rs_cmd_notifications_set, CWPP_COMMAND_ACCOUNT},
 };
 
 /* A command applied before: its running actions again, and the event's snapshot (it may

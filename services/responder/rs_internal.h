@@ -83,6 +83,11 @@ int  rs_cmd_playbooks_add(void *svc, const cwpp_command_t *c, cwpp_command_reply
 int  rs_cmd_playbooks_delete(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
                              cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 
+/* settings.c: notifications.set {account_id, enabled, min_level}: an account's
+ * notification setting (admins, or users holding the account). */
+int  rs_cmd_notifications_set(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *rp,
+                              cwpp_outbox_t *out, char *errstr, size_t errstr_size);
+
 /* tasks.c */
 int  rs_apply_result(rs_t *r, const rd_kafka_message_t *m, cwpp_outbox_t *out, char *errstr,
                      size_t errstr_size);

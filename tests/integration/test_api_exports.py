@@ -118,7 +118,7 @@ def test_an_export_holds_the_callers_accounts_and_downloads(env):
         h["content-disposition"]
     assert isinstance(body, (bytes, bytearray)) and len(body) == j["bytes"]
     wb = openpyxl.load_workbook(io.BytesIO(body))
-    assert wb.sheetnames == ["Events", "Affected assets", "Entities"]
+    assert wb.sheetnames == ["Events", "Affected assets", "Entities", "Alerts"]
     rows = [r[0] for r in wb["Events"].iter_rows(min_row=2, values_only=True)]
     assert rows == env.ev[env.acct_a]  # newest first
     # the caller's own jobs

@@ -109,7 +109,7 @@ def handle(pipe, eid):
 # ------------------------------------------------------------------------ tests
 
 def test_export_workbook_matches_the_database(pipe, tmp_path):
-    """Three sheets, styled frozen headers, real date cells, values equal to the database."""
+    """Four sheets, styled frozen headers, real date cells, values equal to the database."""
     acct = "acct-" + tag()
     ids = story(pipe, acct, 3)
     pipe.ok("events", "owner", ids[0], "admin")
@@ -118,7 +118,7 @@ def test_export_workbook_matches_the_database(pipe, tmp_path):
     assert rc == 0, err
     assert doc["result"]["events"] == 3
     wb = openpyxl.load_workbook(out)
-    assert wb.sheetnames == ["Events", "Affected assets", "Entities"]
+    assert wb.sheetnames == ["Events", "Affected assets", "Entities", "Alerts"]
     ev = wb["Events"]
     head = [c.value for c in ev[1]]
     assert head[:4] == ["Event ID", "Name", "Level", "Status"] and "Handling" in head

@@ -86,6 +86,9 @@ int ctl_entities(ctl_t *c, int argc, char **argv);
 /* respond.c: `events status|owner|level|remark|respond|playbook|recommend|tasks|log`
  * (-1 when argv[0] is none of them), `playbooks`, `users`, `accounts`. */
 int ctl_events_respond(ctl_t *c, int argc, char **argv);
+/* membership.c: `events merge|detach` (-1 when argv[0] is neither) and `notifications`. */
+int ctl_events_membership(ctl_t *c, int argc, char **argv);
+int ctl_notifications(ctl_t *c, int argc, char **argv);
 /* events.c: a --since / --until value (RFC 3339, a date, "now", 30m/12h/7d ago) as RFC 3339
  * into out and ms; CTL_OK or CTL_USAGE after a sentence. */
 int ctl_parse_when(const char *opt, const char *v, char *out, size_t size, int64_t *ms);

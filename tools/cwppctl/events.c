@@ -181,7 +181,7 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
     int                 i, k, rc;
     /* the API's other filters and its sort, passed as they are */
     static const char *const PASS[] = {"urgency", "owner", "q", "asset", "entity", "source",
-                                       "stage", "sort", NULL};
+                                       "stage", "sort", "name", NULL};
     const char *pass[sizeof(PASS) / sizeof(PASS[0])] = {0};
 
     for (i = 0; i < argc; i++) {
@@ -222,6 +222,13 @@ static int events_list(ctl_t *c, const settings_t *st, int argc, char **argv)
                 since = since_s;
             else
                 until = until_s;
+        } else if (strcmp(argv[i], "--keyword") == 0) {
+            /* the API's q: the event's name, its id, or one of its alerts' names */
+            if ((v = ctl_value_of(argc, argv, &i)) == NULL)
+                return CTL_USAGE;
+            if ((rc = utf8_arg("--keyword", v)) != CTL_OK)
+                return rc;
+            pass[ev_find(PASS, "q")] = v;
         } else if ((k = ev_find(PASS, argv[i] + (argv[i][0] == '-' && argv[i][1] == '-' ? 2 : 0)))
                        >= 0 && argv[i][0] == '-') {
             /* filters the API checks itself (its refusal is printed, exit 1) */
@@ -417,6 +424,8 @@ int ctl_events(ctl_t *c, int argc, char **argv)
     for (k = 0; argc >= 1 && k < sizeof(verbs) / sizeof(verbs[0]); k++)
         if (strcmp(argv[0], verbs[k].verb) == 0)
             return verbs[k].fn(c, &st, argc - 1, argv + 1);
+    if ((rc = ctl_events_membership(c, argc, argv)) >= 0)
+        return rc;
     if ((rc = ctl_events_respond(c, argc, argv)) >= 0)
         return rc;
     return ctl_fail(CTL_USAGE, "usage: cwppctl events list [OPTIONS] | show ID | alerts ID | "

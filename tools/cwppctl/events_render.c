@@ -243,6 +243,8 @@ void ev_render_show(const json_t *doc, const settings_t *st)
     field("Sources", joined(json_object_get(doc, "sources"), ", ", buf, sizeof(buf)));
     field("Predecessor", ev_jstr(doc, "predecessor") != NULL ? ev_jstr(doc, "predecessor")
                                                              : "(none)");
+    if (ev_jstr(doc, "merged_into") != NULL) /* status merged (event.merge) */
+        field("Merged into", ev_jstr(doc, "merged_into"));
     if (!json_is_true(json_object_get(doc, "in_event_list")))
         printf("(older than %d days: no longer in the event list)\n", st->retention_days);
     printf("\nUrgency: %s", ev_jstr(doc, "urgency"));

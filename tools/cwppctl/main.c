@@ -29,8 +29,9 @@ static void usage(FILE *f)
         "              [--asset A] [--account A] [--event E] [--since T] [--until T] [--limit N]\n"
         "  alerts show ALERT_ID\n"
         "  events list [--status S] [--level L] [--since T] [--until T] [--account A]\n"
-        "              [--urgency U,...] [--owner NAME|me|none] [--q TEXT] [--asset A]\n"
-        "              [--entity TYPE:VALUE] [--source S] [--stage TACTIC]\n"
+        "              [--urgency U,...] [--owner NAME|me|none] [--name TEXT]\n"
+        "              [--keyword|--q TEXT] [--asset A] [--entity TYPE:VALUE] [--source S]\n"
+        "              [--stage TACTIC]\n"
         "              [--sort last_seen|level|urgency|alerts] [--limit N]\n"
         "                                 events seen in the last 180 days, newest first\n"
         "  events show EVENT_ID           overview, urgency with its reasons, recommendations\n"
@@ -59,6 +60,11 @@ static void usage(FILE *f)
         "                 [--account A] [--remark R]\n"
         "  events tasks EVENT_ID           handling policies and playbook runs with their tasks\n"
         "  events log EVENT_ID             the activity log of the event, in order\n"
+        "  events merge EVENT_ID EVENT_ID... [--remark R]   open events of one account into\n"
+        "                                 the oldest; the others become merged\n"
+        "  events detach EVENT_ID --alerts ALERT_ID... [--remark R]   the alerts leave the\n"
+        "                                 event into a new event\n"
+        "  notifications show ACCOUNT | set ACCOUNT on|off [--min-level L] [--remark R]\n"
         "  policies list|tasks list [--state S] [--event ID] [--entity TYPE:VALUE] [--account A]\n"
         "                 [--limit N]       handling policies (tasks) across events, newest first\n"
         "  policies cancel POLICY_ID [--remark R]   end a lease now: its actions roll back\n"
@@ -140,7 +146,7 @@ int main(int argc, char **argv)
             "--value", "--scope", "--asset", "--from-alert", "--expires", "--remark",
             "--level", "--since", "--until", "--format", "--entity", "--validity",
             "--playbook", "--role", "--display-name", "--manager", "--entity-type", "--out",
-            NULL};
+            "--keyword", "--min-level", NULL};
 
         for (j = i; j < argc; j++) {
             int is_value = 0, t;
@@ -186,6 +192,8 @@ int main(int argc, char **argv)
         rc = ctl_users(&c, argc - i - 1, argv + i + 1);
     } else if (strcmp(argv[i], "accounts") == 0) {
         rc = ctl_accounts(&c, argc - i - 1, argv + i + 1);
+    } else if (strcmp(argv[i], "notifications") == 0) {
+        rc = ctl_notifications(&c, argc - i - 1, argv + i + 1);
     } else {
         usage(stderr);
         rc = ctl_fail(CTL_USAGE, "unknown verb \"%s\"", argv[i]);

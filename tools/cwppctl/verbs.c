@@ -149,8 +149,14 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
                                            "defense", "source", "account_id", "first_seen",
                                            "last_seen", "occurrences", "attack_tactic",
                                            "attack_technique", "remote_ip"};
-        static const char *const objs[] = {"asset", "file", "process", "logon", "details",
-                                           "handling"};
+        static const char *const objs[] = {"asset", "file", "process", "logon", "details"};
+        /* the handling info its event's handling added (alerts.handling), one line each */
+        static const char *const handling[][2] = {{"event_id", "handled with"},
+                                                  {"via", "handled via"},
+                                                  {"by", "handled by"},
+                                                  {"at_ms", "handled at"},
+                                                  {"remark", "handling remark"}};
+        const json_t *h = json_object_get(doc, "handling");
         size_t k;
 
         for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
@@ -170,6 +176,16 @@ static int alerts_show(ctl_t *c, int argc, char **argv)
             s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
             printf("%-17s %s\n", objs[k], s != NULL ? s : "");
             free(s);
+        }
+        for (k = 0; json_is_object(h) && k < sizeof(handling) / sizeof(handling[0]); k++) {
+            const json_t *v = json_object_get(h, handling[k][0]);
+            char          t[40];
+
+            if (json_is_string(v))
+                printf("%-17s %s\n", handling[k][1], ctl_safe(json_string_value(v)));
+            else if (json_is_integer(v))
+                printf("%-17s %s\n", handling[k][1],
+                       cwpp_format_time_ms(json_integer_value(v), t, sizeof(t)));
         }
         printf("activity:\n");
         for (k = 0; k < json_array_size(log); k++) {
