@@ -637,7 +637,7 @@ typedef struct list_spec {
 static const char *const POLICY_STATES[] = {"applying", "active", "failed", "expiring",
                                             "expired", NULL};
 static const char *const TASK_STATES[] = {"pending", "running", "succeeded", "failed",
-                                          "timed_out", "rolled_back", NULL};
+                                          "timed_out", "rolled_back", "cancelled", NULL};
 
 /*
  * GET /api/v1/policies | /api/v1/tasks: newest first (created_at, id), filtered by state,
@@ -790,8 +790,8 @@ static int tasks_list(api_req_t *rq, api_resp_t *rs)
 {
     static const list_spec_t ls = {"tasks", "t", "t.task_id", "handling_tasks t", TASK_COLS,
                                    TASK_STATES,
-                                   "pending, running, succeeded, failed, timed_out or "
-                                   "rolled_back"};
+                                   "pending, running, succeeded, failed, timed_out, "
+                                   "rolled_back or cancelled"};
 
     return list_objects(rq, rs, &ls);
 }
