@@ -46,9 +46,9 @@ static const char SQL_DUE[] =
     "'stages', to_json(e.stages), 'sources', to_json(e.sources), "
     "'alert_count', e.alert_count, 'occurrences', e.occurrences, "
     "'first_seen_ms', " MS("e.first_seen") ", 'last_seen_ms', " MS("e.last_seen") ", "
-    "'handled_at_ms', " MS("COALESCE(e.handled_at, h.handled_at)") ", 'urgency', "
+    "'handled_at_ms', " MS("h.handled_at") ", 'urgency', "
     /* the urgency as of the handling (the quiet rule, libs/correlate): stable on replay */
-    CWPP_SQL_URGENCY_AS_OF("e.urgency", "e.last_seen", "COALESCE(e.handled_at, h.handled_at)",
+    CWPP_SQL_URGENCY_AS_OF("e.urgency", "e.last_seen", "h.handled_at",
                            CWPP_QUIET_HOURS_DEFAULT_S) ", "
     "'affected_assets', (SELECT COALESCE(json_agg(json_build_object('asset_id', a.key, 'name', "
     "a.value ->> 'name', 'role', a.value ->> 'role', 'ips', COALESCE(a.value -> 'ips', "
