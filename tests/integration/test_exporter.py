@@ -275,6 +275,32 @@ def test_handled_events_are_published_once_as_avro_and_ocsf(pipe):
     assert ids[2] not in {m.key().decode() for m in recs["events.handled"]}
 
 
+def test_an_event_handled_twice_is_published_once_per_handling(pipe):
+    """Handled, reopened and handled again while the exporter is down: both handlings are
+    published, in seq order, each with its own handled time (the queue row's), not twice
+    the latest."""
+    acct = "acct-" + tag()
+    (eid,) = story(pipe, acct, 1)
+    pipe.exporter.stop()
+    handle(pipe, eid)
+    time.sleep(1.1)
+    pipe.ok("events", "status", eid, "unhandled", "--remark", "Re-handle")
+    pipe.ok("events", "status", eid, "handled", "--remark", "done again")
+    rows = t.query("SELECT seq, (extract(epoch FROM handled_at) * 1000)::bigint FROM "
+                   "handled_events WHERE event_id = %s ORDER BY seq", (eid,))
+    assert len(rows) == 2 and rows[1][1] - rows[0][1] >= 1000
+    pipe.start_exporter()
+
+    def both():
+        recs = read_handled(pipe.prefix, timeout=5)
+        return sum(m.key().decode() == eid for m in recs["events.handled"]) >= 2
+    t.wait_for(both, timeout=30, what="both handlings published")
+    recs = read_handled(pipe.prefix)
+    mine = [HANDLED.decode(m.value()) for m in recs["events.handled"]
+            if m.key().decode() == eid]
+    assert [(r["seq"], r["handled_at_ms"]) for r in mine] == rows
+
+
 def test_kill9_of_the_exporter_neither_skips_nor_repeats(pipe):
     """Events become handled while the exporter is killed with SIGKILL again and again: in
     the end every one is on both topics exactly once, in seq order."""
