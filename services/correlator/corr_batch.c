@@ -515,7 +515,7 @@ int corr_read_ipstats(corr_t *c, const PGresult *r)
 static void note_id(const evs_t *e, char *id, size_t size)
 {
     snprintf(id, size, "%s:%s:%s", e->id, e->note_kind == 1 ? "opened" : "raised",
-             cwpp_urgency_name(e->urgency));
+             cwpp_urgency_name(e->note_urgency));
 }
 
 /* The notification record of e (kind 1 opened, 2 urgency raised) into c->buf. */
@@ -537,7 +537,7 @@ int corr_build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size)
                                            ? json_string_value(json_object_get(e->summary, "name"))
                                            : "");
     rc |= cwpp_avro_set_enum(v, "level", cwpp_severity_name((cwpp_severity_t)e->level));
-    rc |= cwpp_avro_set_enum(v, "urgency", cwpp_urgency_name(e->urgency));
+    rc |= cwpp_avro_set_enum(v, "urgency", cwpp_urgency_name(e->note_urgency));
     if (avro_value_get_by_name(v, "previous_urgency", &x, NULL) != 0)
         rc = -1;
     else if (e->note_kind == 2) {
@@ -639,12 +639,16 @@ static int assess_events(corr_t *c, rows_t *w, int64_t now, const PGresult *sett
         if (e->assessment == NULL)
             return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         /* notifications: once the event holds an alert that is not precision defence,
-         * then whenever the urgency rises above the one last notified */
+         * then whenever the urgency rises above the one last notified; the urgency is the
+         * one every reader shows (libs/correlate's quiet rule: an event whose latest
+         * alert is over a day old is one step lower) */
+        e->note_urgency = cwpp_urgency_as_of(e->urgency, corr_sgeti(e->summary, "last_ms"), now,
+                                             CWPP_QUIET_HOURS_DEFAULT, NULL);
         notified = json_string_value(json_object_get(e->summary, "notified"));
         if (e->note_at > 0 && corr_sgeti(e->summary, "non_pd") > 0) {
             if (notified == NULL || notified[0] == '\0')
                 e->note_kind = 1;
-            else if (cwpp_urgency_parse(notified, &prev) == 0 && e->urgency < prev) {
+            else if (cwpp_urgency_parse(notified, &prev) == 0 && e->note_urgency < prev) {
                 e->note_kind = 2;
                 e->note_prev = prev;
             }
@@ -657,7 +661,7 @@ static int assess_events(corr_t *c, rows_t *w, int64_t now, const PGresult *sett
             char id[128];
 
             if (json_object_set_new(e->summary, "notified",
-                                    json_string(cwpp_urgency_name(e->urgency))) != 0)
+                                    json_string(cwpp_urgency_name(e->note_urgency))) != 0)
                 return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
             if ((rc = corr_build_note(c, e, errstr, errstr_size)) != CWPP_OK)
                 return rc;

@@ -54,6 +54,7 @@ typedef struct evs {
                                            * unchanged event needs it */
     int                note_kind;      /* 0 none, 1 opened, 2 urgency raised */
     cwpp_urgency_t     note_prev;
+    cwpp_urgency_t     note_urgency;   /* the urgency notified: as of now (the quiet rule) */
     int64_t            note_at;
     const rd_kafka_message_t *src;     /* the latest fresh record that changed it */
 } evs_t;

@@ -566,7 +566,7 @@ void corr_row_note(rows_t *rows, const char *note_id, const evs_t *e, const void
     rw_s(w, "id", note_id);
     rw_s(w, "e", e->id);
     rw_s(w, "k", e->note_kind == 1 ? "event_opened" : "urgency_raised");
-    rw_s(w, "u", cwpp_urgency_name(e->urgency));
+    rw_s(w, "u", cwpp_urgency_name(e->note_urgency));
     rw_s(w, "t", rd_kafka_topic_name(e->src->rkt));
     rw_i(w, "p", e->src->partition);
     rw_i(w, "o", e->src->offset);

@@ -27,6 +27,7 @@ from cwpp_testlib import alert, at, tag
 from test_exporter import ExportPipe, HANDLED, read_handled
 
 openpyxl = pytest.importorskip("openpyxl")
+NOTE = t.AvroType("notification")
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +98,9 @@ def test_the_quiet_urgency_is_the_same_in_the_api_the_export_and_the_handled_str
         pipe, tmp_path):
     """An event whose latest alert is 30 hours old is shown one step lower by every reader:
     its stored urgency medium (a failed defence) reads low through the API and cwppctl, in
-    the export workbook (with the stored one beside it and the reason) and on the
-    handled-event stream. Before, the workbook and the stream said medium."""
+    the export workbook (with the stored one beside it and the reason), on the
+    handled-event stream and in its notification. Before, the workbook, the stream and the
+    notification said medium."""
     acct = "quiet-" + tag()
     pipe.raw(acct, alert(acct, "Web shell", "webshell", "high", at(30 * 60), "web-1",
                          defense="failed"))
@@ -133,6 +135,11 @@ def test_the_quiet_urgency_is_the_same_in_the_api_the_export_and_the_handled_str
     recs = [HANDLED.decode(m.value()) for m in read_handled(pipe.prefix)["events.handled"]
             if m.key().decode() == eid]
     assert [r["urgency"] for r in recs] == ["low"]
+
+    # and the notification the event opened with says low too, the urgency it shows
+    notes = [NOTE.decode(m.value()) for m in t.consume(pipe.prefix + "notifications", 1,
+                                                         settle=2) if m.key().decode() == eid]
+    assert [(n["kind"], n["urgency"]) for n in notes] == [("event_opened", "low")]
 
 
 def test_a_fresh_event_shows_its_stored_urgency_everywhere(pipe, tmp_path):
