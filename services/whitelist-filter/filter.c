@@ -22,6 +22,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -865,6 +866,13 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
         return rc == CWPP_EDATA && n > 0 ? CWPP_EDATA : CWPP_ETRANSIENT;
     }
     atomic_store(&w->db_ok, 1);
+    /* Tests only (CWPP_FAULTS "whitelist_after_commit:N"): the Nth batch holding commands
+     * dies like kill -9 after its commit and before any of its records is produced; the
+     * redelivered commands publish their records then. */
+    for (i = 0; i < n && !w->items[i].is_cmd; i++)
+        ;
+    if (i < n && cwpp_fault_hit("whitelist_after_commit"))
+        raise(SIGKILL);
     cwpp_metric_observe(w->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
     if (w->rules_changed)
         wake_refresher(w);

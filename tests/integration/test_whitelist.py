@@ -852,6 +852,60 @@ def test_redelivered_command_is_applied_once(prefix, services):
                    "WHERE r.alert_name = %s", (name,))[0][0] == 1
 
 
+def test_a_crash_between_commit_and_produce_loses_no_whitelist_record(prefix, services):
+    """The records of a command are produced after its commit (the outbox): a filter that
+    dies like kill -9 right after committing "whitelist this alert", and again after
+    committing "remove it", before producing anything (the CWPP_FAULTS hook), publishes
+    each change exactly once after its restart: the `whitelisted` record, then the
+    `restored` one, each command applied and logged once."""
+    g = tag()
+    name, acct = f"Crash {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix, env={"CWPP_FAULTS": "whitelist_after_commit:1"})
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/k/1")])
+    decoded(prefix, "alerts.accepted", 1)
+    x = ids_by(prefix, acct, "/k/1")
+
+    def crash_on(ctype, payload):
+        cid = "cmd-" + uuid.uuid4().hex
+        t.produce(prefix + "commands", [COMMAND.encode(
+            {"command_id": cid, "service": "whitelist", "type": ctype, "actor": "bob",
+             "issued_at_ms": int(time.time() * 1000), "payload_json": json.dumps(payload)})],
+            keys=[cid.encode()])
+        t.wait_for(lambda: f.proc.poll() is not None, what="the filter to die after its commit")
+        assert f.proc.returncode == -signal.SIGKILL
+        return cid
+
+    def restart(faults):
+        f.env.pop("CWPP_FAULTS", None)
+        if faults:
+            f.env["CWPP_FAULTS"] = faults
+        f.restarts += 1
+        f.start()
+        f.wait_ready()
+
+    add = crash_on("whitelist.add_alert", {"alert_id": x})
+    assert stored([x]) == {x: "manually_whitelisted"}  # committed, nothing produced yet
+    assert len(decoded(prefix, "alerts.accepted", 1, settle=1.0)) == 1
+    restart("whitelist_after_commit:2")  # the 1st batch with a command is the redelivery
+    acc = decoded(prefix, "alerts.accepted", 2)
+    assert [(a["status"], a["transition"]) for a in acc] == [
+        ("unhandled", "occurrence"), ("manually_whitelisted", "whitelisted")]
+    rem = crash_on("whitelist.remove_alerts", {"alert_ids": [x]})
+    assert stored([x]) == {x: "unhandled"}
+    restart(None)
+    acc = decoded(prefix, "alerts.accepted", 3, settle=2.0)
+    assert [(a["status"], a["transition"]) for a in acc] == [
+        ("unhandled", "occurrence"), ("manually_whitelisted", "whitelisted"),
+        ("unhandled", "restored")]
+    sup = decoded(prefix, "alerts.suppressed", 1, settle=0.5)
+    assert [(a["status"], a["transition"]) for a in sup] == [("manually_whitelisted", "whitelisted")]
+    res = [RESULT.decode(m.value()) for m in t.consume(prefix + "command-results", 2, settle=0.5)]
+    assert sorted((r["command_id"], r["status"]) for r in res) == sorted([(add, "ok"), (rem, "ok")])
+    assert t.query("SELECT action FROM activity_log WHERE object_type = 'alert' AND "
+                   "object_id = %s ORDER BY log_id", (x,)) == [
+        ("whitelist.add_alert",), ("whitelist.remove_alerts",)]
+
+
 def test_sigkill_mid_stream_loses_nothing_and_counts_hits_once(prefix, services):
     """kill -9 of the filter while it works: after a restart every alert has come out
     (suppressed or accepted) and the rule's hit count equals the suppressed alerts exactly:
