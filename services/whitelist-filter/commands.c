@@ -7,18 +7,27 @@
  *   whitelist.add_alert      {alert_id, remark, rules?: [rule, ...]} -> manually
  *                            whitelisted, and the rules (made from that alert, of its
  *                            account) created with it: all or nothing
- *   whitelist.remove_alerts  {alert_ids: [...], remark} -> unhandled, evaluated again
+ *   whitelist.remove_alerts  {alert_ids: [...], remark} -> unhandled (not evaluated
+ *                            again: only their future occurrences meet the rules)
  *   whitelist.rule_add       {account_id, alert_name, field, op, value, scope, asset_id,
- *                             from_alert_id, expires_at, remark, force}
+ *                             from_alert_id, expires_at, remark, force} -> the rule, and
+ *                            the stored unhandled or handling alerts it matches (at most
+ *                            MAX_SWEEP per command) automatically whitelisted
  *   whitelist.rule_delete    {rule_id, remark}
  *
  * libs/command runs the protocol (checks, apply once, savepoint, answer); this file holds
  * the handlers and their table. The actor must be a known, enabled user permitted on the
  * account of what the command changes: the alert's account, or the rule's (every rule
  * belongs to one account and applies only to its alerts).
- * A redelivered command (same command_id) gets the stored answer again and re-emits the
- * alerts it changed, as they are stored now, so a crash between commit and produce loses
- * nothing. Every change is appended to activity_log.
+ * Every change of an alert's status is published without being an occurrence of it
+ * (wl_emit_change): a whitelisted alert on suppressed and, with transition `whitelisted`,
+ * on accepted, so the correlator takes it out of its event; an alert taken out of the
+ * whitelist on accepted, unhandled, with transition `restored`, so the correlator joins it
+ * without counting an occurrence. Every change is appended to activity_log (one entry per
+ * alert, under the command's id). A redelivered command (same command_id) gets the stored
+ * answer again and publishes again the alerts its log entries name whose stored status is
+ * still the one it set, so a crash between commit and produce loses nothing; an alert
+ * changed since by another command is left to that command's records.
  */
 #include "filter_internal.h"
 
@@ -38,17 +47,38 @@ typedef cwpp_command_reply_t reply_t;
 
 #define MAX_REMOVE 1000
 #define MAX_ALERT_RULES 20 /* rules created with one add_alert */
+#define MAX_SWEEP 1000     /* stored alerts one command's new rules whitelist */
 
 static const char SQL_ALERT_ROWS[] =
     "SELECT " CWPP_ALERT_ROW_SQL " FROM alerts a WHERE a.alert_id = ANY($1::text[]) "
     "ORDER BY a.alert_id FOR UPDATE";
+/* The alerts a command changed (its activity_log entries) whose stored status is still
+ * the one it set (redelivery). */
+static const char SQL_CHANGED_ROWS[] =
+    "SELECT " CWPP_ALERT_ROW_SQL " FROM activity_log l JOIN alerts a ON a.alert_id = "
+    "l.object_id WHERE l.command_id = $1 AND l.object_type = 'alert' "
+    "AND a.status = l.after->>'status' ORDER BY a.alert_id COLLATE \"C\"";
+/* A new rule's candidates among the stored alerts: of its account and name, unhandled or
+ * handling (in an open event, or in none), seen within the preview window, the most
+ * recently seen first; $4 an alert left out (the one add_alert whitelists by hand). */
+static const char SQL_SWEEP_CURSOR[] =
+    "DECLARE cwpp_sweep NO SCROLL CURSOR FOR SELECT " CWPP_ALERT_ROW_SQL " FROM alerts a "
+    "WHERE a.account_id = $1 AND a.name = $2 AND a.status IN ('unhandled', 'handling') "
+    "AND a.defense <> 'precision_defense' "
+    "AND a.last_seen >= now() - make_interval(days => $3::int) "
+    "AND ($4::text IS NULL OR a.alert_id <> $4) ORDER BY a.last_seen DESC, a.alert_id";
+/* Guarded: an alert whose status changed since the scan (a concurrent command, the
+ * responder) is left alone. Returns the new rows and the status each had. */
+static const char SQL_SWEEP_SET[] =
+    "UPDATE alerts a SET status = 'automatically_whitelisted', updated_at = now() "
+    "FROM (SELECT alert_id, status FROM alerts WHERE alert_id = ANY($1::text[]) "
+    "AND status IN ('unhandled', 'handling') ORDER BY alert_id COLLATE \"C\" FOR UPDATE) o "
+    "WHERE a.alert_id = o.alert_id RETURNING " CWPP_ALERT_ROW_SQL ", o.status";
 static const char SQL_ALERT_ROWS_IDS[] =
     "SELECT " CWPP_ALERT_ROW_SQL ", a.alert_id FROM alerts a WHERE a.alert_id = ANY($1::text[]) "
     "ORDER BY a.alert_id COLLATE \"C\" FOR UPDATE";
 static const char SQL_ALERT_STATUS[] =
     "UPDATE alerts SET status = $2, updated_at = now() WHERE alert_id = $1";
-static const char SQL_HIT[] =
-    "UPDATE whitelist_rules SET hits = hits + 1, last_hit_at = now() WHERE rule_id = $1";
 static const char SQL_BUMP[] = "UPDATE whitelist_state SET version = version + 1 WHERE id = 1";
 static const char SQL_RULE_ADD[] =
     "INSERT INTO whitelist_rules (alert_name, field, op, value, scope, asset_id, from_alert_id, "
@@ -127,19 +157,17 @@ static char *id_array(json_t *ids)
     return (char *)b.data;
 }
 
-/* Emits the stored alerts of ids as they are now: whitelisted ones to suppressed, the rest
- * to accepted (redelivery of an applied command). */
-static int reemit(wl_t *w, json_t *ids, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+/* Publishes again the alerts command c changed whose stored status is still the one it
+ * set (a redelivered command), each as its change was published (wl_emit_change). */
+static int republish(wl_t *w, const cmd_t *c, cwpp_outbox_t *out, char *errstr,
+                     size_t errstr_size)
 {
-    char       *arr = id_array(ids);
-    const char *p[1] = {arr};
+    const char *p[1] = {c->id};
     PGresult   *r = NULL;
     int         rc, i;
 
-    if (arr == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    rc = cwpp_pg_query(w->pg, SQL_ALERT_ROWS, 1, p, PGRES_TUPLES_OK, &r, errstr, errstr_size);
-    free(arr);
+    rc = cwpp_pg_query(w->pg, SQL_CHANGED_ROWS, 1, p, PGRES_TUPLES_OK, &r, errstr,
+                       errstr_size);
     for (i = 0; rc == CWPP_OK && i < PQntuples(r); i++) {
         cwpp_alert_t a = {0};
         char         why[200];
@@ -147,9 +175,7 @@ static int reemit(wl_t *w, json_t *ids, cwpp_outbox_t *out, char *errstr, size_t
         if (cwpp_alert_from_row(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &a, why,
                                 sizeof(why)) != CWPP_OK)
             continue;
-        rc = wl_emit_alert(w, &a, a.status == CWPP_ST_MANUALLY_WHITELISTED ||
-                                      a.status == CWPP_ST_AUTOMATICALLY_WHITELISTED,
-                           out, errstr, errstr_size);
+        rc = wl_emit_change(w, &a, out, errstr, errstr_size);
         cwpp_alert_clear(&a);
     }
     PQclear(r);
@@ -158,17 +184,21 @@ static int reemit(wl_t *w, json_t *ids, cwpp_outbox_t *out, char *errstr, size_t
 
 /* -------------------------------------------------------------- the commands */
 
-static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, char *errstr,
+static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, const char *except,
+                       size_t *budget, reply_t *rp, cwpp_outbox_t *out, char *errstr,
                        size_t errstr_size);
 
 /* add_alert's rules (checked: an array of objects): each made from alert a and of its
  * account, created in order as the command's rules 1, 2, ...; their answers appended to
- * list. The first refusal refuses the whole command in rp, naming the rule; the commander
- * then rolls everything back (the alert's status too). Returns 0 or an error. */
+ * list. The stored alerts they match are whitelisted (a aside: it is whitelisted by hand),
+ * at most MAX_SWEEP for all of them. The first refusal refuses the whole command in rp,
+ * naming the rule; the commander then rolls everything back (the alert's status, the
+ * records queued, too). Returns 0 or an error. */
 static int alert_rules(wl_t *w, const cmd_t *c, const cwpp_alert_t *a, json_t *rules,
-                       json_t *list, reply_t *rp, char *errstr, size_t errstr_size)
+                       json_t *list, reply_t *rp, cwpp_outbox_t *out, char *errstr,
+                       size_t errstr_size)
 {
-    size_t i, n = json_array_size(rules);
+    size_t i, n = json_array_size(rules), budget = MAX_SWEEP;
     int    rc = CWPP_OK;
 
     for (i = 0; i < n && rc == CWPP_OK; i++) {
@@ -190,7 +220,8 @@ static int alert_rules(wl_t *w, const cmd_t *c, const cwpp_alert_t *a, json_t *r
         json_object_set_new(one, "from_alert_id", json_string(a->alert_id));
         if (json_object_get(one, "account_id") == NULL)
             json_object_set_new(one, "account_id", json_string(a->account_id));
-        rc = rule_create(w, c, one, (int)i + 1, &sub, errstr, errstr_size);
+        rc = rule_create(w, c, one, (int)i + 1, a->alert_id, &budget, &sub, out, errstr,
+                         errstr_size);
         json_decref(one);
         if (rc == CWPP_OK && strcmp(sub.status, "ok") != 0) {
             cwpp_command_refuse(rp, "Alert %s was not whitelisted and no rule was created: "
@@ -276,7 +307,7 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
             rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
             goto out;
         }
-        if ((rc = alert_rules(w, c, &a, rules, made, rp, errstr, errstr_size)) != CWPP_OK ||
+        if ((rc = alert_rules(w, c, &a, rules, made, rp, out, errstr, errstr_size)) != CWPP_OK ||
             strcmp(rp->status, "ok") != 0)
             goto out;
     }
@@ -299,14 +330,16 @@ static int cmd_add_alert(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *
                          errstr, errstr_size)) != CWPP_OK)
         goto out;
     snprintf(rp->msg, sizeof(rp->msg),
-             "Alert %s (\"%s\" on asset %s) is now manually whitelisted (was %s); its "
-             "recurrences stay suppressed.%s", id, a.name, a.asset.id, cwpp_status_name(a.status),
+             "Alert %s (\"%s\" on asset %s) is now manually whitelisted (was %s): it leaves "
+             "its event and its recurrences stay suppressed.%s", id, a.name, a.asset.id,
+             cwpp_status_name(a.status),
              json_array_size(made) > 0 ? " Its rules were created." : "");
     rp->result = json_pack("{s:s, s:s, s:s}", "alert_id", id, "before",
                            cwpp_status_name(a.status), "after", cwpp_status_name(CWPP_ST_MANUALLY_WHITELISTED));
     if (made != NULL && rp->result != NULL)
         json_object_set(rp->result, "rules", made);
-    rc = reemit(w, ids, out, errstr, errstr_size);
+    a.status = CWPP_ST_MANUALLY_WHITELISTED;
+    rc = wl_emit_change(w, &a, out, errstr, errstr_size);
 out:
     PQclear(r);
     json_decref(made);
@@ -394,45 +427,31 @@ static int removable(wl_t *w, const cmd_t *c, json_t *ids, const PGresult *r, re
     return ok;
 }
 
-/* Takes alert a (whitelisted) out of the whitelist: back to unhandled, evaluated again
- * like a new alert. Its entry goes to list; *rule is the live rule that matched, or 0. */
-static int remove_one(wl_t *w, const cmd_t *c, cwpp_alert_t *a, json_t *list, int64_t *rule,
-                      char *errstr, size_t errstr_size)
+/* Takes alert a (whitelisted) out of the whitelist: back to unhandled, and not evaluated
+ * against the rules again (only its future occurrences meet them); published as restored.
+ * Its entry goes to list. */
+static int remove_one(wl_t *w, const cmd_t *c, cwpp_alert_t *a, json_t *list,
+                      cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
     cwpp_alert_status_t before = a->status;
     const char         *p[2];
     json_t             *entry;
     int                 rc;
 
-    *rule = 0;
     a->status = CWPP_ST_UNHANDLED;
-    if (w->rs != NULL)
-        *rule = cwpp_ruleset_match(w->rs, a, cwpp_now_ms(), &w->stats);
-    if (*rule > 0)
-        a->status = CWPP_ST_AUTOMATICALLY_WHITELISTED;
     p[0] = a->alert_id;
     p[1] = cwpp_status_name(a->status);
     rc = cwpp_pg_query(w->pg, SQL_ALERT_STATUS, 2, p, PGRES_COMMAND_OK, NULL, errstr,
                        errstr_size);
-    if (rc == CWPP_OK && *rule > 0) {
-        char num[32];
-
-        snprintf(num, sizeof(num), "%" PRId64, *rule);
-        p[0] = num;
-        rc = cwpp_pg_query(w->pg, SQL_HIT, 1, p, PGRES_COMMAND_OK, NULL, errstr, errstr_size);
-        if (rc == CWPP_OK && w->pending_hits_n < WL_PENDING_HITS_MAX)
-            w->pending_hits[w->pending_hits_n++] = *rule; /* /metrics after the commit */
-    }
-    entry = json_pack("{s:s, s:s, s:s}", "alert_id", a->alert_id, "before",
-                      cwpp_status_name(before), "after", cwpp_status_name(a->status));
-    if (entry != NULL && *rule > 0)
-        json_object_set_new(entry, "rule_id", json_integer((json_int_t)*rule));
     if (rc == CWPP_OK)
         rc = log_change(w, c, "alert", a->alert_id,
                         json_pack("{s:s}", "status", cwpp_status_name(before)),
-                        json_pack("{s:s, s:O*}", "status", cwpp_status_name(a->status),
-                                  "rule_id", json_object_get(entry, "rule_id")),
+                        json_pack("{s:s}", "status", cwpp_status_name(a->status)),
                         remark_of(c), errstr, errstr_size);
+    if (rc == CWPP_OK)
+        rc = wl_emit_change(w, a, out, errstr, errstr_size);
+    entry = json_pack("{s:s, s:s, s:s}", "alert_id", a->alert_id, "before",
+                      cwpp_status_name(before), "after", cwpp_status_name(a->status));
     if (entry == NULL || json_array_append_new(list, entry) != 0)
         return rc != CWPP_OK ? rc : cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM,
                                                 "out of memory");
@@ -444,7 +463,7 @@ static int cmd_remove_alerts(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox
 {
     wl_t       *w = svc;
     json_t     *ids = json_object_get(c->payload, "alert_ids"), *list = NULL;
-    size_t      i, nunhandled = 0, nauto = 0;
+    size_t      i, n = 0;
     char       *arr;
     const char *p[1];
     PGresult   *r = NULL;
@@ -478,34 +497,22 @@ static int cmd_remove_alerts(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox
     for (k = 0; rc == CWPP_OK && k < PQntuples(r); k++) {
         cwpp_alert_t a = {0};
         char         why[200];
-        int64_t      rule = 0;
 
         if (cwpp_alert_from_row(PQgetvalue(r, k, 0), (size_t)PQgetlength(r, k, 0), &a, why,
                                 sizeof(why)) != CWPP_OK)
             continue; /* read by removable() already */
-        rc = remove_one(w, c, &a, list, &rule, errstr, errstr_size);
-        if (rule > 0)
-            nauto++;
-        else
-            nunhandled++;
+        rc = remove_one(w, c, &a, list, out, errstr, errstr_size);
+        n++;
         cwpp_alert_clear(&a);
     }
     if (rc != CWPP_OK)
         goto out;
-    if (nauto > 0)
-        snprintf(rp->msg, sizeof(rp->msg), "Removed %zu alert%s from the whitelist: %zu back to "
-                 "unhandled and evaluated again; %zu matched a live rule and %s automatically "
-                 "whitelisted.", nunhandled + nauto, nunhandled + nauto == 1 ? "" : "s",
-                 nunhandled, nauto, nauto == 1 ? "is" : "are");
-    else
-        snprintf(rp->msg, sizeof(rp->msg), "Removed %zu alert%s from the whitelist: back to "
-                 "unhandled and evaluated again.", nunhandled, nunhandled == 1 ? "" : "s");
-    rc = reemit(w, ids, out, errstr, errstr_size);
-    if (rc == CWPP_OK) {
-        rp->result = json_pack("{s:O}", "alerts", list);
-        if (rp->result == NULL)
-            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    }
+    snprintf(rp->msg, sizeof(rp->msg), "Removed %zu alert%s from the whitelist: back to "
+             "unhandled, to be evaluated and handled again; only %s future occurrences meet "
+             "the whitelist rules.", n, n == 1 ? "" : "s", n == 1 ? "its" : "their");
+    rp->result = json_pack("{s:O}", "alerts", list);
+    if (rp->result == NULL)
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
 out:
     PQclear(r);
     json_decref(list);
@@ -591,14 +598,132 @@ static int from_alert_ok(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, reply_
 }
 
 /*
+ * The stored alerts a rule just created (d, its id set) matches leave their events: of the
+ * rule's account and name, unhandled or handling, seen within the preview window
+ * (whitelist.preview.days), precision-defence alerts and except (NULL: none) aside, the
+ * most recently seen first, at most *budget of them (the command's bound, MAX_SWEEP,
+ * shared by the rules of one add_alert; lowered by the alerts whitelisted). Each becomes
+ * automatically whitelisted with an activity_log entry naming the rule, and is published
+ * (wl_emit_change). Handled and whitelisted alerts keep their status; matching alerts
+ * beyond the bound keep theirs until they recur. Sets *done to the alerts whitelisted and
+ * *more when more matched than the bound allowed. Returns 0 or an error.
+ */
+static int sweep(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, const char *except,
+                 size_t *budget, cwpp_outbox_t *out, int64_t *done, int *more, char *errstr,
+                 size_t errstr_size)
+{
+    cwpp_ruleset_t    *rs = NULL;
+    cwpp_rule_def_t    one = d->def;
+    cwpp_rules_stats_t st;
+    cwpp_buf_t         ids = {0};
+    size_t             nids = 0;
+    char               days[16];
+    const char        *p[4];
+    PGresult          *r = NULL;
+    int64_t            now = cwpp_now_ms();
+    int                rc, k;
+
+    *done = 0;
+    *more = 0;
+    memset(&st, 0, sizeof(st));
+    one.expires_at_ms = 0; /* live now: it was just created */
+    if ((rs = cwpp_ruleset_new(&w->limits)) == NULL)
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    if ((rc = cwpp_ruleset_add(rs, &one, errstr, errstr_size)) != CWPP_OK)
+        goto out;
+    snprintf(days, sizeof(days), "%d", (int)w->conf->preview_days);
+    p[0] = d->def.account_id;
+    p[1] = d->def.alert_name;
+    p[2] = days;
+    p[3] = except;
+    if ((rc = cwpp_pg_query(w->pg, SQL_SWEEP_CURSOR, 4, p, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    cwpp_buf_append(&ids, "{", 1);
+    while (!*more) {
+        int n;
+
+        PQclear(r);
+        r = NULL;
+        if ((rc = cwpp_pg_query(w->pg, "FETCH 1000 FROM cwpp_sweep", 0, NULL, PGRES_TUPLES_OK,
+                                &r, errstr, errstr_size)) != CWPP_OK)
+            goto out;
+        if ((n = PQntuples(r)) == 0)
+            break;
+        for (k = 0; k < n && !*more; k++) {
+            cwpp_alert_t a = {0};
+            char         why[200];
+
+            if (cwpp_alert_from_row(PQgetvalue(r, k, 0), (size_t)PQgetlength(r, k, 0), &a, why,
+                                    sizeof(why)) != CWPP_OK)
+                continue;
+            if (cwpp_rule_matches(rs, one.id, &a, now, &st) == 1) {
+                if (nids >= *budget) {
+                    *more = 1;
+                } else {
+                    if (nids > 0)
+                        cwpp_buf_append(&ids, ",", 1);
+                    cwpp_buf_append(&ids, a.alert_id, strlen(a.alert_id));
+                    nids++;
+                }
+            }
+            cwpp_alert_clear(&a);
+        }
+    }
+    PQclear(r);
+    r = NULL;
+    if ((rc = cwpp_pg_query(w->pg, "CLOSE cwpp_sweep", 0, NULL, PGRES_COMMAND_OK, NULL, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    cwpp_buf_append(&ids, "}", 2);
+    if (ids.data == NULL || ids.data[ids.len - 2] != '}') {
+        rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (nids == 0)
+        goto out;
+    p[0] = (const char *)ids.data;
+    if ((rc = cwpp_pg_query(w->pg, SQL_SWEEP_SET, 1, p, PGRES_TUPLES_OK, &r, errstr,
+                            errstr_size)) != CWPP_OK)
+        goto out;
+    for (k = 0; rc == CWPP_OK && k < PQntuples(r); k++) {
+        cwpp_alert_t a = {0};
+        char         why[200];
+
+        if (cwpp_alert_from_row(PQgetvalue(r, k, 0), (size_t)PQgetlength(r, k, 0), &a, why,
+                                sizeof(why)) != CWPP_OK)
+            continue;
+        rc = log_change(w, c, "alert", a.alert_id, json_pack("{s:s}", "status",
+                                                              PQgetvalue(r, k, 1)),
+                        json_pack("{s:s, s:I}", "status", cwpp_status_name(a.status),
+                                  "rule_id", (json_int_t)d->def.id),
+                        d->remark, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            rc = wl_emit_change(w, &a, out, errstr, errstr_size);
+        if (rc == CWPP_OK)
+            (*done)++;
+        cwpp_alert_clear(&a);
+    }
+    *budget -= (size_t)*done <= *budget ? (size_t)*done : *budget;
+out: /* a cursor an error left open goes with the batch's rollback */
+    PQclear(r);
+    cwpp_buf_free(&ids);
+    cwpp_ruleset_destroy(rs);
+    return rc;
+}
+
+/*
  * Creates the rule of payload pl as command c's n-th rule (n 0: the command's only rule,
  * stored under the command's id; n > 0: one of several, stored under "<id>#<n>"): the
  * checks (definition, the alert it is made from, the actor's permission on the rule's
  * account), the impact preview over that account's alerts and the broad-rule check, then
- * the row, the version bump and the activity log. Sets rp (ok with the message and
- * {rule_id, rule, preview}, or a refusal). Returns 0 or an error that fails the batch.
+ * the row, the version bump and the activity log, and the stored alerts it matches
+ * whitelisted (sweep: except aside, at most *budget). Sets rp (ok with the message and
+ * {rule_id, rule, preview, whitelisted, whitelisted_more}, or a refusal). Returns 0 or an
+ * error that fails the batch.
  */
-static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, char *errstr,
+static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, const char *except,
+                       size_t *budget, reply_t *rp, cwpp_outbox_t *out, char *errstr,
                        size_t errstr_size)
 {
     cwpp_wl_def_t     d;
@@ -606,7 +731,8 @@ static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, 
     char              why[1024], num[32], idbuf[32], cid[256];
     const char       *p[12];
     PGresult         *r = NULL;
-    int               rc, broad;
+    int               rc, broad, more = 0;
+    int64_t           swept = 0;
     json_t           *def;
 
     if (!rule_def_of(w, pl, &d, rp, &rc, errstr, errstr_size))
@@ -670,8 +796,22 @@ static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, 
         rc = log_change(w, c, "whitelist_rule", idbuf, NULL, json_incref(def), d.remark, errstr,
                         errstr_size);
     }
+    if (rc == CWPP_OK)
+        rc = sweep(w, c, &d, except, budget, out, &swept, &more, errstr, errstr_size);
     if (rc == CWPP_OK) {
+        char   left[300] = "";
+        size_t len;
+
         w->rules_changed = 1;
+        if (swept > 0 || more)
+            snprintf(left, sizeof(left), " It whitelisted %lld stored alert%s it matches "
+                     "(unhandled or handling), which leave their events.", (long long)swept,
+                     swept == 1 ? "" : "s");
+        if (more) {
+            len = strlen(left);
+            snprintf(left + len, sizeof(left) - len, " More match, beyond the %d a command "
+                     "whitelists: they are whitelisted when they recur.", MAX_SWEEP);
+        }
         snprintf(rp->msg, sizeof(rp->msg),
                  "Created rule %" PRId64 " for \"%s\" alerts of account %s: %s %s \"%s\" on %s. "
                  "Over the last %d days it would have suppressed %lld of %lld such alerts on "
@@ -682,8 +822,11 @@ static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, 
                  (long long)pv.matched, (long long)pv.considered, (long long)pv.assets,
                  pv.assets == 1 ? "" : "s", broad ? " Created with --force although: " : "",
                  broad ? why : "");
-        rp->result = json_pack("{s:I, s:O, s:o}", "rule_id", (json_int_t)d.def.id, "rule", def,
-                               "preview", cwpp_wl_preview_to_json(&pv));
+        len = strlen(rp->msg);
+        snprintf(rp->msg + len, sizeof(rp->msg) - len, "%s", left);
+        rp->result = json_pack("{s:I, s:O, s:o, s:I, s:b}", "rule_id", (json_int_t)d.def.id,
+                               "rule", def, "preview", cwpp_wl_preview_to_json(&pv),
+                               "whitelisted", (json_int_t)swept, "whitelisted_more", more);
     }
     json_decref(def);
     cwpp_wl_preview_clear(&pv);
@@ -694,10 +837,11 @@ static int rule_create(wl_t *w, const cmd_t *c, json_t *pl, int n, reply_t *rp, 
 static int cmd_rule_add(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
                         char *errstr, size_t errstr_size)
 {
-    (void)out;
+    size_t budget = MAX_SWEEP;
+
     if (!texts_fit(c, rp))
         return CWPP_OK;
-    return rule_create(svc, c, c->payload, 0, rp, errstr, errstr_size);
+    return rule_create(svc, c, c->payload, 0, NULL, &budget, rp, out, errstr, errstr_size);
 }
 
 static int cmd_rule_delete(void *svc, const cmd_t *c, reply_t *rp, cwpp_outbox_t *out,
@@ -780,30 +924,15 @@ static const cwpp_command_def_t COMMANDS[] = {
     {"whitelist.rule_delete", cmd_rule_delete, CWPP_COMMAND_ACCOUNT},
 };
 
-/* A command applied before: re-emit the alerts its answer changed, as stored now. */
+/* A command applied before: publish again the alerts it changed that are still as it left
+ * them (its activity_log entries; a refused command changed nothing). */
 static int redeliver(void *svc, const cmd_t *c, const char *status, const json_t *result,
                      cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
-    wl_t         *w = svc;
-    json_t       *ids = json_array();
-    const json_t *alerts = json_object_get(result, "alerts");
-    const char   *aid = json_string_value(json_object_get(result, "alert_id"));
-    size_t        i;
-    int           rc = CWPP_OK;
-
-    (void)c;
-    if (ids == NULL)
-        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    if (strcmp(status, "ok") == 0) {
-        if (aid != NULL)
-            json_array_append_new(ids, json_string(aid));
-        for (i = 0; i < json_array_size(alerts); i++)
-            json_array_append(ids, json_object_get(json_array_get(alerts, i), "alert_id"));
-    }
-    if (json_array_size(ids) > 0)
-        rc = reemit(w, ids, out, errstr, errstr_size);
-    json_decref(ids);
-    return rc;
+    (void)result;
+    if (strcmp(status, "ok") != 0)
+        return CWPP_OK;
+    return republish(svc, c, out, errstr, errstr_size);
 }
 
 /* What a rolled-back command must not leave behind: a rules change, hits to count. */

@@ -22,6 +22,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,9 +328,47 @@ static void take_rules(wl_t *w)
     pthread_mutex_unlock(&w->mu);
     if (rs == NULL)
         return;
+    if (v < w->rs_version) { /* older than the rules a batch of this instance loaded */
+        cwpp_ruleset_destroy(rs);
+        return;
+    }
     cwpp_ruleset_destroy(w->rs);
     w->rs = rs;
     w->rs_version = v;
+}
+
+/*
+ * A command of the batch changed the rules: load them again inside the batch's
+ * transaction (which sees the change) and match the batch's alerts against them, so an
+ * alert a new rule has just whitelisted (commands.c sweep) and that recurs in the same
+ * batch stays whitelisted instead of returning to unhandled. The refresher is told to load
+ * again after the commit (loaded_version -1), and a rolled-back batch makes way for what
+ * it loads (rs_version 0 in wl_batch), so rules of a transaction that did not commit
+ * never stay in force.
+ */
+static int reload_in_tx(wl_t *w, size_t n, char *errstr, size_t errstr_size)
+{
+    cwpp_ruleset_t *rs = NULL;
+    int64_t         ver = 0, now = cwpp_now_ms();
+    size_t          skipped = 0, i;
+    int             rc;
+
+    rc = cwpp_wl_load(cwpp_pg_conn(w->pg), &w->limits, &rs, &ver, &skipped, errstr,
+                      errstr_size);
+    if (rc != CWPP_OK)
+        return rc;
+    cwpp_ruleset_destroy(w->rs);
+    w->rs = rs;
+    w->rs_version = ver;
+    w->rs_in_tx = 1;
+    atomic_store(&w->loaded_version, -1);
+    for (i = 0; i < n; i++) {
+        item_t *it = &w->items[i];
+
+        if (it->ok && it->alert.defense != CWPP_DEF_PRECISION)
+            it->rule_id = cwpp_ruleset_match(w->rs, &it->alert, now, &w->stats);
+    }
+    return CWPP_OK;
 }
 
 /* ------------------------------------------------------------------ output */
@@ -346,6 +385,23 @@ int wl_emit_alert(wl_t *w, cwpp_alert_t *a, int suppressed, cwpp_outbox_t *out, 
     rc = cwpp_outbox_add(out, suppressed ? CWPP_TOPIC_ALERTS_SUPPRESSED : CWPP_TOPIC_ALERTS_ACCEPTED,
                          a->account_id, strlen(a->account_id), w->buf.data, w->buf.len);
     return rc != CWPP_OK ? cwpp_seterr(errstr, errstr_size, rc, "out of memory") : CWPP_OK;
+}
+
+int wl_emit_change(wl_t *w, cwpp_alert_t *a, cwpp_outbox_t *out, char *errstr,
+                   size_t errstr_size)
+{
+    int rc = CWPP_OK;
+
+    if (a->status == CWPP_ST_MANUALLY_WHITELISTED ||
+        a->status == CWPP_ST_AUTOMATICALLY_WHITELISTED) {
+        a->transition = CWPP_TR_WHITELISTED;
+        rc = wl_emit_alert(w, a, 1, out, errstr, errstr_size);
+    } else {
+        a->transition = CWPP_TR_RESTORED;
+    }
+    if (rc == CWPP_OK)
+        rc = wl_emit_alert(w, a, 0, out, errstr, errstr_size);
+    return rc;
 }
 
 int wl_dead_letter(wl_t *w, rd_kafka_message_t *m, const char *code, const char *reason,
@@ -685,6 +741,8 @@ static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t er
             if (w->items[i].is_cmd && w->items[i].code == NULL &&
                 (rc = wl_apply_command(w, &w->items[i], out, errstr, errstr_size)) != CWPP_OK)
                 return rc;
+        if (w->rules_changed && (rc = reload_in_tx(w, n, errstr, errstr_size)) != CWPP_OK)
+            return rc;
         if (k > 0) {
             const char *v[1] = {(char *)w->b_ids.data};
 
@@ -717,6 +775,27 @@ static int run_tx(wl_t *w, size_t n, cwpp_outbox_t *out, char *errstr, size_t er
     return pipeline(w, q, nq, errstr, errstr_size);
 }
 
+/*
+ * Whether the record of item it, suppressed by a rule, also tells the correlator that the
+ * alert leaves its event (a `whitelisted` record on accepted, next to the suppressed
+ * occurrence): the alert occurred before (occurrences above 1) and was stored with a
+ * status it is accepted with (unhandled, handling, handled), so it may be a member of an
+ * event. A redelivered record (not fresh) cannot tell the status it found the first
+ * time, which its batch's commit changed: it says so again, and the correlator, which
+ * finds the alert in no event by then, does nothing. A new alert suppressed at its first
+ * occurrence was never accepted: nothing.
+ */
+static int leaves_event(const item_t *it)
+{
+    if (it->decision != D_SUPPRESS || it->status != CWPP_ST_AUTOMATICALLY_WHITELISTED ||
+        !it->in_db || it->alert.occurrences <= 1)
+        return 0;
+    if (!it->fresh)
+        return 1;
+    return it->db_status == CWPP_ST_UNHANDLED || it->db_status == CWPP_ST_HANDLING ||
+           it->db_status == CWPP_ST_HANDLED;
+}
+
 static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t *out,
                     char *errstr, size_t errstr_size)
 {
@@ -731,6 +810,7 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
     if (cwpp_fence_batch(w->fence, msgs, n, errstr, errstr_size) != CWPP_OK)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
     w->rules_changed = 0;
+    w->rs_in_tx = 0;
     w->pending_hits_n = 0;
     w->hits_n = 0;
     w->repeats_n = 0;
@@ -772,6 +852,8 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
 
         if (rc != CWPP_EDATA) /* refused data is no outage */
             atomic_store(&w->db_ok, 0);
+        if (w->rs_in_tx) /* its rules may not have committed: the refresher's replace them */
+            w->rs_version = 0;
         cwpp_metric_add(w->m_db_errors, 1);
         if (PQstatus(cwpp_pg_conn(w->pg)) == CONNECTION_OK)
             cwpp_pg_command(w->pg, "ROLLBACK", ignore, sizeof(ignore));
@@ -784,6 +866,13 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
         return rc == CWPP_EDATA && n > 0 ? CWPP_EDATA : CWPP_ETRANSIENT;
     }
     atomic_store(&w->db_ok, 1);
+    /* Tests only (CWPP_FAULTS "whitelist_after_commit:N"): the Nth batch holding commands
+     * dies like kill -9 after its commit and before any of its records is produced; the
+     * redelivered commands publish their records then. */
+    for (i = 0; i < n && !w->items[i].is_cmd; i++)
+        ;
+    if (i < n && cwpp_fault_hit("whitelist_after_commit"))
+        raise(SIGKILL);
     cwpp_metric_observe(w->m_db_seconds, (double)(cwpp_mono_ms() - t0) / 1000.0);
     if (w->rules_changed)
         wake_refresher(w);
@@ -805,7 +894,7 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
                 return CWPP_ETRANSIENT;
             continue;
         }
-        if (it->alert.status == it->status) {
+        if (it->alert.status == it->status && it->alert.transition == CWPP_TR_OCCURRENCE) {
             /* unchanged: forward the record as it came (same schema, checked on decode) */
             rc = cwpp_outbox_add(out, it->decision == D_SUPPRESS ? CWPP_TOPIC_ALERTS_SUPPRESSED
                                                                  : CWPP_TOPIC_ALERTS_ACCEPTED,
@@ -813,8 +902,14 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
                                  it->m->payload, it->m->len);
         } else {
             it->alert.status = it->status;
+            it->alert.transition = CWPP_TR_OCCURRENCE; /* what ingest sends is an occurrence */
             rc = wl_emit_alert(w, &it->alert, it->decision == D_SUPPRESS, out, errstr,
                                errstr_size);
+        }
+        if (rc == CWPP_OK && leaves_event(it)) {
+            it->alert.status = it->status;
+            it->alert.transition = CWPP_TR_WHITELISTED;
+            rc = wl_emit_alert(w, &it->alert, 0, out, errstr, errstr_size);
         }
         if (rc != CWPP_OK)
             return CWPP_ETRANSIENT;

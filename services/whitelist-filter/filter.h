@@ -13,6 +13,11 @@
  * name matches is suppressed (automatically whitelisted); any other alert passes, an
  * automatically whitelisted one whose rule is gone returning to unhandled. The stored
  * status (PostgreSQL) is the truth, read in the batch's transaction.
+ *
+ * Records on accepted carry a transition: `occurrence` for what ingest sent; `whitelisted`
+ * when an alert that may be in an event became whitelisted (by hand, by a new rule over
+ * the stored alerts, or when a rule suppresses its recurrence), so the correlator takes it
+ * out; `restored` when it was taken out of the whitelist (unhandled, no occurrence).
  */
 #ifndef CWPP_WHITELIST_FILTER_H
 #define CWPP_WHITELIST_FILTER_H

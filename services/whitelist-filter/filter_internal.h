@@ -59,6 +59,7 @@ typedef struct wl {
     cwpp_rules_limits_t limits;
     cwpp_ruleset_t     *rs;         /* the loop thread's rules */
     int64_t             rs_version;
+    int                 rs_in_tx;   /* rs was loaded inside the open batch's transaction */
     cwpp_rules_stats_t  stats;
     int                 rules_changed; /* a command of this batch changed rules */
     int                 cmd_rules_changed; /* rules_changed before the current command */
@@ -100,6 +101,13 @@ int wl_apply_command(wl_t *w, item_t *it, cwpp_outbox_t *out, char *errstr,
 /* filter.c helpers used by commands.c */
 int  wl_emit_alert(wl_t *w, cwpp_alert_t *a, int suppressed, cwpp_outbox_t *out,
                    char *errstr, size_t errstr_size);
+/* Publishes a change of alert a's stored status that is no occurrence of it (a command):
+ * a whitelisted status on suppressed and on accepted with transition `whitelisted` (the
+ * correlator takes it out of its event); any other on accepted with transition `restored`
+ * (it was taken out of the whitelist; the correlator joins it without counting an
+ * occurrence). Sets a->transition. Returns 0 or an error (ENOMEM, encoding). */
+int  wl_emit_change(wl_t *w, cwpp_alert_t *a, cwpp_outbox_t *out, char *errstr,
+                    size_t errstr_size);
 int  wl_dead_letter(wl_t *w, rd_kafka_message_t *m, const char *code, const char *reason,
                     cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 

@@ -281,8 +281,8 @@ def send_raw_commands(prefix, ctype, payloads, actor="bob"):
 def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
     """Whitelisting an alert by hand makes it "manually whitelisted"; when it recurs no new
     alert appears, only its last-seen time and count move, and it stays suppressed.
-    Removing alerts (several at once) returns them to unhandled and evaluates them again:
-    they pass on (and could join an event). Every change is in the activity log."""
+    Removing alerts (several at once) returns them to unhandled: they pass on (and join an
+    event again) as `restored`, not as occurrences. Every change is in the activity log."""
     g = tag()
     name, acct = f"Logon {g}", f"acct-{g}"
     start(services, prefix)
@@ -296,12 +296,17 @@ def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
     sup = decoded(prefix, "alerts.suppressed", 2)
     assert {s["alert_id"]: s["status"] for s in sup} == {a: "manually_whitelisted",
                                                         b: "manually_whitelisted"}
+    # each also told the correlator it leaves its event (docs/whitelist.md)
+    acc = decoded(prefix, "alerts.accepted", 4)
+    assert sorted((x["alert_id"], x["status"], x["transition"]) for x in acc[2:]) == \
+        sorted([(a, "manually_whitelisted", "whitelisted"), (b, "manually_whitelisted", "whitelisted")])
     # recurrence of a: same features, later
     t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/a", minute=30)])
     sup = decoded(prefix, "alerts.suppressed", 3)
     rec = [s for s in sup if s["alert_id"] == a and s["occurrences"] == 2]
     assert len(rec) == 1 and rec[0]["status"] == "manually_whitelisted"
-    assert len(decoded(prefix, "alerts.accepted", 2, settle=1.0)) == 2  # nothing new passed
+    assert rec[0]["transition"] == "occurrence"
+    assert len(decoded(prefix, "alerts.accepted", 4, settle=1.0)) == 4  # nothing new passed
     rows = t.query("SELECT alert_id, status, occurrences, last_seen > first_seen FROM alerts "
                    "WHERE account_id = %s ORDER BY alert_id", (acct,))
     assert sorted(rows) == sorted([(a, "manually_whitelisted", 2, True),
@@ -316,9 +321,9 @@ def test_manual_whitelist_recurrence_and_bulk_removal(prefix, services):
     assert rc == 0, err
     assert sorted((x["alert_id"], x["before"], x["after"]) for x in doc["result"]["alerts"]) == \
         sorted([(a, "manually_whitelisted", "unhandled"), (b, "manually_whitelisted", "unhandled")])
-    acc = decoded(prefix, "alerts.accepted", 4)
-    back = {x["alert_id"]: x["status"] for x in acc[2:]}
-    assert back == {a: "unhandled", b: "unhandled"}
+    acc = decoded(prefix, "alerts.accepted", 6)
+    back = {x["alert_id"]: (x["status"], x["transition"]) for x in acc[4:]}
+    assert back == {a: ("unhandled", "restored"), b: ("unhandled", "restored")}
     assert stored([a, b]) == {a: "unhandled", b: "unhandled"}
     rc, _, err = t.cwppctl(prefix, "whitelist", "remove", a)
     assert rc == 1 and "not whitelisted" in err
@@ -445,9 +450,22 @@ def test_a_rule_applies_only_to_its_account(prefix, services):
     assert rc == 0 and (pv["considered"], pv["matched"]) == (2, 1), (pv, err)
 
 
-def test_removed_alert_matching_a_rule_is_whitelisted_again(prefix, services):
-    """Removal means "evaluate again like a new alert": an alert a live rule matches
-    goes back to automatically whitelisted (and the rule counts the hit)."""
+def recent_alert(name, account, path, asset="i-1", seconds_ago=0):
+    """virus_alert occurring now (seconds_ago earlier): within the window a new rule looks
+    back over (whitelist.preview.days), whatever the day the tests run."""
+    a = json.loads(virus_alert(name, account, asset=asset, path=path))
+    a["occurred_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+    return json.dumps(a).encode()
+
+
+def test_removal_gives_unhandled_even_when_a_live_rule_matches(prefix, services):
+    """Removal from the whitelist (reference: "the alert reappears in the Unhandled list
+    and must be evaluated and handled again") sets the alert unhandled, full stop: a live
+    rule that matches it does not whitelist it again (and counts no hit); it is published
+    on accepted as unhandled with transition `restored` (the correlator joins it without
+    counting an occurrence), not on suppressed. Only its next occurrence meets the rule:
+    suppressed as automatically whitelisted, with a `whitelisted` record on accepted that
+    takes it out of its event again. The activity log keeps every entry."""
     g = tag()
     name, acct = f"Scan {g}", f"acct-{g}"
     start(services, prefix)
@@ -459,12 +477,204 @@ def test_removed_alert_matching_a_rule_is_whitelisted_again(prefix, services):
                    "--value", "/srv/tools/scan", "--from-alert", x, "--scope", "asset", "--force")
     assert t.query("SELECT asset_id FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == "i-1"
     time.sleep(0.5)
-    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "remove", x)
+    rc, doc, err = t.cwppctl_json(prefix, "whitelist", "remove", x, "--remark", "look again")
     assert rc == 0, err
-    assert doc["result"]["alerts"][0]["after"] == "automatically_whitelisted"
-    assert doc["result"]["alerts"][0]["rule_id"] == rid
+    assert doc["result"]["alerts"] == [{"alert_id": x, "before": "manually_whitelisted",
+                                        "after": "unhandled"}]
+    assert stored([x]) == {x: "unhandled"}
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 0
+    acc = decoded(prefix, "alerts.accepted", 3)
+    assert [(a["alert_id"], a["status"], a["transition"]) for a in acc] == [
+        (x, "unhandled", "occurrence"), (x, "manually_whitelisted", "whitelisted"),
+        (x, "unhandled", "restored")]
+    assert acc[2]["occurrences"] == 1 and acc[2]["account_id"] == acct
+    sup = decoded(prefix, "alerts.suppressed", 1, settle=1.0)
+    assert [(a["status"], a["transition"]) for a in sup] == [("manually_whitelisted", "whitelisted")]
+    # its next occurrence meets the rule
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/srv/tools/scan", minute=9)])
+    sup = decoded(prefix, "alerts.suppressed", 2)
+    assert [(a["status"], a["transition"], a["occurrences"]) for a in sup[1:]] == [
+        ("automatically_whitelisted", "occurrence", 2)]
+    acc = decoded(prefix, "alerts.accepted", 4)
+    assert [(a["status"], a["transition"], a["occurrences"]) for a in acc[3:]] == [
+        ("automatically_whitelisted", "whitelisted", 2)]
     assert stored([x]) == {x: "automatically_whitelisted"}
     assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 1
+    log = t.query("SELECT action, before->>'status', after->>'status', remark FROM activity_log "
+                  "WHERE object_type = 'alert' AND object_id = %s ORDER BY log_id", (x,))
+    assert log == [("whitelist.add_alert", "unhandled", "manually_whitelisted", None),
+                   ("whitelist.remove_alerts", "manually_whitelisted", "unhandled", "look again")]
+
+
+def test_add_alert_publishes_whitelisted_and_redelivery_changes_nothing(prefix, services):
+    """An alert whitelisted by hand after it was accepted leaves its event (reference:
+    whitelisted alerts "are no longer associated with the security event"): besides its
+    record on suppressed, it is published on accepted, keyed by its account, as manually
+    whitelisted with transition `whitelisted`. The same command delivered again (a retry,
+    a redelivery after a crash) is applied once and publishes the same record again only
+    while the alert is still as the command left it; once the alert was removed from the
+    whitelist, the old command's redelivery publishes nothing and changes nothing."""
+    g = tag()
+    name, acct = f"Manual {g}", f"acct-{g}"
+    start(services, prefix)
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/m/1")])
+    decoded(prefix, "alerts.accepted", 1)
+    x = ids_by(prefix, acct, "/m/1")
+    cid = "cmd-" + uuid.uuid4().hex
+    res = send_raw_command(prefix, "whitelist.add_alert", {"alert_id": x, "remark": "lab"},
+                           command_id=cid, times=2)
+    assert [r["status"] for r in res] == ["ok", "ok"] and res[0]["message"] == res[1]["message"]
+    msgs = t.consume(prefix + "alerts.accepted", 3, settle=1.0)
+    assert len(msgs) == 3
+    assert all(m.key() == acct.encode() for m in msgs)
+    acc = [ALERT.decode(m.value()) for m in msgs]
+    assert [(a["status"], a["transition"]) for a in acc] == [
+        ("unhandled", "occurrence"), ("manually_whitelisted", "whitelisted"),
+        ("manually_whitelisted", "whitelisted")]
+    assert acc[1] == acc[2]  # the redelivery publishes the same fact, changing nothing
+    assert stored([x]) == {x: "manually_whitelisted"}
+    assert t.query("SELECT count(*) FROM activity_log WHERE object_type = 'alert' AND "
+                   "object_id = %s", (x,)) == [(1,)]
+    # taken out, then the old command once more: answered again, nothing published
+    assert t.cwppctl(prefix, "whitelist", "remove", x)[0] == 0
+    acc = decoded(prefix, "alerts.accepted", 4)
+    assert (acc[3]["status"], acc[3]["transition"]) == ("unhandled", "restored")
+    t.produce(prefix + "commands", [COMMAND.encode(
+        {"command_id": cid, "service": "whitelist", "type": "whitelist.add_alert",
+         "actor": "bob", "issued_at_ms": int(time.time() * 1000),
+         "payload_json": json.dumps({"alert_id": x, "remark": "lab"})})], keys=[cid.encode()])
+    answers = [RESULT.decode(m.value()) for m in t.consume(prefix + "command-results", 4,
+                                                           settle=1.0)]
+    answers = [r for r in answers if r["command_id"] == cid]
+    assert len(answers) == 3 and answers[2]["status"] == "ok" and \
+        answers[2]["message"] == res[0]["message"]
+    assert len(decoded(prefix, "alerts.accepted", 4, settle=1.5)) == 4
+    assert len(decoded(prefix, "alerts.suppressed", 2, settle=0.5)) == 2
+    assert stored([x]) == {x: "unhandled"}
+    assert t.query("SELECT count(*) FROM activity_log WHERE object_type = 'alert' AND "
+                   "object_id = %s", (x,)) == [(2,)]
+
+
+def test_new_rule_whitelists_the_stored_alerts_it_matches(prefix, services):
+    """A new rule takes the stored alerts it matches out of their events (reference:
+    alerts that match a custom whitelist rule "are no longer associated with the security
+    event"): of its account and name, unhandled or handling, seen within the preview
+    window, each becomes automatically whitelisted with an activity-log entry naming the
+    rule, and is published on suppressed and on accepted with transition `whitelisted`.
+    Handled, whitelisted, precision-defence and non-matching alerts, other names and other
+    accounts keep their status. The command's redelivery creates nothing twice."""
+    g = tag()
+    name, acct, other = f"Sweep {g}", f"acct-{g}", f"acct-{g}-b"
+    start(services, prefix)
+    t.produce(prefix + "alerts.raw", [
+        recent_alert(name, acct, "/sw/hit/1", seconds_ago=60),
+        recent_alert(name, acct, "/sw/hit/2"),
+        recent_alert(name, acct, "/sw/hit/3"),                  # handled below
+        recent_alert(name, acct, "/sw/hit/4"),                  # handling below
+        recent_alert(name, acct, "/sw/hit/5"),                  # manually whitelisted below
+        recent_alert(name, acct, "/sw/miss"),
+        recent_alert(f"Other {g}", acct, "/sw/hit/6"),
+        recent_alert(name, other, "/sw/hit/7"),
+    ])
+    decoded(prefix, "alerts.accepted", 8)
+    ids = {p: ids_by(prefix, acct, p) for p in
+           ("/sw/hit/1", "/sw/hit/2", "/sw/hit/3", "/sw/hit/4", "/sw/hit/5", "/sw/miss", "/sw/hit/6")}
+    ids["/sw/hit/7"] = ids_by(prefix, other, "/sw/hit/7")
+    t.query("UPDATE alerts SET status = 'handled' WHERE alert_id = %s", (ids["/sw/hit/3"],))
+    t.query("UPDATE alerts SET status = 'handling' WHERE alert_id = %s", (ids["/sw/hit/4"],))
+    assert t.cwppctl(prefix, "whitelist", "add-alert", ids["/sw/hit/5"])[0] == 0
+    decoded(prefix, "alerts.accepted", 9)
+    cid = "cmd-" + uuid.uuid4().hex
+    payload = {"account_id": acct, "alert_name": name, "field": "file.path", "op": "startswith",
+               "value": "/sw/hit/", "force": True, "remark": "scanner paths"}
+    res = send_raw_command(prefix, "whitelist.rule_add", payload, command_id=cid, times=2)
+    assert [r["status"] for r in res] == ["ok", "ok"] and res[0]["message"] == res[1]["message"]
+    result = json.loads(res[0]["result_json"])
+    rid = result["rule_id"]
+    assert (result["whitelisted"], result["whitelisted_more"]) == (3, False)
+    assert "It whitelisted 3 stored alerts" in res[0]["message"]
+    swept = {ids["/sw/hit/1"], ids["/sw/hit/2"], ids["/sw/hit/4"]}
+    assert stored(ids.values()) == {
+        ids["/sw/hit/1"]: "automatically_whitelisted", ids["/sw/hit/2"]: "automatically_whitelisted",
+        ids["/sw/hit/3"]: "handled", ids["/sw/hit/4"]: "automatically_whitelisted",
+        ids["/sw/hit/5"]: "manually_whitelisted", ids["/sw/miss"]: "unhandled",
+        ids["/sw/hit/6"]: "unhandled", ids["/sw/hit/7"]: "unhandled"}
+    # published once by the command and once more by its redelivery (still as it left them)
+    acc = decoded(prefix, "alerts.accepted", 9 + 6, settle=1.5)
+    assert len(acc) == 15
+    assert sorted((a["alert_id"], a["status"], a["transition"]) for a in acc
+                  if a["status"] == "automatically_whitelisted") == sorted(
+        [(i, "automatically_whitelisted", "whitelisted") for i in swept] * 2)
+    sup = decoded(prefix, "alerts.suppressed", 1 + 6, settle=0.5)
+    assert sorted((a["alert_id"], a["transition"]) for a in sup[1:]) == sorted(
+        [(i, "whitelisted") for i in swept] * 2)
+    log = t.query("SELECT object_id, action, before->>'status', after->>'status', "
+                  "(after->>'rule_id')::bigint, remark FROM activity_log "
+                  "WHERE command_id = %s AND object_type = 'alert' ORDER BY object_id", (cid,))
+    assert log == sorted((i, "whitelist.rule_add", "handling" if i == ids["/sw/hit/4"] else "unhandled",
+                          "automatically_whitelisted", rid, "scanner paths") for i in swept)
+    assert t.query("SELECT count(*) FROM whitelist_rules WHERE alert_name = %s", (name,)) == [(1,)]
+    # no occurrence was suppressed: no hit; the next occurrence of one counts and passes nothing
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 0
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [recent_alert(name, acct, "/sw/hit/2")])
+    sup = decoded(prefix, "alerts.suppressed", 8)
+    assert (sup[7]["alert_id"], sup[7]["status"], sup[7]["transition"]) == (
+        ids["/sw/hit/2"], "automatically_whitelisted", "occurrence")
+    assert len(decoded(prefix, "alerts.accepted", 15, settle=1.0)) == 15
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 1
+
+
+def test_a_new_rule_whitelists_at_most_1000_stored_alerts(prefix, services):
+    """The stored alerts one command's rule whitelists are bounded (1,000, the most
+    recently seen first; docs/whitelist.md): the answer says more match, and the older
+    ones keep their status until they recur."""
+    g = tag()
+    name, acct = f"Bound {g}", f"acct-{g}"
+    start(services, prefix)
+    n = 1003
+    t.produce(prefix + "alerts.raw", [recent_alert(name, acct, f"/bd/{k}", seconds_ago=n - k)
+                                      for k in range(n)])
+    decoded(prefix, "alerts.accepted", n, timeout=120, settle=1.0)
+    res = send_raw_command(prefix, "whitelist.rule_add",
+                           {"account_id": acct, "alert_name": name, "field": "file.path",
+                            "op": "startswith", "value": "/bd/", "force": True})
+    result = json.loads(res["result_json"])
+    assert res["status"] == "ok" and (result["whitelisted"], result["whitelisted_more"]) == (1000, True)
+    assert "whitelisted when they recur" in res["message"]
+    rows = dict(t.query("SELECT file->>'path', status FROM alerts WHERE account_id = %s", (acct,)))
+    assert sorted(p for p, st in rows.items() if st == "unhandled") == ["/bd/0", "/bd/1", "/bd/2"]
+    assert sum(st == "automatically_whitelisted" for st in rows.values()) == 1000
+    acc = decoded(prefix, "alerts.accepted", n + 1000, timeout=120, settle=1.5)
+    assert len(acc) == n + 1000 and {a["transition"] for a in acc[n:]} == {"whitelisted"}
+
+
+def test_a_recurrence_a_rule_suppresses_leaves_its_event(prefix, services):
+    """An alert accepted before (here last seen before the rules' look-back, so creating the
+    rule leaves it alone) whose next occurrence a live rule suppresses leaves its event
+    too: next to its occurrence on suppressed, a `whitelisted` record on accepted. An alert
+    suppressed from its first occurrence was never accepted: nothing on accepted."""
+    g = tag()
+    name, acct = f"Recur {g}", f"acct-{g}"
+    start(services, prefix)
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/rc/1")])
+    decoded(prefix, "alerts.accepted", 1)
+    x = ids_by(prefix, acct, "/rc/1")
+    t.query("UPDATE alerts SET first_seen = now() - interval '90 days', "
+            "last_seen = now() - interval '90 days' WHERE alert_id = %s", (x,))
+    rid = add_rule(prefix, "--account", acct, "--alert-name", name, "--field", "file.path",
+                   "--op", "startswith", "--value", "/rc/", "--force")
+    assert stored([x]) == {x: "unhandled"}
+    time.sleep(0.5)
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/rc/1", minute=5),
+                                      virus_alert(name, acct, path="/rc/2")])
+    sup = decoded(prefix, "alerts.suppressed", 2)
+    assert sorted((a["file"]["path"], a["occurrences"], a["transition"]) for a in sup) == [
+        ("/rc/1", 2, "occurrence"), ("/rc/2", 1, "occurrence")]
+    acc = decoded(prefix, "alerts.accepted", 2, settle=1.5)
+    assert [(a["alert_id"], a["status"], a["transition"]) for a in acc] == [
+        (x, "unhandled", "occurrence"), (x, "automatically_whitelisted", "whitelisted")]
+    assert t.query("SELECT hits FROM whitelist_rules WHERE rule_id = %s", (rid,))[0][0] == 2
 
 
 # -------------------------------------------------------------- preview and force
@@ -619,7 +829,11 @@ def test_command_and_recurrence_in_one_batch(prefix, services):
     f.wait_ready()
     sup = decoded(prefix, "alerts.suppressed", 2)
     assert [(a["alert_id"], a["status"]) for a in sup] == [(x, "manually_whitelisted")] * 2
-    assert len(decoded(prefix, "alerts.accepted", 1, settle=1.5)) == 1
+    # the recurrence did not pass: accepted holds the first occurrence and the record that
+    # takes the alert out of its event
+    acc = decoded(prefix, "alerts.accepted", 2, settle=1.5)
+    assert [(a["alert_id"], a["status"], a["transition"]) for a in acc] == [
+        (x, "unhandled", "occurrence"), (x, "manually_whitelisted", "whitelisted")]
 
 
 def test_redelivered_command_is_applied_once(prefix, services):
@@ -636,6 +850,60 @@ def test_redelivered_command_is_applied_once(prefix, services):
     assert t.query("SELECT count(*) FROM activity_log a JOIN whitelist_rules r "
                    "ON a.object_id = r.rule_id::text AND a.object_type = 'whitelist_rule' "
                    "WHERE r.alert_name = %s", (name,))[0][0] == 1
+
+
+def test_a_crash_between_commit_and_produce_loses_no_whitelist_record(prefix, services):
+    """The records of a command are produced after its commit (the outbox): a filter that
+    dies like kill -9 right after committing "whitelist this alert", and again after
+    committing "remove it", before producing anything (the CWPP_FAULTS hook), publishes
+    each change exactly once after its restart: the `whitelisted` record, then the
+    `restored` one, each command applied and logged once."""
+    g = tag()
+    name, acct = f"Crash {g}", f"acct-{g}"
+    _, (f,) = start(services, prefix, env={"CWPP_FAULTS": "whitelist_after_commit:1"})
+    t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/k/1")])
+    decoded(prefix, "alerts.accepted", 1)
+    x = ids_by(prefix, acct, "/k/1")
+
+    def crash_on(ctype, payload):
+        cid = "cmd-" + uuid.uuid4().hex
+        t.produce(prefix + "commands", [COMMAND.encode(
+            {"command_id": cid, "service": "whitelist", "type": ctype, "actor": "bob",
+             "issued_at_ms": int(time.time() * 1000), "payload_json": json.dumps(payload)})],
+            keys=[cid.encode()])
+        t.wait_for(lambda: f.proc.poll() is not None, what="the filter to die after its commit")
+        assert f.proc.returncode == -signal.SIGKILL
+        return cid
+
+    def restart(faults):
+        f.env.pop("CWPP_FAULTS", None)
+        if faults:
+            f.env["CWPP_FAULTS"] = faults
+        f.restarts += 1
+        f.start()
+        f.wait_ready()
+
+    add = crash_on("whitelist.add_alert", {"alert_id": x})
+    assert stored([x]) == {x: "manually_whitelisted"}  # committed, nothing produced yet
+    assert len(decoded(prefix, "alerts.accepted", 1, settle=1.0)) == 1
+    restart("whitelist_after_commit:2")  # the 1st batch with a command is the redelivery
+    acc = decoded(prefix, "alerts.accepted", 2)
+    assert [(a["status"], a["transition"]) for a in acc] == [
+        ("unhandled", "occurrence"), ("manually_whitelisted", "whitelisted")]
+    rem = crash_on("whitelist.remove_alerts", {"alert_ids": [x]})
+    assert stored([x]) == {x: "unhandled"}
+    restart(None)
+    acc = decoded(prefix, "alerts.accepted", 3, settle=2.0)
+    assert [(a["status"], a["transition"]) for a in acc] == [
+        ("unhandled", "occurrence"), ("manually_whitelisted", "whitelisted"),
+        ("unhandled", "restored")]
+    sup = decoded(prefix, "alerts.suppressed", 1, settle=0.5)
+    assert [(a["status"], a["transition"]) for a in sup] == [("manually_whitelisted", "whitelisted")]
+    res = [RESULT.decode(m.value()) for m in t.consume(prefix + "command-results", 2, settle=0.5)]
+    assert sorted((r["command_id"], r["status"]) for r in res) == sorted([(add, "ok"), (rem, "ok")])
+    assert t.query("SELECT action FROM activity_log WHERE object_type = 'alert' AND "
+                   "object_id = %s ORDER BY log_id", (x,)) == [
+        ("whitelist.add_alert",), ("whitelist.remove_alerts",)]
 
 
 def test_sigkill_mid_stream_loses_nothing_and_counts_hits_once(prefix, services):
