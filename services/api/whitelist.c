@@ -586,8 +586,6 @@ static int bulk_unwhitelist(api_req_t *rq, api_resp_t *rs)
             if (json_equal(json_object_get(e, "alert_id"), json_object_get(it, "id"))) {
                 json_object_set(it, "before", json_object_get(e, "before"));
                 json_object_set(it, "after", json_object_get(e, "after"));
-                if (json_object_get(e, "rule_id") != NULL)
-                    json_object_set(it, "rule_id", json_object_get(e, "rule_id"));
             }
         }
     }

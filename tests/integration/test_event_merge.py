@@ -370,3 +370,56 @@ def test_kill9_mid_merge_applies_the_merge_once(services, prefix):
     assert t.query("SELECT count(*) FROM commands_applied WHERE command_id = %s",
                    (cid,)) == [(1,)]
     assert corr.stop() == 0
+
+
+# ------------------------------------------------ whitelist and event membership
+
+def test_a_whitelisted_alert_leaves_its_event_and_removal_brings_it_back(services, prefix):
+    """The whole path, whitelist-filter and correlator together: an alert added to the
+    whitelist leaves its event (counts and entities recomputed), and removed from the
+    whitelist it is Unhandled again and joins under the normal rules without counting an
+    occurrence (before: it stayed in its event, and the removal added an occurrence)."""
+    corr = start(services, prefix)
+    acct = "acct-" + tag()
+    ana = t.make_user("ana-" + tag(), acct)
+    md5 = t.md5hex(acct + "x")
+    t.produce(prefix + "alerts.raw", [
+        alert(acct, "Webshell", "webshell", "high", at(30), "w1",
+              file={"path": "/var/www/s.php", "md5": t.md5hex(acct + "s")}),
+        alert(acct, "Dropper", "virus", "high", at(20), "w1",
+              file={"path": "/tmp/drop", "md5": md5}),
+    ], keys=[acct.encode()] * 2)
+    (eid,) = wait_events(acct, 1)
+    t.wait_for(lambda: events_of(acct)[eid][3] == 2, timeout=30, what="two alerts")
+    drop = alert_id(acct, "Dropper")
+
+    def wl(typ, payload):
+        cid = "cmd-" + tag()
+        t.produce(prefix + "commands", [COMMAND.encode({
+            "command_id": cid, "service": "whitelist", "type": typ, "actor": ana,
+            "issued_at_ms": int(time.time() * 1000), "payload_json": json.dumps(payload)})],
+            keys=[cid.encode()])
+        st, msg, _ = answer(prefix, cid)
+        assert st == "ok", msg
+
+    def files():
+        return sorted(r[0] for r in t.query(
+            "SELECT value FROM entity_alerts WHERE event_id = %s AND entity_type = 'file'",
+            (eid,)))
+
+    wl("whitelist.add_alert", {"alert_id": drop, "remark": "our own tool"})
+    t.wait_for(lambda: events_of(acct)[eid][3] == 1, timeout=30, what="the alert left")
+    assert t.query("SELECT status FROM alerts WHERE alert_id = %s", (drop,))[0][0] == \
+        "manually_whitelisted"
+    assert t.query("SELECT count(*) FROM event_alerts WHERE alert_id = %s", (drop,))[0][0] == 0
+    assert files() == ["/var/www/s.php"]
+    assert events_of(acct)[eid][4] == 1  # occurrences: the webshell's only
+
+    wl("whitelist.remove_alerts", {"alert_ids": [drop], "remark": "not ours after all"})
+    t.wait_for(lambda: events_of(acct)[eid][3] == 2, timeout=30, what="the alert back")
+    assert t.query("SELECT status FROM alerts WHERE alert_id = %s", (drop,))[0][0] == "unhandled"
+    assert files() == ["/tmp/drop", "/var/www/s.php"]
+    time.sleep(2)
+    assert events_of(acct)[eid][4] == 2, "the removal counted as an occurrence"
+    assert len(events_of(acct)) == 1
+    assert corr.stop() == 0
