@@ -315,17 +315,23 @@ static int seed(corr_t *c, cwpp_corr_index_t *ix, PGresult *r_ev, PGresult *r_ke
     if (seqs_reset(c, n + (size_t)PQntuples(r_alerts)) != CWPP_OK ||
         corr_seed_events(c, ix, r_ev) != CWPP_OK)
         return CWPP_ENOMEM;
-    for (i = 0; i < PQntuples(r_keys); i++)
-        if (cwpp_corr_index_seed_key(ix, PQgetvalue(r_keys, i, 0), PQgetvalue(r_keys, i, 1),
-                                     PQgetvalue(r_keys, i, 2)) == CWPP_ENOMEM)
+    c->load_moved = 0;
+    for (i = 0; i < PQntuples(r_keys); i++) {
+        int rc = cwpp_corr_index_seed_key(ix, PQgetvalue(r_keys, i, 0),
+                                          PQgetvalue(r_keys, i, 1), PQgetvalue(r_keys, i, 2));
+
+        if (rc == CWPP_ENOMEM)
             return CWPP_ENOMEM;
+        c->load_moved |= rc == CWPP_ENOTFOUND;
+    }
     for (i = 0; i < PQntuples(r_alerts); i++) {
         seqent_t *s;
+        int       rc = cwpp_corr_index_seed_alert(ix, PQgetvalue(r_alerts, i, 0),
+                                                  PQgetvalue(r_alerts, i, 1));
 
-        if (cwpp_corr_index_seed_alert(ix, PQgetvalue(r_alerts, i, 0),
-                                       PQgetvalue(r_alerts, i, 1)) == CWPP_ENOMEM ||
-            (s = seq_slot(c, PQgetvalue(r_alerts, i, 0))) == NULL)
+        if (rc == CWPP_ENOMEM || (s = seq_slot(c, PQgetvalue(r_alerts, i, 0))) == NULL)
             return CWPP_ENOMEM;
+        c->load_moved |= rc == CWPP_ENOTFOUND;
         if (PQgetisnull(r_alerts, i, 2)) { /* a row from before sequences */
             if (s->seq == 0)
                 s->seq = -1;
@@ -969,15 +975,23 @@ static int run_tx(corr_t *c, item_t *items, size_t n, int64_t now, cwpp_outbox_t
         corr_evs_reset(c);
         corr_rows_start(&c->w);
         memset(&c->n, 0, sizeof(c->n));
-        if ((rc = tx_load(c, &tx, errstr, errstr_size)) != CWPP_OK || attempt == 3)
+        if ((rc = tx_load(c, &tx, errstr, errstr_size)) != CWPP_OK)
             break;
         /* an event merged while this load waited for its lock: the keys and memberships
-         * it read moved to the survivor since (a merged event holds none). Load again:
-         * the merge has committed, the statements now see where they went. */
+         * it read moved to the survivor since (a merged event holds none); or a key or
+         * membership read points at an event not locked (a detach, or a merge, committed
+         * between the load's statements). Load again: the change has committed, the
+         * statements now see where the rows went. Still moving after four loads: the
+         * batch is rolled back and retried, never decided on a mixed view. */
         for (i = 0; i < c->nevs; i++)
             merged |= strcmp(c->evlist[i]->status, cwpp_event_status_name(CWPP_EVS_MERGED)) == 0;
-        if (!merged)
+        if (!merged && !c->load_moved)
             break;
+        if (attempt == 3) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "the batch's events kept "
+                             "changing while it loaded (merges or detaches); retrying it");
+            break;
+        }
         PQclear(tx.r_notes);
         PQclear(tx.r_al);
         cwpp_corr_index_destroy(tx.ix);

@@ -104,6 +104,9 @@ typedef struct corr {
     cwpp_assess_conf_t  ac;
     cwpp_pg_t          *pg;
     PGconn             *prepared_on;   /* the connection the statements are prepared on */
+    int                 load_moved;    /* a key or membership the load read points at an
+                                        * event it did not lock: moved meanwhile (a merge or
+                                        * a detach committed between its statements) */
     cwpp_avro_type_t   *t_alert, *t_rejected, *t_event, *t_note;
     avro_value_t        v_alert, v_rejected, v_event, v_note;
     int                 nvalues;       /* of v_alert, v_rejected, v_event, v_note created */
