@@ -321,11 +321,12 @@ typedef struct cwpp_corr_keyref {
     const char *key, *event_id, *alert_id;
 } cwpp_corr_keyref_t;
 
-/* The id of the event that alerts detached from event_id form: "ev-" + 32 hex of
- * SHA-256 over account, event_id, the first detached alert and a "detach" marker (the
- * same on a replay of the command). */
+/* The id of the event that alerts detached from event_id by command command_id form:
+ * "ev-" + 32 hex of SHA-256 over account, event_id, the command id and a "detach" marker
+ * (the same on a replay of the command; another detach, of the same alerts too, gets
+ * another id). */
 void cwpp_corr_detach_event_id(const char *account, const char *event_id,
-                               const char *alert_id, char out[CWPP_EVENT_ID_LEN + 1]);
+                               const char *command_id, char out[CWPP_EVENT_ID_LEN + 1]);
 
 void cwpp_corr_keys_reassign(const cwpp_corr_keyref_t *owned, size_t nowned,
                              const cwpp_corr_keyref_t *held, size_t nheld,

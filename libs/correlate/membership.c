@@ -121,15 +121,15 @@ void cwpp_corr_keys_reassign(const cwpp_corr_keyref_t *owned, size_t nowned,
 }
 
 void cwpp_corr_detach_event_id(const char *account, const char *event_id,
-                               const char *alert_id, char out[CWPP_EVENT_ID_LEN + 1])
+                               const char *command_id, char out[CWPP_EVENT_ID_LEN + 1])
 {
     unsigned char md[32];
     unsigned int  mdlen = 0;
     char          buf[640];
     int           n, i;
 
-    n = snprintf(buf, sizeof(buf), "%.256s\x1f%.64s\x1f%.64s\x1f" "detach", account, event_id,
-                 alert_id);
+    n = snprintf(buf, sizeof(buf), "%.256s\x1f%.64s\x1f%.256s\x1f" "detach", account, event_id,
+                 command_id);
     EVP_Digest(buf, (size_t)(n > 0 && (size_t)n < sizeof(buf) ? n : (int)sizeof(buf) - 1), md,
                &mdlen, EVP_sha256(), NULL);
     memcpy(out, "ev-", 3);

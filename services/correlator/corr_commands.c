@@ -210,7 +210,7 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
     char              *ids = NULL, *others = NULL;
     cwpp_corr_index_t *ix = NULL;
     evs_t             *surv = NULL;
-    json_t            *merged = NULL;
+    json_t            *merged = NULL, *prior = NULL;
     size_t             i, n;
     int64_t            before_alerts, now = cwpp_now_ms();
     int                rc = CWPP_OK;
@@ -233,7 +233,14 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
             goto out;
         }
     }
+    /* the actor's permission on every account named comes first: whether events of two
+     * accounts were named is said only to whom may act on both */
     account = cr->evlist[0]->account;
+    for (i = 0; i < cr->nevs; i++)
+        if ((i == 0 || strcmp(cr->evlist[i]->account, account) != 0) &&
+            !cwpp_commander_permit(cr->cmd, c, cr->evlist[i]->account, "event", rp, &rc,
+                                   errstr, errstr_size))
+            goto out;
     for (i = 1; i < cr->nevs; i++)
         if (strcmp(cr->evlist[i]->account, account) != 0) {
             cwpp_command_refuse(rp, "Refused: events %s and %s belong to different accounts; "
@@ -241,8 +248,6 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
                                 cr->evlist[i]->id);
             goto out;
         }
-    if (!cwpp_commander_permit(cr->cmd, c, account, "event", rp, &rc, errstr, errstr_size))
-        goto out;
     for (i = 0; i < cr->nevs; i++) {
         evs_t *e = cr->evlist[i];
 
@@ -259,7 +264,7 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
             surv = e;
     }
     before_alerts = corr_sgeti(surv->summary, "alerts");
-    if ((merged = json_array()) == NULL) {
+    if ((merged = json_array()) == NULL || (prior = json_object()) == NULL) {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         goto out;
     }
@@ -285,6 +290,11 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         touch(cr, e);
         if (e == surv)
             continue;
+        /* its status before, for the log */
+        if (json_object_set_new(prior, e->id, json_string(e->status)) != 0) {
+            rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+            goto out;
+        }
         snprintf(e->status, sizeof(e->status), "%s", cwpp_event_status_name(CWPP_EVS_MERGED));
         free(e->merged_into);
         if ((e->merged_into = strdup(surv->id)) == NULL) {
@@ -306,7 +316,7 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         if (e == surv)
             continue;
         rc = cwpp_command_log(cr->pg, c->actor, c->id, "event", e->id, e->id, "event.merge",
-                              json_pack("{s:s}", "status", "open"),
+                              json_pack("{s:O}", "status", json_object_get(prior, e->id)),
                               json_pack("{s:s, s:s}", "status", "merged", "merged_into",
                                         surv->id),
                               remark, errstr, errstr_size);
@@ -322,6 +332,7 @@ static int cmd_merge(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *r
         rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
 out:
     json_decref(merged);
+    json_decref(prior);
     free(ids);
     free(others);
     cwpp_corr_index_destroy(ix);
@@ -336,7 +347,7 @@ static int cmd_detach(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
     corr_t            *cr = svc;
     const json_t      *jev = json_object_get(c->payload, "event_id");
     const json_t      *arr = json_object_get(c->payload, "alert_ids");
-    const char        *remark, *first;
+    const char        *remark;
     char              *alerts = NULL, *one = NULL, nid[CWPP_EVENT_ID_LEN + 1];
     cwpp_corr_index_t *ix = NULL;
     evs_t             *src, *dst;
@@ -375,8 +386,7 @@ static int cmd_detach(void *svc, const cwpp_command_t *c, cwpp_command_reply_t *
                             src->status);
         goto out;
     }
-    first = json_string_value(json_array_get(arr, 0));
-    cwpp_corr_detach_event_id(src->account, src->id, first, nid);
+    cwpp_corr_detach_event_id(src->account, src->id, c->id, nid);
     q[0] = (cwpp_pg_stmt_t){"detach_members", 2, {src->id, alerts}, PGRES_TUPLES_OK, &r_mem};
     q[1] = (cwpp_pg_stmt_t){"event_exists", 1, {nid}, PGRES_TUPLES_OK, &r_ex};
     q[2] = (cwpp_pg_stmt_t){"member_count", 1, {src->id}, PGRES_TUPLES_OK, &r_cnt};

@@ -186,6 +186,8 @@ def test_merge_combines_events_into_the_oldest(services, prefix):
     assert [(r[0], r[1], r[2], r[4]) for r in log] == sorted(
         [(ana, e, "event.merge", "one campaign") for e in (e1, e2, e3)], key=lambda r: r[1])
     assert [r[3] for r in log if r[1] == e2] == [{"status": "merged", "merged_into": e1}]
+    assert t.query("SELECT before FROM activity_log WHERE command_id = %s AND object_id = %s",
+                   (cid, e2)) == [({"status": "unhandled"},)]
     assert t.query("SELECT service, status FROM commands_applied WHERE command_id = %s",
                    (cid,)) == [("correlator", "ok")]
 
@@ -228,6 +230,7 @@ def test_merge_refusals(services, prefix):
     ana = t.make_user(f"ana-{u}", acct, other)
     stranger = t.make_user(f"eve-{u}", other)
     viewer = t.make_user(f"vic-{u}", acct, role="viewer")
+    mine = t.make_user(f"mo-{u}", acct)  # holds acct only
     start(services, prefix)
     e1, e2, e3, _ = three_events(prefix, acct)
     t.produce(prefix + "alerts.raw", [alert(other, "Other", "virus", "high", at(15), "o1")],
@@ -239,6 +242,9 @@ def test_merge_refusals(services, prefix):
         "accounts": ({"event_ids": [e1, o1]}, ana, "different accounts"),
         "handled": ({"event_ids": [e1, e3]}, ana, "handled"),
         "perm": ({"event_ids": [e1, e2]}, stranger, "Refused"),
+        # another tenant's event named beside one's own: refused for the permission, and
+        # whether the two are of different accounts is not said
+        "tenant": ({"event_ids": [e1, o1]}, mine, f"permission on account \"{other}\""),
         "viewer": ({"event_ids": [e1, e2]}, viewer, "Refused"),
         "unknown": ({"event_ids": [e1, "ev-" + "0" * 32]}, ana, "does not exist"),
     }
@@ -250,6 +256,7 @@ def test_merge_refusals(services, prefix):
         assert ids[k] in got, k
         r = got[ids[k]][0]
         assert r["status"] == "error" and words in r["message"], (k, r["message"])
+    assert "different accounts" not in got[ids["tenant"]][0]["message"]
     # a merged event cannot be merged again
     ok = f"cmd-ok-{u}"
     send(prefix, ok, "event.merge", {"event_ids": [e1, e2]}, ana)
