@@ -71,7 +71,8 @@ static const char SQL_SWEEP_CURSOR[] =
  * responder) is left alone. Returns the new rows and the status each had. */
 static const char SQL_SWEEP_SET[] =
     "UPDATE alerts a SET status = 'automatically_whitelisted', updated_at = now() "
-    "FROM (SELECT alert_id, status FROM alerts WHERE alert_id = ANY($1::text[]) "
+    "FROM (SELECT alert_id, status FROM alerts WHERE alert_id IN "
+    "(SELECT json_array_elements_text($1::json)) AND account_id = $2 "
     "AND status IN ('unhandled', 'handling') ORDER BY alert_id COLLATE \"C\" FOR UPDATE) o "
     "WHERE a.alert_id = o.alert_id RETURNING " CWPP_ALERT_ROW_SQL ", o.status";
 static const char SQL_ALERT_ROWS_IDS[] =
@@ -615,7 +616,8 @@ static int sweep(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, const char *ex
     cwpp_ruleset_t    *rs = NULL;
     cwpp_rule_def_t    one = d->def;
     cwpp_rules_stats_t st;
-    cwpp_buf_t         ids = {0};
+    json_t            *ids = json_array();
+    char              *ids_text = NULL;
     size_t             nids = 0;
     char               days[16];
     const char        *p[4];
@@ -626,9 +628,13 @@ static int sweep(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, const char *ex
     *done = 0;
     *more = 0;
     memset(&st, 0, sizeof(st));
-    one.expires_at_ms = 0; /* live now: it was just created */
-    if ((rs = cwpp_ruleset_new(&w->limits)) == NULL)
+    if (ids == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    one.expires_at_ms = 0; /* live now: it was just created */
+    if ((rs = cwpp_ruleset_new(&w->limits)) == NULL) {
+        json_decref(ids);
+        return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+    }
     if ((rc = cwpp_ruleset_add(rs, &one, errstr, errstr_size)) != CWPP_OK)
         goto out;
     snprintf(days, sizeof(days), "%d", (int)w->conf->preview_days);
@@ -639,7 +645,6 @@ static int sweep(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, const char *ex
     if ((rc = cwpp_pg_query(w->pg, SQL_SWEEP_CURSOR, 4, p, PGRES_COMMAND_OK, NULL, errstr,
                             errstr_size)) != CWPP_OK)
         goto out;
-    cwpp_buf_append(&ids, "{", 1);
     while (!*more) {
         int n;
 
@@ -660,11 +665,12 @@ static int sweep(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, const char *ex
             if (cwpp_rule_matches(rs, one.id, &a, now, &st) == 1) {
                 if (nids >= *budget) {
                     *more = 1;
-                } else {
-                    if (nids > 0)
-                        cwpp_buf_append(&ids, ",", 1);
-                    cwpp_buf_append(&ids, a.alert_id, strlen(a.alert_id));
+                } else if (json_array_append_new(ids, json_string(a.alert_id)) == 0) {
                     nids++;
+                } else {
+                    cwpp_alert_clear(&a);
+                    rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
+                    goto out;
                 }
             }
             cwpp_alert_clear(&a);
@@ -675,15 +681,15 @@ static int sweep(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, const char *ex
     if ((rc = cwpp_pg_query(w->pg, "CLOSE cwpp_sweep", 0, NULL, PGRES_COMMAND_OK, NULL, errstr,
                             errstr_size)) != CWPP_OK)
         goto out;
-    cwpp_buf_append(&ids, "}", 2);
-    if (ids.data == NULL || ids.data[ids.len - 2] != '}') {
+    if (nids == 0)
+        goto out;
+    if ((ids_text = json_dumps(ids, JSON_COMPACT)) == NULL) {
         rc = cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
         goto out;
     }
-    if (nids == 0)
-        goto out;
-    p[0] = (const char *)ids.data;
-    if ((rc = cwpp_pg_query(w->pg, SQL_SWEEP_SET, 1, p, PGRES_TUPLES_OK, &r, errstr,
+    p[0] = ids_text;
+    p[1] = d->def.account_id;
+    if ((rc = cwpp_pg_query(w->pg, SQL_SWEEP_SET, 2, p, PGRES_TUPLES_OK, &r, errstr,
                             errstr_size)) != CWPP_OK)
         goto out;
     for (k = 0; rc == CWPP_OK && k < PQntuples(r); k++) {
@@ -707,7 +713,8 @@ static int sweep(wl_t *w, const cmd_t *c, const cwpp_wl_def_t *d, const char *ex
     *budget -= (size_t)*done <= *budget ? (size_t)*done : *budget;
 out: /* a cursor an error left open goes with the batch's rollback */
     PQclear(r);
-    cwpp_buf_free(&ids);
+    json_decref(ids);
+    free(ids_text);
     cwpp_ruleset_destroy(rs);
     return rc;
 }

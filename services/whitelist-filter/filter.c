@@ -210,6 +210,7 @@ static void wl_destroy(wl_t *w)
     free(w->order);
     cwpp_fence_destroy(w->fence);
     free(w->hits);
+    cwpp_ruleset_destroy(w->rs_prev);
     cwpp_ruleset_destroy(w->rs);
     cwpp_ruleset_destroy(w->pending);
     if (w->nvalues > 1)
@@ -357,7 +358,10 @@ static int reload_in_tx(wl_t *w, size_t n, char *errstr, size_t errstr_size)
                       errstr_size);
     if (rc != CWPP_OK)
         return rc;
-    cwpp_ruleset_destroy(w->rs);
+    if (w->rs_prev == NULL)
+        w->rs_prev = w->rs; /* committed rules, restored if this transaction rolls back */
+    else
+        cwpp_ruleset_destroy(w->rs);
     w->rs = rs;
     w->rs_version = ver;
     w->rs_in_tx = 1;
@@ -852,8 +856,14 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
 
         if (rc != CWPP_EDATA) /* refused data is no outage */
             atomic_store(&w->db_ok, 0);
-        if (w->rs_in_tx) /* its rules may not have committed: the refresher's replace them */
+        if (w->rs_in_tx) {
+            /* its rules may not have committed: the ones before are back in force until
+             * the refresher's replace them, so a retry never matches an uncommitted rule */
+            cwpp_ruleset_destroy(w->rs);
+            w->rs = w->rs_prev;
+            w->rs_prev = NULL;
             w->rs_version = 0;
+        }
         cwpp_metric_add(w->m_db_errors, 1);
         if (PQstatus(cwpp_pg_conn(w->pg)) == CONNECTION_OK)
             cwpp_pg_command(w->pg, "ROLLBACK", ignore, sizeof(ignore));
@@ -866,6 +876,8 @@ static int wl_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outb
         return rc == CWPP_EDATA && n > 0 ? CWPP_EDATA : CWPP_ETRANSIENT;
     }
     atomic_store(&w->db_ok, 1);
+    cwpp_ruleset_destroy(w->rs_prev); /* the rules loaded in the transaction committed */
+    w->rs_prev = NULL;
     /* Tests only (CWPP_FAULTS "whitelist_after_commit:N"): the Nth batch holding commands
      * dies like kill -9 after its commit and before any of its records is produced; the
      * redelivered commands publish their records then. */

@@ -60,6 +60,8 @@ typedef struct wl {
     cwpp_ruleset_t     *rs;         /* the loop thread's rules */
     int64_t             rs_version;
     int                 rs_in_tx;   /* rs was loaded inside the open batch's transaction */
+    cwpp_ruleset_t     *rs_prev;    /* the rules before that load, back in force if the
+                                     * transaction rolls back (NULL otherwise) */
     cwpp_rules_stats_t  stats;
     int                 rules_changed; /* a command of this batch changed rules */
     int                 cmd_rules_changed; /* rules_changed before the current command */
