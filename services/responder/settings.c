@@ -67,6 +67,9 @@ int rs_cmd_notifications_set(void *svc, const cwpp_command_t *c, cwpp_command_re
     if (!json_is_boolean(en))
         return cwpp_command_refuse(rp, "Say whether notifications are on (\"enabled\": true "
                                    "or false).");
+    if (json_object_get(c->payload, "min_level") != NULL && lvl == NULL)
+        return cwpp_command_refuse(rp, "\"min_level\" is a level (critical, high, medium or "
+                                   "low).");
     if (lvl == NULL)
         lvl = "low";
     if (!is_level(lvl))
