@@ -26,15 +26,29 @@ def metric(name):
     return 0.0
 
 
-accepted = sum(t.high_watermarks(prefix + "alerts.accepted",
-                                 int(os.environ.get("CWPP_TOPIC_PARTITIONS", "6"))).values())
-t.wait_for(lambda: metric("cwpp_correlator_alerts_total") >= accepted, timeout=60,
-           what="the correlator to apply every accepted alert")
+parts = int(os.environ.get("CWPP_TOPIC_PARTITIONS", "6"))
+hw = t.high_watermarks(prefix + "alerts.accepted", parts)
+
+
+def applied():
+    """Whether the correlator's group committed every record on the accepted topic: the
+    alerts, and the whitelist's news that an alert was whitelisted (it left its event) or
+    removed from the whitelist (it joined again)."""
+    done = t.committed(prefix + "correlator", prefix + "alerts.accepted", parts)
+    return all(max(done.get(p, 0), 0) >= n for p, n in hw.items())
+
+
+t.wait_for(applied, timeout=60, what="the correlator to apply every accepted record")
+records = [t.AvroType("alert").decode(m.value())
+           for m in t.consume(prefix + "alerts.accepted", 1, 30, 1)]
+accepted = sum(r["transition"] == "occurrence" for r in records)
+moved = len(records) - accepted
 snaps = {}
 for m in t.consume(prefix + "events", 1, 30, 2):
     snaps[m.key().decode()] = t.AvroType("event").decode(m.value())
 print(f"\n== cwpp-correlator: {accepted} accepted alerts -> {len(snaps)} security events "
-      f"(latest snapshot of each on {prefix}events)")
+      f"(latest snapshot of each on {prefix}events); {moved} whitelist change(s) moved "
+      "alerts out of or back into their events")
 for s in sorted(snaps.values(), key=lambda s: (s["account_id"], s["first_seen_ms"])):
     print(f"  {s['event_id']}  {s['account_id']:<10} {s['level']:<8} {s['urgency']:<7} "
           f"alerts={s['alert_count']:<2} assets={len(s['affected_assets'])} "

@@ -4,11 +4,14 @@
 and logged in by deploy/local/demo) responds to the event through cwpp-api with cwppctl,
 applied by the real cwpp-responder (started by deploy/local/demo): she takes the event,
 sets its level, looks at the recommended handling and blocks the attacking IP for 8
-seconds. When run as root, the real cwpp-enforcer applies the block inside two network
-namespaces made for the demo (the host the alert names, and an attacker holding the IP),
-so a ping from the attacker fails, and works again once the lease ended and the responder
-rolled the block back. Without root the task times out and the event becomes failed,
-which is shown too. Then the event's tasks and activity log."""
+seconds. The IP attacked two hosts of the account, so without a perimeter the block
+would go to each of them. When run as root, the real cwpp-enforcer runs as the account's
+gateway (a perimeter agent the demo's admin declares: the block goes there once, for
+the whole account) inside two network namespaces made for the demo (the gateway's
+firewall, and an attacker holding the IP), so a ping from the attacker fails, and works
+again once the lease ended and the responder rolled the block back; the declaration is
+withdrawn at the end. Without root no agent runs: the tasks time out and the event
+becomes failed, which is shown too. Then the event's tasks and activity log."""
 import ipaddress
 import json
 import os
@@ -21,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 import cwpp_testlib as t  # noqa: E402
-from demo_ctl import ctl as run_ctl  # noqa: E402
+from demo_ctl import ADMIN, ctl as run_ctl  # noqa: E402
 
 PREFIX, EVENT = sys.argv[1], sys.argv[2]
 # the enforcer's (a service, as its own Kafka principal), not cwppctl's
@@ -44,8 +47,10 @@ def main():
               "`deploy/local/down --purge` starts afresh")
         ctl("events", "log", EVENT)
         return
-    ctl("events", "owner", EVENT, "alice", "--remark", "on call")
-    ctl("events", "level", EVENT, "critical", "--remark", "database server involved")
+    # (an event of an earlier demo run on this stack may be alice's already: said, not fatal)
+    ctl("events", "owner", EVENT, "alice", "--remark", "on call", check=False)
+    ctl("events", "level", EVENT, "critical", "--remark", "database server involved",
+        check=False)
     ctl("events", "recommend", EVENT)
     rec = json.loads(ctl("--json", "events", "recommend", EVENT, show=False).stdout)
     ips = [e for e in rec["entities"] if e["type"] == "ip"
@@ -54,7 +59,7 @@ def main():
         print("demo: the event has no IPv4 entity to block")
         return
     ip = ips[0]["value"]
-    asset = None
+    asset = perimeter = None
     agent, nets = None, []
     if os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"],
                                             capture_output=True).returncode == 0:
@@ -71,12 +76,12 @@ def main():
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "-n", ns, "addr", "add", addr + "/24", "dev", dev)
             sh("ip", "-n", ns, "link", "set", dev, "up")
-        # the asset the responder will address: the one of the IP's latest alert
-        ent = next(e for e in rec["entities"] if e["type"] == "ip" and e["value"] == ip)
-        assets = ent["assets"] if isinstance(ent["assets"], list) else ent["assets"].split(",")
-        alerts = json.loads(ctl("--json", "events", "alerts", EVENT, show=False).stdout)["alerts"]
-        asset = max((a for a in alerts if a["asset_id"] in assets),
-                    key=lambda a: (a["last_seen"], a["alert_id"]))["asset_id"]
+        # the account's gateway: the demo's admin declares its agent the perimeter of
+        # acct-1001, so blocking an IP of the account goes there (once), not to each host
+        # the IP attacked
+        asset = "gw-" + n
+        ctl("accounts", "perimeter", "acct-1001", asset, user=ADMIN, check=True)
+        perimeter = asset
         state = Path(os.environ["CWPP_STATE_DIR"]) / "run" / f"demo-enforcer-{n}"
         log = open(Path(os.environ["CWPP_STATE_DIR"]) / "run" / "demo-enforcer.log", "ab")
         agent = subprocess.Popen([str(REPO / "build" / "bin" / "cwpp-enforcer")], env=dict(
@@ -90,8 +95,9 @@ def main():
         def ping():
             return sh("ip", "netns", "exec", att_ns, "ping", "-c1", "-W1", host_ip,
                       check=False).returncode == 0
-        print(f"demo: cwpp-enforcer runs for asset {asset}; its firewall is network namespace "
-              f"{host_ns} ({host_ip}); the attacker {ip} is namespace {att_ns}")
+        print(f"demo: cwpp-enforcer runs for the gateway {asset}, the perimeter of acct-1001; its "
+              f"firewall is network namespace {host_ns} ({host_ip}); the attacker {ip} is "
+              f"namespace {att_ns}")
         print(f"demo: ping from the attacker before: {'answered' if ping() else 'no answer'}")
     else:
         print("demo: not root: no agent runs, so the block task will time out and the event "
@@ -121,6 +127,9 @@ def main():
         ctl("events", "tasks", EVENT)
         ctl("events", "log", EVENT)
     finally:
+        if perimeter is not None:
+            ctl("accounts", "perimeter", "acct-1001", perimeter, "--remove", user=ADMIN,
+                check=False)
         if agent is not None:
             agent.terminate()
             print(f"demo: enforcer stopped (exit {agent.wait(30)})")
