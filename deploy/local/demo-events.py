@@ -4,26 +4,17 @@
 the snapshots and notifications on the prefix's topics decoded with python3-avro and
 schemas/ alone, and the largest event's alerts with why each joined, as the demo's admin
 reads them through cwpp-api (cwppctl --json).
-Usage: demo-events.py PREFIX CORRELATOR_PORT"""
+Usage: demo-events.py PREFIX"""
 import json
 import os
 import sys
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
 import cwpp_testlib as t  # noqa: E402
 from demo_ctl import ADMIN, ctl  # noqa: E402
 
-prefix, port = sys.argv[1], sys.argv[2]
-
-
-def metric(name):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
+prefix = sys.argv[1]
 
 
 parts = int(os.environ.get("CWPP_TOPIC_PARTITIONS", "6"))

@@ -1010,6 +1010,16 @@ static int run_tx(corr_t *c, item_t *items, size_t n, int64_t now, cwpp_outbox_t
     return rc;
 }
 
+int corr_dead_letter(corr_t *c, const rd_kafka_message_t *m, const char *code,
+                     const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
+{
+    cwpp_metric_add(c->m_dead, 1);
+    cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(m->rkt), m->partition,
+              (long long)m->offset, reason, code);
+    return cwpp_service_dead_letter(c->t_rejected, &c->v_rejected, &c->buf, "correlator", m,
+                                    code, reason, out, errstr, errstr_size);
+}
+
 int corr_failure_rc(int rc)
 {
     return rc == CWPP_EDATA ? CWPP_EDATA : CWPP_ETRANSIENT;
@@ -1114,12 +1124,8 @@ int corr_batch(void *opaque, rd_kafka_message_t **msgs, size_t n, cwpp_outbox_t 
 
         if (it->code == NULL)
             continue;
-        cwpp_metric_add(c->m_dead, 1);
-        cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(it->m->rkt),
-                  it->m->partition, (long long)it->m->offset, it->reason, it->code);
-        if (cwpp_service_dead_letter(c->t_rejected, &c->v_rejected, &c->buf, "correlator", it->m,
-                                     it->code, it->reason, out, errstr,
-                                     errstr_size) != CWPP_OK)
+        if (corr_dead_letter(c, it->m, it->code, it->reason, out, errstr, errstr_size) !=
+            CWPP_OK)
             return CWPP_ETRANSIENT;
     }
     return CWPP_OK;

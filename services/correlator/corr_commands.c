@@ -521,13 +521,7 @@ out:
 static int dead_letter(void *svc, const rd_kafka_message_t *m, const char *code,
                        const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size)
 {
-    corr_t *cr = svc;
-
-    cwpp_metric_add(cr->m_dead, 1);
-    cwpp_warn("dead_letter", "%s[%d]@%lld: %s (%s)", rd_kafka_topic_name(m->rkt), m->partition,
-              (long long)m->offset, reason, code);
-    return cwpp_service_dead_letter(cr->t_rejected, &cr->v_rejected, &cr->buf, "correlator", m,
-                                    code, reason, out, errstr, errstr_size);
+    return corr_dead_letter(svc, m, code, reason, out, errstr, errstr_size);
 }
 
 int corr_commander_new(corr_t *cr, cwpp_metrics_t *metrics, char *errstr, size_t errstr_size)

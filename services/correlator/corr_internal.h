@@ -222,6 +222,10 @@ int corr_event_prep(corr_t *c, rows_t *w);
 int corr_read_ipstats(corr_t *c, const PGresult *r);
 /* Assessments and notifications of the changed events; their events rows into w. */
 int corr_assess(corr_t *c, rows_t *w, int64_t now, char *errstr, size_t errstr_size);
+/* Sends m to the dead-letter topic with code and reason (counted and logged): the one
+ * path for the alert batches and the commands. CWPP_OK, or the outbox's error. */
+int corr_dead_letter(corr_t *c, const rd_kafka_message_t *m, const char *code,
+                     const char *reason, cwpp_outbox_t *out, char *errstr, size_t errstr_size);
 /* The snapshot / notification record of e into c->buf. */
 int corr_build_snapshot(corr_t *c, evs_t *e, int64_t now, char *errstr, size_t errstr_size);
 int corr_build_note(corr_t *c, const evs_t *e, char *errstr, size_t errstr_size);

@@ -36,6 +36,10 @@ CORRELATOR_DSN = os.environ.get(
     "CWPP_PG_DSN_CORRELATOR",
     INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_correlator")
               .replace("password=cwpp-dev-ingest", "password=cwpp-dev-correlator"))
+RESPONDER_DSN = os.environ.get(
+    "CWPP_PG_DSN_RESPONDER",
+    INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
+              .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
 API_DSN = os.environ.get(
     "CWPP_PG_DSN_API",
     INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_api")
@@ -335,6 +339,32 @@ def committed(group: str, topic: str, partitions: int):
         return {tp.partition: tp.offset for tp in tps}
     finally:
         c.close()
+
+
+def command_answers(prefix: str, want: dict, timeout: float = 30.0, settle: float = 0.0):
+    """The CommandResult records on <prefix>command-results answering the commands of
+    want {command id: how many answers}, by command id, once each has them (or timeout s
+    passed), then settle s more to catch extra answers."""
+    result = AvroType("command_result")
+    c = Consumer({**KAFKA_AUTH, "bootstrap.servers": BROKERS, "group.id": "ans-" + uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([prefix + "command-results"])
+    got, deadline = {}, time.time() + timeout
+
+    def take(m):
+        if m is not None and not m.error():
+            r = result.decode(m.value())
+            if r["command_id"] in want:
+                got.setdefault(r["command_id"], []).append(r)
+    try:
+        while time.time() < deadline and any(len(got.get(k, [])) < n for k, n in want.items()):
+            take(c.poll(0.5))
+        end = time.time() + settle
+        while time.time() < end:
+            take(c.poll(0.5))
+    finally:
+        c.close()
+    return got
 
 
 def high_watermarks(topic: str, partitions: int):

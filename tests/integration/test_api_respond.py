@@ -14,7 +14,6 @@ changed); policies.cancel sends the rollback now; hostile input gets a clear 4xx
 Events and policies are written straight into the database as its owner (the pipeline
 that makes them is tested elsewhere): these tests are about the API and its commands."""
 import json
-import os
 import secrets
 import time
 import uuid
@@ -24,10 +23,7 @@ import pytest
 import cwpp_testlib as t
 from cwpp_testlib import tag
 
-RESPONDER_DSN = os.environ.get(
-    "CWPP_PG_DSN_RESPONDER",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
+RESPONDER_DSN = t.RESPONDER_DSN
 ACTION = t.AvroType("action")
 
 

@@ -7,19 +7,13 @@ are read from <prefix>command-results, events from PostgreSQL and <prefix>events
 
 Every test uses accounts and users of its own (a random tag)."""
 import json
-import os
 import time
 
 import cwpp_testlib as t
 from cwpp_testlib import alert, at, tag
 
 EVENT = t.AvroType("event")
-RESPONDER_DSN = os.environ.get(
-    "CWPP_PG_DSN_RESPONDER",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
 COMMAND = t.AvroType("command")
-RESULT = t.AvroType("command_result")
 
 
 def start(services, prefix, faults=None):
@@ -75,29 +69,7 @@ def send(prefix, cid, typ, payload, actor):
 
 def answers(prefix, want, timeout=60, settle=0.0):
     """The answers on <prefix>command-results to the commands of want {id: how many}."""
-    from confluent_kafka import Consumer
-    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "ans-" + tag(),
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe([prefix + "command-results"])
-    got, deadline = {}, time.time() + timeout
-    try:
-        while time.time() < deadline and any(len(got.get(k, [])) < n for k, n in want.items()):
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
-            r = RESULT.decode(m.value())
-            if r["command_id"] in want:
-                got.setdefault(r["command_id"], []).append(r)
-        end = time.time() + settle
-        while time.time() < end:
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                r = RESULT.decode(m.value())
-                if r["command_id"] in want:
-                    got.setdefault(r["command_id"], []).append(r)
-    finally:
-        c.close()
-    return got
+    return t.command_answers(prefix, want, timeout=timeout, settle=settle)
 
 
 def answer(prefix, cid, timeout=60):
@@ -203,7 +175,7 @@ def test_merge_combines_events_into_the_oldest(services, prefix):
     # the responder refuses to act on a merged event and points at the survivor; the
     # survivor takes the analyst's status
     rs = services("responder", prefix, group=f"{prefix}rs",
-                  extra_env={"CWPP_PG_DSN": RESPONDER_DSN}).start()
+                  extra_env={"CWPP_PG_DSN": t.RESPONDER_DSN}).start()
     rs.wait_ready()
     for cid, ev in (("cmd-" + tag(), e2), ("cmd-" + tag(), e1)):
         t.produce(prefix + "commands", [COMMAND.encode({

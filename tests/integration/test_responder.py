@@ -23,10 +23,7 @@ import pytest
 import cwpp_testlib as t
 from cwpp_testlib import alert, at, tag
 
-RESPONDER_DSN = os.environ.get(
-    "CWPP_PG_DSN_RESPONDER",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
+RESPONDER_DSN = t.RESPONDER_DSN
 RESPONDER_ENV = {
     "CWPP_PG_DSN": RESPONDER_DSN,
     "CWPP_RESPONDER_TASK_TIMEOUT_MS": "2500",
@@ -36,7 +33,6 @@ RESPONDER_ENV = {
 }
 EVENT = t.AvroType("event")
 COMMAND = t.AvroType("command")
-RESULT = t.AvroType("command_result")
 ACTION = t.AvroType("action")
 REJECTED = t.AvroType("rejected_record")
 
@@ -401,22 +397,7 @@ def command(cid, typ, payload, actor="admin", issued=None, service="responder"):
 
 def answers(prefix, want, timeout=30):
     """The answers on <prefix>command-results to the commands of want {id: how many}."""
-    from confluent_kafka import Consumer
-    c = Consumer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "group.id": "ans-" + tag(),
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe([prefix + "command-results"])
-    got, deadline = {}, time.time() + timeout
-    try:
-        while time.time() < deadline and any(len(got.get(k, [])) < n for k, n in want.items()):
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
-            r = RESULT.decode(m.value())
-            if r["command_id"] in want:
-                got.setdefault(r["command_id"], []).append(r)
-    finally:
-        c.close()
-    return got
+    return t.command_answers(prefix, want, timeout=timeout)
 
 
 def test_bad_unknown_stale_and_redelivered_commands(pipe):
