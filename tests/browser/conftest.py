@@ -27,7 +27,7 @@ Fixtures:
   browser_errors  browser_errors(browser) -> the browser log's errors since the last call
                (console.error, uncaught exceptions, CSP violations, files that failed to
                load; not the API's own 4xx answers, which a page meets on purpose, e.g.
-               GET /api/v1/me before logging in)
+               GET /api/v1/me before logging in, nor the browser's own /favicon.ico)
 
 What the harness expects of the page (services/api/console/): the login form has an input
 named "username" (or autocomplete="username") and one named "password" (or
@@ -189,9 +189,10 @@ def _viewport(driver, size, mobile=False):
 
 
 # Network errors of the API's answers (GET /api/v1/me -> 401 before logging in, a 422
-# refusal shown to the user): the page handles those; every other error counts.
-_API_STATUS = re.compile(r"/api/v1/\S* - Failed to load resource: the server responded "
-                         r"with a status of (4\d\d)")
+# refusal shown to the user): the page handles those; so is the browser's own guess at
+# /favicon.ico (not a console path). Every other error counts.
+_API_STATUS = re.compile(r"^https?://[^/\s]+/(api/v1/\S*|favicon\.ico) - Failed to load resource: the server "
+                         r"responded with a status of (4\d\d)")
 
 
 def _browser_errors(driver):
