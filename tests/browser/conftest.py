@@ -191,8 +191,8 @@ def _viewport(driver, size, mobile=False):
 # Network errors of the API's answers (GET /api/v1/me -> 401 before logging in, a 422
 # refusal shown to the user): the page handles those; so is the browser's own guess at
 # /favicon.ico (not a console path). Every other error counts.
-_API_STATUS = re.compile(r"^https?://[^/\s]+/(api/v1/\S*|favicon\.ico) - Failed to load resource: the server "
-                         r"responded with a status of (4\d\d)")
+_API_STATUS = re.compile(r"^https?://[^/\s]+/(api/v1/\S*|favicon\.ico) - Failed to load "
+                         r"resource: the server responded with a status of (4\d\d)")
 
 
 def _browser_errors(driver):
