@@ -18,7 +18,7 @@
  * The page holds no data (every API call authenticates), so these answers need no
  * authentication. Each carries a strict Content-Security-Policy (only our own scripts,
  * styles, images and API; no frames, no <base>, forms post to us), nosniff, no referrer
- * and DENY framing; an ETag (inode, size and modification time) and Last-Modified, so a
+ * and DENY framing; an ETag (size and modification time) and Last-Modified, so a
  * browser revalidates with If-None-Match / If-Modified-Since and gets 304; and
  * Cache-Control: no-cache, so every load revalidates (the files carry no version in
  * their names: a stale module after an upgrade would be worse than one round trip).
@@ -288,9 +288,9 @@ int api_console_answer(const api_console_t *c, const char *method, const char *p
         close(fd);
         return not_found(rs);
     }
-    snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx.%lx\"", (unsigned long long)st.st_ino,
-             (unsigned long long)st.st_size, (unsigned long long)st.st_mtim.tv_sec,
-             (unsigned long)st.st_mtim.tv_nsec);
+    /* size and modification time (not the inode: replicas of one image agree) */
+    snprintf(etag, sizeof(etag), "\"%llx-%llx.%lx\"", (unsigned long long)st.st_size,
+             (unsigned long long)st.st_mtim.tv_sec, (unsigned long)st.st_mtim.tv_nsec);
     gmtime_r(&st.st_mtim.tv_sec, &tm);
     strftime(lastmod, sizeof(lastmod), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     if (if_none_match != NULL ? api_console_etag_match(if_none_match, etag)
