@@ -71,7 +71,7 @@ typedef struct api_req {
     void             *conn;     /* the libmicrohttpd connection (server.c only) */
 } api_req_t;
 
-#define API_HEADER_MAX 4
+#define API_HEADER_MAX 8
 typedef struct api_resp {
     int         status;       /* HTTP status */
     json_t     *doc;          /* a JSON body (owned), or ... */

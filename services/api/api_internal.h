@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_internal.h: what the core of cwpp-api (server.c, auth.c, pool.c, cmd.c, util.c,
- * main.c) shares and the resource files do not need: the configuration, the server
- * object, the connection pool, the command transport and authentication.
+ * main.c, console.c) shares and the resource files do not need: the configuration, the
+ * server object, the connection pool, the command transport, authentication and the
+ * console's static files.
  */
 #ifndef CWPP_API_INTERNAL_H
 #define CWPP_API_INTERNAL_H
@@ -37,6 +38,7 @@ typedef struct api_conf {
     int64_t password_min;       /* api.password.min.length */
     int64_t cookie_secure;      /* api.cookie.secure: 1 Secure cookies (0 only for tests) */
     char   *dot_path;           /* api.dot.path: Graphviz dot for ?format=svg */
+    char   *console_dir;        /* api.console.dir: the console's files; empty = off */
 } api_conf_t;
 
 extern const cwpp_conf_prop_t api_props[];
@@ -71,12 +73,40 @@ int api_cmd_send(api_cmd_t *c, const char *service, const char *type, const char
 /* The latest progress/final answer seen for id (a recent command), or NULL. Owned. */
 json_t *api_cmd_seen(api_cmd_t *c, const char *id);
 
+/* ------------------------------------------------------------- console.c */
+typedef struct api_console api_console_t;
+/*
+ * Opens the console directory dir (its descriptor is kept until api_console_close).
+ * Returns the console (owned by the caller), or NULL with errstr.
+ */
+api_console_t *api_console_open(const char *dir, char *errstr, size_t errstr_size);
+void           api_console_close(api_console_t *c); /* accepts NULL */
+/*
+ * Answers a console request: returns 0 when path is not the console's ("/" or
+ * "/console/..."), or when c is NULL (the console is off), leaving rs alone; else 1 with
+ * rs set: 200 with the file, 304 when if_none_match (else if_modified_since; either may
+ * be NULL) says the client has it, 404 for anything not served, 405 for methods but GET
+ * and HEAD. Thread-safe (c is only read).
+ */
+int api_console_answer(const api_console_t *c, const char *method, const char *path,
+                       const char *if_none_match, const char *if_modified_since,
+                       api_resp_t *rs);
+/* 1 when rel (a path relative to the console directory) is one we may serve: segments of
+ * [A-Za-z0-9_.-], none empty or starting with a dot, at most 255 bytes, 16 deep. */
+int api_console_path_ok(const char *rel);
+/* The Content-Type of a file name by its extension (a static string), NULL when the
+ * extension is not in the fixed table (such a file is not served). */
+const char *api_console_mime(const char *name);
+/* 1 when the If-None-Match value matches etag (weak comparison; "*" matches all). */
+int api_console_etag_match(const char *if_none_match, const char *etag);
+
 /* ------------------------------------------------------------- the server */
 struct api {
     const api_conf_t *conf;
     api_pool_t       *pool;
     api_cmd_t        *cmd;
     cwpp_metrics_t   *metrics;
+    api_console_t    *console;  /* the console's files; NULL when it is off */
     void             *daemon;   /* struct MHD_Daemon */
     char             *tls_cert; /* PEM texts, kept for the daemon's life */
     char             *tls_key;

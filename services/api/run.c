@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * run.c: cwpp-api's configuration table and its run function: the connection pool, the
- * command transport and the HTTP server, up until SIGTERM, then torn down in reverse (the
- * server first, so no request starts on a closing pool).
+ * command transport, the console's directory and the HTTP server, up until SIGTERM, then
+ * torn down in reverse (the server first, so no request starts on a closing pool).
  */
 #include "api_internal.h"
 
@@ -14,6 +14,15 @@
 #include <unistd.h>
 
 #include "cwpp_log.h"
+
+/* Where the console's files are installed (CMakeLists.txt: <datadir>/cwpp/console) and
+ * where they are in the source tree this binary was built from (a build-tree run). */
+#ifndef CWPP_CONSOLE_DIR
+#define CWPP_CONSOLE_DIR "/usr/local/share/cwpp/console"
+#endif
+#ifndef CWPP_CONSOLE_SOURCE_DIR
+#define CWPP_CONSOLE_SOURCE_DIR ""
+#endif
 
 const cwpp_conf_prop_t api_props[] = {
     CWPP_COMMON_PROPS(api_conf_t, common, "api", "8086"),
@@ -60,6 +69,13 @@ const cwpp_conf_prop_t api_props[] = {
     {"api.dot.path", CWPP_CONF_STR, offsetof(api_conf_t, dot_path), "/usr/bin/dot", 0, 0, 0,
      "Graphviz dot program drawing GET /api/v1/events/{id}/chain?format=svg (run without a "
      "shell or our environment, killed after 5 s); missing, that format answers 503."},
+    {"api.console.dir", CWPP_CONF_STR, offsetof(api_conf_t, console_dir), CWPP_CONSOLE_DIR, 0,
+     0, 0,
+     "Directory of the analysts' console, the static files served without authentication at "
+     "/ (its index.html) and /console/<path>; empty turns the console off (404). The default "
+     "is where the build installs them; when that directory does not exist (a binary run "
+     "from its build tree), the source tree's services/api/console. Another directory that "
+     "cannot be opened stops start-up."},
     {"api.cookie.secure", CWPP_CONF_INT, offsetof(api_conf_t, cookie_secure), "1", 0, 1, 0,
      "1: the session cookie is Secure (sent over HTTPS only); 0 only for plain-HTTP tests."},
 };
@@ -104,6 +120,37 @@ int api_command(api_req_t *rq, api_resp_t *rs, const char *service, const char *
     return 0;
 }
 
+/*
+ * Opens the console directory of api.console.dir into a->console (left NULL when the
+ * console is off). Returns 0, or -1 (logged) when a configured directory cannot be opened.
+ */
+static int console_start(api_t *a, const api_conf_t *cf)
+{
+    const char *dir = cf->console_dir;
+    char        errstr[512];
+
+    if (dir[0] == '\0') {
+        cwpp_log(CWPP_LOG_INFO, "api_console_off", "api.console.dir is empty: no console");
+        return 0;
+    }
+    if (strcmp(dir, CWPP_CONSOLE_DIR) == 0 && access(dir, F_OK) != 0) {
+        /* not installed: a binary of a build tree serves the source tree's files */
+        if (CWPP_CONSOLE_SOURCE_DIR[0] == '\0' || access(CWPP_CONSOLE_SOURCE_DIR, F_OK) != 0) {
+            cwpp_log(CWPP_LOG_WARN, "api_console_off", "the console is not installed in %s: "
+                     "no console (set api.console.dir)", dir);
+            return 0;
+        }
+        dir = CWPP_CONSOLE_SOURCE_DIR;
+    }
+    a->console = api_console_open(dir, errstr, sizeof(errstr));
+    if (a->console == NULL) {
+        cwpp_log(CWPP_LOG_ERROR, "api_start_failed", "api.console.dir: %s", errstr);
+        return -1;
+    }
+    cwpp_log(CWPP_LOG_INFO, "api_console", "serving the console from %s", dir);
+    return 0;
+}
+
 int api_run(const void *conf, const cwpp_service_env_t *env)
 {
     const api_conf_t *cf = conf;
@@ -130,6 +177,10 @@ int api_run(const void *conf, const cwpp_service_env_t *env)
         rc = 1;
         goto out;
     }
+    if (console_start(&a, cf) != 0) {
+        rc = 1;
+        goto out;
+    }
     if (api_server_start(&a, errstr, sizeof(errstr)) != CWPP_OK) {
         cwpp_log(CWPP_LOG_ERROR, "api_start_failed", "%s", errstr);
         rc = 1;
@@ -145,6 +196,7 @@ int api_run(const void *conf, const cwpp_service_env_t *env)
 out:
     cwpp_service_set_ready(NULL, NULL);
     api_server_stop(&a);
+    api_console_close(a.console);
     api_cmd_destroy(a.cmd);
     api_pool_destroy(a.pool);
     free(a.throttle);

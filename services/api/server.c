@@ -14,7 +14,9 @@
  * per route, method and status, timed per route, and logged as one JSON line without its
  * body (passwords never reach a log).
  *
- * The same listener answers /healthz, /readyz, /metrics and the OpenAPI document.
+ * The same listener answers /healthz, /readyz, /metrics and the OpenAPI document, and,
+ * unauthenticated, the analysts' console: / and /console/<path> (console.c); those
+ * answers set their own Cache-Control (no-cache, with ETag and 304) instead of no-store.
  */
 #include "api_internal.h"
 
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
@@ -113,7 +116,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, api_resp_t *rs)
     }
     MHD_add_response_header(r, "Content-Type",
                             rs->ctype != NULL ? rs->ctype : "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
+    for (i = 0; i < rs->nheaders; i++)
+        if (strcasecmp(rs->hname[i], "Cache-Control") == 0)
+            break;
+    if (i == rs->nheaders)
+        MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     for (i = 0; i < rs->nheaders; i++)
         MHD_add_response_header(r, rs->hname[i], rs->hvalue[i]);
@@ -250,6 +257,14 @@ static void handle(api_t *a, struct MHD_Connection *conn, const char *method, co
     *route_name = "unmatched";
     if (builtin(a, method, url, rs)) {
         *route_name = url;
+        return;
+    }
+    if (api_console_answer(a->console, method, url,
+                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match"),
+                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                       "If-Modified-Since"),
+                           rs)) {
+        *route_name = strcmp(url, "/") == 0 ? "/" : "/console/{path}";
         return;
     }
     if (strlen(url) > 1024 || (r = route_of(method, url, segs, sizeof(segs), ids, &wrong)) == NULL) {

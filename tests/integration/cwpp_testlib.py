@@ -734,15 +734,19 @@ class Api:
     """cwpp-api as a real process on topic prefix and database dsn (default the API role
     on the test database), plain HTTP on a free loopback port (TLS is tested on its own),
     with cheap Argon2id parameters unless extra_env says otherwise. .url, .token(user),
-    .request/.get/.post/.delete, .stop()."""
+    .request/.get/.post/.delete, .stop(). tls=(certificate file, key file) serves HTTPS
+    instead, with Secure cookies, and .request trusts that certificate alone (the
+    console's browser tests)."""
 
-    def __init__(self, prefix, dsn=None, extra_env=None, tmp=None):
+    def __init__(self, prefix, dsn=None, extra_env=None, tmp=None, tls=None):
+        import ssl
         import tempfile
         self.prefix = prefix
         self.dsn = dsn or API_DSN
         self.admin_dsn = with_dbname(ADMIN_DSN, dbname_of(self.dsn))
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http{'s' if tls else ''}://127.0.0.1:{self.port}"
+        self.ssl = ssl.create_default_context(cafile=str(tls[0])) if tls else None
         self.tmp = Path(tmp or tempfile.mkdtemp(prefix="cwpp-api-"))
         self.log_path = self.tmp / f"api-{uuid.uuid4().hex[:6]}.log"
         self.env = dict(os.environ)
@@ -754,6 +758,10 @@ class Api:
             "CWPP_API_COOKIE_SECURE": "0", "CWPP_API_ARGON2_OPSLIMIT": "1",
             "CWPP_API_ARGON2_MEMLIMIT_KIB": "8192", "CWPP_API_COMMAND_TIMEOUT_MS": "30000",
         })
+        if tls:
+            self.env.update({"CWPP_API_TLS_CERT_FILE": str(tls[0]),
+                             "CWPP_API_TLS_KEY_FILE": str(tls[1]),
+                             "CWPP_API_COOKIE_SECURE": "1"})
         if extra_env:
             self.env.update(extra_env)
         self.tokens = {}
@@ -818,7 +826,7 @@ class Api:
             h.setdefault("Content-Type", "application/json")
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ssl) as r:
                 status, payload, hdrs = r.status, r.read(), r.headers
         except urllib.error.HTTPError as e:
             status, payload, hdrs = e.code, e.read(), e.headers
