@@ -80,7 +80,7 @@ export function alertInfo(d) {
     dl([
       ['Type', d.type || '—'], ['Source', d.source || '—'],
       ['Remote IP', d.remote_ip || '—'], ['File', (d.file && d.file.path) || '—'],
-      ['Process', (d.process && (d.process.command_line || d.process.name)) || '—'],
+      ['Process', (d.process && (d.process.cmdline || d.process.path)) || '—'],
       ['ATT&CK', [d.attack_tactic, d.attack_technique].filter(Boolean).join(' / ') || '—'],
     ]),
     (d.events || []).length ? h('div', null, h('strong', null, 'Events: '), d.events.map((e) => h('span', { class: 'tag' },

@@ -153,11 +153,12 @@ function drawOverview(panel, ev) {
   api.get(base + '/entities?affected=1', { quiet: true }).then((r) => {
     const box = panel.querySelector('#affected-assets');
     if (!box) return;
-    fill(box, h('h2', null, 'Affected assets'), r.entities.length ? table(['Asset', 'Name', 'IP', 'Alerts', 'Last seen'],
+    fill(box, h('h2', null, 'Affected assets'), r.entities.length ? table(['Asset', 'Name', 'IP', 'Role', 'Alerts', 'Last seen'],
       r.entities.map((en) => h('tr', null,
         h('td', null, h('a', { href: href(['events', ev.event_id, 'entities'], { entity: `host:${en.value}` }) }, en.value)),
-        h('td', null, (en.asset && (en.asset.name || en.asset.hostname)) || '—'),
-        h('td', null, (en.asset && (en.asset.ip || en.asset.ips)) ? String(en.asset.ip || en.asset.ips) : '—'),
+        h('td', null, (en.asset && en.asset.name) || '—'),
+        h('td', null, [en.asset && en.asset.ip, en.asset && en.asset.public_ip].filter(Boolean).join(', ') || '—'),
+        h('td', null, (en.asset && en.asset.role) || '—'),
         h('td', { class: 'num' }, String(en.event_alerts ?? '')),
         h('td', null, time(en.last_seen))))) : h('p', { class: 'muted' }, 'No asset.'));
   }).catch((e) => { const box = panel.querySelector('#affected-assets'); if (box) fill(box, h('h2', null, 'Affected assets'), h('p', { class: 'empty' }, e.message)); });

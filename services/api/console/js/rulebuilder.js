@@ -25,7 +25,7 @@ export async function openRuleBuilder(alertId, after) {
   const expires = h('input', { type: 'datetime-local', id: 'rule-expires', name: 'expires' });
 
   function addRule(initial) {
-    const first = initial || fields.find((x) => x.field === 'file.path') || fields.find((x) => x.field === 'process.command_line') || fields[0];
+    const first = initial || fields.find((x) => x.field === 'file.path') || fields.find((x) => x.field === 'process.path') || fields.find((x) => x.field === 'remote_ip') || fields[0];
     const fieldSel = select(fields.map((x) => [x.field, x.field]), first ? first.field : '', { class: 'rule-field' });
     const opSel = select(OPS, 'eq', { class: 'rule-op' });
     const value = h('input', { class: 'rule-value', value: first ? first.value : '', maxlength: 4096 });
