@@ -22,7 +22,7 @@ export function render(main, route) {
   const id = route.path[1];
   const tab = TABS.some(([t]) => t === route.path[2]) ? route.path[2] : 'overview';
   const head = h('div', { class: 'event-head', id: 'event-head' }, h('h1', null, 'Security event'), h('p', { class: 'muted' }, id));
-  const panel = h('section', { class: 'tab-panel', id: 'tab-panel', role: 'tabpanel', 'aria-labelledby': `tab-${tab}` });
+  const panel = h('section', { class: 'tab-panel', id: 'tab-panel', 'aria-labelledby': `tab-${tab}` });
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Event sections' },
     TABS.map(([t, label]) => h('a', {
       id: `tab-${t}`, href: href(['events', id, t]), class: 'tab', 'aria-current': t === tab ? 'page' : null,
