@@ -84,7 +84,7 @@ export function render(main, route) {
       });
       boxes.push(cb);
       return h('tr', { dataset: { id: ev.event_id } },
-        h('td', { class: 'col-select' }, cb),
+        h('td', { class: 'col-select' }, canChange ? cb : null),
         h('td', { class: 'col-name' }, h('a', { href: href(['events', ev.event_id]) }, clip(ev.name, 90)),
           ev.merged_into ? h('small', { class: 'muted' }, ' merged into ', h('a', { href: href(['events', ev.merged_into]) }, ev.merged_into)) : null),
         h('td', null, badge(ev.level, 'level')),
@@ -102,7 +102,7 @@ export function render(main, route) {
     all.addEventListener('change', () => {
       for (const b of boxes) { b.checked = all.checked; b.dispatchEvent(new Event('change')); }
     });
-    const heads = [all, 'Name', 'Level', 'Urgency', 'Status', 'Owner', 'Alerts', 'Assets', 'Stages', 'Account', 'First seen', 'Last seen'];
+    const heads = [canChange ? all : '', 'Name', 'Level', 'Urgency', 'Status', 'Owner', 'Alerts', 'Assets', 'Stages', 'Account', 'First seen', 'Last seen'];
     fill(listEl,
       res.events.length === 0 ? h('p', { class: 'empty' }, 'No event matches these filters.')
         : table(heads, rows, { class: ['events-table', canChange ? null : 'read-only'], id: 'events-table' }),
