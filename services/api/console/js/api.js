@@ -82,7 +82,7 @@ export function qs(params) {
  */
 export async function api(method, path, body, opts = {}) {
   const gen = generation;
-  const headers = { 'Accept': 'application/json, application/problem+json' };
+  const headers = { 'Accept': opts.raw ? '*/*' : 'application/json, application/problem+json' };
   const change = method !== 'GET' && method !== 'HEAD';
   if (change && csrf) headers['X-CSRF-Token'] = csrf;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
