@@ -157,7 +157,7 @@ def go(browser, url, hash_):
 
 def banner(browser):
     b = wait(browser, lambda d: next(iter(visible(d, "#banner")), False), "a banner")
-    return b.text
+    return b.find_element(By.CSS_SELECTOR, ".banner-text").text
 
 
 # ------------------------------------------------------------------ the tests
@@ -197,6 +197,11 @@ def test_events_list_filters_like_the_api(browser, console_url, desk, login, sho
     go(browser, console_url, f"/events?q={desk['tg']}&name=chain")
     wait(browser, lambda d: rows(d) == [desk["chain"]], "the keyword and name filter")
     shot(browser, "events-filtered")
+    # a filter the API refuses: its problem's detail sentence is the banner
+    st, problem, _ = desk["api"].get("/api/v1/events?entity=nonsense&limit=50", user=user)
+    assert st == 400 and problem["detail"]
+    go(browser, console_url, "/events?entity=nonsense")
+    wait(browser, lambda d: problem["detail"] in banner(d), "the problem's detail in the banner")
     assert browser_errors(browser) == []
 
 
