@@ -155,6 +155,16 @@ def go(browser, url, hash_):
     browser.get(url + "#" + hash_)
 
 
+def submit(browser, dlg):
+    """Clicks the dialog's primary button and waits until it closes; a problem it shows
+    instead fails the test with the API's sentence."""
+    dlg.find_element(By.CSS_SELECTOR, "button.primary").click()
+    wait(browser, lambda d: not visible(d, "dialog[open]") or visible(d, "dialog[open] .dialog-error"),
+         "the dialog to close")
+    errs = visible(browser, "dialog[open] .dialog-error")
+    assert not errs, errs[0].text
+
+
 def banner(browser):
     b = wait(browser, lambda d: next(iter(visible(d, "#banner")), False), "a banner")
     return b.find_element(By.CSS_SELECTOR, ".banner-text").text
@@ -257,9 +267,9 @@ def test_event_details_chain_entity_and_handle(browser, console_url, desk, login
     Select(dlg.find_element(By.ID, "handle-status")).select_by_value("handling")
     dlg.find_element(By.CSS_SELECTOR, "textarea.remark").send_keys("blocked from the console")
     shot(browser, "handle-dialog")
-    dlg.find_element(By.CSS_SELECTOR, "button.primary").click()
-    wait(browser, lambda d: not visible(d, "dialog[open]"), "the dialog to close")
-    assert "error" not in banner(browser).lower()
+    submit(browser, dlg)
+    banner(browser)
+    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class")
     ev = api_get(desk, f"/api/v1/events/{eid}", user)
     assert ev["status"] == "handling"
     pols = api_get(desk, f"/api/v1/events/{eid}/policies", user)["policies"]
@@ -290,8 +300,7 @@ def test_bulk_owner_and_the_rule_builder(browser, console_url, desk, login, shot
     owner = dlg.find_element(By.CSS_SELECTOR, "input[name=owner]")
     owner.clear()
     owner.send_keys(other)
-    dlg.find_element(By.CSS_SELECTOR, "button.primary").click()
-    wait(browser, lambda d: not visible(d, "dialog[open]"), "the dialog to close")
+    submit(browser, dlg)
     assert "2 events" in banner(browser)
     for eid in picked:
         assert api_get(desk, f"/api/v1/events/{eid}", user)["owner"] == other
