@@ -120,7 +120,31 @@ export function render(main, route) {
       h('button', { type: 'button', id: 'bulk-level', disabled: dis, onclick: () => bulkDialog('level') }, 'Set level…'),
       h('button', { type: 'button', id: 'bulk-export', disabled: dis, onclick: exportSelection }, 'Export selection'),
       h('button', { type: 'button', id: 'bulk-merge', disabled: n < 2 || n > 20, onclick: mergeDialog }, 'Merge…'),
-      h('button', { type: 'button', class: 'link', disabled: dis, onclick: () => { selected.clear(); drawBulk(); load(); } }, 'Clear selection'));
+      h('button', { type: 'button', class: 'link', disabled: dis, onclick: () => { selected.clear(); drawBulk(); load(); } }, 'Clear selection'),
+      exportFilteredButton());
+  }
+
+  // The exporter takes levels, statuses and the time range: the list's other filters
+  // cannot be exported as filters (tick the events instead).
+  function exportFilteredButton() {
+    const other = Object.keys(filters).filter((k) => !['level', 'status', 'since', 'until', 'sort'].includes(k));
+    const btn = h('button', {
+      type: 'button', id: 'export-filtered', disabled: other.length > 0,
+      title: other.length ? `The export cannot filter on ${other.join(', ')}: tick the events instead.` : null,
+    }, 'Export these filters');
+    btn.addEventListener('click', async () => {
+      const body = {};
+      if (filters.level) body.levels = filters.level.split(',');
+      if (filters.status) body.statuses = filters.status.split(',');
+      if (filters.since) body.since = filters.since;
+      if (filters.until) body.until = filters.until;
+      const ans = await api.post('/exports', body).catch(() => null);
+      if (!ans) return;
+      const job = (ans.result && ans.result.job_id) || ans.command_id;
+      showOk(ans.status === 'pending' ? `Export ${job} is being made.` : `Export ${job} is ready.`);
+      go(['exports'], { job });
+    });
+    return btn;
   }
 
   function bulkDialog(kind) {
