@@ -144,7 +144,9 @@ export function openDialog(title, build, buttons, opts = {}) {
   const dlg = h('dialog', { class: ['dialog', opts.wide ? 'dialog-wide' : null], 'aria-labelledby': titleId },
     h('form', { method: 'dialog', class: 'dialog-form', onsubmit: (e) => e.preventDefault() },
       h('h2', { id: titleId }, title), body, err, foot));
-  const close = () => { dlg.close(); dlg.remove(); };
+  const opener = document.activeElement;
+  const refocus = () => { if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus(); };
+  const close = () => { dlg.close(); dlg.remove(); refocus(); };
   for (const b of buttons) {
     const btn = h('button', { type: b.primary ? 'submit' : 'button', class: b.primary ? 'primary' : null }, b.label);
     btn.addEventListener('click', async (ev) => {
@@ -158,7 +160,7 @@ export function openDialog(title, build, buttons, opts = {}) {
     });
     foot.append(btn);
   }
-  dlg.addEventListener('cancel', () => { setTimeout(() => dlg.remove(), 0); });
+  dlg.addEventListener('cancel', () => { setTimeout(() => { dlg.remove(); refocus(); }, 0); });
   build(body, close);
   document.body.append(dlg);
   dlg.showModal();
