@@ -1,0 +1,349 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The console's pages in a real browser against the real stack (services/api/console/):
+the security events list filtered in the page shows exactly the rows the API answers for
+the same filters, with the counts per status and the total; an event's overview shows
+its stages and every urgency reason including the quiet one added at reading; its chain
+is drawn as our own SVG and clicking the IP's node opens the Entities tab on it, whose
+Handle dialog applies the built-in policy through the real responder; ticking events and
+changing their owner changes them; the alert rule builder previews a rule's impact; a
+viewer sees no change button anywhere. Each page is photographed at desktop and phone
+width (tests/browser/conftest.py's shot), and the browser's log stays free of errors
+(no CSP violation, no script error).
+
+Events are written straight into the database as its owner (the correlator's rows, as
+tests/integration/test_api_events.py does): these tests are about the pages."""
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+import cwpp_testlib as t
+
+RESPONDER_DSN = os.environ.get(
+    "CWPP_PG_DSN_RESPONDER",
+    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
+                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
+LEVELS = ["critical", "high", "medium", "low"]
+STATUSES = ["unhandled", "handling", "handled", "failed"]
+URGENCIES = ["act_now", "high", "medium", "low"]
+IP = "203.0.113.77"
+WAIT = 30
+
+
+# ------------------------------------------------------------------ the seed
+
+def seed(account, tg):
+    """Twelve events of account (levels, statuses, owners spread), the first one a chain:
+    an IP that reached a host, where a process wrote a file, five alerts over two days,
+    quiet for 30 hours. Answers {chain: event id, ids: [every id], names: {id: name}}."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    conn = t.db()
+    ids, names = [], {}
+    try:
+        with conn.cursor() as cur:
+            for i in range(12):
+                eid = "ev-" + uuid.uuid4().hex
+                last = now - timedelta(hours=30 if i == 0 else 2 + 3 * i)
+                first = last - timedelta(hours=40 if i == 0 else 1)
+                name = f"Crypto miner chain {tg}" if i == 0 else f"Event {i} of {tg}"
+                n_alerts = 5 if i == 0 else 1 + i % 3
+                cur.execute(
+                    "INSERT INTO events (event_id, account_id, name, level, status, first_seen, "
+                    "last_seen, alert_count, occurrences, asset_count, stages, sources, owner, "
+                    "urgency, assessment) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, "
+                    "%s, %s, %s)",
+                    (eid, account, name, "critical" if i == 0 else LEVELS[i % 4],
+                     "unhandled" if i == 0 else STATUSES[i % 4], first, last, n_alerts, n_alerts,
+                     ["TA0001", "TA0002", "TA0040"] if i == 0 else ["TA0001"],
+                     ["virus_scan", "process_monitor"] if i == 0 else ["virus_scan"], None,
+                     "act_now" if i == 0 else URGENCIES[i % 4],
+                     json.dumps({"reasons": [{"code": "core_asset", "text": "a core asset is hit"},
+                                             {"code": "stages", "text": "three ATT&CK stages"}],
+                                 "recommendations": [{"action": "block_ip", "entity_type": "ip",
+                                                      "entity_value": IP,
+                                                      "reason": "the attacker's address"}],
+                                 "assessed_at": int(last.timestamp() * 1000)})))
+                asset = f"web-{tg}"
+                for k in range(n_alerts):
+                    aid = "al-" + uuid.uuid4().hex
+                    when = first + timedelta(hours=10 * k) if i == 0 else first + timedelta(minutes=k)
+                    path = f"/tmp/miner-{k}" if i == 0 else f"/tmp/x{i}-{k}"
+                    cur.execute(
+                        "INSERT INTO alerts (alert_id, dedup_key, account_id, name, type, severity, "
+                        "source, input_format, asset_id, asset, defense, status, first_seen, "
+                        "last_seen, file, remote_ip, attack_tactic) VALUES (%s, %s, %s, %s, "
+                        "'virus', 'high', 'virus_scan', 'cwpp', %s, %s, 'none', 'unhandled', %s, "
+                        "%s, %s, %s, 'TA0002')",
+                        (aid, aid, account, "Crypto miner" if i == 0 else f"alert {i}.{k}", asset,
+                         json.dumps({"id": asset, "name": asset + "-name", "ip": "10.0.0.7",
+                                     "role": "web"}),
+                         when, when, json.dumps({"path": path, "md5": t.md5hex(path)}), IP))
+                    cur.execute(
+                        "INSERT INTO event_alerts (event_id, alert_id, reason, first_seen, "
+                        "last_seen, occurrences) VALUES (%s, %s, %s, %s, %s, 1)",
+                        (eid, aid, "opens a new event" if k == 0 else "same asset", when, when))
+                    ents = [("host", asset)]
+                    if i == 0:
+                        ents += [("ip", IP), ("process", "/usr/bin/xmrig"), ("file", path)]
+                    for etype, value in ents:
+                        cur.execute(
+                            "INSERT INTO entity_alerts (account_id, entity_type, value, asset_id, "
+                            "event_id, alert_id, first_seen, last_seen) VALUES (%s, %s, %s, %s, "
+                            "%s, %s, %s, %s)", (account, etype, value, asset, eid, aid, when, when))
+                    if i == 0:
+                        for src, rel, dst in ((("ip", IP), "connected_to", ("host", asset)),
+                                              (("host", asset), "ran", ("process", "/usr/bin/xmrig")),
+                                              (("process", "/usr/bin/xmrig"), "wrote", ("file", path))):
+                            cur.execute(
+                                "INSERT INTO event_edges (event_id, src_type, src, relation, "
+                                "dst_type, dst, alert_id, first_seen, last_seen, alerts) VALUES "
+                                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 1) ON CONFLICT DO NOTHING",
+                                (eid, src[0], src[1], rel, dst[0], dst[1], aid, when, when))
+                ids.append(eid)
+                names[eid] = name
+    finally:
+        conn.close()
+    return {"chain": ids[0], "ids": ids, "names": names}
+
+
+# ------------------------------------------------------------------ helpers
+
+@pytest.fixture
+def desk(prefix, services, console_api, make_user):
+    """The responder on the console's prefix, an account with the seed, an analyst, a
+    second analyst and a viewer of that account."""
+    tg = t.tag()
+    account = f"acct-con-{tg}"
+    responder = services("responder", prefix, extra_env={
+        "CWPP_PG_DSN": RESPONDER_DSN, "CWPP_RESPONDER_TICK_MS": "200"}).start()
+    responder.wait_ready()
+    d = seed(account, tg)
+    d.update(account=account, tg=tg, api=console_api,
+             ana=make_user(account), bob=make_user(account),
+             vic=make_user(account, role="viewer"))
+    return d
+
+
+def api_get(desk, path, user):
+    st, doc, _ = desk["api"].get(path, user=user)
+    assert st == 200, (path, st, doc)
+    return doc
+
+
+def wait(browser, fn, what, timeout=WAIT):
+    return WebDriverWait(browser, timeout).until(lambda d: fn(d), message=what)
+
+
+def css(browser, sel):
+    return browser.find_elements(By.CSS_SELECTOR, sel)
+
+
+def visible(browser, sel):
+    return [e for e in css(browser, sel) if e.is_displayed()]
+
+
+def rows(browser, table="#events-table"):
+    return [r.get_attribute("data-id") for r in css(browser, f"{table} tbody tr[data-id]")]
+
+
+def go(browser, url, hash_):
+    browser.get(url + "#" + hash_)
+
+
+def submit(browser, dlg):
+    """Clicks the dialog's primary button and waits until it closes; a problem it shows
+    instead fails the test with the API's sentence."""
+    dlg.find_element(By.CSS_SELECTOR, "button.primary").click()
+    wait(browser, lambda d: not visible(d, "dialog[open]") or visible(d, "dialog[open] .dialog-error"),
+         "the dialog to close")
+    errs = visible(browser, "dialog[open] .dialog-error")
+    assert not errs, errs[0].text
+
+
+def banner(browser):
+    b = wait(browser, lambda d: next(iter(visible(d, "#banner")), False), "a banner")
+    return b.find_element(By.CSS_SELECTOR, ".banner-text").text
+
+
+# ------------------------------------------------------------------ the tests
+
+def test_events_list_filters_like_the_api(browser, console_url, desk, login, shot, browser_errors):
+    """The list shows the API's rows for the same filters, in its order, with its total
+    and the counts per status; the filters are real labelled controls."""
+    user, password = desk["ana"]
+    browser.get(console_url)
+    login(browser, user, password)
+    go(browser, console_url, "/events")
+    doc = api_get(desk, "/api/v1/events?limit=50", user)
+    wait(browser, lambda d: rows(d) == [e["event_id"] for e in doc["events"]], "the unfiltered list")
+    assert set(rows(browser)) == set(desk["ids"])
+    assert f"of {doc['total']}" in css(browser, ".pager-text")[0].text
+    for st in STATUSES:
+        n = api_get(desk, f"/api/v1/events?status={st}&limit=1", user)["total"]
+        wait(browser, lambda d, st=st, n=n: any(
+            c.get_attribute("data-status") == st and c.find_element(By.CSS_SELECTOR, ".count-n").text == str(n)
+            for c in css(d, ".count-chip")), f"count of {st}")
+    # every filter control has a label
+    for el in css(browser, "#filter-form input:not([type=checkbox]), #filter-form select"):
+        eid = el.get_attribute("id")
+        assert eid and (css(browser, f"label[for='{eid}']") or el.get_attribute("aria-label")), eid
+    shot(browser, "events")
+
+    # filter: status unhandled or handling, level high or critical, sort by urgency
+    for name, value in (("status", "unhandled"), ("status", "handling"), ("level", "critical"), ("level", "high")):
+        css(browser, f"#filter-{name} input[value='{value}']")[0].click()
+    Select(css(browser, "#filter-sort")[0]).select_by_value("urgency")
+    css(browser, "#filter-apply")[0].click()
+    doc = api_get(desk, "/api/v1/events?status=unhandled,handling&level=critical,high&sort=urgency&limit=50", user)
+    assert doc["events"], "the seed has events matching the filter"
+    wait(browser, lambda d: rows(d) == [e["event_id"] for e in doc["events"]], "the filtered list")
+    assert "status=unhandled%2Chandling" in browser.current_url or "status=unhandled,handling" in browser.current_url
+    # keyword
+    go(browser, console_url, f"/events?q={desk['tg']}&name=chain")
+    wait(browser, lambda d: rows(d) == [desk["chain"]], "the keyword and name filter")
+    shot(browser, "events-filtered")
+    # a filter the API refuses: its problem's detail sentence is the banner
+    st, problem, _ = desk["api"].get("/api/v1/events?entity=nonsense&limit=50", user=user)
+    assert st == 400 and problem["detail"]
+    go(browser, console_url, "/events?entity=nonsense")
+    wait(browser, lambda d: problem["detail"] in banner(d), "the problem's detail in the banner")
+    assert browser_errors(browser) == []
+
+
+def test_event_details_chain_entity_and_handle(browser, console_url, desk, login, shot, browser_errors):
+    """Overview (stages, reasons incl. quiet), the chain's SVG graph, a click on the IP
+    opening the Entities tab on it, and Handle applying the built-in policy."""
+    user, password = desk["ana"]
+    eid = desk["chain"]
+    browser.get(console_url)
+    login(browser, user, password)
+    go(browser, console_url, f"/events/{eid}")
+    wait(browser, lambda d: visible(d, "#reasons li"), "the urgency reasons")
+    reasons = [li.text for li in css(browser, "#reasons li")]
+    assert any(r.startswith("quiet") for r in reasons), reasons
+    assert any("core_asset" in r for r in reasons), reasons
+    assert [li.text.split()[-1] for li in css(browser, "#stages li")] == ["TA0001", "TA0002", "TA0040"]
+    wait(browser, lambda d: css(d, "#affected-assets table"), "the affected assets")
+    # times: local text, UTC in the title
+    tm = css(browser, "time")[0]
+    assert tm.get_attribute("title").endswith("UTC")
+    shot(browser, "overview")
+
+    css(browser, "#tab-chain")[0].click()
+    wait(browser, lambda d: css(d, "#chain-graph g.node"), "the graph")
+    chain = api_get(desk, f"/api/v1/events/{eid}/chain", user)
+    nodes = css(browser, "#chain-graph g.node")
+    assert len(nodes) == len(chain["graph"]["nodes"])
+    assert len(css(browser, "#chain-graph g.edge")) == len(chain["graph"]["edges"])
+    assert len(css(browser, "#timeline li.tl-item")) == len(chain["timeline"]) == 5
+    # zoom changes the viewBox; the nodes are laid out without overlap
+    vb = css(browser, "#chain-graph")[0].get_attribute("viewBox")
+    css(browser, "#zoom-in")[0].click()
+    assert css(browser, "#chain-graph")[0].get_attribute("viewBox") != vb
+    css(browser, "#zoom-fit")[0].click()
+    boxes = [n.rect for n in nodes]
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            p, q = boxes[a], boxes[b]
+            assert (p["x"] + p["width"] <= q["x"] or q["x"] + q["width"] <= p["x"] or
+                    p["y"] + p["height"] <= q["y"] or q["y"] + q["height"] <= p["y"]), (p, q)
+    shot(browser, "chain")
+    ip = next(n for n in nodes if n.get_attribute("data-type") == "ip")
+    assert ip.get_attribute("data-value") == IP
+    ip.click()
+    wait(browser, lambda d: "/entities" in d.current_url and visible(d, "#entity-detail"), "the entity tab")
+    assert css(browser, "#entity-detail")[0].get_attribute("data-entity") == f"ip:{IP}"
+    shot(browser, "entity")
+
+    css(browser, "#entity-handle")[0].click()
+    dlg = wait(browser, lambda d: next(iter(visible(d, "dialog[open]")), False), "the handle dialog")
+    how = Select(dlg.find_element(By.ID, "handle-how"))
+    assert how.first_selected_option.get_attribute("value") == "policy"
+    Select(dlg.find_element(By.ID, "handle-status")).select_by_value("handling")
+    dlg.find_element(By.CSS_SELECTOR, "textarea.remark").send_keys("blocked from the console")
+    shot(browser, "handle-dialog")
+    submit(browser, dlg)
+    banner(browser)
+    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class")
+    ev = api_get(desk, f"/api/v1/events/{eid}", user)
+    assert ev["status"] == "handling"
+    pols = api_get(desk, f"/api/v1/events/{eid}/policies", user)["policies"]
+    assert [(p["entity_type"], p["entity_value"], p["created_by"]) for p in pols] == [("ip", IP, user)]
+    css(browser, "#tab-response")[0].click()
+    wait(browser, lambda d: css(d, f".policy[data-id='{pols[0]['policy_id']}']"), "the policy card")
+    css(browser, "#tab-log")[0].click()
+    wait(browser, lambda d: any("blocked from the console" in r.text for r in css(d, "#log-table tr")), "the remark in the log")
+    shot(browser, "log")
+    assert browser_errors(browser) == []
+
+
+def test_bulk_owner_and_the_rule_builder(browser, console_url, desk, login, shot, browser_errors):
+    """Ticking two events and setting their owner changes both; the rule builder of an
+    alert previews its impact live."""
+    user, password = desk["ana"]
+    other = desk["bob"][0]
+    browser.get(console_url)
+    login(browser, user, password)
+    go(browser, console_url, "/events")
+    wait(browser, lambda d: len(rows(d)) == 12, "the list")
+    picked = rows(browser)[1:3]
+    for eid in picked:
+        css(browser, f"#events-table tr[data-id='{eid}'] input.row-select")[0].click()
+    wait(browser, lambda d: css(d, "#bulk-count")[0].text == "2 selected", "the selection count")
+    css(browser, "#bulk-owner")[0].click()
+    dlg = wait(browser, lambda d: next(iter(visible(d, "dialog[open]")), False), "the owner dialog")
+    owner = dlg.find_element(By.CSS_SELECTOR, "input[name=owner]")
+    owner.clear()
+    owner.send_keys(other)
+    submit(browser, dlg)
+    assert "2 events" in banner(browser)
+    for eid in picked:
+        assert api_get(desk, f"/api/v1/events/{eid}", user)["owner"] == other
+    wait(browser, lambda d: all(css(d, f"#events-table tr[data-id='{e}'] .col-owner")[0].text == other for e in picked),
+         "the owners in the list")
+    shot(browser, "bulk-owner")
+
+    go(browser, console_url, f"/events/{desk['chain']}/alerts")
+    wait(browser, lambda d: visible(d, "#event-alerts .whitelist-btn"), "the alerts")
+    assert css(browser, "#alerts-title")[0].text == "Alerts (5)"
+    css(browser, "#event-alerts .whitelist-btn")[0].click()
+    dlg = wait(browser, lambda d: next(iter(visible(d, "dialog[open]")), False), "the rule builder")
+    wait(browser, lambda d: dlg.find_elements(By.CSS_SELECTOR, ".preview-matched"), "the preview")
+    value = dlg.find_element(By.CSS_SELECTOR, ".rule-value")
+    Select(dlg.find_element(By.CSS_SELECTOR, ".rule-op")).select_by_value("startswith")
+    value.clear()
+    value.send_keys("/tmp/miner")
+    wait(browser, lambda d: dlg.find_element(By.CSS_SELECTOR, ".preview-matched").text == "5", "the preview of the prefix")
+    assert dlg.find_elements(By.CSS_SELECTOR, ".broad-warning")  # every alert of its name
+    shot(browser, "rule-builder")
+    assert browser_errors(browser) == []
+
+
+def test_a_viewer_sees_no_change_button(browser, console_url, desk, login, shot, browser_errors):
+    user, password = desk["vic"]
+    browser.get(console_url)
+    login(browser, user, password)
+    go(browser, console_url, "/events")
+    wait(browser, lambda d: len(rows(d)) == 12, "the list")
+    assert not visible(browser, "#bulk-bar button")
+    go(browser, console_url, f"/events/{desk['chain']}")
+    wait(browser, lambda d: visible(d, "#event-name"), "the event")
+    assert not css(browser, "#event-actions")
+    go(browser, console_url, f"/events/{desk['chain']}/entities?entity=ip:{IP}")
+    wait(browser, lambda d: visible(d, "#entity-detail"), "the entity")
+    assert not css(browser, "#entity-handle") and not css(browser, ".handle-btn")
+    go(browser, console_url, f"/events/{desk['chain']}/alerts")
+    wait(browser, lambda d: visible(d, "#event-alerts"), "the alerts")
+    assert not css(browser, ".whitelist-btn") and not css(browser, "#alerts-detach")
+    shot(browser, "viewer-alerts")
+    css(browser, "#logout")[0].click()
+    wait(browser, lambda d: visible(d, "#login-user"), "the login page after logout")
+    # nothing of the session is left: the list is not shown without logging in again
+    go(browser, console_url, "/events")
+    wait(browser, lambda d: visible(d, "#login-user"), "the login page again")
+    assert browser_errors(browser) == []
