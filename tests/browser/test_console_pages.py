@@ -242,9 +242,10 @@ def test_event_details_chain_entity_and_handle(browser, console_url, desk, login
     assert len(css(browser, "#chain-graph g.edge")) == len(chain["graph"]["edges"])
     assert len(css(browser, "#timeline li.tl-item")) == len(chain["timeline"]) == 5
     # zoom changes the viewBox; the nodes are laid out without overlap
-    vb = css(browser, "#chain-graph")[0].get_attribute("viewBox")
+    vb = css(browser, "#chain-graph")[0].get_dom_attribute("viewBox")
+    assert vb and len(vb.split()) == 4, vb
     css(browser, "#zoom-in")[0].click()
-    assert css(browser, "#chain-graph")[0].get_attribute("viewBox") != vb
+    assert css(browser, "#chain-graph")[0].get_dom_attribute("viewBox") != vb
     css(browser, "#zoom-fit")[0].click()
     boxes = [n.rect for n in nodes]
     for a in range(len(boxes)):
