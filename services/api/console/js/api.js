@@ -77,7 +77,7 @@ export function qs(params) {
 /**
  * Calls the API. method GET/POST/PUT/DELETE, path under /api/v1 (with its query), body
  * an object sent as JSON. opts: {ifMatch, quiet (no error banner), raw (answer the
- * Response), noAuthRedirect}. Answers the parsed JSON (null for an empty body) or throws
+ * Response), noAuthRedirect, background (a page's own refresh: no progress indicator)}. Answers the parsed JSON (null for an empty body) or throws
  * ApiError. A 202 answers {status:'pending', command_id} as the server sent it.
  */
 export async function api(method, path, body, opts = {}) {
@@ -87,7 +87,8 @@ export async function api(method, path, body, opts = {}) {
   if (change && csrf) headers['X-CSRF-Token'] = csrf;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (opts.ifMatch !== undefined && opts.ifMatch !== null) headers['If-Match'] = '"' + opts.ifMatch + '"';
-  busyStart();
+  const busy = !opts.background;
+  if (busy) busyStart();
   let resp;
   try {
     resp = await fetch(BASE + path, {
@@ -95,7 +96,7 @@ export async function api(method, path, body, opts = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
-    busyEnd();
+    if (busy) busyEnd();
     const err = new ApiError(0, { detail: 'The server cannot be reached.', code: 'network' });
     if (!opts.quiet) emit('error', err);
     throw err;
@@ -118,7 +119,7 @@ export async function api(method, path, body, opts = {}) {
     }
     return data;
   } finally {
-    busyEnd();
+    if (busy) busyEnd();
   }
 }
 

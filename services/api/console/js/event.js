@@ -54,8 +54,32 @@ export function render(main, route) {
   }
   fill(panel, h('p', { class: 'loading' }, 'Loading…'));
   load().then((ev) => { if (ev) drawTab(); });
-  return () => { ctx.alive = false; };
+
+  // The event changes without the analyst: tasks finish (handling -> handled or failed),
+  // alerts join, a colleague acts. While the page is shown, its header follows the API
+  // every few seconds; the Response activity tab, which holds no form, follows too. Other
+  // tabs are redrawn only by the analyst (a tick or a half-read table is not pulled away).
+  let timer = null;
+  const watch = async () => {
+    timer = null;
+    if (!ctx.alive) return;
+    if (document.visibilityState === 'visible' && ctx.event) {
+      try {
+        const ev = await api.get('/events/' + encodeURIComponent(id), { quiet: true, background: true });
+        if (ctx.alive && ev.version !== ctx.event.version) {
+          ctx.event = ev;
+          drawHead(head, ev, ctx);
+          if (tab === 'response') drawResponse(panel, ctx, true);
+        }
+      } catch (e) { /* shown on the next action; a refresh is no place for a banner */ }
+    }
+    if (ctx.alive) timer = setTimeout(watch, WATCH_MS);
+  };
+  timer = setTimeout(watch, WATCH_MS);
+  return () => { ctx.alive = false; if (timer !== null) clearTimeout(timer); };
 }
+
+const WATCH_MS = 3000;
 
 function drawHead(head, ev, ctx) {
   const can = api.canChange() && ev.status !== 'merged';
@@ -173,11 +197,11 @@ function drawOverview(panel, ev) {
 }
 
 /** The event's policies and playbook runs with their tasks; active or failed ones may be cancelled. */
-export async function drawResponse(panel, ctx) {
-  fill(panel, h('p', { class: 'loading' }, 'Loading…'));
+export async function drawResponse(panel, ctx, refresh = false) {
+  if (!refresh) fill(panel, h('p', { class: 'loading' }, 'Loading…'));
   let r;
-  try { r = await api.get(`/events/${encodeURIComponent(ctx.id)}/policies`); }
-  catch (e) { fill(panel, h('p', { class: 'empty' }, e.message)); return; }
+  try { r = await api.get(`/events/${encodeURIComponent(ctx.id)}/policies`, refresh ? { quiet: true, background: true } : undefined); }
+  catch (e) { if (!refresh) fill(panel, h('p', { class: 'empty' }, e.message)); return; }
   if (!ctx.alive) return;
   const pols = r.policies || [];
   fill(panel, h('h2', null, 'Response activity'),
