@@ -300,7 +300,9 @@ def test_a_whitelisted_alert_leaves_its_event_and_a_restored_one_rejoins(service
     keys = t.query("SELECT key, alert_id FROM event_keys WHERE event_id = %s", (eid,))
     assert keys and all(k[1] == brute["alert_id"] for k in keys), keys
     assert not any(md5 in k[0] for k in keys), keys
-    snaps = snapshots_of(prefix, eid, 3)
+    # one or two snapshots of the two alerts (one batch or two), then the one of the
+    # leave: at least two records, the last read within the settle time
+    snaps = snapshots_of(prefix, eid, 2)
     assert snaps[-1]["alert_count"] == 1 and snaps[-1]["level"] == "medium", snaps[-1]
     # not a dead letter
     assert not [m for m in t.consume(prefix + "alerts.rejected", 0, timeout=3, settle=1)]
