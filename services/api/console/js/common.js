@@ -70,7 +70,7 @@ export class Pager {
     prev.addEventListener('click', () => { if (this.back()) onMove(); });
     next.addEventListener('click', () => { if (this.forward()) onMove(); });
     return h('div', { class: 'pager' },
-      h('span', { class: 'pager-text', 'aria-live': 'polite' }, `${label} ${from}–${to} of ${total}`), prev, next);
+      h('span', { class: 'pager-text', 'aria-live': 'polite' }, total === 0 ? `${label} 0 of 0` : `${label} ${from}–${to} of ${total}`), prev, next);
   }
 }
 
