@@ -10,20 +10,26 @@ Fixtures:
   services     t.Service factory: services("correlator", prefix).start().wait_ready()
   console_api  cwpp-api for the test's prefix over HTTPS (a certificate made for this
                session, for 127.0.0.1) serving the console of this tree, or of
-               $CWPP_API_CONSOLE_DIR when set; .get/.post/.token(user) as in cwpp_testlib
+               $CWPP_API_CONSOLE_DIR when set; .get/.post/.token(user) as in cwpp_testlib.
+               A test marked @pytest.mark.api_env(NAME="value", ...) starts it with those
+               variables too (e.g. CWPP_API_COMMAND_TIMEOUT_MS, to meet a 202 sooner)
   console_url  its address, https://127.0.0.1:PORT/
   make_user    make_user(*accounts, role="analyst") -> (name, password): a new user who
                can log in (a fresh name per call; the database keeps users between runs)
   browser      a Selenium Chrome webdriver, headless, viewport 1280x800, whose browser
                log is kept (browser_errors); it trusts the session's certificate only (by its
                public key: --ignore-certificate-errors-spki-list), proxies and network
-               services off
+               services off; its downloads land in download_dir without asking
+  download_dir the directory (empty, one per test) where the browser saves downloads;
+  wait_download  wait_download(download_dir, suffix) -> Path: waits for the one finished
+               download whose name ends with suffix
   login        login(browser, user, password): opens the console when the browser is
                elsewhere, fills in the login form and waits until the page says who is
                logged in
-  shot         shot(browser, name) -> (desktop PNG, phone PNG): the page at 1280x800 and
-               at 390 px wide (a phone's viewport, 390x844), saved under the test log
-               directory ($CWPP_TEST_LOG_DIR, else build/test-logs) in browser/
+  shot         shot(browser, name, at=None) -> (desktop PNG, phone PNG): the page at
+               1280x800 and at 390 px wide (a phone's viewport, 390x844), saved under the
+               test log directory ($CWPP_TEST_LOG_DIR, else build/test-logs) in browser/;
+               at, a CSS selector, is scrolled to the top of the view at each width
   browser_errors  browser_errors(browser) -> the browser log's errors since the last call
                (console.error, uncaught exceptions, CSP violations, files that failed to
                load; not the API's own 4xx answers, which a page meets on purpose, e.g.
@@ -123,11 +129,20 @@ def tls_pair(tmp_path_factory):
     return crt, key, base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "api_env(**variables): extra environment of the "
+                            "test's cwpp-api (console_api)")
+
+
 @pytest.fixture
-def console_api(prefix, tls_pair, tmp_path):
-    extra = {}
-    if os.environ.get("CWPP_API_CONSOLE_DIR"):
-        extra["CWPP_API_CONSOLE_DIR"] = os.environ["CWPP_API_CONSOLE_DIR"]
+def console_api(prefix, tls_pair, tmp_path, request):
+    # this tree's console, even when the binaries are another tree's (CWPP_BIN_DIR): a
+    # binary's default directory is the source tree it was built from
+    extra = {"CWPP_API_CONSOLE_DIR": os.environ.get("CWPP_API_CONSOLE_DIR")
+             or str(t.REPO / "services" / "api" / "console")}
+    marker = request.node.get_closest_marker("api_env")
+    if marker is not None:
+        extra.update({k: str(v) for k, v in marker.kwargs.items()})
     a = t.Api(prefix, tls=tls_pair[:2], extra_env=extra, tmp=tmp_path)
     yield a
     a.stop()
@@ -157,7 +172,35 @@ def make_user():
 # ---------------------------------------------------------------- the browser side
 
 @pytest.fixture
-def browser(tls_pair):
+def download_dir(tmp_path):
+    d = tmp_path / "downloads"
+    d.mkdir()
+    return d
+
+
+def _wait_download(directory, suffix, timeout=30):
+    """The one finished download in directory whose name ends with suffix (Chromium
+    writes a .crdownload file first and renames it when the bytes are all there)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = [p for p in Path(directory).iterdir() if p.name.endswith(suffix)]
+        partial = [p for p in Path(directory).iterdir() if p.name.endswith(".crdownload")]
+        if done and not partial:
+            assert len(done) == 1, done
+            return done[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no *{suffix} downloaded in {directory} within {timeout}s: "
+                         f"{sorted(p.name for p in Path(directory).iterdir())}")
+
+
+@pytest.fixture
+def wait_download():
+    """wait_download(directory, suffix, timeout=30) -> Path of the finished download."""
+    return _wait_download
+
+
+@pytest.fixture
+def browser(tls_pair, download_dir):
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
         pytest.fail(f"no {CHROMIUM} or {CHROMEDRIVER}: run deploy/local/install-deps")
     opts = webdriver.ChromeOptions()
@@ -170,9 +213,15 @@ def browser(tls_pair):
                 "--lang=en-US", f"--ignore-certificate-errors-spki-list={tls_pair[2]}"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.add_experimental_option("prefs", {
+        "download.default_directory": str(download_dir), "download.prompt_for_download": False,
+        "download.directory_upgrade": True, "safebrowsing.enabled": False})
     driver = webdriver.Chrome(service=ChromeService(executable_path=CHROMEDRIVER),
                               options=opts)
     driver.set_page_load_timeout(30)
+    # headless Chromium ignores the download preferences unless told over CDP
+    driver.execute_cdp_cmd("Page.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(download_dir)})
     _viewport(driver, DESKTOP)
     try:
         yield driver
@@ -246,16 +295,19 @@ def _safe(name):
 
 @pytest.fixture
 def shot(request):
-    """shot(browser, name) -> (desktop path, phone path): PNGs of the page at 1280x800
-    and 390x844 under LOG_DIR, named after the test and name; the window is 1280x800
-    again afterwards."""
-    def take(driver, name):
+    """shot(browser, name, at=None) -> (desktop path, phone path): PNGs of the page at
+    1280x800 and 390x844 under LOG_DIR, named after the test and name, with the element
+    of the CSS selector at (if any) scrolled to the top; the window is 1280x800 again
+    afterwards."""
+    def take(driver, name, at=None):
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         base = LOG_DIR / f"{_safe(request.node.name)}-{_safe(name)}"
         paths = []
         try:
             for label, size, mobile in (("desktop", DESKTOP, False), ("phone", PHONE, True)):
                 _viewport(driver, size, mobile)
+                if at:
+                    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView()", at)
                 time.sleep(0.3)  # one layout and paint at the new width
                 path = base.with_name(base.name + f"-{label}.png")
                 assert driver.save_screenshot(str(path)), f"no screenshot {path}"

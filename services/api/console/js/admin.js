@@ -91,7 +91,7 @@ async function tokens(sec) {
     table(['Name', 'Kind', 'Created', 'Expires', 'Last used', 'State', ''], (r.tokens || []).map((t) => h('tr', null,
       h('td', null, t.name || t.token_id), h('td', null, t.kind), h('td', null, time(t.created_at)), h('td', null, time(t.expires_at)),
       h('td', null, time(t.last_used_at)), h('td', null, t.active ? 'active' : (t.revoked_at ? 'revoked' : 'expired')),
-      h('td', null, t.active ? h('button', { type: 'button', class: 'danger', onclick: () => change(`Revoke ${t.name || t.token_id}`, [], () => api.api('DELETE', `/tokens/${encodeURIComponent(t.token_id)}`, undefined, { quiet: true }), again, false) }, 'Revoke…') : null)))));
+      h('td', null, t.active ? h('button', { type: 'button', class: 'danger', onclick: () => change(`Revoke ${t.name || t.token_id}`, [], () => api.api('DELETE', `/tokens/${encodeURIComponent(t.token_id)}`, undefined, { quiet: true }), again, false) }, 'Revoke…') : null))), { id: 'tokens-table' }));
 }
 
 async function accountsSection(sec) {
@@ -113,10 +113,10 @@ async function accountsSection(sec) {
   fill(sec, h('h2', null, 'Accounts'),
     h('p', null, (r.accounts || []).join(', ') || 'None.'),
     h('h3', null, 'Member accounts'), h('button', { type: 'button', onclick: addMember }, 'Add a member account…'),
-    table(['Member', 'Manager', 'Name', 'By'], (r.member_accounts || []).map((m) => h('tr', null, h('td', null, m.member), h('td', null, m.manager), h('td', null, m.name || ''), h('td', null, m.created_by || '')))),
+    orNone(r.member_accounts, table(['Member', 'Manager', 'Name', 'By'], (r.member_accounts || []).map((m) => h('tr', null, h('td', null, m.member), h('td', null, m.manager), h('td', null, m.name || ''), h('td', null, m.created_by || ''))))),
     h('h3', null, 'Perimeter agents'), h('button', { type: 'button', onclick: () => perimeter(false) }, 'Declare a perimeter agent…'),
-    table(['Account', 'Asset', 'Declared', ''], (r.perimeter_agents || []).map((p) => h('tr', null, h('td', null, p.account), h('td', null, p.asset),
-      h('td', null, p.declared_by || '', ' ', time(p.declared_at)), h('td', null, h('button', { type: 'button', onclick: () => perimeter(true, p.account, p.asset) }, 'Withdraw…'))))),
+    orNone(r.perimeter_agents, table(['Account', 'Asset', 'Declared', ''], (r.perimeter_agents || []).map((p) => h('tr', null, h('td', null, p.account), h('td', null, p.asset),
+      h('td', null, p.declared_by || '', ' ', time(p.declared_at)), h('td', null, h('button', { type: 'button', onclick: () => perimeter(true, p.account, p.asset) }, 'Withdraw…')))))),
     h('h3', null, 'Notification settings'), notif);
   const rows = await Promise.all((r.accounts || []).slice(0, 100).map((a) => api.get(`/accounts/${encodeURIComponent(a)}/notifications`, { quiet: true }).catch(() => null)));
   fill(notif, table(['Account', 'Notifications', 'From level', 'Set by', ''], rows.filter(Boolean).map((n) => h('tr', null,
@@ -137,8 +137,15 @@ async function playbooks(sec) {
   try { r = await api.get('/playbooks'); } catch (e) { fill(sec, h('h2', null, 'Playbooks'), h('p', { class: 'empty' }, e.message)); return; }
   const again = () => playbooks(sec);
   fill(sec, h('h2', null, 'Playbooks'),
-    table(['Name', 'Entity type', 'Origin', 'Default', 'Steps', 'Description', ''], (r.playbooks || []).map((p) => h('tr', null,
-      h('td', null, p.name), h('td', null, p.entity_type), h('td', null, p.origin), h('td', null, p.default ? 'yes' : ''),
-      h('td', { class: 'num' }, String(p.steps ?? '')), h('td', null, p.description || ''),
-      h('td', null, p.origin === 'custom' ? h('button', { type: 'button', class: 'danger', onclick: () => change(`Delete playbook ${p.name}`, [], (b) => api.api('DELETE', `/playbooks/${encodeURIComponent(p.name)}`, b, { quiet: true }), again) }, 'Delete…') : null)))));
+    // the description under the name: a column of its own made tall rows at phone width
+    orNone(r.playbooks, table(['Name', 'Entity type', 'Origin', 'Default', 'Steps', ''], (r.playbooks || []).map((p) => h('tr', { dataset: { name: p.name } },
+      h('td', { class: 'col-playbook' }, h('strong', null, p.name), p.description ? h('div', { class: 'muted small' }, p.description) : null),
+      h('td', null, p.entity_type), h('td', null, p.origin), h('td', null, p.default ? 'yes' : ''),
+      h('td', { class: 'num' }, String(p.steps ?? '')),
+      h('td', null, p.origin === 'custom' ? h('button', { type: 'button', class: 'danger', onclick: () => change(`Delete playbook ${p.name}`, [], (b) => api.api('DELETE', `/playbooks/${encodeURIComponent(p.name)}`, b, { quiet: true }), again) }, 'Delete…') : null))), { id: 'playbooks-table' })));
+}
+
+/** The table, or "None." for an empty list (a table of headings alone reads as broken). */
+function orNone(list, tbl) {
+  return list && list.length ? tbl : h('p', { class: 'muted' }, 'None.');
 }

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The Exports page: the caller's export jobs with their progress (polled while one
-// runs), the download of a finished workbook, and a new export from filters (levels,
-// statuses, time range). An export of ticked events is made from the events list.
+// The Exports page: the caller's export jobs with their progress, the download of a
+// finished workbook, and a new export from filters (levels, statuses, time range). An
+// export of ticked events is made from the events list, which opens this page on the new
+// job (#/exports?job=ID). The list holds stored jobs only (done or failed): a job the
+// exporter is still making is read on its own (GET /exports/{id}: running with its
+// percent; before its first progress record GET /commands/{id}: pending), shown first,
+// and polled until it is stored.
 
 import * as api from './api.js';
 import { go } from './router.js';
@@ -42,6 +46,36 @@ export function render(main, route) {
   });
   fill(main, h('h1', null, 'Exports'), api.canChange() ? form : null, h('h2', null, 'Your exports'), listEl);
 
+  // The job named in the address while the exporter is still making it: a job-like
+  // object (state pending or running), or null once it is stored or unknown.
+  async function unstored(listed) {
+    if (!highlight || listed.some((j) => j.job_id === highlight)) return null;
+    const path = encodeURIComponent(highlight);
+    try { return await api.get(`/exports/${path}`, { quiet: true }); }
+    catch (e) { if (e.status !== 404) return null; }
+    const c = await api.get(`/commands/${path}`, { quiet: true }).catch(() => null);
+    if (!c) return null;
+    if (c.status === 'pending') return { job_id: highlight, state: 'pending', progress: 0, message: 'Waiting for the exporter.' };
+    if (c.status === 'progress') return { job_id: highlight, state: 'running', progress: (c.result && c.result.percent) || 0, message: c.message || '' };
+    if (c.status === 'error') return { job_id: highlight, state: 'failed', progress: 0, message: c.message || '' };
+    return null;
+  }
+
+  // The download sits under the job's id, so a phone shows it without scrolling sideways.
+  function jobTable(jobs, id) {
+    return table(['Job', 'State', 'Progress', 'Events', 'Created', 'Finished', 'Message'],
+      jobs.map((j) => h('tr', { class: j.job_id === highlight ? 'selected' : null, dataset: { id: j.job_id, state: j.state } },
+        h('td', { class: 'col-job' }, h('span', { class: 'small job-id' }, j.job_id),
+          j.state === 'done' ? h('button', {
+            type: 'button', class: 'download', 'aria-label': `Download the workbook of ${j.job_id}`,
+            onclick: () => api.download(`/exports/${encodeURIComponent(j.job_id)}/file`, j.file_name || `cwpp-events-${j.job_id}.xlsx`).catch(() => {}),
+          }, 'Download') : null),
+        h('td', null, badge(j.state, 'state')),
+        h('td', { class: 'col-progress' }, h('progress', { max: '100', value: String(j.progress ?? 0), 'aria-label': `Progress of ${j.job_id}` }), ` ${j.progress ?? 0} %`),
+        h('td', { class: 'num' }, String(j.events ?? '')), h('td', null, time(j.created_at)), h('td', null, time(j.finished_at)),
+        h('td', null, j.message || ''))), { id });
+  }
+
   async function load() {
     clearTimeout(timer);
     let r;
@@ -49,16 +83,14 @@ export function render(main, route) {
     catch (e) { if (alive) fill(listEl, h('p', { class: 'empty' }, e.message)); return; }
     if (!alive) return;
     pager.setNext(r.next_cursor);
-    const running = r.exports.some((j) => j.state === 'running');
-    fill(listEl, r.exports.length ? table(['Job', 'State', 'Progress', 'Events', 'Created', 'Finished', 'Message', ''],
-      r.exports.map((j) => h('tr', { class: j.job_id === highlight ? 'selected' : null, dataset: { id: j.job_id } },
-        h('td', { class: 'small' }, j.job_id), h('td', null, badge(j.state, 'state')),
-        h('td', null, h('progress', { max: '100', value: String(j.progress ?? 0), 'aria-label': `Progress of ${j.job_id}` }), ` ${j.progress ?? 0} %`),
-        h('td', { class: 'num' }, String(j.events ?? '')), h('td', null, time(j.created_at)), h('td', null, time(j.finished_at)),
-        h('td', null, j.message || ''),
-        h('td', null, j.state === 'done' ? h('button', { type: 'button', onclick: () => api.download(`/exports/${encodeURIComponent(j.job_id)}/file`, j.file_name || `cwpp-events-${j.job_id}.xlsx`).catch(() => {}) }, 'Download') : null))), { id: 'exports-table' })
-      : h('p', { class: 'empty' }, 'No export yet.'), pager.controls(r.exports.length, LIMIT, r.total, load, 'Exports'));
-    if (running) timer = setTimeout(load, 2000);
+    const extra = pager.cursor ? null : await unstored(r.exports);
+    if (!alive) return;
+    const running = !!extra && (extra.state === 'running' || extra.state === 'pending');
+    fill(listEl,
+      extra ? [h('h3', null, running ? 'Being made' : 'This export'), jobTable([extra], 'exports-running')] : null,
+      r.exports.length ? jobTable(r.exports, 'exports-table') : h('p', { class: 'empty' }, extra ? 'No finished export yet.' : 'No export yet.'),
+      pager.controls(r.exports.length, LIMIT, r.total, load, 'Exports'));
+    if (running) timer = setTimeout(load, 1000);
   }
   load();
   return () => { alive = false; clearTimeout(timer); };
