@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -133,7 +134,10 @@ def api_get(desk, path, user):
 
 
 def wait(browser, fn, what, timeout=WAIT):
-    return WebDriverWait(browser, timeout).until(lambda d: fn(d), message=what)
+    """fn(browser) until it is truthy; an element the page redrew between being found and
+    being read (stale) makes it look again."""
+    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)
+                         ).until(lambda d: fn(d), message=what)
 
 
 def css(browser, sel):

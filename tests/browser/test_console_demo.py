@@ -21,34 +21,19 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 import cwpp_testlib as t
+from console_seed import api_get, css, rows, visible, wait
 
 DEMO_ALERTS = t.REPO / "examples" / "alerts.jsonl"
 ATTACKER = "203.0.113.9"
-WAIT = 60
+WAIT = 60  # the pipeline's waits (the page's are console_seed's)
 RESPONDER_ENV = {
     "CWPP_PG_DSN": t.RESPONDER_DSN,
     "CWPP_RESPONDER_TASK_TIMEOUT_MS": "5000",
     "CWPP_RESPONDER_TICK_MS": "200",
 }
-
-
-def css(browser, sel):
-    return browser.find_elements(By.CSS_SELECTOR, sel)
-
-
-def visible(browser, sel):
-    return [e for e in css(browser, sel) if e.is_displayed()]
-
-
-def wait(browser, fn, what, timeout=WAIT):
-    return WebDriverWait(browser, timeout).until(lambda d: fn(d), message=what)
-
-
-def rows(browser):
-    return [r.get_attribute("data-id") for r in css(browser, "#events-table tbody tr[data-id]")]
 
 
 def demo_records(accounts):
@@ -137,12 +122,6 @@ def demo(prefix, services, console_api, make_user, firewall_ns, tmp_path):
                      {"account": acct, "asset": gateway, "remove": True}, user="admin")
 
 
-def api_get(demo, path, user):
-    st, doc, _ = demo["api"].get(path, user=user)
-    assert st == 200, (path, st, doc)
-    return doc
-
-
 def test_the_demo_alerts_from_the_list_to_a_handled_event(browser, console_url, demo, login, shot,
                                                           browser_errors):
     user, password = demo["ana"]
@@ -225,7 +204,7 @@ def test_the_demo_alerts_from_the_list_to_a_handled_event(browser, console_url, 
 
     # the page, left alone, follows the event to handled (the agent applied the block)
     wait(browser, lambda d: "handled" == css(d, "#event-status .badge")[0].text.strip(),
-         "the header to say handled")
+         "the header to say handled", timeout=WAIT)
     ev = api_get(demo, f"/api/v1/events/{eid}", user)
     assert ev["status"] == "handled"
     pols = api_get(demo, f"/api/v1/events/{eid}/policies", user)["policies"]
