@@ -231,6 +231,12 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     wait(browser, lambda b: visible(b, row + " .whitelist-btn"), "A's Add to whitelist button")
     assert sorted(r.get_attribute("data-id") for r in css(browser, "#event-alerts tr[data-id]")) == \
         sorted(event_alert_ids(d, d["event"]))
+    # the row's Add to whitelist is on screen at 1280 px, not behind a horizontal scroll
+    btn = css(browser, row + " .whitelist-btn")[0]
+    right = browser.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                   "return [r.right, document.documentElement.clientWidth];", btn)
+    assert right[0] <= right[1], right
+    shot(browser, "event-alerts")
     css(browser, row + " .whitelist-btn")[0].click()
     dlg = dialog(browser, "the rule builder")
     wait(browser, lambda b: css(dlg, "fieldset.rule"), "the first rule")
@@ -330,4 +336,126 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     wait(browser, lambda b: (preview_shown(pdlg) or ("",))[0] == str(now["matched"]), "the listed rule's preview")
     assert f"of {now['considered']} alerts" in preview_shown(pdlg)[1]
     shot(browser, "rule-preview")
+    assert browser_errors(browser) == []
+
+
+def test_recurrence_is_suppressed_and_bulk_removal_restores(browser, console_url, wl, login,
+                                                            shot, browser_errors):
+    """With A whitelisted with its rules: A's recurrence is suppressed (its count moves, it
+    joins no event) and a new alert the second rule matches is suppressed as automatically
+    whitelisted (that rule's hit count goes up), on the API and on the Alerts and Whitelist
+    rules pages; "Remove from whitelist" on the ticked alerts of the Alerts page, filtered
+    "Handled or not", makes them unhandled and the correlator joins them to an event."""
+    d = wl
+    user, password = d["user"]
+    rule_ids = whitelist_with_rules(d)
+    before = {r["rule_id"]: r["hits"] for r in rules_of(d)}
+    assert alert(d, d["b"])["status"] == "automatically_whitelisted"  # the new rule's sweep
+    occ = alert(d, d["a"])["occurrences"]
+
+    # A again (same asset, path and md5, later), C new under /opt/app/, D a control no rule
+    # matches: all keyed by the account, so once D is in an event the correlator has had
+    # its chance at the others
+    c_path, d_path = "/opt/app/new/c", "/srv/other/d"
+    t.produce(d["prefix"] + "alerts.raw",
+              [virus(d["account"], d["name"], "w1", A_PATH, 5),
+               virus(d["account"], d["name"], "w1", c_path, 4),
+               virus(d["account"], d["name"], "w1", d_path, 3)], keys=[d["account"].encode()] * 3)
+    ids = t.wait_for(lambda: (lambda m: m if len(m) == 14 else None)(alerts_by_path(d)),
+                     timeout=WAIT, what="C and D stored")
+    c, dd = ids[c_path], ids[d_path]
+    assert ids[A_PATH] == d["a"], "a recurrence is the same alert, not a new one"
+    t.wait_for(lambda: alert(d, d["a"])["occurrences"] == occ + 1, timeout=WAIT, what="A's recurrence counted")
+    t.wait_for(lambda: event_of(d, dd), timeout=WAIT, what="D in an event")
+    a_now, c_now = alert(d, d["a"]), alert(d, c)
+    assert a_now["status"] == "manually_whitelisted" and event_of(d, d["a"]) is None, a_now
+    assert c_now["status"] == "automatically_whitelisted" and event_of(d, c) is None, c_now
+    assert d["a"] not in event_alert_ids(d, event_of(d, dd))
+    hits = {r["rule_id"]: r["hits"] for r in rules_of(d)}
+    r_eq, r_sw = rule_ids
+    assert hits[r_sw] == before[r_sw] + 1, (before, hits)  # C
+    assert hits[r_eq] == before[r_eq], (before, hits)  # a manual whitelisting counts no hit
+
+    browser.get(console_url)
+    login(browser, user, password)
+    # the Whitelist rules page shows the hit counts the API answers now
+    go(browser, console_url, "/whitelist?alert_name=" + quote(d["name"]))
+    wait(browser, lambda b: set(rule_rows(b)) == {str(x) for x in rule_ids}, "the rules")
+    for rid in rule_ids:
+        assert css(rule_rows(browser)[str(rid)], ".col-hits")[0].text == str(hits[rid])
+
+    # the Alerts page, "Handled or not": handled or whitelisted
+    go(browser, console_url, "/alerts")
+    wait(browser, lambda b: alert_rows(b), "the alerts list")
+    Select(css(browser, "#alerts-handled")[0]).select_by_value("yes")
+    Select(css(browser, "#alerts-account")[0]).select_by_value(d["account"])
+    browser.find_element(By.CSS_SELECTOR, "form.filter-form button[type=submit]").click()
+    q = f"/api/v1/alerts?handled=yes&account={d['account']}&limit=50"
+    want = [x["alert_id"] for x in api_get(d, q)["alerts"]]
+    assert set(want) == {d["a"], d["b"], c}, want
+    wait(browser, lambda b: alert_rows(b) == want, "the handled alerts as the API lists them")
+    assert "handled=yes" in browser.current_url
+    for x in api_get(d, q)["alerts"]:
+        tr = css(browser, f"#alerts-table tr[data-id='{x['alert_id']}']")[0]
+        assert css(tr, ".col-status")[0].text == x["status"].replace("_", " ")
+        assert css(tr, ".col-count")[0].text == str(x["occurrences"])
+    for x in (d["a"], c):
+        css(browser, f"#alerts-table tr[data-id='{x}'] input[type=checkbox]")[0].click()
+    wait(browser, lambda b: "2 selected" in css(b, ".bulk-count")[0].text, "two ticked")
+    shot(browser, "alerts")
+    css(browser, "#alerts-unwhitelist")[0].click()
+    dlg = dialog(browser, "the removal dialog")
+    dlg.find_element(By.CSS_SELECTOR, "textarea.remark").send_keys("needs a second look")
+    submit(browser, dlg)
+    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class"), banner(browser)
+
+    # the API: both unhandled again with the remark in their log; they rejoin an event
+    for x in (d["a"], c):
+        doc = alert(d, x)
+        assert doc["status"] == "unhandled", doc
+        assert doc["activity"][-1]["remark"] == "needs a second look", doc["activity"]
+    t.wait_for(lambda: event_of(d, d["a"]) and event_of(d, c), timeout=WAIT,
+               what="A and C joined to an event again")
+    assert alert(d, d["a"])["occurrences"] == occ + 1, "removal is no occurrence"
+    want = [x["alert_id"] for x in api_get(d, q)["alerts"]]
+    assert want == [d["b"]], want
+    wait(browser, lambda b: alert_rows(b) == want, "the list without the removed alerts")
+    shot(browser, "alerts-after-removal")
+    assert browser_errors(browser) == []
+
+
+def test_deleting_a_rule_affects_future_alerts_only(browser, console_url, wl, login, shot,
+                                                     browser_errors):
+    """The delete dialog says a deleted rule affects future alerts only; the rule leaves
+    the list (it is listed as deleted with "Deleted rules too"), and the alert it
+    whitelisted keeps its status, as the API says."""
+    d = wl
+    user, password = d["user"]
+    r_eq, r_sw = whitelist_with_rules(d)
+    browser.get(console_url)
+    login(browser, user, password)
+    go(browser, console_url, "/whitelist")
+    wait(browser, lambda b: set(rule_rows(b)) == {str(r_eq), str(r_sw)}, "the rules")
+    css(rule_rows(browser)[str(r_sw)], ".rule-delete-btn")[0].click()
+    dlg = dialog(browser, "the delete dialog")
+    assert "affects future alerts only" in dlg.text, dlg.text
+    assert "/opt/app/" in dlg.text
+    dlg.find_element(By.CSS_SELECTOR, "textarea.remark").send_keys("the app moved")
+    shot(browser, "delete-dialog")
+    submit(browser, dlg)
+    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class"), banner(browser)
+    live = [r["rule_id"] for r in rules_of(d)]
+    assert live == [r_eq], live
+    wait(browser, lambda b: list(rule_rows(b)) == [str(x) for x in live], "the rule gone from the list")
+    gone = next(r for r in rules_of(d, all_=True) if r["rule_id"] == r_sw)
+    assert gone["deleted_at"] and gone["deleted_by"] == user, gone
+    assert alert(d, d["b"])["status"] == "automatically_whitelisted", "B keeps its status"
+    # "Deleted rules too" lists it as deleted, with no button
+    css(browser, "#rules-all")[0].click()
+    browser.find_element(By.CSS_SELECTOR, "form.filter-form button[type=submit]").click()
+    wait(browser, lambda b: set(rule_rows(b)) == {str(r_eq), str(r_sw)}, "the deleted rule listed")
+    tr = rule_rows(browser)[str(r_sw)]
+    assert "deleted" in tr.get_attribute("class") and not css(tr, "button")
+    assert css(tr, ".actions time")[0].get_attribute("title") == utc_title(gone["deleted_at"])
+    shot(browser, "rules-deleted")
     assert browser_errors(browser) == []
