@@ -272,7 +272,6 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     css(dlg, "#rule-add")[0].click()
     wait(browser, lambda b: len(css(dlg, "fieldset.rule")) == 2, "a second rule")
     box2 = css(dlg, "fieldset.rule")[1]
-    assert "or" in css(box2, "legend")[0].text.lower()
     Select(box2.find_element(By.CSS_SELECTOR, ".rule-field")).select_by_value("file.path")
     Select(box2.find_element(By.CSS_SELECTOR, ".rule-op")).select_by_value("startswith")
     value2 = box2.find_element(By.CSS_SELECTOR, ".rule-value")
@@ -290,6 +289,13 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     wait(browser, lambda b: (preview_shown(box2) or ("",))[0] == str(narrow["matched"]), "the narrow rule's preview")
     assert f"of {narrow['considered']} alerts" in preview_shown(box2)[1]
     assert not css(box2, ".broad-warning") and not visible(box2, ".rule-force")
+
+    # a third rule, removed again: two are saved
+    css(dlg, "#rule-add")[0].click()
+    wait(browser, lambda b: len(css(dlg, "fieldset.rule")) == 3, "a third rule")
+    assert [css(x, "legend")[0].text for x in css(dlg, "fieldset.rule")] == ["Rule 1", "or rule 2", "or rule 3"]
+    css(css(dlg, "fieldset.rule")[2], ".rule-remove")[0].click()
+    assert len(css(dlg, "fieldset.rule")) == 2
 
     # an expiry (the datetime-local input in the browser's zone) and a remark, then save
     expires = (datetime.now(timezone.utc) + timedelta(days=30)).replace(second=0, microsecond=0)

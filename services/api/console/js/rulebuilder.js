@@ -73,7 +73,7 @@ export async function openRuleBuilder(alertId, after) {
     fieldSel.addEventListener('change', () => { const fd = fields.find((x) => x.field === fieldSel.value); if (fd) value.value = fd.value; syncOps(); schedule(rule); });
     for (const c of [opSel, scope]) c.addEventListener('change', () => schedule(rule));
     value.addEventListener('input', () => schedule(rule));
-    remove.addEventListener('click', () => { rules.splice(rules.indexOf(rule), 1); box.remove(); renumber(); });
+    remove.addEventListener('click', () => { clearTimeout(rule.timer); rule.seq++; rules.splice(rules.indexOf(rule), 1); box.remove(); renumber(); });
     syncOps();
     rules.push(rule);
     list.append(box);
@@ -89,9 +89,10 @@ export async function openRuleBuilder(alertId, after) {
     if (exp) b.expires_at = exp;
     return b;
   }
+  let open = true;
   function schedule(r, delay = 400) {
     clearTimeout(r.timer);
-    r.timer = setTimeout(() => runPreview(r), delay);
+    if (open) r.timer = setTimeout(() => runPreview(r), delay);
   }
   async function runPreview(r) {
     const seq = ++r.seq;
@@ -113,7 +114,7 @@ export async function openRuleBuilder(alertId, after) {
   const intro = h('p', null, `Whitelists alert ${f.alert_id} (`, h('strong', null, f.alert_name), `, account ${f.account_id}). `,
     'Rules made from it suppress its later occurrences and alerts like it: an alert of this name that any one rule matches. Leave none to whitelist only this alert.');
   expires.addEventListener('change', () => rules.forEach((r) => schedule(r)));
-  openDialog('Add to whitelist', (body) => {
+  const { dialog } = openDialog('Add to whitelist', (body) => {
     body.append(intro, list, addBtn, field('Rules expire at (optional)', expires), remark.el);
     if (fields.length) addRule();
   }, [
@@ -150,4 +151,6 @@ export async function openRuleBuilder(alertId, after) {
       },
     },
   ], { wide: true });
+  // closed (saved, cancelled, Escape): no preview is asked for any more
+  dialog.addEventListener('close', () => { open = false; rules.forEach((r) => clearTimeout(r.timer)); });
 }
