@@ -20,8 +20,8 @@ is served by the real cwpp-api of the same prefix.
 - Deleting a rule says it affects future alerts only; the rule leaves the list.
 
 Every figure the pages show is compared with what the API answers at that moment."""
-import json
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -73,8 +73,7 @@ def wl(prefix, services, console_api, make_user):
     d = {"account": account, "name": name, "api": console_api, "user": user,
          "prefix": prefix}
     # every alert stored and in an event (the correlator's)
-    ids = t.wait_for(lambda: alerts_by_path(d) if len(alerts_by_path(d)) == 12 else None,
-                     timeout=WAIT, what="the twelve alerts stored")
+    ids = stored_alerts(d, 12)
     d["ids"] = ids
     d["a"], d["b"] = ids[A_PATH], ids[B_PATH]
     d["event"] = t.wait_for(lambda: event_of(d, d["a"]), timeout=WAIT, what="A's event")
@@ -106,6 +105,14 @@ def alerts_by_path(d):
     return out
 
 
+def stored_alerts(d, n):
+    """{path: alert id} once the account has n alerts."""
+    def all_there():
+        m = alerts_by_path(d)
+        return m if len(m) == n else None
+    return t.wait_for(all_there, timeout=WAIT, what=f"{n} alerts stored")
+
+
 def alert(d, aid):
     return api_get(d, f"/api/v1/alerts/{aid}")
 
@@ -121,13 +128,8 @@ def event_alert_ids(d, eid):
 
 
 def rules_of(d, all_=False):
-    q = f"/api/v1/whitelist/rules?alert_name={quote(d['name'])}&limit=100"
+    q = f"/api/v1/whitelist/rules?alert_name={quote(d['name'], safe='')}&limit=100"
     return api_get(d, q + ("&all=true" if all_ else ""))["rules"]
-
-
-def quote(s):
-    from urllib.parse import quote as q
-    return q(s, safe="")
 
 
 def preview(d, rule):
@@ -192,12 +194,24 @@ def utc_title(iso):
 
 
 def preview_shown(box):
-    """(matched, considered) as the rule's preview in the builder shows them, or None."""
+    """(the matched figure, the whole sentence) of the preview shown in box, or None."""
     m = css(box, ".preview-matched")
     if not m:
         return None
     line = css(box, ".preview-line")[0].text
     return m[0].text, line
+
+
+def figures(p):
+    """What a preview's sentence says of an API preview p beside the matched figure."""
+    return (f"of {p['considered']} alerts of this name ({p['share'] * 100:.1f} %) on "
+            f"{p['assets']} asset")
+
+
+def ok_banner(browser):
+    text = banner(browser)
+    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class"), text
+    return text
 
 
 def set_value(el, text):
@@ -264,7 +278,7 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     # rule 1's live preview: the API's figures, before anything is saved
     p1 = preview(d, {"field": "file.path", "op": "eq", "value": A_PATH})
     wait(browser, lambda b: (preview_shown(box1) or ("",))[0] == str(p1["matched"]), "rule 1's preview")
-    assert f"of {p1['considered']} alerts" in preview_shown(box1)[1]
+    assert figures(p1) in preview_shown(box1)[1]
     assert not css(box1, ".broad-warning") and not p1["needs_force"]
     assert rules_of(d) == [], "nothing is saved yet"
 
@@ -279,6 +293,7 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     broad = preview(d, {"field": "file.path", "op": "startswith", "value": "/home/"})
     assert broad["needs_force"] and broad["broad"]
     wait(browser, lambda b: (preview_shown(box2) or ("",))[0] == str(broad["matched"]), "the broad rule's preview")
+    assert figures(broad) in preview_shown(box2)[1]
     warn = visible(box2, ".broad-warning")
     assert warn and broad["broad"] in warn[0].text, [w.text for w in warn]
     assert visible(box2, ".rule-force")
@@ -287,7 +302,7 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     assert not narrow["needs_force"] and narrow["matched"] != broad["matched"]
     set_value(value2, "/opt/app/")
     wait(browser, lambda b: (preview_shown(box2) or ("",))[0] == str(narrow["matched"]), "the narrow rule's preview")
-    assert f"of {narrow['considered']} alerts" in preview_shown(box2)[1]
+    assert figures(narrow) in preview_shown(box2)[1]
     assert not css(box2, ".broad-warning") and not visible(box2, ".rule-force")
 
     # a third rule, removed again: two are saved
@@ -309,7 +324,7 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     shot(browser, "rule-builder")
     assert rules_of(d) == [], "nothing is saved before Whitelist is clicked"
     submit(browser, dlg)
-    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class"), banner(browser)
+    ok_banner(browser)
 
     # the API: A whitelisted by hand, two rules of its account with the expiry and remark
     assert alert(d, d["a"])["status"] == "manually_whitelisted"
@@ -340,7 +355,7 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     pdlg = dialog(browser, "the rule's preview")
     now = preview(d, {"field": r2["field"], "op": r2["op"], "value": r2["value"]})
     wait(browser, lambda b: (preview_shown(pdlg) or ("",))[0] == str(now["matched"]), "the listed rule's preview")
-    assert f"of {now['considered']} alerts" in preview_shown(pdlg)[1]
+    assert figures(now) in preview_shown(pdlg)[1]
     shot(browser, "rule-preview")
     assert browser_errors(browser) == []
 
@@ -367,8 +382,7 @@ def test_recurrence_is_suppressed_and_bulk_removal_restores(browser, console_url
               [virus(d["account"], d["name"], "w1", A_PATH, 5),
                virus(d["account"], d["name"], "w1", c_path, 4),
                virus(d["account"], d["name"], "w1", d_path, 3)], keys=[d["account"].encode()] * 3)
-    ids = t.wait_for(lambda: (lambda m: m if len(m) == 14 else None)(alerts_by_path(d)),
-                     timeout=WAIT, what="C and D stored")
+    ids = stored_alerts(d, 14)
     c, dd = ids[c_path], ids[d_path]
     assert ids[A_PATH] == d["a"], "a recurrence is the same alert, not a new one"
     t.wait_for(lambda: alert(d, d["a"])["occurrences"] == occ + 1, timeout=WAIT, what="A's recurrence counted")
@@ -385,7 +399,7 @@ def test_recurrence_is_suppressed_and_bulk_removal_restores(browser, console_url
     browser.get(console_url)
     login(browser, user, password)
     # the Whitelist rules page shows the hit counts the API answers now
-    go(browser, console_url, "/whitelist?alert_name=" + quote(d["name"]))
+    go(browser, console_url, "/whitelist?alert_name=" + quote(d["name"], safe=""))
     wait(browser, lambda b: set(rule_rows(b)) == {str(x) for x in rule_ids}, "the rules")
     for rid in rule_ids:
         assert css(rule_rows(browser)[str(rid)], ".col-hits")[0].text == str(hits[rid])
@@ -413,7 +427,7 @@ def test_recurrence_is_suppressed_and_bulk_removal_restores(browser, console_url
     dlg = dialog(browser, "the removal dialog")
     dlg.find_element(By.CSS_SELECTOR, "textarea.remark").send_keys("needs a second look")
     submit(browser, dlg)
-    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class"), banner(browser)
+    ok_banner(browser)
 
     # the API: both unhandled again with the remark in their log; they rejoin an event
     for x in (d["a"], c):
@@ -449,7 +463,7 @@ def test_deleting_a_rule_affects_future_alerts_only(browser, console_url, wl, lo
     dlg.find_element(By.CSS_SELECTOR, "textarea.remark").send_keys("the app moved")
     shot(browser, "delete-dialog")
     submit(browser, dlg)
-    assert "banner-ok" in css(browser, "#banner")[0].get_attribute("class"), banner(browser)
+    ok_banner(browser)
     live = [r["rule_id"] for r in rules_of(d)]
     assert live == [r_eq], live
     wait(browser, lambda b: list(rule_rows(b)) == [str(x) for x in live], "the rule gone from the list")
