@@ -338,6 +338,16 @@ def test_rule_builder_previews_and_saves_rules(browser, console_url, wl, login, 
     # the new rule whitelisted B, the stored alert it matches; A leaves its event
     t.wait_for(lambda: event_of(d, d["a"]) is None, timeout=WAIT, what="A out of its event")
     assert alert(d, d["b"])["status"] == "automatically_whitelisted"
+    # the event's Alert tab, read again, shows what the API says is left of it
+    go(browser, console_url, f"/events/{d['event']}/alerts")
+    left = api_get(d, f"/api/v1/events/{d['event']}/alerts?limit=100")
+    wait(browser, lambda b: css(b, "#alerts-title") and
+         css(b, "#alerts-title")[0].text == f"Alerts ({left['total']})", "the event's alerts title")
+    assert [r.get_attribute("data-id") for r in css(browser, "#event-alerts tr[data-id]")] == \
+        [a["alert_id"] for a in left["alerts"]]
+    assert d["a"] not in [a["alert_id"] for a in left["alerts"]]
+    assert bool(visible(browser, "#event-alerts-empty")) == (left["total"] == 0)
+    shot(browser, "event-alerts-after")
 
     # the Whitelist rules page: the API's rules, hit counts, expiry; a rule's preview
     go(browser, console_url, "/whitelist")

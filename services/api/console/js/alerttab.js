@@ -58,6 +58,13 @@ export function renderAlerts(panel, ctx) {
             ? h('button', { type: 'button', class: 'whitelist-btn', onclick: () => openRuleBuilder(a.alert_id, () => ctx.reload()) }, 'Add to whitelist…') : null)));
       rows.push(info);
     }
+    // an event may be left with no alert (whitelisted alerts leave it, detached ones move):
+    // a sentence, not an empty table
+    if (r.total === 0 && !pager.cursor) {
+      fill(panel, h('h2', { id: 'alerts-title' }, 'Alerts (0)'),
+        h('p', { class: 'empty', id: 'event-alerts-empty' }, 'No alert is left in this event: whitelisted alerts leave their event, and detached ones move to a new one.'));
+      return;
+    }
     fill(panel,
       h('h2', { id: 'alerts-title' }, `Alerts (${r.total})`),
       canChange ? h('div', { class: 'bulk-bar' }, detachBtn) : null,
