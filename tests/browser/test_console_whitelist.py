@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -153,7 +154,10 @@ def whitelist_with_rules(d, remark="seeded by the test"):
 # ------------------------------------------------------------------ the page side
 
 def wait(browser, fn, what, timeout=WAIT):
-    return WebDriverWait(browser, timeout).until(lambda b: fn(b), message=what)
+    """fn(browser) once truthy; an element the page replaced meanwhile (a list drawn
+    again, a dialog closing) means "not yet"."""
+    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)
+                         ).until(lambda b: fn(b), message=what)
 
 
 def css(el, sel):

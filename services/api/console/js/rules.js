@@ -46,7 +46,7 @@ export function render(main, route) {
       h('td', { class: 'num col-hits' }, String(x.hits ?? 0)), h('td', { class: 'col-last-hit' }, time(x.last_hit_at)),
       h('td', { class: 'col-expires' }, x.expires_at ? [time(x.expires_at), x.expired ? ' ' : null, x.expired ? badge('expired', 'state') : null] : 'never'),
       h('td', { class: 'col-created' }, x.created_by || '', ' ', time(x.created_at), x.remark ? h('div', { class: 'muted small' }, clip(x.remark, 80)) : null),
-      h('td', { class: 'actions' }, x.deleted_at ? ['deleted ', time(x.deleted_at)] : (api.canChange()
+      h('td', { class: 'actions stacked' }, x.deleted_at ? ['deleted ', time(x.deleted_at)] : (api.canChange()
         ? [h('button', { type: 'button', class: 'rule-preview-btn', 'aria-label': `Preview rule ${x.rule_id}`, onclick: () => previewRule(x) }, 'Preview'),
           h('button', { type: 'button', class: 'danger rule-delete-btn', 'aria-label': `Delete rule ${x.rule_id}`, onclick: () => del(x) }, 'Delete…')] : null))));
     fill(listEl, r.rules.length ? table(['Id', 'Alert name', 'Condition', 'Scope', 'Account', 'Hits', 'Last hit', 'Expires', 'Created', ''], rows, { id: 'rules-table' })
