@@ -85,8 +85,9 @@ export function render(main, route) {
     const rows = [];
     for (const a of r.alerts) {
       const wl = /whitelisted/.test(a.status);
-      const cb = h('input', { type: 'checkbox', 'aria-label': `Select ${a.name}`, checked: ticked.has(a.alert_id), disabled: !wl });
-      cb.addEventListener('change', () => { if (cb.checked) ticked.set(a.alert_id, a.name); else ticked.delete(a.alert_id); drawBar(); });
+      // alerts of one name look alike: the id tells them apart (label, failures, the row)
+      const cb = h('input', { type: 'checkbox', 'aria-label': `Select ${a.name} (${a.alert_id})`, checked: ticked.has(a.alert_id), disabled: !wl });
+      cb.addEventListener('change', () => { if (cb.checked) ticked.set(a.alert_id, `${a.name} (${a.alert_id})`); else ticked.delete(a.alert_id); drawBar(); });
       const info = h('tr', { class: 'alert-info', hidden: true }, h('td', { colspan: '9' }));
       const more = h('button', { type: 'button', class: 'link', 'aria-expanded': 'false' }, 'Details');
       more.addEventListener('click', async () => {
@@ -96,9 +97,9 @@ export function render(main, route) {
       });
       rows.push(h('tr', { dataset: { id: a.alert_id } },
         h('td', { class: 'col-select' }, can ? cb : null),
-        h('td', null, h('strong', null, a.name), h('div', { class: 'muted small' }, a.type)),
-        h('td', null, badge(a.severity, 'level')), h('td', null, badge(a.status, 'status')),
-        h('td', null, a.defense), h('td', { class: 'num' }, String(a.occurrences)),
+        h('td', { class: 'col-alert' }, h('strong', null, a.name), h('div', { class: 'muted small' }, a.type, ' · ', h('span', { class: 'alert-id' }, a.alert_id))),
+        h('td', null, badge(a.severity, 'level')), h('td', { class: 'col-status' }, badge(a.status, 'status')),
+        h('td', null, a.defense), h('td', { class: 'num col-count' }, String(a.occurrences)),
         h('td', null, a.asset_name || a.asset_id, h('div', { class: 'muted small' }, a.account_id)),
         h('td', null, time(a.last_seen)),
         h('td', { class: 'actions' }, more, can && !wl && a.defense !== 'precision_defense'

@@ -28,7 +28,7 @@ export function renderAlerts(panel, ctx) {
     detachBtn.addEventListener('click', () => detachDialog(ctx, [...ticked], () => { ticked.clear(); load(); }));
     const rows = [];
     for (const a of r.alerts) {
-      const info = h('tr', { class: 'alert-info', hidden: true }, h('td', { colspan: '10' }));
+      const info = h('tr', { class: 'alert-info', hidden: true }, h('td', { colspan: '9' }));
       const more = h('button', { type: 'button', class: 'link alert-more', 'aria-expanded': 'false' }, 'Details');
       more.addEventListener('click', async () => {
         const open = more.getAttribute('aria-expanded') !== 'true';
@@ -46,23 +46,29 @@ export function renderAlerts(panel, ctx) {
       const whitelisted = /whitelisted/.test(a.status || '');
       rows.push(h('tr', { dataset: { id: a.alert_id } },
         canChange ? h('td', { class: 'col-select' }, cb) : h('td', null),
-        h('td', null, h('strong', null, a.name), h('div', { class: 'muted small' }, a.alert_id)),
+        h('td', { class: 'col-alert' }, h('strong', null, a.name), h('div', { class: 'muted small alert-id' }, a.alert_id)),
         h('td', null, badge(a.severity, 'level')),
-        h('td', null, badge(a.status, 'status')),
-        h('td', null, a.defense || '—'),
-        h('td', { class: 'num' }, String(a.occurrences ?? '')),
-        h('td', null, time(a.first_seen), h('br'), time(a.last_seen)),
+        h('td', { class: 'col-status' }, badge(a.status, 'status'), h('div', { class: 'muted small' }, `defence: ${a.defense || '—'}`)),
+        h('td', { class: 'num col-count' }, String(a.occurrences ?? '')),
+        h('td', { class: 'col-times' }, time(a.first_seen), h('br'), time(a.last_seen)),
         h('td', null, a.reason || '—'),
         h('td', null, a.asset_id || '—', h('div', { class: 'muted small' }, a.source || '')),
-        h('td', { class: 'actions' }, more,
+        h('td', { class: 'actions stacked' }, more,
           canChange && !whitelisted && a.defense !== 'precision_defense'
             ? h('button', { type: 'button', class: 'whitelist-btn', onclick: () => openRuleBuilder(a.alert_id, () => ctx.reload()) }, 'Add to whitelist…') : null)));
       rows.push(info);
     }
+    // an event may be left with no alert (whitelisted alerts leave it, detached ones move):
+    // a sentence, not an empty table
+    if (r.total === 0 && !pager.cursor) {
+      fill(panel, h('h2', { id: 'alerts-title' }, 'Alerts (0)'),
+        h('p', { class: 'empty', id: 'event-alerts-empty' }, 'No alert is left in this event: whitelisted alerts leave their event, and detached ones move to a new one.'));
+      return;
+    }
     fill(panel,
       h('h2', { id: 'alerts-title' }, `Alerts (${r.total})`),
       canChange ? h('div', { class: 'bulk-bar' }, detachBtn) : null,
-      table(['', 'Alert', 'Severity', 'Status', 'Defence', 'Count', 'First / last', 'Why it joined', 'Asset / source', ''], rows, { id: 'event-alerts' }),
+      table(['', 'Alert', 'Severity', 'Status', 'Count', 'First / last', 'Why it joined', 'Asset / source', ''], rows, { id: 'event-alerts' }),
       pager.controls(r.alerts.length, LIMIT, r.total, load, 'Alerts'));
   }
   fill(panel, h('p', { class: 'loading' }, 'Loading…'));

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // The Whitelist rules page: the rules of the caller's accounts with their hit counts and
-// expiry (deleted ones on request), deleting a rule (with a remark), and previewing a
-// rule's impact before anyone creates it.
+// expiry (deleted ones on request), each rule's impact preview as of now, deleting a rule
+// (with a remark; it affects future alerts only), and previewing a rule typed by hand
+// before anyone creates it.
 
 import * as api from './api.js';
 import { go } from './router.js';
 import { badge, clip, field, fill, h, openDialog, remarkField, select, showOk, table, time } from './ui.js';
 import { accounts, Pager } from './common.js';
+import { previewView } from './rulebuilder.js';
 
 const LIMIT = 50;
 
@@ -41,17 +43,21 @@ export function render(main, route) {
       h('td', null, h('code', null, x.field), ' ', x.op, ' ', h('code', null, clip(x.value, 60))),
       h('td', null, x.scope === 'asset' ? `asset ${x.asset_id}` : 'every asset'),
       h('td', null, x.account_id || '—'),
-      h('td', { class: 'num' }, String(x.hits ?? 0)), h('td', null, time(x.last_hit_at)),
-      h('td', null, x.expires_at ? [time(x.expires_at), x.expired ? ' ' : null, x.expired ? badge('expired', 'state') : null] : 'never'),
-      h('td', null, x.created_by || '', ' ', time(x.created_at)),
-      h('td', null, x.deleted_at ? ['deleted ', time(x.deleted_at)] : (api.canChange()
-        ? h('button', { type: 'button', class: 'danger', onclick: () => del(x) }, 'Delete…') : null))));
+      h('td', { class: 'num col-hits' }, String(x.hits ?? 0)), h('td', { class: 'col-last-hit' }, time(x.last_hit_at)),
+      h('td', { class: 'col-expires' }, x.expires_at ? [time(x.expires_at), x.expired ? ' ' : null, x.expired ? badge('expired', 'state') : null] : 'never'),
+      h('td', { class: 'col-created' }, x.created_by || '', ' ', time(x.created_at), x.remark ? h('div', { class: 'muted small' }, clip(x.remark, 80)) : null),
+      h('td', { class: 'actions stacked' }, x.deleted_at ? ['deleted ', time(x.deleted_at)] : (api.canChange()
+        ? [h('button', { type: 'button', class: 'rule-preview-btn', 'aria-label': `Preview rule ${x.rule_id}`, onclick: () => previewRule(x) }, 'Preview'),
+          h('button', { type: 'button', class: 'danger rule-delete-btn', 'aria-label': `Delete rule ${x.rule_id}`, onclick: () => del(x) }, 'Delete…')] : null))));
     fill(listEl, r.rules.length ? table(['Id', 'Alert name', 'Condition', 'Scope', 'Account', 'Hits', 'Last hit', 'Expires', 'Created', ''], rows, { id: 'rules-table' })
       : h('p', { class: 'empty' }, 'No rule.'), pager.controls(r.rules.length, LIMIT, r.total, load, 'Rules'));
   }
   function del(rule) {
     const remark = remarkField();
-    openDialog(`Delete rule ${rule.rule_id}`, (body) => body.append(h('p', null, 'Alerts it suppressed keep their status.'), remark.el), [
+    openDialog(`Delete rule ${rule.rule_id}`, (body) => body.append(
+      h('p', null, h('code', null, rule.alert_name), ': ', h('code', null, rule.field), ` ${rule.op} `, h('code', null, clip(rule.value, 60))),
+      h('p', { class: 'delete-note' }, 'Deleting it affects future alerts only: the alerts it suppressed keep their status (whitelisted) until they occur again.'),
+      remark.el), [
       { label: 'Cancel' },
       {
         label: 'Delete', primary: true, onclick: async (e, close) => {
@@ -63,6 +69,20 @@ export function render(main, route) {
   }
   load();
   return () => { alive = false; };
+}
+
+/** The impact a listed rule would have over the stored alerts as of now (its account,
+ * name, condition and scope), in a dialog; read-only. */
+function previewRule(rule) {
+  const out = h('div', { class: 'rule-preview', 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Loading…'));
+  openDialog(`Preview of rule ${rule.rule_id}`, (body) => body.append(
+    h('p', null, h('code', null, rule.alert_name), ': ', h('code', null, rule.field), ` ${rule.op} `, h('code', null, clip(rule.value, 60)),
+      rule.scope === 'asset' ? ` (asset ${rule.asset_id})` : ' (every asset)'), out), [{ label: 'Close' }]);
+  const q = { account_id: rule.account_id, alert_name: rule.alert_name, field: rule.field, op: rule.op, value: rule.value, scope: rule.scope };
+  if (rule.scope === 'asset' && rule.asset_id) q.asset_id = rule.asset_id;
+  api.post('/whitelist/rules/preview', q, { quiet: true })
+    .then((p) => fill(out, previewView(p)))
+    .catch((e) => fill(out, h('p', { class: 'form-error' }, e.message)));
 }
 
 /** A preview of a rule typed by hand (account, alert name, field, operator, value). */
@@ -79,8 +99,7 @@ function previewDialog() {
     {
       label: 'Preview', primary: true, onclick: async () => {
         const p = await api.post('/whitelist/rules/preview', { account_id: acc.value, alert_name: name.value, field: fld.value, op: op.value, value: val.value }, { quiet: true });
-        fill(out, h('p', null, `Over ${p.days} days: ${p.matched} of ${p.considered} alerts (${((p.share || 0) * 100).toFixed(1)} %) on ${p.assets} assets.`),
-          p.broad || p.needs_force ? h('p', { class: 'warning' }, '⚠ Broad rule: ', p.broad || 'needs force.') : null);
+        fill(out, previewView(p));
       },
     },
   ]);
