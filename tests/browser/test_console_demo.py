@@ -221,9 +221,9 @@ def test_the_demo_alerts_from_the_list_to_a_handled_event(browser, console_url, 
     def shown(d):
         out = {}
         for r in css(d, "#event-alerts tbody tr[data-id]"):
-            out[r.get_attribute("data-id")] = r.find_elements(By.CSS_SELECTOR, "td")[3].text.strip()
+            out[r.get_attribute("data-id")] = r.find_element(By.CSS_SELECTOR, ".col-status .badge").text
         return out
-    wait(browser, lambda d: shown(d) == {a["alert_id"]: a["status"] for a in alerts},
+    wait(browser, lambda d: shown(d) == {a["alert_id"]: a["status"].replace("_", " ") for a in alerts},
          "the alerts tab to show the API's statuses")
     shot(browser, "demo-alerts-handled")
     css(browser, "#tab-response")[0].click()

@@ -51,7 +51,7 @@ export function renderAlerts(panel, ctx) {
         h('td', { class: 'col-status' }, badge(a.status, 'status'), h('div', { class: 'muted small' }, `defence: ${a.defense || '—'}`)),
         h('td', { class: 'num col-count' }, String(a.occurrences ?? '')),
         h('td', { class: 'col-times' }, time(a.first_seen), h('br'), time(a.last_seen)),
-        h('td', null, a.reason || '—'),
+        h('td', { class: 'reason' }, a.reason || '—'),
         h('td', null, a.asset_id || '—', h('div', { class: 'muted small' }, a.source || '')),
         h('td', { class: 'actions stacked' }, more,
           canChange && !whitelisted && a.defense !== 'precision_defense'
