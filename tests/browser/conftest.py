@@ -52,6 +52,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import cwpp_testlib as t  # noqa: E402
+from cwpp_fixtures import _delete_module_topics, _delete_test_topics, prefix, services  # noqa: E402,F401
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
@@ -70,45 +71,7 @@ SUBMIT = 'button[type="submit"], button:not([type]), input[type="submit"]'
 
 # ------------------------------------------------------------------ the stack side
 
-@pytest.fixture(scope="module", autouse=True)
-def _delete_module_topics():
-    """Deletes the topics a module's fixtures created, when the module ends."""
-    first = len(t.CREATED_PREFIXES)
-    yield
-    t.delete_topics(t.CREATED_PREFIXES[first:])
-    del t.CREATED_PREFIXES[first:]
-
-
-@pytest.fixture(autouse=True)
-def _delete_test_topics():
-    """Deletes the topics a test created, when it ends (after its services stopped)."""
-    first = len(t.CREATED_PREFIXES)
-    yield
-    t.delete_topics(t.CREATED_PREFIXES[first:])
-    del t.CREATED_PREFIXES[first:]
-
-
-@pytest.fixture
-def prefix():
-    p = t.new_prefix()
-    t.create_topics(p, partitions=3)
-    return p
-
-
-@pytest.fixture
-def services(tmp_path):
-    started = []
-
-    def make(name, prefix, **kw):
-        s = t.Service(name, prefix, tmp_path, **kw)
-        started.append(s)
-        return s
-
-    yield make
-    for s in started:
-        if s.proc is not None and s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait(10)
+# prefix, services and the topics' clean-up: tests/integration/cwpp_fixtures.py
 
 
 @pytest.fixture(scope="session")

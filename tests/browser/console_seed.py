@@ -7,7 +7,6 @@ and a viewer of its account); and small Selenium helpers (wait, css, visible, ro
 submit, banner, api_get). A test module imports the fixture by name:
 `from console_seed import desk`."""
 import json
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -18,10 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import cwpp_testlib as t
 
-RESPONDER_DSN = os.environ.get(
-    "CWPP_PG_DSN_RESPONDER",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
+RESPONDER_DSN = t.RESPONDER_DSN
 LEVELS = ["critical", "high", "medium", "low"]
 STATUSES = ["unhandled", "handling", "handled", "failed"]
 URGENCIES = ["act_now", "high", "medium", "low"]

@@ -16,7 +16,6 @@ whitelist rule and the active policy some pages need are written the same way, s
 pages have something a change button would act on."""
 import hashlib
 import json
-import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -31,10 +30,7 @@ from console_seed import (IP, api_get, banner, css, desk, go, rows,  # noqa: F40
 
 openpyxl = pytest.importorskip("openpyxl")
 
-EXPORTER_DSN = os.environ.get(
-    "CWPP_PG_DSN_EXPORTER",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_exporter")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-exporter"))
+EXPORTER_DSN = t.EXPORTER_DSN
 RESULT = t.AvroType("command_result")
 # the sheets docs/exporter.md "Workbook" lists, in its order
 SHEETS = ["Events", "Affected assets", "Entities", "Alerts"]

@@ -24,11 +24,11 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 import cwpp_testlib as t
+from console_seed import banner, css, go, submit, visible, wait
 
 WAIT = 30
 
@@ -153,42 +153,8 @@ def whitelist_with_rules(d, remark="seeded by the test"):
 
 # ------------------------------------------------------------------ the page side
 
-def wait(browser, fn, what, timeout=WAIT):
-    """fn(browser) once truthy; an element the page replaced meanwhile (a list drawn
-    again, a dialog closing) means "not yet"."""
-    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)
-                         ).until(lambda b: fn(b), message=what)
-
-
-def css(el, sel):
-    return el.find_elements(By.CSS_SELECTOR, sel)
-
-
-def visible(el, sel):
-    return [e for e in css(el, sel) if e.is_displayed()]
-
-
-def go(browser, url, hash_):
-    browser.get(url + "#" + hash_)
-
-
 def dialog(browser, what):
     return wait(browser, lambda b: next(iter(visible(b, "dialog[open]")), False), what)
-
-
-def submit(browser, dlg):
-    """Clicks the dialog's primary button and waits until it closes; a problem it shows
-    instead fails the test with the API's sentence."""
-    dlg.find_element(By.CSS_SELECTOR, "button.primary").click()
-    wait(browser, lambda b: not visible(b, "dialog[open]") or visible(b, "dialog[open] .dialog-error"),
-         "the dialog to close")
-    errs = visible(browser, "dialog[open] .dialog-error")
-    assert not errs, errs[0].text
-
-
-def banner(browser):
-    b = wait(browser, lambda d: next(iter(visible(d, "#banner")), False), "a banner")
-    return b.find_element(By.CSS_SELECTOR, ".banner-text").text
 
 
 def utc_title(iso):

@@ -40,6 +40,10 @@ RESPONDER_DSN = os.environ.get(
     "CWPP_PG_DSN_RESPONDER",
     INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_responder")
               .replace("password=cwpp-dev-ingest", "password=cwpp-dev-responder"))
+EXPORTER_DSN = os.environ.get(
+    "CWPP_PG_DSN_EXPORTER",
+    INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_exporter")
+              .replace("password=cwpp-dev-ingest", "password=cwpp-dev-exporter"))
 API_DSN = os.environ.get(
     "CWPP_PG_DSN_API",
     INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_api")

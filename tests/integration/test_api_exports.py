@@ -7,7 +7,6 @@ every route needs a token, and hostile input is a clear 4xx. cwppctl's export ve
 through the same routes."""
 import io
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -21,10 +20,7 @@ from cwpp_testlib import tag
 
 openpyxl = pytest.importorskip("openpyxl")
 
-EXPORTER_DSN = os.environ.get(
-    "CWPP_PG_DSN_EXPORTER",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_exporter")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-exporter"))
+EXPORTER_DSN = t.EXPORTER_DSN
 RESULT = t.AvroType("command_result")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

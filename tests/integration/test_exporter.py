@@ -7,7 +7,6 @@ decoded with python3-avro, kill -9 of the exporter while it publishes, and reten
 (docs/architecture.md "Export", "Limits"; docs/exporter.md)."""
 import hashlib
 import json
-import os
 import random
 import signal
 import time
@@ -22,10 +21,7 @@ from test_responder import Pipe
 
 openpyxl = pytest.importorskip("openpyxl")
 
-EXPORTER_DSN = os.environ.get(
-    "CWPP_PG_DSN_EXPORTER",
-    t.INGEST_DSN.replace("user=cwpp_ingest", "user=cwpp_exporter")
-                .replace("password=cwpp-dev-ingest", "password=cwpp-dev-exporter"))
+EXPORTER_DSN = t.EXPORTER_DSN
 HANDLED = t.AvroType("handled_event")
 COMMAND = t.AvroType("command")
 RESULT = t.AvroType("command_result")
