@@ -133,6 +133,9 @@ int api_not_found(api_resp_t *rs, const char *what, const char *id);
 /* Adds a header to rs (value copied). */
 void api_header(api_resp_t *rs, const char *name, const char *value);
 
+/* Frees what rs holds (body, raw bytes, header values) and zeroes it for reuse. */
+void api_resp_clear(api_resp_t *rs);
+
 /* --------------------------------------------------------- the request (util.c) */
 
 /* The query argument name, or NULL. */

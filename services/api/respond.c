@@ -53,18 +53,6 @@ static int object_id_ok(const char *id)
     return n > 0 && n <= ID_MAX && strchr(id, '/') == NULL;
 }
 
-/* Frees what a scratch answer holds and clears it. */
-static void resp_clear(api_resp_t *s)
-{
-    size_t i;
-
-    json_decref(s->doc);
-    free(s->raw);
-    for (i = 0; i < s->nheaders; i++)
-        free(s->hvalue[i]);
-    memset(s, 0, sizeof(*s));
-}
-
 /*
  * The event id (scoped): 1 with *version (may be NULL) when the caller sees it; else 0
  * with rs set (404, or the database's problem).
@@ -423,7 +411,7 @@ static int bulk_change(api_req_t *rq, api_resp_t *rs)
             item = json_pack("{s:s, s:s, s:O?}", "id", id, "status", "error", "problem",
                              one.doc);
         }
-        resp_clear(&one);
+        api_resp_clear(&one);
         if (item == NULL || json_array_append_new(items, item) != 0)
             goto out;
     }

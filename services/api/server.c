@@ -81,17 +81,6 @@ static int match(const char *pattern, const char *path, char *buf, size_t size,
     return *p == '\0' && *s == '\0';
 }
 
-static void resp_clear(api_resp_t *rs)
-{
-    size_t i;
-
-    json_decref(rs->doc);
-    free(rs->raw);
-    for (i = 0; i < rs->nheaders; i++)
-        free(rs->hvalue[i]);
-    memset(rs, 0, sizeof(*rs));
-}
-
 static enum MHD_Result send_resp(struct MHD_Connection *conn, api_resp_t *rs)
 {
     struct MHD_Response *r;
@@ -336,7 +325,7 @@ static void handle(api_t *a, struct MHD_Connection *conn, const char *method, co
         }
     }
     if (r->fn(&rq, rs) != 0 || rs->status == 0) {
-        resp_clear(rs);
+        api_resp_clear(rs);
         cwpp_log(CWPP_LOG_ERROR, "api_handler_failed", "%s %s failed", method, r->pattern);
         api_problem(rs, 500, "internal", "The request failed inside the server.");
     }
@@ -399,7 +388,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cwpp_log(rs.status >= 500 ? CWPP_LOG_WARN : CWPP_LOG_INFO, "api_request",
              "%s %s -> %d in %lld ms%s%s", method, route, rs.status,
              (long long)(cwpp_mono_ms() - cx->t0), who[0] != '\0' ? " by " : "", who);
-    resp_clear(&rs);
+    api_resp_clear(&rs);
     return ret;
 }
 

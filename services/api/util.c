@@ -86,6 +86,17 @@ void api_header(api_resp_t *rs, const char *name, const char *value)
         rs->nheaders++;
 }
 
+void api_resp_clear(api_resp_t *rs)
+{
+    size_t i;
+
+    json_decref(rs->doc);
+    free(rs->raw);
+    for (i = 0; i < rs->nheaders; i++)
+        free(rs->hvalue[i]);
+    memset(rs, 0, sizeof(*rs));
+}
+
 const char *api_arg(const api_req_t *rq, const char *name)
 {
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);

@@ -5,6 +5,7 @@ local Kafka broker and PostgreSQL server, read topics with a third-party client
 schema files alone."""
 import atexit
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import struct
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -732,6 +734,22 @@ def dbname_of(dsn: str) -> str:
         if part.startswith("dbname="):
             return part[len("dbname="):]
     return "cwpp"
+
+
+def raw_request(url, method, path, headers=None):
+    """(status, headers, body) of method path sent verbatim to the plain-HTTP server at url
+    (no client-side cleaning of the path, unlike a browser or urllib)."""
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        c.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            c.putheader(k, v)
+        c.endheaders()
+        r = c.getresponse()
+        return r.status, r.headers, r.read()
+    finally:
+        c.close()
 
 
 class Api:

@@ -9,7 +9,6 @@ extension, all the same 404 problem; a binary of the build tree serves the sourc
 files by default, an empty api.console.dir turns the console off and a directory that
 cannot be opened stops start-up; and the API's own routes answer as before (no-store,
 authentication)."""
-import http.client
 
 import pytest
 
@@ -55,16 +54,7 @@ def api(console_dir):
 def raw(api, method, path, headers=None):
     """(status, headers, body) of method path sent verbatim (no client-side cleaning of
     the path, unlike a browser)."""
-    c = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
-    try:
-        c.putrequest(method, path, skip_accept_encoding=True)
-        for k, v in (headers or {}).items():
-            c.putheader(k, v)
-        c.endheaders()
-        r = c.getresponse()
-        return r.status, r.headers, r.read()
-    finally:
-        c.close()
+    return t.raw_request(api.url, method, path, headers)
 
 
 def assert_security_headers(h):

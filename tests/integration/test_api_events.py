@@ -13,7 +13,6 @@ reads them through the real HTTP interface, as three users: one holding A, one h
 A and B, and a viewer holding A."""
 import base64
 import hashlib
-import http.client
 import json
 import re
 import urllib.parse
@@ -158,17 +157,7 @@ def ok(path, user=None, **args):
 
 def raw(method, path, headers=None):
     """A request as sent, path unnormalised; (status, headers, body)."""
-    u = urllib.parse.urlsplit(S["api"].url)
-    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-    try:
-        c.putrequest(method, path, skip_accept_encoding=True)
-        for k, v in (headers or {}).items():
-            c.putheader(k, v)
-        c.endheaders()
-        r = c.getresponse()
-        return r.status, dict(r.getheaders()), r.read()
-    finally:
-        c.close()
+    return t.raw_request(S["api"].url, method, path, headers)
 
 
 def bearer(user=None):

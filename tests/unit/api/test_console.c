@@ -195,17 +195,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void clear(api_resp_t *rs)
-{
-    size_t i;
-
-    json_decref(rs->doc);
-    free(rs->raw);
-    for (i = 0; i < rs->nheaders; i++)
-        free(rs->hvalue[i]);
-    memset(rs, 0, sizeof(*rs));
-}
-
 static const char *header(const api_resp_t *rs, const char *name)
 {
     size_t i;
@@ -252,24 +241,24 @@ static void test_serves_files(void **state)
     snprintf(lastmod, sizeof(lastmod), "%s", header(&rs, "Last-Modified"));
     assert_true(etag[0] == '"' && etag[strlen(etag) - 1] == '"');
     assert_non_null(strstr(lastmod, " GMT"));
-    clear(&rs);
+    api_resp_clear(&rs);
 
     /* the same file by its name; HEAD alike (the server drops HEAD's body) */
     assert_int_equal(get(fx, "GET", "/console/index.html", NULL, NULL, &rs), 200);
     assert_string_equal(header(&rs, "ETag"), etag);
-    clear(&rs);
+    api_resp_clear(&rs);
     assert_int_equal(get(fx, "HEAD", "/", NULL, NULL, &rs), 200);
-    clear(&rs);
+    api_resp_clear(&rs);
 
     assert_int_equal(get(fx, "GET", "/console/app.js", NULL, NULL, &rs), 200);
     assert_string_equal(rs.ctype, "text/javascript; charset=utf-8");
     assert_int_equal(rs.raw_len, 20);
     assert_security_headers(&rs);
     assert_string_not_equal(header(&rs, "ETag"), etag);
-    clear(&rs);
+    api_resp_clear(&rs);
     assert_int_equal(get(fx, "GET", "/console/css/console.css", NULL, NULL, &rs), 200);
     assert_string_equal(rs.ctype, "text/css; charset=utf-8");
-    clear(&rs);
+    api_resp_clear(&rs);
 
     /* revalidation: a matching ETag (alone or in a list, weak too) or, without one, a
      * date at or after the file's */
@@ -278,22 +267,22 @@ static void test_serves_files(void **state)
     assert_string_equal(header(&rs, "ETag"), etag);
     assert_string_equal(header(&rs, "Cache-Control"), "no-cache");
     assert_security_headers(&rs);
-    clear(&rs);
+    api_resp_clear(&rs);
     {
         char list[300];
 
         snprintf(list, sizeof(list), "\"old\", W/%s", etag);
         assert_int_equal(get(fx, "GET", "/", list, NULL, &rs), 304);
-        clear(&rs);
+        api_resp_clear(&rs);
     }
     assert_int_equal(get(fx, "GET", "/", "\"old\"", lastmod, &rs), 200); /* ETag wins */
-    clear(&rs);
+    api_resp_clear(&rs);
     assert_int_equal(get(fx, "GET", "/", NULL, lastmod, &rs), 304);
-    clear(&rs);
+    api_resp_clear(&rs);
     assert_int_equal(get(fx, "GET", "/", NULL, "Thu, 01 Jan 1970 00:00:00 GMT", &rs), 200);
-    clear(&rs);
+    api_resp_clear(&rs);
     assert_int_equal(get(fx, "GET", "/", NULL, "yesterday", &rs), 200);
-    clear(&rs);
+    api_resp_clear(&rs);
 }
 
 static void test_refuses(void **state)
@@ -326,13 +315,13 @@ static void test_refuses(void **state)
         assert_string_equal(rs.ctype, "application/problem+json");
         assert_null(header(&rs, "ETag"));
         assert_security_headers(&rs);
-        clear(&rs);
+        api_resp_clear(&rs);
     }
     assert_int_equal(get(fx, "POST", "/", NULL, NULL, &rs), 405);
     assert_string_equal(header(&rs, "Allow"), "GET, HEAD");
-    clear(&rs);
+    api_resp_clear(&rs);
     assert_int_equal(get(fx, "DELETE", "/console/app.js", NULL, NULL, &rs), 405);
-    clear(&rs);
+    api_resp_clear(&rs);
 
     /* not the console's paths, or the console off: left to the routes */
     assert_int_equal(get(fx, "GET", "/index.html", NULL, NULL, &rs), 0);
