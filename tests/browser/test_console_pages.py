@@ -12,7 +12,10 @@ width (tests/browser/conftest.py's shot), and the browser's log stays free of er
 
 Events are written straight into the database as its owner (the correlator's rows, as
 tests/integration/test_api_events.py does): these tests are about the pages."""
+import time
+
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from console_seed import (IP, STATUSES, api_get, banner, css, desk, go, rows,  # noqa: F401
@@ -195,4 +198,65 @@ def test_a_viewer_sees_no_change_button(browser, console_url, desk, login, shot,
     # nothing of the session is left: the list is not shown without logging in again
     go(browser, console_url, "/events")
     wait(browser, lambda d: visible(d, "#login-user"), "the login page again")
+    assert browser_errors(browser) == []
+
+
+def test_keyboard_focus_layout_and_progress(browser, console_url, desk, shot, browser_errors):
+    """Without a mouse: the login form is filled and sent from the keyboard; Tab shows a
+    visible focus ring; a graph node is a focusable button that Enter opens. The list
+    loads without shifting what is already on the screen (cumulative layout shift under
+    0.1, the "good" bound of Chrome's own metric), and a request slower than 300 ms shows
+    the progress bar, which goes once the answer is in."""
+    user, password = desk["ana"]
+    browser.get(console_url)
+    field = wait(browser, lambda d: next(iter(visible(d, "#login-user")), False), "the login form")
+    assert browser.switch_to.active_element == field, "the user name has the focus"
+    field.send_keys(user, Keys.TAB)
+    browser.switch_to.active_element.send_keys(password, Keys.ENTER)
+    wait(browser, lambda d: user in css(d, "#whoami")[0].text, "logged in by keyboard")
+
+    # a fresh load of the list, its layout shifts measured by the browser
+    browser.get("about:blank")
+    browser.get(console_url + "#/events")
+    browser.execute_script(
+        "window.__shift = 0; new PerformanceObserver((l) => { for (const e of l.getEntries())"
+        " if (!e.hadRecentInput) window.__shift += e.value; })"
+        ".observe({type: 'layout-shift', buffered: true});")
+    wait(browser, lambda d: len(rows(d)) == 12, "the list")
+    time.sleep(1)
+    shift = browser.execute_script("return window.__shift")
+    assert shift < 0.1, f"cumulative layout shift {shift}"
+
+    # Tab from the page's start: the skip link, then the navigation, each with a ring
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    for _ in range(3):
+        el = browser.switch_to.active_element
+        style = browser.execute_script(
+            "const s = getComputedStyle(arguments[0]);"
+            " return [s.outlineStyle, parseFloat(s.outlineWidth)];", el)
+        assert style[0] != "none" and style[1] >= 2, (el.tag_name, el.text, style)
+        el.send_keys(Keys.TAB)
+
+    go(browser, console_url, f"/events/{desk['chain']}/chain")
+    node = wait(browser, lambda d: next((n for n in css(d, "#chain-graph g.node")
+                                         if n.get_attribute("data-type") == "ip"), False), "the graph")
+    assert node.get_attribute("tabindex") == "0" and node.get_attribute("role") == "button"
+    browser.execute_script("arguments[0].focus()", node)
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(browser, lambda d: "/entities" in d.current_url and visible(d, "#entity-detail"), "Enter opened it")
+
+    # a slow API: the progress bar shows after 300 ms and goes with the answer
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1})
+    try:
+        go(browser, console_url, "/alerts")
+        wait(browser, lambda d: "active" in css(d, "#progress")[0].get_attribute("class"),
+             "the progress bar", timeout=5)
+        assert css(browser, "body")[0].get_attribute("aria-busy") == "true"
+        wait(browser, lambda d: "active" not in css(d, "#progress")[0].get_attribute("class"),
+             "the progress bar to go")
+    finally:
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
     assert browser_errors(browser) == []
