@@ -31,11 +31,14 @@ export function render(main, route) {
   const listEl = h('div', { class: 'list-area', id: 'events-list', 'aria-live': 'polite' });
   const form = filterForm(filters, limit);
 
-  fill(main,
-    h('h1', null, 'Security events'),
-    h('details', { class: 'filters', open: window.matchMedia('(min-width: 700px)').matches ? true : null },
-      h('summary', null, 'Filters'), form),
-    countsEl, bulkEl, listEl);
+  // the filters are open on a wide screen and folded on a phone (the list first), also
+  // when the window crosses that width
+  const wide = window.matchMedia('(min-width: 700px)');
+  const filtersEl = h('details', { class: 'filters', open: wide.matches ? true : null },
+    h('summary', null, 'Filters'), form);
+  const onWidth = (e) => { filtersEl.open = e.matches; };
+  wide.addEventListener('change', onWidth);
+  fill(main, h('h1', null, 'Security events'), filtersEl, countsEl, bulkEl, listEl);
 
   const params = () => ({ ...filters, limit });
 
@@ -222,7 +225,7 @@ export function render(main, route) {
   drawBulk();
   load();
   loadCounts();
-  return () => { alive = false; };
+  return () => { alive = false; wide.removeEventListener('change', onWidth); };
 }
 
 /** The filter form; submitting writes the filters into the address. */
