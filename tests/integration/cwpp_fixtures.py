@@ -13,6 +13,7 @@ def _delete_module_topics():
     """Deletes the topics a module's fixtures created, when the module ends."""
     first = len(t.CREATED_PREFIXES)
     yield
+    t.stop_apis_of(t.CREATED_PREFIXES[first:])
     t.delete_topics(t.CREATED_PREFIXES[first:])
     del t.CREATED_PREFIXES[first:]
 
@@ -23,6 +24,7 @@ def _delete_test_topics():
     fixture is set up before the test's others, so it is torn down after them)."""
     first = len(t.CREATED_PREFIXES)
     yield
+    t.stop_apis_of(t.CREATED_PREFIXES[first:])
     t.delete_topics(t.CREATED_PREFIXES[first:])
     del t.CREATED_PREFIXES[first:]
 
