@@ -197,6 +197,8 @@ typedef struct cwpp_loop_conf {
     size_t                 ninputs;
     int                    batch_max_messages;
     int                    batch_max_ms;
+    int                    batch_linger_ms; /* close a batch once no record came for this
+                                             * long (>= batch_max_ms: only the cap) */
     int                    retry_max_ms;   /* longest backoff between retries */
     int                    tick_ms;        /* > 0: fn is also called with n = 0 every
                                             * tick_ms between batches, once the consumer

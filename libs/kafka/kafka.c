@@ -1342,7 +1342,7 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
     cwpp_info("loop_start", "consuming as group %s", l->conf.group_id);
     while (!l->stop) {
         int64_t started = 0, deadline = 0;
-        int     tick = 0;
+        int     tick = 0, lingering = 0;
 
         n = 0;
         while (n < (size_t)l->conf.batch_max_messages && !l->stop) {
@@ -1371,12 +1371,21 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
                 if (left <= 0)
                     break;
                 timeout = (int)left;
+                /* Once the input is read to the end (no record for batch_linger_ms),
+                 * the batch closes: at everyday rates a record does not wait out
+                 * batch_max_ms for others that are not coming. Under a backlog the
+                 * poll keeps answering at once and the batch fills up. */
+                lingering = l->conf.batch_linger_ms < timeout;
+                if (lingering)
+                    timeout = l->conf.batch_linger_ms;
             }
             m = rd_kafka_consumer_poll(l->consumer, timeout);
             if (m == NULL) {
                 /* Idle: complete in-flight batches (their commits must not wait for
                  * the next record). */
                 drain(l, 0);
+                if (lingering)
+                    break;
                 continue;
             }
             if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -36,6 +36,7 @@ typedef struct cwpp_common_conf {
     char   *log_level;          /* debug, info, warn, error */
     int64_t batch_max_messages; /* records per batch at most */
     int64_t batch_max_ms;       /* wait for a batch to fill at most */
+    int64_t batch_linger_ms;    /* a batch closes once no record came for this long */
     int64_t retry_max_ms;       /* longest backoff between retries of a failing batch */
     int64_t pg_statement_timeout_ms; /* a statement running longer fails (and is retried) */
     int64_t pg_idle_tx_timeout_ms;   /* the server ends a session idle in a transaction */
@@ -72,6 +73,9 @@ typedef struct cwpp_common_conf {
      100000, 0, "Most records consumed into one batch (one transaction, one commit)."},       \
     {"batch.max.ms", CWPP_CONF_INT, offsetof(T, M.batch_max_ms), "50", 1, 60000, 0,          \
      "Longest wait for a batch to fill after its first record."},                             \
+    {"batch.linger.ms", CWPP_CONF_INT, offsetof(T, M.batch_linger_ms), "5", 0, 60000, 0,      \
+     "A batch closes once no further record came for this long (its input is read to the "   \
+     "end), without waiting out batch.max.ms; under a backlog batches still fill up."},       \
     {"retry.max.ms", CWPP_CONF_INT, offsetof(T, M.retry_max_ms), "5000", 10, 600000, 0,      \
      "Longest backoff between retries of a batch whose effect failed (database down)."},      \
     {"pg.statement.timeout.ms", CWPP_CONF_INT, offsetof(T, M.pg_statement_timeout_ms),        \

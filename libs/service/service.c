@@ -319,6 +319,7 @@ int cwpp_service_run_loop_opts(const char *service, const cwpp_common_conf_t *co
     lc.ninputs = ninputs;
     lc.batch_max_messages = (int)common->batch_max_messages;
     lc.batch_max_ms = (int)common->batch_max_ms;
+    lc.batch_linger_ms = (int)common->batch_linger_ms;
     lc.retry_max_ms = (int)common->retry_max_ms;
     lc.metrics = env->metrics;
     lc.tick_ms = o->tick_ms;

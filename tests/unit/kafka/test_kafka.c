@@ -191,10 +191,12 @@ static int64_t topic_total(harness_t *h, const char *topic)
     return total;
 }
 
-/* The loop under test; s non-NULL: with the reject hook a service installs, its dead
- * letters counted in s. */
-static cwpp_loop_t *make_loop_conf(harness_t *h, const char *group, cwpp_metrics_t *m,
-                                   const cwpp_kvlist_t *props, svc_t *s)
+/* The loop under test, batches closing after max_ms at most, or once no record came for
+ * linger_ms; s non-NULL: with the reject hook a service installs, its dead letters counted
+ * in s. */
+static cwpp_loop_t *make_loop_timed(harness_t *h, const char *group, cwpp_metrics_t *m,
+                                    const cwpp_kvlist_t *props, svc_t *s, int max_ms,
+                                    int linger_ms)
 {
     static const cwpp_topic_id_t inputs[] = {CWPP_TOPIC_ALERTS_RAW};
     cwpp_loop_conf_t lc;
@@ -209,7 +211,8 @@ static cwpp_loop_t *make_loop_conf(harness_t *h, const char *group, cwpp_metrics
     lc.inputs = inputs;
     lc.ninputs = 1;
     lc.batch_max_messages = 50;
-    lc.batch_max_ms = 20;
+    lc.batch_max_ms = max_ms;
+    lc.batch_linger_ms = linger_ms;
     lc.retry_max_ms = 50;
     lc.metrics = m;
     lc.props = props;
@@ -224,6 +227,12 @@ static cwpp_loop_t *make_loop_conf(harness_t *h, const char *group, cwpp_metrics
     return l;
 }
 
+static cwpp_loop_t *make_loop_conf(harness_t *h, const char *group, cwpp_metrics_t *m,
+                                   const cwpp_kvlist_t *props, svc_t *s)
+{
+    return make_loop_timed(h, group, m, props, s, 20, 20);
+}
+
 static cwpp_loop_t *make_loop_props(harness_t *h, const char *group, cwpp_metrics_t *m,
                                     const cwpp_kvlist_t *props)
 {
@@ -233,6 +242,33 @@ static cwpp_loop_t *make_loop_props(harness_t *h, const char *group, cwpp_metric
 static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m)
 {
     return make_loop_props(h, group, m, NULL);
+}
+
+/* A few records and a batch cap of a minute: the batch closes once its input is read to
+ * the end (no record for batch_linger_ms), not when the cap runs out; every record is
+ * applied and committed. */
+static void test_a_batch_closes_once_its_input_is_drained(void **state)
+{
+    harness_t       h;
+    svc_t           s;
+    cwpp_metrics_t *m = cwpp_metrics_new();
+    int64_t         t0;
+
+    (void)state;
+    harness_start(&h);
+    harness_produce_inputs(&h, 5);
+    memset(&s, 0, sizeof(s));
+    s.target = 5;
+    s.loop = make_loop_timed(&h, "g-linger", m, NULL, NULL, 60000, 5);
+    t0 = cwpp_mono_ms();
+    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+    /* joining the group and fetching take seconds; waiting out the cap would take 60 */
+    assert_true(cwpp_mono_ms() - t0 < 30000);
+    cwpp_loop_destroy(s.loop);
+    assert_int_equal(s.seen, 5);
+    assert_int_equal(committed_total(&h, "g-linger"), 5);
+    cwpp_metrics_destroy(m);
+    rd_kafka_destroy(h.mock_rk);
 }
 
 /* One record the database refuses (CWPP_EDATA) in a batch: the batch is applied record
@@ -478,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_retry_without_loss),
         cmocka_unit_test(test_produce_errors_are_retried),
         cmocka_unit_test(test_stop_during_failure_commits_nothing),
+        cmocka_unit_test(test_a_batch_closes_once_its_input_is_drained),
         cmocka_unit_test(test_refused_record_is_dead_lettered),
         cmocka_unit_test(test_output_too_large_is_dead_lettered),
         cmocka_unit_test(test_outage_keeps_group_membership),
