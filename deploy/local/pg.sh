@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# deploy/local/pg.sh start|stop|status: the local stack's private PostgreSQL 15 server
+# deploy/local/pg.sh start|stop|crash|status: the local stack's private PostgreSQL 15 server
 # (Debian's binaries in /usr/lib/postgresql/15/bin, or $CWPP_PG_BIN).
 #   start   creates the cluster in $CWPP_STATE_DIR/pg with initdb if there is none,
 #           (re)writes our settings (cwpp.conf, included from postgresql.conf) and
@@ -9,6 +9,9 @@
 #           server already runs it only re-checks the pid file and the database.
 #   stop    fast shutdown through pg_ctl, only if the running postmaster is the one
 #           recorded in run/pg.pid and its command line is ours; no-op when stopped.
+#   crash   the same checks, then an immediate shutdown (pg_ctl -m immediate): no
+#           checkpoint, sessions cut mid-transaction, crash recovery from the WAL at the
+#           next start. The fault campaign uses it to show that nothing is lost.
 #   status  exit 0 when running, 3 when not.
 # The server listens on 127.0.0.1:$CWPP_PG_PORT and on a unix socket in
 # $CWPP_STATE_DIR/pgsock; the superuser postgres logs in over that socket (trust), every
@@ -116,11 +119,16 @@ unix_socket_directories = $(conf_quote "$SOCK")
 unix_socket_permissions = 0700
 password_encryption = 'scram-sha-256'
 max_connections = 100
-shared_buffers = 512MB
+shared_buffers = 2GB
 work_mem = 4MB
-maintenance_work_mem = 64MB
-effective_cache_size = 512MB
-max_wal_size = 1GB
+maintenance_work_mem = 256MB
+effective_cache_size = 4GB
+# Fewer, spread checkpoints: every checkpoint makes the next change of each page write
+# the whole page to the WAL, and hashed alert ids touch pages all over their indexes.
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+checkpoint_completion_target = 0.9
+wal_compression = lz4
 fsync = on
 synchronous_commit = on
 timezone = 'UTC'
@@ -195,6 +203,23 @@ stop() {
   say "stopped (pid $pid)"
 }
 
+crash() {
+  if ! running; then
+    rm -f "$PIDFILE"
+    say "not running"
+    return 0
+  fi
+  local pid recorded
+  pid=$(postmaster_pid)
+  recorded=$(cat "$PIDFILE" 2>/dev/null || true)
+  [ "$pid" = "$recorded" ] ||
+    die "the server's pid ($pid) is not the one recorded in $PIDFILE ('$recorded'); not crashing it"
+  ours "$pid" || die "pid $pid does not look like our postmaster; not crashing it"
+  pgtool pg_ctl -D "$DATA" -m immediate -w -t 30 stop >/dev/null
+  rm -f "$PIDFILE"
+  say "crashed (immediate shutdown of pid $pid)"
+}
+
 status() {
   if running; then
     say "running (pid $(postmaster_pid), 127.0.0.1:$CWPP_PG_PORT, socket dir $SOCK)"
@@ -224,9 +249,17 @@ case ${1:-} in
     lock
     stop
     ;;
+  crash)
+    if [ ! -f "$STATE/.cwpp-state" ] || [ ! -d "$RUN" ]; then
+      say "not running"
+      exit 0
+    fi
+    lock
+    crash
+    ;;
   status) status ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|crash|status" >&2
     exit 2
     ;;
 esac

@@ -12,6 +12,9 @@ steady stream of upstream alerts at a fixed rate while the faults run one after 
   kill-<svc>    kill -9 of each service in turn, restarted after a few seconds
   broker        the Kafka broker stopped and started again (deploy/local/kafka.sh)
   pg-restart    PostgreSQL stopped and started again (deploy/local/pg.sh)
+  pg-crash      PostgreSQL shut down immediately (deploy/local/pg.sh crash: no
+                checkpoint, sessions cut mid-transaction), started again, recovering
+                from its WAL; the services wait it out and resume from what was committed
   pg-long       PostgreSQL stopped for longer than the consumers' max.poll.interval.ms
                 (--long: 6 min against librdkafka's default 300 s; --short: 40 s against
                 consumer.max.poll.interval.ms=20000 given to every service)
@@ -95,7 +98,7 @@ SERVICES = {
     "responder": ("CWPP_PG_DSN_RESPONDER", ["commands", "action-results"]),
     "exporter": ("CWPP_PG_DSN_EXPORTER", ["commands"]),
 }
-ALL_FAULTS = ["kill", "broker", "pg-restart", "pg-long", "partition", "disk-full",
+ALL_FAULTS = ["kill", "broker", "pg-restart", "pg-crash", "pg-long", "partition", "disk-full",
               "rebalance", "agent-disk-full", "agent-clock-skew"]
 AGENT_FAULTS = ("agent-disk-full", "agent-clock-skew")
 ACTION = t.AvroType("action")
@@ -730,6 +733,11 @@ class Campaign:
         time.sleep(2)
         self.stack("pg.sh", "start")
 
+    def fault_pg_crash(self):
+        self.stack("pg.sh", "crash")
+        time.sleep(2)
+        self.stack("pg.sh", "start")
+
     def fault_pg_long(self):
         self.stack("pg.sh", "stop")
         secs = 40 if self.short else 360
@@ -1107,6 +1115,8 @@ class Campaign:
                 out.append(("broker", self.fault_broker))
             elif f == "pg-restart":
                 out.append(("pg-restart", self.fault_pg_restart))
+            elif f == "pg-crash":
+                out.append(("pg-crash", self.fault_pg_crash))
             elif f == "pg-long":
                 out.append(("pg-long", self.fault_pg_long))
             elif f == "partition":
