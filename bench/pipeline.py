@@ -21,21 +21,46 @@ wrote (the broker timestamps of the last <prefix>events snapshots; the commit-ba
 is printed too). Then the relay copies the same N raw records from a fresh group (a
 backlog, as bench/run measures it).
 
-Phase B (latency at a fixed rate): alerts are produced at R/s for S seconds (raw records
-keyed by account, so each account's alerts keep their order through the pipeline). Each
-alert has a unique occurrence time (ms) and belongs to an incident of 5 alerts with its
-own asset, IP and hash, sent ~S/5 s apart, so it opens or joins one event and moves the
-event's last_seen_ms to exactly its occurrence time. An alert's latency is the timestamp
-of the first <prefix>events snapshot of its event whose last_seen_ms reached its
-occurrence time, minus the time it was produced (both from this machine's clock). A
-snapshot whose alert_count disagrees with the alerts sent so far is counted as
-inconsistent.
+Phase A also reports each stage's rate (N over the span from the first produce to the
+last record the stage wrote) and the CPU the phase cost per alert: utime + stime
+(/proc/<pid>/stat) of each service, of the Kafka broker (the pid in
+$CWPP_STATE_DIR/run/kafka.pid, else the java process running kafka.Kafka) and of
+PostgreSQL (the postmaster, first line of $CWPP_STATE_DIR/pg/postmaster.pid, and every
+process whose parent it is: the services' sessions live for the whole phase), sampled
+just before the first produce and right after the pipeline is done. PostgreSQL counts
+the backends of the services' database and the server's own processes (checkpointer,
+walwriter, ...); sessions on other databases of a shared server are reported apart and
+not counted. The sum gives "alerts per core-second" = N / CPU seconds, how much of the
+machine's 2 x 100 % the pipeline needs per alert. How busy the whole machine was in the
+window is printed too: on a machine busy with other work the broker's figure includes
+their share and the rates mean little.
 
-Peak RSS is VmHWM of each service at the end of each phase. Results: printed, written to
-bench/results/pipeline-<time>.json and appended as one line to
-bench/results/pipeline.jsonl. The alerts stay in PostgreSQL (as bench/run's do)."""
+Phase B (latency at fixed rates, --rates, default 1,000/s and 5,000/s, each with its own
+topic prefix bench<run>b<index>., groups and accounts): alerts are produced at R/s for S
+seconds (raw records keyed by account, so each account's alerts keep their order through
+the pipeline). Each alert has a unique occurrence time (ms) and belongs to an incident
+of 5 alerts with its own asset, IP and hash, sent ~S/5 s apart, so it opens or joins one
+event and moves the event's last_seen_ms to exactly its occurrence time. An alert's
+latency is the timestamp of the first <prefix>events snapshot of its event whose
+last_seen_ms reached its occurrence time, minus the time it was produced (both from this
+machine's clock). A snapshot whose alert_count disagrees with the alerts sent so far is
+counted as inconsistent. The latency is then split per hop from the Alert records of
+<prefix>alerts.normalized (ingest's output) and <prefix>alerts.accepted (the filter's),
+matched to the alert by their occurred_at_ms, with each record's CreateTime (set by the
+service's producer, on this machine): ingest = normalized - sent, whitelist-filter =
+accepted - normalized, correlator = snapshot - accepted (p50/p99 over the alerts seen at
+all three).
+
+Peak RSS is VmHWM of each service at the end of each phase. Results: printed (a summary
+block at the end), written to bench/results/pipeline-<time>.json and appended as one line
+to bench/results/pipeline.jsonl ("latency" is a list, one entry per rate). The alerts
+stay in PostgreSQL (as bench/run's do). The services inherit this process's environment
+(CWPP_BATCH_LINGER_MS, CWPP_BATCH_MAX_MS, ... pass through); unset, CWPP_BATCH_MAX_MS
+and CWPP_RETRY_MAX_MS take the services' own defaults (50, 5000) rather than the shorter
+ones of the tests."""
 import argparse
 import hashlib
+import io
 import json
 import os
 import random
@@ -51,9 +76,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 
+import avro.io  # noqa: E402
 import cwpp_testlib as t  # noqa: E402
 from bench import RELAY, create_relay_topic, pct, vmhwm_kib  # noqa: E402
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import (TIMESTAMP_CREATE_TIME, Consumer, KafkaException, Producer,  # noqa: E402
+                             TopicPartition)
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 import psycopg2  # noqa: E402
@@ -64,6 +91,7 @@ INPUT = {"ingest": "alerts.raw", "whitelist-filter": "alerts.normalized",
          "correlator": "alerts.accepted"}
 DSN_ENV = {"ingest": "CWPP_PG_DSN", "whitelist-filter": "CWPP_PG_DSN_WHITELIST",
            "correlator": "CWPP_PG_DSN_CORRELATOR"}
+RSS_LIMIT_MIB = 64  # the goal for every service
 HINT_UP = "start the local stack with deploy/local/up (then . deploy/local/env)"
 
 
@@ -291,9 +319,12 @@ def start_pipeline(procs, prefix, tmp):
     svcs = {}
     for name in SERVICES:
         svcs[name] = procs.service(name, prefix, tmp, {
-            "CWPP_PG_DSN": os.environ[DSN_ENV[name]], "CWPP_LOG_LEVEL": "warn",
-            # the services' own defaults (cwpp_testlib's Service shortens them for tests)
-            "CWPP_BATCH_MAX_MS": "50", "CWPP_RETRY_MAX_MS": "5000"})
+            "CWPP_PG_DSN": os.environ[DSN_ENV[name]],
+            "CWPP_LOG_LEVEL": os.environ.get("CWPP_LOG_LEVEL") or "warn",
+            # the services' own defaults (cwpp_testlib's Service shortens them for tests),
+            # unless the caller's environment sets them (it passes through otherwise)
+            "CWPP_BATCH_MAX_MS": os.environ.get("CWPP_BATCH_MAX_MS") or "50",
+            "CWPP_RETRY_MAX_MS": os.environ.get("CWPP_RETRY_MAX_MS") or "5000"})
     for name, s in svcs.items():
         try:
             s.wait_ready(timeout=60)
@@ -350,6 +381,201 @@ def rss_mib(svcs):
             out[n] = round(vmhwm_kib(s.proc.pid) / 1024, 1)
         except OSError:
             out[n] = None
+    return out
+
+
+# ------------------------------------------------------------------------ CPU
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CPU_GROUPS = (*SERVICES, "kafka", "postgresql")
+
+
+def proc_stat(pid):
+    """(ppid, utime + stime in s: all its threads) of pid, or None when it is gone."""
+    try:
+        s = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    f = s[s.rindex(")") + 2:].split()   # after "pid (comm) ": state ppid ... utime stime
+    return int(f[1]), (int(f[11]) + int(f[12])) / CLK_TCK
+
+
+def cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def broker_pid():
+    """The local stack's Kafka broker: run/kafka.pid of $CWPP_STATE_DIR (deploy/local/kafka.sh),
+    else the one java process running kafka.Kafka (None when there is not exactly one)."""
+    state = os.environ.get("CWPP_STATE_DIR")
+    if state:
+        try:
+            pid = int(Path(state, "run", "kafka.pid").read_text().split()[0])
+            if " kafka.Kafka " in cmdline(pid) + " ":
+                return pid
+        except (OSError, ValueError, IndexError):
+            pass
+    found = [p for p in all_pids() if " kafka.Kafka " in cmdline(p) + " "]
+    if state and len(found) > 1:
+        found = [p for p in found if state in cmdline(p)] or found
+    return found[0] if len(found) == 1 else None
+
+
+def postmaster_pid(admin_dsn):
+    """The postmaster: the first line of postmaster.pid in the local stack's data dir
+    ($CWPP_STATE_DIR/pg, deploy/local/pg.sh), else the parent of a backend of ours (the
+    server runs on this machine). None when neither works."""
+    state = os.environ.get("CWPP_STATE_DIR")
+    if state:
+        for f in (Path(state, "pg", "postmaster.pid"), Path(state, "run", "pg.pid")):
+            try:
+                pid = int(f.read_text().split()[0])
+                if proc_stat(pid) is not None:
+                    return pid
+            except (OSError, ValueError, IndexError):
+                pass
+    if not admin_dsn:
+        return None
+    try:
+        conn = psycopg2.connect(admin_dsn, connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                st = proc_stat(cur.fetchone()[0])
+        finally:
+            conn.close()
+        return st[0] if st else None
+    except psycopg2.Error:
+        return None
+
+
+class CpuMeter:
+    """CPU seconds (utime + stime) of the pipeline's processes between two samples.
+    Groups: each service, "kafka" (the broker), "postgresql" (the postmaster, its own
+    processes and the backends on the services' database) and, not counted in the total,
+    "postgresql-other" (sessions on other databases of a shared server)."""
+
+    def __init__(self, svcs, admin_dsn):
+        self.svcs = svcs
+        self.admin_dsn = admin_dsn
+        self.dbname = psycopg2.extensions.parse_dsn(
+            svcs["ingest"].env["CWPP_PG_DSN"]).get("dbname")
+        self.kafka = broker_pid()
+        self.postmaster = postmaster_pid(admin_dsn)
+        self.notes = []
+        if self.kafka is None:
+            self.notes.append("Kafka broker not found (no run/kafka.pid under $CWPP_STATE_DIR, "
+                              "no single kafka.Kafka process): its CPU is not counted")
+        if self.postmaster is None:
+            self.notes.append("PostgreSQL's postmaster not found: its CPU is not counted")
+        self.db_of = {}             # backend pid -> database name (None: the server's own)
+        self.start = None
+
+    def _databases(self):
+        if not self.admin_dsn:
+            note = "no CWPP_PG_ADMIN_DSN: every PostgreSQL process counted"
+            if note not in self.notes:
+                self.notes.append(note)
+            return
+        try:
+            conn = psycopg2.connect(self.admin_dsn, connect_timeout=5)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pid, datname FROM pg_stat_activity "
+                                "WHERE pid <> pg_backend_pid()")
+                    self.db_of.update(dict(cur.fetchall()))
+            finally:
+                conn.close()
+        except psycopg2.Error as e:
+            note = (f"pg_stat_activity not readable ({str(e).strip()}): every PostgreSQL "
+                    "process counted")
+            if note not in self.notes:
+                self.notes.append(note)
+
+    def sample(self):
+        """{"t": time, "machine": (busy s, all s), "groups": {group: {pid: cpu s}}}."""
+        groups = {g: {} for g in (*CPU_GROUPS, "postgresql-other")}
+        for name, s in self.svcs.items():
+            st = proc_stat(s.proc.pid)
+            if st:
+                groups[name][s.proc.pid] = st[1]
+        if self.kafka:
+            st = proc_stat(self.kafka)
+            if st:
+                groups["kafka"][self.kafka] = st[1]
+        if self.postmaster:
+            self._databases()
+            for pid in all_pids():
+                st = proc_stat(pid)
+                if st is None or (pid != self.postmaster and st[0] != self.postmaster):
+                    continue
+                db = self.db_of.get(pid)
+                g = "postgresql" if db in (None, self.dbname) else "postgresql-other"
+                groups[g][pid] = st[1]
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+        machine = (busy / CLK_TCK, (busy + v[3] + v[4]) / CLK_TCK)
+        own = os.times()
+        return {"t": time.time(), "machine": machine, "groups": groups,
+                "self": own.user + own.system}
+
+    def begin(self):
+        self.start = self.sample()
+
+    def end(self, n):
+        """The figures of the window since begin() for n alerts (a dict for the JSON)."""
+        a, b = self.start, self.sample()
+        cpu = {}
+        for g, pids in b["groups"].items():
+            # a process born during the window counts whole; one gone by its end is lost
+            cpu[g] = sum(v - a["groups"][g].get(pid, 0.0) for pid, v in pids.items())
+        total = sum(cpu[g] for g in CPU_GROUPS)
+        window = b["t"] - a["t"]
+        busy = b["machine"][0] - a["machine"][0]
+        allcpu = b["machine"][1] - a["machine"][1]
+        us = {g: round(cpu[g] / n * 1e6, 1) for g in CPU_GROUPS}
+        return {"window_s": round(window, 2), "alerts": n,
+                "cpu_s": {g: round(cpu[g], 2) for g in CPU_GROUPS},
+                "us_per_alert": us, "total_us_per_alert": round(total / n * 1e6, 1),
+                "total_cpu_s": round(total, 2),
+                "alerts_per_core_s": round(n / total) if total > 0 else None,
+                "cores_used": round(total / window, 2) if window > 0 else None,
+                "postgresql_other_dbs_us_per_alert": round(cpu["postgresql-other"] / n * 1e6, 1),
+                "bench_process_us_per_alert": round((b["self"] - a["self"]) / n * 1e6, 1),
+                "machine_cores": os.cpu_count(),
+                "machine_busy_cpu_s": round(busy, 2),
+                "machine_busy_pct": round(100 * busy / allcpu, 1) if allcpu > 0 else None,
+                "pids": {"kafka": self.kafka, "postmaster": self.postmaster,
+                         **{s: self.svcs[s].proc.pid for s in SERVICES}},
+                "notes": self.notes}
+
+
+def cpu_lines(cpu):
+    """The CPU table of phase A, as printed lines."""
+    names = {"kafka": "kafka broker", "postgresql": "postgresql"}
+    out = [f"cpu          µs of CPU per alert, phase A ({cpu['alerts']} alerts, "
+           f"{cpu['window_s']} s window):"]
+    for g in CPU_GROUPS:
+        out.append(f"               {names.get(g, g):<18} {cpu['us_per_alert'][g]:>9.1f} µs"
+                   f"   ({cpu['cpu_s'][g]} s)")
+    out.append(f"               {'total':<18} {cpu['total_us_per_alert']:>9.1f} µs   "
+               f"({cpu['total_cpu_s']} s, {cpu['cores_used']} cores busy) -> "
+               f"{cpu['alerts_per_core_s']} alerts per core-second")
+    out.append(f"             not counted: this bench's producer "
+               f"{cpu['bench_process_us_per_alert']} µs/alert, other databases' sessions "
+               f"{cpu['postgresql_other_dbs_us_per_alert']} µs/alert; the machine "
+               f"({cpu['machine_cores']} cores) was {cpu['machine_busy_pct']} % busy in the "
+               f"window ({cpu['machine_busy_cpu_s']} core-s)")
+    for note in cpu["notes"]:
+        out.append(f"             note: {note}")
     return out
 
 
@@ -461,9 +687,11 @@ def throughput_records(n, run, seed=1):
     return [json.dumps(a, separators=(",", ":")).encode() for a in alerts], inc
 
 
-def latency_templates(n, run, per_incident=5):
+def latency_templates(n, run, per_incident=5, tag="b"):
     """n alerts of n/per_incident incidents: alert i belongs to incident i % m and has
-    occurrence time base + i ms (unique; increasing within an incident). Returns
+    occurrence time base + i ms (unique; increasing within an incident). The accounts,
+    assets and hashes carry run and tag (one tag per phase B rate, so that one rate's
+    alerts never join another's events). Returns
     [(account, head, tail)] (the record is head + send time in ns + tail), base_ms and
     the incident count."""
     m = max(1, n // per_incident)
@@ -471,9 +699,9 @@ def latency_templates(n, run, per_incident=5):
     out = []
     for i in range(n):
         inc, k = i % m, i // m
-        acct = f"bench-{run}b-acct-{inc % 24:02d}"  # phase B's own accounts
+        acct = f"bench-{run}{tag}-acct-{inc % 24:02d}"  # this phase B's own accounts
         ip = ip_of(run, inc)
-        asset = {"id": f"i-{run}-l{inc:06d}", "name": f"lat-{inc}",
+        asset = {"id": f"i-{run}{tag}-l{inc:06d}", "name": f"lat-{inc}",
                  "ip": "10.%d.%d.%d" % (inc >> 16 & 255, inc >> 8 & 255, inc & 255),
                  "role": ROLES[inc % len(ROLES)]}
         a = {"account_id": acct, "asset": asset, "occurred_at": iso_ms(base_ms + i),
@@ -481,7 +709,7 @@ def latency_templates(n, run, per_incident=5):
         if k % 3 == 0:
             a.update({"name": "Trojan program", "type": "virus", "source": "virus_scan",
                       "attack": {"tactic": "TA0002", "technique": "T1204"},
-                      "file": {"path": f"/var/tmp/.cache/l{i}", "md5": md5(f"{run}-l{inc}")}})
+                      "file": {"path": f"/var/tmp/.cache/l{i}", "md5": md5(f"{run}{tag}-l{inc}")}})
         elif k % 3 == 1:
             exe = f"/var/tmp/.cache/l{inc}"
             a.update({"name": "Malicious process", "type": "malicious_process",
@@ -493,7 +721,7 @@ def latency_templates(n, run, per_incident=5):
         else:
             a.update({"name": "Web shell uploaded", "type": "webshell", "source": "webshell_scan",
                       "attack": {"tactic": "TA0003", "technique": "T1505.003"},
-                      "file": {"path": f"/var/www/html/up/l{i}.php", "md5": md5(f"{run}-w{inc}")}})
+                      "file": {"path": f"/var/www/html/up/l{i}.php", "md5": md5(f"{run}{tag}-w{inc}")}})
         a["details"] = {"bench_seq": i, "bench_sent_ns": 0}
         text = json.dumps(a, separators=(",", ":"))
         head, tail = text.split('"bench_sent_ns":0', 1)
@@ -529,10 +757,13 @@ def phase_throughput(procs, n, run, tmp, relay_ok):
     size = sum(map(len, raw)) / len(raw)
     prefix = f"bench{run}a."
     svcs = start_pipeline(procs, prefix, tmp)
+    meter = CpuMeter(svcs, os.environ.get("CWPP_PG_ADMIN_DSN", ""))
+    meter.begin()
     t_first, t_last, t_acked = produce_fast(prefix + "alerts.raw", raw)
     print(f"  produced {n} alerts ({size:.0f} B avg, {incidents} incidents) in "
           f"{t_acked - t_first:.2f} s ({n / max(t_acked - t_first, 1e-9):.0f}/s)", flush=True)
     t_done = wait_done(svcs, prefix, timeout=max(300, n // 500), what="phase A")
+    cpu = meter.end(n)
     m_corr = metrics(svcs["correlator"])
     m_filt = metrics(svcs["whitelist-filter"])
     m_ing = metrics(svcs["ingest"])
@@ -560,6 +791,8 @@ def phase_throughput(procs, n, run, tmp, relay_ok):
            "committed_span_s": round(t_done - t_first, 2),
            "committed_alerts_per_s": round(n / (t_done - t_first)),
            "stage_done_s": {k: (round(v - t_first, 2) if v else None) for k, v in stage_end.items()},
+           "stage_rate_per_s": {k: (round(n / (v - t_first)) if v and v > t_first else None)
+                                for k, v in stage_end.items()},
            "topic_records": counts,
            "correlator_alerts_total": m_corr.get("cwpp_correlator_alerts_total"),
            "correlator_events_opened_total": m_corr.get("cwpp_correlator_events_opened_total"),
@@ -570,7 +803,7 @@ def phase_throughput(procs, n, run, tmp, relay_ok):
            "correlator_db_errors_total": m_corr.get("cwpp_correlator_db_errors_total"),
            "whitelist_db_errors_total": m_filt.get("cwpp_whitelist_db_errors_total"),
            "ingest_db_errors_total": m_ing.get("cwpp_ingest_db_errors_total"),
-           "peak_rss_mib": rss}
+           "peak_rss_mib": rss, "cpu": cpu}
     opened = res["correlator_events_opened_total"]
     alerts = res["correlator_alerts_total"]
     if opened and alerts:
@@ -625,11 +858,103 @@ def credit(snaps, base_ms, sent_ms, m):
     return lat, inconsistent, unknown
 
 
-def phase_latency(procs, rate, seconds, run, tmp):
+def alert_occurred_ms(av, msg):
+    """occurred_at_ms of an Alert record (Avro single-object encoding): the fields before
+    it are skipped, the rest is not read (a full decode costs ~20 times more)."""
+    assert msg[:2] == b"\xc3\x01", "no single-object marker"
+    assert msg[2:10] == av.fingerprint.to_bytes(8, "little"), "not an Alert of this schema"
+    dec = avro.io.BinaryDecoder(io.BytesIO(msg[10:]))
+    for f in av.schema.fields:
+        if f.name == "occurred_at_ms":
+            occ = av.reader.read_data(f.type, f.type, dec)
+            break
+        av.reader.skip_data(f.type, dec)
+    else:
+        raise AssertionError("no occurred_at_ms in the Alert schema")
+    return occ
+
+
+def hop_times(topic, av, base_ms, n):
+    """CreateTime (ms) of the first record of topic per phase B alert (None: not seen) and
+    (records not decodable, records of no alert of the phase, records whose timestamp is
+    not a CreateTime)."""
+    ts = [None] * n
+    bad = unknown = not_create = 0
+    for msg in read_all(topic):
+        try:
+            occ = alert_occurred_ms(av, msg.value())
+            i = occ - base_ms
+            if not 0 <= i < n:     # replaced by ingest's clock? then the producer's is kept
+                orig = av.decode(msg.value()).get("original_occurred_at_ms")
+                i = orig - base_ms if orig is not None else -1
+        except Exception:  # noqa: BLE001 - counted and reported
+            bad += 1
+            continue
+        if not 0 <= i < n:
+            unknown += 1
+            continue
+        kind, when = msg.timestamp()
+        if kind != TIMESTAMP_CREATE_TIME:
+            not_create += 1
+        if ts[i] is None or when < ts[i]:
+            ts[i] = when
+    return ts, (bad, unknown, not_create)
+
+
+def hop_split(prefix, base_ms, sent_ms, lat):
+    """Splits each alert's latency in its three hops: ingest (sent -> its record on
+    alerts.normalized), whitelist-filter (-> alerts.accepted) and correlator (-> the first
+    event snapshot showing it), by the records' CreateTime. p50/p99 per hop over the
+    alerts seen at all three."""
+    n = len(sent_ms)
+    av = t.AvroType("alert")
+    norm, (bad_n, unk_n, nct_n) = hop_times(prefix + "alerts.normalized", av, base_ms, n)
+    acc, (bad_a, unk_a, nct_a) = hop_times(prefix + "alerts.accepted", av, base_ms, n)
+    both = [i for i in range(n)
+            if norm[i] is not None and acc[i] is not None and lat[i] is not None]
+    hops = {"ingest": [norm[i] - sent_ms[i] for i in both],
+            "whitelist-filter": [acc[i] - norm[i] for i in both],
+            "correlator": [sent_ms[i] + lat[i] - acc[i] for i in both]}
+    res = {"matched": len(both),
+           "normalized_seen": sum(x is not None for x in norm),
+           "accepted_seen": sum(x is not None for x in acc),
+           "undecodable_records": bad_n + bad_a, "unmatched_records": unk_n + unk_a,
+           "non_create_time_records": nct_n + nct_a}
+    for hop, v in hops.items():
+        res[hop] = ({"p50_ms": round(pct(v, 50), 1), "p90_ms": round(pct(v, 90), 1),
+                     "p99_ms": round(pct(v, 99), 1), "max_ms": round(max(v), 1)}
+                    if v else None)
+    return res
+
+
+def ms(x):
+    """A latency for the eye: 3.1, 12, 1400."""
+    return "-" if x is None else (f"{x:.1f}" if abs(x) < 10 else f"{x:.0f}")
+
+
+def hops_line(h):
+    if not h or not h["matched"]:
+        return "             hops: no alert seen on all of normalized, accepted and events"
+    parts = [f"{hop} {ms(h[hop]['p50_ms'])}/{ms(h[hop]['p99_ms'])} ms"
+             for hop in ("ingest", "whitelist-filter", "correlator")]
+    return f"             hops p50/p99: {', '.join(parts)} ({h['matched']} alerts matched)"
+
+
+def latency_line(lat):
+    return (f"latency      @{lat['rate_per_s']}/s for {lat['seconds']} s (achieved "
+            f"{lat['achieved_rate_per_s']}/s): produce -> first event snapshot showing the alert "
+            f"p50 {lat['p50_ms']} ms  p99 {lat['p99_ms']} ms  max {lat['max_ms']} ms "
+            f"({lat['samples']} samples, {lat['missing']} missing, "
+            f"{lat['inconsistent_snapshots']} inconsistent snapshots)")
+
+
+def phase_latency(procs, rate, seconds, run, tmp, index=0):
+    """Phase B at one rate; index (the rate's place in --rates) names its topic prefix
+    bench<run>b<index>. and its accounts, so that each rate starts afresh."""
     n = rate * seconds
     print(f"== phase B: {rate} alerts/s for {seconds} s ({n} alerts)", flush=True)
-    tpl, base_ms, m = latency_templates(n, run)
-    prefix = f"bench{run}b."
+    tpl, base_ms, m = latency_templates(n, run, tag=f"b{index}")
+    prefix = f"bench{run}b{index}."
     svcs = start_pipeline(procs, prefix, tmp)
     p = Producer({**t.KAFKA_AUTH, "bootstrap.servers": t.BROKERS, "linger.ms": 1, "enable.idempotence": True})
     sent_ms = [0.0] * n
@@ -685,24 +1010,87 @@ def phase_latency(procs, rate, seconds, run, tmp):
            "inconsistent_snapshots": inconsistent, "unmatched_snapshots": unknown,
            "correlator_alerts_total": m_corr.get("cwpp_correlator_alerts_total"),
            "correlator_events_opened_total": m_corr.get("cwpp_correlator_events_opened_total"),
-           "peak_rss_mib": rss}
+           "peak_rss_mib": rss, "prefix": prefix}
+    res["hops"] = hop_split(prefix, base_ms, sent_ms, lat)
     return res
 
 
 # ------------------------------------------------------------------------ main
 
+def parse_rates(text):
+    try:
+        rates = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        rates = []
+    if not rates or min(rates) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of positive alerts/s: {text!r}")
+    return rates
+
+
+def num(x):
+    """A counter from /metrics (a float) as printed: 20000, or - when absent."""
+    return "-" if x is None else f"{x:.0f}"
+
+
+def summary(res):
+    """The final block: every figure a performance review needs, one place."""
+    lines = [f"== CWPP pipeline (ingest -> whitelist-filter -> correlator), {PARTITIONS} "
+             "partitions, local broker and PostgreSQL, one instance each"]
+    tp = res.get("throughput")
+    if tp:
+        st, sr = tp["stage_done_s"], tp["stage_rate_per_s"]
+        lines.append(f"throughput   {tp['alerts_per_s']} alerts/s end to end ({tp['records']} "
+                     f"alerts in {tp['span_s']} s; offsets committed after "
+                     f"{tp['committed_span_s']} s)")
+        if "relay_alerts_per_s" in tp:
+            lines.append(f"             raw relay {tp['relay_alerts_per_s']} alerts/s   "
+                         f"pipeline/relay {tp.get('ratio_to_relay')}")
+        else:
+            lines.append("             raw relay: not measured")
+        lines.append("             per stage (done after, rate from the first produce): " +
+                     ", ".join(f"{s} {st[s]} s {sr[s]}/s" for s in SERVICES) +
+                     f"; producer {tp['produce_per_s']}/s")
+        lines.append(f"             correlator: {num(tp['correlator_alerts_total'])} alerts, "
+                     f"{num(tp['correlator_events_opened_total'])} events opened "
+                     f"({tp.get('alerts_per_event')} alerts/event), "
+                     f"{num(tp['correlator_recurrences_total'])} recurrences, "
+                     f"{num(tp['correlator_snapshots_total'])} snapshots, "
+                     f"{num(tp['correlator_notifications_total'])} notifications; accepted "
+                     f"{tp['topic_records']['alerts.accepted']}, suppressed "
+                     f"{tp['topic_records']['alerts.suppressed']}, rejected "
+                     f"{tp['topic_records']['alerts.rejected']}")
+        if tp.get("cpu"):
+            lines += cpu_lines(tp["cpu"])
+    for lat in res.get("latency", []):
+        lines.append(latency_line(lat))
+        lines.append(hops_line(lat.get("hops")))
+    peak = res.get("peak_rss_mib")
+    if peak:
+        lines.append("peak RSS     " + ", ".join(f"{s} {peak[s]} MiB" for s in SERVICES) +
+                     " (VmHWM, highest over the phases)")
+        for s in SERVICES:
+            if (peak[s] or 0) > RSS_LIMIT_MIB:
+                lines.append(f"warning: {s} peak RSS {peak[s]} MiB is over {RSS_LIMIT_MIB} MiB")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=200_000, help="phase A alerts (200000)")
-    ap.add_argument("--rate", type=int, default=5000, help="phase B alerts per second (5000)")
-    ap.add_argument("--seconds", type=int, default=20, help="phase B duration (20)")
+    ap.add_argument("--rates", type=parse_rates, default=[1000, 5000],
+                    help="phase B alerts per second, comma-separated: one phase B per rate "
+                    "(1000,5000)")
+    ap.add_argument("--rate", type=int, help="one phase B rate (the same as --rates N)")
+    ap.add_argument("--seconds", type=int, default=20, help="phase B duration per rate (20)")
     ap.add_argument("--no-relay", action="store_true", help="skip the relay figure")
     ap.add_argument("--skip-throughput", action="store_true", help="phase B only")
     ap.add_argument("--skip-latency", action="store_true", help="phase A only")
     ap.add_argument("--pidfile", help="append 'pid exe' of every process started")
     a = ap.parse_args()
-    if a.records < 1 or a.rate < 1 or a.seconds < 1:
-        ap.error("--records, --rate and --seconds must be positive")
+    if a.rate is not None:
+        a.rates = [a.rate]
+    if a.records < 1 or min(a.rates) < 1 or a.seconds < 1:
+        ap.error("--records, --rate(s) and --seconds must be positive")
 
     signal.signal(signal.SIGTERM, on_sigterm)
     procs = Procs(a.pidfile)
@@ -719,67 +1107,45 @@ def main():
         if not a.skip_throughput:
             res["throughput"] = phase_throughput(procs, a.records, run, tmp, relay_ok)
             print("  " + json.dumps(res["throughput"]), flush=True)
+            for line in cpu_lines(res["throughput"]["cpu"]):
+                print("  " + line, flush=True)
         if not a.skip_latency:
-            res["latency"] = phase_latency(procs, a.rate, a.seconds, run, tmp)
-            print("  " + json.dumps(res["latency"]), flush=True)
+            res["latency"] = []
+            for index, rate in enumerate(a.rates):
+                lat = phase_latency(procs, rate, a.seconds, run, tmp, index)
+                res["latency"].append(lat)
+                print("  " + json.dumps(lat), flush=True)
+                print("  " + latency_line(lat), flush=True)
+                print("  " + hops_line(lat["hops"]), flush=True)
     except BenchError as e:
         print(f"pipeline: {e}", file=sys.stderr)
         return 1
     finally:
         procs.cleanup()
 
-    print(f"\n== CWPP pipeline (ingest -> whitelist-filter -> correlator), {PARTITIONS} "
-          "partitions, local broker and PostgreSQL, one instance each")
-    peaks = []
-    tp = res.get("throughput")
-    if tp:
-        st = tp["stage_done_s"]
-        print(f"throughput   {tp['alerts_per_s']} alerts/s end to end ({tp['records']} alerts in "
-              f"{tp['span_s']} s; offsets committed after {tp['committed_span_s']} s)")
-        print(f"             stages done after: ingest {st['ingest']} s, whitelist-filter "
-              f"{st['whitelist-filter']} s, correlator {st['correlator']} s; producer "
-              f"{tp['produce_per_s']} alerts/s")
-        if "relay_alerts_per_s" in tp:
-            print(f"             raw relay {tp['relay_alerts_per_s']} alerts/s   pipeline/relay "
-                  f"{tp.get('ratio_to_relay')}")
-        print(f"             correlator: {tp['correlator_alerts_total']} alerts, "
-              f"{tp['correlator_events_opened_total']} events opened "
-              f"({tp.get('alerts_per_event')} alerts/event), "
-              f"{tp['correlator_recurrences_total']} recurrences, "
-              f"{tp['correlator_snapshots_total']} snapshots, "
-              f"{tp['correlator_notifications_total']} notifications; accepted "
-              f"{tp['topic_records']['alerts.accepted']}, suppressed "
-              f"{tp['topic_records']['alerts.suppressed']}, rejected "
-              f"{tp['topic_records']['alerts.rejected']}")
-        peaks.append(tp["peak_rss_mib"])
-    lat = res.get("latency")
-    if lat:
-        print(f"latency      @{lat['rate_per_s']}/s for {lat['seconds']} s (achieved "
-              f"{lat['achieved_rate_per_s']}/s): produce -> first event snapshot showing the alert "
-              f"p50 {lat['p50_ms']} ms  p99 {lat['p99_ms']} ms  max {lat['max_ms']} ms "
-              f"({lat['samples']} samples, {lat['missing']} missing, "
-              f"{lat['inconsistent_snapshots']} inconsistent snapshots)")
-        peaks.append(lat["peak_rss_mib"])
+    peaks = [p["peak_rss_mib"] for p in [res.get("throughput")] + res.get("latency", []) if p]
     if peaks:
-        peak = {n: max((p.get(n) or 0) for p in peaks) for n in SERVICES}
-        res["peak_rss_mib"] = peak
-        print(f"peak RSS     correlator {peak['correlator']} MiB   (ingest {peak['ingest']} MiB, "
-              f"whitelist-filter {peak['whitelist-filter']} MiB)")
+        res["peak_rss_mib"] = {n: max((p.get(n) or 0) for p in peaks) for n in SERVICES}
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"pipeline-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(res, indent=2))
     with open(out / "pipeline.jsonl", "a") as f:
         f.write(json.dumps(res, separators=(",", ":")) + "\n")
     print(json.dumps(res))
-    if lat and lat["inconsistent_snapshots"]:
-        print("warning: some event snapshots showed an alert count other than the alerts sent "
-              "so far: alerts did not reach the correlator in their order, or joined another "
-              "event; those latencies may be off", file=sys.stderr)
-    if lat and lat["missing"]:
-        print(f"error: {lat['missing']} alerts never showed in an event snapshot",
-              file=sys.stderr)
-        return 3
-    return 0
+    print()
+    print("\n".join(summary(res)), flush=True)
+    rc = 0
+    for lat in res.get("latency", []):
+        if lat["inconsistent_snapshots"]:
+            print(f"warning: @{lat['rate_per_s']}/s some event snapshots showed an alert count "
+                  "other than the alerts sent so far: alerts did not reach the correlator in "
+                  "their order, or joined another event; those latencies may be off",
+                  file=sys.stderr)
+        if lat["missing"]:
+            print(f"error: @{lat['rate_per_s']}/s {lat['missing']} alerts never showed in an "
+                  "event snapshot", file=sys.stderr)
+            rc = 3
+    return rc
 
 
 if __name__ == "__main__":
