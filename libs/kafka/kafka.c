@@ -649,7 +649,7 @@ cwpp_loop_t *cwpp_loop_new(const cwpp_loop_conf_t *conf, char *errstr, size_t er
         goto fail;
     if (set_or_fail(pc, "enable.idempotence", "true", errstr, errstr_size) ||
         set_or_fail(pc, "acks", "all", errstr, errstr_size) ||
-        set_or_fail(pc, "linger.ms", "5", errstr, errstr_size) ||
+        set_or_fail(pc, "linger.ms", "1", errstr, errstr_size) ||
         set_or_fail(pc, "compression.type", "lz4", errstr, errstr_size))
         goto fail;
     snprintf(name, sizeof(name), "cwpp-%s-producer", conf->service);
@@ -1371,10 +1371,11 @@ int cwpp_loop_run(cwpp_loop_t *l, cwpp_batch_fn fn, void *opaque)
                 if (left <= 0)
                     break;
                 timeout = (int)left;
-                /* Once the input is read to the end (no record for batch_linger_ms),
-                 * the batch closes: at everyday rates a record does not wait out
-                 * batch_max_ms for others that are not coming. Under a backlog the
-                 * poll keeps answering at once and the batch fills up. */
+                /* Once the input is read to the end (no record for batch_linger_ms;
+                 * 0: none already fetched), the batch closes: at everyday rates a
+                 * record does not wait out batch_max_ms for others that are not there
+                 * yet. Under a backlog the poll keeps answering at once and the batch
+                 * fills up. */
                 lingering = l->conf.batch_linger_ms < timeout;
                 if (lingering)
                     timeout = l->conf.batch_linger_ms;

@@ -73,9 +73,11 @@ typedef struct cwpp_common_conf {
      100000, 0, "Most records consumed into one batch (one transaction, one commit)."},       \
     {"batch.max.ms", CWPP_CONF_INT, offsetof(T, M.batch_max_ms), "50", 1, 60000, 0,          \
      "Longest wait for a batch to fill after its first record."},                             \
-    {"batch.linger.ms", CWPP_CONF_INT, offsetof(T, M.batch_linger_ms), "5", 0, 60000, 0,      \
-     "A batch closes once no further record came for this long (its input is read to the "   \
-     "end), without waiting out batch.max.ms; under a backlog batches still fill up."},       \
+    {"batch.linger.ms", CWPP_CONF_INT, offsetof(T, M.batch_linger_ms), "0", 0, 60000, 0,      \
+     "A batch closes once no further record came for this long: 0 closes it as soon as "     \
+     "every record already fetched is in it, so a record never waits for others that are "   \
+     "not there yet (records arriving meanwhile form the next batch); under a backlog "       \
+     "batches still fill up to batch.max.messages."},                                        \
     {"retry.max.ms", CWPP_CONF_INT, offsetof(T, M.retry_max_ms), "5000", 10, 600000, 0,      \
      "Longest backoff between retries of a batch whose effect failed (database down)."},      \
     {"pg.statement.timeout.ms", CWPP_CONF_INT, offsetof(T, M.pg_statement_timeout_ms),        \

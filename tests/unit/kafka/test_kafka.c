@@ -245,30 +245,35 @@ static cwpp_loop_t *make_loop(harness_t *h, const char *group, cwpp_metrics_t *m
 }
 
 /* A few records and a batch cap of a minute: the batch closes once its input is read to
- * the end (no record for batch_linger_ms), not when the cap runs out; every record is
- * applied and committed. */
+ * the end (no record for batch_linger_ms; 0, the default: none already fetched), not
+ * when the cap runs out; every record is applied and committed. */
 static void test_a_batch_closes_once_its_input_is_drained(void **state)
 {
-    harness_t       h;
-    svc_t           s;
-    cwpp_metrics_t *m = cwpp_metrics_new();
-    int64_t         t0;
+    static const int lingers[] = {5, 0};
+    size_t           i;
 
     (void)state;
-    harness_start(&h);
-    harness_produce_inputs(&h, 5);
-    memset(&s, 0, sizeof(s));
-    s.target = 5;
-    s.loop = make_loop_timed(&h, "g-linger", m, NULL, NULL, 60000, 5);
-    t0 = cwpp_mono_ms();
-    assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
-    /* joining the group and fetching take seconds; waiting out the cap would take 60 */
-    assert_true(cwpp_mono_ms() - t0 < 30000);
-    cwpp_loop_destroy(s.loop);
-    assert_int_equal(s.seen, 5);
-    assert_int_equal(committed_total(&h, "g-linger"), 5);
-    cwpp_metrics_destroy(m);
-    rd_kafka_destroy(h.mock_rk);
+    for (i = 0; i < sizeof(lingers) / sizeof(lingers[0]); i++) {
+        harness_t       h;
+        svc_t           s;
+        cwpp_metrics_t *m = cwpp_metrics_new();
+        int64_t         t0;
+
+        harness_start(&h);
+        harness_produce_inputs(&h, 5);
+        memset(&s, 0, sizeof(s));
+        s.target = 5;
+        s.loop = make_loop_timed(&h, "g-linger", m, NULL, NULL, 60000, lingers[i]);
+        t0 = cwpp_mono_ms();
+        assert_int_equal(cwpp_loop_run(s.loop, batch_fn, &s), CWPP_OK);
+        /* joining the group and fetching take seconds; waiting out the cap would take 60 */
+        assert_true(cwpp_mono_ms() - t0 < 30000);
+        cwpp_loop_destroy(s.loop);
+        assert_int_equal(s.seen, 5);
+        assert_int_equal(committed_total(&h, "g-linger"), 5);
+        cwpp_metrics_destroy(m);
+        rd_kafka_destroy(h.mock_rk);
+    }
 }
 
 /* One record the database refuses (CWPP_EDATA) in a batch: the batch is applied record
