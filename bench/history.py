@@ -317,13 +317,13 @@ def measure(procs, db, n, run, tmp):
     q(db, "CHECKPOINT")
     time.sleep(1.0)
     before = db_stats(db)
-    t_start = q(db, "SELECT now()")[0][0]
     res = pipeline.phase_throughput(procs, n, run, tmp, relay_ok=False)
     time.sleep(1.5)  # the stopped services' statistics reach the server
     res["db"] = stats_delta(before, db_stats(db), n)
+    res["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     res["db"]["database_mib"] = round(q(db, "SELECT pg_database_size(current_database())")
                                       [0][0] / 2**20)
-    return res, t_start
+    return res
 
 
 def num(v):
@@ -345,6 +345,10 @@ def show(label, r):
     print(f"          blocks not in shared buffers (read, or new: PostgreSQL counts a table's "
           f"growth as reads): heap {d['heap_blks_read_per_alert']}/alert, index "
           f"{d['idx_blks_read_per_alert']}/alert; hits {d['blks_hit_per_alert']}/alert")
+    if d["other_db_rows_written"] > r["records"] // 10:
+        print(f"          warning: other databases wrote {d['other_db_rows_written']} rows "
+              f"meanwhile (load average {r['loadavg_1m_after']}): the machine was busy, "
+              "this phase's figures do not compare")
     if d["top_idx_read"]:
         print("          most index blocks read: " +
               ", ".join(f"{k} {v}" for k, v in d["top_idx_read"]))
@@ -393,6 +397,7 @@ def main():
            "partitions": pipeline.PARTITIONS, "alerts": a.alerts, "events": a.events,
            "records": a.records, "logs": str(tmp)}
     pipeline.throughput_records = shared_accounts(pipeline.throughput_records)
+    t_start = None
     try:
         res["seed"] = seed(a)
         if a.seed_only:
@@ -401,18 +406,21 @@ def main():
         drop(EMPTY_DB)
         create_migrated(EMPTY_DB)
         print(f"-- {EMPTY_DB} (empty, freshly migrated)", flush=True)
-        res["empty"], _ = measure(procs, EMPTY_DB, a.records, run + "e", tmp)
+        res["empty"] = measure(procs, EMPTY_DB, a.records, run + "e", tmp)
         print(f"-- {HIST_DB} ({a.alerts} alerts, {a.events} events stored)", flush=True)
-        res["history"], t_start = measure(procs, HIST_DB, a.records, run + "h", tmp)
-        # this run's events out of the next run's correlation window
-        q(HIST_DB, "UPDATE cwpp.events SET first_seen = first_seen - interval '3 days', "
-                   "last_seen = last_seen - interval '3 days' WHERE created_at >= %s",
-          (t_start,))
+        t_start = q(HIST_DB, "SELECT now()")[0][0]
+        res["history"] = measure(procs, HIST_DB, a.records, run + "h", tmp)
     except BenchError as e:
         print(f"history: {e}", file=sys.stderr)
         return 1
     finally:
         procs.cleanup()
+        if t_start is not None:
+            # this run's events out of the next run's correlation window (also after a
+            # failed run: they are stored all the same)
+            q(HIST_DB, "UPDATE cwpp.events SET first_seen = first_seen - interval '3 days', "
+                       "last_seen = last_seen - interval '3 days' WHERE created_at >= %s",
+              (t_start,))
         for env, v in BASE_DSN.items():
             os.environ[env] = v
 
