@@ -560,6 +560,53 @@ class CpuMeter:
                 "notes": self.notes}
 
 
+class StatementMeter:
+    """Database time per statement over a phase, from pg_stat_statements (the local
+    stack preloads it; the extension is created in the services' database). Only the
+    statements of the services' database count; reset at begin."""
+
+    def __init__(self, admin_dsn):
+        self.dsn = admin_dsn
+        self.ok = False
+        self.note = None
+
+    def begin(self):
+        try:
+            t.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public",
+                    dsn=self.dsn)
+            t.query("SELECT public.pg_stat_statements_reset()", dsn=self.dsn)
+            self.ok = True
+        except Exception as e:  # noqa: BLE001 - the table is optional; say why it is missing
+            self.note = f"no statement table: {str(e).strip().splitlines()[0]}"
+
+    def end(self, n, top=12):
+        if not self.ok:
+            return {"note": self.note}
+        rows = t.query(
+            "SELECT s.calls, s.total_exec_time, s.rows, s.query FROM public.pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
+            "ORDER BY s.total_exec_time DESC", dsn=self.dsn)
+        total_ms = sum(r[1] for r in rows)
+        out = []
+        for calls, ms_, nrows, q in rows[:top]:
+            q = re.sub(r"\s+", " ", q).strip()
+            out.append({"us_per_alert": round(ms_ * 1000 / n, 1), "calls": calls,
+                        "mean_ms": round(ms_ / max(calls, 1), 3), "rows": nrows,
+                        "query": q[:110]})
+        return {"total_us_per_alert": round(total_ms * 1000 / n, 1), "top": out}
+
+
+def statement_lines(st):
+    if not st or "top" not in st:
+        return [f"statements   {st.get('note') if st else 'not measured'}"]
+    out = [f"statements   database execution time per alert, phase A: {st['total_us_per_alert']} µs "
+           "(pg_stat_statements; the top ones):"]
+    for r in st["top"]:
+        out.append(f"               {r['us_per_alert']:>7.1f} µs  {r['calls']:>6} calls "
+                   f"{r['mean_ms']:>8.3f} ms  {r['query']}")
+    return out
+
+
 def cpu_lines(cpu):
     """The CPU table of phase A, as printed lines."""
     names = {"kafka": "kafka broker", "postgresql": "postgresql"}
@@ -760,12 +807,15 @@ def phase_throughput(procs, n, run, tmp, relay_ok):
     prefix = f"bench{run}a."
     svcs = start_pipeline(procs, prefix, tmp)
     meter = CpuMeter(svcs, os.environ.get("CWPP_PG_ADMIN_DSN", ""))
+    stmts = StatementMeter(os.environ.get("CWPP_PG_ADMIN_DSN", ""))
+    stmts.begin()
     meter.begin()
     t_first, t_last, t_acked = produce_fast(prefix + "alerts.raw", raw)
     print(f"  produced {n} alerts ({size:.0f} B avg, {incidents} incidents) in "
           f"{t_acked - t_first:.2f} s ({n / max(t_acked - t_first, 1e-9):.0f}/s)", flush=True)
     t_done = wait_done(svcs, prefix, timeout=max(300, n // 500), what="phase A")
     cpu = meter.end(n)
+    statements = stmts.end(n)
     m_corr = metrics(svcs["correlator"])
     m_filt = metrics(svcs["whitelist-filter"])
     m_ing = metrics(svcs["ingest"])
@@ -795,7 +845,7 @@ def phase_throughput(procs, n, run, tmp, relay_ok):
            "stage_done_s": {k: (round(v - t_first, 2) if v else None) for k, v in stage_end.items()},
            "stage_rate_per_s": {k: (round(n / (v - t_first)) if v and v > t_first else None)
                                 for k, v in stage_end.items()},
-           "topic_records": counts,
+           "topic_records": counts, "statements": statements,
            "correlator_alerts_total": m_corr.get("cwpp_correlator_alerts_total"),
            "correlator_events_opened_total": m_corr.get("cwpp_correlator_events_opened_total"),
            "correlator_recurrences_total": m_corr.get("cwpp_correlator_recurrences_total"),
@@ -1101,6 +1151,7 @@ def summary(res):
                      f"{tp['topic_records']['alerts.rejected']}")
         if tp.get("cpu"):
             lines += cpu_lines(tp["cpu"])
+        lines += statement_lines(tp.get("statements"))
     for lat in res.get("latency", []):
         lines.append(latency_line(lat))
         lines.append(hops_line(lat.get("hops")))

@@ -129,6 +129,10 @@ max_wal_size = 4GB
 checkpoint_timeout = 15min
 checkpoint_completion_target = 0.9
 wal_compression = lz4
+# Statement statistics for the benchmarks' per-statement database time (bench/pipeline.py
+# creates the extension in its database); a small cost, none for the services.
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = top
 fsync = on
 synchronous_commit = on
 timezone = 'UTC'
