@@ -1107,6 +1107,29 @@ def phase_latency(procs, rate, seconds, run, tmp, index=0, warmup_s=3):
 
 # ------------------------------------------------------------------------ main
 
+def use_fresh_database(db):
+    """Creates database db on the stack's server, migrates it with deploy/migrate and
+    points the services' DSNs (and the bench's superuser DSN) at it."""
+    admin = os.environ["CWPP_PG_ADMIN_DSN"]
+    t.query(f'CREATE DATABASE "{db}"', dsn=t.with_dbname(admin, "postgres"))
+    env = dict(os.environ, CWPP_PG_ADMIN_DSN=t.with_dbname(admin, db))
+    p = subprocess.run([str(HERE.parent / "deploy" / "migrate")], env=env, capture_output=True,
+                       text=True, timeout=300)
+    if p.returncode != 0:
+        raise BenchError(f"deploy/migrate on {db} failed:\n{p.stdout}{p.stderr}")
+    for env_name in ["CWPP_PG_ADMIN_DSN", *DSN_ENV.values()]:
+        os.environ[env_name] = t.with_dbname(os.environ[env_name], db)
+    t.ADMIN_DSN = os.environ["CWPP_PG_ADMIN_DSN"]
+
+
+def drop_database(db):
+    try:
+        t.query(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)',
+                dsn=t.with_dbname(os.environ["CWPP_PG_ADMIN_DSN"], "postgres"))
+    except Exception as e:  # noqa: BLE001 - the figures stand; say what is left behind
+        print(f"pipeline: could not drop database {db}: {e}", file=sys.stderr)
+
+
 def parse_rates(text):
     try:
         rates = [int(x) for x in text.split(",") if x.strip()]
@@ -1178,6 +1201,11 @@ def main():
     ap.add_argument("--skip-throughput", action="store_true", help="phase B only")
     ap.add_argument("--skip-latency", action="store_true", help="phase A only")
     ap.add_argument("--pidfile", help="append 'pid exe' of every process started")
+    ap.add_argument("--database", choices=("fresh", "current"), default="fresh",
+                    help="fresh (default): a new database migrated for this run and dropped "
+                    "after it, so runs compare (the stored history grows with every run "
+                    "and slows the next; bench/run-history measures that on purpose); "
+                    "current: the database of the environment's DSNs")
     a = ap.parse_args()
     if a.rate is not None:
         a.rates = [a.rate]
@@ -1191,7 +1219,12 @@ def main():
     tmp.mkdir(parents=True, exist_ok=True)
     res = {"run": run, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "partitions": PARTITIONS,
            "brokers": t.BROKERS, "logs": str(tmp)}
+    fresh = None
     try:
+        if a.database == "fresh":
+            fresh = f"cwpp_bench_{run}"
+            use_fresh_database(fresh)
+            res["database"] = fresh
         relay_ok = preflight(not a.no_relay and not a.skip_throughput)
         res["live_whitelist_rules"] = t.query(
             "SELECT count(*) FROM whitelist_rules WHERE deleted_at IS NULL")[0][0]
@@ -1214,6 +1247,8 @@ def main():
         return 1
     finally:
         procs.cleanup()
+        if fresh:
+            drop_database(fresh)
 
     peaks = [p["peak_rss_mib"] for p in [res.get("throughput")] + res.get("latency", []) if p]
     if peaks:
