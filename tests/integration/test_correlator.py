@@ -857,7 +857,7 @@ def test_a_batch_whose_workers_fail_apart_is_applied_exactly_once(services, pref
     # small per-partition fetches and batches that fill (the backlog is there): every
     # batch holds records of all three partitions, so both workers have a share of it
     env = {"CWPP_BATCH_MAX_MESSAGES": "150", "CWPP_CORRELATOR_WORKERS": "2",
-           "CWPP_BATCH_MAX_MS": "1000",
+           "CWPP_BATCH_MAX_MS": "1000", "CWPP_BATCH_LINGER_MS": "1000",
            "CWPP_KAFKA_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500;"
                                     "consumer.fetch.message.max.bytes=4096"}
     # each arming counts on its own: the 4th, 9th and 13th database round trips fail

@@ -507,7 +507,8 @@ def test_a_batch_over_300_partitions_is_fenced_once(prefix, services):
             "occurred_at": "2026-11-27T10:00:00Z", "source": "s", "account_id": acct,
             "asset": {"id": f"h{part}"}}).encode())
     assert p.flush(30) == 0
-    env = {"CWPP_BATCH_MAX_MS": "5000"}  # one batch gathers every partition's record
+    # one batch gathers every partition's record (it waits for records still coming)
+    env = {"CWPP_BATCH_MAX_MS": "5000", "CWPP_BATCH_LINGER_MS": "5000"}
     try:
         svc = services("ingest", prefix, extra_env=env).start()
         svc.wait_ready()

@@ -812,7 +812,8 @@ def test_command_and_recurrence_in_one_batch(prefix, services):
     arrives next to "whitelist this alert" is suppressed, not passed on."""
     g = tag()
     name, acct = f"Batch {g}", f"acct-{g}"
-    _, (f,) = start(services, prefix, env={"CWPP_BATCH_MAX_MS": "1500"})
+    _, (f,) = start(services, prefix, env={"CWPP_BATCH_MAX_MS": "1500",
+                                           "CWPP_BATCH_LINGER_MS": "1500"})
     t.produce(prefix + "alerts.raw", [virus_alert(name, acct, path="/b/1")])
     first = t.consume(prefix + "alerts.accepted", 1)[0]
     x = ALERT.decode(first.value())["alert_id"]
