@@ -97,8 +97,10 @@ typedef struct cwpp_corr_index cwpp_corr_index_t;
 cwpp_corr_index_t *cwpp_corr_index_new(int64_t window_ms);
 void               cwpp_corr_index_destroy(cwpp_corr_index_t *ix);
 
-/* The event id an alert opening an event gets: "ev-" + 32 hex of SHA-256 over account,
- * alert id and occurrence time. */
+/* The event id an alert opening an event gets: "ev-" + 12 hex of its occurrence time (ms
+ * since the epoch, clamped to 0..2^48-1) + the first 20 hex of SHA-256 over account,
+ * alert id and occurrence time: derived (a replay gives the same id) and ordered by time
+ * (ids of events opened later sort after). */
 void cwpp_corr_event_id(const cwpp_alert_t *a, char out[CWPP_EVENT_ID_LEN + 1]);
 
 /* Decides for alert a (read-only: call cwpp_corr_index_apply to record it). Returns 0 or

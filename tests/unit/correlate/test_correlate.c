@@ -620,6 +620,41 @@ static void test_keys_reassign(void **state)
 }
 
 /* The index forgets an alert that left (a restored one is then not "still a member"). */
+/* Event ids: "ev-" and 32 lower-case hex digits whose first 12 are the opening
+ * occurrence (ms): the same alert gives the same id, a later one a larger id, another
+ * alert at the same millisecond another id; times out of range are clamped. */
+static void test_event_ids_are_derived_and_ordered_by_time(void **state)
+{
+    cwpp_alert_t a = mk("al-1", "acct", "h1", 1764000000000LL);
+    cwpp_alert_t b = mk("al-2", "acct", "h1", 1764000000000LL);
+    cwpp_alert_t c = mk("al-1", "acct", "h1", 1764000000001LL);
+    cwpp_alert_t neg = mk("al-1", "acct", "h1", -5);
+    cwpp_alert_t big = mk("al-1", "acct", "h1", INT64_MAX);
+    char         ia[CWPP_EVENT_ID_LEN + 1], ia2[CWPP_EVENT_ID_LEN + 1];
+    char         ib[CWPP_EVENT_ID_LEN + 1], ic[CWPP_EVENT_ID_LEN + 1];
+    char         in[CWPP_EVENT_ID_LEN + 1], ig[CWPP_EVENT_ID_LEN + 1];
+    size_t       i;
+
+    (void)state;
+    cwpp_corr_event_id(&a, ia);
+    cwpp_corr_event_id(&a, ia2);
+    cwpp_corr_event_id(&b, ib);
+    cwpp_corr_event_id(&c, ic);
+    cwpp_corr_event_id(&neg, in);
+    cwpp_corr_event_id(&big, ig);
+    assert_int_equal(strlen(ia), CWPP_EVENT_ID_LEN);
+    assert_int_equal(strncmp(ia, "ev-", 3), 0);
+    for (i = 3; i < CWPP_EVENT_ID_LEN; i++)
+        assert_non_null(strchr("0123456789abcdef", ia[i]));
+    assert_string_equal(ia, ia2);
+    assert_int_equal(strncmp(ia, "ev-019ab697e800", 15), 0); /* 1764000000000 = 0x19ab697e800 */
+    assert_int_equal(strncmp(ia, ib, 15), 0);
+    assert_string_not_equal(ia, ib);
+    assert_true(strcmp(ia, ic) < 0);
+    assert_int_equal(strncmp(in, "ev-000000000000", 15), 0);
+    assert_int_equal(strncmp(ig, "ev-ffffffffffff", 15), 0);
+}
+
 static void test_index_forgets_an_alert(void **state)
 {
     cwpp_corr_index_t   *ix = cwpp_corr_index_new(24 * H);
@@ -662,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_rebuild_from_members),
         cmocka_unit_test(test_keys_reassign),
         cmocka_unit_test(test_index_forgets_an_alert),
+        cmocka_unit_test(test_event_ids_are_derived_and_ordered_by_time),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
