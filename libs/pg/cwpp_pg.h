@@ -123,7 +123,12 @@ int cwpp_pg_prepare(cwpp_pg_t *pg, const cwpp_pg_named_t *stmts, size_t n, char 
 /* Runs a parameterless command (BEGIN, COMMIT, ROLLBACK) and checks it. */
 int cwpp_pg_command(cwpp_pg_t *pg, const char *sql, char *errstr, size_t errstr_size);
 
-/* One statement of a pipeline: a prepared statement name, or SQL when n < 0. */
+/* One statement of a pipeline: a prepared statement name, or SQL when n < 0. With
+ * CWPP_PG_UNPREPARED or-ed into n, stmt is SQL sent with the n parameters as an unnamed
+ * statement, planned for these values every time: for a statement whose best plan
+ * depends on how big its tables are now, which a cached generic plan made while they
+ * were small does not follow. */
+#define CWPP_PG_UNPREPARED 0x100
 typedef struct cwpp_pg_stmt {
     const char     *stmt;
     int             n;

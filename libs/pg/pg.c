@@ -314,7 +314,10 @@ int cwpp_pg_pipeline(cwpp_pg_t *pg, cwpp_pg_stmt_t *q, size_t nq, char *errstr,
         return cwpp_seterr(errstr, errstr_size, CWPP_ETRANSIENT, "cannot enter pipeline mode");
     for (i = 0; i < nq; i++) {
         int ok = q[i].n < 0 ? PQsendQueryParams(c, q[i].stmt, 0, NULL, NULL, NULL, NULL, 0)
-                            : PQsendQueryPrepared(c, q[i].stmt, q[i].n, q[i].v, NULL, NULL, 0);
+               : q[i].n & CWPP_PG_UNPREPARED
+                   ? PQsendQueryParams(c, q[i].stmt, q[i].n & ~CWPP_PG_UNPREPARED, NULL, q[i].v,
+                                       NULL, NULL, 0)
+                   : PQsendQueryPrepared(c, q[i].stmt, q[i].n, q[i].v, NULL, NULL, 0);
 
         if (q[i].res != NULL)
             *q[i].res = NULL;

@@ -867,14 +867,16 @@ static int tx_write(corr_t *c, tx_t *tx, char *errstr, size_t errstr_size)
     q[nq++] = (cwpp_pg_stmt_t){"alerts_upsert", 1, {j_al}, PGRES_COMMAND_OK, NULL};
     q[nq++] = (cwpp_pg_stmt_t){"entities_upsert", 1, {j_ent}, PGRES_COMMAND_OK, NULL};
     if (w->touch.n > 0)
-        q[nq++] = (cwpp_pg_stmt_t){"entities_touch", 1, {j_touch}, PGRES_COMMAND_OK, NULL};
+        q[nq++] = (cwpp_pg_stmt_t){CORR_SQL_ENTITIES_TOUCH, 1 | CWPP_PG_UNPREPARED, {j_touch},
+                                   PGRES_COMMAND_OK, NULL};
     q[nq++] = (cwpp_pg_stmt_t){"edges_upsert", 1, {j_edge}, PGRES_COMMAND_OK, NULL};
     q[nq++] = (cwpp_pg_stmt_t){"keys_upsert", 1, {j_keys}, PGRES_COMMAND_OK, NULL};
     if (w->leave.n > 0)
         q[nq++] = (cwpp_pg_stmt_t){"leave", 1, {j_leave}, PGRES_COMMAND_OK, NULL};
     if (w->reopen.n > 0)
         q[nq++] = (cwpp_pg_stmt_t){"reopen", 1, {j_reopen}, PGRES_COMMAND_OK, NULL};
-    q[nq++] = (cwpp_pg_stmt_t){"ip_stats", 1, {j_ips}, PGRES_TUPLES_OK, &r_ips};
+    q[nq++] = (cwpp_pg_stmt_t){CORR_SQL_IP_STATS, 1 | CWPP_PG_UNPREPARED, {j_ips}, PGRES_TUPLES_OK,
+                               &r_ips};
     if ((rc = cwpp_pg_pipeline(c->pg, q, nq, errstr, errstr_size)) != CWPP_OK)
         return rc;
     if ((rc = corr_rebuild(c, errstr, errstr_size)) != CWPP_OK) {

@@ -142,7 +142,7 @@ static int finish(corr_t *cr, int64_t now, cwpp_outbox_t *out, char *errstr,
         return rc;
     if (corr_event_prep(cr, w) != CWPP_OK || (j = corr_rw_text(&w->ips)) == NULL)
         return cwpp_seterr(errstr, errstr_size, CWPP_ENOMEM, "out of memory");
-    q[0] = (cwpp_pg_stmt_t){"ip_stats", 1, {j}, PGRES_TUPLES_OK, &r_ips};
+    q[0] = (cwpp_pg_stmt_t){CORR_SQL_IP_STATS, 1 | CWPP_PG_UNPREPARED, {j}, PGRES_TUPLES_OK, &r_ips};
     if ((rc = cwpp_pg_pipeline(cr->pg, q, 1, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rc = corr_read_ipstats(cr, r_ips);

@@ -38,10 +38,15 @@ static const char SQL_LOAD_KEYS[] =
 static const char SQL_LOAD_ALERTS[] =
     "SELECT a.alert_id, a.event_id, a.seq FROM event_alerts a WHERE a.alert_id IN "
     "(SELECT json_array_elements_text($1::json))";
+/* One index range per partition of the batch, whatever the planner guesses for the
+ * JSON rows (OFFSET 0 keeps the lateral subquery apart: joined as a whole, a growing
+ * notifications table was scanned whole for every batch, 30-100 ms). */
 static const char SQL_LOAD_NOTES[] =
-    "SELECT n.payload, n.event_id FROM notifications n "
-    "JOIN json_to_recordset($1::json) AS x(t text, p int, lo bigint, hi bigint) "
-    "ON n.source_topic = x.t AND n.source_part = x.p AND n.source_offset BETWEEN x.lo AND x.hi "
+    "SELECT n.payload, n.event_id "
+    "FROM json_to_recordset($1::json) AS x(t text, p int, lo bigint, hi bigint) "
+    "CROSS JOIN LATERAL (SELECT m.payload, m.event_id, m.source_part, m.source_offset, "
+    "m.notification_id FROM notifications m WHERE m.source_topic = x.t "
+    "AND m.source_part = x.p AND m.source_offset BETWEEN x.lo AND x.hi OFFSET 0) n "
     "ORDER BY n.source_part, n.source_offset, n.notification_id";
 /* The overview, urgency, assessment and running figures of each changed event: the one
  * write of an event per batch (its rows in the other tables need no event row first:
@@ -86,7 +91,8 @@ static const char SQL_ENTITIES_UPSERT[] =
     "ON CONFLICT (event_id, entity_type, value_key, asset_id, alert_id) DO UPDATE SET "
     "first_seen = LEAST(entity_alerts.first_seen, EXCLUDED.first_seen), "
     "last_seen = GREATEST(entity_alerts.last_seen, EXCLUDED.last_seen)";
-static const char SQL_ENTITIES_TOUCH[] =
+/* Sent unprepared, planned per batch (see corr_internal.h). */
+const char CORR_SQL_ENTITIES_TOUCH[] =
     "UPDATE entity_alerts e SET last_seen = to_timestamp(x.t / 1000.0) "
     "FROM (SELECT y.e, y.ty, y.v, y.s, y.a, max(y.t) AS t "
     "FROM json_to_recordset($1::json) AS y(ty text, v text, s text, e text, a text, t bigint) "
@@ -114,7 +120,8 @@ static const char SQL_KEYS_UPSERT[] =
     "ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, "
     "alert_id = EXCLUDED.alert_id, updated_at = now() "
     "WHERE event_keys.event_id <> EXCLUDED.event_id OR event_keys.alert_id <> EXCLUDED.alert_id";
-static const char SQL_IP_STATS[] =
+/* Sent unprepared, planned per batch (see corr_internal.h). */
+const char CORR_SQL_IP_STATS[] =
     "SELECT x.c, x.v, count(DISTINCT e.event_id), count(DISTINCT e.alert_id), "
     "count(DISTINCT e.asset_id) FILTER (WHERE e.asset_id <> '') "
     "FROM (SELECT DISTINCT c, v FROM json_to_recordset($1::json) AS y(c text, v text)) x "
@@ -227,9 +234,9 @@ int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
         {"load_keys", SQL_LOAD_KEYS},           {"load_alerts", SQL_LOAD_ALERTS},
         {"load_notes", SQL_LOAD_NOTES},         {"events_upsert", SQL_EVENTS_UPSERT},
         {"alerts_upsert", SQL_ALERTS_UPSERT},   {"entities_upsert", SQL_ENTITIES_UPSERT},
-        {"edges_upsert", SQL_EDGES_UPSERT},     {"entities_touch", SQL_ENTITIES_TOUCH},
+        {"edges_upsert", SQL_EDGES_UPSERT},
         {"keys_upsert", SQL_KEYS_UPSERT},
-        {"ip_stats", SQL_IP_STATS},             {"notes_insert", SQL_NOTES_INSERT},
+        {"notes_insert", SQL_NOTES_INSERT},
         {"leave", SQL_LEAVE},                   {"members", SQL_MEMBERS},
         {"owned_keys", SQL_OWNED_KEYS},         {"edges_clear", SQL_EDGES_CLEAR},
         {"keys_drop", SQL_KEYS_DROP},           {"reopen", SQL_REOPEN},
@@ -246,13 +253,6 @@ int corr_prepare(corr_t *c, char *errstr, size_t errstr_size)
 
     if (c->prepared_on == conn)
         return CWPP_OK;
-    /* Planned for each batch's own rows: a generic plan made while the tables were small
-     * (a new desk, a fresh database) stays cached until the next ANALYZE and scanned
-     * whole entity_alerts per batch meanwhile (the touch and IP statements took 8 and 5
-     * times longer); planning costs well under a millisecond a statement. */
-    if ((rc = cwpp_pg_command(c->pg, "SET plan_cache_mode = force_custom_plan", errstr,
-                              errstr_size)) != CWPP_OK)
-        return rc;
     if ((rc = cwpp_fence_prepare(c->pg, errstr, errstr_size)) != CWPP_OK)
         return rc;
     rc = cwpp_pg_prepare(c->pg, stmts, sizeof(stmts) / sizeof(stmts[0]), errstr, errstr_size);
