@@ -82,13 +82,7 @@ def connect(db, autocommit=True):
 
 
 def q(db, sql, args=()):
-    conn = connect(db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+    return t.query(sql, args, dsn=dsn_for(t.ADMIN_DSN, db))
 
 
 # -------------------------------------------------------------------- databases
@@ -103,12 +97,7 @@ def drop(db):
 
 def create_migrated(db):
     q("postgres", f'CREATE DATABASE "{db}"')
-    env = dict(os.environ, CWPP_PG_ADMIN_DSN=dsn_for(t.ADMIN_DSN, db),
-               CWPP_SCHEMA_DIR=str(REPO / "schemas" / "sql"))
-    p = subprocess.run([str(REPO / "deploy" / "migrate")], env=env, capture_output=True,
-                       text=True, timeout=300)
-    if p.returncode != 0:
-        raise BenchError(f"deploy/migrate on {db} failed:\n{p.stdout}{p.stderr}")
+    migrate(db)
 
 
 def migrate(db):

@@ -187,18 +187,30 @@ start() {
   say "started (pid $(cat "$PIDFILE"), 127.0.0.1:$CWPP_PG_PORT, socket dir $SOCK)"
 }
 
-stop() {
+# Sets OURS to the running postmaster's pid once it is known to be ours: the one recorded
+# in run/pg.pid, with our command line. Status 1 when none runs; dies when the one
+# running is not ours ($1 names the verb in that message).
+our_postmaster() {
+  OURS=
   if ! running; then
     rm -f "$PIDFILE"
+    return 1
+  fi
+  local recorded
+  OURS=$(postmaster_pid)
+  recorded=$(cat "$PIDFILE" 2>/dev/null || true)
+  [ "$OURS" = "$recorded" ] ||
+    die "the server's pid ($OURS) is not the one recorded in $PIDFILE ('$recorded'); not ${1}ing it"
+  ours "$OURS" || die "pid $OURS does not look like our postmaster; not ${1}ing it"
+}
+
+stop() {
+  local pid
+  if ! our_postmaster stopp; then
     say "not running"
     return 0
   fi
-  local pid recorded
-  pid=$(postmaster_pid)
-  recorded=$(cat "$PIDFILE" 2>/dev/null || true)
-  [ "$pid" = "$recorded" ] ||
-    die "the server's pid ($pid) is not the one recorded in $PIDFILE ('$recorded'); not stopping it"
-  ours "$pid" || die "pid $pid does not look like our postmaster; not stopping it"
+  pid=$OURS
   if ! pgtool pg_ctl -D "$DATA" -m fast -w -t 60 stop >/dev/null; then
     say "fast shutdown timed out; immediate shutdown"
     pgtool pg_ctl -D "$DATA" -m immediate -w -t 30 stop >/dev/null
@@ -208,17 +220,12 @@ stop() {
 }
 
 crash() {
-  if ! running; then
-    rm -f "$PIDFILE"
+  local pid
+  if ! our_postmaster crash; then
     say "not running"
     return 0
   fi
-  local pid recorded
-  pid=$(postmaster_pid)
-  recorded=$(cat "$PIDFILE" 2>/dev/null || true)
-  [ "$pid" = "$recorded" ] ||
-    die "the server's pid ($pid) is not the one recorded in $PIDFILE ('$recorded'); not crashing it"
-  ours "$pid" || die "pid $pid does not look like our postmaster; not crashing it"
+  pid=$OURS
   pgtool pg_ctl -D "$DATA" -m immediate -w -t 30 stop >/dev/null
   rm -f "$PIDFILE"
   say "crashed (immediate shutdown of pid $pid)"
